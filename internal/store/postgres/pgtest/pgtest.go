@@ -1,0 +1,60 @@
+// Package pgtest gives tests an isolated PostgreSQL schema on the server
+// named by STEPGATE_TEST_POSTGRES_DSN (make check starts a throwaway
+// cluster and sets it).
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// EnvDSN names the variable that points tests at a PostgreSQL server.
+const EnvDSN = "STEPGATE_TEST_POSTGRES_DSN"
+
+// EnvRequire, when set, turns a missing DSN into a failure: make check sets
+// it so the PostgreSQL run can never be skipped silently.
+const EnvRequire = "STEPGATE_REQUIRE_POSTGRES"
+
+// DSN returns a connection string whose search_path is a new, empty schema
+// that is dropped when the test ends. It skips the test when no server is
+// configured (unless EnvRequire is set).
+func DSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(EnvDSN)
+	if base == "" {
+		if os.Getenv(EnvRequire) != "" {
+			t.Fatalf("%s is set but %s is empty: no PostgreSQL server to test against", EnvRequire, EnvDSN)
+		}
+		t.Skipf("PostgreSQL tests skipped: set %s (make check starts a throwaway server and sets it)", EnvDSN)
+	}
+	schema := "t_" + strings.ToLower(rand.Text())
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		admin.Close()
+		t.Fatalf("create test schema: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		admin.Close()
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s must be a postgres:// URL: %v", EnvDSN, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+var _ = stdlib.GetDefaultDriver // registers the "pgx" database/sql driver

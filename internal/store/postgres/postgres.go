@@ -1,0 +1,103 @@
+// Package postgres is Stepgate's scale-out storage backend: any number of
+// stateless Stepgate nodes share one PostgreSQL database through pgx.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/stepgate/stepgate/internal/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options tune Open.
+type Options struct {
+	// ConnectTimeout bounds the first connection, so a wrong or unreachable
+	// DSN fails start-up quickly instead of hanging. Zero means 5s.
+	ConnectTimeout time.Duration
+	// MaxOpenConns caps the pool; zero means 20.
+	MaxOpenConns int
+	// Now is the clock for timestamps; nil means time.Now.
+	Now func() time.Time
+}
+
+// migrationLockID is an arbitrary constant for pg_advisory_xact_lock, so
+// nodes starting at once apply each migration exactly once.
+const migrationLockID = 0x53746570 // "Step"
+
+// Dialect is PostgreSQL's flavour of SQL for sqlstore.
+var Dialect = sqlstore.Dialect{
+	Name:                 "postgres",
+	NumberedPlaceholders: true,
+	ForUpdate:            " FOR UPDATE",
+	MigrationLock:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
+	IsUniqueViolation: func(err error) bool {
+		var e *pgconn.PgError
+		return errors.As(err, &e) && e.Code == "23505"
+	},
+}
+
+// Open connects to the database named by dsn (a postgres:// URL or a
+// key=value string) and migrates it.
+func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
+	if opts.MaxOpenConns <= 0 {
+		opts.MaxOpenConns = 20
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message can echo the DSN, password included; say only what
+		// is wrong.
+		return nil, errors.New("storage.dsn is not a valid PostgreSQL connection string; expected postgres://user:password@host:5432/dbname")
+	}
+	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > opts.ConnectTimeout {
+		cfg.ConnectTimeout = opts.ConnectTimeout
+	}
+	where := fmt.Sprintf("%s:%d/%s as %q", cfg.Host, cfg.Port, cfg.Database, cfg.User)
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(opts.MaxOpenConns)
+	db.SetMaxIdleConns(opts.MaxOpenConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+
+	pingCtx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("cannot reach PostgreSQL at %s: %s; check storage.dsn / STEPGATE_STORAGE_DSN and that the server is running", where, reason(err))
+	}
+	if err := sqlstore.Migrate(ctx, db, Dialect, migrations, "migrations"); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("migrate PostgreSQL database %s: %w", where, err)
+	}
+	return sqlstore.New(db, Dialect, opts.Now), nil
+}
+
+// reason shortens a connection error to its cause.
+func reason(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		if u := errors.Unwrap(connErr); u != nil {
+			return u.Error()
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	return err.Error()
+}
+

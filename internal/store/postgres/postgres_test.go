@@ -1,0 +1,77 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/postgres"
+	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
+	"github.com/stepgate/stepgate/internal/store/storetest"
+)
+
+func opener(t testing.TB) func() store.Store {
+	dsn := pgtest.DSN(t)
+	return func() store.Store {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
+
+func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
+
+func TestMigrationsAreIdempotentAcrossNodes(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	// Several nodes starting at once must agree on one schema.
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent start: %v", err)
+		}
+	}
+}
+
+func TestUnreachableServerFailsFast(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	_, err := postgres.Open(context.Background(), "postgres://stepgate:hunter2secret@127.0.0.1:1/stepgate", postgres.Options{ConnectTimeout: 2 * time.Second})
+	if err == nil {
+		t.Fatal("Open succeeded against a closed port")
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("Open took %s to fail; it should give up within its connect timeout", time.Since(start))
+	}
+	msg := err.Error()
+	for _, want := range []string{"cannot reach PostgreSQL at 127.0.0.1:1", "STEPGATE_STORAGE_DSN"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not contain %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "hunter2secret") {
+		t.Errorf("error %q leaks the password", msg)
+	}
+}
+
+func TestInvalidDSNDoesNotEchoIt(t *testing.T) {
+	t.Parallel()
+	_, err := postgres.Open(context.Background(), "postgres://user:pa ss@[bad", postgres.Options{})
+	if err == nil || strings.Contains(err.Error(), "pa ss") {
+		t.Fatalf("Open = %v; want an error that does not echo the DSN", err)
+	}
+}

@@ -1,0 +1,127 @@
+// Package sqlite is Stepgate's embedded storage backend: one SQLite file in
+// the data directory, opened with the pure-Go modernc.org/sqlite driver (no
+// cgo), in WAL mode so readers never wait for the writer.
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/stepgate/stepgate/internal/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file inside the data directory.
+const FileName = "stepgate.db"
+
+// Errors callers can test for.
+var (
+	// ErrNotDatabase means the file exists but is not a SQLite database.
+	ErrNotDatabase = errors.New("not a SQLite database")
+	// ErrLocked means another process holds the database lock.
+	ErrLocked = errors.New("database is locked")
+)
+
+// Options tune Open.
+type Options struct {
+	// BusyTimeout is how long a statement waits for another process's
+	// lock before failing. Zero means 5s.
+	BusyTimeout time.Duration
+	// Now is the clock for timestamps; nil means time.Now.
+	Now func() time.Time
+}
+
+// Dialect is SQLite's flavour of SQL for sqlstore.
+var Dialect = sqlstore.Dialect{
+	Name: "sqlite",
+	IsUniqueViolation: func(err error) bool {
+		var e *sqlite.Error
+		if !errors.As(err, &e) {
+			return false
+		}
+		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	},
+}
+
+// Open opens (creating if needed) the database file at path and migrates
+// it. A file that exists but is not a SQLite database is refused before
+// the driver touches it, so Stepgate never overwrites someone's data.
+func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) {
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if err := checkHeader(path); err != nil {
+		return nil, err
+	}
+	// _txlock=immediate: every transaction here is read-modify-write, and
+	// taking the write lock up front is what lets busy_timeout queue
+	// concurrent writers instead of failing one of them with SQLITE_BUSY.
+	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)",
+		path, opts.BusyTimeout.Milliseconds())
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, explain(path, opts, err)
+	}
+	if err := sqlstore.Migrate(ctx, db, Dialect, migrations, "migrations"); err != nil {
+		_ = db.Close()
+		return nil, explain(path, opts, err)
+	}
+	return sqlstore.New(db, Dialect, opts.Now), nil
+}
+
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// checkHeader refuses a non-empty file that does not start with SQLite's
+// magic string.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, head)
+	if n == 0 && (errors.Is(err, io.EOF)) {
+		return nil // empty file: SQLite initialises it
+	}
+	if !bytes.Equal(head[:n], sqliteHeader) {
+		return fmt.Errorf("%s: %w (corrupted, or another program's file); Stepgate has left it untouched: restore it from a backup or point --data-dir at another directory", path, ErrNotDatabase)
+	}
+	return nil
+}
+
+// explain turns driver errors at open time into messages that name the
+// problem and the fix.
+func explain(path string, opts Options, err error) error {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		switch e.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("%s: %w by another process (waited %s); stop the other process or raise storage.busy_timeout", path, ErrLocked, opts.BusyTimeout)
+		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
+			return fmt.Errorf("%s: %w (corrupted: %v); Stepgate has left it untouched: restore it from a backup or point --data-dir at another directory", path, ErrNotDatabase, err)
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM:
+			return fmt.Errorf("%s: cannot open for writing (%v); check the permissions of the data directory", path, err)
+		}
+	}
+	return fmt.Errorf("open sqlite database %s: %w", path, err)
+}

@@ -1,0 +1,97 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/sqlite"
+	"github.com/stepgate/stepgate/internal/store/storetest"
+)
+
+func opener(t testing.TB) func() store.Store {
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	return func() store.Store {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
+
+func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
+
+func TestCorruptFileIsRefusedAndUntouched(t *testing.T) {
+	t.Parallel()
+	for name, content := range map[string][]byte{
+		"text":             []byte("this is my shopping list, not a database\n"),
+		"truncated-header": []byte("SQLite for"),
+		"bad-pages":        append([]byte("SQLite format 3\x00"), bytes.Repeat([]byte{0xAB}, 8192)...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), sqlite.FileName)
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+			if !errors.Is(err, sqlite.ErrNotDatabase) {
+				t.Fatalf("Open = %v, want ErrNotDatabase", err)
+			}
+			if !strings.Contains(err.Error(), "restore it from a backup") {
+				t.Errorf("error %q does not say how to fix it", err)
+			}
+			after, _ := os.ReadFile(path)
+			if !bytes.Equal(after, content) {
+				t.Fatal("the corrupt file was modified")
+			}
+			for _, side := range []string{"-wal", "-shm", "-journal"} {
+				if _, err := os.Stat(path + side); err == nil {
+					t.Errorf("Open left a %s file beside the corrupt database", side)
+				}
+			}
+		})
+	}
+}
+
+func TestLockedDatabaseGivesClearError(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// Another process (here: another connection) holds an exclusive lock.
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; CREATE TABLE hold(x)"); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = sqlite.Open(context.Background(), path, sqlite.Options{BusyTimeout: 100 * time.Millisecond})
+	if !errors.Is(err, sqlite.ErrLocked) {
+		t.Fatalf("Open on a locked database = %v, want ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), "another process") {
+		t.Errorf("error %q does not name the cause", err)
+	}
+}

@@ -1,0 +1,190 @@
+// Package store defines Stepgate's persistent records and the storage
+// interfaces every backend implements.
+//
+// Consumers depend on the narrow interface they need (Users, Sessions, ...),
+// never on a concrete backend. A backend is correct when it passes the
+// conformance suite in package storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them so callers can use errors.Is.
+var (
+	// ErrNotFound means the record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means the record already exists (a unique key is taken) or
+	// is still referenced and cannot be removed.
+	ErrConflict = errors.New("conflict")
+)
+
+// User is a person who can sign in.
+type User struct {
+	ID           string // stable opaque id; never reused
+	Username     string // unique, stored lower-case
+	Email        string
+	DisplayName  string
+	Groups       []string // names of groups the user is a direct member of
+	Roles        []string // names of roles the user holds
+	Disabled     bool
+	PasswordHash string // PHC string (argon2id); empty means no password set
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Version      int64 // incremented on every update
+}
+
+// Group is a named set of users. Groups may be members of other groups
+// (Parents), which policies expand transitively.
+type Group struct {
+	Name        string // unique, lower-case
+	DisplayName string
+	Description string
+	Parents     []string // groups this group is a member of
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Version     int64
+}
+
+// Role is a named privilege that policies can target.
+type Role struct {
+	Name        string // unique, lower-case
+	Description string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Version     int64
+}
+
+// Credential is one registered authentication method of a user: a TOTP
+// seed, a passkey, a set of recovery codes, a push device. Data is opaque
+// to the store; the owning method package encodes (and, for secrets,
+// encrypts) it.
+type Credential struct {
+	ID         string
+	UserID     string
+	Type       string // method name, e.g. "totp", "webauthn"
+	Name       string // user-visible label
+	Data       []byte
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	LastUsedAt time.Time // zero when never used
+	Version    int64
+}
+
+// Session is a browser SSO session.
+type Session struct {
+	// ID is the SHA-256 of the cookie value, hex encoded. The store never
+	// holds the bearer value itself, so a read of the database cannot be
+	// replayed as a cookie.
+	ID         string
+	UserID     string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time // absolute end of life
+	Events     []AuthEvent
+	IP         string
+	UserAgent  string
+	Version    int64
+}
+
+// AuthEvent is one completed proof of identity within a session. Freshness
+// and strength are always computed from events, never stored.
+type AuthEvent struct {
+	Method            string    `json:"method"`
+	Time              time.Time `json:"time"`
+	AMR               []string  `json:"amr"`
+	PhishingResistant bool      `json:"phr,omitempty"`
+	CredentialID      string    `json:"cred,omitempty"`
+}
+
+// KVEntry is one value of the generic key/value space (signing keys,
+// server secrets).
+type KVEntry struct {
+	Key       string
+	Value     []byte
+	UpdatedAt time.Time
+	Version   int64
+}
+
+// Users stores user accounts. Usernames are unique.
+type Users interface {
+	CreateUser(ctx context.Context, u User) (User, error)
+	GetUser(ctx context.Context, id string) (User, error)
+	GetUserByName(ctx context.Context, username string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser applies fn to the current record and stores the result
+	// atomically; concurrent updates never lose each other's changes.
+	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
+	DeleteUser(ctx context.Context, id string) error
+}
+
+// Groups stores groups.
+type Groups interface {
+	CreateGroup(ctx context.Context, g Group) (Group, error)
+	GetGroup(ctx context.Context, name string) (Group, error)
+	ListGroups(ctx context.Context) ([]Group, error)
+	UpdateGroup(ctx context.Context, name string, fn func(Group) (Group, error)) (Group, error)
+	DeleteGroup(ctx context.Context, name string) error
+}
+
+// Roles stores roles.
+type Roles interface {
+	CreateRole(ctx context.Context, r Role) (Role, error)
+	GetRole(ctx context.Context, name string) (Role, error)
+	ListRoles(ctx context.Context) ([]Role, error)
+	UpdateRole(ctx context.Context, name string, fn func(Role) (Role, error)) (Role, error)
+	DeleteRole(ctx context.Context, name string) error
+}
+
+// Credentials stores users' registered authentication methods.
+type Credentials interface {
+	CreateCredential(ctx context.Context, c Credential) (Credential, error)
+	GetCredential(ctx context.Context, id string) (Credential, error)
+	ListCredentials(ctx context.Context, userID string) ([]Credential, error)
+	UpdateCredential(ctx context.Context, id string, fn func(Credential) (Credential, error)) (Credential, error)
+	DeleteCredential(ctx context.Context, id string) error
+}
+
+// Sessions stores SSO sessions.
+type Sessions interface {
+	CreateSession(ctx context.Context, s Session) (Session, error)
+	GetSession(ctx context.Context, id string) (Session, error)
+	UpdateSession(ctx context.Context, id string, fn func(Session) (Session, error)) (Session, error)
+	// ReplaceSession atomically deletes the session oldID and stores next
+	// in its place. It is how a session gets a new id at step-up, so a
+	// fixated id dies the moment its owner proves more.
+	ReplaceSession(ctx context.Context, oldID string, next Session) (Session, error)
+	DeleteSession(ctx context.Context, id string) error
+	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+	// DeleteExpiredSessions removes sessions whose absolute lifetime ended
+	// before t and reports how many went.
+	DeleteExpiredSessions(ctx context.Context, before time.Time) (int, error)
+}
+
+// KV is a small key/value space with compare-and-swap, for signing keys
+// and server secrets.
+type KV interface {
+	GetKV(ctx context.Context, key string) (KVEntry, error)
+	// CreateKV stores value under key unless the key exists (ErrConflict).
+	// Nodes racing to create the same secret all end up with the winner's.
+	CreateKV(ctx context.Context, key string, value []byte) (KVEntry, error)
+	UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, error)) (KVEntry, error)
+	DeleteKV(ctx context.Context, key string) error
+	ListKV(ctx context.Context, prefix string) ([]KVEntry, error)
+}
+
+// Store is everything a backend provides.
+type Store interface {
+	Users
+	Groups
+	Roles
+	Credentials
+	Sessions
+	KV
+	// Ping reports whether the backend is reachable; /readyz uses it.
+	Ping(ctx context.Context) error
+	Close() error
+}

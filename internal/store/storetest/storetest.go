@@ -1,0 +1,418 @@
+// Package storetest is the conformance suite every store backend runs.
+// A backend is correct when RunTests passes against it.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// Opener returns a function that opens one fresh, empty database; calling
+// the returned function again opens the same database anew (to prove that
+// data outlives a close). The backend closes nothing itself: the suite
+// closes every store it opens.
+type Opener func(t testing.TB) (open func() store.Store)
+
+// RunTests runs the whole suite.
+func RunTests(t *testing.T, opener Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"users", testUsers},
+		{"groups", testGroups},
+		{"roles", testRoles},
+		{"credentials", testCredentials},
+		{"sessions", testSessions},
+		{"kv", testKV},
+		{"update-errors", testUpdateErrors},
+		{"concurrent-cas", testConcurrentCAS},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			open := opener(t)
+			s := open()
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s)
+		})
+	}
+	t.Run("persistence", func(t *testing.T) { testPersistence(t, opener(t)) })
+}
+
+func id() string { return rand.Text() }
+
+func must[T any](t testing.TB) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func wantErr(t testing.TB, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("error = %v, want %v", err, want)
+	}
+}
+
+func testUsers(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := must[store.User](t)(s.CreateUser(ctx, store.User{
+		ID: id(), Username: "Alice", Email: "alice@example.com", DisplayName: "Alice A.",
+		Groups: []string{"staff"}, Roles: []string{"admin"}, PasswordHash: "$argon2id$x",
+	}))
+	if u.Version != 1 || u.CreatedAt.IsZero() || u.Username != "alice" {
+		t.Fatalf("created user = %+v; want version 1, created time, lower-case name", u)
+	}
+	got := must[store.User](t)(s.GetUserByName(ctx, "ALICE"))
+	if got.ID != u.ID || got.Email != "alice@example.com" || !slices.Equal(got.Groups, []string{"staff"}) ||
+		!slices.Equal(got.Roles, []string{"admin"}) || got.PasswordHash != "$argon2id$x" || !got.CreatedAt.Equal(u.CreatedAt) {
+		t.Fatalf("GetUserByName = %+v, want %+v", got, u)
+	}
+	_, err := s.CreateUser(ctx, store.User{ID: id(), Username: "alice"})
+	wantErr(t, err, store.ErrConflict)
+	_, err = s.GetUser(ctx, "missing")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.GetUserByName(ctx, "bob")
+	wantErr(t, err, store.ErrNotFound)
+
+	must[store.User](t)(s.CreateUser(ctx, store.User{ID: id(), Username: "bob"}))
+	list := must[[]store.User](t)(s.ListUsers(ctx))
+	if len(list) != 2 || list[0].Username != "alice" || list[1].Username != "bob" {
+		t.Fatalf("ListUsers = %+v, want alice, bob", list)
+	}
+
+	upd := must[store.User](t)(s.UpdateUser(ctx, u.ID, func(u store.User) (store.User, error) {
+		u.Disabled = true
+		u.Groups = append(u.Groups, "ops")
+		return u, nil
+	}))
+	if upd.Version != 2 || !upd.Disabled {
+		t.Fatalf("updated = %+v, want version 2 and disabled", upd)
+	}
+	got = must[store.User](t)(s.GetUser(ctx, u.ID))
+	if !got.Disabled || !slices.Equal(got.Groups, []string{"staff", "ops"}) || got.Version != 2 {
+		t.Fatalf("after update = %+v", got)
+	}
+	_, err = s.UpdateUser(ctx, "missing", func(u store.User) (store.User, error) { return u, nil })
+	wantErr(t, err, store.ErrNotFound)
+
+	// Deleting a user takes their sessions and credentials along.
+	must[store.Session](t)(s.CreateSession(ctx, store.Session{ID: id(), UserID: u.ID, ExpiresAt: time.Now().Add(time.Hour)}))
+	must[store.Credential](t)(s.CreateCredential(ctx, store.Credential{ID: id(), UserID: u.ID, Type: "totp"}))
+	if err := s.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.DeleteUser(ctx, u.ID), store.ErrNotFound)
+	if n := len(must[[]store.Session](t)(s.ListUserSessions(ctx, u.ID))); n != 0 {
+		t.Fatalf("%d sessions outlived their user", n)
+	}
+	if n := len(must[[]store.Credential](t)(s.ListCredentials(ctx, u.ID))); n != 0 {
+		t.Fatalf("%d credentials outlived their user", n)
+	}
+}
+
+func testGroups(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	g := must[store.Group](t)(s.CreateGroup(ctx, store.Group{Name: "Engineering", DisplayName: "Eng", Parents: []string{"staff"}}))
+	if g.Name != "engineering" || g.Version != 1 {
+		t.Fatalf("created group = %+v", g)
+	}
+	_, err := s.CreateGroup(ctx, store.Group{Name: "engineering"})
+	wantErr(t, err, store.ErrConflict)
+	got := must[store.Group](t)(s.GetGroup(ctx, "ENGINEERING"))
+	if got.DisplayName != "Eng" || !slices.Equal(got.Parents, []string{"staff"}) {
+		t.Fatalf("GetGroup = %+v", got)
+	}
+	must[store.Group](t)(s.UpdateGroup(ctx, "engineering", func(g store.Group) (store.Group, error) {
+		g.Description = "builds things"
+		return g, nil
+	}))
+	must[store.Group](t)(s.CreateGroup(ctx, store.Group{Name: "admins"}))
+	list := must[[]store.Group](t)(s.ListGroups(ctx))
+	if len(list) != 2 || list[0].Name != "admins" || list[1].Description != "builds things" {
+		t.Fatalf("ListGroups = %+v", list)
+	}
+	if err := s.DeleteGroup(ctx, "admins"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetGroup(ctx, "admins")
+	wantErr(t, err, store.ErrNotFound)
+	wantErr(t, s.DeleteGroup(ctx, "admins"), store.ErrNotFound)
+}
+
+func testRoles(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must[store.Role](t)(s.CreateRole(ctx, store.Role{Name: "Auditor", Description: "reads logs"}))
+	_, err := s.CreateRole(ctx, store.Role{Name: "auditor"})
+	wantErr(t, err, store.ErrConflict)
+	r := must[store.Role](t)(s.UpdateRole(ctx, "auditor", func(r store.Role) (store.Role, error) {
+		r.Description = "reads all logs"
+		return r, nil
+	}))
+	if r.Version != 2 {
+		t.Fatalf("version = %d, want 2", r.Version)
+	}
+	got := must[store.Role](t)(s.GetRole(ctx, "auditor"))
+	if got.Description != "reads all logs" {
+		t.Fatalf("GetRole = %+v", got)
+	}
+	if n := len(must[[]store.Role](t)(s.ListRoles(ctx))); n != 1 {
+		t.Fatalf("ListRoles has %d, want 1", n)
+	}
+	if err := s.DeleteRole(ctx, "auditor"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetRole(ctx, "auditor")
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testCredentials(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	c1 := must[store.Credential](t)(s.CreateCredential(ctx, store.Credential{ID: id(), UserID: "u1", Type: "totp", Name: "phone", Data: []byte{0, 1, 2, 255}}))
+	_, err := s.CreateCredential(ctx, store.Credential{ID: c1.ID, UserID: "u1", Type: "totp"})
+	wantErr(t, err, store.ErrConflict)
+	must[store.Credential](t)(s.CreateCredential(ctx, store.Credential{ID: id(), UserID: "u1", Type: "webauthn"}))
+	must[store.Credential](t)(s.CreateCredential(ctx, store.Credential{ID: id(), UserID: "u2", Type: "totp"}))
+	list := must[[]store.Credential](t)(s.ListCredentials(ctx, "u1"))
+	if len(list) != 2 {
+		t.Fatalf("ListCredentials(u1) has %d, want 2", len(list))
+	}
+	used := time.Now().Add(-time.Minute).UTC().Truncate(time.Microsecond)
+	must[store.Credential](t)(s.UpdateCredential(ctx, c1.ID, func(c store.Credential) (store.Credential, error) {
+		c.LastUsedAt = used
+		c.Data = append(c.Data, 7)
+		return c, nil
+	}))
+	got := must[store.Credential](t)(s.GetCredential(ctx, c1.ID))
+	if !got.LastUsedAt.Equal(used) || !slices.Equal(got.Data, []byte{0, 1, 2, 255, 7}) {
+		t.Fatalf("GetCredential = %+v", got)
+	}
+	if err := s.DeleteCredential(ctx, c1.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetCredential(ctx, c1.ID)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testSessions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ev := store.AuthEvent{Method: "password", Time: now, AMR: []string{"pwd"}}
+	sess := must[store.Session](t)(s.CreateSession(ctx, store.Session{
+		ID: id(), UserID: "u1", ExpiresAt: now.Add(time.Hour), Events: []store.AuthEvent{ev}, IP: "127.0.0.1", UserAgent: "test",
+	}))
+	got := must[store.Session](t)(s.GetSession(ctx, sess.ID))
+	if got.UserID != "u1" || len(got.Events) != 1 || !got.Events[0].Time.Equal(now) || got.Events[0].AMR[0] != "pwd" ||
+		!got.ExpiresAt.Equal(now.Add(time.Hour)) || got.IP != "127.0.0.1" {
+		t.Fatalf("GetSession = %+v", got)
+	}
+	_, err := s.CreateSession(ctx, store.Session{ID: sess.ID, UserID: "u2"})
+	wantErr(t, err, store.ErrConflict)
+
+	// Rotation: the old id is gone, the new one carries the events.
+	next := got
+	next.ID = id()
+	next.Events = append(next.Events, store.AuthEvent{Method: "totp", Time: now, AMR: []string{"otp"}})
+	must[store.Session](t)(s.ReplaceSession(ctx, sess.ID, next))
+	_, err = s.GetSession(ctx, sess.ID)
+	wantErr(t, err, store.ErrNotFound)
+	if got := must[store.Session](t)(s.GetSession(ctx, next.ID)); len(got.Events) != 2 {
+		t.Fatalf("replaced session has %d events, want 2", len(got.Events))
+	}
+	// Replacing an id that is already gone must fail and store nothing:
+	// otherwise a stolen, revoked id could be swapped for a live one.
+	orphan := store.Session{ID: id(), UserID: "u1", ExpiresAt: now.Add(time.Hour)}
+	_, err = s.ReplaceSession(ctx, sess.ID, orphan)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.GetSession(ctx, orphan.ID)
+	wantErr(t, err, store.ErrNotFound)
+
+	must[store.Session](t)(s.CreateSession(ctx, store.Session{ID: id(), UserID: "u1", ExpiresAt: now.Add(-time.Minute)}))
+	must[store.Session](t)(s.CreateSession(ctx, store.Session{ID: id(), UserID: "u2", ExpiresAt: now.Add(time.Hour)}))
+	if n := must[int](t)(s.DeleteExpiredSessions(ctx, now)); n != 1 {
+		t.Fatalf("DeleteExpiredSessions removed %d, want 1", n)
+	}
+	if n := len(must[[]store.Session](t)(s.ListUserSessions(ctx, "u1"))); n != 1 {
+		t.Fatalf("u1 has %d sessions, want 1", n)
+	}
+	if n := must[int](t)(s.DeleteUserSessions(ctx, "u1")); n != 1 {
+		t.Fatalf("DeleteUserSessions removed %d, want 1", n)
+	}
+	if n := len(must[[]store.Session](t)(s.ListUserSessions(ctx, "u2"))); n != 1 {
+		t.Fatalf("u2 has %d sessions, want 1 (other users' sessions must survive)", n)
+	}
+	wantErr(t, s.DeleteSession(ctx, next.ID), store.ErrNotFound)
+}
+
+func testKV(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/signing/1", []byte("one")))
+	_, err := s.CreateKV(ctx, "keys/signing/1", []byte("other"))
+	wantErr(t, err, store.ErrConflict)
+	if got := must[store.KVEntry](t)(s.GetKV(ctx, "keys/signing/1")); string(got.Value) != "one" {
+		t.Fatalf("a losing CreateKV overwrote the value: %q", got.Value)
+	}
+	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/signing/2", []byte("two")))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/signingX", []byte("x")))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/50%_off", []byte("y")))
+	list := must[[]store.KVEntry](t)(s.ListKV(ctx, "keys/signing/"))
+	if len(list) != 2 || list[0].Key != "keys/signing/1" || list[1].Key != "keys/signing/2" {
+		t.Fatalf("ListKV(keys/signing/) = %v", list)
+	}
+	// '%' and '_' are literal in prefixes.
+	if list := must[[]store.KVEntry](t)(s.ListKV(ctx, "keys/5%_")); len(list) != 0 {
+		t.Fatalf("ListKV treated %% as a wildcard: %v", list)
+	}
+	if list := must[[]store.KVEntry](t)(s.ListKV(ctx, "keys/50%_")); len(list) != 1 {
+		t.Fatalf("ListKV(keys/50%%_) = %v, want one", list)
+	}
+	e := must[store.KVEntry](t)(s.UpdateKV(ctx, "keys/signing/2", func(v []byte) ([]byte, error) { return append(v, '!'), nil }))
+	if string(e.Value) != "two!" || e.Version != 2 {
+		t.Fatalf("UpdateKV = %+v", e)
+	}
+	if err := s.DeleteKV(ctx, "keys/signing/2"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetKV(ctx, "keys/signing/2")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UpdateKV(ctx, "nothing", func(v []byte) ([]byte, error) { return v, nil })
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testUpdateErrors(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := must[store.User](t)(s.CreateUser(ctx, store.User{ID: id(), Username: "carol", Email: "c@example.com"}))
+	boom := errors.New("boom")
+	_, err := s.UpdateUser(ctx, u.ID, func(u store.User) (store.User, error) {
+		u.Email = "changed@example.com"
+		return u, boom
+	})
+	wantErr(t, err, boom)
+	if got := must[store.User](t)(s.GetUser(ctx, u.ID)); got.Email != "c@example.com" || got.Version != 1 {
+		t.Fatalf("a failed update changed the record: %+v", got)
+	}
+	_, err = s.UpdateUser(ctx, u.ID, func(u store.User) (store.User, error) {
+		u.ID = "someone-else"
+		return u, nil
+	})
+	if err == nil {
+		t.Fatal("an update that changes the key was accepted")
+	}
+	// A rename onto a taken username is a conflict, not a silent merge.
+	must[store.User](t)(s.CreateUser(ctx, store.User{ID: id(), Username: "dave"}))
+	_, err = s.UpdateUser(ctx, u.ID, func(u store.User) (store.User, error) {
+		u.Username = "dave"
+		return u, nil
+	})
+	wantErr(t, err, store.ErrConflict)
+}
+
+// testConcurrentCAS hammers one user and one KV entry from many goroutines;
+// every increment must survive.
+func testConcurrentCAS(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const workers, rounds = 16, 10
+	u := must[store.User](t)(s.CreateUser(ctx, store.User{ID: id(), Username: "counter"}))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "counter", []byte("0")))
+
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds*2)
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				_, err := s.UpdateUser(ctx, u.ID, func(u store.User) (store.User, error) {
+					u.Groups = append(u.Groups, fmt.Sprintf("g%d-%d", w, r))
+					return u, nil
+				})
+				errs <- err
+				_, err = s.UpdateKV(ctx, "counter", func(v []byte) ([]byte, error) {
+					var n int
+					if _, err := fmt.Sscan(string(v), &n); err != nil {
+						return nil, err
+					}
+					return fmt.Appendf(nil, "%d", n+1), nil
+				})
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent update failed: %v", err)
+		}
+	}
+	got := must[store.User](t)(s.GetUser(ctx, u.ID))
+	if len(got.Groups) != workers*rounds || got.Version != workers*rounds+1 {
+		t.Fatalf("user has %d groups at version %d, want %d at %d: an update was lost",
+			len(got.Groups), got.Version, workers*rounds, workers*rounds+1)
+	}
+	if e := must[store.KVEntry](t)(s.GetKV(ctx, "counter")); string(e.Value) != fmt.Sprint(workers*rounds) {
+		t.Fatalf("counter = %s, want %d: an update was lost", e.Value, workers*rounds)
+	}
+}
+
+func testPersistence(t *testing.T, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	u := must[store.User](t)(s.CreateUser(ctx, store.User{ID: id(), Username: "erin", Groups: []string{"a"}}))
+	sess := must[store.Session](t)(s.CreateSession(ctx, store.Session{ID: id(), UserID: u.ID, ExpiresAt: time.Now().Add(time.Hour)}))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "secret", []byte{1, 2, 3}))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open()
+	defer s.Close()
+	if got := must[store.User](t)(s.GetUserByName(ctx, "erin")); got.ID != u.ID || !slices.Equal(got.Groups, []string{"a"}) {
+		t.Fatalf("after reopen user = %+v", got)
+	}
+	if _, err := s.GetSession(ctx, sess.ID); err != nil {
+		t.Fatalf("after reopen session: %v", err)
+	}
+	if e := must[store.KVEntry](t)(s.GetKV(ctx, "secret")); !slices.Equal(e.Value, []byte{1, 2, 3}) {
+		t.Fatalf("after reopen kv = %v", e.Value)
+	}
+}
+
+// BenchSessionLookup measures GetSession, the per-request hot path of
+// the gateway, with many goroutines over a table of 10,000 sessions.
+func BenchSessionLookup(b *testing.B, opener Opener) {
+	ctx := context.Background()
+	s := opener(b)()
+	defer s.Close()
+	ids := make([]string, 10000)
+	now := time.Now()
+	for i := range ids {
+		ids[i] = id()
+		ev := []store.AuthEvent{{Method: "password", Time: now, AMR: []string{"pwd"}}}
+		if _, err := s.CreateSession(ctx, store.Session{ID: ids[i], UserID: "u", ExpiresAt: now.Add(time.Hour), Events: ev}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := s.GetSession(ctx, ids[i%len(ids)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i += 7919
+		}
+	})
+}
