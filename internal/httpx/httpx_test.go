@@ -59,4 +59,3 @@ func TestSecureHeaders(t *testing.T) {
 		t.Errorf("CSP %q does not forbid framing", csp)
 	}
 }
-

@@ -163,6 +163,7 @@ func (m *Manager) End(ctx context.Context, r *http.Request) error {
 // SetCookie sends the session token. The cookie lives as long as the
 // browser session; the server enforces idle and absolute expiry.
 func (m *Manager) SetCookie(w http.ResponseWriter, token string) {
+	//nolint:gosec // Secure follows the issuer scheme: it must be off for http://localhost
 	http.SetCookie(w, &http.Cookie{
 		Name: m.cfg.CookieName, Value: token, Path: "/",
 		HttpOnly: true, Secure: m.cfg.Secure, SameSite: http.SameSiteLaxMode,
@@ -171,6 +172,7 @@ func (m *Manager) SetCookie(w http.ResponseWriter, token string) {
 
 // ClearCookie removes the session cookie from the browser.
 func (m *Manager) ClearCookie(w http.ResponseWriter) {
+	//nolint:gosec // as in SetCookie
 	http.SetCookie(w, &http.Cookie{
 		Name: m.cfg.CookieName, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: m.cfg.Secure, SameSite: http.SameSiteLaxMode,

@@ -46,7 +46,7 @@ func TestUnicodeNormalization(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	h := NewHasher(fast)
-	enc, _ := h.Hash(ctx, "caf\u00e9-lait-2024") // composed é
+	enc, _ := h.Hash(ctx, "caf\u00e9-lait-2024")                     // composed é
 	if ok, _, _ := h.Verify(ctx, "cafe\u0301-lait-2024", enc); !ok { // e + combining acute
 		t.Fatal("the decomposed spelling of the same password was refused")
 	}

@@ -100,4 +100,3 @@ func reason(err error) string {
 	}
 	return err.Error()
 }
-

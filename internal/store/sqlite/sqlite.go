@@ -90,7 +90,7 @@ var sqliteHeader = []byte("SQLite format 3\x00")
 // checkHeader refuses a non-empty file that does not start with SQLite's
 // magic string.
 func checkHeader(path string) error {
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // the path is the operator's own data directory
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -118,9 +118,9 @@ func explain(path string, opts Options, err error) error {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("%s: %w by another process (waited %s); stop the other process or raise storage.busy_timeout", path, ErrLocked, opts.BusyTimeout)
 		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
-			return fmt.Errorf("%s: %w (corrupted: %v); Stepgate has left it untouched: restore it from a backup or point --data-dir at another directory", path, ErrNotDatabase, err)
+			return fmt.Errorf("%s: %w (corrupted: %w); Stepgate has left it untouched: restore it from a backup or point --data-dir at another directory", path, ErrNotDatabase, err)
 		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM:
-			return fmt.Errorf("%s: cannot open for writing (%v); check the permissions of the data directory", path, err)
+			return fmt.Errorf("%s: cannot open for writing (%w); check the permissions of the data directory", path, err)
 		}
 	}
 	return fmt.Errorf("open sqlite database %s: %w", path, err)

@@ -136,7 +136,7 @@ type table[T any] struct {
 	scan    func(scanner) (T, error)
 	// values returns the columns to write (excluding the key) and their
 	// values, in matching order.
-	values func(T) ([]string, []any)
+	values    func(T) ([]string, []any)
 	keyOf     func(T) string
 	versionOf func(T) int64
 	stamp     func(*T, time.Time, int64) // sets UpdatedAt (and CreatedAt when zero) and Version

@@ -1,0 +1,42 @@
+# Stepgate — make help lists the targets.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+
+.PHONY: help build run check vet lint test test-short bench fuzz clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build ./stepgate
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o stepgate ./cmd/stepgate
+
+run: build ## run the server on defaults (127.0.0.1:8080, ./stepgate-data)
+	./stepgate serve
+
+check: vet lint test ## what CI runs: vet, lint, and every test against SQLite and a throwaway PostgreSQL
+
+vet: ## go vet and gofmt
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+lint: ## golangci-lint (built from the Go module proxy on first use)
+	$(GO) run $(GOLANGCI) run ./...
+
+test: ## every test, with the race detector, PostgreSQL started and stopped around it
+	scripts/with-postgres.sh $(GO) test -race -count=1 ./...
+
+test-short: ## unit tests without PostgreSQL
+	$(GO) test -count=1 ./...
+
+bench: ## benchmarks (session lookup on both backends, password hashing)
+	scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz: ## run each fuzz target for 30s
+	@for t in $$(grep -rhoE 'func (Fuzz[A-Za-z]+)' --include='*_test.go' . | awk '{print $$2}'); do \
+		pkg=$$(grep -rlE "func $$t\(" --include='*_test.go' . | xargs dirname); \
+		echo "== $$t ($$pkg)"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 30s $$pkg || exit 1; done
+
+clean: ## remove build output
+	rm -f stepgate

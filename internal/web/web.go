@@ -1,0 +1,263 @@
+// Package web serves Stepgate's own browser pages: sign-in, sign-out and
+// the account page, with their templates and static files embedded in the
+// binary. Every state-changing form is CSRF-protected.
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/session"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/users"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// maxFormBytes bounds sign-in form bodies.
+const maxFormBytes = 64 << 10
+
+// Authenticator checks passwords.
+type Authenticator interface {
+	Authenticate(ctx context.Context, username, password string) (store.User, error)
+}
+
+// UserGetter loads the user behind a session.
+type UserGetter interface {
+	GetUser(ctx context.Context, id string) (store.User, error)
+}
+
+// Deps are what the pages need.
+type Deps struct {
+	Users    Authenticator
+	Store    UserGetter
+	Sessions *session.Manager
+	CSRFKey  []byte
+	Secure   bool // the issuer is https
+	ClientIP httpx.ClientIP
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Pages serves the browser pages.
+type Pages struct {
+	Deps
+	csrf  *csrf
+	pages map[string]*template.Template
+}
+
+// New parses the templates and returns the pages.
+func New(d Deps) (*Pages, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	p := &Pages{Deps: d, csrf: newCSRF(d.CSRFKey, d.Secure), pages: map[string]*template.Template{}}
+	funcs := template.FuncMap{
+		"fmtTime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"join":    strings.Join,
+	}
+	layout := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	for _, name := range []string{"login", "account", "logout", "error"} {
+		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html")
+		if err != nil {
+			return nil, err
+		}
+		p.pages[name] = t
+	}
+	return p, nil
+}
+
+// Mount registers the pages on mux.
+func (p *Pages) Mount(mux *http.ServeMux) {
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /{$}", http.RedirectHandler("/account", http.StatusSeeOther))
+	mux.Handle("GET /login", p.handle(p.loginForm))
+	mux.Handle("POST /login", p.handle(p.login))
+	mux.Handle("GET /logout", p.handle(p.logoutForm))
+	mux.Handle("POST /logout", p.handle(p.logout))
+	mux.Handle("GET /account", p.handle(p.account))
+}
+
+// pageError is an error with a status and a message safe to show.
+type pageError struct {
+	status int
+	public string
+}
+
+func (e *pageError) Error() string { return e.public }
+
+// handle adapts a page function that returns an error; errors become
+// status codes and error pages here and only here.
+func (p *Pages) handle(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.NoStore(w)
+		err := fn(w, r)
+		if err == nil {
+			return
+		}
+		var pe *pageError
+		if !errors.As(err, &pe) {
+			p.Log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
+			pe = &pageError{http.StatusInternalServerError, "Something went wrong on our side. Please try again."}
+		}
+		p.render(w, r, pe.status, "error", view{Title: http.StatusText(pe.status), Error: pe.public})
+	})
+}
+
+// view is the data every template sees.
+type view struct {
+	Title    string
+	CSRF     string
+	User     *store.User
+	Session  *store.Session
+	Error    string
+	Notice   string
+	Username string
+	ReturnTo string
+}
+
+func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	v.CSRF = p.csrf.token(w, r)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := p.pages[name].ExecuteTemplate(w, "layout", v); err != nil {
+		p.Log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
+	}
+}
+
+func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) error {
+	v := view{Title: "Sign in", ReturnTo: safeReturnTo(r.URL.Query().Get("return_to"))}
+	if r.URL.Query().Has("signed_out") {
+		v.Notice = "You have signed out."
+	}
+	p.render(w, r, http.StatusOK, "login", v)
+	return nil
+}
+
+func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
+	if err := p.parseForm(w, r); err != nil {
+		return err
+	}
+	username, returnTo := r.PostFormValue("username"), safeReturnTo(r.PostFormValue("return_to"))
+	ip := p.ClientIP.Of(r).String()
+	u, err := p.Users.Authenticate(r.Context(), username, r.PostFormValue("password"))
+	if err != nil {
+		msg := "Incorrect username or password."
+		switch {
+		case errors.Is(err, users.ErrDisabled):
+			msg = "This account is disabled. Contact your administrator."
+		case !errors.Is(err, users.ErrInvalidCredentials):
+			return err
+		}
+		p.Log.InfoContext(r.Context(), "sign-in failed", "username", username, "ip", ip, "reason", err.Error())
+		p.render(w, r, http.StatusUnauthorized, "login", view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo})
+		return nil
+	}
+	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}
+	token, _, err := p.Sessions.Start(r.Context(), r, u.ID, ev, session.Meta{IP: ip, UserAgent: r.UserAgent()})
+	if err != nil {
+		return err
+	}
+	p.Log.InfoContext(r.Context(), "signed in", "user", u.Username, "ip", ip)
+	p.Sessions.SetCookie(w, token)
+	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
+	return nil
+}
+
+func (p *Pages) logoutForm(w http.ResponseWriter, r *http.Request) error {
+	// GET never changes state: it asks for a POST, so a link or an <img>
+	// on another site cannot sign the user out.
+	v := view{Title: "Sign out"}
+	if s, err := p.Sessions.Load(r.Context(), r); err == nil {
+		if u, err := p.Store.GetUser(r.Context(), s.UserID); err == nil {
+			v.User = &u
+		}
+	}
+	p.render(w, r, http.StatusOK, "logout", v)
+	return nil
+}
+
+func (p *Pages) logout(w http.ResponseWriter, r *http.Request) error {
+	if err := p.parseForm(w, r); err != nil {
+		return err
+	}
+	if err := p.Sessions.End(r.Context(), r); err != nil {
+		return err
+	}
+	p.Sessions.ClearCookie(w)
+	http.Redirect(w, r, "/login?signed_out", http.StatusSeeOther)
+	return nil
+}
+
+func (p *Pages) account(w http.ResponseWriter, r *http.Request) error {
+	s, u, err := p.signedIn(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.render(w, r, http.StatusOK, "account", view{Title: "Account", User: &u, Session: &s})
+	return nil
+}
+
+// signedIn returns the session and user of r. A session whose user is gone
+// or disabled counts as no session.
+func (p *Pages) signedIn(r *http.Request) (store.Session, store.User, error) {
+	s, err := p.Sessions.Load(r.Context(), r)
+	if err != nil {
+		return s, store.User{}, err
+	}
+	u, err := p.Store.GetUser(r.Context(), s.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
+		return s, u, session.ErrNoSession
+	}
+	return s, u, err
+}
+
+// parseForm reads a bounded form body and checks its CSRF token.
+func (p *Pages) parseForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return &pageError{http.StatusBadRequest, "The form could not be read. Reload the page and try again."}
+	}
+	if !p.csrf.valid(r) {
+		return &pageError{http.StatusForbidden, "This form has expired or was sent from another site. Reload the page and try again."}
+	}
+	return nil
+}
+
+// safeReturnTo accepts only a local absolute path, so the sign-in page
+// cannot be used as an open redirect ("//evil.example", "/\evil.example",
+// "https://evil.example" and control characters are all refused).
+func safeReturnTo(s string) string {
+	const fallback = "/account"
+	if s == "" || len(s) > 2048 || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") {
+		return fallback
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return fallback
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return fallback
+	}
+	return s
+}
