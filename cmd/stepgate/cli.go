@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// cli holds what every command shares: streams and global flags.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	configPath     string
+	flags          config.Flags
+}
+
+// run executes the command line args and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := c.root()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "stepgate: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError marks mistakes in the command line itself (exit code 2).
+type usageError struct{ error }
+
+func (c *cli) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "stepgate",
+		Short:         "Step-up authentication server and identity-aware gateway",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.configPath, "config", "", "configuration file (YAML)")
+	pf.StringVar(&c.flags.DataDir, "data-dir", "", "data directory for the embedded database (default ./stepgate-data)")
+	pf.StringVar(&c.flags.LogFormat, "log-format", "", "log format: text or json")
+	root.AddCommand(c.serveCmd(), c.versionCmd(), c.userCmd(), c.groupCmd(), c.roleCmd())
+	return root
+}
+
+// config resolves the configuration from file, flags and environment,
+// printing warnings (unknown STEPGATE_* variables) to stderr.
+func (c *cli) config() (config.Config, error) {
+	cfg, warnings, err := config.ResolveFromOS(c.configPath, c.flags)
+	for _, w := range warnings {
+		fmt.Fprintf(c.stderr, "stepgate: warning: %s\n", w)
+	}
+	return cfg, err
+}
+
+func (c *cli) logger(cfg config.Config) *slog.Logger {
+	return app.NewLogger(c.stderr, cfg.Log.Format, cfg.Log.Level)
+}
+
+// withStore runs fn against the configured store.
+func (c *cli) withStore(ctx context.Context, fn func(cfg config.Config, s store.Store) error) error {
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	s, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(cfg, s)
+}
+
+// readSecret reads a password from stdin: everything up to EOF, without
+// the trailing newline an `echo` or a here-string adds.
+func (c *cli) readSecret() (string, error) {
+	b, err := io.ReadAll(io.LimitReader(c.stdin, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if pw == "" {
+		return "", errors.New("no password on stdin; pipe it in, e.g. printf '%s' \"$PW\" | stepgate user add ... --password-stdin")
+	}
+	return pw, nil
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("expected %s, got %d argument(s)", what, len(args))}
+		}
+		return nil
+	}
+}

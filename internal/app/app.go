@@ -1,0 +1,204 @@
+// Package app wires Stepgate together: it builds every component from a
+// config.Config, top to bottom, and serves them. The command line and the
+// end-to-end tests both use it, so the tests exercise the real wiring.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/authn/password"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/session"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/postgres"
+	"github.com/stepgate/stepgate/internal/store/sqlite"
+	"github.com/stepgate/stepgate/internal/users"
+	"github.com/stepgate/stepgate/internal/web"
+)
+
+// sessionGCInterval is how often sessions past their lifetime are purged.
+const sessionGCInterval = 10 * time.Minute
+
+// App is a running Stepgate: its store, services and HTTP handler.
+type App struct {
+	Config   config.Config
+	Log      *slog.Logger
+	Store    store.Store
+	Users    *users.Service
+	Sessions *session.Manager
+	handler  http.Handler
+}
+
+// OpenStore opens the backend the configuration selects. The CLI uses it
+// directly, so commands work on exactly the store the server uses.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	if cfg.StorageKind() == "postgres" {
+		return postgres.Open(ctx, cfg.Storage.DSN, postgres.Options{
+			ConnectTimeout: cfg.Storage.ConnectTimeout.D(),
+			MaxOpenConns:   cfg.Storage.MaxOpenConns,
+		})
+	}
+	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{BusyTimeout: cfg.Storage.BusyTimeout.D()})
+}
+
+// NewUsers builds the user service for cfg over s.
+func NewUsers(cfg config.Config, s store.Store) *users.Service {
+	a := cfg.Password.Argon2
+	h := password.NewHasher(password.Params{Time: a.Time, MemoryKiB: a.MemoryKiB, Threads: a.Threads})
+	return users.New(s, h, cfg.Password.MinLength)
+}
+
+// New builds a Stepgate from cfg. The caller must Close it.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a, err := build(ctx, cfg, log, st)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.Store) (*App, error) {
+	issuer, err := url.Parse(cfg.Server.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("server.issuer: %w", err)
+	}
+	secure := issuer.Scheme == "https"
+	trusted, err := httpx.ParsePrefixes(cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	csrfKey, err := sharedSecret(ctx, st, "secrets/csrf")
+	if err != nil {
+		return nil, fmt.Errorf("load CSRF key: %w", err)
+	}
+	a := &App{Config: cfg, Log: log, Store: st, Users: NewUsers(cfg, st)}
+	a.Sessions = session.NewManager(st, session.Config{
+		CookieName:  cfg.Sessions.CookieName,
+		IdleTimeout: cfg.Sessions.IdleTimeout.D(),
+		Lifetime:    cfg.Sessions.Lifetime.D(),
+		Secure:      secure,
+	}, nil)
+	pages, err := web.New(web.Deps{
+		Users: a.Users, Store: st, Sessions: a.Sessions, CSRFKey: csrfKey,
+		Secure: secure, ClientIP: httpx.ClientIP{Trusted: trusted}, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	browser := http.NewServeMux()
+	pages.Mount(browser)
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	root.HandleFunc("GET /readyz", a.ready)
+	// Browser routes get Go's Fetch-metadata cross-origin check on top of
+	// the per-form CSRF tokens: two independent defences.
+	root.Handle("/", http.NewCrossOriginProtection().Handler(browser))
+	a.handler = httpx.SecureHeaders(root)
+	return a, nil
+}
+
+// ready answers 200 when the store is reachable, 503 otherwise, so a load
+// balancer stops sending sign-ins to a node that cannot serve them.
+func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.Store.Ping(ctx); err != nil {
+		a.Log.WarnContext(r.Context(), "readiness check failed", "err", err)
+		http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+// Handler is the root HTTP handler.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Serve serves HTTP on ln until ctx ends, then shuts down gracefully:
+// in-flight requests get up to server.shutdown_timeout to finish.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: a.Config.Server.ReadHeaderTimeout.D(),
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer stopGC()
+	go a.Sessions.GC(gcCtx, sessionGCInterval, func(err error) {
+		a.Log.Warn("session clean-up failed", "err", err)
+	})
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Log.Info("stepgate is serving", "addr", ln.Addr().String(), "issuer", a.Config.Server.Issuer,
+		"storage", a.Config.StorageKind())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down", "grace", a.Config.Server.ShutdownTimeout.D().String())
+	shutCtx, cancel := context.WithTimeout(context.Background(), a.Config.Server.ShutdownTimeout.D())
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close releases the store.
+func (a *App) Close() error { return a.Store.Close() }
+
+// sharedSecret returns the 32-byte secret stored under name, creating it
+// on first use. All nodes sharing a store share the secret; nodes racing
+// to create it all end up with the winner's.
+func sharedSecret(ctx context.Context, kv store.KV, name string) ([]byte, error) {
+	e, err := kv.GetKV(ctx, name)
+	if err == nil {
+		return e.Value, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	e, err = kv.CreateKV(ctx, name, secret)
+	if errors.Is(err, store.ErrConflict) {
+		e, err = kv.GetKV(ctx, name)
+	}
+	return e.Value, err
+}
+
+// NewLogger returns the process logger: text (default) or JSON on w.
+func NewLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(strings.ToUpper(level)))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

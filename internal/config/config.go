@@ -1,0 +1,118 @@
+// Package config is Stepgate's configuration: the YAML schema, its
+// defaults, strict decoding, environment overrides and validation.
+//
+// Precedence, lowest first: built-in defaults, the YAML file, command-line
+// flags, STEPGATE_* environment variables. Environment wins so that
+// secrets and DSNs injected by an orchestrator can never be shadowed by a
+// file baked into an image.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Server   Server   `yaml:"server"`
+	Storage  Storage  `yaml:"storage"`
+	Log      Log      `yaml:"log"`
+	Sessions Sessions `yaml:"sessions"`
+	Password Password `yaml:"password"`
+}
+
+// Server is the HTTP listener and the public identity of this deployment.
+type Server struct {
+	// Listen is the address the HTTP server binds.
+	Listen string `yaml:"listen"`
+	// Issuer is the public base URL (scheme, host, optional path) users and
+	// clients reach Stepgate at. Empty means http://localhost:<listen port>.
+	Issuer string `yaml:"issuer"`
+	// DataDir holds the SQLite database and local secrets.
+	DataDir string `yaml:"data_dir"`
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout guards against slow-loris clients.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For is believed when
+	// finding a client's IP. Empty: only the socket peer counts.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Storage selects the backend.
+type Storage struct {
+	// DSN empty or "sqlite" (or sqlite://PATH) selects the embedded SQLite
+	// database in DataDir; postgres://... selects PostgreSQL.
+	DSN string `yaml:"dsn"`
+	// BusyTimeout is how long SQLite waits for another process's lock.
+	BusyTimeout Duration `yaml:"busy_timeout"`
+	// ConnectTimeout bounds the first PostgreSQL connection.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// MaxOpenConns caps the PostgreSQL pool.
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Format string `yaml:"format"` // text | json
+	Level  string `yaml:"level"`  // debug | info | warn | error
+}
+
+// Sessions configures browser SSO sessions.
+type Sessions struct {
+	// CookieName is the SSO session cookie.
+	CookieName string `yaml:"cookie_name"`
+	// IdleTimeout ends a session that saw no request for this long.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// Lifetime ends a session this long after sign-in, active or not.
+	Lifetime Duration `yaml:"lifetime"`
+}
+
+// Password configures password hashing and acceptance.
+type Password struct {
+	// MinLength is the shortest password accepted (NIST 800-63B: 8).
+	MinLength int `yaml:"min_length"`
+	// Argon2id cost parameters. Changing them affects new hashes only;
+	// old hashes keep verifying and are upgraded at next sign-in.
+	Argon2 Argon2 `yaml:"argon2"`
+}
+
+// Argon2 holds argon2id cost parameters.
+type Argon2 struct {
+	Time      uint32 `yaml:"time"`       // iterations
+	MemoryKiB uint32 `yaml:"memory_kib"` // memory in KiB
+	Threads   uint8  `yaml:"threads"`
+}
+
+// Default returns the built-in configuration. Every default lives here.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Listen:            "127.0.0.1:8080",
+			DataDir:           "./stepgate-data",
+			ShutdownTimeout:   Duration(15 * time.Second),
+			ReadHeaderTimeout: Duration(10 * time.Second),
+		},
+		Storage: Storage{
+			BusyTimeout:    Duration(5 * time.Second),
+			ConnectTimeout: Duration(5 * time.Second),
+			MaxOpenConns:   20,
+		},
+		Log: Log{Format: "text", Level: "info"},
+		Sessions: Sessions{
+			CookieName:  "stepgate_session",
+			IdleTimeout: Duration(8 * time.Hour),
+			Lifetime:    Duration(7 * 24 * time.Hour),
+		},
+		Password: Password{
+			MinLength: 8,
+			// OWASP's recommended argon2id floor: m=19 MiB, t=2, p=1.
+			Argon2: Argon2{Time: 2, MemoryKiB: 19 * 1024, Threads: 1},
+		},
+	}
+}
+
+// Duration is a time.Duration written as "90s", "15m", "8h" in YAML.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
