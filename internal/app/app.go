@@ -185,7 +185,7 @@ func sharedSecret(ctx context.Context, kv store.KV, name string) ([]byte, error)
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	e, err = kv.CreateKV(ctx, name, secret)
+	e, err = kv.CreateKV(ctx, name, secret, time.Time{})
 	if errors.Is(err, store.ErrConflict) {
 		e, err = kv.GetKV(ctx, name)
 	}

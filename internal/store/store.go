@@ -105,6 +105,10 @@ type KVEntry struct {
 	Key       string
 	Value     []byte
 	UpdatedAt time.Time
+	// ExpiresAt, when set, is when the entry stops existing: reads treat
+	// it as absent from then on, and DeleteExpiredKV reclaims the space.
+	// Single-use grants (authorization codes, refresh tokens) rely on it.
+	ExpiresAt time.Time
 	Version   int64
 }
 
@@ -168,12 +172,16 @@ type Sessions interface {
 // and server secrets.
 type KV interface {
 	GetKV(ctx context.Context, key string) (KVEntry, error)
-	// CreateKV stores value under key unless the key exists (ErrConflict).
-	// Nodes racing to create the same secret all end up with the winner's.
-	CreateKV(ctx context.Context, key string, value []byte) (KVEntry, error)
+	// CreateKV stores value under key unless a live entry holds the key
+	// (ErrConflict). Nodes racing to create the same secret all end up with
+	// the winner's. A zero expiresAt means the entry never expires.
+	CreateKV(ctx context.Context, key string, value []byte, expiresAt time.Time) (KVEntry, error)
+	// UpdateKV is compare-and-swap on a live entry; its expiry is kept.
 	UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, error)) (KVEntry, error)
 	DeleteKV(ctx context.Context, key string) error
 	ListKV(ctx context.Context, prefix string) ([]KVEntry, error)
+	// DeleteExpiredKV removes entries that expired before t.
+	DeleteExpiredKV(ctx context.Context, before time.Time) (int, error)
 }
 
 // Store is everything a backend provides.

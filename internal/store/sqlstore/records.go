@@ -194,16 +194,16 @@ var sessions = table[store.Session]{
 var kv = table[store.KVEntry]{
 	name:    "kv",
 	key:     "name",
-	columns: "name, value, updated_at, version",
+	columns: "name, value, updated_at, expires_at, version",
 	scan: func(r scanner) (store.KVEntry, error) {
 		var e store.KVEntry
-		var updated int64
-		err := r.Scan(&e.Key, &e.Value, &updated, &e.Version)
-		e.UpdatedAt = fromMicros(updated)
+		var updated, expires int64
+		err := r.Scan(&e.Key, &e.Value, &updated, &expires, &e.Version)
+		e.UpdatedAt, e.ExpiresAt = fromMicros(updated), fromMicros(expires)
 		return e, err
 	},
 	values: func(e store.KVEntry) ([]string, []any) {
-		return []string{"value", "updated_at", "version"}, []any{e.Value, micros(e.UpdatedAt), e.Version}
+		return []string{"value", "updated_at", "expires_at", "version"}, []any{e.Value, micros(e.UpdatedAt), micros(e.ExpiresAt), e.Version}
 	},
 	keyOf:     func(e store.KVEntry) string { return e.Key },
 	versionOf: func(e store.KVEntry) int64 { return e.Version },
@@ -374,20 +374,46 @@ func (s *DB) deleteWhere(ctx context.Context, query string, args ...any) (int, e
 
 // Key/value
 
-func (s *DB) GetKV(ctx context.Context, key string) (store.KVEntry, error) {
-	return kv.get(ctx, s, s.db, "name = ?", key)
+// expired reports whether e has passed its expiry.
+func (s *DB) expired(e store.KVEntry) bool {
+	return !e.ExpiresAt.IsZero() && !s.now().Before(e.ExpiresAt)
 }
 
-func (s *DB) CreateKV(ctx context.Context, key string, value []byte) (store.KVEntry, error) {
-	return kv.create(ctx, s, store.KVEntry{Key: key, Value: value})
+func (s *DB) GetKV(ctx context.Context, key string) (store.KVEntry, error) {
+	e, err := kv.get(ctx, s, s.db, "name = ?", key)
+	if err == nil && s.expired(e) {
+		return store.KVEntry{}, store.ErrNotFound
+	}
+	return e, err
+}
+
+func (s *DB) CreateKV(ctx context.Context, key string, value []byte, expiresAt time.Time) (store.KVEntry, error) {
+	var out store.KVEntry
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// An expired entry no longer holds its key.
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM kv WHERE name = ? AND expires_at <> 0 AND expires_at <= ?"), key, micros(s.now())); err != nil {
+			return err
+		}
+		var err error
+		out, err = kv.insert(ctx, s, tx, store.KVEntry{Key: key, Value: value, ExpiresAt: expiresAt.UTC().Truncate(time.Microsecond)})
+		return err
+	})
+	return out, err
 }
 
 func (s *DB) UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, error)) (store.KVEntry, error) {
 	return kv.update(ctx, s, key, func(e store.KVEntry) (store.KVEntry, error) {
+		if s.expired(e) {
+			return e, store.ErrNotFound
+		}
 		v, err := fn(e.Value)
 		e.Value = v
 		return e, err
 	})
+}
+
+func (s *DB) DeleteExpiredKV(ctx context.Context, before time.Time) (int, error) {
+	return s.deleteWhere(ctx, "DELETE FROM kv WHERE expires_at <> 0 AND expires_at < ?", micros(before))
 }
 
 func (s *DB) DeleteKV(ctx context.Context, key string) error {
@@ -397,5 +423,12 @@ func (s *DB) DeleteKV(ctx context.Context, key string) error {
 func (s *DB) ListKV(ctx context.Context, prefix string) ([]store.KVEntry, error) {
 	// substr rather than LIKE, so '%' and '_' in a prefix mean themselves,
 	// and rather than a range scan, which collations may reorder.
-	return kv.list(ctx, s, "substr(name, 1, ?) = ?", "name", utf8.RuneCountInString(prefix), prefix)
+	all, err := kv.list(ctx, s, "substr(name, 1, ?) = ?", "name", utf8.RuneCountInString(prefix), prefix)
+	live := all[:0]
+	for _, e := range all {
+		if !s.expired(e) {
+			live = append(live, e)
+		}
+	}
+	return live, err
 }

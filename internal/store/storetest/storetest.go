@@ -33,6 +33,7 @@ func RunTests(t *testing.T, opener Opener) {
 		{"credentials", testCredentials},
 		{"sessions", testSessions},
 		{"kv", testKV},
+		{"kv-expiry", testKVExpiry},
 		{"update-errors", testUpdateErrors},
 		{"concurrent-cas", testConcurrentCAS},
 	}
@@ -258,15 +259,15 @@ func testSessions(t *testing.T, s store.Store) {
 
 func testKV(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/signing/1", []byte("one")))
-	_, err := s.CreateKV(ctx, "keys/signing/1", []byte("other"))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/signing/1", []byte("one"), time.Time{}))
+	_, err := s.CreateKV(ctx, "keys/signing/1", []byte("other"), time.Time{})
 	wantErr(t, err, store.ErrConflict)
 	if got := must[store.KVEntry](t)(s.GetKV(ctx, "keys/signing/1")); string(got.Value) != "one" {
 		t.Fatalf("a losing CreateKV overwrote the value: %q", got.Value)
 	}
-	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/signing/2", []byte("two")))
-	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/signingX", []byte("x")))
-	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/50%_off", []byte("y")))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/signing/2", []byte("two"), time.Time{}))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/signingX", []byte("x"), time.Time{}))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "keys/50%_off", []byte("y"), time.Time{}))
 	list := must[[]store.KVEntry](t)(s.ListKV(ctx, "keys/signing/"))
 	if len(list) != 2 || list[0].Key != "keys/signing/1" || list[1].Key != "keys/signing/2" {
 		t.Fatalf("ListKV(keys/signing/) = %v", list)
@@ -289,6 +290,45 @@ func testKV(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.UpdateKV(ctx, "nothing", func(v []byte) ([]byte, error) { return v, nil })
 	wantErr(t, err, store.ErrNotFound)
+}
+
+// testKVExpiry checks that an expired entry is gone for every reader:
+// single-use grants (authorization codes, refresh tokens) rely on it.
+func testKVExpiry(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	past, future := time.Now().Add(-time.Second), time.Now().Add(time.Hour)
+	must[store.KVEntry](t)(s.CreateKV(ctx, "grant/old", []byte("old"), past))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "grant/live", []byte("live"), future))
+	_, err := s.GetKV(ctx, "grant/old")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UpdateKV(ctx, "grant/old", func(v []byte) ([]byte, error) { return v, nil })
+	wantErr(t, err, store.ErrNotFound)
+	if list := must[[]store.KVEntry](t)(s.ListKV(ctx, "grant/")); len(list) != 1 || list[0].Key != "grant/live" {
+		t.Fatalf("ListKV(grant/) = %v, want only the live entry", list)
+	}
+	got := must[store.KVEntry](t)(s.GetKV(ctx, "grant/live"))
+	if !got.ExpiresAt.Equal(future.UTC().Truncate(time.Microsecond)) {
+		t.Fatalf("ExpiresAt = %v, want %v", got.ExpiresAt, future)
+	}
+	// An expired entry no longer holds its key.
+	must[store.KVEntry](t)(s.CreateKV(ctx, "grant/old", []byte("new"), future))
+	if got := must[store.KVEntry](t)(s.GetKV(ctx, "grant/old")); string(got.Value) != "new" {
+		t.Fatalf("recreated entry = %q", got.Value)
+	}
+	// The live entry still holds its key, and an update keeps its expiry.
+	_, err = s.CreateKV(ctx, "grant/live", []byte("x"), future)
+	wantErr(t, err, store.ErrConflict)
+	e := must[store.KVEntry](t)(s.UpdateKV(ctx, "grant/live", func(v []byte) ([]byte, error) { return append(v, '!'), nil }))
+	if !e.ExpiresAt.Equal(got.ExpiresAt) {
+		t.Fatalf("UpdateKV dropped the expiry: %+v", e)
+	}
+	must[store.KVEntry](t)(s.CreateKV(ctx, "grant/gone", []byte("g"), past))
+	if n := must[int](t)(s.DeleteExpiredKV(ctx, time.Now())); n != 1 {
+		t.Fatalf("DeleteExpiredKV removed %d, want 1", n)
+	}
+	if list := must[[]store.KVEntry](t)(s.ListKV(ctx, "grant/")); len(list) != 2 {
+		t.Fatalf("DeleteExpiredKV removed live entries: %v", list)
+	}
 }
 
 func testUpdateErrors(t *testing.T, s store.Store) {
@@ -325,7 +365,7 @@ func testConcurrentCAS(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	const workers, rounds = 16, 10
 	u := must[store.User](t)(s.CreateUser(ctx, store.User{ID: id(), Username: "counter"}))
-	must[store.KVEntry](t)(s.CreateKV(ctx, "counter", []byte("0")))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "counter", []byte("0"), time.Time{}))
 
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*rounds*2)
@@ -370,7 +410,7 @@ func testPersistence(t *testing.T, open func() store.Store) {
 	s := open()
 	u := must[store.User](t)(s.CreateUser(ctx, store.User{ID: id(), Username: "erin", Groups: []string{"a"}}))
 	sess := must[store.Session](t)(s.CreateSession(ctx, store.Session{ID: id(), UserID: u.ID, ExpiresAt: time.Now().Add(time.Hour)}))
-	must[store.KVEntry](t)(s.CreateKV(ctx, "secret", []byte{1, 2, 3}))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "secret", []byte{1, 2, 3}, time.Time{}))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
