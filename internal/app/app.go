@@ -19,6 +19,8 @@ import (
 	"github.com/stepgate/stepgate/internal/authn/password"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres"
@@ -27,8 +29,13 @@ import (
 	"github.com/stepgate/stepgate/internal/web"
 )
 
-// sessionGCInterval is how often sessions past their lifetime are purged.
+// sessionGCInterval is how often sessions past their lifetime (and
+// expired codes, flows and tokens) are purged.
 const sessionGCInterval = 10 * time.Minute
+
+// keyCheckInterval is how often each node checks the signing key
+// schedule; rotation is planned hours ahead, so a minute is plenty.
+const keyCheckInterval = time.Minute
 
 // App is a running Stepgate: its store, services and HTTP handler.
 type App struct {
@@ -37,6 +44,10 @@ type App struct {
 	Store    store.Store
 	Users    *users.Service
 	Sessions *session.Manager
+	Policies *policy.Engine
+	Clients  *oidc.Clients
+	Keys     *oidc.KeyRing
+	OIDC     *oidc.Provider
 	handler  http.Handler
 }
 
@@ -102,10 +113,19 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 
+	a.Policies = policy.NewEngine(nil)
+	if err := a.buildOIDC(ctx, pages, trusted); err != nil {
+		return nil, err
+	}
+
 	browser := http.NewServeMux()
 	pages.Mount(browser)
 
 	root := http.NewServeMux()
+	// Protocol endpoints sit outside the browser mux: relying parties
+	// reach them cross-origin by design (form posts to authorize, back-
+	// channel calls to token), and each authenticates what it must.
+	a.OIDC.Mount(root)
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	root.HandleFunc("GET /readyz", a.ready)
 	// Browser routes get Go's Fetch-metadata cross-origin check on top of
@@ -146,6 +166,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	go a.Sessions.GC(gcCtx, sessionGCInterval, func(err error) {
 		a.Log.Warn("session clean-up failed", "err", err)
 	})
+	go a.gcKV(gcCtx, sessionGCInterval)
+	go a.Keys.Run(gcCtx, keyCheckInterval, func(err error) {
+		a.Log.Warn("signing key maintenance failed", "err", err)
+	})
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -167,6 +191,22 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// gcKV deletes expired codes, flows, grants and deny-list entries.
+func (a *App) gcKV(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := a.Store.DeleteExpiredKV(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				a.Log.Warn("expired entry clean-up failed", "err", err)
+			}
+		}
+	}
 }
 
 // Close releases the store.

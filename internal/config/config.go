@@ -18,6 +18,7 @@ type Config struct {
 	Log      Log      `yaml:"log"`
 	Sessions Sessions `yaml:"sessions"`
 	Password Password `yaml:"password"`
+	OIDC     OIDC     `yaml:"oidc"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -108,6 +109,7 @@ func Default() Config {
 			// OWASP's recommended argon2id floor: m=19 MiB, t=2, p=1.
 			Argon2: Argon2{Time: 2, MemoryKiB: 19 * 1024, Threads: 1},
 		},
+		OIDC: defaultOIDC(),
 	}
 }
 

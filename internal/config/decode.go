@@ -21,6 +21,7 @@ import (
 const (
 	nullTag  = "!!null"
 	intTag   = "!!int"
+	boolTag  = "!!bool"
 	mergeTag = "!!merge"
 )
 
@@ -112,6 +113,8 @@ func (r *resolver) value(n *yaml.Node, line int, v reflect.Value, path string) {
 		r.list(n, line, v, path)
 	case v.Kind() == reflect.Struct:
 		r.mapping(n, v, path)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
+		r.records(n, line, v, path)
 	default:
 		r.scalar(n, line, v, path)
 	}
@@ -210,6 +213,25 @@ func (r *resolver) list(n *yaml.Node, line int, v reflect.Value, path string) {
 	}
 }
 
+// records stores a sequence of mappings into a slice of structs, such as
+// the list of OIDC clients. Each item is checked as strictly as a section.
+func (r *resolver) records(n *yaml.Node, line int, v reflect.Value, path string) {
+	if n.Kind != yaml.SequenceNode {
+		r.add(Problem{Path: path, Line: line, Message: fmt.Sprintf(
+			"must be a list of mappings, not %s; start each item with \"- \" and indent its keys", describe(n))})
+		return
+	}
+	if len(n.Content) == 0 {
+		return
+	}
+	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		r.value(item, item.Line, out.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(out)
+	r.origins.set(path, origin{line: line})
+}
+
 // duration stores a "90s"-style scalar into a Duration.
 func (r *resolver) duration(n *yaml.Node, line int, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode {
@@ -235,6 +257,8 @@ func (r *resolver) scalar(n *yaml.Node, line int, v reflect.Value, path string) 
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString(n.Value)
+	case reflect.Bool:
+		err = decodeBool(n, v)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		err = decodeInt(n, v)
@@ -246,6 +270,17 @@ func (r *resolver) scalar(n *yaml.Node, line int, v reflect.Value, path string) 
 		return
 	}
 	r.origins.set(path, origin{line: line})
+}
+
+// decodeBool accepts YAML booleans only (true/false), so a quoted "no"
+// or a misspelt "ture" is pointed out instead of read as false.
+func decodeBool(n *yaml.Node, v reflect.Value) error {
+	var b bool
+	if n.ShortTag() != boolTag || n.Decode(&b) != nil {
+		return fmt.Errorf("%q is not true or false", n.Value)
+	}
+	v.SetBool(b)
+	return nil
 }
 
 // decodeInt accepts YAML integers only: a quoted "20" or 20.5 is a

@@ -50,9 +50,13 @@ func appendLeaves(out []leaf, t reflect.Type, prefix string, index []int) []leaf
 		}
 		path := join(prefix, name)
 		idx := append(slices.Clone(index), i)
-		if ft := t.Field(i).Type; ft.Kind() == reflect.Struct {
+		ft := t.Field(i).Type
+		if ft.Kind() == reflect.Struct {
 			out = appendLeaves(out, ft, path, idx)
 			continue
+		}
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			continue // lists of records (oidc.clients) live in the file only
 		}
 		out = append(out, leaf{path: path, env: envName(path), index: idx})
 	}

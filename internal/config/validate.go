@@ -30,6 +30,7 @@ func (c Config) Validate() []Problem {
 	c.Log.validate(&ps)
 	c.Sessions.validate(&ps)
 	c.Password.validate(&ps)
+	c.OIDC.validate(&ps)
 	return ps
 }
 

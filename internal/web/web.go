@@ -70,7 +70,7 @@ func New(d Deps) (*Pages, error) {
 		"join":    strings.Join,
 	}
 	layout := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
-	for _, name := range []string{"login", "account", "logout", "error"} {
+	for _, name := range []string{"login", "stepup", "account", "logout", "error"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -90,6 +90,16 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /logout", p.handle(p.logoutForm))
 	mux.Handle("POST /logout", p.handle(p.logout))
 	mux.Handle("GET /account", p.handle(p.account))
+	mux.Handle("GET /stepup", p.handle(p.stepUpForm))
+	mux.Handle("POST /stepup", p.handle(p.stepUp))
+}
+
+// ErrorPage renders an error page with a message safe to show. Other
+// features (the OIDC provider, the gateway) use it so every error looks
+// the same.
+func (p *Pages) ErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	httpx.NoStore(w)
+	p.render(w, r, status, "error", view{Title: http.StatusText(status), Error: msg})
 }
 
 // pageError is an error with a status and a message safe to show.
@@ -213,6 +223,65 @@ func (p *Pages) account(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p.render(w, r, http.StatusOK, "account", view{Title: "Account", User: &u, Session: &s})
+	return nil
+}
+
+// stepUpForm asks the signed-in user for a fresh proof. Whoever sent the
+// user here (the OIDC provider, the gateway) checks the session again
+// when the user returns, so this page only collects proofs: it cannot be
+// used to skip one.
+func (p *Pages) stepUpForm(w http.ResponseWriter, r *http.Request) error {
+	returnTo := safeReturnTo(r.URL.Query().Get("return_to"))
+	_, u, err := p.signedIn(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.render(w, r, http.StatusOK, "stepup", view{Title: "Confirm it's you", Username: u.Username, ReturnTo: returnTo})
+	return nil
+}
+
+// stepUp verifies the proof, appends it to the session as a new
+// authentication event and rotates the session id (a token planted or
+// stolen before the step-up dies with it).
+func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
+	if err := p.parseForm(w, r); err != nil {
+		return err
+	}
+	returnTo := safeReturnTo(r.PostFormValue("return_to"))
+	_, u, err := p.signedIn(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// The username is the session's, never the form's: a step-up proves
+	// more about the same person.
+	if _, err := p.Users.Authenticate(r.Context(), u.Username, r.PostFormValue("password")); err != nil {
+		if !errors.Is(err, users.ErrInvalidCredentials) && !errors.Is(err, users.ErrDisabled) {
+			return err
+		}
+		p.Log.InfoContext(r.Context(), "step-up failed", "user", u.Username, "ip", p.ClientIP.Of(r).String(), "reason", err.Error())
+		p.render(w, r, http.StatusUnauthorized, "stepup", view{Title: "Confirm it's you", Error: "Incorrect password.", Username: u.Username, ReturnTo: returnTo})
+		return nil
+	}
+	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}
+	token, _, err := p.Sessions.StepUp(r.Context(), r, ev)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.Log.InfoContext(r.Context(), "stepped up", "user", u.Username, "method", "password")
+	p.Sessions.SetCookie(w, token)
+	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
 	return nil
 }
 

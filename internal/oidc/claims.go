@@ -1,0 +1,170 @@
+package oidc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// maxClaimsParam bounds the claims parameter; real ones are a few hundred
+// bytes.
+const maxClaimsParam = 8 << 10
+
+// ClaimsRequest is the claims request parameter (OIDC Core 5.5), in both
+// the OpenID form ({"id_token":{"acr":{"essential":true,"values":["mfa"]}}})
+// and Entra's form for claims challenges
+// ({"access_token":{"acrs":{"essential":true,"value":"c2"}},
+// "xms_cc":{"values":["cp1"]}}).
+type ClaimsRequest struct {
+	IDToken     map[string]*ClaimSpec `json:"id_token,omitempty"`
+	UserInfo    map[string]*ClaimSpec `json:"userinfo,omitempty"`
+	AccessToken map[string]*ClaimSpec `json:"access_token,omitempty"`
+}
+
+// ClaimSpec is one requested claim; null in JSON means "please include
+// it", which decodes to a nil *ClaimSpec.
+type ClaimSpec struct {
+	Essential bool              `json:"essential,omitempty"`
+	Value     json.RawMessage   `json:"value,omitempty"`
+	Values    []json.RawMessage `json:"values,omitempty"`
+}
+
+// wanted returns the string values the spec asks for: Value, then Values.
+func (s *ClaimSpec) wanted() []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	for _, raw := range append([]json.RawMessage{s.Value}, s.Values...) {
+		var v string
+		if raw != nil && json.Unmarshal(raw, &v) == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// checkStrings refuses a spec whose values are not all strings: for the
+// claims Stepgate enforces (acr, acrs, xms_cc) a number or object is a
+// broken request, not something to skip.
+func (s *ClaimSpec) checkStrings() error {
+	if s == nil {
+		return nil
+	}
+	for _, raw := range append([]json.RawMessage{s.Value}, s.Values...) {
+		var v string
+		if raw != nil && json.Unmarshal(raw, &v) != nil {
+			return fmt.Errorf("%s is not a string", raw)
+		}
+	}
+	return nil
+}
+
+// enforced are the claims whose values Stepgate acts on.
+var enforced = []string{"acr", "acrs", "xms_cc"}
+
+// ParseClaims parses the claims parameter strictly: unknown members at
+// the top level, non-string values for the claims Stepgate acts on, and
+// trailing data are errors, so a malformed challenge cannot be
+// half-understood into a weaker requirement.
+func ParseClaims(s string) (*ClaimsRequest, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if len(s) > maxClaimsParam {
+		return nil, fmt.Errorf("the claims parameter is longer than %d bytes", maxClaimsParam)
+	}
+	var top map[string]json.RawMessage
+	if err := strictJSON([]byte(s), &top); err != nil {
+		return nil, fmt.Errorf("the claims parameter is not a JSON object: %w", err)
+	}
+	var cr ClaimsRequest
+	for k, raw := range top {
+		var dst *map[string]*ClaimSpec
+		switch k {
+		case "id_token":
+			dst = &cr.IDToken
+		case "userinfo":
+			dst = &cr.UserInfo
+		case "access_token":
+			dst = &cr.AccessToken
+		default:
+			return nil, fmt.Errorf("the claims parameter has an unknown member %q; use id_token, userinfo or access_token", k)
+		}
+		if err := parseClaimSet(raw, dst); err != nil {
+			return nil, fmt.Errorf("claims.%s: %w", k, err)
+		}
+	}
+	// Entra's form puts xms_cc beside access_token at the top level in
+	// some clients; both places are read by Capabilities.
+	return &cr, nil
+}
+
+func parseClaimSet(raw json.RawMessage, dst *map[string]*ClaimSpec) error {
+	var m map[string]json.RawMessage
+	if err := strictJSON(raw, &m); err != nil {
+		return errors.New("must be an object of claims")
+	}
+	out := make(map[string]*ClaimSpec, len(m))
+	for name, v := range m {
+		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+			out[name] = nil
+			continue
+		}
+		var spec ClaimSpec
+		if err := strictJSON(v, &spec); err != nil {
+			return fmt.Errorf("%s: must be null or an object with essential, value or values: %w", name, err)
+		}
+		if slices.Contains(enforced, name) {
+			if err := spec.checkStrings(); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		out[name] = &spec
+	}
+	*dst = out
+	return nil
+}
+
+// strictJSON decodes one JSON value, refusing unknown fields and trailing
+// data.
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// requestedACRs are the acr values the request asks for, in order:
+// id_token.acr, then access_token.acr, then Entra's access_token.acrs.
+func (cr *ClaimsRequest) requestedACRs() (values []string) {
+	if cr == nil {
+		return nil
+	}
+	for _, spec := range []*ClaimSpec{cr.IDToken["acr"], cr.AccessToken["acr"], cr.AccessToken["acrs"]} {
+		if spec == nil {
+			continue
+		}
+		for _, v := range spec.wanted() {
+			if !slices.Contains(values, v) {
+				values = append(values, v)
+			}
+		}
+	}
+	return values
+}
+
+// capabilities are the client capabilities the request declares (xms_cc).
+func (cr *ClaimsRequest) capabilities() []string {
+	if cr == nil {
+		return nil
+	}
+	return cr.AccessToken["xms_cc"].wanted()
+}

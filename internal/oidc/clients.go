@@ -1,0 +1,291 @@
+package oidc
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// clientPrefix is where clients added with "stepgate client add" live.
+const clientPrefix = "oidc/clients/"
+
+// Token endpoint authentication methods.
+const (
+	AuthSecretBasic   = "client_secret_basic"
+	AuthSecretPost    = "client_secret_post"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthNone          = "none"
+)
+
+// Grant types.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
+// ErrUnknownClient means no client has the id.
+var ErrUnknownClient = errors.New("unknown client")
+
+// Client is a registered relying party.
+type Client struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Public     bool   `json:"public,omitempty"`
+	AuthMethod string `json:"auth_method"`
+	// SecretHash is the SHA-256 of the secret. Secrets are 256-bit random
+	// values Stepgate generates (or at least 32 characters in the file),
+	// so a fast hash is enough: there is nothing to brute-force.
+	SecretHash             string              `json:"secret_sha256,omitempty"`
+	JWKS                   *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	RedirectURIs           []string            `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string            `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes             []string            `json:"grant_types"`
+	Capabilities           []string            `json:"capabilities,omitempty"`
+	CreatedAt              time.Time           `json:"created_at"`
+	// FromConfig marks a client declared in the configuration file; it
+	// cannot be removed with the command line.
+	FromConfig bool `json:"-"`
+}
+
+// Allows reports whether the client may use grant type g.
+func (c *Client) Allows(g string) bool { return slices.Contains(c.GrantTypes, g) }
+
+// checkSecret compares in constant time.
+func (c *Client) checkSecret(secret string) bool {
+	if c.SecretHash == "" || secret == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(secret))
+	want, err := hex.DecodeString(c.SecretHash)
+	return err == nil && subtle.ConstantTimeCompare(sum[:], want) == 1
+}
+
+// HasRedirectURI reports whether uri is registered, by exact string
+// comparison (RFC 6749 3.1.2.3, OAuth 2.0 Security BCP 4.1): no prefix,
+// case, path or encoding leeway, which is what open-redirect and code
+// theft attacks rely on.
+func (c *Client) HasRedirectURI(uri string) bool { return slices.Contains(c.RedirectURIs, uri) }
+
+// Clients finds clients: those of the configuration file first, then the
+// store's.
+type Clients struct {
+	kv     store.KV
+	static map[string]*Client
+	now    func() time.Time
+}
+
+// NewClients builds the registry. Config clients are validated by the
+// config package; a private_key_jwt client's JWKS file is read here.
+func NewClients(kv store.KV, declared []config.OIDCClient, now func() time.Time) (*Clients, error) {
+	if now == nil {
+		now = time.Now
+	}
+	cs := &Clients{kv: kv, static: map[string]*Client{}, now: now}
+	for i, d := range declared {
+		c := &Client{
+			ID: d.ID, Name: d.Name, Public: d.Public, AuthMethod: d.EffectiveAuthMethod(),
+			RedirectURIs: d.RedirectURIs, PostLogoutRedirectURIs: d.PostLogoutRedirectURIs,
+			GrantTypes: d.EffectiveGrantTypes(), Capabilities: d.Capabilities, FromConfig: true,
+		}
+		if d.Secret != "" {
+			c.SecretHash = hashSecret(d.Secret)
+		}
+		if d.JWKSFile != "" {
+			set, err := readJWKS(d.JWKSFile)
+			if err != nil {
+				return nil, fmt.Errorf("oidc.clients[%d].jwks_file: %w", i, err)
+			}
+			c.JWKS = set
+		}
+		cs.static[c.ID] = c
+	}
+	return cs, nil
+}
+
+// readJWKS reads a file of public keys; private keys are refused, so a
+// client's secret never ends up on the server by mistake.
+func readJWKS(path string) (*jose.JSONWebKeySet, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // the operator names the file
+	if err != nil {
+		return nil, err
+	}
+	return ParseJWKS(b)
+}
+
+// ParseJWKS parses a client's JSON Web Key Set of public signing keys.
+func ParseJWKS(b []byte) (*jose.JSONWebKeySet, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(b, &set); err != nil {
+		return nil, fmt.Errorf("not a JSON Web Key Set: %w", err)
+	}
+	if len(set.Keys) == 0 {
+		return nil, errors.New("the key set has no keys")
+	}
+	for _, k := range set.Keys {
+		if !k.IsPublic() {
+			return nil, fmt.Errorf("key %q is a private key; give only the public keys", k.KeyID)
+		}
+		if !k.Valid() {
+			return nil, fmt.Errorf("key %q is not valid", k.KeyID)
+		}
+	}
+	return &set, nil
+}
+
+func hashSecret(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// Get returns the client with id.
+func (cs *Clients) Get(ctx context.Context, id string) (*Client, error) {
+	if c, ok := cs.static[id]; ok {
+		return c, nil
+	}
+	e, err := cs.kv.GetKV(ctx, clientPrefix+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnknownClient
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c Client
+	if err := json.Unmarshal(e.Value, &c); err != nil {
+		return nil, fmt.Errorf("client %s: stored record is corrupt: %w", id, err)
+	}
+	return &c, nil
+}
+
+// List returns every client, configured ones first.
+func (cs *Clients) List(ctx context.Context) ([]*Client, error) {
+	out := make([]*Client, 0, len(cs.static))
+	for _, c := range cs.static {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Client) int { return cmp.Compare(a.ID, b.ID) })
+	entries, err := cs.kv.ListKV(ctx, clientPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		var c Client
+		if err := json.Unmarshal(e.Value, &c); err != nil {
+			return nil, fmt.Errorf("client %s: stored record is corrupt: %w", e.Key, err)
+		}
+		out = append(out, &c)
+	}
+	return out, nil
+}
+
+// IDs lists every client id; the policy compiler checks app names
+// against it.
+func (cs *Clients) IDs(ctx context.Context) ([]string, error) {
+	all, err := cs.List(ctx)
+	ids := make([]string, len(all))
+	for i, c := range all {
+		ids[i] = c.ID
+	}
+	return ids, err
+}
+
+// NewClient describes a client to add.
+type NewClient struct {
+	ID, Name               string
+	Public                 bool
+	AuthMethod             string // default client_secret_basic, or none when public
+	JWKS                   []byte // for private_key_jwt
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	GrantTypes             []string
+	Capabilities           []string
+}
+
+// Add registers a client in the store and returns it with its secret
+// (empty for public and private_key_jwt clients). The secret is shown
+// once; only its hash is kept.
+func (cs *Clients) Add(ctx context.Context, n NewClient) (*Client, string, error) {
+	if n.ID == "" {
+		n.ID = randomID(9)
+	}
+	decl := config.OIDCClient{
+		ID: n.ID, Name: n.Name, Public: n.Public, AuthMethod: n.AuthMethod,
+		RedirectURIs: n.RedirectURIs, PostLogoutRedirectURIs: n.PostLogoutRedirectURIs,
+		GrantTypes: n.GrantTypes, Capabilities: n.Capabilities,
+	}
+	method := decl.EffectiveAuthMethod()
+	var secret string
+	if method == AuthSecretBasic || method == AuthSecretPost {
+		secret = randomID(32)
+		decl.Secret = secret
+	}
+	if method == AuthPrivateKeyJWT {
+		decl.JWKSFile = "(given)" // checked below
+	}
+	if err := config.CheckClient(decl); err != nil {
+		return nil, "", err
+	}
+	if _, ok := cs.static[n.ID]; ok {
+		return nil, "", fmt.Errorf("client %q is declared in the configuration file: %w", n.ID, store.ErrConflict)
+	}
+	c := &Client{
+		ID: n.ID, Name: n.Name, Public: n.Public, AuthMethod: method,
+		RedirectURIs: n.RedirectURIs, PostLogoutRedirectURIs: n.PostLogoutRedirectURIs,
+		GrantTypes: decl.EffectiveGrantTypes(), Capabilities: n.Capabilities, CreatedAt: cs.now().UTC(),
+	}
+	if secret != "" {
+		c.SecretHash = hashSecret(secret)
+	}
+	if method == AuthPrivateKeyJWT {
+		set, err := ParseJWKS(n.JWKS)
+		if err != nil {
+			return nil, "", fmt.Errorf("client keys: %w", err)
+		}
+		c.JWKS = set
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := cs.kv.CreateKV(ctx, clientPrefix+c.ID, b, time.Time{}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, "", fmt.Errorf("client %q already exists: %w", c.ID, err)
+		}
+		return nil, "", err
+	}
+	return c, secret, nil
+}
+
+// Remove deletes a client added with Add.
+func (cs *Clients) Remove(ctx context.Context, id string) error {
+	if _, ok := cs.static[id]; ok {
+		return fmt.Errorf("client %q is declared in the configuration file; remove it there", id)
+	}
+	err := cs.kv.DeleteKV(ctx, clientPrefix+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("client %q: %w", id, ErrUnknownClient)
+	}
+	return err
+}
+
+// randomID returns n random bytes, base64url-encoded.
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,328 @@
+package oidc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/authn/strength"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/session"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+type verdictKind int
+
+const (
+	verdictIssue verdictKind = iota + 1
+	verdictLogin
+	verdictStepUp
+)
+
+// verdict is what a flow does next.
+type verdict struct {
+	kind verdictKind
+	why  string    // for login and step-up: what is missing, for prompt=none errors
+	auth authState // for issue
+	err  *Error    // refuse: sent to the client
+}
+
+// candidate is one acr value the client would accept, and what the
+// session still lacks for it.
+type candidate struct {
+	value     string
+	satisfied bool
+	missing   []policy.Requirement
+	reachable bool // the user has registered methods that can meet missing
+}
+
+// decide answers, from the session's authentication events alone, what
+// the flow needs next. Nothing the browser sends is trusted: the flow's
+// requirements come from server-side state and every proof from the
+// session store, so re-running decide after any step gives the same
+// answer until the session really has proven more.
+func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow) (verdict, error) {
+	s, u, err := p.loadSession(ctx, r)
+	if errors.Is(err, session.ErrNoSession) {
+		return verdict{kind: verdictLogin, why: "the user is not signed in"}, nil
+	}
+	if err != nil {
+		return verdict{}, err
+	}
+	now := p.Now()
+	if why := p.needsReauth(f, s, now); why != "" {
+		return verdict{kind: verdictStepUp, why: why}, nil
+	}
+
+	snap := p.Policies.Load()
+	req := p.Access(r, u, &s, now)
+	req.App = f.ClientID
+	values := p.requestedACRs(f)
+	contexts := contextsOf(snap, values)
+
+	available, err := p.availableMethods(ctx, u)
+	if err != nil {
+		return verdict{}, err
+	}
+	base := evaluate(snap, req, nil)
+	if base.Outcome == policy.OutcomeBlock {
+		return verdict{err: oauthErr("access_denied", http.StatusForbidden, "access is blocked by a conditional access policy")}, nil
+	}
+
+	acr, need := "", base.Missing
+	if len(values) > 0 {
+		cands := p.candidates(snap, req, values, available)
+		chosen := slices.IndexFunc(cands, func(c candidate) bool { return c.satisfied })
+		if chosen >= 0 {
+			acr = cands[chosen].value
+		} else {
+			next := slices.IndexFunc(cands, func(c candidate) bool { return c.reachable })
+			if next < 0 {
+				return verdict{err: unmet(values)}, nil
+			}
+			need = mergeMissing(need, cands[next].missing)
+		}
+	}
+	if len(need) > 0 {
+		if !reachable(need, available) {
+			if len(values) > 0 {
+				return verdict{err: unmet(values)}, nil
+			}
+			return verdict{err: oauthErr("access_denied", http.StatusForbidden,
+				"conditional access requires "+describeNeeds(need)+", which this account cannot provide yet")}, nil
+		}
+		return verdict{kind: verdictStepUp, why: "conditional access requires " + describeNeeds(need)}, nil
+	}
+	if acr == "" {
+		acr = defaultACR(snap.Strengths(), req.Events, now)
+	}
+	var acrs []string
+	if len(contexts) > 0 {
+		acrs = slices.Clone(evaluate(snap, req, contexts).ACRs)
+	}
+	return verdict{kind: verdictIssue, auth: p.authStateFor(f, s, u, acr, acrs)}, nil
+}
+
+// needsReauth reports what prompt=login or max_age still require: a
+// proof made during this flow, or one fresher than max_age.
+func (p *Provider) needsReauth(f *flow, s store.Session, now time.Time) string {
+	last := lastAuth(s)
+	duringFlow := !last.Before(f.CreatedAt.Truncate(time.Microsecond))
+	switch {
+	case f.wants("login") && !duringFlow:
+		return "the application asked for a new sign-in"
+	case f.MaxAge >= 0 && !duringFlow && now.Sub(last) > time.Duration(f.MaxAge)*time.Second:
+		return fmt.Sprintf("the last sign-in is older than the application allows (max_age %ds)", f.MaxAge)
+	}
+	return ""
+}
+
+func lastAuth(s store.Session) time.Time {
+	var t time.Time
+	for _, e := range s.Events {
+		if e.Time.After(t) {
+			t = e.Time
+		}
+	}
+	return t
+}
+
+// requestedACRs are acr_values followed by those of the claims
+// parameter, without repeats. Every requested value is treated as
+// mandatory, essential or not, as RFC 9470 asks for step-up: a client
+// that names an acr must never get a weaker token.
+func (p *Provider) requestedACRs(f *flow) []string {
+	fromClaims := f.Claims.requestedACRs()
+	out := slices.Clone(f.ACRValues)
+	for _, v := range fromClaims {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// contextsOf keeps the values that are declared authentication contexts.
+func contextsOf(snap *policy.Snapshot, values []string) []string {
+	var out []string
+	for _, c := range snap.AuthContexts() {
+		if slices.Contains(values, c.ID) {
+			out = append(out, c.ID)
+		}
+	}
+	return out
+}
+
+func evaluate(snap *policy.Snapshot, req *policy.Request, contexts []string) policy.Decision {
+	r := *req
+	r.AuthContexts = contexts
+	return snap.Evaluate(&r, policy.EvaluateOptions{})
+}
+
+// candidates checks each requested acr value: a strength against the
+// session's events, an authentication context through the policies
+// (which also include the app's own). Unknown values are never met.
+func (p *Provider) candidates(snap *policy.Snapshot, req *policy.Request, values, available []string) []candidate {
+	out := make([]candidate, 0, len(values))
+	for _, v := range values {
+		c := candidate{value: v}
+		switch {
+		case isContext(snap, v):
+			d := evaluate(snap, req, []string{v})
+			switch {
+			case d.Outcome == policy.OutcomeBlock:
+			case slices.Contains(d.ACRs, v) && d.Outcome == policy.OutcomeAllow:
+				c.satisfied = true
+			default:
+				c.missing = d.Missing
+				c.reachable = len(d.Missing) > 0 && reachable(d.Missing, available)
+			}
+		default:
+			st, ok := snap.Strengths().Lookup(v)
+			if !ok {
+				break
+			}
+			if st.Satisfied(req.Events, req.Now, 0) {
+				c.satisfied = true
+				break
+			}
+			c.missing = []policy.Requirement{{AnyOf: []policy.Need{{
+				Kind: policy.KindStrength, Strength: v, Options: optionStrings(st.Missing(req.Events, req.Now, 0)),
+			}}}}
+			c.reachable = reachable(c.missing, available)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func isContext(snap *policy.Snapshot, v string) bool {
+	return slices.ContainsFunc(snap.AuthContexts(), func(c policy.AuthContext) bool { return c.ID == v })
+}
+
+func optionStrings(opts []strength.Combination) [][]string {
+	out := make([][]string, len(opts))
+	for i, c := range opts {
+		for _, t := range c {
+			out[i] = append(out[i], t.String())
+		}
+	}
+	return out
+}
+
+// reachable reports whether every requirement has a way the user can
+// meet on the step-up page: a strength option made only of methods the
+// user has registered. Device compliance, password change and terms
+// cannot be completed on the step-up page yet.
+func reachable(reqs []policy.Requirement, available []string) bool {
+	for _, r := range reqs {
+		ok := slices.ContainsFunc(r.AnyOf, func(n policy.Need) bool {
+			return n.Kind == policy.KindStrength && slices.ContainsFunc(n.Options, func(opt []string) bool {
+				return len(opt) > 0 && !slices.ContainsFunc(opt, func(term string) bool {
+					method, _, _ := strings.Cut(term, ":")
+					return !slices.Contains(available, method)
+				})
+			})
+		})
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// stepUpMethods are the methods the step-up page can verify today.
+var stepUpMethods = []string{strength.Password}
+
+// availableMethods are the methods the user can prove on the step-up
+// page: those registered that the page supports.
+func (p *Provider) availableMethods(ctx context.Context, u store.User) ([]string, error) {
+	var out []string
+	if u.PasswordHash != "" {
+		out = append(out, strength.Password)
+	}
+	creds, err := p.Store.ListCredentials(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range creds {
+		if slices.Contains(stepUpMethods, c.Type) && !slices.Contains(out, c.Type) {
+			out = append(out, c.Type)
+		}
+	}
+	return out, nil
+}
+
+func mergeMissing(a, b []policy.Requirement) []policy.Requirement {
+	out := slices.Clone(a)
+	for _, r := range b {
+		dup := slices.ContainsFunc(out, func(o policy.Requirement) bool {
+			return slices.EqualFunc(o.AnyOf, r.AnyOf, func(x, y policy.Need) bool { return x.String() == y.String() })
+		})
+		if !dup {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func describeNeeds(reqs []policy.Requirement) string {
+	parts := make([]string, 0, len(reqs))
+	for _, r := range reqs {
+		alts := make([]string, len(r.AnyOf))
+		for i, n := range r.AnyOf {
+			alts[i] = n.String()
+		}
+		parts = append(parts, strings.Join(alts, " or "))
+	}
+	return strings.Join(parts, ", and ")
+}
+
+// unmet is RFC 9470's error for an acr that cannot be satisfied: the
+// flow ends rather than issuing a weaker token.
+func unmet(values []string) *Error {
+	return oauthErr("unmet_authentication_requirements", http.StatusForbidden,
+		"the requested authentication ("+strings.Join(values, " ")+") cannot be satisfied for this user")
+}
+
+// authStateFor records what the session proved for the tokens.
+func (p *Provider) authStateFor(f *flow, s store.Session, u store.User, acr string, acrs []string) authState {
+	var amr []string
+	for _, e := range s.Events {
+		for _, v := range e.AMR {
+			if !slices.Contains(amr, v) {
+				amr = append(amr, v)
+			}
+		}
+	}
+	if len(s.Events) > 1 && !slices.Contains(amr, "mfa") && distinctMethods(s.Events) > 1 {
+		amr = append(amr, "mfa")
+	}
+	a := authState{
+		UserID: u.ID, SID: p.sid(s), AuthTime: lastAuth(s).UTC(), ACR: acr, AMR: amr, ACRs: acrs,
+		Scope: f.Scope, Nonce: f.Nonce, Capabilities: f.Claims.capabilities(),
+	}
+	if f.Claims != nil {
+		for name := range f.Claims.IDToken {
+			a.IDTokenClaims = append(a.IDTokenClaims, name)
+		}
+		for name := range f.Claims.UserInfo {
+			a.UserinfoClaims = append(a.UserinfoClaims, name)
+		}
+		slices.Sort(a.IDTokenClaims)
+		slices.Sort(a.UserinfoClaims)
+	}
+	return a
+}
+
+func distinctMethods(evs []store.AuthEvent) int {
+	seen := map[string]bool{}
+	for _, e := range evs {
+		seen[e.Method] = true
+	}
+	return len(seen)
+}

@@ -1,0 +1,380 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// maxFormBytes bounds back-channel request bodies.
+const maxFormBytes = 64 << 10
+
+// clientAssertionType is RFC 7523's assertion type for private_key_jwt.
+const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// maxAssertionLifetime bounds private_key_jwt assertions, so their jti
+// need only be remembered briefly to stop replay.
+const maxAssertionLifetime = 5 * time.Minute
+
+// clientAssertionAlgs are the asymmetric algorithms accepted for client
+// assertions; HMAC would need a shared secret, which is what
+// private_key_jwt exists to avoid.
+var clientAssertionAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.RS256, jose.PS256}
+
+func clientAssertionAlgNames() []string {
+	out := make([]string, len(clientAssertionAlgs))
+	for i, a := range clientAssertionAlgs {
+		out[i] = string(a)
+	}
+	return out
+}
+
+func errInvalidClient(debug error) *Error {
+	return &Error{Code: "invalid_client", Status: http.StatusUnauthorized, Description: "client authentication failed", Debug: debug}
+}
+
+func errInvalidGrant(desc string, debug error) *Error {
+	return &Error{Code: "invalid_grant", Status: http.StatusBadRequest, Description: desc, Debug: debug}
+}
+
+// parseBackChannel reads a form body; repeated parameters are refused
+// (RFC 6749 3.2), which also stops parameter-pollution tricks.
+func parseBackChannel(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return nil, oauthErr("invalid_request", http.StatusBadRequest, "send the parameters as application/x-www-form-urlencoded")
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, oauthErr("invalid_request", http.StatusBadRequest, "the request body could not be read")
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return nil, oauthErr("invalid_request", http.StatusBadRequest, "parameter "+k+" is repeated")
+		}
+	}
+	return r.PostForm, nil
+}
+
+// authenticateClient checks the client's credentials by the one method
+// it registered; presenting another is refused, so a confidential
+// client can never be impersonated as public.
+func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client, error) {
+	ctx := r.Context()
+	basicID, basicSecret, hasBasic := r.BasicAuth()
+	var id, method string
+	switch {
+	case hasBasic:
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(basicID)
+		basicSecret, err2 = url.QueryUnescape(basicSecret)
+		if err1 != nil || err2 != nil {
+			return nil, errInvalidClient(errors.New("basic credentials are not form-encoded"))
+		}
+		method = AuthSecretBasic
+		if form.Get("client_id") != "" && form.Get("client_id") != id {
+			return nil, errInvalidClient(errors.New("client_id differs from the basic credentials"))
+		}
+	case form.Get("client_assertion_type") != "":
+		method = AuthPrivateKeyJWT
+		id = form.Get("client_id")
+	case form.Get("client_secret") != "":
+		method, id = AuthSecretPost, form.Get("client_id")
+	default:
+		method, id = AuthNone, form.Get("client_id")
+	}
+	if id == "" && method == AuthPrivateKeyJWT {
+		id = assertionSubject(form.Get("client_assertion"))
+	}
+	c, err := p.Clients.Get(ctx, id)
+	if errors.Is(err, ErrUnknownClient) {
+		return nil, errInvalidClient(fmt.Errorf("unknown client %q", id))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.AuthMethod != method {
+		return nil, errInvalidClient(fmt.Errorf("client %s authenticates with %s, not %s", c.ID, c.AuthMethod, method))
+	}
+	switch method {
+	case AuthSecretBasic:
+		if !c.checkSecret(basicSecret) {
+			return nil, errInvalidClient(fmt.Errorf("wrong secret for %s", c.ID))
+		}
+	case AuthSecretPost:
+		if !c.checkSecret(form.Get("client_secret")) {
+			return nil, errInvalidClient(fmt.Errorf("wrong secret for %s", c.ID))
+		}
+	case AuthPrivateKeyJWT:
+		if err := p.checkClientAssertion(ctx, c, form); err != nil {
+			return nil, errInvalidClient(err)
+		}
+	}
+	return c, nil
+}
+
+// assertionSubject reads the sub of an unverified assertion only to find
+// which client's keys to verify it with.
+func assertionSubject(raw string) string {
+	tok, err := jwt.ParseSigned(raw, clientAssertionAlgs)
+	if err != nil {
+		return ""
+	}
+	var c jwt.Claims
+	if tok.UnsafeClaimsWithoutVerification(&c) != nil {
+		return ""
+	}
+	return c.Subject
+}
+
+// checkClientAssertion verifies a private_key_jwt assertion (RFC 7523):
+// signed by a registered key, iss and sub the client, aud this provider,
+// short-lived, and its jti used once.
+func (p *Provider) checkClientAssertion(ctx context.Context, c *Client, form url.Values) error {
+	if form.Get("client_assertion_type") != clientAssertionType {
+		return errors.New("unsupported client_assertion_type")
+	}
+	tok, err := jwt.ParseSigned(form.Get("client_assertion"), clientAssertionAlgs)
+	if err != nil {
+		return err
+	}
+	if c.JWKS == nil || len(tok.Headers) != 1 {
+		return errors.New("no keys registered, or not one signature")
+	}
+	keys := c.JWKS.Keys
+	if kid := tok.Headers[0].KeyID; kid != "" {
+		keys = c.JWKS.Key(kid)
+	}
+	var claims jwt.Claims
+	verified := false
+	for _, k := range keys {
+		if k.Algorithm != "" && k.Algorithm != tok.Headers[0].Algorithm {
+			continue
+		}
+		if tok.Claims(k.Key, &claims) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return errors.New("assertion signature does not verify with the client's keys")
+	}
+	now := p.Now()
+	exp := jwt.Expected{Issuer: c.ID, Subject: c.ID, Time: now}
+	if err := claims.ValidateWithLeeway(exp, clockSkew); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(claims.Audience, func(a string) bool {
+		return a == p.Issuer || a == p.Issuer+pathToken || a == p.Issuer+pathIntrospect || a == p.Issuer+pathRevoke
+	}) {
+		return errors.New("assertion audience is not this provider")
+	}
+	if claims.Expiry == nil || claims.Expiry.Time().After(now.Add(maxAssertionLifetime)) || claims.ID == "" {
+		return errors.New("assertion needs jti and exp at most 5 minutes ahead")
+	}
+	_, err = p.Store.CreateKV(ctx, hashKey(prefixAssertion, c.ID+"|"+claims.ID), []byte("1"), claims.Expiry.Time().Add(clockSkew))
+	if errors.Is(err, store.ErrConflict) {
+		return errors.New("assertion replayed (jti already used)")
+	}
+	return err
+}
+
+// token is the token endpoint.
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	form, err := parseBackChannel(w, r)
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	c, err := p.authenticateClient(r, form)
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	grant := form.Get("grant_type")
+	if !c.Allows(grant) {
+		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}, grant) {
+			p.writeError(w, r, oauthErr("unsupported_grant_type", http.StatusBadRequest, "grant_type must be authorization_code, refresh_token or client_credentials"))
+			return
+		}
+		p.writeError(w, r, oauthErr("unauthorized_client", http.StatusBadRequest, "this client may not use grant_type "+grant))
+		return
+	}
+	var out issued
+	switch grant {
+	case GrantAuthorizationCode:
+		out, err = p.exchangeCode(r.Context(), c, form)
+	case GrantRefreshToken:
+		out, err = p.refresh(r.Context(), c, form)
+	case GrantClientCredentials:
+		out, err = p.clientCredentials(r.Context(), c, form)
+	}
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, out)
+}
+
+// exchangeCode redeems an authorization code once. A second redemption
+// is an attack or a bug either way: it fails and revokes every token the
+// first one issued (RFC 6749 4.1.2).
+func (p *Provider) exchangeCode(ctx context.Context, c *Client, form url.Values) (issued, error) {
+	code := form.Get("code")
+	rec, err := claimOnce(ctx, p.Store, hashKey(prefixCode, code), func(r *codeRecord) *bool { return &r.Used })
+	switch {
+	case errors.Is(err, store.ErrNotFound) || code == "":
+		return issued{}, errInvalidGrant("the authorization code is invalid or expired", nil)
+	case errors.Is(err, errGrantUsed):
+		if rerr := p.revokeGrant(ctx, rec.GrantID, "code-reuse"); rerr != nil {
+			return issued{}, rerr
+		}
+		return issued{}, errInvalidGrant("the authorization code was already used; the tokens issued for it are revoked", errors.New("code replay"))
+	case err != nil:
+		return issued{}, err
+	}
+	if rec.ClientID != c.ID {
+		// Burnt all the same: a code shown to the wrong client is leaked.
+		_ = p.revokeGrant(ctx, rec.GrantID, "code-stolen")
+		return issued{}, errInvalidGrant("the authorization code was issued to another client", fmt.Errorf("code of %s presented by %s", rec.ClientID, c.ID))
+	}
+	if form.Get("redirect_uri") != rec.RedirectURI {
+		return issued{}, errInvalidGrant("redirect_uri does not match the authorization request", nil)
+	}
+	if err := checkPKCE(rec.CodeChallenge, form.Get("code_verifier")); err != nil {
+		return issued{}, err
+	}
+	u, err := p.activeUser(ctx, rec.Auth.UserID)
+	if err != nil {
+		return issued{}, err
+	}
+	out, err := p.mint(c, u, rec.Auth, rec.GrantID, slices.Contains(rec.Auth.Scope, "openid"))
+	if err != nil {
+		return issued{}, err
+	}
+	if slices.Contains(rec.Auth.Scope, "offline_access") && c.Allows(GrantRefreshToken) {
+		if out.RefreshToken, err = p.newRefreshToken(ctx, c.ID, rec.GrantID, rec.Auth); err != nil {
+			return issued{}, err
+		}
+	}
+	return out, nil
+}
+
+// checkPKCE verifies the code verifier against an S256 challenge. A
+// verifier sent for a code issued without a challenge is refused too: it
+// means the request and the redemption do not belong together.
+func checkPKCE(challenge, verifier string) error {
+	if challenge == "" {
+		if verifier != "" {
+			return errInvalidGrant("code_verifier sent, but the authorization request had no code_challenge", nil)
+		}
+		return nil
+	}
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return errInvalidGrant("code_verifier is missing or not 43-128 characters", nil)
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	got := base64.RawURLEncoding.EncodeToString(sum[:])
+	if subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) != 1 {
+		return errInvalidGrant("code_verifier does not match the code_challenge", nil)
+	}
+	return nil
+}
+
+func (p *Provider) activeUser(ctx context.Context, id string) (store.User, error) {
+	u, err := p.Store.GetUser(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
+		return u, errInvalidGrant("the user no longer exists or is disabled", nil)
+	}
+	return u, err
+}
+
+func (p *Provider) newRefreshToken(ctx context.Context, clientID, grantID string, a authState) (string, error) {
+	rt := randomID(32)
+	rec := refreshRecord{ClientID: clientID, GrantID: grantID, Auth: a}
+	g, active, err := p.grantActive(ctx, grantID)
+	if err != nil {
+		return "", err
+	}
+	if !active {
+		return "", errInvalidGrant("the grant was revoked", nil)
+	}
+	return rt, p.putJSON(ctx, hashKey(prefixRefresh, rt), rec, g.CreatedAt.Add(p.Lifetimes.RefreshToken))
+}
+
+// refresh rotates a refresh token. Presenting one that was already
+// rotated means it was copied: the whole family is revoked, so the thief
+// and the victim both lose access and the victim signs in again.
+func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (issued, error) {
+	rt := form.Get("refresh_token")
+	rec, err := claimOnce(ctx, p.Store, hashKey(prefixRefresh, rt), func(r *refreshRecord) *bool { return &r.Used })
+	switch {
+	case errors.Is(err, store.ErrNotFound) || rt == "":
+		return issued{}, errInvalidGrant("the refresh token is invalid or expired", nil)
+	case errors.Is(err, errGrantUsed):
+		if rerr := p.revokeGrant(ctx, rec.GrantID, "refresh-reuse"); rerr != nil {
+			return issued{}, rerr
+		}
+		return issued{}, errInvalidGrant("the refresh token was already used; its whole family is revoked", errors.New("refresh token replay"))
+	case err != nil:
+		return issued{}, err
+	}
+	if rec.ClientID != c.ID {
+		return issued{}, errInvalidGrant("the refresh token was issued to another client", nil)
+	}
+	if _, active, err := p.grantActive(ctx, rec.GrantID); err != nil || !active {
+		if err != nil {
+			return issued{}, err
+		}
+		return issued{}, errInvalidGrant("the grant was revoked", nil)
+	}
+	if s := form.Get("scope"); s != "" {
+		// A refresh may narrow the scope, never widen it.
+		narrowed := strings.Fields(s)
+		for _, sc := range narrowed {
+			if !slices.Contains(rec.Auth.Scope, sc) {
+				return issued{}, oauthErr("invalid_scope", http.StatusBadRequest, "scope "+sc+" was not granted")
+			}
+		}
+		rec.Auth.Scope = narrowed
+	}
+	u, err := p.activeUser(ctx, rec.Auth.UserID)
+	if err != nil {
+		return issued{}, err
+	}
+	// The nonce belongs to the authentication request, not to refreshes.
+	auth := rec.Auth
+	auth.Nonce = ""
+	out, err := p.mint(c, u, auth, rec.GrantID, slices.Contains(auth.Scope, "openid"))
+	if err != nil {
+		return issued{}, err
+	}
+	out.RefreshToken, err = p.newRefreshToken(ctx, c.ID, rec.GrantID, rec.Auth)
+	return out, err
+}
+
+// clientCredentials issues a token to a service client for itself.
+func (p *Provider) clientCredentials(_ context.Context, c *Client, form url.Values) (issued, error) {
+	if c.Public {
+		return issued{}, oauthErr("unauthorized_client", http.StatusBadRequest, "a public client cannot use client_credentials")
+	}
+	scope := strings.Fields(form.Get("scope"))
+	if slices.ContainsFunc(scope, func(s string) bool { return s == "openid" || s == "offline_access" }) {
+		return issued{}, oauthErr("invalid_scope", http.StatusBadRequest, "openid and offline_access need a user; a service token has neither")
+	}
+	service := store.User{ID: c.ID, Username: c.ID}
+	return p.mint(c, service, authState{UserID: c.ID, Scope: scope}, "", false)
+}

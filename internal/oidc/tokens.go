@@ -1,0 +1,243 @@
+package oidc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// clockSkew is how far other nodes' clocks may be off when checking the
+// times in tokens this provider signed.
+const clockSkew = 30 * time.Second
+
+// AccessClaims are the claims of a JWT access token (RFC 9068) with the
+// step-up claims of RFC 9470 and Entra (acrs, xms_cc).
+type AccessClaims struct {
+	jwt.Claims
+	ClientID     string   `json:"client_id"`
+	Scope        string   `json:"scope,omitempty"`
+	AuthTime     int64    `json:"auth_time,omitempty"`
+	ACR          string   `json:"acr,omitempty"`
+	AMR          []string `json:"amr,omitempty"`
+	ACRs         []string `json:"acrs,omitempty"`
+	SID          string   `json:"sid,omitempty"`
+	Capabilities []string `json:"xms_cc,omitempty"`
+	Username     string   `json:"preferred_username,omitempty"`
+	Groups       []string `json:"groups,omitempty"`
+	Roles        []string `json:"roles,omitempty"`
+}
+
+// idClaims are the claims of an ID token.
+type idClaims struct {
+	jwt.Claims
+	AuthTime int64    `json:"auth_time,omitempty"`
+	Nonce    string   `json:"nonce,omitempty"`
+	ACR      string   `json:"acr,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	ACRs     []string `json:"acrs,omitempty"`
+	SID      string   `json:"sid,omitempty"`
+	AZP      string   `json:"azp,omitempty"`
+	userClaims
+}
+
+// userClaims are the profile claims scopes release.
+type userClaims struct {
+	Name              string   `json:"name,omitempty"`
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+	Email             string   `json:"email,omitempty"`
+	EmailVerified     *bool    `json:"email_verified,omitempty"`
+	Groups            []string `json:"groups,omitempty"`
+	Roles             []string `json:"roles,omitempty"`
+}
+
+// profile returns the claims scope (and the claims parameter) release.
+func profile(u store.User, scope, extra []string) userClaims {
+	has := func(s, claim string) bool { return slices.Contains(scope, s) || slices.Contains(extra, claim) }
+	var c userClaims
+	if has("profile", "name") {
+		c.Name = u.DisplayName
+	}
+	if has("profile", "preferred_username") {
+		c.PreferredUsername = u.Username
+	}
+	if has("email", "email") && u.Email != "" {
+		// Stepgate does not verify addresses itself; an administrator
+		// sets them, so they are not claimed as verified.
+		f := false
+		c.Email, c.EmailVerified = u.Email, &f
+	}
+	if has("groups", "groups") {
+		c.Groups = u.Groups
+		c.Roles = u.Roles
+	}
+	return c
+}
+
+// issued is what the token endpoint returns.
+type issued struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// mint signs an access token and, for openid scope, an ID token.
+func (p *Provider) mint(c *Client, u store.User, a authState, grantID string, withIDToken bool) (issued, error) {
+	key, err := p.Keys.signing()
+	if err != nil {
+		return issued{}, err
+	}
+	now := p.Now()
+	scope := strings.Join(a.Scope, " ")
+	at := AccessClaims{
+		Claims: jwt.Claims{
+			Issuer: p.Issuer, Subject: u.ID, Audience: jwt.Audience{c.ID},
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
+			Expiry: jwt.NewNumericDate(now.Add(p.Lifetimes.AccessToken)),
+			ID:     jtiFor(grantID),
+		},
+		ClientID: c.ID, Scope: scope, ACR: a.ACR, AMR: a.AMR, ACRs: a.ACRs, SID: a.SID,
+		Capabilities: a.Capabilities, Username: u.Username,
+	}
+	if !a.AuthTime.IsZero() {
+		at.AuthTime = a.AuthTime.Unix()
+	}
+	if slices.Contains(a.Scope, "groups") {
+		at.Groups, at.Roles = u.Groups, u.Roles
+	}
+	out := issued{TokenType: "Bearer", ExpiresIn: int64(p.Lifetimes.AccessToken / time.Second), Scope: scope}
+	if out.AccessToken, err = jwt.Signed(key.at).Claims(at).Serialize(); err != nil {
+		return issued{}, fmt.Errorf("sign access token: %w", err)
+	}
+	if !withIDToken {
+		return out, nil
+	}
+	id := idClaims{
+		Claims: jwt.Claims{
+			Issuer: p.Issuer, Subject: u.ID, Audience: jwt.Audience{c.ID},
+			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(p.Lifetimes.IDToken)),
+		},
+		AuthTime: at.AuthTime, Nonce: a.Nonce, ACR: a.ACR, AMR: a.AMR, ACRs: a.ACRs, SID: a.SID, AZP: c.ID,
+		userClaims: profile(u, a.Scope, a.IDTokenClaims),
+	}
+	if out.IDToken, err = jwt.Signed(key.jwt).Claims(id).Serialize(); err != nil {
+		return issued{}, fmt.Errorf("sign ID token: %w", err)
+	}
+	return out, nil
+}
+
+// jtiFor makes a token id that names its grant ("g.<grant>.<random>"),
+// so checking revocation needs no lookup table; a token without a grant
+// (client credentials) gets a plain random id.
+func jtiFor(grantID string) string {
+	if grantID == "" {
+		return randomID(16)
+	}
+	return "g." + grantID + "." + randomID(12)
+}
+
+func grantOf(jti string) string {
+	rest, ok := strings.CutPrefix(jti, "g.")
+	if !ok {
+		return ""
+	}
+	g, _, _ := strings.Cut(rest, ".")
+	return g
+}
+
+// errInvalidToken is the public answer for every bad token: which check
+// failed goes to the log only.
+func errInvalidToken(debug error) *Error {
+	return &Error{Code: "invalid_token", Status: 401, Description: "the access token is invalid, expired or revoked", Debug: debug}
+}
+
+// VerifyAccessToken checks a bearer token this provider issued: the
+// signature with a published key whose algorithm is pinned (alg from the
+// key, never from the token), typ at+jwt (so an ID token cannot pass as
+// an access token), issuer, lifetime, and revocation.
+func (p *Provider) VerifyAccessToken(ctx context.Context, raw string) (*AccessClaims, error) {
+	tok, err := jwt.ParseSigned(raw, verifyAlgs)
+	if err != nil {
+		return nil, errInvalidToken(err)
+	}
+	if len(tok.Headers) != 1 {
+		return nil, errInvalidToken(errors.New("not exactly one signature"))
+	}
+	h := tok.Headers[0]
+	if typ, _ := h.ExtraHeaders["typ"].(string); !strings.EqualFold(typ, "at+jwt") {
+		return nil, errInvalidToken(fmt.Errorf("typ %q is not at+jwt", typ))
+	}
+	key, ok := p.Keys.verificationKey(ctx, h.KeyID)
+	if !ok {
+		return nil, errInvalidToken(fmt.Errorf("unknown key id %q", h.KeyID))
+	}
+	if h.Algorithm != key.Alg {
+		return nil, errInvalidToken(fmt.Errorf("alg %q does not match key %s (%s)", h.Algorithm, key.ID, key.Alg))
+	}
+	var c AccessClaims
+	if err := tok.Claims(key.public.Key, &c); err != nil {
+		return nil, errInvalidToken(err)
+	}
+	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: p.Issuer, Time: p.Now()}, clockSkew); err != nil {
+		return nil, errInvalidToken(err)
+	}
+	if c.Expiry == nil || c.ID == "" {
+		return nil, errInvalidToken(errors.New("missing exp or jti"))
+	}
+	if err := p.checkRevoked(ctx, c.ID); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (p *Provider) checkRevoked(ctx context.Context, jti string) error {
+	revoked, err := p.jtiRevoked(ctx, jti)
+	if err != nil {
+		return err
+	}
+	if revoked {
+		return errInvalidToken(errors.New("token revoked"))
+	}
+	if g := grantOf(jti); g != "" {
+		_, active, err := p.grantActive(ctx, g)
+		if err != nil {
+			return err
+		}
+		if !active {
+			return errInvalidToken(errors.New("grant revoked or expired"))
+		}
+	}
+	return nil
+}
+
+// verifyIDTokenHint checks an ID token this provider issued, for the
+// end-session endpoint. It may have expired (OIDC RP-Initiated Logout
+// 1.0 allows that); everything else is checked.
+func (p *Provider) verifyIDTokenHint(ctx context.Context, raw string) (*idClaims, error) {
+	tok, err := jwt.ParseSigned(raw, verifyAlgs)
+	if err != nil || len(tok.Headers) != 1 {
+		return nil, errors.New("not a signed JWT")
+	}
+	h := tok.Headers[0]
+	key, ok := p.Keys.verificationKey(ctx, h.KeyID)
+	if !ok || h.Algorithm != key.Alg {
+		return nil, errors.New("not signed by a published key")
+	}
+	var c idClaims
+	if err := tok.Claims(key.public.Key, &c); err != nil {
+		return nil, err
+	}
+	if c.Issuer != p.Issuer {
+		return nil, errors.New("issued by someone else")
+	}
+	return &c, nil
+}
