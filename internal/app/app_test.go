@@ -30,6 +30,12 @@ type server struct {
 // selects the backend ("" for the embedded SQLite).
 func start(t *testing.T, dsn string) *server {
 	t.Helper()
+	return startWith(t, dsn, nil)
+}
+
+// startWith is start with a chance to adjust the configuration.
+func startWith(t *testing.T, dsn string, mutate func(*config.Config)) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +46,9 @@ func start(t *testing.T, dsn string) *server {
 	cfg.Server.Issuer = "http://" + ln.Addr().String()
 	cfg.Storage.DSN = dsn
 	cfg.Password.Argon2 = config.Argon2{Time: 1, MemoryKiB: 7168, Threads: 1} // the cheapest valid cost, for speed
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	if probs := cfg.Validate(); len(probs) > 0 {
 		t.Fatalf("test config invalid: %v", probs)
 	}
