@@ -3,8 +3,11 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,4 +245,53 @@ func TestReloadPolicies(t *testing.T) {
 			t.Fatal("a failed reload replaced the policies")
 		}
 	})
+}
+
+func TestWhatIfAPI(t *testing.T) {
+	ln, cfg := testConfig(t)
+	path := filepath.Join(t.TempDir(), "policies.yaml")
+	writePolicy(t, path, goodPolicies)
+	cfg.Policy.Files = []string{path}
+	cfg.API.Token = strings.Repeat("t0k", 12)
+	seed(t, cfg, addStaff(t))
+	s := serve(t, ln, cfg, nil)
+	const body = `{"user": "alice", "app": "payroll", "ip": "203.0.113.9", "auth": "pwd@-5m"}`
+
+	t.Run("ok/loopback-over-tcp", func(t *testing.T) {
+		resp, err := http.Post(s.base+"/api/v1/whatif", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var d policy.Decision
+		if err := json.NewDecoder(resp.Body).Decode(&d); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, %v", resp.StatusCode, err)
+		}
+		if d.Outcome != policy.OutcomeChallenge || len(d.Missing) != 1 || len(d.Policies) != 2 {
+			t.Fatalf("decision %+v; want a challenge for mfa with both policies explained", d)
+		}
+	})
+	for _, tt := range []struct {
+		name   string
+		header map[string]string
+		want   int
+	}{
+		{name: "fail/remote-peer-spoofing-xff", header: map[string]string{"X-Forwarded-For": "127.0.0.1"}, want: http.StatusForbidden},
+		{name: "ok/remote-peer-with-token", header: map[string]string{"Authorization": "Bearer " + cfg.API.Token}, want: http.StatusOK},
+		{name: "fail/remote-peer-wrong-token", header: map[string]string{"Authorization": "Bearer " + strings.Repeat("x", 36)}, want: http.StatusUnauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/whatif", strings.NewReader(body))
+			r.RemoteAddr = "198.51.100.20:40000"
+			r.Header.Set("Content-Type", "application/json")
+			for k, v := range tt.header {
+				r.Header.Set(k, v)
+			}
+			w := httptest.NewRecorder()
+			s.app.Handler().ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.want, w.Body)
+			}
+		})
+	}
 }
