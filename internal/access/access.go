@@ -122,7 +122,9 @@ func (b *Builder) WhatIf(ctx context.Context, users UserFinder, w *policy.WhatIf
 	}
 	req, err := w.Request(now, subject)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidWhatIf, err)
+		// One line per mistake reads badly after "stepgate: " or inside a
+		// JSON string; the parts are plain messages, nothing to unwrap.
+		return nil, fmt.Errorf("%w: %s", ErrInvalidWhatIf, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if req.Country == "" && b.GeoIP != nil && req.IP.IsValid() {
 		req.Country = b.GeoIP.Country(req.IP)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,8 +91,11 @@ func PolicyFiles(paths []string) ([]string, error) {
 	var out []string
 	for _, p := range paths {
 		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("policy file %s: %w", p, fs.ErrNotExist)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("policy file %s: %w; fix the path in policy.files (or STEPGATE_POLICY_FILES)", p, err)
+			return nil, fmt.Errorf("policy file: %w", err)
 		}
 		if !fi.IsDir() {
 			out = append(out, p)
@@ -187,8 +191,12 @@ func LoadPolicies(ctx context.Context, cfg config.Config, st DirectoryStore, sou
 		return PolicySet{}, err
 	}
 	set, err := CompilePolicies(cfg.Policy.Files, dir)
-	if err != nil {
+	var probs policy.Problems
+	switch {
+	case errors.As(err, &probs):
 		return PolicySet{}, fmt.Errorf("load policies (policy.files): %w", err)
+	case err != nil:
+		return PolicySet{}, fmt.Errorf("load policies: %w; fix the path in policy.files (or STEPGATE_POLICY_FILES)", err)
 	}
 	return set, nil
 }
