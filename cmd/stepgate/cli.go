@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,11 +22,13 @@ type cli struct {
 	stdout, stderr io.Writer
 	configPath     string
 	flags          config.Flags
+	// now is the clock What-If evaluates at.
+	now func() time.Time
 }
 
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now}
 	root := c.root()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -57,7 +60,8 @@ func (c *cli) root() *cobra.Command {
 	pf.StringVar(&c.configPath, "config", "", "configuration file (YAML)")
 	pf.StringVar(&c.flags.DataDir, "data-dir", "", "data directory for the embedded database (default ./stepgate-data)")
 	pf.StringVar(&c.flags.LogFormat, "log-format", "", "log format: text or json")
-	root.AddCommand(c.serveCmd(), c.versionCmd(), c.userCmd(), c.groupCmd(), c.roleCmd(), c.clientCmd(), c.keysCmd())
+	root.AddCommand(c.serveCmd(), c.versionCmd(), c.userCmd(), c.groupCmd(), c.roleCmd(),
+		c.clientCmd(), c.keysCmd(), c.policyCmd(), c.whatifCmd())
 	return root
 }
 

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -36,10 +40,39 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			stop := reloadOnHangup(cmd.Context(), a)
+			defer stop()
 			return a.Serve(cmd.Context(), ln)
 		},
 	}
 	cmd.Flags().StringVar(&c.flags.Listen, "listen", "", "address to listen on (default 127.0.0.1:8080)")
 	cmd.Flags().StringVar(&c.flags.Issuer, "issuer", "", "public base URL (default http://localhost:<listen port>)")
 	return cmd
+}
+
+// reloadOnHangup reloads the policies on every SIGHUP until ctx ends or
+// stop is called. ReloadPolicies logs the outcome itself; a failed reload
+// keeps the previous policies, so the error needs no further handling.
+func reloadOnHangup(ctx context.Context, a *app.App) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.Log.InfoContext(ctx, "SIGHUP received; reloading policies")
+				_ = a.ReloadPolicies(ctx)
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
 }

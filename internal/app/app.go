@@ -14,10 +14,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/authn/password"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -44,11 +48,23 @@ type App struct {
 	Store    store.Store
 	Users    *users.Service
 	Sessions *session.Manager
+	// Policies holds the compiled policy set; ReloadPolicies swaps it.
 	Policies *policy.Engine
-	Clients  *oidc.Clients
-	Keys     *oidc.KeyRing
-	OIDC     *oidc.Provider
-	handler  http.Handler
+	// GeoIP is the geoip.database, or nil when none is configured.
+	GeoIP *geoip.DB
+	// Access builds policy requests from HTTP requests, with this
+	// deployment's trusted proxies and GeoIP database.
+	Access  *access.Builder
+	Clients *oidc.Clients
+	Keys    *oidc.KeyRing
+	OIDC    *oidc.Provider
+	handler http.Handler
+
+	// appMu guards appSources.
+	appMu      sync.Mutex
+	appSources []AppSource
+	// reloadMu serialises ReloadPolicies.
+	reloadMu sync.Mutex
 }
 
 // OpenStore opens the backend the configuration selects. The CLI uses it
@@ -84,7 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	return a, nil
 }
 
-func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.Store) (*App, error) {
+func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.Store) (_ *App, err error) {
 	issuer, err := url.Parse(cfg.Server.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("server.issuer: %w", err)
@@ -105,21 +121,44 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Lifetime:    cfg.Sessions.Lifetime.D(),
 		Secure:      secure,
 	}, nil)
+	clientIP := httpx.ClientIP{Trusted: trusted}
 	pages, err := web.New(web.Deps{
 		Users: a.Users, Store: st, Sessions: a.Sessions, CSRFKey: csrfKey,
-		Secure: secure, ClientIP: httpx.ClientIP{Trusted: trusted}, Log: log,
+		Secure: secure, ClientIP: clientIP, Log: log,
 	})
 	if err != nil {
 		return nil, err
 	}
 
-	a.Policies = policy.NewEngine(nil)
-	if err := a.buildOIDC(ctx, pages, trusted); err != nil {
+	// Components that define apps register their app sources above this
+	// line: the first compile checks policy targets against them.
+	a.appSources = append(a.appSources, AppSources(cfg, st)...)
+	set, err := LoadPolicies(ctx, cfg, st, a.sources())
+	if err != nil {
+		return nil, err
+	}
+	a.Policies = policy.NewEngine(set.Snapshot)
+	log.InfoContext(ctx, "policies loaded", "policies", len(set.Snapshot.Policies()), "files", len(set.Files))
+
+	if a.GeoIP, err = OpenGeoIP(cfg); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && a.GeoIP != nil {
+			_ = a.GeoIP.Close()
+		}
+	}()
+	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP}
+	if err := a.buildOIDC(ctx, pages); err != nil {
 		return nil, err
 	}
 
 	browser := http.NewServeMux()
 	pages.Mount(browser)
+	apiMux := api.New(api.Deps{
+		Policies: a.Policies, Users: st, Access: a.Access, Token: cfg.API.Token,
+		TrustedProxies: trusted, Log: log,
+	})
 
 	root := http.NewServeMux()
 	// Protocol endpoints sit outside the browser mux: relying parties
@@ -128,6 +167,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	a.OIDC.Mount(root)
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	root.HandleFunc("GET /readyz", a.ready)
+	// The JSON API is served apart from the browser pages: it takes no
+	// forms and no cookies, so it needs none of their CSRF machinery.
+	apiMux.Mount(root)
 	// Browser routes get Go's Fetch-metadata cross-origin check on top of
 	// the per-form CSRF tokens: two independent defences.
 	root.Handle("/", http.NewCrossOriginProtection().Handler(browser))
@@ -209,8 +251,14 @@ func (a *App) gcKV(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Close releases the store.
-func (a *App) Close() error { return a.Store.Close() }
+// Close releases the store and the GeoIP database.
+func (a *App) Close() error {
+	var geoErr error
+	if a.GeoIP != nil {
+		geoErr = a.GeoIP.Close()
+	}
+	return errors.Join(a.Store.Close(), geoErr)
+}
 
 // sharedSecret returns the 32-byte secret stored under name, creating it
 // on first use. All nodes sharing a store share the secret; nodes racing

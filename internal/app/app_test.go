@@ -33,28 +33,48 @@ func start(t *testing.T, dsn string) *server {
 	return startWith(t, dsn, nil)
 }
 
-// startWith is start with a chance to adjust the configuration.
+// startWith is start with a chance to adjust the configuration first.
 func startWith(t *testing.T, dsn string, mutate func(*config.Config)) *server {
+	t.Helper()
+	ln, cfg := testConfig(t)
+	cfg.Storage.DSN = dsn
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return serve(t, ln, cfg, nil)
+}
+
+// testConfig returns a listener on a random loopback port and a valid
+// configuration for it.
+func testConfig(t *testing.T) (net.Listener, config.Config) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
 	cfg := config.Default()
 	cfg.Server.DataDir = t.TempDir()
 	cfg.Server.Listen = ln.Addr().String()
 	cfg.Server.Issuer = "http://" + ln.Addr().String()
-	cfg.Storage.DSN = dsn
 	cfg.Password.Argon2 = config.Argon2{Time: 1, MemoryKiB: 7168, Threads: 1} // the cheapest valid cost, for speed
-	if mutate != nil {
-		mutate(&cfg)
+	return ln, cfg
+}
+
+// serve builds the app from cfg and serves it on ln until the test ends.
+// log nil discards the logs.
+func serve(t *testing.T, ln net.Listener, cfg config.Config, log *slog.Logger) *server {
+	t.Helper()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	if probs := cfg.Validate(); len(probs) > 0 {
 		t.Fatalf("test config invalid: %v", probs)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

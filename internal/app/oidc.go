@@ -3,15 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/netip"
 	"time"
 
-	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/config"
-	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/oidc"
-	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/web"
 )
@@ -29,13 +24,15 @@ func KeyRingFor(cfg config.Config, st store.KV) *oidc.KeyRing {
 }
 
 // buildOIDC builds the OpenID Provider: clients, keys and endpoints.
-func (a *App) buildOIDC(ctx context.Context, pages *web.Pages, trusted []netip.Prefix) error {
+func (a *App) buildOIDC(ctx context.Context, pages *web.Pages) error {
 	cfg := a.Config.OIDC
 	clients, err := oidc.NewClients(a.Store, cfg.Clients, nil)
 	if err != nil {
 		return err
 	}
 	a.Clients = clients
+	// Policies loaded before this point already checked app targets
+	// against the same clients, through AppSources.
 	a.Keys = KeyRingFor(a.Config, a.Store)
 	if err := a.Keys.Maintain(ctx); err != nil {
 		return err
@@ -44,10 +41,9 @@ func (a *App) buildOIDC(ctx context.Context, pages *web.Pages, trusted []netip.P
 	if err != nil {
 		return fmt.Errorf("load session id key: %w", err)
 	}
-	access := &accessBuilder{clientIP: httpx.ClientIP{Trusted: trusted}}
 	a.OIDC = oidc.New(oidc.Deps{
 		Issuer: a.Config.Server.Issuer, Store: a.Store, Sessions: a.Sessions, Clients: clients, Keys: a.Keys,
-		Policies: a.Policies, Access: access.request,
+		Policies: a.Policies, Access: a.Access.Request,
 		Lifetimes: oidc.Lifetimes{
 			Code: cfg.CodeLifetime.D(), AccessToken: cfg.AccessTokenLifetime.D(),
 			IDToken: cfg.IDTokenLifetime.D(), RefreshToken: cfg.RefreshTokenLifetime.D(),
@@ -55,28 +51,4 @@ func (a *App) buildOIDC(ctx context.Context, pages *web.Pages, trusted []netip.P
 		SIDKey: sidKey, ErrorPage: pages.ErrorPage, Log: a.Log,
 	})
 	return nil
-}
-
-// accessBuilder turns a browser request by a signed-in user into the
-// conditional access request the policy engine evaluates.
-type accessBuilder struct {
-	clientIP httpx.ClientIP
-}
-
-func (b *accessBuilder) request(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request {
-	req := &policy.Request{
-		Subject:   policy.Subject{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.Roles},
-		IP:        b.clientIP.Of(r),
-		Platform:  policy.PlatformFromUserAgent(r.UserAgent()),
-		ClientApp: policy.ClientBrowser,
-		Now:       now,
-	}
-	if s != nil {
-		req.Events = make([]strength.Event, len(s.Events))
-		for i, e := range s.Events {
-			req.Events[i] = strength.Event{Method: e.Method, Time: e.Time, AMR: e.AMR,
-				PhishingResistant: e.PhishingResistant, UserVerified: strength.UserVerifiedAMR(e.AMR)}
-		}
-	}
-	return req
 }

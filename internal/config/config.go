@@ -19,6 +19,9 @@ type Config struct {
 	Sessions Sessions `yaml:"sessions"`
 	Password Password `yaml:"password"`
 	OIDC     OIDC     `yaml:"oidc"`
+	Policy   Policy   `yaml:"policy"`
+	GeoIP    GeoIP    `yaml:"geoip"`
+	API      API      `yaml:"api"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -82,6 +85,29 @@ type Argon2 struct {
 	Time      uint32 `yaml:"time"`       // iterations
 	MemoryKiB uint32 `yaml:"memory_kib"` // memory in KiB
 	Threads   uint8  `yaml:"threads"`
+}
+
+// Policy locates the conditional access policy files.
+type Policy struct {
+	// Files are policy files or directories; a directory stands for every
+	// *.yaml and *.yml file in it, in name order. Relative paths are
+	// relative to the working directory. Empty: no policies, every
+	// request is allowed.
+	Files []string `yaml:"files,omitempty"`
+}
+
+// GeoIP locates the IP-to-country database named locations use.
+type GeoIP struct {
+	// Database is a MaxMind DB (.mmdb) file such as GeoLite2-Country.
+	// Empty: countries are unknown, and only IP-range locations match.
+	Database string `yaml:"database"`
+}
+
+// API configures the JSON API (/api/v1/...).
+type API struct {
+	// Token is a bearer token that grants API access from any address.
+	// Empty: only clients on the loopback interface are answered.
+	Token string `yaml:"token"`
 }
 
 // Default returns the built-in configuration. Every default lives here.

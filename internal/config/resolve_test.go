@@ -99,6 +99,32 @@ password:
 		check   func(t *testing.T, c Config)
 	}{
 		{
+			name: "ok/policy-geoip-api",
+			file: "policy:\n  files: [policies/, extra.yml]\ngeoip:\n  database: /data/GeoLite2-Country.mmdb\napi:\n  token: " + strings.Repeat("t", 40) + "\n",
+			check: func(t *testing.T, c Config) {
+				if want := []string{"policies/", "extra.yml"}; !reflect.DeepEqual(c.Policy.Files, want) {
+					t.Errorf("policy.files = %q, want %q", c.Policy.Files, want)
+				}
+				if c.GeoIP.Database != "/data/GeoLite2-Country.mmdb" || c.API.Token != strings.Repeat("t", 40) {
+					t.Errorf("geoip.database = %q, api.token = %q", c.GeoIP.Database, c.API.Token)
+				}
+			},
+		},
+		{
+			name: "ok/policy-geoip-api-from-env",
+			file: "policy:\n  files: [ignored.yaml]\n",
+			environ: []string{"STEPGATE_POLICY_FILES=a.yaml, dir/", "STEPGATE_GEOIP_DATABASE=geo.mmdb",
+				"STEPGATE_API_TOKEN=" + strings.Repeat("e", 32)},
+			check: func(t *testing.T, c Config) {
+				if want := []string{"a.yaml", "dir/"}; !reflect.DeepEqual(c.Policy.Files, want) {
+					t.Errorf("policy.files = %q, want %q", c.Policy.Files, want)
+				}
+				if c.GeoIP.Database != "geo.mmdb" || c.API.Token != strings.Repeat("e", 32) {
+					t.Errorf("geoip.database = %q, api.token = %q", c.GeoIP.Database, c.API.Token)
+				}
+			},
+		},
+		{
 			name: "ok/file-overrides-defaults",
 			file: file,
 			check: func(t *testing.T, c Config) {
@@ -306,6 +332,14 @@ func TestResolveProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "fail/policy-keys",
+			file: "policy:\n  file: x.yaml\napi:\n  token: tooshort\n",
+			want: []Problem{
+				{Path: "policy.file", Line: 2, Message: `unknown key; did you mean "files"?`},
+				{Path: "api.token", Line: 4, Message: "is 8 characters long; use at least 32 random characters, e.g. the output of: openssl rand -base64 32"},
+			},
+		},
+		{
 			name: "fail/unknown-key",
 			file: "storage:\n  dns: sqlite\n",
 			want: []Problem{{Path: "storage.dns", Line: 2, Message: `unknown key; did you mean "dsn"?`}},
@@ -333,7 +367,7 @@ func TestResolveProblems(t *testing.T) {
 		{
 			name: "fail/top-level-not-mapping",
 			file: "- server\n",
-			want: []Problem{{Line: 1, Message: "the top level must be a mapping of sections (server:, storage:, log:, sessions:, password:, oidc:), not a list"}},
+			want: []Problem{{Line: 1, Message: "the top level must be a mapping of sections (server:, storage:, log:, sessions:, password:, oidc:, policy:, geoip:, api:), not a list"}},
 		},
 		{
 			name: "fail/section-not-mapping",
@@ -365,7 +399,7 @@ func TestResolveProblems(t *testing.T) {
 			name: "fail/merge-key",
 			file: "base: &b {level: info}\nlog:\n  <<: *b\n",
 			want: []Problem{
-				{Path: "base", Line: 1, Message: "unknown key; known keys here are server, storage, log, sessions, password, oidc"},
+				{Path: "base", Line: 1, Message: "unknown key; known keys here are server, storage, log, sessions, password, oidc, policy, geoip, api"},
 				{Path: "log.<<", Line: 3, Message: "merge keys are not supported; write the keys out in full"},
 			},
 		},

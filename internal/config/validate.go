@@ -31,6 +31,8 @@ func (c Config) Validate() []Problem {
 	c.Sessions.validate(&ps)
 	c.Password.validate(&ps)
 	c.OIDC.validate(&ps)
+	c.Policy.validate(&ps)
+	c.API.validate(&ps)
 	return ps
 }
 
@@ -230,5 +232,29 @@ func (p Password) validate(ps *problems) {
 	// uint8 thread count, but keep the rule explicit in case it changes.
 	if floor := max(minArgon2MemoryKiB, 8*uint32(a.Threads)); a.MemoryKiB < floor {
 		ps.add("password.argon2.memory_kib", "must be at least %d (got %d); 19456 (19 MiB, OWASP's recommendation) is the usual choice", floor, a.MemoryKiB)
+	}
+}
+
+func (p Policy) validate(ps *problems) {
+	for i, f := range p.Files {
+		if strings.TrimSpace(f) == "" {
+			ps.add(fmt.Sprintf("policy.files[%d]", i), "is empty; give the path of a policy file or of a directory of *.yaml files, or remove the entry")
+		}
+	}
+}
+
+// minAPITokenLength keeps the token out of reach of guessing: 32
+// characters of base64 are 192 bits.
+const minAPITokenLength = 32
+
+func (a API) validate(ps *problems) {
+	// Never quote the token: it is a secret, and error output ends up in
+	// logs and terminals.
+	switch {
+	case a.Token == "":
+	case len(a.Token) < minAPITokenLength:
+		ps.add("api.token", "is %d characters long; use at least %d random characters, e.g. the output of: openssl rand -base64 32", len(a.Token), minAPITokenLength)
+	case strings.IndexFunc(a.Token, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0:
+		ps.add("api.token", "contains spaces or control or non-ASCII characters, which cannot be sent in an Authorization header; use the output of: openssl rand -base64 32")
 	}
 }

@@ -36,6 +36,9 @@ func TestValidate(t *testing.T) {
 		{name: "ok/cookie-host-prefix", mutate: func(c *Config) { c.Sessions.CookieName = "__Host-sg" }},
 		{name: "ok/lifetime-equals-idle", mutate: func(c *Config) { c.Sessions.Lifetime = c.Sessions.IdleTimeout }},
 		{name: "ok/min-length-64", mutate: func(c *Config) { c.Password.MinLength = 64 }},
+		{name: "ok/policy-files", mutate: func(c *Config) { c.Policy.Files = []string{"policies/", "extra.yaml"} }},
+		{name: "ok/geoip-database", mutate: func(c *Config) { c.GeoIP.Database = "/var/lib/GeoIP/GeoLite2-Country.mmdb" }},
+		{name: "ok/api-token", mutate: func(c *Config) { c.API.Token = strings.Repeat("k", 32) }},
 
 		{name: "fail/listen-no-port", mutate: func(c *Config) { c.Server.Listen = "localhost" }, want: []string{"server.listen"}, wantIn: "127.0.0.1:8080"},
 		{name: "fail/listen-named-port", mutate: func(c *Config) { c.Server.Listen = "localhost:http" }, want: []string{"server.listen"}, wantIn: "0 to 65535"},
@@ -77,6 +80,9 @@ func TestValidate(t *testing.T) {
 		{name: "fail/argon2", mutate: func(c *Config) {
 			c.Password.Argon2 = Argon2{Time: 0, Threads: 0, MemoryKiB: 7167}
 		}, want: []string{"password.argon2.time", "password.argon2.threads", "password.argon2.memory_kib"}},
+		{name: "fail/policy-file-empty", mutate: func(c *Config) { c.Policy.Files = []string{"a.yaml", " "} }, want: []string{"policy.files[1]"}, wantIn: "remove the entry"},
+		{name: "fail/api-token-short", mutate: func(c *Config) { c.API.Token = "secret" }, want: []string{"api.token"}, wantIn: "openssl rand"},
+		{name: "fail/api-token-space", mutate: func(c *Config) { c.API.Token = strings.Repeat("secret ", 6) }, want: []string{"api.token"}, wantIn: "Authorization header"},
 		{name: "fail/argon2-memory-recommends", mutate: func(c *Config) { c.Password.Argon2.MemoryKiB = 4096 }, want: []string{"password.argon2.memory_kib"}, wantIn: "19456"},
 	}
 	for _, tt := range tests {

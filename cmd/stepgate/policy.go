@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+func (c *cli) policyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Work with conditional access policy files"}
+	cmd.AddCommand(c.policyLintCmd())
+	return cmd
+}
+
+func (c *cli) policyLintCmd() *cobra.Command {
+	var strict bool
+	cmd := &cobra.Command{
+		Use:   "lint FILE|DIR... [--strict]",
+		Short: "Check policy files and print every problem as file:line: key: message",
+		Long: "Check policy files the way the server does when it loads them, and print every problem.\n" +
+			"A directory stands for every *.yaml and *.yml file in it. Without --strict the check is\n" +
+			"offline: names of users, groups, roles and apps are not looked up. With --strict they are\n" +
+			"checked against the store the configuration names.",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{errors.New("give the policy files or directories to check, like: stepgate policy lint policies/")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var dir policy.Directory
+			if strict {
+				err := c.withStore(cmd.Context(), func(cfg config.Config, s store.Store) error {
+					var err error
+					dir, err = app.NewDirectory(cmd.Context(), s, app.AppSources(cfg, s))
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
+			set, err := app.CompilePolicies(args, dir)
+			var probs policy.Problems
+			if errors.As(err, &probs) {
+				for _, p := range probs {
+					fmt.Fprintln(c.stdout, p.String())
+				}
+				return fmt.Errorf("%s in the policy files; fix %s and run the lint again", plural(len(probs), "problem", "problems"), them(len(probs)))
+			}
+			if err != nil {
+				return err
+			}
+			if len(set.Files) == 0 {
+				return fmt.Errorf("no *.yaml or *.yml files in %v; give policy files or directories that contain them", args)
+			}
+			fmt.Fprintf(c.stdout, "ok: %s in %s\n", plural(len(set.Snapshot.Policies()), "policy", "policies"), plural(len(set.Files), "file", "files"))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&strict, "strict", false, "also check user, group, role and app names against the store (needs --config or --data-dir)")
+	return cmd
+}
+
+func (c *cli) whatifCmd() *cobra.Command {
+	var w policy.WhatIf
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "whatif --user NAME --app APP [flags]",
+		Short: "Show what the policies decide for a hypothetical sign-in, policy by policy",
+		Long: "Evaluate a hypothetical request against the configured policy files (policy.files), with the\n" +
+			"user's groups and roles from the store and the country from geoip.database, and show the\n" +
+			"decision and every policy's result. The exit code is 0 whatever the decision.",
+		Args: exactArgs(0, "no arguments (everything is a flag)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if w.User == "" && w.Client == "" {
+				return usageError{errors.New("give --user NAME (or --client ID for a service client)")}
+			}
+			if w.App == "" && len(w.Contexts) == 0 && w.Action == "" {
+				return usageError{errors.New("give what is being accessed: --app APP, --context ID or --action " + policy.ActionRegisterSecurityInfo)}
+			}
+			ctx := cmd.Context()
+			return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
+				set, err := app.LoadPolicies(ctx, cfg, s, app.AppSources(cfg, s))
+				if err != nil {
+					return err
+				}
+				geo, err := app.OpenGeoIP(cfg)
+				if err != nil {
+					return err
+				}
+				if geo != nil {
+					defer geo.Close()
+				}
+				b := &access.Builder{GeoIP: geo}
+				req, err := b.WhatIf(ctx, s, &w, c.now())
+				if errors.Is(err, access.ErrInvalidWhatIf) {
+					return usageError{err}
+				}
+				if err != nil {
+					return err
+				}
+				d := set.Snapshot.Evaluate(req, policy.EvaluateOptions{Explain: true})
+				if asJSON {
+					return c.printJSON(d)
+				}
+				_, err = fmt.Fprint(c.stdout, policy.Explain(&d))
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&w.User, "user", "", "username to evaluate for")
+	f.StringVar(&w.Client, "client", "", "service client id to evaluate for (instead of --user)")
+	f.StringVar(&w.App, "app", "", "app (OIDC client or gateway app id) being signed in to")
+	f.StringArrayVar(&w.Contexts, "context", nil, "authentication context the app asks for, like c2 (repeatable)")
+	f.StringVar(&w.Action, "action", "", "user action: register-security-info or register-device")
+	f.StringVar(&w.IP, "ip", "", "client IP address")
+	f.StringVar(&w.Country, "country", "", "country code like DE (default: from --ip with geoip.database)")
+	f.StringVar(&w.Platform, "platform", "", "windows, macos, linux, ios, android, chromeos or unknown")
+	f.StringVar(&w.UserAgent, "user-agent", "", "User-Agent to take the platform from (when --platform is not given)")
+	f.StringVar(&w.ClientApp, "client-app", "", "browser, mobile-desktop, service or legacy")
+	f.StringVar(&w.DeviceID, "device-id", "", "device id")
+	f.BoolVar(&w.DeviceCompliant, "device-compliant", false, "the device is marked compliant")
+	f.StringVar(&w.DeviceTrustType, "device-trust-type", "", "managed or registered")
+	f.StringVar(&w.SignInRisk, "sign-in-risk", "", "none, low, medium or high")
+	f.StringVar(&w.UserRisk, "user-risk", "", "none, low, medium or high")
+	f.StringVar(&w.Auth, "auth", "", "the session's sign-in history, like pwd@-5m,totp@-2m")
+	f.StringVar(&w.PasswordChanged, "password-changed", "", "when the password was changed, like -2m or an RFC 3339 time")
+	f.StringArrayVar(&w.Terms, "terms", nil, "id of terms of use the user has accepted (repeatable)")
+	f.BoolVar(&asJSON, "json", false, "print the decision as JSON")
+	return cmd
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func them(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stepgate/stepgate/internal/policy"
+)
+
+const lintGood = `auth_contexts:
+  - id: c2
+    name: High-value transaction
+policies:
+  - name: staff-mfa
+    state: enabled
+    users:
+      include: {groups: [staff]}
+    target:
+      apps: {include: [all]}
+    grant:
+      controls: [mfa]
+    session:
+      sign_in_frequency: 8h
+  - name: c2-phishing-resistant
+    state: enabled
+    users:
+      include: {users: [all]}
+    target:
+      auth_contexts: [c2]
+    grant:
+      controls:
+        - strength: phishing-resistant
+`
+
+const lintBad = `policies:
+  - name: bad
+    state: enabeld
+    users:
+      include: {groups: [staff]}
+    target:
+      apps: {include: [all]}
+    conditions:
+      expression: 'device.is_compliant + 1'
+    grant:
+      controls: [mfa]
+    sesion: {}
+`
+
+func write(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPolicyLint(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := write(t, dir, "good.yaml", lintGood)
+	bad := write(t, t.TempDir(), "bad.yaml", lintBad)
+
+	t.Run("ok/file", func(t *testing.T) {
+		r := stepgate(t, "", "policy", "lint", good).mustSucceed(t)
+		if r.stdout != "ok: 2 policies in 1 file\n" {
+			t.Fatalf("stdout = %q", r.stdout)
+		}
+	})
+	t.Run("ok/directory", func(t *testing.T) {
+		write(t, dir, "more.yml", "policies:\n  - name: block-legacy\n    state: report-only\n    users: {include: {users: [all]}}\n"+
+			"    target: {apps: {include: [all]}}\n    conditions: {client_apps: [legacy]}\n    grant: block\n")
+		write(t, dir, "notes.txt", "not a policy")
+		r := stepgate(t, "", "policy", "lint", dir).mustSucceed(t)
+		if r.stdout != "ok: 3 policies in 2 files\n" {
+			t.Fatalf("stdout = %q", r.stdout)
+		}
+	})
+	t.Run("fail/every-problem-with-file-and-line", func(t *testing.T) {
+		r := stepgate(t, "", "policy", "lint", good, bad)
+		r.mustFail(t, 1, "3 problems in the policy files")
+		for _, want := range []string{
+			bad + `:3: policies[0].state: "enabeld" is not a state; did you mean "enabled"?`,
+			bad + `:9: policies[0].conditions.expression: CEL: found no matching overload`,
+			bad + `:12: policies[0].sesion: unknown key; did you mean "session"?`,
+		} {
+			if !strings.Contains(r.stdout, want+"") {
+				t.Errorf("stdout does not report %q:\n%s", want, r.stdout)
+			}
+		}
+		if strings.Contains(r.stdout, "good.yaml") {
+			t.Errorf("problems reported in the good file:\n%s", r.stdout)
+		}
+	})
+	t.Run("fail/missing-file", func(t *testing.T) {
+		stepgate(t, "", "policy", "lint", filepath.Join(dir, "nope.yaml")).mustFail(t, 1, "nope.yaml", "does not exist")
+	})
+	t.Run("fail/no-arguments", func(t *testing.T) {
+		stepgate(t, "", "policy", "lint").mustFail(t, 2, "give the policy files")
+	})
+	t.Run("fail/strict-unknown-group", func(t *testing.T) {
+		// The offline check cannot know the group; --strict asks the store.
+		stepgate(t, "", "policy", "lint", "--strict", "--data-dir", t.TempDir(), good).mustFail(t, 1, "1 problem in")
+	})
+}
+
+func TestWhatIf(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pol := write(t, dir, "policies.yaml", lintGood)
+	data := filepath.Join(dir, "data")
+	cfg := write(t, dir, "stepgate.yaml", "server:\n  data_dir: "+data+"\npolicy:\n  files: ["+pol+"]\n")
+	conf := "--config=" + cfg
+	stepgate(t, "", "group", "add", "staff", conf).mustSucceed(t)
+	stepgate(t, "correct horse battery", "user", "add", "alice", "--password-stdin", "--group", "staff", conf).mustSucceed(t)
+
+	t.Run("ok/table", func(t *testing.T) {
+		r := stepgate(t, "", "whatif", conf, "--user", "alice", "--app", "payroll", "--context", "c2", "--auth", "pwd@-5m,totp@-2m").mustSucceed(t)
+		for _, want := range []string{
+			"outcome:  challenge (controls-not-satisfied)",
+			"missing:  1. strength phishing-resistant [add webauthn] (c2-phishing-resistant)",
+			"POLICY                 STATE    RESULT   DETAIL",
+			"staff-mfa              enabled  applied  all-of: mfa within 8h [ok]",
+		} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("stdout does not contain %q:\n%s", want, r.stdout)
+			}
+		}
+	})
+	t.Run("ok/json", func(t *testing.T) {
+		r := stepgate(t, "", "whatif", conf, "--user", "alice", "--app", "payroll", "--auth", "pwd@-5m,totp@-2m", "--json").mustSucceed(t)
+		var d policy.Decision
+		if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+		}
+		if d.Outcome != policy.OutcomeAllow || len(d.Policies) != 2 || d.Policies[0].Result != policy.ResultApplied {
+			t.Fatalf("decision = %+v", d)
+		}
+	})
+	t.Run("ok/challenge-still-exits-zero", func(t *testing.T) {
+		stepgate(t, "", "whatif", conf, "--user", "alice", "--app", "payroll", "--json").mustSucceed(t)
+	})
+	t.Run("fail/unknown-user", func(t *testing.T) {
+		stepgate(t, "", "whatif", conf, "--user", "bob", "--app", "payroll").mustFail(t, 1, `unknown user "bob"`, "stepgate user list")
+	})
+	t.Run("fail/bad-values", func(t *testing.T) {
+		stepgate(t, "", "whatif", conf, "--user", "alice", "--app", "payroll", "--ip", "10.0.0.300", "--sign-in-risk", "mediun").
+			mustFail(t, 2, `ip "10.0.0.300" is not an IP address`, `sign_in_risk "mediun"`)
+	})
+	t.Run("fail/unknown-flag", func(t *testing.T) {
+		stepgate(t, "", "whatif", conf, "--user", "alice", "--app", "payroll", "--risk", "high").mustFail(t, 2, "--risk")
+	})
+	t.Run("fail/no-user", func(t *testing.T) {
+		stepgate(t, "", "whatif", conf, "--app", "payroll").mustFail(t, 2, "--user NAME")
+	})
+	t.Run("fail/no-target", func(t *testing.T) {
+		stepgate(t, "", "whatif", conf, "--user", "alice").mustFail(t, 2, "--app APP")
+	})
+}

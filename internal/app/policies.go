@@ -1,0 +1,261 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/geoip"
+	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// AppSource lists the ids of apps (OIDC clients, gateway apps, service
+// clients) that policies may target. A policy naming an app no source
+// lists is a load error: a typo in a target would otherwise leave the
+// real app unprotected.
+type AppSource func(ctx context.Context) ([]string, error)
+
+// AppSources returns the sources of app ids for a deployment configured
+// by cfg over st. Components whose apps live in the configuration or the
+// store add their source here, so that the server, "stepgate whatif" and
+// "stepgate policy lint --strict" all accept exactly the same app ids.
+// Today the apps are the OIDC clients, from the file and the store.
+func AppSources(cfg config.Config, st store.Store) []AppSource {
+	return []AppSource{func(ctx context.Context) ([]string, error) {
+		clients, err := oidc.NewClients(st, cfg.OIDC.Clients, nil)
+		if err != nil {
+			return nil, err
+		}
+		return clients.IDs(ctx)
+	}}
+}
+
+// DirectoryStore is what a policy directory reads from storage.
+type DirectoryStore interface {
+	ListUsers(ctx context.Context) ([]store.User, error)
+	ListGroups(ctx context.Context) ([]store.Group, error)
+	ListRoles(ctx context.Context) ([]store.Role, error)
+}
+
+// NewDirectory reads the names policies may refer to: users (by
+// username and by id), roles, groups with their parents, and the ids
+// every source lists. The result is a fixed copy; policies compiled
+// against it are checked against the store as it was when it was read.
+func NewDirectory(ctx context.Context, st DirectoryStore, sources []AppSource) (policy.Directory, error) {
+	users, err := st.ListUsers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy directory: list users: %w", err)
+	}
+	names := make([]string, 0, 2*len(users))
+	for _, u := range users {
+		names = append(names, u.Username, u.ID)
+	}
+	roles, err := st.ListRoles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy directory: list roles: %w", err)
+	}
+	roleNames := make([]string, len(roles))
+	for i, r := range roles {
+		roleNames[i] = r.Name
+	}
+	groups, err := st.ListGroups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy directory: list groups: %w", err)
+	}
+	parents := make(map[string][]string, len(groups))
+	for _, g := range groups {
+		parents[g.Name] = g.Parents
+	}
+	var apps []string
+	for _, src := range sources {
+		ids, err := src(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("policy directory: list apps: %w", err)
+		}
+		apps = append(apps, ids...)
+	}
+	return policy.NewDirectory(names, roleNames, apps, parents), nil
+}
+
+// policyExts are the file name extensions read from a policy directory.
+var policyExts = []string{".yaml", ".yml"}
+
+// PolicyFiles expands policy.files entries: a file stands for itself, a
+// directory for every *.yaml and *.yml file directly in it, in name
+// order. Subdirectories and other files are skipped, so a README or an
+// editor's backup file beside the policies does no harm.
+func PolicyFiles(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("policy file %s: %w", p, fs.ErrNotExist)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("policy file: %w", err)
+		}
+		if !fi.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, fmt.Errorf("policy directory %s: %w", p, err)
+		}
+		for _, e := range entries { // ReadDir sorts by name
+			if !e.IsDir() && slices.Contains(policyExts, strings.ToLower(filepath.Ext(e.Name()))) {
+				out = append(out, filepath.Join(p, e.Name()))
+			}
+		}
+	}
+	return out, nil
+}
+
+// ReadPolicies parses every file paths names (see PolicyFiles). An
+// unreadable file is an error; problems in the files' content are
+// returned as problems, every one of them, for Compile to add to.
+func ReadPolicies(paths []string) ([]*policy.Document, policy.Problems, error) {
+	files, err := PolicyFiles(paths)
+	if err != nil {
+		return nil, nil, err
+	}
+	docs := make([]*policy.Document, 0, len(files))
+	var probs policy.Problems
+	for _, f := range files {
+		data, err := readPolicyFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		doc, ps := policy.Parse(f, data)
+		docs = append(docs, doc)
+		probs = append(probs, ps...)
+	}
+	return docs, probs, nil
+}
+
+func readPolicyFile(path string) ([]byte, error) {
+	f, err := os.Open(path) //nolint:gosec // the operator names their own policy files
+	if err != nil {
+		return nil, fmt.Errorf("read policy file: %w", err)
+	}
+	defer f.Close()
+	// One byte over the limit is enough for Parse to report the size.
+	data, err := io.ReadAll(io.LimitReader(f, policy.MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read policy file %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// PolicySet is a compiled policy set and where it came from.
+type PolicySet struct {
+	Snapshot *policy.Snapshot
+	// Files are the files read, after expanding directories.
+	Files []string
+}
+
+// CompilePolicies reads the files paths names and compiles them as one
+// set against dir (nil: offline, names are not checked). Structural
+// problems do not stop the compile, so every problem in every file is
+// reported at once. On any problem the error is a policy.Problems
+// (errors.As works), sorted by file and line.
+func CompilePolicies(paths []string, dir policy.Directory) (PolicySet, error) {
+	docs, probs, err := ReadPolicies(paths)
+	if err != nil {
+		return PolicySet{}, err
+	}
+	snap, cprobs := policy.Compile(dir, docs...)
+	probs = append(probs, cprobs...)
+	if len(probs) > 0 {
+		return PolicySet{}, probs.Sorted()
+	}
+	files := make([]string, len(docs))
+	for i, d := range docs {
+		files[i] = d.File
+	}
+	return PolicySet{Snapshot: snap, Files: files}, nil
+}
+
+// LoadPolicies compiles cfg's policy.files against the directory read
+// from st and sources: what the server does at start and on reload, and
+// what "stepgate whatif" does to answer as the server would.
+func LoadPolicies(ctx context.Context, cfg config.Config, st DirectoryStore, sources []AppSource) (PolicySet, error) {
+	if len(cfg.Policy.Files) == 0 {
+		return PolicySet{Snapshot: policy.Empty()}, nil
+	}
+	dir, err := NewDirectory(ctx, st, sources)
+	if err != nil {
+		return PolicySet{}, err
+	}
+	set, err := CompilePolicies(cfg.Policy.Files, dir)
+	var probs policy.Problems
+	switch {
+	case errors.As(err, &probs):
+		return PolicySet{}, fmt.Errorf("load policies (policy.files): %w", err)
+	case err != nil:
+		return PolicySet{}, fmt.Errorf("load policies: %w; fix the path in policy.files (or STEPGATE_POLICY_FILES)", err)
+	}
+	return set, nil
+}
+
+// OpenGeoIP opens geoip.database, or returns nil when none is
+// configured.
+func OpenGeoIP(cfg config.Config) (*geoip.DB, error) {
+	if cfg.GeoIP.Database == "" {
+		return nil, nil //nolint:nilnil // no database configured is not an error
+	}
+	db, err := geoip.Open(cfg.GeoIP.Database)
+	if err != nil {
+		return nil, fmt.Errorf("geoip.database: %w; fix the path or remove the key to run without countries", err)
+	}
+	return db, nil
+}
+
+// RegisterAppSource adds a source of app ids. Components built by New
+// register theirs before the first compile; a source added later counts
+// from the next ReloadPolicies.
+func (a *App) RegisterAppSource(src AppSource) {
+	a.appMu.Lock()
+	defer a.appMu.Unlock()
+	a.appSources = append(a.appSources, src)
+}
+
+func (a *App) sources() []AppSource {
+	a.appMu.Lock()
+	defer a.appMu.Unlock()
+	return slices.Clone(a.appSources)
+}
+
+// ReloadPolicies recompiles policy.files against the store as it is now
+// and swaps the result in. On any problem the server keeps enforcing the
+// last good set: it logs every problem and returns an error listing
+// them. stepgate serve calls it on SIGHUP.
+func (a *App) ReloadPolicies(ctx context.Context) error {
+	// Serialised so that a slow reload can never swap in a set older
+	// than one a faster, later reload already installed.
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	set, err := LoadPolicies(ctx, a.Config, a.Store, a.sources())
+	if err != nil {
+		var probs policy.Problems
+		if errors.As(err, &probs) {
+			for _, p := range probs {
+				a.Log.ErrorContext(ctx, "policy problem", "problem", p.String())
+			}
+		}
+		a.Log.ErrorContext(ctx, "policy reload failed; still enforcing the previous policies", "err", err)
+		return fmt.Errorf("reload policies: %w", err)
+	}
+	a.Policies.Swap(set.Snapshot)
+	a.Log.InfoContext(ctx, "policies reloaded", "policies", len(set.Snapshot.Policies()), "files", len(set.Files))
+	return nil
+}
