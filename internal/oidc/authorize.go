@@ -47,8 +47,11 @@ type flow struct {
 	MaxAge        int64          `json:"max_age"` // seconds; -1 when absent
 	ACRValues     []string       `json:"acr_values,omitempty"`
 	Claims        *ClaimsRequest `json:"claims,omitempty"`
-	CreatedAt     time.Time      `json:"created_at"`
-	Interactions  int            `json:"interactions,omitempty"`
+	// Capabilities are the client capabilities (xms_cc) the client
+	// registered or declared in the claims parameter.
+	Capabilities []string  `json:"xms_cc,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	Interactions int       `json:"interactions,omitempty"`
 }
 
 // wants reports whether the flow's prompt includes v.
@@ -155,6 +158,12 @@ func (p *Provider) parseFlow(q url.Values, c *Client) (*flow, *Error) {
 		return nil, bad("invalid_request", err.Error())
 	}
 	f.Claims = claims
+	f.Capabilities = slices.Clone(c.Capabilities)
+	for _, cp := range claims.capabilities() {
+		if !slices.Contains(f.Capabilities, cp) {
+			f.Capabilities = append(f.Capabilities, cp)
+		}
+	}
 	return f, nil
 }
 

@@ -304,7 +304,7 @@ func (p *Provider) authStateFor(f *flow, s store.Session, u store.User, acr stri
 	}
 	a := authState{
 		UserID: u.ID, SID: p.sid(s), AuthTime: lastAuth(s).UTC(), ACR: acr, AMR: amr, ACRs: acrs,
-		Scope: f.Scope, Nonce: f.Nonce, Capabilities: f.Claims.capabilities(),
+		Scope: f.Scope, Nonce: f.Nonce, Capabilities: f.Capabilities,
 	}
 	if f.Claims != nil {
 		for name := range f.Claims.IDToken {

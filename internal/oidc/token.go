@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -219,7 +220,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	case GrantRefreshToken:
 		out, err = p.refresh(r.Context(), c, form)
 	case GrantClientCredentials:
-		out, err = p.clientCredentials(r.Context(), c, form)
+		out, err = p.clientCredentials(r, c, form)
 	}
 	if err != nil {
 		p.writeError(w, r, err)
@@ -366,10 +367,20 @@ func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (iss
 	return out, err
 }
 
-// clientCredentials issues a token to a service client for itself.
-func (p *Provider) clientCredentials(_ context.Context, c *Client, form url.Values) (issued, error) {
+// clientCredentials issues a token to a service client for itself,
+// after the conditional access policies that include service clients
+// (workload identities) had their say. A service cannot answer a
+// challenge, so anything but allow refuses.
+func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values) (issued, error) {
 	if c.Public {
 		return issued{}, oauthErr("unauthorized_client", http.StatusBadRequest, "a public client cannot use client_credentials")
+	}
+	req := p.Access(r, store.User{}, nil, p.Now())
+	req.Subject = policy.Subject{Client: true, ID: c.ID}
+	req.App, req.ClientApp = c.ID, policy.ClientService
+	if d := p.Policies.Load().Evaluate(req, policy.EvaluateOptions{}); d.Outcome != policy.OutcomeAllow {
+		return issued{}, &Error{Code: "unauthorized_client", Status: http.StatusBadRequest,
+			Description: "conditional access does not allow this client to get a token", Debug: fmt.Errorf("%s (%s)", d.Reason, d.BlockedBy)}
 	}
 	scope := strings.Fields(form.Get("scope"))
 	if slices.ContainsFunc(scope, func(s string) bool { return s == "openid" || s == "offline_access" }) {
