@@ -20,7 +20,7 @@ const (
 	pathJWKS       = "/oauth2/jwks"
 	pathAuthorize  = "/oauth2/authorize"
 	pathResume     = "/oauth2/authorize/resume"
-	pathToken      = "/oauth2/token"
+	pathToken      = "/oauth2/token" //nolint:gosec // G101: a path, not a credential
 	pathUserinfo   = "/oauth2/userinfo"
 	pathIntrospect = "/oauth2/introspect"
 	pathRevoke     = "/oauth2/revoke"
