@@ -6,6 +6,7 @@ require (
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/pquerna/otp v1.5.0
 	github.com/spf13/cobra v1.10.2
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/crypto v0.58.0
@@ -13,6 +14,8 @@ require (
 	golang.org/x/text v0.43.0
 	modernc.org/sqlite v1.61.1
 )
+
+require github.com/boombuler/barcode v1.1.0 // indirect
 
 require (
 	cel.dev/cel-go v0.33.2
