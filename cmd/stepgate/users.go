@@ -55,6 +55,7 @@ func (c *cli) userCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
 	cmd.AddCommand(c.userAddCmd(), c.userListCmd(), c.userShowCmd(), c.userPasswdCmd(),
 		c.userDisableCmd(true), c.userDisableCmd(false), c.userSetCmd())
+	cmd.AddCommand(c.mfaCmds()...)
 	return cmd
 }
 

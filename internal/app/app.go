@@ -19,6 +19,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/api"
+	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/password"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/geoip"
@@ -55,6 +56,7 @@ type App struct {
 	// Access builds policy requests from HTTP requests, with this
 	// deployment's trusted proxies and GeoIP database.
 	Access  *access.Builder
+	Methods *Methods
 	Clients *oidc.Clients
 	Keys    *oidc.KeyRing
 	OIDC    *oidc.Provider
@@ -122,9 +124,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Secure:      secure,
 	}, nil)
 	clientIP := httpx.ClientIP{Trusted: trusted}
+	if a.Methods, err = NewMethods(cfg, st); err != nil {
+		return nil, err
+	}
 	pages, err := web.New(web.Deps{
 		Users: a.Users, Store: st, Sessions: a.Sessions, CSRFKey: csrfKey,
 		Secure: secure, ClientIP: clientIP, Log: log,
+		Methods: a.Methods.Registry, Credentials: st,
+		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil),
+		RegisterCheck: a.registerCheck, Detail: credentialDetail,
 	})
 	if err != nil {
 		return nil, err

@@ -22,6 +22,8 @@ type Config struct {
 	Policy   Policy   `yaml:"policy"`
 	GeoIP    GeoIP    `yaml:"geoip"`
 	API      API      `yaml:"api"`
+	Secrets  Secrets  `yaml:"secrets"`
+	TOTP     TOTP     `yaml:"totp"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -110,6 +112,18 @@ type API struct {
 	Token string `yaml:"token"`
 }
 
+// Secrets holds the key that encrypts secrets at rest (TOTP seeds, phone
+// numbers). Empty: a key file in server.data_dir, created on first start.
+type Secrets struct {
+	Key string `yaml:"key"`
+}
+
+// TOTP configures the authenticator-app method.
+type TOTP struct {
+	// Issuer names this deployment in authenticator apps.
+	Issuer string `yaml:"issuer"`
+}
+
 // Default returns the built-in configuration. Every default lives here.
 func Default() Config {
 	return Config{
@@ -136,6 +150,7 @@ func Default() Config {
 			Argon2: Argon2{Time: 2, MemoryKiB: 19 * 1024, Threads: 1},
 		},
 		OIDC: defaultOIDC(),
+		TOTP: TOTP{Issuer: "Stepgate"},
 	}
 }
 

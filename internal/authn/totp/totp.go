@@ -111,6 +111,7 @@ func (m *Method) BeginEnroll(_ context.Context, u store.User, name string) (auth
 		return authn.Challenge{}, err
 	}
 	return authn.Challenge{State: st, Show: map[string]any{
+		"kind":   "totp",
 		"secret": key.Secret(),
 		"uri":    key.URL(),
 		"qr":     "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()),
@@ -140,7 +141,7 @@ func (m *Method) FinishEnroll(ctx context.Context, u store.User, state []byte, r
 
 // BeginVerify asks for a code; there is nothing to send.
 func (m *Method) BeginVerify(context.Context, store.User, []store.Credential) (authn.Challenge, error) {
-	return authn.Challenge{Show: map[string]any{}}, nil
+	return authn.Challenge{Show: map[string]any{"kind": "code"}}, nil
 }
 
 // Verify accepts a current code of any of the user's apps, once.
