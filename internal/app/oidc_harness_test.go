@@ -19,19 +19,19 @@ import (
 
 // Test clients of every OIDC test server.
 const (
-	rpClientID     = "webapp"
-	rpSecret       = "webapp-secret-webapp-secret-0123456789"
-	rpRedirect     = "http://127.0.0.1:9/callback" // nothing listens: tests read the redirect
-	rpPostLogout   = "http://127.0.0.1:9/signed-out"
-	spaClientID    = "spa"
-	spaRedirect    = "http://localhost:9/spa/callback"
-	svcClientID    = "reporting"
-	svcSecret      = "reporting-secret-reporting-secret-0123"
-	testUser       = "alice"
-	testPassword   = "correct horse battery"
-	otherClientID  = "other"
-	otherSecret    = "other-secret-other-secret-other-secret-0"
-	otherRedirect  = "http://127.0.0.1:9/other/callback"
+	rpClientID    = "webapp"
+	rpSecret      = "webapp-secret-webapp-secret-0123456789"
+	rpRedirect    = "http://127.0.0.1:9/callback" // nothing listens: tests read the redirect
+	rpPostLogout  = "http://127.0.0.1:9/signed-out"
+	spaClientID   = "spa"
+	spaRedirect   = "http://localhost:9/spa/callback"
+	svcClientID   = "reporting"
+	svcSecret     = "reporting-secret-reporting-secret-0123"
+	testUser      = "alice"
+	testPassword  = "correct horse battery"
+	otherClientID = "other"
+	otherSecret   = "other-secret-other-secret-other-secret-0"
+	otherRedirect = "http://127.0.0.1:9/other/callback"
 )
 
 // testPolicies declares contexts c1 (a sign-in fresh within minutes) and
