@@ -38,8 +38,14 @@ func (s *ClaimSpec) wanted() []string {
 	}
 	var out []string
 	for _, raw := range append([]json.RawMessage{s.Value}, s.Values...) {
+		// JSON null means "not given" (OIDC Core 5.5.1). It decodes into
+		// a string without error, as "", which would turn into a demand
+		// for an acr (or capability) named "" that no one asked for.
+		if raw == nil || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			continue
+		}
 		var v string
-		if raw != nil && json.Unmarshal(raw, &v) == nil {
+		if json.Unmarshal(raw, &v) == nil {
 			out = append(out, v)
 		}
 	}
