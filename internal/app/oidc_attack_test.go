@@ -638,6 +638,7 @@ func TestAttackClaimsParameter(t *testing.T) {
 		{"fail/acr-not-a-string", `{"id_token":{"acr":{"essential":true,"values":[2]}}}`, "invalid_request"},
 		{"fail/unknown-member", `{"id_token":{},"acess_token":{"acrs":{"value":"c2"}}}`, "invalid_request"},
 		{"fail/trailing-data", `{"id_token":{}} {"access_token":{}}`, "invalid_request"},
+		{"fail/trailing-brace", `{"id_token":{"acr":{"value":"c1"}}}}`, "invalid_request"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 )
 
@@ -142,7 +143,11 @@ func strictJSON(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	// Only white space may follow. dec.More alone is not enough: it
+	// reports false before a stray "}" or "]", so {"id_token":{}}} was
+	// accepted, and a parser that reads what a gateway in front of us
+	// rejects (or the reverse) is how requirements get smuggled.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("unexpected data after the JSON value")
 	}
 	return nil

@@ -38,6 +38,8 @@ func TestParseClaims(t *testing.T) {
 		{name: "fail/array", in: `[{"id_token":{}}]`, wantErr: "not a JSON object"},
 		{name: "fail/truncated", in: `{"id_token":{"acr":`, wantErr: "not a JSON object"},
 		{name: "fail/trailing-garbage", in: `{"id_token":{}}x`, wantErr: "not a JSON object"},
+		{name: "fail/trailing-brace", in: `{"id_token":{"acr":{"value":"c1"}}}}`, wantErr: "not a JSON object"},
+		{name: "fail/trailing-bracket", in: `{"id_token":{}}]`, wantErr: "not a JSON object"},
 		{name: "fail/second-object", in: `{"id_token":{}}{"access_token":{}}`, wantErr: "not a JSON object"},
 		// A misspelt member would silently drop the requirement it
 		// carries.
