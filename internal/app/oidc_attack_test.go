@@ -909,6 +909,10 @@ func TestAttackEndSession(t *testing.T) {
 			"alg-none":  unsigned(map[string]any{"alg": "none", "typ": "JWT", "kid": kid}, claims),
 			"other-key": sign(t, jose.ES256, otherKey, claims, map[jose.HeaderKey]any{"typ": "JWT", "kid": kid}),
 			"garbage":   "not-a-token",
+			// Signed by the server, for this session, but an access
+			// token: whoever holds one (any resource server) could
+			// otherwise sign the user out.
+			"access-token": tok.AccessToken,
 		} {
 			resp := logout(t, b, url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {rpPostLogout}, "state": {"bye"}})
 			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
