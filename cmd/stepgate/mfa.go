@@ -17,7 +17,11 @@ import (
 // authentication methods.
 func (c *cli) withMethods(cmd *cobra.Command, name string, fn func(st store.Store, m *app.Methods, u store.User) error) error {
 	return c.withStore(cmd.Context(), func(cfg config.Config, st store.Store) error {
-		u, err := app.NewUsers(cfg, st).Get(cmd.Context(), name)
+		svc, err := app.NewUsers(cfg, st)
+		if err != nil {
+			return err
+		}
+		u, err := svc.Get(cmd.Context(), name)
 		if err != nil {
 			return err
 		}

@@ -81,11 +81,20 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{BusyTimeout: cfg.Storage.BusyTimeout.D()})
 }
 
-// NewUsers builds the user service for cfg over s.
-func NewUsers(cfg config.Config, s store.Store) *users.Service {
+// NewUsers builds the user service for cfg over s, with the breached
+// password list when one is configured.
+func NewUsers(cfg config.Config, s store.Store) (*users.Service, error) {
 	a := cfg.Password.Argon2
 	h := password.NewHasher(password.Params{Time: a.Time, MemoryKiB: a.MemoryKiB, Threads: a.Threads})
-	return users.New(s, h, cfg.Password.MinLength)
+	svc := users.New(s, h, cfg.Password.MinLength)
+	if cfg.Password.BreachedList != "" {
+		list, err := password.LoadBreached(cfg.Password.BreachedList)
+		if err != nil {
+			return nil, fmt.Errorf("password.breached_list: %w", err)
+		}
+		svc.RefuseBreached(list)
+	}
+	return svc, nil
 }
 
 // New builds a Stepgate from cfg. The caller must Close it.
@@ -116,7 +125,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if err != nil {
 		return nil, fmt.Errorf("load CSRF key: %w", err)
 	}
-	a := &App{Config: cfg, Log: log, Store: st, Users: NewUsers(cfg, st)}
+	svc, err := NewUsers(cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, Store: st, Users: svc}
 	a.Sessions = session.NewManager(st, session.Config{
 		CookieName:  cfg.Sessions.CookieName,
 		IdleTimeout: cfg.Sessions.IdleTimeout.D(),

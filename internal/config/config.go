@@ -77,6 +77,9 @@ type Sessions struct {
 type Password struct {
 	// MinLength is the shortest password accepted (NIST 800-63B: 8).
 	MinLength int `yaml:"min_length"`
+	// BreachedList is a file of breached or common passwords (or their
+	// SHA-1 in hex) that new passwords may not be.
+	BreachedList string `yaml:"breached_list"`
 	// Argon2id cost parameters. Changing them affects new hashes only;
 	// old hashes keep verifying and are upgraded at next sign-in.
 	Argon2 Argon2 `yaml:"argon2"`
