@@ -392,12 +392,6 @@ func TestAttackPKCE(t *testing.T) {
 	})
 }
 
-// forger makes tokens that look like the server's.
-type forger struct {
-	claims map[string]any // of a genuine access token
-	kid    string         // of the server's signing key
-}
-
 // sign signs claims with key by alg, with header fields extra.
 func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, claims map[string]any, extra map[jose.HeaderKey]any) string {
 	t.Helper()

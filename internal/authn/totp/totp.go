@@ -34,6 +34,8 @@ const Name = "totp"
 
 const (
 	period = 30 * time.Second
+	// periodSeconds is period in whole seconds, for step arithmetic.
+	periodSeconds int64 = 30
 	// skew accepts the step before and after the current one (±30 s),
 	// for clocks that drift and users who type slowly.
 	skew = 1
@@ -194,10 +196,10 @@ func (m *Method) match(secret, code string) (int64, bool) {
 		return 0, false
 	}
 	now := m.now()
-	cur := now.Unix() / int64(opts.Period)
+	cur := now.Unix() / periodSeconds
 	found, step := 0, int64(0)
 	for s := cur - skew; s <= cur+skew; s++ {
-		want, err := totp.GenerateCodeCustom(secret, time.Unix(s*int64(opts.Period), 0), opts)
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(s*periodSeconds, 0), opts)
 		if err != nil {
 			return 0, false
 		}
