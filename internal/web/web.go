@@ -65,7 +65,10 @@ type Deps struct {
 	// that would satisfy it. blocked means registration is refused.
 	RegisterCheck func(r *http.Request, u store.User, s store.Session) (methods []string, blocked bool)
 	// Detail adds a method-specific line to listed credentials.
-	Detail   CredentialDetail
+	Detail CredentialDetail
+	// Passwordless, when set, offers sign-in with a passkey alone.
+	Passwordless Passwordless
+
 	Sessions *session.Manager
 	CSRFKey  []byte
 	Secure   bool // the issuer is https
@@ -112,6 +115,10 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /logout", p.handle(p.logoutForm))
 	mux.Handle("POST /logout", p.handle(p.logout))
 	mux.Handle("GET /account", p.handle(p.account))
+	if p.Passwordless != nil {
+		mux.Handle("GET /login/passkey", p.handle(p.passkeyForm))
+		mux.Handle("POST /login/passkey", p.handle(p.passkeyLogin))
+	}
 	mux.Handle("GET /stepup", p.handle(p.stepUpForm))
 	mux.Handle("POST /stepup", p.handle(p.stepUp))
 	mux.Handle("GET /account/security", p.handle(p.security))
@@ -176,6 +183,7 @@ type view struct {
 	Choices     []choice       // methods to choose from
 	Credentials []credView     // the user's registered methods
 	Addable     []choice       // methods the user can add
+	Passkeys    bool           // the sign-in page offers passkeys
 }
 
 // choice is a method offered on a page.
@@ -193,7 +201,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name 
 }
 
 func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) error {
-	v := view{Title: "Sign in", ReturnTo: safeReturnTo(r.URL.Query().Get("return_to"))}
+	v := view{Title: "Sign in", ReturnTo: safeReturnTo(r.URL.Query().Get("return_to")), Passkeys: p.Passwordless != nil}
 	if r.URL.Query().Has("signed_out") {
 		v.Notice = "You have signed out."
 	}
