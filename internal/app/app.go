@@ -144,7 +144,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Users: a.Users, Store: st, Sessions: a.Sessions, CSRFKey: csrfKey,
 		Secure: secure, ClientIP: clientIP, Log: log,
 		Methods: a.Methods.Registry, Credentials: st,
-		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil),
+		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: credentialDetail,
 	})
 	if err != nil {

@@ -100,3 +100,14 @@ func (a *App) availableMethods(r *http.Request, u store.User) ([]string, error) 
 	}
 	return out, nil
 }
+
+// ipThrottle counts failed sign-ins per client address. An office behind
+// one NAT address has many users who mistype, so it allows far more
+// failures than the per-account throttle before it slows down; a
+// password spray across accounts from one address still hits it within
+// a hundred tries.
+func ipThrottle(st store.KV) *authn.Throttle {
+	t := authn.NewThrottle(st, nil)
+	t.Free = 100
+	return t
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/users"
 )
 
 var (
@@ -194,5 +195,34 @@ func TestRecoveryCodesAndRemoval(t *testing.T) {
 	}
 	if after, _ := s.app.Store.ListCredentials(ctx, s.user.ID); slices.ContainsFunc(after, func(c store.Credential) bool { return c.ID == creds[0].ID }) {
 		t.Fatal("the method was not removed")
+	}
+}
+
+// TestSignInBruteForceIsThrottled: after five wrong passwords for one
+// account, even the right password is refused for a while, so guessing
+// gets no further; other accounts are unaffected.
+func TestSignInBruteForceIsThrottled(t *testing.T) {
+	s := startOIDC(t, nil)
+	b := browser(t)
+	try := func(user, pw string) int {
+		resp, _ := post(t, b, s.base+"/login", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "username": {user}, "password": {pw}, "return_to": {"/account"}})
+		return resp.StatusCode
+	}
+	for i := range 5 {
+		if st := try(testUser, "wrong guess"); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: status %d, want 401", i+1, st)
+		}
+	}
+	if st := try(testUser, "wrong guess"); st != http.StatusUnauthorized {
+		t.Fatalf("sixth guess: status %d, want 401", st)
+	}
+	if st := try(testUser, testPassword); st != http.StatusTooManyRequests {
+		t.Fatalf("right password while locked: status %d, want 429", st)
+	}
+	if _, err := s.app.Users.Add(context.Background(), users.NewUser{Username: "bob", Email: "bob@example.com", Password: "another good passphrase"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := try("bob", "another good passphrase"); st != http.StatusSeeOther {
+		t.Fatalf("another account from the same address: status %d, want 303", st)
 	}
 }

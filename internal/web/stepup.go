@@ -161,7 +161,10 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := view{Title: "Confirm it's you", User: &u, Session: &sess, Username: u.Username, ReturnTo: returnTo}
 	throttleKey := "user:" + u.ID
-	if err := p.Throttle.Check(ctx, throttleKey); err != nil {
+	if locked, err := throttled(ctx, limit{p.Throttle, throttleKey}); err != nil || locked {
+		if err != nil {
+			return err
+		}
 		return p.stepUpFailed(w, r, v, "Too many attempts. Wait a few minutes and try again.", http.StatusTooManyRequests)
 	}
 	var proof authn.Proof

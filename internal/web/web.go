@@ -57,8 +57,10 @@ type Deps struct {
 	Methods     *authn.Registry
 	Credentials CredentialStore
 	Ceremonies  *authn.Ceremonies
-	// Throttle slows down guessing of passwords and codes per user.
-	Throttle *authn.Throttle
+	// Throttle slows down guessing of passwords and codes per user;
+	// IPThrottle per client address, with more slack for shared NATs.
+	Throttle   *authn.Throttle
+	IPThrottle *authn.Throttle
 	// RegisterCheck says what a user must prove before registering a
 	// security method (the register-security-info user action of the
 	// conditional access policies): nil when nothing, or the methods
@@ -213,9 +215,22 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	if err := p.parseForm(w, r); err != nil {
 		return err
 	}
+	ctx := r.Context()
 	username, returnTo := r.PostFormValue("username"), safeReturnTo(r.PostFormValue("return_to"))
 	ip := p.ClientIP.Of(r).String()
-	u, err := p.Users.Authenticate(r.Context(), username, r.PostFormValue("password"))
+	// Guessing is slowed per account (a targeted attack) and per address
+	// (one source spraying many accounts), before any password is hashed.
+	userKey, ipKey := "login:"+strings.ToLower(strings.TrimSpace(username)), "ip:"+ip
+	locked, err := throttled(ctx, limit{p.Throttle, userKey}, limit{p.IPThrottle, ipKey})
+	if err != nil {
+		return err
+	}
+	if locked {
+		p.Log.InfoContext(ctx, "sign-in throttled", "username", username, "ip", ip)
+		p.render(w, r, http.StatusTooManyRequests, "login", view{Title: "Sign in", Error: "Too many failed attempts. Wait a few minutes and try again.", Username: username, ReturnTo: returnTo})
+		return nil
+	}
+	u, err := p.Users.Authenticate(ctx, username, r.PostFormValue("password"))
 	if err != nil {
 		msg := "Incorrect username or password."
 		switch {
@@ -224,10 +239,14 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		case !errors.Is(err, users.ErrInvalidCredentials):
 			return err
 		}
+		if ferr := errors.Join(p.Throttle.Fail(ctx, userKey), p.IPThrottle.Fail(ctx, ipKey)); ferr != nil {
+			return ferr
+		}
 		p.Log.InfoContext(r.Context(), "sign-in failed", "username", username, "ip", ip, "reason", err.Error())
 		p.render(w, r, http.StatusUnauthorized, "login", view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo})
 		return nil
 	}
+	_ = p.Throttle.Reset(ctx, userKey)
 	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}
 	token, _, err := p.Sessions.Start(r.Context(), r, u.ID, ev, session.Meta{IP: ip, UserAgent: r.UserAgent()})
 	if err != nil {
@@ -289,6 +308,26 @@ func (p *Pages) signedIn(r *http.Request) (store.Session, store.User, error) {
 		return s, u, session.ErrNoSession
 	}
 	return s, u, err
+}
+
+// limit is a key counted by a throttle.
+type limit struct {
+	t   *authn.Throttle
+	key string
+}
+
+// throttled reports whether any of the limits is locked.
+func throttled(ctx context.Context, limits ...limit) (bool, error) {
+	for _, l := range limits {
+		err := l.t.Check(ctx, l.key)
+		if errors.Is(err, authn.ErrThrottled) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // parseForm reads a bounded form body and checks its CSRF token.
