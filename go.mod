@@ -15,7 +15,10 @@ require (
 	modernc.org/sqlite v1.61.1
 )
 
-require github.com/boombuler/barcode v1.1.0 // indirect
+require (
+	github.com/boombuler/barcode v1.1.0 // indirect
+	github.com/go-webauthn/webauthn v0.18.2 // indirect
+)
 
 require (
 	cel.dev/cel-go v0.33.2

@@ -22,6 +22,7 @@ type Config struct {
 	Policy   Policy   `yaml:"policy"`
 	GeoIP    GeoIP    `yaml:"geoip"`
 	API      API      `yaml:"api"`
+	WebAuthn WebAuthn `yaml:"webauthn"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -135,7 +136,8 @@ func Default() Config {
 			// OWASP's recommended argon2id floor: m=19 MiB, t=2, p=1.
 			Argon2: Argon2{Time: 2, MemoryKiB: 19 * 1024, Threads: 1},
 		},
-		OIDC: defaultOIDC(),
+		OIDC:     defaultOIDC(),
+		WebAuthn: WebAuthn{RPName: "Stepgate"},
 	}
 }
 
