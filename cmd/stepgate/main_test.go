@@ -216,3 +216,28 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version printed %q", r.stdout)
 	}
 }
+
+// TestBreachedPasswordsRefused: with password.breached_list set, a
+// password on the list is refused when set, with a message naming why.
+func TestBreachedPasswordsRefused(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "common.txt")
+	if err := os.WriteFile(list, []byte("password123\nqwertyuiop\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "stepgate.yaml")
+	if err := os.WriteFile(cfgFile, []byte("password:\n  breached_list: "+list+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--config", cfgFile, "--data-dir", filepath.Join(dir, "data")}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append(args, "user", "add", "carol", "--email", "c@example.com", "--password-stdin"), strings.NewReader("qwertyuiop"), &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "breached or common passwords") {
+		t.Fatalf("a listed password: exit %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	code = run(context.Background(), append(args, "user", "add", "carol", "--email", "c@example.com", "--password-stdin"), strings.NewReader("plausible unlisted phrase"), &out, &errOut)
+	if code != 0 {
+		t.Fatalf("an unlisted password: exit %d, stderr %q", code, errOut.String())
+	}
+}

@@ -47,7 +47,11 @@ func nonNil(s []string) []string {
 // withUsers runs fn with the user service over the configured store.
 func (c *cli) withUsers(cmd *cobra.Command, fn func(svc *users.Service) error) error {
 	return c.withStore(cmd.Context(), func(cfg config.Config, s store.Store) error {
-		return fn(app.NewUsers(cfg, s))
+		svc, err := app.NewUsers(cfg, s)
+		if err != nil {
+			return err
+		}
+		return fn(svc)
 	})
 }
 
@@ -55,6 +59,7 @@ func (c *cli) userCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
 	cmd.AddCommand(c.userAddCmd(), c.userListCmd(), c.userShowCmd(), c.userPasswdCmd(),
 		c.userDisableCmd(true), c.userDisableCmd(false), c.userSetCmd())
+	cmd.AddCommand(c.mfaCmds()...)
 	return cmd
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/api"
+	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/password"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/geoip"
@@ -55,6 +56,7 @@ type App struct {
 	// Access builds policy requests from HTTP requests, with this
 	// deployment's trusted proxies and GeoIP database.
 	Access  *access.Builder
+	Methods *Methods
 	Clients *oidc.Clients
 	Keys    *oidc.KeyRing
 	OIDC    *oidc.Provider
@@ -79,11 +81,20 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{BusyTimeout: cfg.Storage.BusyTimeout.D()})
 }
 
-// NewUsers builds the user service for cfg over s.
-func NewUsers(cfg config.Config, s store.Store) *users.Service {
+// NewUsers builds the user service for cfg over s, with the breached
+// password list when one is configured.
+func NewUsers(cfg config.Config, s store.Store) (*users.Service, error) {
 	a := cfg.Password.Argon2
 	h := password.NewHasher(password.Params{Time: a.Time, MemoryKiB: a.MemoryKiB, Threads: a.Threads})
-	return users.New(s, h, cfg.Password.MinLength)
+	svc := users.New(s, h, cfg.Password.MinLength)
+	if cfg.Password.BreachedList != "" {
+		list, err := password.LoadBreached(cfg.Password.BreachedList)
+		if err != nil {
+			return nil, fmt.Errorf("password.breached_list: %w", err)
+		}
+		svc.RefuseBreached(list)
+	}
+	return svc, nil
 }
 
 // New builds a Stepgate from cfg. The caller must Close it.
@@ -114,7 +125,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if err != nil {
 		return nil, fmt.Errorf("load CSRF key: %w", err)
 	}
-	a := &App{Config: cfg, Log: log, Store: st, Users: NewUsers(cfg, st)}
+	svc, err := NewUsers(cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, Store: st, Users: svc}
 	a.Sessions = session.NewManager(st, session.Config{
 		CookieName:  cfg.Sessions.CookieName,
 		IdleTimeout: cfg.Sessions.IdleTimeout.D(),
@@ -122,9 +137,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Secure:      secure,
 	}, nil)
 	clientIP := httpx.ClientIP{Trusted: trusted}
+	if a.Methods, err = NewMethods(cfg, st); err != nil {
+		return nil, err
+	}
 	pages, err := web.New(web.Deps{
 		Users: a.Users, Store: st, Sessions: a.Sessions, CSRFKey: csrfKey,
 		Secure: secure, ClientIP: clientIP, Log: log,
+		Methods: a.Methods.Registry, Credentials: st,
+		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil),
+		RegisterCheck: a.registerCheck, Detail: credentialDetail,
 	})
 	if err != nil {
 		return nil, err

@@ -111,7 +111,11 @@ func seed(t *testing.T, cfg config.Config, fn func(ctx context.Context, svc *use
 		t.Fatal(err)
 	}
 	defer st.Close()
-	fn(ctx, app.NewUsers(cfg, st))
+	svc, err := app.NewUsers(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(ctx, svc)
 }
 
 func addStaff(t *testing.T) func(context.Context, *users.Service) {

@@ -22,6 +22,8 @@ type Config struct {
 	Policy   Policy   `yaml:"policy"`
 	GeoIP    GeoIP    `yaml:"geoip"`
 	API      API      `yaml:"api"`
+	Secrets  Secrets  `yaml:"secrets"`
+	TOTP     TOTP     `yaml:"totp"`
 	WebAuthn WebAuthn `yaml:"webauthn"`
 }
 
@@ -76,6 +78,9 @@ type Sessions struct {
 type Password struct {
 	// MinLength is the shortest password accepted (NIST 800-63B: 8).
 	MinLength int `yaml:"min_length"`
+	// BreachedList is a file of breached or common passwords (or their
+	// SHA-1 in hex) that new passwords may not be.
+	BreachedList string `yaml:"breached_list"`
 	// Argon2id cost parameters. Changing them affects new hashes only;
 	// old hashes keep verifying and are upgraded at next sign-in.
 	Argon2 Argon2 `yaml:"argon2"`
@@ -111,6 +116,18 @@ type API struct {
 	Token string `yaml:"token"`
 }
 
+// Secrets holds the key that encrypts secrets at rest (TOTP seeds, phone
+// numbers). Empty: a key file in server.data_dir, created on first start.
+type Secrets struct {
+	Key string `yaml:"key"`
+}
+
+// TOTP configures the authenticator-app method.
+type TOTP struct {
+	// Issuer names this deployment in authenticator apps.
+	Issuer string `yaml:"issuer"`
+}
+
 // Default returns the built-in configuration. Every default lives here.
 func Default() Config {
 	return Config{
@@ -137,6 +154,7 @@ func Default() Config {
 			Argon2: Argon2{Time: 2, MemoryKiB: 19 * 1024, Threads: 1},
 		},
 		OIDC:     defaultOIDC(),
+		TOTP:     TOTP{Issuer: "Stepgate"},
 		WebAuthn: WebAuthn{RPName: "Stepgate"},
 	}
 }

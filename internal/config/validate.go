@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +34,15 @@ func (c Config) Validate() []Problem {
 	c.OIDC.validate(&ps)
 	c.Policy.validate(&ps)
 	c.API.validate(&ps)
+	if c.Secrets.Key != "" {
+		// Never quote the key; only say what is wrong with it.
+		if k, err := base64.StdEncoding.DecodeString(c.Secrets.Key); err != nil || len(k) != 32 {
+			ps.add("secrets.key", "must be 32 random bytes in base64; generate one with: openssl rand -base64 32")
+		}
+	}
+	if strings.TrimSpace(c.TOTP.Issuer) == "" || strings.Contains(c.TOTP.Issuer, ":") {
+		ps.add("totp.issuer", "must be a non-empty name without ':' (authenticator apps show it beside the account), like Stepgate or your organisation's name")
+	}
 	c.WebAuthn.validate(&ps)
 	return ps
 }

@@ -215,11 +215,15 @@ func (p *Provider) continueFlow(w http.ResponseWriter, r *http.Request, id strin
 			p.fail(w, r, err)
 			return
 		}
+		q := url.Values{"return_to": {resumeURL}}
 		page := "/login"
 		if v.kind == verdictStepUp {
 			page = "/stepup"
+			if len(v.methods) > 0 {
+				q.Set("methods", strings.Join(v.methods, ","))
+			}
 		}
-		http.Redirect(w, r, page+"?return_to="+url.QueryEscape(resumeURL), http.StatusSeeOther)
+		http.Redirect(w, r, page+"?"+q.Encode(), http.StatusSeeOther)
 	case verdictIssue:
 		code, err := p.issueCode(ctx, f, v)
 		if err != nil {

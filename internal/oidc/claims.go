@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 )
 
@@ -38,8 +39,14 @@ func (s *ClaimSpec) wanted() []string {
 	}
 	var out []string
 	for _, raw := range append([]json.RawMessage{s.Value}, s.Values...) {
+		// JSON null means "not given" (OIDC Core 5.5.1). It decodes into
+		// a string without error, as "", which would turn into a demand
+		// for an acr (or capability) named "" that no one asked for.
+		if raw == nil || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			continue
+		}
 		var v string
-		if raw != nil && json.Unmarshal(raw, &v) == nil {
+		if json.Unmarshal(raw, &v) == nil {
 			out = append(out, v)
 		}
 	}
@@ -136,7 +143,11 @@ func strictJSON(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	// Only white space may follow. dec.More alone is not enough: it
+	// reports false before a stray "}" or "]", so {"id_token":{}}} was
+	// accepted, and a parser that reads what a gateway in front of us
+	// rejects (or the reverse) is how requirements get smuggled.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("unexpected data after the JSON value")
 	}
 	return nil

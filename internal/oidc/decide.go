@@ -28,7 +28,11 @@ type verdict struct {
 	kind verdictKind
 	why  string    // for login and step-up: what is missing, for prompt=none errors
 	auth authState // for issue
-	err  *Error    // refuse: sent to the client
+	// methods are, for a step-up, the user's methods that can meet what
+	// is missing: a hint for the step-up page, which the next decide
+	// checks anyway.
+	methods []string
+	err     *Error // refuse: sent to the client
 }
 
 // candidate is one acr value the client would accept, and what the
@@ -88,14 +92,15 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow) (verdic
 		}
 	}
 	if len(need) > 0 {
-		if !reachable(need, available) {
+		methods, ok := policy.StepUpMethods(need, available)
+		if !ok {
 			if len(values) > 0 {
 				return verdict{err: unmet(values)}, nil
 			}
 			return verdict{err: oauthErr("access_denied", http.StatusForbidden,
 				"conditional access requires "+describeNeeds(need)+", which this account cannot provide yet")}, nil
 		}
-		return verdict{kind: verdictStepUp, why: "conditional access requires " + describeNeeds(need)}, nil
+		return verdict{kind: verdictStepUp, why: "conditional access requires " + describeNeeds(need), methods: methods}, nil
 	}
 	if acr == "" {
 		acr = defaultACR(snap.Strengths(), req.Events, now)
@@ -179,7 +184,8 @@ func (p *Provider) candidates(snap *policy.Snapshot, req *policy.Request, values
 				c.satisfied = true
 			default:
 				c.missing = d.Missing
-				c.reachable = len(d.Missing) > 0 && reachable(d.Missing, available)
+				_, ok := policy.StepUpMethods(d.Missing, available)
+				c.reachable = len(d.Missing) > 0 && ok
 			}
 		default:
 			st, ok := snap.Strengths().Lookup(v)
@@ -193,7 +199,7 @@ func (p *Provider) candidates(snap *policy.Snapshot, req *policy.Request, values
 			c.missing = []policy.Requirement{{AnyOf: []policy.Need{{
 				Kind: policy.KindStrength, Strength: v, Options: optionStrings(st.Missing(req.Events, req.Now, 0)),
 			}}}}
-			c.reachable = reachable(c.missing, available)
+			_, c.reachable = policy.StepUpMethods(c.missing, available)
 		}
 		out = append(out, c)
 	}
@@ -214,45 +220,22 @@ func optionStrings(opts []strength.Combination) [][]string {
 	return out
 }
 
-// reachable reports whether every requirement has a way the user can
-// meet on the step-up page: a strength option made only of methods the
-// user has registered. Device compliance, password change and terms
-// cannot be completed on the step-up page yet.
-func reachable(reqs []policy.Requirement, available []string) bool {
-	for _, r := range reqs {
-		ok := slices.ContainsFunc(r.AnyOf, func(n policy.Need) bool {
-			return n.Kind == policy.KindStrength && slices.ContainsFunc(n.Options, func(opt []string) bool {
-				return len(opt) > 0 && !slices.ContainsFunc(opt, func(term string) bool {
-					method, _, _ := strings.Cut(term, ":")
-					return !slices.Contains(available, method)
-				})
-			})
-		})
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// stepUpMethods are the methods the step-up page can verify today.
-var stepUpMethods = []string{strength.Password}
-
 // availableMethods are the methods the user can prove on the step-up
-// page: those registered that the page supports.
+// page, in prompt order: registered methods with a credential, then the
+// password.
 func (p *Provider) availableMethods(ctx context.Context, u store.User) ([]string, error) {
-	var out []string
-	if u.PasswordHash != "" {
-		out = append(out, strength.Password)
-	}
 	creds, err := p.Store.ListCredentials(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range creds {
-		if slices.Contains(stepUpMethods, c.Type) && !slices.Contains(out, c.Type) {
-			out = append(out, c.Type)
+	var out []string
+	for _, name := range p.Methods.Names() {
+		if slices.ContainsFunc(creds, func(c store.Credential) bool { return c.Type == name }) {
+			out = append(out, name)
 		}
+	}
+	if u.PasswordHash != "" {
+		out = append(out, strength.Password)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/session"
@@ -47,13 +48,16 @@ type AccessBuilder func(r *http.Request, u store.User, s *store.Session, now tim
 
 // Deps are the provider's collaborators.
 type Deps struct {
-	Issuer    string
-	Store     Store
-	Sessions  *session.Manager
-	Clients   *Clients
-	Keys      *KeyRing
-	Policies  interface{ Load() *policy.Snapshot }
-	Access    AccessBuilder
+	Issuer   string
+	Store    Store
+	Sessions *session.Manager
+	Clients  *Clients
+	Keys     *KeyRing
+	Policies interface{ Load() *policy.Snapshot }
+	Access   AccessBuilder
+	// Methods are the registered authentication methods beyond the
+	// password, in prompt order.
+	Methods   *authn.Registry
 	Lifetimes Lifetimes
 	// SIDKey derives the sid claim from a session, so the claim is stable
 	// across step-ups (which rotate the session's id) and reveals nothing

@@ -228,6 +228,12 @@ func (p *Provider) verifyIDTokenHint(ctx context.Context, raw string) (*idClaims
 		return nil, errors.New("not a signed JWT")
 	}
 	h := tok.Headers[0]
+	// An access token is signed by the same keys and names the same
+	// session, but resource servers hold it too; accepted as a hint, it
+	// would let any of them sign the user out.
+	if typ, _ := h.ExtraHeaders["typ"].(string); strings.EqualFold(typ, "at+jwt") {
+		return nil, errors.New("an access token, not an ID token")
+	}
 	key, ok := p.Keys.verificationKey(ctx, h.KeyID)
 	if !ok || h.Algorithm != key.Alg {
 		return nil, errors.New("not signed by a published key")

@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn/strength"
@@ -176,4 +177,57 @@ func appendUnique(dst []string, src ...string) []string {
 		}
 	}
 	return dst
+}
+
+// StepUpMethods answers, for requirements a user must still meet, which
+// of the methods the user has (available, in prompt order) a step-up page
+// should offer: those appearing in a strength option made only of
+// available methods. ok is false when some requirement has no such option
+// (it needs a method the user has not registered, or a control such as
+// device compliance that no step-up can provide).
+func StepUpMethods(reqs []Requirement, available []string) (methods []string, ok bool) {
+	var use []string
+	for _, r := range reqs {
+		met := false
+		for _, n := range r.AnyOf {
+			if n.Kind != KindStrength {
+				continue
+			}
+			for _, opt := range n.Options {
+				if len(opt) == 0 || !allAvailable(opt, available) {
+					continue
+				}
+				met = true
+				for _, term := range opt {
+					m := termMethod(term)
+					if !slices.Contains(use, m) {
+						use = append(use, m)
+					}
+				}
+			}
+		}
+		if !met {
+			return nil, false
+		}
+	}
+	for _, m := range available {
+		if slices.Contains(use, m) {
+			methods = append(methods, m)
+		}
+	}
+	return methods, true
+}
+
+func termMethod(term string) string {
+	m, _, _ := strings.Cut(term, ":")
+	return m
+}
+
+func allAvailable(opt, available []string) bool {
+	for _, term := range opt {
+		if !slices.Contains(available, termMethod(term)) {
+			return false
+		}
+	}
+	return true
 }

@@ -57,3 +57,28 @@ func TestMissingMerges(t *testing.T) {
 		})
 	}
 }
+
+func TestStepUpMethods(t *testing.T) {
+	mfa := []Requirement{{AnyOf: []Need{{Kind: KindStrength, Strength: "mfa", Options: [][]string{{"webauthn:uv"}, {"totp"}, {"recovery-code"}}}}}}
+	device := []Requirement{{AnyOf: []Need{{Kind: KindCompliantDevice}}}}
+	for _, tc := range []struct {
+		name      string
+		reqs      []Requirement
+		available []string
+		want      []string
+		ok        bool
+	}{
+		{"ok/one-method", mfa, []string{"totp", "password"}, []string{"totp"}, true},
+		{"ok/prompt-order-of-available", mfa, []string{"webauthn", "totp", "recovery-code", "password"}, []string{"webauthn", "totp", "recovery-code"}, true},
+		{"fail/nothing-registered", mfa, []string{"password"}, nil, false},
+		{"fail/device-cannot-be-stepped-up", device, []string{"totp", "password"}, nil, false},
+		{"ok/no-requirements", nil, []string{"password"}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := StepUpMethods(tc.reqs, tc.available)
+			if ok != tc.ok || !slices.Equal(got, tc.want) {
+				t.Fatalf("StepUpMethods = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

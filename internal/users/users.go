@@ -46,12 +46,17 @@ type Service struct {
 	store     Store
 	hasher    *password.Hasher
 	minLength int
+	breached  *password.Breached // nil: no list configured
 }
 
 // New returns a Service. minLength is the shortest password accepted.
 func New(s Store, h *password.Hasher, minLength int) *Service {
 	return &Service{store: s, hasher: h, minLength: minLength}
 }
+
+// RefuseBreached makes the service refuse new passwords found in list
+// (NIST SP 800-63B 5.1.1.2). Existing passwords keep working.
+func (s *Service) RefuseBreached(list *password.Breached) { s.breached = list }
 
 // NewUser is the input to Add.
 type NewUser struct {
@@ -93,6 +98,9 @@ func (s *Service) CheckPassword(pw string) error {
 	}
 	if len(pw) > password.MaxBytes {
 		return fmt.Errorf("%w: it is longer than %d bytes", ErrWeakPassword, password.MaxBytes)
+	}
+	if s.breached.Contains(pw) {
+		return fmt.Errorf("%w: it appears in a list of breached or common passwords; choose another, such as a few unrelated words", ErrWeakPassword)
 	}
 	return nil
 }

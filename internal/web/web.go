@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
@@ -40,10 +41,31 @@ type UserGetter interface {
 	GetUser(ctx context.Context, id string) (store.User, error)
 }
 
+// CredentialStore reads and changes users' registered methods.
+type CredentialStore interface {
+	ListCredentials(ctx context.Context, userID string) ([]store.Credential, error)
+	UpdateCredential(ctx context.Context, id string, fn func(store.Credential) (store.Credential, error)) (store.Credential, error)
+	DeleteCredential(ctx context.Context, id string) error
+}
+
 // Deps are what the pages need.
 type Deps struct {
-	Users    Authenticator
-	Store    UserGetter
+	Users Authenticator
+	Store UserGetter
+	// Methods are the authentication methods beyond the password, in
+	// prompt order; Credentials holds what users registered.
+	Methods     *authn.Registry
+	Credentials CredentialStore
+	Ceremonies  *authn.Ceremonies
+	// Throttle slows down guessing of passwords and codes per user.
+	Throttle *authn.Throttle
+	// RegisterCheck says what a user must prove before registering a
+	// security method (the register-security-info user action of the
+	// conditional access policies): nil when nothing, or the methods
+	// that would satisfy it. blocked means registration is refused.
+	RegisterCheck func(r *http.Request, u store.User, s store.Session) (methods []string, blocked bool)
+	// Detail adds a method-specific line to listed credentials.
+	Detail   CredentialDetail
 	Sessions *session.Manager
 	CSRFKey  []byte
 	Secure   bool // the issuer is https
@@ -70,7 +92,7 @@ func New(d Deps) (*Pages, error) {
 		"join":    strings.Join,
 	}
 	layout := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
-	for _, name := range []string{"login", "stepup", "account", "logout", "error"} {
+	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -92,6 +114,11 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /account", p.handle(p.account))
 	mux.Handle("GET /stepup", p.handle(p.stepUpForm))
 	mux.Handle("POST /stepup", p.handle(p.stepUp))
+	mux.Handle("GET /account/security", p.handle(p.security))
+	mux.Handle("GET /account/security/add", p.handle(p.enrollForm))
+	mux.Handle("POST /account/security/add", p.handle(p.enroll))
+	mux.Handle("POST /account/security/remove", p.handle(p.removeCredential))
+	mux.Handle("POST /account/security/rename", p.handle(p.renameCredential))
 }
 
 // ErrorPage renders an error page with a message safe to show. Other
@@ -138,6 +165,22 @@ type view struct {
 	Notice   string
 	Username string
 	ReturnTo string
+
+	// Step-up and enrollment.
+	Kind        string         // what the page asks for: password, code, totp, codes, webauthn-..., push, ...
+	Method      string         // the method's name
+	MethodLabel string         // the method's label
+	Ceremony    string         // the ceremony id
+	Show        map[string]any // what the method wants shown
+	ShowJSON    string         // Show["options"] as JSON, for scripts
+	Choices     []choice       // methods to choose from
+	Credentials []credView     // the user's registered methods
+	Addable     []choice       // methods the user can add
+}
+
+// choice is a method offered on a page.
+type choice struct {
+	Name, Label, URL string
 }
 
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
@@ -223,65 +266,6 @@ func (p *Pages) account(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p.render(w, r, http.StatusOK, "account", view{Title: "Account", User: &u, Session: &s})
-	return nil
-}
-
-// stepUpForm asks the signed-in user for a fresh proof. Whoever sent the
-// user here (the OIDC provider, the gateway) checks the session again
-// when the user returns, so this page only collects proofs: it cannot be
-// used to skip one.
-func (p *Pages) stepUpForm(w http.ResponseWriter, r *http.Request) error {
-	returnTo := safeReturnTo(r.URL.Query().Get("return_to"))
-	_, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	p.render(w, r, http.StatusOK, "stepup", view{Title: "Confirm it's you", Username: u.Username, ReturnTo: returnTo})
-	return nil
-}
-
-// stepUp verifies the proof, appends it to the session as a new
-// authentication event and rotates the session id (a token planted or
-// stolen before the step-up dies with it).
-func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
-	if err := p.parseForm(w, r); err != nil {
-		return err
-	}
-	returnTo := safeReturnTo(r.PostFormValue("return_to"))
-	_, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	// The username is the session's, never the form's: a step-up proves
-	// more about the same person.
-	if _, err := p.Users.Authenticate(r.Context(), u.Username, r.PostFormValue("password")); err != nil {
-		if !errors.Is(err, users.ErrInvalidCredentials) && !errors.Is(err, users.ErrDisabled) {
-			return err
-		}
-		p.Log.InfoContext(r.Context(), "step-up failed", "user", u.Username, "ip", p.ClientIP.Of(r).String(), "reason", err.Error())
-		p.render(w, r, http.StatusUnauthorized, "stepup", view{Title: "Confirm it's you", Error: "Incorrect password.", Username: u.Username, ReturnTo: returnTo})
-		return nil
-	}
-	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}
-	token, _, err := p.Sessions.StepUp(r.Context(), r, ev)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	p.Log.InfoContext(r.Context(), "stepped up", "user", u.Username, "method", "password")
-	p.Sessions.SetCookie(w, token)
-	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
 	return nil
 }
 

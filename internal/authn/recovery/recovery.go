@@ -128,7 +128,7 @@ func (m *Method) BeginEnroll(_ context.Context, _ store.User, _ string) (authn.C
 		d.Hashes[i] = hash(c)
 	}
 	st, err := json.Marshal(d)
-	return authn.Challenge{State: st, Show: map[string]any{"codes": codes}}, err
+	return authn.Challenge{State: st, Show: map[string]any{"kind": "codes", "codes": codes}}, err
 }
 
 // FinishEnroll stores the set, replacing any earlier one: old codes stop
@@ -174,7 +174,7 @@ func (m *Method) Generate(ctx context.Context, u store.User) ([]string, error) {
 
 // BeginVerify asks for a code.
 func (m *Method) BeginVerify(context.Context, store.User, []store.Credential) (authn.Challenge, error) {
-	return authn.Challenge{Show: map[string]any{}}, nil
+	return authn.Challenge{Show: map[string]any{"kind": "code"}}, nil
 }
 
 // Verify accepts an unused code once and marks it used.

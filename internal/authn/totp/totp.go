@@ -34,6 +34,8 @@ const Name = "totp"
 
 const (
 	period = 30 * time.Second
+	// periodSeconds is period in whole seconds, for step arithmetic.
+	periodSeconds int64 = 30
 	// skew accepts the step before and after the current one (±30 s),
 	// for clocks that drift and users who type slowly.
 	skew = 1
@@ -111,6 +113,7 @@ func (m *Method) BeginEnroll(_ context.Context, u store.User, name string) (auth
 		return authn.Challenge{}, err
 	}
 	return authn.Challenge{State: st, Show: map[string]any{
+		"kind":   "totp",
 		"secret": key.Secret(),
 		"uri":    key.URL(),
 		"qr":     "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()),
@@ -140,7 +143,7 @@ func (m *Method) FinishEnroll(ctx context.Context, u store.User, state []byte, r
 
 // BeginVerify asks for a code; there is nothing to send.
 func (m *Method) BeginVerify(context.Context, store.User, []store.Credential) (authn.Challenge, error) {
-	return authn.Challenge{Show: map[string]any{}}, nil
+	return authn.Challenge{Show: map[string]any{"kind": "code"}}, nil
 }
 
 // Verify accepts a current code of any of the user's apps, once.
@@ -193,10 +196,10 @@ func (m *Method) match(secret, code string) (int64, bool) {
 		return 0, false
 	}
 	now := m.now()
-	cur := now.Unix() / int64(opts.Period)
+	cur := now.Unix() / periodSeconds
 	found, step := 0, int64(0)
 	for s := cur - skew; s <= cur+skew; s++ {
-		want, err := totp.GenerateCodeCustom(secret, time.Unix(s*int64(opts.Period), 0), opts)
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(s*periodSeconds, 0), opts)
 		if err != nil {
 			return 0, false
 		}

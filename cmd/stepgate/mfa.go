@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/authn/totp"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// withMethods runs fn with the user named name and the deployment's
+// authentication methods.
+func (c *cli) withMethods(cmd *cobra.Command, name string, fn func(st store.Store, m *app.Methods, u store.User) error) error {
+	return c.withStore(cmd.Context(), func(cfg config.Config, st store.Store) error {
+		svc, err := app.NewUsers(cfg, st)
+		if err != nil {
+			return err
+		}
+		u, err := svc.Get(cmd.Context(), name)
+		if err != nil {
+			return err
+		}
+		m, err := app.NewMethods(cfg, st)
+		if err != nil {
+			return err
+		}
+		return fn(st, m, u)
+	})
+}
+
+// mfaCmds are the user subcommands for second factors.
+func (c *cli) mfaCmds() []*cobra.Command {
+	var asJSON bool
+	totpCmd := &cobra.Command{
+		Use:   "totp NAME [--json]",
+		Short: "Register an authenticator app for a user; prints the secret and otpauth:// URI to load into the app",
+		Args:  exactArgs(1, "a username"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withMethods(cmd, args[0], func(_ store.Store, m *app.Methods, u store.User) error {
+				secret, uri, err := m.TOTP.EnrollNow(cmd.Context(), u, "Authenticator app")
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(c.stdout).Encode(map[string]string{"user": u.Username, "secret": secret, "uri": uri}) //nolint:gosec // G117: printing the new secret to the administrator is the point
+				}
+				fmt.Fprintf(c.stdout, "secret: %s\nuri:    %s\n", secret, uri)
+				return nil
+			})
+		},
+	}
+	totpCmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	codeCmd := &cobra.Command{
+		Use:   "totp-code NAME",
+		Short: "Print the current code of a user's authenticator app (for demos and automated tests; it is what the app shows)",
+		Args:  exactArgs(1, "a username"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withMethods(cmd, args[0], func(st store.Store, m *app.Methods, u store.User) error {
+				creds, err := st.ListCredentials(cmd.Context(), u.ID)
+				if err != nil {
+					return err
+				}
+				for _, cr := range creds {
+					if cr.Type == totp.Name {
+						code, err := m.TOTP.Code(u, cr)
+						if err == nil {
+							fmt.Fprintln(c.stdout, code)
+						}
+						return err
+					}
+				}
+				return fmt.Errorf("user %s has no authenticator app; register one with: stepgate user totp %s", u.Username, u.Username)
+			})
+		},
+	}
+
+	recoveryCmd := &cobra.Command{
+		Use:   "recovery-codes NAME",
+		Short: "Generate a new set of ten recovery codes for a user (the old set stops working)",
+		Args:  exactArgs(1, "a username"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withMethods(cmd, args[0], func(_ store.Store, m *app.Methods, u store.User) error {
+				codes, err := m.Recovery.Generate(cmd.Context(), u)
+				if err != nil {
+					return err
+				}
+				for _, code := range codes {
+					fmt.Fprintln(c.stdout, code)
+				}
+				return nil
+			})
+		},
+	}
+
+	resetCmd := &cobra.Command{
+		Use:   "reset-mfa NAME",
+		Short: "Remove every registered method of a user except the password, and end the user's sessions",
+		Args:  exactArgs(1, "a username"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withMethods(cmd, args[0], func(st store.Store, _ *app.Methods, u store.User) error {
+				ctx := cmd.Context()
+				creds, err := st.ListCredentials(ctx, u.ID)
+				if err != nil {
+					return err
+				}
+				for _, cr := range creds {
+					if err := st.DeleteCredential(ctx, cr.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+				}
+				// A session may hold proofs made with what was just removed.
+				if _, err := st.DeleteUserSessions(ctx, u.ID); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "removed %d method(s) of %s and ended the user's sessions\n", len(creds), u.Username)
+				return nil
+			})
+		},
+	}
+	return []*cobra.Command{totpCmd, codeCmd, recoveryCmd, resetCmd}
+}

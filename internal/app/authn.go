@@ -1,0 +1,102 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/authn/recovery"
+	"github.com/stepgate/stepgate/internal/authn/strength"
+	"github.com/stepgate/stepgate/internal/authn/totp"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/secrets"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// Methods are the authentication methods of a deployment, built the same
+// way for the server and the command line.
+type Methods struct {
+	Registry *authn.Registry
+	TOTP     *totp.Method
+	Recovery *recovery.Method
+	Box      *secrets.Box
+}
+
+// NewMethods builds the methods for cfg over st. The secrets key comes
+// from secrets.key or the key file in the data directory.
+func NewMethods(cfg config.Config, st store.Store) (*Methods, error) {
+	key, err := secrets.LoadKey(cfg.Secrets.Key, cfg.Server.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	box, err := secrets.New(key)
+	if err != nil {
+		return nil, err
+	}
+	m := &Methods{
+		Box:      box,
+		TOTP:     totp.New(st, box, cfg.TOTP.Issuer, nil),
+		Recovery: recovery.New(st, nil),
+	}
+	// Prompt order: phishing-resistant first, then app-based, then codes
+	// sent over channels an attacker can intercept, recovery last.
+	m.Registry = authn.NewRegistry(m.TOTP, m.Recovery)
+	return m, nil
+}
+
+// credentialDetail adds a line about a credential on the security page.
+func credentialDetail(c store.Credential) string {
+	if c.Type == recovery.Name {
+		return strconv.Itoa(recovery.Remaining(c)) + " of " + strconv.Itoa(recovery.Count) + " codes left"
+	}
+	return ""
+}
+
+// registerCheck applies the register-security-info policies: nil when
+// the user may register now, the methods to step up with when a proof is
+// missing, blocked when the policies block it or no method of the user's
+// can satisfy them.
+func (a *App) registerCheck(r *http.Request, u store.User, s store.Session) ([]string, bool) {
+	now := time.Now()
+	req := a.Access.Request(r, u, &s, now)
+	req.Action = policy.ActionRegisterSecurityInfo
+	d := a.Policies.Evaluate(req, policy.EvaluateOptions{})
+	switch d.Outcome {
+	case policy.OutcomeAllow:
+		return nil, false
+	case policy.OutcomeBlock:
+		return nil, true
+	}
+	available, err := a.availableMethods(r, u)
+	if err != nil {
+		a.Log.ErrorContext(r.Context(), "list methods", "err", err)
+		return nil, true
+	}
+	methods, ok := policy.StepUpMethods(d.Missing, available)
+	if !ok {
+		return nil, true
+	}
+	return methods, false
+}
+
+// availableMethods are the methods u has, in prompt order, password last.
+func (a *App) availableMethods(r *http.Request, u store.User) ([]string, error) {
+	creds, err := a.Store.ListCredentials(r.Context(), u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("list credentials: %w", err)
+	}
+	var out []string
+	for _, name := range a.Methods.Registry.Names() {
+		if slices.ContainsFunc(creds, func(c store.Credential) bool { return c.Type == name }) {
+			out = append(out, name)
+		}
+	}
+	if u.PasswordHash != "" {
+		out = append(out, strength.Password)
+	}
+	return out, nil
+}

@@ -1,0 +1,316 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/session"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// removalFreshness is how recent a proof must be before a method can be
+// removed: someone who found an unlocked, signed-in browser must not be
+// able to strip the account's second factor.
+const removalFreshness = 10 * time.Minute
+
+// credView is a registered method as the security page lists it.
+type credView struct {
+	ID, Type, Label, Name string
+	CreatedAt, LastUsedAt time.Time
+	Detail                string
+}
+
+// CredentialDetail, when set, adds a method-specific line to a listed
+// credential ("7 codes left", "sent to a•••@example.com").
+type CredentialDetail func(c store.Credential) string
+
+// security lists the user's methods and offers to add more.
+func (p *Pages) security(w http.ResponseWriter, r *http.Request) error {
+	sess, u, err := p.signedIn(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	creds, err := p.Credentials.ListCredentials(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	v := view{Title: "Security", User: &u, Session: &sess}
+	for _, c := range creds {
+		cv := credView{ID: c.ID, Type: c.Type, Label: p.label(c.Type), Name: c.Name, CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt}
+		if p.Detail != nil {
+			cv.Detail = p.Detail(c)
+		}
+		v.Credentials = append(v.Credentials, cv)
+	}
+	for _, m := range p.Methods.All() {
+		v.Addable = append(v.Addable, choice{Name: m.Name(), Label: m.Label(), URL: "/account/security/add?method=" + url.QueryEscape(m.Name())})
+	}
+	switch {
+	case r.URL.Query().Has("added"):
+		v.Notice = "The method was added."
+	case r.URL.Query().Has("removed"):
+		v.Notice = "The method was removed."
+	}
+	p.render(w, r, http.StatusOK, "security", v)
+	return nil
+}
+
+// enrollForm starts registering a method, after the conditional access
+// policies for registering security info had their say: an attacker with
+// a stolen password must not be able to add their own second factor.
+func (p *Pages) enrollForm(w http.ResponseWriter, r *http.Request) error {
+	sess, u, err := p.signedIn(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m, ok := p.Methods.Get(r.URL.Query().Get("method"))
+	if !ok {
+		return &pageError{http.StatusNotFound, "There is no such sign-in method."}
+	}
+	if done, err := p.registerAllowed(w, r, u, sess); done || err != nil {
+		return err
+	}
+	ch, err := m.BeginEnroll(r.Context(), u, strings.TrimSpace(r.URL.Query().Get("name")))
+	if err != nil {
+		return err
+	}
+	id, err := p.Ceremonies.Start(r.Context(), authn.Ceremony{UserID: u.ID, Method: m.Name(), Purpose: authn.PurposeEnroll, State: ch.State})
+	if err != nil {
+		return err
+	}
+	v := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id}
+	p.setShow(&v, ch.Show)
+	p.render(w, r, http.StatusOK, "enroll", v)
+	return nil
+}
+
+// registerAllowed applies the register-security-info policies. It
+// answers the request itself (done) when the user must step up first or
+// is blocked.
+func (p *Pages) registerAllowed(w http.ResponseWriter, r *http.Request, u store.User, sess store.Session) (bool, error) {
+	if p.RegisterCheck == nil {
+		return false, nil
+	}
+	methods, blocked := p.RegisterCheck(r, u, sess)
+	switch {
+	case blocked:
+		return true, &pageError{http.StatusForbidden, "Your organisation's policies do not allow registering security methods from here."}
+	case methods != nil:
+		q := url.Values{"return_to": {r.URL.RequestURI()}, "methods": {strings.Join(methods, ",")}}
+		http.Redirect(w, r, "/stepup?"+q.Encode(), http.StatusSeeOther)
+		return true, nil
+	}
+	return false, nil
+}
+
+// enroll finishes a registration.
+func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
+	if err := p.parseForm(w, r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	sess, u, err := p.signedIn(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to=/account/security", http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	id := r.PostFormValue("ceremony")
+	c, err := p.Ceremonies.Load(ctx, id, u.ID, authn.PurposeEnroll)
+	if errors.Is(err, authn.ErrNoCeremony) {
+		return &pageError{http.StatusBadRequest, "This registration expired or was already completed. Start again from your security page."}
+	}
+	if err != nil {
+		return err
+	}
+	m, ok := p.Methods.Get(c.Method)
+	if !ok {
+		return &pageError{http.StatusBadRequest, "There is no such sign-in method."}
+	}
+	res, err := m.FinishEnroll(ctx, u, c.State, authn.Response{Code: r.PostFormValue("code"), Data: []byte(r.PostFormValue("data"))})
+	if errors.Is(err, authn.ErrInvalid) || errors.Is(err, authn.ErrReplay) {
+		alive, ferr := p.Ceremonies.Failed(ctx, id)
+		if ferr != nil {
+			return ferr
+		}
+		if !alive {
+			return &pageError{http.StatusBadRequest, "Too many wrong answers. Start the registration again from your security page."}
+		}
+		if wantsJSON(r) {
+			writeJSONStatus(w, http.StatusUnauthorized, map[string]string{"error": "That was not right. Try again."})
+			return nil
+		}
+		// Show the same step again; the server-side state is unchanged.
+		_ = p.Ceremonies.Done(ctx, id)
+		return p.retryEnroll(w, r, u, sess, m, "That was not right. Check the code and try again.")
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.Ceremonies.Done(ctx, id); err != nil {
+		return err
+	}
+	if name := strings.TrimSpace(r.PostFormValue("name")); name != "" && res.Credential.ID != "" {
+		_, _ = p.Credentials.UpdateCredential(ctx, res.Credential.ID, func(c store.Credential) (store.Credential, error) {
+			c.Name = truncate(name, 64)
+			return c, nil
+		})
+	}
+	p.Log.InfoContext(ctx, "security method added", "user", u.Username, "method", m.Name(), "credential", res.Credential.ID)
+	if wantsJSON(r) {
+		writeJSONStatus(w, http.StatusOK, map[string]string{"redirect": "/account/security?added"})
+		return nil
+	}
+	http.Redirect(w, r, "/account/security?added", http.StatusSeeOther)
+	return nil
+}
+
+// retryEnroll starts the registration over with an error message: a new
+// secret and a new ceremony, since the old one may have been seen.
+func (p *Pages) retryEnroll(w http.ResponseWriter, r *http.Request, u store.User, sess store.Session, m authn.Method, msg string) error {
+	ch, err := m.BeginEnroll(r.Context(), u, "")
+	if err != nil {
+		return err
+	}
+	id, err := p.Ceremonies.Start(r.Context(), authn.Ceremony{UserID: u.ID, Method: m.Name(), Purpose: authn.PurposeEnroll, State: ch.State})
+	if err != nil {
+		return err
+	}
+	v := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id, Error: msg}
+	p.setShow(&v, ch.Show)
+	p.render(w, r, http.StatusUnauthorized, "enroll", v)
+	return nil
+}
+
+// ownedCredential loads the form's credential if it is the user's: ids
+// are never trusted to belong to whoever sends them.
+func (p *Pages) ownedCredential(r *http.Request, u store.User) (store.Credential, []store.Credential, error) {
+	creds, err := p.Credentials.ListCredentials(r.Context(), u.ID)
+	if err != nil {
+		return store.Credential{}, nil, err
+	}
+	i := slices.IndexFunc(creds, func(c store.Credential) bool { return c.ID == r.PostFormValue("id") })
+	if i < 0 {
+		return store.Credential{}, nil, &pageError{http.StatusNotFound, "That method is not registered to your account."}
+	}
+	return creds[i], creds, nil
+}
+
+// removeCredential removes a method after a fresh step-up: within
+// removalFreshness, with another method than the one being removed when
+// the user has one, so a stolen session cannot strip a factor.
+func (p *Pages) removeCredential(w http.ResponseWriter, r *http.Request) error {
+	if err := p.parseForm(w, r); err != nil {
+		return err
+	}
+	sess, u, err := p.signedIn(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to=/account/security", http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cred, creds, err := p.ownedCredential(r, u)
+	if err != nil {
+		return err
+	}
+	if !freshProof(sess, cred.ID, p.Now()) {
+		others, _, err := p.userMethods(r, u)
+		if err != nil {
+			return err
+		}
+		hint := slices.DeleteFunc(others, func(m string) bool {
+			// Prove it with something else where possible.
+			return m == cred.Type && countType(creds, m) == 1 && len(others) > 1
+		})
+		q := url.Values{"return_to": {"/account/security"}, "methods": {strings.Join(hint, ",")}}
+		p.render(w, r, http.StatusForbidden, "security", view{
+			Title: "Security", User: &u, Session: &sess,
+			Error:   "Removing a sign-in method needs a fresh proof of identity.",
+			Choices: []choice{{Label: "Confirm it's you", URL: "/stepup?" + q.Encode()}},
+		})
+		return nil
+	}
+	if err := p.Credentials.DeleteCredential(r.Context(), cred.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	p.Log.InfoContext(r.Context(), "security method removed", "user", u.Username, "method", cred.Type, "credential", cred.ID)
+	http.Redirect(w, r, "/account/security?removed", http.StatusSeeOther)
+	return nil
+}
+
+// freshProof reports whether the session holds a proof newer than
+// removalFreshness made with something other than credential id.
+func freshProof(s store.Session, id string, now time.Time) bool {
+	for _, e := range s.Events {
+		if now.Sub(e.Time) <= removalFreshness && (e.CredentialID == "" || e.CredentialID != id) {
+			return true
+		}
+	}
+	return false
+}
+
+func countType(creds []store.Credential, t string) int {
+	n := 0
+	for _, c := range creds {
+		if c.Type == t {
+			n++
+		}
+	}
+	return n
+}
+
+// renameCredential changes a method's label.
+func (p *Pages) renameCredential(w http.ResponseWriter, r *http.Request) error {
+	if err := p.parseForm(w, r); err != nil {
+		return err
+	}
+	_, u, err := p.signedIn(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to=/account/security", http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cred, _, err := p.ownedCredential(r, u)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if name == "" {
+		return &pageError{http.StatusBadRequest, "Give the method a name."}
+	}
+	if _, err := p.Credentials.UpdateCredential(r.Context(), cred.ID, func(c store.Credential) (store.Credential, error) {
+		c.Name = truncate(name, 64)
+		return c, nil
+	}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/account/security", http.StatusSeeOther)
+	return nil
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}
