@@ -24,6 +24,10 @@ var (
 	ErrPending = errors.New("waiting for an answer")
 	// ErrDenied means the user refused (a push denied on the device).
 	ErrDenied = errors.New("the request was denied")
+	// ErrDisabledAccount means the proof was right but its account is
+	// disabled. Methods report it only after a correct answer, so it
+	// tells nothing to someone who cannot sign in anyway.
+	ErrDisabledAccount = errors.New("the account is disabled")
 )
 
 // Proof is a completed verification; it becomes one authentication event

@@ -17,6 +17,9 @@ import (
 const (
 	PurposeEnroll = "enroll"
 	PurposeVerify = "verify"
+	// PurposeLogin is a passwordless sign-in: no user is known when it
+	// starts, so its UserID is empty until the authenticator names one.
+	PurposeLogin = "login"
 )
 
 // ceremonyTTL bounds how long a user may take to answer.

@@ -64,6 +64,9 @@ type Deps struct {
 	// conditional access policies): nil when nothing, or the methods
 	// that would satisfy it. blocked means registration is refused.
 	RegisterCheck func(r *http.Request, u store.User, s store.Session) (methods []string, blocked bool)
+	// Passkeys, when set, offers passwordless sign-in on the sign-in
+	// page.
+	Passkeys PasskeyLogin
 	// Detail adds a method-specific line to listed credentials.
 	Detail   CredentialDetail
 	Sessions *session.Manager
@@ -109,6 +112,7 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", http.RedirectHandler("/account", http.StatusSeeOther))
 	mux.Handle("GET /login", p.handle(p.loginForm))
 	mux.Handle("POST /login", p.handle(p.login))
+	mux.Handle("POST /login/passkey", p.handle(p.loginPasskey))
 	mux.Handle("GET /logout", p.handle(p.logoutForm))
 	mux.Handle("POST /logout", p.handle(p.logout))
 	mux.Handle("GET /account", p.handle(p.account))
@@ -197,6 +201,7 @@ func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Has("signed_out") {
 		v.Notice = "You have signed out."
 	}
+	p.passkeyLogin(r, &v)
 	p.render(w, r, http.StatusOK, "login", v)
 	return nil
 }
@@ -217,7 +222,9 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		p.Log.InfoContext(r.Context(), "sign-in failed", "username", username, "ip", ip, "reason", err.Error())
-		p.render(w, r, http.StatusUnauthorized, "login", view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo})
+		v := view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo}
+		p.passkeyLogin(r, &v)
+		p.render(w, r, http.StatusUnauthorized, "login", v)
 		return nil
 	}
 	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}

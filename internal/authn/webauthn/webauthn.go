@@ -55,8 +55,6 @@ var (
 	// ErrAlreadyRegistered means the credential id belongs to a stored
 	// credential already.
 	ErrAlreadyRegistered = errors.New("this passkey is already registered")
-	// ErrDisabled means the account a passkey belongs to is disabled.
-	ErrDisabled = errors.New("account is disabled")
 )
 
 // Config is the relying party.
@@ -394,7 +392,7 @@ func (m *Method) FinishLogin(ctx context.Context, state, data []byte) (string, a
 	// Checked only after the signature: a disabled account is not
 	// revealed to someone who does not hold its passkey.
 	if found.Disabled {
-		return "", authn.Proof{}, fmt.Errorf("webauthn: %w", ErrDisabled)
+		return "", authn.Proof{}, fmt.Errorf("webauthn: %w", authn.ErrDisabledAccount)
 	}
 	p, err := m.commit(ctx, parsed)
 	if err != nil {
@@ -453,8 +451,8 @@ func (m *Method) commit(ctx context.Context, parsed *protocol.ParsedCredentialAs
 }
 
 // challenge builds what the page shows and what the server keeps. The
-// options go to the page as a JSON string, which templates can put into a
-// data attribute as is.
+// options are a json.RawMessage: encoded again for the page they stay
+// the options object, not a string holding it.
 func challenge(kind string, options, state any) (authn.Challenge, error) {
 	opts, err := json.Marshal(options)
 	if err != nil {
@@ -464,7 +462,7 @@ func challenge(kind string, options, state any) (authn.Challenge, error) {
 	if err != nil {
 		return authn.Challenge{}, err
 	}
-	return authn.Challenge{State: st, Show: map[string]any{"kind": kind, "options": string(opts)}}, nil
+	return authn.Challenge{State: st, Show: map[string]any{"kind": kind, "options": json.RawMessage(opts)}}, nil
 }
 
 // invalid marks a failed verification as a wrong answer, keeping the

@@ -122,7 +122,7 @@ func (k *softKey) register(t testing.TB, show map[string]any) []byte {
 			ID string `json:"id"`
 		} `json:"user"`
 	}
-	if err := json.Unmarshal([]byte(show["options"].(string)), &opts); err != nil {
+	if err := json.Unmarshal(show["options"].(json.RawMessage), &opts); err != nil {
 		t.Fatal(err)
 	}
 	k.userHandle, _ = b64.DecodeString(opts.User.ID)
@@ -143,7 +143,7 @@ func (k *softKey) assert(t testing.TB, show map[string]any) []byte {
 	var opts struct {
 		Challenge string `json:"challenge"`
 	}
-	if err := json.Unmarshal([]byte(show["options"].(string)), &opts); err != nil {
+	if err := json.Unmarshal(show["options"].(json.RawMessage), &opts); err != nil {
 		t.Fatal(err)
 	}
 	k.counter++
@@ -311,7 +311,7 @@ func TestRegisterAndVerify(t *testing.T) {
 			UserVerification string `json:"userVerification"`
 		} `json:"authenticatorSelection"`
 	}
-	if err := json.Unmarshal([]byte(ch.Show["options"].(string)), &opts); err != nil {
+	if err := json.Unmarshal(ch.Show["options"].(json.RawMessage), &opts); err != nil {
 		t.Fatal(err)
 	}
 	if len(opts.Exclude) != 1 || opts.Exclude[0].ID != c.ID || opts.Selection.ResidentKey != "preferred" || opts.Selection.UserVerification != "preferred" {
@@ -483,7 +483,7 @@ func TestDiscoverableLogin(t *testing.T) {
 			Allow []any  `json:"allowCredentials"`
 			UV    string `json:"userVerification"`
 		}
-		if err := json.Unmarshal([]byte(ch.Show["options"].(string)), &opts); err != nil {
+		if err := json.Unmarshal(ch.Show["options"].(json.RawMessage), &opts); err != nil {
 			t.Fatal(err)
 		}
 		if ch.Show["kind"] != KindLogin || len(opts.Allow) != 0 || opts.UV != "required" {
@@ -540,8 +540,8 @@ func TestDiscoverableLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _, err := login(t, func(show map[string]any) []byte { return kb.assert(t, show) })
-		if !errors.Is(err, ErrDisabled) {
-			t.Fatalf("FinishLogin = %v, want ErrDisabled", err)
+		if !errors.Is(err, authn.ErrDisabledAccount) {
+			t.Fatalf("FinishLogin = %v, want ErrDisabledAccount", err)
 		}
 	})
 }

@@ -12,13 +12,14 @@
 //        data-csrf="CSRF-TOKEN"
 //        data-return-to="/PATH"          (optional)
 //        data-name-field="INPUT-ID">     (optional: the credential's name)
-//     <button type="button" data-webauthn-start>Use a passkey</button>   (optional)
 //   </div>
 //   <p id="webauthn-error" hidden></p>
+//   <button type="button" id="webauthn-start">Use a passkey</button>   (optional)
 //
-// With a [data-webauthn-start] button inside, the ceremony starts when it
-// is clicked (Safari only lets a user gesture start one); without, it
-// starts when the page loads.
+// With a #webauthn-start button (or a [data-webauthn-start] one inside the
+// div), the ceremony starts when it is clicked, and can be retried after
+// a cancel (Safari only lets a user gesture start one); without, it starts
+// when the page loads.
 //
 // Answer: the script submits an ordinary HTML form (POST,
 // application/x-www-form-urlencoded) with the fields csrf_token, ceremony,
@@ -158,6 +159,7 @@
     var options;
     try {
       options = JSON.parse(box.dataset.options);
+      if (typeof options === "string") options = JSON.parse(options);
     } catch (e) {
       showError("The passkey request from the server is malformed. Reload the page.");
       return;
@@ -178,7 +180,7 @@
   function start() {
     var box = document.getElementById("webauthn");
     if (!box) return;
-    var button = box.querySelector("[data-webauthn-start]");
+    var button = document.getElementById("webauthn-start") || box.querySelector("[data-webauthn-start]");
     if (button) {
       button.addEventListener("click", function () { run(box, button); });
     } else {
