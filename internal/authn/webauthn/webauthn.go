@@ -51,7 +51,7 @@ var (
 	ErrCloned = errors.New("the security key's signature counter did not move forward, so the key may have been cloned; the sign-in was refused: remove this passkey and register the key again, or contact your administrator")
 	// ErrAuthenticatorNotAllowed means the authenticator's model is not on
 	// webauthn.allowed_aaguids.
-	ErrAuthenticatorNotAllowed = errors.New("this kind of passkey or security key is not allowed here; use one your organisation approved")
+	ErrAuthenticatorNotAllowed = fmt.Errorf("this kind of passkey or security key is not allowed here; use one your organisation approved: %w", authn.ErrNotAllowed)
 	// ErrAlreadyRegistered means the credential id belongs to a stored
 	// credential already.
 	ErrAlreadyRegistered = errors.New("this passkey is already registered")

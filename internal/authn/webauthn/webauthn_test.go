@@ -578,8 +578,12 @@ func TestEnrollPolicy(t *testing.T) {
 			if tt.name != "ok/listed-model" {
 				k.aaguid = tt.aaguid
 			}
-			if err := register(t, f, f.alice, k); !errors.Is(err, tt.wantErr) {
+			err := register(t, f, f.alice, k)
+			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("FinishEnroll = %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr != nil && !errors.Is(err, authn.ErrNotAllowed) {
+				t.Errorf("FinishEnroll = %v, want authn.ErrNotAllowed for the pages", err)
 			}
 		})
 	}
