@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run check vet lint test test-short interop-deps bench fuzz clean
+.PHONY: help build run check vet lint test test-short interop-deps browser-deps bench fuzz clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,9 +25,10 @@ lint: ## golangci-lint (built from the Go module proxy on first use)
 	$(GO) run $(GOLANGCI) run ./...
 
 # STEPGATE_REQUIRE_INTEROP turns the openid-client interop test's skip
-# (no node, no node_modules) into a failure, so CI cannot pass without it.
-test: interop-deps ## every test, with the race detector, PostgreSQL started and stopped around it
-	STEPGATE_REQUIRE_INTEROP=1 scripts/with-postgres.sh $(GO) test -race -count=1 ./...
+# (no node, no node_modules) into a failure, and STEPGATE_REQUIRE_BROWSER
+# the passkey browser test's (no Chromium), so CI cannot pass without them.
+test: interop-deps browser-deps ## every test, with the race detector, PostgreSQL started and stopped around it
+	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 scripts/with-postgres.sh $(GO) test -race -count=1 ./...
 
 test-short: ## unit tests without PostgreSQL
 	$(GO) test -count=1 ./...
@@ -36,6 +37,9 @@ interop-deps: ## Node.js and openid-client for the interop test (test/interop)
 	@command -v npm >/dev/null || scripts/install-deps.sh nodejs npm
 	@node -e 'if (+process.versions.node.split(".")[0] < 20) { console.error("interop-deps: openid-client 6 needs Node.js 20 or later, this is " + process.version); process.exit(1) }'
 	npm ci --prefix test/interop --no-audit --no-fund
+
+browser-deps: ## Debian's Chromium for the passkey browser test (internal/app/browser_test.go)
+	scripts/install-deps.sh chromium chromium-driver
 
 bench: ## benchmarks (session lookup on both backends, password hashing)
 	scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...

@@ -146,6 +146,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Methods: a.Methods.Registry, Credentials: st,
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: credentialDetail,
+		Passkeys: passkeys(a.Methods),
 	})
 	if err != nil {
 		return nil, err

@@ -11,10 +11,12 @@ import (
 	"github.com/stepgate/stepgate/internal/authn/recovery"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/authn/totp"
+	"github.com/stepgate/stepgate/internal/authn/webauthn"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/web"
 )
 
 // Methods are the authentication methods of a deployment, built the same
@@ -23,6 +25,9 @@ type Methods struct {
 	Registry *authn.Registry
 	TOTP     *totp.Method
 	Recovery *recovery.Method
+	// WebAuthn is nil when passkeys are off (the issuer's host is an IP
+	// address and webauthn.rp_id is not set).
+	WebAuthn *webauthn.Method
 	Box      *secrets.Box
 }
 
@@ -44,14 +49,30 @@ func NewMethods(cfg config.Config, st store.Store) (*Methods, error) {
 	}
 	// Prompt order: phishing-resistant first, then app-based, then codes
 	// sent over channels an attacker can intercept, recovery last.
-	m.Registry = authn.NewRegistry(m.TOTP, m.Recovery)
+	var methods []authn.Method
+	if cfg.WebAuthn.RPID != "" {
+		m.WebAuthn, err = webauthn.New(webauthn.Config{
+			RPID: cfg.WebAuthn.RPID, RPName: cfg.WebAuthn.RPName,
+			Origins: cfg.WebAuthn.Origins, AllowedAAGUIDs: cfg.WebAuthn.AllowedAAGUIDs,
+		}, st, st, nil)
+		if err != nil {
+			return nil, err
+		}
+		methods = append(methods, m.WebAuthn)
+	}
+	m.Registry = authn.NewRegistry(append(methods, m.TOTP, m.Recovery)...)
 	return m, nil
 }
 
 // credentialDetail adds a line about a credential on the security page.
 func credentialDetail(c store.Credential) string {
-	if c.Type == recovery.Name {
+	switch c.Type {
+	case recovery.Name:
 		return strconv.Itoa(recovery.Remaining(c)) + " of " + strconv.Itoa(recovery.Count) + " codes left"
+	case webauthn.Name:
+		if id := webauthn.AAGUID(c); id != "" && id != "00000000-0000-0000-0000-000000000000" {
+			return "model " + id
+		}
 	}
 	return ""
 }
@@ -110,4 +131,13 @@ func ipThrottle(st store.KV) *authn.Throttle {
 	t := authn.NewThrottle(st, nil)
 	t.Free = 100
 	return t
+}
+
+// passkeys is the passwordless sign-in the pages offer, or nil (an untyped
+// nil, which the pages test for) when passkeys are off.
+func passkeys(m *Methods) web.PasskeyLogin {
+	if m.WebAuthn == nil {
+		return nil
+	}
+	return m.WebAuthn
 }

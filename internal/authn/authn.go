@@ -24,6 +24,15 @@ var (
 	ErrPending = errors.New("waiting for an answer")
 	// ErrDenied means the user refused (a push denied on the device).
 	ErrDenied = errors.New("the request was denied")
+	// ErrNotAllowed means the answer was genuine but the deployment's
+	// settings refuse what it registers (an authenticator model not on
+	// the allow-list). Pages show the wrapping error's own text, which
+	// names the fix, and count no failure.
+	ErrNotAllowed = errors.New("not allowed by this deployment's settings")
+	// ErrDisabledAccount means the proof was right but its account is
+	// disabled. Methods report it only after a correct answer, so it
+	// tells nothing to someone who cannot sign in anyway.
+	ErrDisabledAccount = errors.New("the account is disabled")
 )
 
 // Proof is a completed verification; it becomes one authentication event

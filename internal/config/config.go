@@ -24,6 +24,7 @@ type Config struct {
 	API      API      `yaml:"api"`
 	Secrets  Secrets  `yaml:"secrets"`
 	TOTP     TOTP     `yaml:"totp"`
+	WebAuthn WebAuthn `yaml:"webauthn"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -152,8 +153,9 @@ func Default() Config {
 			// OWASP's recommended argon2id floor: m=19 MiB, t=2, p=1.
 			Argon2: Argon2{Time: 2, MemoryKiB: 19 * 1024, Threads: 1},
 		},
-		OIDC: defaultOIDC(),
-		TOTP: TOTP{Issuer: "Stepgate"},
+		OIDC:     defaultOIDC(),
+		TOTP:     TOTP{Issuer: "Stepgate"},
+		WebAuthn: WebAuthn{RPName: "Stepgate"},
 	}
 }
 

@@ -25,7 +25,7 @@ func envAliases() map[string]string {
 // ignoredEnv reports variables that share the prefix but belong to the
 // test suite, so they are neither settings nor typos.
 func ignoredEnv(name string) bool {
-	return strings.HasPrefix(name, "STEPGATE_TEST_") || name == "STEPGATE_REQUIRE_POSTGRES"
+	return strings.HasPrefix(name, "STEPGATE_TEST_") || strings.HasPrefix(name, "STEPGATE_REQUIRE_")
 }
 
 // leaf is one settable value of the schema.

@@ -60,6 +60,7 @@ func resolve(path string, data []byte, flags Flags, environ []string) (Config, [
 	r.applyFlags(&cfg, flags)
 	warnings := r.applyEnv(&cfg, environ)
 	derive(&cfg)
+	warnings = append(warnings, webauthnWarnings(cfg)...)
 	for _, p := range cfg.Validate() {
 		r.add(r.annotate(p))
 	}
@@ -177,4 +178,5 @@ func derive(cfg *Config) {
 	if u, err := url.Parse(s.Issuer); err == nil && u.Host != "" && !strings.ContainsAny(s.Issuer, "?#") {
 		s.Issuer = strings.TrimRight(s.Issuer, "/")
 	}
+	deriveWebAuthn(cfg)
 }

@@ -64,6 +64,8 @@ func TestDefaults(t *testing.T) {
 	cfg, warnings := mustResolve(t, "", Flags{}, nil)
 	want := Default()
 	want.Server.Issuer = "http://localhost:8080"
+	want.WebAuthn.RPID = "localhost"
+	want.WebAuthn.Origins = []string{"http://localhost:8080"}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Resolve with nothing = %+v, want %+v", cfg, want)
 	}
@@ -136,6 +138,8 @@ password:
 				want.Log.Format = "json"
 				want.Sessions.IdleTimeout = Duration(30 * time.Minute)
 				want.Password.Argon2.MemoryKiB = 65536
+				want.WebAuthn.RPID = "sso.example.com"
+				want.WebAuthn.Origins = []string{"https://sso.example.com"}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %+v\nwant %+v", c, want)
 				}
@@ -367,7 +371,7 @@ func TestResolveProblems(t *testing.T) {
 		{
 			name: "fail/top-level-not-mapping",
 			file: "- server\n",
-			want: []Problem{{Line: 1, Message: "the top level must be a mapping of sections (server:, storage:, log:, sessions:, password:, oidc:, policy:, geoip:, api:, secrets:, totp:), not a list"}},
+			want: []Problem{{Line: 1, Message: "the top level must be a mapping of sections (server:, storage:, log:, sessions:, password:, oidc:, policy:, geoip:, api:, secrets:, totp:, webauthn:), not a list"}},
 		},
 		{
 			name: "fail/section-not-mapping",
@@ -399,7 +403,7 @@ func TestResolveProblems(t *testing.T) {
 			name: "fail/merge-key",
 			file: "base: &b {level: info}\nlog:\n  <<: *b\n",
 			want: []Problem{
-				{Path: "base", Line: 1, Message: "unknown key; known keys here are server, storage, log, sessions, password, oidc, policy, geoip, api, secrets, totp"},
+				{Path: "base", Line: 1, Message: "unknown key; known keys here are server, storage, log, sessions, password, oidc, policy, geoip, api, secrets, totp, webauthn"},
 				{Path: "log.<<", Line: 3, Message: "merge keys are not supported; write the keys out in full"},
 			},
 		},
@@ -529,6 +533,8 @@ func TestMarshalRoundTrip(t *testing.T) {
 	want.Server.Issuer = "https://sso.example.com"
 	want.Server.TrustedProxies = []string{"10.0.0.0/8"}
 	want.Sessions.IdleTimeout = Duration(90 * time.Second)
+	want.WebAuthn.RPID = "sso.example.com"
+	want.WebAuthn.Origins = []string{"https://sso.example.com"}
 	data, err := yaml.Marshal(want)
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,7 @@ func (c Config) Validate() []Problem {
 	if strings.TrimSpace(c.TOTP.Issuer) == "" || strings.Contains(c.TOTP.Issuer, ":") {
 		ps.add("totp.issuer", "must be a non-empty name without ':' (authenticator apps show it beside the account), like Stepgate or your organisation's name")
 	}
+	c.WebAuthn.validate(&ps)
 	return ps
 }
 

@@ -7,84 +7,91 @@ import (
 
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/session"
-	"github.com/stepgate/stepgate/internal/store"
 )
 
-// Passwordless signs users in without a username or password: with a
-// discoverable passkey, whose answer names the user.
-type Passwordless interface {
+// PasskeyLogin is passwordless sign-in with a discoverable passkey: the
+// authenticator, not a typed user name, says whose account it is.
+type PasskeyLogin interface {
+	Name() string
 	BeginLogin(ctx context.Context) (authn.Challenge, error)
-	// FinishLogin verifies the answer and returns the user it belongs to.
-	FinishLogin(ctx context.Context, state, data []byte) (userID string, proof authn.Proof, err error)
+	FinishLogin(ctx context.Context, state, data []byte) (userID string, p authn.Proof, err error)
 }
 
-// passkeyForm starts a passwordless sign-in.
-func (p *Pages) passkeyForm(w http.ResponseWriter, r *http.Request) error {
-	returnTo := safeReturnTo(r.URL.Query().Get("return_to"))
-	ch, err := p.Passwordless.BeginLogin(r.Context())
-	if err != nil {
-		return err
+// passkeyLogin adds a passkey ceremony to the sign-in page's view. A
+// failure only hides the passkey button: the password form still works.
+func (p *Pages) passkeyLogin(r *http.Request, v *view) {
+	if p.Passkeys == nil {
+		return
 	}
-	id, err := p.Ceremonies.Start(r.Context(), authn.Ceremony{Method: "webauthn", Purpose: authn.PurposeLogin, State: ch.State})
-	if err != nil {
-		return err
+	ch, err := p.Passkeys.BeginLogin(r.Context())
+	if err == nil {
+		v.Ceremony, err = p.Ceremonies.Start(r.Context(), authn.Ceremony{Method: p.Passkeys.Name(), Purpose: authn.PurposeLogin, State: ch.State})
 	}
-	v := view{Title: "Sign in with a passkey", ReturnTo: returnTo, Ceremony: id}
-	p.setShow(&v, ch.Show)
-	v.Kind = "passkey-login"
-	p.render(w, r, http.StatusOK, "login", v)
-	return nil
+	if err != nil {
+		p.Log.ErrorContext(r.Context(), "start passkey sign-in", "err", err)
+		v.Ceremony = ""
+		return
+	}
+	p.setShow(v, ch.Show)
 }
 
-// passkeyLogin finishes a passwordless sign-in and starts a session.
-func (p *Pages) passkeyLogin(w http.ResponseWriter, r *http.Request) error {
+// loginPasskey finishes a passwordless sign-in. Failures are throttled per
+// client address, since no account is known until the signature checks.
+func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
+	if p.Passkeys == nil {
+		return &pageError{http.StatusNotFound, "Passkey sign-in is not enabled here."}
+	}
 	if err := p.parseForm(w, r); err != nil {
 		return err
 	}
 	ctx := r.Context()
 	returnTo := safeReturnTo(r.PostFormValue("return_to"))
+	ip := p.ClientIP.Of(r).String()
+	throttleKey := "passkey-ip:" + ip
+	again := func(status int, msg string) error {
+		v := view{Title: "Sign in", Error: msg, ReturnTo: returnTo}
+		p.passkeyLogin(r, &v)
+		p.render(w, r, status, "login", v)
+		return nil
+	}
+	if err := p.Throttle.Check(ctx, throttleKey); err != nil {
+		return again(http.StatusTooManyRequests, "Too many attempts. Wait a few minutes and try again.")
+	}
 	id := r.PostFormValue("ceremony")
 	c, err := p.Ceremonies.Load(ctx, id, "", authn.PurposeLogin)
-	if err != nil {
-		return p.passkeyFailed(w, r, "This sign-in expired. Start again.", http.StatusBadRequest)
+	if errors.Is(err, authn.ErrNoCeremony) {
+		return again(http.StatusBadRequest, "This sign-in expired or was already used. Try again.")
 	}
-	userID, proof, err := p.Passwordless.FinishLogin(ctx, c.State, []byte(r.PostFormValue("data")))
-	if err == nil {
-		err = p.Ceremonies.Done(ctx, id)
-	}
-	var u store.User
-	if err == nil {
-		u, err = p.Store.GetUser(ctx, userID)
-		if err == nil && u.Disabled {
-			err = authn.ErrInvalid
-		}
-	}
-	if err != nil {
-		if !errors.Is(err, authn.ErrInvalid) && !errors.Is(err, authn.ErrNoCeremony) && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		p.Log.InfoContext(ctx, "passkey sign-in failed", "ip", p.ClientIP.Of(r).String(), "reason", err.Error())
-		return p.passkeyFailed(w, r, "That passkey could not sign you in.", http.StatusUnauthorized)
-	}
-	token, _, err := p.Sessions.Start(ctx, r, u.ID, proof.Event(p.Now()), session.Meta{IP: p.ClientIP.Of(r).String(), UserAgent: r.UserAgent()})
 	if err != nil {
 		return err
 	}
-	p.Log.InfoContext(ctx, "signed in", "user", u.Username, "method", "webauthn", "credential", proof.CredentialID)
+	// Single use, whatever the outcome: a passkey answer is bound to
+	// this challenge, and a new attempt gets a new one.
+	if err := p.Ceremonies.Done(ctx, id); err != nil {
+		return again(http.StatusBadRequest, "This sign-in expired or was already used. Try again.")
+	}
+	userID, proof, err := p.Passkeys.FinishLogin(ctx, c.State, []byte(r.PostFormValue("data")))
+	if err != nil {
+		if !errors.Is(err, authn.ErrInvalid) && !errors.Is(err, authn.ErrDisabledAccount) {
+			return err
+		}
+		if ferr := p.Throttle.Fail(ctx, throttleKey); ferr != nil {
+			return ferr
+		}
+		p.Log.InfoContext(ctx, "passkey sign-in failed", "ip", ip, "reason", err.Error())
+		msg := "That passkey could not sign you in. Try again, or use your password."
+		if errors.Is(err, authn.ErrDisabledAccount) {
+			msg = "This account is disabled. Contact your administrator."
+		}
+		return again(http.StatusUnauthorized, msg)
+	}
+	_ = p.Throttle.Reset(ctx, throttleKey)
+	token, _, err := p.Sessions.Start(ctx, r, userID, proof.Event(p.Now()), session.Meta{IP: ip, UserAgent: r.UserAgent()})
+	if err != nil {
+		return err
+	}
+	p.Log.InfoContext(ctx, "signed in", "user_id", userID, "ip", ip, "method", proof.Method, "credential", proof.CredentialID)
 	p.Sessions.SetCookie(w, token)
-	if wantsJSON(r) {
-		writeJSONStatus(w, http.StatusOK, map[string]string{"redirect": returnTo})
-		return nil
-	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
-	return nil
-}
-
-func (p *Pages) passkeyFailed(w http.ResponseWriter, r *http.Request, msg string, status int) error {
-	if wantsJSON(r) {
-		writeJSONStatus(w, status, map[string]string{"error": msg})
-		return nil
-	}
-	p.render(w, r, status, "login", view{Title: "Sign in", Error: msg})
 	return nil
 }

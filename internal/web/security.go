@@ -143,6 +143,13 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 		return &pageError{http.StatusBadRequest, "There is no such sign-in method."}
 	}
 	res, err := m.FinishEnroll(ctx, u, c.State, authn.Response{Code: r.PostFormValue("code"), Data: []byte(r.PostFormValue("data"))})
+	if errors.Is(err, authn.ErrNotAllowed) {
+		// Trying again with the same authenticator cannot help: say why
+		// and end the ceremony.
+		_ = p.Ceremonies.Done(ctx, id)
+		p.Log.InfoContext(ctx, "security method refused", "user", u.Username, "method", m.Name(), "reason", err.Error())
+		return &pageError{http.StatusForbidden, "Your organisation does not allow this kind of device or sign-in method here. Use one it approved, or ask your administrator."}
+	}
 	if errors.Is(err, authn.ErrInvalid) || errors.Is(err, authn.ErrReplay) {
 		alive, ferr := p.Ceremonies.Failed(ctx, id)
 		if ferr != nil {

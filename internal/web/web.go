@@ -66,10 +66,11 @@ type Deps struct {
 	// conditional access policies): nil when nothing, or the methods
 	// that would satisfy it. blocked means registration is refused.
 	RegisterCheck func(r *http.Request, u store.User, s store.Session) (methods []string, blocked bool)
+	// Passkeys, when set, offers passwordless sign-in on the sign-in
+	// page.
+	Passkeys PasskeyLogin
 	// Detail adds a method-specific line to listed credentials.
 	Detail CredentialDetail
-	// Passwordless, when set, offers sign-in with a passkey alone.
-	Passwordless Passwordless
 
 	Sessions *session.Manager
 	CSRFKey  []byte
@@ -114,13 +115,10 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", http.RedirectHandler("/account", http.StatusSeeOther))
 	mux.Handle("GET /login", p.handle(p.loginForm))
 	mux.Handle("POST /login", p.handle(p.login))
+	mux.Handle("POST /login/passkey", p.handle(p.loginPasskey))
 	mux.Handle("GET /logout", p.handle(p.logoutForm))
 	mux.Handle("POST /logout", p.handle(p.logout))
 	mux.Handle("GET /account", p.handle(p.account))
-	if p.Passwordless != nil {
-		mux.Handle("GET /login/passkey", p.handle(p.passkeyForm))
-		mux.Handle("POST /login/passkey", p.handle(p.passkeyLogin))
-	}
 	mux.Handle("GET /stepup", p.handle(p.stepUpForm))
 	mux.Handle("POST /stepup", p.handle(p.stepUp))
 	mux.Handle("GET /account/security", p.handle(p.security))
@@ -185,7 +183,6 @@ type view struct {
 	Choices     []choice       // methods to choose from
 	Credentials []credView     // the user's registered methods
 	Addable     []choice       // methods the user can add
-	Passkeys    bool           // the sign-in page offers passkeys
 }
 
 // choice is a method offered on a page.
@@ -203,10 +200,11 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name 
 }
 
 func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) error {
-	v := view{Title: "Sign in", ReturnTo: safeReturnTo(r.URL.Query().Get("return_to")), Passkeys: p.Passwordless != nil}
+	v := view{Title: "Sign in", ReturnTo: safeReturnTo(r.URL.Query().Get("return_to"))}
 	if r.URL.Query().Has("signed_out") {
 		v.Notice = "You have signed out."
 	}
+	p.passkeyLogin(r, &v)
 	p.render(w, r, http.StatusOK, "login", v)
 	return nil
 }
@@ -243,7 +241,9 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 			return ferr
 		}
 		p.Log.InfoContext(r.Context(), "sign-in failed", "username", username, "ip", ip, "reason", err.Error())
-		p.render(w, r, http.StatusUnauthorized, "login", view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo})
+		v := view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo}
+		p.passkeyLogin(r, &v)
+		p.render(w, r, http.StatusUnauthorized, "login", v)
 		return nil
 	}
 	_ = p.Throttle.Reset(ctx, userKey)
