@@ -104,7 +104,7 @@ func isHostName(s string) bool {
 			return false
 		}
 		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			if !isHostChar(r) {
 				return false
 			}
 		}
@@ -133,4 +133,9 @@ func checkOrigin(o, rpID string) error {
 		return fmt.Errorf("the host of %s is not webauthn.rp_id (%s) or a subdomain of it; browsers refuse such an origin", quote(o), quote(rpID))
 	}
 	return nil
+}
+
+// isHostChar reports whether r may appear in a host name label.
+func isHostChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-'
 }

@@ -66,7 +66,7 @@ func newSoftKey(t testing.TB) *softKey {
 }
 
 func (k *softKey) flags(extra byte) byte {
-	f := byte(flagUP | flagBE | flagBS | extra)
+	f := flagUP | flagBE | flagBS | extra
 	if k.uv {
 		f |= flagUV
 	}
