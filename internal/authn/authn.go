@@ -24,6 +24,12 @@ var (
 	ErrPending = errors.New("waiting for an answer")
 	// ErrDenied means the user refused (a push denied on the device).
 	ErrDenied = errors.New("the request was denied")
+	// ErrNextStep means FinishEnroll accepted the answer and the same
+	// ceremony goes on: the page shows Enrolled.Show (it keeps the
+	// ceremony id and state) and sends the next answer to FinishEnroll
+	// again. A one-time code to a phone number asks for the number first,
+	// then for the code sent to it.
+	ErrNextStep = errors.New("the answer was accepted; the next step follows")
 )
 
 // Proof is a completed verification; it becomes one authentication event

@@ -22,6 +22,7 @@ type Config struct {
 	Policy   Policy   `yaml:"policy"`
 	GeoIP    GeoIP    `yaml:"geoip"`
 	API      API      `yaml:"api"`
+	OTP      OTP      `yaml:"otp"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -136,6 +137,7 @@ func Default() Config {
 			Argon2: Argon2{Time: 2, MemoryKiB: 19 * 1024, Threads: 1},
 		},
 		OIDC: defaultOIDC(),
+		OTP:  defaultOTP(),
 	}
 }
 

@@ -33,6 +33,7 @@ func (c Config) Validate() []Problem {
 	c.OIDC.validate(&ps)
 	c.Policy.validate(&ps)
 	c.API.validate(&ps)
+	c.OTP.validate(&ps)
 	return ps
 }
 
