@@ -36,7 +36,8 @@
 // throttle is the tighter bound: after the first 5 failures it allows one
 // guess per lock, and locks reach 15 minutes after 10 failures, so a day
 // yields about 10 + 96 ≈ 106 guesses: about 0.01 % a day, 1 % in three
-// months of uninterrupted attack, every failure in the log. Without the
+// months of uninterrupted attack, every failure in the log
+// (TestBruteForceDay runs that day and counts 104). Without the
 // limits, 10^6 guesses find any code; with them an online search is
 // hopeless before anyone notices.
 //

@@ -506,3 +506,47 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestEmailThroughSMTP runs otp-email end to end: the code travels over
+// STARTTLS to a real SMTP server, is read out of the mail and signs in.
+func TestEmailThroughSMTP(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	srv, pool := startSMTP(t, true)
+	sender, err := NewSMTPSender(SMTPOptions{Host: "127.0.0.1", Port: srv.port(), Username: "mailer", Password: "s3cret", From: "sso@example.com", RootCAs: pool, Now: f.c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewEmail(f.email.Deps, sender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codeIn := func(i int) string {
+		t.Helper()
+		mails := srv.received()
+		if len(mails) != i+1 {
+			t.Fatalf("%d mails, want %d", len(mails), i+1)
+		}
+		c := regexp.MustCompile(`code is (\d{6})`).FindStringSubmatch(mails[i].data)
+		if c == nil {
+			t.Fatalf("no code in %q", mails[i].data)
+		}
+		return c[1]
+	}
+	ch, err := m.BeginEnroll(ctx, f.alice, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.FinishEnroll(ctx, f.alice, ch.State, authn.Response{Code: codeIn(0)}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err = m.BeginVerify(ctx, f.alice, f.creds(t, f.alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Verify(ctx, f.alice, f.creds(t, f.alice), ch.State, authn.Response{Code: codeIn(1)})
+	if err != nil || p.Method != EmailName || p.AMR[0] != "otp" {
+		t.Fatalf("proof %+v, %v", p, err)
+	}
+}
