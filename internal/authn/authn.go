@@ -33,6 +33,12 @@ var (
 	// disabled. Methods report it only after a correct answer, so it
 	// tells nothing to someone who cannot sign in anyway.
 	ErrDisabledAccount = errors.New("the account is disabled")
+	// ErrNextStep means FinishEnroll accepted the answer and the same
+	// ceremony goes on: the page shows Enrolled.Show (it keeps the
+	// ceremony id and state) and sends the next answer to FinishEnroll
+	// again. A one-time code to a phone number asks for the number first,
+	// then for the code sent to it.
+	ErrNextStep = errors.New("the answer was accepted; the next step follows")
 )
 
 // Proof is a completed verification; it becomes one authentication event

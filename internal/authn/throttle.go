@@ -35,7 +35,15 @@ func NewThrottle(kv store.KV, now func() time.Time) *Throttle {
 type throttleState struct {
 	Failures    int       `json:"failures"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
+	Last        time.Time `json:"last,omitzero"`
 }
+
+// throttleRecordLife is how long a throttle record exists. The store
+// keeps an entry's expiry when it is updated, so the record must outlive
+// a sustained attack: were it to expire an hour after the first failure,
+// an attacker would get fresh free guesses every hour. Forgetting after
+// a quiet spell is decided from Last instead.
+const throttleRecordLife = 7 * 24 * time.Hour
 
 func throttleKey(key string) string { return "authn/throttle/" + key }
 
@@ -58,9 +66,13 @@ func (t *Throttle) Check(ctx context.Context, key string) error {
 // Fail records a failure for key.
 func (t *Throttle) Fail(ctx context.Context, key string) error {
 	now := t.now()
-	// The record outlives the longest lock, then expires on its own.
-	expires := now.Add(t.Max + time.Hour)
+	expires := now.Add(throttleRecordLife)
 	update := func(s throttleState) throttleState {
+		// Failures are forgotten after a quiet hour past the longest lock.
+		if !s.Last.IsZero() && now.Sub(s.Last) > t.Max+time.Hour {
+			s = throttleState{}
+		}
+		s.Last = now
 		s.Failures++
 		if over := s.Failures - t.Free; over > 0 {
 			lock := t.Base << min(over-1, 20)

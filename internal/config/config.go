@@ -25,6 +25,7 @@ type Config struct {
 	Secrets  Secrets  `yaml:"secrets"`
 	TOTP     TOTP     `yaml:"totp"`
 	WebAuthn WebAuthn `yaml:"webauthn"`
+	OTP      OTP      `yaml:"otp"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -156,6 +157,7 @@ func Default() Config {
 		OIDC:     defaultOIDC(),
 		TOTP:     TOTP{Issuer: "Stepgate"},
 		WebAuthn: WebAuthn{RPName: "Stepgate"},
+		OTP:      defaultOTP(),
 	}
 }
 

@@ -371,7 +371,7 @@ func TestResolveProblems(t *testing.T) {
 		{
 			name: "fail/top-level-not-mapping",
 			file: "- server\n",
-			want: []Problem{{Line: 1, Message: "the top level must be a mapping of sections (server:, storage:, log:, sessions:, password:, oidc:, policy:, geoip:, api:, secrets:, totp:, webauthn:), not a list"}},
+			want: []Problem{{Line: 1, Message: "the top level must be a mapping of sections (server:, storage:, log:, sessions:, password:, oidc:, policy:, geoip:, api:, secrets:, totp:, webauthn:, otp:), not a list"}},
 		},
 		{
 			name: "fail/section-not-mapping",
@@ -403,7 +403,7 @@ func TestResolveProblems(t *testing.T) {
 			name: "fail/merge-key",
 			file: "base: &b {level: info}\nlog:\n  <<: *b\n",
 			want: []Problem{
-				{Path: "base", Line: 1, Message: "unknown key; known keys here are server, storage, log, sessions, password, oidc, policy, geoip, api, secrets, totp, webauthn"},
+				{Path: "base", Line: 1, Message: "unknown key; known keys here are server, storage, log, sessions, password, oidc, policy, geoip, api, secrets, totp, webauthn, otp"},
 				{Path: "log.<<", Line: 3, Message: "merge keys are not supported; write the keys out in full"},
 			},
 		},
@@ -599,7 +599,11 @@ func TestEveryLeafSettableFromEnv(t *testing.T) {
 			t.Parallel()
 			c := Default()
 			v := reflect.ValueOf(&c).Elem().FieldByIndex(l.index)
-			if err := setText(v, "1s"); err != nil && !strings.Contains(err.Error(), "whole number") {
+			text := "1s"
+			if v.Kind() == reflect.Bool {
+				text = "true"
+			}
+			if err := setText(v, text); err != nil && !strings.Contains(err.Error(), "whole number") {
 				t.Errorf("setText: %v", err)
 			}
 		})

@@ -44,6 +44,7 @@ func (c Config) Validate() []Problem {
 		ps.add("totp.issuer", "must be a non-empty name without ':' (authenticator apps show it beside the account), like Stepgate or your organisation's name")
 	}
 	c.WebAuthn.validate(&ps)
+	c.OTP.validate(&ps)
 	return ps
 }
 
