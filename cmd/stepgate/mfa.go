@@ -25,7 +25,7 @@ func (c *cli) withMethods(cmd *cobra.Command, name string, fn func(st store.Stor
 		if err != nil {
 			return err
 		}
-		m, err := app.NewMethods(cfg, st)
+		m, err := app.NewMethods(cfg, st, c.logger(cfg), nil)
 		if err != nil {
 			return err
 		}

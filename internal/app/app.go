@@ -137,8 +137,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Secure:      secure,
 	}, nil)
 	clientIP := httpx.ClientIP{Trusted: trusted}
-	if a.Methods, err = NewMethods(cfg, st); err != nil {
+	if a.Methods, err = NewMethods(cfg, st, log, a.sessionUser); err != nil {
 		return nil, err
+	}
+	for _, key := range cfg.OTP.DevelopmentSenders() {
+		log.WarnContext(ctx, "one-time codes are written to the log, not sent: for development only", "key", key)
 	}
 	pages, err := web.New(web.Deps{
 		Users: a.Users, Store: st, Sessions: a.Sessions, CSRFKey: csrfKey,
@@ -177,6 +180,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 
 	browser := http.NewServeMux()
 	pages.Mount(browser)
+	a.Methods.Push.Mount(browser)
 	apiMux := api.New(api.Deps{
 		Policies: a.Policies, Users: st, Access: a.Access, Token: cfg.API.Token,
 		TrustedProxies: trusted, Log: log,

@@ -1,13 +1,18 @@
 package app
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/authn/otp"
+	"github.com/stepgate/stepgate/internal/authn/push"
 	"github.com/stepgate/stepgate/internal/authn/recovery"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/authn/totp"
@@ -25,6 +30,9 @@ type Methods struct {
 	Registry *authn.Registry
 	TOTP     *totp.Method
 	Recovery *recovery.Method
+	// Email and SMS are nil when their sender is none.
+	Email, SMS *otp.Method
+	Push       *push.Method
 	// WebAuthn is nil when passkeys are off (the issuer's host is an IP
 	// address and webauthn.rp_id is not set).
 	WebAuthn *webauthn.Method
@@ -32,8 +40,10 @@ type Methods struct {
 }
 
 // NewMethods builds the methods for cfg over st. The secrets key comes
-// from secrets.key or the key file in the data directory.
-func NewMethods(cfg config.Config, st store.Store) (*Methods, error) {
+// from secrets.key or the key file in the data directory. sessionUser
+// names the signed-in user of a request, for the push device routes; the
+// command line, which serves no routes, passes nil.
+func NewMethods(cfg config.Config, st store.Store, log *slog.Logger, sessionUser func(*http.Request) (string, error)) (*Methods, error) {
 	key, err := secrets.LoadKey(cfg.Secrets.Key, cfg.Server.DataDir)
 	if err != nil {
 		return nil, err
@@ -60,8 +70,59 @@ func NewMethods(cfg config.Config, st store.Store) (*Methods, error) {
 		}
 		methods = append(methods, m.WebAuthn)
 	}
-	m.Registry = authn.NewRegistry(append(methods, m.TOTP, m.Recovery)...)
+	throttle := authn.NewThrottle(st, nil)
+	if m.Push, err = push.New(push.Options{
+		Creds: st, KV: st, SessionUser: sessionUser, Secure: strings.HasPrefix(cfg.Server.Issuer, "https://"),
+		Throttle: throttle, Log: log,
+		OnFraudReport: func(ctx context.Context, userID string) {
+			log.WarnContext(ctx, "a user reported a sign-in request as not theirs", "user_id", userID)
+		},
+	}); err != nil {
+		return nil, err
+	}
+	methods = append(methods, m.Push, m.TOTP)
+	d := otp.Deps{Creds: st, KV: st, Box: box, HashKey: otp.DeriveHashKey(key), Throttle: throttle, Log: log}
+	if sender, err := smsSender(cfg.OTP, log); err != nil {
+		return nil, err
+	} else if sender != nil {
+		if m.SMS, err = otp.NewSMS(d, sender); err != nil {
+			return nil, err
+		}
+		methods = append(methods, m.SMS)
+	}
+	if sender, err := emailSender(cfg.OTP, log); err != nil {
+		return nil, err
+	} else if sender != nil {
+		if m.Email, err = otp.NewEmail(d, sender); err != nil {
+			return nil, err
+		}
+		methods = append(methods, m.Email)
+	}
+	m.Registry = authn.NewRegistry(append(methods, m.Recovery)...)
 	return m, nil
+}
+
+// emailSender returns the configured sender of email codes, or nil.
+func emailSender(o config.OTP, log *slog.Logger) (otp.Sender, error) {
+	switch o.Email.Sender {
+	case "smtp":
+		s := o.SMTP
+		return otp.NewSMTPSender(otp.SMTPOptions{Host: s.Host, Port: s.Port, Username: s.Username, Password: s.Password, From: s.From, InsecureLoopback: s.InsecureLoopback})
+	case "log":
+		return otp.NewLogSender(log), nil
+	}
+	return nil, nil
+}
+
+// smsSender returns the configured sender of text-message codes, or nil.
+func smsSender(o config.OTP, log *slog.Logger) (otp.Sender, error) {
+	switch o.SMS.Sender {
+	case "webhook":
+		return otp.NewWebhookSender(otp.WebhookOptions{URL: o.Webhook.URL, Secret: o.Webhook.Secret})
+	case "log":
+		return otp.NewLogSender(log), nil
+	}
+	return nil, nil
 }
 
 // credentialDetail adds a line about a credential on the security page.
@@ -140,4 +201,13 @@ func passkeys(m *Methods) web.PasskeyLogin {
 		return nil
 	}
 	return m.WebAuthn
+}
+
+// sessionUser names the signed-in user of r, for the push routes.
+func (a *App) sessionUser(r *http.Request) (string, error) {
+	s, err := a.Sessions.Load(r.Context(), r)
+	if err != nil {
+		return "", err
+	}
+	return s.UserID, nil
 }

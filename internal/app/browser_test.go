@@ -25,135 +25,165 @@ import (
 // chromiumPath is Debian's Chromium, which make browser-deps installs.
 const chromiumPath = "/usr/bin/chromium"
 
-// TestBrowserPasskeys drives a real Chromium with a CDP virtual
-// authenticator (CTAP2, built in, resident keys, user verification)
-// through the whole passkey life: password sign-in, enrolling a passkey,
-// a phishing-resistant step-up for an OIDC client, sign-out, and a
-// passwordless sign-in that alone satisfies phishing-resistant.
-//
-// WebAuthn needs a host name as relying party id, and browsers allow it
-// over plain http only on localhost, so the server's issuer is
-// http://localhost:PORT.
-func TestBrowserPasskeys(t *testing.T) {
+// skipWithoutChromium skips a browser test on a machine without
+// Chromium, unless STEPGATE_REQUIRE_BROWSER=1 (as make test sets it) makes
+// that a failure.
+func skipWithoutChromium(t *testing.T) {
+	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("STEPGATE_REQUIRE_BROWSER") == "1" {
 			t.Fatalf("%s is missing and STEPGATE_REQUIRE_BROWSER=1: run make browser-deps", chromiumPath)
 		}
 		t.Skipf("%s is missing: run make browser-deps (Debian's chromium) to run the browser test", chromiumPath)
 	}
+}
 
-	// The client's redirect URI: records the code the flow ends with.
-	codes := make(chan url.Values, 1)
+// browserRig is a real Chromium driving a server whose issuer is
+// http://localhost:PORT (WebAuthn needs a host name as relying party id,
+// and browsers allow it over plain http only on localhost), with an OIDC
+// client whose redirect URI records the codes it receives.
+type browserRig struct {
+	t        *testing.T
+	s        *oidcServer
+	ctx      context.Context
+	base     string
+	callback string
+	codes    chan url.Values
+}
+
+func newBrowserRig(t *testing.T) *browserRig {
+	t.Helper()
+	skipWithoutChromium(t)
+	b := &browserRig{t: t, codes: make(chan url.Values, 1)}
 	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/callback" {
 			http.NotFound(w, r) // the browser asks for /favicon.ico too
 			return
 		}
 		select {
-		case codes <- r.URL.Query():
+		case b.codes <- r.URL.Query():
 		default:
 		}
 		fmt.Fprint(w, "<!doctype html><title>client</title><p id=client-done>done</p>")
 	}))
 	t.Cleanup(cb.Close)
-	callback := cb.URL + "/callback"
-
-	var base string
-	s := startOIDC(t, func(cfg *config.Config) {
+	b.callback = cb.URL + "/callback"
+	b.s = startOIDC(t, func(cfg *config.Config) {
 		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
-		base = "http://localhost:" + port
-		cfg.Server.Issuer = base
+		b.base = "http://localhost:" + port
+		cfg.Server.Issuer = b.base
 		cfg.WebAuthn.RPID = "localhost"
-		cfg.WebAuthn.Origins = []string{base}
+		cfg.WebAuthn.Origins = []string{b.base}
 		for i := range cfg.OIDC.Clients {
 			if cfg.OIDC.Clients[i].ID == otherClientID {
-				cfg.OIDC.Clients[i].RedirectURIs = []string{callback}
+				cfg.OIDC.Clients[i].RedirectURIs = []string{b.callback}
 			}
 		}
 	})
+	b.ctx = newBrowser(t)
+	return b
+}
 
-	ctx := newBrowser(t)
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			loc, _ := chromedp.Run(ctx, chromedp.Location())
-			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			t.Fatalf("%s: %v\nat %s:\n%s", what, err, loc, body)
+// fail reports what went wrong with where the browser is and what it shows.
+func (b *browserRig) fail(format string, args ...any) {
+	b.t.Helper()
+	loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+	body, _ := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("body")))
+	b.t.Fatalf("%s\nat %s:\n%s", fmt.Sprintf(format, args...), loc, body)
+}
+
+func (b *browserRig) run(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.fail("%s: %v", what, err)
+	}
+}
+
+// waitFor polls expr until it is true. A page that navigates away
+// mid-evaluation fails that one evaluation, so errors are retried until
+// the deadline.
+func (b *browserRig) waitFor(what, expr string) {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](expr))
+		if err == nil && ok {
+			return
 		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
 	}
-	// waitFor polls expr until it is true. A page that navigates away
-	// mid-evaluation fails that one evaluation, so errors are retried
-	// until the deadline.
-	waitFor := func(what, expr string) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		var last error
-		for time.Now().Before(deadline) {
-			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-			if err == nil && ok {
-				return
-			}
-			last = err
-			time.Sleep(100 * time.Millisecond)
+	b.fail("%s: %s never became true (last error %v)", what, expr, last)
+}
+
+func (b *browserRig) signInWithPassword() {
+	b.t.Helper()
+	b.run("sign in with a password",
+		chromedp.Navigate(b.base+"/login"),
+		chromedp.SendKeys(chromedp.ID("username"), testUser),
+		chromedp.SendKeys(chromedp.ID("password"), testPassword),
+		chromedp.Submit(chromedp.ID("password")),
+	)
+	b.waitFor("the account page after password sign-in", `location.pathname === "/account"`)
+}
+
+func (b *browserRig) signOut() {
+	b.t.Helper()
+	b.run("sign out", chromedp.Navigate(b.base+"/logout"), chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)))
+	b.waitFor("the sign-in page after sign-out", `location.pathname === "/login"`)
+}
+
+// authorize opens the client's authorization request for acr.
+func (b *browserRig) authorize(acr string) {
+	b.t.Helper()
+	q := url.Values{
+		"client_id": {otherClientID}, "redirect_uri": {b.callback}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"st-1"}, "nonce": {"n-1"}, "acr_values": {acr},
+	}
+	b.run("open the authorization request", chromedp.Navigate(b.base+"/oauth2/authorize?"+q.Encode()))
+}
+
+// awaitCode waits for the client to receive a code, redeems it and
+// returns the ID token's claims.
+func (b *browserRig) awaitCode() map[string]any {
+	b.t.Helper()
+	select {
+	case q := <-b.codes:
+		if q.Get("code") == "" {
+			b.t.Fatalf("the client got no code: %v", q)
 		}
-		loc, _ := chromedp.Run(ctx, chromedp.Location())
-		body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-		t.Fatalf("%s: %s never became true (last error %v)\nat %s:\n%s", what, expr, last, loc, body)
-	}
-	signInWithPassword := func() {
-		t.Helper()
-		run("sign in with a password",
-			chromedp.Navigate(base+"/login"),
-			chromedp.SendKeys(chromedp.ID("username"), testUser),
-			chromedp.SendKeys(chromedp.ID("password"), testPassword),
-			chromedp.Submit(chromedp.ID("password")),
-		)
-		waitFor("the account page after password sign-in", `location.pathname === "/account"`)
-	}
-	signOut := func() {
-		t.Helper()
-		run("sign out", chromedp.Navigate(base+"/logout"), chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)))
-		waitFor("the sign-in page after sign-out", `location.pathname === "/login"`)
-	}
-	authorize := func() {
-		t.Helper()
-		q := url.Values{
-			"client_id": {otherClientID}, "redirect_uri": {callback}, "response_type": {"code"},
-			"scope": {"openid"}, "state": {"st-1"}, "nonce": {"n-1"}, "acr_values": {"phishing-resistant"},
+		status, tok := b.s.tokenRequest(b.t, url.Values{
+			"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {b.callback},
+		}, otherClientID, otherSecret)
+		if status != http.StatusOK {
+			b.t.Fatalf("code exchange: %d %s %s", status, tok.Error, tok.ErrorDescription)
 		}
-		run("open the authorization request", chromedp.Navigate(base+"/oauth2/authorize?"+q.Encode()))
+		return jwtClaims(b.t, tok.IDToken)
+	case <-time.After(20 * time.Second):
+		b.fail("no code reached the client")
 	}
-	awaitCode := func() map[string]any {
-		t.Helper()
-		select {
-		case q := <-codes:
-			if q.Get("code") == "" {
-				t.Fatalf("the client got no code: %v", q)
-			}
-			status, tok := s.tokenRequest(t, url.Values{
-				"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {callback},
-			}, otherClientID, otherSecret)
-			if status != http.StatusOK {
-				t.Fatalf("code exchange: %d %s %s", status, tok.Error, tok.ErrorDescription)
-			}
-			return jwtClaims(t, tok.IDToken)
-		case <-time.After(20 * time.Second):
-			loc, _ := chromedp.Run(ctx, chromedp.Location())
-			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			t.Fatalf("no code reached the client; the browser is at %s:\n%s", loc, body)
-		}
-		return nil
-	}
+	return nil
+}
+
+// TestBrowserPasskeys drives a real Chromium with a CDP virtual
+// authenticator (CTAP2, built in, resident keys, user verification)
+// through the whole passkey life: password sign-in, enrolling a passkey,
+// a phishing-resistant step-up for an OIDC client, sign-out, and a
+// passwordless sign-in that alone satisfies phishing-resistant.
+func TestBrowserPasskeys(t *testing.T) {
+	b := newBrowserRig(t)
+	s := b.s
 
 	// 1. Password sign-in, then enroll a passkey on the security page.
-	signInWithPassword()
-	run("enroll a passkey",
-		chromedp.Navigate(base+"/account/security"),
+	b.signInWithPassword()
+	b.run("enroll a passkey",
+		chromedp.Navigate(b.base+"/account/security"),
 		chromedp.Click(chromedp.ID("add-webauthn")),
 		chromedp.WaitVisible(chromedp.ID("webauthn-start")),
 		chromedp.Click(chromedp.ID("webauthn-start")),
 	)
-	waitFor("the enrolled passkey on the security page", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
+	b.waitFor("the enrolled passkey on the security page", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
 	creds, err := s.app.Store.ListCredentials(context.Background(), s.user.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -164,10 +194,10 @@ func TestBrowserPasskeys(t *testing.T) {
 
 	// 2. The password session is not phishing-resistant: the client's
 	// request sends the user to a step-up, answered with the passkey.
-	authorize()
-	waitFor("the step-up page", `location.pathname === "/stepup"`)
-	run("step up with the passkey", chromedp.WaitVisible(chromedp.ID("webauthn-start")), chromedp.Click(chromedp.ID("webauthn-start")))
-	claims := awaitCode()
+	b.authorize("phishing-resistant")
+	b.waitFor("the step-up page", `location.pathname === "/stepup"`)
+	b.run("step up with the passkey", chromedp.WaitVisible(chromedp.ID("webauthn-start")), chromedp.Click(chromedp.ID("webauthn-start")))
+	claims := b.awaitCode()
 	if claims["acr"] != "phishing-resistant" {
 		t.Errorf("acr after step-up = %v, want phishing-resistant", claims["acr"])
 	}
@@ -177,10 +207,10 @@ func TestBrowserPasskeys(t *testing.T) {
 
 	// 3. Sign out, then sign in without a password: the authenticator
 	// names the account.
-	signOut()
-	run("sign in with the passkey", chromedp.WaitVisible(chromedp.ID("webauthn-start")), chromedp.Click(chromedp.ID("webauthn-start")))
-	waitFor("the account page after passkey sign-in", `location.pathname === "/account"`)
-	events, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("events")))
+	b.signOut()
+	b.run("sign in with the passkey", chromedp.WaitVisible(chromedp.ID("webauthn-start")), chromedp.Click(chromedp.ID("webauthn-start")))
+	b.waitFor("the account page after passkey sign-in", `location.pathname === "/account"`)
+	events, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.ID("events")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +220,8 @@ func TestBrowserPasskeys(t *testing.T) {
 
 	// 4. A user-verified passkey is phishing-resistant on its own: the
 	// same request now completes without any page.
-	authorize()
-	claims = awaitCode()
+	b.authorize("phishing-resistant")
+	claims = b.awaitCode()
 	if claims["acr"] != "phishing-resistant" {
 		t.Errorf("acr after passkey sign-in = %v, want phishing-resistant", claims["acr"])
 	}
@@ -200,6 +230,44 @@ func TestBrowserPasskeys(t *testing.T) {
 	creds, _ = s.app.Store.ListCredentials(context.Background(), s.user.ID)
 	if len(creds) != 1 || creds[0].LastUsedAt.IsZero() {
 		t.Errorf("after two assertions: %+v", creds)
+	}
+}
+
+// TestBrowserTOTP enrolls an authenticator app through the real pages
+// (the test reads the key off the page and computes codes as an app
+// would) and steps up with it to MFA for an OIDC client.
+func TestBrowserTOTP(t *testing.T) {
+	b := newBrowserRig(t)
+	b.signInWithPassword()
+	b.run("open the authenticator app enrollment",
+		chromedp.Navigate(b.base+"/account/security"),
+		chromedp.Click(chromedp.ID("add-totp")),
+		chromedp.WaitVisible(chromedp.ID("totp-secret")),
+	)
+	secret, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.ID("totp-secret")))
+	if err != nil || len(secret) < 32 {
+		b.fail("read the key: %q %v", secret, err)
+	}
+	b.waitFor("the QR code image", `document.querySelector('img[alt^="QR code"]').naturalWidth > 0`)
+	b.run("confirm the first code",
+		chromedp.SendKeys(chromedp.ID("code"), totpCode(t, secret, time.Now())),
+		chromedp.Submit(chromedp.ID("code")),
+	)
+	b.waitFor("the enrolled app on the security page", `document.querySelector('#methods tr[data-type="totp"]') !== null`)
+
+	// MFA needs a second factor: the step-up page asks for a code.
+	b.authorize("mfa")
+	b.waitFor("the step-up page with a code field", `location.pathname === "/stepup" && document.getElementById("code") !== null`)
+	b.run("step up with the next code",
+		chromedp.SendKeys(chromedp.ID("code"), totpCode(t, secret, time.Now().Add(30*time.Second))),
+		chromedp.Submit(chromedp.ID("code")),
+	)
+	claims := b.awaitCode()
+	if claims["acr"] != "mfa" {
+		t.Errorf("acr after the TOTP step-up = %v, want mfa", claims["acr"])
+	}
+	if amr := fmt.Sprint(claims["amr"]); !strings.Contains(amr, "otp") || !strings.Contains(amr, "pwd") || !strings.Contains(amr, "mfa") {
+		t.Errorf("amr after the TOTP step-up = %v, want pwd, otp and mfa", amr)
 	}
 }
 

@@ -172,6 +172,11 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Ceremonies.Done(ctx, id); err != nil {
 		return err
 	}
+	// A method may hand the browser a cookie of its own (a push device
+	// keeps its device secret in one); it is set, never shown.
+	if ck, ok := res.Show["set_cookie"].(*http.Cookie); ok {
+		http.SetCookie(w, ck)
+	}
 	if name := strings.TrimSpace(r.PostFormValue("name")); name != "" && res.Credential.ID != "" {
 		_, _ = p.Credentials.UpdateCredential(ctx, res.Credential.ID, func(c store.Credential) (store.Credential, error) {
 			c.Name = truncate(name, 64)

@@ -177,8 +177,12 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch {
 	case errors.Is(err, authn.ErrPending):
-		writeJSONStatus(w, http.StatusAccepted, map[string]string{"status": "pending"})
-		return nil
+		if wantsJSON(r) {
+			writeJSONStatus(w, http.StatusAccepted, map[string]string{"status": "pending"})
+			return nil
+		}
+		v.Ceremony = ""
+		return p.stepUpFailed(w, r, v, "Your device has not answered yet. Answer there, then start again.", http.StatusConflict)
 	case errors.Is(err, authn.ErrNoCeremony):
 		return p.stepUpFailed(w, r, v, "This step expired or was already used. Start again.", http.StatusBadRequest)
 	case errors.Is(err, authn.ErrInvalid), errors.Is(err, authn.ErrReplay), errors.Is(err, authn.ErrDenied):
