@@ -200,6 +200,7 @@ func (m *Method) FinishEnroll(ctx context.Context, u store.User, raw []byte, _ a
 	if err != nil {
 		return authn.Enrolled{}, fmt.Errorf("store push device: %w", err)
 	}
+	//nolint:gosec // G124: Secure follows the issuer scheme; it must be off for http://localhost
 	cookie := &http.Cookie{
 		Name: m.DeviceCookieName(), Value: c.ID + "." + base64.RawURLEncoding.EncodeToString(secret),
 		Path: "/", MaxAge: int(deviceCookieLife / time.Second), HttpOnly: true, Secure: m.o.Secure,
