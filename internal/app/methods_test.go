@@ -141,6 +141,16 @@ func TestRecoveryCodesAndRemoval(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("confirming the codes: %d", resp.StatusCode)
 	}
+	// No code is in the database file in any form a user would type.
+	raw, _ := os.ReadFile(filepath.Join(s.app.Config.Server.DataDir, "stepgate.db"))
+	wal, _ := os.ReadFile(filepath.Join(s.app.Config.Server.DataDir, "stepgate.db-wal"))
+	for _, c := range codes {
+		for _, form := range []string{c[1], strings.ReplaceAll(c[1], "-", "")} {
+			if bytes.Contains(raw, []byte(form)) || bytes.Contains(wal, []byte(form)) {
+				t.Fatalf("recovery code %s is stored in plaintext", c[1])
+			}
+		}
+	}
 	use := func(code string) int {
 		_, body := get(t, b, s.base+"/stepup?method=recovery-code&return_to=/account")
 		csrf, cer := formOf(t, body)

@@ -112,3 +112,20 @@ func BenchmarkHashDefault(b *testing.B) {
 		_, _ = h.Hash(context.Background(), "correct horse battery staple")
 	}
 }
+
+// BenchmarkVerify is the cost of checking a password at sign-in or
+// step-up with the default parameters: the price an attacker pays per
+// guess against a stolen hash, and the server per sign-in.
+func BenchmarkVerify(b *testing.B) {
+	h := NewHasher(Params{Time: 2, MemoryKiB: 19 * 1024, Threads: 1})
+	enc, err := h.Hash(context.Background(), "correct horse battery staple")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _, err := h.Verify(context.Background(), "correct horse battery staple", enc); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
