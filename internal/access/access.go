@@ -85,6 +85,7 @@ func Events(evs []store.AuthEvent) []strength.Event {
 			Time:              e.Time,
 			AMR:               e.AMR,
 			PhishingResistant: e.PhishingResistant,
+			AAGUID:            e.AAGUID,
 			// Computed from the AMR rather than stored, so what counts as
 			// user verification is decided in one place (package strength).
 			UserVerified: strength.UserVerifiedAMR(e.AMR),

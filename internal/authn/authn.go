@@ -48,13 +48,16 @@ type Proof struct {
 	AMR               []string
 	PhishingResistant bool
 	CredentialID      string
+	// AAGUID names the authenticator model of a passkey proof, for
+	// strengths that accept only some models.
+	AAGUID string
 }
 
 // Event turns the proof into a session authentication event at now.
 func (p Proof) Event(now time.Time) store.AuthEvent {
 	return store.AuthEvent{
 		Method: p.Method, Time: now.UTC(), AMR: slices.Clone(p.AMR),
-		PhishingResistant: p.PhishingResistant, CredentialID: p.CredentialID,
+		PhishingResistant: p.PhishingResistant, CredentialID: p.CredentialID, AAGUID: p.AAGUID,
 	}
 }
 

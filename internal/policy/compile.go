@@ -198,8 +198,17 @@ func (c *compiler) strengthDef(d *Document, path string, s StrengthDef) (strengt
 	if !ok && s.Name != "" {
 		c.brokenStrengths[s.Name] = true // reported above; references are not unknown
 	}
-	return strength.Def{Name: s.Name, Description: s.Description, Combinations: s.Combinations}, ok
+	for j, a := range s.AAGUIDs {
+		if !aaguidPattern.MatchString(strings.ToLower(a)) {
+			c.addf(d, fmt.Sprintf("%s.aaguids[%d]", path, j), "%q is not an AAGUID; write it like cb69481e-8ff7-4039-93ec-0a2729a154a8", a)
+			ok = false
+		}
+	}
+	return strength.Def{Name: s.Name, Description: s.Description, Combinations: s.Combinations, AAGUIDs: s.AAGUIDs}, ok
 }
+
+// aaguidPattern is an authenticator model id (a UUID, lower case).
+var aaguidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // reservedLocations are the shortcuts conditions may name.
 var reservedLocations = []string{"all", "all-trusted"}

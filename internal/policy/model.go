@@ -72,6 +72,8 @@ type StrengthDef struct {
 	Name         string   `yaml:"name"`
 	Description  string   `yaml:"description"`
 	Combinations []string `yaml:"combinations"`
+	// AAGUIDs limits WebAuthn proofs to these authenticator models.
+	AAGUIDs []string `yaml:"aaguids"`
 }
 
 // TermsOfUse is a document users must accept.

@@ -97,6 +97,8 @@ type AuthEvent struct {
 	AMR               []string  `json:"amr"`
 	PhishingResistant bool      `json:"phr,omitempty"`
 	CredentialID      string    `json:"cred,omitempty"`
+	// AAGUID is the authenticator model of a passkey proof.
+	AAGUID string `json:"aaguid,omitempty"`
 }
 
 // KVEntry is one value of the generic key/value space (signing keys,

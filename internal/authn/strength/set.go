@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -29,14 +30,14 @@ const (
 // through one parser. Combinations are listed in the order a step-up page
 // should offer them.
 var builtins = []Def{
-	{MFA, "two factors, or one passwordless method", []string{
+	{Name: MFA, Description: "two factors, or one passwordless method", Combinations: []string{
 		"webauthn:uv", "push:uv",
 		"password+webauthn", "password+push", "password+totp",
 		"password+otp-sms", "password+otp-email", "password+recovery-code",
 	}},
-	{Passwordless, "a user-verified passkey or a phone sign-in", []string{"webauthn:uv", "push:uv"}},
-	{PhishingResistant, "a WebAuthn proof, alone with user verification or after a password", []string{"webauthn:uv", "password+webauthn"}},
-	{SingleFactor, "any sign-in", []string{"password", "webauthn", "push:uv"}},
+	{Name: Passwordless, Description: "a user-verified passkey or a phone sign-in", Combinations: []string{"webauthn:uv", "push:uv"}},
+	{Name: PhishingResistant, Description: "a WebAuthn proof, alone with user verification or after a password", Combinations: []string{"webauthn:uv", "password+webauthn"}},
+	{Name: SingleFactor, Description: "any sign-in", Combinations: []string{"password", "webauthn", "push:uv"}},
 }
 
 // IsBuiltin reports whether name is a built-in strength.
@@ -49,6 +50,11 @@ type Strength struct {
 	Name         string
 	Description  string
 	Combinations []Combination
+	// AAGUIDs, when set, are the only authenticator models whose WebAuthn
+	// proofs count toward this strength (lower-case UUIDs). A deployment
+	// can so demand, say, its issued hardware keys for admin actions
+	// while synced passkeys still count for everyday MFA.
+	AAGUIDs []string
 }
 
 // ACR is the acr value a token carries when this strength was met.
@@ -57,6 +63,7 @@ func (s *Strength) ACR() string { return s.Name }
 // Satisfied reports whether events meet one of the combinations, every
 // event of it no older than maxAge at now (maxAge 0: any age).
 func (s *Strength) Satisfied(events []Event, now time.Time, maxAge time.Duration) bool {
+	events = s.admissible(events)
 	for _, c := range s.Combinations {
 		if c.satisfiedBy(events, now, maxAge) {
 			return true
@@ -73,6 +80,7 @@ func (s *Strength) Satisfied(events []Event, now time.Time, maxAge time.Duration
 // strength is already met. Callers that know which methods the user has
 // registered filter the options down to those the user can complete.
 func (s *Strength) Missing(events []Event, now time.Time, maxAge time.Duration) []Combination {
+	events = s.admissible(events)
 	var opts []Combination
 	for _, c := range s.Combinations {
 		m := c.missingFrom(events, now, maxAge)
@@ -82,6 +90,23 @@ func (s *Strength) Missing(events []Event, now time.Time, maxAge time.Duration) 
 		opts = append(opts, m)
 	}
 	return minimal(opts)
+}
+
+// admissible drops WebAuthn proofs from authenticator models the
+// strength does not accept. Without an allow-list it returns events as
+// they are, so the common path does not allocate.
+func (s *Strength) admissible(events []Event) []Event {
+	if len(s.AAGUIDs) == 0 {
+		return events
+	}
+	out := make([]Event, 0, len(events))
+	for _, e := range events {
+		if e.Method == WebAuthn && !slices.Contains(s.AAGUIDs, strings.ToLower(e.AAGUID)) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // minimal removes options that need at least as much as another option:
@@ -112,6 +137,10 @@ func minimal(opts []Combination) []Combination {
 // Implies reports whether meeting s always meets o as well, at the same
 // freshness: every combination of s covers some combination of o.
 func (s *Strength) Implies(o *Strength) bool {
+	// A model allow-list on o is only implied by a narrower one on s.
+	if len(o.AAGUIDs) > 0 && (len(s.AAGUIDs) == 0 || slices.ContainsFunc(s.AAGUIDs, func(a string) bool { return !slices.Contains(o.AAGUIDs, a) })) {
+		return false
+	}
 	for _, c := range s.Combinations {
 		if !slices.ContainsFunc(o.Combinations, c.covers) {
 			return false
@@ -127,13 +156,18 @@ type Set struct {
 	byName map[string]*Strength
 }
 
-var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+var (
+	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	aaguidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+)
 
 // Def is a custom strength as written in configuration.
 type Def struct {
 	Name         string
 	Description  string
 	Combinations []string
+	// AAGUIDs limits WebAuthn proofs to these authenticator models.
+	AAGUIDs []string
 }
 
 // NewSet builds the built-in strengths and the custom defs. It reports
@@ -183,6 +217,13 @@ func build(d Def) (*Strength, error) {
 		return nil, fmt.Errorf("strength %q lists no combinations", d.Name)
 	}
 	st := &Strength{Name: d.Name, Description: d.Description}
+	for _, a := range d.AAGUIDs {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if !aaguidRE.MatchString(a) {
+			return nil, fmt.Errorf("strength %q: %q is not an AAGUID; write it like cb69481e-8ff7-4039-93ec-0a2729a154a8", d.Name, a)
+		}
+		st.AAGUIDs = append(st.AAGUIDs, a)
+	}
 	for _, raw := range d.Combinations {
 		c, err := ParseCombination(raw)
 		if err != nil {

@@ -50,6 +50,9 @@ type Event struct {
 	// person (PIN or biometric), which makes a passkey or a phone sign-in
 	// a multi-factor proof on its own.
 	UserVerified bool
+	// AAGUID is the authenticator model of a WebAuthn proof; strengths
+	// with an AAGUID allow-list accept only those models.
+	AAGUID string
 }
 
 // userVerificationAMR are RFC 8176 values that show the authenticator

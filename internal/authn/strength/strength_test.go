@@ -272,3 +272,31 @@ func BenchmarkSatisfied(b *testing.B) {
 		}
 	}
 }
+
+func TestAAGUIDAllowList(t *testing.T) {
+	const yubikey, synced = "cb69481e-8ff7-4039-93ec-0a2729a154a8", "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4"
+	set := mustSet(t, Def{Name: "issued-keys", Combinations: []string{"webauthn:uv"}, AAGUIDs: []string{strings.ToUpper(yubikey)}})
+	now := time.Now()
+	key := []Event{{Method: WebAuthn, Time: now, UserVerified: true, PhishingResistant: true, AAGUID: yubikey}}
+	phone := []Event{{Method: WebAuthn, Time: now, UserVerified: true, PhishingResistant: true, AAGUID: synced}}
+	if !set.Satisfied("issued-keys", key, now, 0) {
+		t.Error("ok/listed-model: an issued key does not meet the strength")
+	}
+	if set.Satisfied("issued-keys", phone, now, 0) {
+		t.Error("fail/other-model: a synced passkey met a strength limited to issued keys")
+	}
+	if len(set.Missing("issued-keys", phone, now, 0)) == 0 {
+		t.Error("fail/other-model: Missing says nothing is missing")
+	}
+	if !set.Satisfied(PhishingResistant, phone, now, 0) {
+		t.Error("the built-in phishing-resistant strength must not be limited")
+	}
+	st, _ := set.Lookup("issued-keys")
+	pr, _ := set.Lookup(PhishingResistant)
+	if pr.Implies(st) {
+		t.Error("an unrestricted strength implies one limited to some models")
+	}
+	if _, err := NewSet(Def{Name: "bad", Combinations: []string{"webauthn"}, AAGUIDs: []string{"not-a-uuid"}}); err == nil {
+		t.Error("a malformed AAGUID was accepted")
+	}
+}

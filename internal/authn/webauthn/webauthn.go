@@ -416,7 +416,7 @@ func (m *Method) commit(ctx context.Context, parsed *protocol.ParsedCredentialAs
 	ad := parsed.Response.AuthenticatorData
 	id := credentialID(parsed.RawID)
 	now := m.now().UTC()
-	_, err := m.creds.UpdateCredential(ctx, id, func(c store.Credential) (store.Credential, error) {
+	updated, err := m.creds.UpdateCredential(ctx, id, func(c store.Credential) (store.Credential, error) {
 		wc, err := decode(c)
 		if err != nil {
 			return c, err
@@ -447,7 +447,7 @@ func (m *Method) commit(ctx context.Context, parsed *protocol.ParsedCredentialAs
 		// biometric), which strength.UserVerifiedAMR reads back.
 		amr = append(amr, "user")
 	}
-	return authn.Proof{Method: Name, AMR: amr, PhishingResistant: true, CredentialID: id}, nil
+	return authn.Proof{Method: Name, AMR: amr, PhishingResistant: true, CredentialID: id, AAGUID: AAGUID(updated)}, nil
 }
 
 // challenge builds what the page shows and what the server keeps. The
