@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stepgate/stepgate/internal/yamlnode"
+
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -37,10 +39,10 @@ func (r *resolver) decodeFile(data []byte, cfg *Config) {
 	if root == nil {
 		return
 	}
-	if root.Kind != yaml.MappingNode && !isNull(root) {
+	if root.Kind != yaml.MappingNode && !yamlnode.IsNull(root) {
 		r.add(Problem{Line: root.Line, Message: fmt.Sprintf(
 			"the top level must be a mapping of sections (%s), not %s",
-			strings.Join(fieldNames(reflect.TypeFor[Config]()), ":, ")+":", describe(root))})
+			strings.Join(yamlnode.Names(reflect.TypeFor[Config]()), ":, ")+":", yamlnode.Describe(root))})
 		return
 	}
 	r.value(root, root.Line, reflect.ValueOf(cfg).Elem(), "")
@@ -77,7 +79,7 @@ func (r *resolver) refuseMoreDocuments(dec *yaml.Decoder) {
 		case err != nil:
 			r.syntaxError(err)
 			return
-		case len(doc.Content) > 0 && !isNull(doc.Content[0]):
+		case len(doc.Content) > 0 && !yamlnode.IsNull(doc.Content[0]):
 			r.add(Problem{Line: doc.Line, Message: "a second YAML document starts here; keep the whole configuration in one document (remove the ---)"})
 			return
 		}
@@ -100,8 +102,8 @@ func (r *resolver) syntaxError(err error) {
 // value stores node n into v. line is where n is used in the file, which
 // for an alias differs from where its anchor was defined.
 func (r *resolver) value(n *yaml.Node, line int, v reflect.Value, path string) {
-	n = deref(n)
-	if n == nil || isNull(n) {
+	n = yamlnode.Deref(n)
+	if n == nil || yamlnode.IsNull(n) {
 		// "key:" with nothing after it keeps the default, as
 		// yaml.Unmarshal would; it is how users blank out a section.
 		return
@@ -125,18 +127,18 @@ func (r *resolver) mapping(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
 		r.add(Problem{Path: path, Line: n.Line, Message: fmt.Sprintf(
 			"must be a mapping of keys (%s), not %s; indent its keys under %s:",
-			strings.Join(fieldNames(v.Type()), ", "), describe(n), lastKey(path))})
+			strings.Join(yamlnode.Names(v.Type()), ", "), yamlnode.Describe(n), lastKey(path))})
 		return
 	}
-	fields := structFields(v.Type())
+	fields := yamlnode.Fields(v.Type())
 	seen := make(map[string]int)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		keyNode, val := deref(n.Content[i]), n.Content[i+1]
+		keyNode, val := yamlnode.Deref(n.Content[i]), n.Content[i+1]
 		key, ok := r.key(keyNode, path)
 		if !ok {
 			continue
 		}
-		keyPath := join(path, key)
+		keyPath := yamlnode.Join(path, key)
 		if first, dup := seen[key]; dup {
 			r.add(Problem{Path: keyPath, Line: keyNode.Line, Message: fmt.Sprintf(
 				"duplicate key (first set on line %d); keep only one", first)})
@@ -163,7 +165,7 @@ func (r *resolver) key(k *yaml.Node, path string) (string, bool) {
 		r.add(Problem{Path: path, Line: line, Message: "has a key that is a list or mapping; keys must be plain names"})
 		return "", false
 	case k.ShortTag() == mergeTag:
-		r.add(Problem{Path: join(path, "<<"), Line: k.Line, Message: "merge keys are not supported; write the keys out in full"})
+		r.add(Problem{Path: yamlnode.Join(path, "<<"), Line: k.Line, Message: "merge keys are not supported; write the keys out in full"})
 		return "", false
 	}
 	return k.Value, true
@@ -172,22 +174,22 @@ func (r *resolver) key(k *yaml.Node, path string) (string, bool) {
 // unknownKey reports a key the schema does not have, with the key that
 // was probably meant or, failing that, the keys that are allowed here.
 func (r *resolver) unknownKey(k *yaml.Node, t reflect.Type, path string) {
-	names := fieldNames(t)
+	names := yamlnode.Names(t)
 	msg := "unknown key; "
-	if s := closest(k.Value, names); s != "" {
+	if s := yamlnode.Closest(k.Value, names); s != "" {
 		msg += fmt.Sprintf("did you mean %q?", s)
 	} else {
 		msg += "known keys here are " + strings.Join(names, ", ")
 	}
 	display := strings.Trim(quote(k.Value), `"`)
-	r.add(Problem{Path: join(path, display), Line: k.Line, Message: msg})
+	r.add(Problem{Path: yamlnode.Join(path, display), Line: k.Line, Message: msg})
 }
 
 // list stores a sequence of single values into a []string.
 func (r *resolver) list(n *yaml.Node, line int, v reflect.Value, path string) {
 	if n.Kind != yaml.SequenceNode {
 		r.add(Problem{Path: path, Line: line, Message: fmt.Sprintf(
-			"must be a list, not %s; write it like [10.0.0.0/8, 192.0.2.1] or one \"- item\" per line", describe(n))})
+			"must be a list, not %s; write it like [10.0.0.0/8, 192.0.2.1] or one \"- item\" per line", yamlnode.Describe(n))})
 		return
 	}
 	items := make([]string, 0, len(n.Content))
@@ -195,7 +197,7 @@ func (r *resolver) list(n *yaml.Node, line int, v reflect.Value, path string) {
 	ok := true
 	for i, item := range n.Content {
 		itemLine := item.Line
-		if item = deref(item); item == nil || item.Kind != yaml.ScalarNode || isNull(item) {
+		if item = yamlnode.Deref(item); item == nil || item.Kind != yaml.ScalarNode || yamlnode.IsNull(item) {
 			r.add(Problem{Path: fmt.Sprintf("%s[%d]", path, i), Line: itemLine, Message: "list items must be single values"})
 			ok = false
 			continue
@@ -218,7 +220,7 @@ func (r *resolver) list(n *yaml.Node, line int, v reflect.Value, path string) {
 func (r *resolver) records(n *yaml.Node, line int, v reflect.Value, path string) {
 	if n.Kind != yaml.SequenceNode {
 		r.add(Problem{Path: path, Line: line, Message: fmt.Sprintf(
-			"must be a list of mappings, not %s; start each item with \"- \" and indent its keys", describe(n))})
+			"must be a list of mappings, not %s; start each item with \"- \" and indent its keys", yamlnode.Describe(n))})
 		return
 	}
 	if len(n.Content) == 0 {
@@ -235,7 +237,7 @@ func (r *resolver) records(n *yaml.Node, line int, v reflect.Value, path string)
 // duration stores a "90s"-style scalar into a Duration.
 func (r *resolver) duration(n *yaml.Node, line int, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode {
-		r.add(Problem{Path: path, Line: line, Message: fmt.Sprintf("must be a duration like 30s, 15m or 8h, not %s", describe(n))})
+		r.add(Problem{Path: path, Line: line, Message: fmt.Sprintf("must be a duration like 30s, 15m or 8h, not %s", yamlnode.Describe(n))})
 		return
 	}
 	d, err := parseDuration(n.Value)
@@ -250,7 +252,7 @@ func (r *resolver) duration(n *yaml.Node, line int, v reflect.Value, path string
 // scalar stores a single value into a string or integer field.
 func (r *resolver) scalar(n *yaml.Node, line int, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode {
-		r.add(Problem{Path: path, Line: line, Message: fmt.Sprintf("must be a single value, not %s", describe(n))})
+		r.add(Problem{Path: path, Line: line, Message: fmt.Sprintf("must be a single value, not %s", yamlnode.Describe(n))})
 		return
 	}
 	var err error
@@ -291,76 +293,6 @@ func decodeInt(n *yaml.Node, v reflect.Value) error {
 		return notWholeNumber(n.Value)
 	}
 	return setInt(v, i)
-}
-
-// deref follows aliases (*name) to the anchored node. The bound guards
-// against a malformed tree; the parser itself never chains aliases.
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 8; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == nullTag
-}
-
-// describe names a node's kind for messages without quoting its content,
-// which might be a secret put in the wrong place.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	default:
-		return "a single value"
-	}
-}
-
-// structFields maps each yaml key of struct type t to its field index.
-func structFields(t reflect.Type) map[string]int {
-	m := make(map[string]int, t.NumField())
-	for i := range t.NumField() {
-		if name := yamlName(t.Field(i)); name != "" {
-			m[name] = i
-		}
-	}
-	return m
-}
-
-// fieldNames lists struct type t's yaml keys in declaration order.
-func fieldNames(t reflect.Type) []string {
-	var names []string
-	for i := range t.NumField() {
-		if name := yamlName(t.Field(i)); name != "" {
-			names = append(names, name)
-		}
-	}
-	return names
-}
-
-// yamlName is the key a field is written as; "" for fields YAML skips.
-func yamlName(f reflect.StructField) string {
-	if !f.IsExported() {
-		return ""
-	}
-	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-	switch name {
-	case "-":
-		return ""
-	case "":
-		return strings.ToLower(f.Name)
-	}
-	return name
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }
 
 func lastKey(path string) string {

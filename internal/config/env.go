@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/stepgate/stepgate/internal/yamlnode"
 )
 
 const envPrefix = "STEPGATE_"
@@ -44,11 +46,11 @@ func leaves() []leaf {
 
 func appendLeaves(out []leaf, t reflect.Type, prefix string, index []int) []leaf {
 	for i := range t.NumField() {
-		name := yamlName(t.Field(i))
+		name := yamlnode.Key(t.Field(i))
 		if name == "" {
 			continue
 		}
-		path := join(prefix, name)
+		path := yamlnode.Join(prefix, name)
 		idx := append(slices.Clone(index), i)
 		ft := t.Field(i).Type
 		if ft.Kind() == reflect.Struct {
@@ -125,7 +127,7 @@ func unknownEnv(env map[string]string, known []string) []string {
 		w := fmt.Sprintf("unknown environment variable %s ignored", name)
 		// Compare without the shared prefix, which would otherwise make
 		// every name look close to every other.
-		if s := closest(strings.TrimPrefix(name, envPrefix), trimmed); s != "" {
+		if s := yamlnode.Closest(strings.TrimPrefix(name, envPrefix), trimmed); s != "" {
 			w += fmt.Sprintf("; did you mean %s?", envPrefix+s)
 		}
 		warnings = append(warnings, w)

@@ -177,22 +177,3 @@ func TestRedact(t *testing.T) {
 		})
 	}
 }
-
-func TestClosest(t *testing.T) {
-	t.Parallel()
-	keys := []string{"listen", "issuer", "data_dir", "shutdown_timeout", "read_header_timeout", "trusted_proxies"}
-	for in, want := range map[string]string{
-		"listn":             "listen",
-		"Listen":            "listen",
-		"datadir":           "data_dir",
-		"data-dir":          "data_dir",
-		"trusted_proxy":     "trusted_proxies",
-		"readheadertimeout": "read_header_timeout",
-		"port":              "",
-		"x":                 "",
-	} {
-		if got := closest(in, keys); got != want {
-			t.Errorf("closest(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stepgate/stepgate/internal/yamlnode"
+
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -65,7 +67,7 @@ func Parse(filename string, data []byte) (*Document, Problems) {
 	}
 	if root.Kind != yaml.MappingNode {
 		p.add(root.Line, "", fmt.Sprintf("the top level must be a mapping with keys %s, not %s",
-			strings.Join(fieldNames(reflect.TypeFor[Document]()), ", "), describe(root)))
+			strings.Join(yamlnode.Names(reflect.TypeFor[Document]()), ", "), yamlnode.Describe(root)))
 		return doc, p.problems
 	}
 	p.mapping(root, reflect.ValueOf(doc).Elem(), "")
@@ -90,12 +92,12 @@ func (p *parser) parseYAML(data []byte) *yaml.Node {
 		return nil
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil && len(extra.Content) > 0 && !isNull(extra.Content[0]) {
+	if err := dec.Decode(&extra); err == nil && len(extra.Content) > 0 && !yamlnode.IsNull(extra.Content[0]) {
 		p.add(extra.Line, "", "a second YAML document starts here; keep each policy file one document (remove the ---)")
 	} else if err != nil && !errors.Is(err, io.EOF) {
 		p.syntaxError(err)
 	}
-	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
+	if len(doc.Content) == 0 || yamlnode.IsNull(doc.Content[0]) {
 		return nil
 	}
 	return doc.Content[0]
@@ -113,8 +115,8 @@ func (p *parser) syntaxError(err error) {
 
 // value stores node n into v.
 func (p *parser) value(n *yaml.Node, v reflect.Value, path string) {
-	n = deref(n)
-	if n == nil || isNull(n) {
+	n = yamlnode.Deref(n)
+	if n == nil || yamlnode.IsNull(n) {
 		return
 	}
 	if p.visited++; p.visited > maxValues {
@@ -147,18 +149,18 @@ func (p *parser) value(n *yaml.Node, v reflect.Value, path string) {
 func (p *parser) mapping(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
 		p.add(n.Line, path, fmt.Sprintf("must be a mapping with keys %s, not %s",
-			strings.Join(fieldNames(v.Type()), ", "), describe(n)))
+			strings.Join(yamlnode.Names(v.Type()), ", "), yamlnode.Describe(n)))
 		return
 	}
-	fields := structFields(v.Type())
+	fields := yamlnode.Fields(v.Type())
 	seen := make(map[string]int)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := deref(n.Content[i]), n.Content[i+1]
+		k, val := yamlnode.Deref(n.Content[i]), n.Content[i+1]
 		key, ok := p.key(k, path)
 		if !ok {
 			continue
 		}
-		keyPath := join(path, key)
+		keyPath := yamlnode.Join(path, key)
 		if first, dup := seen[key]; dup {
 			p.add(k.Line, keyPath, fmt.Sprintf("duplicate key (first set on line %d); keep only one", first))
 			continue
@@ -166,7 +168,7 @@ func (p *parser) mapping(n *yaml.Node, v reflect.Value, path string) {
 		seen[key] = k.Line
 		f, known := fields[key]
 		if !known {
-			p.add(k.Line, keyPath, "unknown key"+suggestKey(key, fieldNames(v.Type())))
+			p.add(k.Line, keyPath, "unknown key"+suggestKey(key, yamlnode.Names(v.Type())))
 			continue
 		}
 		p.lines[keyPath] = k.Line
@@ -175,7 +177,7 @@ func (p *parser) mapping(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func suggestKey(key string, names []string) string {
-	if s := closest(key, names); s != "" {
+	if s := yamlnode.Closest(key, names); s != "" {
 		return fmt.Sprintf("; did you mean %q?", s)
 	}
 	return "; known keys here are " + strings.Join(names, ", ")
@@ -191,7 +193,7 @@ func (p *parser) key(k *yaml.Node, path string) (string, bool) {
 		p.add(line, path, "has a key that is a list or mapping; keys must be plain names")
 		return "", false
 	case k.ShortTag() == mergeTag:
-		p.add(k.Line, join(path, "<<"), "merge keys are not supported; write the keys out in full")
+		p.add(k.Line, yamlnode.Join(path, "<<"), "merge keys are not supported; write the keys out in full")
 		return "", false
 	}
 	return k.Value, true
@@ -204,14 +206,14 @@ func (p *parser) sequence(n *yaml.Node, v reflect.Value, path string) {
 		if v.Type().Elem().Kind() == reflect.String {
 			hint = "[a, b] or " + hint
 		}
-		p.add(n.Line, path, fmt.Sprintf("must be a list, not %s; write it like %s", describe(n), hint))
+		p.add(n.Line, path, fmt.Sprintf("must be a list, not %s; write it like %s", yamlnode.Describe(n), hint))
 		return
 	}
 	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
 		itemPath := fmt.Sprintf("%s[%d]", path, i)
 		p.lines[itemPath] = item.Line
-		if d := deref(item); d != nil && isNull(d) {
+		if d := yamlnode.Deref(item); d != nil && yamlnode.IsNull(d) {
 			p.add(item.Line, itemPath, "is empty; remove the \"-\" or give it a value")
 			continue
 		}
@@ -223,7 +225,7 @@ func (p *parser) sequence(n *yaml.Node, v reflect.Value, path string) {
 // scalar returns n's text, reporting a list or mapping in its place.
 func (p *parser) scalar(n *yaml.Node, path string) (string, bool) {
 	if n.Kind != yaml.ScalarNode {
-		p.add(n.Line, path, fmt.Sprintf("must be a single value, not %s", describe(n)))
+		p.add(n.Line, path, fmt.Sprintf("must be a single value, not %s", yamlnode.Describe(n)))
 		return "", false
 	}
 	return n.Value, true
@@ -270,84 +272,22 @@ func (c *Control) decodeNode(p *parser, n *yaml.Node, path string) {
 		return
 	case yaml.MappingNode:
 		if len(n.Content) == 2 {
-			k, v := deref(n.Content[0]), deref(n.Content[1])
+			k, v := yamlnode.Deref(n.Content[0]), yamlnode.Deref(n.Content[1])
 			key, ok := p.key(k, path)
 			if !ok {
 				return
 			}
 			if key != "strength" && key != "terms_of_use" {
-				p.add(k.Line, join(path, key), "unknown control"+suggestKey(key, controlArgKeys))
+				p.add(k.Line, yamlnode.Join(path, key), "unknown control"+suggestKey(key, controlArgKeys))
 				return
 			}
-			if s, ok := p.scalar(v, join(path, key)); ok {
+			if s, ok := p.scalar(v, yamlnode.Join(path, key)); ok {
 				c.Name, c.Arg = key, s
 			}
 			return
 		}
 	}
 	p.add(n.Line, path, `must be a control name like mfa or compliant-device, or a one-key mapping like {strength: phishing-resistant} or {terms_of_use: tou-2025}`)
-}
-
-// deref follows aliases to the anchored node, bounded against malformed
-// trees.
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 8; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == nullTag
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	default:
-		return "a single value"
-	}
-}
-
-func structFields(t reflect.Type) map[string]int {
-	m := make(map[string]int, t.NumField())
-	for i := range t.NumField() {
-		if name := yamlName(t.Field(i)); name != "" {
-			m[name] = i
-		}
-	}
-	return m
-}
-
-func fieldNames(t reflect.Type) []string {
-	var names []string
-	for i := range t.NumField() {
-		if name := yamlName(t.Field(i)); name != "" {
-			names = append(names, name)
-		}
-	}
-	return names
-}
-
-func yamlName(f reflect.StructField) string {
-	if !f.IsExported() {
-		return ""
-	}
-	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-	if name == "-" {
-		return ""
-	}
-	return name
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }
 
 func quote(s string) string { return strconv.Quote(s) }

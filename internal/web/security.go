@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
-	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -31,12 +30,8 @@ type CredentialDetail func(c store.Credential) string
 
 // security lists the user's methods and offers to add more.
 func (p *Pages) security(w http.ResponseWriter, r *http.Request) error {
-	sess, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
+	sess, u, ok, err := p.requireSignIn(w, r, r.URL.RequestURI())
+	if !ok || err != nil {
 		return err
 	}
 	creds, err := p.Credentials.ListCredentials(r.Context(), u.ID)
@@ -68,12 +63,8 @@ func (p *Pages) security(w http.ResponseWriter, r *http.Request) error {
 // policies for registering security info had their say: an attacker with
 // a stolen password must not be able to add their own second factor.
 func (p *Pages) enrollForm(w http.ResponseWriter, r *http.Request) error {
-	sess, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
+	sess, u, ok, err := p.requireSignIn(w, r, r.URL.RequestURI())
+	if !ok || err != nil {
 		return err
 	}
 	m, ok := p.Methods.Get(r.URL.Query().Get("method"))
@@ -122,12 +113,8 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	sess, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to=/account/security", http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
+	sess, u, ok, err := p.requireSignIn(w, r, "/account/security")
+	if !ok || err != nil {
 		return err
 	}
 	id := r.PostFormValue("ceremony")
@@ -230,12 +217,8 @@ func (p *Pages) removeCredential(w http.ResponseWriter, r *http.Request) error {
 	if err := p.parseForm(w, r); err != nil {
 		return err
 	}
-	sess, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to=/account/security", http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
+	sess, u, ok, err := p.requireSignIn(w, r, "/account/security")
+	if !ok || err != nil {
 		return err
 	}
 	cred, creds, err := p.ownedCredential(r, u)
@@ -293,12 +276,8 @@ func (p *Pages) renameCredential(w http.ResponseWriter, r *http.Request) error {
 	if err := p.parseForm(w, r); err != nil {
 		return err
 	}
-	_, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to=/account/security", http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
+	_, u, ok, err := p.requireSignIn(w, r, "/account/security")
+	if !ok || err != nil {
 		return err
 	}
 	cred, _, err := p.ownedCredential(r, u)

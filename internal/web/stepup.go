@@ -55,12 +55,8 @@ func (p *Pages) label(method string) string {
 func (p *Pages) stepUpForm(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	returnTo := safeReturnTo(q.Get("return_to"))
-	sess, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
+	sess, u, ok, err := p.requireSignIn(w, r, r.URL.RequestURI())
+	if !ok || err != nil {
 		return err
 	}
 	have, creds, err := p.userMethods(r, u)
@@ -151,12 +147,8 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	returnTo := safeReturnTo(r.PostFormValue("return_to"))
-	sess, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
+	sess, u, ok, err := p.requireSignIn(w, r, returnTo)
+	if !ok || err != nil {
 		return err
 	}
 	v := view{Title: "Confirm it's you", User: &u, Session: &sess, Username: u.Username, ReturnTo: returnTo}

@@ -284,16 +284,23 @@ func (p *Pages) logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Pages) account(w http.ResponseWriter, r *http.Request) error {
-	s, u, err := p.signedIn(r)
-	if errors.Is(err, session.ErrNoSession) {
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-		return nil
-	}
-	if err != nil {
+	s, u, ok, err := p.requireSignIn(w, r, r.URL.RequestURI())
+	if !ok || err != nil {
 		return err
 	}
 	p.render(w, r, http.StatusOK, "account", view{Title: "Account", User: &u, Session: &s})
 	return nil
+}
+
+// requireSignIn returns the session and user of r. Without one it sends
+// the browser to sign in, to come back to returnTo, and reports !ok.
+func (p *Pages) requireSignIn(w http.ResponseWriter, r *http.Request, returnTo string) (store.Session, store.User, bool, error) {
+	s, u, err := p.signedIn(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
+		return s, u, false, nil
+	}
+	return s, u, err == nil, err
 }
 
 // signedIn returns the session and user of r. A session whose user is gone
