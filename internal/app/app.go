@@ -22,6 +22,7 @@ import (
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/password"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/gateway"
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/oidc"
@@ -57,6 +58,7 @@ type App struct {
 	// deployment's trusted proxies and GeoIP database.
 	Access  *access.Builder
 	Methods *Methods
+	Gateway *gateway.Gateway
 	Clients *oidc.Clients
 	Keys    *oidc.KeyRing
 	OIDC    *oidc.Provider
@@ -177,10 +179,18 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if err := a.buildOIDC(ctx, pages); err != nil {
 		return nil, err
 	}
+	if a.Gateway, err = gateway.New(gateway.Deps{
+		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Access: a.Access.Request,
+		Tokens: a.OIDC, Signer: a.Keys, Box: a.Methods.Box, Methods: a.availableMethods,
+		ErrorPage: pages.ErrorPage, Config: cfg.Gateway, Log: log,
+	}); err != nil {
+		return nil, err
+	}
 
 	browser := http.NewServeMux()
 	pages.Mount(browser)
 	a.Methods.Push.Mount(browser)
+	a.Gateway.Mount(browser)
 	apiMux := api.New(api.Deps{
 		Policies: a.Policies, Users: st, Access: a.Access, Token: cfg.API.Token,
 		TrustedProxies: trusted, Log: log,
@@ -199,7 +209,16 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	// Browser routes get Go's Fetch-metadata cross-origin check on top of
 	// the per-form CSRF tokens: two independent defences.
 	root.Handle("/", http.NewCrossOriginProtection().Handler(browser))
-	a.handler = httpx.SecureHeaders(root)
+	own := httpx.SecureHeaders(root)
+	// Requests for a gateway route's host go to the gateway, untouched by
+	// Stepgate's own headers: the upstream's answer is the upstream's.
+	a.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.Gateway.Handles(r) {
+			a.Gateway.ServeHTTP(w, r)
+			return
+		}
+		own.ServeHTTP(w, r)
+	})
 	return a, nil
 }
 

@@ -28,7 +28,7 @@ type AppSource func(ctx context.Context) ([]string, error)
 // by cfg over st. Components whose apps live in the configuration or the
 // store add their source here, so that the server, "stepgate whatif" and
 // "stepgate policy lint --strict" all accept exactly the same app ids.
-// Today the apps are the OIDC clients, from the file and the store.
+// The apps are the OIDC clients (file and store) and the gateway routes.
 func AppSources(cfg config.Config, st store.Store) []AppSource {
 	return []AppSource{func(ctx context.Context) ([]string, error) {
 		clients, err := oidc.NewClients(st, cfg.OIDC.Clients, nil)
@@ -36,6 +36,12 @@ func AppSources(cfg config.Config, st store.Store) []AppSource {
 			return nil, err
 		}
 		return clients.IDs(ctx)
+	}, func(context.Context) ([]string, error) {
+		ids := make([]string, len(cfg.Gateway.Routes))
+		for i, r := range cfg.Gateway.Routes {
+			ids[i] = r.AppID()
+		}
+		return ids, nil
 	}}
 }
 

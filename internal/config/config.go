@@ -26,6 +26,7 @@ type Config struct {
 	TOTP     TOTP     `yaml:"totp"`
 	WebAuthn WebAuthn `yaml:"webauthn"`
 	OTP      OTP      `yaml:"otp"`
+	Gateway  Gateway  `yaml:"gateway"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -158,6 +159,7 @@ func Default() Config {
 		TOTP:     TOTP{Issuer: "Stepgate"},
 		WebAuthn: WebAuthn{RPName: "Stepgate"},
 		OTP:      defaultOTP(),
+		Gateway:  defaultGateway(),
 	}
 }
 

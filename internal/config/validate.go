@@ -45,6 +45,7 @@ func (c Config) Validate() []Problem {
 	}
 	c.WebAuthn.validate(&ps)
 	c.OTP.validate(&ps)
+	c.Gateway.validate(&ps, c.Server.Issuer)
 	return ps
 }
 

@@ -103,7 +103,7 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow) (verdic
 		return verdict{kind: verdictStepUp, why: "conditional access requires " + describeNeeds(need), methods: methods}, nil
 	}
 	if acr == "" {
-		acr = defaultACR(snap.Strengths(), req.Events, now)
+		acr = snap.Strengths().Strongest(req.Events, now)
 	}
 	var acrs []string
 	if len(contexts) > 0 {

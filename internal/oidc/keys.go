@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -390,4 +391,15 @@ func (k *KeyRing) Run(ctx context.Context, every time.Duration, onErr func(error
 			}
 		}
 	}
+}
+
+// SignJWT signs claims as a JWT (typ JWT) with the current key. The
+// gateway signs the identity assertions it sends upstream with it, so
+// upstreams verify them against the same JWKS as tokens.
+func (k *KeyRing) SignJWT(claims any) (string, error) {
+	key, err := k.signing()
+	if err != nil {
+		return "", err
+	}
+	return jwt.Signed(key.jwt).Claims(claims).Serialize()
 }

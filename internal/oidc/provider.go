@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
-	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
@@ -198,17 +197,6 @@ func (p *Provider) jwks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	_ = json.NewEncoder(w).Encode(p.Keys.JWKS())
-}
-
-// defaultACR is the acr of a token no one asked a strength for: the
-// strongest built-in strength the session meets.
-func defaultACR(set *strength.Set, events []strength.Event, now time.Time) string {
-	for _, name := range []string{strength.PhishingResistant, strength.Passwordless, strength.MFA} {
-		if set.Satisfied(name, events, now, 0) {
-			return name
-		}
-	}
-	return strength.SingleFactor
 }
 
 // writeJSON writes v with status; responses carrying tokens are never

@@ -98,7 +98,14 @@ func (m *Manager) Load(ctx context.Context, r *http.Request) (store.Session, err
 }
 
 func (m *Manager) lookup(ctx context.Context, token string) (store.Session, error) {
-	id := hashToken(token)
+	return m.ByID(ctx, hashToken(token))
+}
+
+// ByID returns the live session with storage id id (the hash of its
+// token), or ErrNoSession, applying the same expiry as Load. The gateway
+// keeps this id, never the token, to follow a browser's SSO session from
+// an application's own host.
+func (m *Manager) ByID(ctx context.Context, id string) (store.Session, error) {
 	s, err := m.store.GetSession(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return s, ErrNoSession

@@ -291,3 +291,14 @@ func (s *Set) Implies(a, b string) bool {
 	sb, okB := s.byName[b]
 	return okA && okB && sa.Implies(sb)
 }
+
+// Strongest names the strongest built-in strength events meet — the acr
+// of a token or assertion nobody asked a particular strength for.
+func (s *Set) Strongest(events []Event, now time.Time) string {
+	for _, name := range []string{PhishingResistant, Passwordless, MFA} {
+		if s.Satisfied(name, events, now, 0) {
+			return name
+		}
+	}
+	return SingleFactor
+}

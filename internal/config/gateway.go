@@ -1,0 +1,159 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Gateway is the identity-aware reverse proxy: routes from a public host
+// (and optional path prefix) to an upstream, with step-up rules.
+type Gateway struct {
+	Routes []GatewayRoute `yaml:"routes,omitempty"`
+	// ReplayBodyLimit is the largest request body (bytes) kept across a
+	// step-up so the user's form is replayed after it.
+	ReplayBodyLimit int `yaml:"replay_body_limit"`
+	// AssertionLifetime bounds the signed identity assertion upstreams get.
+	AssertionLifetime Duration `yaml:"assertion_lifetime"`
+	// UpstreamTimeout bounds waiting for an upstream's response headers.
+	UpstreamTimeout Duration `yaml:"upstream_timeout"`
+	// StripHeaders are removed from every incoming request before the
+	// identity headers are added (X-Stepgate-* always are).
+	StripHeaders []string `yaml:"strip_headers,omitempty"`
+}
+
+// GatewayRoute is one protected application.
+type GatewayRoute struct {
+	Name string `yaml:"name"`
+	// From is the public URL the route answers: scheme, host (with port
+	// when not the default) and an optional path prefix.
+	From string `yaml:"from"`
+	// To is the upstream URL. Empty for a route used only through
+	// forward-auth (the proxy in front forwards the request itself).
+	To string `yaml:"to"`
+	// App is the app id policies target (defaults to the route name).
+	App string `yaml:"app"`
+	// Challenge is the form of API challenges: rfc9470 (default) or
+	// entra (insufficient_claims with a claims parameter).
+	Challenge string        `yaml:"challenge"`
+	Rules     []GatewayRule `yaml:"rules,omitempty"`
+}
+
+// GatewayRule says what a path costs. The first matching rule wins; a
+// request no rule matches needs a signed-in user.
+type GatewayRule struct {
+	// Path is exact ("/transfers") or a prefix ending in "/*" ("/admin/*",
+	// which also matches "/admin").
+	Path string `yaml:"path"`
+	// Methods limits the rule to these HTTP methods; empty means all.
+	Methods []string `yaml:"methods"`
+	// Context is the authentication context the rule requests.
+	Context string `yaml:"context"`
+	// MaxAge requires a proof at most this old.
+	MaxAge Duration `yaml:"max_age"`
+	// Elevation single-use: a fresh proof authorizes exactly the request
+	// that asked for it, nothing after it.
+	Elevation string `yaml:"elevation"`
+	// Allow anonymous: no sign-in needed.
+	Allow string `yaml:"allow"`
+}
+
+// AppID is the app policies target for the route.
+func (r GatewayRoute) AppID() string {
+	if r.App != "" {
+		return r.App
+	}
+	return r.Name
+}
+
+func defaultGateway() Gateway {
+	return Gateway{ReplayBodyLimit: 1 << 20, AssertionLifetime: Duration(time.Minute), UpstreamTimeout: Duration(30 * time.Second)}
+}
+
+var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+func (g Gateway) validate(ps *problems, issuer string) {
+	if g.ReplayBodyLimit < 0 || g.ReplayBodyLimit > 64<<20 {
+		ps.add("gateway.replay_body_limit", "must be from 0 to 67108864 bytes (64 MiB); got %d", g.ReplayBodyLimit)
+	}
+	ps.positive("gateway.assertion_lifetime", g.AssertionLifetime, "1m")
+	ps.positive("gateway.upstream_timeout", g.UpstreamTimeout, "30s")
+	names, froms := map[string]int{}, map[string]int{}
+	for i, r := range g.Routes {
+		path := fmt.Sprintf("gateway.routes[%d]", i)
+		if r.Name == "" {
+			ps.add(path+".name", "is required; name the route, like bank")
+		} else if first, dup := names[r.Name]; dup {
+			ps.add(path+".name", "route %q is declared twice (also gateway.routes[%d])", r.Name, first)
+		}
+		names[r.Name] = i
+		if err := checkFrom(r.From); err != nil {
+			ps.add(path+".from", "%s", err)
+		} else if shadowsIssuer(r.From, issuer) {
+			ps.add(path+".from", "%q would take over Stepgate's own address %s; give the route its own host name or a path prefix that Stepgate does not use, like /apps/bank", r.From, issuer)
+		} else if first, dup := froms[r.From]; dup {
+			ps.add(path+".from", "%q is already the from of gateway.routes[%d]", r.From, first)
+		}
+		froms[r.From] = i
+		if r.To != "" {
+			if u, err := url.Parse(r.To); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				ps.add(path+".to", "%q is not an upstream URL; write it like http://127.0.0.1:9001", r.To)
+			}
+		}
+		if r.Challenge != "" && r.Challenge != "rfc9470" && r.Challenge != "entra" {
+			ps.add(path+".challenge", "%q is not a challenge form; use rfc9470 or entra", r.Challenge)
+		}
+		for j, rule := range r.Rules {
+			rule.validate(ps, fmt.Sprintf("%s.rules[%d]", path, j))
+		}
+	}
+}
+
+func checkFrom(from string) error {
+	u, err := url.Parse(from)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("%q is not a URL a route can answer; write it like https://bank.example.com or http://bank.localhost:8080/app", from)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("%q may have only a scheme, a host and a path prefix", from)
+	}
+	return nil
+}
+
+func (r GatewayRule) validate(ps *problems, path string) {
+	switch {
+	case r.Path == "" || !strings.HasPrefix(r.Path, "/"):
+		ps.add(path+".path", "%q must start with /, like /transfers or /admin/*", r.Path)
+	case strings.Contains(strings.TrimSuffix(r.Path, "/*"), "*"):
+		ps.add(path+".path", "%q: * is allowed only as a final /*", r.Path)
+	case strings.Contains(r.Path, "..") || strings.Contains(r.Path, "//") || strings.Contains(r.Path, "%"):
+		ps.add(path+".path", "%q must be a plain, normalized path (no .., //, or percent-encoding)", r.Path)
+	}
+	for k, m := range r.Methods {
+		if !slices.Contains(httpMethods, strings.ToUpper(m)) {
+			ps.add(fmt.Sprintf("%s.methods[%d]", path, k), "%q is not an HTTP method; use %s", m, strings.Join(httpMethods, ", "))
+		}
+	}
+	if r.Elevation != "" && r.Elevation != "single-use" {
+		ps.add(path+".elevation", "%q is not an elevation; use single-use or leave it out", r.Elevation)
+	}
+	if r.Allow != "" && r.Allow != "anonymous" {
+		ps.add(path+".allow", "%q is not supported; use anonymous or leave it out", r.Allow)
+	}
+	if r.Allow == "anonymous" && (r.Context != "" || r.Elevation != "" || r.MaxAge > 0) {
+		ps.add(path+".allow", "an anonymous rule cannot also ask for a context, elevation or max_age")
+	}
+	if r.MaxAge < 0 {
+		ps.add(path+".max_age", "must not be negative")
+	}
+}
+
+// shadowsIssuer reports whether a route without a path prefix answers on
+// the issuer's own host, which would hide Stepgate's pages behind it.
+func shadowsIssuer(from, issuer string) bool {
+	f, err1 := url.Parse(from)
+	i, err2 := url.Parse(issuer)
+	return err1 == nil && err2 == nil && issuer != "" && strings.EqualFold(f.Host, i.Host) && strings.Trim(f.Path, "/") == ""
+}

@@ -1,0 +1,102 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/pkg/stepup"
+)
+
+// handleBearer serves an API client: the token must be Stepgate's, for
+// this route's app, and carry what the rule asks for; otherwise the
+// client gets a challenge it can follow at Stepgate's authorize endpoint.
+func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, p, raw string, allow pass) {
+	ctx := r.Context()
+	claims, err := g.Tokens.VerifyAccessToken(ctx, raw)
+	if err != nil {
+		var oe *oidc.Error
+		if !errors.As(err, &oe) {
+			g.fail(w, r, err)
+			return
+		}
+		g.invalidToken(w, r, "the access token is invalid, expired or revoked")
+		return
+	}
+	// A token for another app is not a token for this one, however valid:
+	// otherwise any client could spend its users' tokens here.
+	if !slices.Contains(claims.Audience, rt.app) {
+		g.invalidToken(w, r, "the access token was not issued for this application")
+		return
+	}
+	id := &identity{token: claims, acrs: claims.ACRs}
+	u, err := g.Store.GetUser(ctx, claims.Subject)
+	switch {
+	case err == nil && u.Disabled:
+		g.invalidToken(w, r, "the account is disabled")
+		return
+	case err == nil:
+		id.user = u
+	case !errors.Is(err, store.ErrNotFound):
+		g.fail(w, r, err)
+		return
+	}
+	if missing := g.bearerMissing(r, ru, claims); missing != "" {
+		g.challengeAPI(w, r, rt, ru, claims, missing)
+		return
+	}
+	allow(w, r, id, p)
+}
+
+// bearerMissing says what the token lacks for the rule, or "".
+func (g *Gateway) bearerMissing(r *http.Request, ru *rule, c *oidc.AccessClaims) string {
+	if ru.context != "" && !slices.Contains(c.ACRs, ru.context) {
+		return "the authentication context " + ru.context + " is required"
+	}
+	auth := time.Unix(c.AuthTime, 0)
+	if ru.maxAge > 0 && (c.AuthTime == 0 || g.Now().Sub(auth) > ru.maxAge) {
+		return "a more recent sign-in is required"
+	}
+	if ru.singleUse {
+		// Single use for a token: each token authorizes one request under
+		// the rule; the next needs a token from a new sign-in.
+		_, err := g.Store.CreateKV(r.Context(), hashKey(prefixOnce, c.ID+"|"+ru.path), []byte("1"), c.Expiry.Time().Add(time.Minute))
+		if err != nil {
+			return "this action needs a new proof for every request"
+		}
+	}
+	return ""
+}
+
+// challengeAPI answers 401 with the challenge of RFC 9470, or Entra's
+// claims challenge for routes configured so and clients that declared
+// the cp1 capability.
+func (g *Gateway) challengeAPI(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims, why string) {
+	var contexts []string
+	if ru.context != "" {
+		contexts = []string{ru.context}
+	}
+	var ch stepup.Challenge
+	if len(contexts) > 0 && (rt.entra || (c != nil && slices.Contains(c.Capabilities, "cp1"))) {
+		ch = stepup.ClaimsChallenge(why, g.Issuer+"/oauth2/authorize", contexts)
+	} else {
+		ch = stepup.Insufficient(why, contexts, ru.maxAge)
+		if ru.singleUse {
+			// max_age=0: a proof made for this request.
+			ch.MaxAge, ch.HasMaxAge = 0, true
+		}
+	}
+	ch.Realm = "stepgate"
+	w.Header().Set("WWW-Authenticate", ch.String())
+	g.refuse(w, r, http.StatusUnauthorized, strings.ToUpper(why[:1])+why[1:]+".")
+}
+
+func (g *Gateway) invalidToken(w http.ResponseWriter, r *http.Request, why string) {
+	ch := stepup.Challenge{Realm: "stepgate", Error: stepup.ErrInvalidToken, Description: why}
+	w.Header().Set("WWW-Authenticate", ch.String())
+	g.refuse(w, r, http.StatusUnauthorized, strings.ToUpper(why[:1])+why[1:]+".")
+}

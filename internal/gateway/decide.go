@@ -1,0 +1,175 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/session"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// identity is who a request comes from.
+type identity struct {
+	user store.User
+	// sess is the browser's Stepgate session; nil for a bearer token.
+	sess *store.Session
+	// token is the verified bearer token; nil for a browser.
+	token *oidc.AccessClaims
+	acrs  []string
+}
+
+// verdict is the decision for one request.
+type verdict struct {
+	block     string // refused, with the reason to show
+	challenge bool
+	methods   []string // for a challenge: methods that can meet it
+	acrs      []string // contexts the request is allowed under
+}
+
+// check asks the policies about a browser request. elevatedAfter, when
+// set, is when a single-use challenge was made: the request passes only
+// with a proof made after it.
+func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elevatedAfter time.Time) verdict {
+	now := g.Now()
+	req := g.Access(r, id.user, id.sess, now)
+	req.App = rt.app
+	if ru.context != "" {
+		req.AuthContexts = []string{ru.context}
+	}
+	d := g.Policies.Load().Evaluate(req, policy.EvaluateOptions{})
+	switch {
+	case d.Outcome == policy.OutcomeBlock:
+		return verdict{block: "Access to this page is blocked by your organisation's policy."}
+	case ru.context != "" && slices.Contains(d.UnknownContexts, ru.context):
+		// A typo in the route must not pass for a completed step-up.
+		g.Log.ErrorContext(r.Context(), "gateway rule asks for an undeclared authentication context", "route", rt.name, "context", ru.context)
+		return verdict{block: "This page is misconfigured: it asks for an authentication context that does not exist."}
+	case d.Outcome == policy.OutcomeChallenge:
+		methods, ok := g.stepUpMethods(r, id.user, d.Missing)
+		if !ok {
+			return verdict{block: "Your organisation's policy requires a proof your account cannot give yet. Add a sign-in method on your security page, or ask your administrator."}
+		}
+		return verdict{challenge: true, methods: methods}
+	}
+	last := lastProof(id.sess)
+	if ru.maxAge > 0 && now.Sub(last) > ru.maxAge {
+		return verdict{challenge: true}
+	}
+	if ru.singleUse && !g.elevated(r, ru, id, last, elevatedAfter, now) {
+		return verdict{challenge: true}
+	}
+	return verdict{acrs: d.ACRs}
+}
+
+// forwardElevationWindow is how fresh a proof must be to pass a
+// single-use rule through forward-auth, where the request cannot be kept
+// and replayed.
+const forwardElevationWindow = 2 * time.Minute
+
+// elevated decides a single-use rule: the fresh proof authorizes exactly
+// one request. Through the built-in proxy that request is the one kept
+// at the challenge and replayed after it (elevatedAfter is when it was
+// kept; a plain request never passes). Through forward-auth it is the
+// first request after a proof at most two minutes old. Either way the
+// proof is then spent: a record per user, proof and rule is created
+// once, so a second request, or a second kept request, needs a new proof.
+func (g *Gateway) elevated(r *http.Request, ru *rule, id *identity, last, elevatedAfter, now time.Time) bool {
+	switch {
+	case forwarded(r):
+		if now.Sub(last) > forwardElevationWindow {
+			return false
+		}
+	case elevatedAfter.IsZero() || !last.After(elevatedAfter):
+		return false
+	}
+	key := hashKey(prefixOnce, id.user.ID+"|"+last.UTC().Format(time.RFC3339Nano)+"|"+ru.path)
+	_, err := g.Store.CreateKV(r.Context(), key, []byte("1"), now.Add(keptLifetime+forwardElevationWindow))
+	return err == nil
+}
+
+func (g *Gateway) stepUpMethods(r *http.Request, u store.User, missing []policy.Requirement) ([]string, bool) {
+	available, err := g.Methods(r, u)
+	if err != nil {
+		g.Log.ErrorContext(r.Context(), "list the user's methods", "err", err)
+		return nil, false
+	}
+	return policy.StepUpMethods(missing, available)
+}
+
+func lastProof(s *store.Session) time.Time {
+	var t time.Time
+	if s == nil {
+		return t
+	}
+	for _, e := range s.Events {
+		if e.Time.After(t) {
+			t = e.Time
+		}
+	}
+	return t
+}
+
+// gwSession binds a gateway cookie on an application's host to the
+// browser's Stepgate session.
+type gwSession struct {
+	SessionID string `json:"sid"` // the Stepgate session's storage id
+	UserID    string `json:"uid"`
+	Route     string `json:"route"`
+}
+
+// cookieName is the gateway cookie of a route's host. Under https it
+// takes the __Host- prefix: bound to this host, so a sibling subdomain
+// cannot plant or overwrite it.
+func (rt *route) cookieName() string {
+	if rt.scheme == "https" {
+		return "__Host-stepgate_gw"
+	}
+	return "stepgate_gw"
+}
+
+// browserIdentity follows the gateway cookie to the Stepgate session and
+// its user. The session is looked up on every request, so sign-out,
+// disabling the user or a step-up elsewhere take effect at once.
+func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error) {
+	c, err := r.Cookie(rt.cookieName())
+	if err != nil || len(c.Value) != 43 {
+		return nil, session.ErrNoSession
+	}
+	var gs gwSession
+	if err := getJSON(r.Context(), g.Store, hashKey(prefixGWSession, c.Value), &gs); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, session.ErrNoSession
+		}
+		return nil, err
+	}
+	// A cookie minted for one application is worthless on another.
+	if gs.Route != rt.name {
+		return nil, session.ErrNoSession
+	}
+	s, err := g.Sessions.ByID(r.Context(), gs.SessionID)
+	if err != nil {
+		return nil, err // ErrNoSession after sign-out or a rotation: sign in again (silently when still signed in)
+	}
+	u, err := g.Store.GetUser(r.Context(), s.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) || s.UserID != gs.UserID {
+		return nil, session.ErrNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &identity{user: u, sess: &s}, nil
+}
+
+func getJSON(ctx context.Context, kv store.KV, key string, v any) error {
+	e, err := kv.GetKV(ctx, key)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(e.Value, v)
+}

@@ -1,0 +1,224 @@
+// Package gateway is Stepgate's identity-aware reverse proxy. It puts
+// Stepgate in front of any application and demands stronger proof exactly
+// on the routes that matter.
+//
+// Every request is handled the same way: the path is normalized once,
+// the route and rule are found, the caller is identified (a browser by
+// its gateway cookie, an API client by its bearer token), the policy
+// engine decides, and the request is proxied with signed identity
+// headers, refused, or challenged. A browser is sent to the step-up page
+// and back, with a POST kept and replayed exactly once; an API client
+// gets an RFC 9470 or Entra-style challenge. The forward-auth endpoints
+// run the same decision for proxies that stay in front (Traefik, Caddy,
+// nginx).
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/secrets"
+	"github.com/stepgate/stepgate/internal/session"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// callbackPath is where, on an application's host, the gateway receives
+// the one-time ticket that binds the browser to its Stepgate session.
+const callbackPath = "/.stepgate/callback"
+
+// Store is what the gateway keeps: tickets, gateway sessions and kept
+// requests in the key/value space; users for identity headers.
+type Store interface {
+	store.KV
+	GetUser(ctx context.Context, id string) (store.User, error)
+}
+
+// TokenVerifier checks bearer tokens issued by Stepgate's provider.
+type TokenVerifier interface {
+	VerifyAccessToken(ctx context.Context, raw string) (*oidc.AccessClaims, error)
+}
+
+// Signer signs identity assertions.
+type Signer interface {
+	SignJWT(claims any) (string, error)
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	// Issuer is Stepgate's own base URL, where browsers sign in.
+	Issuer   string
+	Store    Store
+	Sessions *session.Manager
+	Policies interface{ Load() *policy.Snapshot }
+	Access   oidc.AccessBuilder
+	Tokens   TokenVerifier
+	Signer   Signer
+	// Box encrypts requests kept across a step-up (they hold form data).
+	Box *secrets.Box
+	// Methods lists the methods a user can prove, in prompt order, for
+	// the step-up page's hint.
+	Methods   func(r *http.Request, u store.User) ([]string, error)
+	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string)
+	Config    config.Gateway
+	Log       *slog.Logger
+	Now       func() time.Time
+}
+
+// Gateway serves the routes.
+type Gateway struct {
+	Deps
+	routes  []*route
+	proxies map[*route]*httputil.ReverseProxy
+	// mu guards assertions, the cache of signed identity assertions.
+	mu         sync.Mutex
+	assertions map[string]cachedAssertion
+}
+
+// New compiles the routes.
+func New(d Deps) (*Gateway, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	routes, err := compileRoutes(d.Config.Routes)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{Deps: d, routes: routes, proxies: map[*route]*httputil.ReverseProxy{}, assertions: map[string]cachedAssertion{}}
+	for _, rt := range routes {
+		if rt.upstream != nil {
+			g.proxies[rt] = g.newProxy(rt)
+		}
+	}
+	return g, nil
+}
+
+// Handles reports whether r is for one of the gateway's routes rather
+// than for Stepgate itself: its host, and its path prefix when the route
+// shares a host with other things.
+func (g *Gateway) Handles(r *http.Request) bool {
+	return find(g.routes, r.Host, r.URL.Path) != nil
+}
+
+// Apps lists the app ids of the routes, which policies may target.
+func (g *Gateway) Apps() []string {
+	out := make([]string, 0, len(g.routes))
+	for _, rt := range g.routes {
+		out = append(out, rt.app)
+	}
+	return out
+}
+
+// rawPath is the request's path exactly as sent, before Go's decoding,
+// so that encoded tricks are seen rather than silently decoded.
+func rawPath(r *http.Request) string {
+	p := r.RequestURI
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if p == "" || p[0] != '/' { // absolute-form: use the parsed URL
+		return r.URL.EscapedPath()
+	}
+	return p
+}
+
+// ServeHTTP handles a request for a route's host.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p, err := normalize(rawPath(r))
+	if err != nil {
+		g.refuse(w, r, http.StatusBadRequest, "The address of this request is not in a form the gateway accepts.")
+		return
+	}
+	rt := find(g.routes, r.Host, p)
+	if rt == nil {
+		g.refuse(w, r, http.StatusNotFound, "No application is configured at this address.")
+		return
+	}
+	if p == rt.prefix+callbackPath {
+		g.callback(w, r, rt)
+		return
+	}
+	g.handle(w, r, rt, p, g.proxyTo(rt))
+}
+
+// outcome is what a request gets after the decision: pass it on (with
+// identity), or an answer the gateway writes itself.
+type pass func(w http.ResponseWriter, r *http.Request, id *identity, p string)
+
+// handle runs the decision for one request on route rt with canonical
+// path p, and calls allow when it may go ahead.
+func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rt *route, p string, allow pass) {
+	ru := rt.ruleFor(r.Method, p)
+	if ru.anonymous {
+		allow(w, r, nil, p)
+		return
+	}
+	if raw := bearer(r); raw != "" {
+		g.handleBearer(w, r, rt, ru, p, raw, allow)
+		return
+	}
+	id, err := g.browserIdentity(r, rt)
+	if errors.Is(err, session.ErrNoSession) {
+		g.signIn(w, r, rt, p)
+		return
+	}
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	v := g.check(r, rt, ru, id, time.Time{})
+	switch {
+	case v.block != "":
+		g.refuse(w, r, http.StatusForbidden, v.block)
+	case v.challenge:
+		g.challengeBrowser(w, r, rt, ru, id, p, v)
+	default:
+		id.acrs = v.acrs
+		allow(w, r, id, p)
+	}
+}
+
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
+	g.Log.ErrorContext(r.Context(), "gateway request failed", "host", r.Host, "path", r.URL.Path, "err", err)
+	g.refuse(w, r, http.StatusBadGateway, "Something went wrong on our side. Please try again.")
+}
+
+// refuse answers with an error page, or JSON to an API client.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if wantsJSON(r) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"error":` + jsonString(http.StatusText(status)) + `,"error_description":` + jsonString(msg) + "}\n"))
+		return
+	}
+	g.ErrorPage(w, r, status, msg)
+}
+
+// wantsJSON tells API clients from browsers: they ask for JSON or send
+// bearer tokens, and get status codes and challenges, never redirects.
+func wantsJSON(r *http.Request) bool {
+	a := r.Header.Get("Accept")
+	return bearer(r) != "" || (strings.Contains(a, "application/json") && !strings.Contains(a, "text/html"))
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func bearer(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}

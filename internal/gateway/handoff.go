@@ -1,0 +1,329 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/session"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// Key/value prefixes. Bearer values (tickets, cookies, kept-request ids)
+// are stored under their SHA-256 only.
+const (
+	prefixTicket    = "gw/ticket/"
+	prefixGWSession = "gw/session/"
+	prefixKept      = "gw/kept/"
+	prefixOnce      = "gw/once/"
+)
+
+const (
+	// ticketLifetime bounds the hop from Stepgate back to the app.
+	ticketLifetime = time.Minute
+	// keptLifetime bounds how long a kept request waits for its step-up.
+	keptLifetime = 10 * time.Minute
+)
+
+func hashKey(prefix, secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return prefix + hex.EncodeToString(sum[:])
+}
+
+func newSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64URL(b)
+}
+
+// localTarget accepts only a path on the route's own host, so the
+// gateway's return address can never send a browser to another site
+// ("//evil.example", "/\\evil.example", "https://evil.example").
+func localTarget(s string) (string, bool) {
+	if s == "" || len(s) > 4096 || s[0] != '/' || strings.HasPrefix(s, "//") || strings.ContainsAny(s, "\\\r\n\t") {
+		return "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// startURL is Stepgate's hand-off endpoint for route rt.
+func (g *Gateway) startURL(rt *route, params url.Values) string {
+	params.Set("route", rt.name)
+	return g.Issuer + "/gateway/start?" + params.Encode()
+}
+
+// signIn sends a browser without a gateway session to Stepgate, which
+// signs it in (or recognises its session) and hands it back.
+func (g *Gateway) signIn(w http.ResponseWriter, r *http.Request, rt *route, p string) {
+	if wantsJSON(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="stepgate", error="invalid_token", error_description="sign in first"`)
+		g.refuse(w, r, http.StatusUnauthorized, "Sign in first.")
+		return
+	}
+	target := escapePath(p)
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	params := url.Values{"target": {target}}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !forwarded(r) {
+		// A POST from a browser whose gateway session lapsed: keep it,
+		// so signing in does not lose the form.
+		id, ok := g.keep(w, r, rt, p, nil)
+		if !ok {
+			return
+		}
+		params.Set("kept", id)
+	}
+	http.Redirect(w, r, g.startURL(rt, params), http.StatusSeeOther)
+}
+
+// challengeBrowser keeps the request when it must be replayed (a form
+// post, or any single-use request) and sends the browser to step up.
+func (g *Gateway) challengeBrowser(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, id *identity, p string, v verdict) {
+	if wantsJSON(r) {
+		g.challengeAPI(w, r, rt, ru, nil, "a stronger or fresher sign-in is required")
+		return
+	}
+	target := escapePath(p)
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	params := url.Values{"target": {target}, "stepup": {strings.Join(v.methods, ",")}}
+	if !forwarded(r) && (ru.singleUse || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
+		kid, ok := g.keep(w, r, rt, p, &id.user)
+		if !ok {
+			return
+		}
+		params.Set("kept", kid)
+	}
+	http.Redirect(w, r, g.startURL(rt, params), http.StatusSeeOther)
+}
+
+// kept is a request held across a sign-in or step-up: method, canonical
+// path, query, the headers that give the body its meaning, and the body.
+// It is encrypted (it holds form data), bound to its route and user, and
+// replayed at most once.
+type kept struct {
+	Route       string    `json:"route"`
+	UserID      string    `json:"uid,omitempty"`
+	Method      string    `json:"method"`
+	Path        string    `json:"path"`
+	RawQuery    string    `json:"query,omitempty"`
+	ContentType string    `json:"ctype,omitempty"`
+	Body        []byte    `json:"body,omitempty"`
+	CreatedAt   time.Time `json:"created"`
+}
+
+// keep stores r for replay and returns its id. A body over the limit is
+// refused with a page that says so, never silently truncated.
+func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p string, u *store.User) (string, bool) {
+	limit := int64(g.Config.ReplayBodyLimit)
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		g.refuse(w, r, http.StatusBadRequest, "The request body could not be read.")
+		return "", false
+	}
+	if int64(len(body)) > limit {
+		g.refuse(w, r, http.StatusRequestEntityTooLarge, "This request needs a fresh sign-in, and its content is too large to keep while you give it. Sign in again, then send it once more.")
+		return "", false
+	}
+	k := kept{Route: rt.name, Method: r.Method, Path: p, RawQuery: r.URL.RawQuery, ContentType: r.Header.Get("Content-Type"), Body: body, CreatedAt: g.Now().UTC()}
+	if u != nil {
+		k.UserID = u.ID
+	}
+	id := newSecret()
+	plain, _ := json.Marshal(k)
+	sealed := g.Box.Seal(plain, []byte("gateway-kept|"+id))
+	if _, err := g.Store.CreateKV(r.Context(), hashKey(prefixKept, id), sealed, g.Now().Add(keptLifetime)); err != nil {
+		g.fail(w, r, err)
+		return "", false
+	}
+	return id, true
+}
+
+// takeKept removes and returns a kept request: single use, so a replayed
+// link cannot submit the form twice.
+func (g *Gateway) takeKept(r *http.Request, id string) (kept, error) {
+	key := hashKey(prefixKept, id)
+	e, err := g.Store.GetKV(r.Context(), key)
+	if err != nil {
+		return kept{}, err
+	}
+	if err := g.Store.DeleteKV(r.Context(), key); err != nil {
+		return kept{}, err // already taken by a concurrent request
+	}
+	plain, err := g.Box.Open(e.Value, []byte("gateway-kept|"+id))
+	if err != nil {
+		return kept{}, err
+	}
+	var k kept
+	return k, json.Unmarshal(plain, &k)
+}
+
+// ticket is the one-time proof, minted on Stepgate's host, that the
+// browser holds a Stepgate session.
+type ticket struct {
+	SessionID string `json:"sid"`
+	UserID    string `json:"uid"`
+	Route     string `json:"route"`
+}
+
+// Start is Stepgate's side of the hand-off (GET /gateway/start): with
+// the browser's Stepgate session (signing in first when needed, stepping
+// up when asked), it mints a one-time ticket and sends the browser back
+// to the application's callback with it.
+func (g *Gateway) Start(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var rt *route
+	for _, x := range g.routes {
+		if x.name == q.Get("route") {
+			rt = x
+		}
+	}
+	target, ok := localTarget(q.Get("target"))
+	if rt == nil || !ok {
+		g.ErrorPage(w, r, http.StatusBadRequest, "This link to an application is not valid.")
+		return
+	}
+	s, err := g.Sessions.Load(r.Context(), r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	if q.Has("stepup") {
+		// Step up first, then come back here without the flag. The
+		// application checks the session again when the browser returns,
+		// so dropping the flag skips nothing.
+		methods := q.Get("stepup")
+		q.Del("stepup")
+		back := "/gateway/start?" + q.Encode()
+		sq := url.Values{"return_to": {back}}
+		if methods != "" {
+			sq.Set("methods", methods)
+		}
+		http.Redirect(w, r, "/stepup?"+sq.Encode(), http.StatusSeeOther)
+		return
+	}
+	tok := newSecret()
+	b, _ := json.Marshal(ticket{SessionID: s.ID, UserID: s.UserID, Route: rt.name})
+	if _, err := g.Store.CreateKV(r.Context(), hashKey(prefixTicket, tok), b, g.Now().Add(ticketLifetime)); err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	back := url.Values{"ticket": {tok}, "target": {target}}
+	if k := q.Get("kept"); k != "" {
+		back.Set("kept", k)
+	}
+	http.Redirect(w, r, rt.origin()+rt.prefix+callbackPath+"?"+back.Encode(), http.StatusSeeOther) //nolint:gosec // a configured route's own origin
+}
+
+// callback redeems a ticket on the application's host: it sets the
+// gateway cookie, then replays the kept request or goes to the target.
+func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	key := hashKey(prefixTicket, q.Get("ticket"))
+	var t ticket
+	err := getJSON(ctx, g.Store, key, &t)
+	if err == nil {
+		err = g.Store.DeleteKV(ctx, key) // single use: of two redemptions one fails
+	}
+	// A ticket minted for another application is refused: tickets cannot
+	// be carried between apps.
+	if err != nil || t.Route != rt.name {
+		g.refuse(w, r, http.StatusBadRequest, "This sign-in link has expired or was already used. Go back and try again.")
+		return
+	}
+	cookie := newSecret()
+	s, err := g.Sessions.ByID(ctx, t.SessionID)
+	if err != nil {
+		g.refuse(w, r, http.StatusBadRequest, "Your sign-in ended. Go back and try again.")
+		return
+	}
+	b, _ := json.Marshal(gwSession{SessionID: t.SessionID, UserID: t.UserID, Route: rt.name})
+	if _, err := g.Store.CreateKV(ctx, hashKey(prefixGWSession, cookie), b, s.ExpiresAt); err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	//nolint:gosec // Secure follows the route's scheme: http only for local development
+	http.SetCookie(w, &http.Cookie{Name: rt.cookieName(), Value: cookie, Path: "/", HttpOnly: true,
+		Secure: rt.scheme == "https", SameSite: http.SameSiteLaxMode})
+	if id := q.Get("kept"); id != "" {
+		setRequestCookie(r, rt.cookieName(), cookie)
+		g.replay(w, r, rt, id)
+		return
+	}
+	target, ok := localTarget(q.Get("target"))
+	if !ok {
+		target = rt.prefix + "/"
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// replay sends a kept request upstream, once, after the decision is
+// made again for it: the browser's answer to the callback is the
+// upstream's answer to the original request.
+func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id string) {
+	k, err := g.takeKept(r, id)
+	if err != nil || k.Route != rt.name {
+		g.refuse(w, r, http.StatusBadRequest, "The request you sent before signing in has expired or was already sent. Send it again.")
+		return
+	}
+	who, err := g.browserIdentity(r, rt)
+	if err != nil || (k.UserID != "" && k.UserID != who.user.ID) {
+		// Kept for someone else: never replayed under another identity.
+		g.refuse(w, r, http.StatusForbidden, "The request you sent before signing in belongs to another account.")
+		return
+	}
+	orig := r.Clone(r.Context())
+	orig.Method, orig.URL.Path, orig.URL.RawPath, orig.URL.RawQuery = k.Method, k.Path, "", k.RawQuery
+	orig.Body, orig.ContentLength = io.NopCloser(strings.NewReader(string(k.Body))), int64(len(k.Body))
+	orig.Header.Del("Content-Type")
+	if k.ContentType != "" {
+		orig.Header.Set("Content-Type", k.ContentType)
+	}
+	ru := rt.ruleFor(k.Method, k.Path)
+	v := g.check(orig, rt, ru, who, k.CreatedAt)
+	switch {
+	case v.block != "":
+		g.refuse(w, r, http.StatusForbidden, v.block)
+	case v.challenge:
+		// Still not enough (the step-up was abandoned or too weak): keep
+		// it again and ask again.
+		g.challengeBrowser(w, orig, rt, ru, who, k.Path, v)
+	default:
+		who.acrs = v.acrs
+		g.proxyTo(rt)(w, orig, who, k.Path)
+	}
+}
+
+// setRequestCookie makes r carry cookie name=value instead of any it
+// had, so the replay is judged by the session just handed over.
+func setRequestCookie(r *http.Request, name, value string) {
+	var keep []string
+	for _, c := range r.Cookies() {
+		if c.Name != name {
+			keep = append(keep, c.String())
+		}
+	}
+	keep = append(keep, (&http.Cookie{Name: name, Value: value}).String())
+	r.Header.Set("Cookie", strings.Join(keep, "; "))
+}
+
+func base64URL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

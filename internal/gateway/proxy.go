@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/stepgate/stepgate/internal/access"
+)
+
+// Identity headers sent upstream. Every incoming X-Stepgate-* header is
+// removed first, so a client can never supply its own.
+const (
+	headerPrefix    = "X-Stepgate-"
+	headerUser      = "X-Stepgate-User"
+	headerEmail     = "X-Stepgate-Email"
+	headerGroups    = "X-Stepgate-Groups"
+	headerAcr       = "X-Stepgate-Acr"
+	headerAmr       = "X-Stepgate-Amr"
+	headerAuthTime  = "X-Stepgate-Auth-Time"
+	headerAssertion = "X-Stepgate-Assertion"
+)
+
+// newProxy builds the reverse proxy of a route. Hop-by-hop headers,
+// WebSocket upgrades and streaming responses are handled by
+// httputil.ReverseProxy.
+func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.ResponseHeaderTimeout = g.Config.UpstreamTimeout.D()
+	transport.MaxIdleConnsPerHost = 256
+	return &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(rt.upstream)
+			// SetURL joins paths; the canonical path was put in In by
+			// proxyTo, so the upstream sees exactly what the rules saw.
+			pr.SetXForwarded()
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			g.Log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "err", err)
+			g.refuse(w, r, http.StatusBadGateway, "The application behind this address is not answering. Try again in a moment.")
+		},
+	}
+}
+
+// proxyTo returns the pass step that forwards to rt's upstream.
+func (g *Gateway) proxyTo(rt *route) pass {
+	return func(w http.ResponseWriter, r *http.Request, id *identity, p string) {
+		proxy := g.proxies[rt]
+		if proxy == nil {
+			g.refuse(w, r, http.StatusNotFound, "This address is served through forward-auth only.")
+			return
+		}
+		out := r.Clone(r.Context())
+		out.URL.Path, out.URL.RawPath = p, escapePath(p)
+		g.setIdentity(out.Header, rt, id)
+		proxy.ServeHTTP(w, out)
+	}
+}
+
+// stripIdentity removes every header a client could use to pose as
+// someone: X-Stepgate-* and the configured extra headers.
+func (g *Gateway) stripIdentity(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(http.CanonicalHeaderKey(k), headerPrefix) {
+			delete(h, k)
+		}
+	}
+	for _, k := range g.Config.StripHeaders {
+		h.Del(k)
+	}
+}
+
+// setIdentity replaces identity headers with the verified identity (none
+// for anonymous requests).
+func (g *Gateway) setIdentity(h http.Header, rt *route, id *identity) {
+	g.stripIdentity(h)
+	if id == nil {
+		return
+	}
+	a := g.facts(rt, id)
+	h.Set(headerUser, a.Username)
+	if a.Email != "" {
+		h.Set(headerEmail, a.Email)
+	}
+	if len(a.Groups) > 0 {
+		h.Set(headerGroups, strings.Join(a.Groups, ","))
+	}
+	h.Set(headerAcr, a.ACR)
+	h.Set(headerAmr, strings.Join(a.AMR, " "))
+	if a.AuthTime > 0 {
+		h.Set(headerAuthTime, strconv.FormatInt(a.AuthTime, 10))
+	}
+	if tok, err := g.assertion(rt, id, a); err == nil {
+		h.Set(headerAssertion, tok)
+	} else {
+		g.Log.Error("sign identity assertion", "err", err)
+	}
+}
+
+// assertionClaims are the claims of X-Stepgate-Assertion, a short-lived
+// JWT signed with Stepgate's token keys (verifiable with its JWKS), so
+// an upstream need not trust the network between it and the gateway.
+type assertionClaims struct {
+	jwt.Claims
+	Username string   `json:"preferred_username"`
+	Email    string   `json:"email,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
+	Roles    []string `json:"roles,omitempty"`
+	ACR      string   `json:"acr,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	AuthTime int64    `json:"auth_time,omitempty"`
+	ACRs     []string `json:"acrs,omitempty"`
+}
+
+// facts gathers what the headers and the assertion say about id.
+func (g *Gateway) facts(rt *route, id *identity) assertionClaims {
+	a := assertionClaims{Username: id.user.Username, Email: id.user.Email, Groups: id.user.Groups, Roles: id.user.Roles, ACRs: id.acrs}
+	a.Subject = id.user.ID
+	switch {
+	case id.token != nil:
+		a.ACR, a.AMR, a.AuthTime, a.ACRs = id.token.ACR, id.token.AMR, id.token.AuthTime, id.token.ACRs
+		if a.Username == "" {
+			a.Username, a.Subject = id.token.Subject, id.token.Subject // a service client
+		}
+	case id.sess != nil:
+		a.ACR = g.Policies.Load().Strengths().Strongest(access.Events(id.sess.Events), g.Now())
+		for _, e := range id.sess.Events {
+			for _, v := range e.AMR {
+				if !contains(a.AMR, v) {
+					a.AMR = append(a.AMR, v)
+				}
+			}
+		}
+		a.AuthTime = lastProof(id.sess).Unix()
+	}
+	return a
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// cachedAssertion is a signed assertion reused while fresh: signing is
+// the most expensive step of a proxied request, and an assertion stays
+// true while the session's proofs and the user do not change.
+type cachedAssertion struct {
+	token   string
+	expires time.Time
+}
+
+const maxCachedAssertions = 10000
+
+func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims) (string, error) {
+	now := g.Now()
+	key := rt.name + "|" + a.Subject + "|" + strconv.FormatInt(a.AuthTime, 10) + "|" + a.ACR + "|" + strings.Join(a.ACRs, ",")
+	if id.sess != nil {
+		key += "|" + id.sess.ID + "|" + strconv.Itoa(len(id.sess.Events))
+	} else if id.token != nil {
+		key += "|" + id.token.ID
+	}
+	g.mu.Lock()
+	c, ok := g.assertions[key]
+	g.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.token, nil
+	}
+	life := g.Config.AssertionLifetime.D()
+	a.Issuer, a.Audience = g.Issuer, jwt.Audience{rt.app}
+	a.IssuedAt, a.Expiry = jwt.NewNumericDate(now), jwt.NewNumericDate(now.Add(life))
+	tok, err := g.Signer.SignJWT(a)
+	if err != nil {
+		return "", err
+	}
+	g.mu.Lock()
+	if len(g.assertions) >= maxCachedAssertions {
+		clear(g.assertions) // crude but bounded: the next requests re-sign
+	}
+	// Reused for half its life, so an upstream never receives one about
+	// to expire.
+	g.assertions[key] = cachedAssertion{token: tok, expires: now.Add(life / 2)}
+	g.mu.Unlock()
+	return tok, nil
+}
