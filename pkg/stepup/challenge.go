@@ -21,6 +21,9 @@ const (
 	ErrInsufficientClaims = "insufficient_claims"
 	// ErrInvalidToken is RFC 6750's: no usable token.
 	ErrInvalidToken = "invalid_token"
+	// ErrInsufficientScope is RFC 6750's: the token lacks a scope; a new
+	// sign-in does not help, the client must ask for the scope.
+	ErrInsufficientScope = "insufficient_scope"
 )
 
 // Challenge is a bearer challenge as sent in WWW-Authenticate: what a
@@ -39,6 +42,10 @@ type Challenge struct {
 	Claims string
 	// AuthorizationURI is where to ask (Entra's authorization_uri).
 	AuthorizationURI string
+	// Scope is, with insufficient_scope, the scope the request needs
+	// (RFC 6750). AuthorizeParams leaves it out: the client adds it to
+	// the scope it already asks for.
+	Scope []string
 }
 
 // Insufficient returns RFC 9470's challenge for acrValues (and, when
@@ -93,6 +100,9 @@ func (c Challenge) String() string {
 	if c.HasMaxAge {
 		param("max_age", strconv.FormatInt(int64(c.MaxAge/time.Second), 10))
 	}
+	if len(c.Scope) > 0 {
+		param("scope", strings.Join(c.Scope, " "))
+	}
 	if c.Claims != "" {
 		param("claims", base64.StdEncoding.EncodeToString([]byte(c.Claims)))
 	}
@@ -133,6 +143,7 @@ func ParseChallenge(header string) (Challenge, error) {
 	c := Challenge{
 		Realm: params["realm"], Error: params["error"], Description: params["error_description"],
 		AuthorizationURI: params["authorization_uri"], ACRValues: strings.Fields(params["acr_values"]),
+		Scope: strings.Fields(params["scope"]),
 	}
 	if s, ok := params["max_age"]; ok {
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -167,6 +178,13 @@ func bearerParams(h string) (map[string]string, error) {
 		scheme := p.token()
 		if scheme == "" {
 			return nil, fmt.Errorf("stepup: malformed WWW-Authenticate at %q", p.rest())
+		}
+		if p.token68() {
+			// Negotiate and others carry one opaque value, not params.
+			if strings.EqualFold(scheme, "Bearer") {
+				return map[string]string{}, nil
+			}
+			continue
 		}
 		params, err := p.params()
 		if err != nil {
@@ -209,6 +227,35 @@ func (p *headerParser) token() string {
 		p.i++
 	}
 	return p.s[start:p.i]
+}
+
+// token68 consumes an RFC 9110 token68 ("abc+/==") when one follows the
+// scheme and ends the challenge (end of header or a comma); "realm=x" is
+// an auth-param, not a token68.
+func (p *headerParser) token68() bool {
+	save := p.i
+	p.skipSpace()
+	start := p.i
+	for !p.done() && (isAlnum(p.s[p.i]) || strings.IndexByte("-._~+/", p.s[p.i]) >= 0) {
+		p.i++
+	}
+	if p.i == start {
+		p.i = save
+		return false
+	}
+	for !p.done() && p.s[p.i] == '=' {
+		p.i++
+	}
+	p.skipSpace()
+	if p.done() || p.s[p.i] == ',' {
+		return true
+	}
+	p.i = save
+	return false
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // params reads "k=v, k2="v2"" up to the next challenge's scheme.

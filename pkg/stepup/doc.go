@@ -4,4 +4,20 @@
 // insufficient_user_authentication, or Entra's insufficient_claims for
 // clients that declared the cp1 capability), and it helps clients parse
 // such a challenge into their next authorization request.
+//
+// On the API side, NewVerifier reads the issuer's discovery document and
+// keys once; Verifier.Verify checks a token, and Verifier.Require wraps a
+// handler with the requirements of its route:
+//
+//	v, err := stepup.NewVerifier(ctx, "https://id.example.com", stepup.WithAudience("webapp"))
+//	...
+//	mux.Handle("GET /customers/{id}", v.Require(stepup.Context("c1"))(showCustomer))
+//
+// On the client side, ChallengeFrom reads the challenge of a 401 and
+// Challenge.AuthorizeParams gives the parameters (acr_values and max_age,
+// or claims) of the next authorization request.
+//
+// Tokens are read from the Authorization header only. Verified tokens are
+// cached until they expire, so a revocation at Stepgate takes effect here
+// at the latest at the token's exp; WithoutCache turns that off.
 package stepup
