@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +53,7 @@ type browserRig struct {
 	codes    chan url.Values
 }
 
-func newBrowserRig(t *testing.T) *browserRig {
+func newBrowserRig(t *testing.T, extra ...func(*config.Config)) *browserRig {
 	t.Helper()
 	skipWithoutChromium(t)
 	b := &browserRig{t: t, codes: make(chan url.Values, 1)}
@@ -78,6 +80,9 @@ func newBrowserRig(t *testing.T) *browserRig {
 			if cfg.OIDC.Clients[i].ID == otherClientID {
 				cfg.OIDC.Clients[i].RedirectURIs = []string{b.callback}
 			}
+		}
+		for _, f := range extra {
+			f(cfg)
 		}
 	})
 	b.ctx = newBrowser(t)
@@ -230,6 +235,89 @@ func TestBrowserPasskeys(t *testing.T) {
 	creds, _ = s.app.Store.ListCredentials(context.Background(), s.user.ID)
 	if len(creds) != 1 || creds[0].LastUsedAt.IsZero() {
 		t.Errorf("after two assertions: %+v", creds)
+	}
+}
+
+// TestBrowserGateway drives the gateway as a person would: open the
+// bank's transfer form (signing in on the way), submit it, step up with
+// TOTP, and the bank receives the original POST exactly once; then the
+// admin pages, which need a passkey, step up with one.
+func TestBrowserGateway(t *testing.T) {
+	var mu sync.Mutex
+	var transfers []string
+	bank := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/transfers/new":
+			fmt.Fprint(w, `<!doctype html><title>bank</title><form method="post" action="/transfers">`+
+				`<input id="amount" name="amount"><input id="to" name="to"><button id="send" type="submit">Send</button></form>`)
+		case r.Method == http.MethodPost && r.URL.Path == "/transfers":
+			_ = r.ParseForm()
+			mu.Lock()
+			transfers = append(transfers, r.PostForm.Encode())
+			mu.Unlock()
+			fmt.Fprintf(w, `<!doctype html><title>bank</title><p id="done">sent %s to %s for %s</p>`,
+				template.HTMLEscapeString(r.PostForm.Get("amount")), template.HTMLEscapeString(r.PostForm.Get("to")),
+				template.HTMLEscapeString(r.Header.Get("X-Stepgate-User")))
+		case strings.HasPrefix(r.URL.Path, "/admin"):
+			fmt.Fprintf(w, `<!doctype html><title>bank</title><p id="admin">admin for %s (%s)</p>`,
+				template.HTMLEscapeString(r.Header.Get("X-Stepgate-User")), template.HTMLEscapeString(r.Header.Get("X-Stepgate-Amr")))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(bank.Close)
+	var bankURL string
+	b := newBrowserRig(t, func(cfg *config.Config) {
+		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
+		bankURL = "http://bank.localhost:" + port
+		cfg.Gateway.Routes = []config.GatewayRoute{{Name: "bank", From: bankURL, To: bank.URL, Rules: []config.GatewayRule{
+			{Path: "/transfers", Methods: []string{"POST"}, Context: "c2"},
+			{Path: "/admin/*", Context: "c3", Elevation: "single-use"},
+		}}}
+	})
+	secret, _, err := b.s.app.Methods.TOTP.EnrollNow(context.Background(), b.s.user, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Open the form: the gateway sends the browser to sign in and back.
+	b.run("open the bank's transfer form", chromedp.Navigate(bankURL+"/transfers/new"))
+	b.waitFor("the sign-in page", `location.pathname === "/login"`)
+	b.run("sign in", chromedp.SendKeys(chromedp.ID("username"), testUser), chromedp.SendKeys(chromedp.ID("password"), testPassword), chromedp.Submit(chromedp.ID("password")))
+	b.waitFor("the transfer form on the bank", `location.host.startsWith("bank.localhost") && document.getElementById("send") !== null`)
+
+	// Submit it: c2 needs MFA, the step-up asks for a code, the form
+	// arrives at the bank afterwards.
+	b.run("submit the transfer", chromedp.SendKeys(chromedp.ID("amount"), "250"), chromedp.SendKeys(chromedp.ID("to"), "DE89 3704"), chromedp.Click(chromedp.ID("send")))
+	b.waitFor("the step-up page with a code field", `location.pathname === "/stepup" && document.getElementById("code") !== null`)
+	b.run("step up with TOTP", chromedp.SendKeys(chromedp.ID("code"), totpCode(t, secret, time.Now().Add(30*time.Second))), chromedp.Submit(chromedp.ID("code")))
+	b.waitFor("the bank's confirmation", `document.getElementById("done") !== null`)
+	done, _ := chromedp.Run(b.ctx, chromedp.Text(chromedp.ID("done")))
+	if done != "sent 250 to DE89 3704 for "+testUser {
+		t.Errorf("the bank says %q", done)
+	}
+	mu.Lock()
+	if len(transfers) != 1 || transfers[0] != "amount=250&to=DE89+3704" {
+		t.Errorf("the bank received %q, want the original form exactly once", transfers)
+	}
+	mu.Unlock()
+
+	// The admin pages need a passkey: enroll one, then step up with it.
+	b.run("enroll a passkey",
+		chromedp.Navigate(b.base+"/account/security"),
+		chromedp.Click(chromedp.ID("add-webauthn")),
+		chromedp.WaitVisible(chromedp.ID("webauthn-start")),
+		chromedp.Click(chromedp.ID("webauthn-start")),
+	)
+	b.waitFor("the enrolled passkey", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
+	b.run("open the admin page", chromedp.Navigate(bankURL+"/admin/"))
+	b.waitFor("the step-up page offering the passkey", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
+	b.run("step up with the passkey", chromedp.Click(chromedp.ID("webauthn-start")))
+	b.waitFor("the admin page", `document.getElementById("admin") !== null`)
+	admin, _ := chromedp.Run(b.ctx, chromedp.Text(chromedp.ID("admin")))
+	if !strings.Contains(admin, "admin for "+testUser) || !strings.Contains(admin, "hwk") {
+		t.Errorf("the admin page says %q, want alice with a passkey proof", admin)
 	}
 }
 

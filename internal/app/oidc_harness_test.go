@@ -34,14 +34,16 @@ const (
 	otherRedirect = "http://127.0.0.1:9/other/callback"
 )
 
-// testPolicies declares contexts c1 (a sign-in fresh within minutes) and
-// c2 (MFA, which a password-only user cannot reach).
+// testPolicies declares contexts c1 (a sign-in fresh within minutes),
+// c2 (MFA, which a password-only user cannot reach) and c3 (a passkey).
 const testPolicies = `
 auth_contexts:
   - id: c1
     name: Read PII
   - id: c2
     name: High-value transaction
+  - id: c3
+    name: Admin action
 policies:
   - name: c1-fresh-sign-in
     state: enabled
@@ -54,6 +56,11 @@ policies:
     users: {include: {users: [all]}}
     target: {auth_contexts: [c2]}
     grant: {controls: [mfa]}
+  - name: c3-phishing-resistant
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {auth_contexts: [c3]}
+    grant: {controls: [{strength: phishing-resistant}]}
 `
 
 // oidcServer is a running Stepgate with test clients, policies and the
