@@ -23,8 +23,8 @@ func forwarded(r *http.Request) bool { return r.Context().Value(forwardKey{}) !=
 
 // original rebuilds the request a proxy asks about from its forwarded
 // headers. Traefik and Caddy send X-Forwarded-Method/-Proto/-Host/-Uri;
-// nginx's auth_request sends X-Original-Method and X-Original-URI with
-// the original Host.
+// for nginx's auth_request the configuration sets X-Original-Method,
+// X-Original-URI and X-Forwarded-Host (see docs/gateway.md).
 func original(r *http.Request) (*http.Request, bool) {
 	h := r.Header
 	method := firstOf(h.Get("X-Forwarded-Method"), h.Get("X-Original-Method"), http.MethodGet)
