@@ -241,12 +241,19 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Serve serves HTTP on ln until ctx ends, then shuts down gracefully:
 // in-flight requests get up to server.shutdown_timeout to finish.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	// HTTP/1.1, and HTTP/2 without TLS for clients that know to use it
+	// (h2c with prior knowledge): TLS is terminated in front of Stepgate,
+	// and a load balancer speaking HTTP/2 to it keeps multiplexing.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: a.Config.Server.ReadHeaderTimeout.D(),
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+		Protocols:         &protocols,
 	}
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
