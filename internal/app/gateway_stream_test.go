@@ -112,7 +112,9 @@ func TestGatewayStreamingWebSocketsHTTP2(t *testing.T) {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	h2 := &http.Client{Transport: &http.Transport{Protocols: &p, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, network, addr) }}}
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
 	req, _ := http.NewRequest("GET", app+"/h2", nil)
 	req.Header.Set("Cookie", cookie)
 	r2, err := h2.Do(req)
