@@ -10,6 +10,7 @@ import (
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/authn/totp"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/revoke"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -114,8 +115,9 @@ func (c *cli) mfaCmds() []*cobra.Command {
 						return err
 					}
 				}
-				// A session may hold proofs made with what was just removed.
-				if _, err := st.DeleteUserSessions(ctx, u.ID); err != nil {
+				// Sessions and tokens may rest on proofs made with what was
+				// just removed: they all end now.
+				if err := revoke.New(st, nil, nil).RevokeUser(ctx, u.ID, "mfa-reset"); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "removed %d method(s) of %s and ended the user's sessions\n", len(creds), u.Username)

@@ -58,7 +58,7 @@ func (c *cli) withUsers(cmd *cobra.Command, fn func(svc *users.Service) error) e
 func (c *cli) userCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
 	cmd.AddCommand(c.userAddCmd(), c.userListCmd(), c.userShowCmd(), c.userPasswdCmd(),
-		c.userDisableCmd(true), c.userDisableCmd(false), c.userSetCmd())
+		c.userDisableCmd(true), c.userDisableCmd(false), c.userSetCmd(), c.userRevokeCmd())
 	cmd.AddCommand(c.mfaCmds()...)
 	return cmd
 }
@@ -204,6 +204,23 @@ func (c *cli) userDisableCmd(disable bool) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "user %s %s\n", args[0], done)
+				return nil
+			})
+		},
+	}
+}
+
+func (c *cli) userRevokeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "End every session of a user and invalidate the tokens they hold, at once",
+		Args:  exactArgs(1, "a username"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withUsers(cmd, func(svc *users.Service) error {
+				if err := svc.Revoke(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "revoked %s: sessions ended, tokens issued until now refused\n", args[0])
 				return nil
 			})
 		},

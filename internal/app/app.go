@@ -27,6 +27,7 @@ import (
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/revoke"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres"
@@ -59,6 +60,8 @@ type App struct {
 	Access  *access.Builder
 	Methods *Methods
 	Gateway *gateway.Gateway
+	// Revoker ends users' sessions and tokens at security events.
+	Revoker *revoke.Revoker
 	Clients *oidc.Clients
 	Keys    *oidc.KeyRing
 	OIDC    *oidc.Provider
@@ -89,6 +92,7 @@ func NewUsers(cfg config.Config, s store.Store) (*users.Service, error) {
 	a := cfg.Password.Argon2
 	h := password.NewHasher(password.Params{Time: a.Time, MemoryKiB: a.MemoryKiB, Threads: a.Threads})
 	svc := users.New(s, h, cfg.Password.MinLength)
+	svc.RevokeWith(revoke.New(s, nil, nil))
 	if cfg.Password.BreachedList != "" {
 		list, err := password.LoadBreached(cfg.Password.BreachedList)
 		if err != nil {
@@ -131,7 +135,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, Store: st, Users: svc}
+	a := &App{Config: cfg, Log: log, Store: st, Users: svc, Revoker: revoke.New(st, log, nil)}
+	svc.RevokeWith(a.Revoker)
 	a.Sessions = session.NewManager(st, session.Config{
 		CookieName:  cfg.Sessions.CookieName,
 		IdleTimeout: cfg.Sessions.IdleTimeout.D(),
@@ -150,7 +155,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Secure: secure, ClientIP: clientIP, Log: log,
 		Methods: a.Methods.Registry, Credentials: st,
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
-		RegisterCheck: a.registerCheck, Detail: credentialDetail,
+		RegisterCheck: a.registerCheck, Detail: credentialDetail, Revoke: a.Revoker.RevokeUser,
 		Passkeys: passkeys(a.Methods),
 	})
 	if err != nil {

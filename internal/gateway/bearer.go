@@ -1,11 +1,16 @@
 package gateway
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/store"
@@ -22,6 +27,11 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 		var oe *oidc.Error
 		if !errors.As(err, &oe) {
 			g.fail(w, r, err)
+			return
+		}
+		var rev *oidc.RevokedError
+		if errors.As(err, &rev) {
+			g.revokedChallenge(w, r, rt, raw, rev)
 			return
 		}
 		g.invalidToken(w, r, "the access token is invalid, expired or revoked")
@@ -93,6 +103,39 @@ func (g *Gateway) challengeAPI(w http.ResponseWriter, r *http.Request, rt *route
 	ch.Realm = "stepgate"
 	w.Header().Set("WWW-Authenticate", ch.String())
 	g.refuse(w, r, http.StatusUnauthorized, strings.ToUpper(why[:1])+why[1:]+".")
+}
+
+// revokedChallenge answers a token revoked by a security event
+// (continuous access evaluation): Entra's CAE form, a claims challenge
+// asking for a token issued after the event, for clients that handle
+// claims challenges; otherwise RFC 9470 with max_age=0, a new sign-in.
+func (g *Gateway) revokedChallenge(w http.ResponseWriter, r *http.Request, rt *route, raw string, rev *oidc.RevokedError) {
+	const why = "access was revoked by a security event; sign in again"
+	var ch stepup.Challenge
+	if rt.entra || declaresCP1(raw) {
+		b, _ := json.Marshal(map[string]any{"access_token": map[string]any{"nbf": map[string]any{
+			"essential": true, "value": strconv.FormatInt(rev.NotBefore.Unix(), 10)}}})
+		ch = stepup.Challenge{Error: stepup.ErrInsufficientClaims, Description: why, Claims: string(b), AuthorizationURI: g.Issuer + "/oauth2/authorize"}
+	} else {
+		ch = stepup.Challenge{Error: stepup.ErrInsufficientUserAuthentication, Description: why, HasMaxAge: true}
+	}
+	ch.Realm = "stepgate"
+	w.Header().Set("WWW-Authenticate", ch.String())
+	g.refuse(w, r, http.StatusUnauthorized, "Access was revoked by a security event. Sign in again.")
+}
+
+// declaresCP1 reads, without trusting it, whether a token's client
+// declared the cp1 capability: it only picks the form of the challenge,
+// and the token is refused either way.
+func declaresCP1(raw string) bool {
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
+	if err != nil {
+		return false
+	}
+	var c struct {
+		Capabilities []string `json:"xms_cc"`
+	}
+	return tok.UnsafeClaimsWithoutVerification(&c) == nil && slices.Contains(c.Capabilities, "cp1")
 }
 
 func (g *Gateway) invalidToken(w http.ResponseWriter, r *http.Request, why string) {

@@ -54,6 +54,10 @@ type Deps struct {
 	Keys     *KeyRing
 	Policies interface{ Load() *policy.Snapshot }
 	Access   AccessBuilder
+	// Revocations says whether a user's tokens issued at a time were
+	// revoked since by a security event (continuous access evaluation).
+	// Nil means nothing is ever revoked that way.
+	Revocations Revocations
 	// Methods are the registered authentication methods beyond the
 	// password, in prompt order.
 	Methods   *authn.Registry
@@ -67,6 +71,24 @@ type Deps struct {
 	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string)
 	Log       *slog.Logger
 	Now       func() time.Time
+}
+
+// Revocations answers continuous access evaluation (package revoke).
+type Revocations interface {
+	Revoked(ctx context.Context, userID string, issued time.Time) (bool, time.Time, error)
+}
+
+// RevokedError is why a token was refused when a security event (the
+// user disabled, the password changed, an administrator's revoke)
+// happened after it was issued. NotBefore is that event's time: a client
+// must get a token issued after it, which the gateway says in its
+// challenge.
+type RevokedError struct {
+	NotBefore time.Time
+}
+
+func (e *RevokedError) Error() string {
+	return "revoked by a security event at " + e.NotBefore.Format(time.RFC3339)
 }
 
 // Provider is the OpenID Provider.
@@ -226,6 +248,10 @@ func (e *Error) Error() string {
 	}
 	return e.Code + ": " + e.Description
 }
+
+// Unwrap exposes the debug cause to errors.Is and errors.As (never to
+// the client).
+func (e *Error) Unwrap() error { return e.Debug }
 
 func oauthErr(code string, status int, desc string) *Error {
 	return &Error{Code: code, Description: desc, Status: status}

@@ -336,11 +336,18 @@ func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (iss
 	if rec.ClientID != c.ID {
 		return issued{}, errInvalidGrant("the refresh token was issued to another client", nil)
 	}
-	if _, active, err := p.grantActive(ctx, rec.GrantID); err != nil || !active {
-		if err != nil {
-			return issued{}, err
-		}
+	g, active, err := p.grantActive(ctx, rec.GrantID)
+	if err != nil {
+		return issued{}, err
+	}
+	if !active {
 		return issued{}, errInvalidGrant("the grant was revoked", nil)
+	}
+	// A refresh grant from before a security event (password changed,
+	// user disabled, admin revoke) is dead: the user signs in again.
+	if err := p.checkEvents(ctx, rec.Auth.UserID, g.CreatedAt); err != nil {
+		_ = p.revokeGrant(ctx, rec.GrantID, "security-event")
+		return issued{}, errInvalidGrant("the grant was revoked by a security event; sign in again", err)
 	}
 	if s := form.Get("scope"); s != "" {
 		// A refresh may narrow the scope, never widen it.

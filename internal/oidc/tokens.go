@@ -193,28 +193,56 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, raw string) (*AccessCl
 	if c.Expiry == nil || c.ID == "" {
 		return nil, errInvalidToken(errors.New("missing exp or jti"))
 	}
-	if err := p.checkRevoked(ctx, c.ID); err != nil {
+	issued, err := p.checkRevoked(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if issued.IsZero() && c.IssuedAt != nil {
+		issued = c.IssuedAt.Time()
+	}
+	if err := p.checkEvents(ctx, c.Subject, issued); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
-func (p *Provider) checkRevoked(ctx context.Context, jti string) error {
+// checkRevoked refuses a token on the deny list or of a revoked grant,
+// and returns its grant's creation time (zero without a grant), the most
+// precise time the token's authorization was made.
+func (p *Provider) checkRevoked(ctx context.Context, jti string) (time.Time, error) {
 	revoked, err := p.jtiRevoked(ctx, jti)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if revoked {
+		return time.Time{}, errInvalidToken(errors.New("token revoked"))
+	}
+	g := grantOf(jti)
+	if g == "" {
+		return time.Time{}, nil
+	}
+	rec, active, err := p.grantActive(ctx, g)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !active {
+		return time.Time{}, errInvalidToken(errors.New("grant revoked or expired"))
+	}
+	return rec.CreatedAt, nil
+}
+
+// checkEvents refuses what was issued to userID before a security event
+// revoked it. The error wraps *RevokedError with the event's time.
+func (p *Provider) checkEvents(ctx context.Context, userID string, issued time.Time) error {
+	if p.Revocations == nil {
+		return nil
+	}
+	revoked, nbf, err := p.Revocations.Revoked(ctx, userID, issued)
 	if err != nil {
 		return err
 	}
 	if revoked {
-		return errInvalidToken(errors.New("token revoked"))
-	}
-	if g := grantOf(jti); g != "" {
-		_, active, err := p.grantActive(ctx, g)
-		if err != nil {
-			return err
-		}
-		if !active {
-			return errInvalidToken(errors.New("grant revoked or expired"))
-		}
+		return errInvalidToken(&RevokedError{NotBefore: nbf})
 	}
 	return nil
 }

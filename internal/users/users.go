@@ -47,6 +47,37 @@ type Service struct {
 	hasher    *password.Hasher
 	minLength int
 	breached  *password.Breached // nil: no list configured
+	revoker   Revoker
+}
+
+// Revoker ends a user's sessions and invalidates the tokens they hold
+// (continuous access evaluation, package revoke).
+type Revoker interface {
+	RevokeUser(ctx context.Context, userID, reason string) error
+}
+
+// RevokeWith makes critical changes (password set, account disabled)
+// revoke tokens as well as sessions.
+func (s *Service) RevokeWith(r Revoker) { s.revoker = r }
+
+// endAccess ends the user's sessions and, with a revoker, invalidates
+// their tokens.
+func (s *Service) endAccess(ctx context.Context, userID, reason string) error {
+	if s.revoker != nil {
+		return s.revoker.RevokeUser(ctx, userID, reason)
+	}
+	_, err := s.store.DeleteUserSessions(ctx, userID)
+	return err
+}
+
+// Revoke ends every session of the user and invalidates their tokens, as
+// an administrator does for a lost laptop.
+func (s *Service) Revoke(ctx context.Context, username string) error {
+	u, err := s.Get(ctx, username)
+	if err != nil {
+		return err
+	}
+	return s.endAccess(ctx, u.ID, "admin-revoke")
 }
 
 // New returns a Service. minLength is the shortest password accepted.
@@ -213,8 +244,7 @@ func (s *Service) SetPassword(ctx context.Context, username, pw string) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.store.DeleteUserSessions(ctx, u.ID)
-	return err
+	return s.endAccess(ctx, u.ID, "password-changed")
 }
 
 // SetDisabled disables or enables an account. Disabling ends every session
@@ -227,8 +257,7 @@ func (s *Service) SetDisabled(ctx context.Context, username string, disabled boo
 	if err != nil || !disabled {
 		return err
 	}
-	_, err = s.store.DeleteUserSessions(ctx, u.ID)
-	return err
+	return s.endAccess(ctx, u.ID, "disabled")
 }
 
 // Authenticate checks a username and password. Every failure looks the

@@ -246,6 +246,17 @@ func (p *Pages) removeCredential(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p.Log.InfoContext(r.Context(), "security method removed", "user", u.Username, "method", cred.Type, "credential", cred.ID)
+	// Removing a method is a critical change: whatever was signed in or
+	// issued with it stops working now (continuous access evaluation).
+	// The user signs in again, with what remains.
+	if p.Revoke != nil {
+		if err := p.Revoke(r.Context(), u.ID, "method-removed"); err != nil {
+			return err
+		}
+		p.Sessions.ClearCookie(w)
+		http.Redirect(w, r, "/login?return_to=%2Faccount%2Fsecurity", http.StatusSeeOther)
+		return nil
+	}
 	http.Redirect(w, r, "/account/security?removed", http.StatusSeeOther)
 	return nil
 }

@@ -66,6 +66,9 @@ type Deps struct {
 	// conditional access policies): nil when nothing, or the methods
 	// that would satisfy it. blocked means registration is refused.
 	RegisterCheck func(r *http.Request, u store.User, s store.Session) (methods []string, blocked bool)
+	// Revoke ends a user's sessions and tokens after a critical change
+	// (a sign-in method removed).
+	Revoke func(ctx context.Context, userID, reason string) error
 	// Passkeys, when set, offers passwordless sign-in on the sign-in
 	// page.
 	Passkeys PasskeyLogin

@@ -1,0 +1,111 @@
+// Package revoke is continuous access evaluation: when something
+// critical happens to a user — disabled, password changed or reset, all
+// sessions revoked by an administrator, user risk raised to high, a
+// sign-in method removed — everything the user holds stops working at
+// once, not when it would have expired.
+//
+// Sessions are deleted. Tokens cannot be deleted (they are signed and may
+// sit in any cache), so the user gets a "not before" time instead: every
+// check of an access token or refresh grant issued before it fails, and
+// the gateway answers API clients with a challenge naming the time.
+package revoke
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// keep is how long a not-before record lives: longer than any refresh
+// grant or token it must outlast.
+const keep = 90 * 24 * time.Hour
+
+// Store is what revocation touches.
+type Store interface {
+	store.KV
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+}
+
+// Revoker revokes users' sessions and tokens.
+type Revoker struct {
+	st  Store
+	log *slog.Logger
+	now func() time.Time
+}
+
+// New returns a Revoker.
+func New(st Store, log *slog.Logger, now func() time.Time) *Revoker {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Revoker{st: st, log: log, now: now}
+}
+
+func key(userID string) string { return "revoke/not-before/" + userID }
+
+// RevokeUser ends every session of userID and makes every token issued
+// before now invalid. reason is logged ("disabled", "password-changed",
+// "admin-revoke", "risk-high", "method-removed").
+func (r *Revoker) RevokeUser(ctx context.Context, userID, reason string) error {
+	now := r.now().UTC()
+	v := []byte(strconv.FormatInt(now.UnixMicro(), 10))
+	_, err := r.st.UpdateKV(ctx, key(userID), func(old []byte) ([]byte, error) {
+		// Never move the time back: a later event keeps its later time.
+		if prev, err := strconv.ParseInt(string(old), 10, 64); err == nil && prev > now.UnixMicro() {
+			return old, nil
+		}
+		return v, nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		_, err = r.st.CreateKV(ctx, key(userID), v, now.Add(keep))
+		if errors.Is(err, store.ErrConflict) {
+			return r.RevokeUser(ctx, userID, reason)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("revoke user %s: %w", userID, err)
+	}
+	n, err := r.st.DeleteUserSessions(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("revoke user %s: %w", userID, err)
+	}
+	r.log.InfoContext(ctx, "user access revoked", "user_id", userID, "reason", reason, "sessions", n, "not_before", now)
+	return nil
+}
+
+// NotBefore is the time before which userID's tokens are invalid; zero
+// when nothing was revoked.
+func (r *Revoker) NotBefore(ctx context.Context, userID string) (time.Time, error) {
+	e, err := r.st.GetKV(ctx, key(userID))
+	if errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	us, err := strconv.ParseInt(string(e.Value), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("revocation record of %s is corrupt", userID)
+	}
+	return time.UnixMicro(us).UTC(), nil
+}
+
+// Revoked reports whether something issued at issued predates userID's
+// not-before time. Callers pass the most precise issue time they have
+// (a grant's creation time, to the microsecond); a token's iat is whole
+// seconds, which rounds down and so errs on the side of revoking.
+func (r *Revoker) Revoked(ctx context.Context, userID string, issued time.Time) (bool, time.Time, error) {
+	nbf, err := r.NotBefore(ctx, userID)
+	if err != nil || nbf.IsZero() {
+		return false, nbf, err
+	}
+	return issued.Before(nbf), nbf, nil
+}

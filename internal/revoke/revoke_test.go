@@ -1,0 +1,54 @@
+package revoke
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/sqlite"
+)
+
+func TestRevokeUser(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 500_000_000, time.UTC)
+	r := New(st, nil, func() time.Time { return now })
+	if _, err := st.CreateSession(ctx, store.Session{ID: "s1", UserID: "u1", ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if revoked, _, _ := r.Revoked(ctx, "u1", now.Add(-time.Hour)); revoked {
+		t.Fatal("a user nothing happened to has revoked tokens")
+	}
+	if err := r.RevokeUser(ctx, "u1", "password-changed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetSession(ctx, "s1"); err == nil {
+		t.Fatal("the session survived the revocation")
+	}
+	for _, tc := range []struct {
+		issued time.Time
+		want   bool
+	}{
+		{now.Add(-time.Hour), true},
+		{now.Truncate(time.Second), true}, // a whole-second iat in the event's second rounds down: revoked
+		{now.Add(time.Millisecond), false},
+		{now.Add(time.Second).Truncate(time.Second), false},
+	} {
+		if got, _, err := r.Revoked(ctx, "u1", tc.issued); err != nil || got != tc.want {
+			t.Errorf("Revoked(issued %s) = %v, %v; want %v", tc.issued, got, err, tc.want)
+		}
+	}
+	// An earlier clock never moves the time back.
+	earlier := New(st, nil, func() time.Time { return now.Add(-time.Minute) })
+	if err := earlier.RevokeUser(ctx, "u1", "risk-high"); err != nil {
+		t.Fatal(err)
+	}
+	if nbf, _ := r.NotBefore(ctx, "u1"); !nbf.Equal(now.Truncate(time.Microsecond)) {
+		t.Fatalf("not-before moved to %s", nbf)
+	}
+}
