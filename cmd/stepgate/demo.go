@@ -114,7 +114,9 @@ func runDemo(ctx context.Context, d demoRun) error {
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = bankSrv.Shutdown(shut)
-		<-bankDone
+		if err := <-bankDone; !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("the demo bank stopped", "err", err)
+		}
 	}()
 
 	printDemo(d, cfg.Server.Issuer, bankURL, bankLn.Addr().String(), seeded)

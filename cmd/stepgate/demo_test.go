@@ -121,8 +121,9 @@ func TestDemoWalkThrough(t *testing.T) {
 
 	b := demoBrowser(ln.Addr().String())
 	steps := 0
-	// walk follows redirects as a browser does, signing in as alice and
-	// stepping up with her authenticator app when Stepgate asks.
+	user := "alice"
+	// walk follows redirects as a browser b does, signing in as user and
+	// stepping up with alice's authenticator app when Stepgate asks.
 	walk := func(resp *http.Response, body string) (*http.Response, string) {
 		t.Helper()
 		for range 12 {
@@ -141,7 +142,7 @@ func TestDemoWalkThrough(t *testing.T) {
 					t.Fatalf("the sign-in page has no form:\n%s", page)
 				}
 				resp, body = demoDo(t, b, "POST", base+"/login", url.Values{"csrf_token": {csrf[1]},
-					"username": {"alice"}, "password": {"alice-demo-password"}, "return_to": {loc.Query().Get("return_to")}})
+					"username": {user}, "password": {user + "-demo-password"}, "return_to": {loc.Query().Get("return_to")}})
 			case strings.HasPrefix(loc.String(), base+"/stepup"):
 				steps++
 				if loc.Query().Get("methods") != "totp" {
@@ -167,8 +168,8 @@ func TestDemoWalkThrough(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `<dd id="user">alice (alice@bank.example)</dd>`) || !strings.Contains(body, "Current account") {
 		t.Fatalf("accounts after signing in: %d\n%s", resp.StatusCode, body)
 	}
-	if steps != 0 {
-		t.Fatalf("the accounts page asked for %d step-ups, want none", steps)
+	if steps != 0 || !strings.Contains(body, "<dd>pwd</dd>") {
+		t.Fatalf("the accounts page asked for %d step-ups, want none, and should show amr pwd:\n%s", steps, body)
 	}
 
 	// 2. Make a transfer: the form needs only the sign-in, sending it
@@ -199,6 +200,25 @@ func TestDemoWalkThrough(t *testing.T) {
 		t.Fatalf("alice on the admin pages: %d\n%s", resp.StatusCode, body)
 	}
 
+	// bob has a password only: the contexts are out of his reach.
+	b, user = demoBrowser(ln.Addr().String()), "bob"
+	walk(demoDo(t, b, "GET", bank+"/", nil))
+	_, form = demoDo(t, b, "GET", bank+"/transfers/new", nil)
+	token = bankFormRe.FindStringSubmatch(form)
+	if token == nil {
+		t.Fatalf("bob's transfer form has no token:\n%s", form)
+	}
+	for _, req := range []struct{ method, path string }{{"POST", "/transfers"}, {"GET", "/customers/"}, {"GET", "/admin/"}} {
+		var form url.Values
+		if req.method == "POST" {
+			form = url.Values{"amount": {"1"}, "to": {"DE89370400440532013000"}, "csrf": {token[1]}}
+		}
+		resp, body = walk(demoDo(t, b, req.method, bank+req.path, form))
+		if resp.StatusCode != http.StatusForbidden || steps != 1 {
+			t.Errorf("bob %s %s: %d after %d step-ups, want 403 and no step-up\n%s", req.method, req.path, resp.StatusCode, steps, body)
+		}
+	}
+
 	// 5. The public rates need nothing at all.
 	anon := demoBrowser(ln.Addr().String())
 	resp, body = demoDo(t, anon, "GET", bank+"/public/rates", nil)
@@ -216,12 +236,20 @@ func TestDemoWalkThrough(t *testing.T) {
 		}
 	}
 
-	// 7. The README's curl lines: a service token for the bank's API is
-	// challenged for c2 on a transfer.
+	// 7. The README's curl lines: without a token, an API client is told
+	// to sign in; a service token for the bank's API reads the accounts
+	// and is challenged for c2 on a transfer.
+	resp, _ = demoDo(t, anon, "GET", bank+"/", nil, "Accept", "application/json")
+	if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(ch, `error="invalid_token"`) {
+		t.Fatalf("API request without a token: %d %q", resp.StatusCode, ch)
+	}
 	resp, body = demoDo(t, anon, "POST", base+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", basicAuth(demo.BankApp, demo.BankClientSecret))
 	tok := regexp.MustCompile(`"access_token":"([^"]+)"`).FindStringSubmatch(body)
 	if resp.StatusCode != http.StatusOK || tok == nil {
 		t.Fatalf("client_credentials token: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := demoDo(t, anon, "GET", bank+"/", nil, "Authorization", "Bearer "+tok[1]); resp.StatusCode != http.StatusOK {
+		t.Fatalf("API read with a service token: %d", resp.StatusCode)
 	}
 	resp, _ = demoDo(t, anon, "POST", bank+"/transfers", url.Values{"amount": {"250"}, "to": {"DE89370400440532013000"}}, "Authorization", "Bearer "+tok[1])
 	if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized ||
