@@ -60,7 +60,7 @@ func (c *cli) root() *cobra.Command {
 	pf.StringVar(&c.configPath, "config", "", "configuration file (YAML)")
 	pf.StringVar(&c.flags.DataDir, "data-dir", "", "data directory for the embedded database (default ./stepgate-data)")
 	pf.StringVar(&c.flags.LogFormat, "log-format", "", "log format: text or json")
-	root.AddCommand(c.serveCmd(), c.versionCmd(), c.userCmd(), c.groupCmd(), c.roleCmd(),
+	root.AddCommand(c.serveCmd(), c.demoCmd(), c.versionCmd(), c.userCmd(), c.groupCmd(), c.roleCmd(),
 		c.clientCmd(), c.keysCmd(), c.policyCmd(), c.whatifCmd())
 	return root
 }

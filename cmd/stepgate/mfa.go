@@ -10,6 +10,7 @@ import (
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/authn/totp"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/demo"
 	"github.com/stepgate/stepgate/internal/revoke"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -57,11 +58,22 @@ func (c *cli) mfaCmds() []*cobra.Command {
 	}
 	totpCmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
+	var inDemo bool
 	codeCmd := &cobra.Command{
-		Use:   "totp-code NAME",
+		Use:   "totp-code NAME [--demo]",
 		Short: "Print the current code of a user's authenticator app (for demos and automated tests; it is what the app shows)",
 		Args:  exactArgs(1, "a username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if inDemo {
+				if c.flags.DataDir != "" || c.configPath != "" {
+					return usageError{errors.New("--demo stands for --data-dir " + demo.DefaultDataDir + "; give one or the other")}
+				}
+				dir, err := demoDataDir()
+				if err != nil {
+					return err
+				}
+				c.flags.DataDir = dir
+			}
 			return c.withMethods(cmd, args[0], func(st store.Store, m *app.Methods, u store.User) error {
 				creds, err := st.ListCredentials(cmd.Context(), u.ID)
 				if err != nil {
@@ -80,6 +92,8 @@ func (c *cli) mfaCmds() []*cobra.Command {
 			})
 		},
 	}
+
+	codeCmd.Flags().BoolVar(&inDemo, "demo", false, "use the data of \"stepgate demo\" in "+demo.DefaultDataDir)
 
 	recoveryCmd := &cobra.Command{
 		Use:   "recovery-codes NAME",

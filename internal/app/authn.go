@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -71,6 +72,15 @@ func NewMethods(cfg config.Config, st store.Store, log *slog.Logger, sessionUser
 		methods = append(methods, m.WebAuthn)
 	}
 	throttle := authn.NewThrottle(st, nil)
+	if sessionUser == nil {
+		// The command line serves no push device routes, so this is never
+		// asked; push.New refuses a nil one, which used to break every
+		// "stepgate user" command that builds the methods (totp,
+		// totp-code, recovery-codes, reset-mfa).
+		sessionUser = func(*http.Request) (string, error) {
+			return "", errors.New("no signed-in user: the command line serves no pages")
+		}
+	}
 	if m.Push, err = push.New(push.Options{
 		Creds: st, KV: st, SessionUser: sessionUser, Secure: strings.HasPrefix(cfg.Server.Issuer, "https://"),
 		Throttle: throttle, Log: log,

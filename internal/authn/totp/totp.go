@@ -216,6 +216,17 @@ func (m *Method) match(secret, code string) (int64, bool) {
 // totp-code" in the demo and for tests; it never leaves the server
 // otherwise.
 func (m *Method) Code(u store.User, c store.Credential) (string, error) {
+	secret, err := m.Secret(u, c)
+	if err != nil {
+		return "", err
+	}
+	return totp.GenerateCodeCustom(secret, m.now(), opts)
+}
+
+// Secret returns the base32 secret of u's registered app c, as shown at
+// registration: the demo prints it again on every start, so a reader can
+// load it into an authenticator app whenever they like.
+func (m *Method) Secret(u store.User, c store.Credential) (string, error) {
 	var d data
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return "", err
@@ -224,7 +235,7 @@ func (m *Method) Code(u store.User, c store.Credential) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return totp.GenerateCodeCustom(string(secret), m.now(), opts)
+	return string(secret), nil
 }
 
 // EnrollNow registers an authenticator app without the confirming first

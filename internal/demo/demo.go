@@ -1,0 +1,116 @@
+// Package demo is "stepgate demo": a complete Stepgate with seeded users,
+// policies and a protected sample bank, running with nothing else
+// installed. It builds the configuration, seeds the store and serves the
+// bank; the command line wires them to a running Stepgate.
+package demo
+
+import (
+	_ "embed"
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/stepgate/stepgate/internal/config"
+)
+
+// DefaultDataDir is where the demo keeps its data unless --data-dir says
+// otherwise. It is kept between runs, so a second run finds alice's
+// authenticator app where the first left it, and "stepgate user
+// totp-code alice --demo" finds the demo without being told where.
+const DefaultDataDir = "./stepgate-demo-data"
+
+// PolicyFile is the name of the policy file the demo writes into its data
+// directory.
+const PolicyFile = "demo-policies.yaml"
+
+// Route and client of the bank: the gateway route's app and the OIDC
+// client share the id, so a token issued to the client is a token for
+// the bank's API.
+const (
+	BankApp = "bank"
+	// BankClientSecret is fixed so the walk-through can print the curl
+	// lines; the demo only listens on loopback.
+	BankClientSecret = "bank-demo-client-secret-for-local-use-only"
+)
+
+// User is a demo account.
+type User struct {
+	Username, Password, Email, DisplayName string
+	Groups                                 []string
+	// About says what the account shows off.
+	About string
+}
+
+// Users are the demo accounts. The passwords are fixed so they can be
+// printed and written in the README; they pass the password policy.
+var Users = []User{
+	{Username: "alice", Password: "alice-demo-password", Email: "alice@bank.example", DisplayName: "Alice Adams",
+		About: "password + authenticator app (TOTP)"},
+	{Username: "bob", Password: "bob-demo-password", Email: "bob@bank.example", DisplayName: "Bob Brown",
+		About: "password only"},
+	{Username: "admin", Password: "admin-demo-password", Email: "admin@bank.example", DisplayName: "Ada Admin",
+		Groups: []string{AdminGroup}, About: "password, group admins; add a passkey on the security page"},
+}
+
+// AdminGroup is the group whose members may open the bank's admin pages.
+const AdminGroup = "admins"
+
+// policies is the demo's policy set, written to the data directory so a
+// reader can open it, change it and reload with SIGHUP.
+//
+//go:embed policies.yaml
+var policies []byte
+
+// Params are what the demo's configuration depends on.
+type Params struct {
+	// Listen is the address Stepgate's listener is bound to
+	// (127.0.0.1:PORT); the issuer and the bank's public address use
+	// its port.
+	Listen  string
+	DataDir string
+	// BankUpstream is where the bank app listens, http://127.0.0.1:PORT.
+	BankUpstream string
+	LogFormat    string
+}
+
+// Config returns the demo's configuration: the built-in defaults, the
+// issuer http://localhost:PORT, the bank behind the gateway at
+// http://bank.localhost:PORT (browsers resolve *.localhost to this
+// machine), the bank's API client, and the policy file in the data
+// directory. No file or environment variable is read: the demo runs the
+// same everywhere.
+func Config(p Params) (config.Config, error) {
+	_, port, err := net.SplitHostPort(p.Listen)
+	if err != nil {
+		return config.Config{}, fmt.Errorf("demo listen address %q: %w", p.Listen, err)
+	}
+	cfg, _, err := config.Resolve("", config.Flags{
+		Listen: p.Listen, DataDir: p.DataDir, Issuer: "http://localhost:" + port, LogFormat: p.LogFormat,
+	}, nil)
+	if err != nil {
+		return config.Config{}, err
+	}
+	cfg.Policy.Files = []string{PolicyPath(p.DataDir)}
+	cfg.OIDC.Clients = []config.OIDCClient{{
+		ID: BankApp, Name: "Demo bank API", Secret: BankClientSecret, GrantTypes: []string{"client_credentials"},
+	}}
+	cfg.Gateway.Routes = []config.GatewayRoute{{
+		Name: BankApp, From: BankURL(port), To: p.BankUpstream,
+		Rules: []config.GatewayRule{
+			{Path: "/transfers", Methods: []string{"POST"}, Context: "c2"},
+			{Path: "/admin/*", Context: "c3", Elevation: "single-use"},
+			{Path: "/customers/*", Context: "c1"},
+			{Path: "/public/*", Allow: "anonymous"},
+		},
+	}}
+	if probs := cfg.Validate(); len(probs) > 0 {
+		return config.Config{}, &config.Errors{Problems: probs}
+	}
+	return cfg, nil
+}
+
+// BankURL is the bank's public address for Stepgate's port.
+func BankURL(port string) string { return "http://bank.localhost:" + port }
+
+// PolicyPath is the demo policy file in dataDir.
+func PolicyPath(dataDir string) string { return filepath.Join(dataDir, PolicyFile) }

@@ -1,0 +1,178 @@
+package demo
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/config"
+)
+
+func testConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg, err := Config(Params{Listen: "127.0.0.1:18080", DataDir: t.TempDir(), BankUpstream: "http://127.0.0.1:9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Password.Argon2 = config.Argon2{Time: 1, MemoryKiB: 7168, Threads: 1} // the cheapest valid cost, for speed
+	return cfg
+}
+
+// TestSeedTwice: a second run over the same data keeps everything as the
+// first left it, with no error and nothing doubled, and the policies the
+// seed wrote compile against the seeded store.
+func TestSeedTwice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := testConfig(t)
+	log := slog.New(slog.DiscardHandler)
+	first, err := Seed(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Seed(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("seeding again: %v", err)
+	}
+	if first.AliceTOTPSecret == "" || second.AliceTOTPSecret != first.AliceTOTPSecret {
+		t.Fatalf("alice's TOTP secret: first %q, then %q; want the same one", first.AliceTOTPSecret, second.AliceTOTPSecret)
+	}
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("the demo's policies do not load: %v", err)
+	}
+	defer a.Close()
+	list, err := a.Users.List(ctx)
+	if err != nil || len(list) != len(Users) {
+		t.Fatalf("users after two seeds: %d (%v), want %d", len(list), err, len(Users))
+	}
+	admin, err := a.Users.Get(ctx, "admin")
+	if err != nil || !slices.Contains(admin.Groups, AdminGroup) {
+		t.Fatalf("admin's groups: %v (%v)", admin.Groups, err)
+	}
+	alice, _ := a.Users.Get(ctx, "alice")
+	creds, err := a.Store.ListCredentials(ctx, alice.ID)
+	if err != nil || len(creds) != 1 {
+		t.Fatalf("alice has %d methods (%v), want her one authenticator app", len(creds), err)
+	}
+	if _, err := a.Users.Authenticate(ctx, "bob", "bob-demo-password"); err != nil {
+		t.Fatalf("bob's demo password: %v", err)
+	}
+	if n := len(a.Policies.Load().Policies()); n != 5 {
+		t.Fatalf("%d demo policies loaded, want 5", n)
+	}
+}
+
+// TestBankVerify: the bank believes only assertions Stepgate signed for
+// it, that are current, and signed with a pinned asymmetric algorithm.
+func TestBankVerify(t *testing.T) {
+	t.Parallel()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	}))
+	defer jwks.Close()
+	now := time.Now()
+	b, err := NewBank(BankOptions{Issuer: "http://localhost:1", JWKSURL: jwks.URL, Audience: BankApp, PublicURL: "http://bank.localhost:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(priv any, alg jose.SignatureAlgorithm, kid string, c Identity) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: kid}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := jwt.Signed(s).Claims(c).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	good := Identity{Username: "alice", ACR: "mfa", Claims: jwt.Claims{Subject: "u1", Issuer: "http://localhost:1", Audience: jwt.Audience{BankApp},
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))}}
+	with := func(f func(*Identity)) Identity { c := good; f(&c); return c }
+	for _, tc := range []struct {
+		name, header string
+		ok           bool
+	}{
+		{"ok/signed-for-the-bank", sign(key, jose.ES256, "k1", good), true},
+		{"fail/no-assertion", "", false},
+		{"fail/not-a-jwt", "alice", false},
+		{"fail/unknown-key", sign(other, jose.ES256, "k2", good), false},
+		{"fail/known-kid-wrong-key", sign(other, jose.ES256, "k1", good), false},
+		{"fail/hmac", sign([]byte("0123456789abcdef0123456789abcdef"), jose.HS256, "k1", good), false},
+		{"fail/another-app", sign(key, jose.ES256, "k1", with(func(c *Identity) { c.Audience = jwt.Audience{"payroll"} })), false},
+		{"fail/another-issuer", sign(key, jose.ES256, "k1", with(func(c *Identity) { c.Issuer = "http://evil.localhost" })), false},
+		{"fail/expired", sign(key, jose.ES256, "k1", with(func(c *Identity) { c.Expiry = jwt.NewNumericDate(now.Add(-time.Minute)) })), false},
+		{"fail/nobody", sign(key, jose.ES256, "k1", with(func(c *Identity) { c.Username = "" })), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			if tc.header != "" {
+				r.Header.Set(assertionHeader, tc.header)
+			}
+			r.Header.Set("X-Stepgate-User", "alice") // never believed on its own
+			w := httptest.NewRecorder()
+			b.ServeHTTP(w, r)
+			if got := w.Code == http.StatusOK; got != tc.ok {
+				t.Fatalf("status %d, want ok=%v\n%s", w.Code, tc.ok, w.Body)
+			}
+			if tc.ok && !strings.Contains(w.Body.String(), `<dd id="user">alice</dd>`) {
+				t.Fatalf("the accounts page does not name alice:\n%s", w.Body)
+			}
+		})
+	}
+}
+
+// TestBankTransferForm: a transfer needs the form's token, unless it
+// comes from an API client with a bearer token, and valid values.
+func TestBankTransferForm(t *testing.T) {
+	t.Parallel()
+	b, err := NewBank(BankOptions{Issuer: "http://localhost:1", Audience: BankApp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := &Identity{Username: "alice", Claims: jwt.Claims{Subject: "u1"}}
+	token := b.formToken(id)
+	for _, tc := range []struct {
+		name, form, auth string
+		want             int
+	}{
+		{"ok/form", "amount=250.00&to=DE89+3704+0044+0532+0130+00&csrf=" + token, "", http.StatusOK},
+		{"ok/api", "amount=5&to=DE89370400440532013000", "Bearer x", http.StatusOK},
+		{"fail/no-token", "amount=250&to=DE89370400440532013000", "", http.StatusBadRequest},
+		{"fail/another-users-token", "amount=250&to=DE89370400440532013000&csrf=" + b.formToken(&Identity{Claims: jwt.Claims{Subject: "u2"}}), "", http.StatusBadRequest},
+		{"fail/zero", "amount=0.00&to=DE89370400440532013000&csrf=" + token, "", http.StatusBadRequest},
+		{"fail/markup", "amount=1&to=%3Cscript%3E&csrf=" + token, "", http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/transfers", strings.NewReader(tc.form))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.auth != "" {
+				r.Header.Set("Authorization", tc.auth)
+			}
+			w := httptest.NewRecorder()
+			b.transfer(w, r, id)
+			if w.Code != tc.want {
+				t.Fatalf("status %d, want %d\n%s", w.Code, tc.want, w.Body)
+			}
+			if strings.Contains(w.Body.String(), "<script>") {
+				t.Fatal("posted markup was echoed unescaped")
+			}
+		})
+	}
+}

@@ -1,0 +1,93 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/authn/totp"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/users"
+)
+
+// Seeded is what seeding leaves for the reader to use.
+type Seeded struct {
+	// AliceTOTPSecret is the base32 secret of alice's authenticator app.
+	AliceTOTPSecret string
+}
+
+// Seed makes the store in cfg's data directory hold the demo: the
+// admins group, the demo users, alice's authenticator app and the
+// policy file. It is idempotent: what exists is kept as it is (a second
+// run does not reset passwords or register a second app), so the demo
+// can be stopped and started again over the same data.
+func Seed(ctx context.Context, cfg config.Config, log *slog.Logger) (Seeded, error) {
+	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
+		return Seeded{}, fmt.Errorf("create the demo data directory: %w", err)
+	}
+	// Written on every start: the policies belong to this version of the
+	// demo, like its routes, which are not stored either.
+	if err := os.WriteFile(PolicyPath(cfg.Server.DataDir), policies, 0o600); err != nil {
+		return Seeded{}, fmt.Errorf("write the demo policies: %w", err)
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return Seeded{}, err
+	}
+	defer st.Close()
+	svc, err := app.NewUsers(cfg, st)
+	if err != nil {
+		return Seeded{}, err
+	}
+	if _, err := svc.AddGroup(ctx, store.Group{Name: AdminGroup, DisplayName: "Bank administrators"}); err != nil && !errors.Is(err, users.ErrExists) {
+		return Seeded{}, fmt.Errorf("add group %s: %w", AdminGroup, err)
+	}
+	for _, u := range Users {
+		_, err := svc.Get(ctx, u.Username)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, users.ErrUnknownUser) {
+			return Seeded{}, err
+		}
+		if _, err := svc.Add(ctx, users.NewUser{
+			Username: u.Username, Password: u.Password, Email: u.Email, DisplayName: u.DisplayName, Groups: u.Groups,
+		}); err != nil {
+			return Seeded{}, fmt.Errorf("add demo user %s: %w", u.Username, err)
+		}
+	}
+	m, err := app.NewMethods(cfg, st, log, nil)
+	if err != nil {
+		return Seeded{}, err
+	}
+	secret, err := totpSecret(ctx, st, m, "alice")
+	if err != nil {
+		return Seeded{}, fmt.Errorf("alice's authenticator app: %w", err)
+	}
+	return Seeded{AliceTOTPSecret: secret}, nil
+}
+
+// totpSecret returns the secret of the user's authenticator app,
+// registering one when the user has none (the first run, or after
+// "stepgate user reset-mfa").
+func totpSecret(ctx context.Context, st store.Store, m *app.Methods, username string) (string, error) {
+	u, err := st.GetUserByName(ctx, username)
+	if err != nil {
+		return "", err
+	}
+	creds, err := st.ListCredentials(ctx, u.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range creds {
+		if c.Type == totp.Name {
+			return m.TOTP.Secret(u, c)
+		}
+	}
+	secret, _, err := m.TOTP.EnrollNow(ctx, u, "Demo authenticator app")
+	return secret, err
+}
