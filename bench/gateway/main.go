@@ -1,0 +1,259 @@
+// Command gatewaybench measures the gateway against a direct upstream and
+// against nginx as a plain reverse proxy, in one run on one machine: the
+// upstream alone, nginx in front of it, Stepgate's gateway in front of it
+// (a browser session, then a bearer token), and the forward-auth decision
+// alone. Everything listens on 127.0.0.1 with random ports; each scenario
+// first checks one response, so a broken path cannot post good numbers.
+//
+//	go run ./bench/gateway [-duration 8s] [-conns 32] [-cpuprofile gw.pprof]
+//
+// The load generator runs in this process and shares the machine's cores
+// with everything it measures.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+var errOut io.Writer = os.Stderr
+
+func main() {
+	duration := flag.Duration("duration", 8*time.Second, "how long to measure each scenario")
+	conns := flag.Int("conns", 32, "concurrent keep-alive connections")
+	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the gateway-session scenario to this file")
+	flag.Parse()
+	if *duration <= 0 || *duration > 5*time.Minute || *conns < 1 || *conns > 4096 {
+		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m] and -conns in [1, 4096]")
+		os.Exit(2)
+	}
+	if err := run(*duration, *conns, *only, *cpuprofile); err != nil {
+		fmt.Fprintln(errOut, "gatewaybench:", err)
+		os.Exit(1)
+	}
+}
+
+// upstreamBody is the upstream's answer: small, like a JSON API reply.
+const upstreamBody = "hello from the upstream application\n"
+
+// probePath makes the upstream echo the identity it received, so the
+// check before each gateway scenario sees what the application sees.
+const probePath = "/.bench/probe"
+
+func upstreamHandler(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	if r.URL.Path == probePath {
+		_, _ = io.WriteString(w, "user="+r.Header.Get("X-Stepgate-User")+" assertion="+fmt.Sprint(r.Header.Get("X-Stepgate-Assertion") != ""))
+		return
+	}
+	_, _ = io.WriteString(w, upstreamBody)
+}
+
+// scenario is one row of the table.
+type scenario struct {
+	name string
+	t    target
+	// check validates one response (nil: any 200), or why the scenario
+	// could not run at all.
+	check   func(*http.Response, string) error
+	skipped string
+	res     result
+}
+
+func run(duration time.Duration, conns int, only, cpuprofile string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "gatewaybench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, sub := range []string{"nginx", "stepgate"} {
+		if err := os.Mkdir(dir+"/"+sub, 0o700); err != nil {
+			return err
+		}
+	}
+
+	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	up := &http.Server{Handler: http.HandlerFunc(upstreamHandler), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = up.Serve(upLn) }()
+	defer up.Close()
+	upAddr := upLn.Addr().String()
+
+	sg, err := startStepgate(ctx, dir+"/stepgate", "http://"+upAddr)
+	if err != nil {
+		return fmt.Errorf("start stepgate: %w", err)
+	}
+	defer sg.stop()
+	b := sg.browser()
+	if err := sg.signIn(b); err != nil {
+		return fmt.Errorf("sign in through the gateway: %w", err)
+	}
+	if err := sg.fetchToken(b); err != nil {
+		return fmt.Errorf("get a token for client bank: %w", err)
+	}
+	bankHost := strings.TrimPrefix(sg.bank, "http://")
+
+	identityCheck := func(resp *http.Response, body string) error {
+		if want := "user=" + benchUser + " assertion=true"; body != want {
+			return fmt.Errorf("the upstream saw %q, want %q", body, want)
+		}
+		return nil
+	}
+	cookie := http.Header{"Cookie": {"stepgate_gw=" + sg.cookie}}
+	scenarios := []*scenario{
+		{name: "upstream direct", t: target{addr: upAddr, url: "http://" + upAddr + "/"}},
+		{name: "nginx plain proxy", t: target{url: "http://bank.localhost/"}},
+		{name: "gateway, session cookie", t: target{addr: sg.addr, url: sg.bank + "/", header: cookie}, check: identityCheck},
+		{name: "gateway, bearer token", t: target{addr: sg.addr, url: sg.bank + "/", header: http.Header{"Authorization": {"Bearer " + sg.token}}}, check: identityCheck},
+		{name: "forward-auth decision", t: target{addr: sg.addr, url: sg.base + "/gateway/forward-auth", header: http.Header{
+			"Cookie": cookie["Cookie"], "X-Forwarded-Method": {"GET"}, "X-Forwarded-Host": {bankHost}, "X-Forwarded-Uri": {"/"},
+		}}, check: func(resp *http.Response, _ string) error {
+			if u := resp.Header.Get("X-Stepgate-User"); u != benchUser || resp.Header.Get("X-Stepgate-Assertion") == "" {
+				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, benchUser)
+			}
+			return nil
+		}},
+	}
+	if only != "" {
+		scenarios = selectScenarios(scenarios, only)
+	}
+
+	for _, sc := range scenarios {
+		if sc.name == "nginx plain proxy" {
+			ng, err := startNginx(dir+"/nginx", upAddr)
+			if errors.Is(err, errNoNginx) {
+				sc.skipped = "nginx: " + err.Error()
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			sc.t.addr = ng.addr
+			err = measureScenario(sc, conns, duration, "")
+			ng.stop()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		prof := ""
+		if sc.name == "gateway, session cookie" {
+			prof = cpuprofile
+		}
+		if err := measureScenario(sc, conns, duration, prof); err != nil {
+			return err
+		}
+	}
+	report(scenarios, conns, duration)
+	return nil
+}
+
+func selectScenarios(all []*scenario, only string) []*scenario {
+	var out []*scenario
+	for _, sc := range all {
+		for _, w := range strings.Split(only, ",") {
+			if w = strings.TrimSpace(w); w != "" && strings.Contains(sc.name, w) {
+				out = append(out, sc)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// measureScenario checks one response, then loads the scenario.
+func measureScenario(sc *scenario, conns int, duration time.Duration, cpuprofile string) error {
+	probe := sc.t
+	if sc.check != nil && !strings.Contains(probe.url, "/gateway/") {
+		probe.url = strings.TrimSuffix(probe.url, "/") + probePath
+	}
+	if err := checkOnce(probe, sc.check); err != nil {
+		return fmt.Errorf("%s: %w", sc.name, err)
+	}
+	fmt.Fprintf(errOut, "%-26s measuring for %s with %d connections\n", sc.name, duration, conns)
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile) //nolint:gosec // a path the user named on the command line
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := load(sc.t, conns, min(time.Second, duration/4), duration)
+	sc.res = res
+	return err
+}
+
+func checkOnce(t target, check func(*http.Response, string) error) error {
+	w, err := newWorker(t)
+	if err != nil {
+		return err
+	}
+	defer w.client.CloseIdleConnections()
+	resp, err := w.client.Do(w.req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d, want 200: %.200s", resp.StatusCode, body)
+	}
+	if check != nil {
+		return check(resp, string(body))
+	}
+	return nil
+}
+
+func report(scenarios []*scenario, conns int, duration time.Duration) {
+	fmt.Printf("\n%d keep-alive connections, %s per scenario, GOMAXPROCS %d, %s\n\n", conns, duration, runtime.GOMAXPROCS(0), runtime.Version())
+	var direct, nginx float64
+	for _, sc := range scenarios {
+		switch sc.name {
+		case "upstream direct":
+			direct = sc.res.rps()
+		case "nginx plain proxy":
+			if sc.skipped == "" {
+				nginx = sc.res.rps()
+			}
+		}
+	}
+	ratio := func(v, base float64) string {
+		if base == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", v/base)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\terrors\tvs direct\tvs nginx\t")
+	for _, sc := range scenarios {
+		if sc.skipped != "" {
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\n", sc.skipped)
+			continue
+		}
+		r := &sc.res
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t\n", sc.name, r.rps(), r.hist.percentile(0.50), r.hist.percentile(0.99),
+			r.errors, ratio(r.rps(), direct), ratio(r.rps(), nginx))
+	}
+	_ = tw.Flush()
+}
