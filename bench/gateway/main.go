@@ -5,7 +5,7 @@
 // alone. Everything listens on 127.0.0.1 with random ports; each scenario
 // first checks one response, so a broken path cannot post good numbers.
 //
-//	go run ./bench/gateway [-duration 8s] [-conns 32] [-cpuprofile gw.pprof]
+//	go run ./bench/gateway [-duration 8s] [-conns 32] [-only session,bearer] [-cpuprofile gw.pprof -profile session]
 //
 // The load generator runs in this process and shares the machine's cores
 // with everything it measures.
@@ -33,13 +33,14 @@ func main() {
 	duration := flag.Duration("duration", 8*time.Second, "how long to measure each scenario")
 	conns := flag.Int("conns", 32, "concurrent keep-alive connections")
 	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the gateway-session scenario to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of one scenario to this file")
+	profiled := flag.String("profile", "session", "the scenario -cpuprofile profiles (a part of its name)")
 	flag.Parse()
 	if *duration <= 0 || *duration > 5*time.Minute || *conns < 1 || *conns > 4096 {
 		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m] and -conns in [1, 4096]")
 		os.Exit(2)
 	}
-	if err := run(*duration, *conns, *only, *cpuprofile); err != nil {
+	if err := run(*duration, *conns, *only, *cpuprofile, *profiled); err != nil {
 		fmt.Fprintln(errOut, "gatewaybench:", err)
 		os.Exit(1)
 	}
@@ -72,7 +73,7 @@ type scenario struct {
 	res     result
 }
 
-func run(duration time.Duration, conns int, only, cpuprofile string) error {
+func run(duration time.Duration, conns int, only, cpuprofile, profiled string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "gatewaybench-")
@@ -153,7 +154,7 @@ func run(duration time.Duration, conns int, only, cpuprofile string) error {
 			continue
 		}
 		prof := ""
-		if sc.name == "gateway, session cookie" {
+		if strings.Contains(sc.name, profiled) {
 			prof = cpuprofile
 		}
 		if err := measureScenario(sc, conns, duration, prof); err != nil {

@@ -406,4 +406,35 @@ func TestGatewayAPIChallenges(t *testing.T) {
 	}
 }
 
+// TestGatewaySignOut: the gateway reuses identity lookups for a couple
+// of seconds; signing out of Stepgate must still end access through the
+// gateway within that bound, never later.
+func TestGatewaySignOut(t *testing.T) {
+	g := startGateway(t)
+	b := gatewayBrowser(t, g.server)
+	noStepUp := func(loc *url.URL) *http.Response { t.Fatalf("unexpected step-up: %s", loc); return nil }
+	if resp, body := g.walk(t, b, mustDo(t, b, "GET", g.app+"/accounts", ""), noStepUp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed-in visit: %d %q", resp.StatusCode, body)
+	}
+	tok := csrfToken(t, b, g.base)
+	if resp, _ := post(t, b, g.base+"/logout", url.Values{"csrf_token": {tok}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST /logout = %d", resp.StatusCode)
+	}
+	signedOut := time.Now()
+	for {
+		resp := mustDo(t, b, "GET", g.app+"/accounts", "")
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusSeeOther && strings.Contains(resp.Header.Get("Location"), "/gateway/start") {
+			return
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("after sign-out: %d %s, want 200 (still cached) or a redirect to sign in", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if time.Since(signedOut) > 3*time.Second { // the gateway's identityTTL is 2s
+			t.Fatal("the gateway still lets the browser through 3s after signing out")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

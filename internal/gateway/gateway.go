@@ -82,6 +82,10 @@ type Gateway struct {
 	// mu guards assertions, the cache of signed identity assertions.
 	mu         sync.Mutex
 	assertions map[string]cachedAssertion
+	// browsers and bearers reuse identity lookups briefly (identityTTL).
+	browsers ttlCache[browserEntry]
+	bearers  ttlCache[bearerEntry]
+	buffers  bufferPool
 }
 
 // New compiles the routes.
@@ -93,7 +97,8 @@ func New(d Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Deps: d, routes: routes, proxies: map[*route]*httputil.ReverseProxy{}, assertions: map[string]cachedAssertion{}}
+	g := &Gateway{Deps: d, routes: routes, proxies: map[*route]*httputil.ReverseProxy{}, assertions: map[string]cachedAssertion{},
+		buffers: make(bufferPool, 128)}
 	for _, rt := range routes {
 		if rt.upstream != nil {
 			g.proxies[rt] = g.newProxy(rt)

@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"encoding/base64"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
