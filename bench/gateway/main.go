@@ -5,13 +5,14 @@
 // alone. Everything listens on 127.0.0.1 with random ports; each scenario
 // first checks one response, so a broken path cannot post good numbers.
 //
-//	go run ./bench/gateway [-duration 8s] [-conns 32] [-only session,bearer] [-cpuprofile gw.pprof -profile session]
+//	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-cpuprofile gw.pprof -profile session]
 //
 // The load generator runs in this process and shares the machine's cores
 // with everything it measures.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -22,6 +23,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,13 +36,14 @@ func main() {
 	conns := flag.Int("conns", 32, "concurrent keep-alive connections")
 	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of one scenario to this file")
+	rounds := flag.Int("rounds", 1, "measure every scenario this many times, interleaved, and report the median")
 	profiled := flag.String("profile", "session", "the scenario -cpuprofile profiles (a part of its name)")
 	flag.Parse()
-	if *duration <= 0 || *duration > 5*time.Minute || *conns < 1 || *conns > 4096 {
-		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m] and -conns in [1, 4096]")
+	if *duration <= 0 || *duration > 5*time.Minute || *conns < 1 || *conns > 4096 || *rounds < 1 || *rounds > 9 {
+		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m], -conns in [1, 4096] and -rounds in [1, 9]")
 		os.Exit(2)
 	}
-	if err := run(*duration, *conns, *only, *cpuprofile, *profiled); err != nil {
+	if err := run(*duration, *conns, *rounds, *only, *cpuprofile, *profiled); err != nil {
 		fmt.Fprintln(errOut, "gatewaybench:", err)
 		os.Exit(1)
 	}
@@ -70,10 +73,11 @@ type scenario struct {
 	// could not run at all.
 	check   func(*http.Response, string) error
 	skipped string
-	res     result
+	rounds  []result
+	res     result // the round with the median throughput
 }
 
-func run(duration time.Duration, conns int, only, cpuprofile, profiled string) error {
+func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "gatewaybench-")
@@ -136,32 +140,53 @@ func run(duration time.Duration, conns int, only, cpuprofile, profiled string) e
 	}
 
 	for _, sc := range scenarios {
-		if sc.name == "nginx plain proxy" {
-			ng, err := startNginx(dir+"/nginx", upAddr)
-			if errors.Is(err, errNoNginx) {
-				sc.skipped = "nginx: " + err.Error()
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			sc.t.addr = ng.addr
-			err = measureScenario(sc, conns, duration, "")
-			ng.stop()
-			if err != nil {
-				return err
-			}
+		if sc.name != "nginx plain proxy" {
 			continue
 		}
-		prof := ""
-		if strings.Contains(sc.name, profiled) {
-			prof = cpuprofile
+		ng, err := startNginx(dir+"/nginx", upAddr)
+		if errors.Is(err, errNoNginx) {
+			sc.skipped = "nginx: " + err.Error()
+			continue
 		}
-		if err := measureScenario(sc, conns, duration, prof); err != nil {
+		if err != nil {
 			return err
 		}
+		defer ng.stop()
+		sc.t.addr = ng.addr
 	}
-	report(scenarios, conns, duration)
+	for _, sc := range scenarios {
+		if sc.skipped == "" {
+			if err := checkOnce(sc.probe(), sc.check); err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+		}
+	}
+	// Rounds interleave the scenarios, so a burst of other work on the
+	// machine spoils one round of each rather than one scenario.
+	for round := range rounds {
+		for _, sc := range scenarios {
+			if sc.skipped != "" {
+				continue
+			}
+			prof := ""
+			if round == 0 && cpuprofile != "" && strings.Contains(sc.name, profiled) {
+				prof = cpuprofile
+			}
+			fmt.Fprintf(errOut, "round %d/%d  %-26s %s, %d connections\n", round+1, rounds, sc.name, duration, conns)
+			res, err := measure(sc.t, conns, duration, prof)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			sc.rounds = append(sc.rounds, res)
+		}
+	}
+	for _, sc := range scenarios {
+		if sc.skipped == "" {
+			slices.SortFunc(sc.rounds, func(a, b result) int { return cmp.Compare(a.rps(), b.rps()) })
+			sc.res = sc.rounds[len(sc.rounds)/2]
+		}
+	}
+	report(scenarios, conns, rounds, duration)
 	return nil
 }
 
@@ -178,31 +203,31 @@ func selectScenarios(all []*scenario, only string) []*scenario {
 	return out
 }
 
-// measureScenario checks one response, then loads the scenario.
-func measureScenario(sc *scenario, conns int, duration time.Duration, cpuprofile string) error {
-	probe := sc.t
-	if sc.check != nil && !strings.Contains(probe.url, "/gateway/") {
-		probe.url = strings.TrimSuffix(probe.url, "/") + probePath
+// probe is the scenario's request for the correctness check: for the
+// gateway, the upstream's path that echoes the identity it received.
+func (sc *scenario) probe() target {
+	t := sc.t
+	if sc.check != nil && !strings.Contains(t.url, "/gateway/") {
+		t.url = strings.TrimSuffix(t.url, "/") + probePath
 	}
-	if err := checkOnce(probe, sc.check); err != nil {
-		return fmt.Errorf("%s: %w", sc.name, err)
-	}
-	fmt.Fprintf(errOut, "%-26s measuring for %s with %d connections\n", sc.name, duration, conns)
+	return t
+}
+
+// measure loads t, with a CPU profile written to cpuprofile unless empty.
+func measure(t target, conns int, duration time.Duration, cpuprofile string) (result, error) {
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile) //nolint:gosec // a path the user named on the command line
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		defer f.Close()
 		runtime.GC()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return result{}, err
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := load(sc.t, conns, min(time.Second, duration/4), duration)
-	sc.res = res
-	return err
+	return load(t, conns, min(time.Second, duration/4), duration)
 }
 
 func checkOnce(t target, check func(*http.Response, string) error) error {
@@ -226,8 +251,9 @@ func checkOnce(t target, check func(*http.Response, string) error) error {
 	return nil
 }
 
-func report(scenarios []*scenario, conns int, duration time.Duration) {
-	fmt.Printf("\n%d keep-alive connections, %s per scenario, GOMAXPROCS %d, %s\n\n", conns, duration, runtime.GOMAXPROCS(0), runtime.Version())
+func report(scenarios []*scenario, conns, rounds int, duration time.Duration) {
+	fmt.Printf("\n%d keep-alive connections, %s per scenario, median of %d round(s), GOMAXPROCS %d, %s\n\n",
+		conns, duration, rounds, runtime.GOMAXPROCS(0), runtime.Version())
 	var direct, nginx float64
 	for _, sc := range scenarios {
 		switch sc.name {
