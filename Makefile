@@ -4,10 +4,10 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run check vet lint test test-short interop-deps browser-deps bench fuzz clean
+.PHONY: help build run check vet lint test test-short interop-deps browser-deps bench bench-gateway fuzz clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build ./stepgate
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o stepgate ./cmd/stepgate
@@ -43,6 +43,10 @@ browser-deps: ## Debian's Chromium for the passkey browser test (internal/app/br
 
 bench: ## benchmarks (session lookup on both backends, password hashing)
 	scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-gateway: ## gateway throughput against a direct upstream and nginx (installs nginx-light if missing)
+	scripts/install-deps.sh nginx-light
+	$(GO) run ./bench/gateway
 
 fuzz: ## run each fuzz target for 30s
 	@for t in $$(grep -rhoE 'func (Fuzz[A-Za-z]+)' --include='*_test.go' . | awk '{print $$2}'); do \

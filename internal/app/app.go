@@ -191,6 +191,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	}); err != nil {
 		return nil, err
 	}
+	a.Revoker.Subscribe(a.Gateway.Forget)
 
 	browser := http.NewServeMux()
 	pages.Mount(browser)

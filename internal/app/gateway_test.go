@@ -406,4 +406,59 @@ func TestGatewayAPIChallenges(t *testing.T) {
 	}
 }
 
+// TestGatewaySignOut: the gateway reuses identity lookups for a couple
+// of seconds; signing out of Stepgate must still end access through the
+// gateway within that bound, never later.
+func TestGatewaySignOut(t *testing.T) {
+	g := startGateway(t)
+	b := gatewayBrowser(t, g.server)
+	noStepUp := func(loc *url.URL) *http.Response { t.Fatalf("unexpected step-up: %s", loc); return nil }
+	if resp, body := g.walk(t, b, mustDo(t, b, "GET", g.app+"/accounts", ""), noStepUp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed-in visit: %d %q", resp.StatusCode, body)
+	}
+	tok := csrfToken(t, b, g.base)
+	if resp, _ := post(t, b, g.base+"/logout", url.Values{"csrf_token": {tok}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST /logout = %d", resp.StatusCode)
+	}
+	signedOut := time.Now()
+	for {
+		resp := mustDo(t, b, "GET", g.app+"/accounts", "")
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusSeeOther && strings.Contains(resp.Header.Get("Location"), "/gateway/start") {
+			return
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("after sign-out: %d %s, want 200 (still cached) or a redirect to sign in", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if time.Since(signedOut) > 3*time.Second { // the gateway's identityTTL is 2s
+			t.Fatal("the gateway still lets the browser through 3s after signing out")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// TestGatewayRefusesCrossSiteKeep: a form another site makes the browser
+// post is not kept for replay after sign-in (that would carry it out
+// with the user's identity); a same-origin one is.
+func TestGatewayRefusesCrossSiteKeep(t *testing.T) {
+	g := startGateway(t)
+	b := gatewayBrowser(t, g.server) // no gateway session yet
+	for _, hdr := range [][]string{
+		{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"},
+		{"Sec-Fetch-Site", "same-site", "Origin", "http://other.localhost"},
+		{"Origin", "https://evil.example"},
+	} {
+		resp := mustDo(t, b, "POST", g.app+"/transfers", "amount=1000000&to=attacker", hdr...)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("fail/cross-site POST %v: status %d %s, want 403", hdr, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	resp := mustDo(t, b, "POST", g.app+"/transfers", "amount=1", "Sec-Fetch-Site", "same-origin", "Origin", g.app)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "kept=") {
+		t.Fatalf("ok/same-origin POST: %d %s, want it kept for after sign-in", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -21,8 +22,7 @@ import (
 // this route's app, and carry what the rule asks for; otherwise the
 // client gets a challenge it can follow at Stepgate's authorize endpoint.
 func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, p, raw string, allow pass) {
-	ctx := r.Context()
-	claims, err := g.Tokens.VerifyAccessToken(ctx, raw)
+	claims, u, found, err := g.verifyBearer(r, raw)
 	if err != nil {
 		var oe *oidc.Error
 		if !errors.As(err, &oe) {
@@ -43,23 +43,42 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 		g.invalidToken(w, r, "the access token was not issued for this application")
 		return
 	}
-	id := &identity{token: claims, acrs: claims.ACRs}
-	u, err := g.Store.GetUser(ctx, claims.Subject)
-	switch {
-	case err == nil && u.Disabled:
+	if found && u.Disabled {
 		g.invalidToken(w, r, "the account is disabled")
 		return
-	case err == nil:
+	}
+	id := &identity{token: claims, acrs: claims.ACRs}
+	if found {
 		id.user = u
-	case !errors.Is(err, store.ErrNotFound):
-		g.fail(w, r, err)
-		return
 	}
 	if missing := g.bearerMissing(r, ru, claims); missing != "" {
 		g.challengeAPI(w, r, rt, ru, claims, missing)
 		return
 	}
 	allow(w, r, id, p)
+}
+
+// verifyBearer checks the token and finds its user (found is false for a
+// service client's token). A verified token is reused until it expires,
+// and verified again, revocation included, at most every identityTTL:
+// a revoked token or a disabled user is refused within that bound.
+func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oidc.AccessClaims, store.User, bool, error) {
+	sum := sha256.Sum256([]byte(raw))
+	now := g.Now()
+	if e, ok := g.bearers.get(sum, now); ok && now.Before(e.claims.Expiry.Time()) {
+		return e.claims, e.user, e.found, nil
+	}
+	claims, err := g.Tokens.VerifyAccessToken(r.Context(), raw)
+	if err != nil {
+		return nil, store.User{}, false, err
+	}
+	u, err := g.Store.GetUser(r.Context(), claims.Subject)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, store.User{}, false, err
+	}
+	g.bearers.put(sum, bearerEntry{claims: claims, user: u, found: found}, now)
+	return claims, u, found, nil
 }
 
 // bearerMissing says what the token lacks for the rule, or "".

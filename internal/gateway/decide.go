@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -134,21 +136,31 @@ func (rt *route) cookieName() string {
 }
 
 // browserIdentity follows the gateway cookie to the Stepgate session and
-// its user. The session is looked up on every request, so sign-out,
-// disabling the user or a step-up elsewhere take effect at once.
+// its user. The lookups are reused for identityTTL, so sign-out or
+// disabling the user take effect within that bound; the session's expiry
+// is checked on every request, and a step-up elsewhere gives the browser
+// a new session and cookie through the hand-off.
 func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error) {
 	c, err := r.Cookie(rt.cookieName())
 	if err != nil || len(c.Value) != 43 {
 		return nil, session.ErrNoSession
 	}
+	sum := sha256.Sum256([]byte(c.Value))
+	if e, ok := g.browsers.get(sum, g.Now()); ok {
+		// A cookie minted for one application is worthless on another.
+		if e.route != rt.name || !g.Sessions.Live(e.sess) {
+			return nil, session.ErrNoSession
+		}
+		s := e.sess
+		return &identity{user: e.user, sess: &s}, nil
+	}
 	var gs gwSession
-	if err := getJSON(r.Context(), g.Store, hashKey(prefixGWSession, c.Value), &gs); err != nil {
+	if err := getJSON(r.Context(), g.Store, prefixGWSession+hex.EncodeToString(sum[:]), &gs); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, session.ErrNoSession
 		}
 		return nil, err
 	}
-	// A cookie minted for one application is worthless on another.
 	if gs.Route != rt.name {
 		return nil, session.ErrNoSession
 	}
@@ -163,6 +175,7 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 	if err != nil {
 		return nil, err
 	}
+	g.browsers.put(sum, browserEntry{route: gs.Route, sess: s, user: u}, g.Now())
 	return &identity{user: u, sess: &s}, nil
 }
 

@@ -37,7 +37,9 @@ func original(r *http.Request) (*http.Request, bool) {
 	if err != nil {
 		return nil, false
 	}
-	o := r.Clone(context.WithValue(r.Context(), forwardKey{}, true))
+	// A shallow copy: the decision only reads the headers, which stay
+	// those of the proxy's request (a callback clones them first).
+	o := r.WithContext(context.WithValue(r.Context(), forwardKey{}, true))
 	o.Method, o.Host, o.URL, o.RequestURI = strings.ToUpper(method), host, u, uri
 	o.Body, o.ContentLength = http.NoBody, 0
 	return o, true
@@ -88,6 +90,7 @@ func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, nginx b
 		out = &redirectTo401{ResponseWriter: w}
 	}
 	if p == rt.prefix+callbackPath {
+		o.Header = o.Header.Clone() // a replay sets the request's cookie
 		g.callback(out, o, rt)
 		return
 	}

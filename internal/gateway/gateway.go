@@ -82,6 +82,10 @@ type Gateway struct {
 	// mu guards assertions, the cache of signed identity assertions.
 	mu         sync.Mutex
 	assertions map[string]cachedAssertion
+	// browsers and bearers reuse identity lookups briefly (identityTTL).
+	browsers ttlCache[browserEntry]
+	bearers  ttlCache[bearerEntry]
+	buffers  bufferPool
 }
 
 // New compiles the routes.
@@ -93,7 +97,8 @@ func New(d Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Deps: d, routes: routes, proxies: map[*route]*httputil.ReverseProxy{}, assertions: map[string]cachedAssertion{}}
+	g := &Gateway{Deps: d, routes: routes, proxies: map[*route]*httputil.ReverseProxy{}, assertions: map[string]cachedAssertion{},
+		buffers: make(bufferPool, 128)}
 	for _, rt := range routes {
 		if rt.upstream != nil {
 			g.proxies[rt] = g.newProxy(rt)
@@ -107,6 +112,13 @@ func New(d Deps) (*Gateway, error) {
 // shares a host with other things.
 func (g *Gateway) Handles(r *http.Request) bool {
 	return find(g.routes, r.Host, r.URL.Path) != nil
+}
+
+// Forget drops every cached identity lookup, so a security event on this
+// node (a user disabled, sessions revoked) is seen by the next request.
+func (g *Gateway) Forget(string) {
+	g.browsers.forget()
+	g.bearers.forget()
 }
 
 // Apps lists the app ids of the routes, which policies may target.

@@ -129,6 +129,16 @@ type kept struct {
 // keep stores r for replay and returns its id. A body over the limit is
 // refused with a page that says so, never silently truncated.
 func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p string, u *store.User) (string, bool) {
+	// A request another site made the browser send must never be kept:
+	// replayed after the user signs in or steps up, it would be carried
+	// out with the user's identity — cross-site request forgery with the
+	// gateway's help. (The gateway cookie is SameSite=Lax, so such a POST
+	// arrives without a session and would otherwise be kept for after the
+	// sign-in.)
+	if crossSite(r, rt) {
+		g.refuse(w, r, http.StatusForbidden, "This form was sent from another site. Open the page on this site and send it from there.")
+		return "", false
+	}
 	limit := int64(g.Config.ReplayBodyLimit)
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
@@ -151,6 +161,20 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 		return "", false
 	}
 	return id, true
+}
+
+// crossSite reports whether a browser sent r on another origin's behalf:
+// by Fetch metadata where the browser sends it, else by Origin.
+// Requests with neither (curl, scripts) are not a browser's.
+func crossSite(r *http.Request, rt *route) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return false
+	case "cross-site", "same-site":
+		return true
+	}
+	o := r.Header.Get("Origin")
+	return o != "" && !strings.EqualFold(o, rt.origin())
 }
 
 // takeKept removes and returns a kept request: single use, so a replayed
@@ -298,6 +322,15 @@ func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id s
 	if k.ContentType != "" {
 		orig.Header.Set("Content-Type", k.ContentType)
 	}
+	// The replay arrives on the callback's navigation, which came from
+	// Stepgate's host; what is replayed is the same-origin request that
+	// was kept, and it says so, so an application's own cross-origin
+	// checks accept it.
+	for _, h := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Referer"} {
+		orig.Header.Del(h)
+	}
+	orig.Header.Set("Origin", rt.origin())
+	orig.Header.Set("Sec-Fetch-Site", "same-origin")
 	ru := rt.ruleFor(k.Method, k.Path)
 	v := g.check(orig, rt, ru, who, k.CreatedAt)
 	switch {

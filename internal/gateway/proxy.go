@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
@@ -32,12 +33,23 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = g.Config.UpstreamTimeout.D()
 	transport.MaxIdleConnsPerHost = 256
+	// The client's Accept-Encoding goes upstream as sent and the answer
+	// comes back as encoded: a proxy has no business decompressing.
+	transport.DisableCompression = true
 	return &httputil.ReverseProxy{
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: g.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(rt.upstream)
-			// SetURL joins paths; the canonical path was put in In by
-			// proxyTo, so the upstream sees exactly what the rules saw.
+			// pr.Out is the proxy's own copy of the request: the canonical
+			// path and the identity go there, so the upstream sees exactly
+			// what the rules saw, without a second copy of the request.
+			if o, ok := pr.In.Context().Value(outboundKey{}).(*outbound); ok {
+				pr.Out.URL.Path, pr.Out.URL.RawPath = o.path, escapePath(o.path)
+				g.setIdentity(pr.Out.Header, rt, o.id)
+			} else {
+				g.stripIdentity(pr.Out.Header) // never let a client's own identity headers through
+			}
+			pr.SetURL(rt.upstream) // joins the upstream's path and the canonical one
 			pr.SetXForwarded()
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -47,6 +59,15 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 	}
 }
 
+// outbound is what the decision hands the proxy: who the request is from
+// and its canonical path.
+type outbound struct {
+	id   *identity
+	path string
+}
+
+type outboundKey struct{}
+
 // proxyTo returns the pass step that forwards to rt's upstream.
 func (g *Gateway) proxyTo(rt *route) pass {
 	return func(w http.ResponseWriter, r *http.Request, id *identity, p string) {
@@ -55,10 +76,33 @@ func (g *Gateway) proxyTo(rt *route) pass {
 			g.refuse(w, r, http.StatusNotFound, "This address is served through forward-auth only.")
 			return
 		}
-		out := r.Clone(r.Context())
-		out.URL.Path, out.URL.RawPath = p, escapePath(p)
-		g.setIdentity(out.Header, rt, id)
-		proxy.ServeHTTP(w, out)
+		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, &outbound{id: id, path: p})))
+	}
+}
+
+// bufferPool lends the proxies their copy buffers. Without one, each
+// proxied response allocates (and the collector then reclaims) 32 KiB.
+// A bounded free list: at most its capacity of buffers stay allocated.
+type bufferPool chan []byte
+
+const proxyBufferSize = 32 << 10
+
+func (p bufferPool) Get() []byte {
+	select {
+	case b := <-p:
+		return b
+	default:
+		return make([]byte, proxyBufferSize)
+	}
+}
+
+func (p bufferPool) Put(b []byte) {
+	if cap(b) != proxyBufferSize {
+		return
+	}
+	select {
+	case p <- b[:proxyBufferSize]:
+	default:
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
@@ -36,6 +37,17 @@ type Revoker struct {
 	st  Store
 	log *slog.Logger
 	now func() time.Time
+	// mu guards subscribers.
+	mu          sync.Mutex
+	subscribers []func(userID string)
+}
+
+// Subscribe calls fn after every revocation made through r, so caches in
+// this process (the gateway's) drop what they hold at once.
+func (r *Revoker) Subscribe(fn func(userID string)) {
+	r.mu.Lock()
+	r.subscribers = append(r.subscribers, fn)
+	r.mu.Unlock()
 }
 
 // New returns a Revoker.
@@ -78,6 +90,12 @@ func (r *Revoker) RevokeUser(ctx context.Context, userID, reason string) error {
 		return fmt.Errorf("revoke user %s: %w", userID, err)
 	}
 	r.log.InfoContext(ctx, "user access revoked", "user_id", userID, "reason", reason, "sessions", n, "not_before", now)
+	r.mu.Lock()
+	subs := append([]func(string){}, r.subscribers...)
+	r.mu.Unlock()
+	for _, fn := range subs {
+		fn(userID)
+	}
 	return nil
 }
 

@@ -114,7 +114,7 @@ func (m *Manager) ByID(ctx context.Context, id string) (store.Session, error) {
 		return s, err
 	}
 	now := m.now()
-	if !now.Before(s.ExpiresAt) || !now.Before(s.LastSeenAt.Add(m.cfg.IdleTimeout)) {
+	if !m.live(s, now) {
 		_ = m.store.DeleteSession(ctx, id)
 		return store.Session{}, ErrNoSession
 	}
@@ -128,6 +128,16 @@ func (m *Manager) ByID(ctx context.Context, id string) (store.Session, error) {
 		}
 	}
 	return s, err
+}
+
+// Live reports whether s, as loaded earlier by ByID, is still within its
+// lifetime and idle timeout now. A caller that keeps a session in memory
+// for a moment checks it again with Live on every use, so a cached
+// session never outlives its expiry.
+func (m *Manager) Live(s store.Session) bool { return m.live(s, m.now()) }
+
+func (m *Manager) live(s store.Session, now time.Time) bool {
+	return now.Before(s.ExpiresAt) && now.Before(s.LastSeenAt.Add(m.cfg.IdleTimeout))
 }
 
 // StepUp records a further proof in r's session and rotates its token.

@@ -191,3 +191,22 @@ func TestGC(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestLive(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	m := session.NewManager(nil, session.Config{CookieName: "sid", IdleTimeout: time.Hour, Lifetime: 12 * time.Hour}, func() time.Time { return now })
+	for _, tc := range []struct {
+		name string
+		s    store.Session
+		want bool
+	}{
+		{"ok/fresh", store.Session{LastSeenAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}, true},
+		{"fail/idle", store.Session{LastSeenAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)}, false},
+		{"fail/expired", store.Session{LastSeenAt: now, ExpiresAt: now}, false},
+	} {
+		if got := m.Live(tc.s); got != tc.want {
+			t.Errorf("%s: Live = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,286 @@
+// Command gatewaybench measures the gateway against a direct upstream and
+// against nginx as a plain reverse proxy, in one run on one machine: the
+// upstream alone, nginx in front of it, Stepgate's gateway in front of it
+// (a browser session, then a bearer token), and the forward-auth decision
+// alone. Everything listens on 127.0.0.1 with random ports; each scenario
+// first checks one response, so a broken path cannot post good numbers.
+//
+//	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-cpuprofile gw.pprof -profile session]
+//
+// The load generator runs in this process and shares the machine's cores
+// with everything it measures.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+var errOut io.Writer = os.Stderr
+
+func main() {
+	duration := flag.Duration("duration", 8*time.Second, "how long to measure each scenario")
+	conns := flag.Int("conns", 32, "concurrent keep-alive connections")
+	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of one scenario to this file")
+	rounds := flag.Int("rounds", 1, "measure every scenario this many times, interleaved, and report the median")
+	profiled := flag.String("profile", "session", "the scenario -cpuprofile profiles (a part of its name)")
+	flag.Parse()
+	if *duration <= 0 || *duration > 5*time.Minute || *conns < 1 || *conns > 4096 || *rounds < 1 || *rounds > 9 {
+		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m], -conns in [1, 4096] and -rounds in [1, 9]")
+		os.Exit(2)
+	}
+	if err := run(*duration, *conns, *rounds, *only, *cpuprofile, *profiled); err != nil {
+		fmt.Fprintln(errOut, "gatewaybench:", err)
+		os.Exit(1)
+	}
+}
+
+// upstreamBody is the upstream's answer: small, like a JSON API reply.
+const upstreamBody = "hello from the upstream application\n"
+
+// probePath makes the upstream echo the identity it received, so the
+// check before each gateway scenario sees what the application sees.
+const probePath = "/.bench/probe"
+
+func upstreamHandler(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	if r.URL.Path == probePath {
+		_, _ = io.WriteString(w, "user="+r.Header.Get("X-Stepgate-User")+" assertion="+fmt.Sprint(r.Header.Get("X-Stepgate-Assertion") != ""))
+		return
+	}
+	_, _ = io.WriteString(w, upstreamBody)
+}
+
+// scenario is one row of the table.
+type scenario struct {
+	name string
+	t    target
+	// check validates one response (nil: any 200), or why the scenario
+	// could not run at all.
+	check   func(*http.Response, string) error
+	skipped string
+	rounds  []result
+	res     result // the round with the median throughput
+}
+
+func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "gatewaybench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, sub := range []string{"nginx", "stepgate"} {
+		if err := os.Mkdir(dir+"/"+sub, 0o700); err != nil {
+			return err
+		}
+	}
+
+	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	up := &http.Server{Handler: http.HandlerFunc(upstreamHandler), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = up.Serve(upLn) }()
+	defer up.Close()
+	upAddr := upLn.Addr().String()
+
+	sg, err := startStepgate(ctx, dir+"/stepgate", "http://"+upAddr)
+	if err != nil {
+		return fmt.Errorf("start stepgate: %w", err)
+	}
+	defer sg.stop()
+	b := sg.browser()
+	if err := sg.signIn(b); err != nil {
+		return fmt.Errorf("sign in through the gateway: %w", err)
+	}
+	if err := sg.fetchToken(b); err != nil {
+		return fmt.Errorf("get a token for client bank: %w", err)
+	}
+	bankHost := strings.TrimPrefix(sg.bank, "http://")
+
+	identityCheck := func(resp *http.Response, body string) error {
+		if want := "user=" + benchUser + " assertion=true"; body != want {
+			return fmt.Errorf("the upstream saw %q, want %q", body, want)
+		}
+		return nil
+	}
+	cookie := http.Header{"Cookie": {"stepgate_gw=" + sg.cookie}}
+	scenarios := []*scenario{
+		{name: "upstream direct", t: target{addr: upAddr, url: "http://" + upAddr + "/"}},
+		{name: "nginx plain proxy", t: target{url: "http://bank.localhost/"}},
+		{name: "gateway, session cookie", t: target{addr: sg.addr, url: sg.bank + "/", header: cookie}, check: identityCheck},
+		{name: "gateway, bearer token", t: target{addr: sg.addr, url: sg.bank + "/", header: http.Header{"Authorization": {"Bearer " + sg.token}}}, check: identityCheck},
+		{name: "forward-auth decision", t: target{addr: sg.addr, url: sg.base + "/gateway/forward-auth", header: http.Header{
+			"Cookie": cookie["Cookie"], "X-Forwarded-Method": {"GET"}, "X-Forwarded-Host": {bankHost}, "X-Forwarded-Uri": {"/"},
+		}}, check: func(resp *http.Response, _ string) error {
+			if u := resp.Header.Get("X-Stepgate-User"); u != benchUser || resp.Header.Get("X-Stepgate-Assertion") == "" {
+				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, benchUser)
+			}
+			return nil
+		}},
+	}
+	if only != "" {
+		scenarios = selectScenarios(scenarios, only)
+	}
+
+	for _, sc := range scenarios {
+		if sc.name != "nginx plain proxy" {
+			continue
+		}
+		ng, err := startNginx(dir+"/nginx", upAddr)
+		if errors.Is(err, errNoNginx) {
+			sc.skipped = "nginx: " + err.Error()
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		defer ng.stop()
+		sc.t.addr = ng.addr
+	}
+	for _, sc := range scenarios {
+		if sc.skipped == "" {
+			if err := checkOnce(sc.probe(), sc.check); err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+		}
+	}
+	// Rounds interleave the scenarios, so a burst of other work on the
+	// machine spoils one round of each rather than one scenario.
+	for round := range rounds {
+		for _, sc := range scenarios {
+			if sc.skipped != "" {
+				continue
+			}
+			prof := ""
+			if round == 0 && cpuprofile != "" && strings.Contains(sc.name, profiled) {
+				prof = cpuprofile
+			}
+			fmt.Fprintf(errOut, "round %d/%d  %-26s %s, %d connections\n", round+1, rounds, sc.name, duration, conns)
+			res, err := measure(sc.t, conns, duration, prof)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			sc.rounds = append(sc.rounds, res)
+		}
+	}
+	for _, sc := range scenarios {
+		if sc.skipped == "" {
+			slices.SortFunc(sc.rounds, func(a, b result) int { return cmp.Compare(a.rps(), b.rps()) })
+			sc.res = sc.rounds[len(sc.rounds)/2]
+		}
+	}
+	report(scenarios, conns, rounds, duration)
+	return nil
+}
+
+func selectScenarios(all []*scenario, only string) []*scenario {
+	var out []*scenario
+	for _, sc := range all {
+		for _, w := range strings.Split(only, ",") {
+			if w = strings.TrimSpace(w); w != "" && strings.Contains(sc.name, w) {
+				out = append(out, sc)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// probe is the scenario's request for the correctness check: for the
+// gateway, the upstream's path that echoes the identity it received.
+func (sc *scenario) probe() target {
+	t := sc.t
+	if sc.check != nil && !strings.Contains(t.url, "/gateway/") {
+		t.url = strings.TrimSuffix(t.url, "/") + probePath
+	}
+	return t
+}
+
+// measure loads t, with a CPU profile written to cpuprofile unless empty.
+func measure(t target, conns int, duration time.Duration, cpuprofile string) (result, error) {
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile) //nolint:gosec // a path the user named on the command line
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return result{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return load(t, conns, min(time.Second, duration/4), duration)
+}
+
+func checkOnce(t target, check func(*http.Response, string) error) error {
+	w, err := newWorker(t)
+	if err != nil {
+		return err
+	}
+	defer w.client.CloseIdleConnections()
+	resp, err := w.client.Do(w.req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d, want 200: %.200s", resp.StatusCode, body)
+	}
+	if check != nil {
+		return check(resp, string(body))
+	}
+	return nil
+}
+
+func report(scenarios []*scenario, conns, rounds int, duration time.Duration) {
+	fmt.Printf("\n%d keep-alive connections, %s per scenario, median of %d round(s), GOMAXPROCS %d, %s\n\n",
+		conns, duration, rounds, runtime.GOMAXPROCS(0), runtime.Version())
+	var direct, nginx float64
+	for _, sc := range scenarios {
+		switch sc.name {
+		case "upstream direct":
+			direct = sc.res.rps()
+		case "nginx plain proxy":
+			if sc.skipped == "" {
+				nginx = sc.res.rps()
+			}
+		}
+	}
+	ratio := func(v, base float64) string {
+		if base == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", v/base)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\terrors\tvs direct\tvs nginx\t")
+	for _, sc := range scenarios {
+		if sc.skipped != "" {
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\n", sc.skipped)
+			continue
+		}
+		r := &sc.res
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t\n", sc.name, r.rps(), r.hist.percentile(0.50), r.hist.percentile(0.99),
+			r.errors, ratio(r.rps(), direct), ratio(r.rps(), nginx))
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/users"
+)
+
+const (
+	benchUser     = "alice"
+	benchPassword = "correct horse battery staple"
+	bankID        = "bank"
+	bankSecret    = "bank-secret-bank-secret-bank-secret-0123"
+	bankRedirect  = "http://127.0.0.1:9/bank/callback" // nothing listens: the code is read from the redirect
+)
+
+// stepgate is a running Stepgate whose gateway protects the upstream at
+// http://bank.localhost:PORT, served on the same listener.
+type stepgate struct {
+	app    *app.App
+	addr   string // 127.0.0.1:PORT
+	base   string // http://127.0.0.1:PORT, the issuer
+	bank   string // http://bank.localhost:PORT, the route
+	stop   func()
+	cookie string // the browser's gateway cookie for the route
+	token  string // an access token of client bank
+}
+
+// startStepgate builds Stepgate with the same wiring as `stepgate serve`:
+// SQLite under dir, the cheapest valid argon2 cost, one user, the OIDC
+// client bank, and one route to upstream whose default rule asks for a
+// signed-in user and no step-up.
+func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	s := &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port}
+
+	cfg := config.Default()
+	cfg.Server.DataDir = dir
+	cfg.Server.Listen = addr
+	cfg.Server.Issuer = s.base
+	cfg.Password.Argon2 = config.Argon2{Time: 1, MemoryKiB: 7168, Threads: 1}
+	cfg.OIDC.Clients = []config.OIDCClient{{ID: bankID, Name: "Bank", Secret: bankSecret, RedirectURIs: []string{bankRedirect}}}
+	cfg.Gateway.Routes = []config.GatewayRoute{{Name: bankID, From: s.bank, To: upstream}}
+	if probs := cfg.Validate(); len(probs) > 0 {
+		_ = ln.Close()
+		return nil, fmt.Errorf("config: %v", probs)
+	}
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	s.app = a
+	if _, err := a.Users.Add(ctx, users.NewUser{Username: benchUser, Email: "alice@example.com", DisplayName: "Alice", Password: benchPassword}); err != nil {
+		_ = a.Close()
+		_ = ln.Close()
+		return nil, err
+	}
+	serveCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(serveCtx, ln) }()
+	s.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(errOut, "gatewaybench: stepgate:", err)
+		}
+		_ = a.Close()
+	}
+	return s, nil
+}
+
+// browser is a cookie-keeping client that reaches every host name on
+// Stepgate's listener, as a browser resolving *.localhost does, and shows
+// each redirect instead of following it.
+func (s *stepgate) browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, s.addr)
+		}},
+	}
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+// signIn walks what a browser does on its first visit to the route: the
+// gateway sends it to /gateway/start, Stepgate to /login; after signing
+// in, /gateway/start mints a ticket and the route's callback turns it
+// into the gateway cookie.
+func (s *stepgate) signIn(c *http.Client) error {
+	next := s.bank + "/"
+	for range 12 {
+		resp, err := c.Get(next)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		loc, err := resp.Location()
+		if err != nil {
+			return fmt.Errorf("GET %s: status %d without a redirect", next, resp.StatusCode)
+		}
+		if loc.Path == "/login" {
+			if loc, err = s.login(c, loc.Query().Get("return_to")); err != nil {
+				return err
+			}
+		}
+		next = loc.String()
+	}
+	u, _ := url.Parse(s.bank)
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == "stepgate_gw" {
+			s.cookie = ck.Value
+			return nil
+		}
+	}
+	return errors.New("no gateway cookie after signing in")
+}
+
+// login posts the sign-in form and returns where it redirects.
+func (s *stepgate) login(c *http.Client, returnTo string) (*url.URL, error) {
+	resp, err := c.Get(s.base + "/login")
+	if err != nil {
+		return nil, err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	m := csrfRe.FindSubmatch(page)
+	if m == nil {
+		return nil, errors.New("the sign-in page has no CSRF token")
+	}
+	resp, err = c.PostForm(s.base+"/login", url.Values{
+		"csrf_token": {string(m[1])}, "username": {benchUser}, "password": {benchPassword}, "return_to": {returnTo},
+	})
+	if err != nil {
+		return nil, err
+	}
+	_ = resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		return nil, fmt.Errorf("sign-in: status %d without a redirect", resp.StatusCode)
+	}
+	return s.resolve(loc), nil
+}
+
+func (s *stepgate) resolve(loc *url.URL) *url.URL {
+	base, _ := url.Parse(s.base)
+	return base.ResolveReference(loc)
+}
+
+// fetchToken runs the authorization code flow with PKCE for client bank
+// in the signed-in browser c, and redeems the code for an access token.
+func (s *stepgate) fetchToken(c *http.Client) error {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	verifier := base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"client_id": {bankID}, "redirect_uri": {bankRedirect}, "response_type": {"code"}, "scope": {"openid"},
+		"state": {"bench"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	next := s.base + "/oauth2/authorize?" + q.Encode()
+	code := ""
+	for range 8 {
+		resp, err := c.Get(next)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			return fmt.Errorf("authorize: status %d without a redirect", resp.StatusCode)
+		}
+		if e := loc.Query().Get("error"); e != "" {
+			return fmt.Errorf("authorize: %s: %s", e, loc.Query().Get("error_description"))
+		}
+		if code = loc.Query().Get("code"); code != "" {
+			break
+		}
+		next = s.resolve(loc).String()
+	}
+	if code == "" {
+		return errors.New("authorize did not return a code")
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {bankRedirect}, "code_verifier": {verifier}}
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(bankID, bankSecret) // URL-safe id and secret: no form-encoding needed
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error_description"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		return fmt.Errorf("token endpoint: status %d %s (%v)", resp.StatusCode, tok.Error, err)
+	}
+	s.token = tok.AccessToken
+	return nil
+}

@@ -1,0 +1,172 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/session"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/users"
+)
+
+// gatewayBench is Stepgate's handler with a route to a real upstream, a
+// browser's gateway cookie and an access token of client bank, obtained
+// the way a browser and a client obtain them.
+type gatewayBench struct {
+	h              http.Handler
+	issuer, bank   string // hosts
+	cookie, bearer string
+}
+
+func newGatewayBench(b *testing.B) *gatewayBench {
+	b.Helper()
+	ctx := context.Background()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "user="+r.Header.Get("X-Stepgate-User"))
+	}))
+	b.Cleanup(up.Close)
+	g := &gatewayBench{issuer: "localhost", bank: "bank.localhost"}
+	cfg := config.Default()
+	cfg.Server.DataDir = b.TempDir()
+	cfg.Server.Issuer = "http://" + g.issuer
+	cfg.Password.Argon2 = config.Argon2{Time: 1, MemoryKiB: 7168, Threads: 1}
+	cfg.OIDC.Clients = []config.OIDCClient{{ID: bankClientID, Secret: bankSecret, RedirectURIs: []string{bankRedirect}}}
+	cfg.Gateway.Routes = []config.GatewayRoute{{Name: "bank", From: "http://" + g.bank, To: up.URL}}
+	if probs := cfg.Validate(); len(probs) > 0 {
+		b.Fatal(probs)
+	}
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { a.Close() })
+	g.h = a.Handler()
+	u, err := a.Users.Add(ctx, users.NewUser{Username: testUser, Password: testPassword})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _, err := a.Sessions.Start(ctx, httptest.NewRequest("GET", "/", nil), u.ID,
+		store.AuthEvent{Method: "password", Time: time.Now().UTC(), AMR: []string{"pwd"}}, session.Meta{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sso := a.Sessions.CookieName() + "=" + tok
+
+	// The hand-off: /gateway/start mints a ticket, the route's callback
+	// turns it into the gateway cookie.
+	resp := g.do("GET", "http://"+g.issuer+"/gateway/start?route=bank&target=%2F", sso, nil)
+	resp = g.do("GET", resp.Header.Get("Location"), "", nil)
+	for _, c := range resp.Cookies() {
+		if c.Name == "stepgate_gw" {
+			g.cookie = "stepgate_gw=" + c.Value
+		}
+	}
+	if g.cookie == "" {
+		b.Fatalf("no gateway cookie from the callback (status %d)", resp.StatusCode)
+	}
+
+	// The code flow with PKCE for client bank, in the same browser.
+	verifier, challenge := pkce()
+	next := "http://" + g.issuer + "/oauth2/authorize?" + url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect},
+		"response_type": {"code"}, "scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}.Encode()
+	code := ""
+	for range 8 {
+		resp := g.do("GET", next, sso, nil)
+		loc, err := resp.Location()
+		if err != nil {
+			b.Fatalf("authorize: status %d", resp.StatusCode)
+		}
+		if code = loc.Query().Get("code"); code != "" {
+			break
+		}
+		next = "http://" + g.issuer + loc.RequestURI()
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {bankRedirect}, "code_verifier": {verifier}}
+	req := httptest.NewRequest("POST", "http://"+g.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", basicAuth(bankClientID, bankSecret))
+	rec := httptest.NewRecorder()
+	g.h.ServeHTTP(rec, req)
+	var out tokenResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.AccessToken == "" {
+		b.Fatalf("token endpoint: %d %s", rec.Code, rec.Body)
+	}
+	g.bearer = out.AccessToken
+	return g
+}
+
+func (g *gatewayBench) do(method, u, cookie string, header http.Header) *http.Response {
+	req := httptest.NewRequest(method, u, nil)
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	rec := httptest.NewRecorder()
+	g.h.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+// run serves req in parallel and checks every answer: a broken path
+// cannot post good numbers.
+func (g *gatewayBench) run(b *testing.B, u string, header http.Header, ok func(*httptest.ResponseRecorder) bool) {
+	b.Helper()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		// One request per goroutine, served again and again: the handler
+		// does not modify it, and parsing it is no part of the decision.
+		req := httptest.NewRequest("GET", u, nil)
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		for pb.Next() {
+			rec := httptest.NewRecorder()
+			g.h.ServeHTTP(rec, req)
+			if !ok(rec) {
+				b.Errorf("status %d, body %q, X-Stepgate-User %q", rec.Code, rec.Body, rec.Header().Get("X-Stepgate-User"))
+				return
+			}
+		}
+	})
+}
+
+func upstreamSawUser(rec *httptest.ResponseRecorder) bool {
+	return rec.Code == http.StatusOK && rec.Body.String() == "user="+testUser
+}
+
+// BenchmarkGatewaySession: a browser request through the gateway with a
+// valid session: cookie to session and user, policy evaluation, identity
+// headers and signed assertion, proxied to a loopback upstream.
+func BenchmarkGatewaySession(b *testing.B) {
+	g := newGatewayBench(b)
+	g.run(b, "http://"+g.bank+"/", http.Header{"Cookie": {g.cookie}}, upstreamSawUser)
+}
+
+// BenchmarkGatewayBearer: the same request with client bank's access token.
+func BenchmarkGatewayBearer(b *testing.B) {
+	g := newGatewayBench(b)
+	g.run(b, "http://"+g.bank+"/", http.Header{"Authorization": {"Bearer " + g.bearer}}, upstreamSawUser)
+}
+
+// BenchmarkForwardAuth: the decision alone, as Traefik or Caddy ask for
+// it, with the identity headers in the answer.
+func BenchmarkForwardAuth(b *testing.B) {
+	g := newGatewayBench(b)
+	g.run(b, "http://"+g.issuer+"/gateway/forward-auth", http.Header{"Cookie": {g.cookie},
+		"X-Forwarded-Method": {"GET"}, "X-Forwarded-Host": {g.bank}, "X-Forwarded-Uri": {"/"}},
+		func(rec *httptest.ResponseRecorder) bool {
+			return rec.Code == http.StatusOK && rec.Header().Get("X-Stepgate-User") == testUser && rec.Header().Get("X-Stepgate-Assertion") != ""
+		})
+}
