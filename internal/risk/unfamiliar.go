@@ -1,7 +1,6 @@
 package risk
 
 import (
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -43,19 +42,19 @@ func (e *Engine) unfamiliar(in SignIn, recent []SignIn) (Detection, bool) {
 		props = append(props, PropertyNetwork)
 		ev["network"] = net
 	}
-	newCountry := in.Country != "" && seenAny(recent, func(s SignIn) string { return s.Country }) &&
-		!seen(recent, in.Country, func(s SignIn) string { return s.Country })
+	newCountry := in.Country != "" && seenAny(recent, func(s *SignIn) string { return s.Country }) &&
+		!seen(recent, in.Country, func(s *SignIn) string { return s.Country })
 	if newCountry {
 		props = append(props, PropertyCountry)
 		ev["country"] = in.Country
 	}
-	if in.Browser != "" && seenAny(recent, func(s SignIn) string { return s.Browser }) &&
-		!seen(recent, in.Browser, func(s SignIn) string { return s.Browser }) {
+	if in.Browser != "" && seenAny(recent, func(s *SignIn) string { return s.Browser }) &&
+		!seen(recent, in.Browser, func(s *SignIn) string { return s.Browser }) {
 		props = append(props, PropertyBrowser)
 		ev["browser"] = in.Browser
 	}
-	if in.Platform != "" && seenAny(recent, func(s SignIn) string { return s.Platform }) &&
-		!seen(recent, in.Platform, func(s SignIn) string { return s.Platform }) {
+	if in.Platform != "" && seenAny(recent, func(s *SignIn) string { return s.Platform }) &&
+		!seen(recent, in.Platform, func(s *SignIn) string { return s.Platform }) {
 		props = append(props, PropertyPlatform)
 		ev["platform"] = in.Platform
 	}
@@ -73,7 +72,7 @@ func (e *Engine) unfamiliar(in SignIn, recent []SignIn) (Detection, bool) {
 
 // newDevice: see unfamiliar for why an empty id can be new.
 func newDevice(in SignIn, recent []SignIn) bool {
-	id := func(s SignIn) string { return s.DeviceID }
+	id := func(s *SignIn) string { return s.DeviceID }
 	if !seenAny(recent, id) {
 		return false
 	}
@@ -102,13 +101,23 @@ func newNetwork(in SignIn, recent []SignIn) (string, bool) {
 	return block.String(), true
 }
 
-func seen(recent []SignIn, v string, f func(SignIn) string) bool {
-	return slices.ContainsFunc(recent, func(s SignIn) bool { return f(s) == v })
+func seen(recent []SignIn, v string, f func(*SignIn) string) bool {
+	for i := range recent {
+		if f(&recent[i]) == v {
+			return true
+		}
+	}
+	return false
 }
 
 // seenAny reports whether any recent sign-in has the property at all;
 // if none does (an app that sets no device cookie, a history from before
 // browsers were recorded), every value would look new.
-func seenAny(recent []SignIn, f func(SignIn) string) bool {
-	return slices.ContainsFunc(recent, func(s SignIn) bool { return f(s) != "" })
+func seenAny(recent []SignIn, f func(*SignIn) string) bool {
+	for i := range recent {
+		if f(&recent[i]) != "" {
+			return true
+		}
+	}
+	return false
 }
