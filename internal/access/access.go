@@ -41,6 +41,24 @@ type Builder struct {
 	GeoIP *geoip.DB
 	// ClientIP finds the client's address behind trusted proxies.
 	ClientIP httpx.ClientIP
+	// UserRisk, when set, is the user's current risk level (none, low,
+	// medium, high), for user-risk conditions.
+	UserRisk func(ctx context.Context, userID string) string
+}
+
+// SignInRisk is the sign-in risk of a session: the level assessed at its
+// sign-in, until a later proof with another method than the password
+// remediates it (the MFA a risk policy demanded was completed).
+func SignInRisk(events []store.AuthEvent) string {
+	if len(events) == 0 || events[0].Risk == "" {
+		return ""
+	}
+	for _, e := range events[1:] {
+		if e.Method != strength.Password {
+			return ""
+		}
+	}
+	return events[0].Risk
 }
 
 // Request describes r, made by u within session s (nil before sign-in),
@@ -68,6 +86,10 @@ func (b *Builder) Request(r *http.Request, u store.User, s *store.Session, now t
 	}
 	if s != nil {
 		req.Events = Events(s.Events)
+		req.SignInRisk = SignInRisk(s.Events)
+	}
+	if b.UserRisk != nil && u.ID != "" && r != nil {
+		req.UserRisk = b.UserRisk(r.Context(), u.ID)
 	}
 	return req
 }

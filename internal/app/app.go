@@ -28,6 +28,7 @@ import (
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/revoke"
+	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres"
@@ -62,6 +63,8 @@ type App struct {
 	Gateway *gateway.Gateway
 	// Revoker ends users' sessions and tokens at security events.
 	Revoker *revoke.Revoker
+	// Risk assesses sign-ins and keeps users' risk.
+	Risk    *Risk
 	Clients *oidc.Clients
 	Keys    *oidc.KeyRing
 	OIDC    *oidc.Provider
@@ -147,6 +150,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if a.Methods, err = NewMethods(cfg, st, log, a.sessionUser); err != nil {
 		return nil, err
 	}
+	a.Methods.OnFraudReport = func(ctx context.Context, userID string) {
+		a.Risk.Raise(ctx, userID, risk.Detection{Type: "user-reported", Level: risk.High, Reason: "user-reported-fraud",
+			Evidence: map[string]string{"channel": "push"}})
+	}
 	for _, key := range cfg.OTP.DevelopmentSenders() {
 		log.WarnContext(ctx, "one-time codes are written to the log, not sent: for development only", "key", key)
 	}
@@ -180,7 +187,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 			_ = a.GeoIP.Close()
 		}
 	}()
-	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP}
+	if a.Risk, err = NewRisk(cfg, st, a.GeoIP, clientIP, a.Revoker, log); err != nil {
+		return nil, err
+	}
+	pages.Risk = a.Risk
+	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk}
 	if err := a.buildOIDC(ctx, pages); err != nil {
 		return nil, err
 	}

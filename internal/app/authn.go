@@ -34,6 +34,9 @@ type Methods struct {
 	// Email and SMS are nil when their sender is none.
 	Email, SMS *otp.Method
 	Push       *push.Method
+	// OnFraudReport, when set, hears "this wasn't me" answers to push
+	// requests (the risk engine raises the user's risk).
+	OnFraudReport func(ctx context.Context, userID string)
 	// WebAuthn is nil when passkeys are off (the issuer's host is an IP
 	// address and webauthn.rp_id is not set).
 	WebAuthn *webauthn.Method
@@ -86,6 +89,9 @@ func NewMethods(cfg config.Config, st store.Store, log *slog.Logger, sessionUser
 		Throttle: throttle, Log: log,
 		OnFraudReport: func(ctx context.Context, userID string) {
 			log.WarnContext(ctx, "a user reported a sign-in request as not theirs", "user_id", userID)
+			if m.OnFraudReport != nil {
+				m.OnFraudReport(ctx, userID)
+			}
 		},
 	}); err != nil {
 		return nil, err

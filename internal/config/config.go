@@ -27,6 +27,7 @@ type Config struct {
 	WebAuthn WebAuthn `yaml:"webauthn"`
 	OTP      OTP      `yaml:"otp"`
 	Gateway  Gateway  `yaml:"gateway"`
+	Risk     Risk     `yaml:"risk"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -160,6 +161,7 @@ func Default() Config {
 		WebAuthn: WebAuthn{RPName: "Stepgate"},
 		OTP:      defaultOTP(),
 		Gateway:  defaultGateway(),
+		Risk:     defaultRisk(),
 	}
 }
 

@@ -46,6 +46,7 @@ func (c Config) Validate() []Problem {
 	c.WebAuthn.validate(&ps)
 	c.OTP.validate(&ps)
 	c.Gateway.validate(&ps, c.Server.Issuer)
+	c.Risk.validate(&ps)
 	return ps
 }
 

@@ -99,6 +99,11 @@ type AuthEvent struct {
 	CredentialID      string    `json:"cred,omitempty"`
 	// AAGUID is the authenticator model of a passkey proof.
 	AAGUID string `json:"aaguid,omitempty"`
+	// Risk is, for the sign-in that started a session, the sign-in risk
+	// assessed then (low, medium, high; empty for none), and RiskReasons
+	// the detections behind it.
+	Risk        string   `json:"risk,omitempty"`
+	RiskReasons []string `json:"risk_reasons,omitempty"`
 }
 
 // KVEntry is one value of the generic key/value space (signing keys,

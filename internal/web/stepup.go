@@ -194,7 +194,10 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_ = p.Throttle.Reset(ctx, throttleKey)
-	token, _, err := p.Sessions.StepUp(ctx, r, proof.Event(p.Now()))
+	token, stepped, err := p.Sessions.StepUp(ctx, r, proof.Event(p.Now()))
+	if err == nil && p.Risk != nil && proof.Method != methodPassword {
+		p.Risk.Remediated(r, stepped)
+	}
 	if errors.Is(err, session.ErrNoSession) {
 		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
 		return nil

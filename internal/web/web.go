@@ -41,6 +41,13 @@ type UserGetter interface {
 	GetUser(ctx context.Context, id string) (store.User, error)
 }
 
+// RiskAssessor is the risk engine as the pages use it.
+type RiskAssessor interface {
+	Failed(r *http.Request, username string)
+	SignedIn(r *http.Request, u store.User, password string) (level string, reasons []string)
+	Remediated(r *http.Request, s store.Session)
+}
+
 // CredentialStore reads and changes users' registered methods.
 type CredentialStore interface {
 	ListCredentials(ctx context.Context, userID string) ([]store.Credential, error)
@@ -66,6 +73,9 @@ type Deps struct {
 	// conditional access policies): nil when nothing, or the methods
 	// that would satisfy it. blocked means registration is refused.
 	RegisterCheck func(r *http.Request, u store.User, s store.Session) (methods []string, blocked bool)
+	// Risk, when set, assesses sign-ins (their risk goes on the session's
+	// sign-in event) and hears of failures and remediations.
+	Risk RiskAssessor
 	// Revoke ends a user's sessions and tokens after a critical change
 	// (a sign-in method removed).
 	Revoke func(ctx context.Context, userID, reason string) error
@@ -243,6 +253,9 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		if ferr := errors.Join(p.Throttle.Fail(ctx, userKey), p.IPThrottle.Fail(ctx, ipKey)); ferr != nil {
 			return ferr
 		}
+		if p.Risk != nil {
+			p.Risk.Failed(r, username)
+		}
 		p.Log.InfoContext(r.Context(), "sign-in failed", "username", username, "ip", ip, "reason", err.Error())
 		v := view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo}
 		p.passkeyLogin(r, &v)
@@ -251,6 +264,9 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	_ = p.Throttle.Reset(ctx, userKey)
 	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}
+	if p.Risk != nil {
+		ev.Risk, ev.RiskReasons = p.Risk.SignedIn(r, u, r.PostFormValue("password"))
+	}
 	token, _, err := p.Sessions.Start(r.Context(), r, u.ID, ev, session.Meta{IP: ip, UserAgent: r.UserAgent()})
 	if err != nil {
 		return err

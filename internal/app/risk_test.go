@@ -1,0 +1,118 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/geoip/geoiptest"
+	"github.com/stepgate/stepgate/internal/policy"
+)
+
+// Two places 50 km apart across a border: travel between them is never
+// impossible, but the second is a new country for someone from the first.
+const (
+	basel    = "203.0.113.7"  // CH
+	freiburg = "198.51.100.7" // DE
+)
+
+// TestRiskNewCountryIsRemediatedByMFA: after the learning period, a
+// sign-in from a new country is medium risk, which the "MFA on medium
+// sign-in risk" policy answers with a step-up; completing TOTP remediates
+// it, and the next sign-in from the same place is not challenged.
+func TestRiskNewCountryIsRemediatedByMFA(t *testing.T) {
+	db := geoiptest.CityDB(t, map[string]geoiptest.City{
+		"203.0.113.0/24":  {Country: "CH", Latitude: 47.56, Longitude: 7.59},
+		"198.51.100.0/24": {Country: "DE", Latitude: 47.99, Longitude: 7.85},
+	})
+	s := startOIDC(t, func(cfg *config.Config) {
+		cfg.Server.TrustedProxies = []string{"127.0.0.1/32"} // tests speak for the client's address
+		cfg.GeoIP.Database = db
+		cfg.Risk.LearningSignIns = 2
+	})
+	base, probs := policy.Parse("test-policies.yaml", []byte(testPolicies))
+	risky, probs2 := policy.Parse("risk.yaml", []byte(`
+policies:
+  - name: mfa-on-medium-sign-in-risk
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [all]}}
+    conditions: {sign_in_risk: [medium, high]}
+    grant: {controls: [mfa]}
+`))
+	if len(probs)+len(probs2) > 0 {
+		t.Fatal(probs, probs2)
+	}
+	if probs := s.app.Policies.Reload(nil, base, risky); len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	secret, _, err := s.app.Methods.TOTP.EnrollNow(context.Background(), s.user, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// signInFrom starts a new browser session from ip and runs an
+	// authorization; it reports whether a step-up was asked for.
+	step := 0
+	signInFrom := func(ip string) (stepped bool) {
+		t.Helper()
+		b := browser(t)
+		resp, _ := post(t, b, s.base+"/login", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "username": {testUser},
+			"password": {testPassword}, "return_to": {"/account"}}, "X-Forwarded-For", ip)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in from %s: %d", ip, resp.StatusCode)
+		}
+		_, challenge := pkce()
+		u := s.authorizeURL(url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}})
+		for range 6 {
+			req, _ := http.NewRequest("GET", u, nil)
+			req.Header.Set("X-Forwarded-For", ip)
+			resp, err := b.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			loc, _ := resp.Location()
+			switch {
+			case loc == nil:
+				t.Fatalf("authorize from %s stopped with %d", ip, resp.StatusCode)
+			case loc.Query().Get("code") != "":
+				return stepped
+			case loc.Query().Get("error") != "":
+				t.Fatalf("authorize from %s: %s", ip, loc.Query().Get("error_description"))
+			case loc.Path == "/stepup":
+				stepped = true
+				step++
+				_, page := get(t, b, s.base+loc.RequestURI())
+				csrf, cer := formOf(t, page)
+				r, _ := post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer},
+					"code": {totpCode(t, secret, time.Now().Add(time.Duration(step)*30*time.Second))}, "return_to": {loc.Query().Get("return_to")}},
+					"X-Forwarded-For", ip)
+				l, _ := r.Location()
+				if l == nil {
+					t.Fatalf("the step-up from %s was refused: %d", ip, r.StatusCode)
+				}
+				u = s.base + l.RequestURI()
+			default:
+				u = s.base + loc.RequestURI()
+			}
+		}
+		t.Fatalf("authorize from %s did not finish", ip)
+		return false
+	}
+
+	for i := range 3 {
+		if signInFrom(basel) {
+			t.Fatalf("home sign-in %d was challenged", i+1)
+		}
+	}
+	if !signInFrom(freiburg) {
+		t.Fatal("a sign-in from a new country after the learning period was not challenged")
+	}
+	if signInFrom(freiburg) {
+		t.Fatal("after remediation, the next sign-in from the same place was challenged again")
+	}
+}
