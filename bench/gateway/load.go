@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"math/bits"
 	"net"
 	"net/http"
 	"sync"
@@ -14,20 +13,25 @@ import (
 // below 64 µs, then 32 buckets per power of two (about 3% wide), so a
 // percentile is read without keeping every sample and recording one
 // allocates nothing.
-type histogram [1024]uint64
+type histogram [histBuckets]uint64
 
-func bucketOf(us uint64) int {
-	e := max(0, bits.Len64(us)-6)
-	return min(e*32+int(us>>e), len(histogram{})-1)
+const histBuckets = 1024
+
+func bucketOf(us int64) int64 {
+	var e int64
+	for v := us; v >= 64; v >>= 1 {
+		e++
+	}
+	return min(e*32+us>>e, histBuckets-1)
 }
 
 // lowerBound is the smallest latency, in microseconds, in bucket i.
-func lowerBound(i int) uint64 {
+func lowerBound(i int64) int64 {
 	e := max(0, i/32-1)
-	return uint64(i-e*32) << e
+	return (i - e*32) << e
 }
 
-func (h *histogram) record(d time.Duration) { h[bucketOf(uint64(d.Microseconds()))]++ }
+func (h *histogram) record(d time.Duration) { h[bucketOf(max(d.Microseconds(), 0))]++ }
 
 func (h *histogram) add(o *histogram) {
 	for i := range h {
@@ -50,8 +54,7 @@ func (h *histogram) percentile(q float64) time.Duration {
 	for i, n := range h {
 		seen += n
 		if seen > rank {
-			lo := lowerBound(i)
-			hi := lowerBound(i + 1)
+			lo, hi := lowerBound(int64(i)), lowerBound(int64(i)+1)
 			return time.Duration((lo+hi)/2) * time.Microsecond
 		}
 	}

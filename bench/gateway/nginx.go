@@ -82,7 +82,7 @@ func startNginx(dir, upstream string) (*nginx, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	n.stop()
-	log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+	log, _ := os.ReadFile(filepath.Join(dir, "error.log")) //nolint:gosec // the harness's own temporary directory
 	return nil, fmt.Errorf("nginx did not start listening on %s: %s", addr, log)
 }
 

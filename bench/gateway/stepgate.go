@@ -220,8 +220,11 @@ func (s *stepgate) fetchToken(c *http.Client) error {
 		AccessToken string `json:"access_token"`
 		Error       string `json:"error_description"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		return fmt.Errorf("token endpoint: status %d %s (%v)", resp.StatusCode, tok.Error, err)
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil {
+		return fmt.Errorf("token endpoint: status %d: %w", resp.StatusCode, err)
+	}
+	if tok.AccessToken == "" {
+		return fmt.Errorf("token endpoint: status %d: %s", resp.StatusCode, tok.Error)
 	}
 	s.token = tok.AccessToken
 	return nil

@@ -101,7 +101,7 @@ func (p bufferPool) Put(b []byte) {
 		return
 	}
 	select {
-	case p <- b[:proxyBufferSize]:
+	case p <- b[:cap(b)]:
 	default:
 	}
 }
