@@ -8,9 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/totp"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/demo"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/revoke"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -139,5 +141,59 @@ func (c *cli) mfaCmds() []*cobra.Command {
 			})
 		},
 	}
-	return []*cobra.Command{totpCmd, codeCmd, recoveryCmd, resetCmd}
+	unlockCmd := &cobra.Command{
+		Use:   "unlock NAME",
+		Short: "Clear the failed-attempt lock of a user (after 100 consecutive failures it waits for this)",
+		Args:  exactArgs(1, "a username"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withMethods(cmd, args[0], func(st store.Store, _ *app.Methods, u store.User) error {
+				th := authn.NewThrottle(st, nil)
+				for _, key := range []string{"login:" + u.Username, "user:" + u.ID} {
+					if err := th.Reset(cmd.Context(), key); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(c.stdout, "unlocked %s\n", u.Username)
+				return nil
+			})
+		},
+	}
+
+	var compromised, dismiss bool
+	riskCmd := &cobra.Command{
+		Use:   "risk NAME --confirm-compromised | --dismiss",
+		Short: "Confirm a user compromised (high risk; sessions and tokens revoked) or dismiss their risk",
+		Args:  exactArgs(1, "a username"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if compromised == dismiss {
+				return usageError{errors.New("give exactly one of --confirm-compromised and --dismiss")}
+			}
+			return c.withStore(cmd.Context(), func(cfg config.Config, st store.Store) error {
+				svc, err := app.NewUsers(cfg, st)
+				if err != nil {
+					return err
+				}
+				u, err := svc.Get(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				k, err := app.NewRisk(cfg, st, nil, httpx.ClientIP{}, revoke.New(st, nil, nil), c.logger(cfg))
+				if err != nil {
+					return err
+				}
+				if err := k.SetUserRisk(cmd.Context(), u.ID, compromised); err != nil {
+					return err
+				}
+				if compromised {
+					fmt.Fprintf(c.stdout, "%s confirmed compromised: user risk high, sessions and tokens revoked\n", u.Username)
+				} else {
+					fmt.Fprintf(c.stdout, "%s: user risk dismissed\n", u.Username)
+				}
+				return nil
+			})
+		},
+	}
+	riskCmd.Flags().BoolVar(&compromised, "confirm-compromised", false, "the account is in an attacker's hands")
+	riskCmd.Flags().BoolVar(&dismiss, "dismiss", false, "the detections were false alarms")
+	return []*cobra.Command{totpCmd, codeCmd, recoveryCmd, resetCmd, unlockCmd, riskCmd}
 }

@@ -207,6 +207,7 @@ func (a *App) availableMethods(r *http.Request, u store.User) ([]string, error) 
 func ipThrottle(st store.KV) *authn.Throttle {
 	t := authn.NewThrottle(st, nil)
 	t.Free = 100
+	t.HardLimit = 0 // an address is shared: never locked for good
 	return t
 }
 

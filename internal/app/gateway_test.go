@@ -62,7 +62,7 @@ type gatewayRig struct {
 	upstream *upstreamLog
 }
 
-func startGateway(t *testing.T) *gatewayRig {
+func startGateway(t *testing.T, mutate ...func(*config.Config)) *gatewayRig {
 	t.Helper()
 	log := &upstreamLog{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +89,9 @@ func startGateway(t *testing.T) *gatewayRig {
 				{Path: "/public/*", Allow: "anonymous"},
 			},
 		}}
+		for _, m := range mutate {
+			m(cfg)
+		}
 	})
 	return g
 }

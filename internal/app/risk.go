@@ -184,14 +184,19 @@ func (k *Risk) appendTo(ctx context.Context, key string, in risk.SignIn, maxLen 
 // Failed records a failed sign-in for username. An unknown username
 // still counts toward spray from its network.
 func (k *Risk) Failed(r *http.Request, username string) {
-	var userID string
-	if u, err := k.kv.GetUserByName(r.Context(), strings.ToLower(strings.TrimSpace(username))); err == nil {
-		userID = u.ID
+	name := strings.ToLower(strings.TrimSpace(username))
+	u, lookupErr := k.kv.GetUserByName(r.Context(), name)
+	known := lookupErr == nil
+	id := u.ID
+	if !known {
+		// Spray counts accounts tried, existing or not; a name that is
+		// no account still stands for one.
+		id = "unknown:" + name
 	}
-	in := k.attempt(r, userID, false)
+	in := k.attempt(r, id, false)
 	var err error
-	if userID != "" {
-		err = k.appendTo(r.Context(), failKey(userID), in, maxFailuresKept, failureHistoryKeep)
+	if known {
+		err = k.appendTo(r.Context(), failKey(id), in, maxFailuresKept, failureHistoryKeep)
 	}
 	if err == nil {
 		err = k.appendTo(r.Context(), netKey(network(in.IP)), in, maxFailuresKept, failureHistoryKeep)

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -114,5 +115,97 @@ policies:
 	}
 	if signInFrom(freiburg) {
 		t.Fatal("after remediation, the next sign-in from the same place was challenged again")
+	}
+}
+
+// TestPasswordSprayIsThrottledAndDetected: one address tries 200
+// accounts with 2 wrong passwords each. The address is throttled long
+// before it finishes, and a sign-in from its network afterwards carries
+// high sign-in risk (password spray); ordinary users elsewhere are not
+// affected.
+func TestPasswordSprayIsThrottledAndDetected(t *testing.T) {
+	s := startOIDC(t, func(cfg *config.Config) {
+		cfg.Server.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	b := browser(t)
+	attempt := func(user, pw, ip string) int {
+		resp, _ := post(t, b, s.base+"/login", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "username": {user},
+			"password": {pw}, "return_to": {"/account"}}, "X-Forwarded-For", ip)
+		return resp.StatusCode
+	}
+	throttled, firstThrottled := 0, 0
+	for i := range 200 {
+		for j := range 2 {
+			if attempt(fmt.Sprintf("user%03d", i), fmt.Sprintf("Winter2026!%d", j), "192.0.2.50") == http.StatusTooManyRequests {
+				throttled++
+				if firstThrottled == 0 {
+					firstThrottled = 2*i + j + 1
+				}
+			}
+		}
+	}
+	t.Logf("password spray: %d of 400 attempts throttled, the first at attempt %d", throttled, firstThrottled)
+	// 100 failures are free for an address (many people share one behind
+	// a NAT); the 101st locks it, so the 102nd attempt is refused.
+	if throttled < 250 || firstThrottled > 102 {
+		t.Fatalf("the spraying address was throttled %d times from attempt %d; want it stopped by attempt 102", throttled, firstThrottled)
+	}
+	// Another address of the same network signs in with a right
+	// password: the sign-in is flagged as spray.
+	if st := attempt(testUser, testPassword, "192.0.2.51"); st != http.StatusSeeOther {
+		t.Fatalf("sign-in from the spraying network: %d", st)
+	}
+	sessions, _ := s.app.Store.ListUserSessions(context.Background(), s.user.ID)
+	if len(sessions) == 0 || sessions[len(sessions)-1].Events[0].Risk != "high" {
+		t.Fatalf("the sign-in from the spraying network carries risk %+v, want high", sessions)
+	}
+	// Ordinary sign-ins from other networks: no throttling, no risk.
+	for i := range 5 {
+		if st := attempt(testUser, testPassword, fmt.Sprintf("198.18.%d.10", i)); st != http.StatusSeeOther {
+			t.Fatalf("a benign sign-in was refused: %d", st)
+		}
+	}
+}
+
+// TestGatewayReevaluatesLocation: the gateway decides on every request
+// from where it comes now, so a session that moves into a blocked
+// location is refused on its next request.
+func TestGatewayReevaluatesLocation(t *testing.T) {
+	g := startGateway(t, func(cfg *config.Config) { cfg.Server.TrustedProxies = []string{"127.0.0.1/32"} })
+	doc, _ := policy.Parse("t.yaml", []byte(testPolicies))
+	block, probs := policy.Parse("block.yaml", []byte(`
+named_locations:
+  - name: blocked-net
+    ip_ranges: [203.0.113.0/24]
+policies:
+  - name: block-blocked-net
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [bank]}}
+    conditions: {locations: {include: [blocked-net]}}
+    grant: block
+`))
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	if probs := g.server.app.Policies.Reload(nil, doc, block); len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	b := gatewayBrowser(t, g.server)
+	noStepUp := func(loc *url.URL) *http.Response { t.Fatalf("unexpected step-up: %s", loc); return nil }
+	if resp, _ := g.walk(t, b, mustDo(t, b, "GET", g.app+"/accounts", ""), noStepUp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("from loopback: %d", resp.StatusCode)
+	}
+	// The same session, now from the blocked network.
+	resp := mustDo(t, b, "GET", g.app+"/accounts", "", "X-Forwarded-For", "203.0.113.9")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("the same session from a blocked location: %d, want 403", resp.StatusCode)
+	}
+	// And back: allowed again.
+	resp = mustDo(t, b, "GET", g.app+"/accounts", "")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("back from loopback: %d", resp.StatusCode)
 	}
 }

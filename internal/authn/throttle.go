@@ -22,6 +22,11 @@ type Throttle struct {
 	Free int
 	Base time.Duration
 	Max  time.Duration
+	// HardLimit, when above zero, is the number of consecutive failures
+	// after which the key stays locked until an administrator resets it
+	// (NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts on
+	// one authenticator). Zero for keys shared by many people (an address).
+	HardLimit int
 }
 
 // NewThrottle returns a throttle with the defaults above.
@@ -29,7 +34,7 @@ func NewThrottle(kv store.KV, now func() time.Time) *Throttle {
 	if now == nil {
 		now = time.Now
 	}
-	return &Throttle{kv: kv, now: now, Free: 5, Base: 30 * time.Second, Max: 15 * time.Minute}
+	return &Throttle{kv: kv, now: now, Free: 5, Base: 30 * time.Second, Max: 15 * time.Minute, HardLimit: 100}
 }
 
 type throttleState struct {
@@ -68,8 +73,10 @@ func (t *Throttle) Fail(ctx context.Context, key string) error {
 	now := t.now()
 	expires := now.Add(throttleRecordLife)
 	update := func(s throttleState) throttleState {
-		// Failures are forgotten after a quiet hour past the longest lock.
-		if !s.Last.IsZero() && now.Sub(s.Last) > t.Max+time.Hour {
+		hardLocked := t.HardLimit > 0 && s.Failures >= t.HardLimit
+		// Failures are forgotten after a quiet hour past the longest lock,
+		// but a hard lock waits for an administrator.
+		if !hardLocked && !s.Last.IsZero() && now.Sub(s.Last) > t.Max+time.Hour {
 			s = throttleState{}
 		}
 		s.Last = now
@@ -78,13 +85,29 @@ func (t *Throttle) Fail(ctx context.Context, key string) error {
 			lock := t.Base << min(over-1, 20)
 			s.LockedUntil = now.Add(min(lock, t.Max))
 		}
+		if t.HardLimit > 0 && s.Failures >= t.HardLimit {
+			s.LockedUntil = hardLockUntil
+		}
 		return s
 	}
-	_, err := t.kv.UpdateKV(ctx, throttleKey(key), func(b []byte) ([]byte, error) {
+	var after throttleState
+	e, err := t.kv.UpdateKV(ctx, throttleKey(key), func(b []byte) ([]byte, error) {
 		var s throttleState
 		_ = json.Unmarshal(b, &s)
-		return json.Marshal(update(s))
+		after = update(s)
+		return json.Marshal(after)
 	})
+	if err == nil && after.LockedUntil.Equal(hardLockUntil) && !e.ExpiresAt.IsZero() {
+		// A hard lock outlives the record's usual life: it waits for an
+		// administrator, however long that takes.
+		if err := t.kv.DeleteKV(ctx, throttleKey(key)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		_, err = t.kv.CreateKV(ctx, throttleKey(key), e.Value, time.Time{})
+		if errors.Is(err, store.ErrConflict) {
+			err = nil // a concurrent failure recreated it
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		b, _ := json.Marshal(update(throttleState{}))
 		_, err = t.kv.CreateKV(ctx, throttleKey(key), b, expires)
@@ -95,7 +118,10 @@ func (t *Throttle) Fail(ctx context.Context, key string) error {
 	return err
 }
 
-// Reset clears key after a success.
+// hardLockUntil marks a key locked until an administrator resets it.
+var hardLockUntil = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Reset clears key after a success, or when an administrator unlocks it.
 func (t *Throttle) Reset(ctx context.Context, key string) error {
 	err := t.kv.DeleteKV(ctx, throttleKey(key))
 	if errors.Is(err, store.ErrNotFound) {

@@ -65,3 +65,31 @@ func TestThrottle(t *testing.T) {
 		t.Fatalf("ok/reset: %v", err)
 	}
 }
+
+// TestThrottleHardLimit: after HardLimit consecutive failures the key
+// stays locked, however long one waits, until it is reset.
+func TestThrottleHardLimit(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	th := NewThrottle(st, func() time.Time { return now })
+	for range th.HardLimit {
+		if err := th.Fail(ctx, "login:alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(30 * 24 * time.Hour)
+	if err := th.Check(ctx, "login:alice"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("a month after %d failures: %v, want still locked", th.HardLimit, err)
+	}
+	if err := th.Reset(ctx, "login:alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.Check(ctx, "login:alice"); err != nil {
+		t.Fatalf("after an administrator's reset: %v", err)
+	}
+}
