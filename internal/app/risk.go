@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn/password"
@@ -41,7 +42,22 @@ type Risk struct {
 	revoker   *revoke.Revoker
 	log       *slog.Logger
 	now       func() time.Time
+
+	// mu guards userRisk, recent answers of UserRisk: every request the
+	// gateway decides asks, and the answer changes rarely.
+	mu       sync.Mutex
+	userRisk map[string]cachedRisk
 }
+
+// cachedRisk is a user's risk level as read at a time.
+type cachedRisk struct {
+	level string
+	at    time.Time
+}
+
+// userRiskTTL bounds how stale a cached user risk may be on another
+// node; on this node Raise and SetUserRisk drop the entry at once.
+const userRiskTTL = 500 * time.Millisecond
 
 // riskStore is what the risk service keeps and reads.
 type riskStore interface {
@@ -83,7 +99,7 @@ func NewRisk(cfg config.Config, kv riskStore, geo *geoip.DB, clientIP httpx.Clie
 		return nil, err
 	}
 	return &Risk{engine: engine, kv: kv, geo: geo, clientIP: clientIP, lowAgeOut: cfg.Risk.UserRiskLowAgeOut.D(),
-		revoker: revoker, log: log, now: time.Now}, nil
+		revoker: revoker, log: log, now: time.Now, userRisk: map[string]cachedRisk{}}, nil
 }
 
 // attempt describes a sign-in attempt of r for the detectors.
@@ -255,15 +271,36 @@ func (k *Risk) Remediated(r *http.Request, s store.Session) {
 
 // UserRisk is the user's effective risk level for policies.
 func (k *Risk) UserRisk(ctx context.Context, userID string) string {
+	now := k.now()
+	k.mu.Lock()
+	c, ok := k.userRisk[userID]
+	k.mu.Unlock()
+	if ok && now.Sub(c.at) < userRiskTTL && !now.Before(c.at) {
+		return c.level
+	}
 	var st risk.UserRiskState
 	if err := k.load(ctx, userRiskKey(userID), &st); err != nil {
 		k.log.WarnContext(ctx, "load user risk", "err", err)
 		return ""
 	}
-	if l := st.Effective(k.now(), k.lowAgeOut); l != risk.None {
-		return l.String()
+	level := ""
+	if l := st.Effective(now, k.lowAgeOut); l != risk.None {
+		level = l.String()
 	}
-	return ""
+	k.mu.Lock()
+	if len(k.userRisk) >= 10000 {
+		clear(k.userRisk) // bounded; the next requests read again
+	}
+	k.userRisk[userID] = cachedRisk{level: level, at: now}
+	k.mu.Unlock()
+	return level
+}
+
+// forget drops the cached risk of userID after it changed here.
+func (k *Risk) forget(userID string) {
+	k.mu.Lock()
+	delete(k.userRisk, userID)
+	k.mu.Unlock()
 }
 
 // Raise adds a detection to the user's risk. Reaching high is a security
@@ -304,6 +341,7 @@ func (k *Risk) SetUserRisk(ctx context.Context, userID string, compromised bool)
 }
 
 func (k *Risk) updateUserRisk(ctx context.Context, userID string, fn func(*risk.UserRiskState)) error {
+	defer k.forget(userID)
 	apply := func(b []byte) ([]byte, error) {
 		var st risk.UserRiskState
 		if len(b) > 0 {
