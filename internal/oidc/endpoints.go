@@ -79,17 +79,12 @@ type introspection struct {
 // servers. Callers authenticate as a registered confidential client.
 // Every inactive token gets the same answer, {"active": false}.
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
-	form, err := parseBackChannel(w, r)
-	if err != nil {
-		p.writeError(w, r, err)
+	form, caller, ok := p.clientRequest(w, r)
+	if !ok {
 		return
 	}
-	caller, err := p.authenticateClient(r, form)
-	if err == nil && caller.Public {
-		err = errInvalidClient(errors.New("public clients may not introspect"))
-	}
-	if err != nil {
-		p.writeError(w, r, err)
+	if caller.Public {
+		p.writeError(w, r, errInvalidClient(errors.New("public clients may not introspect")))
 		return
 	}
 	c, err := p.VerifyAccessToken(r.Context(), form.Get("token"))
@@ -123,14 +118,8 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 // the deny list until it expires. Unknown tokens and tokens of other
 // clients get 200 as the RFC asks, revealing nothing.
 func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
-	form, err := parseBackChannel(w, r)
-	if err != nil {
-		p.writeError(w, r, err)
-		return
-	}
-	c, err := p.authenticateClient(r, form)
-	if err != nil {
-		p.writeError(w, r, err)
+	form, c, ok := p.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	ctx, tok := r.Context(), form.Get("token")

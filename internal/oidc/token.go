@@ -192,16 +192,26 @@ func (p *Provider) checkClientAssertion(ctx context.Context, c *Client, form url
 	return err
 }
 
-// token is the token endpoint.
-func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+// clientRequest reads a back-channel form and authenticates its client,
+// answering the error itself when either fails.
+func (p *Provider) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, *Client, bool) {
 	form, err := parseBackChannel(w, r)
 	if err != nil {
 		p.writeError(w, r, err)
-		return
+		return nil, nil, false
 	}
 	c, err := p.authenticateClient(r, form)
 	if err != nil {
 		p.writeError(w, r, err)
+		return nil, nil, false
+	}
+	return form, c, true
+}
+
+// token is the token endpoint.
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	form, c, ok := p.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	grant := form.Get("grant_type")
@@ -214,6 +224,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out issued
+	var err error
 	switch grant {
 	case GrantAuthorizationCode:
 		out, err = p.exchangeCode(r.Context(), c, form)
