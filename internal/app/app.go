@@ -41,6 +41,9 @@ import (
 // expired codes, flows and tokens) are purged.
 const sessionGCInterval = 10 * time.Minute
 
+// listCheckInterval is how often IP list files are checked for changes.
+const listCheckInterval = 30 * time.Second
+
 // keyCheckInterval is how often each node checks the signing key
 // schedule; rotation is planned hours ahead, so a minute is plenty.
 const keyCheckInterval = time.Minute
@@ -278,6 +281,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		a.Log.Warn("session clean-up failed", "err", err)
 	})
 	go a.gcKV(gcCtx, sessionGCInterval)
+	go a.Risk.WatchLists(gcCtx, listCheckInterval)
 	go a.Keys.Run(gcCtx, keyCheckInterval, func(err error) {
 		a.Log.Warn("signing key maintenance failed", "err", err)
 	})

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn/password"
@@ -34,7 +37,12 @@ const (
 // Risk assesses sign-ins with the pure detectors of package risk over a
 // history kept in the store, and keeps users' risk.
 type Risk struct {
-	engine    *risk.Engine
+	// engine is swapped whole when an IP list file changes.
+	engine    atomic.Pointer[risk.Engine]
+	base      risk.Config         // without the IP lists
+	lists     []config.RiskIPList // the list files, re-read on change
+	listsMu   sync.Mutex          // guards listsSeen
+	listsSeen string              // what the files looked like when read
 	kv        riskStore
 	geo       *geoip.DB
 	clientIP  httpx.ClientIP
@@ -71,22 +79,6 @@ func NewRisk(cfg config.Config, kv riskStore, geo *geoip.DB, clientIP httpx.Clie
 		MaxSpeedKmh: float64(cfg.Risk.MaxSpeedKmh), LearningSignIns: cfg.Risk.LearningSignIns,
 		SprayThreshold: cfg.Risk.SprayThreshold, BruteForceThreshold: cfg.Risk.BruteForceThreshold,
 	}
-	for i, l := range cfg.Risk.IPLists {
-		level, err := risk.ParseLevel(l.Level)
-		if err != nil {
-			return nil, fmt.Errorf("risk.ip_lists[%d].level: %w", i, err)
-		}
-		f, err := os.Open(l.File) //nolint:gosec // the operator names the file
-		if err != nil {
-			return nil, fmt.Errorf("risk.ip_lists[%d].file: %w", i, err)
-		}
-		list, err := risk.ParseIPList(l.Name, level, f)
-		_ = f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("risk.ip_lists[%d]: %w", i, err)
-		}
-		rc.IPLists = append(rc.IPLists, list)
-	}
 	if cfg.Password.BreachedList != "" {
 		list, err := password.LoadBreached(cfg.Password.BreachedList)
 		if err != nil {
@@ -94,12 +86,92 @@ func NewRisk(cfg config.Config, kv riskStore, geo *geoip.DB, clientIP httpx.Clie
 		}
 		rc.Breached = list
 	}
-	engine, err := risk.New(rc)
-	if err != nil {
+	k := &Risk{base: rc, lists: cfg.Risk.IPLists, kv: kv, geo: geo, clientIP: clientIP, lowAgeOut: cfg.Risk.UserRiskLowAgeOut.D(),
+		revoker: revoker, log: log, now: time.Now, userRisk: map[string]cachedRisk{}}
+	if err := k.loadLists(); err != nil {
 		return nil, err
 	}
-	return &Risk{engine: engine, kv: kv, geo: geo, clientIP: clientIP, lowAgeOut: cfg.Risk.UserRiskLowAgeOut.D(),
-		revoker: revoker, log: log, now: time.Now, userRisk: map[string]cachedRisk{}}, nil
+	return k, nil
+}
+
+// loadLists reads the IP list files and installs an engine with them.
+func (k *Risk) loadLists() error {
+	rc := k.base
+	for i, l := range k.lists {
+		level, err := risk.ParseLevel(l.Level)
+		if err != nil {
+			return fmt.Errorf("risk.ip_lists[%d].level: %w", i, err)
+		}
+		f, err := os.Open(l.File) //nolint:gosec // the operator names the file
+		if err != nil {
+			return fmt.Errorf("risk.ip_lists[%d].file: %w", i, err)
+		}
+		list, err := risk.ParseIPList(l.Name, level, f)
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("risk.ip_lists[%d]: %w", i, err)
+		}
+		rc.IPLists = append(rc.IPLists, list)
+	}
+	engine, err := risk.New(rc)
+	if err != nil {
+		return err
+	}
+	k.setSeen(k.listsStamp())
+	k.engine.Store(engine)
+	return nil
+}
+
+func (k *Risk) setSeen(s string) {
+	k.listsMu.Lock()
+	k.listsSeen = s
+	k.listsMu.Unlock()
+}
+
+func (k *Risk) seen() string {
+	k.listsMu.Lock()
+	defer k.listsMu.Unlock()
+	return k.listsSeen
+}
+
+// listsStamp describes the list files' sizes and modification times.
+func (k *Risk) listsStamp() string {
+	var b strings.Builder
+	for _, l := range k.lists {
+		if fi, err := os.Stat(l.File); err == nil {
+			fmt.Fprintf(&b, "%s|%d|%d;", l.File, fi.Size(), fi.ModTime().UnixNano())
+		} else {
+			fmt.Fprintf(&b, "%s|missing;", l.File)
+		}
+	}
+	return b.String()
+}
+
+// WatchLists re-reads the IP list files when they change (threat feeds
+// are refreshed in place), checking every interval until ctx ends. A
+// list that no longer parses keeps the previous engine, and says why.
+func (k *Risk) WatchLists(ctx context.Context, every time.Duration) {
+	if len(k.lists) == 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if k.listsStamp() == k.seen() {
+				continue
+			}
+			if err := k.loadLists(); err != nil {
+				k.setSeen(k.listsStamp()) // do not retry until it changes again
+				k.log.WarnContext(ctx, "an IP list changed but could not be read; keeping the previous lists", "err", err)
+				continue
+			}
+			k.log.InfoContext(ctx, "IP lists reloaded", "lists", len(k.lists))
+		}
+	}
 }
 
 // attempt describes a sign-in attempt of r for the detectors.
@@ -227,16 +299,22 @@ func (k *Risk) Failed(r *http.Request, username string) {
 // joins the history at once; a risky one only when its risk is
 // remediated (Remediated), so a stolen password alone never makes the
 // thief's location familiar. A leaked password raises the user's risk.
-func (k *Risk) SignedIn(r *http.Request, u store.User, pw string) (string, []string) {
+func (k *Risk) SignedIn(r *http.Request, u store.User, pw, deviceID string) (string, []string) {
 	ctx := r.Context()
 	in := k.attempt(r, u.ID, true)
+	if deviceID != "" {
+		// The stored history keeps a hash, not the cookie's value.
+		sum := sha256.Sum256([]byte(deviceID))
+		in.DeviceID = hex.EncodeToString(sum[:8])
+	}
 	h, err := k.history(ctx, in)
 	if err != nil {
 		k.log.WarnContext(ctx, "load risk history", "err", err)
 		return "", nil
 	}
-	a := k.engine.Assess(in, h)
-	if d, leaked := k.engine.LeakedPassword(in, pw); leaked {
+	engine := k.engine.Load()
+	a := engine.Assess(in, h)
+	if d, leaked := engine.LeakedPassword(in, pw); leaked {
 		k.Raise(ctx, u.ID, d)
 	}
 	var reasons []string

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -207,5 +209,47 @@ policies:
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("back from loopback: %d", resp.StatusCode)
+	}
+}
+
+// TestIPListsFlagAndReload: a sign-in from a listed network is high
+// risk; when the list file changes, the new list applies without a
+// restart.
+func TestIPListsFlagAndReload(t *testing.T) {
+	list := filepath.Join(t.TempDir(), "tor.txt")
+	if err := os.WriteFile(list, []byte("# exits\n192.0.2.0/24\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startOIDC(t, func(cfg *config.Config) {
+		cfg.Server.TrustedProxies = []string{"127.0.0.1/32"}
+		cfg.Risk.IPLists = []config.RiskIPList{{Name: "tor", File: list, Level: "high"}}
+	})
+	signInRisk := func(ip string) string {
+		t.Helper()
+		b := browser(t)
+		resp, _ := post(t, b, s.base+"/login", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "username": {testUser},
+			"password": {testPassword}, "return_to": {"/account"}}, "X-Forwarded-For", ip)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in from %s: %d", ip, resp.StatusCode)
+		}
+		sessions, _ := s.app.Store.ListUserSessions(context.Background(), s.user.ID)
+		return sessions[len(sessions)-1].Events[0].Risk
+	}
+	if got := signInRisk("192.0.2.9"); got != "high" {
+		t.Fatalf("a sign-in from a listed network has risk %q, want high", got)
+	}
+	// The feed is refreshed in place: 192.0.2.0/24 leaves, 198.51.100.0/24 joins.
+	if err := os.WriteFile(list, []byte("198.51.100.0/24\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.app.Risk.WatchLists(ctx, 10*time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for signInRisk("198.51.100.9") != "high" {
+		if time.Now().After(deadline) {
+			t.Fatal("the changed list was not picked up")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -5,7 +5,9 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/base64"
 	"errors"
 	"html/template"
 	"io/fs"
@@ -44,7 +46,7 @@ type UserGetter interface {
 // RiskAssessor is the risk engine as the pages use it.
 type RiskAssessor interface {
 	Failed(r *http.Request, username string)
-	SignedIn(r *http.Request, u store.User, password string) (level string, reasons []string)
+	SignedIn(r *http.Request, u store.User, password, deviceID string) (level string, reasons []string)
 	Remediated(r *http.Request, s store.Session)
 }
 
@@ -265,7 +267,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	_ = p.Throttle.Reset(ctx, userKey)
 	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}
 	if p.Risk != nil {
-		ev.Risk, ev.RiskReasons = p.Risk.SignedIn(r, u, r.PostFormValue("password"))
+		ev.Risk, ev.RiskReasons = p.Risk.SignedIn(r, u, r.PostFormValue("password"), p.device(w, r))
 	}
 	token, _, err := p.Sessions.Start(r.Context(), r, u.ID, ev, session.Meta{IP: ip, UserAgent: r.UserAgent()})
 	if err != nil {
@@ -334,6 +336,29 @@ func (p *Pages) signedIn(r *http.Request) (store.Session, store.User, error) {
 		return s, u, session.ErrNoSession
 	}
 	return s, u, err
+}
+
+// deviceCookie names the browser for the risk engine's "new device"
+// detection: a random, long-lived identifier with no other meaning.
+const deviceCookie = "stepgate_device"
+
+// device returns the browser's device identifier, giving it one when it
+// has none (the first sign-in from a browser has no history to compare
+// with, so it is not flagged for lacking one).
+func (p *Pages) device(w http.ResponseWriter, r *http.Request) string {
+	name := deviceCookie
+	if p.Secure {
+		name = "__Host-" + name
+	}
+	if c, err := r.Cookie(name); err == nil && len(c.Value) == 43 {
+		return c.Value
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	//nolint:gosec // Secure follows the issuer scheme, as for the session cookie
+	http.SetCookie(w, &http.Cookie{Name: name, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/",
+		MaxAge: 400 * 24 * 3600, HttpOnly: true, Secure: p.Secure, SameSite: http.SameSiteLaxMode})
+	return ""
 }
 
 // limit is a key counted by a throttle.
