@@ -166,6 +166,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Methods: a.Methods.Registry, Credentials: st,
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: credentialDetail, Revoke: a.Revoker.RevokeUser,
+		Passwords: a.Users, PasswordChanged: a.passwordChanged,
 		Passkeys: passkeys(a.Methods),
 	})
 	if err != nil {

@@ -402,6 +402,20 @@ func (k *Risk) Raise(ctx context.Context, userID string, d risk.Detection) {
 	}
 }
 
+// passwordChanged clears the user's risk after a secure password change
+// (one made right after a second factor): whoever held the old password
+// holds nothing now.
+func (a *App) passwordChanged(ctx context.Context, userID string, afterMFA bool) {
+	if !afterMFA {
+		return
+	}
+	if err := a.Risk.updateUserRisk(ctx, userID, func(st *risk.UserRiskState) { st.Remediated(a.Risk.now()) }); err != nil {
+		a.Log.ErrorContext(ctx, "remediate user risk", "err", err)
+		return
+	}
+	a.Log.InfoContext(ctx, "user risk remediated by a secure password change", "user_id", userID)
+}
+
 // SetUserRisk applies an administrator's decision: confirm the account
 // compromised (high, and revoked) or dismiss its risk.
 func (k *Risk) SetUserRisk(ctx context.Context, userID string, compromised bool) error {

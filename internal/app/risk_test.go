@@ -13,6 +13,7 @@ import (
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/geoip/geoiptest"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/risk"
 )
 
 // Two places 50 km apart across a border: travel between them is never
@@ -251,5 +252,61 @@ func TestIPListsFlagAndReload(t *testing.T) {
 			t.Fatal("the changed list was not picked up")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSecurePasswordChangeRemediatesUserRisk: a password change right
+// after a second factor clears the user's risk; one after a password
+// alone does not; either way every session ends.
+func TestSecurePasswordChangeRemediatesUserRisk(t *testing.T) {
+	s := startOIDC(t, nil)
+	ctx := context.Background()
+	raise := func() {
+		s.app.Risk.Raise(ctx, s.user.ID, risk.Detection{Type: "test", Level: risk.Medium, Reason: "test"})
+		if got := s.app.Risk.UserRisk(ctx, s.user.ID); got != "medium" {
+			t.Fatalf("user risk = %q, want medium", got)
+		}
+	}
+	change := func(b *http.Client, pw string) {
+		t.Helper()
+		_, page := get(t, b, s.base+"/account/password")
+		m := csrfRe.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no password form:\n%s", page)
+		}
+		resp, body := post(t, b, s.base+"/account/password", url.Values{"csrf_token": {m[1]}, "new_password": {pw}, "confirm_password": {pw}})
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?password_changed" {
+			t.Fatalf("password change: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+		if resp, _ := get(t, b, s.base+"/account"); resp.StatusCode != http.StatusSeeOther {
+			t.Fatal("the session survived the password change")
+		}
+	}
+
+	// After a password sign-in only: the password changes, the risk stays.
+	raise()
+	b := browser(t)
+	s.signIn(t, b, "/account")
+	change(b, "second good passphrase")
+	if got := s.app.Risk.UserRisk(ctx, s.user.ID); got != "medium" {
+		t.Fatalf("after a change without a second factor the risk is %q, want it kept", got)
+	}
+
+	// After a TOTP step-up: the risk is remediated.
+	secret, _, err := s.app.Methods.TOTP.EnrollNow(ctx, s.user, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = browser(t)
+	s.signInAs(t, b, "second good passphrase")
+	_, page := get(t, b, s.base+"/stepup?method=totp&return_to=/account/password")
+	csrf, cer := formOf(t, page)
+	if resp, _ := post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer},
+		"code": {totpCode(t, secret, time.Now())}, "return_to": {"/account/password"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("TOTP step-up: %d", resp.StatusCode)
+	}
+	change(b, "third good passphrase")
+	if got := s.app.Risk.UserRisk(ctx, s.user.ID); got != "" {
+		t.Fatalf("after a secure change the risk is %q, want none", got)
 	}
 }

@@ -43,6 +43,11 @@ type UserGetter interface {
 	GetUser(ctx context.Context, id string) (store.User, error)
 }
 
+// PasswordSetter sets a user's password, applying the password policy.
+type PasswordSetter interface {
+	SetPassword(ctx context.Context, username, pw string) error
+}
+
 // RiskAssessor is the risk engine as the pages use it.
 type RiskAssessor interface {
 	Failed(r *http.Request, username string)
@@ -78,6 +83,13 @@ type Deps struct {
 	// Risk, when set, assesses sign-ins (their risk goes on the session's
 	// sign-in event) and hears of failures and remediations.
 	Risk RiskAssessor
+	// Passwords changes passwords (the users service); nil hides the
+	// password page.
+	Passwords PasswordSetter
+	// PasswordChanged hears of a password change; afterMFA says it was
+	// made right after a second factor (a secure change, which remediates
+	// user risk).
+	PasswordChanged func(ctx context.Context, userID string, afterMFA bool)
 	// Revoke ends a user's sessions and tokens after a critical change
 	// (a sign-in method removed).
 	Revoke func(ctx context.Context, userID, reason string) error
@@ -113,7 +125,7 @@ func New(d Deps) (*Pages, error) {
 		"join":    strings.Join,
 	}
 	layout := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
-	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll"} {
+	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -141,6 +153,10 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /account/security/add", p.handle(p.enroll))
 	mux.Handle("POST /account/security/remove", p.handle(p.removeCredential))
 	mux.Handle("POST /account/security/rename", p.handle(p.renameCredential))
+	if p.Passwords != nil {
+		mux.Handle("GET /account/password", p.handle(p.passwordForm))
+		mux.Handle("POST /account/password", p.handle(p.changePassword))
+	}
 }
 
 // ErrorPage renders an error page with a message safe to show. Other
@@ -218,6 +234,9 @@ func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) error {
 	v := view{Title: "Sign in", ReturnTo: safeReturnTo(r.URL.Query().Get("return_to"))}
 	if r.URL.Query().Has("signed_out") {
 		v.Notice = "You have signed out."
+	}
+	if r.URL.Query().Has("password_changed") {
+		v.Notice = "Your password was changed. Sign in with the new one."
 	}
 	p.passkeyLogin(r, &v)
 	p.render(w, r, http.StatusOK, "login", v)
