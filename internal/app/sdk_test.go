@@ -162,3 +162,32 @@ func TestSDKStepUp(t *testing.T) {
 		}
 	})
 }
+
+// TestSDKIntrospectionSeesSecurityEvents: with WithIntrospection, a
+// token revoked by a security event at Stepgate (here a password change)
+// is refused by the SDK at once, not at its expiry.
+func TestSDKIntrospectionSeesSecurityEvents(t *testing.T) {
+	s := startOIDC(t, nil)
+	ctx := context.Background()
+	verifier, err := stepup.NewVerifier(ctx, s.base, stepup.WithAudience(rpClientID), stepup.WithIntrospection(rpClientID, rpSecret, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browser(t)
+	verifierCode, challenge := pkce()
+	cb := s.follow(t, b, s.authorizeURL(url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+	st, tok := s.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+		"redirect_uri": {rpRedirect}, "code_verifier": {verifierCode}}, rpClientID, rpSecret)
+	if st != http.StatusOK {
+		t.Fatalf("token: %d", st)
+	}
+	if _, err := verifier.Verify(ctx, tok.AccessToken); err != nil {
+		t.Fatalf("a fresh token: %v", err)
+	}
+	if err := s.app.Users.SetPassword(ctx, testUser, "another good passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifier.Verify(ctx, tok.AccessToken); !errors.Is(err, stepup.ErrRejected) {
+		t.Fatalf("a token from before the password change: %v, want it rejected", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -141,6 +142,10 @@ type settings struct {
 	cache    int
 	realm    string
 	log      *slog.Logger
+	// introspection, when set, asks Stepgate whether a token is still
+	// active (continuous access evaluation).
+	introID, introSecret string
+	introEvery           time.Duration
 }
 
 // WithAudience sets the audiences this API accepts: a token must name at
@@ -170,6 +175,17 @@ func WithRefetchInterval(d time.Duration) Option { return func(s *settings) { s.
 // the signature again. The cache is on by default; see Verifier.
 func WithoutCache() Option { return func(s *settings) { s.cache = 0 } }
 
+// WithIntrospection makes the verifier ask Stepgate's introspection
+// endpoint, as the confidential client clientID, whether a token is still
+// active: on its first use and again once every interval (0: on every
+// use). Security events at Stepgate — a user disabled, a password
+// changed, sessions revoked — then reach this API within interval,
+// instead of at the token's expiry, at the price of one round trip per
+// token per interval.
+func WithIntrospection(clientID, secret string, interval time.Duration) Option {
+	return func(s *settings) { s.introID, s.introSecret, s.introEvery = clientID, secret, interval }
+}
+
 // WithRealm sets the realm of the challenges Require sends (default: the
 // issuer).
 func WithRealm(realm string) Option { return func(s *settings) { s.realm = realm } }
@@ -184,8 +200,9 @@ func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } 
 // Verified tokens are cached by their SHA-256 until they expire, so the
 // hot path skips the signature check. A consequence: a token revoked at
 // Stepgate is still accepted here until its exp (access tokens live
-// minutes). Use WithoutCache to check every time — revocation still needs
-// introspection, which this package does not do.
+// minutes). WithIntrospection asks Stepgate as well, so revocations and
+// security events (continuous access evaluation) reach the API within an
+// interval of your choosing.
 type Verifier struct {
 	settings
 	issuer       string
@@ -198,6 +215,11 @@ type Verifier struct {
 	lastFetch time.Time
 
 	cache *tokenCache // nil when disabled
+
+	introspectURL string
+	// introMu guards introspected: when each token was last found active.
+	introMu      sync.Mutex
+	introspected map[[32]byte]time.Time
 }
 
 // keySet is one fetched JWKS: verification keys by kid.
@@ -213,6 +235,7 @@ type discovery struct {
 	Issuer                string `json:"issuer"`
 	AuthorizationEndpoint string `json:"authorization_endpoint"`
 	JWKSURI               string `json:"jwks_uri"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
 }
 
 // NewVerifier reads the issuer's discovery document and keys. The issuer
@@ -249,7 +272,11 @@ func NewVerifier(ctx context.Context, issuer string, opts ...Option) (*Verifier,
 	if d.JWKSURI == "" {
 		return nil, fmt.Errorf("stepup: discovery at %s has no jwks_uri", docURL)
 	}
-	v := &Verifier{settings: s, issuer: issuer, authorizeURL: d.AuthorizationEndpoint, jwksURL: d.JWKSURI}
+	v := &Verifier{settings: s, issuer: issuer, authorizeURL: d.AuthorizationEndpoint, jwksURL: d.JWKSURI,
+		introspectURL: d.IntrospectionEndpoint, introspected: map[[32]byte]time.Time{}}
+	if s.introID != "" && d.IntrospectionEndpoint == "" {
+		return nil, fmt.Errorf("stepup: discovery at %s has no introspection_endpoint, which WithIntrospection needs", docURL)
+	}
 	if s.cache > 0 {
 		v.cache = newTokenCache(s.cache)
 	}
@@ -273,15 +300,17 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: empty or longer than %d bytes", ErrRejected, maxToken)
 	}
 	now := v.now()
-	var sum [32]byte
+	sum := sha256.Sum256([]byte(raw))
 	if v.cache != nil {
-		sum = sha256.Sum256([]byte(raw))
 		if c, ok := v.cache.get(sum, now, v.leeway); ok {
-			return c, nil
+			return c, v.stillActive(ctx, sum, raw, now)
 		}
 	}
 	c, err := v.verify(ctx, raw, now)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.stillActive(ctx, sum, raw, now); err != nil {
 		return nil, err
 	}
 	if v.cache != nil {
@@ -289,6 +318,51 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	}
 	return c.clone(), nil
 }
+
+// stillActive asks introspection, when configured and due, whether
+// Stepgate still considers the token active.
+func (v *Verifier) stillActive(ctx context.Context, sum [32]byte, raw string, now time.Time) error {
+	if v.introID == "" {
+		return nil
+	}
+	v.introMu.Lock()
+	last, seen := v.introspected[sum]
+	v.introMu.Unlock()
+	if seen && v.introEvery > 0 && now.Sub(last) < v.introEvery {
+		return nil
+	}
+	form := url.Values{"token": {raw}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.introspectURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(v.introID), url.QueryEscape(v.introSecret))
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("stepup: introspection: %w", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Active bool `json:"active"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out) != nil {
+		return fmt.Errorf("stepup: introspection answered %s; check the client id and secret given to WithIntrospection", resp.Status)
+	}
+	if !out.Active {
+		return fmt.Errorf("%w: Stepgate no longer considers the token active (revoked, or a security event since it was issued)", ErrRejected)
+	}
+	v.introMu.Lock()
+	if len(v.introspected) >= maxIntrospected {
+		clear(v.introspected)
+	}
+	v.introspected[sum] = now
+	v.introMu.Unlock()
+	return nil
+}
+
+// maxIntrospected bounds the introspection bookkeeping.
+const maxIntrospected = 10000
 
 func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
 	tok, err := jwt.ParseSigned(raw, allowedAlgs)
