@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/users"
+
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
@@ -463,5 +465,68 @@ func TestGatewayRefusesCrossSiteKeep(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "kept=") {
 		t.Fatalf("ok/same-origin POST: %d %s, want it kept for after sign-in", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestGatewayHandOffIsBoundToTheBrowser: a hand-off started in one
+// browser cannot be completed in another. An attacker cannot sign a
+// victim in to the application as the attacker (login CSRF), nor have
+// the victim's sign-in carry out a form the attacker kept (forged
+// transfer).
+func TestGatewayHandOffIsBoundToTheBrowser(t *testing.T) {
+	g := startGateway(t)
+	if _, err := g.server.app.Users.Add(context.Background(), users.NewUser{Username: "mallory", Email: "m@example.com", Password: "mallory's own passphrase"}); err != nil {
+		t.Fatal(err)
+	}
+	attacker, victim := gatewayBrowser(t, g.server), gatewayBrowser(t, g.server)
+	g.signIn(t, victim, "/account") // the victim is signed in to Stepgate
+
+	// 1. Login CSRF: the attacker gets a ticket for their own session and
+	// sends the victim the callback link.
+	resp := mustDo(t, attacker, "GET", g.app+"/accounts", "")
+	resp.Body.Close()
+	start := resp.Header.Get("Location")
+	resp = mustDo(t, attacker, "GET", start, "")
+	resp.Body.Close()
+	loginURL, _ := resp.Location()
+	tok := csrfToken(t, attacker, g.base)
+	resp, _ = post(t, attacker, g.base+"/login", url.Values{"csrf_token": {tok}, "username": {"mallory"},
+		"password": {"mallory's own passphrase"}, "return_to": {loginURL.Query().Get("return_to")}})
+	resp = mustDo(t, attacker, "GET", g.base+resp.Header.Get("Location"), "")
+	resp.Body.Close()
+	callback := resp.Header.Get("Location")
+	if !strings.Contains(callback, "/.stepgate/callback?") {
+		t.Fatalf("no callback link: %d %s", resp.StatusCode, callback)
+	}
+	resp = mustDo(t, victim, "GET", callback, "")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("fail/login-csrf: the victim's browser completed the attacker's hand-off: %d", resp.StatusCode)
+	}
+	appURL, _ := url.Parse(g.app)
+	for _, c := range victim.Jar.Cookies(appURL) {
+		if c.Name == "stepgate_gw" {
+			t.Fatal("fail/login-csrf: the victim got a gateway cookie for the attacker's session")
+		}
+	}
+
+	// 2. Forged transfer: the attacker keeps a form (a script, no Origin)
+	// and sends the victim the start link that would replay it.
+	resp = mustDo(t, attacker, "POST", g.app+"/transfers", "amount=9999&to=mallory")
+	resp.Body.Close()
+	start = resp.Header.Get("Location")
+	if !strings.Contains(start, "kept=") {
+		t.Fatalf("no kept request: %d %s", resp.StatusCode, start)
+	}
+	resp = mustDo(t, victim, "GET", start, "")
+	resp.Body.Close()
+	cb := resp.Header.Get("Location")
+	resp = mustDo(t, victim, "GET", cb, "")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("fail/forged-transfer: the victim's hand-off replayed the attacker's form: %d", resp.StatusCode)
+	}
+	if n := g.upstream.count("POST", "/transfers"); n != 0 {
+		t.Fatalf("the upstream received %d forged transfers", n)
 	}
 }

@@ -76,11 +76,12 @@ func (g *Gateway) signIn(w http.ResponseWriter, r *http.Request, rt *route, p st
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	params := url.Values{"target": {target}}
+	bind := g.binding(w, r, rt)
+	params := url.Values{"target": {target}, "b": {bind}}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && !forwarded(r) {
 		// A POST from a browser whose gateway session lapsed: keep it,
 		// so signing in does not lose the form.
-		id, ok := g.keep(w, r, rt, p, nil)
+		id, ok := g.keep(w, r, rt, p, nil, bind)
 		if !ok {
 			return
 		}
@@ -100,9 +101,10 @@ func (g *Gateway) challengeBrowser(w http.ResponseWriter, r *http.Request, rt *r
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	params := url.Values{"target": {target}, "stepup": {strings.Join(v.methods, ",")}}
+	bind := g.binding(w, r, rt)
+	params := url.Values{"target": {target}, "stepup": {strings.Join(v.methods, ",")}, "b": {bind}}
 	if !forwarded(r) && (ru.singleUse || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
-		kid, ok := g.keep(w, r, rt, p, &id.user)
+		kid, ok := g.keep(w, r, rt, p, &id.user, bind)
 		if !ok {
 			return
 		}
@@ -124,11 +126,14 @@ type kept struct {
 	ContentType string    `json:"ctype,omitempty"`
 	Body        []byte    `json:"body,omitempty"`
 	CreatedAt   time.Time `json:"created"`
+	// Binding is the hand-off binding of the browser that sent it: only
+	// that browser's hand-off can replay it.
+	Binding string `json:"bind"`
 }
 
 // keep stores r for replay and returns its id. A body over the limit is
 // refused with a page that says so, never silently truncated.
-func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p string, u *store.User) (string, bool) {
+func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p string, u *store.User, bind string) (string, bool) {
 	// A request another site made the browser send must never be kept:
 	// replayed after the user signs in or steps up, it would be carried
 	// out with the user's identity — cross-site request forgery with the
@@ -149,7 +154,8 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 		g.refuse(w, r, http.StatusRequestEntityTooLarge, "This request needs a fresh sign-in, and its content is too large to keep while you give it. Sign in again, then send it once more.")
 		return "", false
 	}
-	k := kept{Route: rt.name, Method: r.Method, Path: p, RawQuery: r.URL.RawQuery, ContentType: r.Header.Get("Content-Type"), Body: body, CreatedAt: g.Now().UTC()}
+	k := kept{Route: rt.name, Method: r.Method, Path: p, RawQuery: r.URL.RawQuery, ContentType: r.Header.Get("Content-Type"),
+		Body: body, CreatedAt: g.Now().UTC(), Binding: bind}
 	if u != nil {
 		k.UserID = u.ID
 	}
@@ -202,6 +208,52 @@ type ticket struct {
 	SessionID string `json:"sid"`
 	UserID    string `json:"uid"`
 	Route     string `json:"route"`
+	// Binding ties the ticket to the browser that started the hand-off
+	// (the hash of its binding cookie on the application's host), as
+	// OAuth's state does: a ticket or kept request sent to someone else's
+	// browser is refused there.
+	Binding string `json:"bind"`
+}
+
+// bindingCookie names the hand-off binding cookie of a route's host.
+func (rt *route) bindingCookie() string {
+	if rt.scheme == "https" {
+		return "__Host-stepgate_gw_bind"
+	}
+	return "stepgate_gw_bind"
+}
+
+// binding returns the hash of the browser's binding cookie on rt's
+// host, giving the browser one when it has none.
+//
+// Without it, an attacker could start a hand-off in their own browser —
+// minting a ticket for their own session, or keeping a forged form
+// before signing in — and send the victim the link that completes it:
+// the victim would be signed in to the application as the attacker, or
+// their sign-in would carry out the attacker's form.
+func (g *Gateway) binding(w http.ResponseWriter, r *http.Request, rt *route) string {
+	v := ""
+	if c, err := r.Cookie(rt.bindingCookie()); err == nil && len(c.Value) == 43 {
+		v = c.Value
+	} else {
+		v = newSecret()
+		//nolint:gosec // Secure follows the route's scheme: http only for local development
+		http.SetCookie(w, &http.Cookie{Name: rt.bindingCookie(), Value: v, Path: "/", HttpOnly: true,
+			Secure: rt.scheme == "https", SameSite: http.SameSiteLaxMode})
+	}
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:])
+}
+
+// boundTo reports whether r's browser holds the binding cookie bind
+// hashes.
+func boundTo(r *http.Request, rt *route, bind string) bool {
+	c, err := r.Cookie(rt.bindingCookie())
+	if err != nil || len(bind) != 64 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(c.Value))
+	return hex.EncodeToString(sum[:]) == bind
 }
 
 // Start is Stepgate's side of the hand-off (GET /gateway/start): with
@@ -217,7 +269,7 @@ func (g *Gateway) Start(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	target, ok := localTarget(q.Get("target"))
-	if rt == nil || !ok {
+	if rt == nil || !ok || len(q.Get("b")) != 64 {
 		g.ErrorPage(w, r, http.StatusBadRequest, "This link to an application is not valid.")
 		return
 	}
@@ -245,7 +297,7 @@ func (g *Gateway) Start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := newSecret()
-	b, _ := json.Marshal(ticket{SessionID: s.ID, UserID: s.UserID, Route: rt.name})
+	b, _ := json.Marshal(ticket{SessionID: s.ID, UserID: s.UserID, Route: rt.name, Binding: q.Get("b")})
 	if _, err := g.Store.CreateKV(r.Context(), hashKey(prefixTicket, tok), b, g.Now().Add(ticketLifetime)); err != nil {
 		g.fail(w, r, err)
 		return
@@ -274,6 +326,10 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 		g.refuse(w, r, http.StatusBadRequest, "This sign-in link has expired or was already used. Go back and try again.")
 		return
 	}
+	if !boundTo(r, rt, t.Binding) {
+		g.refuse(w, r, http.StatusForbidden, "This sign-in link was started in another browser. Open the application and sign in from here.")
+		return
+	}
 	cookie := newSecret()
 	s, err := g.Sessions.ByID(ctx, t.SessionID)
 	if err != nil {
@@ -290,7 +346,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 		Secure: rt.scheme == "https", SameSite: http.SameSiteLaxMode})
 	if id := q.Get("kept"); id != "" {
 		setRequestCookie(r, rt.cookieName(), cookie)
-		g.replay(w, r, rt, id)
+		g.replay(w, r, rt, id, t.Binding)
 		return
 	}
 	target, ok := localTarget(q.Get("target"))
@@ -303,9 +359,9 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 // replay sends a kept request upstream, once, after the decision is
 // made again for it: the browser's answer to the callback is the
 // upstream's answer to the original request.
-func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id string) {
+func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, bind string) {
 	k, err := g.takeKept(r, id)
-	if err != nil || k.Route != rt.name {
+	if err != nil || k.Route != rt.name || k.Binding != bind {
 		g.refuse(w, r, http.StatusBadRequest, "The request you sent before signing in has expired or was already sent. Send it again.")
 		return
 	}
