@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/user"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -23,7 +25,10 @@ type cli struct {
 	configPath     string
 	flags          config.Flags
 	// now is the clock What-If evaluates at.
-	now func() time.Time
+	now    func() time.Time
+	reason string // --reason, recorded in the audit trail
+	// st is the store a command is running against, for the audit trail.
+	st store.Store
 }
 
 // run executes the command line args and returns the process exit code.
@@ -60,8 +65,9 @@ func (c *cli) root() *cobra.Command {
 	pf.StringVar(&c.configPath, "config", "", "configuration file (YAML)")
 	pf.StringVar(&c.flags.DataDir, "data-dir", "", "data directory for the embedded database (default ./stepgate-data)")
 	pf.StringVar(&c.flags.LogFormat, "log-format", "", "log format: text or json")
+	pf.StringVar(&c.reason, "reason", "", "why, for the audit trail of changes (a ticket number, say)")
 	root.AddCommand(c.serveCmd(), c.demoCmd(), c.versionCmd(), c.userCmd(), c.groupCmd(), c.roleCmd(),
-		c.clientCmd(), c.keysCmd(), c.policyCmd(), c.whatifCmd())
+		c.clientCmd(), c.keysCmd(), c.auditCmd(), c.policyCmd(), c.whatifCmd())
 	return root
 }
 
@@ -90,7 +96,25 @@ func (c *cli) withStore(ctx context.Context, fn func(cfg config.Config, s store.
 		return err
 	}
 	defer s.Close()
+	c.st = s
+	defer func() { c.st = nil }()
 	return fn(cfg, s)
+}
+
+// record writes a change made from the command line to the audit trail,
+// naming the operating-system user who ran the command.
+func (c *cli) record(ctx context.Context, action, target string, after any) error {
+	if c.st == nil {
+		return nil
+	}
+	actor := "cli"
+	if u, err := user.Current(); err == nil {
+		actor = "cli:" + u.Username
+	}
+	if _, err := audit.New(c.st, nil).Record(ctx, actor, action, target, c.reason, nil, after); err != nil {
+		return fmt.Errorf("the change was made, but writing the audit trail failed: %w", err)
+	}
+	return nil
 }
 
 // readSecret reads a password from stdin: everything up to EOF, without

@@ -77,6 +77,9 @@ func (c *cli) clientCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if err := c.record(cmd.Context(), "client.add", "client:"+cl.ID, viewOf(cl)); err != nil {
+					return err
+				}
 				v := viewOf(cl)
 				v.Secret = secret
 				if asJSON {
@@ -141,6 +144,9 @@ func (c *cli) clientCmd() *cobra.Command {
 				if err := cs.Remove(cmd.Context(), args[0]); err != nil {
 					return err
 				}
+				if err := c.record(cmd.Context(), "client.remove", "client:"+args[0], nil); err != nil {
+					return err
+				}
 				fmt.Fprintf(c.stdout, "removed client %s\n", args[0])
 				return nil
 			})
@@ -168,6 +174,9 @@ func (c *cli) keysCmd() *cobra.Command {
 				}
 				info, err := k.Rotate(cmd.Context())
 				if err != nil {
+					return err
+				}
+				if err := c.record(cmd.Context(), "keys.rotate", "key:"+info.ID, info); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "published key %s (%s); it signs from %s\n", info.ID, info.Alg, info.SignFrom.Format(time.RFC3339))

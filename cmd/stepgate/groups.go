@@ -23,6 +23,9 @@ func (c *cli) groupCmd() *cobra.Command {
 			return c.withUsers(cmd, func(svc *users.Service) error {
 				out, err := svc.AddGroup(cmd.Context(), g)
 				if err == nil {
+					if err := c.record(cmd.Context(), "group.add", "group:"+out.Name, out.Parents); err != nil {
+						return err
+					}
 					fmt.Fprintf(c.stdout, "created group %s\n", out.Name)
 				}
 				return err
@@ -60,6 +63,9 @@ func (c *cli) groupCmd() *cobra.Command {
 			return c.withUsers(cmd, func(svc *users.Service) error {
 				err := svc.RemoveGroup(cmd.Context(), args[0])
 				if err == nil {
+					if err := c.record(cmd.Context(), "group.remove", "group:"+args[0], nil); err != nil {
+						return err
+					}
 					fmt.Fprintf(c.stdout, "removed group %s\n", args[0])
 				}
 				return err
@@ -82,6 +88,9 @@ func (c *cli) roleCmd() *cobra.Command {
 			return c.withUsers(cmd, func(svc *users.Service) error {
 				out, err := svc.AddRole(cmd.Context(), r)
 				if err == nil {
+					if err := c.record(cmd.Context(), "role.add", "role:"+out.Name, nil); err != nil {
+						return err
+					}
 					fmt.Fprintf(c.stdout, "created role %s\n", out.Name)
 				}
 				return err
@@ -116,6 +125,9 @@ func (c *cli) roleCmd() *cobra.Command {
 			return c.withUsers(cmd, func(svc *users.Service) error {
 				err := svc.RemoveRole(cmd.Context(), args[0])
 				if err == nil {
+					if err := c.record(cmd.Context(), "role.remove", "role:"+args[0], nil); err != nil {
+						return err
+					}
 					fmt.Fprintf(c.stdout, "removed role %s\n", args[0])
 				}
 				return err

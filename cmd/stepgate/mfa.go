@@ -50,6 +50,9 @@ func (c *cli) mfaCmds() []*cobra.Command {
 				if err != nil {
 					return err
 				}
+				if err := c.record(cmd.Context(), "user.totp-enroll", "user:"+u.Username, nil); err != nil {
+					return err
+				}
 				if asJSON {
 					return json.NewEncoder(c.stdout).Encode(map[string]string{"user": u.Username, "secret": secret, "uri": uri}) //nolint:gosec // G117: printing the new secret to the administrator is the point
 				}
@@ -107,6 +110,9 @@ func (c *cli) mfaCmds() []*cobra.Command {
 				if err != nil {
 					return err
 				}
+				if err := c.record(cmd.Context(), "user.recovery-codes", "user:"+u.Username, nil); err != nil {
+					return err
+				}
 				for _, code := range codes {
 					fmt.Fprintln(c.stdout, code)
 				}
@@ -136,6 +142,9 @@ func (c *cli) mfaCmds() []*cobra.Command {
 				if err := revoke.New(st, nil, nil).RevokeUser(ctx, u.ID, "mfa-reset"); err != nil {
 					return err
 				}
+				if err := c.record(cmd.Context(), "user.mfa-reset", "user:"+u.Username, map[string]int{"methods_removed": len(creds)}); err != nil {
+					return err
+				}
 				fmt.Fprintf(c.stdout, "removed %d method(s) of %s and ended the user's sessions\n", len(creds), u.Username)
 				return nil
 			})
@@ -152,6 +161,9 @@ func (c *cli) mfaCmds() []*cobra.Command {
 					if err := th.Reset(cmd.Context(), key); err != nil {
 						return err
 					}
+				}
+				if err := c.record(cmd.Context(), "user.unlock", "user:"+u.Username, nil); err != nil {
+					return err
 				}
 				fmt.Fprintf(c.stdout, "unlocked %s\n", u.Username)
 				return nil
@@ -182,6 +194,9 @@ func (c *cli) mfaCmds() []*cobra.Command {
 					return err
 				}
 				if err := k.SetUserRisk(cmd.Context(), u.ID, compromised); err != nil {
+					return err
+				}
+				if err := c.record(cmd.Context(), "user.risk-"+map[bool]string{true: "confirm-compromised", false: "dismiss"}[compromised], "user:"+u.Username, nil); err != nil {
 					return err
 				}
 				if compromised {

@@ -84,6 +84,9 @@ func (c *cli) userAddCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if err := c.record(cmd.Context(), "user.add", "user:"+u.Username, map[string]any{"email": u.Email, "groups": u.Groups, "roles": u.Roles}); err != nil {
+					return err
+				}
 				fmt.Fprintf(c.stdout, "created user %s (%s)\n", u.Username, u.ID)
 				return nil
 			})
@@ -180,6 +183,9 @@ func (c *cli) userPasswdCmd() *cobra.Command {
 				if err := svc.SetPassword(cmd.Context(), args[0], pw); err != nil {
 					return err
 				}
+				if err := c.record(cmd.Context(), "user.password-set", "user:"+args[0], nil); err != nil {
+					return err
+				}
 				fmt.Fprintf(c.stdout, "password of %s changed; their sessions were ended\n", args[0])
 				return nil
 			})
@@ -203,6 +209,9 @@ func (c *cli) userDisableCmd(disable bool) *cobra.Command {
 				if err := svc.SetDisabled(cmd.Context(), args[0], disable); err != nil {
 					return err
 				}
+				if err := c.record(cmd.Context(), "user."+verb, "user:"+args[0], nil); err != nil {
+					return err
+				}
 				fmt.Fprintf(c.stdout, "user %s %s\n", args[0], done)
 				return nil
 			})
@@ -218,6 +227,9 @@ func (c *cli) userRevokeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withUsers(cmd, func(svc *users.Service) error {
 				if err := svc.Revoke(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				if err := c.record(cmd.Context(), "user.revoke", "user:"+args[0], nil); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "revoked %s: sessions ended, tokens issued until now refused\n", args[0])
@@ -241,6 +253,9 @@ func (c *cli) userSetCmd() *cobra.Command {
 			return c.withUsers(cmd, func(svc *users.Service) error {
 				u, err := svc.SetMemberships(cmd.Context(), args[0], g, r)
 				if err != nil {
+					return err
+				}
+				if err := c.record(cmd.Context(), "user.set", "user:"+u.Username, map[string]any{"groups": u.Groups, "roles": u.Roles}); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "user %s: groups %s, roles %s\n", u.Username, dash(strings.Join(u.Groups, ",")), dash(strings.Join(u.Roles, ",")))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/api"
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/password"
 	"github.com/stepgate/stepgate/internal/config"
@@ -67,7 +68,9 @@ type App struct {
 	// Revoker ends users' sessions and tokens at security events.
 	Revoker *revoke.Revoker
 	// Risk assesses sign-ins and keeps users' risk.
-	Risk    *Risk
+	Risk *Risk
+	// Audit is the hash-chained trail of changes to accounts.
+	Audit   *audit.Log
 	Clients *oidc.Clients
 	Keys    *oidc.KeyRing
 	OIDC    *oidc.Provider
@@ -141,7 +144,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, Store: st, Users: svc, Revoker: revoke.New(st, log, nil)}
+	a := &App{Config: cfg, Log: log, Store: st, Users: svc, Revoker: revoke.New(st, log, nil), Audit: audit.New(st, nil)}
 	svc.RevokeWith(a.Revoker)
 	a.Sessions = session.NewManager(st, session.Config{
 		CookieName:  cfg.Sessions.CookieName,
@@ -166,7 +169,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Methods: a.Methods.Registry, Credentials: st,
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: credentialDetail, Revoke: a.Revoker.RevokeUser,
-		Passwords: a.Users, PasswordChanged: a.passwordChanged,
+		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit,
 		Passkeys: passkeys(a.Methods),
 	})
 	if err != nil {

@@ -206,6 +206,23 @@ func TestRecoveryCodesAndRemoval(t *testing.T) {
 	if after, _ := s.app.Store.ListCredentials(ctx, s.user.ID); slices.ContainsFunc(after, func(c store.Credential) bool { return c.ID == creds[0].ID }) {
 		t.Fatal("the method was not removed")
 	}
+	// Both changes are in the audit trail, whose chain verifies.
+	entries, err := s.app.Audit.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action+" by "+e.Actor)
+	}
+	for _, want := range []string{"user.method-add.recovery-code by user:alice", "user.method-remove.recovery-code by user:alice"} {
+		if !slices.Contains(actions, want) {
+			t.Errorf("the audit trail %v lacks %q", actions, want)
+		}
+	}
+	if _, err := s.app.Audit.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestSignInBruteForceIsThrottled: after five wrong passwords for one

@@ -416,6 +416,14 @@ func (a *App) passwordChanged(ctx context.Context, userID string, afterMFA bool)
 	a.Log.InfoContext(ctx, "user risk remediated by a secure password change", "user_id", userID)
 }
 
+// recordAudit writes a change to the audit trail; a failure is logged,
+// since the change itself is already made.
+func (a *App) recordAudit(ctx context.Context, actor, action, target string) {
+	if _, err := a.Audit.Record(ctx, actor, action, target, "", nil, nil); err != nil {
+		a.Log.ErrorContext(ctx, "write the audit trail", "action", action, "err", err)
+	}
+}
+
 // SetUserRisk applies an administrator's decision: confirm the account
 // compromised (high, and revoked) or dismiss its risk.
 func (k *Risk) SetUserRisk(ctx context.Context, userID string, compromised bool) error {

@@ -80,6 +80,7 @@ func (p *Pages) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	p.Log.InfoContext(r.Context(), "password changed", "user", u.Username, "after_mfa", afterMFA)
+	p.audit(r.Context(), u, "user.password-change")
 	if p.PasswordChanged != nil {
 		p.PasswordChanged(r.Context(), u.ID, afterMFA)
 	}

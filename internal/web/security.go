@@ -171,6 +171,7 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	p.Log.InfoContext(ctx, "security method added", "user", u.Username, "method", m.Name(), "credential", res.Credential.ID)
+	p.audit(ctx, u, "user.method-add."+m.Name())
 	if wantsJSON(r) {
 		writeJSONStatus(w, http.StatusOK, map[string]string{"redirect": "/account/security?added"})
 		return nil
@@ -246,6 +247,7 @@ func (p *Pages) removeCredential(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p.Log.InfoContext(r.Context(), "security method removed", "user", u.Username, "method", cred.Type, "credential", cred.ID)
+	p.audit(r.Context(), u, "user.method-remove."+cred.Type)
 	// Removing a method is a critical change: whatever was signed in or
 	// issued with it stops working now (continuous access evaluation).
 	// The user signs in again, with what remains.

@@ -83,6 +83,9 @@ type Deps struct {
 	// Risk, when set, assesses sign-ins (their risk goes on the session's
 	// sign-in event) and hears of failures and remediations.
 	Risk RiskAssessor
+	// Audit records changes users make to their own accounts (methods
+	// added or removed, password changed) in the audit trail; nil skips.
+	Audit func(ctx context.Context, actor, action, target string)
 	// Passwords changes passwords (the users service); nil hides the
 	// password page.
 	Passwords PasswordSetter
@@ -384,6 +387,13 @@ func (p *Pages) device(w http.ResponseWriter, r *http.Request) string {
 type limit struct {
 	t   *authn.Throttle
 	key string
+}
+
+// audit records a change u made to their own account.
+func (p *Pages) audit(ctx context.Context, u store.User, action string) {
+	if p.Audit != nil {
+		p.Audit(ctx, "user:"+u.Username, action, "user:"+u.Username)
+	}
 }
 
 // throttled reports whether any of the limits is locked.
