@@ -73,6 +73,18 @@ func New(d Deps) *API {
 // Mount serves the API under /api/ on mux.
 func (a *API) Mount(mux *http.ServeMux) { mux.Handle("/api/", a) }
 
+// Protect serves h under the API's access rule (loopback, or the API
+// token): the metrics endpoint uses it.
+func (a *API) Protect(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := a.authorize(r); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // ServeHTTP checks access, then routes.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpx.NoStore(w)

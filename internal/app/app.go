@@ -26,6 +26,7 @@ import (
 	"github.com/stepgate/stepgate/internal/gateway"
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/revoke"
@@ -70,7 +71,9 @@ type App struct {
 	// Risk assesses sign-ins and keeps users' risk.
 	Risk *Risk
 	// Audit is the hash-chained trail of changes to accounts.
-	Audit   *audit.Log
+	Audit *audit.Log
+	// Metrics are served at /metrics.
+	Metrics *metrics.Metrics
 	Clients *oidc.Clients
 	Keys    *oidc.KeyRing
 	OIDC    *oidc.Provider
@@ -144,7 +147,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, Store: st, Users: svc, Revoker: revoke.New(st, log, nil), Audit: audit.New(st, nil)}
+	a := &App{Config: cfg, Log: log, Store: st, Users: svc, Revoker: revoke.New(st, log, nil), Audit: audit.New(st, nil), Metrics: metrics.New()}
 	svc.RevokeWith(a.Revoker)
 	a.Sessions = session.NewManager(st, session.Config{
 		CookieName:  cfg.Sessions.CookieName,
@@ -169,7 +172,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Methods: a.Methods.Registry, Credentials: st,
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: credentialDetail, Revoke: a.Revoker.RevokeUser,
-		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit,
+		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit, Metrics: a.Metrics,
 		Passkeys: passkeys(a.Methods),
 	})
 	if err != nil {
@@ -197,6 +200,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if a.Risk, err = NewRisk(cfg, st, a.GeoIP, clientIP, a.Revoker, log); err != nil {
 		return nil, err
 	}
+	a.Risk.metrics = a.Metrics
 	pages.Risk = a.Risk
 	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk}
 	if err := a.buildOIDC(ctx, pages); err != nil {
@@ -205,7 +209,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if a.Gateway, err = gateway.New(gateway.Deps{
 		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Access: a.Access.Request,
 		Tokens: a.OIDC, Signer: a.Keys, Box: a.Methods.Box, Methods: a.availableMethods,
-		ErrorPage: pages.ErrorPage, Config: cfg.Gateway, Log: log,
+		ErrorPage: pages.ErrorPage, Config: cfg.Gateway, Log: log, Metrics: a.Metrics,
 	}); err != nil {
 		return nil, err
 	}
@@ -230,6 +234,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	// The JSON API is served apart from the browser pages: it takes no
 	// forms and no cookies, so it needs none of their CSRF machinery.
 	apiMux.Mount(root)
+	// Metrics answer the same callers as the API: this machine, or the
+	// API token. They tell an attacker which policies fire.
+	root.Handle("GET /metrics", apiMux.Protect(a.Metrics.Handler()))
 	// Browser routes get Go's Fetch-metadata cross-origin check on top of
 	// the per-form CSRF tokens: two independent defences.
 	root.Handle("/", http.NewCrossOriginProtection().Handler(browser))

@@ -20,6 +20,7 @@ import (
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/revoke"
 	"github.com/stepgate/stepgate/internal/risk"
@@ -48,6 +49,7 @@ type Risk struct {
 	clientIP  httpx.ClientIP
 	lowAgeOut time.Duration
 	revoker   *revoke.Revoker
+	metrics   *metrics.Metrics
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -320,6 +322,7 @@ func (k *Risk) SignedIn(r *http.Request, u store.User, pw, deviceID string) (str
 	var reasons []string
 	for _, d := range a.Detections {
 		reasons = append(reasons, d.Reason)
+		k.metrics.Detection(d.Reason, d.Level.String())
 		k.log.InfoContext(ctx, "sign-in risk detected", "user", u.Username, "level", d.Level.String(), "reason", d.Reason, "evidence", d.Evidence)
 	}
 	if a.SignInRisk == risk.None {

@@ -52,9 +52,11 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 		id.user = u
 	}
 	if missing := g.bearerMissing(r, ru, claims); missing != "" {
+		g.Metrics.Decision("gateway", "challenge", rt.app, 0)
 		g.challengeAPI(w, r, rt, ru, claims, missing)
 		return
 	}
+	g.Metrics.Decision("gateway", "allow", rt.app, 0)
 	allow(w, r, id, p)
 }
 

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/secrets"
@@ -69,9 +70,11 @@ type Deps struct {
 	// the step-up page's hint.
 	Methods   func(r *http.Request, u store.User) ([]string, error)
 	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string)
-	Config    config.Gateway
-	Log       *slog.Logger
-	Now       func() time.Time
+	// Metrics counts decisions; nil counts nothing.
+	Metrics *metrics.Metrics
+	Config  config.Gateway
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Gateway serves the routes.
@@ -187,13 +190,17 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rt *route, p st
 		g.fail(w, r, err)
 		return
 	}
+	start := time.Now()
 	v := g.check(r, rt, ru, id, time.Time{})
 	switch {
 	case v.block != "":
+		g.Metrics.Decision("gateway", "block", rt.app, time.Since(start))
 		g.refuse(w, r, http.StatusForbidden, v.block)
 	case v.challenge:
+		g.Metrics.Decision("gateway", "challenge", rt.app, time.Since(start))
 		g.challengeBrowser(w, r, rt, ru, id, p, v)
 	default:
+		g.Metrics.Decision("gateway", "allow", rt.app, time.Since(start))
 		id.acrs = v.acrs
 		allow(w, r, id, p)
 	}

@@ -187,11 +187,22 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 // refuse, or issue a code.
 func (p *Provider) continueFlow(w http.ResponseWriter, r *http.Request, id string, f *flow) {
 	ctx := r.Context()
+	start := time.Now()
 	v, err := p.decide(ctx, r, f)
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
+	outcome := "allow"
+	switch {
+	case v.err != nil:
+		outcome = "block"
+	case v.kind == verdictStepUp:
+		outcome = "challenge"
+	case v.kind == verdictLogin:
+		outcome = "sign-in"
+	}
+	p.Metrics.Decision("oidc", outcome, f.ClientID, time.Since(start))
 	if v.err == nil && (v.kind == verdictLogin || v.kind == verdictStepUp) {
 		if f.wants("none") {
 			code := "interaction_required"

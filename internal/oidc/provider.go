@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
@@ -69,8 +70,10 @@ type Deps struct {
 	// ErrorPage shows a browser an error that must not be sent to a
 	// client's redirect URI (an unknown client or redirect URI).
 	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string)
-	Log       *slog.Logger
-	Now       func() time.Time
+	// Metrics counts decisions; nil counts nothing.
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Revocations answers continuous access evaluation (package revoke).

@@ -96,6 +96,7 @@ func stepUpURL(returnTo, methods, method string) string {
 // beginVerify starts a verification ceremony and renders its page.
 func (p *Pages) beginVerify(w http.ResponseWriter, r *http.Request, v view, method string, creds []store.Credential) error {
 	v.Method, v.MethodLabel = method, p.label(method)
+	p.Metrics.Prompt(method)
 	if method == methodPassword {
 		v.Kind = methodPassword
 		p.render(w, r, http.StatusOK, "stepup", v)
@@ -206,6 +207,7 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p.Log.InfoContext(ctx, "stepped up", "user", u.Username, "method", proof.Method, "credential", proof.CredentialID)
+	p.Metrics.Completed(proof.Method)
 	p.Sessions.SetCookie(w, token)
 	if wantsJSON(r) {
 		writeJSONStatus(w, http.StatusOK, map[string]string{"redirect": returnTo})

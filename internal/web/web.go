@@ -19,6 +19,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/users"
@@ -83,6 +84,8 @@ type Deps struct {
 	// Risk, when set, assesses sign-ins (their risk goes on the session's
 	// sign-in event) and hears of failures and remediations.
 	Risk RiskAssessor
+	// Metrics counts sign-ins and step-ups; nil counts nothing.
+	Metrics *metrics.Metrics
 	// Audit records changes users make to their own accounts (methods
 	// added or removed, password changed) in the audit trail; nil skips.
 	Audit func(ctx context.Context, actor, action, target string)
@@ -261,6 +264,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if locked {
+		p.Metrics.SignIn("throttled")
 		p.Log.InfoContext(ctx, "sign-in throttled", "username", username, "ip", ip)
 		p.render(w, r, http.StatusTooManyRequests, "login", view{Title: "Sign in", Error: "Too many failed attempts. Wait a few minutes and try again.", Username: username, ReturnTo: returnTo})
 		return nil
@@ -280,6 +284,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		if p.Risk != nil {
 			p.Risk.Failed(r, username)
 		}
+		p.Metrics.SignIn("failure")
 		p.Log.InfoContext(r.Context(), "sign-in failed", "username", username, "ip", ip, "reason", err.Error())
 		v := view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo}
 		p.passkeyLogin(r, &v)
@@ -287,6 +292,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	_ = p.Throttle.Reset(ctx, userKey)
+	p.Metrics.SignIn("success")
 	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}
 	if p.Risk != nil {
 		ev.Risk, ev.RiskReasons = p.Risk.SignedIn(r, u, r.PostFormValue("password"), p.device(w, r))

@@ -1,0 +1,52 @@
+package app_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestMetrics: decisions, step-up prompts and completions, and sign-ins
+// are counted at /metrics, which answers only this machine (or the API
+// token), never a forwarded client.
+func TestMetrics(t *testing.T) {
+	g := startGateway(t)
+	b := gatewayBrowser(t, g.server)
+	password := func(loc *url.URL) *http.Response { return g.stepUp(t, b, loc.Query().Get("return_to"), testPassword) }
+	// A sign-in, an allowed request, and a single-use admin request that
+	// prompts for a password.
+	if resp, _ := g.walk(t, b, mustDo(t, b, "GET", g.app+"/accounts", ""), password); resp.StatusCode != http.StatusOK {
+		t.Fatalf("accounts: %d", resp.StatusCode)
+	}
+	if resp, _ := g.walk(t, b, mustDo(t, b, "GET", g.app+"/admin/x", ""), password); resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin: %d", resp.StatusCode)
+	}
+	resp, body := get(t, http.DefaultClient, g.base+"/metrics")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`stepgate_decisions_total{app="bank",outcome="allow",source="gateway"}`,
+		`stepgate_decisions_total{app="bank",outcome="challenge",source="gateway"}`,
+		`stepgate_stepup_prompts_total{method="password"} 1`,
+		`stepgate_stepup_completions_total{method="password"} 1`,
+		`stepgate_signins_total{result="success"} 1`,
+		`stepgate_decision_seconds_bucket`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// Through a proxy (a forwarded request), the metrics are refused.
+	req, _ := http.NewRequest("GET", g.base+"/metrics", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusForbidden {
+		t.Fatalf("/metrics for a forwarded request: %d, want 403", r2.StatusCode)
+	}
+}
