@@ -31,7 +31,7 @@ func TestMetrics(t *testing.T) {
 		`stepgate_decisions_total{app="bank",outcome="challenge",source="gateway"}`,
 		`stepgate_stepup_prompts_total{method="password"} 1`,
 		`stepgate_stepup_completions_total{method="password"} 1`,
-		`stepgate_signins_total{result="success"} 1`,
+		`stepgate_sign_ins_total{result="success"} 1`,
 		`stepgate_decision_seconds_bucket`,
 	} {
 		if !strings.Contains(body, want) {

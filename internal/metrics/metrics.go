@@ -50,7 +50,7 @@ func New() *Metrics {
 			Help: "Step-ups completed, by method (prompts minus completions is what users abandoned or failed).",
 		}, []string{"method"}),
 		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stepgate_signins_total",
+			Name: "stepgate_sign_ins_total",
 			Help: "Password sign-ins by result (success, failure, throttled).",
 		}, []string{"result"}),
 		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
