@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,7 +276,7 @@ func TestSecurePasswordChangeRemediatesUserRisk(t *testing.T) {
 			t.Fatalf("no password form:\n%s", page)
 		}
 		resp, body := post(t, b, s.base+"/account/password", url.Values{"csrf_token": {m[1]}, "new_password": {pw}, "confirm_password": {pw}})
-		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?password_changed" {
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login?password_changed") {
 			t.Fatalf("password change: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
 		}
 		if resp, _ := get(t, b, s.base+"/account"); resp.StatusCode != http.StatusSeeOther {
@@ -309,4 +310,173 @@ func TestSecurePasswordChangeRemediatesUserRisk(t *testing.T) {
 	if got := s.app.Risk.UserRisk(ctx, s.user.ID); got != "" {
 		t.Fatalf("after a secure change the risk is %q, want none", got)
 	}
+}
+
+// TestRiskyUserChangesPasswordThroughOIDC: a policy asks a high-risk user
+// for MFA and a password change. The sign-in flow steps up with TOTP,
+// sends the user to change the password, has them sign in again with
+// the new one, and then completes: the secure change remediated the risk.
+func TestRiskyUserChangesPasswordThroughOIDC(t *testing.T) {
+	s := startOIDC(t, nil)
+	ctx := context.Background()
+	base, _ := policy.Parse("test-policies.yaml", []byte(testPolicies))
+	risky, probs := policy.Parse("risk.yaml", []byte(`
+policies:
+  - name: risky-users-change-password
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [all]}}
+    conditions: {user_risk: [high]}
+    grant: {operator: all-of, controls: [mfa, password-change]}
+`))
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	if probs := s.app.Policies.Reload(nil, base, risky); len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	secret, _, err := s.app.Methods.TOTP.EnrollNow(ctx, s.user, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.app.Risk.Raise(ctx, s.user.ID, risk.Detection{Type: "leaked-credentials", Level: risk.High, Reason: "leaked-password"})
+
+	b := browser(t)
+	_, challenge := pkce()
+	u := s.authorizeURL(url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}})
+	password, changed := testPassword, false
+	for range 12 {
+		resp, _ := get(t, b, u)
+		loc, _ := resp.Location()
+		if loc == nil {
+			t.Fatalf("the flow stopped at %s with %d", u, resp.StatusCode)
+		}
+		switch {
+		case loc.Query().Get("code") != "":
+			if !changed {
+				t.Fatal("a code was issued to a high-risk user without a password change")
+			}
+			if got := s.app.Risk.UserRisk(ctx, s.user.ID); got != "" {
+				t.Fatalf("user risk after the flow = %q, want remediated", got)
+			}
+			return
+		case loc.Query().Get("error") != "":
+			t.Fatalf("the flow ended with %s: %s", loc.Query().Get("error"), loc.Query().Get("error_description"))
+		case loc.Path == "/login":
+			resp, _ := post(t, b, s.base+"/login", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "username": {testUser},
+				"password": {password}, "return_to": {loc.Query().Get("return_to")}})
+			l, _ := resp.Location()
+			u = s.base + l.RequestURI()
+		case loc.Path == "/stepup":
+			_, page := get(t, b, s.base+loc.RequestURI()+"&method=totp")
+			csrf, cer := formOf(t, page)
+			resp, _ := post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer},
+				"code": {totpCode(t, secret, time.Now())}, "return_to": {loc.Query().Get("return_to")}})
+			l, _ := resp.Location()
+			u = s.base + l.RequestURI()
+		case loc.Path == "/account/password":
+			_, page := get(t, b, s.base+loc.RequestURI())
+			m := csrfRe.FindStringSubmatch(page)
+			if m == nil {
+				t.Fatalf("no password form:\n%s", page)
+			}
+			password, changed = "a fresh start passphrase", true
+			resp, _ := post(t, b, s.base+"/account/password", url.Values{"csrf_token": {m[1]}, "new_password": {password},
+				"confirm_password": {password}, "return_to": {loc.Query().Get("return_to")}})
+			l, _ := resp.Location()
+			if l == nil || l.Path != "/login" {
+				t.Fatalf("after the password change: %d %v, want the sign-in page", resp.StatusCode, l)
+			}
+			// Every session ended: sign in again, with the new password.
+			resp, _ = post(t, b, s.base+"/login", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "username": {testUser},
+				"password": {password}, "return_to": {l.Query().Get("return_to")}})
+			l, _ = resp.Location()
+			u = s.base + l.RequestURI()
+		default:
+			u = s.base + loc.RequestURI()
+		}
+	}
+	t.Fatal("the flow did not finish")
+}
+
+// TestRiskyUserChangesPasswordThroughGateway: the same policy at the
+// gateway — MFA, then a password change, then the page.
+func TestRiskyUserChangesPasswordThroughGateway(t *testing.T) {
+	g := startGateway(t)
+	ctx := context.Background()
+	base, _ := policy.Parse("test-policies.yaml", []byte(testPolicies))
+	risky, _ := policy.Parse("risk.yaml", []byte(`
+policies:
+  - name: risky-users-change-password
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [bank]}}
+    conditions: {user_risk: [high]}
+    grant: {operator: all-of, controls: [mfa, password-change]}
+`))
+	if probs := g.server.app.Policies.Reload(nil, base, risky); len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	secret, _, err := g.server.app.Methods.TOTP.EnrollNow(ctx, g.user, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.server.app.Risk.Raise(ctx, g.user.ID, risk.Detection{Type: "leaked-credentials", Level: risk.High, Reason: "leaked-password"})
+
+	b := gatewayBrowser(t, g.server)
+	password, changed := testPassword, false
+	next := g.app + "/accounts"
+	for range 16 {
+		if strings.HasPrefix(next, g.base+"/login") {
+			u, _ := url.Parse(next)
+			r, _ := post(t, b, g.base+"/login", url.Values{"csrf_token": {csrfToken(t, b, g.base)}, "username": {testUser},
+				"password": {password}, "return_to": {u.Query().Get("return_to")}})
+			l, _ := r.Location()
+			next = g.base + l.RequestURI()
+			continue
+		}
+		resp := mustDo(t, b, "GET", next, "")
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && strings.HasPrefix(next, g.app) {
+			if !changed || g.upstream.count("GET", "/accounts") != 1 {
+				t.Fatalf("reached the page: changed %v, upstream saw %d", changed, g.upstream.count("GET", "/accounts"))
+			}
+			return
+		}
+		loc, _ := resp.Location()
+		if loc == nil {
+			t.Fatalf("%s: %d", next, resp.StatusCode)
+		}
+		switch {
+		case strings.HasPrefix(loc.String(), g.base+"/login"):
+			r, _ := post(t, b, g.base+"/login", url.Values{"csrf_token": {csrfToken(t, b, g.base)}, "username": {testUser},
+				"password": {password}, "return_to": {loc.Query().Get("return_to")}})
+			l, _ := r.Location()
+			next = g.base + l.RequestURI()
+		case strings.HasPrefix(loc.String(), g.base+"/stepup"):
+			_, page := get(t, b, loc.String()+"&method=totp")
+			csrf, cer := formOf(t, page)
+			r, _ := post(t, b, g.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer},
+				"code": {totpCode(t, secret, time.Now())}, "return_to": {loc.Query().Get("return_to")}})
+			l, _ := r.Location()
+			next = g.base + l.RequestURI()
+		case strings.HasPrefix(loc.String(), g.base+"/account/password"):
+			_, page := get(t, b, loc.String())
+			m := csrfRe.FindStringSubmatch(page)
+			if m == nil {
+				t.Fatalf("no password form:\n%s", page)
+			}
+			password, changed = "a fresh start passphrase", true
+			r, _ := post(t, b, g.base+"/account/password", url.Values{"csrf_token": {m[1]}, "new_password": {password},
+				"confirm_password": {password}, "return_to": {loc.Query().Get("return_to")}})
+			l, _ := r.Location()
+			next = g.base + l.RequestURI()
+		default:
+			next = loc.String()
+			if !strings.HasPrefix(next, "http") {
+				next = g.base + next
+			}
+		}
+	}
+	t.Fatal("the gateway flow did not finish")
 }

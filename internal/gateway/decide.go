@@ -31,7 +31,9 @@ type verdict struct {
 	block     string // refused, with the reason to show
 	challenge bool
 	methods   []string // for a challenge: methods that can meet it
-	acrs      []string // contexts the request is allowed under
+	// passwordChange: the challenge is met by changing the password.
+	passwordChange bool
+	acrs           []string // contexts the request is allowed under
 }
 
 // check asks the policies about a browser request. elevatedAfter, when
@@ -53,7 +55,13 @@ func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elev
 		g.Log.ErrorContext(r.Context(), "gateway rule asks for an undeclared authentication context", "route", rt.name, "context", ru.context)
 		return verdict{block: "This page is misconfigured: it asks for an authentication context that does not exist."}
 	case d.Outcome == policy.OutcomeChallenge:
-		methods, ok := g.stepUpMethods(r, id.user, d.Missing)
+		// A password change is done on its own page, after the other
+		// proofs (a policy asks a risky user for MFA first).
+		rest := slices.DeleteFunc(slices.Clone(d.Missing), policy.Requirement.IsPasswordChange)
+		if len(rest) == 0 {
+			return verdict{challenge: true, passwordChange: true}
+		}
+		methods, ok := g.stepUpMethods(r, id.user, rest)
 		if !ok {
 			return verdict{block: "Your organisation's policy requires a proof your account cannot give yet. Add a sign-in method on your security page, or ask your administrator."}
 		}

@@ -103,6 +103,10 @@ func (g *Gateway) challengeBrowser(w http.ResponseWriter, r *http.Request, rt *r
 	}
 	bind := g.binding(w, r, rt)
 	params := url.Values{"target": {target}, "stepup": {strings.Join(v.methods, ",")}, "b": {bind}}
+	if v.passwordChange {
+		params.Del("stepup")
+		params.Set("password", "1")
+	}
 	if !forwarded(r) && (ru.singleUse || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
 		kid, ok := g.keep(w, r, rt, p, &id.user, bind)
 		if !ok {
@@ -280,6 +284,13 @@ func (g *Gateway) Start(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		g.fail(w, r, err)
+		return
+	}
+	if q.Has("password") {
+		// Change the password first. That ends every session (a security
+		// event), so the user signs in again and comes back here.
+		q.Del("password")
+		http.Redirect(w, r, "/account/password?return_to="+url.QueryEscape("/gateway/start?"+q.Encode()), http.StatusSeeOther)
 		return
 	}
 	if q.Has("stepup") {

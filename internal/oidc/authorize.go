@@ -197,13 +197,13 @@ func (p *Provider) continueFlow(w http.ResponseWriter, r *http.Request, id strin
 	switch {
 	case v.err != nil:
 		outcome = "block"
-	case v.kind == verdictStepUp:
+	case v.kind == verdictStepUp || v.kind == verdictPasswordChange:
 		outcome = "challenge"
 	case v.kind == verdictLogin:
 		outcome = "sign-in"
 	}
 	p.Metrics.Decision("oidc", outcome, f.ClientID, time.Since(start))
-	if v.err == nil && (v.kind == verdictLogin || v.kind == verdictStepUp) {
+	if v.err == nil && (v.kind == verdictLogin || v.kind == verdictStepUp || v.kind == verdictPasswordChange) {
 		if f.wants("none") {
 			code := "interaction_required"
 			if v.kind == verdictLogin {
@@ -221,18 +221,21 @@ func (p *Provider) continueFlow(w http.ResponseWriter, r *http.Request, id strin
 	}
 	resumeURL := pathResume + "?flow=" + url.QueryEscape(id)
 	switch v.kind {
-	case verdictLogin, verdictStepUp:
+	case verdictLogin, verdictStepUp, verdictPasswordChange:
 		if err := p.countInteraction(ctx, id); err != nil {
 			p.fail(w, r, err)
 			return
 		}
 		q := url.Values{"return_to": {resumeURL}}
 		page := "/login"
-		if v.kind == verdictStepUp {
+		switch v.kind {
+		case verdictStepUp:
 			page = "/stepup"
 			if len(v.methods) > 0 {
 				q.Set("methods", strings.Join(v.methods, ","))
 			}
+		case verdictPasswordChange:
+			page = "/account/password"
 		}
 		http.Redirect(w, r, page+"?"+q.Encode(), http.StatusSeeOther)
 	case verdictIssue:

@@ -21,6 +21,7 @@ const (
 	verdictIssue verdictKind = iota + 1
 	verdictLogin
 	verdictStepUp
+	verdictPasswordChange
 )
 
 // verdict is what a flow does next.
@@ -90,6 +91,14 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow) (verdic
 			}
 			need = mergeMissing(need, cands[next].missing)
 		}
+	}
+	// A password change is done on its own page, after every proof the
+	// other requirements ask for (a policy demands MFA first, as Entra
+	// does for risky users).
+	change := slices.ContainsFunc(need, policy.Requirement.IsPasswordChange)
+	need = slices.DeleteFunc(slices.Clone(need), policy.Requirement.IsPasswordChange)
+	if change && len(need) == 0 {
+		return verdict{kind: verdictPasswordChange, why: "conditional access requires a password change"}, nil
 	}
 	if len(need) > 0 {
 		methods, ok := policy.StepUpMethods(need, available)

@@ -179,6 +179,13 @@ func appendUnique(dst []string, src ...string) []string {
 	return dst
 }
 
+// IsPasswordChange reports whether the requirement is met only by
+// changing the password, which is done on its own page rather than by a
+// step-up method.
+func (r Requirement) IsPasswordChange() bool {
+	return slices.ContainsFunc(r.AnyOf, func(n Need) bool { return n.Kind == KindPasswordChange })
+}
+
 // StepUpMethods answers, for requirements a user must still meet, which
 // of the methods the user has (available, in prompt order) a step-up page
 // should offer: those appearing in a strength option made only of

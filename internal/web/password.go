@@ -36,9 +36,10 @@ func (p *Pages) passwordForm(w http.ResponseWriter, r *http.Request) error {
 	if !ok || err != nil {
 		return err
 	}
-	v := view{Title: "Change password", User: &u, Session: &sess}
+	returnTo := safeReturnTo(r.URL.Query().Get("return_to"))
+	v := view{Title: "Change password", User: &u, Session: &sess, ReturnTo: returnTo}
 	if fresh, _ := recentProofs(sess, p.Now()); !fresh {
-		v.Choices = []choice{{Label: "Confirm it's you first", URL: "/stepup?return_to=" + url.QueryEscape("/account/password")}}
+		v.Choices = []choice{{Label: "Confirm it's you first", URL: "/stepup?return_to=" + url.QueryEscape(r.URL.RequestURI())}}
 	}
 	p.render(w, r, http.StatusOK, "password", v)
 	return nil
@@ -58,7 +59,8 @@ func (p *Pages) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	fresh, afterMFA := recentProofs(sess, p.Now())
-	v := view{Title: "Change password", User: &u, Session: &sess}
+	returnTo := safeReturnTo(r.PostFormValue("return_to"))
+	v := view{Title: "Change password", User: &u, Session: &sess, ReturnTo: returnTo}
 	if !fresh {
 		v.Error = "Changing the password needs a fresh proof of identity."
 		v.Choices = []choice{{Label: "Confirm it's you first", URL: "/stepup?return_to=" + url.QueryEscape("/account/password")}}
@@ -85,6 +87,8 @@ func (p *Pages) changePassword(w http.ResponseWriter, r *http.Request) error {
 		p.PasswordChanged(r.Context(), u.ID, afterMFA)
 	}
 	p.Sessions.ClearCookie(w)
-	http.Redirect(w, r, "/login?password_changed", http.StatusSeeOther)
+	// Every session just ended: sign in with the new password, then go
+	// on to where the user was headed (an application's sign-in flow).
+	http.Redirect(w, r, "/login?password_changed&return_to="+url.QueryEscape(returnTo), http.StatusSeeOther)
 	return nil
 }
