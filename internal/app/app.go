@@ -288,14 +288,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
-	go a.Sessions.GC(gcCtx, sessionGCInterval, func(err error) {
-		a.Log.Warn("session clean-up failed", "err", err)
+	go a.every(gcCtx, sessionGCInterval, "session clean-up", a.Sessions.Sweep)
+	go a.every(gcCtx, sessionGCInterval, "expired entry clean-up", func(ctx context.Context) error {
+		_, err := a.Store.DeleteExpiredKV(ctx, time.Now())
+		return err
 	})
-	go a.gcKV(gcCtx, sessionGCInterval)
-	go a.Risk.WatchLists(gcCtx, listCheckInterval)
-	go a.Keys.Run(gcCtx, keyCheckInterval, func(err error) {
-		a.Log.Warn("signing key maintenance failed", "err", err)
-	})
+	go a.every(gcCtx, listCheckInterval, "IP list reload", a.Risk.ReloadChangedLists)
+	go a.every(gcCtx, keyCheckInterval, "signing key maintenance", a.Keys.Maintain)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -319,17 +318,18 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// gcKV deletes expired codes, flows, grants and deny-list entries.
-func (a *App) gcKV(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+// every runs task each interval until ctx ends, logging its failures
+// (the next run tries again): the server's housekeeping.
+func (a *App) every(ctx context.Context, interval time.Duration, task string, fn func(context.Context) error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := a.Store.DeleteExpiredKV(ctx, time.Now()); err != nil && ctx.Err() == nil {
-				a.Log.Warn("expired entry clean-up failed", "err", err)
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Warn(task+" failed", "err", err)
 			}
 		}
 	}

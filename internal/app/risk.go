@@ -149,31 +149,20 @@ func (k *Risk) listsStamp() string {
 	return b.String()
 }
 
-// WatchLists re-reads the IP list files when they change (threat feeds
-// are refreshed in place), checking every interval until ctx ends. A
-// list that no longer parses keeps the previous engine, and says why.
-func (k *Risk) WatchLists(ctx context.Context, every time.Duration) {
-	if len(k.lists) == 0 {
-		return
+// ReloadChangedLists re-reads the IP list files if they changed since
+// they were read (threat feeds are refreshed in place); the server runs it
+// periodically. A list that no longer parses keeps the previous lists,
+// and the error says why.
+func (k *Risk) ReloadChangedLists(ctx context.Context) error {
+	if len(k.lists) == 0 || k.listsStamp() == k.seen() {
+		return nil
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if k.listsStamp() == k.seen() {
-				continue
-			}
-			if err := k.loadLists(); err != nil {
-				k.setSeen(k.listsStamp()) // do not retry until it changes again
-				k.log.WarnContext(ctx, "an IP list changed but could not be read; keeping the previous lists", "err", err)
-				continue
-			}
-			k.log.InfoContext(ctx, "IP lists reloaded", "lists", len(k.lists))
-		}
+	if err := k.loadLists(); err != nil {
+		k.setSeen(k.listsStamp()) // do not retry until it changes again
+		return fmt.Errorf("an IP list changed but could not be read; keeping the previous lists: %w", err)
 	}
+	k.log.InfoContext(ctx, "IP lists reloaded", "lists", len(k.lists))
+	return nil
 }
 
 // attempt describes a sign-in attempt of r for the detectors.

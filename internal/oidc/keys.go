@@ -377,22 +377,6 @@ func (k *KeyRing) JWKS() jose.JSONWebKeySet {
 	return set
 }
 
-// Run keeps the ring maintained until ctx ends.
-func (k *KeyRing) Run(ctx context.Context, every time.Duration, onErr func(error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := k.Maintain(ctx); err != nil && ctx.Err() == nil {
-				onErr(err)
-			}
-		}
-	}
-}
-
 // SignJWT signs claims as a JWT (typ JWT) with the current key. The
 // gateway signs the identity assertions it sends upstream with it, so
 // upstreams verify them against the same JWKS as tokens.

@@ -230,19 +230,9 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// GC deletes sessions past their absolute lifetime every interval until
-// ctx ends. Idle sessions are deleted on sight by Load.
-func (m *Manager) GC(ctx context.Context, interval time.Duration, onErr func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := m.store.DeleteExpiredSessions(ctx, m.now()); err != nil && ctx.Err() == nil {
-				onErr(err)
-			}
-		}
-	}
+// Sweep deletes sessions past their absolute lifetime; the server runs
+// it periodically. Idle sessions are deleted on sight by Load.
+func (m *Manager) Sweep(ctx context.Context) error {
+	_, err := m.store.DeleteExpiredSessions(ctx, m.now())
+	return err
 }

@@ -169,27 +169,24 @@ func TestCookieAttributes(t *testing.T) {
 	}
 }
 
-func TestGC(t *testing.T) {
+func TestSweep(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	m, c, st := setup(t)
 	_, s, _ := m.Start(ctx, request(m, ""), "u1", pwd, session.Meta{})
-	c.add(9 * time.Hour)
-	done := make(chan struct{})
-	go func() { m.GC(ctx, time.Millisecond, func(error) {}); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := st.GetSession(ctx, s.ID); errors.Is(err, store.ErrNotFound) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("GC did not remove an expired session")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := m.Sweep(ctx); err != nil {
+		t.Fatal(err)
 	}
-	cancel()
-	<-done
+	if _, err := st.GetSession(ctx, s.ID); err != nil {
+		t.Fatalf("Sweep removed a live session: %v", err)
+	}
+	c.add(8 * 24 * time.Hour) // past the absolute lifetime
+	if err := m.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetSession(ctx, s.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Sweep left an expired session: %v", err)
+	}
 }
 
 func TestLive(t *testing.T) {
