@@ -102,6 +102,20 @@ func startOIDC(t *testing.T, mutate func(*config.Config)) *oidcServer {
 
 var _ = app.New
 
+// usePolicies makes the server enforce the test policies plus extra (a
+// policy file's YAML).
+func (s *oidcServer) usePolicies(t *testing.T, extra string) {
+	t.Helper()
+	base, probs := policy.Parse("test-policies.yaml", []byte(testPolicies))
+	more, probs2 := policy.Parse("extra.yaml", []byte(extra))
+	if len(probs)+len(probs2) > 0 {
+		t.Fatal(probs, probs2)
+	}
+	if probs := s.app.Policies.Reload(nil, base, more); len(probs) > 0 {
+		t.Fatal(probs)
+	}
+}
+
 // pkce returns a verifier and its S256 challenge.
 func pkce() (verifier, challenge string) {
 	b := make([]byte, 32)

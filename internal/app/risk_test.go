@@ -13,7 +13,6 @@ import (
 
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/geoip/geoiptest"
-	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/risk"
 )
 
@@ -38,8 +37,7 @@ func TestRiskNewCountryIsRemediatedByMFA(t *testing.T) {
 		cfg.GeoIP.Database = db
 		cfg.Risk.LearningSignIns = 2
 	})
-	base, probs := policy.Parse("test-policies.yaml", []byte(testPolicies))
-	risky, probs2 := policy.Parse("risk.yaml", []byte(`
+	s.usePolicies(t, `
 policies:
   - name: mfa-on-medium-sign-in-risk
     state: enabled
@@ -47,13 +45,7 @@ policies:
     target: {apps: {include: [all]}}
     conditions: {sign_in_risk: [medium, high]}
     grant: {controls: [mfa]}
-`))
-	if len(probs)+len(probs2) > 0 {
-		t.Fatal(probs, probs2)
-	}
-	if probs := s.app.Policies.Reload(nil, base, risky); len(probs) > 0 {
-		t.Fatal(probs)
-	}
+`)
 	secret, _, err := s.app.Methods.TOTP.EnrollNow(context.Background(), s.user, "phone")
 	if err != nil {
 		t.Fatal(err)
@@ -176,8 +168,7 @@ func TestPasswordSprayIsThrottledAndDetected(t *testing.T) {
 // location is refused on its next request.
 func TestGatewayReevaluatesLocation(t *testing.T) {
 	g := startGateway(t, func(cfg *config.Config) { cfg.Server.TrustedProxies = []string{"127.0.0.1/32"} })
-	doc, _ := policy.Parse("t.yaml", []byte(testPolicies))
-	block, probs := policy.Parse("block.yaml", []byte(`
+	g.usePolicies(t, `
 named_locations:
   - name: blocked-net
     ip_ranges: [203.0.113.0/24]
@@ -188,13 +179,7 @@ policies:
     target: {apps: {include: [bank]}}
     conditions: {locations: {include: [blocked-net]}}
     grant: block
-`))
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
-	if probs := g.server.app.Policies.Reload(nil, doc, block); len(probs) > 0 {
-		t.Fatal(probs)
-	}
+`)
 	b := gatewayBrowser(t, g.server)
 	noStepUp := func(loc *url.URL) *http.Response { t.Fatalf("unexpected step-up: %s", loc); return nil }
 	if resp, _ := g.walk(t, b, mustDo(t, b, "GET", g.app+"/accounts", ""), noStepUp); resp.StatusCode != http.StatusOK {
@@ -317,8 +302,7 @@ func TestSecurePasswordChangeRemediatesUserRisk(t *testing.T) {
 func TestRiskyUserChangesPasswordThroughOIDC(t *testing.T) {
 	s := startOIDC(t, nil)
 	ctx := context.Background()
-	base, _ := policy.Parse("test-policies.yaml", []byte(testPolicies))
-	risky, probs := policy.Parse("risk.yaml", []byte(`
+	s.usePolicies(t, `
 policies:
   - name: risky-users-change-password
     state: enabled
@@ -326,13 +310,7 @@ policies:
     target: {apps: {include: [all]}}
     conditions: {user_risk: [high]}
     grant: {operator: all-of, controls: [mfa, password-change]}
-`))
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
-	if probs := s.app.Policies.Reload(nil, base, risky); len(probs) > 0 {
-		t.Fatal(probs)
-	}
+`)
 	secret, _, err := s.app.Methods.TOTP.EnrollNow(ctx, s.user, "phone")
 	if err != nil {
 		t.Fatal(err)
@@ -402,8 +380,7 @@ policies:
 func TestRiskyUserChangesPasswordThroughGateway(t *testing.T) {
 	g := startGateway(t)
 	ctx := context.Background()
-	base, _ := policy.Parse("test-policies.yaml", []byte(testPolicies))
-	risky, _ := policy.Parse("risk.yaml", []byte(`
+	g.usePolicies(t, `
 policies:
   - name: risky-users-change-password
     state: enabled
@@ -411,10 +388,7 @@ policies:
     target: {apps: {include: [bank]}}
     conditions: {user_risk: [high]}
     grant: {operator: all-of, controls: [mfa, password-change]}
-`))
-	if probs := g.server.app.Policies.Reload(nil, base, risky); len(probs) > 0 {
-		t.Fatal(probs)
-	}
+`)
 	secret, _, err := g.server.app.Methods.TOTP.EnrollNow(ctx, g.user, "phone")
 	if err != nil {
 		t.Fatal(err)
