@@ -72,6 +72,8 @@ type App struct {
 	Risk *Risk
 	// Audit is the hash-chained trail of changes to accounts.
 	Audit *audit.Log
+	// SignIns is the sign-in log: one entry per decision or attempt.
+	SignIns *audit.SignInLog
 	// Metrics are served at /metrics.
 	Metrics *metrics.Metrics
 	Clients *oidc.Clients
@@ -149,6 +151,16 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	}
 	a := &App{Config: cfg, Log: log, Store: st, Users: svc, Revoker: revoke.New(st, log, nil), Audit: audit.New(st, nil), Metrics: metrics.New()}
 	svc.RevokeWith(a.Revoker)
+	a.SignIns = audit.NewSignInLog(st, audit.SignInLogOptions{
+		Buffer: cfg.SignInLog.Buffer, Overflow: audit.Overflow(cfg.SignInLog.Overflow), Log: log,
+		Full: func(o audit.Overflow) { a.Metrics.SignInLogFull(string(o)) },
+	})
+	a.Metrics.WatchSignInLog(a.SignIns.Depth)
+	defer func() {
+		if err != nil {
+			_ = a.SignIns.Close(context.Background())
+		}
+	}()
 	a.Sessions = session.NewManager(st, session.Config{
 		CookieName:  cfg.Sessions.CookieName,
 		IdleTimeout: cfg.Sessions.IdleTimeout.D(),
@@ -173,7 +185,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: credentialDetail, Revoke: a.Revoker.RevokeUser,
 		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit, Metrics: a.Metrics,
-		Passkeys: passkeys(a.Methods),
+		Passkeys: passkeys(a.Methods), SignIns: a.SignIns.Write,
 	})
 	if err != nil {
 		return nil, err
@@ -295,6 +307,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	go a.every(gcCtx, listCheckInterval, "IP list reload", a.Risk.ReloadChangedLists)
 	go a.every(gcCtx, keyCheckInterval, "signing key maintenance", a.Keys.Maintain)
+	go a.every(gcCtx, sessionGCInterval, "sign-in log retention", func(ctx context.Context) error {
+		_, err := a.Store.DeleteSignInsBefore(ctx, time.Now().Add(-a.Config.SignInLog.Retention.D()))
+		return err
+	})
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -335,13 +351,17 @@ func (a *App) every(ctx context.Context, interval time.Duration, task string, fn
 	}
 }
 
-// Close releases the store and the GeoIP database.
+// Close writes the queued sign-in log entries and releases the store and
+// the GeoIP database.
 func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.Config.Server.ShutdownTimeout.D())
+	defer cancel()
+	logErr := a.SignIns.Close(ctx)
 	var geoErr error
 	if a.GeoIP != nil {
 		geoErr = a.GeoIP.Close()
 	}
-	return errors.Join(a.Store.Close(), geoErr)
+	return errors.Join(logErr, a.Store.Close(), geoErr)
 }
 
 // sharedSecret returns the 32-byte secret stored under name, creating it

@@ -286,11 +286,12 @@ func (k *Risk) Failed(r *http.Request, username string) {
 }
 
 // SignedIn assesses a successful sign-in and returns its level and
-// reasons, to keep on the session's sign-in event. A sign-in without risk
+// detections: the level goes on the session's sign-in event, the
+// detections with their evidence into the sign-in log. A sign-in without risk
 // joins the history at once; a risky one only when its risk is
 // remediated (Remediated), so a stolen password alone never makes the
 // thief's location familiar. A leaked password raises the user's risk.
-func (k *Risk) SignedIn(r *http.Request, u store.User, pw, deviceID string) (string, []string) {
+func (k *Risk) SignedIn(r *http.Request, u store.User, pw, deviceID string) (string, []risk.Detection) {
 	ctx := r.Context()
 	in := k.attempt(r, u.ID, true)
 	if deviceID != "" {
@@ -308,9 +309,7 @@ func (k *Risk) SignedIn(r *http.Request, u store.User, pw, deviceID string) (str
 	if d, leaked := engine.LeakedPassword(in, pw); leaked {
 		k.Raise(ctx, u.ID, d)
 	}
-	var reasons []string
 	for _, d := range a.Detections {
-		reasons = append(reasons, d.Reason)
 		k.metrics.Detection(d.Reason, d.Level.String())
 		k.log.InfoContext(ctx, "sign-in risk detected", "user", u.Username, "level", d.Level.String(), "reason", d.Reason, "evidence", d.Evidence)
 	}
@@ -320,7 +319,7 @@ func (k *Risk) SignedIn(r *http.Request, u store.User, pw, deviceID string) (str
 		}
 		return "", nil
 	}
-	return a.SignInRisk.String(), reasons
+	return a.SignInRisk.String(), a.Detections
 }
 
 // Remediated records that a risky sign-in's user completed the further

@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/geoip/geoiptest"
 	"github.com/stepgate/stepgate/internal/risk"
+	"github.com/stepgate/stepgate/internal/store"
 )
 
 // Two places 50 km apart across a border: travel between them is never
@@ -155,6 +158,7 @@ func TestPasswordSprayIsThrottledAndDetected(t *testing.T) {
 	if len(sessions) == 0 || sessions[len(sessions)-1].Events[0].Risk != "high" {
 		t.Fatalf("the sign-in from the spraying network carries risk %+v, want high", sessions)
 	}
+	assertSprayLogged(t, s.app, 400)
 	// Ordinary sign-ins from other networks: no throttling, no risk.
 	for i := range 5 {
 		if st := attempt(testUser, testPassword, fmt.Sprintf("198.18.%d.10", i)); st != http.StatusSeeOther {
@@ -451,4 +455,43 @@ policies:
 		}
 	}
 	t.Fatal("the gateway flow did not finish")
+}
+
+// assertSprayLogged checks the sign-in log after the spray: every one of
+// the attempts is there as a failure or a throttled attempt, and the
+// sign-in from the spraying network shows the spray detection with its
+// evidence.
+func assertSprayLogged(t *testing.T, a *app.App, attempts int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := a.SignIns.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, decision := range []string{"failure", "throttled"} {
+		rows, err := a.Store.ListSignIns(ctx, store.SignInQuery{Decision: decision})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused += len(rows)
+	}
+	if refused != attempts {
+		t.Fatalf("the sign-in log holds %d refused attempts, want all %d", refused, attempts)
+	}
+	rows, err := a.Store.ListSignIns(ctx, store.SignInQuery{Decision: "success", Limit: 1})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("no successful sign-in logged: %v", err)
+	}
+	e, err := audit.Decode(rows[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.IP != "192.0.2.51" || e.RiskLevel != "high" || len(e.Risk) == 0 {
+		t.Fatalf("the sign-in from the spraying network is logged as %+v", e)
+	}
+	d := e.Risk[0]
+	if d.Type != risk.TypeSpray || d.Reason != risk.ReasonPasswordSpray || len(d.Evidence) == 0 {
+		t.Fatalf("the spray detection is logged without its evidence: %+v", d)
+	}
+	t.Logf("logged spray detection: %s %s %v", d.Type, d.Level, d.Evidence)
 }

@@ -28,6 +28,8 @@ type Config struct {
 	OTP      OTP      `yaml:"otp"`
 	Gateway  Gateway  `yaml:"gateway"`
 	Risk     Risk     `yaml:"risk"`
+	// SignInLog is the log of every access decision and sign-in.
+	SignInLog SignInLog `yaml:"signin_log"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -156,12 +158,13 @@ func Default() Config {
 			// OWASP's recommended argon2id floor: m=19 MiB, t=2, p=1.
 			Argon2: Argon2{Time: 2, MemoryKiB: 19 * 1024, Threads: 1},
 		},
-		OIDC:     defaultOIDC(),
-		TOTP:     TOTP{Issuer: "Stepgate"},
-		WebAuthn: WebAuthn{RPName: "Stepgate"},
-		OTP:      defaultOTP(),
-		Gateway:  defaultGateway(),
-		Risk:     defaultRisk(),
+		OIDC:      defaultOIDC(),
+		TOTP:      TOTP{Issuer: "Stepgate"},
+		WebAuthn:  WebAuthn{RPName: "Stepgate"},
+		OTP:       defaultOTP(),
+		Gateway:   defaultGateway(),
+		Risk:      defaultRisk(),
+		SignInLog: defaultSignInLog(),
 	}
 }
 

@@ -47,6 +47,7 @@ func (c Config) Validate() []Problem {
 	c.OTP.validate(&ps)
 	c.Gateway.validate(&ps, c.Server.Issuer)
 	c.Risk.validate(&ps)
+	c.SignInLog.validate(&ps)
 	return ps
 }
 

@@ -26,6 +26,7 @@ type Metrics struct {
 	completions *prometheus.CounterVec
 	signIns     *prometheus.CounterVec
 	detections  *prometheus.CounterVec
+	logFull     *prometheus.CounterVec
 }
 
 // New registers the collectors.
@@ -57,8 +58,12 @@ func New() *Metrics {
 			Name: "stepgate_risk_detections_total",
 			Help: "Risk detections by reason and level.",
 		}, []string{"reason", "level"}),
+		logFull: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stepgate_signin_log_full_total",
+			Help: "Writes that found the sign-in log buffer full, by what they did (block: waited; fail-closed: refused the request).",
+		}, []string{"overflow"}),
 	}
-	m.reg.MustRegister(m.decisions, m.latency, m.prompts, m.completions, m.signIns, m.detections,
+	m.reg.MustRegister(m.decisions, m.latency, m.prompts, m.completions, m.signIns, m.detections, m.logFull,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,4 +108,22 @@ func (m *Metrics) Detection(reason, level string) {
 	if m != nil {
 		m.detections.WithLabelValues(reason, level).Inc()
 	}
+}
+
+// SignInLogFull counts a write that found the sign-in log buffer full.
+func (m *Metrics) SignInLogFull(overflow string) {
+	if m != nil {
+		m.logFull.WithLabelValues(overflow).Inc()
+	}
+}
+
+// WatchSignInLog publishes the sign-in log's buffer depth.
+func (m *Metrics) WatchSignInLog(depth func() int) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "stepgate_signin_log_buffer_depth",
+		Help: "Sign-in log entries waiting to be written.",
+	}, func() float64 { return float64(depth()) }))
 }

@@ -175,6 +175,39 @@ type Sessions interface {
 	DeleteExpiredSessions(ctx context.Context, before time.Time) (int, error)
 }
 
+// SignIn is one sign-in log row. The store indexes the filterable fields
+// and keeps the whole entry, as the audit package encoded it, in Body.
+type SignIn struct {
+	Seq      int64 // assigned by the store, increasing in write order
+	ID       string
+	Time     time.Time
+	UserID   string
+	App      string
+	Decision string
+	Policies []string // policies that applied, for the policy filter
+	Body     []byte
+}
+
+// SignInQuery selects sign-ins, newest first. Empty fields match all.
+type SignInQuery struct {
+	UserID, App, Decision, Policy string
+	Since, Until                  time.Time // Since inclusive, Until exclusive
+	// Before is the pagination cursor: only rows with Seq < Before.
+	Before int64
+	Limit  int
+}
+
+// SignIns stores the sign-in log.
+type SignIns interface {
+	// AppendSignIns writes a batch atomically: all rows or none. A row
+	// whose ID is already stored is skipped, so a retried batch writes
+	// each entry once.
+	AppendSignIns(ctx context.Context, rows []SignIn) error
+	ListSignIns(ctx context.Context, q SignInQuery) ([]SignIn, error)
+	// DeleteSignInsBefore removes rows older than t (retention).
+	DeleteSignInsBefore(ctx context.Context, t time.Time) (int, error)
+}
+
 // KV is a small key/value space with compare-and-swap, for signing keys
 // and server secrets.
 type KV interface {
@@ -198,6 +231,7 @@ type Store interface {
 	Roles
 	Credentials
 	Sessions
+	SignIns
 	KV
 	// Ping reports whether the backend is reachable; /readyz uses it.
 	Ping(ctx context.Context) error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/session"
 )
@@ -79,6 +80,10 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 			return ferr
 		}
 		p.Log.InfoContext(ctx, "passkey sign-in failed", "ip", ip, "reason", err.Error())
+		if err := p.logSignIn(r, audit.SignIn{UserID: userID, Decision: "failure", Reason: "passkey-refused",
+			MethodsPrompted: []string{"webauthn"}}); err != nil {
+			return err
+		}
 		msg := "That passkey could not sign you in. Try again, or use your password."
 		if errors.Is(err, authn.ErrDisabledAccount) {
 			msg = "This account is disabled. Contact your administrator."
@@ -86,6 +91,10 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 		return again(http.StatusUnauthorized, msg)
 	}
 	_ = p.Throttle.Reset(ctx, throttleKey)
+	if err := p.logSignIn(r, audit.SignIn{UserID: userID, Decision: "success",
+		MethodsPrompted: []string{proof.Method}, MethodsCompleted: []string{proof.Method}}); err != nil {
+		return err
+	}
 	token, _, err := p.Sessions.Start(ctx, r, userID, proof.Event(p.Now()), session.Meta{IP: ip, UserAgent: r.UserAgent()})
 	if err != nil {
 		return err

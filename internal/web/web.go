@@ -17,9 +17,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
+	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/users"
@@ -52,7 +54,7 @@ type PasswordSetter interface {
 // RiskAssessor is the risk engine as the pages use it.
 type RiskAssessor interface {
 	Failed(r *http.Request, username string)
-	SignedIn(r *http.Request, u store.User, password, deviceID string) (level string, reasons []string)
+	SignedIn(r *http.Request, u store.User, password, deviceID string) (level string, detections []risk.Detection)
 	Remediated(r *http.Request, s store.Session)
 }
 
@@ -104,6 +106,9 @@ type Deps struct {
 	Passkeys PasskeyLogin
 	// Detail adds a method-specific line to listed credentials.
 	Detail CredentialDetail
+	// SignIns writes sign-in attempts to the sign-in log; nil skips. An
+	// error (a full log that fails closed) refuses the sign-in.
+	SignIns func(ctx context.Context, e audit.SignIn) error
 
 	Sessions *session.Manager
 	CSRFKey  []byte
@@ -266,6 +271,10 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	if locked {
 		p.Metrics.SignIn("throttled")
 		p.Log.InfoContext(ctx, "sign-in throttled", "username", username, "ip", ip)
+		if err := p.logSignIn(r, audit.SignIn{Username: username, Decision: "throttled", Reason: "too-many-failures",
+			MethodsPrompted: []string{methodPassword}}); err != nil {
+			return err
+		}
 		p.render(w, r, http.StatusTooManyRequests, "login", view{Title: "Sign in", Error: "Too many failed attempts. Wait a few minutes and try again.", Username: username, ReturnTo: returnTo})
 		return nil
 	}
@@ -286,6 +295,14 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		}
 		p.Metrics.SignIn("failure")
 		p.Log.InfoContext(r.Context(), "sign-in failed", "username", username, "ip", ip, "reason", err.Error())
+		reason := "invalid-credentials"
+		if errors.Is(err, users.ErrDisabled) {
+			reason = "account-disabled"
+		}
+		if err := p.logSignIn(r, audit.SignIn{Username: username, Decision: "failure", Reason: reason,
+			MethodsPrompted: []string{methodPassword}}); err != nil {
+			return err
+		}
 		v := view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo}
 		p.passkeyLogin(r, &v)
 		p.render(w, r, http.StatusUnauthorized, "login", v)
@@ -294,8 +311,19 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	_ = p.Throttle.Reset(ctx, userKey)
 	p.Metrics.SignIn("success")
 	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}
+	entry := audit.SignIn{UserID: u.ID, Username: u.Username, Decision: "success",
+		MethodsPrompted: []string{methodPassword}, MethodsCompleted: []string{methodPassword}}
 	if p.Risk != nil {
-		ev.Risk, ev.RiskReasons = p.Risk.SignedIn(r, u, r.PostFormValue("password"), p.device(w, r))
+		ev.Risk, entry.Risk = p.Risk.SignedIn(r, u, r.PostFormValue("password"), p.device(w, r))
+		entry.RiskLevel = ev.Risk
+		for _, d := range entry.Risk {
+			ev.RiskReasons = append(ev.RiskReasons, d.Reason)
+		}
+	}
+	// The entry is written before the session exists: a sign-in the log
+	// cannot take does not happen.
+	if err := p.logSignIn(r, entry); err != nil {
+		return err
 	}
 	token, _, err := p.Sessions.Start(r.Context(), r, u.ID, ev, session.Meta{IP: ip, UserAgent: r.UserAgent()})
 	if err != nil {
@@ -446,4 +474,15 @@ func safeReturnTo(s string) string {
 		return fallback
 	}
 	return s
+}
+
+// logSignIn writes a sign-in attempt to the sign-in log.
+func (p *Pages) logSignIn(r *http.Request, e audit.SignIn) error {
+	if p.SignIns == nil {
+		return nil
+	}
+	e.Source = "sign-in"
+	e.IP = p.ClientIP.Of(r).String()
+	e.ClientApp = r.UserAgent()
+	return p.SignIns(r.Context(), e)
 }

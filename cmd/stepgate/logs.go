@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/authn/strength"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// signinFilter is what "logs signins" selects, as typed.
+type signinFilter struct {
+	user, app, decision, policy, since, until string
+	limit                                     int
+	asJSON                                    bool
+}
+
+func (c *cli) logsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "logs", Short: "Read the sign-in log"}
+	var f signinFilter
+	signins := &cobra.Command{
+		Use:   "signins [--user NAME] [--app APP] [--decision D] [--policy P] [--since T] [--until T] [--limit N] [--json]",
+		Short: "List sign-ins and access decisions, newest first",
+		Long: `List sign-ins and access decisions, newest first.
+
+--since and --until take a time (2026-11-22T10:00:00Z) or an age (24h, 7d).
+--json prints every matching entry as JSON Lines, for export; --limit 0
+prints all of them.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.withStore(cmd.Context(), func(_ config.Config, st store.Store) error {
+				return c.listSignIns(cmd.Context(), st, f)
+			})
+		},
+	}
+	fl := signins.Flags()
+	fl.StringVar(&f.user, "user", "", "only this user (user name)")
+	fl.StringVar(&f.app, "app", "", "only this app or OIDC client")
+	fl.StringVar(&f.decision, "decision", "", "only this decision: allow, challenge, block, success, failure, throttled")
+	fl.StringVar(&f.policy, "policy", "", "only entries this policy applied to (report-only included)")
+	fl.StringVar(&f.since, "since", "", "only entries at or after this time or age")
+	fl.StringVar(&f.until, "until", "", "only entries before this time or age")
+	fl.IntVar(&f.limit, "limit", 100, "at most this many entries; 0 for all")
+	fl.BoolVar(&f.asJSON, "json", false, "print JSON Lines")
+	cmd.AddCommand(signins)
+	return cmd
+}
+
+// query turns the typed filter into a store query.
+func (f signinFilter) query(ctx context.Context, st store.Store, now time.Time) (store.SignInQuery, error) {
+	q := store.SignInQuery{App: f.app, Decision: f.decision, Policy: f.policy}
+	if f.user != "" {
+		u, err := st.GetUserByName(ctx, f.user)
+		if errors.Is(err, store.ErrNotFound) {
+			return q, usageError{fmt.Errorf("--user: no user named %q; stepgate user list shows them", f.user)}
+		}
+		if err != nil {
+			return q, err
+		}
+		q.UserID = u.ID
+	}
+	var err error
+	if q.Since, err = timeOrAge("--since", f.since, now); err != nil {
+		return q, err
+	}
+	if q.Until, err = timeOrAge("--until", f.until, now); err != nil {
+		return q, err
+	}
+	if f.limit < 0 {
+		return q, usageError{errors.New("--limit must be 0 (all) or more")}
+	}
+	return q, nil
+}
+
+// timeOrAge reads an RFC 3339 time or an age before now.
+func timeOrAge(flag, v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if d, err := strength.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, usageError{fmt.Errorf("%s %q: give a time like 2026-11-22T10:00:00Z or an age like 24h or 7d", flag, v)}
+}
+
+func (c *cli) listSignIns(ctx context.Context, st store.Store, f signinFilter) error {
+	q, err := f.query(ctx, st, time.Now())
+	if err != nil {
+		return err
+	}
+	var tw *tabwriter.Writer
+	if !f.asJSON {
+		tw = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tSOURCE\tUSER\tAPP\tDECISION\tREASON\tRISK\tIP\tPOLICIES")
+	}
+	enc := json.NewEncoder(c.stdout)
+	printed := 0
+	for f.limit == 0 || printed < f.limit {
+		if f.limit > 0 {
+			q.Limit = f.limit - printed
+		}
+		rows, err := st.ListSignIns(ctx, q)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		for _, row := range rows {
+			e, err := audit.Decode(row)
+			if err != nil {
+				return err
+			}
+			if f.asJSON {
+				if err := enc.Encode(e); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Source,
+					dash(firstOf(e.Username, e.UserID)), dash(e.App), e.Decision, dash(e.Reason),
+					dash(riskSummary(e)), dash(e.IP), dash(strings.Join(row.Policies, ",")))
+			}
+		}
+		printed += len(rows)
+		q.Before = rows[len(rows)-1].Seq
+	}
+	if tw != nil {
+		return tw.Flush()
+	}
+	return nil
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// riskSummary writes "high: password-spray" for the table.
+func riskSummary(e audit.SignIn) string {
+	if len(e.Risk) == 0 {
+		return e.RiskLevel
+	}
+	reasons := make([]string, len(e.Risk))
+	for i, d := range e.Risk {
+		reasons[i] = d.Reason
+	}
+	return e.RiskLevel + ": " + strings.Join(reasons, ",")
+}

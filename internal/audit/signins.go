@@ -1,0 +1,279 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/risk"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// SignIn is one sign-in log entry: one access decision or sign-in
+// attempt, with everything an administrator needs to explain it.
+type SignIn struct {
+	ID        string    `json:"id"`
+	Time      time.Time `json:"time"`
+	RequestID string    `json:"request_id,omitempty"`
+	// Source is where the decision was made: "sign-in", "oidc",
+	// "gateway" or "step-up".
+	Source   string   `json:"source"`
+	UserID   string   `json:"user_id,omitempty"`
+	Username string   `json:"username,omitempty"`
+	App      string   `json:"app,omitempty"`
+	Contexts []string `json:"contexts,omitempty"`
+	IP       string   `json:"ip,omitempty"`
+	Country  string   `json:"country,omitempty"`
+	Device   string   `json:"device,omitempty"`
+	// ClientApp is the user agent or client kind.
+	ClientApp string `json:"client_app,omitempty"`
+	// Risk lists each risk detection with its evidence.
+	Risk      []risk.Detection `json:"risk,omitempty"`
+	RiskLevel string           `json:"risk_level,omitempty"`
+	// Decision is allow, challenge or block for an access decision, and
+	// success, failure or throttled for a sign-in attempt.
+	Decision string `json:"decision"`
+	Reason   string `json:"reason,omitempty"`
+	// Policies has each policy's result with its reason code,
+	// report-only outcomes included.
+	Policies         []policy.PolicyResult `json:"policies,omitempty"`
+	MethodsPrompted  []string              `json:"methods_prompted,omitempty"`
+	MethodsCompleted []string              `json:"methods_completed,omitempty"`
+	LatencyMicros    int64                 `json:"latency_us,omitempty"`
+}
+
+// ErrLogFull is returned by Write when the buffer is full and the log is
+// configured to fail closed: the caller must refuse the request rather
+// than let it through unlogged.
+var ErrLogFull = errors.New("sign-in log buffer is full")
+
+// Overflow says what Write does when the buffer is full.
+type Overflow string
+
+const (
+	// OverflowBlock makes Write wait for room (backpressure).
+	OverflowBlock Overflow = "block"
+	// OverflowFailClosed makes Write return ErrLogFull at once.
+	OverflowFailClosed Overflow = "fail-closed"
+)
+
+// SignInLogOptions tune the writer.
+type SignInLogOptions struct {
+	Buffer     int           // entries held before Write pushes back; default 8192
+	Batch      int           // entries per store write; default 256
+	FlushEvery time.Duration // longest an entry waits for its batch; default 200ms
+	Overflow   Overflow      // default OverflowBlock
+	// Full hears of every Write that found the buffer full (for metrics).
+	Full func(Overflow)
+	Log  *slog.Logger
+	Now  func() time.Time
+}
+
+// SignInLog writes the sign-in log in batches from one goroutine, so a
+// decision costs a channel send, not a database write. Entries are never
+// dropped: a failing store is retried until it answers, and a full buffer
+// blocks writers or fails them closed, as configured.
+type SignInLog struct {
+	store store.SignIns
+	opts  SignInLogOptions
+	queue chan store.SignIn
+
+	mu      sync.RWMutex
+	closed  bool
+	flushed chan struct{} // closed when the writer has drained and exited
+	flushRq chan chan struct{}
+}
+
+// NewSignInLog starts the writer. Close stops it after writing every
+// queued entry.
+func NewSignInLog(s store.SignIns, opts SignInLogOptions) *SignInLog {
+	if opts.Buffer <= 0 {
+		opts.Buffer = 8192
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 256
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = 200 * time.Millisecond
+	}
+	if opts.Overflow == "" {
+		opts.Overflow = OverflowBlock
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	l := &SignInLog{store: s, opts: opts, queue: make(chan store.SignIn, opts.Buffer),
+		flushed: make(chan struct{}), flushRq: make(chan chan struct{})}
+	go l.run()
+	return l
+}
+
+// Depth is how many entries wait to be written.
+func (l *SignInLog) Depth() int { return len(l.queue) }
+
+// Write queues e. It fills in the ID and time when they are empty.
+func (l *SignInLog) Write(ctx context.Context, e SignIn) error {
+	if e.ID == "" {
+		e.ID = rand.Text()
+	}
+	if e.Time.IsZero() {
+		e.Time = l.opts.Now()
+	}
+	e.Time = e.Time.UTC()
+	body, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode sign-in log entry: %w", err)
+	}
+	row := store.SignIn{ID: e.ID, Time: e.Time, UserID: e.UserID, App: e.App, Decision: e.Decision, Body: body}
+	for _, p := range e.Policies {
+		if p.Result != policy.ResultNotApplied && p.Result != policy.ResultReportOnlyNotApplied {
+			row.Policies = append(row.Policies, p.Policy)
+		}
+	}
+	// Writers share the read lock; only Close takes it exclusively, so
+	// no write can race the queue's closing.
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return errors.New("sign-in log is closed")
+	}
+	select {
+	case l.queue <- row:
+		return nil
+	default:
+	}
+	if l.opts.Full != nil {
+		l.opts.Full(l.opts.Overflow)
+	}
+	if l.opts.Overflow == OverflowFailClosed {
+		return ErrLogFull
+	}
+	select {
+	case l.queue <- row:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sign-in log buffer is full: %w", ctx.Err())
+	}
+}
+
+// Flush waits until every entry queued before it is in the store.
+func (l *SignInLog) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case l.flushRq <- done:
+	case <-l.flushed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close writes every queued entry and stops the writer. Writes after
+// Close fail.
+func (l *SignInLog) Close(ctx context.Context) error {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.queue)
+	}
+	l.mu.Unlock()
+	select {
+	case <-l.flushed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sign-in log: %d entries not yet written: %w", l.Depth(), ctx.Err())
+	}
+}
+
+func (l *SignInLog) run() {
+	defer close(l.flushed)
+	tick := time.NewTicker(l.opts.FlushEvery)
+	defer tick.Stop()
+	batch := make([]store.SignIn, 0, l.opts.Batch)
+	for {
+		select {
+		case row, ok := <-l.queue:
+			if !ok {
+				l.write(batch)
+				return
+			}
+			batch = append(batch, row)
+			if len(batch) >= l.opts.Batch {
+				l.write(batch)
+				batch = batch[:0]
+			}
+		case <-tick.C:
+			l.write(batch)
+			batch = batch[:0]
+		case done := <-l.flushRq:
+			batch = l.drain(batch)
+			l.write(batch)
+			batch = batch[:0]
+			close(done)
+		}
+	}
+}
+
+// drain moves what is queued now into batch, writing full batches.
+func (l *SignInLog) drain(batch []store.SignIn) []store.SignIn {
+	for {
+		select {
+		case row, ok := <-l.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, row)
+			if len(batch) >= l.opts.Batch {
+				l.write(batch)
+				batch = batch[:0]
+			}
+		default:
+			return batch
+		}
+	}
+}
+
+// write stores batch, retrying until the store takes it: the batch is
+// idempotent, and dropping it would lose entries. While it retries the
+// buffer fills and Write pushes back.
+func (l *SignInLog) write(batch []store.SignIn) {
+	if len(batch) == 0 {
+		return
+	}
+	wait := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := l.store.AppendSignIns(ctx, batch)
+		cancel()
+		if err == nil {
+			return
+		}
+		l.opts.Log.Error("write sign-in log; retrying", "entries", len(batch), "retry_in", wait, "err", err)
+		time.Sleep(wait)
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// Decode reads a stored row back into its entry.
+func Decode(row store.SignIn) (SignIn, error) {
+	var e SignIn
+	if err := json.Unmarshal(row.Body, &e); err != nil {
+		return SignIn{}, fmt.Errorf("sign-in log entry %s: %w", row.ID, err)
+	}
+	return e, nil
+}

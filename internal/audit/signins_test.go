@@ -1,0 +1,212 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/risk"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/sqlite"
+)
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "stepgate.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func closeLog(t *testing.T, l *SignInLog) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countAll(t *testing.T, s store.SignIns) int {
+	t.Helper()
+	n := 0
+	q := store.SignInQuery{}
+	for {
+		page, err := s.ListSignIns(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return n
+		}
+		n += len(page)
+		q.Before = page[len(page)-1].Seq
+	}
+}
+
+func TestSignInLogKeepsEveryEntry(t *testing.T) {
+	st := openStore(t)
+	l := NewSignInLog(st, SignInLogOptions{Buffer: 64, Batch: 50, FlushEvery: 5 * time.Millisecond})
+	const writers, each = 8, 500
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := l.Write(context.Background(), SignIn{Source: "gateway", UserID: fmt.Sprintf("u%d", w), App: "bank", Decision: "allow"}); err != nil {
+					t.Errorf("write %d/%d: %v", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	closeLog(t, l)
+	if n := countAll(t, st); n != writers*each {
+		t.Fatalf("log holds %d entries, want %d", n, writers*each)
+	}
+	if err := l.Write(context.Background(), SignIn{Decision: "allow"}); err == nil {
+		t.Fatal("Write after Close succeeded")
+	}
+}
+
+func TestSignInLogRoundTripsDetectionsAndPolicies(t *testing.T) {
+	st := openStore(t)
+	l := NewSignInLog(st, SignInLogOptions{})
+	in := SignIn{
+		Source: "sign-in", UserID: "u1", Username: "alice", IP: "203.0.113.9", Country: "BR",
+		Decision: "success", RiskLevel: "medium",
+		Risk: []risk.Detection{{Type: risk.TypeUnfamiliar, Level: risk.Medium, Reason: risk.ReasonUnfamiliarProperties,
+			Evidence: map[string]string{"country": "BR", "known_countries": "DE"}}},
+		Policies: []policy.PolicyResult{
+			{Policy: "wire-transfer", Result: policy.ResultApplied, Satisfied: true},
+			{Policy: "admins-mfa", Result: policy.ResultNotApplied, Reason: "user-not-included"},
+			{Policy: "new-rule", Result: policy.ResultReportOnlyUserActionRequired},
+		},
+	}
+	if err := l.Write(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.ListSignIns(context.Background(), store.SignInQuery{Policy: "new-rule"})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("report-only policy filter: %d rows, %v", len(rows), err)
+	}
+	if rows, _ := st.ListSignIns(context.Background(), store.SignInQuery{Policy: "admins-mfa"}); len(rows) != 0 {
+		t.Fatal("a policy that did not apply is indexed as applying")
+	}
+	got, err := Decode(rows[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Risk) != 1 || got.Risk[0].Evidence["known_countries"] != "DE" || got.Risk[0].Level != risk.Medium {
+		t.Fatalf("detection evidence lost: %+v", got.Risk)
+	}
+	if got.ID == "" || got.Time.IsZero() || len(got.Policies) != 3 || got.Policies[1].Reason != "user-not-included" {
+		t.Fatalf("entry lost data: %+v", got)
+	}
+	closeLog(t, l)
+}
+
+// gatedStore holds every append until the gate opens, and fails the
+// first failures appends.
+type gatedStore struct {
+	store.SignIns
+	gate     chan struct{}
+	failures atomic.Int32
+}
+
+func (g *gatedStore) AppendSignIns(ctx context.Context, rows []store.SignIn) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if g.failures.Add(-1) >= 0 {
+		return errors.New("database unavailable")
+	}
+	return g.SignIns.AppendSignIns(ctx, rows)
+}
+
+func TestSignInLogFailsClosedWhenFull(t *testing.T) {
+	st := openStore(t)
+	gs := &gatedStore{SignIns: st, gate: make(chan struct{})}
+	var full atomic.Int32
+	l := NewSignInLog(gs, SignInLogOptions{Buffer: 4, Batch: 1, FlushEvery: time.Millisecond,
+		Overflow: OverflowFailClosed, Full: func(Overflow) { full.Add(1) }})
+	accepted := 0
+	var refused error
+	for range 20 {
+		if err := l.Write(context.Background(), SignIn{Decision: "allow"}); err != nil {
+			refused = err
+			break
+		}
+		accepted++
+	}
+	if !errors.Is(refused, ErrLogFull) || full.Load() != 1 {
+		t.Fatalf("full buffer: err %v, Full called %d times; want ErrLogFull once", refused, full.Load())
+	}
+	close(gs.gate)
+	closeLog(t, l)
+	if n := countAll(t, st); n != accepted {
+		t.Fatalf("log holds %d entries, want the %d accepted", n, accepted)
+	}
+}
+
+func TestSignInLogPushesBackAndRetries(t *testing.T) {
+	st := openStore(t)
+	gs := &gatedStore{SignIns: st, gate: make(chan struct{})}
+	gs.failures.Store(3)
+	l := NewSignInLog(gs, SignInLogOptions{Buffer: 2, Batch: 1, FlushEvery: time.Millisecond})
+	accepted := 0
+	for range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := l.Write(ctx, SignIn{Decision: "allow"})
+		cancel()
+		if err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("blocked write: %v", err)
+			}
+			break
+		}
+		accepted++
+	}
+	if accepted >= 10 {
+		t.Fatal("writes never pushed back on a stalled store")
+	}
+	close(gs.gate) // the store comes back, failing three more times first
+	closeLog(t, l)
+	if n := countAll(t, st); n != accepted {
+		t.Fatalf("log holds %d entries after retries, want %d", n, accepted)
+	}
+}
+
+func BenchmarkSignInLogWrite(b *testing.B) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "stepgate.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	l := NewSignInLog(st, SignInLogOptions{})
+	e := SignIn{Source: "gateway", UserID: "u1", App: "bank", Decision: "allow",
+		Policies: []policy.PolicyResult{{Policy: "wire-transfer", Result: policy.ResultApplied}}}
+	b.ResetTimer()
+	for b.Loop() {
+		e.ID = ""
+		if err := l.Write(context.Background(), e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+}
