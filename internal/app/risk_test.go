@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/geoip/geoiptest"
+	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -112,6 +114,7 @@ policies:
 	if !signInFrom(freiburg) {
 		t.Fatal("a sign-in from a new country after the learning period was not challenged")
 	}
+	assertNewCountryLogged(t, s.app, s.user.ID)
 	if signInFrom(freiburg) {
 		t.Fatal("after remediation, the next sign-in from the same place was challenged again")
 	}
@@ -494,4 +497,51 @@ func assertSprayLogged(t *testing.T, a *app.App, attempts int) {
 		t.Fatalf("the spray detection is logged without its evidence: %+v", d)
 	}
 	t.Logf("logged spray detection: %s %s %v", d.Type, d.Level, d.Evidence)
+}
+
+// assertNewCountryLogged checks the sign-in log after the sign-in from a
+// new country: the sign-in shows the detection with its evidence, and
+// the authorization shows the challenge, the policy that asked for it,
+// and then the completed step-up.
+func assertNewCountryLogged(t *testing.T, a *app.App, userID string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := a.SignIns.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := a.Store.ListSignIns(ctx, store.SignInQuery{UserID: userID, Limit: 3})
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("the last sign-in and its authorization: %d rows, %v", len(rows), err)
+	}
+	var got []audit.SignIn
+	for i := len(rows) - 1; i >= 0; i-- { // oldest first
+		e, err := audit.Decode(rows[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e)
+	}
+	signIn, challenge, allow := got[0], got[1], got[2]
+	if signIn.Source != "sign-in" || signIn.RiskLevel != "medium" || len(signIn.Risk) != 1 ||
+		signIn.Risk[0].Reason != risk.ReasonUnfamiliarProperties || signIn.Risk[0].Evidence["properties"] == "" {
+		t.Fatalf("the sign-in from a new country is logged as %+v", signIn)
+	}
+	if challenge.Source != "oidc" || challenge.Decision != "challenge" || challenge.Country != "DE" ||
+		!slices.Contains(challenge.MethodsPrompted, "totp") || !appliedPolicy(challenge, "mfa-on-medium-sign-in-risk") {
+		t.Fatalf("the challenge is logged as %+v", challenge)
+	}
+	if allow.Decision != "allow" || !slices.Contains(allow.MethodsCompleted, "otp") {
+		t.Fatalf("the authorization after the step-up is logged as %+v", allow)
+	}
+	t.Logf("logged: %s %s %v; %s %s by %v; %s with %v", signIn.Decision, signIn.RiskLevel, signIn.Risk[0].Evidence,
+		challenge.Decision, challenge.Reason, challenge.MethodsPrompted, allow.Decision, allow.MethodsCompleted)
+}
+
+func appliedPolicy(e audit.SignIn, name string) bool {
+	for _, p := range e.Policies {
+		if p.Policy == name && p.Result == policy.ResultApplied {
+			return true
+		}
+	}
+	return false
 }

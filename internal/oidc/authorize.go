@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -188,7 +189,8 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) continueFlow(w http.ResponseWriter, r *http.Request, id string, f *flow) {
 	ctx := r.Context()
 	start := time.Now()
-	v, err := p.decide(ctx, r, f)
+	entry := audit.SignIn{Source: "oidc", App: f.ClientID}
+	v, err := p.decide(ctx, r, f, &entry)
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -202,7 +204,12 @@ func (p *Provider) continueFlow(w http.ResponseWriter, r *http.Request, id strin
 	case v.kind == verdictLogin:
 		outcome = "sign-in"
 	}
-	p.Metrics.Decision("oidc", outcome, f.ClientID, time.Since(start))
+	took := time.Since(start)
+	p.Metrics.Decision("oidc", outcome, f.ClientID, took)
+	if err := p.logDecision(r, &entry, v, outcome, took); err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	if v.err == nil && (v.kind == verdictLogin || v.kind == verdictStepUp || v.kind == verdictPasswordChange) {
 		if f.wants("none") {
 			code := "interaction_required"
@@ -323,4 +330,26 @@ func (p *Provider) loadSession(ctx context.Context, r *http.Request) (store.Sess
 		return s, u, session.ErrNoSession
 	}
 	return s, u, err
+}
+
+// logDecision writes the decision to the sign-in log. An error (a full
+// log that fails closed) refuses the request: no unlogged decision goes
+// through.
+func (p *Provider) logDecision(r *http.Request, e *audit.SignIn, v verdict, outcome string, took time.Duration) error {
+	if p.SignIns == nil {
+		return nil
+	}
+	e.Decision, e.Reason = outcome, v.why
+	if v.err != nil {
+		e.Reason = v.err.Description
+	}
+	if e.ClientApp == "" {
+		e.ClientApp = r.UserAgent()
+	}
+	e.MethodsPrompted = v.methods
+	if v.kind == verdictIssue {
+		e.MethodsCompleted = v.auth.AMR
+	}
+	e.LatencyMicros = took.Microseconds()
+	return p.SignIns(r.Context(), *e)
 }

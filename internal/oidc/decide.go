@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/session"
@@ -50,7 +51,7 @@ type candidate struct {
 // requirements come from server-side state and every proof from the
 // session store, so re-running decide after any step gives the same
 // answer until the session really has proven more.
-func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow) (verdict, error) {
+func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *audit.SignIn) (verdict, error) {
 	s, u, err := p.loadSession(ctx, r)
 	if errors.Is(err, session.ErrNoSession) {
 		return verdict{kind: verdictLogin, why: "the user is not signed in"}, nil
@@ -68,6 +69,7 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow) (verdic
 	req.App = f.ClientID
 	values := p.requestedACRs(f)
 	contexts := contextsOf(snap, values)
+	describe(lg, snap, req, u, values, contexts)
 
 	available, err := p.availableMethods(ctx, u)
 	if err != nil {
@@ -317,4 +319,19 @@ func distinctMethods(evs []store.AuthEvent) int {
 		seen[e.Method] = true
 	}
 	return len(seen)
+}
+
+// describe fills in the sign-in log entry of a decision: who, from where,
+// what was asked, and each policy's result with its reason.
+func describe(lg *audit.SignIn, snap *policy.Snapshot, req *policy.Request, u store.User, values, contexts []string) {
+	lg.UserID, lg.Username = u.ID, u.Username
+	lg.Contexts = values
+	if req.IP.IsValid() {
+		lg.IP = req.IP.String()
+	}
+	lg.Country, lg.ClientApp, lg.Device = req.Country, req.ClientApp, req.Device.ID
+	lg.RiskLevel = req.SignInRisk
+	r := *req
+	r.AuthContexts = contexts
+	lg.Policies = snap.Evaluate(&r, policy.EvaluateOptions{Explain: true}).Policies
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -72,6 +73,9 @@ type Deps struct {
 	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string)
 	// Metrics counts decisions; nil counts nothing.
 	Metrics *metrics.Metrics
+	// SignIns writes each authorization decision to the sign-in log;
+	// nil skips.
+	SignIns func(ctx context.Context, e audit.SignIn) error
 	Log     *slog.Logger
 	Now     func() time.Time
 }
