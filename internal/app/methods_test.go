@@ -16,6 +16,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/users"
 )
@@ -121,6 +122,24 @@ func TestTOTPStepUpThroughOIDC(t *testing.T) {
 	resp, _ = post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer}, "code": {code}, "return_to": {"/account"}})
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("replayed code: status %d, want 401", resp.StatusCode)
+	}
+
+	// The sign-in log tells the three step-up attempts apart.
+	if err := s.app.SignIns.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.app.Store.ListSignIns(context.Background(), store.SignInQuery{UserID: s.user.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stepUps []string
+	for i := len(rows) - 1; i >= 0; i-- {
+		if e, _ := audit.Decode(rows[i]); e.Source == "step-up" {
+			stepUps = append(stepUps, e.Decision+":"+e.Reason+":"+strings.Join(e.MethodsPrompted, ","))
+		}
+	}
+	if want := []string{"failure:invalid-proof:totp", "success::totp", "failure:replayed:totp"}; !slices.Equal(stepUps, want) {
+		t.Fatalf("step-ups in the sign-in log: %v, want %v", stepUps, want)
 	}
 }
 

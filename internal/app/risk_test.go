@@ -501,16 +501,16 @@ func assertSprayLogged(t *testing.T, a *app.App, attempts int) {
 
 // assertNewCountryLogged checks the sign-in log after the sign-in from a
 // new country: the sign-in shows the detection with its evidence, and
-// the authorization shows the challenge, the policy that asked for it,
-// and then the completed step-up.
+// the authorization shows the challenge and the policy that asked for
+// it, then the step-up, then the authorization it allowed.
 func assertNewCountryLogged(t *testing.T, a *app.App, userID string) {
 	t.Helper()
 	ctx := context.Background()
 	if err := a.SignIns.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := a.Store.ListSignIns(ctx, store.SignInQuery{UserID: userID, Limit: 3})
-	if err != nil || len(rows) != 3 {
+	rows, err := a.Store.ListSignIns(ctx, store.SignInQuery{UserID: userID, Limit: 4})
+	if err != nil || len(rows) != 4 {
 		t.Fatalf("the last sign-in and its authorization: %d rows, %v", len(rows), err)
 	}
 	var got []audit.SignIn
@@ -521,7 +521,7 @@ func assertNewCountryLogged(t *testing.T, a *app.App, userID string) {
 		}
 		got = append(got, e)
 	}
-	signIn, challenge, allow := got[0], got[1], got[2]
+	signIn, challenge, stepUp, allow := got[0], got[1], got[2], got[3]
 	if signIn.Source != "sign-in" || signIn.RiskLevel != "medium" || len(signIn.Risk) != 1 ||
 		signIn.Risk[0].Reason != risk.ReasonUnfamiliarProperties || signIn.Risk[0].Evidence["properties"] == "" {
 		t.Fatalf("the sign-in from a new country is logged as %+v", signIn)
@@ -529,6 +529,9 @@ func assertNewCountryLogged(t *testing.T, a *app.App, userID string) {
 	if challenge.Source != "oidc" || challenge.Decision != "challenge" || challenge.Country != "DE" ||
 		!slices.Contains(challenge.MethodsPrompted, "totp") || !appliedPolicy(challenge, "mfa-on-medium-sign-in-risk") {
 		t.Fatalf("the challenge is logged as %+v", challenge)
+	}
+	if stepUp.Source != "step-up" || stepUp.Decision != "success" || !slices.Equal(stepUp.MethodsCompleted, []string{"totp"}) {
+		t.Fatalf("the step-up is logged as %+v", stepUp)
 	}
 	if allow.Decision != "allow" || !slices.Contains(allow.MethodsCompleted, "otp") {
 		t.Fatalf("the authorization after the step-up is logged as %+v", allow)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
@@ -158,6 +159,9 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		if err := p.logStepUp(r, u, "", "throttled", "too-many-failures"); err != nil {
+			return err
+		}
 		return p.stepUpFailed(w, r, v, "Too many attempts. Wait a few minutes and try again.", http.StatusTooManyRequests)
 	}
 	var proof authn.Proof
@@ -183,6 +187,9 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 			return ferr
 		}
 		p.Log.InfoContext(ctx, "step-up failed", "user", u.Username, "method", v.Method, "ip", p.ClientIP.Of(r).String(), "reason", err.Error())
+		if err := p.logStepUp(r, u, v.Method, "failure", stepUpFailure(err)); err != nil {
+			return err
+		}
 		msg := "That was not right. Try again."
 		if errors.Is(err, authn.ErrReplay) {
 			msg = "That code was already used. Wait for a new one."
@@ -195,6 +202,11 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_ = p.Throttle.Reset(ctx, throttleKey)
+	// Logged before the session changes: a step-up the log cannot take
+	// does not happen.
+	if err := p.logStepUp(r, u, proof.Method, "success", ""); err != nil {
+		return err
+	}
 	token, stepped, err := p.Sessions.StepUp(ctx, r, proof.Event(p.Now()))
 	if err == nil && p.Risk != nil && proof.Method != methodPassword {
 		p.Risk.Remediated(r, stepped)
@@ -288,4 +300,27 @@ func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// logStepUp writes a step-up attempt to the sign-in log.
+func (p *Pages) logStepUp(r *http.Request, u store.User, method, decision, reason string) error {
+	e := audit.SignIn{UserID: u.ID, Username: u.Username, Decision: decision, Reason: reason}
+	if method != "" {
+		e.MethodsPrompted = []string{method}
+		if decision == "success" {
+			e.MethodsCompleted = e.MethodsPrompted
+		}
+	}
+	return p.logAttempt(r, "step-up", e)
+}
+
+// stepUpFailure is the sign-in log's reason code for a refused proof.
+func stepUpFailure(err error) string {
+	switch {
+	case errors.Is(err, authn.ErrReplay):
+		return "replayed"
+	case errors.Is(err, authn.ErrDenied):
+		return "denied-on-device"
+	}
+	return "invalid-proof"
 }

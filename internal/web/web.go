@@ -478,10 +478,16 @@ func safeReturnTo(s string) string {
 
 // logSignIn writes a sign-in attempt to the sign-in log.
 func (p *Pages) logSignIn(r *http.Request, e audit.SignIn) error {
+	return p.logAttempt(r, "sign-in", e)
+}
+
+// logAttempt writes e, from source, with the request's address and user
+// agent.
+func (p *Pages) logAttempt(r *http.Request, source string, e audit.SignIn) error {
 	if p.SignIns == nil {
 		return nil
 	}
-	e.Source = "sign-in"
+	e.Source = source
 	e.IP = p.ClientIP.Of(r).String()
 	e.ClientApp = r.UserAgent()
 	return p.SignIns(r.Context(), e)
