@@ -19,6 +19,7 @@ import (
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
 )
 
 // maxBody bounds request bodies. A What-If description is a few hundred
@@ -30,6 +31,9 @@ type Deps struct {
 	Policies *policy.Engine
 	Users    access.UserFinder
 	Access   *access.Builder
+	// SignIns is the sign-in log GET /api/v1/signins reads; nil serves
+	// none.
+	SignIns store.SignIns
 	// Token is api.token; empty disables bearer-token access.
 	Token string
 	// TrustedProxies are server.trusted_proxies: a request from one was
@@ -64,8 +68,10 @@ func New(d Deps) *API {
 	}
 	a.mux.Handle("POST /api/v1/whatif", a.handle(a.whatIf))
 	a.mux.Handle("/api/v1/whatif", a.handle(methodNotAllowed(http.MethodPost)))
+	a.mux.Handle("GET /api/v1/signins", a.handle(a.signIns))
+	a.mux.Handle("/api/v1/signins", a.handle(methodNotAllowed(http.MethodGet)))
 	a.mux.Handle("/api/", a.handle(func(http.ResponseWriter, *http.Request) error {
-		return &Error{Status: http.StatusNotFound, Code: "not_found", Description: "no such API endpoint; the API has POST /api/v1/whatif"}
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Description: "no such API endpoint; the API has POST /api/v1/whatif and GET /api/v1/signins"}
 	}))
 	return a
 }

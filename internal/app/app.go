@@ -233,7 +233,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	a.Gateway.Mount(browser)
 	apiMux := api.New(api.Deps{
 		Policies: a.Policies, Users: st, Access: a.Access, Token: cfg.API.Token,
-		TrustedProxies: trusted, Log: log,
+		TrustedProxies: trusted, Log: log, SignIns: st,
 	})
 
 	root := http.NewServeMux()
