@@ -106,35 +106,21 @@ func (c *cli) listSignIns(ctx context.Context, st store.Store, f signinFilter) e
 		fmt.Fprintln(tw, "TIME\tSOURCE\tUSER\tAPP\tDECISION\tREASON\tRISK\tIP\tPOLICIES")
 	}
 	enc := json.NewEncoder(c.stdout)
-	printed := 0
-	for f.limit == 0 || printed < f.limit {
-		if f.limit > 0 {
-			q.Limit = f.limit - printed
-		}
-		rows, err := st.ListSignIns(ctx, q)
+	err = audit.WalkSignIns(ctx, st, q, f.limit, func(row store.SignIn) error {
+		e, err := audit.Decode(row)
 		if err != nil {
 			return err
 		}
-		if len(rows) == 0 {
-			break
+		if f.asJSON {
+			return enc.Encode(e)
 		}
-		for _, row := range rows {
-			e, err := audit.Decode(row)
-			if err != nil {
-				return err
-			}
-			if f.asJSON {
-				if err := enc.Encode(e); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Source,
-					dash(firstOf(e.Username, e.UserID)), dash(e.App), e.Decision, dash(e.Reason),
-					dash(riskSummary(e)), dash(e.IP), dash(strings.Join(row.Policies, ",")))
-			}
-		}
-		printed += len(rows)
-		q.Before = rows[len(rows)-1].Seq
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Source,
+			dash(firstOf(e.Username, e.UserID)), dash(e.App), e.Decision, dash(e.Reason),
+			dash(riskSummary(e)), dash(e.IP), dash(strings.Join(row.Policies, ",")))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if tw != nil {
 		return tw.Flush()

@@ -59,7 +59,7 @@ func (a *API) signIns(w http.ResponseWriter, r *http.Request) error {
 }
 
 // exportSignIns writes every entry q selects (up to its limit when one
-// was given) as JSON Lines, a page at a time.
+// was given) as JSON Lines.
 func (a *API) exportSignIns(w http.ResponseWriter, r *http.Request, q store.SignInQuery) error {
 	total := 0
 	if r.URL.Query().Has("limit") {
@@ -68,27 +68,13 @@ func (a *API) exportSignIns(w http.ResponseWriter, r *http.Request, q store.Sign
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	written := 0
-	for total == 0 || written < total {
-		q.Limit = defaultSignInPage * 10
-		if total > 0 {
-			q.Limit = min(q.Limit, total-written)
-		}
-		rows, err := a.deps.SignIns.ListSignIns(r.Context(), q)
-		if err != nil {
-			// The status line is gone; the client sees a cut stream, and
-			// the log says why.
-			a.deps.Log.ErrorContext(r.Context(), "export sign-ins", "err", err)
-			return nil
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		for _, row := range rows {
-			_ = enc.Encode(json.RawMessage(row.Body))
-		}
-		written += len(rows)
-		q.Before = rows[len(rows)-1].Seq
+	err := audit.WalkSignIns(r.Context(), a.deps.SignIns, q, total, func(row store.SignIn) error {
+		return enc.Encode(json.RawMessage(row.Body))
+	})
+	if err != nil {
+		// The status line is gone; the client sees a cut stream, and the
+		// log says why.
+		a.deps.Log.ErrorContext(r.Context(), "export sign-ins", "err", err)
 	}
 	return nil
 }

@@ -277,3 +277,27 @@ func Decode(row store.SignIn) (SignIn, error) {
 	}
 	return e, nil
 }
+
+// WalkSignIns calls fn for each row q selects, newest first, fetching a
+// page at a time with the cursor; limit > 0 stops after that many rows.
+func WalkSignIns(ctx context.Context, s store.SignIns, q store.SignInQuery, limit int, fn func(store.SignIn) error) error {
+	const page = 1000
+	for seen := 0; limit <= 0 || seen < limit; {
+		q.Limit = page
+		if limit > 0 {
+			q.Limit = min(page, limit-seen)
+		}
+		rows, err := s.ListSignIns(ctx, q)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		for _, row := range rows {
+			if err := fn(row); err != nil {
+				return err
+			}
+		}
+		seen += len(rows)
+		q.Before = rows[len(rows)-1].Seq
+	}
+	return nil
+}

@@ -38,18 +38,10 @@ func closeLog(t *testing.T, l *SignInLog) {
 func countAll(t *testing.T, s store.SignIns) int {
 	t.Helper()
 	n := 0
-	q := store.SignInQuery{}
-	for {
-		page, err := s.ListSignIns(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			return n
-		}
-		n += len(page)
-		q.Before = page[len(page)-1].Seq
+	if err := WalkSignIns(context.Background(), s, store.SignInQuery{}, 0, func(store.SignIn) error { n++; return nil }); err != nil {
+		t.Fatal(err)
 	}
+	return n
 }
 
 func TestSignInLogKeepsEveryEntry(t *testing.T) {

@@ -80,7 +80,7 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 			return ferr
 		}
 		p.Log.InfoContext(ctx, "passkey sign-in failed", "ip", ip, "reason", err.Error())
-		if err := p.logSignIn(r, audit.SignIn{UserID: userID, Decision: "failure", Reason: "passkey-refused",
+		if err := p.logAttempt(r, "sign-in", audit.SignIn{UserID: userID, Decision: "failure", Reason: "passkey-refused",
 			MethodsPrompted: []string{"webauthn"}}); err != nil {
 			return err
 		}
@@ -91,7 +91,7 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 		return again(http.StatusUnauthorized, msg)
 	}
 	_ = p.Throttle.Reset(ctx, throttleKey)
-	if err := p.logSignIn(r, audit.SignIn{UserID: userID, Decision: "success",
+	if err := p.logAttempt(r, "sign-in", audit.SignIn{UserID: userID, Decision: "success",
 		MethodsPrompted: []string{proof.Method}, MethodsCompleted: []string{proof.Method}}); err != nil {
 		return err
 	}

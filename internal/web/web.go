@@ -271,7 +271,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	if locked {
 		p.Metrics.SignIn("throttled")
 		p.Log.InfoContext(ctx, "sign-in throttled", "username", username, "ip", ip)
-		if err := p.logSignIn(r, audit.SignIn{Username: username, Decision: "throttled", Reason: "too-many-failures",
+		if err := p.logAttempt(r, "sign-in", audit.SignIn{Username: username, Decision: "throttled", Reason: "too-many-failures",
 			MethodsPrompted: []string{methodPassword}}); err != nil {
 			return err
 		}
@@ -299,7 +299,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, users.ErrDisabled) {
 			reason = "account-disabled"
 		}
-		if err := p.logSignIn(r, audit.SignIn{Username: username, Decision: "failure", Reason: reason,
+		if err := p.logAttempt(r, "sign-in", audit.SignIn{Username: username, Decision: "failure", Reason: reason,
 			MethodsPrompted: []string{methodPassword}}); err != nil {
 			return err
 		}
@@ -322,7 +322,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The entry is written before the session exists: a sign-in the log
 	// cannot take does not happen.
-	if err := p.logSignIn(r, entry); err != nil {
+	if err := p.logAttempt(r, "sign-in", entry); err != nil {
 		return err
 	}
 	token, _, err := p.Sessions.Start(r.Context(), r, u.ID, ev, session.Meta{IP: ip, UserAgent: r.UserAgent()})
@@ -474,11 +474,6 @@ func safeReturnTo(s string) string {
 		return fallback
 	}
 	return s
-}
-
-// logSignIn writes a sign-in attempt to the sign-in log.
-func (p *Pages) logSignIn(r *http.Request, e audit.SignIn) error {
-	return p.logAttempt(r, "sign-in", e)
 }
 
 // logAttempt writes e, from source, with the request's address and user
