@@ -5,10 +5,11 @@
 // alone. Everything listens on 127.0.0.1 with random ports; each scenario
 // first checks one response, so a broken path cannot post good numbers.
 //
-//	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-cpuprofile gw.pprof -profile session]
+//	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-cpuprofile gw.pprof -profile session] [-own-process]
 //
-// The load generator runs in this process and shares the machine's cores
-// with everything it measures.
+// The load generator, the upstream and Stepgate run in this process (with
+// -own-process, Stepgate runs in a child process) and share the machine's
+// cores with everything they measure.
 package main
 
 import (
@@ -38,12 +39,22 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of one scenario to this file")
 	rounds := flag.Int("rounds", 1, "measure every scenario this many times, interleaved, and report the median")
 	profiled := flag.String("profile", "session", "the scenario -cpuprofile profiles (a part of its name)")
+	ownProcess := flag.Bool("own-process", false, "run Stepgate in a process of its own instead of inside this one")
+	serveDir := flag.String("serve-stepgate", "", "serve Stepgate with its data in this directory until standard input closes (how the harness starts its Stepgate process)")
+	upstream := flag.String("upstream", "", "with -serve-stepgate: the upstream URL of the route")
 	flag.Parse()
+	if *serveDir != "" {
+		if err := serveStepgate(*serveDir, *upstream); err != nil {
+			fmt.Fprintln(errOut, "gatewaybench: stepgate:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *duration <= 0 || *duration > 5*time.Minute || *conns < 1 || *conns > 4096 || *rounds < 1 || *rounds > 9 {
 		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m], -conns in [1, 4096] and -rounds in [1, 9]")
 		os.Exit(2)
 	}
-	if err := run(*duration, *conns, *rounds, *only, *cpuprofile, *profiled); err != nil {
+	if err := run(*duration, *conns, *rounds, *only, *cpuprofile, *profiled, *ownProcess); err != nil {
 		fmt.Fprintln(errOut, "gatewaybench:", err)
 		os.Exit(1)
 	}
@@ -78,7 +89,7 @@ type scenario struct {
 	res     result // the round with the median throughput
 }
 
-func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string) error {
+func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string, ownProcess bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "gatewaybench-")
@@ -101,7 +112,11 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 	defer up.Close()
 	upAddr := upLn.Addr().String()
 
-	sg, err := startStepgate(ctx, dir+"/stepgate", "http://"+upAddr)
+	start := startStepgate
+	if ownProcess {
+		start = spawnStepgate
+	}
+	sg, err := start(ctx, dir+"/stepgate", "http://"+upAddr)
 	if err != nil {
 		return fmt.Errorf("start stepgate: %w", err)
 	}

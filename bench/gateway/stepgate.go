@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +15,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"time"
@@ -34,7 +37,6 @@ const (
 // stepgate is a running Stepgate whose gateway protects the upstream at
 // http://bank.localhost:PORT, served on the same listener.
 type stepgate struct {
-	app    *app.App
 	addr   string // 127.0.0.1:PORT
 	base   string // http://127.0.0.1:PORT, the issuer
 	bank   string // http://bank.localhost:PORT, the route
@@ -72,7 +74,6 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 		_ = ln.Close()
 		return nil, err
 	}
-	s.app = a
 	if _, err := a.Users.Add(ctx, users.NewUser{Username: benchUser, Email: "alice@example.com", DisplayName: "Alice", Password: benchPassword}); err != nil {
 		_ = a.Close()
 		_ = ln.Close()
@@ -89,6 +90,67 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 		_ = a.Close()
 	}
 	return s, nil
+}
+
+// spawnStepgate runs Stepgate in a process of its own, as it runs in
+// production and as nginx runs here: this program started again with
+// -serve-stepgate, which serves until its standard input closes. Its own
+// garbage collector and scheduler then work for Stepgate alone, not for
+// the load generator and the upstream as well.
+func spawnStepgate(ctx context.Context, dir, upstream string) (*stepgate, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, "-serve-stepgate", dir, "-upstream", upstream) //nolint:gosec // this program itself
+	cmd.Stderr = errOut
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		_ = stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("the Stepgate process did not start: %w", err)
+	}
+	addr := strings.TrimPrefix(strings.TrimSpace(line), "listening ")
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("the Stepgate process said %q", line)
+	}
+	return &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, stop: stop}, nil
+}
+
+// serveStepgate is the -serve-stepgate process: Stepgate until standard
+// input closes.
+func serveStepgate(dir, upstream string) error {
+	s, err := startStepgate(context.Background(), dir, upstream)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	fmt.Printf("listening %s\n", s.addr)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
 }
 
 // browser is a cookie-keeping client that reaches every host name on

@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -284,6 +286,9 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Serve serves HTTP on ln until ctx ends, then shuts down gracefully:
 // in-flight requests get up to server.shutdown_timeout to finish.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(a.Config.Server.GCPercent)
+	}
 	// HTTP/1.1, and HTTP/2 without TLS for clients that know to use it
 	// (h2c with prior knowledge): TLS is terminated in front of Stepgate,
 	// and a load balancer speaking HTTP/2 to it keeps multiplexing.
@@ -357,6 +362,7 @@ func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.Config.Server.ShutdownTimeout.D())
 	defer cancel()
 	logErr := a.SignIns.Close(ctx)
+	a.Gateway.Close()
 	var geoErr error
 	if a.GeoIP != nil {
 		geoErr = a.GeoIP.Close()

@@ -62,10 +62,20 @@ func newGatewayBench(b *testing.B) *gatewayBench {
 	}
 	sso := a.Sessions.CookieName() + "=" + tok
 
-	// The hand-off: /gateway/start mints a ticket, the route's callback
-	// turns it into the gateway cookie.
-	resp := g.do("GET", "http://"+g.issuer+"/gateway/start?route=bank&target=%2F", sso, nil)
-	resp = g.do("GET", resp.Header.Get("Location"), "", nil)
+	// The hand-off: the route sends the browser to /gateway/start with
+	// a binding cookie, /gateway/start mints a ticket, and the route's
+	// callback (with the binding cookie) turns it into the gateway cookie.
+	resp := g.do("GET", "http://"+g.bank+"/", "", nil)
+	binding := ""
+	for _, c := range resp.Cookies() {
+		binding += c.Name + "=" + c.Value + "; "
+	}
+	resp = g.do("GET", resp.Header.Get("Location"), sso, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		body, _ := io.ReadAll(resp.Body)
+		b.Fatalf("/gateway/start: status %d: %.300s", resp.StatusCode, body)
+	}
+	resp = g.do("GET", resp.Header.Get("Location"), strings.TrimSuffix(binding, "; "), nil)
 	for _, c := range resp.Cookies() {
 		if c.Name == "stepgate_gw" {
 			g.cookie = "stepgate_gw=" + c.Value

@@ -48,6 +48,9 @@ type Server struct {
 	// TrustedProxies are CIDRs whose X-Forwarded-For is believed when
 	// finding a client's IP. Empty: only the socket peer counts.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// GCPercent is the garbage collector's target heap growth (Go's
+	// GOGC), applied when the server starts unless GOGC is set.
+	GCPercent int `yaml:"gc_percent"`
 }
 
 // Storage selects the backend.
@@ -140,6 +143,7 @@ func Default() Config {
 			Listen:            "127.0.0.1:8080",
 			DataDir:           "./stepgate-data",
 			ShutdownTimeout:   Duration(15 * time.Second),
+			GCPercent:         400,
 			ReadHeaderTimeout: Duration(10 * time.Second),
 		},
 		Storage: Storage{

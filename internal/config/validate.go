@@ -79,6 +79,9 @@ func (s Server) validate(ps *problems, storage string) {
 	}
 	ps.positive("server.shutdown_timeout", s.ShutdownTimeout, "15s")
 	ps.positive("server.read_header_timeout", s.ReadHeaderTimeout, "10s")
+	if s.GCPercent < 25 || s.GCPercent > 10000 {
+		ps.add("server.gc_percent", "must be between 25 and 10000 (got %d); the default, 400, suits most deployments", s.GCPercent)
+	}
 	for i, p := range s.TrustedProxies {
 		if !validProxy(p) {
 			ps.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%s is not an IP address or CIDR; write it like 10.0.0.0/8 or 192.0.2.1", quote(p))

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"sync"
 	"time"
@@ -80,8 +79,10 @@ type Deps struct {
 // Gateway serves the routes.
 type Gateway struct {
 	Deps
-	routes  []*route
-	proxies map[*route]*httputil.ReverseProxy
+	routes    []*route
+	upstreams map[*route]*upstream
+	// strip holds the canonical names of the configured strip_headers.
+	strip map[string]bool
 	// mu guards assertions, the cache of signed identity assertions.
 	mu         sync.Mutex
 	assertions map[string]cachedAssertion
@@ -100,14 +101,27 @@ func New(d Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Deps: d, routes: routes, proxies: map[*route]*httputil.ReverseProxy{}, assertions: map[string]cachedAssertion{},
-		buffers: make(bufferPool, 128)}
+	g := &Gateway{Deps: d, routes: routes, upstreams: map[*route]*upstream{}, strip: map[string]bool{},
+		assertions: map[string]cachedAssertion{}, buffers: make(bufferPool, 128)}
+	for _, k := range d.Config.StripHeaders {
+		g.strip[http.CanonicalHeaderKey(k)] = true
+	}
 	for _, rt := range routes {
 		if rt.upstream != nil {
-			g.proxies[rt] = g.newProxy(rt)
+			g.upstreams[rt] = g.newUpstream(rt)
 		}
 	}
 	return g, nil
+}
+
+// Close closes the kept-alive connections to the upstreams.
+func (g *Gateway) Close() {
+	for _, up := range g.upstreams {
+		if up.direct != nil {
+			up.direct.Close()
+		}
+		up.proxy.Transport.(*http.Transport).CloseIdleConnections()
+	}
 }
 
 // Handles reports whether r is for one of the gateway's routes rather

@@ -26,17 +26,24 @@ const (
 	headerAssertion = "X-Stepgate-Assertion"
 )
 
-// newProxy builds the reverse proxy of a route. Hop-by-hop headers,
-// WebSocket upgrades and streaming responses are handled by
-// httputil.ReverseProxy.
-func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
+// upstream is how a route reaches its application: the direct path for
+// plain reads, the standard reverse proxy for everything else.
+type upstream struct {
+	proxy  *httputil.ReverseProxy
+	direct *connPool // nil: a TLS upstream, always through proxy
+}
+
+// newUpstream builds the reverse proxy and direct path of a route.
+// Hop-by-hop headers, WebSocket upgrades and streamed request bodies are
+// handled by httputil.ReverseProxy.
+func (g *Gateway) newUpstream(rt *route) *upstream {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = g.Config.UpstreamTimeout.D()
 	transport.MaxIdleConnsPerHost = 256
 	// The client's Accept-Encoding goes upstream as sent and the answer
 	// comes back as encoded: a proxy has no business decompressing.
 	transport.DisableCompression = true
-	return &httputil.ReverseProxy{
+	proxy := &httputil.ReverseProxy{
 		Transport:  transport,
 		BufferPool: g.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -53,10 +60,15 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 			pr.SetXForwarded()
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			g.Log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "err", err)
-			g.refuse(w, r, http.StatusBadGateway, "The application behind this address is not answering. Try again in a moment.")
+			g.upstreamFailed(w, r, rt, err)
 		},
 	}
+	return &upstream{proxy: proxy, direct: newConnPool(rt.upstream, transport.ResponseHeaderTimeout)}
+}
+
+func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *route, err error) {
+	g.Log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "err", err)
+	g.refuse(w, r, http.StatusBadGateway, "The application behind this address is not answering. Try again in a moment.")
 }
 
 // outbound is what the decision hands the proxy: who the request is from
@@ -71,12 +83,15 @@ type outboundKey struct{}
 // proxyTo returns the pass step that forwards to rt's upstream.
 func (g *Gateway) proxyTo(rt *route) pass {
 	return func(w http.ResponseWriter, r *http.Request, id *identity, p string) {
-		proxy := g.proxies[rt]
-		if proxy == nil {
+		up := g.upstreams[rt]
+		switch {
+		case up == nil:
 			g.refuse(w, r, http.StatusNotFound, "This address is served through forward-auth only.")
-			return
+		case up.direct != nil && plainRead(r):
+			g.serveDirect(w, r, rt, up.direct, id, p)
+		default:
+			up.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, &outbound{id: id, path: p})))
 		}
-		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, &outbound{id: id, path: p})))
 	}
 }
 
@@ -114,33 +129,38 @@ func (g *Gateway) stripIdentity(h http.Header) {
 			delete(h, k)
 		}
 	}
-	for _, k := range g.Config.StripHeaders {
-		h.Del(k)
+	for k := range g.strip {
+		delete(h, k)
 	}
 }
 
-// setIdentity replaces identity headers with the verified identity (none
-// for anonymous requests).
+// setIdentity replaces identity headers with the verified identity.
 func (g *Gateway) setIdentity(h http.Header, rt *route, id *identity) {
 	g.stripIdentity(h)
+	g.identityHeaders(rt, id, h.Set)
+}
+
+// identityHeaders sets, through set, the identity headers of id (none
+// for anonymous requests).
+func (g *Gateway) identityHeaders(rt *route, id *identity, set func(key, value string)) {
 	if id == nil {
 		return
 	}
 	a := g.facts(rt, id)
-	h.Set(headerUser, a.Username)
+	set(headerUser, a.Username)
 	if a.Email != "" {
-		h.Set(headerEmail, a.Email)
+		set(headerEmail, a.Email)
 	}
 	if len(a.Groups) > 0 {
-		h.Set(headerGroups, strings.Join(a.Groups, ","))
+		set(headerGroups, strings.Join(a.Groups, ","))
 	}
-	h.Set(headerAcr, a.ACR)
-	h.Set(headerAmr, strings.Join(a.AMR, " "))
+	set(headerAcr, a.ACR)
+	set(headerAmr, strings.Join(a.AMR, " "))
 	if a.AuthTime > 0 {
-		h.Set(headerAuthTime, strconv.FormatInt(a.AuthTime, 10))
+		set(headerAuthTime, strconv.FormatInt(a.AuthTime, 10))
 	}
 	if tok, err := g.assertion(rt, id, a); err == nil {
-		h.Set(headerAssertion, tok)
+		set(headerAssertion, tok)
 	} else {
 		g.Log.Error("sign identity assertion", "err", err)
 	}

@@ -1,0 +1,249 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/config"
+)
+
+// echoed is what the echo upstream saw.
+type echoed struct {
+	Method, Target, Host string
+	Header               http.Header
+}
+
+// startEchoGateway runs a gateway whose upstream answers with what it
+// received as JSON, plus some special paths; the route's upstream URL
+// has a base path and a query of its own.
+func startEchoGateway(t *testing.T, up http.Handler, mutate func(*config.Config)) (*gatewayRig, *http.Client, string) {
+	t.Helper()
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	var app string
+	s := startOIDC(t, func(cfg *config.Config) {
+		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
+		app = "http://bank.localhost:" + port
+		cfg.Gateway.Routes = []config.GatewayRoute{{Name: "bank", From: app, To: srv.URL + "/base/?tenant=7"}}
+		cfg.Gateway.StripHeaders = []string{"X-Internal-Role"}
+		if mutate != nil {
+			mutate(cfg)
+		}
+	})
+	g := &gatewayRig{oidcServer: s, app: app}
+	b := gatewayBrowser(t, s.server)
+	noStepUp := func(loc *url.URL) *http.Response { t.Fatalf("unexpected step-up: %s", loc); return nil }
+	if resp, _ := g.walk(t, b, mustDo(t, b, "GET", app+"/", ""), noStepUp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	return g, b, srv.Listener.Addr().String()
+}
+
+func echoHandler(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if len(body) > 0 {
+		r.Header.Set("X-Body", string(body))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Connection", "X-Upstream-Private")
+	w.Header().Set("X-Upstream-Private", "hop-by-hop")
+	w.Header().Set("X-Upstream", "end-to-end")
+	_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, Target: r.RequestURI, Host: r.Host, Header: r.Header})
+}
+
+// TestGatewayProxiedRequest: what reaches the upstream through the
+// gateway's direct path (GET, HEAD) and through the reverse proxy (other
+// methods) is the same request: the canonical path joined to the
+// upstream's base path, both queries, the client's end-to-end headers,
+// the gateway's own X-Forwarded-* and identity, and never the client's
+// hop-by-hop, identity, forwarding or configured strip headers.
+func TestGatewayProxiedRequest(t *testing.T) {
+	g, b, upAddr := startEchoGateway(t, http.HandlerFunc(echoHandler), nil)
+	for _, method := range []string{"GET", "DELETE", "PUT"} {
+		t.Run(method, func(t *testing.T) {
+			body := ""
+			if method == "PUT" {
+				body = "amount=5"
+			}
+			resp := mustDo(t, b, method, g.app+"/accounts/42?view=full", body,
+				"X-Stepgate-User", "mallory", "X-Stepgate-Assertion", "forged",
+				"X-Forwarded-For", "203.0.113.9", "X-Forwarded-Host", "evil.example", "Forwarded", "for=203.0.113.9",
+				"X-Internal-Role", "admin", "Connection", "X-Secret-Hop", "X-Secret-Hop", "dropped",
+				"Accept-Language", "de", "Proxy-Authorization", "Basic Zm9vOmJhcg==")
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, raw)
+			}
+			var e echoed
+			if err := json.Unmarshal(raw, &e); err != nil {
+				t.Fatalf("%v: %s", err, raw)
+			}
+			if e.Method != method || e.Target != "/base/accounts/42?tenant=7&view=full" || e.Host != upAddr {
+				t.Fatalf("upstream saw %s %s (Host %s), want %s /base/accounts/42?tenant=7&view=full (Host %s)", e.Method, e.Target, e.Host, method, upAddr)
+			}
+			want := map[string]string{
+				"X-Stepgate-User": testUser, "X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": strings.TrimPrefix(g.app, "http://"),
+				"X-Forwarded-Proto": "http", "Accept-Language": "de", "X-Internal-Role": "", "X-Secret-Hop": "", "Forwarded": "",
+				"Proxy-Authorization": "", "Connection": "",
+			}
+			for k, v := range want {
+				if got := strings.Join(e.Header[k], ","); got != v {
+					t.Errorf("upstream header %s = %q, want %q", k, got, v)
+				}
+			}
+			if a := e.Header.Get("X-Stepgate-Assertion"); a == "" || a == "forged" {
+				t.Errorf("assertion %q: want the gateway's own", a)
+			}
+			if resp.Header.Get("X-Upstream") != "end-to-end" || resp.Header.Get("X-Upstream-Private") != "" {
+				t.Errorf("answer headers: X-Upstream %q (want end-to-end), X-Upstream-Private %q (want none: hop-by-hop)",
+					resp.Header.Get("X-Upstream"), resp.Header.Get("X-Upstream-Private"))
+			}
+		})
+	}
+	resp := mustDo(t, b, "HEAD", g.app+"/accounts", "")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("HEAD: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// TestGatewayUpstreamConnections: kept-alive upstream connections that
+// the upstream closes while idle are replaced without the client seeing
+// an error; a client that goes away frees the upstream at once; trailers
+// arrive.
+func TestGatewayUpstreamConnections(t *testing.T) {
+	var conns atomic.Int64
+	cancelled := make(chan struct{}, 1)
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/base/hang":
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-time.After(20 * time.Second):
+			}
+			return
+		case "/base/trailer":
+			w.Header().Set("Trailer", "X-Checksum")
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "payload")
+			w.Header().Set("X-Checksum", "abc123")
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	g, b, srv := startCountingGateway(t, up, &conns, nil)
+	get := func(path string) (int, string) {
+		resp := mustDo(t, b, "GET", g.app+path, "")
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+
+	// Reuse, then the upstream drops every idle connection: the next
+	// requests still succeed, on new connections.
+	before := conns.Load()
+	for range 5 {
+		if code, body := get("/x"); code != http.StatusOK || body != "ok" {
+			t.Fatalf("GET /x: %d %q", code, body)
+		}
+	}
+	if n := conns.Load() - before; n > 1 {
+		t.Fatalf("five sequential reads opened %d upstream connections, want at most 1 (kept alive)", n)
+	}
+	srv.CloseClientConnections()
+	for range 3 {
+		if code, body := get("/x"); code != http.StatusOK || body != "ok" {
+			t.Fatalf("after the upstream closed its idle connections: %d %q", code, body)
+		}
+	}
+
+	resp := mustDo(t, b, "GET", g.app+"/trailer", "")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "payload" || resp.Trailer.Get("X-Checksum") != "abc123" {
+		t.Fatalf("trailer: body %q, X-Checksum %q", body, resp.Trailer.Get("X-Checksum"))
+	}
+
+	// A client that gives up (upstream_timeout is 30 s): the upstream's
+	// request is cancelled.
+	appURL, _ := url.Parse(g.app)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie := ""
+	for _, c := range b.Jar.Cookies(appURL) {
+		cookie = c.String()
+	}
+	fmt.Fprintf(conn, "GET /hang HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n\r\n", appURL.Host, cookie)
+	time.Sleep(200 * time.Millisecond)
+	conn.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the upstream request outlived the client that made it")
+	}
+}
+
+// TestGatewayUpstreamTimeout: an upstream that does not answer within
+// gateway.upstream_timeout gets the client a 502, on both paths.
+func TestGatewayUpstreamTimeout(t *testing.T) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/base/slow" {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		io.WriteString(w, "answer")
+	})
+	g, b, _ := startCountingGateway(t, up, nil, func(cfg *config.Config) { cfg.Gateway.UpstreamTimeout = config.Duration(time.Second) })
+	for _, method := range []string{"GET", "DELETE"} {
+		resp := mustDo(t, b, method, g.app+"/slow", "")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("%s from an upstream slower than upstream_timeout: %d, want 502", method, resp.StatusCode)
+		}
+	}
+}
+
+// startCountingGateway runs a signed-in gateway in front of up (at base
+// path /base), counting new upstream connections in conns when not nil.
+func startCountingGateway(t *testing.T, up http.Handler, conns *atomic.Int64, mutate func(*config.Config)) (*gatewayRig, *http.Client, *httptest.Server) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(up)
+	if conns != nil {
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	var app string
+	s := startOIDC(t, func(cfg *config.Config) {
+		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
+		app = "http://bank.localhost:" + port
+		cfg.Gateway.Routes = []config.GatewayRoute{{Name: "bank", From: app, To: srv.URL + "/base"}}
+		cfg.Gateway.UpstreamTimeout = config.Duration(30 * time.Second)
+		if mutate != nil {
+			mutate(cfg)
+		}
+	})
+	g := &gatewayRig{oidcServer: s, app: app}
+	b := gatewayBrowser(t, s.server)
+	noStepUp := func(loc *url.URL) *http.Response { t.Fatalf("unexpected step-up: %s", loc); return nil }
+	if resp, _ := g.walk(t, b, mustDo(t, b, "GET", app+"/", ""), noStepUp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	return g, b, srv
+}

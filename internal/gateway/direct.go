@@ -1,0 +1,197 @@
+package gateway
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// plainRead reports whether r takes the direct path: GET or HEAD, no
+// body, no protocol upgrade. Reads are most of what an application
+// serves, and the ones a client may safely send twice.
+func plainRead(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	return r.ContentLength == 0 && len(r.TransferEncoding) == 0 && r.Header.Get("Upgrade") == ""
+}
+
+// serveDirect proxies a plain read over pool: the request is written
+// straight from the incoming one (canonical path, end-to-end headers,
+// X-Forwarded-*, identity) and the answer copied back, with no copy of
+// the request and no hand-off between goroutines. What reaches the
+// upstream is what httputil.ReverseProxy would send.
+func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, rt *route, pool *connPool, id *identity, p string) {
+	resp, err := pool.roundTrip(r, func(bw *bufio.Writer) error {
+		return g.writeRequest(bw, r, rt, pool.host, id, p)
+	})
+	if err != nil {
+		g.upstreamFailed(w, r, rt, err)
+		return
+	}
+	defer resp.Body.Close()
+	h := w.Header()
+	copyEndToEnd(h, resp.Header)
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if err := g.copyBody(w, resp); err != nil {
+		g.Log.WarnContext(r.Context(), "upstream answer cut short", "route", rt.name, "err", err)
+		// Abort the connection, so the client sees a cut answer rather
+		// than a short one that looks whole.
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		h[k] = vv
+	}
+}
+
+// copyBody copies the answer's body, flushing each piece at once for a
+// stream (server-sent events, or no announced length), as
+// httputil.ReverseProxy does.
+func (g *Gateway) copyBody(w http.ResponseWriter, resp *http.Response) error {
+	buf := g.buffers.Get()
+	defer g.buffers.Put(buf)
+	stream := resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	rc := http.NewResponseController(w)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if stream {
+				if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+					return ferr
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// writeRequest writes the upstream request for r: the canonical path
+// joined to the upstream's, the query, the end-to-end headers a client
+// may send, then X-Forwarded-* and the verified identity. A
+// bufio.Writer keeps its first error, so only the last write (and the
+// flush after it) needs checking.
+func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, rt *route, host string, id *identity, p string) error {
+	_, _ = bw.WriteString(r.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(upstreamTarget(rt, p, r.URL.RawQuery))
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(host)
+	_, _ = bw.WriteString("\r\n")
+	connection := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if !g.forwards(k, connection) {
+			continue
+		}
+		for _, v := range vv {
+			writeHeader(bw, k, v)
+		}
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		writeHeader(bw, "X-Forwarded-For", ip)
+	}
+	writeHeader(bw, "X-Forwarded-Host", r.Host)
+	if r.TLS != nil {
+		writeHeader(bw, "X-Forwarded-Proto", "https")
+	} else {
+		writeHeader(bw, "X-Forwarded-Proto", "http")
+	}
+	g.identityHeaders(rt, id, func(k, v string) { writeHeader(bw, k, v) })
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// upstreamTarget is the request target: the upstream URL's path joined
+// with the canonical path, and both queries.
+func upstreamTarget(rt *route, p, query string) string {
+	base := rt.upstream.EscapedPath()
+	target := escapePath(p)
+	switch {
+	case base == "" || base == "/":
+	case strings.HasSuffix(base, "/"):
+		target = base + target[1:]
+	default:
+		target = base + target
+	}
+	switch q := rt.upstream.RawQuery; {
+	case q != "" && query != "":
+		return target + "?" + q + "&" + query
+	case q != "":
+		return target + "?" + q
+	case query != "":
+		return target + "?" + query
+	}
+	return target
+}
+
+// forwards reports whether the client's header k goes upstream: not a
+// hop-by-hop header (nor one the Connection header names), not an
+// identity header or a configured strip header, not X-Forwarded-*
+// (the gateway sets its own), not a body header on a bodiless request.
+func (g *Gateway) forwards(k string, connection []string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return false
+	}
+	return !strings.HasPrefix(k, headerPrefix) && !g.strip[k] && !listed(connection, k)
+}
+
+// writeHeader writes one header line; a line break in a value (which a
+// stored display name or group could hold) becomes a space, so no value
+// can add a header of its own.
+func writeHeader(bw *bufio.Writer, k, v string) {
+	_, _ = bw.WriteString(k)
+	_, _ = bw.WriteString(": ")
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	_, _ = bw.WriteString(v)
+	_, _ = bw.WriteString("\r\n")
+}
+
+// copyEndToEnd copies the upstream's answer headers to dst, without the
+// hop-by-hop ones, which describe the upstream connection only.
+func copyEndToEnd(dst, src http.Header) {
+	connection := src["Connection"]
+	for k, vv := range src {
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+			continue
+		}
+		if listed(connection, k) {
+			continue
+		}
+		dst[k] = vv
+	}
+}
+
+// listed reports whether the Connection header values name header k.
+func listed(connection []string, k string) bool {
+	for _, v := range connection {
+		for _, name := range strings.Split(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(name)) == k {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,37 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"net/url"
+	"testing"
+)
+
+// A value with a line break (a stored display name, say) cannot add a
+// header line of its own to the upstream request.
+func TestWriteHeaderNeutralizesLineBreaks(t *testing.T) {
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	writeHeader(bw, "X-Stepgate-Groups", "staff\r\nX-Stepgate-User: root")
+	_ = bw.Flush()
+	if got, want := buf.String(), "X-Stepgate-Groups: staff  X-Stepgate-User: root\r\n"; got != want {
+		t.Fatalf("header line %q, want %q", got, want)
+	}
+}
+
+func TestUpstreamTarget(t *testing.T) {
+	for _, tc := range []struct{ upstream, path, query, want string }{
+		{"http://app:9000", "/a/b", "", "/a/b"},
+		{"http://app:9000/", "/a", "x=1", "/a?x=1"},
+		{"http://app:9000/base", "/a", "", "/base/a"},
+		{"http://app:9000/base/", "/a", "", "/base/a"},
+		{"http://app:9000/base?t=7", "/a", "x=1", "/base/a?t=7&x=1"},
+		{"http://app:9000/base?t=7", "/", "", "/base/?t=7"},
+		{"http://app:9000", "/a b/ü", "", "/a%20b/%C3%BC"},
+	} {
+		u, _ := url.Parse(tc.upstream)
+		if got := upstreamTarget(&route{upstream: u}, tc.path, tc.query); got != tc.want {
+			t.Errorf("upstreamTarget(%s, %s, %q) = %s, want %s", tc.upstream, tc.path, tc.query, got, tc.want)
+		}
+	}
+}
