@@ -38,6 +38,7 @@ type clientView struct {
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
 	GrantTypes             []string `json:"grant_types"`
 	Capabilities           []string `json:"capabilities,omitempty"`
+	Scopes                 []string `json:"scopes,omitempty"`
 	Source                 string   `json:"source"`
 }
 
@@ -48,7 +49,7 @@ func viewOf(cl *oidc.Client) clientView {
 	}
 	return clientView{ID: cl.ID, Name: cl.Name, Public: cl.Public, AuthMethod: cl.AuthMethod,
 		RedirectURIs: cl.RedirectURIs, PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs,
-		GrantTypes: cl.GrantTypes, Capabilities: cl.Capabilities, Source: src}
+		GrantTypes: cl.GrantTypes, Capabilities: cl.Capabilities, Scopes: cl.Scopes, Source: src}
 }
 
 func (c *cli) clientCmd() *cobra.Command {
@@ -104,6 +105,7 @@ func (c *cli) clientCmd() *cobra.Command {
 	f.StringVar(&jwksFile, "jwks-file", "", "public keys (JWKS) of a private_key_jwt client")
 	f.StringArrayVar(&n.GrantTypes, "grant-type", nil, "authorization_code, refresh_token, client_credentials (repeatable; default the first two)")
 	f.StringArrayVar(&n.Capabilities, "capability", nil, "client capability for claims challenges, e.g. cp1 (repeatable)")
+	f.StringArrayVar(&n.Scopes, "scope", nil, "privileged scope: stepgate:admin admits a client_credentials client to the admin API")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 
 	var listJSON bool

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
@@ -81,13 +82,19 @@ type App struct {
 	Clients *oidc.Clients
 	Keys    *oidc.KeyRing
 	OIDC    *oidc.Provider
-	handler http.Handler
+	// Admin is what the console and the admin API do; Documents are the
+	// policy documents they keep in the store.
+	Admin     *admin.Service
+	Documents *admin.Documents
+	handler   http.Handler
 
 	// appMu guards appSources.
 	appMu      sync.Mutex
 	appSources []AppSource
-	// reloadMu serialises ReloadPolicies.
-	reloadMu sync.Mutex
+	// reloadMu serialises ReloadPolicies and guards policyGeneration, the
+	// stored documents' generation the live set was compiled from.
+	reloadMu         sync.Mutex
+	policyGeneration int64
 }
 
 // OpenStore opens the backend the configuration selects. The CLI uses it
@@ -196,6 +203,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	// Components that define apps register their app sources above this
 	// line: the first compile checks policy targets against them.
 	a.appSources = append(a.appSources, AppSources(cfg, st)...)
+	a.RegisterAppSource(func(context.Context) ([]string, error) { return []string{admin.ConsoleApp}, nil })
+	a.Documents = &admin.Documents{KV: st, Now: time.Now}
+	if a.policyGeneration, err = a.Documents.Generation(ctx); err != nil {
+		return nil, err
+	}
 	set, err := LoadPolicies(ctx, cfg, st, a.sources())
 	if err != nil {
 		return nil, err
@@ -228,6 +240,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
+	a.buildAdmin()
 
 	browser := http.NewServeMux()
 	pages.Mount(browser)
@@ -312,6 +325,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	go a.every(gcCtx, listCheckInterval, "IP list reload", a.Risk.ReloadChangedLists)
 	go a.every(gcCtx, keyCheckInterval, "signing key maintenance", a.Keys.Maintain)
+	go a.every(gcCtx, policyCheckInterval, "policy change check", a.watchPolicies)
 	go a.every(gcCtx, sessionGCInterval, "sign-in log retention", func(ctx context.Context) error {
 		_, err := a.Store.DeleteSignInsBefore(ctx, time.Now().Add(-a.Config.SignInLog.Retention.D()))
 		return err

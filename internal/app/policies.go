@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/oidc"
@@ -165,8 +166,11 @@ func readPolicyFile(path string) ([]byte, error) {
 // PolicySet is a compiled policy set and where it came from.
 type PolicySet struct {
 	Snapshot *policy.Snapshot
-	// Files are the files read, after expanding directories.
+	// Files are the files read, after expanding directories, then the
+	// sources of the stored documents (store:NAME).
 	Files []string
+	// Documents are the parsed documents, in Files order.
+	Documents []*policy.Document
 }
 
 // CompilePolicies reads the files paths names and compiles them as one
@@ -191,26 +195,52 @@ func CompilePolicies(paths []string, dir policy.Directory) (PolicySet, error) {
 	return PolicySet{Snapshot: snap, Files: files}, nil
 }
 
-// LoadPolicies compiles cfg's policy.files against the directory read
-// from st and sources: what the server does at start and on reload, and
-// what "stepgate whatif" does to answer as the server would.
-func LoadPolicies(ctx context.Context, cfg config.Config, st DirectoryStore, sources []AppSource) (PolicySet, error) {
-	if len(cfg.Policy.Files) == 0 {
+// PolicyStore is what loading the live policy set reads: the directory
+// policies are checked against, and the documents kept in the store.
+type PolicyStore interface {
+	DirectoryStore
+	store.KV
+}
+
+// LoadPolicies compiles cfg's policy.files and the policy documents kept
+// in the store (created in the console or the admin API) as one set,
+// against the directory read from st and sources: what the server does
+// at start and on reload, and what "stepgate whatif" does to answer as
+// the server would.
+func LoadPolicies(ctx context.Context, cfg config.Config, st PolicyStore, sources []AppSource) (PolicySet, error) {
+	stored, err := (&admin.Documents{KV: st}).List(ctx)
+	if err != nil {
+		return PolicySet{}, err
+	}
+	return CompileWith(ctx, cfg, st, sources, stored)
+}
+
+// CompileWith compiles policy.files with the given stored documents in
+// place of those in the store: how a change from the console is checked
+// (and its impact measured) before it is saved.
+func CompileWith(ctx context.Context, cfg config.Config, st DirectoryStore, sources []AppSource, stored []admin.Document) (PolicySet, error) {
+	if len(cfg.Policy.Files) == 0 && len(stored) == 0 {
 		return PolicySet{Snapshot: policy.Empty()}, nil
 	}
 	dir, err := NewDirectory(ctx, st, sources)
 	if err != nil {
 		return PolicySet{}, err
 	}
-	set, err := CompilePolicies(cfg.Policy.Files, dir)
-	var probs policy.Problems
-	switch {
-	case errors.As(err, &probs):
-		return PolicySet{}, fmt.Errorf("load policies (policy.files): %w", err)
-	case err != nil:
+	docs, probs, err := ReadPolicies(cfg.Policy.Files)
+	if err != nil {
 		return PolicySet{}, fmt.Errorf("load policies: %w; fix the path in policy.files (or STEPGATE_POLICY_FILES)", err)
 	}
-	return set, nil
+	sdocs, sprobs := admin.Parse(stored)
+	docs, probs = append(docs, sdocs...), append(probs, sprobs...)
+	snap, cprobs := policy.Compile(dir, docs...)
+	if probs = append(probs, cprobs...); len(probs) > 0 {
+		return PolicySet{}, fmt.Errorf("load policies (policy.files and stored documents): %w", probs.Sorted())
+	}
+	files := make([]string, len(docs))
+	for i, d := range docs {
+		files[i] = d.File
+	}
+	return PolicySet{Snapshot: snap, Files: files, Documents: docs}, nil
 }
 
 // OpenGeoIP opens geoip.database, or returns nil when none is
@@ -250,6 +280,12 @@ func (a *App) ReloadPolicies(ctx context.Context) error {
 	// than one a faster, later reload already installed.
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
+	// The generation is read first: a change saved while this compile
+	// runs moves it again, and the next check reloads once more.
+	gen, err := a.Documents.Generation(ctx)
+	if err != nil {
+		return fmt.Errorf("reload policies: %w", err)
+	}
 	set, err := LoadPolicies(ctx, a.Config, a.Store, a.sources())
 	if err != nil {
 		var probs policy.Problems
@@ -262,6 +298,7 @@ func (a *App) ReloadPolicies(ctx context.Context) error {
 		return fmt.Errorf("reload policies: %w", err)
 	}
 	a.Policies.Swap(set.Snapshot)
+	a.policyGeneration = gen
 	a.Log.InfoContext(ctx, "policies reloaded", "policies", len(set.Snapshot.Policies()), "files", len(set.Files))
 	return nil
 }

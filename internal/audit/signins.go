@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/store"
@@ -46,6 +48,28 @@ type SignIn struct {
 	MethodsPrompted  []string              `json:"methods_prompted,omitempty"`
 	MethodsCompleted []string              `json:"methods_completed,omitempty"`
 	LatencyMicros    int64                 `json:"latency_us,omitempty"`
+	// Facts are what a policy decision was made on, so it can be
+	// replayed against edited policies (the console's impact diff).
+	Facts *Facts `json:"facts,omitempty"`
+}
+
+// Facts are the access request of a decision, authentication events
+// included (policy.Request leaves them out of its own JSON).
+type Facts struct {
+	policy.Request
+	Events []strength.Event `json:"events,omitempty"`
+}
+
+// NewFacts keeps a copy of req.
+func NewFacts(req *policy.Request) *Facts {
+	return &Facts{Request: *req, Events: slices.Clone(req.Events)}
+}
+
+// PolicyRequest returns the request to evaluate again.
+func (f *Facts) PolicyRequest() *policy.Request {
+	r := f.Request
+	r.Events = f.Events
+	return &r
 }
 
 // ErrLogFull is returned by Write when the buffer is full and the log is

@@ -57,6 +57,10 @@ type OIDCClient struct {
 	// Capabilities are client capabilities (xms_cc), like cp1 for a
 	// client that handles claims challenges.
 	Capabilities []string `yaml:"capabilities"`
+	// Scopes are privileged scopes the client may be granted:
+	// stepgate:admin admits its client_credentials tokens to the admin
+	// API.
+	Scopes []string `yaml:"scopes"`
 }
 
 // defaultOIDC holds the provider's defaults; Default() uses it.
@@ -75,6 +79,8 @@ func defaultOIDC() OIDC {
 var (
 	clientIDPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	oidcAuthMethods  = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	// AdminScope admits a client_credentials token to the admin API.
+	AdminScope       = "stepgate:admin"
 	oidcGrantTypes   = []string{"authorization_code", "refresh_token", "client_credentials"}
 	minClientSecret  = 32
 	maxTokenLifetime = 24 * time.Hour
@@ -142,6 +148,14 @@ func (c OIDCClient) validate(ps *problems, path string) {
 	for j, g := range grants {
 		if !slices.Contains(oidcGrantTypes, g) {
 			ps.add(fmt.Sprintf("%s.grant_types[%d]", path, j), "%q is not a grant type; use %s", g, strings.Join(oidcGrantTypes, ", "))
+		}
+	}
+	for j, sc := range c.Scopes {
+		switch {
+		case sc != AdminScope:
+			ps.add(fmt.Sprintf("%s.scopes[%d]", path, j), "%q is not a privileged scope; the one there is, is %s", sc, AdminScope)
+		case c.Public || !slices.Contains(grants, "client_credentials"):
+			ps.add(fmt.Sprintf("%s.scopes[%d]", path, j), "%s is for confidential clients with the client_credentials grant (a service calling the admin API)", AdminScope)
 		}
 	}
 	if slices.Contains(grants, "client_credentials") && c.Public {

@@ -57,6 +57,8 @@ type Client struct {
 	PostLogoutRedirectURIs []string            `json:"post_logout_redirect_uris,omitempty"`
 	GrantTypes             []string            `json:"grant_types"`
 	Capabilities           []string            `json:"capabilities,omitempty"`
+	// Scopes are the privileged scopes it may be granted (stepgate:admin).
+	Scopes []string `json:"scopes,omitempty"`
 	CreatedAt              time.Time           `json:"created_at"`
 	// FromConfig marks a client declared in the configuration file; it
 	// cannot be removed with the command line.
@@ -101,7 +103,7 @@ func NewClients(kv store.KV, declared []config.OIDCClient, now func() time.Time)
 		c := &Client{
 			ID: d.ID, Name: d.Name, Public: d.Public, AuthMethod: d.EffectiveAuthMethod(),
 			RedirectURIs: d.RedirectURIs, PostLogoutRedirectURIs: d.PostLogoutRedirectURIs,
-			GrantTypes: d.EffectiveGrantTypes(), Capabilities: d.Capabilities, FromConfig: true,
+			GrantTypes: d.EffectiveGrantTypes(), Capabilities: d.Capabilities, Scopes: d.Scopes, FromConfig: true,
 		}
 		if d.Secret != "" {
 			c.SecretHash = hashSecret(d.Secret)
@@ -214,6 +216,7 @@ type NewClient struct {
 	PostLogoutRedirectURIs []string
 	GrantTypes             []string
 	Capabilities           []string
+	Scopes                 []string
 }
 
 // Add registers a client in the store and returns it with its secret
@@ -226,7 +229,7 @@ func (cs *Clients) Add(ctx context.Context, n NewClient) (*Client, string, error
 	decl := config.OIDCClient{
 		ID: n.ID, Name: n.Name, Public: n.Public, AuthMethod: n.AuthMethod,
 		RedirectURIs: n.RedirectURIs, PostLogoutRedirectURIs: n.PostLogoutRedirectURIs,
-		GrantTypes: n.GrantTypes, Capabilities: n.Capabilities,
+		GrantTypes: n.GrantTypes, Capabilities: n.Capabilities, Scopes: n.Scopes,
 	}
 	method := decl.EffectiveAuthMethod()
 	var secret string
@@ -246,7 +249,7 @@ func (cs *Clients) Add(ctx context.Context, n NewClient) (*Client, string, error
 	c := &Client{
 		ID: n.ID, Name: n.Name, Public: n.Public, AuthMethod: method,
 		RedirectURIs: n.RedirectURIs, PostLogoutRedirectURIs: n.PostLogoutRedirectURIs,
-		GrantTypes: decl.EffectiveGrantTypes(), Capabilities: n.Capabilities, CreatedAt: cs.now().UTC(),
+		GrantTypes: decl.EffectiveGrantTypes(), Capabilities: n.Capabilities, Scopes: n.Scopes, CreatedAt: cs.now().UTC(),
 	}
 	if secret != "" {
 		c.SecretHash = hashSecret(secret)

@@ -334,4 +334,5 @@ func describe(lg *audit.SignIn, snap *policy.Snapshot, req *policy.Request, u st
 	r := *req
 	r.AuthContexts = contexts
 	lg.Policies = snap.Evaluate(&r, policy.EvaluateOptions{Explain: true}).Policies
+	lg.Facts = audit.NewFacts(&r)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -403,6 +404,9 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 	scope := strings.Fields(form.Get("scope"))
 	if slices.ContainsFunc(scope, func(s string) bool { return s == "openid" || s == "offline_access" }) {
 		return issued{}, oauthErr("invalid_scope", http.StatusBadRequest, "openid and offline_access need a user; a service token has neither")
+	}
+	if slices.Contains(scope, config.AdminScope) && !slices.Contains(c.Scopes, config.AdminScope) {
+		return issued{}, oauthErr("invalid_scope", http.StatusBadRequest, "client "+c.ID+" may not request "+config.AdminScope+"; list it in the client's scopes to admit it to the admin API")
 	}
 	service := store.User{ID: c.ID, Username: c.ID}
 	return p.mint(c, service, authState{UserID: c.ID, Scope: scope}, "", false)

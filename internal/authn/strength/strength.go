@@ -40,19 +40,19 @@ func Methods() []string { return slices.Clone(methods) }
 // Event is one completed proof of identity. It mirrors store.AuthEvent
 // without importing it, so this package stays free of storage types.
 type Event struct {
-	Method string
-	Time   time.Time
-	AMR    []string
+	Method string    `json:"method"`
+	Time   time.Time `json:"time"`
+	AMR    []string  `json:"amr,omitempty"`
 	// PhishingResistant is true when the proof is bound to the origin
 	// (WebAuthn), so a look-alike site cannot relay it.
-	PhishingResistant bool
+	PhishingResistant bool `json:"phishing_resistant,omitempty"`
 	// UserVerified is true when the authenticator itself verified the
 	// person (PIN or biometric), which makes a passkey or a phone sign-in
 	// a multi-factor proof on its own.
-	UserVerified bool
+	UserVerified bool `json:"user_verified,omitempty"`
 	// AAGUID is the authenticator model of a WebAuthn proof; strengths
 	// with an AAGUID allow-list accept only those models.
-	AAGUID string
+	AAGUID string `json:"aaguid,omitempty"`
 }
 
 // userVerificationAMR are RFC 8176 values that show the authenticator

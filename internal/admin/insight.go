@@ -1,0 +1,297 @@
+package admin
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// MaxScan bounds how many sign-in log entries one overview or impact
+// replay reads, newest first, so a page answers in about a second even
+// on a busy deployment; the result says when it stopped early.
+const MaxScan = 100_000
+
+// errStop ends a walk of the log early.
+var errStop = errors.New("stop")
+
+// walk reads entries newer than since, newest first, at most MaxScan.
+func (s *Service) walk(ctx context.Context, since time.Time, fn func(store.SignIn, audit.SignIn)) (scanned int, truncated bool, err error) {
+	err = audit.WalkSignIns(ctx, s.Store, store.SignInQuery{Since: since}, MaxScan+1, func(row store.SignIn) error {
+		if scanned == MaxScan {
+			truncated = true
+			return errStop
+		}
+		scanned++
+		e, err := audit.Decode(row)
+		if err != nil {
+			return nil // a row this version cannot read is skipped, not fatal
+		}
+		fn(row, e)
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return scanned, truncated, err
+}
+
+// Impact is what a change to the stored documents would have done to
+// the recent decisions in the sign-in log.
+type Impact struct {
+	Since    time.Time `json:"since"`
+	Replayed int       `json:"replayed"`
+	// Unchanged decisions are not listed; Changed counts the others.
+	Changed     int          `json:"changed"`
+	Transitions []Transition `json:"transitions"`
+	// Examples are some of the changed decisions, newest first.
+	Examples []ImpactExample `json:"examples,omitempty"`
+	// Skipped entries carry no request facts (sign-in attempts, entries
+	// written before facts were kept): nothing to replay.
+	Skipped   int  `json:"skipped"`
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Transition counts decisions that would change from one outcome to
+// another, like allow → challenge.
+type Transition struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Count int    `json:"count"`
+}
+
+// ImpactExample is one decision that would change.
+type ImpactExample struct {
+	Seq      int64     `json:"seq"`
+	Time     time.Time `json:"time"`
+	Username string    `json:"username,omitempty"`
+	App      string    `json:"app,omitempty"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+}
+
+const maxImpactExamples = 20
+
+// Impact replays the decisions of the last days against the live set and
+// against the set with c applied, and counts the decisions that differ.
+// Both sides are evaluated now, from the same recorded facts, so the
+// difference is the change alone and not whatever else changed since.
+func (s *Service) Impact(ctx context.Context, c Candidate, days int) (Impact, error) {
+	if days < 1 || days > 90 {
+		return Impact{}, invalid("days must be between 1 and 90 (got %d)", days)
+	}
+	next, _, err := s.check(ctx, c)
+	if err != nil {
+		return Impact{}, err
+	}
+	cur := s.Engine.Load()
+	out := Impact{Since: s.Now().Add(-time.Duration(days) * 24 * time.Hour).UTC()}
+	counts := map[[2]string]int{}
+	_, out.Truncated, err = s.walk(ctx, out.Since, func(row store.SignIn, e audit.SignIn) {
+		if e.Facts == nil {
+			out.Skipped++
+			return
+		}
+		out.Replayed++
+		req := e.Facts.PolicyRequest()
+		before := cur.Evaluate(req, policy.EvaluateOptions{}).Outcome.String()
+		after := next.Snapshot.Evaluate(req, policy.EvaluateOptions{}).Outcome.String()
+		if before == after {
+			return
+		}
+		out.Changed++
+		counts[[2]string{before, after}]++
+		if len(out.Examples) < maxImpactExamples {
+			out.Examples = append(out.Examples, ImpactExample{Seq: row.Seq, Time: e.Time, Username: e.Username, App: e.App, From: before, To: after})
+		}
+	})
+	for k, n := range counts {
+		out.Transitions = append(out.Transitions, Transition{From: k[0], To: k[1], Count: n})
+	}
+	slices.SortFunc(out.Transitions, func(a, b Transition) int { return cmp.Compare(b.Count, a.Count) })
+	return out, err
+}
+
+// Overview is what the policies did over a period: the charts of the
+// console's first page.
+type Overview struct {
+	Since   time.Time     `json:"since"`
+	Until   time.Time     `json:"until"`
+	Bucket  time.Duration `json:"bucket_ns"`
+	Buckets []Bucket      `json:"buckets"`
+	Totals  Bucket        `json:"totals"`
+	// StepUps are completed step-ups; Challenges the decisions that asked
+	// for one. Their ratio is the completion rate (the rest were
+	// abandoned or failed).
+	StepUps        int           `json:"step_ups"`
+	StepUpFailures int           `json:"step_up_failures"`
+	Policies       []PolicyStats `json:"policies"`
+	Scanned        int           `json:"scanned"`
+	Truncated      bool          `json:"truncated,omitempty"`
+}
+
+// CompletionRate is completed step-ups per challenge, at most 1.
+func (o Overview) CompletionRate() float64 {
+	if o.Totals.Challenge == 0 {
+		return 0
+	}
+	return min(1, float64(o.StepUps)/float64(o.Totals.Challenge))
+}
+
+// Bucket counts decisions in one interval.
+type Bucket struct {
+	Start     time.Time `json:"start"`
+	Allow     int       `json:"allow"`
+	Challenge int       `json:"challenge"`
+	Block     int       `json:"block"`
+	// Failure counts failed sign-in attempts.
+	Failure int `json:"failure"`
+}
+
+// PolicyStats counts what one policy did: challenges and blocks when it
+// is enforced, what it would have done while report-only.
+type PolicyStats struct {
+	Policy         string `json:"policy"`
+	Challenged     int    `json:"challenged"`
+	Blocked        int    `json:"blocked"`
+	WouldChallenge int    `json:"would_challenge"`
+	WouldBlock     int    `json:"would_block"`
+}
+
+// Triggered is how often the policy asked for more or refused, enforced
+// or not.
+func (p PolicyStats) Triggered() int {
+	return p.Challenged + p.Blocked + p.WouldChallenge + p.WouldBlock
+}
+
+// Overview counts the sign-in log of the last period in buckets.
+func (s *Service) Overview(ctx context.Context, period time.Duration) (Overview, error) {
+	if period < time.Hour || period > 90*24*time.Hour {
+		return Overview{}, invalid("the period must be between 1h and 90 days (got %s)", period)
+	}
+	bucket := period / 24
+	now := s.Now().UTC()
+	o := Overview{Until: now, Since: now.Add(-period), Bucket: bucket, Buckets: make([]Bucket, 24)}
+	for i := range o.Buckets {
+		o.Buckets[i].Start = o.Since.Add(time.Duration(i) * bucket)
+	}
+	stats := map[string]*PolicyStats{}
+	var err error
+	o.Scanned, o.Truncated, err = s.walk(ctx, o.Since, func(_ store.SignIn, e audit.SignIn) {
+		i := min(int(e.Time.Sub(o.Since)/bucket), len(o.Buckets)-1)
+		if i < 0 {
+			return
+		}
+		b := &o.Buckets[i]
+		countDecision(b, e)
+		countDecision(&o.Totals, e)
+		if e.Source == "step-up" {
+			if e.Decision == "success" {
+				o.StepUps++
+			} else {
+				o.StepUpFailures++
+			}
+		}
+		countPolicies(stats, e)
+	})
+	for _, p := range stats {
+		o.Policies = append(o.Policies, *p)
+	}
+	slices.SortFunc(o.Policies, func(a, b PolicyStats) int {
+		return cmp.Or(cmp.Compare(b.Triggered(), a.Triggered()), cmp.Compare(a.Policy, b.Policy))
+	})
+	return o, err
+}
+
+func countDecision(b *Bucket, e audit.SignIn) {
+	switch e.Decision {
+	case "allow":
+		b.Allow++
+	case "challenge":
+		b.Challenge++
+	case "block":
+		b.Block++
+	case "failure", "throttled":
+		if e.Source != "step-up" {
+			b.Failure++
+		}
+	}
+}
+
+func countPolicies(stats map[string]*PolicyStats, e audit.SignIn) {
+	for _, r := range e.Policies {
+		st := stats[r.Policy]
+		if st == nil {
+			st = &PolicyStats{Policy: r.Policy}
+			stats[r.Policy] = st
+		}
+		switch {
+		case r.Result == policy.ResultApplied && !r.Satisfied && r.Grant == "block":
+			st.Blocked++
+		case r.Result == policy.ResultApplied && !r.Satisfied:
+			st.Challenged++
+		case r.Result == policy.ResultReportOnlyFailure:
+			st.WouldBlock++
+		case r.Result == policy.ResultReportOnlyUserActionRequired:
+			st.WouldChallenge++
+		}
+	}
+}
+
+// SignInPage is one page of the sign-in log.
+type SignInPage struct {
+	Entries []Entry `json:"entries"`
+	// Next is the cursor of the next (older) page; 0 at the end.
+	Next int64 `json:"next_cursor,omitempty"`
+}
+
+// Entry is a sign-in log entry with its position.
+type Entry struct {
+	Seq int64 `json:"seq"`
+	audit.SignIn
+}
+
+// SignIns returns a page of the sign-in log, newest first.
+func (s *Service) SignIns(ctx context.Context, q store.SignInQuery) (SignInPage, error) {
+	if q.Limit <= 0 || q.Limit > 1000 {
+		q.Limit = 50
+	}
+	rows, err := s.Store.ListSignIns(ctx, q)
+	if err != nil {
+		return SignInPage{}, err
+	}
+	var page SignInPage
+	for _, row := range rows {
+		e, err := audit.Decode(row)
+		if err != nil {
+			return SignInPage{}, err
+		}
+		page.Entries = append(page.Entries, Entry{Seq: row.Seq, SignIn: e})
+	}
+	if len(rows) == q.Limit {
+		page.Next = rows[len(rows)-1].Seq
+	}
+	return page, nil
+}
+
+// SignIn returns the entry at seq.
+func (s *Service) SignIn(ctx context.Context, seq int64) (Entry, error) {
+	rows, err := s.Store.ListSignIns(ctx, store.SignInQuery{Before: seq + 1, Limit: 1})
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(rows) == 0 || rows[0].Seq != seq {
+		return Entry{}, &Error{Kind: NotFound, Message: fmt.Sprintf("no sign-in log entry %d", seq)}
+	}
+	e, err := audit.Decode(rows[0])
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{Seq: seq, SignIn: e}, nil
+}

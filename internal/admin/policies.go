@@ -1,0 +1,304 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// PolicyInfo is one policy of the live set, with where it is defined.
+type PolicyInfo struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	State       string `json:"state"`
+	// Source is the policy file (with its line) or store:DOCUMENT.
+	Source string `json:"source"`
+	Line   int    `json:"line,omitempty"`
+	// Document is the stored document that defines the policy; empty for
+	// a policy from a file, which the console shows read-only.
+	Document string `json:"document,omitempty"`
+	Editable bool   `json:"editable"`
+	// YAML is the policy as written (file policies: as parsed).
+	YAML string `json:"yaml"`
+}
+
+// Policies lists the live policies in evaluation order.
+func (s *Service) Policies(ctx context.Context) ([]PolicyInfo, error) {
+	set, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []PolicyInfo
+	for _, doc := range set.Documents {
+		stored := strings.HasPrefix(doc.File, StoreSource)
+		for i, p := range doc.Policies {
+			info := PolicyInfo{Name: p.Name, Description: p.Description, State: p.State, Source: doc.File,
+				Line: doc.Line(fmt.Sprintf("policies[%d]", i)), Editable: stored}
+			if info.State == "" {
+				info.State = string(policy.StateEnabled)
+			}
+			if stored {
+				info.Document = strings.TrimPrefix(doc.File, StoreSource)
+			}
+			b, _ := yaml.Marshal(p)
+			info.YAML = string(b)
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// Policy returns one live policy.
+func (s *Service) Policy(ctx context.Context, name string) (PolicyInfo, error) {
+	all, err := s.Policies(ctx)
+	if err != nil {
+		return PolicyInfo{}, err
+	}
+	for _, p := range all {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return PolicyInfo{}, &Error{Kind: NotFound, Message: fmt.Sprintf("no policy named %q", name)}
+}
+
+// current compiles the live set as it is stored now, for listing with
+// sources and lines.
+func (s *Service) current(ctx context.Context) (Compiled, error) {
+	docs, err := s.Documents.List(ctx)
+	if err != nil {
+		return Compiled{}, err
+	}
+	return s.Compile(ctx, docs)
+}
+
+// Candidate is a change to the stored documents: Doc replaces the
+// document of its name (Version is the version read; 0 creates it), or
+// with Delete set, removes it.
+type Candidate struct {
+	Doc    Document
+	Delete bool
+}
+
+// apply returns the stored documents with c applied.
+func (c Candidate) apply(stored []Document) []Document {
+	out := slices.DeleteFunc(slices.Clone(stored), func(d Document) bool { return d.Name == c.Doc.Name })
+	if !c.Delete {
+		out = append(out, c.Doc)
+	}
+	slices.SortFunc(out, func(a, b Document) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// check compiles the live set with c applied; problems come back as an
+// *Error listing every one.
+func (s *Service) check(ctx context.Context, c Candidate) (Compiled, []Document, error) {
+	if err := CheckName(c.Doc.Name); err != nil {
+		return Compiled{}, nil, &Error{Kind: Invalid, Message: err.Error()}
+	}
+	stored, err := s.Documents.List(ctx)
+	if err != nil {
+		return Compiled{}, nil, err
+	}
+	next := c.apply(stored)
+	set, err := s.Compile(ctx, next)
+	var probs policy.Problems
+	if errors.As(err, &probs) {
+		return Compiled{}, nil, &Error{Kind: Invalid, Message: "the policies do not compile", Problems: probs}
+	}
+	return set, next, err
+}
+
+// Validate compiles the live set with c applied and returns its problems
+// (none: the change can be saved).
+func (s *Service) Validate(ctx context.Context, c Candidate) error {
+	_, _, err := s.check(ctx, c)
+	return err
+}
+
+// Save stores a document after checking that the whole set still
+// compiles with it, records the change in the audit trail, and makes
+// every node enforce it (this one at once, the others within seconds).
+func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Document) (Document, error) {
+	if _, _, err := s.check(ctx, Candidate{Doc: doc}); err != nil {
+		return Document{}, err
+	}
+	var before any
+	if doc.Version > 0 {
+		old, err := s.Documents.Get(ctx, doc.Name)
+		if err != nil {
+			return Document{}, s.notFound(err, doc.Name)
+		}
+		before = old.YAML
+	}
+	saved, err := s.Documents.Put(ctx, doc, doc.Version, string(actor))
+	if errors.Is(err, ErrVersion) {
+		return Document{}, &Error{Kind: Conflict, Message: err.Error()}
+	}
+	if err != nil {
+		return Document{}, s.notFound(err, doc.Name)
+	}
+	action := "policy.update"
+	if doc.Version == 0 {
+		action = "policy.create"
+	}
+	return saved, s.afterChange(ctx, actor, action, saved.Source(), reason, before, saved.YAML)
+}
+
+// Delete removes a stored document.
+func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, version int64) error {
+	old, err := s.Documents.Get(ctx, name)
+	if err != nil {
+		return s.notFound(err, name)
+	}
+	if _, _, err := s.check(ctx, Candidate{Doc: Document{Name: name}, Delete: true}); err != nil {
+		return err
+	}
+	if err := s.Documents.Delete(ctx, name, version); errors.Is(err, ErrVersion) {
+		return &Error{Kind: Conflict, Message: err.Error()}
+	} else if err != nil {
+		return s.notFound(err, name)
+	}
+	return s.afterChange(ctx, actor, "policy.delete", old.Source(), reason, old.YAML, nil)
+}
+
+// SetState enables, disables or switches to report-only the policy
+// named name, which must be defined in a stored document.
+func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state string) (Document, error) {
+	switch policy.State(state) {
+	case policy.StateEnabled, policy.StateDisabled, policy.StateReportOnly:
+	default:
+		return Document{}, invalid("state %q: use enabled, disabled or report-only", state)
+	}
+	info, err := s.Policy(ctx, name)
+	if err != nil {
+		return Document{}, err
+	}
+	if !info.Editable {
+		return Document{}, &Error{Kind: ReadOnly, Message: fmt.Sprintf("policy %s is defined in %s:%d; change it there (files are read-only here)", name, info.Source, info.Line)}
+	}
+	doc, err := s.Documents.Get(ctx, info.Document)
+	if err != nil {
+		return Document{}, s.notFound(err, info.Document)
+	}
+	edited, err := setPolicyState(doc.YAML, name, state)
+	if err != nil {
+		return Document{}, err
+	}
+	doc.YAML = edited
+	if _, _, err := s.check(ctx, Candidate{Doc: doc}); err != nil {
+		return Document{}, err
+	}
+	saved, err := s.Documents.Put(ctx, doc, doc.Version, string(actor))
+	if errors.Is(err, ErrVersion) {
+		return Document{}, &Error{Kind: Conflict, Message: err.Error()}
+	}
+	if err != nil {
+		return Document{}, err
+	}
+	return saved, s.afterChange(ctx, actor, "policy.state", "policy:"+name, reason, map[string]string{"state": info.State}, map[string]string{"state": state})
+}
+
+func (s *Service) afterChange(ctx context.Context, actor Actor, action, target, reason string, before, after any) error {
+	auditErr := s.record(ctx, actor, action, target, reason, before, after)
+	if err := s.Reload(ctx); err != nil {
+		return errors.Join(fmt.Errorf("the change is saved but this node could not reload the policies: %w", err), auditErr)
+	}
+	return auditErr
+}
+
+func (s *Service) notFound(err error, name string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Kind: NotFound, Message: fmt.Sprintf("no stored policy document named %q", name)}
+	}
+	return err
+}
+
+// setPolicyState rewrites the state of the policy named name in a YAML
+// document, keeping the rest of the text (comments included) as it was.
+func setPolicyState(doc, name, state string) (string, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &root); err != nil || len(root.Content) == 0 {
+		return "", invalid("the stored document is not readable YAML: %v", err)
+	}
+	pols := mapValue(root.Content[0], "policies")
+	if pols == nil || pols.Kind != yaml.SequenceNode {
+		return "", invalid("the document has no policies list")
+	}
+	for _, p := range pols.Content {
+		if n := mapValue(p, "name"); n == nil || n.Value != name {
+			continue
+		}
+		if st := mapValue(p, "state"); st != nil {
+			st.Value, st.Tag, st.Style = state, "!!str", 0
+		} else {
+			p.Content = append(p.Content,
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "state"},
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: state})
+		}
+		var buf bytes.Buffer
+		enc := yaml.NewEncoder(&buf)
+		enc.SetIndent(2)
+		if err := enc.Encode(&root); err != nil {
+			return "", err
+		}
+		return buf.String(), nil
+	}
+	return "", &Error{Kind: NotFound, Message: fmt.Sprintf("the document has no policy named %q", name)}
+}
+
+// mapValue returns the value node of key in mapping node m.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// Export writes the live set as one YAML document: every policy file's
+// and stored document's contexts, locations, strengths, terms and
+// policies, in evaluation order, for keeping in git.
+func (s *Service) Export(ctx context.Context) ([]byte, error) {
+	set, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ExportDocuments(set.Documents)
+}
+
+// ExportDocuments merges documents into one YAML document.
+func ExportDocuments(docs []*policy.Document) ([]byte, error) {
+	var all policy.Document
+	var sources []string
+	for _, d := range docs {
+		all.AuthContexts = append(all.AuthContexts, d.AuthContexts...)
+		all.NamedLocations = append(all.NamedLocations, d.NamedLocations...)
+		all.Strengths = append(all.Strengths, d.Strengths...)
+		all.TermsOfUse = append(all.TermsOfUse, d.TermsOfUse...)
+		all.Policies = append(all.Policies, d.Policies...)
+		sources = append(sources, d.File)
+	}
+	var buf bytes.Buffer
+	buf.WriteString("# The live Stepgate policy set, exported from: " + strings.Join(sources, ", ") + "\n")
+	buf.WriteString("# " + strconv.Itoa(len(all.Policies)) + " policies. Load it with policy.files.\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&all); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

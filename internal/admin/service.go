@@ -1,0 +1,137 @@
+// Package admin is what administrators use to tune step-up: the policy
+// documents kept in the store, the impact of a change replayed against
+// the sign-in log, the overview of what the policies do, and the user
+// operations (revoke sessions, reset MFA, confirm or dismiss risk). The
+// console (server-rendered pages at /admin) and the admin API
+// (/api/v1/...) both call this one Service, so they cannot disagree.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// Role is the role that makes a user an administrator.
+const Role = "stepgate-admin"
+
+// ConsoleApp is the app id the console's own access decisions are made
+// for, so policies can target the console like any other app.
+const ConsoleApp = "stepgate-console"
+
+// Scope is the OAuth scope that admits a client-credentials token to the
+// admin API.
+const Scope = "stepgate:admin"
+
+// Compiled is a policy set compiled from the policy files and a list of
+// stored documents.
+type Compiled struct {
+	Snapshot *policy.Snapshot
+	// Documents are the parsed files, then the stored documents.
+	Documents []*policy.Document
+}
+
+// Deps is what the service works with. The functions are the server's
+// own operations, so the console does exactly what the CLI does.
+type Deps struct {
+	Store     store.Store
+	Documents *Documents
+	Engine    *policy.Engine
+	// Compile compiles policy.files with stored in place of the stored
+	// documents; an error lists every problem (policy.Problems).
+	Compile func(ctx context.Context, stored []Document) (Compiled, error)
+	// Reload recompiles and swaps in the live set after a change.
+	Reload func(ctx context.Context) error
+	Audit  *audit.Log
+	// Revoke ends a user's sessions and tokens.
+	Revoke func(ctx context.Context, userID, reason string) error
+	// SetUserRisk confirms a user compromised (true) or dismisses their
+	// risk (false).
+	SetUserRisk func(ctx context.Context, userID string, compromised bool) error
+	// UserRisk is a user's current risk level.
+	UserRisk func(ctx context.Context, userID string) (string, error)
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Service is the administrators' operations.
+type Service struct{ Deps }
+
+// New returns the service.
+func New(d Deps) *Service {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{d}
+}
+
+// Error is a refusal the caller can fix: bad input, a conflict, or a
+// missing thing. Kind maps to a status in the console and the API.
+type Error struct {
+	Kind     ErrorKind
+	Message  string
+	Problems policy.Problems // for a policy document that does not compile
+}
+
+// ErrorKind classifies an Error.
+type ErrorKind int
+
+// Kinds of Error.
+const (
+	Invalid ErrorKind = iota + 1
+	NotFound
+	Conflict
+	ReadOnly
+)
+
+func (e *Error) Error() string {
+	if len(e.Problems) > 0 {
+		return e.Message + ": " + e.Problems.Error()
+	}
+	return e.Message
+}
+
+func invalid(format string, args ...any) error {
+	return &Error{Kind: Invalid, Message: fmt.Sprintf(format, args...)}
+}
+
+// Actor names who made a change, for the audit trail: user:alice,
+// client:ops-bot, api-token.
+type Actor string
+
+// record appends a change to the audit trail; a change that cannot be
+// audited is reported as failed (it has happened: the error says so).
+func (s *Service) record(ctx context.Context, actor Actor, action, target, reason string, before, after any) error {
+	if s.Audit == nil {
+		return nil
+	}
+	if _, err := s.Audit.Record(ctx, string(actor), action, target, reason, before, after); err != nil {
+		return fmt.Errorf("%s on %s was made but could not be written to the audit trail: %w", action, target, err)
+	}
+	return nil
+}
+
+// userByName finds a user by username or id.
+func (s *Service) userByName(ctx context.Context, name string) (store.User, error) {
+	u, err := s.Store.GetUserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		u, err = s.Store.GetUser(ctx, name)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, &Error{Kind: NotFound, Message: fmt.Sprintf("no user %q", name)}
+	}
+	return u, err
+}
+
+// IsAdmin reports whether u may use the console and the admin API.
+func IsAdmin(u store.User) bool { return !u.Disabled && slices.Contains(u.Roles, Role) }

@@ -1,0 +1,195 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// UserSummary is one row of the users page.
+type UserSummary struct {
+	ID          string   `json:"id"`
+	Username    string   `json:"username"`
+	Email       string   `json:"email,omitempty"`
+	DisplayName string   `json:"display_name,omitempty"`
+	Groups      []string `json:"groups,omitempty"`
+	Roles       []string `json:"roles,omitempty"`
+	Disabled    bool     `json:"disabled"`
+	Admin       bool     `json:"admin"`
+}
+
+// UserDetail is a user with their methods, sessions and risk.
+type UserDetail struct {
+	UserSummary
+	Methods  []MethodInfo  `json:"methods"`
+	Sessions []SessionInfo `json:"sessions"`
+	Risk     string        `json:"risk"`
+}
+
+// MethodInfo is a registered sign-in method (never its secret).
+type MethodInfo struct {
+	Type       string    `json:"type"`
+	Name       string    `json:"name"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+}
+
+// SessionInfo is a live browser session.
+type SessionInfo struct {
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	IP         string    `json:"ip,omitempty"`
+	UserAgent  string    `json:"user_agent,omitempty"`
+	Methods    []string  `json:"methods"`
+}
+
+func summarize(u store.User) UserSummary {
+	return UserSummary{ID: u.ID, Username: u.Username, Email: u.Email, DisplayName: u.DisplayName,
+		Groups: u.Groups, Roles: u.Roles, Disabled: u.Disabled, Admin: IsAdmin(u)}
+}
+
+// Users lists every user, ordered by username; a non-empty filter keeps
+// those whose username, email or display name contains it.
+func (s *Service) Users(ctx context.Context, filter string) ([]UserSummary, error) {
+	all, err := s.Store.ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	filter = strings.ToLower(filter)
+	out := make([]UserSummary, 0, len(all))
+	for _, u := range all {
+		if filter != "" && !strings.Contains(strings.ToLower(u.Username+" "+u.Email+" "+u.DisplayName), filter) {
+			continue
+		}
+		out = append(out, summarize(u))
+	}
+	slices.SortFunc(out, func(a, b UserSummary) int { return strings.Compare(a.Username, b.Username) })
+	return out, nil
+}
+
+// User returns a user's detail.
+func (s *Service) User(ctx context.Context, name string) (UserDetail, error) {
+	u, err := s.userByName(ctx, name)
+	if err != nil {
+		return UserDetail{}, err
+	}
+	d := UserDetail{UserSummary: summarize(u), Methods: []MethodInfo{}, Sessions: []SessionInfo{}}
+	creds, err := s.Store.ListCredentials(ctx, u.ID)
+	if err != nil {
+		return UserDetail{}, err
+	}
+	for _, c := range creds {
+		d.Methods = append(d.Methods, MethodInfo{Type: c.Type, Name: c.Name, CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt})
+	}
+	sessions, err := s.Store.ListUserSessions(ctx, u.ID)
+	if err != nil {
+		return UserDetail{}, err
+	}
+	now := s.Now()
+	for _, ss := range sessions {
+		if !now.Before(ss.ExpiresAt) {
+			continue
+		}
+		info := SessionInfo{CreatedAt: ss.CreatedAt, LastSeenAt: ss.LastSeenAt, ExpiresAt: ss.ExpiresAt, IP: ss.IP, UserAgent: ss.UserAgent, Methods: []string{}}
+		for _, e := range ss.Events {
+			if !slices.Contains(info.Methods, e.Method) {
+				info.Methods = append(info.Methods, e.Method)
+			}
+		}
+		d.Sessions = append(d.Sessions, info)
+	}
+	if s.UserRisk != nil {
+		if d.Risk, err = s.UserRisk(ctx, u.ID); err != nil {
+			return UserDetail{}, err
+		}
+	}
+	return d, nil
+}
+
+// RevokeSessions ends every session and token of a user.
+func (s *Service) RevokeSessions(ctx context.Context, actor Actor, reason, name string) error {
+	u, err := s.userByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := s.Revoke(ctx, u.ID, "admin-revoke"); err != nil {
+		return err
+	}
+	return s.record(ctx, actor, "user.revoke", "user:"+u.Username, reason, nil, nil)
+}
+
+// ResetMFA removes every registered method but the password and ends
+// the user's sessions and tokens, which may rest on those methods.
+func (s *Service) ResetMFA(ctx context.Context, actor Actor, reason, name string) (int, error) {
+	u, err := s.userByName(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	creds, err := s.Store.ListCredentials(ctx, u.ID)
+	if err != nil {
+		return 0, err
+	}
+	removed := make([]string, 0, len(creds))
+	for _, c := range creds {
+		if err := s.Store.DeleteCredential(ctx, c.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+		removed = append(removed, c.Type+":"+c.Name)
+	}
+	if err := s.Revoke(ctx, u.ID, "mfa-reset"); err != nil {
+		return 0, err
+	}
+	return len(creds), s.record(ctx, actor, "user.mfa-reset", "user:"+u.Username, reason, map[string]any{"methods": removed}, map[string]any{"methods": []string{}})
+}
+
+// SetRisk confirms a user compromised (user risk high; sessions and
+// tokens revoked) or dismisses their risk.
+func (s *Service) SetRisk(ctx context.Context, actor Actor, reason, name string, compromised bool) error {
+	u, err := s.userByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	before := ""
+	if s.UserRisk != nil {
+		before, _ = s.UserRisk(ctx, u.ID)
+	}
+	if err := s.SetUserRisk(ctx, u.ID, compromised); err != nil {
+		return err
+	}
+	action, after := "user.risk-dismiss", "none"
+	if compromised {
+		action, after = "user.risk-confirm-compromised", "high"
+	}
+	return s.record(ctx, actor, action, "user:"+u.Username, reason, map[string]string{"risk": before}, map[string]string{"risk": after})
+}
+
+// SetDisabled disables a user (their sessions and tokens end) or enables
+// them again.
+func (s *Service) SetDisabled(ctx context.Context, actor Actor, reason, name string, disabled bool) error {
+	u, err := s.userByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if u.Disabled == disabled {
+		return nil
+	}
+	if _, err := s.Store.UpdateUser(ctx, u.ID, func(cur store.User) (store.User, error) {
+		cur.Disabled = disabled
+		return cur, nil
+	}); err != nil {
+		return err
+	}
+	action := "user.enable"
+	if disabled {
+		action = "user.disable"
+		if err := s.Revoke(ctx, u.ID, "disabled"); err != nil {
+			return err
+		}
+	}
+	return s.record(ctx, actor, action, "user:"+u.Username, reason, map[string]bool{"disabled": !disabled}, map[string]bool{"disabled": disabled})
+}

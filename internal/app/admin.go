@@ -1,0 +1,46 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/admin"
+)
+
+// policyCheckInterval is how often a node checks whether another node
+// changed the stored policy documents; this node reloads at once.
+const policyCheckInterval = 2 * time.Second
+
+// buildAdmin builds the administrators' service over the live policy
+// engine.
+func (a *App) buildAdmin() {
+	a.Admin = admin.New(admin.Deps{
+		Store: a.Store, Documents: a.Documents, Engine: a.Policies,
+		Compile: func(ctx context.Context, stored []admin.Document) (admin.Compiled, error) {
+			set, err := CompileWith(ctx, a.Config, a.Store, a.sources(), stored)
+			return admin.Compiled{Snapshot: set.Snapshot, Documents: set.Documents}, err
+		},
+		Reload: a.ReloadPolicies, Audit: a.Audit, Revoke: a.Revoker.RevokeUser,
+		SetUserRisk: a.Risk.SetUserRisk,
+		UserRisk: func(ctx context.Context, userID string) (string, error) {
+			return a.Risk.UserRisk(ctx, userID), nil
+		},
+		Log: a.Log,
+	})
+}
+
+// watchPolicies reloads the policies when another node changed the
+// stored documents.
+func (a *App) watchPolicies(ctx context.Context) error {
+	gen, err := a.Documents.Generation(ctx)
+	if err != nil {
+		return err
+	}
+	a.reloadMu.Lock()
+	seen := a.policyGeneration
+	a.reloadMu.Unlock()
+	if gen == seen {
+		return nil
+	}
+	return a.ReloadPolicies(ctx)
+}
