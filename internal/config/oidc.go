@@ -77,8 +77,8 @@ func defaultOIDC() OIDC {
 }
 
 var (
-	clientIDPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	oidcAuthMethods  = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	oidcAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 	// AdminScope admits a client_credentials token to the admin API.
 	AdminScope       = "stepgate:admin"
 	oidcGrantTypes   = []string{"authorization_code", "refresh_token", "client_credentials"}

@@ -58,8 +58,8 @@ type Client struct {
 	GrantTypes             []string            `json:"grant_types"`
 	Capabilities           []string            `json:"capabilities,omitempty"`
 	// Scopes are the privileged scopes it may be granted (stepgate:admin).
-	Scopes []string `json:"scopes,omitempty"`
-	CreatedAt              time.Time           `json:"created_at"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 	// FromConfig marks a client declared in the configuration file; it
 	// cannot be removed with the command line.
 	FromConfig bool `json:"-"`
