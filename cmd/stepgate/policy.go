@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -15,7 +17,43 @@ import (
 
 func (c *cli) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Work with conditional access policy files"}
-	cmd.AddCommand(c.policyLintCmd())
+	cmd.AddCommand(c.policyLintCmd(), c.policyExportCmd())
+	return cmd
+}
+
+func (c *cli) policyExportCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "export [-o FILE]",
+		Short: "Write the live policy set (policy files and documents created in the console) as one YAML file",
+		Long: "Write the policy set the server enforces — every policy file of policy.files and every policy\n" +
+			"document created in the admin console or the admin API — as one YAML document, for keeping in\n" +
+			"git (GitOps). Load it back with policy.files.",
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
+				set, err := app.LoadPolicies(ctx, cfg, s, app.AppSources(cfg, s))
+				if err != nil {
+					return err
+				}
+				b, err := admin.ExportDocuments(set.Documents)
+				if err != nil {
+					return err
+				}
+				if out == "" {
+					_, err = c.stdout.Write(b)
+					return err
+				}
+				if err := os.WriteFile(out, b, 0o600); err != nil {
+					return fmt.Errorf("write the export: %w", err)
+				}
+				fmt.Fprintf(c.stderr, "wrote %s (%s)\n", out, plural(len(set.Snapshot.Policies()), "policy", "policies"))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file instead of standard output")
 	return cmd
 }
 

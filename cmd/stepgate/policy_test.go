@@ -6,7 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
 )
 
@@ -159,4 +163,54 @@ func TestWhatIf(t *testing.T) {
 	t.Run("fail/no-target", func(t *testing.T) {
 		stepgate(t, "", "whatif", conf, "--user", "alice").mustFail(t, 2, "--app APP")
 	})
+}
+
+// TestPolicyExport: the export holds the policy files and the documents
+// created in the console (kept in the store), and loads back as one
+// policy file that compiles to the same policies.
+func TestPolicyExport(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pol := write(t, dir, "policies.yaml", lintGood)
+	data := filepath.Join(dir, "data")
+	cfgPath := write(t, dir, "stepgate.yaml", "server:\n  data_dir: "+data+"\npolicy:\n  files: ["+pol+"]\n")
+	conf := "--config=" + cfgPath
+	stepgate(t, "", "group", "add", "staff", conf).mustSucceed(t)
+
+	cfg := config.Default()
+	cfg.Server.DataDir = data
+	st, err := app.OpenStore(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := &admin.Documents{KV: st, Now: time.Now}
+	if _, err := docs.Put(t.Context(), admin.Document{Name: "console-trial", YAML: "policies:\n  - name: trial-block-legacy\n    state: report-only\n    users: {include: {users: [all]}}\n    target: {apps: {include: [all]}}\n    conditions: {client_apps: [legacy]}\n    grant: block\n"}, 0, "user:root"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	out := filepath.Join(dir, "export.yaml")
+	r := stepgate(t, "", "policy", "export", conf, "-o", out).mustSucceed(t)
+	if !strings.Contains(r.stderr, "3 policies") {
+		t.Errorf("stderr %q does not count 3 policies", r.stderr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, probs := policy.Parse("export.yaml", b)
+	if len(probs) > 0 {
+		t.Fatalf("the export does not parse: %v\n%s", probs, b)
+	}
+	var names []string
+	for _, p := range doc.Policies {
+		names = append(names, p.Name+"="+p.State)
+	}
+	if got := strings.Join(names, " "); got != "staff-mfa=enabled c2-phishing-resistant=enabled trial-block-legacy=report-only" {
+		t.Fatalf("exported policies: %s", got)
+	}
+	lint := stepgate(t, "", "policy", "lint", out).mustSucceed(t)
+	if !strings.Contains(lint.stdout, "ok: 3 policies in 1 file") {
+		t.Fatalf("lint of the export: %s", lint.stdout)
+	}
 }

@@ -1,23 +1,31 @@
-// Package api serves Stepgate's JSON API under /api/v1/. It is kept
-// apart from the browser pages: JSON in and out only, no forms, no
-// cookies, and its own access rule (a bearer token, or a client on the
-// loopback interface) checked before any route is looked at.
+// Package api serves Stepgate's JSON API under /api/v1/: What-If, the
+// sign-in log, and the admin API (policies, their impact, users). It is
+// kept apart from the browser pages: JSON in and out only, no forms, no
+// cookies, and its own access rule checked before any route is looked
+// at: the API token or an access token with the stepgate:admin scope;
+// a client on this machine's loopback interface may read, not change.
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -34,6 +42,12 @@ type Deps struct {
 	// SignIns is the sign-in log GET /api/v1/signins reads; nil serves
 	// none.
 	SignIns store.SignIns
+	// Admin is the administrators' service; nil serves only What-If and
+	// the sign-in log.
+	Admin *admin.Service
+	// Tokens verifies access tokens presented to the admin API; nil
+	// accepts only api.token.
+	Tokens TokenVerifier
 	// Token is api.token; empty disables bearer-token access.
 	Token string
 	// TrustedProxies are server.trusted_proxies: a request from one was
@@ -43,6 +57,15 @@ type Deps struct {
 	Now func() time.Time
 	Log *slog.Logger
 }
+
+// TokenVerifier checks an access token Stepgate issued (signature,
+// expiry, revocation) and returns its client and scope.
+type TokenVerifier interface {
+	VerifyAccessToken(ctx context.Context, raw string) (*oidc.AccessClaims, error)
+}
+
+// adminScope admits a client's access tokens to the admin API.
+const adminScope = config.AdminScope
 
 // API is the /api/v1/ handler.
 type API struct {
@@ -66,12 +89,17 @@ func New(d Deps) *API {
 	if d.Token != "" {
 		a.tokenSum = sha256.Sum256([]byte(d.Token))
 	}
-	a.mux.Handle("POST /api/v1/whatif", a.handle(a.whatIf))
-	a.mux.Handle("/api/v1/whatif", a.handle(methodNotAllowed(http.MethodPost)))
-	a.mux.Handle("GET /api/v1/signins", a.handle(a.signIns))
-	a.mux.Handle("/api/v1/signins", a.handle(methodNotAllowed(http.MethodGet)))
+	allowed := map[string][]string{}
+	for _, rt := range routes {
+		a.mux.Handle(rt.Method+" "+rt.Pattern, a.endpoint(rt))
+		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
+	}
+	// Other methods on a known path get a JSON 405 naming the right ones.
+	for pattern, methods := range allowed {
+		a.mux.Handle(pattern, a.handle(methodNotAllowed(strings.Join(methods, ", "))))
+	}
 	a.mux.Handle("/api/", a.handle(func(http.ResponseWriter, *http.Request) error {
-		return &Error{Status: http.StatusNotFound, Code: "not_found", Description: "no such API endpoint; the API has POST /api/v1/whatif and GET /api/v1/signins"}
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Description: "no such API endpoint; GET /api/v1/openapi.json lists them"}
 	}))
 	return a
 }
@@ -79,11 +107,11 @@ func New(d Deps) *API {
 // Mount serves the API under /api/ on mux.
 func (a *API) Mount(mux *http.ServeMux) { mux.Handle("/api/", a) }
 
-// Protect serves h under the API's access rule (loopback, or the API
-// token): the metrics endpoint uses it.
+// Protect serves h under the API's access rule (loopback, the API token
+// or an admin client): the metrics endpoint uses it.
 func (a *API) Protect(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := a.authorize(r); err != nil {
+		if _, err := a.authorize(r); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
@@ -94,11 +122,12 @@ func (a *API) Protect(h http.Handler) http.Handler {
 // ServeHTTP checks access, then routes.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpx.NoStore(w)
-	if err := a.authorize(r); err != nil {
+	p, err := a.authorize(r)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	a.mux.ServeHTTP(w, r)
+	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }
 
 // Error is an API error: the status and the public code and description
@@ -107,7 +136,10 @@ type Error struct {
 	Status      int
 	Code        string
 	Description string
-	Debug       error
+	// Problems lists every problem of a policy document that does not
+	// compile, with its line.
+	Problems policy.Problems
+	Debug    error
 }
 
 func (e *Error) Error() string {
@@ -144,9 +176,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="stepgate", error="invalid_token"`)
 	}
 	writeJSON(w, e.Status, struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}{e.Code, e.Description})
+		Error       string          `json:"error"`
+		Description string          `json:"error_description"`
+		Problems    policy.Problems `json:"problems,omitempty"`
+	}{e.Code, e.Description, e.Problems})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -164,31 +197,56 @@ func methodNotAllowed(allow string) func(http.ResponseWriter, *http.Request) err
 	}
 }
 
-// authorize lets a request in when it carries the configured bearer
-// token, or when it comes straight from this machine.
-func (a *API) authorize(r *http.Request) error {
+// authorize names the caller: the API token, a client whose access
+// token carries the stepgate:admin scope, or (reading only) a request
+// straight from this machine. Anyone else gets 401 or 403.
+func (a *API) authorize(r *http.Request) (principal, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
-		return a.checkToken(h)
+		return a.checkToken(r.Context(), h)
 	}
 	if a.localClient(r) {
-		return nil
+		return principal{actor: "local"}, nil
 	}
-	return &Error{Status: http.StatusForbidden, Code: "access_denied",
-		Description: "the API answers only clients on this machine's loopback interface, or requests with Authorization: Bearer <api.token>; set api.token (STEPGATE_API_TOKEN) on the server and send it"}
+	return principal{}, &Error{Status: http.StatusForbidden, Code: "access_denied",
+		Description: "the API answers requests with Authorization: Bearer and api.token or an access token with the " + adminScope +
+			" scope (client credentials of a client allowed that scope), and reads from this machine's loopback interface"}
 }
 
-func (a *API) checkToken(header string) error {
+func (a *API) checkToken(ctx context.Context, header string) (principal, error) {
 	scheme, tok, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-		return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "the Authorization header must be: Bearer <api.token>"}
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return principal{}, &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "the Authorization header must be: Bearer <token>"}
 	}
-	if a.deps.Token == "" {
-		return &Error{Status: http.StatusUnauthorized, Code: "invalid_token",
-			Description: "token access is disabled on this server; set api.token (STEPGATE_API_TOKEN) to enable it"}
+	if a.deps.Token != "" {
+		sum := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1 {
+			return principal{actor: "api-token", accountable: true}, nil
+		}
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	if subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) != 1 {
-		return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "the bearer token does not match api.token"}
+	if a.deps.Tokens == nil || strings.Count(tok, ".") != 2 {
+		return principal{}, &Error{Status: http.StatusUnauthorized, Code: "invalid_token",
+			Description: "the bearer token does not match api.token (set api.token, STEPGATE_API_TOKEN, on the server to use one) and is not an access token"}
+	}
+	claims, err := a.deps.Tokens.VerifyAccessToken(ctx, tok)
+	if err != nil {
+		return principal{}, &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "the access token is not valid: expired, revoked, or not issued by this server", Debug: err}
+	}
+	if !slices.Contains(strings.Fields(claims.Scope), adminScope) || claims.Subject != claims.ClientID {
+		return principal{}, &Error{Status: http.StatusForbidden, Code: "insufficient_scope",
+			Description: "the admin API needs a client_credentials token with the " + adminScope + " scope; people use the console at /admin"}
+	}
+	return principal{actor: admin.Actor("client:" + claims.ClientID), accountable: true}, nil
+}
+
+// requireJSON refuses a body that is not JSON, form posts above all: a
+// browser sends application/json across origins only after a CORS
+// preflight, which this server never approves.
+func requireJSON(r *http.Request) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: "invalid_request",
+			Description: "the body must be JSON; send Content-Type: application/json"}
 	}
 	return nil
 }

@@ -203,7 +203,6 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	// Components that define apps register their app sources above this
 	// line: the first compile checks policy targets against them.
 	a.appSources = append(a.appSources, AppSources(cfg, st)...)
-	a.RegisterAppSource(func(context.Context) ([]string, error) { return []string{admin.ConsoleApp}, nil })
 	a.Documents = &admin.Documents{KV: st, Now: time.Now}
 	if a.policyGeneration, err = a.Documents.Generation(ctx); err != nil {
 		return nil, err
@@ -248,7 +247,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	a.Gateway.Mount(browser)
 	apiMux := api.New(api.Deps{
 		Policies: a.Policies, Users: st, Access: a.Access, Token: cfg.API.Token,
-		TrustedProxies: trusted, Log: log, SignIns: st,
+		TrustedProxies: trusted, Log: log, SignIns: st, Admin: a.Admin, Tokens: a.OIDC,
 	})
 
 	root := http.NewServeMux()

@@ -29,7 +29,8 @@ type AppSource func(ctx context.Context) ([]string, error)
 // by cfg over st. Components whose apps live in the configuration or the
 // store add their source here, so that the server, "stepgate whatif" and
 // "stepgate policy lint --strict" all accept exactly the same app ids.
-// The apps are the OIDC clients (file and store) and the gateway routes.
+// The apps are the OIDC clients (file and store), the gateway routes and
+// the admin console.
 func AppSources(cfg config.Config, st store.Store) []AppSource {
 	return []AppSource{func(ctx context.Context) ([]string, error) {
 		clients, err := oidc.NewClients(st, cfg.OIDC.Clients, nil)
@@ -43,6 +44,9 @@ func AppSources(cfg config.Config, st store.Store) []AppSource {
 			ids[i] = r.AppID()
 		}
 		return ids, nil
+	}, func(context.Context) ([]string, error) {
+		// The admin console is an app too, so policies can target it.
+		return []string{admin.ConsoleApp}, nil
 	}}
 }
 

@@ -77,10 +77,8 @@ func defaultOIDC() OIDC {
 }
 
 var (
-	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	oidcAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
-	// AdminScope admits a client_credentials token to the admin API.
-	AdminScope       = "stepgate:admin"
+	clientIDPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	oidcAuthMethods  = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 	oidcGrantTypes   = []string{"authorization_code", "refresh_token", "client_credentials"}
 	minClientSecret  = 32
 	maxTokenLifetime = 24 * time.Hour
@@ -122,6 +120,9 @@ func (o OIDC) validate(ps *problems) {
 		c.validate(ps, path)
 	}
 }
+
+// AdminScope admits a client_credentials token to the admin API.
+const AdminScope = "stepgate:admin"
 
 func (c OIDCClient) validate(ps *problems, path string) {
 	if !clientIDPattern.MatchString(c.ID) {

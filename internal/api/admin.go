@@ -1,0 +1,407 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// route is one API endpoint. Routes are a table so the router, the
+// access rule, the OpenAPI document's test and the test that walks every
+// route with a non-admin identity all read the same list.
+type route struct {
+	Method, Pattern string
+	// Change marks an endpoint that changes something: it needs an
+	// identity the audit trail can name (the API token or an admin
+	// client), never just a request from this machine.
+	Change bool
+	// admin marks an endpoint of the admin service.
+	admin   bool
+	handler func(*API, http.ResponseWriter, *http.Request) error
+}
+
+// Routes lists the API's endpoints as METHOD PATTERN, for tests and the
+// documentation.
+func Routes() []string {
+	out := make([]string, len(routes))
+	for i, rt := range routes {
+		out[i] = rt.Method + " " + rt.Pattern
+	}
+	return out
+}
+
+var routes = []route{
+	{Method: "GET", Pattern: "/api/v1/openapi.json", handler: (*API).openAPI},
+	{Method: "POST", Pattern: "/api/v1/whatif", handler: (*API).whatIf},
+	{Method: "GET", Pattern: "/api/v1/signins", handler: (*API).signIns},
+	{admin: true, Method: "GET", Pattern: "/api/v1/signins/{seq}", handler: (*API).signIn},
+	{admin: true, Method: "GET", Pattern: "/api/v1/overview", handler: (*API).overview},
+	{admin: true, Method: "GET", Pattern: "/api/v1/policies", handler: (*API).policies},
+	{admin: true, Method: "GET", Pattern: "/api/v1/policies/{name}", handler: (*API).policy},
+	{admin: true, Method: "POST", Pattern: "/api/v1/policies/{name}/state", Change: true, handler: (*API).setState},
+	{admin: true, Method: "GET", Pattern: "/api/v1/policy-documents", handler: (*API).documents},
+	{admin: true, Method: "GET", Pattern: "/api/v1/policy-documents/{name}", handler: (*API).document},
+	{admin: true, Method: "PUT", Pattern: "/api/v1/policy-documents/{name}", Change: true, handler: (*API).putDocument},
+	{admin: true, Method: "DELETE", Pattern: "/api/v1/policy-documents/{name}", Change: true, handler: (*API).deleteDocument},
+	{admin: true, Method: "POST", Pattern: "/api/v1/policy-documents/{name}/validate", handler: (*API).validateDocument},
+	{admin: true, Method: "POST", Pattern: "/api/v1/policy-documents/{name}/impact", handler: (*API).impact},
+	{admin: true, Method: "GET", Pattern: "/api/v1/policy-export", handler: (*API).export},
+	{admin: true, Method: "GET", Pattern: "/api/v1/users", handler: (*API).users},
+	{admin: true, Method: "GET", Pattern: "/api/v1/users/{name}", handler: (*API).user},
+	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/revoke", Change: true, handler: (*API).revokeUser},
+	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/reset-mfa", Change: true, handler: (*API).resetMFA},
+	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/risk", Change: true, handler: (*API).setRisk},
+	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/disabled", Change: true, handler: (*API).setDisabled},
+}
+
+// principalKey carries who is calling to the handlers.
+type principalKey struct{}
+
+// principal is an authorized caller.
+type principal struct {
+	actor admin.Actor
+	// accountable is false for an anonymous request from this machine:
+	// it may read, but a change needs an identity the audit trail names.
+	accountable bool
+}
+
+func actorOf(r *http.Request) admin.Actor {
+	p, _ := r.Context().Value(principalKey{}).(principal)
+	return p.actor
+}
+
+// endpoint adapts a route: the change rule, then the handler.
+func (a *API) endpoint(rt route) http.Handler {
+	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		p, _ := r.Context().Value(principalKey{}).(principal)
+		if rt.Change && !p.accountable {
+			return &Error{Status: http.StatusForbidden, Code: "access_denied",
+				Description: "changes need an identity for the audit trail: send Authorization: Bearer with api.token, or an access token of a client with the " + adminScope + " scope"}
+		}
+		if rt.Method == http.MethodPost || rt.Method == http.MethodPut {
+			if err := requireJSON(r); err != nil {
+				return err
+			}
+		}
+		if rt.admin && a.deps.Admin == nil {
+			return &Error{Status: http.StatusNotFound, Code: "not_found", Description: "the admin API is not enabled on this server"}
+		}
+		return rt.handler(a, w, r)
+	})
+}
+
+// adminErr maps the service's refusals to API errors.
+func adminErr(err error) error {
+	var e *admin.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	out := &Error{Code: "invalid_request", Description: e.Message, Problems: e.Problems, Status: http.StatusBadRequest}
+	switch e.Kind {
+	case admin.NotFound:
+		out.Status, out.Code = http.StatusNotFound, "not_found"
+	case admin.Conflict:
+		out.Status, out.Code = http.StatusConflict, "conflict"
+	case admin.ReadOnly:
+		out.Status, out.Code = http.StatusConflict, "read_only"
+	}
+	return out
+}
+
+func (a *API) svc() *admin.Service { return a.deps.Admin }
+
+func (a *API) signIn(w http.ResponseWriter, r *http.Request) error {
+	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
+	if err != nil || seq <= 0 {
+		return badParam("seq", "must be the seq of a sign-in log entry, a positive whole number")
+	}
+	e, err := a.svc().SignIn(r.Context(), seq)
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, e)
+	return nil
+}
+
+func (a *API) overview(w http.ResponseWriter, r *http.Request) error {
+	period := 24 * time.Hour
+	if p := r.URL.Query().Get("period"); p != "" {
+		d, err := parsePeriod(p)
+		if err != nil {
+			return badParam("period", "must be a duration like 24h, 7d or 30d")
+		}
+		period = d
+	}
+	o, err := a.svc().Overview(r.Context(), period)
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		admin.Overview
+		CompletionRate float64 `json:"completion_rate"`
+	}{o, o.CompletionRate()})
+	return nil
+}
+
+// parsePeriod reads a Go duration or a number of days (7d).
+func parsePeriod(s string) (time.Duration, error) {
+	if n, ok := cutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 {
+			return 0, errors.New("bad days")
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func cutSuffix(s, suffix string) (string, bool) {
+	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
+		return s[:len(s)-len(suffix)], true
+	}
+	return s, false
+}
+
+func (a *API) policies(w http.ResponseWriter, r *http.Request) error {
+	ps, err := a.svc().Policies(r.Context())
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"policies": nonNil(ps)})
+	return nil
+}
+
+func (a *API) policy(w http.ResponseWriter, r *http.Request) error {
+	p, err := a.svc().Policy(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// change is the body of a change: the reason for the audit trail.
+type change struct {
+	Reason string `json:"reason"`
+}
+
+type stateChange struct {
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+func (a *API) setState(w http.ResponseWriter, r *http.Request) error {
+	var in stateChange
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	doc, err := a.svc().SetState(r.Context(), actorOf(r), in.Reason, r.PathValue("name"), in.State)
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, doc)
+	return nil
+}
+
+func (a *API) documents(w http.ResponseWriter, r *http.Request) error {
+	docs, err := a.svc().Documents.List(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"documents": nonNil(docs)})
+	return nil
+}
+
+func (a *API) document(w http.ResponseWriter, r *http.Request) error {
+	doc, err := a.svc().Documents.Get(r.Context(), r.PathValue("name"))
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Description: "no stored policy document named " + strconv.Quote(r.PathValue("name"))}
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, doc)
+	return nil
+}
+
+// documentBody is a document as PUT, validate and impact take it.
+type documentBody struct {
+	YAML string `json:"yaml"`
+	// Version is the version read (0 to create); a stale one is a
+	// conflict.
+	Version int64  `json:"version"`
+	Reason  string `json:"reason,omitempty"`
+	// Delete asks for the impact of deleting the document (impact only).
+	Delete bool `json:"delete,omitempty"`
+	// Days of the sign-in log to replay (impact only; default 7).
+	Days int `json:"days,omitempty"`
+}
+
+func (a *API) readDocument(w http.ResponseWriter, r *http.Request) (documentBody, admin.Document, error) {
+	var in documentBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return in, admin.Document{}, err
+	}
+	return in, admin.Document{Name: r.PathValue("name"), YAML: in.YAML, Version: in.Version}, nil
+}
+
+func (a *API) putDocument(w http.ResponseWriter, r *http.Request) error {
+	in, doc, err := a.readDocument(w, r)
+	if err != nil {
+		return err
+	}
+	saved, err := a.svc().Save(r.Context(), actorOf(r), in.Reason, doc)
+	if err != nil {
+		return adminErr(err)
+	}
+	status := http.StatusOK
+	if in.Version == 0 {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, saved)
+	return nil
+}
+
+// deleteDocument takes the version read and the reason as query
+// parameters: a DELETE has no body.
+func (a *API) deleteDocument(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	version, err := strconv.ParseInt(q.Get("version"), 10, 64)
+	if err != nil || version <= 0 {
+		return badParam("version", "must be the version of the document you read (GET it first), so a change made since is not lost")
+	}
+	if err := a.svc().Delete(r.Context(), actorOf(r), q.Get("reason"), r.PathValue("name"), version); err != nil {
+		return adminErr(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) validateDocument(w http.ResponseWriter, r *http.Request) error {
+	_, doc, err := a.readDocument(w, r)
+	if err != nil {
+		return err
+	}
+	if err := a.svc().Validate(r.Context(), admin.Candidate{Doc: doc}); err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"valid": true})
+	return nil
+}
+
+func (a *API) impact(w http.ResponseWriter, r *http.Request) error {
+	in, doc, err := a.readDocument(w, r)
+	if err != nil {
+		return err
+	}
+	if in.Days == 0 {
+		in.Days = 7
+	}
+	imp, err := a.svc().Impact(r.Context(), admin.Candidate{Doc: doc, Delete: in.Delete}, in.Days)
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, imp)
+	return nil
+}
+
+func (a *API) export(w http.ResponseWriter, r *http.Request) error {
+	b, err := a.svc().Export(r.Context())
+	if err != nil {
+		return adminErr(err)
+	}
+	w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
+	_, _ = w.Write(b)
+	return nil
+}
+
+func (a *API) users(w http.ResponseWriter, r *http.Request) error {
+	us, err := a.svc().Users(r.Context(), r.URL.Query().Get("q"))
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": us})
+	return nil
+}
+
+func (a *API) user(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.svc().User(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (a *API) revokeUser(w http.ResponseWriter, r *http.Request) error {
+	return a.userChange(w, r, func(ctx context.Context, reason, name string) (any, error) {
+		return map[string]bool{"revoked": true}, a.svc().RevokeSessions(ctx, actorOf(r), reason, name)
+	})
+}
+
+func (a *API) resetMFA(w http.ResponseWriter, r *http.Request) error {
+	return a.userChange(w, r, func(ctx context.Context, reason, name string) (any, error) {
+		n, err := a.svc().ResetMFA(ctx, actorOf(r), reason, name)
+		return map[string]int{"methods_removed": n}, err
+	})
+}
+
+func (a *API) setRisk(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Action string `json:"action"`
+		Reason string `json:"reason"`
+	}
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Action != "confirm-compromised" && in.Action != "dismiss" {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: `action must be "confirm-compromised" or "dismiss"`}
+	}
+	if err := a.svc().SetRisk(r.Context(), actorOf(r), in.Reason, r.PathValue("name"), in.Action == "confirm-compromised"); err != nil {
+		return adminErr(err)
+	}
+	return a.user(w, r)
+}
+
+func (a *API) setDisabled(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Disabled *bool  `json:"disabled"`
+		Reason   string `json:"reason"`
+	}
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Disabled == nil {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: `send {"disabled": true} to disable the user or {"disabled": false} to enable them`}
+	}
+	if err := a.svc().SetDisabled(r.Context(), actorOf(r), in.Reason, r.PathValue("name"), *in.Disabled); err != nil {
+		return adminErr(err)
+	}
+	return a.user(w, r)
+}
+
+// userChange reads {"reason": ...} and applies fn to the named user.
+func (a *API) userChange(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context, reason, name string) (any, error)) error {
+	var in change
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	out, err := fn(r.Context(), in.Reason, r.PathValue("name"))
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
