@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/config"
 )
@@ -270,5 +272,48 @@ func flushSignIns(t *testing.T, s *server) {
 	t.Helper()
 	if err := s.app.SignIns.Flush(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStoredPoliciesReachEveryNode: a policy document saved through one
+// node is enforced by another node sharing the store within seconds,
+// without a restart or a SIGHUP.
+func TestStoredPoliciesReachEveryNode(t *testing.T) {
+	a := startAdminAPI(t)
+	ln, cfg := testConfig(t)
+	cfg.Server.DataDir = a.app.Config.Server.DataDir
+	cfg.Policy.Files = a.app.Config.Policy.Files
+	cfg.OIDC.Clients = a.app.Config.OIDC.Clients
+	b := serve(t, ln, cfg, nil)
+
+	const doc = "policies:\n  - name: block-the-web-app\n    state: enabled\n    users: {include: {users: [all]}}\n    target: {apps: {include: [webapp]}}\n    grant: block\n"
+	if _, err := a.app.Admin.Save(t.Context(), "user:root", "incident", admin.Document{Name: "incident", YAML: doc}); err != nil {
+		t.Fatal(err)
+	}
+	has := func(s *server) bool {
+		for _, p := range s.app.Policies.Load().Policies() {
+			if p.Name == "block-the-web-app" {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(a.server) {
+		t.Fatal("the node that saved the document does not enforce it")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !has(b) {
+		if time.Now().After(deadline) {
+			t.Fatal("the other node still does not enforce the stored document after 15 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// And it decides with it: the web app is blocked on node b.
+	bs := &oidcServer{server: b, user: a.user}
+	br := browser(t)
+	_, challenge := pkce()
+	cb := bs.follow(t, br, bs.authorizeURL(url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+	if cb.Query().Get("error") != "access_denied" {
+		t.Fatalf("authorization on the other node: %s, want error=access_denied", cb)
 	}
 }
