@@ -224,21 +224,21 @@ func countDecision(b *Bucket, e audit.SignIn) {
 }
 
 func countPolicies(stats map[string]*PolicyStats, e audit.SignIn) {
-	for _, r := range e.Policies {
-		st := stats[r.Policy]
+	for _, tr := range e.Triggers() {
+		st := stats[tr.Policy]
 		if st == nil {
-			st = &PolicyStats{Policy: r.Policy}
-			stats[r.Policy] = st
+			st = &PolicyStats{Policy: tr.Policy}
+			stats[tr.Policy] = st
 		}
 		switch {
-		case r.Result == policy.ResultApplied && !r.Satisfied && r.Grant == "block":
-			st.Blocked++
-		case r.Result == policy.ResultApplied && !r.Satisfied:
-			st.Challenged++
-		case r.Result == policy.ResultReportOnlyFailure:
+		case tr.ReportOnly && tr.Block:
 			st.WouldBlock++
-		case r.Result == policy.ResultReportOnlyUserActionRequired:
+		case tr.ReportOnly:
 			st.WouldChallenge++
+		case tr.Block:
+			st.Blocked++
+		default:
+			st.Challenged++
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/audit"
 )
 
 // policyCheckInterval is how often a node checks whether another node
@@ -43,4 +44,24 @@ func (a *App) watchPolicies(ctx context.Context) error {
 		return nil
 	}
 	return a.ReloadPolicies(ctx)
+}
+
+// writeSignIn writes e to the sign-in log, then counts what each policy
+// did in it (stepgate_policy_triggers_total): every component that
+// decides writes through here.
+func (a *App) writeSignIn(ctx context.Context, e audit.SignIn) error {
+	if err := a.SignIns.Write(ctx, e); err != nil {
+		return err
+	}
+	for _, tr := range e.Triggers() {
+		mode, effect := "enforced", "challenge"
+		if tr.ReportOnly {
+			mode = "report-only"
+		}
+		if tr.Block {
+			effect = "block"
+		}
+		a.Metrics.Trigger(tr.Policy, mode, effect)
+	}
+	return nil
 }

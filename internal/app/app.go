@@ -194,7 +194,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: credentialDetail, Revoke: a.Revoker.RevokeUser,
 		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit, Metrics: a.Metrics,
-		Passkeys: passkeys(a.Methods), SignIns: a.SignIns.Write,
+		Passkeys: passkeys(a.Methods), SignIns: a.writeSignIn,
 	})
 	if err != nil {
 		return nil, err

@@ -33,6 +33,8 @@ func TestMetrics(t *testing.T) {
 		`stepgate_stepup_completions_total{method="password"} 1`,
 		`stepgate_sign_ins_total{result="success"} 1`,
 		`stepgate_decision_seconds_bucket`,
+		`stepgate_stepup_prompted_users_today 1`,
+		`stepgate_stepup_prompts_per_user_today{quantile="1"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -48,5 +50,47 @@ func TestMetrics(t *testing.T) {
 	r2.Body.Close()
 	if r2.StatusCode != http.StatusForbidden {
 		t.Fatalf("/metrics for a forwarded request: %d, want 403", r2.StatusCode)
+	}
+}
+
+// TestMetricsPolicyTriggers: what each policy did to decisions, enforced
+// or in report-only mode, is counted by policy.
+func TestMetricsPolicyTriggers(t *testing.T) {
+	s := startOIDC(t, nil)
+	s.usePolicies(t, `policies:
+  - name: webapp-mfa-trial
+    state: report-only
+    users: {include: {users: [all]}}
+    target: {apps: {include: [webapp]}}
+    grant: {controls: [mfa]}
+`)
+	b := browser(t)
+	// Two sign-ins to the web app (the report-only policy would have
+	// asked for MFA each time), then one asking for c2, which needs MFA
+	// alice cannot give: the enforced c2-mfa policy challenges.
+	for _, acr := range []string{"", "", "c2"} {
+		_, challenge := pkce()
+		params := url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		if acr != "" {
+			params.Set("acr_values", acr)
+		}
+		s.follow(t, b, s.authorizeURL(params))
+	}
+	flushSignIns(t, s.server)
+	_, body := get(t, http.DefaultClient, s.base+"/metrics")
+	for _, want := range []string{
+		`stepgate_policy_triggers_total{effect="challenge",mode="report-only",policy="webapp-mfa-trial"} 3`,
+		`stepgate_policy_triggers_total{effect="challenge",mode="enforced",policy="c2-mfa"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		for _, l := range strings.Split(body, "\n") {
+			if strings.Contains(l, "triggers_total{") {
+				t.Log(l)
+			}
+		}
 	}
 }

@@ -53,6 +53,33 @@ type SignIn struct {
 	Facts *Facts `json:"facts,omitempty"`
 }
 
+// Trigger is what one policy did to a decision: asked for more
+// (challenge) or refused it (block), enforced or, in report-only mode,
+// what it would have done.
+type Trigger struct {
+	Policy     string
+	ReportOnly bool
+	Block      bool
+}
+
+// Triggers lists the policies that challenged or blocked the decision,
+// or would have in report-only mode: the trigger frequency
+// administrators tune thresholds by.
+func (e SignIn) Triggers() []Trigger {
+	var out []Trigger
+	for _, r := range e.Policies {
+		switch {
+		case r.Result == policy.ResultApplied && !r.Satisfied:
+			out = append(out, Trigger{Policy: r.Policy, Block: r.Grant == "block"})
+		case r.Result == policy.ResultReportOnlyFailure:
+			out = append(out, Trigger{Policy: r.Policy, ReportOnly: true, Block: true})
+		case r.Result == policy.ResultReportOnlyUserActionRequired:
+			out = append(out, Trigger{Policy: r.Policy, ReportOnly: true})
+		}
+	}
+	return out
+}
+
 // Facts are the access request of a decision, authentication events
 // included (policy.Request leaves them out of its own JSON).
 type Facts struct {

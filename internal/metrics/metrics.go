@@ -27,6 +27,8 @@ type Metrics struct {
 	signIns     *prometheus.CounterVec
 	detections  *prometheus.CounterVec
 	logFull     *prometheus.CounterVec
+	triggers    *prometheus.CounterVec
+	friction    *friction
 }
 
 // New registers the collectors.
@@ -58,12 +60,17 @@ func New() *Metrics {
 			Name: "stepgate_risk_detections_total",
 			Help: "Risk detections by reason and level.",
 		}, []string{"reason", "level"}),
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stepgate_policy_triggers_total",
+			Help: "Decisions a policy asked more of (challenge) or refused (block), by policy and mode: enforced, or report-only (what it would have done).",
+		}, []string{"policy", "mode", "effect"}),
+		friction: newFriction(time.Now),
 		logFull: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stepgate_signin_log_full_total",
 			Help: "Writes that found the sign-in log buffer full, by what they did (block: waited; fail-closed: refused the request).",
 		}, []string{"overflow"}),
 	}
-	m.reg.MustRegister(m.decisions, m.latency, m.prompts, m.completions, m.signIns, m.detections, m.logFull,
+	m.reg.MustRegister(m.decisions, m.latency, m.prompts, m.completions, m.signIns, m.detections, m.logFull, m.triggers, m.friction,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,10 +89,19 @@ func (m *Metrics) Decision(source, outcome, app string, took time.Duration) {
 	m.latency.WithLabelValues(source).Observe(took.Seconds())
 }
 
-// Prompt counts a step-up prompt for method.
-func (m *Metrics) Prompt(method string) {
+// Prompt counts a step-up prompt for method, shown to the user userID.
+func (m *Metrics) Prompt(method, userID string) {
 	if m != nil {
 		m.prompts.WithLabelValues(method).Inc()
+		m.friction.prompted(userID)
+	}
+}
+
+// Trigger counts a decision that policy challenged or blocked (effect),
+// enforced or in report-only mode.
+func (m *Metrics) Trigger(policy, mode, effect string) {
+	if m != nil {
+		m.triggers.WithLabelValues(policy, mode, effect).Inc()
 	}
 }
 

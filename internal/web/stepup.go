@@ -97,7 +97,7 @@ func stepUpURL(returnTo, methods, method string) string {
 // beginVerify starts a verification ceremony and renders its page.
 func (p *Pages) beginVerify(w http.ResponseWriter, r *http.Request, v view, method string, creds []store.Credential) error {
 	v.Method, v.MethodLabel = method, p.label(method)
-	p.Metrics.Prompt(method)
+	p.Metrics.Prompt(method, v.User.ID)
 	if method == methodPassword {
 		v.Kind = methodPassword
 		p.render(w, r, http.StatusOK, "stepup", v)
