@@ -1,0 +1,261 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/authn/strength"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/sqlite"
+)
+
+var now = time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "stepgate.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// newService is a service whose live set is the stored documents alone
+// (no policy files), with the audit trail in the same store.
+func newService(t *testing.T) *Service {
+	t.Helper()
+	st := openStore(t)
+	docs := &Documents{KV: st, Now: func() time.Time { return now }}
+	engine := policy.NewEngine(nil)
+	compile := func(_ context.Context, stored []Document) (Compiled, error) {
+		parsed, probs := Parse(stored)
+		snap, cprobs := policy.Compile(nil, parsed...)
+		if probs = append(probs, cprobs...); len(probs) > 0 {
+			return Compiled{}, probs.Sorted()
+		}
+		return Compiled{Snapshot: snap, Documents: parsed}, nil
+	}
+	s := New(Deps{Store: st, Documents: docs, Engine: engine, Compile: compile, Audit: audit.New(st, func() time.Time { return now }),
+		Now: func() time.Time { return now }})
+	s.Reload = func(ctx context.Context) error {
+		stored, err := docs.List(ctx)
+		if err != nil {
+			return err
+		}
+		set, err := compile(ctx, stored)
+		if err != nil {
+			return err
+		}
+		engine.Swap(set.Snapshot)
+		return nil
+	}
+	return s
+}
+
+func TestDocumentsCompareAndSwap(t *testing.T) {
+	ctx := context.Background()
+	d := &Documents{KV: openStore(t), Now: func() time.Time { return now }}
+	doc := Document{Name: "mfa", YAML: "policies: []\n"}
+	v1, err := d.Put(ctx, doc, 0, "user:root")
+	if err != nil || v1.Version != 1 || v1.UpdatedBy != "user:root" {
+		t.Fatalf("create: %+v %v", v1, err)
+	}
+	if _, err := d.Put(ctx, doc, 0, "user:eve"); !errors.Is(err, ErrVersion) {
+		t.Fatalf("creating an existing document: %v, want ErrVersion", err)
+	}
+	if v2, err := d.Put(ctx, doc, 1, "user:root"); err != nil || v2.Version != 2 {
+		t.Fatalf("update from version 1: %+v %v", v2, err)
+	}
+	if _, err := d.Put(ctx, doc, 1, "user:eve"); !errors.Is(err, ErrVersion) {
+		t.Fatalf("update from a stale version: %v, want ErrVersion", err)
+	}
+	if err := d.Delete(ctx, "mfa", 1); !errors.Is(err, ErrVersion) {
+		t.Fatalf("delete from a stale version: %v, want ErrVersion", err)
+	}
+	if err := d.Delete(ctx, "mfa", 2); err != nil {
+		t.Fatal(err)
+	}
+	if gen, err := d.Generation(ctx); err != nil || gen != 3 {
+		t.Fatalf("generation after create, update, delete: %d %v, want 3", gen, err)
+	}
+	for _, bad := range []string{"", "Upper", "-dash", "a/b", "../x", strings.Repeat("a", 64)} {
+		if _, err := d.Put(ctx, Document{Name: bad}, 0, "user:root"); err == nil {
+			t.Errorf("document name %q was accepted", bad)
+		}
+	}
+}
+
+func TestSetPolicyStateKeepsTheRestOfTheDocument(t *testing.T) {
+	const doc = `# Trial policies, owned by the security team.
+policies:
+  - name: first
+    state: report-only # until the pilot ends
+    users: {include: {users: [all]}}
+    target: {apps: {include: [all]}}
+    grant: {controls: [mfa]}
+  - name: second
+    users: {include: {users: [all]}}
+    target: {apps: {include: [all]}}
+    grant: block
+`
+	out, err := setPolicyState(doc, "first", "enabled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# Trial policies, owned by the security team.", "state: enabled # until the pilot ends", "grant: block"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("after the state change the document lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = setPolicyState(out, "second", "disabled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, probs := policy.Parse("x.yaml", []byte(out))
+	if len(probs) > 0 || parsed.Policies[0].State != "enabled" || parsed.Policies[1].State != "disabled" {
+		t.Fatalf("states %+v, problems %v:\n%s", parsed.Policies, probs, out)
+	}
+	var e *Error
+	if _, err := setPolicyState(doc, "third", "enabled"); !errors.As(err, &e) || e.Kind != NotFound {
+		t.Fatalf("an unknown policy: %v, want NotFound", err)
+	}
+}
+
+const mfaForPayroll = `policies:
+  - name: payroll-mfa
+    state: report-only
+    users: {include: {users: [all]}}
+    target: {apps: {include: [payroll]}}
+    grant: {controls: [mfa]}
+`
+
+// entry is a sign-in log entry for app at t, with facts unless bare.
+func entry(id, app, decision string, t time.Time, results []policy.PolicyResult, bare bool) store.SignIn {
+	e := audit.SignIn{ID: id, Time: t, Source: "oidc", Username: "alice", App: app, Decision: decision, Policies: results}
+	if !bare {
+		e.Facts = audit.NewFacts(&policy.Request{Subject: policy.Subject{ID: "u1", Username: "alice"}, App: app,
+			IP: netip.MustParseAddr("192.0.2.1"), Now: t, Events: []strength.Event{{Method: "password", Time: t, AMR: []string{"pwd"}}}})
+	}
+	body, _ := json.Marshal(e)
+	return store.SignIn{ID: id, Time: t, UserID: "u1", App: app, Decision: decision, Body: body}
+}
+
+func TestSaveValidatesImpactAndStateChange(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t)
+	rows := []store.SignIn{
+		entry("1", "payroll", "allow", now.Add(-3*time.Hour), nil, false),
+		entry("2", "payroll", "allow", now.Add(-2*time.Hour), nil, false),
+		entry("3", "wiki", "allow", now.Add(-time.Hour), nil, false),
+		entry("4", "payroll", "failure", now.Add(-time.Hour), nil, true),
+		entry("5", "payroll", "allow", now.Add(-9*24*time.Hour), nil, false), // outside the window
+	}
+	if err := s.Store.AppendSignIns(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+
+	var e *Error
+	if _, err := s.Save(ctx, "user:root", "", Document{Name: "payroll", YAML: "policies:\n  - name: x\n    grant: sometimes\n"}); !errors.As(err, &e) || e.Kind != Invalid || len(e.Problems) == 0 || e.Problems[0].File != "store:payroll" {
+		t.Fatalf("an invalid document: %v, want Invalid with problems in store:payroll", err)
+	}
+	doc, err := s.Save(ctx, "user:root", "pilot", Document{Name: "payroll", YAML: mfaForPayroll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Engine.Load().Policies(); len(got) != 1 || got[0].State != policy.StateReportOnly {
+		t.Fatalf("live set after save: %+v", got)
+	}
+
+	enabled := strings.Replace(mfaForPayroll, "report-only", "enabled", 1)
+	imp, err := s.Impact(ctx, Candidate{Doc: Document{Name: "payroll", YAML: enabled, Version: doc.Version}}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imp.Replayed != 3 || imp.Skipped != 1 || imp.Changed != 2 || len(imp.Transitions) != 1 ||
+		imp.Transitions[0] != (Transition{From: "allow", To: "challenge", Count: 2}) || len(imp.Examples) != 2 {
+		t.Fatalf("impact of enabling: %+v", imp)
+	}
+	if s.Engine.Load().Policies()[0].State != policy.StateReportOnly {
+		t.Fatal("measuring the impact changed the live set")
+	}
+
+	if _, err := s.SetState(ctx, "user:root", "pilot over", "payroll-mfa", "enabled"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Engine.Load().Policies()[0].State; got != policy.StateEnabled {
+		t.Fatalf("state after enabling: %s", got)
+	}
+	if _, err := s.SetState(ctx, "user:root", "", "payroll-mfa", "sometimes"); !errors.As(err, &e) || e.Kind != Invalid {
+		t.Fatalf("an unknown state: %v", err)
+	}
+	entries, err := s.Audit.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, en := range entries {
+		got = append(got, en.Action+" "+en.Target+" "+en.Reason)
+	}
+	if want := "policy.create store:payroll pilot|policy.state policy:payroll-mfa pilot over"; strings.Join(got, "|") != want {
+		t.Fatalf("audit trail %q, want %q", strings.Join(got, "|"), want)
+	}
+}
+
+func TestOverviewCounts(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t)
+	challenged := []policy.PolicyResult{{Policy: "c2-mfa", Result: policy.ResultApplied, Grant: "all-of"}}
+	blocked := []policy.PolicyResult{{Policy: "no-legacy", Result: policy.ResultApplied, Grant: "block"}}
+	trial := []policy.PolicyResult{{Policy: "trial", Result: policy.ResultReportOnlyUserActionRequired}}
+	rows := []store.SignIn{
+		entry("1", "bank", "allow", now.Add(-23*time.Hour), trial, false),
+		entry("2", "bank", "challenge", now.Add(-90*time.Minute), append(challenged, trial...), false),
+		entry("3", "bank", "block", now.Add(-30*time.Minute), blocked, false),
+		entry("4", "bank", "challenge", now.Add(-10*time.Minute), challenged, false),
+		entry("5", "bank", "allow", now.Add(-30*time.Hour), trial, false), // before the period
+	}
+	stepUp := audit.SignIn{ID: "6", Time: now.Add(-9 * time.Minute), Source: "step-up", Decision: "success"}
+	body, _ := json.Marshal(stepUp)
+	rows = append(rows, store.SignIn{ID: "6", Time: stepUp.Time, Decision: "success", Body: body})
+	if err := s.Store.AppendSignIns(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Overview(ctx, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Totals.Allow != 1 || o.Totals.Challenge != 2 || o.Totals.Block != 1 || o.StepUps != 1 || o.CompletionRate() != 0.5 {
+		t.Fatalf("totals %+v, step-ups %d, completion %v", o.Totals, o.StepUps, o.CompletionRate())
+	}
+	if last, before := o.Buckets[23], o.Buckets[22]; last.Challenge != 1 || last.Block != 1 || before.Challenge != 1 {
+		t.Fatalf("the last two hours' buckets: %+v %+v", before, last)
+	}
+	if first := o.Buckets[0]; first.Allow != 1 {
+		t.Fatalf("the first hour's bucket: %+v", first)
+	}
+	want := []PolicyStats{
+		{Policy: "c2-mfa", Challenged: 2},
+		{Policy: "trial", WouldChallenge: 2},
+		{Policy: "no-legacy", Blocked: 1},
+	}
+	if len(o.Policies) != len(want) {
+		t.Fatalf("policy stats %+v, want %+v", o.Policies, want)
+	}
+	for i := range want {
+		if o.Policies[i] != want[i] {
+			t.Fatalf("policy stats %+v, want %+v", o.Policies, want)
+		}
+	}
+	if _, err := s.Overview(ctx, time.Minute); err == nil {
+		t.Fatal("a one-minute period was accepted")
+	}
+}
