@@ -239,8 +239,8 @@ func TestOverviewCounts(t *testing.T) {
 	if last, before := o.Buckets[23], o.Buckets[22]; last.Challenge != 1 || last.Block != 1 || before.Challenge != 1 {
 		t.Fatalf("the last two hours' buckets: %+v %+v", before, last)
 	}
-	if first := o.Buckets[0]; first.Allow != 1 {
-		t.Fatalf("the first hour's bucket: %+v", first)
+	if first := o.Buckets[1]; first.Allow != 1 {
+		t.Fatalf("the second hour's bucket: %+v", first)
 	}
 	want := []PolicyStats{
 		{Policy: "c2-mfa", Challenged: 2},
