@@ -29,11 +29,10 @@ func (s *Service) walk(ctx context.Context, since time.Time, fn func(store.SignI
 			return errStop
 		}
 		scanned++
-		e, err := audit.Decode(row)
-		if err != nil {
-			return nil // a row this version cannot read is skipped, not fatal
+		// A row this version cannot read is skipped, not fatal.
+		if e, err := audit.Decode(row); err == nil {
+			fn(row, e)
 		}
-		fn(row, e)
 		return nil
 	})
 	if errors.Is(err, errStop) {
