@@ -204,6 +204,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	// line: the first compile checks policy targets against them.
 	a.appSources = append(a.appSources, AppSources(cfg, st)...)
 	a.RegisterAppSource(func(context.Context) ([]string, error) { return []string{admin.ConsoleApp}, nil })
+	if err := ensureAdminRole(ctx, st); err != nil {
+		return nil, err
+	}
 	a.Documents = &admin.Documents{KV: st, Now: time.Now}
 	if a.policyGeneration, err = a.Documents.Generation(ctx); err != nil {
 		return nil, err
@@ -241,9 +244,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
 	a.buildAdmin()
+	adminConsole, err := a.buildConsole(pages)
+	if err != nil {
+		return nil, err
+	}
 
 	browser := http.NewServeMux()
 	pages.Mount(browser)
+	adminConsole.Mount(browser)
 	a.Methods.Push.Mount(browser)
 	a.Gateway.Mount(browser)
 	apiMux := api.New(api.Deps{
