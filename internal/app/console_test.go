@@ -478,7 +478,7 @@ func TestConsolePolicyFlow(t *testing.T) {
 	if got := cellOf(t, body, "webapp-mfa", "challenged"); got != "0" {
 		t.Errorf("challenged %s, want 0", got)
 	}
-	if !regexp.MustCompile(`<code>/[^<]*/policies\.yaml:\d+</code> <span class="badge">read-only</span>`).MatchString(body) {
+	if !regexp.MustCompile(`<code title="/[^"]*/policies\.yaml:\d+">policies\.yaml:\d+</code> <span class="badge">read-only</span>`).MatchString(body) {
 		t.Errorf("file policies are not shown read-only with their file and line:\n%s", body)
 	}
 

@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
@@ -27,7 +28,6 @@ type overviewView struct {
 	Time         timeChart
 	Policies     policyChart
 	Completion   ring
-	Attempts     int
 	HasStepUps   bool
 	TopPolicies  []admin.PolicyStats
 	HasDecisions bool
@@ -51,10 +51,13 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, who *caller) 
 	if err != nil {
 		return err
 	}
+	// Policies that applied without asking for anything are left out:
+	// the chart is about friction.
+	top := slices.DeleteFunc(slices.Clone(o.Policies), func(p admin.PolicyStats) bool { return p.Triggered() == 0 })
+	top = top[:min(len(top), policyMax)]
 	v := overviewView{Period: d.Key, PeriodLabel: d.Label, Overview: o, Time: newTimeChart(o),
-		Policies: newPolicyChart(o.Policies), Completion: newRing(o.CompletionRate()),
-		HasStepUps: o.Totals.Challenge > 0 || o.StepUps > 0}
-	v.TopPolicies = o.Policies[:min(len(o.Policies), policyMax)]
+		Policies: newPolicyChart(top), Completion: newRing(o.CompletionRate()),
+		HasStepUps: o.Totals.Challenge > 0 || o.StepUps > 0, TopPolicies: top}
 	v.HasDecisions = o.Totals.Allow+o.Totals.Challenge+o.Totals.Block > 0
 	for _, p := range periods {
 		v.Periods = append(v.Periods, periodLink{Key: p.Key, Label: p.Label, Current: p.Key == d.Key})

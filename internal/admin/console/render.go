@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -113,8 +114,12 @@ var funcs = template.FuncMap{
 	"outcome":   outcomeClass,
 	"describe":  describeRequirement,
 	"source":    sourceText,
+	"short":     func(source string, line int) string { return sourceText(filepath.Base(source), line) },
 	"problemAt": problemAt,
 	"dict":      dict,
+	"latency": func(us int64) string {
+		return (time.Duration(us) * time.Microsecond).Round(100 * time.Microsecond).String()
+	},
 }
 
 // dict builds a map from key, value pairs, to hand a partial template
