@@ -678,3 +678,65 @@ func TestConsoleReadPages(t *testing.T) {
 		t.Errorf("console.css: status %d", resp.StatusCode)
 	}
 }
+
+// TestConsoleLivePolicies: the console is the app stepgate-console for
+// the live policies. A policy asking administrators for MFA sends every
+// console request, page or form, to the step-up page and back; once
+// proven, the console opens; a blocking policy closes it with a 403 that
+// names the policy.
+func TestConsoleLivePolicies(t *testing.T) {
+	s := startConsole(t)
+	ctx := context.Background()
+	secret, _, err := s.app.Methods.TOTP.EnrollNow(ctx, s.admin, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := s.saveDoc(t, "console", `policies:
+  - name: console-needs-totp
+    state: enabled
+    users: {include: {roles: [stepgate-admin]}}
+    target: {apps: {include: [stepgate-console]}}
+    grant: {controls: [mfa]}
+    session: {sign_in_frequency: 8h}
+`)
+	c := s.login(t, adminName, adminPassword)
+	resp, _ := get(t, c, s.base+"/admin/users?q=b")
+	loc, _ := resp.Location()
+	if resp.StatusCode != http.StatusSeeOther || loc.Path != "/stepup" || loc.Query().Get("return_to") != "/admin/users?q=b" || loc.Query().Get("methods") != "totp" {
+		t.Fatalf("a page under an MFA policy: status %d to %v, want the step-up page for totp and back", resp.StatusCode, loc)
+	}
+	resp, _ = s.postForm(t, c, "/admin/users/bob/revoke", url.Values{"confirm": {"yes"}, "back": {"/admin/users/bob"}})
+	if loc, _ := resp.Location(); resp.StatusCode != http.StatusSeeOther || loc.Path != "/stepup" || loc.Query().Get("return_to") != "/admin/users/bob" {
+		t.Fatalf("a form under an MFA policy: status %d to %v, want the step-up page and back to the form's page", resp.StatusCode, loc)
+	}
+	s.oidcServer.stepUpTOTP(t, c, secret, "/admin/users?q=b")
+	if resp, body := get(t, c, s.base+"/admin/users?q=b"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the step-up: status %d\n%s", resp.StatusCode, body)
+	}
+
+	if _, err := s.app.Admin.Save(ctx, "user:setup", "", admin.Document{Name: "console", Version: doc.Version, YAML: `policies:
+  - name: console-closed
+    state: enabled
+    users: {include: {users: [root]}}
+    target: {apps: {include: [stepgate-console]}}
+    grant: block
+`}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get(t, c, s.base+"/admin")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "console-closed") {
+		t.Fatalf("under a block policy: status %d\n%s", resp.StatusCode, body)
+	}
+}
+
+// stepUpTOTP answers the step-up page with the next code of secret.
+func (s *oidcServer) stepUpTOTP(t *testing.T, c *http.Client, secret, returnTo string) {
+	t.Helper()
+	_, body := get(t, c, s.base+"/stepup?method=totp&return_to="+url.QueryEscape(returnTo))
+	csrf, cer := formOf(t, body)
+	resp, _ := post(t, c, s.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer},
+		"code": {totpCode(t, secret, time.Now().Add(30*time.Second))}, "return_to": {returnTo}})
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != returnTo {
+		t.Fatalf("TOTP step-up: status %d to %q", resp.StatusCode, loc)
+	}
+}
