@@ -196,7 +196,7 @@ func (b *browserRig) screenshot(name string) {
 	if err != nil {
 		b.fail("screenshot %s: %v", name, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil { //nolint:gosec // documentation images
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
 }
