@@ -709,7 +709,7 @@ func TestConsoleLivePolicies(t *testing.T) {
 	if loc, _ := resp.Location(); resp.StatusCode != http.StatusSeeOther || loc.Path != "/stepup" || loc.Query().Get("return_to") != "/admin/users/bob" {
 		t.Fatalf("a form under an MFA policy: status %d to %v, want the step-up page and back to the form's page", resp.StatusCode, loc)
 	}
-	s.oidcServer.stepUpTOTP(t, c, secret, "/admin/users?q=b")
+	s.stepUpTOTP(t, c, secret, "/admin/users?q=b")
 	if resp, body := get(t, c, s.base+"/admin/users?q=b"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("after the step-up: status %d\n%s", resp.StatusCode, body)
 	}
