@@ -134,6 +134,7 @@ func printDemo(d demoRun, issuer, bankURL, bankAddr string, s demo.Seeded) {
 	w := d.out
 	fmt.Fprintf(w, "\nStepgate demo is running. Stop it with Ctrl-C.\n\n")
 	fmt.Fprintf(w, "  Stepgate   %s\n", issuer)
+	fmt.Fprintf(w, "  Console    %s/admin   (sign in as admin; changes need admin's passkey)\n", issuer)
 	fmt.Fprintf(w, "  Bank       %s/   (through Stepgate's gateway; the bank app itself is on %s and refuses requests that bypass it)\n\n", bankURL, bankAddr)
 	fmt.Fprintf(w, "Users (username / password):\n")
 	for _, u := range demo.Users {

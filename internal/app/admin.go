@@ -2,10 +2,16 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/admin/console"
 	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/web"
 )
 
 // policyCheckInterval is how often a node checks whether another node
@@ -28,6 +34,31 @@ func (a *App) buildAdmin() {
 		},
 		Log: a.Log,
 	})
+}
+
+// buildConsole builds the admin console over the service. It uses the
+// sign-in pages' CSRF tokens, so one cookie protects every form.
+func (a *App) buildConsole(pages *web.Pages) (*console.Console, error) {
+	return console.New(console.Deps{
+		Service: a.Admin, Sessions: a.Sessions, Users: a.Store, Access: a.Access.Request,
+		WhatIf: func(ctx context.Context, w *policy.WhatIf, now time.Time) (*policy.Request, error) {
+			return a.Access.WhatIf(ctx, a.Store, w, now)
+		},
+		Policies: a.Policies, Methods: a.availableMethods, Passkeys: a.Methods.WebAuthn != nil, Forms: pages, Log: a.Log,
+	})
+}
+
+// ensureAdminRole creates the built-in administrator role when it does
+// not exist yet, before the first compile: a policy may name it (say, to
+// ask administrators for more), and "stepgate user add --role
+// stepgate-admin" works once the server has started once.
+func ensureAdminRole(ctx context.Context, st store.Roles) error {
+	_, err := st.CreateRole(ctx, store.Role{Name: admin.Role,
+		Description: "Administrators: may use the admin console (/admin) and the admin API"})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("create the %s role: %w", admin.Role, err)
+	}
+	return nil
 }
 
 // watchPolicies reloads the policies when another node changed the

@@ -72,8 +72,8 @@ func apiCall(t *testing.T, base, token, method, path, body string) (int, string)
 	return resp.StatusCode, string(b)
 }
 
-// concrete fills a route pattern's wildcards.
-func concrete(pattern string) string {
+// apiPath fills an API route pattern's wildcards.
+func apiPath(pattern string) string {
 	return strings.NewReplacer("{name}", "alice", "{seq}", "1").Replace(pattern)
 }
 
@@ -109,7 +109,7 @@ func TestAdminAPIRefusesNonAdmins(t *testing.T) {
 	for _, id := range identities {
 		for _, rt := range routes {
 			method, pattern, _ := strings.Cut(rt, " ")
-			req := httptest.NewRequest(method, "http://127.0.0.1:8080"+concrete(pattern), strings.NewReader(`{"reason": "x"}`))
+			req := httptest.NewRequest(method, "http://127.0.0.1:8080"+apiPath(pattern), strings.NewReader(`{"reason": "x"}`))
 			req.Header.Set("Content-Type", "application/json")
 			req.RemoteAddr = id.peer
 			if id.auth != "" {
@@ -132,7 +132,7 @@ func TestAdminAPIRefusesNonAdmins(t *testing.T) {
 		if method == http.MethodGet || strings.HasSuffix(pattern, "/validate") || strings.HasSuffix(pattern, "/impact") || pattern == "/api/v1/whatif" {
 			continue
 		}
-		status, body := apiCall(t, s.base, "", method, concrete(pattern)+"?version=1", `{"reason": "x"}`)
+		status, body := apiCall(t, s.base, "", method, apiPath(pattern)+"?version=1", `{"reason": "x"}`)
 		if status != http.StatusForbidden {
 			t.Errorf("anonymous local %s: %d, want 403: %.200s", rt, status, body)
 		}

@@ -203,6 +203,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	// Components that define apps register their app sources above this
 	// line: the first compile checks policy targets against them.
 	a.appSources = append(a.appSources, AppSources(cfg, st)...)
+	if err := ensureAdminRole(ctx, st); err != nil {
+		return nil, err
+	}
 	a.Documents = &admin.Documents{KV: st, Now: time.Now}
 	if a.policyGeneration, err = a.Documents.Generation(ctx); err != nil {
 		return nil, err
@@ -240,9 +243,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
 	a.buildAdmin()
+	adminConsole, err := a.buildConsole(pages)
+	if err != nil {
+		return nil, err
+	}
 
 	browser := http.NewServeMux()
 	pages.Mount(browser)
+	adminConsole.Mount(browser)
 	a.Methods.Push.Mount(browser)
 	a.Gateway.Mount(browser)
 	apiMux := api.New(api.Deps{

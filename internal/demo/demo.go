@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/config"
 )
 
@@ -36,7 +37,7 @@ const (
 // User is a demo account.
 type User struct {
 	Username, Password, Email, DisplayName string
-	Groups                                 []string
+	Groups, Roles                          []string
 	// About says what the account shows off.
 	About string
 }
@@ -49,7 +50,8 @@ var Users = []User{
 	{Username: "bob", Password: "bob-demo-password", Email: "bob@bank.example", DisplayName: "Bob Brown",
 		About: "password only"},
 	{Username: "admin", Password: "admin-demo-password", Email: "admin@bank.example", DisplayName: "Ada Admin",
-		Groups: []string{AdminGroup}, About: "password, group admins; add a passkey on the security page"},
+		Groups: []string{AdminGroup}, Roles: []string{admin.Role},
+		About: "password, group admins, Stepgate administrator (/admin); add a passkey on the security page"},
 }
 
 // AdminGroup is the group whose members may open the bank's admin pages.

@@ -60,8 +60,8 @@ func TestSeedTwice(t *testing.T) {
 		t.Fatalf("users after two seeds: %d (%v), want %d", len(list), err, len(Users))
 	}
 	admin, err := a.Users.Get(ctx, "admin")
-	if err != nil || !slices.Contains(admin.Groups, AdminGroup) {
-		t.Fatalf("admin's groups: %v (%v)", admin.Groups, err)
+	if err != nil || !slices.Contains(admin.Groups, AdminGroup) || !slices.Contains(admin.Roles, "stepgate-admin") {
+		t.Fatalf("admin's groups %v and roles %v (%v), want group %s and role stepgate-admin", admin.Groups, admin.Roles, err, AdminGroup)
 	}
 	alice, _ := a.Users.Get(ctx, "alice")
 	creds, err := a.Store.ListCredentials(ctx, alice.ID)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/authn/totp"
 	"github.com/stepgate/stepgate/internal/config"
@@ -46,16 +48,24 @@ func Seed(ctx context.Context, cfg config.Config, log *slog.Logger) (Seeded, err
 	if _, err := svc.AddGroup(ctx, store.Group{Name: AdminGroup, DisplayName: "Bank administrators"}); err != nil && !errors.Is(err, users.ErrExists) {
 		return Seeded{}, fmt.Errorf("add group %s: %w", AdminGroup, err)
 	}
+	// The server creates the administrator role at start; the demo seeds
+	// before that, so it makes it itself.
+	if _, err := svc.AddRole(ctx, store.Role{Name: admin.Role}); err != nil && !errors.Is(err, users.ErrExists) {
+		return Seeded{}, fmt.Errorf("add role %s: %w", admin.Role, err)
+	}
 	for _, u := range Users {
-		_, err := svc.Get(ctx, u.Username)
+		existing, err := svc.Get(ctx, u.Username)
 		if err == nil {
+			if err := keepRoles(ctx, svc, existing, u.Roles); err != nil {
+				return Seeded{}, err
+			}
 			continue
 		}
 		if !errors.Is(err, users.ErrUnknownUser) {
 			return Seeded{}, err
 		}
 		if _, err := svc.Add(ctx, users.NewUser{
-			Username: u.Username, Password: u.Password, Email: u.Email, DisplayName: u.DisplayName, Groups: u.Groups,
+			Username: u.Username, Password: u.Password, Email: u.Email, DisplayName: u.DisplayName, Groups: u.Groups, Roles: u.Roles,
 		}); err != nil {
 			return Seeded{}, fmt.Errorf("add demo user %s: %w", u.Username, err)
 		}
@@ -69,6 +79,18 @@ func Seed(ctx context.Context, cfg config.Config, log *slog.Logger) (Seeded, err
 		return Seeded{}, fmt.Errorf("alice's authenticator app: %w", err)
 	}
 	return Seeded{AliceTOTPSecret: secret}, nil
+}
+
+// keepRoles gives an existing demo user the roles of its definition
+// (data seeded by an older version lacks the administrator role).
+func keepRoles(ctx context.Context, svc *users.Service, u store.User, roles []string) error {
+	if len(roles) == 0 || !slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(u.Roles, r) }) {
+		return nil
+	}
+	if _, err := svc.SetMemberships(ctx, u.Username, nil, append(slices.Clone(u.Roles), roles...)); err != nil {
+		return fmt.Errorf("give demo user %s the roles %v: %w", u.Username, roles, err)
+	}
+	return nil
 }
 
 // totpSecret returns the secret of the user's authenticator app,

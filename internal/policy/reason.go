@@ -43,3 +43,41 @@ const (
 	// the user could never complete.
 	ReasonApprovalUnavailable Reason = "approval-unavailable"
 )
+
+// reasonSentences say what each code means, for people reading a
+// decision in the admin console. The code itself stays the stable
+// identifier; the sentence may be reworded.
+var reasonSentences = map[Reason]string{
+	ReasonPolicyDisabled:           "The policy is disabled.",
+	ReasonUserNotIncluded:          "The user is in none of the policy's include lists.",
+	ReasonUserExcluded:             "The user is in one of the policy's exclude lists.",
+	ReasonAppNotTargeted:           "The policy does not target this app.",
+	ReasonAppExcluded:              "The policy excludes this app.",
+	ReasonContextNotTargeted:       "The request asks for none of the authentication contexts the policy targets.",
+	ReasonActionNotTargeted:        "The policy does not target this user action.",
+	ReasonUserRiskBelowThreshold:   "The user's risk is below every level the policy lists.",
+	ReasonUserRiskNotIncluded:      "The user's risk is not one of the levels the policy lists.",
+	ReasonSignInRiskBelowThreshold: "The sign-in risk is below every level the policy lists.",
+	ReasonSignInRiskNotIncluded:    "The sign-in risk is not one of the levels the policy lists.",
+	ReasonPlatformNotIncluded:      "The device platform is not one the policy includes.",
+	ReasonPlatformExcluded:         "The policy excludes the device platform.",
+	ReasonLocationNotIncluded:      "The request does not come from a location the policy includes.",
+	ReasonLocationExcluded:         "The request comes from a location the policy excludes.",
+	ReasonClientAppNotIncluded:     "The client app type is not one the policy lists.",
+	ReasonDeviceFilterNotMatched:   "The device does not match the policy's device filter (include mode).",
+	ReasonDeviceFilterExcluded:     "The device matches the policy's device filter, which excludes it.",
+	ReasonConditionNotMatched:      "The policy's condition expression is false for this request.",
+	ReasonBlocked:                  "The policy blocks access.",
+	ReasonControlsNotSatisfied:     "The session lacks proofs the policy requires; the user can still give them.",
+	ReasonApprovalUnavailable:      "Only an approval could satisfy the policy, and approvals cannot be granted yet.",
+}
+
+// Sentence describes the code for people: "The policy does not target
+// this app." An unknown code (from a newer version's log entry) is
+// returned as it is.
+func (r Reason) Sentence() string {
+	if s, ok := reasonSentences[r]; ok {
+		return s
+	}
+	return string(r)
+}

@@ -67,3 +67,16 @@ func (c *csrf) mac(seed string) string {
 	m.Write([]byte(seed))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
+
+// CSRFToken returns the form token for r, setting the CSRF cookie when r
+// has none. Other features that render their own forms (the admin
+// console) put it in a csrf_token field, so one token protects every form
+// the browser holds. Call it once per response: each call without a
+// cookie would set a new one.
+func (p *Pages) CSRFToken(w http.ResponseWriter, r *http.Request) string {
+	return p.csrf.token(w, r)
+}
+
+// CheckCSRF reports whether the posted form of r (already parsed, and
+// bounded by the caller) carries a token matching its CSRF cookie.
+func (p *Pages) CheckCSRF(r *http.Request) bool { return p.csrf.valid(r) }

@@ -456,6 +456,11 @@ func (p *Pages) parseForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// SafeReturnTo is the return address check of the sign-in and step-up
+// pages, for features that send the browser back to a page of their own:
+// a local absolute path comes back as it is, anything else as /account.
+func SafeReturnTo(s string) string { return safeReturnTo(s) }
+
 // safeReturnTo accepts only a local absolute path, so the sign-in page
 // cannot be used as an open redirect ("//evil.example", "/\evil.example",
 // "https://evil.example" and control characters are all refused).

@@ -1,0 +1,286 @@
+// Package console is the admin console at /admin: server-rendered pages
+// over the admin service (overview charts, policies and their editor
+// with the impact replay, What-If, the sign-in log, users and the
+// catalog), with a little hand-written JavaScript and no front-end build.
+//
+// The console is an app like any other: every request is decided by the
+// live policies for admin.ConsoleApp, and every change additionally by a
+// built-in policy that asks for a recent passkey proof. Only users with
+// the admin.Role role get past the door; everyone else gets the same 403
+// on every route, so the console's shape is not disclosed either.
+package console
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// SessionLoader finds the browser's Stepgate session.
+type SessionLoader interface {
+	Load(ctx context.Context, r *http.Request) (store.Session, error)
+}
+
+// UserStore reads users.
+type UserStore interface {
+	GetUser(ctx context.Context, id string) (store.User, error)
+	GetUserByName(ctx context.Context, username string) (store.User, error)
+}
+
+// Forms puts CSRF tokens in forms and checks them: the sign-in pages'
+// signed double-submit token, so one cookie protects every form.
+type Forms interface {
+	CSRFToken(w http.ResponseWriter, r *http.Request) string
+	CheckCSRF(r *http.Request) bool
+}
+
+// Deps is what the console works with.
+type Deps struct {
+	Service  *admin.Service
+	Sessions SessionLoader
+	Users    UserStore
+	// Access describes a browser request for the policy engine.
+	Access func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request
+	// WhatIf resolves a What-If description (the API's and the CLI's).
+	WhatIf func(ctx context.Context, w *policy.WhatIf, now time.Time) (*policy.Request, error)
+	// Policies are the live policies.
+	Policies *policy.Engine
+	// Methods are the sign-in methods u has, in prompt order.
+	Methods func(r *http.Request, u store.User) ([]string, error)
+	// Passkeys says whether this server offers passkeys at all (they need
+	// a host name as relying party id): without them no change can pass
+	// the built-in rule, and the console says why.
+	Passkeys bool
+	Forms    Forms
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Console serves the admin console.
+type Console struct {
+	Deps
+	// changeRule is the built-in policy every change must also satisfy.
+	changeRule *policy.Snapshot
+	pages      map[string]*template.Template
+}
+
+// New parses the templates and compiles the built-in change rule.
+func New(d Deps) (*Console, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	rule, err := compileChangeRule()
+	if err != nil {
+		return nil, err
+	}
+	c := &Console{Deps: d, changeRule: rule}
+	if c.pages, err = parseTemplates(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// route is one console page or form target.
+type route struct {
+	method, path string
+	page         pageFunc
+	// keep, when set, shows the submitted form again when a change is
+	// refused for want of a recent passkey, so nothing typed is lost.
+	keep pageFunc
+}
+
+// pageFunc serves one console request for the admitted caller.
+type pageFunc func(w http.ResponseWriter, r *http.Request, who *caller) error
+
+// routes is the one table Mount registers and Routes reports, so a test
+// walking Routes covers every route there is.
+func (c *Console) routes() []route {
+	return []route{
+		{method: "GET", path: "/admin", page: c.overview},
+		{method: "GET", path: "/admin/policies", page: c.policies},
+		{method: "POST", path: "/admin/policies/{name}/state", page: c.setState},
+		{method: "GET", path: "/admin/documents/new", page: c.newDocument},
+		{method: "GET", path: "/admin/documents/{name}", page: c.editDocument},
+		{method: "POST", path: "/admin/documents", page: c.submitDocument, keep: c.keepDocument},
+		{method: "POST", path: "/admin/documents/{name}/delete", page: c.deleteDocument},
+		{method: "GET", path: "/admin/whatif", page: c.whatIf},
+		{method: "GET", path: "/admin/signins", page: c.signIns},
+		{method: "GET", path: "/admin/signins/{seq}", page: c.signIn},
+		{method: "GET", path: "/admin/users", page: c.users},
+		{method: "GET", path: "/admin/users/{name}", page: c.user},
+		{method: "POST", path: "/admin/users/{name}/revoke", page: c.revokeSessions},
+		{method: "POST", path: "/admin/users/{name}/reset-mfa", page: c.resetMFA},
+		{method: "POST", path: "/admin/users/{name}/risk", page: c.setRisk},
+		{method: "POST", path: "/admin/users/{name}/disabled", page: c.setDisabled},
+		{method: "GET", path: "/admin/catalog", page: c.catalog},
+		{method: "GET", path: "/admin/static/{file}", page: c.static},
+		// Anything else under /admin, and other methods on the routes
+		// above, pass the same door before they learn it does not exist.
+		{path: "/admin", page: c.notFound},
+		{path: "/admin/", page: c.notFound},
+	}
+}
+
+// Route is a console route: its method ("" for any) and path pattern.
+type Route struct{ Method, Path string }
+
+// Routes lists every route Mount registers.
+func Routes() []Route {
+	var out []Route
+	for _, rt := range (*Console)(nil).routes() {
+		out = append(out, Route{Method: rt.method, Path: rt.path})
+	}
+	return out
+}
+
+// Mount registers the console on mux.
+func (c *Console) Mount(mux *http.ServeMux) {
+	for _, rt := range c.routes() {
+		pattern := rt.path
+		if rt.method != "" {
+			pattern = rt.method + " " + rt.path
+		}
+		mux.Handle(pattern, c.serve(rt))
+	}
+}
+
+// serve runs every check of a console request, in order, before the
+// page: the door (signed in, administrator), the form's CSRF token, the
+// live policies for the console, and for a change the built-in rule.
+func (c *Console) serve(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.NoStore(w)
+		who, err := c.admit(r)
+		if err == nil && r.Method == http.MethodPost {
+			err = c.checkForm(w, r)
+		}
+		if err == nil {
+			err = c.enforceLive(r, who)
+		}
+		if err == nil {
+			who.change = c.changeState(r, who)
+			err = c.dispatch(w, r, rt, who)
+		}
+		if err != nil {
+			c.fail(w, r, who, err)
+		}
+	})
+}
+
+// dispatch refuses a change the built-in rule does not allow, keeping
+// the form when the route can, and otherwise serves the page.
+func (c *Console) dispatch(w http.ResponseWriter, r *http.Request, rt route, who *caller) error {
+	if r.Method != http.MethodPost || who.change.Allowed {
+		return rt.page(w, r, who)
+	}
+	if rt.keep != nil {
+		return rt.keep(w, r, who)
+	}
+	return errChangeRefused
+}
+
+func (c *Console) notFound(http.ResponseWriter, *http.Request, *caller) error {
+	return &pageError{status: http.StatusNotFound, msg: "There is no such console page."}
+}
+
+// staticFiles are the console's own static files and their types; only
+// these names are served.
+var staticFiles = map[string]string{
+	"console.css": "text/css; charset=utf-8",
+	"console.js":  "text/javascript; charset=utf-8",
+}
+
+func (c *Console) static(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	for name, typ := range staticFiles {
+		if name != r.PathValue("file") {
+			continue
+		}
+		b, err := staticFS.ReadFile("static/" + name)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", typ)
+		_, _ = w.Write(b)
+		return nil
+	}
+	return c.notFound(w, r, nil)
+}
+
+// pageError is a refusal with a status and a message safe to show.
+type pageError struct {
+	status int
+	msg    string
+}
+
+func (e *pageError) Error() string { return e.msg }
+
+// redirect sends the browser elsewhere (303), as an error so that every
+// check can end the request the same way.
+type redirect string
+
+func (r redirect) Error() string { return "redirect to " + string(r) }
+
+// errChangeRefused: the built-in change rule wants a recent passkey.
+var errChangeRefused = errors.New("change refused: no recent passkey proof")
+
+// errDenied is the one answer every console route gives to a signed-in
+// user who is not an administrator.
+var errDenied = &pageError{status: http.StatusForbidden,
+	msg: "The Stepgate console is for administrators. If you need it, ask one to give you the " + admin.Role + " role."}
+
+// fail is where errors become responses, and only here.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, who *caller, err error) {
+	var (
+		to redirect
+		pe *pageError
+		ae *admin.Error
+	)
+	switch {
+	case errors.As(err, &to):
+		http.Redirect(w, r, string(to), http.StatusSeeOther)
+	case errors.Is(err, errChangeRefused):
+		c.render(w, r, who, http.StatusForbidden, "refused", view{Title: "Changes need a passkey"})
+	case errors.As(err, &pe):
+		c.errorPage(w, r, who, pe.status, pe.msg)
+	case errors.As(err, &ae):
+		c.errorPage(w, r, who, adminStatus(ae.Kind), ae.Error())
+	default:
+		c.Log.ErrorContext(r.Context(), "console request failed", "path", r.URL.Path, "err", err)
+		c.errorPage(w, r, who, http.StatusInternalServerError, "Something went wrong on our side; the server log has the details. Try again.")
+	}
+}
+
+// adminStatus maps the service's refusals to HTTP statuses.
+func adminStatus(k admin.ErrorKind) int {
+	switch k {
+	case admin.NotFound:
+		return http.StatusNotFound
+	case admin.Conflict, admin.ReadOnly:
+		return http.StatusConflict
+	}
+	return http.StatusBadRequest
+}
+
+// errorPage shows msg: in the console's frame to an administrator, bare
+// to anyone else.
+func (c *Console) errorPage(w http.ResponseWriter, r *http.Request, who *caller, status int, msg string) {
+	c.render(w, r, who, status, "error", view{Title: http.StatusText(status), Error: msg})
+}
