@@ -16,6 +16,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
 	"github.com/stepgate/stepgate/internal/users"
 )
@@ -36,12 +37,22 @@ func start(t *testing.T, dsn string) *server {
 // startWith is start with a chance to adjust the configuration first.
 func startWith(t *testing.T, dsn string, mutate func(*config.Config)) *server {
 	t.Helper()
+	return startOver(t, dsn, nil, mutate)
+}
+
+// storeWrap wraps the store of a test server, to cause failures; nil
+// leaves it as opened.
+type storeWrap func(store.Store) store.Store
+
+// startOver is startWith over a wrapped store.
+func startOver(t *testing.T, dsn string, wrap storeWrap, mutate func(*config.Config)) *server {
+	t.Helper()
 	ln, cfg := testConfig(t)
 	cfg.Storage.DSN = dsn
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return serve(t, ln, cfg, nil)
+	return serveOver(t, ln, cfg, nil, wrap)
 }
 
 // testConfig returns a listener on a random loopback port and a valid
@@ -65,6 +76,12 @@ func testConfig(t *testing.T) (net.Listener, config.Config) {
 // log nil discards the logs.
 func serve(t *testing.T, ln net.Listener, cfg config.Config, log *slog.Logger) *server {
 	t.Helper()
+	return serveOver(t, ln, cfg, log, nil)
+}
+
+// serveOver is serve over a wrapped store.
+func serveOver(t *testing.T, ln net.Listener, cfg config.Config, log *slog.Logger, wrap storeWrap) *server {
+	t.Helper()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -72,7 +89,7 @@ func serve(t *testing.T, ln net.Listener, cfg config.Config, log *slog.Logger) *
 		t.Fatalf("test config invalid: %v", probs)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log)
+	a, err := newApp(ctx, cfg, log, wrap)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -87,6 +104,21 @@ func serve(t *testing.T, ln net.Listener, cfg config.Config, log *slog.Logger) *
 		a.Close()
 	})
 	return &server{app: a, base: "http://" + ln.Addr().String()}
+}
+
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, wrap storeWrap) (*app.App, error) {
+	if wrap == nil {
+		return app.New(ctx, cfg, log)
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a, err := app.Build(ctx, cfg, log, wrap(st))
+	if err != nil {
+		_ = st.Close()
+	}
+	return a, err
 }
 
 // browser is an HTTP client with a cookie jar that does not follow

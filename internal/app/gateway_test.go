@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,12 @@ type gatewayRig struct {
 
 func startGateway(t *testing.T, mutate ...func(*config.Config)) *gatewayRig {
 	t.Helper()
+	return startGatewayOver(t, nil, mutate...)
+}
+
+// startGatewayOver is startGateway over a wrapped store.
+func startGatewayOver(t *testing.T, wrap storeWrap, mutate ...func(*config.Config)) *gatewayRig {
+	t.Helper()
 	log := &upstreamLog{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -78,7 +85,7 @@ func startGateway(t *testing.T, mutate ...func(*config.Config)) *gatewayRig {
 	}))
 	t.Cleanup(up.Close)
 	g := &gatewayRig{upstream: log}
-	g.oidcServer = startOIDC(t, func(cfg *config.Config) {
+	g.oidcServer = startOIDCOver(t, wrap, func(cfg *config.Config) {
 		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
 		g.app = "http://bank.localhost:" + port
 		cfg.OIDC.Clients = append(cfg.OIDC.Clients, config.OIDCClient{ID: bankClientID, Secret: bankSecret, RedirectURIs: []string{bankRedirect}})
@@ -369,6 +376,12 @@ func TestGatewayAPIChallenges(t *testing.T) {
 	stepped := token(bankClientID, bankSecret, bankRedirect, ch.AuthorizeParams())
 	if resp := call(stepped); resp.StatusCode != http.StatusOK {
 		t.Fatalf("after following the challenge: %d", resp.StatusCode)
+	}
+	// Both decisions are in the sign-in log: the challenge, then the allow.
+	if e := g.gatewayEntries(t); len(e) != 2 ||
+		e[0].Decision != "challenge" || e[0].Reason != "token-lacks-auth-context" || !slices.Equal(e[0].Contexts, []string{"c2"}) ||
+		e[0].UserID != g.user.ID || e[0].IP != "127.0.0.1" || e[1].Decision != "allow" || !slices.Equal(e[1].Contexts, []string{"c2"}) {
+		t.Fatalf("gateway entries for the two API calls: %+v, want a challenge for c2, then an allow", e)
 	}
 
 	// A client that declares the cp1 capability gets Entra's claims

@@ -74,7 +74,13 @@ type oidcServer struct {
 // configuration first.
 func startOIDC(t *testing.T, mutate func(*config.Config)) *oidcServer {
 	t.Helper()
-	s := startWith(t, "", func(cfg *config.Config) {
+	return startOIDCOver(t, nil, mutate)
+}
+
+// startOIDCOver is startOIDC over a wrapped store.
+func startOIDCOver(t *testing.T, wrap storeWrap, mutate func(*config.Config)) *oidcServer {
+	t.Helper()
+	s := startOver(t, "", wrap, func(cfg *config.Config) {
 		cfg.OIDC.Clients = []config.OIDCClient{
 			{ID: rpClientID, Name: "Web app", Secret: rpSecret, RedirectURIs: []string{rpRedirect},
 				PostLogoutRedirectURIs: []string{rpPostLogout}},

@@ -35,6 +35,9 @@ type SignIn struct {
 	Device   string   `json:"device,omitempty"`
 	// ClientApp is the user agent or client kind.
 	ClientApp string `json:"client_app,omitempty"`
+	// Platform is the device platform the user agent reports (windows,
+	// ios, ...), as policies see it.
+	Platform string `json:"platform,omitempty"`
 	// Risk lists each risk detection with its evidence.
 	Risk      []risk.Detection `json:"risk,omitempty"`
 	RiskLevel string           `json:"risk_level,omitempty"`

@@ -51,13 +51,40 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 	if found {
 		id.user = u
 	}
-	if missing := g.bearerMissing(r, ru, claims); missing != "" {
-		g.Metrics.Decision("gateway", "challenge", rt.app, 0)
-		g.challengeAPI(w, r, rt, ru, claims, missing)
-		return
+	if ru.sensitive() {
+		if !g.decideBearer(w, r, rt, ru, claims, id) {
+			return
+		}
+	} else {
+		// A rule that asks for a signed-in user only: the valid token is
+		// all it needs, a routine allow.
+		g.Metrics.Decision("gateway", "allow", rt.app, 0)
 	}
-	g.Metrics.Decision("gateway", "allow", rt.app, 0)
 	allow(w, r, id, p)
+}
+
+// decideBearer checks the token against a rule that asks for more than a
+// signed-in user, counts and logs the decision, and answers a challenge
+// (or a refusal when the log cannot take the entry). It returns whether
+// the request may go ahead.
+func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims, id *identity) bool {
+	start := time.Now()
+	missing, reason := g.bearerMissing(r, ru, c)
+	took := time.Since(start)
+	outcome := "allow"
+	if missing != "" {
+		outcome = "challenge"
+	}
+	g.Metrics.Decision("gateway", outcome, rt.app, took)
+	if err := g.logBearer(r, rt, ru, c, id, reason, took); err != nil {
+		g.unlogged(w, r, err)
+		return false
+	}
+	if missing != "" {
+		g.challengeAPI(w, r, rt, ru, c, missing)
+		return false
+	}
+	return true
 }
 
 // verifyBearer checks the token and finds its user (found is false for a
@@ -83,24 +110,25 @@ func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oidc.AccessClaims,
 	return claims, u, found, nil
 }
 
-// bearerMissing says what the token lacks for the rule, or "".
-func (g *Gateway) bearerMissing(r *http.Request, ru *rule, c *oidc.AccessClaims) string {
+// bearerMissing says what the token lacks for the rule, and the reason
+// code the sign-in log records; both are "" when it lacks nothing.
+func (g *Gateway) bearerMissing(r *http.Request, ru *rule, c *oidc.AccessClaims) (why, reason string) {
 	if ru.context != "" && !slices.Contains(c.ACRs, ru.context) {
-		return "the authentication context " + ru.context + " is required"
+		return "the authentication context " + ru.context + " is required", reasonAPINoContext
 	}
 	auth := time.Unix(c.AuthTime, 0)
 	if ru.maxAge > 0 && (c.AuthTime == 0 || g.Now().Sub(auth) > ru.maxAge) {
-		return "a more recent sign-in is required"
+		return "a more recent sign-in is required", reasonAPIAuthTooOld
 	}
 	if ru.singleUse {
 		// Single use for a token: each token authorizes one request under
 		// the rule; the next needs a token from a new sign-in.
 		_, err := g.Store.CreateKV(r.Context(), hashKey(prefixOnce, c.ID+"|"+ru.path), []byte("1"), c.Expiry.Time().Add(time.Minute))
 		if err != nil {
-			return "this action needs a new proof for every request"
+			return "this action needs a new proof for every request", reasonSingleUse
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // challengeAPI answers 401 with the challenge of RFC 9470, or Entra's

@@ -34,6 +34,15 @@ type verdict struct {
 	// passwordChange: the challenge is met by changing the password.
 	passwordChange bool
 	acrs           []string // contexts the request is allowed under
+	// reason is the stable code the sign-in log records for a block or
+	// challenge: the policy engine's, or one of the gateway's own.
+	reason string
+	// What the decision was made on, for its sign-in log entry: the
+	// request, the policy snapshot, and how many report-only policies
+	// would have blocked or challenged.
+	req             *policy.Request
+	snap            *policy.Snapshot
+	reportOnlyUnmet int
 }
 
 // check asks the policies about a browser request. elevatedAfter, when
@@ -46,33 +55,44 @@ func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elev
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}
-	d := g.Policies.Load().Evaluate(req, policy.EvaluateOptions{})
+	snap := g.Policies.Load()
+	// Counting report-only policies costs no allocation; it tells which
+	// routine allows are worth a log entry.
+	d := snap.Evaluate(req, policy.EvaluateOptions{ReportOnly: true})
+	v := g.judge(r, rt, ru, id, &d, now, elevatedAfter)
+	v.req, v.snap, v.reportOnlyUnmet = req, snap, d.ReportOnlyUnmet
+	return v
+}
+
+// judge turns the policy decision d into the gateway's verdict, adding
+// what the rule asks for beyond the policies: freshness and single use.
+func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, d *policy.Decision, now, elevatedAfter time.Time) verdict {
 	switch {
 	case d.Outcome == policy.OutcomeBlock:
-		return verdict{block: "Access to this page is blocked by your organisation's policy."}
+		return verdict{block: "Access to this page is blocked by your organisation's policy.", reason: string(d.Reason)}
 	case ru.context != "" && slices.Contains(d.UnknownContexts, ru.context):
 		// A typo in the route must not pass for a completed step-up.
 		g.Log.ErrorContext(r.Context(), "gateway rule asks for an undeclared authentication context", "route", rt.name, "context", ru.context)
-		return verdict{block: "This page is misconfigured: it asks for an authentication context that does not exist."}
+		return verdict{block: "This page is misconfigured: it asks for an authentication context that does not exist.", reason: reasonUnknownContext}
 	case d.Outcome == policy.OutcomeChallenge:
 		// A password change is done on its own page, after the other
 		// proofs (a policy asks a risky user for MFA first).
 		rest := slices.DeleteFunc(slices.Clone(d.Missing), policy.Requirement.IsPasswordChange)
 		if len(rest) == 0 {
-			return verdict{challenge: true, passwordChange: true}
+			return verdict{challenge: true, passwordChange: true, reason: string(d.Reason)}
 		}
 		methods, ok := g.stepUpMethods(r, id.user, rest)
 		if !ok {
-			return verdict{block: "Your organisation's policy requires a proof your account cannot give yet. Add a sign-in method on your security page, or ask your administrator."}
+			return verdict{block: "Your organisation's policy requires a proof your account cannot give yet. Add a sign-in method on your security page, or ask your administrator.", reason: reasonNoUsableMethod}
 		}
-		return verdict{challenge: true, methods: methods}
+		return verdict{challenge: true, methods: methods, reason: string(d.Reason)}
 	}
 	last := lastProof(id.sess)
 	if ru.maxAge > 0 && now.Sub(last) > ru.maxAge {
-		return verdict{challenge: true}
+		return verdict{challenge: true, reason: reasonMaxAge}
 	}
 	if ru.singleUse && !g.elevated(r, ru, id, last, elevatedAfter, now) {
-		return verdict{challenge: true}
+		return verdict{challenge: true, reason: reasonSingleUse}
 	}
 	return verdict{acrs: d.ACRs}
 }

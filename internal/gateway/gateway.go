@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/oidc"
@@ -71,6 +72,11 @@ type Deps struct {
 	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string)
 	// Metrics counts decisions; nil counts nothing.
 	Metrics *metrics.Metrics
+	// SignIns writes the decisions that matter to the sign-in log (see
+	// signinlog.go for which); nil writes none. When it fails (a full
+	// log that fails closed) the request is refused, never let through
+	// unlogged.
+	SignIns func(ctx context.Context, e audit.SignIn) error
 	Config  config.Gateway
 	Log     *slog.Logger
 	Now     func() time.Time
@@ -204,17 +210,16 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rt *route, p st
 		g.fail(w, r, err)
 		return
 	}
-	start := time.Now()
-	v := g.check(r, rt, ru, id, time.Time{})
+	v, ok := g.decide(w, r, rt, ru, id, time.Time{})
+	if !ok {
+		return
+	}
 	switch {
 	case v.block != "":
-		g.Metrics.Decision("gateway", "block", rt.app, time.Since(start))
 		g.refuse(w, r, http.StatusForbidden, v.block)
 	case v.challenge:
-		g.Metrics.Decision("gateway", "challenge", rt.app, time.Since(start))
 		g.challengeBrowser(w, r, rt, ru, id, p, v)
 	default:
-		g.Metrics.Decision("gateway", "allow", rt.app, time.Since(start))
 		id.acrs = v.acrs
 		allow(w, r, id, p)
 	}

@@ -399,7 +399,10 @@ func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, 
 	orig.Header.Set("Origin", rt.origin())
 	orig.Header.Set("Sec-Fetch-Site", "same-origin")
 	ru := rt.ruleFor(k.Method, k.Path)
-	v := g.check(orig, rt, ru, who, k.CreatedAt)
+	v, ok := g.decide(w, orig, rt, ru, who, k.CreatedAt)
+	if !ok {
+		return
+	}
 	switch {
 	case v.block != "":
 		g.refuse(w, r, http.StatusForbidden, v.block)

@@ -35,6 +35,11 @@ func TestAllowPathDoesNotAllocate(t *testing.T) {
 			if allocs := testing.AllocsPerRun(200, func() { snap.Evaluate(&req, policy.EvaluateOptions{}) }); allocs != 0 {
 				t.Errorf("allow path allocates %.1f times per evaluation, want 0", allocs)
 			}
+			// Counting report-only policies must stay as cheap: the gateway
+			// asks for it on every request.
+			if allocs := testing.AllocsPerRun(200, func() { snap.Evaluate(&req, policy.EvaluateOptions{ReportOnly: true}) }); allocs != 0 {
+				t.Errorf("allow path with report-only policies allocates %.1f times per evaluation, want 0", allocs)
+			}
 			// A caller building its Request on the stack must be able to keep
 			// it there: Evaluate must not make the Request escape.
 			if allocs := testing.AllocsPerRun(200, func() {
@@ -75,6 +80,12 @@ func BenchmarkEvaluate(b *testing.B) {
 				if d := snap.Evaluate(&allow, policy.EvaluateOptions{}); d.Outcome != policy.OutcomeAllow {
 					b.Fatal("not allowed")
 				}
+			}
+		})
+		b.Run(fmt.Sprintf("allow+report-only/policies=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				snap.Evaluate(&allow, policy.EvaluateOptions{ReportOnly: true})
 			}
 		})
 		mixed := set.Requests(256, 7)

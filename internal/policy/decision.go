@@ -66,6 +66,13 @@ type Decision struct {
 	UnknownContexts []string `json:"unknown_contexts,omitempty"`
 	// Session holds the session controls of the applied policies.
 	Session SessionResult `json:"session"`
+	// ReportOnlyUnmet counts the report-only policies that applied and
+	// would have blocked or challenged had they been enabled (their
+	// result is report-only-failure or report-only-user-action-required).
+	// Filled when EvaluateOptions.ReportOnly or Explain is set. It is a
+	// summary for callers that do not explain every request, so it stays
+	// out of the JSON form, which lists each policy's result instead.
+	ReportOnlyUnmet int `json:"-"`
 	// Policies has one result per policy, in policy order; only filled
 	// when EvaluateOptions.Explain is set.
 	Policies []PolicyResult `json:"policies,omitempty"`

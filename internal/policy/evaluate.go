@@ -12,6 +12,11 @@ type EvaluateOptions struct {
 	// without it Evaluate visits only policies targeting the request and
 	// does not allocate on the allow path.
 	Explain bool
+	// ReportOnly also evaluates the report-only policies that target the
+	// request, to fill Decision.ReportOnlyUnmet, without allocating. A
+	// caller that records only the decisions worth recording uses it to
+	// tell which ones are, and explains only those.
+	ReportOnly bool
 }
 
 // Evaluate decides req against the policy set. All applicable enabled
@@ -30,7 +35,10 @@ func (s *Snapshot) Evaluate(req *Request, opts EvaluateOptions) Decision {
 			d.Policies = append(d.Policies, ev.explain(p, req))
 		}
 	} else {
-		ev.visitCandidates(req)
+		ev.visitCandidates(&s.enabled, req, false)
+		if opts.ReportOnly {
+			ev.visitCandidates(&s.reportOnly, req, true)
+		}
 	}
 	ev.finish(&d, req)
 	return d
@@ -79,6 +87,9 @@ type evaluator struct {
 	nUnsat     int
 	unsatMore  []int
 	session    SessionResult
+	// reportOnlyUnmet counts report-only policies that would have
+	// blocked or challenged.
+	reportOnlyUnmet int
 }
 
 func (ev *evaluator) addUnsat(i int) {
@@ -99,32 +110,42 @@ func (ev *evaluator) unsat() []int {
 	return out
 }
 
-// visitCandidates evaluates the enabled policies that target the
-// request's app, contexts or action; no other policy can apply.
-func (ev *evaluator) visitCandidates(r *Request) {
+// visitCandidates evaluates the policies of ix that target the
+// request's app, contexts or action; no other policy can apply. A flag
+// rather than a function value picks what to do with each: a call
+// through a function value would move the evaluator to the heap.
+func (ev *evaluator) visitCandidates(ix *targets, r *Request, reportOnly bool) {
 	s := ev.ctx.snap
 	if r.App != "" {
-		for _, i := range s.allApps {
-			ev.enabled(s.policies[i], r)
+		for _, i := range ix.allApps {
+			ev.visit(s.policies[i], r, reportOnly)
 		}
-		for _, i := range s.byApp[r.App] {
-			ev.enabled(s.policies[i], r)
+		for _, i := range ix.byApp[r.App] {
+			ev.visit(s.policies[i], r, reportOnly)
 		}
 	}
 	for j, c := range r.AuthContexts {
-		for _, i := range s.byContext[c] {
+		for _, i := range ix.byContext[c] {
 			// A policy on several requested contexts is listed under each;
 			// visit it once, under the first.
 			if !s.policies[i].target.anyContext(r.AuthContexts[:j]) {
-				ev.enabled(s.policies[i], r)
+				ev.visit(s.policies[i], r, reportOnly)
 			}
 		}
 	}
 	if r.Action != "" {
-		for _, i := range s.byAction[r.Action] {
-			ev.enabled(s.policies[i], r)
+		for _, i := range ix.byAction[r.Action] {
+			ev.visit(s.policies[i], r, reportOnly)
 		}
 	}
+}
+
+func (ev *evaluator) visit(p *compiledPolicy, r *Request, reportOnly bool) {
+	if reportOnly {
+		ev.wouldApply(p, r)
+		return
+	}
+	ev.enabled(p, r)
 }
 
 // enabled evaluates one enabled policy and records its effect.
@@ -133,6 +154,17 @@ func (ev *evaluator) enabled(p *compiledPolicy, r *Request) {
 		return
 	}
 	ev.record(p, p.grant.block || p.grant.satisfied(r))
+}
+
+// wouldApply evaluates one report-only policy, which changes nothing but
+// the count of those that would have blocked or challenged.
+func (ev *evaluator) wouldApply(p *compiledPolicy, r *Request) {
+	if reason, _ := p.match(&ev.ctx, r); reason != "" {
+		return
+	}
+	if p.grant.block || !p.grant.satisfied(r) {
+		ev.reportOnlyUnmet++
+	}
 }
 
 func (ev *evaluator) record(p *compiledPolicy, satisfied bool) {
@@ -169,6 +201,7 @@ func (ev *evaluator) addSession(sc sessionControls) {
 func (ev *evaluator) finish(d *Decision, r *Request) {
 	s := ev.ctx.snap
 	d.Session = ev.session
+	d.ReportOnlyUnmet = ev.reportOnlyUnmet
 	d.UnknownContexts = s.unknownContexts(r.AuthContexts)
 	var unsat []int
 	var missing []Requirement

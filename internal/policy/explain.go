@@ -38,6 +38,9 @@ func (ev *evaluator) explain(p *compiledPolicy, r *Request) PolicyResult {
 	}
 	if p.state == StateReportOnly {
 		res.Result = reportOnlyResult(res.Reason)
+		if res.Reason != "" {
+			ev.reportOnlyUnmet++
+		}
 		return res
 	}
 	res.Result = ResultApplied

@@ -138,7 +138,7 @@ func goldenOutput(t *testing.T, file, policies, request string) (string, string)
 	}
 	req := gr.request(t)
 	explained := snap.Evaluate(req, EvaluateOptions{Explain: true})
-	fast := snap.Evaluate(req, EvaluateOptions{})
+	fast := snap.Evaluate(req, EvaluateOptions{ReportOnly: true})
 	assertSameDecision(t, fast, explained)
 	return Explain(&explained), explained.Outcome.String()
 }

@@ -10,21 +10,27 @@ import (
 
 // TestFastPathAgreesWithExplain: the indexed path (which visits only
 // policies targeting the request) and the explain path (which visits
-// every policy) must reach the same decision on any request.
+// every policy) must reach the same decision on any request, and count
+// the same report-only policies that would have blocked or challenged.
 func TestFastPathAgreesWithExplain(t *testing.T) {
 	t.Parallel()
 	outcomes := map[policy.Outcome]int{}
+	reportOnlyUnmet := 0
 	for seed := range uint64(4) {
 		set, snap := compileGenerated(t, 300, policygen.Options{Seed: seed})
 		for i, req := range set.Requests(500, seed) {
-			fast := snap.Evaluate(&req, policy.EvaluateOptions{})
+			fast := snap.Evaluate(&req, policy.EvaluateOptions{ReportOnly: true})
 			explained := snap.Evaluate(&req, policy.EvaluateOptions{Explain: true})
 			explained.Policies = nil
 			if !reflect.DeepEqual(fast, explained) {
 				t.Fatalf("seed %d request %d: fast %+v, explain %+v", seed, i, fast, explained)
 			}
 			outcomes[fast.Outcome]++
+			reportOnlyUnmet += fast.ReportOnlyUnmet
 		}
+	}
+	if reportOnlyUnmet == 0 {
+		t.Error("no report-only policy would have blocked or challenged a sampled request: the sample is too narrow to mean much")
 	}
 	for _, o := range []policy.Outcome{policy.OutcomeAllow, policy.OutcomeBlock, policy.OutcomeChallenge} {
 		if outcomes[o] == 0 {

@@ -19,13 +19,9 @@ type Snapshot struct {
 	ancestors map[string][]string
 	nameIndex map[string]int
 
-	// Indexes of enabled policies by what they target, so evaluation
-	// only visits policies that can apply to the request's app, contexts
-	// or action. Each list is in policy order.
-	allApps   []int
-	byApp     map[string][]int
-	byContext map[string][]int
-	byAction  map[string][]int
+	// enabled indexes the enabled policies and reportOnly the
+	// report-only ones, so evaluation only visits policies that can apply.
+	enabled, reportOnly targets
 }
 
 // Empty returns a snapshot with no policies: every request is allowed.
@@ -38,43 +34,65 @@ func Empty() *Snapshot {
 	return s
 }
 
+// targets indexes policies by what they target: the request's app, its
+// contexts or its action. Each list is in policy order.
+type targets struct {
+	allApps   []int
+	byApp     map[string][]int
+	byContext map[string][]int
+	byAction  map[string][]int
+}
+
 func (s *Snapshot) buildIndexes() {
-	s.byApp = make(map[string][]int)
-	s.byContext = make(map[string][]int)
-	s.byAction = make(map[string][]int)
+	s.enabled = newTargets()
+	s.reportOnly = newTargets()
 	s.nameIndex = make(map[string]int, len(s.policies))
 	for _, p := range s.policies {
 		s.nameIndex[p.name] = p.index
-		if p.state != StateEnabled {
-			continue
-		}
-		i := p.index
-		t := &p.target
-		switch t.kind {
-		case targetApps:
-			if t.allApps {
-				s.allApps = append(s.allApps, i)
-			}
-			for _, a := range t.apps.small {
-				s.byApp[a] = append(s.byApp[a], i)
-			}
-			for a := range t.apps.big {
-				s.byApp[a] = append(s.byApp[a], i)
-			}
-		case targetContexts:
-			for _, c := range t.contexts {
-				s.byContext[c] = append(s.byContext[c], i)
-			}
-		case targetActions:
-			for _, a := range t.actions {
-				s.byAction[a] = append(s.byAction[a], i)
-			}
+		switch p.state {
+		case StateEnabled:
+			s.enabled.add(p)
+		case StateReportOnly:
+			s.reportOnly.add(p)
 		}
 	}
-	for _, m := range []map[string][]int{s.byApp, s.byContext, s.byAction} {
-		for k, v := range m {
+	s.enabled.sort()
+	s.reportOnly.sort()
+}
+
+func newTargets() targets {
+	return targets{byApp: map[string][]int{}, byContext: map[string][]int{}, byAction: map[string][]int{}}
+}
+
+func (ix *targets) add(p *compiledPolicy) {
+	i := p.index
+	t := &p.target
+	switch t.kind {
+	case targetApps:
+		if t.allApps {
+			ix.allApps = append(ix.allApps, i)
+		}
+		for _, a := range t.apps.small {
+			ix.byApp[a] = append(ix.byApp[a], i)
+		}
+		for a := range t.apps.big {
+			ix.byApp[a] = append(ix.byApp[a], i)
+		}
+	case targetContexts:
+		for _, c := range t.contexts {
+			ix.byContext[c] = append(ix.byContext[c], i)
+		}
+	case targetActions:
+		for _, a := range t.actions {
+			ix.byAction[a] = append(ix.byAction[a], i)
+		}
+	}
+}
+
+func (ix *targets) sort() {
+	for _, m := range []map[string][]int{ix.byApp, ix.byContext, ix.byAction} {
+		for _, v := range m {
 			slices.Sort(v)
-			m[k] = v
 		}
 	}
 }

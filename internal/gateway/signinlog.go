@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/policy"
+)
+
+// The gateway decides every request, but most are routine reads that an
+// administrator tuning step-up does not want one log row each for, and a
+// log write per request would cap the gateway's throughput. So it writes
+// to the sign-in log only the decisions that matter for tuning:
+//
+//   - every challenge and every block;
+//   - every allow under a rule that asks for an authentication context,
+//     a max_age or single-use elevation (a transfer, an admin page);
+//   - every allow where a report-only policy would have blocked or
+//     challenged, so administrators can count what enabling it would do.
+//
+// Routine allows are only counted (stepgate_decisions_total). The
+// per-policy explanation, which visits every policy and allocates, is
+// computed only for decisions that are logged.
+
+// Reason codes of decisions the gateway makes beyond the policy engine's
+// own (policy.Reason). Dashboards count by them: never rename one.
+const (
+	reasonUnknownContext = "unknown-auth-context"
+	reasonNoUsableMethod = "no-usable-method"
+	reasonMaxAge         = "max-age-exceeded"
+	reasonSingleUse      = "single-use-proof-required"
+	reasonAPINoContext   = "token-lacks-auth-context"
+	reasonAPIAuthTooOld  = "token-auth-time-too-old"
+)
+
+// maxRequestIDLen bounds the request id copied into the log: it comes
+// from the client or the proxy in front, and must not bloat the log.
+const maxRequestIDLen = 128
+
+// sensitive reports whether the rule marks a moment worth logging even
+// when it is allowed.
+func (ru *rule) sensitive() bool { return ru.context != "" || ru.maxAge > 0 || ru.singleUse }
+
+func (v *verdict) outcome() string {
+	switch {
+	case v.block != "":
+		return "block"
+	case v.challenge:
+		return "challenge"
+	}
+	return "allow"
+}
+
+// logged reports whether a browser decision goes to the sign-in log.
+func (v *verdict) logged(ru *rule) bool {
+	return v.block != "" || v.challenge || ru.sensitive() || v.reportOnlyUnmet > 0
+}
+
+// decide makes the decision for a browser request, counts it, and logs
+// it when it matters. It returns false when it has answered the request
+// itself because the sign-in log refused the entry.
+func (g *Gateway) decide(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, id *identity, elevatedAfter time.Time) (verdict, bool) {
+	start := time.Now()
+	v := g.check(r, rt, ru, id, elevatedAfter)
+	took := time.Since(start)
+	g.Metrics.Decision("gateway", v.outcome(), rt.app, took)
+	if g.SignIns == nil || !v.logged(ru) {
+		return v, true
+	}
+	if err := g.SignIns(r.Context(), g.browserEntry(r, rt, id, &v, took)); err != nil {
+		g.unlogged(w, r, err)
+		return v, false
+	}
+	return v, true
+}
+
+// browserEntry describes a browser decision from the access request it
+// was made on, with every policy's result.
+func (g *Gateway) browserEntry(r *http.Request, rt *route, id *identity, v *verdict, took time.Duration) audit.SignIn {
+	e := audit.SignIn{
+		Source: "gateway", RequestID: requestID(r), UserID: id.user.ID, Username: id.user.Username, App: rt.app,
+		Decision: v.outcome(), Reason: v.reason, MethodsPrompted: v.methods, LatencyMicros: took.Microseconds(),
+	}
+	describeRequest(&e, v.req)
+	e.Policies = v.snap.Evaluate(v.req, policy.EvaluateOptions{Explain: true}).Policies
+	return e
+}
+
+// logBearer logs an API client's decision under a rule that asks for
+// more than a signed-in user (under any other rule a valid token is a
+// routine allow). The entry has no policy results: the gateway checks
+// the token against the rule, and the policies were evaluated, and
+// logged, when the token was issued.
+func (g *Gateway) logBearer(r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims, id *identity, reason string, took time.Duration) error {
+	if g.SignIns == nil {
+		return nil
+	}
+	e := audit.SignIn{
+		Source: "gateway", RequestID: requestID(r), UserID: id.user.ID, Username: id.user.Username, App: rt.app,
+		Decision: "allow", Reason: reason, LatencyMicros: took.Microseconds(),
+	}
+	if reason != "" {
+		e.Decision = "challenge"
+	}
+	if e.UserID == "" { // a service client's token
+		e.UserID, e.Username = c.Subject, c.Username
+	}
+	describeRequest(&e, g.Access(r, id.user, nil, g.Now()))
+	if ru.context != "" {
+		e.Contexts = []string{ru.context}
+	}
+	e.ClientApp = r.UserAgent() // a token says nothing of the client's kind
+	return g.SignIns(r.Context(), e)
+}
+
+// describeRequest copies where and how the request came from.
+func describeRequest(e *audit.SignIn, req *policy.Request) {
+	e.Contexts = req.AuthContexts
+	if req.IP.IsValid() {
+		e.IP = req.IP.String()
+	}
+	e.Country, e.Device, e.ClientApp, e.Platform = req.Country, req.Device.ID, req.ClientApp, req.Platform
+	e.RiskLevel = req.SignInRisk
+}
+
+// unlogged refuses a request whose decision the sign-in log could not
+// take (a full buffer configured to fail closed, or a log shutting
+// down): no decision goes through unrecorded.
+func (g *Gateway) unlogged(w http.ResponseWriter, r *http.Request, err error) {
+	// A full buffer is counted by stepgate_signin_log_full_total; a log
+	// line per refused request would only add to the overload.
+	if !errors.Is(err, audit.ErrLogFull) {
+		g.Log.ErrorContext(r.Context(), "write gateway decision to the sign-in log", "host", r.Host, "path", r.URL.Path, "err", err)
+	}
+	g.refuse(w, r, http.StatusServiceUnavailable, "This request could not be recorded in the sign-in log, so it was not let through. Try again in a moment.")
+}
+
+// requestID is the X-Request-Id the client or a proxy in front sent,
+// when it is short visible ASCII; anything else is left out rather than
+// stored.
+func requestID(r *http.Request) string {
+	id := r.Header.Get("X-Request-Id")
+	if len(id) > maxRequestIDLen {
+		return ""
+	}
+	for i := range len(id) {
+		if id[i] <= ' ' || id[i] > '~' {
+			return ""
+		}
+	}
+	return id
+}
