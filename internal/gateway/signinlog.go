@@ -86,6 +86,7 @@ func (g *Gateway) browserEntry(r *http.Request, rt *route, id *identity, v *verd
 	}
 	describeRequest(&e, v.req)
 	e.Policies = v.snap.Evaluate(v.req, policy.EvaluateOptions{Explain: true}).Policies
+	e.Facts = audit.NewFacts(v.req)
 	return e
 }
 

@@ -329,7 +329,7 @@ func describe(lg *audit.SignIn, snap *policy.Snapshot, req *policy.Request, u st
 	if req.IP.IsValid() {
 		lg.IP = req.IP.String()
 	}
-	lg.Country, lg.ClientApp, lg.Device = req.Country, req.ClientApp, req.Device.ID
+	lg.Country, lg.ClientApp, lg.Platform, lg.Device = req.Country, req.ClientApp, req.Platform, req.Device.ID
 	lg.RiskLevel = req.SignInRisk
 	r := *req
 	r.AuthContexts = contexts
