@@ -31,6 +31,31 @@ func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
 
 func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
 
+func BenchmarkSignInLogAppend(b *testing.B) { storetest.BenchSignInAppend(b, opener) }
+
+func BenchmarkSignInLogQuery(b *testing.B) {
+	storetest.BenchSignInQueries(b, "sqlite", func() (store.Store, func(), error) {
+		dir, err := os.MkdirTemp("", "stepgate-bench-")
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := sqlite.Open(context.Background(), filepath.Join(dir, sqlite.FileName), sqlite.Options{})
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		return s, func() { _ = s.Close(); _ = os.RemoveAll(dir) }, nil
+	}, nil) // Stepgate never runs ANALYZE: SQLite plans without statistics
+}
+
+// TestMain removes the query benchmarks' seeded database, which outlives
+// any one benchmark.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	storetest.ReleaseShared()
+	os.Exit(code)
+}
+
 func TestCorruptFileIsRefusedAndUntouched(t *testing.T) {
 	t.Parallel()
 	for name, content := range map[string][]byte{
