@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"strings"
 	"testing"
@@ -26,6 +27,22 @@ func opener(t testing.TB) func() store.Store {
 }
 
 func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
+
+func TestSignInPoliciesMigration(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunSignInPoliciesMigration(t, db, postgres.Dialect, os.DirFS("migrations"), func() store.Store {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
 
 func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
 

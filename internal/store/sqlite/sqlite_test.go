@@ -29,6 +29,23 @@ func opener(t testing.TB) func() store.Store {
 
 func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
 
+func TestSignInPoliciesMigration(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunSignInPoliciesMigration(t, db, sqlite.Dialect, os.DirFS("migrations"), func() store.Store {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
 
 func BenchmarkSignInLogAppend(b *testing.B) { storetest.BenchSignInAppend(b, opener) }
