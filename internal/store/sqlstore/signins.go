@@ -100,8 +100,12 @@ func (s *DB) ListSignIns(ctx context.Context, q store.SignInQuery) ([]store.Sign
 	if limit <= 0 || limit > maxSignInPage {
 		limit = maxSignInPage
 	}
-	query, args := signInPage(q, limit)
-	rs, err := s.db.QueryContext(ctx, s.q(query), args...)
+	page, args := signInPage(q, limit)
+	// The page's seqs are chosen first, from the indexes alone, and only
+	// its rows are read: a filter whose index is not in seq order (a time
+	// window) then sorts seqs, not whole entries.
+	rs, err := s.db.QueryContext(ctx, s.q("SELECT s.seq, s.id, s.at, s.user_id, s.app, s.decision, s.body FROM ("+
+		page+") page JOIN sign_ins s ON s.seq = page.seq ORDER BY s.seq DESC"), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,8 +127,8 @@ func (s *DB) ListSignIns(ctx context.Context, q store.SignInQuery) ([]store.Sign
 	return out, s.loadPolicies(ctx, out)
 }
 
-// signInPage is the query for the entries q selects, newest first, at
-// most limit of them, with its arguments.
+// signInPage is the query for the seqs of the entries q selects, newest
+// first, at most limit of them, with its arguments.
 func signInPage(q store.SignInQuery, limit int) (string, []any) {
 	var where []string
 	var args []any
@@ -163,7 +167,7 @@ func signInPage(q store.SignInQuery, limit int) (string, []any) {
 	if q.Before > 0 {
 		add(seq+" < ?", q.Before)
 	}
-	query := "SELECT seq, id, at, user_id, app, decision, body FROM " + from
+	query := "SELECT " + seq + " AS seq FROM " + from
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
