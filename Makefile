@@ -41,7 +41,7 @@ interop-deps: ## Node.js and openid-client for the interop test (test/interop)
 browser-deps: ## Debian's Chromium for the passkey browser test (internal/app/browser_test.go)
 	scripts/install-deps.sh chromium chromium-driver
 
-bench: ## benchmarks (session lookup on both backends, password hashing)
+bench: ## benchmarks (session lookup and the sign-in log on both backends, password hashing)
 	scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 
 bench-gateway: ## gateway throughput against a direct upstream and nginx (installs nginx-light if missing)

@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres"
 	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
+	"github.com/stepgate/stepgate/internal/store/sqlstore"
 	"github.com/stepgate/stepgate/internal/store/storetest"
 )
 
@@ -25,7 +28,56 @@ func opener(t testing.TB) func() store.Store {
 
 func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
 
+func TestSignInPoliciesMigration(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunSignInPoliciesMigration(t, db, postgres.Dialect, os.DirFS("migrations"), func() store.Store {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
+
+func BenchmarkSignInLogAppend(b *testing.B) { storetest.BenchSignInAppend(b, opener) }
+
+func BenchmarkSignInLogQuery(b *testing.B) {
+	pgtest.Require(b)
+	storetest.BenchSignInQueries(b, "postgres", func() (store.Store, func(), error) {
+		dsn, drop, err := pgtest.NewSchema()
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			drop()
+			return nil, nil, err
+		}
+		return s, func() { _ = s.Close(); drop() }, nil
+	}, analyze)
+}
+
+// analyze does what autovacuum does soon after a million rows arrive:
+// it gathers the planner's statistics and marks the pages all-visible.
+func analyze(s store.Store) error {
+	_, err := s.(*sqlstore.DB).SQL().ExecContext(context.Background(), "VACUUM ANALYZE")
+	return err
+}
+
+// TestMain drops the query benchmarks' seeded schema, which outlives any
+// one benchmark.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	storetest.ReleaseShared()
+	os.Exit(code)
+}
 
 func TestMigrationsAreIdempotentAcrossNodes(t *testing.T) {
 	dsn := pgtest.DSN(t)

@@ -29,7 +29,49 @@ func opener(t testing.TB) func() store.Store {
 
 func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
 
+func TestSignInPoliciesMigration(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunSignInPoliciesMigration(t, db, sqlite.Dialect, os.DirFS("migrations"), func() store.Store {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
+
+func BenchmarkSignInLogAppend(b *testing.B) { storetest.BenchSignInAppend(b, opener) }
+
+func BenchmarkSignInLogQuery(b *testing.B) {
+	storetest.BenchSignInQueries(b, "sqlite", func() (store.Store, func(), error) {
+		dir, err := os.MkdirTemp("", "stepgate-bench-")
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := sqlite.Open(context.Background(), filepath.Join(dir, sqlite.FileName), sqlite.Options{})
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		return s, func() { _ = s.Close(); _ = os.RemoveAll(dir) }, nil
+	}, nil) // Stepgate never runs ANALYZE: SQLite plans without statistics
+}
+
+// TestMain removes the query benchmarks' seeded database, which outlives
+// any one benchmark.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	storetest.ReleaseShared()
+	os.Exit(code)
+}
 
 func TestCorruptFileIsRefusedAndUntouched(t *testing.T) {
 	t.Parallel()

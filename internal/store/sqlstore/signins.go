@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,82 +13,99 @@ import (
 // maxSignInPage bounds one ListSignIns answer.
 const maxSignInPage = 1000
 
+// Multi-row statements: one round trip and one statement execution for
+// many rows, instead of one per row (and one more per policy). The sizes
+// keep every statement far inside both engines' parameter limits
+// (SQLite 32766, PostgreSQL 65535).
+const (
+	rowsPerInsert     = 100  // sign_ins rows: 600 parameters
+	policiesPerInsert = 1000 // sign_in_policies rows: 2000 parameters
+)
+
 func (s *DB) AppendSignIns(ctx context.Context, rows []store.SignIn) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	insertRow := s.q(`INSERT INTO sign_ins (id, at, user_id, app, decision, body)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
-	insertPolicy := s.q(`INSERT INTO sign_in_policies (policy, sign_in_id)
-		VALUES (?, ?) ON CONFLICT (policy, sign_in_id) DO NOTHING`)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		rowStmt, err := tx.PrepareContext(ctx, insertRow)
-		if err != nil {
-			return err
-		}
-		defer rowStmt.Close()
-		policyStmt, err := tx.PrepareContext(ctx, insertPolicy)
-		if err != nil {
-			return err
-		}
-		defer policyStmt.Close()
-		for _, r := range rows {
-			res, err := rowStmt.ExecContext(ctx, r.ID, micros(r.Time), r.UserID, r.App, r.Decision, string(r.Body))
-			if err != nil {
-				return s.classify(err)
-			}
-			if n, err := res.RowsAffected(); err != nil || n == 0 {
-				continue // already written by an earlier try of this batch
-			}
-			for _, p := range r.Policies {
-				if _, err := policyStmt.ExecContext(ctx, p, r.ID); err != nil {
-					return s.classify(err)
-				}
+		for chunk := range slices.Chunk(rows, rowsPerInsert) {
+			if err := s.appendSignIns(ctx, tx, chunk); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 }
 
+// appendSignIns inserts rows with one statement, then the policies of
+// the rows it inserted.
+func (s *DB) appendSignIns(ctx context.Context, tx *sql.Tx, rows []store.SignIn) error {
+	inserted, err := s.insertSignIns(ctx, tx, rows)
+	if err != nil {
+		return err
+	}
+	var pairs []any
+	for _, r := range rows {
+		if seq, ok := inserted[r.ID]; ok {
+			for _, p := range r.Policies {
+				pairs = append(pairs, p, seq)
+			}
+		}
+	}
+	for chunk := range slices.Chunk(pairs, 2*policiesPerInsert) {
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO sign_in_policies (policy, sign_in_seq) VALUES "+
+			placeholders(len(chunk)/2, 2)+" ON CONFLICT DO NOTHING"), chunk...); err != nil {
+			return s.classify(err)
+		}
+	}
+	return nil
+}
+
+// insertSignIns inserts rows and returns the seq of each one it
+// inserted, by id. RETURNING names only those: a row whose id is already
+// stored (an earlier try of this batch) is skipped, and so are its
+// policies, so a retried batch writes each entry once.
+func (s *DB) insertSignIns(ctx context.Context, tx *sql.Tx, rows []store.SignIn) (map[string]int64, error) {
+	args := make([]any, 0, 6*len(rows))
+	for _, r := range rows {
+		args = append(args, r.ID, micros(r.Time), r.UserID, r.App, r.Decision, string(r.Body))
+	}
+	rs, err := tx.QueryContext(ctx, s.q("INSERT INTO sign_ins (id, at, user_id, app, decision, body) VALUES "+
+		placeholders(len(rows), 6)+" ON CONFLICT (id) DO NOTHING RETURNING id, seq"), args...)
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	defer rs.Close()
+	inserted := make(map[string]int64, len(rows))
+	for rs.Next() {
+		var id string
+		var seq int64
+		if err := rs.Scan(&id, &seq); err != nil {
+			return nil, err
+		}
+		inserted[id] = seq
+	}
+	return inserted, s.classify(rs.Err())
+}
+
+// marks is n placeholders: ?, ?, ?
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
+// placeholders is n rows of width placeholders each: (?, ?), (?, ?)
+func placeholders(n, width int) string {
+	return strings.TrimSuffix(strings.Repeat("("+marks(width)+"), ", n), ", ")
+}
+
 func (s *DB) ListSignIns(ctx context.Context, q store.SignInQuery) ([]store.SignIn, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	if q.UserID != "" {
-		add("user_id = ?", q.UserID)
-	}
-	if q.App != "" {
-		add("app = ?", q.App)
-	}
-	if q.Decision != "" {
-		add("decision = ?", q.Decision)
-	}
-	if q.Policy != "" {
-		add("id IN (SELECT sign_in_id FROM sign_in_policies WHERE policy = ?)", q.Policy)
-	}
-	if !q.Since.IsZero() {
-		add("at >= ?", micros(q.Since))
-	}
-	if !q.Until.IsZero() {
-		add("at < ?", micros(q.Until))
-	}
-	if q.Before > 0 {
-		add("seq < ?", q.Before)
-	}
 	limit := q.Limit
 	if limit <= 0 || limit > maxSignInPage {
 		limit = maxSignInPage
 	}
-	query := "SELECT seq, id, at, user_id, app, decision, body FROM sign_ins"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY seq DESC LIMIT ?"
-	args = append(args, limit)
-	rs, err := s.db.QueryContext(ctx, s.q(query), args...)
+	page, args := signInPage(q, limit)
+	// The page's seqs are chosen first, from the indexes alone, and only
+	// its rows are read: a filter whose index is not in seq order (a time
+	// window) then sorts seqs, not whole entries.
+	rs, err := s.db.QueryContext(ctx, s.q("SELECT s.seq, s.id, s.at, s.user_id, s.app, s.decision, s.body FROM ("+
+		page+") page JOIN sign_ins s ON s.seq = page.seq ORDER BY s.seq DESC"), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -109,30 +127,77 @@ func (s *DB) ListSignIns(ctx context.Context, q store.SignInQuery) ([]store.Sign
 	return out, s.loadPolicies(ctx, out)
 }
 
+// signInPage is the query for the seqs of the entries q selects, newest
+// first, at most limit of them, with its arguments.
+func signInPage(q store.SignInQuery, limit int) (string, []any) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	from, seq := "sign_ins", "seq"
+	switch {
+	case q.Policy != "" && q.UserID == "":
+		// Walk the policy's own entries newest first and stop at a page:
+		// a policy that applied to one entry in a thousand costs no more
+		// than one that applied to all of them.
+		from, seq = "sign_in_policies JOIN sign_ins ON seq = sign_in_seq", "sign_in_seq"
+		add("policy = ?", q.Policy)
+	case q.Policy != "":
+		// A user's entries are fewer than any policy's: walk those, and
+		// look each one up in the policy's index.
+		add("EXISTS (SELECT 1 FROM sign_in_policies WHERE policy = ? AND sign_in_seq = sign_ins.seq)", q.Policy)
+	}
+	if q.UserID != "" {
+		add("user_id = ?", q.UserID)
+	}
+	if q.App != "" {
+		add("app = ?", q.App)
+	}
+	if q.Decision != "" {
+		add("decision = ?", q.Decision)
+	}
+	if !q.Since.IsZero() {
+		add("at >= ?", micros(q.Since))
+	}
+	if !q.Until.IsZero() {
+		add("at < ?", micros(q.Until))
+	}
+	if q.Before > 0 {
+		add(seq+" < ?", q.Before)
+	}
+	query := "SELECT " + seq + " AS seq FROM " + from
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	return query + " ORDER BY " + seq + " DESC LIMIT ?", append(args, limit)
+}
+
 // loadPolicies fills in each row's policies.
 func (s *DB) loadPolicies(ctx context.Context, rows []store.SignIn) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	byID := make(map[string]*store.SignIn, len(rows))
-	marks := make([]string, len(rows))
+	bySeq := make(map[int64]*store.SignIn, len(rows))
 	args := make([]any, len(rows))
 	for i := range rows {
-		byID[rows[i].ID] = &rows[i]
-		marks[i], args[i] = "?", rows[i].ID
+		bySeq[rows[i].Seq] = &rows[i]
+		args[i] = rows[i].Seq
 	}
-	rs, err := s.db.QueryContext(ctx, s.q("SELECT sign_in_id, policy FROM sign_in_policies WHERE sign_in_id IN ("+
-		strings.Join(marks, ",")+") ORDER BY policy"), args...)
+	rs, err := s.db.QueryContext(ctx, s.q("SELECT sign_in_seq, policy FROM sign_in_policies WHERE sign_in_seq IN ("+
+		marks(len(rows))+") ORDER BY policy"), args...)
 	if err != nil {
 		return err
 	}
 	defer rs.Close()
 	for rs.Next() {
-		var id, policy string
-		if err := rs.Scan(&id, &policy); err != nil {
+		var seq int64
+		var policy string
+		if err := rs.Scan(&seq, &policy); err != nil {
 			return err
 		}
-		byID[id].Policies = append(byID[id].Policies, policy)
+		bySeq[seq].Policies = append(bySeq[seq].Policies, policy)
 	}
 	return rs.Err()
 }
@@ -141,8 +206,8 @@ func (s *DB) DeleteSignInsBefore(ctx context.Context, t time.Time) (int, error) 
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		cut := micros(t)
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sign_in_policies WHERE sign_in_id IN
-			(SELECT id FROM sign_ins WHERE at < ?)`), cut); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sign_in_policies WHERE sign_in_seq IN
+			(SELECT seq FROM sign_ins WHERE at < ?)`), cut); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, s.q("DELETE FROM sign_ins WHERE at < ?"), cut)

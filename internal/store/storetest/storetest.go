@@ -519,6 +519,12 @@ func testSignIns(t *testing.T, s store.Store) {
 	if got := ids(list(store.SignInQuery{App: "admin", Since: base.Add(10 * time.Minute), Until: base.Add(20 * time.Minute)})); !slices.Equal(got, []string{"si-19", "si-16", "si-13", "si-10"}) {
 		t.Fatalf("app and time window: got %v", got)
 	}
+	if got := ids(list(store.SignInQuery{UserID: "alice", Policy: "wire-transfer"})); !slices.Equal(got, []string{"si-20", "si-10", "si-00"}) {
+		t.Fatalf("user and policy: got %v", got)
+	}
+	if got := ids(list(store.SignInQuery{Policy: "wire-transfer", Before: all[5].Seq, Limit: 2})); !slices.Equal(got, []string{"si-15", "si-10"}) {
+		t.Fatalf("policy filter from a cursor: got %v", got)
+	}
 
 	// Cursor pagination walks everything exactly once.
 	var walked []string
