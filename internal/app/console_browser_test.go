@@ -88,8 +88,11 @@ func TestBrowserConsole(t *testing.T) {
 	b.waitFor("the policies page, changes allowed", `location.pathname === "/admin/policies" && document.getElementById("changes-banner") === null`)
 
 	// 4. Create the report-only policy in the editor.
+	// The page may still be settling after the step-up's redirects, so
+	// the link is followed by its address rather than clicked.
+	b.waitFor("the new policy link", `(document.getElementById("new-document") || {}).pathname === "/admin/documents/new"`)
 	b.run("write a report-only policy",
-		chromedp.Click(chromedp.ID("new-document")),
+		chromedp.Navigate(b.base+"/admin/documents/new"),
 		chromedp.WaitVisible(chromedp.ID("doc-name")),
 		chromedp.SendKeys(chromedp.ID("doc-name"), "webapp"),
 		chromedp.SetValue(chromedp.ID("yaml"), reportOnlyDoc),
