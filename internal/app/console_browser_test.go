@@ -71,20 +71,19 @@ func TestBrowserConsole(t *testing.T) {
 	b.waitFor("the overview with the passkey banner", `location.pathname === "/admin" && document.getElementById("changes-banner") !== null`)
 
 	// 2. Register a passkey on the security page.
-	b.run("register a passkey",
-		chromedp.Navigate(b.base+"/account/security"),
-		chromedp.Click(chromedp.ID("add-webauthn")),
-		chromedp.WaitVisible(chromedp.ID("webauthn-start")),
-		chromedp.Click(chromedp.ID("webauthn-start")),
-	)
+	b.run("open the security page", chromedp.Navigate(b.base+"/account/security"))
+	b.waitFor("the add-a-passkey button", `document.getElementById("add-webauthn") !== null`)
+	b.act("add a passkey", `document.getElementById("add-webauthn").click()`)
+	b.waitFor("the passkey registration page", `document.getElementById("webauthn-start") !== null`)
+	b.act("register the passkey", `document.getElementById("webauthn-start").click()`)
 	b.waitFor("the registered passkey", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
 
 	// 3. Step up with it from the console's banner.
 	b.run("open the policies", chromedp.Navigate(b.base+"/admin/policies"))
 	b.waitFor("the passkey button", `document.getElementById("passkey-step-up") !== null`)
-	b.run("confirm with the passkey", chromedp.Click(chromedp.ID("passkey-step-up")))
+	b.act("confirm with the passkey", `document.getElementById("passkey-step-up").click()`)
 	b.waitFor("the step-up page", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
-	b.run("use the passkey", chromedp.Click(chromedp.ID("webauthn-start")))
+	b.act("use the passkey", `document.getElementById("webauthn-start").click()`)
 	b.waitFor("the policies page, changes allowed", `location.pathname === "/admin/policies" && document.getElementById("changes-banner") === null`)
 
 	// 4. Create the report-only policy in the editor.
@@ -99,10 +98,7 @@ func TestBrowserConsole(t *testing.T) {
 		chromedp.Click(chromedp.ID("validate")),
 	)
 	b.waitFor("the document validated", `document.getElementById("valid") !== null`)
-	b.run("save it",
-		chromedp.SendKeys(chromedp.ID("reason"), "try MFA for the web app"),
-		chromedp.Click(chromedp.ID("save")),
-	)
+	b.act("save it", `document.getElementById("reason").value = "try MFA for the web app"; document.getElementById("save").click()`)
 	b.waitFor("the saved document", `location.pathname === "/admin/documents/webapp" && document.querySelector(".notice-ok") !== null`)
 
 	// 5. bob signs in to the web app three times: allowed, and counted.
@@ -139,9 +135,9 @@ func TestBrowserConsole(t *testing.T) {
 	// 7. Enable it on the policies page.
 	b.run("enable the policy",
 		chromedp.Navigate(b.base+"/admin/policies"),
-		chromedp.SendKeys(chromedp.ID("reason-webapp-mfa"), "rollout"),
-		chromedp.Click(chromedp.CSS(`tr[data-policy="webapp-mfa"] button[value="enabled"]`)),
 	)
+	b.waitFor("the policy's enable button", `document.querySelector('tr[data-policy="webapp-mfa"] button[value="enabled"]') !== null`)
+	b.act("enable it", `document.getElementById("reason-webapp-mfa").value = "rollout"; document.querySelector('tr[data-policy="webapp-mfa"] button[value="enabled"]').click()`)
 	b.waitFor("the policy enabled", `(document.querySelector('tr[data-policy="webapp-mfa"] .state') || {}).textContent === "enabled"`)
 
 	// 8. bob is challenged now, and the sign-in log says why.
@@ -150,9 +146,10 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	row := s.lastEntry(t, store.SignInQuery{App: rpClientID, Decision: "challenge"})
 	b.run("open the sign-in log", chromedp.Navigate(b.base+"/admin/signins?decision=challenge&app="+rpClientID))
-	b.run("open the challenged entry", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-seq="%d"] a`, row.Seq))))
-	b.waitFor("the entry's explanation", `location.pathname === "/admin/signins/`+strconv.FormatInt(row.Seq, 10)+`"`)
-	why, _ := chromedp.Run(b.ctx, chromedp.Text(chromedp.ID("why")))
+	b.waitFor("the challenged entry's link", fmt.Sprintf(`document.querySelector('tr[data-seq="%d"] a') !== null`, row.Seq))
+	b.act("open the challenged entry", fmt.Sprintf(`document.querySelector('tr[data-seq="%d"] a').click()`, row.Seq))
+	b.waitFor("the entry's explanation", `location.pathname === "/admin/signins/`+strconv.FormatInt(row.Seq, 10)+`" && document.getElementById("why") !== null`)
+	why, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById("why").innerText`))
 	if !strings.Contains(why, "Policy webapp-mfa applied and was not satisfied") || !strings.Contains(why, "lacks proofs the policy requires") {
 		b.fail("the entry explains %q, want the policy and its reason", why)
 	}
@@ -172,11 +169,24 @@ func TestBrowserConsole(t *testing.T) {
 
 // wouldChallenge reads a policy's would-have-challenged count on the
 // policies page.
+// act runs script in the page, on elements the last waitFor saw, once
+// the page has loaded. After
+// a form submission, chromedp's own node lookups can race the new
+// document ("could not find node"); the page's DOM cannot.
+func (b *browserRig) act(what, script string) {
+	b.t.Helper()
+	// Scripts attach their handlers once the document has loaded.
+	b.waitFor(what+" (the page loaded)", `document.readyState === "complete"`)
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`(() => { `+script+`; return true })()`)); err != nil {
+		b.fail("%s: %v", what, err)
+	}
+}
+
 func (b *browserRig) wouldChallenge(name string) int {
 	b.t.Helper()
 	b.run("open the policies", chromedp.Navigate(b.base+"/admin/policies"))
 	b.waitFor("the policy's row", `document.querySelector('tr[data-policy="`+name+`"]') !== null`)
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(`tr[data-policy="`+name+`"] .would-challenge`)))
+	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('tr[data-policy="`+name+`"] .would-challenge').innerText`))
 	n, perr := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || perr != nil {
 		b.fail("read would-challenge of %s: %q %v", name, s, err)
