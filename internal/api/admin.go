@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -131,7 +132,7 @@ func (a *API) signIn(w http.ResponseWriter, r *http.Request) error {
 func (a *API) overview(w http.ResponseWriter, r *http.Request) error {
 	period := 24 * time.Hour
 	if p := r.URL.Query().Get("period"); p != "" {
-		d, err := parsePeriod(p)
+		d, err := strength.ParseDuration(p)
 		if err != nil {
 			return badParam("period", "must be a duration like 24h, 7d or 30d")
 		}
@@ -146,25 +147,6 @@ func (a *API) overview(w http.ResponseWriter, r *http.Request) error {
 		CompletionRate float64 `json:"completion_rate"`
 	}{o, o.CompletionRate()})
 	return nil
-}
-
-// parsePeriod reads a Go duration or a number of days (7d).
-func parsePeriod(s string) (time.Duration, error) {
-	if n, ok := cutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil || days <= 0 {
-			return 0, errors.New("bad days")
-		}
-		return time.Duration(days) * 24 * time.Hour, nil
-	}
-	return time.ParseDuration(s)
-}
-
-func cutSuffix(s, suffix string) (string, bool) {
-	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
-		return s[:len(s)-len(suffix)], true
-	}
-	return s, false
 }
 
 func (a *API) policies(w http.ResponseWriter, r *http.Request) error {

@@ -247,6 +247,12 @@ func TestAdminAPIPolicyLifecycle(t *testing.T) {
 		!strings.Contains(out, "name: webapp-needs-mfa") || !strings.Contains(out, "name: c2-mfa") {
 		t.Fatalf("export: %d %s", status, out)
 	}
+	if status, out := apiCall(t, s.base, tok, "GET", "/api/v1/overview?period=7d", ""); status != http.StatusOK || !strings.Contains(out, `"policy":"webapp-needs-mfa"`) {
+		t.Fatalf("overview of 7 days: %d %.300s", status, out)
+	}
+	if status, out := apiCall(t, s.base, tok, "GET", "/api/v1/overview?period=soon", ""); status != http.StatusBadRequest || !strings.Contains(out, "period") {
+		t.Fatalf("overview of a bad period: %d %s", status, out)
+	}
 	if status, out := apiCall(t, s.base, tok, "DELETE", "/api/v1/policy-documents/webapp-mfa?version=2&reason=done", ""); status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", status, out)
 	}
