@@ -26,10 +26,6 @@ const Role = "stepgate-admin"
 // for, so policies can target the console like any other app.
 const ConsoleApp = "stepgate-console"
 
-// Scope is the OAuth scope that admits a client-credentials token to the
-// admin API.
-const Scope = "stepgate:admin"
-
 // Compiled is a policy set compiled from the policy files and a list of
 // stored documents.
 type Compiled struct {
