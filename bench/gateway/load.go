@@ -1,7 +1,8 @@
 package main
 
 import (
-	"context"
+	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -78,21 +79,22 @@ type result struct {
 
 func (r *result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
-// worker is one keep-alive client connection.
+// worker is one keep-alive client connection, driven from one goroutine
+// the way wrk drives a socket from its event loop: the request is
+// serialized once (by net/http) and written as is, and each answer is
+// read with net/http's own parser. http.Client would add a reader and a
+// writer goroutine per connection, and hand every request and answer
+// between them, in the process that also runs what is measured.
 type worker struct {
-	client *http.Client
-	req    *http.Request
-	res    result
+	addr string
+	req  *http.Request // what the answers answer (ReadResponse needs the method)
+	wire []byte        // req as sent
+	conn net.Conn
+	br   *bufio.Reader
+	res  result
 }
 
 func newWorker(t target) (*worker, error) {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, t.addr)
-		},
-		MaxIdleConns: 1, MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1,
-		DisableCompression: true,
-	}
 	req, err := http.NewRequest(http.MethodGet, t.url, nil)
 	if err != nil {
 		return nil, err
@@ -100,33 +102,77 @@ func newWorker(t target) (*worker, error) {
 	for k, v := range t.header {
 		req.Header[k] = v
 	}
-	return &worker{client: &http.Client{Transport: tr, Timeout: 5 * time.Second}, req: req}, nil
+	var wire bytes.Buffer
+	if err := req.Write(&wire); err != nil {
+		return nil, err
+	}
+	return &worker{addr: t.addr, req: req, wire: wire.Bytes()}, nil
 }
 
-// run sends requests one after the other until deadline. The request is
-// reused (allowed once the previous response body is closed) and the body
-// is discarded through io.Discard's pooled buffer, so the loop adds no
-// allocations of its own to net/http's.
+// do sends the request once and reads the whole answer, dialing when the
+// worker has no connection; a connection that failed or that the server
+// closes is dropped. Nothing waits past deadline.
+func (w *worker) do(deadline time.Time) (status int, err error) {
+	if w.conn == nil {
+		c, err := net.DialTimeout("tcp", w.addr, 5*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		w.conn, w.br = c, bufio.NewReaderSize(c, 16<<10)
+		_ = c.SetDeadline(deadline)
+	}
+	status, closing, err := w.exchange()
+	if err != nil || closing {
+		w.close()
+	}
+	return status, err
+}
+
+// exchange writes the request and reads the answer to its end; closing
+// reports that the server closes the connection after it.
+func (w *worker) exchange() (status int, closing bool, err error) {
+	if _, err := w.conn.Write(w.wire); err != nil {
+		return 0, false, err
+	}
+	resp, err := http.ReadResponse(w.br, w.req)
+	if err != nil {
+		return 0, false, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, resp.Close, err
+}
+
+func (w *worker) close() {
+	if w.conn != nil {
+		_ = w.conn.Close()
+		w.conn = nil
+	}
+}
+
+// run sends requests one after the other until deadline. The connection
+// may wait a little past it for the last answer, never more than 5 s.
 func (w *worker) run(deadline time.Time, record bool) {
+	if w.conn != nil {
+		_ = w.conn.SetDeadline(deadline.Add(5 * time.Second))
+	}
 	for {
 		start := time.Now()
 		if !start.Before(deadline) {
 			return
 		}
-		resp, err := w.client.Do(w.req)
+		status, err := w.do(deadline.Add(5 * time.Second))
 		if err != nil {
 			w.res.errors++
 			time.Sleep(time.Millisecond) // a refused connection must not spin
 			continue
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
 		if !record {
 			continue
 		}
 		w.res.hist.record(time.Since(start))
 		w.res.requests++
-		if resp.StatusCode != http.StatusOK {
+		if status != http.StatusOK {
 			w.res.errors++
 		}
 	}
@@ -160,7 +206,7 @@ func load(t target, conns int, warmup, duration time.Duration) (result, error) {
 		total.requests += w.res.requests
 		total.errors += w.res.errors
 		total.hist.add(&w.res.hist)
-		w.client.CloseIdleConnections()
+		w.close()
 	}
 	return total, nil
 }

@@ -1,15 +1,19 @@
 // Command gatewaybench measures the gateway against a direct upstream and
 // against nginx as a plain reverse proxy, in one run on one machine: the
-// upstream alone, nginx in front of it, Stepgate's gateway in front of it
-// (a browser session, then a bearer token), and the forward-auth decision
+// upstream alone, nginx in front of it, Go's own httputil.ReverseProxy in
+// front of it (no authentication), Stepgate's gateway on a route that asks
+// for no sign-in (the proxying alone), then with a browser session and
+// with a bearer token (the full decision), and the forward-auth decision
 // alone. Everything listens on 127.0.0.1 with random ports; each scenario
 // first checks one response, so a broken path cannot post good numbers.
 //
-//	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-cpuprofile gw.pprof -profile session] [-own-process]
+//	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-spread] [-cpuprofile gw.pprof -profile session] [-own-process]
 //
 // The load generator, the upstream and Stepgate run in this process (with
 // -own-process, Stepgate runs in a child process) and share the machine's
-// cores with everything they measure.
+// cores with everything they measure. The load generator drives each
+// connection from one goroutine, as wrk drives sockets from an event
+// loop, so that measuring takes as little from the measured as it can.
 package main
 
 import (
@@ -21,6 +25,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -39,6 +45,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of one scenario to this file")
 	rounds := flag.Int("rounds", 1, "measure every scenario this many times, interleaved, and report the median")
 	profiled := flag.String("profile", "session", "the scenario -cpuprofile profiles (a part of its name)")
+	spread := flag.Bool("spread", false, "also print each scenario's latency quantiles from p5 to p99")
 	ownProcess := flag.Bool("own-process", false, "run Stepgate in a process of its own instead of inside this one")
 	serveDir := flag.String("serve-stepgate", "", "serve Stepgate with its data in this directory until standard input closes (how the harness starts its Stepgate process)")
 	upstream := flag.String("upstream", "", "with -serve-stepgate: the upstream URL of the route")
@@ -54,7 +61,7 @@ func main() {
 		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m], -conns in [1, 4096] and -rounds in [1, 9]")
 		os.Exit(2)
 	}
-	if err := run(*duration, *conns, *rounds, *only, *cpuprofile, *profiled, *ownProcess); err != nil {
+	if err := run(*duration, *conns, *rounds, *only, *cpuprofile, *profiled, *ownProcess, *spread); err != nil {
 		fmt.Fprintln(errOut, "gatewaybench:", err)
 		os.Exit(1)
 	}
@@ -89,7 +96,7 @@ type scenario struct {
 	res     result // the round with the median throughput
 }
 
-func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string, ownProcess bool) error {
+func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string, ownProcess, spread bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "gatewaybench-")
@@ -136,10 +143,23 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 		}
 		return nil
 	}
+	anonymousCheck := func(resp *http.Response, body string) error {
+		if want := "user= assertion=false"; body != want {
+			return fmt.Errorf("the upstream saw %q, want %q", body, want)
+		}
+		return nil
+	}
+	goProxy, err := startGoProxy(upAddr)
+	if err != nil {
+		return err
+	}
+	defer goProxy.Close()
 	cookie := http.Header{"Cookie": {"stepgate_gw=" + sg.cookie}}
 	scenarios := []*scenario{
 		{name: "upstream direct", t: target{addr: upAddr, url: "http://" + upAddr + "/"}},
 		{name: "nginx plain proxy", t: target{url: "http://bank.localhost/"}},
+		{name: "Go httputil.ReverseProxy, plain", t: target{addr: goProxy.Addr, url: "http://" + goProxy.Addr + "/"}},
+		{name: "gateway, route with no sign-in", t: target{addr: sg.addr, url: sg.public + "/"}, check: anonymousCheck},
 		{name: "gateway, session cookie", t: target{addr: sg.addr, url: sg.bank + "/", header: cookie}, check: identityCheck},
 		{name: "gateway, bearer token", t: target{addr: sg.addr, url: sg.bank + "/", header: http.Header{"Authorization": {"Bearer " + sg.token}}}, check: identityCheck},
 		{name: "forward-auth decision", t: target{addr: sg.addr, url: sg.base + "/gateway/forward-auth", header: http.Header{
@@ -202,8 +222,25 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 			sc.res = sc.rounds[len(sc.rounds)/2]
 		}
 	}
-	report(scenarios, conns, rounds, duration)
+	report(scenarios, conns, rounds, duration, spread)
 	return nil
+}
+
+// startGoProxy serves Go's own reverse proxy, with no authentication, in
+// front of the upstream: the row that shows what Go's HTTP server and
+// proxy cost before Stepgate adds anything.
+func startGoProxy(upAddr string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: upAddr})
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	proxy.Transport = tr
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
 }
 
 func selectScenarios(all []*scenario, only string) []*scenario {
@@ -247,12 +284,18 @@ func measure(t target, conns int, duration time.Duration, cpuprofile string) (re
 }
 
 func checkOnce(t target, check func(*http.Response, string) error) error {
-	w, err := newWorker(t)
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, t.addr)
+	}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequest(http.MethodGet, t.url, nil)
 	if err != nil {
 		return err
 	}
-	defer w.client.CloseIdleConnections()
-	resp, err := w.client.Do(w.req)
+	for k, v := range t.header {
+		req.Header[k] = v
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		return err
 	}
@@ -267,7 +310,7 @@ func checkOnce(t target, check func(*http.Response, string) error) error {
 	return nil
 }
 
-func report(scenarios []*scenario, conns, rounds int, duration time.Duration) {
+func report(scenarios []*scenario, conns, rounds int, duration time.Duration, spread bool) {
 	fmt.Printf("\n%d keep-alive connections, %s per scenario, median of %d round(s), GOMAXPROCS %d, %s\n\n",
 		conns, duration, rounds, runtime.GOMAXPROCS(0), runtime.Version())
 	var direct, nginx float64
@@ -297,6 +340,32 @@ func report(scenarios []*scenario, conns, rounds int, duration time.Duration) {
 		r := &sc.res
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t\n", sc.name, r.rps(), r.hist.percentile(0.50), r.hist.percentile(0.99),
 			r.errors, ratio(r.rps(), direct), ratio(r.rps(), nginx))
+	}
+	_ = tw.Flush()
+	if !spread {
+		return
+	}
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	quantiles := []float64{0.05, 0.25, 0.50, 0.75, 0.90, 0.99}
+	fmt.Fprint(tw, "latency spread\tmean\t")
+	for _, q := range quantiles {
+		fmt.Fprintf(tw, "p%02.0f\t", q*100)
+	}
+	fmt.Fprintln(tw)
+	for _, sc := range scenarios {
+		if sc.skipped != "" {
+			continue
+		}
+		r := &sc.res
+		// With every connection always busy, the mean is the connection
+		// count over the throughput (Little's law); the quantiles show
+		// how the answers spread around it.
+		fmt.Fprintf(tw, "%s\t%s\t", sc.name, (time.Duration(float64(conns)/r.rps()*float64(time.Second))).Round(time.Microsecond))
+		for _, q := range quantiles {
+			fmt.Fprintf(tw, "%s\t", r.hist.percentile(q))
+		}
+		fmt.Fprintln(tw)
 	}
 	_ = tw.Flush()
 }

@@ -40,6 +40,7 @@ type stepgate struct {
 	addr   string // 127.0.0.1:PORT
 	base   string // http://127.0.0.1:PORT, the issuer
 	bank   string // http://bank.localhost:PORT, the route
+	public string // http://public.localhost:PORT, a route that asks for no sign-in
 	stop   func()
 	cookie string // the browser's gateway cookie for the route
 	token  string // an access token of client bank
@@ -47,8 +48,9 @@ type stepgate struct {
 
 // startStepgate builds Stepgate with the same wiring as `stepgate serve`:
 // SQLite under dir, the cheapest valid argon2 cost, one user, the OIDC
-// client bank, and one route to upstream whose default rule asks for a
-// signed-in user and no step-up.
+// client bank, and two routes to upstream: bank, whose default rule asks
+// for a signed-in user and no step-up, and public, which asks for nothing
+// (what the proxying costs without a decision).
 func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,7 +58,7 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 	}
 	addr := ln.Addr().String()
 	_, port, _ := net.SplitHostPort(addr)
-	s := &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port}
+	s := &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port}
 
 	cfg := config.Default()
 	cfg.Server.DataDir = dir
@@ -64,7 +66,10 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 	cfg.Server.Issuer = s.base
 	cfg.Password.Argon2 = config.Argon2{Time: 1, MemoryKiB: 7168, Threads: 1}
 	cfg.OIDC.Clients = []config.OIDCClient{{ID: bankID, Name: "Bank", Secret: bankSecret, RedirectURIs: []string{bankRedirect}}}
-	cfg.Gateway.Routes = []config.GatewayRoute{{Name: bankID, From: s.bank, To: upstream}}
+	cfg.Gateway.Routes = []config.GatewayRoute{
+		{Name: bankID, From: s.bank, To: upstream},
+		{Name: "public", From: s.public, To: upstream, Rules: []config.GatewayRule{{Path: "/*", Allow: "anonymous"}}},
+	}
 	if probs := cfg.Validate(); len(probs) > 0 {
 		_ = ln.Close()
 		return nil, fmt.Errorf("config: %v", probs)
@@ -137,7 +142,7 @@ func spawnStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 		stop()
 		return nil, fmt.Errorf("the Stepgate process said %q", line)
 	}
-	return &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, stop: stop}, nil
+	return &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port, stop: stop}, nil
 }
 
 // serveStepgate is the -serve-stepgate process: Stepgate until standard

@@ -78,7 +78,7 @@ func TestGatewayProxiedRequest(t *testing.T) {
 				"X-Stepgate-User", "mallory", "X-Stepgate-Assertion", "forged",
 				"X-Forwarded-For", "203.0.113.9", "X-Forwarded-Host", "evil.example", "Forwarded", "for=203.0.113.9",
 				"X-Internal-Role", "admin", "Connection", "X-Secret-Hop", "X-Secret-Hop", "dropped",
-				"Accept-Language", "de", "Proxy-Authorization", "Basic Zm9vOmJhcg==")
+				"Accept-Language", "de", "Proxy-Authorization", "Basic Zm9vOmJhcg==", "Cookie", "theme=dark")
 			raw, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
@@ -95,6 +95,8 @@ func TestGatewayProxiedRequest(t *testing.T) {
 				"X-Stepgate-User": testUser, "X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": strings.TrimPrefix(g.app, "http://"),
 				"X-Forwarded-Proto": "http", "Accept-Language": "de", "X-Internal-Role": "", "X-Secret-Hop": "", "Forwarded": "",
 				"Proxy-Authorization": "", "Connection": "",
+				// The application's own cookies pass; the gateway's never do.
+				"Cookie": "theme=dark",
 			}
 			for k, v := range want {
 				if got := strings.Join(e.Header[k], ","); got != v {

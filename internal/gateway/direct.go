@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -99,6 +100,9 @@ func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, rt *route, hos
 	for k, vv := range r.Header {
 		if !g.forwards(k, connection) {
 			continue
+		}
+		if k == "Cookie" {
+			vv = rt.withoutOwnCookies(vv)
 		}
 		for _, v := range vv {
 			writeHeader(bw, k, v)
@@ -194,4 +198,29 @@ func listed(connection []string, k string) bool {
 		}
 	}
 	return false
+}
+
+// withoutOwnCookies returns the Cookie header values without the
+// gateway's own cookies: the application never receives the credential
+// that signs its users in through the gateway, so neither it nor its
+// logs can replay one. Other cookies pass untouched.
+func (rt *route) withoutOwnCookies(values []string) []string {
+	if !slices.ContainsFunc(values, func(v string) bool { return strings.Contains(v, "stepgate_gw") }) {
+		return values
+	}
+	own, bind := rt.cookieName(), rt.bindingCookie()
+	var out []string
+	for _, v := range values {
+		var keep []string
+		for _, pair := range strings.Split(v, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if name != own && name != bind {
+				keep = append(keep, strings.TrimSpace(pair))
+			}
+		}
+		if len(keep) > 0 {
+			out = append(out, strings.Join(keep, "; "))
+		}
+	}
+	return out
 }

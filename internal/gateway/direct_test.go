@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net/url"
+	"slices"
 	"testing"
 )
 
@@ -32,6 +33,28 @@ func TestUpstreamTarget(t *testing.T) {
 		u, _ := url.Parse(tc.upstream)
 		if got := upstreamTarget(&route{upstream: u}, tc.path, tc.query); got != tc.want {
 			t.Errorf("upstreamTarget(%s, %s, %q) = %s, want %s", tc.upstream, tc.path, tc.query, got, tc.want)
+		}
+	}
+}
+
+// The gateway's own cookies never reach the application; its other
+// cookies do, as sent.
+func TestWithoutOwnCookies(t *testing.T) {
+	for _, tc := range []struct {
+		scheme string
+		in     []string
+		want   []string
+	}{
+		{"http", []string{"theme=dark; lang=de"}, []string{"theme=dark; lang=de"}},
+		{"http", []string{"stepgate_gw=abc"}, nil},
+		{"http", []string{"theme=dark; stepgate_gw=abc; stepgate_gw_bind=xyz", "stepgate_gw=again"}, []string{"theme=dark"}},
+		{"https", []string{"__Host-stepgate_gw=abc;a=1"}, []string{"a=1"}},
+		// A look-alike name is the application's own business.
+		{"http", []string{"my_stepgate_gw=1"}, []string{"my_stepgate_gw=1"}},
+	} {
+		rt := &route{scheme: tc.scheme}
+		if got := rt.withoutOwnCookies(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("%s %q: got %q, want %q", tc.scheme, tc.in, got, tc.want)
 		}
 	}
 }

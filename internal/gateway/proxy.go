@@ -56,6 +56,11 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 			} else {
 				g.stripIdentity(pr.Out.Header) // never let a client's own identity headers through
 			}
+			if c := rt.withoutOwnCookies(pr.Out.Header["Cookie"]); len(c) > 0 {
+				pr.Out.Header["Cookie"] = c
+			} else {
+				delete(pr.Out.Header, "Cookie")
+			}
 			pr.SetURL(rt.upstream) // joins the upstream's path and the canonical one
 			pr.SetXForwarded()
 		},

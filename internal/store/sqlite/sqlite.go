@@ -78,12 +78,22 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	if err != nil {
 		return nil, explain(path, opts, err)
 	}
+	// database/sql keeps two idle connections by default: under
+	// concurrent requests the rest were closed after each query and
+	// opened again (reading the schema each time) by the next.
+	db.SetMaxIdleConns(maxIdleConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := sqlstore.Migrate(ctx, db, Dialect, migrations, "migrations"); err != nil {
 		_ = db.Close()
 		return nil, explain(path, opts, err)
 	}
 	return sqlstore.New(db, Dialect, opts.Now), nil
 }
+
+// maxIdleConns is how many connections stay open between bursts. A
+// SQLite connection is a file handle and a page cache; opening one
+// parses the schema.
+const maxIdleConns = 16
 
 var sqliteHeader = []byte("SQLite format 3\x00")
 

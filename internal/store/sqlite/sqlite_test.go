@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,5 +136,36 @@ func TestLockedDatabaseGivesClearError(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "another process") {
 		t.Errorf("error %q does not name the cause", err)
+	}
+}
+
+// Concurrent readers reuse their connections instead of closing all but
+// two after each query and opening them again (which re-reads the
+// schema every time).
+func TestConcurrentReadsKeepTheirConnections(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), sqlite.FileName), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateKV(ctx, "k", []byte("v"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if _, err := s.GetKV(ctx, "k"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if st := s.SQL().Stats(); st.MaxIdleClosed > 0 {
+		t.Fatalf("%d connections were closed for want of idle room (%d opened in all)", st.MaxIdleClosed, st.OpenConnections)
 	}
 }
