@@ -361,7 +361,7 @@ func report(scenarios []*scenario, conns, rounds int, duration time.Duration, sp
 		// With every connection always busy, the mean is the connection
 		// count over the throughput (Little's law); the quantiles show
 		// how the answers spread around it.
-		fmt.Fprintf(tw, "%s\t%s\t", sc.name, (time.Duration(float64(conns)/r.rps()*float64(time.Second))).Round(time.Microsecond))
+		fmt.Fprintf(tw, "%s\t%s\t", sc.name, (time.Duration(float64(conns) / r.rps() * float64(time.Second))).Round(time.Microsecond))
 		for _, q := range quantiles {
 			fmt.Fprintf(tw, "%s\t", r.hist.percentile(q))
 		}

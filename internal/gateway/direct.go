@@ -211,15 +211,19 @@ func (rt *route) withoutOwnCookies(values []string) []string {
 	own, bind := rt.cookieName(), rt.bindingCookie()
 	var out []string
 	for _, v := range values {
-		var keep []string
-		for _, pair := range strings.Split(v, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(pair), "=")
-			if name != own && name != bind {
-				keep = append(keep, strings.TrimSpace(pair))
+		var kept strings.Builder
+		for pair := range strings.SplitSeq(v, ";") {
+			pair = strings.TrimSpace(pair)
+			if name, _, _ := strings.Cut(pair, "="); pair == "" || name == own || name == bind {
+				continue
 			}
+			if kept.Len() > 0 {
+				kept.WriteString("; ")
+			}
+			kept.WriteString(pair)
 		}
-		if len(keep) > 0 {
-			out = append(out, strings.Join(keep, "; "))
+		if kept.Len() > 0 {
+			out = append(out, kept.String())
 		}
 	}
 	return out
