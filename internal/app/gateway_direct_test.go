@@ -249,3 +249,45 @@ func startCountingGateway(t *testing.T, up http.Handler, conns *atomic.Int64, mu
 	}
 	return g, b, srv
 }
+
+// TestGatewayIdentityHeaderChoices: a route sends the identity its
+// application asks for — all of it, only the signed assertion, only the
+// plain headers, or none — on both proxy paths, and whatever it sends, a
+// client's own X-Stepgate-* headers never pass.
+func TestGatewayIdentityHeaderChoices(t *testing.T) {
+	for _, tc := range []struct {
+		choice           string
+		plain, assertion bool
+	}{
+		{config.IdentityAll, true, true},
+		{config.IdentityAssertion, false, true},
+		{config.IdentityPlain, true, false},
+		{config.IdentityNone, false, false},
+	} {
+		t.Run(tc.choice, func(t *testing.T) {
+			g, b, _ := startEchoGateway(t, http.HandlerFunc(echoHandler), func(cfg *config.Config) {
+				cfg.Gateway.Routes[0].IdentityHeaders = tc.choice
+			})
+			for _, method := range []string{"GET", "PUT"} {
+				resp := mustDo(t, b, method, g.app+"/accounts", "",
+					"X-Stepgate-User", "mallory", "X-Stepgate-Assertion", "forged", "X-Stepgate-Groups", "admins")
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var e echoed
+				if err := json.Unmarshal(raw, &e); err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s: status %d: %s", method, resp.StatusCode, raw)
+				}
+				user, groups, assertion := e.Header.Get("X-Stepgate-User"), e.Header.Get("X-Stepgate-Groups"), e.Header.Get("X-Stepgate-Assertion")
+				if wantUser := map[bool]string{true: testUser}[tc.plain]; user != wantUser || groups != "" {
+					t.Errorf("%s: X-Stepgate-User %q, X-Stepgate-Groups %q; want %q and none", method, user, groups, wantUser)
+				}
+				if got := e.Header.Get("X-Stepgate-Acr") != ""; got != tc.plain {
+					t.Errorf("%s: X-Stepgate-Acr sent: %v, want %v", method, got, tc.plain)
+				}
+				if got := strings.Count(assertion, ".") == 2; got != tc.assertion || assertion == "forged" {
+					t.Errorf("%s: assertion %q, want one signed by the gateway: %v", method, assertion, tc.assertion)
+				}
+			}
+		})
+	}
+}

@@ -37,9 +37,23 @@ type GatewayRoute struct {
 	App string `yaml:"app"`
 	// Challenge is the form of API challenges: rfc9470 (default) or
 	// entra (insufficient_claims with a claims parameter).
-	Challenge string        `yaml:"challenge"`
-	Rules     []GatewayRule `yaml:"rules,omitempty"`
+	Challenge string `yaml:"challenge"`
+	// IdentityHeaders is what the upstream is told of the user: all (the
+	// default: the plain X-Stepgate-* headers and the signed assertion),
+	// assertion (only X-Stepgate-Assertion, for an application that
+	// verifies it), plain (the headers without the assertion, for an
+	// application that trusts the network to the gateway) or none.
+	IdentityHeaders string        `yaml:"identity_headers,omitempty"`
+	Rules           []GatewayRule `yaml:"rules,omitempty"`
 }
+
+// Identity header choices of a route.
+const (
+	IdentityAll       = "all"
+	IdentityAssertion = "assertion"
+	IdentityPlain     = "plain"
+	IdentityNone      = "none"
+)
 
 // GatewayRule says what a path costs. The first matching rule wins; a
 // request no rule matches needs a signed-in user.
@@ -104,6 +118,11 @@ func (g Gateway) validate(ps *problems, issuer string) {
 		}
 		if r.Challenge != "" && r.Challenge != "rfc9470" && r.Challenge != "entra" {
 			ps.add(path+".challenge", "%q is not a challenge form; use rfc9470 or entra", r.Challenge)
+		}
+		switch r.IdentityHeaders {
+		case "", IdentityAll, IdentityAssertion, IdentityPlain, IdentityNone:
+		default:
+			ps.add(path+".identity_headers", "%q is not an identity header choice; use all, assertion, plain or none", r.IdentityHeaders)
 		}
 		for j, rule := range r.Rules {
 			rule.validate(ps, fmt.Sprintf("%s.rules[%d]", path, j))

@@ -40,6 +40,15 @@ func TestValidate(t *testing.T) {
 		{name: "ok/geoip-database", mutate: func(c *Config) { c.GeoIP.Database = "/var/lib/GeoIP/GeoLite2-Country.mmdb" }},
 		{name: "ok/api-token", mutate: func(c *Config) { c.API.Token = strings.Repeat("k", 32) }},
 
+		{name: "ok/identity-headers", mutate: func(c *Config) {
+			c.Gateway.Routes = []GatewayRoute{
+				{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001", IdentityHeaders: IdentityAssertion},
+				{Name: "b", From: "http://b.localhost:8080", To: "http://127.0.0.1:9002", IdentityHeaders: IdentityNone},
+			}
+		}},
+		{name: "fail/identity-headers", mutate: func(c *Config) {
+			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001", IdentityHeaders: "jwt"}}
+		}, want: []string{"gateway.routes[0].identity_headers"}, wantIn: "use all, assertion, plain or none"},
 		{name: "fail/listen-no-port", mutate: func(c *Config) { c.Server.Listen = "localhost" }, want: []string{"server.listen"}, wantIn: "127.0.0.1:8080"},
 		{name: "fail/listen-named-port", mutate: func(c *Config) { c.Server.Listen = "localhost:http" }, want: []string{"server.listen"}, wantIn: "0 to 65535"},
 		{name: "fail/listen-port-range", mutate: func(c *Config) { c.Server.Listen = ":65536" }, want: []string{"server.listen"}},

@@ -145,13 +145,28 @@ func (g *Gateway) setIdentity(h http.Header, rt *route, id *identity) {
 	g.identityHeaders(rt, id, h.Set)
 }
 
-// identityHeaders sets, through set, the identity headers of id (none
-// for anonymous requests).
+// identityHeaders sets, through set, the identity headers of id that
+// the route sends (none for anonymous requests).
 func (g *Gateway) identityHeaders(rt *route, id *identity, set func(key, value string)) {
-	if id == nil {
+	if id == nil || !rt.plain && !rt.assertion {
 		return
 	}
 	a := g.facts(rt, id)
+	if rt.plain {
+		plainIdentity(a, set)
+	}
+	if !rt.assertion {
+		return
+	}
+	if tok, err := g.assertion(rt, id, a); err == nil {
+		set(headerAssertion, tok)
+	} else {
+		g.Log.Error("sign identity assertion", "err", err)
+	}
+}
+
+// plainIdentity sets the identity headers other than the assertion.
+func plainIdentity(a assertionClaims, set func(key, value string)) {
 	set(headerUser, a.Username)
 	if a.Email != "" {
 		set(headerEmail, a.Email)
@@ -163,11 +178,6 @@ func (g *Gateway) identityHeaders(rt *route, id *identity, set func(key, value s
 	set(headerAmr, strings.Join(a.AMR, " "))
 	if a.AuthTime > 0 {
 		set(headerAuthTime, strconv.FormatInt(a.AuthTime, 10))
-	}
-	if tok, err := g.assertion(rt, id, a); err == nil {
-		set(headerAssertion, tok)
-	} else {
-		g.Log.Error("sign identity assertion", "err", err)
 	}
 }
 

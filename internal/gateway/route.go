@@ -19,7 +19,9 @@ type route struct {
 	scheme   string // of the public URL: cookies are Secure under https
 	upstream *url.URL
 	entra    bool // API challenges in Entra's claims form
-	rules    []rule
+	// plain and assertion: which identity headers go upstream.
+	plain, assertion bool
+	rules            []rule
 }
 
 // rule is a compiled gateway rule.
@@ -46,6 +48,15 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 		r := &route{
 			name: c.Name, app: c.AppID(), host: strings.ToLower(from.Host), scheme: from.Scheme,
 			prefix: strings.TrimSuffix(from.Path, "/"), entra: c.Challenge == "entra",
+		}
+		switch c.IdentityHeaders {
+		case config.IdentityAssertion:
+			r.assertion = true
+		case config.IdentityPlain:
+			r.plain = true
+		case config.IdentityNone:
+		default:
+			r.plain, r.assertion = true, true
 		}
 		if c.To != "" {
 			if r.upstream, err = url.Parse(c.To); err != nil {
