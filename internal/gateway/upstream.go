@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -56,9 +57,38 @@ func newConnPool(upstream *url.URL, headerTimeout time.Duration) *connPool {
 // upstreamConn is one keep-alive connection to the upstream.
 type upstreamConn struct {
 	net.Conn
+	raw    syscall.RawConn // nil when the connection offers none
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	reused bool
+}
+
+// send writes the buffered request and waits until the answer can be
+// read. Go's network poller otherwise tries a read first — which, right
+// after the request left, finds nothing and costs a system call — and
+// only then waits. Here the wait is armed before the request is written
+// (RawConn.Read clears the connection's readiness before calling its
+// function), so an answer that arrives at once is not missed, and the
+// first read finds it. A wake-up with nothing to read only costs the read
+// that would have been tried anyway.
+func (c *upstreamConn) send() (sent bool, err error) {
+	if c.raw == nil || c.br.Buffered() > 0 {
+		err := c.bw.Flush()
+		return err == nil, err
+	}
+	var werr error
+	err = c.raw.Read(func(uintptr) bool {
+		if sent {
+			return true
+		}
+		werr = c.bw.Flush()
+		sent = werr == nil
+		return !sent
+	})
+	if werr != nil {
+		return false, werr
+	}
+	return sent, err
 }
 
 // errNoAnswer means the connection ended before the upstream sent a byte
@@ -99,7 +129,11 @@ func (p *connPool) conn(ctx context.Context) (*upstreamConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamConn{Conn: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	c := &upstreamConn{Conn: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	return c, nil
 }
 
 // put keeps c for the next request, or closes it when the pool is full
@@ -157,12 +191,14 @@ func (p *connPool) head(c *upstreamConn, req *http.Request, write func(*bufio.Wr
 	if err := write(c.bw); err != nil {
 		return nil, fmt.Errorf("send the request upstream: %w", noAnswer(err))
 	}
-	if err := c.bw.Flush(); err != nil {
-		return nil, fmt.Errorf("send the request upstream: %w", noAnswer(err))
-	}
 	if p.headerTimeout > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(p.headerTimeout))
 		defer func() { _ = c.SetReadDeadline(time.Time{}) }()
+	}
+	if sent, err := c.send(); !sent {
+		return nil, fmt.Errorf("send the request upstream: %w", noAnswer(err))
+	} else if err != nil {
+		return nil, fmt.Errorf("read the upstream's answer: %w", noAnswer(err))
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, fmt.Errorf("read the upstream's answer: %w", noAnswer(err))
