@@ -7,7 +7,7 @@
 // alone. Everything listens on 127.0.0.1 with random ports; each scenario
 // first checks one response, so a broken path cannot post good numbers.
 //
-//	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-spread] [-cpuprofile gw.pprof -profile session] [-own-process]
+//	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-spread] [-cpuprofile gw.pprof -profile session] [-own-process] [-external]
 //
 // The load generator, the upstream and Stepgate run in this process (with
 // -own-process, Stepgate runs in a child process) and share the machine's
@@ -28,10 +28,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 )
@@ -46,6 +48,7 @@ func main() {
 	rounds := flag.Int("rounds", 1, "measure every scenario this many times, interleaved, and report the median")
 	profiled := flag.String("profile", "session", "the scenario -cpuprofile profiles (a part of its name)")
 	spread := flag.Bool("spread", false, "also print each scenario's latency quantiles from p5 to p99")
+	external := flag.Bool("external", false, "set everything up, print a wrk command for each scenario, and wait (until interrupted) for another load generator")
 	ownProcess := flag.Bool("own-process", false, "run Stepgate in a process of its own instead of inside this one")
 	serveDir := flag.String("serve-stepgate", "", "serve Stepgate with its data in this directory until standard input closes (how the harness starts its Stepgate process)")
 	upstream := flag.String("upstream", "", "with -serve-stepgate: the upstream URL of the route")
@@ -61,7 +64,7 @@ func main() {
 		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m], -conns in [1, 4096] and -rounds in [1, 9]")
 		os.Exit(2)
 	}
-	if err := run(*duration, *conns, *rounds, *only, *cpuprofile, *profiled, *ownProcess, *spread); err != nil {
+	if err := run(*duration, *conns, *rounds, *only, *cpuprofile, *profiled, *ownProcess, *spread, *external); err != nil {
 		fmt.Fprintln(errOut, "gatewaybench:", err)
 		os.Exit(1)
 	}
@@ -96,7 +99,7 @@ type scenario struct {
 	res     result // the round with the median throughput
 }
 
-func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string, ownProcess, spread bool) error {
+func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string, ownProcess, spread, external bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "gatewaybench-")
@@ -197,6 +200,9 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 			}
 		}
 	}
+	if external {
+		return holdForExternalLoad(ctx, scenarios, conns, duration)
+	}
 	// Rounds interleave the scenarios, so a burst of other work on the
 	// machine spoils one round of each rather than one scenario.
 	for round := range rounds {
@@ -241,6 +247,34 @@ func startGoProxy(upAddr string) (*http.Server, error) {
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
+}
+
+// holdForExternalLoad prints, for each scenario, the wrk command that
+// loads it as this program's load generator would, then keeps everything
+// running until the program is interrupted: a cross-check with a load
+// generator in a process (and a language) of its own.
+func holdForExternalLoad(ctx context.Context, scenarios []*scenario, conns int, duration time.Duration) error {
+	fmt.Println("Ready. Run any of these, then interrupt this program:")
+	for _, sc := range scenarios {
+		if sc.skipped != "" {
+			continue
+		}
+		u, err := url.Parse(sc.t.url)
+		if err != nil {
+			return err
+		}
+		cmd := fmt.Sprintf("wrk -t1 -c%d -d%s --latency -H 'Host: %s'", conns, duration, u.Host)
+		for k, vv := range sc.t.header {
+			for _, v := range vv {
+				cmd += fmt.Sprintf(" -H '%s: %s'", k, v)
+			}
+		}
+		fmt.Printf("\n# %s\n%s http://%s%s\n", sc.name, cmd, sc.t.addr, u.RequestURI())
+	}
+	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-interrupted.Done()
+	return nil
 }
 
 func selectScenarios(all []*scenario, only string) []*scenario {

@@ -70,6 +70,7 @@ func startNginx(dir, upstream string) (*nginx, error) {
 	}
 	cmd := exec.Command(nginxPath, "-p", dir, "-c", conf, "-g", "daemon off;") //nolint:gosec // a fixed binary and a generated config
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start nginx: %w", err)
 	}
