@@ -61,6 +61,12 @@ type upstreamConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	reused bool
+
+	// flushOnce is c.flushThenWait, bound once so that send allocates
+	// nothing; sent and sendErr are its state during one send.
+	flushOnce func(uintptr) bool
+	sent      bool
+	sendErr   error
 }
 
 // send writes the buffered request and waits until the answer can be
@@ -76,19 +82,24 @@ func (c *upstreamConn) send() (sent bool, err error) {
 		err := c.bw.Flush()
 		return err == nil, err
 	}
-	var werr error
-	err = c.raw.Read(func(uintptr) bool {
-		if sent {
-			return true
-		}
-		werr = c.bw.Flush()
-		sent = werr == nil
-		return !sent
-	})
-	if werr != nil {
-		return false, werr
+	c.sent, c.sendErr = false, nil
+	err = c.raw.Read(c.flushOnce)
+	if c.sendErr != nil {
+		return false, c.sendErr
 	}
-	return sent, err
+	return c.sent, err
+}
+
+// flushThenWait is send's RawConn.Read function: its first call writes
+// the request and asks to wait; the next, after the poller reported the
+// socket readable, ends the wait.
+func (c *upstreamConn) flushThenWait(uintptr) bool {
+	if c.sent {
+		return true
+	}
+	c.sendErr = c.bw.Flush()
+	c.sent = c.sendErr == nil
+	return !c.sent
 }
 
 // errNoAnswer means the connection ended before the upstream sent a byte
@@ -133,6 +144,7 @@ func (p *connPool) conn(ctx context.Context) (*upstreamConn, error) {
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
+	c.flushOnce = c.flushThenWait
 	return c, nil
 }
 
