@@ -46,7 +46,7 @@ bench: ## benchmarks (session lookup and the sign-in log on both backends, passw
 
 bench-gateway: ## gateway throughput against a direct upstream and nginx (installs nginx-light if missing)
 	scripts/install-deps.sh nginx-light
-	$(GO) run ./bench/gateway
+	$(GO) run ./bench/gateway -duration 4s -rounds 3 -spread
 
 fuzz: ## run each fuzz target for 30s
 	@for t in $$(grep -rhoE 'func (Fuzz[A-Za-z]+)' --include='*_test.go' . | awk '{print $$2}'); do \
