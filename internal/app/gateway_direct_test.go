@@ -29,15 +29,26 @@ func startEchoGateway(t *testing.T, up http.Handler, mutate func(*config.Config)
 	t.Helper()
 	srv := httptest.NewServer(up)
 	t.Cleanup(srv.Close)
-	var app string
-	s := startOIDC(t, func(cfg *config.Config) {
-		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
-		app = "http://bank.localhost:" + port
-		cfg.Gateway.Routes = []config.GatewayRoute{{Name: "bank", From: app, To: srv.URL + "/base/?tenant=7"}}
+	g, b := signedInGateway(t, srv.URL+"/base/?tenant=7", func(cfg *config.Config) {
 		cfg.Gateway.StripHeaders = []string{"X-Internal-Role"}
 		if mutate != nil {
 			mutate(cfg)
 		}
+	})
+	return g, b, srv.Listener.Addr().String()
+}
+
+// signedInGateway runs Stepgate with the route bank (at
+// bank.localhost) in front of upstream, after mutate, and returns a
+// browser already signed in to it.
+func signedInGateway(t *testing.T, upstream string, mutate func(*config.Config)) (*gatewayRig, *http.Client) {
+	t.Helper()
+	var app string
+	s := startOIDC(t, func(cfg *config.Config) {
+		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
+		app = "http://bank.localhost:" + port
+		cfg.Gateway.Routes = []config.GatewayRoute{{Name: "bank", From: app, To: upstream}}
+		mutate(cfg)
 	})
 	g := &gatewayRig{oidcServer: s, app: app}
 	b := gatewayBrowser(t, s.server)
@@ -45,7 +56,7 @@ func startEchoGateway(t *testing.T, up http.Handler, mutate func(*config.Config)
 	if resp, _ := g.walk(t, b, mustDo(t, b, "GET", app+"/", ""), noStepUp); resp.StatusCode != http.StatusOK {
 		t.Fatalf("sign-in: %d", resp.StatusCode)
 	}
-	return g, b, srv.Listener.Addr().String()
+	return g, b
 }
 
 func echoHandler(w http.ResponseWriter, r *http.Request) {
@@ -231,22 +242,12 @@ func startCountingGateway(t *testing.T, up http.Handler, conns *atomic.Int64, mu
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	var app string
-	s := startOIDC(t, func(cfg *config.Config) {
-		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
-		app = "http://bank.localhost:" + port
-		cfg.Gateway.Routes = []config.GatewayRoute{{Name: "bank", From: app, To: srv.URL + "/base"}}
+	g, b := signedInGateway(t, srv.URL+"/base", func(cfg *config.Config) {
 		cfg.Gateway.UpstreamTimeout = config.Duration(30 * time.Second)
 		if mutate != nil {
 			mutate(cfg)
 		}
 	})
-	g := &gatewayRig{oidcServer: s, app: app}
-	b := gatewayBrowser(t, s.server)
-	noStepUp := func(loc *url.URL) *http.Response { t.Fatalf("unexpected step-up: %s", loc); return nil }
-	if resp, _ := g.walk(t, b, mustDo(t, b, "GET", app+"/", ""), noStepUp); resp.StatusCode != http.StatusOK {
-		t.Fatalf("sign-in: %d", resp.StatusCode)
-	}
 	return g, b, srv
 }
 
