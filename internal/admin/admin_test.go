@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -257,5 +258,51 @@ func TestOverviewCounts(t *testing.T) {
 	}
 	if _, err := s.Overview(ctx, time.Minute); err == nil {
 		t.Fatal("a one-minute period was accepted")
+	}
+}
+
+// TestUsersPages: the users list comes a page at a time, each page's
+// cursor leading to the next, with the search applied across pages.
+func TestUsersPages(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t)
+	for i := range 7 {
+		name := fmt.Sprintf("user%d", i)
+		if i%2 == 0 {
+			name = fmt.Sprintf("ops%d", i)
+		}
+		if _, err := s.Store.CreateUser(ctx, store.User{ID: name, Username: name, Email: name + "@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	cursor := ""
+	for range 10 {
+		page, err := s.Users(ctx, "", cursor, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range page.Users {
+			seen = append(seen, u.Username)
+		}
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+		if len(page.Users) != 3 {
+			t.Fatalf("a page before the last holds %d users, want 3", len(page.Users))
+		}
+	}
+	if want := "ops0 ops2 ops4 ops6 user1 user3 user5"; strings.Join(seen, " ") != want {
+		t.Fatalf("paged through %v, want %s", seen, want)
+	}
+	// Exactly a page's worth: no cursor to an empty page.
+	if page, err := s.Users(ctx, "ops", "", 4); err != nil || len(page.Users) != 4 || page.Next != "" {
+		t.Fatalf("four matches in a page of four: %+v %v, want all four and no next cursor", page, err)
+	}
+	if page, err := s.Users(ctx, "OPS", "ops2", 0); err != nil || len(page.Users) != 2 || page.Users[0].Username != "ops4" {
+		t.Fatalf("search after a cursor: %+v %v, want ops4, ops6", page, err)
+	}
+	if _, err := s.Users(ctx, "", "", MaxUserPage+1); err == nil || !strings.Contains(err.Error(), "limit must be between 1 and 1000") {
+		t.Fatalf("an oversized page: %v, want a clear refusal", err)
 	}
 }

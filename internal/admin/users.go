@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
@@ -53,23 +52,43 @@ func summarize(u store.User) UserSummary {
 		Groups: u.Groups, Roles: u.Roles, Disabled: u.Disabled, Admin: IsAdmin(u)}
 }
 
-// Users lists every user, ordered by username; a non-empty filter keeps
-// those whose username, email or display name contains it.
-func (s *Service) Users(ctx context.Context, filter string) ([]UserSummary, error) {
-	all, err := s.Store.ListUsers(ctx)
+// UserPage is one page of users, ordered by username.
+type UserPage struct {
+	Users []UserSummary `json:"users"`
+	// Next is the cursor of the following page: the last username of
+	// this one; empty on the last page.
+	Next string `json:"next_cursor,omitempty"`
+}
+
+// DefaultUserPage and MaxUserPage bound the users listed at once.
+const (
+	DefaultUserPage = 100
+	MaxUserPage     = 1000
+)
+
+// Users lists a page of users after the username after, ordered by
+// username; a non-empty filter keeps those whose username, email or
+// display name contains it.
+func (s *Service) Users(ctx context.Context, filter, after string, limit int) (UserPage, error) {
+	switch {
+	case limit == 0:
+		limit = DefaultUserPage
+	case limit < 0 || limit > MaxUserPage:
+		return UserPage{}, invalid("limit must be between 1 and %d (got %d)", MaxUserPage, limit)
+	}
+	// One more than asked tells whether another page follows.
+	found, err := s.Store.FindUsers(ctx, store.UserQuery{Match: filter, After: after, Limit: limit + 1})
 	if err != nil {
-		return nil, err
+		return UserPage{}, err
 	}
-	filter = strings.ToLower(filter)
-	out := make([]UserSummary, 0, len(all))
-	for _, u := range all {
-		if filter != "" && !strings.Contains(strings.ToLower(u.Username+" "+u.Email+" "+u.DisplayName), filter) {
-			continue
-		}
-		out = append(out, summarize(u))
+	page := UserPage{Users: make([]UserSummary, 0, min(len(found), limit))}
+	for _, u := range found[:min(len(found), limit)] {
+		page.Users = append(page.Users, summarize(u))
 	}
-	slices.SortFunc(out, func(a, b UserSummary) int { return strings.Compare(a.Username, b.Username) })
-	return out, nil
+	if len(found) > limit {
+		page.Next = page.Users[limit-1].Username
+	}
+	return page, nil
 }
 
 // User returns a user's detail.

@@ -303,11 +303,19 @@ func (a *API) export(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) users(w http.ResponseWriter, r *http.Request) error {
-	us, err := a.svc().Users(r.Context(), r.URL.Query().Get("q"))
+	p := r.URL.Query()
+	limit := 0
+	if v := p.Get("limit"); v != "" {
+		var err error
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > admin.MaxUserPage {
+			return badParam("limit", "must be a whole number from 1 to "+strconv.Itoa(admin.MaxUserPage))
+		}
+	}
+	page, err := a.svc().Users(r.Context(), p.Get("q"), p.Get("cursor"), limit)
 	if err != nil {
 		return adminErr(err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": us})
+	writeJSON(w, http.StatusOK, page)
 	return nil
 }
 

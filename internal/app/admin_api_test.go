@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/users"
 )
 
 const (
@@ -280,6 +283,44 @@ func flushSignIns(t *testing.T, s *server) {
 	t.Helper()
 	if err := s.app.SignIns.Flush(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAdminAPIUsersPages: the users list pages with limit and cursor,
+// and a limit out of range is refused with what would be accepted.
+func TestAdminAPIUsersPages(t *testing.T) {
+	s := startAdminAPI(t)
+	_, ops := s.serviceToken(t, opsClientID, opsSecret, config.AdminScope)
+	for _, name := range []string{"bob", "carol"} {
+		if _, err := s.app.Users.Add(context.Background(), users.NewUser{Username: name, Password: testPassword}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	for path := "/api/v1/users?limit=1"; path != ""; {
+		status, body := apiCall(t, s.base, ops.AccessToken, "GET", path, "")
+		var page struct {
+			Users []struct {
+				Username string `json:"username"`
+			} `json:"users"`
+			Next string `json:"next_cursor"`
+		}
+		if err := json.Unmarshal([]byte(body), &page); status != http.StatusOK || err != nil || len(page.Users) != 1 {
+			t.Fatalf("GET %s: %d %s, want one user", path, status, body)
+		}
+		seen = append(seen, page.Users[0].Username)
+		path = ""
+		if page.Next != "" {
+			path = "/api/v1/users?limit=1&cursor=" + url.QueryEscape(page.Next)
+		}
+	}
+	if len(seen) < 3 || !slices.IsSorted(seen) || len(slices.Compact(slices.Clone(seen))) != len(seen) {
+		t.Fatalf("paged through %v: want every user once, in order", seen)
+	}
+	for _, bad := range []string{"0", "1001", "ten"} {
+		if status, body := apiCall(t, s.base, ops.AccessToken, "GET", "/api/v1/users?limit="+bad, ""); status != http.StatusBadRequest || !strings.Contains(body, "limit must be a whole number from 1 to 1000") {
+			t.Errorf("limit=%s: %d %s, want 400 naming the range", bad, status, body)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"html"
 	"net"
 	"net/http"
@@ -673,6 +674,22 @@ func TestConsoleReadPages(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("an unknown console page: status %d, want 404", resp.StatusCode)
 	}
+	// The users page lists a page at a time and links to the next.
+	for i := range admin.DefaultUserPage {
+		if _, err := s.app.Store.CreateUser(context.Background(), store.User{ID: fmt.Sprintf("u%03d", i), Username: fmt.Sprintf("zz%03d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, body = get(t, c, s.base+"/admin/users")
+	if n := strings.Count(body, "<tr data-user="); n != admin.DefaultUserPage || !strings.Contains(body, `id="next-page"`) {
+		t.Fatalf("users page: %d rows (want %d) and a link to the next page: %v", n, admin.DefaultUserPage, strings.Contains(body, `id="next-page"`))
+	}
+	next := html.UnescapeString(regexp.MustCompile(`href="([^"]+)" id="next-page"`).FindStringSubmatch(body)[1])
+	_, body = get(t, c, s.base+next)
+	if !strings.Contains(body, `data-user="zz099"`) || strings.Contains(body, `data-user="`+bobName+`"`) || strings.Contains(body, `id="next-page"`) {
+		t.Errorf("the second users page (%s) should end the list with zz099:\n%s", next, body)
+	}
+
 	resp, css := get(t, c, s.base+"/admin/static/console.css")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(css, ".s-allow") {
 		t.Errorf("console.css: status %d", resp.StatusCode)

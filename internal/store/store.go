@@ -125,10 +125,22 @@ type Users interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	GetUserByName(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
+	// FindUsers returns one page of users ordered by username: those
+	// whose username, email or display name contains q.Match (ignoring
+	// the case of ASCII letters everywhere, of all letters on
+	// PostgreSQL), after the username q.After.
+	FindUsers(ctx context.Context, q UserQuery) ([]User, error)
 	// UpdateUser applies fn to the current record and stores the result
 	// atomically; concurrent updates never lose each other's changes.
 	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
 	DeleteUser(ctx context.Context, id string) error
+}
+
+// UserQuery selects a page of users for FindUsers.
+type UserQuery struct {
+	Match string // a substring; empty matches everyone
+	After string // the pagination cursor: the last username of the previous page
+	Limit int    // at most this many; 0 means 100
 }
 
 // Groups stores groups.

@@ -12,16 +12,22 @@ import (
 type usersView struct {
 	Query string
 	Users []admin.UserSummary
+	// Next links to the following page; empty on the last.
+	Next string
 }
 
-// users lists the users, filtered by the search box.
+// users lists a page of users, filtered by the search box.
 func (c *Console) users(w http.ResponseWriter, r *http.Request, who *caller) error {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	list, err := c.Service.Users(r.Context(), q)
+	page, err := c.Service.Users(r.Context(), q, r.URL.Query().Get("after"), 0)
 	if err != nil {
 		return err
 	}
-	c.render(w, r, who, http.StatusOK, "users", view{Title: "Users", Section: "users", Data: usersView{Query: q, Users: list}})
+	v := usersView{Query: q, Users: page.Users}
+	if page.Next != "" {
+		v.Next = "/admin/users?" + url.Values{"q": {q}, "after": {page.Next}}.Encode()
+	}
+	c.render(w, r, who, http.StatusOK, "users", view{Title: "Users", Section: "users", Data: v})
 	return nil
 }
 

@@ -39,6 +39,7 @@ var Dialect = sqlstore.Dialect{
 	Name:                 "postgres",
 	NumberedPlaceholders: true,
 	ForUpdate:            " FOR UPDATE",
+	CaseInsensitiveLike:  "ILIKE",
 	MigrationLock:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
 	IsUniqueViolation: func(err error) bool {
 		var e *pgconn.PgError

@@ -46,7 +46,8 @@ type Options struct {
 
 // Dialect is SQLite's flavour of SQL for sqlstore.
 var Dialect = sqlstore.Dialect{
-	Name: "sqlite",
+	Name:                "sqlite",
+	CaseInsensitiveLike: "LIKE",
 	IsUniqueViolation: func(err error) bool {
 		var e *sqlite.Error
 		if !errors.As(err, &e) {

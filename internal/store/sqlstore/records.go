@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -236,6 +237,24 @@ func (s *DB) GetUserByName(ctx context.Context, username string) (store.User, er
 func (s *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 	return users.list(ctx, s, "", "username")
 }
+
+func (s *DB) FindUsers(ctx context.Context, q store.UserQuery) ([]store.User, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	where, args := "username > ?", []any{q.After}
+	if q.Match != "" {
+		// LIKE with the pattern's own wildcards escaped: a search for
+		// "a_b" means those three characters.
+		pattern := "%" + likeEscaper.Replace(q.Match) + "%"
+		like := " " + s.dialect.CaseInsensitiveLike + ` ? ESCAPE '\'`
+		where += " AND (username" + like + " OR email" + like + " OR display_name" + like + ")"
+		args = append(args, pattern, pattern, pattern)
+	}
+	return users.list(ctx, s, where, "username LIMIT "+strconv.Itoa(q.Limit), args...)
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
 
 func (s *DB) UpdateUser(ctx context.Context, id string, fn func(store.User) (store.User, error)) (store.User, error) {
 	return users.update(ctx, s, id, fn)

@@ -24,6 +24,10 @@ type Dialect struct {
 	// stays locked until commit. SQLite needs none: its write transactions
 	// begin IMMEDIATE and so already exclude every other writer.
 	ForUpdate string
+	// CaseInsensitiveLike is the operator that matches a LIKE pattern
+	// regardless of case: SQLite's LIKE already ignores the case of ASCII
+	// letters; PostgreSQL has ILIKE.
+	CaseInsensitiveLike string
 	// IsUniqueViolation reports whether err is a unique/primary key violation.
 	IsUniqueViolation func(error) bool
 	// MigrationLock, when set, runs first in every migration transaction so

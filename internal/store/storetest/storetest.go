@@ -95,6 +95,8 @@ func testUsers(t *testing.T, s store.Store) {
 		t.Fatalf("ListUsers = %+v, want alice, bob", list)
 	}
 
+	testFindUsers(t, s)
+
 	upd := must[store.User](t)(s.UpdateUser(ctx, u.ID, func(u store.User) (store.User, error) {
 		u.Disabled = true
 		u.Groups = append(u.Groups, "ops")
@@ -546,5 +548,64 @@ func testSignIns(t *testing.T, s store.Store) {
 	}
 	if got := ids(list(store.SignInQuery{Policy: "wire-transfer"})); !slices.Equal(got, []string{"si-20", "si-15", "si-10"}) {
 		t.Fatalf("policy filter after retention: got %v", got)
+	}
+}
+
+// testFindUsers pages through users and searches them; alice and bob
+// exist already.
+func testFindUsers(t *testing.T, s store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, u := range []store.User{
+		{Username: "carol", Email: "Carol@Example.org", DisplayName: "Carol Danvers"},
+		{Username: "dave_ops", Email: "dave@example.org"},
+		{Username: "erin", DisplayName: "100% Erin"},
+		{Username: "frank", DisplayName: "Frank Öz"},
+	} {
+		u.ID = id()
+		must[store.User](t)(s.CreateUser(ctx, u))
+	}
+	names := func(q store.UserQuery) []string {
+		var out []string
+		for _, u := range must[[]store.User](t)(s.FindUsers(ctx, q)) {
+			out = append(out, u.Username)
+		}
+		return out
+	}
+	// Pages of two, each after the last name of the one before, cover
+	// everyone once, in order.
+	var all []string
+	for after := ""; ; {
+		page := names(store.UserQuery{After: after, Limit: 2})
+		if len(page) > 2 {
+			t.Fatalf("a page of %d users, want at most 2", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		all = append(all, page...)
+		after = page[len(page)-1]
+	}
+	if want := []string{"alice", "bob", "carol", "dave_ops", "erin", "frank"}; !slices.Equal(all, want) {
+		t.Fatalf("paged users %v, want %v", all, want)
+	}
+	for _, tc := range []struct {
+		match string
+		want  []string
+	}{
+		{"CAROL@example", []string{"carol"}}, // email, whatever the case of ASCII letters
+		{"danvers", []string{"carol"}},       // display name
+		{"_", []string{"dave_ops"}},          // a literal underscore, not LIKE's any-character
+		{"%", []string{"erin"}},              // a literal percent sign
+		{"Öz", []string{"frank"}},            // as written
+		{"example.org", []string{"carol", "dave_ops"}},
+		{"nobody", nil},
+	} {
+		if got := names(store.UserQuery{Match: tc.match}); !slices.Equal(got, tc.want) {
+			t.Errorf("FindUsers(%q) = %v, want %v", tc.match, got, tc.want)
+		}
+	}
+	if got := names(store.UserQuery{Match: "example.org", After: "carol"}); !slices.Equal(got, []string{"dave_ops"}) {
+		t.Errorf("FindUsers(example.org after carol) = %v, want [dave_ops]", got)
 	}
 }
