@@ -20,7 +20,7 @@ import (
 
 var now = time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
 
-func openStore(t *testing.T) store.Store {
+func openStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "stepgate.db"), sqlite.Options{})
 	if err != nil {
@@ -32,7 +32,7 @@ func openStore(t *testing.T) store.Store {
 
 // newService is a service whose live set is the stored documents alone
 // (no policy files), with the audit trail in the same store.
-func newService(t *testing.T) *Service {
+func newService(t testing.TB) *Service {
 	t.Helper()
 	st := openStore(t)
 	docs := &Documents{KV: st, Now: func() time.Time { return now }}
@@ -304,5 +304,30 @@ func TestUsersPages(t *testing.T) {
 	}
 	if _, err := s.Users(ctx, "", "", MaxUserPage+1); err == nil || !strings.Contains(err.Error(), "limit must be between 1 and 1000") {
 		t.Fatalf("an oversized page: %v, want a clear refusal", err)
+	}
+}
+
+// BenchmarkOverview100k: the console's overview over a week holding
+// MaxScan entries, each with its request facts and a policy result.
+func BenchmarkOverview100k(b *testing.B) {
+	ctx := context.Background()
+	s := newService(b)
+	results := []policy.PolicyResult{{Policy: "c2-mfa", Result: policy.ResultApplied, Grant: "all-of"}}
+	for i := 0; i < MaxScan; i += 1000 {
+		rows := make([]store.SignIn, 0, 1000)
+		for j := range 1000 {
+			n := i + j
+			rows = append(rows, entry(fmt.Sprint(n), "bank", "challenge", now.Add(-time.Duration(n)*5*time.Second), results, false))
+		}
+		if err := s.Store.AppendSignIns(ctx, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		o, err := s.Overview(ctx, 7*24*time.Hour)
+		if err != nil || o.Scanned != MaxScan {
+			b.Fatalf("scanned %d: %v", o.Scanned, err)
+		}
 	}
 }

@@ -21,8 +21,10 @@ const MaxScan = 100_000
 // errStop ends a walk of the log early.
 var errStop = errors.New("stop")
 
-// walk reads entries newer than since, newest first, at most MaxScan.
-func (s *Service) walk(ctx context.Context, since time.Time, fn func(store.SignIn, audit.SignIn)) (scanned int, truncated bool, err error) {
+// walk reads entries newer than since, newest first, at most MaxScan,
+// each decoded by decode (audit.Decode, or audit.DecodeOutcome when the
+// request facts are not needed).
+func (s *Service) walk(ctx context.Context, since time.Time, decode func(store.SignIn) (audit.SignIn, error), fn func(store.SignIn, audit.SignIn)) (scanned int, truncated bool, err error) {
 	err = audit.WalkSignIns(ctx, s.Store, store.SignInQuery{Since: since}, MaxScan+1, func(row store.SignIn) error {
 		if scanned == MaxScan {
 			truncated = true
@@ -30,7 +32,7 @@ func (s *Service) walk(ctx context.Context, since time.Time, fn func(store.SignI
 		}
 		scanned++
 		// A row this version cannot read is skipped, not fatal.
-		if e, err := audit.Decode(row); err == nil {
+		if e, err := decode(row); err == nil {
 			fn(row, e)
 		}
 		return nil
@@ -92,7 +94,7 @@ func (s *Service) Impact(ctx context.Context, c Candidate, days int) (Impact, er
 	cur := s.Engine.Load()
 	out := Impact{Since: s.Now().Add(-time.Duration(days) * 24 * time.Hour).UTC()}
 	counts := map[[2]string]int{}
-	_, out.Truncated, err = s.walk(ctx, out.Since, func(row store.SignIn, e audit.SignIn) {
+	_, out.Truncated, err = s.walk(ctx, out.Since, audit.Decode, func(row store.SignIn, e audit.SignIn) {
 		if e.Facts == nil {
 			out.Skipped++
 			return
@@ -182,7 +184,7 @@ func (s *Service) Overview(ctx context.Context, period time.Duration) (Overview,
 	}
 	stats := map[string]*PolicyStats{}
 	var err error
-	o.Scanned, o.Truncated, err = s.walk(ctx, o.Since, func(_ store.SignIn, e audit.SignIn) {
+	o.Scanned, o.Truncated, err = s.walk(ctx, o.Since, audit.DecodeOutcome, func(_ store.SignIn, e audit.SignIn) {
 		i := min(int(e.Time.Sub(o.Since)/bucket), len(o.Buckets)-1)
 		if i < 0 {
 			return

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -245,5 +246,35 @@ func benchSignInLogWrite(b *testing.B, l *SignInLog) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 	if err := l.Close(ctx); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// DecodeOutcome reads everything Decode does except the request facts.
+func TestDecodeOutcomeLeavesOutTheFacts(t *testing.T) {
+	e := SignIn{ID: "e1", Time: time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC), Source: "gateway", Username: "alice", App: "bank",
+		Decision: "challenge", Policies: []policy.PolicyResult{{Policy: "c2-mfa", Result: policy.ResultApplied, Grant: "all-of"}},
+		Facts: NewFacts(&policy.Request{Subject: policy.Subject{ID: "u1", Username: "alice"}, App: "bank"})}
+	body, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := store.SignIn{ID: e.ID, Body: body}
+	full, err := Decode(row)
+	if err != nil || full.Facts == nil {
+		t.Fatalf("Decode: facts %v, %v", full.Facts, err)
+	}
+	out, err := DecodeOutcome(row)
+	if err != nil || out.Facts != nil {
+		t.Fatalf("DecodeOutcome: facts %v, %v; want none", out.Facts, err)
+	}
+	full.Facts = nil
+	if a, b := fmt.Sprintf("%+v", full), fmt.Sprintf("%+v", out); a != b {
+		t.Fatalf("DecodeOutcome read\n%s\nwhere Decode read\n%s", b, a)
+	}
+	if got := out.Triggers(); len(got) != 1 || got[0].Policy != "c2-mfa" {
+		t.Fatalf("triggers %+v, want c2-mfa", got)
+	}
+	if _, err := DecodeOutcome(store.SignIn{ID: "bad", Body: []byte(`{"facts": [`)}); err == nil {
+		t.Fatal("a malformed entry decoded without an error")
 	}
 }
