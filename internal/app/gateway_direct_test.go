@@ -68,6 +68,11 @@ func echoHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "X-Upstream-Private")
 	w.Header().Set("X-Upstream-Private", "hop-by-hop")
 	w.Header().Set("X-Upstream", "end-to-end")
+	// An application trying to plant a gateway session of its choosing,
+	// beside a cookie of its own.
+	w.Header().Add("Set-Cookie", "stepgate_gw=planted-by-the-app; Path=/; HttpOnly")
+	w.Header().Add("Set-Cookie", "theme=dark; Path=/settings") // a path the tests do not visit, so the jar keeps it to itself
+	w.Header().Add("Set-Cookie", "stepgate_gw_bind=planted; Path=/")
 	_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, Target: r.RequestURI, Host: r.Host, Header: r.Header})
 }
 
@@ -116,6 +121,9 @@ func TestGatewayProxiedRequest(t *testing.T) {
 			}
 			if a := e.Header.Get("X-Stepgate-Assertion"); a == "" || a == "forged" {
 				t.Errorf("assertion %q: want the gateway's own", a)
+			}
+			if got := resp.Header["Set-Cookie"]; len(got) != 1 || got[0] != "theme=dark; Path=/settings" {
+				t.Errorf("Set-Cookie reaching the client: %q, want the application's own cookie only", got)
 			}
 			if resp.Header.Get("X-Upstream") != "end-to-end" || resp.Header.Get("X-Upstream-Private") != "" {
 				t.Errorf("answer headers: X-Upstream %q (want end-to-end), X-Upstream-Private %q (want none: hop-by-hop)",

@@ -36,6 +36,7 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, rt *route,
 	defer resp.Body.Close()
 	h := w.Header()
 	copyEndToEnd(h, resp.Header)
+	rt.dropOwnSetCookies(h)
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
@@ -198,6 +199,29 @@ func listed(connection []string, k string) bool {
 		}
 	}
 	return false
+}
+
+// dropOwnSetCookies removes from an upstream's answer headers every
+// Set-Cookie that would set or clear the gateway's own cookies: an
+// application shares its host with the gateway, and must not be able to
+// plant a gateway session of its choosing in a user's browser (or end
+// one). Its other cookies pass untouched.
+func (rt *route) dropOwnSetCookies(h http.Header) {
+	values := h["Set-Cookie"]
+	if !slices.ContainsFunc(values, func(v string) bool { return strings.Contains(v, "stepgate_gw") }) {
+		return
+	}
+	own, bind := rt.cookieName(), rt.bindingCookie()
+	kept := slices.DeleteFunc(slices.Clone(values), func(v string) bool {
+		name, _, _ := strings.Cut(v, "=")
+		name = strings.TrimSpace(name)
+		return name == own || name == bind
+	})
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
 }
 
 // withoutOwnCookies returns the Cookie header values without the

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"net/http"
 	"net/url"
 	"slices"
 	"testing"
@@ -55,6 +56,29 @@ func TestWithoutOwnCookies(t *testing.T) {
 		rt := &route{scheme: tc.scheme}
 		if got := rt.withoutOwnCookies(tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("%s %q: got %q, want %q", tc.scheme, tc.in, got, tc.want)
+		}
+	}
+}
+
+// An upstream can set its own cookies but never the gateway's.
+func TestDropOwnSetCookies(t *testing.T) {
+	for _, tc := range []struct {
+		scheme string
+		in     []string
+		want   []string
+	}{
+		{"http", []string{"theme=dark; Path=/"}, []string{"theme=dark; Path=/"}},
+		{"http", []string{"stepgate_gw=x; Path=/", "theme=dark", " stepgate_gw_bind=y"}, []string{"theme=dark"}},
+		{"http", []string{"stepgate_gw=; Max-Age=0"}, nil},
+		{"https", []string{"__Host-stepgate_gw=x; Secure; Path=/", "my_stepgate_gw=1"}, []string{"my_stepgate_gw=1"}},
+	} {
+		h := http.Header{"Set-Cookie": slices.Clone(tc.in)}
+		(&route{scheme: tc.scheme}).dropOwnSetCookies(h)
+		if got := h["Set-Cookie"]; !slices.Equal(got, tc.want) {
+			t.Errorf("%s %q: got %q, want %q", tc.scheme, tc.in, got, tc.want)
+		}
+		if _, present := h["Set-Cookie"]; present != (tc.want != nil) {
+			t.Errorf("%s %q: Set-Cookie present %v", tc.scheme, tc.in, present)
 		}
 	}
 }

@@ -64,6 +64,10 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 			pr.SetURL(rt.upstream) // joins the upstream's path and the canonical one
 			pr.SetXForwarded()
 		},
+		ModifyResponse: func(resp *http.Response) error {
+			rt.dropOwnSetCookies(resp.Header)
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			g.upstreamFailed(w, r, rt, err)
 		},
