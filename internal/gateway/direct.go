@@ -35,8 +35,8 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, rt *route,
 	}
 	defer resp.Body.Close()
 	h := w.Header()
+	rt.dropOwnSetCookies(resp.Header)
 	copyEndToEnd(h, resp.Header)
-	rt.dropOwnSetCookies(h)
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
@@ -173,8 +173,9 @@ func writeHeader(bw *bufio.Writer, k, v string) {
 	_, _ = bw.WriteString("\r\n")
 }
 
-// copyEndToEnd copies the upstream's answer headers to dst, without the
-// hop-by-hop ones, which describe the upstream connection only.
+// copyEndToEnd adds the upstream's answer headers to dst, without the
+// hop-by-hop ones, which describe the upstream connection only. Headers
+// the gateway set itself before proxying (a cookie it hands over) stay.
 func copyEndToEnd(dst, src http.Header) {
 	connection := src["Connection"]
 	for k, vv := range src {
@@ -183,6 +184,10 @@ func copyEndToEnd(dst, src http.Header) {
 			continue
 		}
 		if listed(connection, k) {
+			continue
+		}
+		if own := dst[k]; len(own) > 0 {
+			dst[k] = append(own, vv...)
 			continue
 		}
 		dst[k] = vv
