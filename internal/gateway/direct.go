@@ -213,14 +213,12 @@ func listed(connection []string, k string) bool {
 // one). Its other cookies pass untouched.
 func (rt *route) dropOwnSetCookies(h http.Header) {
 	values := h["Set-Cookie"]
-	if !slices.ContainsFunc(values, func(v string) bool { return strings.Contains(v, "stepgate_gw") }) {
+	if !mayNameOwnCookie(values) {
 		return
 	}
-	own, bind := rt.cookieName(), rt.bindingCookie()
 	kept := slices.DeleteFunc(slices.Clone(values), func(v string) bool {
 		name, _, _ := strings.Cut(v, "=")
-		name = strings.TrimSpace(name)
-		return name == own || name == bind
+		return rt.isOwnCookie(strings.TrimSpace(name))
 	})
 	if len(kept) == 0 {
 		delete(h, "Set-Cookie")
@@ -234,16 +232,15 @@ func (rt *route) dropOwnSetCookies(h http.Header) {
 // that signs its users in through the gateway, so neither it nor its
 // logs can replay one. Other cookies pass untouched.
 func (rt *route) withoutOwnCookies(values []string) []string {
-	if !slices.ContainsFunc(values, func(v string) bool { return strings.Contains(v, "stepgate_gw") }) {
+	if !mayNameOwnCookie(values) {
 		return values
 	}
-	own, bind := rt.cookieName(), rt.bindingCookie()
 	var out []string
 	for _, v := range values {
 		var kept strings.Builder
 		for pair := range strings.SplitSeq(v, ";") {
 			pair = strings.TrimSpace(pair)
-			if name, _, _ := strings.Cut(pair, "="); pair == "" || name == own || name == bind {
+			if name, _, _ := strings.Cut(pair, "="); pair == "" || rt.isOwnCookie(name) {
 				continue
 			}
 			if kept.Len() > 0 {
@@ -256,4 +253,16 @@ func (rt *route) withoutOwnCookies(values []string) []string {
 		}
 	}
 	return out
+}
+
+// isOwnCookie reports whether name is one of the gateway's cookies on
+// rt's host: its session cookie or the hand-off's binding cookie.
+func (rt *route) isOwnCookie(name string) bool {
+	return name == rt.cookieName() || name == rt.bindingCookie()
+}
+
+// mayNameOwnCookie is the quick check that lets headers which cannot
+// name a gateway cookie through untouched (and unallocated).
+func mayNameOwnCookie(values []string) bool {
+	return slices.ContainsFunc(values, func(v string) bool { return strings.Contains(v, "stepgate_gw") })
 }
