@@ -240,7 +240,9 @@ func (rt *route) withoutOwnCookies(values []string) []string {
 		var kept strings.Builder
 		for pair := range strings.SplitSeq(v, ";") {
 			pair = strings.TrimSpace(pair)
-			if name, _, _ := strings.Cut(pair, "="); pair == "" || rt.isOwnCookie(name) {
+			// Trimmed as cookie parsers trim it: "stepgate_gw =x" is the
+			// gateway's cookie to them too.
+			if name, _, _ := strings.Cut(pair, "="); pair == "" || rt.isOwnCookie(strings.TrimSpace(name)) {
 				continue
 			}
 			if kept.Len() > 0 {

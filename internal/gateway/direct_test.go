@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -49,6 +50,7 @@ func TestWithoutOwnCookies(t *testing.T) {
 		{"http", []string{"theme=dark; lang=de"}, []string{"theme=dark; lang=de"}},
 		{"http", []string{"stepgate_gw=abc"}, nil},
 		{"http", []string{"theme=dark; stepgate_gw=abc; stepgate_gw_bind=xyz", "stepgate_gw=again"}, []string{"theme=dark"}},
+		{"http", []string{"a=1; stepgate_gw =spaced"}, []string{"a=1"}},
 		{"https", []string{"__Host-stepgate_gw=abc;a=1"}, []string{"a=1"}},
 		// A look-alike name is the application's own business.
 		{"http", []string{"my_stepgate_gw=1"}, []string{"my_stepgate_gw=1"}},
@@ -81,4 +83,48 @@ func TestDropOwnSetCookies(t *testing.T) {
 			t.Errorf("%s %q: Set-Cookie present %v", tc.scheme, tc.in, present)
 		}
 	}
+}
+
+// However a Cookie header is written, the gateway's own cookies never
+// survive the filter, and whatever survives was in the header.
+func FuzzWithoutOwnCookies(f *testing.F) {
+	for _, seed := range []string{"stepgate_gw=a", "theme=dark; stepgate_gw=b", " stepgate_gw =c;;stepgate_gw_bind=d", "a=1;stepgate_gw=2;b=3", "=;=;"} {
+		f.Add(seed)
+	}
+	rt := &route{scheme: "http"}
+	f.Fuzz(func(t *testing.T, header string) {
+		for _, v := range rt.withoutOwnCookies([]string{header}) {
+			for pair := range strings.SplitSeq(v, ";") {
+				name, _, _ := strings.Cut(pair, "=")
+				if rt.isOwnCookie(strings.TrimSpace(name)) {
+					t.Fatalf("%q kept the gateway's cookie %q: %q", header, name, v)
+				}
+				if !strings.Contains(header, strings.TrimSpace(pair)) {
+					t.Fatalf("%q produced %q, which it did not contain", header, pair)
+				}
+			}
+		}
+	})
+}
+
+// However a Set-Cookie is written, one that names a gateway cookie
+// never reaches the browser.
+func FuzzDropOwnSetCookies(f *testing.F) {
+	for _, seed := range []string{"stepgate_gw=a; Path=/", " stepgate_gw_bind=b", "theme=dark", "stepgate_gw"} {
+		f.Add(seed)
+	}
+	rt := &route{scheme: "http"}
+	f.Fuzz(func(t *testing.T, value string) {
+		h := http.Header{"Set-Cookie": {value, "theme=dark"}}
+		rt.dropOwnSetCookies(h)
+		for _, v := range h["Set-Cookie"] {
+			name, _, _ := strings.Cut(v, "=")
+			if rt.isOwnCookie(strings.TrimSpace(name)) {
+				t.Fatalf("Set-Cookie %q passed", v)
+			}
+		}
+		if !slices.Contains(h["Set-Cookie"], "theme=dark") {
+			t.Fatalf("the application's own cookie was dropped beside %q", value)
+		}
+	})
 }
