@@ -217,8 +217,26 @@ func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, set, ot
 		// onto the upstream request (Traefik authResponseHeaders, Caddy
 		// copy_headers, nginx auth_request_set).
 		g.setIdentity(w.Header(), rt, id)
+		nameEveryIdentityHeader(w.Header())
 		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// identityHeaderNames are the identity headers the documented proxy
+// configurations copy onto the upstream request.
+var identityHeaderNames = []string{headerUser, headerEmail, headerGroups, headerAcr, headerAmr, headerAuthTime, headerAssertion}
+
+// nameEveryIdentityHeader gives each identity header the answer lacks an
+// empty value. Caddy 2.6's copy_headers otherwise sends the application
+// its own placeholder text ("{http.reverse_proxy.header.X-Stepgate-User}")
+// as the value of a header the answer lacks, which an application could
+// take for a user name.
+func nameEveryIdentityHeader(h http.Header) {
+	for _, k := range identityHeaderNames {
+		if _, ok := h[k]; !ok {
+			h[k] = []string{""}
+		}
+	}
 }
 
 // redirectTo401 turns redirects into 401 with the target in
