@@ -327,3 +327,22 @@ func runProxy(t *testing.T, listen, logFile string, cmd *exec.Cmd) {
 	}
 	t.Fatalf("%s did not listen on %s: %s", filepath.Base(cmd.Path), listen, out.String())
 }
+
+// TestProxyExamplesInDocs: docs/gateway.md shows the proxy
+// configurations the tests run, word for word, so what a reader copies is
+// what was attacked.
+func TestProxyExamplesInDocs(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/gateway.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{nginxExample, caddyExample} {
+		example, err := os.ReadFile(path) //nolint:gosec // a file of this repository
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(doc), "\n"+string(example)+"```") {
+			t.Errorf("docs/gateway.md does not show %s as it is; copy the file into its code block", path)
+		}
+	}
+}
