@@ -98,6 +98,13 @@ func (s headerSet) read(h http.Header, other headerSet) (forwardedRequest, error
 	if f.uri == "" || f.uri[0] != '/' {
 		return forwardedRequest{}, badForwarded("%s %q is not a request path; it must start with /", s.uri, f.uri)
 	}
+	if i := strings.IndexFunc(f.uri, func(c rune) bool { return c <= ' ' || c == 0x7f || c == '#' }); i >= 0 {
+		// nginx passes "/admin#x" on as it came, which would be judged as
+		// a path of its own while Werkzeug and Express drop the "#x" and
+		// serve /admin. A request target never holds '#', spaces or
+		// control characters.
+		return forwardedRequest{}, badForwarded("%s %q holds %q, which no request target does", s.uri, f.uri, f.uri[i])
+	}
 	if f.host == "" {
 		return forwardedRequest{}, badForwarded("%s is empty; it must name the application's host", s.host)
 	}
@@ -105,6 +112,36 @@ func (s headerSet) read(h http.Header, other headerSet) (forwardedRequest, error
 		return forwardedRequest{}, badForwarded("%s %q is neither http nor https", s.proto, f.proto)
 	}
 	return f, nil
+}
+
+// Method and path overrides make common frameworks read a request as
+// another method or path than its request line says: Express's
+// method-override, Spring's and Symfony's method overrides, and the
+// X-Original-URL/X-Rewrite-URL of IIS-style rewriting that Symfony and
+// Zend honoured. The proxy in front passes them on to the application,
+// so a request carrying one would be judged as one request and run as
+// another.
+var (
+	methodOverrides = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+	pathOverrides   = []string{"X-Original-Url", "X-Rewrite-Url"}
+)
+
+// rereadBy returns the header, if any, with which the application could
+// read the request as another method or path than the one judged.
+func rereadBy(h http.Header, method string) string {
+	for _, k := range pathOverrides {
+		if len(h.Values(k)) > 0 {
+			return k
+		}
+	}
+	for _, k := range methodOverrides {
+		for _, v := range h.Values(k) {
+			if !strings.EqualFold(strings.TrimSpace(v), method) { // the method itself changes nothing
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 // canonicalMethod reports whether m is a method token in its canonical,
@@ -175,6 +212,10 @@ func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, set, ot
 	f, err := set.read(r.Header, other)
 	if err != nil {
 		g.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if k := rereadBy(r.Header, f.method); k != "" {
+		g.refuse(w, r, http.StatusBadRequest, "The request carries "+k+", with which the application could read it as another request than the one judged.")
 		return
 	}
 	o, err := original(r, f)

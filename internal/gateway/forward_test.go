@@ -70,6 +70,18 @@ func TestForwardedHeaderSets(t *testing.T) {
 			tc{name: name + "/fail/absolute-uri", set: ep.own, status: http.StatusBadRequest, msg: "must start with /",
 				edit: func(h http.Header) { h.Set(uriHeader(h), "http://fa.example/public/rates") }},
 		)
+		for _, h := range [][2]string{{"X-HTTP-Method-Override", "POST"}, {"X-HTTP-Method", "DELETE"}, {"X-Method-Override", "PUT"},
+			{"X-Original-URL", "/admin/"}, {"X-Rewrite-URL", "/admin/"}} {
+			cases = append(cases, tc{name: name + "/fail/override-" + h[0], set: ep.own, status: http.StatusBadRequest, msg: "another request than the one judged",
+				edit: func(hd http.Header) { hd.Add(h[0], h[1]) }})
+		}
+		cases = append(cases, tc{name: name + "/ok/override-to-same-method", set: ep.own, status: http.StatusOK,
+			edit: func(h http.Header) { h.Set("X-HTTP-Method-Override", "get") }})
+		for _, u := range [][2]string{{"fragment", "/public/rates#x"}, {"fragment-in-query", "/public/rates?a#b"}, {"space", "/public/ra tes"},
+			{"tab", "/public/rates\t"}, {"delete", "/public/\x7f"}} {
+			cases = append(cases, tc{name: name + "/fail/uri-" + u[0], set: ep.own, status: http.StatusBadRequest, msg: "no request target does",
+				edit: func(h http.Header) { h.Set(uriHeader(h), u[1]) }})
+		}
 		for k := range ep.others {
 			cases = append(cases, tc{name: name + "/fail/foreign-" + k, set: ep.own, status: http.StatusBadRequest, msg: k + " is for",
 				edit: func(h http.Header) { h.Set(k, ep.others[k]) }})
