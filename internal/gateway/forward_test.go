@@ -155,3 +155,28 @@ func TestCanonicalMethod(t *testing.T) {
 		}
 	}
 }
+
+// FuzzForwardedHeaders: whatever a proxy (or a client through it) puts
+// in the headers, reading them never panics, and what is accepted is a
+// canonical method and a request path without a fragment.
+func FuzzForwardedHeaders(f *testing.F) {
+	f.Add("GET", "/admin/", "fa.example", "http")
+	f.Add("post", "/admin#x", "fa.example", "https")
+	f.Add("GET", "//evil.example/a?b#c", "", "ftp")
+	f.Add("M-SEARCH", "/%2e%2e/%zz", "FA.example:443", "http")
+	f.Fuzz(func(t *testing.T, method, uri, host, proto string) {
+		h := http.Header{"X-Forwarded-Method": {method}, "X-Forwarded-Uri": {uri}, "X-Forwarded-Host": {host}, "X-Forwarded-Proto": {proto}}
+		fr, err := forwardHeaders.read(h, nginxHeaders)
+		if err != nil {
+			return
+		}
+		if !canonicalMethod(fr.method) || fr.uri == "" || fr.uri[0] != '/' || strings.ContainsAny(fr.uri, "# \t") {
+			t.Fatalf("accepted %+v", fr)
+		}
+		o, err := original(httptest.NewRequest(http.MethodGet, "/gateway/forward-auth", nil), fr)
+		if err != nil {
+			return
+		}
+		_, _ = normalize(rawPath(o))
+	})
+}
