@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run check vet lint test test-short interop-deps browser-deps bench bench-gateway fuzz clean
+.PHONY: help build run check vet lint test test-short interop-deps browser-deps proxy-deps bench bench-gateway fuzz clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,9 +26,11 @@ lint: ## golangci-lint (built from the Go module proxy on first use)
 
 # STEPGATE_REQUIRE_INTEROP turns the openid-client interop test's skip
 # (no node, no node_modules) into a failure, and STEPGATE_REQUIRE_BROWSER
-# the passkey browser test's (no Chromium), so CI cannot pass without them.
-test: interop-deps browser-deps ## every test, with the race detector, PostgreSQL started and stopped around it
-	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 scripts/with-postgres.sh $(GO) test -race -count=1 ./...
+# the passkey browser test's (no Chromium), and STEPGATE_REQUIRE_PROXIES
+# the forward-auth attacks through nginx and Caddy, so CI cannot pass
+# without them.
+test: interop-deps browser-deps proxy-deps ## every test, with the race detector, PostgreSQL started and stopped around it
+	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 STEPGATE_REQUIRE_PROXIES=1 scripts/with-postgres.sh $(GO) test -race -count=1 ./...
 
 test-short: ## unit tests without PostgreSQL
 	$(GO) test -count=1 ./...
@@ -40,6 +42,9 @@ interop-deps: ## Node.js and openid-client for the interop test (test/interop)
 
 browser-deps: ## Debian's Chromium for the passkey browser test (internal/app/browser_test.go)
 	scripts/install-deps.sh chromium chromium-driver
+
+proxy-deps: ## Debian's nginx and Caddy for the forward-auth attacks through them (internal/app/forward_proxy_test.go)
+	scripts/install-deps.sh nginx-light caddy
 
 bench: ## benchmarks (session lookup and the sign-in log on both backends, password hashing)
 	scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...

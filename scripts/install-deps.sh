@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages named on the command line that are missing.
-# The test suite calls it for what it needs (PostgreSQL, Chromium), so a
-# fresh machine needs nothing installed by hand.
+# The test suite calls it for what it needs (PostgreSQL, Chromium, nginx,
+# Caddy), so a fresh machine needs nothing installed by hand.
 set -euo pipefail
 
 missing=()

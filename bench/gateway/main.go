@@ -138,7 +138,7 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 	if err := sg.fetchToken(b); err != nil {
 		return fmt.Errorf("get a token for client bank: %w", err)
 	}
-	bankHost := strings.TrimPrefix(sg.bank, "http://")
+	faHost := strings.TrimPrefix(sg.fa, "http://")
 
 	identityCheck := func(resp *http.Response, body string) error {
 		if want := "user=" + benchUser + " assertion=true"; body != want {
@@ -166,7 +166,7 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 		{name: "gateway, session cookie", t: target{addr: sg.addr, url: sg.bank + "/", header: cookie}, check: identityCheck},
 		{name: "gateway, bearer token", t: target{addr: sg.addr, url: sg.bank + "/", header: http.Header{"Authorization": {"Bearer " + sg.token}}}, check: identityCheck},
 		{name: "forward-auth decision", t: target{addr: sg.addr, url: sg.base + "/gateway/forward-auth", header: http.Header{
-			"Cookie": cookie["Cookie"], "X-Forwarded-Method": {"GET"}, "X-Forwarded-Host": {bankHost}, "X-Forwarded-Uri": {"/"},
+			"Cookie": {"stepgate_gw=" + sg.faCookie}, "X-Forwarded-Method": {"GET"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {faHost}, "X-Forwarded-Uri": {"/"},
 		}}, check: func(resp *http.Response, _ string) error {
 			if u := resp.Header.Get("X-Stepgate-User"); u != benchUser || resp.Header.Get("X-Stepgate-Assertion") == "" {
 				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, benchUser)

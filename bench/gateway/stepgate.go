@@ -41,9 +41,12 @@ type stepgate struct {
 	base   string // http://127.0.0.1:PORT, the issuer
 	bank   string // http://bank.localhost:PORT, the route
 	public string // http://public.localhost:PORT, a route that asks for no sign-in
+	fa     string // http://fa.localhost:PORT, a route used through forward-auth only
 	stop   func()
 	cookie string // the browser's gateway cookie for the route
-	token  string // an access token of client bank
+	// faCookie is the browser's gateway cookie for route fa.
+	faCookie string
+	token    string // an access token of client bank
 }
 
 // startStepgate builds Stepgate with the same wiring as `stepgate serve`:
@@ -58,7 +61,7 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 	}
 	addr := ln.Addr().String()
 	_, port, _ := net.SplitHostPort(addr)
-	s := &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port}
+	s := &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port, fa: "http://fa.localhost:" + port}
 
 	cfg := config.Default()
 	cfg.Server.DataDir = dir
@@ -69,6 +72,7 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 	cfg.Gateway.Routes = []config.GatewayRoute{
 		{Name: bankID, From: s.bank, To: upstream},
 		{Name: "public", From: s.public, To: upstream, Rules: []config.GatewayRule{{Path: "/*", Allow: "anonymous"}}},
+		{Name: "fa", From: s.fa},
 	}
 	if probs := cfg.Validate(); len(probs) > 0 {
 		_ = ln.Close()
@@ -142,7 +146,7 @@ func spawnStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 		stop()
 		return nil, fmt.Errorf("the Stepgate process said %q", line)
 	}
-	return &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port, stop: stop}, nil
+	return &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port, fa: "http://fa.localhost:" + port, stop: stop}, nil
 }
 
 // serveStepgate is the -serve-stepgate process: Stepgate until standard
@@ -174,41 +178,48 @@ func (s *stepgate) browser() *http.Client {
 
 var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
-// signIn walks what a browser does on its first visit to the route: the
+// signIn walks what a browser does on its first visit to each route: the
 // gateway sends it to /gateway/start, Stepgate to /login; after signing
 // in, /gateway/start mints a ticket and the route's callback turns it
 // into the gateway cookie.
 func (s *stepgate) signIn(c *http.Client) error {
-	next := s.bank + "/"
+	var err error
+	if s.cookie, err = s.handOff(c, s.bank); err != nil {
+		return err
+	}
+	s.faCookie, err = s.handOff(c, s.fa)
+	return err
+}
+
+// handOff follows the hand-off from route's home page until a page that
+// is not a redirect, and returns the gateway cookie for route.
+func (s *stepgate) handOff(c *http.Client, route string) (string, error) {
+	next := route + "/"
 	for range 12 {
 		resp, err := c.Get(next)
 		if err != nil {
-			return err
+			return "", err
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			break
-		}
 		loc, err := resp.Location()
 		if err != nil {
-			return fmt.Errorf("GET %s: status %d without a redirect", next, resp.StatusCode)
+			break // the route's page (a forward-auth route has none here)
 		}
 		if loc.Path == "/login" {
 			if loc, err = s.login(c, loc.Query().Get("return_to")); err != nil {
-				return err
+				return "", err
 			}
 		}
 		next = loc.String()
 	}
-	u, _ := url.Parse(s.bank)
+	u, _ := url.Parse(route)
 	for _, ck := range c.Jar.Cookies(u) {
 		if ck.Name == "stepgate_gw" {
-			s.cookie = ck.Value
-			return nil
+			return ck.Value, nil
 		}
 	}
-	return errors.New("no gateway cookie after signing in")
+	return "", fmt.Errorf("no gateway cookie for %s after signing in", route)
 }
 
 // login posts the sign-in form and returns where it redirects.

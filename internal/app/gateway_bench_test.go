@@ -28,6 +28,9 @@ type gatewayBench struct {
 	issuer, bank   string // hosts
 	public         string // the host of a route that asks for no sign-in
 	cookie, bearer string
+	// fa is the host of a route used through forward-auth only, and
+	// faCookie the browser's gateway cookie for it.
+	fa, faCookie string
 }
 
 func newGatewayBench(b *testing.B) *gatewayBench {
@@ -37,7 +40,7 @@ func newGatewayBench(b *testing.B) *gatewayBench {
 		io.WriteString(w, "user="+r.Header.Get("X-Stepgate-User"))
 	}))
 	b.Cleanup(up.Close)
-	g := &gatewayBench{issuer: "localhost", bank: "bank.localhost", public: "public.localhost"}
+	g := &gatewayBench{issuer: "localhost", bank: "bank.localhost", public: "public.localhost", fa: "fa.localhost"}
 	cfg := config.Default()
 	cfg.Server.DataDir = b.TempDir()
 	cfg.Server.Issuer = "http://" + g.issuer
@@ -46,7 +49,11 @@ func newGatewayBench(b *testing.B) *gatewayBench {
 	cfg.Gateway.Routes = []config.GatewayRoute{
 		{Name: "bank", From: "http://" + g.bank, To: up.URL},
 		{Name: "public", From: "http://" + g.public, To: up.URL, Rules: []config.GatewayRule{{Path: "/*", Allow: "anonymous"}}},
+		{Name: "fa", From: "http://" + g.fa},
 	}
+	// httptest's requests come from 192.0.2.1, which stands in for the
+	// proxy that asks for forward-auth decisions.
+	cfg.Gateway.TrustedProxies = []string{"192.0.2.1"}
 	if probs := cfg.Validate(); len(probs) > 0 {
 		b.Fatal(probs)
 	}
@@ -67,28 +74,8 @@ func newGatewayBench(b *testing.B) *gatewayBench {
 	}
 	sso := a.Sessions.CookieName() + "=" + tok
 
-	// The hand-off: the route sends the browser to /gateway/start with
-	// a binding cookie, /gateway/start mints a ticket, and the route's
-	// callback (with the binding cookie) turns it into the gateway cookie.
-	resp := g.do("GET", "http://"+g.bank+"/", "", nil)
-	binding := ""
-	for _, c := range resp.Cookies() {
-		binding += c.Name + "=" + c.Value + "; "
-	}
-	resp = g.do("GET", resp.Header.Get("Location"), sso, nil)
-	if resp.StatusCode != http.StatusSeeOther {
-		body, _ := io.ReadAll(resp.Body)
-		b.Fatalf("/gateway/start: status %d: %.300s", resp.StatusCode, body)
-	}
-	resp = g.do("GET", resp.Header.Get("Location"), strings.TrimSuffix(binding, "; "), nil)
-	for _, c := range resp.Cookies() {
-		if c.Name == "stepgate_gw" {
-			g.cookie = "stepgate_gw=" + c.Value
-		}
-	}
-	if g.cookie == "" {
-		b.Fatalf("no gateway cookie from the callback (status %d)", resp.StatusCode)
-	}
+	g.cookie = g.handOff(b, "http://"+g.bank+"/", sso)
+	g.faCookie = g.handOff(b, "http://"+g.fa+"/", sso)
 
 	// The code flow with PKCE for client bank, in the same browser.
 	verifier, challenge := pkce()
@@ -118,6 +105,32 @@ func newGatewayBench(b *testing.B) *gatewayBench {
 	}
 	g.bearer = out.AccessToken
 	return g
+}
+
+// handOff runs the hand-off for the route at u and returns the gateway
+// cookie: the route sends the browser to /gateway/start with a binding
+// cookie, /gateway/start mints a ticket, and the route's callback (with
+// the binding cookie) turns it into the gateway cookie.
+func (g *gatewayBench) handOff(b *testing.B, u, sso string) string {
+	b.Helper()
+	resp := g.do("GET", u, "", nil)
+	binding := ""
+	for _, c := range resp.Cookies() {
+		binding += c.Name + "=" + c.Value + "; "
+	}
+	resp = g.do("GET", resp.Header.Get("Location"), sso, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		body, _ := io.ReadAll(resp.Body)
+		b.Fatalf("/gateway/start: status %d: %.300s", resp.StatusCode, body)
+	}
+	resp = g.do("GET", resp.Header.Get("Location"), strings.TrimSuffix(binding, "; "), nil)
+	for _, c := range resp.Cookies() {
+		if c.Name == "stepgate_gw" {
+			return "stepgate_gw=" + c.Value
+		}
+	}
+	b.Fatalf("no gateway cookie from the callback of %s (status %d)", u, resp.StatusCode)
+	return ""
 }
 
 func (g *gatewayBench) do(method, u, cookie string, header http.Header) *http.Response {
@@ -196,8 +209,8 @@ func BenchmarkGatewayBearer(b *testing.B) {
 // it, with the identity headers in the answer.
 func BenchmarkForwardAuth(b *testing.B) {
 	g := newGatewayBench(b)
-	g.run(b, "http://"+g.issuer+"/gateway/forward-auth", http.Header{"Cookie": {g.cookie},
-		"X-Forwarded-Method": {"GET"}, "X-Forwarded-Host": {g.bank}, "X-Forwarded-Uri": {"/"}},
+	g.run(b, "http://"+g.issuer+"/gateway/forward-auth", http.Header{"Cookie": {g.faCookie},
+		"X-Forwarded-Method": {"GET"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {g.fa}, "X-Forwarded-Uri": {"/"}},
 		func(rec *httptest.ResponseRecorder) bool {
 			return rec.Code == http.StatusOK && rec.Header().Get("X-Stepgate-User") == testUser && rec.Header().Get("X-Stepgate-Assertion") != ""
 		})

@@ -115,7 +115,7 @@ func TestGatewayLogsStepUp(t *testing.T) {
 func TestGatewayLogsRoutineReadsNot(t *testing.T) {
 	g := startGateway(t, func(cfg *config.Config) {
 		cfg.Gateway.Routes[0].Rules[2].MaxAge = config.Duration(10 * time.Minute) // /statements
-	})
+	}, withForwardRoute)
 	b := g.signedInGateway(t)
 	before := len(g.gatewayEntries(t))
 	const reads = 40
@@ -235,12 +235,14 @@ func TestGatewayRefusesWhatItCannotLog(t *testing.T) {
 		cfg.SignInLog.Overflow = "fail-closed"
 		cfg.SignInLog.Buffer = 16
 		cfg.Gateway.Routes[0].Rules[2].MaxAge = config.Duration(10 * time.Minute) // /statements
-	})
+	}, withForwardRoute)
 	t.Cleanup(func() { // before the server's own cleanup, which writes the log out
 		st.stalled.Store(false)
 		close(st.release)
 	})
 	b := g.signedInGateway(t)
+	faHost := forwardHost(g)
+	faCookie := g.forwardSignIn(t, b, faHost)
 	g.enrollTOTP(t, b) // so that a transfer is a step-up, not a refusal
 	st.fill(t, g.server.app.SignIns)
 
@@ -260,16 +262,9 @@ func TestGatewayRefusesWhatItCannotLog(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("a transfer with a full log: %d %s, want 503, not a step-up", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	appURL, _ := url.Parse(g.app)
-	var cookie string
-	for _, c := range b.Jar.Cookies(appURL) {
-		if c.Name == "stepgate_gw" {
-			cookie = c.String()
-		}
-	}
 	proxy := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp = mustDo(t, proxy, "GET", g.base+"/gateway/forward-auth", "", "Cookie", cookie,
-		"X-Forwarded-Method", "GET", "X-Forwarded-Host", appURL.Host, "X-Forwarded-Uri", "/statements")
+	resp = mustDo(t, proxy, "GET", g.base+"/gateway/forward-auth", "", "Cookie", faCookie,
+		"X-Forwarded-Method", "GET", "X-Forwarded-Proto", "http", "X-Forwarded-Host", faHost, "X-Forwarded-Uri", "/statements")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("forward-auth with a full log: %d, want 503", resp.StatusCode)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -22,6 +23,11 @@ type Gateway struct {
 	// StripHeaders are removed from every incoming request before the
 	// identity headers are added (X-Stepgate-* always are).
 	StripHeaders []string `yaml:"strip_headers,omitempty"`
+	// TrustedProxies are the peers (CIDRs or single addresses) that may
+	// ask the forward-auth endpoints for a decision. The TCP peer address
+	// is checked, never a header: anyone else could otherwise ask what a
+	// request of their choosing would get, and collect identity headers.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // GatewayRoute is one protected application.
@@ -83,7 +89,35 @@ func (r GatewayRoute) AppID() string {
 }
 
 func defaultGateway() Gateway {
-	return Gateway{ReplayBodyLimit: 1 << 20, AssertionLifetime: Duration(time.Minute), UpstreamTimeout: Duration(30 * time.Second)}
+	return Gateway{ReplayBodyLimit: 1 << 20, AssertionLifetime: Duration(time.Minute), UpstreamTimeout: Duration(30 * time.Second),
+		TrustedProxies: []string{"127.0.0.0/8", "::1/128"}}
+}
+
+// ParseTrustedProxy reads one gateway.trusted_proxies entry: a CIDR
+// ("10.0.0.0/8") or a single address ("10.0.0.7", "::1").
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return p, fmt.Errorf("%q is not a CIDR; write it like 10.0.0.0/8, fd00::/8 or a single address like 10.0.0.7", s)
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return p, fmt.Errorf("%q is not an IP address or CIDR; write it like 10.0.0.7 or 10.0.0.0/8", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p.Addr().Is4In6() {
+		// Peers are compared in their IPv4 form, so a mapped range would
+		// never match: say so rather than trust nobody silently.
+		return p, fmt.Errorf("%q is an IPv4-mapped IPv6 range; write the IPv4 form, like 10.0.0.0/8", s)
+	}
+	if p.Masked() != p {
+		return p, fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
+	}
+	return p, nil
 }
 
 var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -94,6 +128,11 @@ func (g Gateway) validate(ps *problems, issuer string) {
 	}
 	ps.positive("gateway.assertion_lifetime", g.AssertionLifetime, "1m")
 	ps.positive("gateway.upstream_timeout", g.UpstreamTimeout, "30s")
+	for i, tp := range g.TrustedProxies {
+		if _, err := ParseTrustedProxy(strings.TrimSpace(tp)); err != nil {
+			ps.add(fmt.Sprintf("gateway.trusted_proxies[%d]", i), "%s", err)
+		}
+	}
 	names, froms := map[string]int{}, map[string]int{}
 	for i, r := range g.Routes {
 		path := fmt.Sprintf("gateway.routes[%d]", i)

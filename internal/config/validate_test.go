@@ -26,6 +26,14 @@ func TestValidate(t *testing.T) {
 		{name: "ok/trusted-proxies", mutate: func(c *Config) {
 			c.Server.TrustedProxies = []string{"10.0.0.0/8", "2001:db8::/32", "192.0.2.1", "fe80::1%eth0"}
 		}},
+		{name: "ok/gateway-trusted-proxies", mutate: func(c *Config) {
+			c.Gateway.TrustedProxies = []string{"10.0.0.0/8", "fd00::/8", "192.0.2.1", "::1"}
+		}},
+		{name: "ok/gateway-trusted-proxies-none", mutate: func(c *Config) { c.Gateway.TrustedProxies = nil }},
+		{name: "fail/gateway-trusted-proxies", mutate: func(c *Config) {
+			c.Gateway.TrustedProxies = []string{"10.0.0.0/8", "traefik", "10.0.0.1/8", "::ffff:10.0.0.0/104", "fe80::1%eth0", "10.0.0.0/33"}
+		}, want: []string{"gateway.trusted_proxies[1]", "gateway.trusted_proxies[2]", "gateway.trusted_proxies[3]", "gateway.trusted_proxies[4]", "gateway.trusted_proxies[5]"},
+			wantIn: "write it like 10.0.0.7 or 10.0.0.0/8"},
 		{name: "ok/sqlite-absolute", mutate: func(c *Config) { c.Storage.DSN = "sqlite:///var/lib/stepgate/db.sqlite" }},
 		{name: "ok/sqlite-relative", mutate: func(c *Config) { c.Storage.DSN = "sqlite://data/db.sqlite" }},
 		{name: "ok/postgres", mutate: func(c *Config) { c.Storage.DSN = "postgres://u:p@db:5432/stepgate?sslmode=disable" }},

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -21,44 +23,177 @@ type forwardKey struct{}
 // holds the request, so its body cannot be kept and replayed here.
 func forwarded(r *http.Request) bool { return r.Context().Value(forwardKey{}) != nil }
 
-// original rebuilds the request a proxy asks about from its forwarded
-// headers. Traefik and Caddy send X-Forwarded-Method/-Proto/-Host/-Uri;
-// for nginx's auth_request the configuration sets X-Original-Method,
-// X-Original-URI and X-Forwarded-Host (see docs/gateway.md).
-func original(r *http.Request) (*http.Request, bool) {
-	h := r.Header
-	method := firstOf(h.Get("X-Forwarded-Method"), h.Get("X-Original-Method"), http.MethodGet)
-	uri := firstOf(h.Get("X-Forwarded-Uri"), h.Get("X-Original-Uri"))
-	host := firstOf(h.Get("X-Forwarded-Host"), r.Host)
-	if uri == "" || uri[0] != '/' {
-		return nil, false
+// headerSet is the one set of headers a decision endpoint reads to learn
+// which request its proxy asks about.
+//
+// Each endpoint reads exactly one set, and a request that also carries
+// the other endpoint's set is refused. Reading both (the first one
+// present winning) let a client choose what was judged: nginx passes the
+// client's own headers on to the auth subrequest, so a client-sent
+// X-Forwarded-Uri: / had /admin/ judged as /, and X-Forwarded-Method: GET
+// had a POST judged as a GET.
+type headerSet struct {
+	proxy                    string // for messages
+	method, uri, host, proto string // canonical header names; proto "" when the proxy sends none
+}
+
+var (
+	// nginxHeaders are what the documented nginx auth_request location
+	// sets with proxy_set_header (docs/gateway.md).
+	nginxHeaders = headerSet{proxy: "nginx auth_request", method: "X-Original-Method", uri: "X-Original-Uri", host: "X-Original-Host"}
+	// forwardHeaders are what Traefik's forwardAuth and Caddy's
+	// forward_auth send.
+	forwardHeaders = headerSet{proxy: "Traefik and Caddy forward-auth", method: "X-Forwarded-Method", uri: "X-Forwarded-Uri", host: "X-Forwarded-Host", proto: "X-Forwarded-Proto"}
+)
+
+func (s headerSet) names() []string {
+	if s.proto == "" {
+		return []string{s.method, s.uri, s.host}
 	}
-	u, err := url.ParseRequestURI(uri)
+	return []string{s.method, s.uri, s.host, s.proto}
+}
+
+// badForwarded describes a request a decision endpoint cannot judge:
+// what is wrong, and how the proxy's configuration fixes it.
+func badForwarded(format string, args ...any) error {
+	return fmt.Errorf(format, args...)
+}
+
+// forwardedRequest is the request a proxy asks about, as its headers
+// describe it.
+type forwardedRequest struct {
+	method, uri, host, proto string
+}
+
+// read takes the request the proxy asks about from exactly this set's
+// headers. Every header must be there once: two values mean a client's
+// copy travelled beside the proxy's, and either could be the one judged.
+func (s headerSet) read(h http.Header, other headerSet) (forwardedRequest, error) {
+	for _, name := range other.names() {
+		if len(h.Values(name)) > 0 {
+			return forwardedRequest{}, badForwarded("%s is for %s, not for this endpoint, which reads only %s; the proxy in front must overwrite or remove it (see docs/gateway.md)",
+				name, other.proxy, strings.Join(s.names(), ", "))
+		}
+	}
+	vals := map[string]string{}
+	for _, name := range s.names() {
+		switch v := h.Values(name); len(v) {
+		case 0:
+			return forwardedRequest{}, badForwarded("%s is missing; %s must send %s (see docs/gateway.md)", name, s.proxy, strings.Join(s.names(), ", "))
+		case 1:
+			vals[name] = v[0]
+		default:
+			return forwardedRequest{}, badForwarded("%s is sent %d times; the proxy in front must set it once, overwriting any copy the client sent", name, len(v))
+		}
+	}
+	f := forwardedRequest{method: vals[s.method], uri: vals[s.uri], host: vals[s.host]}
+	if s.proto != "" {
+		f.proto = vals[s.proto]
+	}
+	if !canonicalMethod(f.method) {
+		// An upstream that upper-cases methods (Werkzeug does) would run
+		// "post" as POST, while a rule for POST does not match "post".
+		return forwardedRequest{}, badForwarded("%s %q is not an upper-case HTTP method like GET or POST", s.method, f.method)
+	}
+	if f.uri == "" || f.uri[0] != '/' {
+		return forwardedRequest{}, badForwarded("%s %q is not a request path; it must start with /", s.uri, f.uri)
+	}
+	if i := strings.IndexFunc(f.uri, func(c rune) bool { return c <= ' ' || c == 0x7f || c == '#' }); i >= 0 {
+		// nginx passes "/admin#x" on as it came, which would be judged as
+		// a path of its own while Werkzeug and Express drop the "#x" and
+		// serve /admin. A request target never holds '#', spaces or
+		// control characters.
+		return forwardedRequest{}, badForwarded("%s %q holds %q, which no request target does", s.uri, f.uri, f.uri[i])
+	}
+	if f.host == "" {
+		return forwardedRequest{}, badForwarded("%s is empty; it must name the application's host", s.host)
+	}
+	if s.proto != "" && f.proto != "http" && f.proto != "https" {
+		return forwardedRequest{}, badForwarded("%s %q is neither http nor https", s.proto, f.proto)
+	}
+	return f, nil
+}
+
+// Method and path overrides make common frameworks read a request as
+// another method or path than its request line says: Express's
+// method-override, Spring's and Symfony's method overrides, and the
+// X-Original-URL/X-Rewrite-URL of IIS-style rewriting that Symfony and
+// Zend honoured. The proxy in front passes them on to the application,
+// so a request carrying one would be judged as one request and run as
+// another.
+var (
+	methodOverrides = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+	pathOverrides   = []string{"X-Original-Url", "X-Rewrite-Url"}
+)
+
+// rereadBy returns the header, if any, with which the application could
+// read the request as another method or path than the one judged.
+func rereadBy(h http.Header, method string) string {
+	for _, k := range pathOverrides {
+		if len(h.Values(k)) > 0 {
+			return k
+		}
+	}
+	for _, k := range methodOverrides {
+		for _, v := range h.Values(k) {
+			if !strings.EqualFold(strings.TrimSpace(v), method) { // the method itself changes nothing
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+// canonicalMethod reports whether m is a method token in its canonical,
+// upper-case form (letters, '-' and '_', as nginx accepts).
+func canonicalMethod(m string) bool {
+	if m == "" || len(m) > 32 || m[0] < 'A' || m[0] > 'Z' {
+		return false
+	}
+	for i := range len(m) {
+		if c := m[i]; (c < 'A' || c > 'Z') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// original rebuilds the request a proxy asks about.
+func original(r *http.Request, f forwardedRequest) (*http.Request, error) {
+	u, err := url.ParseRequestURI(f.uri)
 	if err != nil {
-		return nil, false
+		return nil, badForwarded("the request path %q cannot be parsed: %v", f.uri, err)
 	}
 	// A shallow copy: the decision only reads the headers, which stay
 	// those of the proxy's request (a callback clones them first).
 	o := r.WithContext(context.WithValue(r.Context(), forwardKey{}, true))
-	o.Method, o.Host, o.URL, o.RequestURI = strings.ToUpper(method), host, u, uri
+	o.Method, o.Host, o.URL, o.RequestURI = f.method, f.host, u, f.uri
 	o.Body, o.ContentLength = http.NoBody, 0
-	return o, true
+	return o, nil
 }
 
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
+// trustedPeer reports whether the TCP peer (never a header, which anyone
+// can send) is one of gateway.trusted_proxies. Anyone else could ask
+// what any request would get and collect the identity headers.
+func (g *Gateway) trustedPeer(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range g.trusted {
+		if p.Contains(a) {
+			return true
 		}
 	}
-	return ""
+	return false
 }
 
 // forwardAuth answers Traefik's forwardAuth and Caddy's forward_auth:
 // 200 with identity headers to let the request through, a redirect to
 // sign in or step up, or 401/403.
 func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
-	g.checkForwarded(w, r, false)
+	g.checkForwarded(w, r, forwardHeaders, nginxHeaders, false)
 }
 
 // authRequest answers nginx's auth_request, which understands only 2xx
@@ -66,13 +201,26 @@ func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
 // and nginx's error_page sends it to the X-Stepgate-Login location this
 // response names.
 func (g *Gateway) authRequest(w http.ResponseWriter, r *http.Request) {
-	g.checkForwarded(w, r, true)
+	g.checkForwarded(w, r, nginxHeaders, forwardHeaders, true)
 }
 
-func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, nginx bool) {
-	o, ok := original(r)
-	if !ok {
-		g.refuse(w, r, http.StatusBadRequest, "forward-auth needs X-Forwarded-Uri (or X-Original-URI) with the original request path")
+func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, set, other headerSet, nginx bool) {
+	if !g.trustedPeer(r) {
+		g.refuse(w, r, http.StatusForbidden, "This address answers only the proxies listed in gateway.trusted_proxies.")
+		return
+	}
+	f, err := set.read(r.Header, other)
+	if err != nil {
+		g.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if k := rereadBy(r.Header, f.method); k != "" {
+		g.refuse(w, r, http.StatusBadRequest, "The request carries "+k+", with which the application could read it as another request than the one judged.")
+		return
+	}
+	o, err := original(r, f)
+	if err != nil {
+		g.refuse(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	p, err := normalize(rawPath(o))
@@ -81,8 +229,19 @@ func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, nginx b
 		return
 	}
 	rt := find(g.routes, o.Host, p)
-	if rt == nil {
+	switch {
+	case rt == nil:
 		g.refuse(w, r, http.StatusForbidden, "No application is configured at this address.")
+		return
+	case rt.upstream != nil:
+		// The built-in proxy serves this route and hands its upstream the
+		// identity itself. Answering here would give the signed assertion
+		// to whoever asks (an end user, through any proxy that forwards
+		// it), who could then present it to the upstream directly.
+		g.refuse(w, r, http.StatusForbidden, "Route "+rt.name+" is served by Stepgate's own proxy (it has a to:), not through forward-auth; leave its to: empty to put it behind your own proxy.")
+		return
+	case f.proto != "" && f.proto != rt.scheme:
+		g.refuse(w, r, http.StatusBadRequest, set.proto+" is "+f.proto+" but route "+rt.name+" answers "+rt.origin()+"; make the route's from match the address users reach.")
 		return
 	}
 	out := w
@@ -99,8 +258,26 @@ func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, nginx b
 		// onto the upstream request (Traefik authResponseHeaders, Caddy
 		// copy_headers, nginx auth_request_set).
 		g.setIdentity(w.Header(), rt, id)
+		nameEveryIdentityHeader(w.Header())
 		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// identityHeaderNames are the identity headers the documented proxy
+// configurations copy onto the upstream request.
+var identityHeaderNames = []string{headerUser, headerEmail, headerGroups, headerAcr, headerAmr, headerAuthTime, headerAssertion}
+
+// nameEveryIdentityHeader gives each identity header the answer lacks an
+// empty value. Caddy 2.6's copy_headers otherwise sends the application
+// its own placeholder text ("{http.reverse_proxy.header.X-Stepgate-User}")
+// as the value of a header the answer lacks, which an application could
+// take for a user name.
+func nameEveryIdentityHeader(h http.Header) {
+	for _, k := range identityHeaderNames {
+		if _, ok := h[k]; !ok {
+			h[k] = []string{""}
+		}
+	}
 }
 
 // redirectTo401 turns redirects into 401 with the target in

@@ -17,8 +17,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +91,8 @@ type Gateway struct {
 	upstreams map[*route]*upstream
 	// strip holds the canonical names of the configured strip_headers.
 	strip map[string]bool
+	// trusted are the peers the forward-auth endpoints answer.
+	trusted []netip.Prefix
 	// mu guards assertions, the cache of signed identity assertions.
 	mu         sync.Mutex
 	assertions map[string]cachedAssertion
@@ -109,6 +113,13 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{Deps: d, routes: routes, upstreams: map[*route]*upstream{}, strip: map[string]bool{},
 		assertions: map[string]cachedAssertion{}, buffers: make(bufferPool, 128)}
+	for _, s := range d.Config.TrustedProxies {
+		p, err := config.ParseTrustedProxy(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("gateway.trusted_proxies: %w", err)
+		}
+		g.trusted = append(g.trusted, p)
+	}
 	for _, k := range d.Config.StripHeaders {
 		g.strip[http.CanonicalHeaderKey(k)] = true
 	}
