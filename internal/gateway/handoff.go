@@ -24,6 +24,10 @@ const (
 	prefixGWSession = "gw/session/"
 	prefixKept      = "gw/kept/"
 	prefixOnce      = "gw/once/"
+	// prefixAsked records a forward-auth single-use challenge: the
+	// proxy holds the request, so the challenge, not a kept request, is
+	// what the step-up answers.
+	prefixAsked = "gw/asked/"
 )
 
 const (
@@ -106,6 +110,12 @@ func (g *Gateway) challengeBrowser(w http.ResponseWriter, r *http.Request, rt *r
 	if v.passwordChange {
 		params.Del("stepup")
 		params.Set("password", "1")
+	}
+	if forwarded(r) && ru.singleUse {
+		if err := g.recordChallenge(r, rt, ru, id); err != nil {
+			g.fail(w, r, err)
+			return
+		}
 	}
 	if !forwarded(r) && (ru.singleUse || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
 		kid, ok := g.keep(w, r, rt, p, &id.user, bind)
