@@ -33,7 +33,7 @@ import (
 // own (a TOTP code, an emailed code) does not count: it proves
 // possession of a device, not who is at the keyboard of the session.
 func (s *Snapshot) Reask(req *Request, after time.Time, opts EvaluateOptions) Decision {
-	fresh := req.onlyAfter(after)
+	fresh := req.ProofsAfter(after)
 	d := s.Evaluate(fresh, opts)
 	if d.Outcome != OutcomeAllow {
 		return d
@@ -58,9 +58,12 @@ func (s *Snapshot) Reask(req *Request, after time.Time, opts EvaluateOptions) De
 	return d
 }
 
-// onlyAfter returns a copy of r whose proofs are only the events made
-// after t, and which remembers when the session began.
-func (r *Request) onlyAfter(t time.Time) *Request {
+// ProofsAfter returns a copy of r whose proofs are only the events made
+// after t, for a caller that judges more than the policies on the new
+// proofs alone (an OIDC flow's acr values and the token's acr). The copy
+// remembers when the session began, so session-wide facts stay as they
+// were.
+func (r *Request) ProofsAfter(t time.Time) *Request {
 	c := *r
 	c.sessionStart = firstEvent(r.Events)
 	if !r.sessionStart.IsZero() {
