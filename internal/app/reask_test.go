@@ -290,3 +290,70 @@ func TestForwardAuthSingleUse(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenReaskRestsOnTheProof: tokens for a single-use passkey rule.
+// The user at the keyboard knows only the password: retyping it and
+// asking for a new token without max_age (the authorize URL is the
+// browser's to edit) gets a token with a fresh auth_time, but its
+// passkey proof is the one already spent, so the rule refuses it; and
+// following the rule's challenge (max_age=0) asks for the passkey, never
+// the password.
+func TestTokenReaskRestsOnTheProof(t *testing.T) {
+	g := startGateway(t, reaskRules)
+	api := gatewayBrowser(t, g.server)
+	b := browser(t)
+	g.signIn(t, b, "/account")
+	if _, err := g.server.app.Store.CreateCredential(context.Background(), store.Credential{
+		ID: rand.Text(), UserID: g.user.ID, Type: "webauthn", Name: "Passkey", Data: []byte("{}"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g.addProof(t, b, passkeyEvent, time.Minute)
+	authorize := func(extra url.Values) string {
+		verifier, challenge := pkce()
+		q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"},
+			"scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "acr_values": {"c3"}}
+		for k, v := range extra {
+			q[k] = v
+		}
+		return g.base + "/oauth2/authorize?" + q.Encode() + "#" + verifier
+	}
+	token := func() string {
+		t.Helper()
+		u, verifier, _ := strings.Cut(authorize(nil), "#")
+		cb := g.follow(t, b, u)
+		st, tok := g.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+			"redirect_uri": {bankRedirect}, "code_verifier": {verifier}}, bankClientID, bankSecret)
+		if st != http.StatusOK {
+			t.Fatalf("token: %d %s", st, tok.ErrorDescription)
+		}
+		return tok.AccessToken
+	}
+	call := func(tok string) int {
+		resp := mustDo(t, api, "GET", g.app+"/vault/keys", "", "Authorization", "Bearer "+tok)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := call(token()); st != http.StatusOK {
+		t.Fatalf("ok/passkey-token-once: %d", st)
+	}
+	// auth_time counts seconds: retype the password in the next one.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	g.stepUp(t, b, "/account", testPassword).Body.Close()
+	if st := call(token()); st != http.StatusUnauthorized {
+		t.Fatalf("fail/password-retyped-new-token: %d, want 401 (the passkey behind it is spent)", st)
+	}
+	// Following the challenge: max_age=0 must be met by a new passkey.
+	u, _, _ := strings.Cut(authorize(url.Values{"max_age": {"0"}}), "#")
+	for range 2 {
+		resp, _ := get(t, b, u)
+		loc, err := resp.Location()
+		if err != nil || loc.Path != "/stepup" || loc.Query().Get("methods") != "webauthn" {
+			t.Fatalf("fail/max-age-0-for-a-passkey-context: %d %v, want a step-up offering the passkey only", resp.StatusCode, loc)
+		}
+		// The password, retyped anyway, does not end the re-ask.
+		resp = g.stepUp(t, b, loc.Query().Get("return_to"), testPassword)
+		resp.Body.Close()
+		u = g.base + resp.Header.Get("Location")
+	}
+}

@@ -116,8 +116,8 @@ func (g *Gateway) bearerMissing(r *http.Request, ru *rule, c *oidc.AccessClaims)
 	if ru.context != "" && !slices.Contains(c.ACRs, ru.context) {
 		return "the authentication context " + ru.context + " is required", reasonAPINoContext
 	}
-	auth := time.Unix(c.AuthTime, 0)
-	if ru.maxAge > 0 && (c.AuthTime == 0 || g.Now().Sub(auth) > ru.maxAge) {
+	proven := provenAt(c)
+	if ru.maxAge > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > ru.maxAge) {
 		return "a more recent sign-in is required", reasonAPIAuthTooOld
 	}
 	if ru.singleUse && !g.spendToken(r, ru, c) {
@@ -137,21 +137,29 @@ func (g *Gateway) bearerMissing(r *http.Request, ru *rule, c *oidc.AccessClaims)
 func (g *Gateway) spendToken(r *http.Request, ru *rule, c *oidc.AccessClaims) bool {
 	proof := "jti|" + c.ID
 	until := c.Expiry.Time().Add(time.Minute)
-	if c.AuthTime != 0 {
-		amr := slices.Clone(c.AMR)
-		slices.Sort(amr)
+	if proven := provenAt(c); proven != 0 {
+		// Not auth_time: a password retyped beside an old passkey moves
+		// auth_time, but the passkey proof behind a c3 token stays spent.
 		acrs := slices.Clone(c.ACRs)
 		slices.Sort(acrs)
-		proof = strings.Join([]string{"proof", c.Subject, c.SID, strconv.FormatInt(c.AuthTime, 10), c.ACR,
-			strings.Join(amr, " "), strings.Join(acrs, " ")}, "|")
+		proof = strings.Join([]string{"proof", c.Subject, c.SID, strconv.FormatInt(proven, 10), c.ACR, strings.Join(acrs, " ")}, "|")
 		// Tokens carrying this proof can be refreshed for as long as the
 		// refresh token family lives; the spend is remembered as long.
-		if fam := time.Unix(c.AuthTime, 0).Add(g.tokenFamilyLifetime()); fam.After(until) {
+		if fam := time.Unix(proven, 0).Add(g.tokenFamilyLifetime()); fam.After(until) {
 			until = fam
 		}
 	}
 	_, err := g.Store.CreateKV(r.Context(), hashKey(prefixOnce, proof+"|"+ru.path), []byte("1"), until)
 	return err == nil
+}
+
+// provenAt is when the proofs behind a token began: its proof_time,
+// or auth_time for a token without one; zero for a service client's.
+func provenAt(c *oidc.AccessClaims) int64 {
+	if c.ProofTime != 0 && (c.AuthTime == 0 || c.ProofTime < c.AuthTime) {
+		return c.ProofTime
+	}
+	return c.AuthTime
 }
 
 // defaultTokenFamilyLifetime is oidc.refresh_token_lifetime's default.

@@ -359,3 +359,33 @@ func TestTokenSingleUseSpendsTheProof(t *testing.T) {
 		t.Fatal("fail/refreshed-weeks-later: passed")
 	}
 }
+
+// TestTokenProofTime: a token whose last proof is a fresh password but
+// whose context rests on an old passkey (its proof_time) neither meets a
+// max_age rule nor passes a spent single-use rule again.
+func TestTokenProofTime(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	r := httptest.NewRequest(http.MethodGet, "http://bank.example/vault/", nil)
+	claims := func(jti string, authTime, proofTime time.Duration) *oidc.AccessClaims {
+		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+			AuthTime: rig.at(authTime).Unix(), ProofTime: rig.at(proofTime).Unix(), SID: "sid-1", ACR: "phishing-resistant", ACRs: []string{"c3"}}
+	}
+	fresh := &rule{path: "/vault/", wildcard: true, context: "c3", maxAge: 5 * time.Minute}
+	rig.now = rig.at(time.Hour)
+	if why, _ := rig.g.bearerMissing(r, fresh, claims("a", time.Hour-time.Minute, 0)); why == "" {
+		t.Fatal("fail/fresh-password-old-passkey: a token whose passkey is an hour old met a 5-minute rule")
+	}
+	if why, _ := rig.g.bearerMissing(r, fresh, claims("b", time.Hour-time.Minute, time.Hour-2*time.Minute)); why != "" {
+		t.Fatalf("ok/fresh-passkey: %s", why)
+	}
+	once := &rule{path: "/vault/", wildcard: true, context: "c3", singleUse: true}
+	if why, _ := rig.g.bearerMissing(r, once, claims("c", 0, 0)); why != "" {
+		t.Fatalf("ok/first-use: %s", why)
+	}
+	// A password retyped later moves auth_time; the passkey behind the
+	// token's c3 is the same, already spent.
+	if why, _ := rig.g.bearerMissing(r, once, claims("d", time.Hour-time.Minute, 0)); why == "" {
+		t.Fatal("fail/new-password-same-passkey: passed a spent single-use rule")
+	}
+}

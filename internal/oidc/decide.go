@@ -143,7 +143,11 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 	if len(contexts) > 0 {
 		acrs = slices.Clone(evaluate(snap, req, contexts).ACRs)
 	}
-	return verdict{kind: verdictIssue, auth: p.authStateFor(f, s, u, acr, acrs)}, nil
+	a := p.authStateFor(f, s, u, acr, acrs)
+	claimed := *req
+	claimed.AuthContexts = acrs
+	a.ProofTime = snap.ProvenSince(&claimed, acr).UTC()
+	return verdict{kind: verdictIssue, auth: a}, nil
 }
 
 // reaskPoint reports whether prompt=login or max_age make the flow a

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn/strength"
@@ -87,4 +88,33 @@ func firstEvent(events []strength.Event) time.Time {
 		}
 	}
 	return t
+}
+
+// ProvenSince returns when the proofs that req's allowed access rests
+// on began: the latest event time t such that the events from t on,
+// alone, still meet every policy that applies to req (its app and
+// authentication contexts) and, when acr names a strength, that
+// strength. A token carries it, so that a resource server's max_age or
+// single-use rule can judge the proofs behind the token rather than the
+// last event: a password retyped today must not make yesterday's passkey
+// look fresh. It returns the session's first event time when nothing
+// short of the whole session meets them, and zero for no events.
+func (s *Snapshot) ProvenSince(req *Request, acr string) time.Time {
+	times := make([]time.Time, 0, len(req.Events))
+	for _, e := range req.Events {
+		times = append(times, e.Time)
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return b.Compare(a) })
+	st, isStrength := s.strengths.Lookup(acr)
+	for _, t := range times {
+		r := req.ProofsAfter(t.Add(-time.Nanosecond))
+		if s.Evaluate(r, EvaluateOptions{}).Outcome != OutcomeAllow {
+			continue
+		}
+		if isStrength && !st.Satisfied(r.Events, r.Now, 0) {
+			continue
+		}
+		return t
+	}
+	return firstEvent(req.Events)
 }

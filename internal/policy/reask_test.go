@@ -125,3 +125,38 @@ func TestStepUpMethodsLeavesOutLongerPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestProvenSince: a token's proof time is when the proofs its claims
+// rest on began, not its last proof: a password retyped after a passkey
+// leaves a passkey token's proof time at the passkey.
+func TestProvenSince(t *testing.T) {
+	t.Parallel()
+	snap := mustCompile(t, reaskPolicies)
+	t0 := time.Date(2040, 3, 1, 9, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	pwd := strength.Event{Method: strength.Password, Time: at(0)}
+	totp := strength.Event{Method: strength.TOTP, Time: at(5)}
+	passkey := strength.Event{Method: strength.WebAuthn, Time: at(10), UserVerified: true, PhishingResistant: true}
+	again := strength.Event{Method: strength.Password, Time: at(60)}
+	for _, tc := range []struct {
+		name     string
+		app      string
+		contexts []string
+		acr      string
+		events   []strength.Event
+		want     time.Time
+	}{
+		{"ok/passkey-context-rests-on-the-passkey", "wiki", []string{"c3"}, strength.PhishingResistant, []strength.Event{pwd, totp, passkey, again}, at(10)},
+		{"ok/mfa-app-rests-on-both-factors", "crm", nil, strength.MFA, []strength.Event{pwd, totp, again}, at(5)},
+		{"ok/sign-in-only-rests-on-the-last-sign-in", "wiki", nil, strength.SingleFactor, []strength.Event{pwd, totp, again}, at(60)},
+		{"ok/no-events", "wiki", nil, "", nil, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req := &Request{Subject: Subject{ID: "u1"}, App: tc.app, AuthContexts: tc.contexts, Events: tc.events, Now: at(61)}
+			if got := snap.ProvenSince(req, tc.acr); !got.Equal(tc.want) {
+				t.Fatalf("ProvenSince = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
