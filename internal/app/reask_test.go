@@ -80,8 +80,8 @@ func TestGatewayReaskPasskeyRuleRefusesPassword(t *testing.T) {
 			t.Errorf("attempt %d: the step-up offers %q, want webauthn only", attempts, m)
 		}
 		page, body := get(t, b, loc.String())
-		if page.StatusCode == http.StatusOK && strings.Contains(body, `method=password`) {
-			t.Errorf("the step-up page offers the password for a passkey rule:\n%s", body)
+		if page.StatusCode != http.StatusOK || strings.Contains(body, `method=password`) || strings.Contains(body, `name="password"`) {
+			t.Errorf("the step-up page (status %d) offers the password for a passkey rule:\n%s", page.StatusCode, body)
 		}
 		if attempts > 2 {
 			// Give up, as the attacker must; report where it ends.

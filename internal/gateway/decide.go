@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/session"
@@ -148,9 +149,15 @@ func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, snap
 	case policy.OutcomeChallenge:
 		return g.challengeFor(r, id, d.Missing, reason)
 	}
-	if ru.singleUse && !g.spend(r, rt, ru, id, ra) {
-		rd := snap.Reask(req, latest(req.Now, lastProof(id.sess)), policy.EvaluateOptions{})
-		return g.challengeFor(r, id, rd.Missing, reasonSingleUse)
+	if ru.singleUse {
+		// The proof spent is what the re-ask rests on, not the last
+		// event: a password retyped after the passkey that answered one
+		// challenge must not make that passkey answer a second.
+		proven := snap.ProvenSince(req.ProofsAfter(ra.after), strength.SingleFactor)
+		if !g.spend(r, rt, ru, id, ra, proven) {
+			rd := snap.Reask(req, latest(req.Now, lastProof(id.sess)), policy.EvaluateOptions{})
+			return g.challengeFor(r, id, rd.Missing, reasonSingleUse)
+		}
 	}
 	return verdict{acrs: d.ACRs}
 }
@@ -179,7 +186,7 @@ func (g *Gateway) challengeFor(r *http.Request, id *identity, missing []policy.R
 // Either way the proof is spent too: a record per user, proof and rule
 // is created once, so a second challenge (another tab, another kept
 // request) needs a new proof.
-func (g *Gateway) spend(r *http.Request, rt *route, ru *rule, id *identity, ra reask) bool {
+func (g *Gateway) spend(r *http.Request, rt *route, ru *rule, id *identity, ra reask, proven time.Time) bool {
 	ctx := r.Context()
 	now := g.Now()
 	if forwarded(r) {
@@ -187,7 +194,7 @@ func (g *Gateway) spend(r *http.Request, rt *route, ru *rule, id *identity, ra r
 			return false
 		}
 	}
-	key := hashKey(prefixOnce, id.user.ID+"|"+rt.name+"|"+lastProof(id.sess).UTC().Format(time.RFC3339Nano)+"|"+ru.path)
+	key := hashKey(prefixOnce, id.user.ID+"|"+rt.name+"|"+proven.UTC().Format(time.RFC3339Nano)+"|"+ru.path)
 	_, err := g.Store.CreateKV(ctx, key, []byte("1"), now.Add(keptLifetime+ticketLifetime))
 	return err == nil
 }

@@ -389,3 +389,25 @@ func TestTokenProofTime(t *testing.T) {
 		t.Fatal("fail/new-password-same-passkey: passed a spent single-use rule")
 	}
 }
+
+// TestReaskProofSpentNotLastEvent: one passkey proof answers one kept
+// request; a password typed after it does not make it answer another.
+func TestReaskProofSpentNotLastEvent(t *testing.T) {
+	t.Parallel()
+	admin := &rule{path: "/admin/", wildcard: true, context: "c3", singleUse: true}
+	rig := newReaskRig(t)
+	rig.prove("password", 0)
+	tabA, tabB := rig.at(time.Minute), rig.at(2*time.Minute) // two kept requests
+	rig.prove("webauthn", 3*time.Minute)
+	if v := rig.check(admin, 3*time.Minute+time.Second, false, tabA); !passed(v) {
+		t.Fatalf("ok/first-kept-request: %+v", v)
+	}
+	rig.prove("password", 4*time.Minute)
+	if v := rig.check(admin, 4*time.Minute+time.Second, false, tabB); passed(v) {
+		t.Fatal("fail/password-after-the-passkey: one passkey proof answered two kept requests")
+	}
+	rig.prove("webauthn", 5*time.Minute)
+	if v := rig.check(admin, 5*time.Minute+time.Second, false, tabB); !passed(v) {
+		t.Fatalf("ok/new-passkey: %+v", v)
+	}
+}
