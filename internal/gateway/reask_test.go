@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -77,16 +76,6 @@ func (s *memKV) DeleteExpiredKV(context.Context, time.Time) (int, error) { retur
 func (s *memKV) GetUser(context.Context, string) (store.User, error) {
 	return store.User{}, store.ErrNotFound
 }
-func (s *memKV) count(prefix string) (n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k := range s.m {
-		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
-			n++
-		}
-	}
-	return n
-}
 
 type fixedPolicies struct{ snap *policy.Snapshot }
 
@@ -140,7 +129,7 @@ func newReaskRig(t *testing.T) *reaskRig {
 	builder := &access.Builder{}
 	rig.g = &Gateway{Deps: Deps{
 		Store: rig.kv, Policies: fixedPolicies{snap}, Access: builder.Request, Now: clock,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log: slog.New(slog.DiscardHandler),
 		Methods: func(*http.Request, store.User) ([]string, error) {
 			return []string{"webauthn", "totp", "password"}, nil
 		},
