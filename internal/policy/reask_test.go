@@ -160,3 +160,37 @@ func TestProvenSince(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkReask compares a re-ask with the plain evaluation it adds to
+// a max_age or single-use request.
+func BenchmarkReask(b *testing.B) {
+	doc, probs := Parse("p.yaml", []byte(reaskPolicies))
+	if len(probs) > 0 {
+		b.Fatal(probs)
+	}
+	snap, probs := Compile(nil, doc)
+	if len(probs) > 0 {
+		b.Fatal(probs)
+	}
+	t0 := time.Date(2040, 3, 1, 9, 0, 0, 0, time.UTC)
+	req := &Request{Subject: Subject{ID: "u1"}, App: "crm", AuthContexts: []string{"c3"}, Now: t0.Add(time.Hour), Events: []strength.Event{
+		{Method: strength.Password, Time: t0}, {Method: strength.TOTP, Time: t0.Add(time.Minute)},
+		{Method: strength.WebAuthn, Time: t0.Add(50 * time.Minute), UserVerified: true, PhishingResistant: true},
+		{Method: strength.Password, Time: t0.Add(51 * time.Minute)}, {Method: strength.TOTP, Time: t0.Add(52 * time.Minute)},
+	}}
+	b.Run("evaluate", func(b *testing.B) {
+		for b.Loop() {
+			snap.Evaluate(req, EvaluateOptions{})
+		}
+	})
+	b.Run("reask", func(b *testing.B) {
+		for b.Loop() {
+			snap.Reask(req, t0.Add(45*time.Minute), EvaluateOptions{})
+		}
+	})
+	b.Run("proven-since", func(b *testing.B) {
+		for b.Loop() {
+			snap.ProvenSince(req, strength.SingleFactor)
+		}
+	})
+}
