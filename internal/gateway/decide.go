@@ -139,7 +139,7 @@ func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, snap
 		if d.Outcome == policy.OutcomeAllow && rd.Outcome != policy.OutcomeAllow {
 			reason = ra.reason
 		}
-		if rd.Outcome != policy.OutcomeAllow || d.Outcome != policy.OutcomeAllow {
+		if rd.Outcome != policy.OutcomeAllow {
 			d = &rd
 		}
 	}
