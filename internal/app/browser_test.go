@@ -319,6 +319,12 @@ func TestBrowserGateway(t *testing.T) {
 	if !strings.Contains(admin, "admin for "+testUser) || !strings.Contains(admin, "hwk") {
 		t.Errorf("the admin page says %q, want alice with a passkey proof", admin)
 	}
+	// Single use: opening it again asks for the passkey again, and the
+	// page offers the passkey alone, never the password.
+	b.run("open the admin page again", chromedp.Navigate(bankURL+"/admin/"))
+	b.waitFor("the step-up page offering the passkey again", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
+	b.waitFor("no password on the passkey rule's step-up page",
+		`document.querySelector('input[name="password"]') === null && document.querySelector('a[href*="method=password"]') === null`)
 }
 
 // TestBrowserTOTP enrolls an authenticator app through the real pages

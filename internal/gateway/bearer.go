@@ -116,19 +116,60 @@ func (g *Gateway) bearerMissing(r *http.Request, ru *rule, c *oidc.AccessClaims)
 	if ru.context != "" && !slices.Contains(c.ACRs, ru.context) {
 		return "the authentication context " + ru.context + " is required", reasonAPINoContext
 	}
-	auth := time.Unix(c.AuthTime, 0)
-	if ru.maxAge > 0 && (c.AuthTime == 0 || g.Now().Sub(auth) > ru.maxAge) {
+	proven := provenAt(c)
+	if ru.maxAge > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > ru.maxAge) {
 		return "a more recent sign-in is required", reasonAPIAuthTooOld
 	}
-	if ru.singleUse {
-		// Single use for a token: each token authorizes one request under
-		// the rule; the next needs a token from a new sign-in.
-		_, err := g.Store.CreateKV(r.Context(), hashKey(prefixOnce, c.ID+"|"+ru.path), []byte("1"), c.Expiry.Time().Add(time.Minute))
-		if err != nil {
-			return "this action needs a new proof for every request", reasonSingleUse
-		}
+	if ru.singleUse && !g.spendToken(r, ru, c) {
+		return "this action needs a new proof for every request", reasonSingleUse
 	}
 	return "", ""
+}
+
+// spendToken spends, for a single-use rule, the proof behind a token:
+// its user, session, auth_time and what was proven then (acr, amr,
+// acrs). Spending the token instead (its jti) is the attack this stops:
+// a refreshed token has a new jti but the same proof, so refreshing
+// would pass the rule again without anyone proving anything. A token
+// issued after a new proof has a new auth_time and passes once. A
+// service client's token has no user proof behind it; its own issuance
+// is the proof, so its jti is spent.
+func (g *Gateway) spendToken(r *http.Request, ru *rule, c *oidc.AccessClaims) bool {
+	proof := "jti|" + c.ID
+	until := c.Expiry.Time().Add(time.Minute)
+	if proven := provenAt(c); proven != 0 {
+		// Not auth_time: a password retyped beside an old passkey moves
+		// auth_time, but the passkey proof behind a c3 token stays spent.
+		acrs := slices.Clone(c.ACRs)
+		slices.Sort(acrs)
+		proof = strings.Join([]string{"proof", c.Subject, c.SID, strconv.FormatInt(proven, 10), c.ACR, strings.Join(acrs, " ")}, "|")
+		// Tokens carrying this proof can be refreshed for as long as the
+		// refresh token family lives; the spend is remembered as long.
+		if fam := time.Unix(proven, 0).Add(g.tokenFamilyLifetime()); fam.After(until) {
+			until = fam
+		}
+	}
+	_, err := g.Store.CreateKV(r.Context(), hashKey(prefixOnce, proof+"|"+ru.path), []byte("1"), until)
+	return err == nil
+}
+
+// provenAt is when the proofs behind a token began: its proof_time,
+// or auth_time for a token without one; zero for a service client's.
+func provenAt(c *oidc.AccessClaims) int64 {
+	if c.ProofTime != 0 && (c.AuthTime == 0 || c.ProofTime < c.AuthTime) {
+		return c.ProofTime
+	}
+	return c.AuthTime
+}
+
+// defaultTokenFamilyLifetime is oidc.refresh_token_lifetime's default.
+const defaultTokenFamilyLifetime = 30 * 24 * time.Hour
+
+func (g *Gateway) tokenFamilyLifetime() time.Duration {
+	if g.TokenFamilyLifetime > 0 {
+		return g.TokenFamilyLifetime
+	}
+	return defaultTokenFamilyLifetime
 }
 
 // challengeAPI answers 401 with the challenge of RFC 9470, or Entra's

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/session"
@@ -46,8 +47,8 @@ type verdict struct {
 }
 
 // check asks the policies about a browser request. elevatedAfter, when
-// set, is when a single-use challenge was made: the request passes only
-// with a proof made after it.
+// set, is when a single-use challenge was made (the kept request's
+// time): the request passes only with proofs made after it.
 func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elevatedAfter time.Time) verdict {
 	now := g.Now()
 	req := g.Access(r, id.user, id.sess, now)
@@ -59,14 +60,69 @@ func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elev
 	// Counting report-only policies costs no allocation; it tells which
 	// routine allows are worth a log entry.
 	d := snap.Evaluate(req, policy.EvaluateOptions{ReportOnly: true})
-	v := g.judge(r, rt, ru, id, &d, now, elevatedAfter)
+	ra := g.reaskOf(r, rt, ru, id, now, elevatedAfter)
+	v := g.judge(r, rt, ru, id, snap, req, &d, ra)
 	v.req, v.snap, v.reportOnlyUnmet = req, snap, d.ReportOnlyUnmet
 	return v
 }
 
+// reask is what a rule asks beyond the policies: that they be met
+// again by proofs made after a point.
+type reask struct {
+	asked bool
+	// after is the point: only proofs made after it count.
+	after time.Time
+	// reason is the sign-in log's code when the re-ask is not met.
+	reason string
+	// marker, for a forward-auth single-use check, is the key of the
+	// challenge it answers (recorded by challengeBrowser), spent when the
+	// request passes.
+	marker string
+}
+
+// reaskOf works out the point a rule counts proofs from: now minus its
+// max_age, and for a single-use rule the challenge this request answers.
+// Through the built-in proxy that is the kept request, replayed after
+// the step-up (elevatedAfter); through forward-auth, where nothing can
+// be kept, the challenge recorded for this user and rule. A request that
+// answers no challenge counts from its last proof, so it is challenged:
+// the sign-in itself, or a proof made for something else, never passes
+// a single-use rule.
+func (g *Gateway) reaskOf(r *http.Request, rt *route, ru *rule, id *identity, now, elevatedAfter time.Time) reask {
+	var ra reask
+	if ru.maxAge > 0 {
+		ra = reask{asked: true, after: now.Add(-ru.maxAge), reason: reasonMaxAge}
+	}
+	if !ru.singleUse {
+		return ra
+	}
+	challenged := elevatedAfter
+	if forwarded(r) {
+		challenged, ra.marker = g.challengedAt(r, rt, ru, id)
+	}
+	if challenged.IsZero() {
+		challenged = latest(now, lastProof(id.sess))
+		ra.marker = ""
+	}
+	if challenged.After(ra.after) || !ra.asked {
+		ra.after = challenged
+	}
+	ra.asked, ra.reason = true, reasonSingleUse
+	return ra
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // judge turns the policy decision d into the gateway's verdict, adding
-// what the rule asks for beyond the policies: freshness and single use.
-func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, d *policy.Decision, now, elevatedAfter time.Time) verdict {
+// what the rule asks for beyond the policies: a re-ask for its max_age
+// or single use, met only by proofs after the point it counts from that
+// alone satisfy the policies (policy.Snapshot.Reask).
+func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, snap *policy.Snapshot, req *policy.Request, d *policy.Decision, ra reask) verdict {
 	switch {
 	case d.Outcome == policy.OutcomeBlock:
 		return verdict{block: "Access to this page is blocked by your organisation's policy.", reason: string(d.Reason)}
@@ -74,53 +130,103 @@ func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, d *p
 		// A typo in the route must not pass for a completed step-up.
 		g.Log.ErrorContext(r.Context(), "gateway rule asks for an undeclared authentication context", "route", rt.name, "context", ru.context)
 		return verdict{block: "This page is misconfigured: it asks for an authentication context that does not exist.", reason: reasonUnknownContext}
-	case d.Outcome == policy.OutcomeChallenge:
-		// A password change is done on its own page, after the other
-		// proofs (a policy asks a risky user for MFA first).
-		rest := slices.DeleteFunc(slices.Clone(d.Missing), policy.Requirement.IsPasswordChange)
-		if len(rest) == 0 {
-			return verdict{challenge: true, passwordChange: true, reason: string(d.Reason)}
-		}
-		methods, ok := g.stepUpMethods(r, id.user, rest)
-		if !ok {
-			return verdict{block: "Your organisation's policy requires a proof your account cannot give yet. Add a sign-in method on your security page, or ask your administrator.", reason: reasonNoUsableMethod}
-		}
-		return verdict{challenge: true, methods: methods, reason: string(d.Reason)}
 	}
-	last := lastProof(id.sess)
-	if ru.maxAge > 0 && now.Sub(last) > ru.maxAge {
-		return verdict{challenge: true, reason: reasonMaxAge}
+	reason := string(d.Reason)
+	if ra.asked {
+		// The step-up page must ask for what new proofs need, not for
+		// what the whole session lacks: the methods come from the re-ask.
+		rd := snap.Reask(req, ra.after, policy.EvaluateOptions{})
+		if d.Outcome == policy.OutcomeAllow && rd.Outcome != policy.OutcomeAllow {
+			reason = ra.reason
+		}
+		if rd.Outcome != policy.OutcomeAllow {
+			d = &rd
+		}
 	}
-	if ru.singleUse && !g.elevated(r, ru, id, last, elevatedAfter, now) {
-		return verdict{challenge: true, reason: reasonSingleUse}
+	switch d.Outcome {
+	case policy.OutcomeBlock:
+		return verdict{block: "Access to this page is blocked by your organisation's policy.", reason: string(d.Reason)}
+	case policy.OutcomeChallenge:
+		return g.challengeFor(r, id, d.Missing, reason)
+	}
+	if ru.singleUse {
+		// The proof spent is what the re-ask rests on, not the last
+		// event: a password retyped after the passkey that answered one
+		// challenge must not make that passkey answer a second.
+		proven := snap.ProvenSince(req.ProofsAfter(ra.after), strength.SingleFactor)
+		if !g.spend(r, rt, ru, id, ra, proven) {
+			rd := snap.Reask(req, latest(req.Now, lastProof(id.sess)), policy.EvaluateOptions{})
+			return g.challengeFor(r, id, rd.Missing, reasonSingleUse)
+		}
 	}
 	return verdict{acrs: d.ACRs}
 }
 
-// forwardElevationWindow is how fresh a proof must be to pass a
-// single-use rule through forward-auth, where the request cannot be kept
-// and replayed.
-const forwardElevationWindow = 2 * time.Minute
+// challengeFor is the verdict asking for missing: the user's methods
+// that can meet it, a password change on its own page, or a refusal when
+// no method of the user's can.
+func (g *Gateway) challengeFor(r *http.Request, id *identity, missing []policy.Requirement, reason string) verdict {
+	// A password change is done on its own page, after the other proofs
+	// (a policy asks a risky user for MFA first).
+	rest := slices.DeleteFunc(slices.Clone(missing), policy.Requirement.IsPasswordChange)
+	if len(rest) == 0 && len(missing) > 0 {
+		return verdict{challenge: true, passwordChange: true, reason: reason}
+	}
+	methods, ok := g.stepUpMethods(r, id.user, rest)
+	if !ok {
+		return verdict{block: "Your organisation's policy requires a proof your account cannot give yet. Add a sign-in method on your security page, or ask your administrator.", reason: reasonNoUsableMethod}
+	}
+	return verdict{challenge: true, methods: methods, reason: reason}
+}
 
-// elevated decides a single-use rule: the fresh proof authorizes exactly
-// one request. Through the built-in proxy that request is the one kept
-// at the challenge and replayed after it (elevatedAfter is when it was
-// kept; a plain request never passes). Through forward-auth it is the
-// first request after a proof at most two minutes old. Either way the
-// proof is then spent: a record per user, proof and rule is created
-// once, so a second request, or a second kept request, needs a new proof.
-func (g *Gateway) elevated(r *http.Request, ru *rule, id *identity, last, elevatedAfter, now time.Time) bool {
-	switch {
-	case forwarded(r):
-		if now.Sub(last) > forwardElevationWindow {
+// spend makes a met single-use rule authorize exactly one request: the
+// one that answers the challenge. Through the built-in proxy the kept
+// request was taken once; through forward-auth the recorded challenge is
+// deleted here, so of two requests after one step-up only one passes.
+// Either way the proof is spent too: a record per user, proof and rule
+// is created once, so a second challenge (another tab, another kept
+// request) needs a new proof.
+func (g *Gateway) spend(r *http.Request, rt *route, ru *rule, id *identity, ra reask, proven time.Time) bool {
+	ctx := r.Context()
+	now := g.Now()
+	if forwarded(r) {
+		if ra.marker == "" || g.Store.DeleteKV(ctx, ra.marker) != nil {
 			return false
 		}
-	case elevatedAfter.IsZero() || !last.After(elevatedAfter):
-		return false
 	}
-	key := hashKey(prefixOnce, id.user.ID+"|"+last.UTC().Format(time.RFC3339Nano)+"|"+ru.path)
-	_, err := g.Store.CreateKV(r.Context(), key, []byte("1"), now.Add(keptLifetime+forwardElevationWindow))
+	key := hashKey(prefixOnce, id.user.ID+"|"+rt.name+"|"+proven.UTC().Format(time.RFC3339Nano)+"|"+ru.path)
+	_, err := g.Store.CreateKV(ctx, key, []byte("1"), now.Add(keptLifetime+ticketLifetime))
 	return err == nil
+}
+
+// challengeKey names the record of a forward-auth single-use challenge
+// for a user and rule.
+func challengeKey(rt *route, ru *rule, u store.User) string {
+	return hashKey(prefixAsked, u.ID+"|"+rt.name+"|"+ru.path)
+}
+
+// recordChallenge notes, for forward-auth, that a single-use rule just
+// challenged this user: only proofs made after now answer it. An earlier
+// challenge still open keeps its time, so a step-up already under way
+// still answers it.
+func (g *Gateway) recordChallenge(r *http.Request, rt *route, ru *rule, id *identity) error {
+	b, _ := json.Marshal(g.Now().UTC())
+	_, err := g.Store.CreateKV(r.Context(), challengeKey(rt, ru, id.user), b, g.Now().Add(keptLifetime))
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+// challengedAt returns when the open forward-auth challenge of a
+// single-use rule was made, and the key to spend it by; zero when none.
+func (g *Gateway) challengedAt(r *http.Request, rt *route, ru *rule, id *identity) (time.Time, string) {
+	key := challengeKey(rt, ru, id.user)
+	var at time.Time
+	if err := getJSON(r.Context(), g.Store, key, &at); err != nil {
+		return time.Time{}, ""
+	}
+	return at, key
 }
 
 func (g *Gateway) stepUpMethods(r *http.Request, u store.User, missing []policy.Requirement) ([]string, bool) {

@@ -80,8 +80,12 @@ type Deps struct {
 	// unlogged.
 	SignIns func(ctx context.Context, e audit.SignIn) error
 	Config  config.Gateway
-	Log     *slog.Logger
-	Now     func() time.Time
+	// TokenFamilyLifetime is how long tokens can be refreshed from one
+	// sign-in (oidc.refresh_token_lifetime): a single-use rule remembers
+	// a token's spent proof that long. Zero means the default, 30 days.
+	TokenFamilyLifetime time.Duration
+	Log                 *slog.Logger
+	Now                 func() time.Time
 }
 
 // Gateway serves the routes.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -24,6 +25,10 @@ const (
 	prefixGWSession = "gw/session/"
 	prefixKept      = "gw/kept/"
 	prefixOnce      = "gw/once/"
+	// prefixAsked records a forward-auth single-use challenge: the
+	// proxy holds the request, so the challenge, not a kept request, is
+	// what the step-up answers.
+	prefixAsked = "gw/asked/"
 )
 
 const (
@@ -107,6 +112,12 @@ func (g *Gateway) challengeBrowser(w http.ResponseWriter, r *http.Request, rt *r
 		params.Del("stepup")
 		params.Set("password", "1")
 	}
+	if forwarded(r) && ru.singleUse {
+		if err := g.recordChallenge(r, rt, ru, id); err != nil {
+			g.fail(w, r, err)
+			return
+		}
+	}
 	if !forwarded(r) && (ru.singleUse || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
 		kid, ok := g.keep(w, r, rt, p, &id.user, bind)
 		if !ok {
@@ -130,6 +141,12 @@ type kept struct {
 	ContentType string    `json:"ctype,omitempty"`
 	Body        []byte    `json:"body,omitempty"`
 	CreatedAt   time.Time `json:"created"`
+	// AskedAt, for a request kept again because its step-up is not yet
+	// complete, is when it was first challenged: the point its re-ask
+	// counts proofs from. Moving it to the new keep would leave out the
+	// proof just made, and a re-ask needing two (password and TOTP)
+	// could never be met.
+	AskedAt time.Time `json:"asked,omitzero"`
 	// Binding is the hand-off binding of the browser that sent it: only
 	// that browser's hand-off can replay it.
 	Binding string `json:"bind"`
@@ -159,7 +176,7 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 		return "", false
 	}
 	k := kept{Route: rt.name, Method: r.Method, Path: p, RawQuery: r.URL.RawQuery, ContentType: r.Header.Get("Content-Type"),
-		Body: body, CreatedAt: g.Now().UTC(), Binding: bind}
+		Body: body, CreatedAt: g.Now().UTC(), AskedAt: askedAt(r), Binding: bind}
 	if u != nil {
 		k.UserID = u.ID
 	}
@@ -399,7 +416,12 @@ func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, 
 	orig.Header.Set("Origin", rt.origin())
 	orig.Header.Set("Sec-Fetch-Site", "same-origin")
 	ru := rt.ruleFor(k.Method, k.Path)
-	v, ok := g.decide(w, orig, rt, ru, who, k.CreatedAt)
+	asked := k.CreatedAt
+	if !k.AskedAt.IsZero() {
+		asked = k.AskedAt
+	}
+	orig = orig.WithContext(context.WithValue(orig.Context(), askedKey{}, asked))
+	v, ok := g.decide(w, orig, rt, ru, who, asked)
 	if !ok {
 		return
 	}
@@ -414,6 +436,15 @@ func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, 
 		who.acrs = v.acrs
 		g.proxyTo(rt)(w, orig, who, k.Path)
 	}
+}
+
+// askedKey marks a replayed request with when it was first challenged,
+// so that keeping it again keeps that point.
+type askedKey struct{}
+
+func askedAt(r *http.Request) time.Time {
+	t, _ := r.Context().Value(askedKey{}).(time.Time)
+	return t
 }
 
 // setRequestCookie makes r carry cookie name=value instead of any it

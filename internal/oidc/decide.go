@@ -60,10 +60,6 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 		return verdict{}, err
 	}
 	now := p.Now()
-	if why := p.needsReauth(f, s, now); why != "" {
-		return verdict{kind: verdictStepUp, why: why}, nil
-	}
-
 	snap := p.Policies.Load()
 	req := p.Access(r, u, &s, now)
 	req.App = f.ClientID
@@ -74,6 +70,16 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 	available, err := p.availableMethods(ctx, u)
 	if err != nil {
 		return verdict{}, err
+	}
+	// prompt=login and max_age make the flow a re-ask: from here on only
+	// the proofs made after the point it counts from exist, so they alone
+	// must meet the policies and the requested acr values, and the token's
+	// acr describes them. A password retyped for max_age=0 does not carry
+	// an earlier passkey into the new token.
+	after, reaskWhy, reask := p.reaskPoint(f, now)
+	whole := req
+	if reask {
+		req = req.ProofsAfter(after)
 	}
 	base := evaluate(snap, req, nil)
 	if base.Outcome == policy.OutcomeBlock {
@@ -111,7 +117,24 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 			return verdict{err: oauthErr("access_denied", http.StatusForbidden,
 				"conditional access requires "+describeNeeds(need)+", which this account cannot provide yet")}, nil
 		}
-		return verdict{kind: verdictStepUp, why: "conditional access requires " + describeNeeds(need), methods: methods}, nil
+		why := "conditional access requires " + describeNeeds(need)
+		if reask {
+			why = reaskWhy
+		}
+		return verdict{kind: verdictStepUp, why: why, methods: methods}, nil
+	}
+	if reask {
+		// Nothing above asked for a proof: the re-ask still needs a
+		// sign-in made after its point (see policy.Snapshot.Reask).
+		full := *whole
+		full.AuthContexts = contexts
+		if rd := snap.Reask(&full, after, policy.EvaluateOptions{}); rd.Outcome == policy.OutcomeChallenge {
+			methods, ok := policy.StepUpMethods(rd.Missing, available)
+			if !ok {
+				return verdict{err: oauthErr("access_denied", http.StatusForbidden, "a new sign-in is required, which this account cannot provide")}, nil
+			}
+			return verdict{kind: verdictStepUp, why: reaskWhy, methods: methods}, nil
+		}
 	}
 	if acr == "" {
 		acr = snap.Strengths().Strongest(req.Events, now)
@@ -120,21 +143,32 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 	if len(contexts) > 0 {
 		acrs = slices.Clone(evaluate(snap, req, contexts).ACRs)
 	}
-	return verdict{kind: verdictIssue, auth: p.authStateFor(f, s, u, acr, acrs)}, nil
+	a := p.authStateFor(f, s, u, acr, acrs)
+	claimed := *req
+	claimed.AuthContexts = acrs
+	a.ProofTime = snap.ProvenSince(&claimed, acr).UTC()
+	return verdict{kind: verdictIssue, auth: a}, nil
 }
 
-// needsReauth reports what prompt=login or max_age still require: a
-// proof made during this flow, or one fresher than max_age.
-func (p *Provider) needsReauth(f *flow, s store.Session, now time.Time) string {
-	last := lastAuth(s)
-	duringFlow := !last.Before(f.CreatedAt.Truncate(time.Microsecond))
+// reaskPoint reports whether prompt=login or max_age make the flow a
+// re-ask, and the point it counts proofs from: the start of this flow
+// for prompt=login; for max_age, max_age ago, or the start of the flow
+// if that is earlier (a proof made during the flow always counts).
+func (p *Provider) reaskPoint(f *flow, now time.Time) (after time.Time, why string, ok bool) {
+	// An event stamped in the same microsecond as the flow was made
+	// during it.
+	created := f.CreatedAt.Truncate(time.Microsecond).Add(-time.Nanosecond)
 	switch {
-	case f.wants("login") && !duringFlow:
-		return "the application asked for a new sign-in"
-	case f.MaxAge >= 0 && !duringFlow && now.Sub(last) > time.Duration(f.MaxAge)*time.Second:
-		return fmt.Sprintf("the last sign-in is older than the application allows (max_age %ds)", f.MaxAge)
+	case f.wants("login"):
+		return created, "the application asked for a new sign-in", true
+	case f.MaxAge >= 0:
+		after = now.Add(-time.Duration(f.MaxAge) * time.Second).Add(-time.Nanosecond)
+		if created.Before(after) {
+			after = created
+		}
+		return after, fmt.Sprintf("the application asked for a sign-in within max_age %ds", f.MaxAge), true
 	}
-	return ""
+	return time.Time{}, "", false
 }
 
 func lastAuth(s store.Session) time.Time {

@@ -31,9 +31,13 @@ var errGrantUsed = errors.New("already used")
 // from one grant. A refresh copies it unchanged: it can never raise acr
 // or move auth_time.
 type authState struct {
-	UserID       string    `json:"user_id"`
-	SID          string    `json:"sid,omitempty"`
-	AuthTime     time.Time `json:"auth_time"`
+	UserID   string    `json:"user_id"`
+	SID      string    `json:"sid,omitempty"`
+	AuthTime time.Time `json:"auth_time"`
+	// ProofTime is when the proofs that acr and acrs rest on began
+	// (policy.Snapshot.ProvenSince): no later than AuthTime, and earlier
+	// when the last proof alone does not meet them.
+	ProofTime    time.Time `json:"proof_time,omitzero"`
 	ACR          string    `json:"acr,omitempty"`
 	AMR          []string  `json:"amr,omitempty"`
 	ACRs         []string  `json:"acrs,omitempty"`

@@ -21,9 +21,14 @@ const clockSkew = 30 * time.Second
 // step-up claims of RFC 9470 and Entra (acrs, xms_cc).
 type AccessClaims struct {
 	jwt.Claims
-	ClientID     string   `json:"client_id"`
-	Scope        string   `json:"scope,omitempty"`
-	AuthTime     int64    `json:"auth_time,omitempty"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+	AuthTime int64  `json:"auth_time,omitempty"`
+	// ProofTime is when the proofs behind acr and acrs began: a
+	// resource server's max_age and single use judge it, since
+	// auth_time is only the last proof (a password retyped today beside
+	// yesterday's passkey).
+	ProofTime    int64    `json:"proof_time,omitempty"`
 	ACR          string   `json:"acr,omitempty"`
 	AMR          []string `json:"amr,omitempty"`
 	ACRs         []string `json:"acrs,omitempty"`
@@ -110,6 +115,9 @@ func (p *Provider) mint(c *Client, u store.User, a authState, grantID string, wi
 	}
 	if !a.AuthTime.IsZero() {
 		at.AuthTime = a.AuthTime.Unix()
+	}
+	if !a.ProofTime.IsZero() {
+		at.ProofTime = a.ProofTime.Unix()
 	}
 	if slices.Contains(a.Scope, "groups") {
 		at.Groups, at.Roles = u.Groups, u.Roles

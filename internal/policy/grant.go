@@ -130,16 +130,16 @@ func (c *control) satisfied(r *Request) bool {
 
 // passwordChangedThisSession: the password was changed at or after the
 // session's first authentication. A change before this session does not
-// count: the risk that demanded it was detected since.
+// count: the risk that demanded it was detected since. A re-ask (see
+// Reask) counts proofs from a later point, but the session still began
+// at its first event.
 func passwordChangedThisSession(r *Request) bool {
-	if r.PasswordChangedAt.IsZero() || len(r.Events) == 0 {
-		return false
+	start := r.sessionStart
+	if start.IsZero() {
+		start = firstEvent(r.Events)
 	}
-	start := r.Events[0].Time
-	for _, e := range r.Events[1:] {
-		if e.Time.Before(start) {
-			start = e.Time
-		}
+	if r.PasswordChangedAt.IsZero() || start.IsZero() {
+		return false
 	}
 	return !r.PasswordChangedAt.Before(start)
 }

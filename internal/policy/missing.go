@@ -189,32 +189,41 @@ func (r Requirement) IsPasswordChange() bool {
 // StepUpMethods answers, for requirements a user must still meet, which
 // of the methods the user has (available, in prompt order) a step-up page
 // should offer: those appearing in a strength option made only of
-// available methods. ok is false when some requirement has no such option
-// (it needs a method the user has not registered, or a control such as
-// device compliance that no step-up can provide).
+// available methods, leaving out options that ask for more methods than
+// another such option does. ok is false when some requirement has no such
+// option (it needs a method the user has not registered, or a control such
+// as device compliance that no step-up can provide).
+//
+// The pruning is what keeps the password off a passkey rule's page when
+// the passkey alone will do: phishing-resistant is met by webauthn:uv or
+// by password+webauthn, and offering the password first sends a user who
+// has a passkey through a proof that, on its own, never meets the rule.
 func StepUpMethods(reqs []Requirement, available []string) (methods []string, ok bool) {
 	var use []string
 	for _, r := range reqs {
-		met := false
+		var opts [][]string
 		for _, n := range r.AnyOf {
 			if n.Kind != KindStrength {
 				continue
 			}
 			for _, opt := range n.Options {
-				if len(opt) == 0 || !allAvailable(opt, available) {
-					continue
-				}
-				met = true
-				for _, term := range opt {
-					m := termMethod(term)
-					if !slices.Contains(use, m) {
-						use = append(use, m)
-					}
+				if len(opt) > 0 && allAvailable(opt, available) {
+					opts = append(opts, optionMethods(opt))
 				}
 			}
 		}
-		if !met {
+		if len(opts) == 0 {
 			return nil, false
+		}
+		for i, opt := range opts {
+			if slices.ContainsFunc(opts, func(o []string) bool { return properSubset(o, opts[i]) }) {
+				continue
+			}
+			for _, m := range opt {
+				if !slices.Contains(use, m) {
+					use = append(use, m)
+				}
+			}
 		}
 	}
 	for _, m := range available {
@@ -223,6 +232,30 @@ func StepUpMethods(reqs []Requirement, available []string) (methods []string, ok
 		}
 	}
 	return methods, true
+}
+
+// optionMethods lists the distinct methods of an option's terms.
+func optionMethods(opt []string) []string {
+	var out []string
+	for _, term := range opt {
+		if m := termMethod(term); !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// properSubset reports whether every method of a is in b and b has more.
+func properSubset(a, b []string) bool {
+	if len(a) >= len(b) {
+		return false
+	}
+	for _, m := range a {
+		if !slices.Contains(b, m) {
+			return false
+		}
+	}
+	return true
 }
 
 func termMethod(term string) string {

@@ -51,6 +51,10 @@ type Request struct {
 
 	// Now is when the request started; freshness is measured from it.
 	Now time.Time `json:"now"`
+
+	// sessionStart is when the session began, set by Reask, whose copy
+	// of Events holds only the proofs after the point it counts from.
+	sessionStart time.Time
 }
 
 // Subject is the user or service client making the request.

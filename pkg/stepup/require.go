@@ -34,7 +34,10 @@ func Context(id string) Requirement { return Requirement{kind: reqContext, value
 // mfa, or a context id).
 func ACR(values ...string) Requirement { return Requirement{kind: reqACR, values: values} }
 
-// MaxAge requires that the user proved who they are within d (auth_time).
+// MaxAge requires that the user proved who they are within d: every
+// proof behind the token's acr and acrs (proof_time when the token has
+// it, else auth_time), so a password retyped beside an old passkey does
+// not make the passkey fresh.
 func MaxAge(d time.Duration) Requirement { return Requirement{kind: reqMaxAge, maxAge: d} }
 
 // Scope requires scope s. A token without it gets 403 insufficient_scope:
@@ -75,7 +78,7 @@ func (v *Verifier) Check(c *Claims, reqs ...Requirement) *Challenge {
 		case reqMaxAge:
 			// auth_time has one-second resolution; the leeway keeps a
 			// sign-in made just now from looking too old.
-			if c.AuthTime.IsZero() || now.Sub(c.AuthTime) > r.maxAge+v.leeway {
+			if proven := c.provenAt(); proven.IsZero() || now.Sub(proven) > r.maxAge+v.leeway {
 				if !hasMaxAge || r.maxAge < maxAge {
 					maxAge = r.maxAge
 				}
@@ -216,4 +219,13 @@ func ChallengeFrom(resp *http.Response) (Challenge, bool) {
 		}
 	}
 	return Challenge{}, false
+}
+
+// provenAt is when the proofs behind the token began: ProofTime when it
+// is set and not later than AuthTime, else AuthTime.
+func (c *Claims) provenAt() time.Time {
+	if !c.ProofTime.IsZero() && (c.AuthTime.IsZero() || c.ProofTime.Before(c.AuthTime)) {
+		return c.ProofTime
+	}
+	return c.AuthTime
 }

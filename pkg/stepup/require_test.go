@@ -57,6 +57,15 @@ func TestCheck(t *testing.T) {
 		{"fail/max-age", &base, []stepup.Requirement{stepup.MaxAge(5 * time.Minute), stepup.MaxAge(time.Minute)},
 			&stepup.Challenge{Realm: ti.srv.URL, Error: stepup.ErrInsufficientUserAuthentication,
 				Description: "this request needs a more recent sign-in", MaxAge: time.Minute, HasMaxAge: true}},
+		{"ok/max-age-proof-time", with(func(c *stepup.Claims) { c.ProofTime = now.Add(-12 * time.Minute) }),
+			[]stepup.Requirement{stepup.MaxAge(15 * time.Minute)}, nil},
+		// A password retyped a minute ago beside a passkey from an hour
+		// ago: the passkey behind the token is not fresh.
+		{"fail/max-age-old-proof-behind-fresh-auth-time", with(func(c *stepup.Claims) {
+			c.AuthTime, c.ProofTime = now.Add(-time.Minute), now.Add(-time.Hour)
+		}), []stepup.Requirement{stepup.MaxAge(5 * time.Minute)},
+			&stepup.Challenge{Realm: ti.srv.URL, Error: stepup.ErrInsufficientUserAuthentication,
+				Description: "this request needs a more recent sign-in", MaxAge: 5 * time.Minute, HasMaxAge: true}},
 		{"fail/max-age-without-auth-time", with(func(c *stepup.Claims) { c.AuthTime = time.Time{} }),
 			[]stepup.Requirement{stepup.MaxAge(time.Hour)},
 			&stepup.Challenge{Realm: ti.srv.URL, Error: stepup.ErrInsufficientUserAuthentication,

@@ -67,6 +67,11 @@ type Claims struct {
 	// AuthTime is when the user last proved who they are (zero if the
 	// token has no auth_time, as for client credentials).
 	AuthTime time.Time
+	// ProofTime is when the proofs behind ACR and ACRs began (Stepgate's
+	// proof_time claim): earlier than AuthTime when the last proof alone
+	// does not meet them, as when a password is retyped beside an older
+	// passkey. MaxAge judges it; zero when the token has none.
+	ProofTime time.Time
 	// ACR is the authentication class reached: a strength such as
 	// single-factor or mfa, or an authentication context id.
 	ACR string
@@ -113,6 +118,7 @@ type wireClaims struct {
 	ClientID     string           `json:"client_id"`
 	Scope        string           `json:"scope"`
 	AuthTime     *jwt.NumericDate `json:"auth_time"`
+	ProofTime    *jwt.NumericDate `json:"proof_time"`
 	ACR          string           `json:"acr"`
 	AMR          []string         `json:"amr"`
 	ACRs         []string         `json:"acrs"`
@@ -402,7 +408,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	}
 	return &Claims{
 		Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, ClientID: w.ClientID, Scope: w.Scope,
-		AuthTime: timeOf(w.AuthTime), ACR: w.ACR, AMR: w.AMR, ACRs: w.ACRs, SID: w.SID,
+		AuthTime: timeOf(w.AuthTime), ProofTime: timeOf(w.ProofTime), ACR: w.ACR, AMR: w.AMR, ACRs: w.ACRs, SID: w.SID,
 		Capabilities: w.Capabilities, Username: w.Username, Groups: w.Groups, Roles: w.Roles,
 		ID: w.ID, IssuedAt: timeOf(w.IssuedAt), NotBefore: timeOf(w.NotBefore), Expiry: timeOf(w.Expiry),
 	}, nil

@@ -1,0 +1,402 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// memKV is a key/value space that expires entries by the test's clock.
+type memKV struct {
+	now func() time.Time
+	// mu guards m.
+	mu sync.Mutex
+	m  map[string]store.KVEntry
+}
+
+var _ Store = (*memKV)(nil)
+
+func (s *memKV) live(key string) (store.KVEntry, bool) {
+	e, ok := s.m[key]
+	if ok && !e.ExpiresAt.IsZero() && !s.now().Before(e.ExpiresAt) {
+		delete(s.m, key)
+		return store.KVEntry{}, false
+	}
+	return e, ok
+}
+
+func (s *memKV) GetKV(_ context.Context, key string) (store.KVEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.live(key); ok {
+		return e, nil
+	}
+	return store.KVEntry{}, store.ErrNotFound
+}
+
+func (s *memKV) CreateKV(_ context.Context, key string, value []byte, expiresAt time.Time) (store.KVEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.live(key); ok {
+		return store.KVEntry{}, store.ErrConflict
+	}
+	e := store.KVEntry{Key: key, Value: value, ExpiresAt: expiresAt, UpdatedAt: s.now(), Version: 1}
+	s.m[key] = e
+	return e, nil
+}
+
+func (s *memKV) UpdateKV(context.Context, string, func([]byte) ([]byte, error)) (store.KVEntry, error) {
+	return store.KVEntry{}, store.ErrNotFound
+}
+
+func (s *memKV) DeleteKV(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.live(key); !ok {
+		return store.ErrNotFound
+	}
+	delete(s.m, key)
+	return nil
+}
+
+func (s *memKV) ListKV(context.Context, string) ([]store.KVEntry, error) { return nil, nil }
+func (s *memKV) DeleteExpiredKV(context.Context, time.Time) (int, error) { return 0, nil }
+func (s *memKV) GetUser(context.Context, string) (store.User, error) {
+	return store.User{}, store.ErrNotFound
+}
+
+type fixedPolicies struct{ snap *policy.Snapshot }
+
+func (p fixedPolicies) Load() *policy.Snapshot { return p.snap }
+
+// reaskPolicies: the bank's c2 needs MFA, its c3 a passkey; c1 only
+// a sign-in.
+const reaskPolicies = `auth_contexts:
+  - {id: c1, name: Read}
+  - {id: c2, name: Transfer}
+  - {id: c3, name: Admin}
+policies:
+  - name: c2-mfa
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {auth_contexts: [c2]}
+    grant: {controls: [mfa]}
+  - name: c3-passkey
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {auth_contexts: [c3]}
+    grant: {controls: [{strength: phishing-resistant}]}
+`
+
+// reaskRig is a gateway with an injected clock, the policies above and
+// a user who has a passkey, an authenticator app and a password.
+type reaskRig struct {
+	g     *Gateway
+	kv    *memKV
+	now   time.Time
+	user  store.User
+	sess  store.Session
+	t0    time.Time
+	route *route
+}
+
+func newReaskRig(t *testing.T) *reaskRig {
+	t.Helper()
+	doc, probs := policy.Parse("p.yaml", []byte(reaskPolicies))
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	snap, probs := policy.Compile(nil, doc)
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	rig := &reaskRig{t0: time.Date(2041, 6, 1, 9, 0, 0, 0, time.UTC), user: store.User{ID: "u-admin", Username: "admin"}}
+	rig.now = rig.t0
+	clock := func() time.Time { return rig.now }
+	rig.kv = &memKV{now: clock, m: map[string]store.KVEntry{}}
+	builder := &access.Builder{}
+	rig.g = &Gateway{Deps: Deps{
+		Store: rig.kv, Policies: fixedPolicies{snap}, Access: builder.Request, Now: clock,
+		Log: slog.New(slog.DiscardHandler),
+		Methods: func(*http.Request, store.User) ([]string, error) {
+			return []string{"webauthn", "totp", "password"}, nil
+		},
+	}}
+	rig.route = &route{name: "bank", app: "bank"}
+	rig.sess = store.Session{ID: "s1", UserID: rig.user.ID, CreatedAt: rig.t0}
+	return rig
+}
+
+func (rig *reaskRig) at(d time.Duration) time.Time { return rig.t0.Add(d) }
+
+// prove adds a proof to the session, made at t0+d.
+func (rig *reaskRig) prove(method string, d time.Duration) {
+	e := store.AuthEvent{Method: method, Time: rig.at(d)}
+	switch method {
+	case "webauthn":
+		e.AMR, e.PhishingResistant = []string{"hwk", "user"}, true
+	case "totp":
+		e.AMR = []string{"otp"}
+	default:
+		e.AMR = []string{"pwd"}
+	}
+	rig.sess.Events = append(rig.sess.Events, e)
+}
+
+// check decides a request under ru at t0+d; forward marks it a
+// forward-auth check, elevatedAfter is a kept request's time.
+func (rig *reaskRig) check(ru *rule, d time.Duration, forward bool, elevatedAfter time.Time) verdict {
+	rig.now = rig.at(d)
+	r := httptest.NewRequest(http.MethodGet, "http://bank.example/admin/", nil)
+	if forward {
+		r = r.WithContext(context.WithValue(r.Context(), forwardKey{}, true))
+	}
+	s := rig.sess
+	s.Events = slices.Clone(rig.sess.Events)
+	return rig.g.check(r, rig.route, ru, &identity{user: rig.user, sess: &s}, elevatedAfter)
+}
+
+func passed(v verdict) bool { return !v.challenge && v.block == "" }
+
+// TestReaskBuiltInProxy: a kept single-use request is replayed only
+// when the proofs made after it was kept alone meet the rule's policies.
+func TestReaskBuiltInProxy(t *testing.T) {
+	t.Parallel()
+	admin := &rule{path: "/admin/", wildcard: true, context: "c3", singleUse: true}
+	transfer := &rule{path: "/transfers", context: "c2", singleUse: true}
+
+	t.Run("fail/passkey-rule-reopened-with-password", func(t *testing.T) {
+		t.Parallel()
+		rig := newReaskRig(t)
+		rig.prove("password", 0)
+		rig.prove("webauthn", time.Minute) // the passkey, used once for /admin/
+		kept := rig.at(10 * time.Minute)   // later, /admin/ again: kept and challenged
+		if v := rig.check(admin, 10*time.Minute, false, time.Time{}); !v.challenge || !slices.Equal(v.methods, []string{"webauthn"}) {
+			t.Fatalf("plain request: %+v, want a challenge offering the passkey only", v)
+		}
+		rig.prove("password", 11*time.Minute)
+		v := rig.check(admin, 11*time.Minute, false, kept)
+		if passed(v) {
+			t.Fatal("a password retyped after the challenge passed a single-use passkey rule")
+		}
+		if slices.Contains(v.methods, "password") || v.reason != reasonSingleUse {
+			t.Fatalf("challenge after the password: methods %v reason %q, want the passkey only and %q", v.methods, v.reason, reasonSingleUse)
+		}
+		rig.prove("webauthn", 12*time.Minute)
+		if v := rig.check(admin, 12*time.Minute, false, kept); !passed(v) {
+			t.Fatalf("a passkey after the challenge: %+v, want it to pass", v)
+		}
+		// The same proof answers no second kept request (another tab).
+		if v := rig.check(admin, 12*time.Minute+time.Second, false, rig.at(11*time.Minute+30*time.Second)); passed(v) {
+			t.Fatal("one passkey proof passed two kept requests")
+		}
+	})
+	t.Run("fail/mfa-rule-reopened-with-password", func(t *testing.T) {
+		t.Parallel()
+		rig := newReaskRig(t)
+		rig.prove("password", 0)
+		rig.prove("totp", time.Minute)
+		kept := rig.at(10 * time.Minute)
+		rig.prove("password", 11*time.Minute)
+		if v := rig.check(transfer, 11*time.Minute, false, kept); passed(v) || !v.challenge {
+			t.Fatalf("password alone after the challenge on a single-use MFA rule: %+v, want a challenge", v)
+		}
+		rig.prove("totp", 12*time.Minute)
+		if v := rig.check(transfer, 12*time.Minute, false, kept); !passed(v) {
+			t.Fatalf("password and TOTP after the challenge: %+v, want it to pass", v)
+		}
+	})
+	t.Run("fail/max-age-met-by-password-when-mfa-needed", func(t *testing.T) {
+		t.Parallel()
+		rig := newReaskRig(t)
+		fresh := &rule{path: "/transfers", context: "c2", maxAge: 5 * time.Minute}
+		rig.prove("password", 0)
+		rig.prove("totp", time.Minute)
+		if v := rig.check(fresh, 2*time.Minute, false, time.Time{}); !passed(v) {
+			t.Fatalf("fresh MFA: %+v", v)
+		}
+		rig.prove("password", 20*time.Minute)
+		v := rig.check(fresh, 21*time.Minute, false, time.Time{})
+		if passed(v) || v.reason != reasonMaxAge || !slices.Equal(v.methods, []string{"webauthn", "totp"}) {
+			t.Fatalf("a fresh password and a stale TOTP: %+v, want a max-age challenge for a passkey or TOTP", v)
+		}
+		rig.prove("totp", 21*time.Minute)
+		if v := rig.check(fresh, 22*time.Minute, false, time.Time{}); !passed(v) {
+			t.Fatalf("fresh password and TOTP: %+v", v)
+		}
+	})
+	t.Run("ok/no-policy-needs-a-sign-in-not-a-code", func(t *testing.T) {
+		t.Parallel()
+		rig := newReaskRig(t)
+		plain := &rule{path: "/export", singleUse: true}
+		rig.prove("password", 0)
+		kept := rig.at(time.Minute)
+		rig.prove("totp", 2*time.Minute)
+		if v := rig.check(plain, 2*time.Minute, false, kept); passed(v) {
+			t.Fatal("a second factor alone answered a re-ask no policy shapes")
+		}
+		rig.prove("password", 3*time.Minute)
+		if v := rig.check(plain, 3*time.Minute, false, kept); !passed(v) {
+			t.Fatalf("a password after the challenge: %+v", v)
+		}
+	})
+}
+
+// TestReaskForwardAuth: through forward-auth a single-use rule lets one
+// request through per challenge and proof; the sign-in itself, or a
+// proof made before the challenge, never passes.
+func TestReaskForwardAuth(t *testing.T) {
+	t.Parallel()
+	admin := &rule{path: "/admin/", wildcard: true, context: "c1", singleUse: true}
+	rig := newReaskRig(t)
+	rig.prove("password", 0) // the sign-in
+	r := httptest.NewRequest(http.MethodGet, "http://bank.example/admin/", nil)
+	r = r.WithContext(context.WithValue(r.Context(), forwardKey{}, true))
+	challenge := func(d time.Duration) {
+		t.Helper()
+		v := rig.check(admin, d, true, time.Time{})
+		if passed(v) {
+			t.Fatalf("at +%s: passed, want a challenge", d)
+		}
+		// What challengeBrowser does before redirecting to the step-up.
+		if err := rig.g.recordChallenge(r, rig.route, admin, &identity{user: rig.user}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	challenge(time.Minute) // fail/sign-in-a-minute-ago
+	rig.prove("password", 2*time.Minute)
+	if v := rig.check(admin, 2*time.Minute+time.Second, true, time.Time{}); !passed(v) {
+		t.Fatalf("ok/first-request-after-the-step-up: %+v", v)
+	}
+	challenge(2*time.Minute + 2*time.Second) // fail/second-request-same-proof
+	challenge(2*time.Minute + 3*time.Second) // still the same open challenge
+	rig.prove("password", 3*time.Minute)
+	if v := rig.check(admin, 3*time.Minute+time.Second, true, time.Time{}); !passed(v) {
+		t.Fatalf("ok/new-step-up-answers-the-new-challenge: %+v", v)
+	}
+	if v := rig.check(admin, 3*time.Minute+2*time.Second, true, time.Time{}); passed(v) {
+		t.Fatal("fail/two-requests-after-one-step-up")
+	}
+	// fail/proof-before-the-challenge: a step-up made for something else
+	// before this rule asked does not answer it.
+	rig.prove("password", 4*time.Minute)
+	challenge(5 * time.Minute)
+	if v := rig.check(admin, 5*time.Minute+time.Second, true, time.Time{}); passed(v) {
+		t.Fatal("a proof made before the challenge answered it")
+	}
+	// fail/challenge-expired: a challenge left open is forgotten.
+	rig.prove("password", 5*time.Minute+keptLifetime+time.Minute)
+	if v := rig.check(admin, 5*time.Minute+keptLifetime+2*time.Minute, true, time.Time{}); passed(v) {
+		t.Fatal("a step-up long after the challenge expired answered it")
+	}
+}
+
+// TestTokenSingleUseSpendsTheProof: a refreshed token carries the same
+// proof under a new jti and must not pass a single-use rule again.
+func TestTokenSingleUseSpendsTheProof(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	ru := &rule{path: "/admin/", wildcard: true, singleUse: true}
+	token := func(jti string, authTime time.Duration, life time.Duration) *oidc.AccessClaims {
+		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(life))},
+			AuthTime: rig.at(authTime).Unix(), SID: "sid-1", ACR: "mfa", AMR: []string{"pwd", "otp", "mfa"}}
+	}
+	r := httptest.NewRequest(http.MethodGet, "http://bank.example/admin/", nil)
+	rig.now = rig.at(time.Minute)
+	first := token("jti-1", 0, 5*time.Minute)
+	if !rig.g.spendToken(r, ru, first) {
+		t.Fatal("ok/first-token: refused")
+	}
+	if rig.g.spendToken(r, ru, first) {
+		t.Fatal("fail/same-token-twice: passed")
+	}
+	// An hour later the client refreshes: new jti, new expiry, same proof.
+	rig.now = rig.at(time.Hour)
+	refreshed := token("jti-2", 0, 5*time.Minute)
+	if rig.g.spendToken(r, ru, refreshed) {
+		t.Fatal("fail/refreshed-token: a refreshed token passed a single-use rule with no new proof")
+	}
+	// A token for another session of the same user carries another proof.
+	other := token("jti-3", 0, 5*time.Minute)
+	other.SID = "sid-2"
+	if !rig.g.spendToken(r, ru, other) {
+		t.Fatal("ok/another-session: refused")
+	}
+	// After a new proof, a token issued then passes once.
+	stepped := token("jti-4", time.Hour, 5*time.Minute)
+	if !rig.g.spendToken(r, ru, stepped) {
+		t.Fatal("ok/token-after-new-proof: refused")
+	}
+	if rig.g.spendToken(r, ru, token("jti-5", time.Hour, 5*time.Minute)) {
+		t.Fatal("fail/refreshed-after-new-proof: passed twice")
+	}
+	// The spend outlives every token of the family: refreshed 29 days on.
+	rig.now = rig.at(29 * 24 * time.Hour)
+	if rig.g.spendToken(r, ru, token("jti-6", 0, 5*time.Minute)) {
+		t.Fatal("fail/refreshed-weeks-later: passed")
+	}
+}
+
+// TestTokenProofTime: a token whose last proof is a fresh password but
+// whose context rests on an old passkey (its proof_time) neither meets a
+// max_age rule nor passes a spent single-use rule again.
+func TestTokenProofTime(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	r := httptest.NewRequest(http.MethodGet, "http://bank.example/vault/", nil)
+	claims := func(jti string, authTime, proofTime time.Duration) *oidc.AccessClaims {
+		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+			AuthTime: rig.at(authTime).Unix(), ProofTime: rig.at(proofTime).Unix(), SID: "sid-1", ACR: "phishing-resistant", ACRs: []string{"c3"}}
+	}
+	fresh := &rule{path: "/vault/", wildcard: true, context: "c3", maxAge: 5 * time.Minute}
+	rig.now = rig.at(time.Hour)
+	if why, _ := rig.g.bearerMissing(r, fresh, claims("a", time.Hour-time.Minute, 0)); why == "" {
+		t.Fatal("fail/fresh-password-old-passkey: a token whose passkey is an hour old met a 5-minute rule")
+	}
+	if why, _ := rig.g.bearerMissing(r, fresh, claims("b", time.Hour-time.Minute, time.Hour-2*time.Minute)); why != "" {
+		t.Fatalf("ok/fresh-passkey: %s", why)
+	}
+	once := &rule{path: "/vault/", wildcard: true, context: "c3", singleUse: true}
+	if why, _ := rig.g.bearerMissing(r, once, claims("c", 0, 0)); why != "" {
+		t.Fatalf("ok/first-use: %s", why)
+	}
+	// A password retyped later moves auth_time; the passkey behind the
+	// token's c3 is the same, already spent.
+	if why, _ := rig.g.bearerMissing(r, once, claims("d", time.Hour-time.Minute, 0)); why == "" {
+		t.Fatal("fail/new-password-same-passkey: passed a spent single-use rule")
+	}
+}
+
+// TestReaskProofSpentNotLastEvent: one passkey proof answers one kept
+// request; a password typed after it does not make it answer another.
+func TestReaskProofSpentNotLastEvent(t *testing.T) {
+	t.Parallel()
+	admin := &rule{path: "/admin/", wildcard: true, context: "c3", singleUse: true}
+	rig := newReaskRig(t)
+	rig.prove("password", 0)
+	tabA, tabB := rig.at(time.Minute), rig.at(2*time.Minute) // two kept requests
+	rig.prove("webauthn", 3*time.Minute)
+	if v := rig.check(admin, 3*time.Minute+time.Second, false, tabA); !passed(v) {
+		t.Fatalf("ok/first-kept-request: %+v", v)
+	}
+	rig.prove("password", 4*time.Minute)
+	if v := rig.check(admin, 4*time.Minute+time.Second, false, tabB); passed(v) {
+		t.Fatal("fail/password-after-the-passkey: one passkey proof answered two kept requests")
+	}
+	rig.prove("webauthn", 5*time.Minute)
+	if v := rig.check(admin, 5*time.Minute+time.Second, false, tabB); !passed(v) {
+		t.Fatalf("ok/new-passkey: %+v", v)
+	}
+}
