@@ -51,7 +51,7 @@ var openVariants = []pathVariant{
 	{name: "ok/opt-in/transfer-long-s", method: "POST", path: "/tran%C5%BFfers", want: "stepup"},
 	{name: "ok/opt-in/admin-jsessionid", method: "GET", path: "/admin;jsessionid=x", want: "stepup"},
 	{name: "ok/opt-in/admin-dotless-i", method: "GET", path: "/adm%C4%B1n/", want: "stepup"},
-	{name: "ok/opt-in/customers-kelvin", method: "GET", path: "/customers.json", want: "stepup"},
+	{name: "ok/opt-in/customers-fullwidth", method: "GET", path: "/%EF%BD%83ustomers", want: "stepup"},
 	{name: "ok/opt-in/routine-parameter", method: "GET", path: "/accounts;v=1", want: "pass"},
 	{name: "fail/opt-in/admin-dot-dot-parameter", method: "GET", path: "/x/..;/admin/", want: "400"},
 	{name: "fail/opt-in/method-lower", method: "post", path: "/transfers", want: "400"},
@@ -63,7 +63,7 @@ var openVariants = []pathVariant{
 var variantRules = []config.GatewayRule{
 	{Path: "/transfers", Methods: []string{"POST"}, Context: "c2"},
 	{Path: "/admin/*", Context: "c1", Elevation: "single-use"},
-	{Path: "/customers/*", Context: "c2"},
+	{Path: "/customers/*", Methods: []string{"GET"}, Context: "c2"},
 	{Path: "/public/*", Allow: "anonymous"},
 }
 
