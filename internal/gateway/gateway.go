@@ -109,6 +109,11 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{Deps: d, routes: routes, upstreams: map[*route]*upstream{}, strip: map[string]bool{},
 		assertions: map[string]cachedAssertion{}, buffers: make(bufferPool, 128)}
+	if d.Log != nil {
+		for _, w := range Lint(d.Config) {
+			d.Log.Warn("a gateway rule leaves a way around it; stepgate gateway lint explains", "key", w.Key, "warning", w.Message)
+		}
+	}
 	for _, k := range d.Config.StripHeaders {
 		g.strip[http.CanonicalHeaderKey(k)] = true
 	}
