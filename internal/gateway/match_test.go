@@ -13,6 +13,7 @@ var bankRules = []config.GatewayRule{
 	{Path: "/admin/*", Context: "c3", Elevation: "single-use"},
 	{Path: "/customers/*", Context: "c1"},
 	{Path: "/statements", Methods: []string{"GET"}, Context: "c4"},
+	{Path: "/keys/*", Context: "c5"},
 	{Path: "/public/*", Allow: "anonymous"},
 }
 
@@ -111,6 +112,8 @@ func TestRuleMatchingVariants(t *testing.T) {
 		{name: "fail/dotted-capital-i", method: "GET", target: bank + "/adm%C4%B0n/", want: "400"},
 		{name: "fail/raw-utf8", method: "GET", target: bank + "/adm\xc4\xb1n/", want: "400"},
 		{name: "fail/fullwidth", method: "GET", target: bank + "/%EF%BD%81dmin", want: "400"},
+		{name: "fail/kelvin-sign", method: "GET", target: bank + "/%E2%84%AAeys", want: "400"},
+		{name: "fail/dot-parameter", method: "GET", target: bank + "/.;x/admin", want: "400"},
 		{name: "fail/not-utf8", method: "GET", target: bank + "/adm%FFn", want: "400"},
 		{name: "fail/prefix-route-parameter", method: "GET", target: "http://apps.example/bank;x/admin", want: "400"},
 		{name: "ok/prefix-route-case", method: "GET", target: "http://apps.example/BANK/admin", want: "c3"},
@@ -125,6 +128,8 @@ func TestRuleMatchingVariants(t *testing.T) {
 		{name: "ok/opt-in/dotted-capital-i", method: "GET", target: open + "/ADM%C4%B0N", want: "c3"},
 		{name: "ok/opt-in/fullwidth", method: "GET", target: open + "/%EF%BD%81dmin", want: "c3"},
 		{name: "ok/opt-in/raw-utf8", method: "GET", target: open + "/adm\xc4\xb1n/users", want: "c3"},
+		{name: "ok/opt-in/kelvin-sign", method: "GET", target: open + "/%E2%84%AAeys/1", want: "c5"},
+		{name: "fail/opt-in/not-utf8", method: "GET", target: open + "/adm%FFn", want: "400"},
 		{name: "fail/opt-in/dot-dot-parameter", method: "GET", target: open + "/x/..;/admin/", want: "400"},
 		{name: "fail/opt-in/dot-parameter", method: "GET", target: open + "/.;x/admin", want: "400"},
 		{name: "fail/opt-in/empty-segment-parameter", method: "GET", target: open + "/;x/admin", want: "400"},
