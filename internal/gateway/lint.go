@@ -80,11 +80,12 @@ func (ru *rule) shadows(later *rule) bool {
 	if len(ru.methods) > 0 && (len(later.methods) == 0 || slices.ContainsFunc(later.methods, func(m string) bool { return !slices.Contains(ru.methods, m) })) {
 		return false
 	}
+	format := !ru.anonymous && isFormatOf(later.path, ru.path)
 	switch {
 	case ru.wildcard:
-		return later.path == ru.path || strings.HasPrefix(later.path, ru.path+"/") || isFormatOf(later.path, ru.path)
+		return later.path == ru.path || strings.HasPrefix(later.path, ru.path+"/") || format
 	case later.wildcard:
 		return false
 	}
-	return later.path == ru.path || isFormatOf(later.path, ru.path)
+	return later.path == ru.path || format
 }

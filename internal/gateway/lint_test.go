@@ -28,6 +28,9 @@ func TestLint(t *testing.T) {
 		{name: "fail/all-methods-shadow", rules: []config.GatewayRule{
 			{Path: "/x", Context: "c1"}, {Path: "/x/", Methods: []string{"POST"}, Context: "c2"}},
 			want: []string{"rules[1]: never applies"}},
+		{name: "ok/anonymous-exact-covers-no-format", rules: []config.GatewayRule{
+			{Path: "/health", Allow: "anonymous"}, {Path: "/health.json", Methods: []string{"POST"}, Context: "c2"}},
+			want: []string{"rules[1].path"}},
 		{name: "ok/other-methods-do-not-shadow", rules: []config.GatewayRule{
 			{Path: "/x", Methods: []string{"GET"}, Context: "c1"}, {Path: "/x", Methods: []string{"POST"}, Context: "c2"}}},
 		{name: "fail/delete-without-post", rules: []config.GatewayRule{{Path: "/accounts/*", Methods: []string{"delete"}, Context: "c2"}},

@@ -33,6 +33,8 @@ var (
 //   - encoded slashes or backslashes ("/admin%2f", "%5c"), which some
 //     upstreams decode after routing;
 //   - double encoding ("%252e"): a '%' that is still there after decoding;
+//   - a raw '#', which no browser sends and which nginx and Werkzeug end
+//     the path at ("/admin#x" is "/admin" to them);
 //   - empty segments ("//admin", also "/;x/admin"), backslashes, control
 //     characters and bytes that are not UTF-8 (Werkzeug would turn them
 //     into U+FFFD, another path than the one the rules saw).
@@ -46,7 +48,7 @@ func normalize(rawPath string) (string, error) {
 		return "", errBadPath
 	}
 	lower := strings.ToLower(rawPath)
-	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
+	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.IndexByte(rawPath, '#') >= 0 {
 		return "", errBadPath
 	}
 	p, err := url.PathUnescape(rawPath)
@@ -86,7 +88,8 @@ func canonicalSegments(p string, params bool) bool {
 // reading of p, so no router can serve p under a rule the key misses:
 //
 //   - every segment's ';' parameters are dropped, as Tomcat, Jetty and
-//     Spring do ("/transfers;x=1" is "/transfers");
+//     Spring do ("/transfers;x=1" is "/transfers"), and so are spaces
+//     around it and dots at its end;
 //   - case is folded, as case-insensitive routers (Express's default,
 //     Spring's and ASP.NET's options, IIS) do;
 //   - beyond ASCII, compatibility forms are folded first (NFKC: the long
@@ -95,6 +98,8 @@ func canonicalSegments(p string, params bool) bool {
 //     Java's equalsIgnoreCase reads them.
 //
 // A key that folding turned into a dot or empty segment is refused.
+// Anonymous rules use narrowKey instead: what they let through without
+// a sign-in must be narrow, not wide.
 func matchKey(p string) (string, error) {
 	key := p
 	if !isASCII(key) {
@@ -107,10 +112,15 @@ func matchKey(p string) (string, error) {
 	} else {
 		key = strings.ToLower(key)
 	}
-	if strings.IndexByte(key, ';') >= 0 {
+	if strings.ContainsAny(key, "; ") || strings.Contains(key, "./") || strings.HasSuffix(key, ".") {
 		segs := strings.Split(key, "/")
 		for i, s := range segs {
-			segs[i], _, _ = strings.Cut(s, ";")
+			s, _, _ = strings.Cut(s, ";")
+			// Spring's AntPathMatcher trimmed the spaces around segments
+			// (CVE-2016-5007), and Windows servers drop a segment's
+			// trailing dots and spaces: "/admin%20" and "/admin." are
+			// "/admin" to them.
+			segs[i] = strings.TrimRight(strings.TrimLeft(s, " "), ". ")
 		}
 		key = strings.Join(segs, "/")
 	}
@@ -118,6 +128,26 @@ func matchKey(p string) (string, error) {
 		return "", errBadPath
 	}
 	return key, nil
+}
+
+// narrowKey is the form of canonical path p that anonymous rules are
+// compared in: ASCII letters folded, nothing else. A request that only
+// some router reads as an anonymous path ("/public;x/admin", "/PUBLİC")
+// does not get in without a sign-in.
+func narrowKey(p string) string {
+	var b []byte
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c >= 'A' && c <= 'Z' {
+			if b == nil {
+				b = []byte(p)
+			}
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	if b == nil {
+		return p
+	}
+	return string(b)
 }
 
 func isASCII(s string) bool {

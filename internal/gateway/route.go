@@ -96,6 +96,9 @@ func compileRule(cr config.GatewayRule) (rule, error) {
 	if err != nil {
 		return rule{}, fmt.Errorf("rule %s: %w", cr.Path, err)
 	}
+	if cr.Allow == "anonymous" {
+		path = strings.TrimSuffix(narrowKey(strings.TrimSuffix(cr.Path, "/*")), "/")
+	}
 	ru := rule{
 		path: path, wildcard: strings.HasSuffix(cr.Path, "/*"),
 		context: cr.Context, maxAge: cr.MaxAge.D(), singleUse: cr.Elevation == "single-use", anonymous: cr.Allow == "anonymous",
@@ -125,9 +128,10 @@ func ruleKey(p string) (string, error) {
 	return strings.TrimSuffix(key, "/"), nil
 }
 
-// matches reports whether the rule covers method and key, the matchKey
-// of a request's canonical path. The rule's path covers everything an
-// upstream router may serve under it:
+// matches reports whether the rule covers method and a request's
+// canonical path, compared as key (matchKey) or, for an anonymous rule,
+// as narrow (narrowKey). The path of a rule that asks for something
+// covers everything an upstream router may serve under it:
 //
 //   - "/x" covers "/x/" (Express and Spring match either; Flask and Go's
 //     ServeMux redirect one to the other), and a rule written "/x/"
@@ -136,12 +140,19 @@ func ruleKey(p string) (string, error) {
 //     optional "(.:format)", Spring's suffix pattern matching);
 //   - a wildcard "/x/*" covers "/x", "/x/", "/x.<ext>" and everything
 //     under "/x/".
-func (ru *rule) matches(method, key string) bool {
+//
+// An anonymous rule covers only its own path, with or without a slash
+// (and below it when a wildcard), so that the widening serves the rules
+// that protect and never the ones that open.
+func (ru *rule) matches(method, key, narrow string) bool {
 	if len(ru.methods) > 0 && !slices.Contains(ru.methods, method) {
 		return false
 	}
+	if ru.anonymous {
+		key = narrow
+	}
 	stem := strings.TrimSuffix(key, "/")
-	if stem == ru.path || isFormatOf(stem, ru.path) {
+	if stem == ru.path || (!ru.anonymous && isFormatOf(stem, ru.path)) {
 		return true
 	}
 	return ru.wildcard && strings.HasPrefix(key, ru.path+"/")
@@ -161,8 +172,9 @@ func (rt *route) ruleFor(method, p string) *rule {
 	if err != nil {
 		key = strings.ToLower(p)
 	}
+	narrow := narrowKey(p)
 	for i := range rt.rules {
-		if rt.rules[i].matches(method, key) {
+		if rt.rules[i].matches(method, key, narrow) {
 			return &rt.rules[i]
 		}
 	}
