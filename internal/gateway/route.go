@@ -222,15 +222,11 @@ func (rt *route) admit(r *http.Request, p string) *refusal {
 	if no := checkMethod(r.Method); no != nil {
 		return no
 	}
-	for _, h := range methodOverrides {
-		if _, ok := r.Header[h]; ok {
-			return &refusal{"This request names another method in its " + h + " header, which applications read differently; send the request with that method instead."}
-		}
+	if h := methodOverride(r.Header); h != "" {
+		return &refusal{"This request names another method in its " + h + " header, which applications read differently; send the request with that method instead."}
 	}
-	if r.URL != nil && strings.Contains(r.URL.RawQuery, "_method") {
-		if _, ok := r.URL.Query()["_method"]; ok {
-			return &refusal{"This request names another method in its _method parameter, which applications read differently; send the request with that method instead."}
-		}
+	if r.URL != nil && r.URL.RawQuery != "" && hasQueryKey(r.URL.RawQuery, "_method") {
+		return &refusal{"This request names another method in its _method parameter, which applications read differently; send the request with that method instead."}
 	}
 	if !rt.allowParams && strings.IndexByte(p, ';') >= 0 {
 		return &refusal{"The address of this request has ';' parameters, which applications read differently; the gateway accepts them only on routes with allow_path_parameters."}
@@ -242,6 +238,47 @@ func (rt *route) admit(r *http.Request, p string) *refusal {
 		return &refusal{"The address of this request is not in a form the gateway accepts."}
 	}
 	return nil
+}
+
+// methodOverride returns the name of a method-override header in h, or
+// "". Rack, WSGI and CGI servers read "_" in a header name as "-", so
+// X_HTTP_Method_Override counts too.
+func methodOverride(h http.Header) string {
+	for k := range h {
+		if len(k) < len("X-Http-Method") || (k[0] != 'X' && k[0] != 'x') {
+			continue
+		}
+		name := strings.ReplaceAll(k, "_", "-")
+		for _, o := range methodOverrides {
+			if strings.EqualFold(name, o) {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+// hasQueryKey reports whether the raw query names key, splitting on
+// both "&" and ";" (Rack 2 splits on either) and decoding names, so
+// "%5Fmethod" and "a=1;_method=x" count.
+func hasQueryKey(raw, key string) bool {
+	for raw != "" {
+		var pair string
+		if i := strings.IndexAny(raw, "&;"); i >= 0 {
+			pair, raw = raw[:i], raw[i+1:]
+		} else {
+			pair, raw = raw, ""
+		}
+		name, _, _ := strings.Cut(pair, "=")
+		decoded, err := url.QueryUnescape(name)
+		if err != nil {
+			decoded = name // a lenient parser keeps what it cannot decode
+		}
+		if decoded == key {
+			return true
+		}
+	}
+	return false
 }
 
 // checkMethod accepts only a method in canonical form: an RFC 9110
