@@ -14,13 +14,6 @@ import (
 // refused rather than guessed at.
 var errBadPath = errors.New("the request path is not in canonical form")
 
-// Paths that upstream routers read differently from one another, refused
-// unless the route opts in (see route.admit).
-var (
-	errPathParameters = errors.New("the request path has ';' parameters")
-	errNonASCIIPath   = errors.New("the request path has characters outside ASCII")
-)
-
 // normalize turns a request's raw path into the one canonical form used
 // both to match rules and to forward upstream, so the gateway and the
 // upstream can never disagree about which resource is asked for. It
