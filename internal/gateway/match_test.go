@@ -113,6 +113,8 @@ func TestRuleMatchingVariants(t *testing.T) {
 		{name: "fail/method-override-query-encoded", method: "GET", target: bank + "/transfers?%5Fmethod=POST", want: "400"},
 		{name: "fail/method-override-query-semicolon", method: "GET", target: bank + "/transfers?a=1;_method=POST", want: "400"},
 		{name: "fail/method-override-underscores", method: "POST", target: bank + "/statements", header: []string{"X_HTTP_Method_Override", "GET"}, want: "400"},
+		{name: "fail/original-url", method: "GET", target: bank + "/", header: []string{"X-Original-URL", "/admin/"}, want: "400"},
+		{name: "fail/rewrite-url", method: "GET", target: bank + "/", header: []string{"X-Rewrite-Url", "/admin/"}, want: "400"},
 		{name: "ok/query-value-named-method", method: "GET", target: bank + "/accounts?sort=_method", want: "signed-in"},
 		{name: "fail/path-parameter", method: "POST", target: bank + "/transfers;x=1", want: "400"},
 		{name: "fail/encoded-path-parameter", method: "POST", target: bank + "/transfers%3Bx=1", want: "400"},

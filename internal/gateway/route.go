@@ -205,25 +205,30 @@ func find(routes []*route, host, p string) *route {
 // words for the error page.
 type refusal struct{ msg string }
 
-// methodOverrides are the headers with which frameworks let a request
-// name another method than its own (Express's method-override, Spring's
-// and Rails' filters, Google's APIs). The gateway matches rules on the
-// request's own method, so one that names another could reach a handler
-// its rule does not cover.
-var methodOverrides = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+// rereadHeaders are headers with which frameworks let a request name
+// another method or path than its own: method overrides (Express's
+// method-override, Spring's and Rails' filters, Google's APIs) and URL
+// rewrites (Symfony's and Zend's X-Original-URL and X-Rewrite-URL, which
+// IIS sets). The gateway judges the request's own method and path, so a
+// header naming others could reach a handler its rule does not cover.
+var rereadHeaders = []string{
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"X-Original-Url", "X-Rewrite-Url",
+}
 
 // admit refuses what upstream routers read differently, whichever rule
 // would apply: a method that is not the canonical upper-case token
 // (Werkzeug upper-cases "post" and runs the POST handler; Go's ServeMux
-// does not), a method override, and, unless the route opts in, ';'
-// parameters and characters outside ASCII in canonical path p. Both the
+// does not), a header or query parameter naming another method or path,
+// and, unless the route opts in, ';' parameters and characters outside
+// ASCII in canonical path p. Both the
 // built-in proxy and forward-auth go through it (in handle).
 func (rt *route) admit(r *http.Request, p string) *refusal {
 	if no := checkMethod(r.Method); no != nil {
 		return no
 	}
-	if h := methodOverride(r.Header); h != "" {
-		return &refusal{"This request names another method in its " + h + " header, which applications read differently; send the request with that method instead."}
+	if h := rereadHeader(r.Header); h != "" {
+		return &refusal{"This request names another method or address in its " + h + " header, which applications read differently; send the request with that method and address instead."}
 	}
 	if r.URL != nil && r.URL.RawQuery != "" && hasQueryKey(r.URL.RawQuery, "_method") {
 		return &refusal{"This request names another method in its _method parameter, which applications read differently; send the request with that method instead."}
@@ -240,16 +245,16 @@ func (rt *route) admit(r *http.Request, p string) *refusal {
 	return nil
 }
 
-// methodOverride returns the name of a method-override header in h, or
+// rereadHeader returns the name of a header of rereadHeaders in h, or
 // "". Rack, WSGI and CGI servers read "_" in a header name as "-", so
 // X_HTTP_Method_Override counts too.
-func methodOverride(h http.Header) string {
+func rereadHeader(h http.Header) string {
 	for k := range h {
 		if len(k) < len("X-Http-Method") || (k[0] != 'X' && k[0] != 'x') {
 			continue
 		}
 		name := strings.ReplaceAll(k, "_", "-")
-		for _, o := range methodOverrides {
+		for _, o := range rereadHeaders {
 			if strings.EqualFold(name, o) {
 				return k
 			}
