@@ -66,8 +66,9 @@ const (
 // GatewayRule says what a path costs. The first matching rule wins; a
 // request no rule matches needs a signed-in user.
 type GatewayRule struct {
-	// Path is exact ("/transfers") or a prefix ending in "/*" ("/admin/*",
-	// which also matches "/admin").
+	// Path is exact ("/transfers", which also matches "/transfers/" and
+	// "/transfers.json") or a prefix ending in "/*" ("/admin/*", which
+	// also matches "/admin"); see docs/gateway.md, "How rules match".
 	Path string `yaml:"path"`
 	// Methods limits the rule to these HTTP methods; empty means all.
 	Methods []string `yaml:"methods"`
