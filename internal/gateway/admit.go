@@ -81,11 +81,12 @@ func hasQueryKey(raw, key string) bool {
 			pair, raw = raw, ""
 		}
 		name, _, _ := strings.Cut(pair, "=")
-		decoded, err := url.QueryUnescape(name)
-		if err != nil {
-			decoded = name // a lenient parser keeps what it cannot decode
+		if strings.ContainsAny(name, "%+") {
+			if decoded, err := url.QueryUnescape(name); err == nil {
+				name = decoded
+			} // a lenient parser keeps what it cannot decode
 		}
-		if decoded == key {
+		if name == key {
 			return true
 		}
 	}

@@ -83,7 +83,7 @@ func (ru *rule) shadows(later *rule) bool {
 	format := !ru.anonymous && isFormatOf(later.path, ru.path)
 	switch {
 	case ru.wildcard:
-		return later.path == ru.path || strings.HasPrefix(later.path, ru.path+"/") || format
+		return later.path == ru.path || isBelow(later.path, ru.path) || format
 	case later.wildcard:
 		return false
 	}

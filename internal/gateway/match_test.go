@@ -204,3 +204,24 @@ func FuzzMatchKey(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMatch is what matching costs a routine request: normalize,
+// find, admit and ruleFor, as ServeHTTP runs them.
+func BenchmarkMatch(b *testing.B) {
+	routes, err := compileRoutes([]config.GatewayRoute{{Name: "bank", From: "http://bank.example", To: "http://127.0.0.1:9", Rules: bankRules}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "http://bank.example/accounts/42?view=full", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := normalize(rawPath(r))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rt := find(routes, r.Host, p)
+		if rt.admit(r, p) != nil || rt.ruleFor(r.Method, p) != &defaultRule {
+			b.Fatal("not the default rule")
+		}
+	}
+}

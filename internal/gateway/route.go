@@ -154,7 +154,12 @@ func (ru *rule) matches(method, key, narrow string) bool {
 	if stem == ru.path || (!ru.anonymous && isFormatOf(stem, ru.path)) {
 		return true
 	}
-	return ru.wildcard && strings.HasPrefix(key, ru.path+"/")
+	return ru.wildcard && isBelow(key, ru.path)
+}
+
+// isBelow reports whether key is under path: path, a slash, and more.
+func isBelow(key, path string) bool {
+	return len(key) > len(path) && key[len(path)] == '/' && strings.HasPrefix(key, path)
 }
 
 // isFormatOf reports whether stem is path with a format suffix,
@@ -193,7 +198,7 @@ func find(routes []*route, host, p string) *route {
 		key = strings.ToLower(p) // refused by the route's admit
 	}
 	for _, rt := range routes {
-		if rt.host == host && (rt.prefixKey == "" || key == rt.prefixKey || strings.HasPrefix(key, rt.prefixKey+"/")) {
+		if rt.host == host && (rt.prefixKey == "" || key == rt.prefixKey || isBelow(key, rt.prefixKey)) {
 			return rt
 		}
 	}
