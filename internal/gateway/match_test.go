@@ -151,6 +151,10 @@ func TestRuleMatchingVariants(t *testing.T) {
 		{name: "fail/opt-in/dot-parameter", method: "GET", target: open + "/.;x/admin", want: "400"},
 		{name: "fail/opt-in/empty-segment-parameter", method: "GET", target: open + "/;x/admin", want: "400"},
 		{name: "fail/opt-in/fullwidth-dot-dot", method: "GET", target: open + "/x/%EF%BC%8E%EF%BC%8E/admin", want: "400"},
+		{name: "fail/opt-in/fullwidth-percent", method: "GET", target: open + "/admin%EF%BC%85%EF%BC%92%EF%BD%86x", want: "400"},
+		{name: "fail/opt-in/fullwidth-backslash", method: "GET", target: open + "/admin%EF%BC%BCx", want: "400"},
+		{name: "fail/opt-in/fullwidth-hash", method: "GET", target: open + "/admin%EF%BC%83x", want: "400"},
+		{name: "ok/opt-in/encoded-hash-is-a-character", method: "GET", target: open + "/%C3%BCber%23x", want: "signed-in"},
 		{name: "fail/opt-in/fullwidth-slash", method: "GET", target: open + "/x%EF%BC%8F..%EF%BC%8Fadmin", want: "400"},
 		{name: "fail/opt-in/lower-case-method", method: "post", target: open + "/transfers", want: "400"},
 	} {

@@ -99,7 +99,10 @@ func matchKey(p string) (string, error) {
 		key = norm.NFKC.String(key)
 		key = strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(r)) }, key)
 		key = norm.NFKC.String(key)
-		if key == "" || key[0] != '/' {
+		// Folding can make what normalize refuses: fullwidth "％２ｆ"
+		// is "%2f", "＼" a backslash, "＃" and "？" end the path.
+		if key == "" || key[0] != '/' || strings.ContainsAny(key, "%\\") || hasControl(key) ||
+			strings.Count(key, "#") > strings.Count(p, "#") || strings.Count(key, "?") > strings.Count(p, "?") {
 			return "", errBadPath
 		}
 	} else {
@@ -141,6 +144,10 @@ func narrowKey(p string) string {
 		return p
 	}
 	return string(b)
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
 }
 
 func isASCII(s string) bool {
