@@ -3,7 +3,6 @@ package gateway
 import (
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 )
 
@@ -25,16 +24,16 @@ var rereadHeaders = []string{
 // admit refuses what upstream routers read differently, whichever rule
 // would apply: a method that is not the canonical upper-case token
 // (Werkzeug upper-cases "post" and runs the POST handler; Go's ServeMux
-// and Spring do not), a header or query parameter naming another method or path,
-// and, unless the route opts in, ';' parameters and characters outside
-// ASCII in canonical path p. Both the built-in proxy and forward-auth go
+// and Spring do not), a header or query parameter naming another method
+// or path, and, unless the route opts in, ';' parameters and characters
+// outside ASCII in canonical path p. Both the built-in proxy and forward-auth go
 // through it (in handle).
 func (rt *route) admit(r *http.Request, p string) *refusal {
 	if no := checkMethod(r.Method); no != nil {
 		return no
 	}
-	if h := rereadHeader(r.Header); h != "" {
-		return &refusal{"This request names another method or address in its " + h + " header, which applications read differently; send the request with that method and address instead."}
+	if rereadHeader(r.Header) != "" {
+		return &refusal{"This request names another method or address in a header (such as X-HTTP-Method-Override or X-Original-URL), which applications read differently; send the request with that method and address instead."}
 	}
 	if r.URL != nil && r.URL.RawQuery != "" && hasQueryKey(r.URL.RawQuery, "_method") {
 		return &refusal{"This request names another method in its _method parameter, which applications read differently; send the request with that method instead."}
@@ -51,9 +50,9 @@ func (rt *route) admit(r *http.Request, p string) *refusal {
 	return nil
 }
 
-// rereadHeader returns the name of a header of rereadHeaders in h, or
-// "". Rack, WSGI and CGI servers read "_" in a header name as "-", so
-// X_HTTP_Method_Override counts too.
+// rereadHeader returns the name (as rereadHeaders spells it) of a header
+// of rereadHeaders in h, or "". Rack, WSGI and CGI servers read "_" in a
+// header name as "-", so X_HTTP_Method_Override counts too.
 func rereadHeader(h http.Header) string {
 	for k := range h {
 		if len(k) < len("X-Http-Method") || (k[0] != 'X' && k[0] != 'x') {
@@ -62,7 +61,7 @@ func rereadHeader(h http.Header) string {
 		name := strings.ReplaceAll(k, "_", "-")
 		for _, o := range rereadHeaders {
 			if strings.EqualFold(name, o) {
-				return k
+				return o
 			}
 		}
 	}
@@ -108,7 +107,7 @@ func checkMethod(m string) *refusal {
 		switch {
 		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
 		case c >= 'a' && c <= 'z':
-			return &refusal{"The request method " + strconv.Quote(m) + " is not in upper case; send it as " + strconv.Quote(strings.ToUpper(m)) + "."}
+			return &refusal{"The request method is not in upper case; send it in upper case (POST, not post)."}
 		default:
 			return &refusal{"The request method is not an HTTP token."}
 		}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -47,5 +49,21 @@ func TestLint(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The server says at start what the lint says.
+func TestNewWarnsAboutRules(t *testing.T) {
+	var buf bytes.Buffer
+	g, err := New(Deps{Log: slog.New(slog.NewTextHandler(&buf, nil)), Config: config.Gateway{Routes: []config.GatewayRoute{{
+		Name: "bank", From: "http://bank.example",
+		Rules: []config.GatewayRule{{Path: "/public/*", Allow: "anonymous"}, {Path: "/public/admin", Context: "c3"}},
+	}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if got := buf.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "key=gateway.routes[0].rules[1]") || !strings.Contains(got, "never applies") {
+		t.Fatalf("start-up log %q, want the lint's warning with its key", got)
 	}
 }
