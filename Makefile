@@ -35,8 +35,9 @@ test: interop-deps browser-deps proxy-deps ## every test, with the race detector
 test-short: ## unit tests without PostgreSQL
 	$(GO) test -count=1 ./...
 
-interop-deps: ## Node.js and openid-client for the interop test (test/interop)
+interop-deps: ## Node.js and openid-client for the interop test (test/interop), Flask for the upstream-router test
 	@command -v npm >/dev/null || scripts/install-deps.sh nodejs npm
+	scripts/install-deps.sh python3-flask
 	@node -e 'if (+process.versions.node.split(".")[0] < 20) { console.error("interop-deps: openid-client 6 needs Node.js 20 or later, this is " + process.version); process.exit(1) }'
 	npm ci --prefix test/interop --no-audit --no-fund
 

@@ -67,7 +67,7 @@ func (c *cli) root() *cobra.Command {
 	pf.StringVar(&c.flags.LogFormat, "log-format", "", "log format: text or json")
 	pf.StringVar(&c.reason, "reason", "", "why, for the audit trail of changes (a ticket number, say)")
 	root.AddCommand(c.serveCmd(), c.demoCmd(), c.versionCmd(), c.userCmd(), c.groupCmd(), c.roleCmd(),
-		c.clientCmd(), c.keysCmd(), c.auditCmd(), c.logsCmd(), c.policyCmd(), c.whatifCmd())
+		c.clientCmd(), c.keysCmd(), c.auditCmd(), c.logsCmd(), c.policyCmd(), c.whatifCmd(), c.gatewayCmd())
 	return root
 }
 

@@ -49,8 +49,16 @@ type GatewayRoute struct {
 	// assertion (only X-Stepgate-Assertion, for an application that
 	// verifies it), plain (the headers without the assertion, for an
 	// application that trusts the network to the gateway) or none.
-	IdentityHeaders string        `yaml:"identity_headers,omitempty"`
-	Rules           []GatewayRule `yaml:"rules,omitempty"`
+	IdentityHeaders string `yaml:"identity_headers,omitempty"`
+	// AllowPathParameters lets paths with ';' parameters ("/a;v=1/b")
+	// through; rules then match each segment without its parameters, as
+	// Tomcat and Spring route. Refused with 400 otherwise.
+	AllowPathParameters bool `yaml:"allow_path_parameters,omitempty"`
+	// AllowNonASCIIPaths lets paths with characters outside ASCII (raw
+	// or percent-encoded UTF-8) through; rules then match them folded
+	// (NFKC and case). Refused with 400 otherwise.
+	AllowNonASCIIPaths bool          `yaml:"allow_non_ascii_paths,omitempty"`
+	Rules              []GatewayRule `yaml:"rules,omitempty"`
 }
 
 // Identity header choices of a route.
@@ -64,8 +72,9 @@ const (
 // GatewayRule says what a path costs. The first matching rule wins; a
 // request no rule matches needs a signed-in user.
 type GatewayRule struct {
-	// Path is exact ("/transfers") or a prefix ending in "/*" ("/admin/*",
-	// which also matches "/admin").
+	// Path is exact ("/transfers", which also matches "/transfers/" and
+	// "/transfers.json") or a prefix ending in "/*" ("/admin/*", which
+	// also matches "/admin"); see docs/gateway.md, "How rules match".
 	Path string `yaml:"path"`
 	// Methods limits the rule to these HTTP methods; empty means all.
 	Methods []string `yaml:"methods"`
@@ -165,6 +174,9 @@ func (g Gateway) validate(ps *problems, issuer string) {
 		}
 		for j, rule := range r.Rules {
 			rule.validate(ps, fmt.Sprintf("%s.rules[%d]", path, j))
+			if !r.AllowNonASCIIPaths && !isASCII(rule.Path) {
+				ps.add(fmt.Sprintf("%s.rules[%d].path", path, j), "%q has characters outside ASCII, which the route refuses in requests; set allow_non_ascii_paths: true on the route or write the path in ASCII", rule.Path)
+			}
 		}
 	}
 }
@@ -188,6 +200,8 @@ func (r GatewayRule) validate(ps *problems, path string) {
 		ps.add(path+".path", "%q: * is allowed only as a final /*", r.Path)
 	case strings.Contains(r.Path, "..") || strings.Contains(r.Path, "//") || strings.Contains(r.Path, "%"):
 		ps.add(path+".path", "%q must be a plain, normalized path (no .., //, or percent-encoding)", r.Path)
+	case strings.Contains(r.Path, ";") || strings.Contains(r.Path, "\\"):
+		ps.add(path+".path", "%q may not contain ; or a backslash: rules match paths without their ; parameters", r.Path)
 	}
 	for k, m := range r.Methods {
 		if !slices.Contains(httpMethods, strings.ToUpper(m)) {
@@ -206,6 +220,15 @@ func (r GatewayRule) validate(ps *problems, path string) {
 	if r.MaxAge < 0 {
 		ps.add(path+".max_age", "must not be negative")
 	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // shadowsIssuer reports whether a route without a path prefix answers on

@@ -57,6 +57,18 @@ func TestValidate(t *testing.T) {
 		{name: "fail/identity-headers", mutate: func(c *Config) {
 			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001", IdentityHeaders: "jwt"}}
 		}, want: []string{"gateway.routes[0].identity_headers"}, wantIn: "use all, assertion, plain or none"},
+		{name: "ok/non-ascii-rule-opted-in", mutate: func(c *Config) {
+			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001",
+				AllowNonASCIIPaths: true, AllowPathParameters: true, Rules: []GatewayRule{{Path: "/über/*", Context: "c1"}}}}
+		}},
+		{name: "fail/rule-path-parameters", mutate: func(c *Config) {
+			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001",
+				AllowPathParameters: true, Rules: []GatewayRule{{Path: "/admin;v=1", Context: "c1"}}}}
+		}, want: []string{"gateway.routes[0].rules[0].path"}, wantIn: "without their ; parameters"},
+		{name: "fail/rule-path-non-ascii", mutate: func(c *Config) {
+			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001",
+				Rules: []GatewayRule{{Path: "/über", Context: "c1"}}}}
+		}, want: []string{"gateway.routes[0].rules[0].path"}, wantIn: "allow_non_ascii_paths: true"},
 		{name: "fail/listen-no-port", mutate: func(c *Config) { c.Server.Listen = "localhost" }, want: []string{"server.listen"}, wantIn: "127.0.0.1:8080"},
 		{name: "fail/listen-named-port", mutate: func(c *Config) { c.Server.Listen = "localhost:http" }, want: []string{"server.listen"}, wantIn: "0 to 65535"},
 		{name: "fail/listen-port-range", mutate: func(c *Config) { c.Server.Listen = ":65536" }, want: []string{"server.listen"}},

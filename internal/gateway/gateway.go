@@ -124,6 +124,11 @@ func New(d Deps) (*Gateway, error) {
 		}
 		g.trusted = append(g.trusted, p)
 	}
+	if d.Log != nil {
+		for _, w := range Lint(d.Config) {
+			d.Log.Warn("a gateway rule leaves a way around it; stepgate gateway lint explains", "key", w.Key, "warning", w.Message)
+		}
+	}
 	for _, k := range d.Config.StripHeaders {
 		g.strip[http.CanonicalHeaderKey(k)] = true
 	}
@@ -207,6 +212,10 @@ type pass func(w http.ResponseWriter, r *http.Request, id *identity, p string)
 // handle runs the decision for one request on route rt with canonical
 // path p, and calls allow when it may go ahead.
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rt *route, p string, allow pass) {
+	if no := rt.admit(r, p); no != nil {
+		g.refuse(w, r, http.StatusBadRequest, no.msg)
+		return
+	}
 	ru := rt.ruleFor(r.Method, p)
 	if ru.anonymous {
 		allow(w, r, nil, p)

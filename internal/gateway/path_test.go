@@ -20,7 +20,7 @@ func TestNormalize(t *testing.T) {
 	for _, bad := range []string{
 		"", "admin", "/admin/../admin", "/admin/..", "/./admin", "/%2e%2e/admin", "/%2E/admin",
 		"//admin", "/admin//x", "/admin%2f", "/admin%2Fx", "/admin%5cx", "/admin\\x", "/%252e%252e/admin",
-		"/%25", "/a%00b", "/a\x01b", "/a%", "/a%zz",
+		"/%25", "/a%00b", "/a\x01b", "/a%", "/a%zz", "/admin#x", "/a%ffb", "/a%c0%aeb",
 	} {
 		if got, err := normalize(bad); err == nil {
 			t.Errorf("fail/%q was accepted as %q", bad, got)

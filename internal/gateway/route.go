@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,23 +13,31 @@ import (
 
 // route is a compiled gateway route.
 type route struct {
-	name     string
-	app      string
-	host     string // lower-case host[:port] the route answers
-	prefix   string // path prefix, "" for the whole host
-	scheme   string // of the public URL: cookies are Secure under https
-	upstream *url.URL
-	entra    bool // API challenges in Entra's claims form
+	name   string
+	app    string
+	host   string // lower-case host[:port] the route answers
+	prefix string // path prefix, "" for the whole host
+	// prefixKey is prefix in matchKey form, which find compares.
+	prefixKey string
+	scheme    string // of the public URL: cookies are Secure under https
+	upstream  *url.URL
+	entra     bool // API challenges in Entra's claims form
 	// plain and assertion: which identity headers go upstream.
 	plain, assertion bool
-	rules            []rule
+	// allowParams and allowNonASCII are the route's opt-ins to paths
+	// with ';' parameters and with characters outside ASCII, which
+	// upstream routers read differently and are refused otherwise.
+	allowParams, allowNonASCII bool
+	rules                      []rule
 }
 
 // rule is a compiled gateway rule.
 type rule struct {
-	path      string // lower-case; exact, or a prefix when wildcard
+	// path is in matchKey form without a trailing slash ("" for "/"):
+	// exact, or a prefix when wildcard.
+	path      string
 	wildcard  bool
-	methods   []string
+	methods   []string // upper case; GET brings HEAD with it
 	context   string
 	maxAge    time.Duration
 	singleUse bool
@@ -48,6 +57,10 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 		r := &route{
 			name: c.Name, app: c.AppID(), host: strings.ToLower(from.Host), scheme: from.Scheme,
 			prefix: strings.TrimSuffix(from.Path, "/"), entra: c.Challenge == "entra",
+			allowParams: c.AllowPathParameters, allowNonASCII: c.AllowNonASCIIPaths,
+		}
+		if r.prefixKey, err = ruleKey(r.prefix); err != nil {
+			return nil, fmt.Errorf("gateway route %s: from: %w", c.Name, err)
 		}
 		switch c.IdentityHeaders {
 		case config.IdentityAssertion:
@@ -64,12 +77,9 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 			}
 		}
 		for _, cr := range c.Rules {
-			ru := rule{
-				path: strings.ToLower(strings.TrimSuffix(cr.Path, "/*")), wildcard: strings.HasSuffix(cr.Path, "/*"),
-				context: cr.Context, maxAge: cr.MaxAge.D(), singleUse: cr.Elevation == "single-use", anonymous: cr.Allow == "anonymous",
-			}
-			for _, m := range cr.Methods {
-				ru.methods = append(ru.methods, strings.ToUpper(m))
+			ru, err := compileRule(cr)
+			if err != nil {
+				return nil, fmt.Errorf("gateway route %s: %w", c.Name, err)
 			}
 			r.rules = append(r.rules, ru)
 		}
@@ -80,24 +90,95 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 	return out, nil
 }
 
-// matches reports whether the rule covers method and canonical path p.
-// Paths compare without case: an upstream that folds case must not serve
-// "/ADMIN" past the "/admin" rule.
-func (ru *rule) matches(method, p string) bool {
+func compileRule(cr config.GatewayRule) (rule, error) {
+	path, err := ruleKey(strings.TrimSuffix(cr.Path, "/*"))
+	if err != nil {
+		return rule{}, fmt.Errorf("rule %s: %w", cr.Path, err)
+	}
+	if cr.Allow == "anonymous" {
+		path = strings.TrimSuffix(narrowKey(strings.TrimSuffix(cr.Path, "/*")), "/")
+	}
+	ru := rule{
+		path: path, wildcard: strings.HasSuffix(cr.Path, "/*"),
+		context: cr.Context, maxAge: cr.MaxAge.D(), singleUse: cr.Elevation == "single-use", anonymous: cr.Allow == "anonymous",
+	}
+	for _, m := range cr.Methods {
+		ru.methods = append(ru.methods, strings.ToUpper(m))
+	}
+	// Go's ServeMux, Werkzeug, Express, Rails and Spring all answer HEAD
+	// with the GET handler, which runs (and has its side effects) even
+	// though the body is dropped.
+	if slices.Contains(ru.methods, http.MethodGet) && !slices.Contains(ru.methods, http.MethodHead) {
+		ru.methods = append(ru.methods, http.MethodHead)
+	}
+	return ru, nil
+}
+
+// ruleKey is a configured path in matchKey form, without a trailing
+// slash ("" for the root).
+func ruleKey(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	key, err := matchKey(p)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(key, "/"), nil
+}
+
+// matches reports whether the rule covers method and a request's
+// canonical path, compared as key (matchKey) or, for an anonymous rule,
+// as narrow (narrowKey). The path of a rule that asks for something
+// covers everything an upstream router may serve under it:
+//
+//   - "/x" covers "/x/" (Express and Spring match either; Flask and Go's
+//     ServeMux redirect one to the other), and a rule written "/x/"
+//     covers "/x";
+//   - "/x" covers "/x.json", "/x.csv" and every "/x.<ext>" (Rails'
+//     optional "(.:format)", Spring's suffix pattern matching);
+//   - a wildcard "/x/*" covers "/x", "/x/", "/x.<ext>" and everything
+//     under "/x/".
+//
+// An anonymous rule covers only its own path, with or without a slash
+// (and below it when a wildcard), so that the widening serves the rules
+// that protect and never the ones that open.
+func (ru *rule) matches(method, key, narrow string) bool {
 	if len(ru.methods) > 0 && !slices.Contains(ru.methods, method) {
 		return false
 	}
-	lp := strings.ToLower(p)
-	if !ru.wildcard {
-		return lp == ru.path
+	if ru.anonymous {
+		key = narrow
 	}
-	return lp == ru.path || strings.HasPrefix(lp, ru.path+"/")
+	stem := strings.TrimSuffix(key, "/")
+	if stem == ru.path || (!ru.anonymous && isFormatOf(stem, ru.path)) {
+		return true
+	}
+	return ru.wildcard && isBelow(key, ru.path)
 }
 
-// ruleFor returns the first rule that matches, or the default.
+// isBelow reports whether key is under path: path, a slash, and more.
+func isBelow(key, path string) bool {
+	return len(key) > len(path) && key[len(path)] == '/' && strings.HasPrefix(key, path)
+}
+
+// isFormatOf reports whether stem is path with a format suffix,
+// "/x.json" for "/x".
+func isFormatOf(stem, path string) bool {
+	return path != "" && len(stem) > len(path) && stem[len(path)] == '.' &&
+		strings.HasPrefix(stem, path) && !strings.Contains(stem[len(path):], "/")
+}
+
+// ruleFor returns the first rule that matches canonical path p, or the
+// default. p has been admitted (route.admit), so it has a key.
 func (rt *route) ruleFor(method, p string) *rule {
+	key, err := matchKey(p)
+	if err != nil {
+		key = strings.ToLower(p)
+	}
+	narrow := narrowKey(p)
 	for i := range rt.rules {
-		if rt.rules[i].matches(method, p) {
+		if rt.rules[i].matches(method, key, narrow) {
 			return &rt.rules[i]
 		}
 	}
@@ -107,11 +188,17 @@ func (rt *route) ruleFor(method, p string) *rule {
 // origin is the route's public scheme://host.
 func (rt *route) origin() string { return rt.scheme + "://" + rt.host }
 
-// find returns the route for host and canonical path p, or nil.
+// find returns the route for host and canonical path p, or nil. Path
+// prefixes are compared in matchKey form, as rules are, so "/APP;x/admin"
+// is not sent past the "/app" route to a route for the whole host.
 func find(routes []*route, host, p string) *route {
 	host = strings.ToLower(host)
+	key, err := matchKey(p)
+	if err != nil {
+		key = strings.ToLower(p) // refused by the route's admit
+	}
 	for _, rt := range routes {
-		if rt.host == host && (rt.prefix == "" || p == rt.prefix || strings.HasPrefix(p, rt.prefix+"/")) {
+		if rt.host == host && (rt.prefixKey == "" || key == rt.prefixKey || isBelow(key, rt.prefixKey)) {
 			return rt
 		}
 	}

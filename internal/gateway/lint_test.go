@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/stepgate/stepgate/internal/config"
+)
+
+func TestLint(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rules []config.GatewayRule
+		want  []string // substrings of the warnings, in order
+	}{
+		{name: "ok/demo-bank", rules: bankRules},
+		{name: "ok/narrow-first", rules: []config.GatewayRule{
+			{Path: "/admin/keys", Context: "c3"}, {Path: "/admin/*", Context: "c2"}}},
+		{name: "ok/delete-with-post", rules: []config.GatewayRule{{Path: "/accounts/*", Methods: []string{"POST", "DELETE"}, Context: "c2"}}},
+		{name: "fail/format-suffix", rules: []config.GatewayRule{{Path: "/transfers.json", Context: "c2"}},
+			want: []string{`rules[0].path: "/transfers.json" names one format of a resource`}},
+		{name: "fail/anonymous-shadows", rules: []config.GatewayRule{
+			{Path: "/public/*", Allow: "anonymous"}, {Path: "/public/admin", Context: "c3"}},
+			want: []string{"rules[1]: never applies: rules[0] (/public/*)"}},
+		{name: "fail/exact-shadows-format", rules: []config.GatewayRule{
+			{Path: "/transfers", Context: "c1"}, {Path: "/transfers.csv", Context: "c2"}},
+			want: []string{"rules[1].path", "rules[1]: never applies"}},
+		{name: "fail/all-methods-shadow", rules: []config.GatewayRule{
+			{Path: "/x", Context: "c1"}, {Path: "/x/", Methods: []string{"POST"}, Context: "c2"}},
+			want: []string{"rules[1]: never applies"}},
+		{name: "ok/anonymous-exact-covers-no-format", rules: []config.GatewayRule{
+			{Path: "/health", Allow: "anonymous"}, {Path: "/health.json", Methods: []string{"POST"}, Context: "c2"}},
+			want: []string{"rules[1].path"}},
+		{name: "ok/other-methods-do-not-shadow", rules: []config.GatewayRule{
+			{Path: "/x", Methods: []string{"GET"}, Context: "c1"}, {Path: "/x", Methods: []string{"POST"}, Context: "c2"}}},
+		{name: "fail/delete-without-post", rules: []config.GatewayRule{{Path: "/accounts/*", Methods: []string{"delete"}, Context: "c2"}},
+			want: []string{"rules[0].methods: Rails, Spring, Laravel and Express's method-override run a POST whose form has _method=DELETE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Lint(config.Gateway{Routes: []config.GatewayRoute{{Name: "bank", From: "http://bank.example", Rules: tc.rules}}})
+			if len(got) != len(tc.want) {
+				t.Fatalf("warnings %q, want %d", got, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i].String(), w) {
+					t.Errorf("warning %d: %q, want it to contain %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// The server says at start what the lint says.
+func TestNewWarnsAboutRules(t *testing.T) {
+	var buf bytes.Buffer
+	g, err := New(Deps{Log: slog.New(slog.NewTextHandler(&buf, nil)), Config: config.Gateway{Routes: []config.GatewayRoute{{
+		Name: "bank", From: "http://bank.example",
+		Rules: []config.GatewayRule{{Path: "/public/*", Allow: "anonymous"}, {Path: "/public/admin", Context: "c3"}},
+	}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if got := buf.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "key=gateway.routes[0].rules[1]") || !strings.Contains(got, "never applies") {
+		t.Fatalf("start-up log %q, want the lint's warning with its key", got)
+	}
+}
