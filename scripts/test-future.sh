@@ -95,7 +95,8 @@ func main() {
 }
 GO
 export STEPGATE_TEST_CLOCK_SHIFT=$shift_by
-if ! day=$(cd "$dir/probe" && GO111MODULE=off "$go" run -overlay "$dir/overlay.json" main.go); then
+echo "module probe" >"$dir/probe/go.mod"
+if ! day=$(cd "$dir/probe" && GOFLAGS= "$go" run -overlay "$dir/overlay.json" .); then
 	echo "test-future: the clock overlay did not take${day:+: $day}" >&2
 	exit 1
 fi
