@@ -98,10 +98,10 @@ func (t *Throttle) Fail(ctx context.Context, key string) error {
 	_, err := t.kv.RenewKV(ctx, throttleKey(key), func(b []byte) ([]byte, time.Time, error) {
 		var s throttleState
 		_ = json.Unmarshal(b, &s)
-		return t.record(update(s), now)
+		return throttleRecord(update(s), now)
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		b, expires, _ := t.record(update(throttleState{}), now)
+		b, expires, _ := throttleRecord(update(throttleState{}), now)
 		_, err = t.kv.CreateKV(ctx, throttleKey(key), b, expires)
 		if errors.Is(err, store.ErrConflict) {
 			return t.Fail(ctx, key)
@@ -110,9 +110,9 @@ func (t *Throttle) Fail(ctx context.Context, key string) error {
 	return err
 }
 
-// record encodes s and says when its record may go: never while hard
+// throttleRecord encodes s and says when its record may go: never while hard
 // locked, otherwise throttleRecordLife after this failure.
-func (t *Throttle) record(s throttleState, now time.Time) ([]byte, time.Time, error) {
+func throttleRecord(s throttleState, now time.Time) ([]byte, time.Time, error) {
 	b, err := json.Marshal(s)
 	if s.LockedUntil.Equal(hardLockUntil) {
 		return b, time.Time{}, err
