@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run check vet lint test test-short interop-deps browser-deps proxy-deps bench bench-gateway fuzz clean
+.PHONY: help build run check vet lint test test-future test-short interop-deps browser-deps proxy-deps bench bench-gateway fuzz clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ build: ## build ./stepgate
 run: build ## run the server on defaults (127.0.0.1:8080, ./stepgate-data)
 	./stepgate serve
 
-check: vet lint test ## what CI runs: vet, lint, and every test against SQLite and a throwaway PostgreSQL
+check: vet lint test test-future ## what CI runs: vet, lint, every test against SQLite and a throwaway PostgreSQL, and again a year ahead
 
 vet: ## go vet and gofmt
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -31,6 +31,12 @@ lint: ## golangci-lint (built from the Go module proxy on first use)
 # without them.
 test: interop-deps browser-deps proxy-deps ## every test, with the race detector, PostgreSQL started and stopped around it
 	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 STEPGATE_REQUIRE_PROXIES=1 scripts/with-postgres.sh $(GO) test -race -count=1 ./...
+
+# The whole suite again with time.Now a year ahead in every test binary
+# (scripts/test-future.sh): a test that pins a date while some code reads
+# the real clock fails here, not on the day CI turns red.
+test-future: interop-deps browser-deps proxy-deps ## every test with the clock moved a year ahead (STEPGATE_TEST_CLOCK_SHIFT)
+	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 STEPGATE_REQUIRE_PROXIES=1 STEPGATE_TEST_CLOCK_SHIFT=$${STEPGATE_TEST_CLOCK_SHIFT:-8760h} GO=$(GO) scripts/with-postgres.sh scripts/test-future.sh ./...
 
 test-short: ## unit tests without PostgreSQL
 	$(GO) test -count=1 ./...

@@ -43,11 +43,13 @@ type throttleState struct {
 	Last        time.Time `json:"last,omitzero"`
 }
 
-// throttleRecordLife is how long a throttle record exists. The store
-// keeps an entry's expiry when it is updated, so the record must outlive
-// a sustained attack: were it to expire an hour after the first failure,
-// an attacker would get fresh free guesses every hour. Forgetting after
-// a quiet spell is decided from Last instead.
+// throttleRecordLife is how long a throttle record outlives the last
+// failure it counts. Each failure renews it: were it to expire at a time
+// fixed by the first failure, a slow attacker (one guess per lock period,
+// for longer than the record lives) would start afresh every time it
+// lapsed and never reach the hard limit. Forgetting after a quiet spell is
+// decided from Last instead; the record's life only bounds how long an
+// idle key takes space. A hard lock never expires.
 const throttleRecordLife = 7 * 24 * time.Hour
 
 func throttleKey(key string) string { return "authn/throttle/" + key }
@@ -71,7 +73,6 @@ func (t *Throttle) Check(ctx context.Context, key string) error {
 // Fail records a failure for key.
 func (t *Throttle) Fail(ctx context.Context, key string) error {
 	now := t.now()
-	expires := now.Add(throttleRecordLife)
 	update := func(s throttleState) throttleState {
 		hardLocked := t.HardLimit > 0 && s.Failures >= t.HardLimit
 		// Failures are forgotten after a quiet hour past the longest lock,
@@ -90,32 +91,33 @@ func (t *Throttle) Fail(ctx context.Context, key string) error {
 		}
 		return s
 	}
-	var after throttleState
-	e, err := t.kv.UpdateKV(ctx, throttleKey(key), func(b []byte) ([]byte, error) {
+	// The state and the record's life change in one compare-and-swap: a
+	// hard lock made permanent in a second step (delete, then create
+	// without expiry) could be lost to a guess racing into the gap, which
+	// would find no record, pass Check and start the count afresh.
+	_, err := t.kv.RenewKV(ctx, throttleKey(key), func(b []byte) ([]byte, time.Time, error) {
 		var s throttleState
 		_ = json.Unmarshal(b, &s)
-		after = update(s)
-		return json.Marshal(after)
+		return throttleRecord(update(s), now)
 	})
-	if err == nil && after.LockedUntil.Equal(hardLockUntil) && !e.ExpiresAt.IsZero() {
-		// A hard lock outlives the record's usual life: it waits for an
-		// administrator, however long that takes.
-		if err := t.kv.DeleteKV(ctx, throttleKey(key)); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		_, err = t.kv.CreateKV(ctx, throttleKey(key), e.Value, time.Time{})
-		if errors.Is(err, store.ErrConflict) {
-			err = nil // a concurrent failure recreated it
-		}
-	}
 	if errors.Is(err, store.ErrNotFound) {
-		b, _ := json.Marshal(update(throttleState{}))
+		b, expires, _ := throttleRecord(update(throttleState{}), now)
 		_, err = t.kv.CreateKV(ctx, throttleKey(key), b, expires)
 		if errors.Is(err, store.ErrConflict) {
 			return t.Fail(ctx, key)
 		}
 	}
 	return err
+}
+
+// throttleRecord encodes s and says when its record may go: never while hard
+// locked, otherwise throttleRecordLife after this failure.
+func throttleRecord(s throttleState, now time.Time) ([]byte, time.Time, error) {
+	b, err := json.Marshal(s)
+	if s.LockedUntil.Equal(hardLockUntil) {
+		return b, time.Time{}, err
+	}
+	return b, now.Add(throttleRecordLife), err
 }
 
 // hardLockUntil marks a key locked until an administrator resets it.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 )
 
@@ -67,29 +68,147 @@ func TestThrottle(t *testing.T) {
 }
 
 // TestThrottleHardLimit: after HardLimit consecutive failures the key
-// stays locked, however long one waits, until it is reset.
+// stays locked, however long one waits, until it is reset. The store
+// judges its records' expiry by the throttle's clock, as in production
+// where both read the same clock.
 func TestThrottleHardLimit(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{})
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	th := NewThrottle(st, func() time.Time { return now })
+	th := NewThrottle(st, clock)
 	for range th.HardLimit {
 		if err := th.Fail(ctx, "login:alice"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	now = now.Add(30 * 24 * time.Hour)
-	if err := th.Check(ctx, "login:alice"); !errors.Is(err, ErrThrottled) {
-		t.Fatalf("a month after %d failures: %v, want still locked", th.HardLimit, err)
+	for _, wait := range []time.Duration{30 * 24 * time.Hour, 5 * 365 * 24 * time.Hour} {
+		now = now.Add(wait)
+		if err := th.Check(ctx, "login:alice"); !errors.Is(err, ErrThrottled) {
+			t.Fatalf("fail/hard-lock-lapsed: %s after %d failures: %v, want still locked", wait, th.HardLimit, err)
+		}
+		if _, err := st.DeleteExpiredKV(ctx, now); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := th.Reset(ctx, "login:alice"); err != nil {
 		t.Fatal(err)
 	}
 	if err := th.Check(ctx, "login:alice"); err != nil {
-		t.Fatalf("after an administrator's reset: %v", err)
+		t.Fatalf("ok/reset-by-administrator: %v", err)
+	}
+}
+
+// TestThrottleSlowAttack guesses as slowly as the throttle allows without
+// being forgotten (one failure per longest lock plus the quiet hour), so
+// that the hundred failures span far longer than a throttle record lives.
+// The count must survive: a record that lapsed at a time fixed by the
+// first failure would hand the attacker a fresh count every week.
+func TestThrottleSlowAttack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	th := NewThrottle(st, clock)
+	th.Max = 3 * time.Hour // a deployment's longer lock: 100 guesses take 16 days
+	start := now
+	for i := range th.HardLimit {
+		if err := th.Check(ctx, "login:alice"); err != nil {
+			t.Fatalf("failure %d at %s: the throttle refused a guess it allows: %v", i+1, now.Sub(start), err)
+		}
+		if err := th.Fail(ctx, "login:alice"); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(th.Max + time.Hour)
+	}
+	if took := now.Sub(start); took <= throttleRecordLife {
+		t.Fatalf("the attack took %s, not longer than a record's life %s: it proves nothing", took, throttleRecordLife)
+	}
+	if err := th.Check(ctx, "login:alice"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("fail/slow-attack: %d failures over %s: %v, want locked for good", th.HardLimit, now.Sub(start), err)
+	}
+}
+
+// racingKV runs guess after each write the throttle makes while armed,
+// as a second sign-in attempt racing the one being recorded would.
+type racingKV struct {
+	store.KV
+	armed, guessing bool
+	guess           func()
+}
+
+func (k *racingKV) race() {
+	if k.armed && !k.guessing {
+		k.guessing = true
+		k.guess()
+		k.guessing = false
+	}
+}
+
+func (k *racingKV) CreateKV(ctx context.Context, key string, v []byte, exp time.Time) (store.KVEntry, error) {
+	defer k.race()
+	return k.KV.CreateKV(ctx, key, v, exp)
+}
+
+func (k *racingKV) UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, error)) (store.KVEntry, error) {
+	defer k.race()
+	return k.KV.UpdateKV(ctx, key, fn)
+}
+
+func (k *racingKV) RenewKV(ctx context.Context, key string, fn func([]byte) ([]byte, time.Time, error)) (store.KVEntry, error) {
+	defer k.race()
+	return k.KV.RenewKV(ctx, key, fn)
+}
+
+func (k *racingKV) DeleteKV(ctx context.Context, key string) error {
+	defer k.race()
+	return k.KV.DeleteKV(ctx, key)
+}
+
+// TestThrottleHardLockRace races a guess into every step of recording the
+// hundredth failure. No step may show the key unlocked, or let the racing
+// failure restart the count.
+func TestThrottleHardLockRace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kv := &racingKV{KV: st}
+	th := NewThrottle(kv, clock)
+	passed := 0
+	kv.guess = func() {
+		if th.Check(ctx, "login:alice") == nil {
+			passed++
+			_ = th.Fail(ctx, "login:alice")
+		}
+	}
+	for i := range th.HardLimit {
+		kv.armed = i == th.HardLimit-1
+		if err := th.Fail(ctx, "login:alice"); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(th.Max) // past every lock short of the hard one
+	}
+	if passed > 0 {
+		t.Errorf("fail/race-hundredth-failure: %d racing guesses passed Check while the hundredth failure was recorded", passed)
+	}
+	now = now.Add(30 * 24 * time.Hour)
+	if err := th.Check(ctx, "login:alice"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("fail/race-hundredth-failure: a month later: %v, want locked for good", err)
 	}
 }

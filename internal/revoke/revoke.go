@@ -22,8 +22,10 @@ import (
 	"github.com/stepgate/stepgate/internal/store"
 )
 
-// keep is how long a not-before record lives: longer than any refresh
-// grant or token it must outlast.
+// keep is how long a not-before record lives after the time it holds:
+// longer than any refresh grant or token it must outlast. Each revocation
+// renews it; a record that lapsed a fixed time after the first revocation
+// would bring back a grant that a later revocation ended.
 const keep = 90 * 24 * time.Hour
 
 // Store is what revocation touches.
@@ -69,12 +71,12 @@ func key(userID string) string { return "revoke/not-before/" + userID }
 func (r *Revoker) RevokeUser(ctx context.Context, userID, reason string) error {
 	now := r.now().UTC()
 	v := []byte(strconv.FormatInt(now.UnixMicro(), 10))
-	_, err := r.st.UpdateKV(ctx, key(userID), func(old []byte) ([]byte, error) {
+	_, err := r.st.RenewKV(ctx, key(userID), func(old []byte) ([]byte, time.Time, error) {
 		// Never move the time back: a later event keeps its later time.
 		if prev, err := strconv.ParseInt(string(old), 10, 64); err == nil && prev > now.UnixMicro() {
-			return old, nil
+			return old, time.UnixMicro(prev).Add(keep), nil
 		}
-		return v, nil
+		return v, now.Add(keep), nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		_, err = r.st.CreateKV(ctx, key(userID), v, now.Add(keep))

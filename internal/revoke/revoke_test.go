@@ -11,12 +11,12 @@ import (
 
 func TestRevokeUser(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{})
+	now := time.Date(2026, 11, 22, 12, 0, 0, 500_000_000, time.UTC)
+	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	now := time.Date(2026, 11, 22, 12, 0, 0, 500_000_000, time.UTC)
 	r := New(st, nil, func() time.Time { return now })
 	if _, err := st.CreateSession(ctx, store.Session{ID: "s1", UserID: "u1", ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)

@@ -230,6 +230,12 @@ type KV interface {
 	CreateKV(ctx context.Context, key string, value []byte, expiresAt time.Time) (KVEntry, error)
 	// UpdateKV is compare-and-swap on a live entry; its expiry is kept.
 	UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, error)) (KVEntry, error)
+	// RenewKV is UpdateKV that also sets the entry's expiry, in the same
+	// compare-and-swap: fn returns the new value and when it expires (zero:
+	// never). A record that must outlive its latest change (a lock, a
+	// revocation) renews itself with that change, so it never lapses at a
+	// time fixed by its first write.
+	RenewKV(ctx context.Context, key string, fn func([]byte) ([]byte, time.Time, error)) (KVEntry, error)
 	DeleteKV(ctx context.Context, key string) error
 	ListKV(ctx context.Context, prefix string) ([]KVEntry, error)
 	// DeleteExpiredKV removes entries that expired before t.

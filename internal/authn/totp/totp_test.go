@@ -22,13 +22,13 @@ func (c *clock) now() time.Time { return c.t }
 
 func setup(t *testing.T) (*Method, *clock, store.Store, store.User) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/t.db", sqlite.Options{})
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 10, 0, time.UTC)}
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/t.db", sqlite.Options{Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	box, _ := secrets.New(bytes.Repeat([]byte{3}, secrets.KeySize))
-	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 10, 0, time.UTC)}
 	u, err := st.CreateUser(context.Background(), store.User{ID: "u1", Username: "alice"})
 	if err != nil {
 		t.Fatal(err)

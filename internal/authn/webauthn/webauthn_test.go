@@ -184,7 +184,8 @@ type fixture struct {
 func setup(t testing.TB, cfg Config) fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{})
+	now := func() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) }
+	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,6 @@ func setup(t testing.TB, cfg Config) fixture {
 	if cfg.RPID == "" {
 		cfg = Config{RPID: rpID, RPName: "Stepgate", Origins: []string{origin}, AllowedAAGUIDs: cfg.AllowedAAGUIDs}
 	}
-	now := func() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) }
 	m, err := New(cfg, st, st, now)
 	if err != nil {
 		t.Fatal(err)

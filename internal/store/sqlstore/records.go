@@ -431,6 +431,17 @@ func (s *DB) UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, 
 	})
 }
 
+func (s *DB) RenewKV(ctx context.Context, key string, fn func([]byte) ([]byte, time.Time, error)) (store.KVEntry, error) {
+	return kv.update(ctx, s, key, func(e store.KVEntry) (store.KVEntry, error) {
+		if s.expired(e) {
+			return e, store.ErrNotFound
+		}
+		v, expiresAt, err := fn(e.Value)
+		e.Value, e.ExpiresAt = v, expiresAt.UTC().Truncate(time.Microsecond)
+		return e, err
+	})
+}
+
 func (s *DB) DeleteExpiredKV(ctx context.Context, before time.Time) (int, error) {
 	return s.deleteWhere(ctx, "DELETE FROM kv WHERE expires_at <> 0 AND expires_at < ?", micros(before))
 }

@@ -34,6 +34,7 @@ func RunTests(t *testing.T, opener Opener) {
 		{"sessions", testSessions},
 		{"kv", testKV},
 		{"kv-expiry", testKVExpiry},
+		{"kv-renew", testKVRenew},
 		{"signins", testSignIns},
 		{"update-errors", testUpdateErrors},
 		{"concurrent-cas", testConcurrentCAS},
@@ -331,6 +332,42 @@ func testKVExpiry(t *testing.T, s store.Store) {
 	}
 	if list := must[[]store.KVEntry](t)(s.ListKV(ctx, "grant/")); len(list) != 2 {
 		t.Fatalf("DeleteExpiredKV removed live entries: %v", list)
+	}
+}
+
+// testKVRenew checks that RenewKV sets the expiry with the value, in
+// both directions: later, never, and (for a lapsing record) earlier.
+func testKVRenew(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	soon, later := time.Now().Add(time.Minute), time.Now().Add(48*time.Hour)
+	must[store.KVEntry](t)(s.CreateKV(ctx, "lock/a", []byte("1"), soon))
+	e := must[store.KVEntry](t)(s.RenewKV(ctx, "lock/a", func(v []byte) ([]byte, time.Time, error) {
+		return append(v, '2'), later, nil
+	}))
+	got := must[store.KVEntry](t)(s.GetKV(ctx, "lock/a"))
+	if string(got.Value) != "12" || !got.ExpiresAt.Equal(later.UTC().Truncate(time.Microsecond)) || !got.ExpiresAt.Equal(e.ExpiresAt) {
+		t.Fatalf("after RenewKV to %s: %+v (returned %+v)", later, got, e)
+	}
+	must[store.KVEntry](t)(s.RenewKV(ctx, "lock/a", func(v []byte) ([]byte, time.Time, error) { return v, time.Time{}, nil }))
+	if got := must[store.KVEntry](t)(s.GetKV(ctx, "lock/a")); !got.ExpiresAt.IsZero() {
+		t.Fatalf("RenewKV to never kept an expiry: %+v", got)
+	}
+	if n := must[int](t)(s.DeleteExpiredKV(ctx, time.Now().Add(24*365*time.Hour))); n != 0 {
+		t.Fatalf("DeleteExpiredKV removed %d entries that never expire", n)
+	}
+	must[store.KVEntry](t)(s.RenewKV(ctx, "lock/a", func(v []byte) ([]byte, time.Time, error) {
+		return v, time.Now().Add(-time.Second), nil
+	}))
+	_, err := s.GetKV(ctx, "lock/a")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.RenewKV(ctx, "lock/a", func(v []byte) ([]byte, time.Time, error) { return v, later, nil })
+	wantErr(t, err, store.ErrNotFound)
+	boom := errors.New("boom")
+	must[store.KVEntry](t)(s.CreateKV(ctx, "lock/b", []byte("b"), soon))
+	_, err = s.RenewKV(ctx, "lock/b", func(v []byte) ([]byte, time.Time, error) { return []byte("x"), time.Time{}, boom })
+	wantErr(t, err, boom)
+	if got := must[store.KVEntry](t)(s.GetKV(ctx, "lock/b")); string(got.Value) != "b" || !got.ExpiresAt.Equal(soon.UTC().Truncate(time.Microsecond)) {
+		t.Fatalf("a failed RenewKV changed the entry: %+v", got)
 	}
 }
 
