@@ -21,7 +21,11 @@ type route struct {
 	entra    bool // API challenges in Entra's claims form
 	// plain and assertion: which identity headers go upstream.
 	plain, assertion bool
-	rules            []rule
+	// audience is the aud of the route's assertions; assertionLife how
+	// long each is valid (0: gateway.assertion_lifetime).
+	audience      string
+	assertionLife time.Duration
+	rules         []rule
 }
 
 // rule is a compiled gateway rule.
@@ -58,9 +62,18 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 		default:
 			r.plain, r.assertion = true, true
 		}
+		r.audience, r.assertionLife = c.AssertionAudience, c.AssertionLifetime.D()
+		if r.audience == "" {
+			r.audience = r.origin() // a forward-auth route's upstream is behind the proxy in front
+		}
 		if c.To != "" {
 			if r.upstream, err = url.Parse(c.To); err != nil {
 				return nil, fmt.Errorf("gateway route %s: %w", c.Name, err)
+			}
+			if c.AssertionAudience == "" {
+				// The upstream's own origin: an assertion for one
+				// application is refused by every other one.
+				r.audience = r.upstream.Scheme + "://" + r.upstream.Host
 			}
 		}
 		for _, cr := range c.Rules {
