@@ -49,6 +49,15 @@ func TestValidate(t *testing.T) {
 		{name: "fail/identity-headers", mutate: func(c *Config) {
 			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001", IdentityHeaders: "jwt"}}
 		}, want: []string{"gateway.routes[0].identity_headers"}, wantIn: "use all, assertion, plain or none"},
+		{name: "ok/assertion-per-route", mutate: func(c *Config) {
+			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001",
+				AssertionAudience: "https://a.internal", AssertionLifetime: Duration(10 * time.Second)}}
+		}},
+		{name: "fail/assertion-lifetimes", mutate: func(c *Config) {
+			c.Gateway.AssertionLifetime = Duration(time.Hour)
+			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001",
+				AssertionAudience: " https://a.internal", AssertionLifetime: Duration(time.Millisecond)}}
+		}, want: []string{"gateway.assertion_lifetime", "gateway.routes[0].assertion_lifetime", "gateway.routes[0].assertion_audience"}, wantIn: "1s to 5m0s"},
 		{name: "fail/listen-no-port", mutate: func(c *Config) { c.Server.Listen = "localhost" }, want: []string{"server.listen"}, wantIn: "127.0.0.1:8080"},
 		{name: "fail/listen-named-port", mutate: func(c *Config) { c.Server.Listen = "localhost:http" }, want: []string{"server.listen"}, wantIn: "0 to 65535"},
 		{name: "fail/listen-port-range", mutate: func(c *Config) { c.Server.Listen = ":65536" }, want: []string{"server.listen"}},

@@ -53,7 +53,7 @@ type BankOptions struct {
 type Bank struct {
 	opts     BankOptions
 	verifier *stepup.AssertionVerifier
-	pages map[string]*template.Template
+	pages    map[string]*template.Template
 	// formKey signs the transfer form's anti-forgery token.
 	formKey []byte
 	mux     *http.ServeMux

@@ -73,7 +73,7 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 			if c.AssertionAudience == "" {
 				// The upstream's own origin: an assertion for one
 				// application is refused by every other one.
-				r.audience = r.upstream.Scheme + "://" + r.upstream.Host
+				r.audience = r.upstream.Scheme + "://" + strings.ToLower(r.upstream.Host)
 			}
 		}
 		for _, cr := range c.Rules {
