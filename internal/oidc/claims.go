@@ -153,23 +153,47 @@ func strictJSON(b []byte, v any) error {
 	return nil
 }
 
-// requestedACRs are the acr values the request asks for, in order:
-// id_token.acr, then access_token.acr, then Entra's access_token.acrs.
-func (cr *ClaimsRequest) requestedACRs() (values []string) {
+// acrRequirement is what one parameter of the request asks of the
+// authentication: one of values (OIDC Core 5.5.1, "one of a set of
+// values"; acr_values in order of preference). Every requirement of a
+// request must be met; none can stand in for another.
+type acrRequirement struct {
+	from   string // the parameter, for errors and the log
+	values []string
+}
+
+// acrRequirements are the acr requirements of the claims parameter, in
+// the order their satisfied value names the token's acr: id_token acr
+// (what an OpenID relying party checks), access_token acr, userinfo acr,
+// then Entra's access_token acrs. Essential or voluntary, each is a
+// requirement: a client that names an acr must never get a weaker
+// token. A claim asked for without values ("acr": null, or only
+// {"essential": true}) asks for the claim, not for a class.
+func (cr *ClaimsRequest) acrRequirements() []acrRequirement {
 	if cr == nil {
 		return nil
 	}
-	for _, spec := range []*ClaimSpec{cr.IDToken["acr"], cr.AccessToken["acr"], cr.AccessToken["acrs"]} {
-		if spec == nil {
-			continue
-		}
-		for _, v := range spec.wanted() {
+	var out []acrRequirement
+	for _, c := range []struct {
+		from string
+		spec *ClaimSpec
+	}{
+		{"claims id_token acr", cr.IDToken["acr"]},
+		{"claims access_token acr", cr.AccessToken["acr"]},
+		{"claims userinfo acr", cr.UserInfo["acr"]},
+		{"claims access_token acrs", cr.AccessToken["acrs"]},
+	} {
+		var values []string
+		for _, v := range c.spec.wanted() {
 			if !slices.Contains(values, v) {
 				values = append(values, v)
 			}
 		}
+		if len(values) > 0 {
+			out = append(out, acrRequirement{from: c.from, values: values})
+		}
 	}
-	return values
+	return out
 }
 
 // capabilities are the client capabilities the request declares (xms_cc).

@@ -24,7 +24,7 @@ func TestParseClaims(t *testing.T) {
 		{name: "ok/access-token-acr", in: `{"access_token":{"acr":{"values":["c3"]}}}`, acrs: []string{"c3"}},
 		{name: "ok/id-token-before-access-token", in: `{"access_token":{"acrs":{"value":"c2"}},"id_token":{"acr":{"value":"c1"}}}`, acrs: []string{"c1", "c2"}},
 		{name: "ok/null-claims", in: `{"id_token":{"acr":null,"email":null},"userinfo":{"name":null}}`},
-		{name: "ok/userinfo-acr-is-not-a-requirement", in: `{"userinfo":{"acr":{"values":["c2"]}}}`},
+		{name: "ok/userinfo-acr-is-a-requirement-too", in: `{"userinfo":{"acr":{"values":["c2"]}}}`, acrs: []string{"c2"}},
 		{name: "ok/non-enforced-claim-any-value", in: `{"id_token":{"email":{"value":42}}}`},
 		{name: "ok/null-asks-nothing", in: `null`},
 		{name: "ok/empty-sets", in: `{"id_token":{},"userinfo":{},"access_token":{}}`},
@@ -81,17 +81,26 @@ func TestParseClaims(t *testing.T) {
 	}
 }
 
-// TestRequestedACRsMergesAcrValues checks the provider's union of
-// acr_values and the claims parameter: both count, nothing is lost.
-func TestRequestedACRsMergesAcrValues(t *testing.T) {
+// requestedACRs lists every acr value the claims parameter requests.
+func (cr *ClaimsRequest) requestedACRs() []string { return allValues(cr.acrRequirements()) }
+
+// TestACRRequirementsKeepEachParameter checks that each parameter that
+// names acr values is its own requirement, claims first and acr_values
+// last, so none can stand in for another.
+func TestACRRequirementsKeepEachParameter(t *testing.T) {
 	t.Parallel()
-	cr, err := ParseClaims(`{"access_token":{"acrs":{"value":"c2"}},"id_token":{"acr":{"values":["c1"]}}}`)
+	cr, err := ParseClaims(`{"access_token":{"acrs":{"value":"c2"},"acr":null},"id_token":{"acr":{"essential":true,"values":["c1","mfa"]}},"userinfo":{"acr":{"value":"c3"}}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Provider{}
-	got := p.requestedACRs(&flow{ACRValues: []string{"mfa", "c1"}, Claims: cr})
-	if want := []string{"mfa", "c1", "c2"}; !slices.Equal(got, want) {
-		t.Fatalf("requestedACRs = %q, want %q", got, want)
+	got := acrRequirements(&flow{ACRValues: []string{"single-factor", "mfa", "single-factor"}, Claims: cr})
+	want := []acrRequirement{
+		{"claims id_token acr", []string{"c1", "mfa"}},
+		{"claims userinfo acr", []string{"c3"}},
+		{"claims access_token acrs", []string{"c2"}},
+		{"acr_values", []string{"single-factor", "mfa"}},
+	}
+	if !slices.EqualFunc(got, want, func(a, b acrRequirement) bool { return a.from == b.from && slices.Equal(a.values, b.values) }) {
+		t.Fatalf("acrRequirements = %+v, want %+v", got, want)
 	}
 }
