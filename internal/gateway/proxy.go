@@ -161,7 +161,7 @@ type requestTarget struct {
 // for method and canonical path p: the upstream's scheme and host, and
 // the path joined as the upstream receives it.
 func (rt *route) upstreamRequest(method, p string) requestTarget {
-	return requestTarget{method: method, url: rt.upstream.Scheme + "://" + strings.ToLower(rt.upstream.Host) + upstreamPath(rt, p)}
+	return requestTarget{method: method, url: rt.upstreamOrigin + upstreamPath(rt, p)}
 }
 
 // identityHeaders sets, through set, the identity headers of id that
@@ -304,12 +304,20 @@ func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requ
 // below can contain unescaped (a URL path is escaped; ids are opaque).
 func assertionKey(rt *route, id *identity, a *assertionClaims, req requestTarget) string {
 	var b strings.Builder
-	b.Grow(128 + len(req.url))
-	for _, s := range []string{rt.name, req.method, req.url, a.Subject, a.Username, a.Email, strconv.FormatInt(a.AuthTime, 10), a.ACR,
-		strings.Join(a.AMR, " "), strings.Join(a.ACRs, ","), strings.Join(a.Groups, ","), strings.Join(a.Roles, ",")} {
+	b.Grow(192 + len(req.url))
+	for _, s := range [...]string{rt.name, req.method, req.url, a.Subject, a.Username, a.Email, a.ACR} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
+	for _, list := range [...][]string{a.AMR, a.ACRs, a.Groups, a.Roles} {
+		for _, s := range list {
+			b.WriteString(s)
+			b.WriteByte(1)
+		}
+		b.WriteByte(0)
+	}
+	b.WriteString(strconv.FormatInt(a.AuthTime, 10))
+	b.WriteByte(0)
 	if id.sess != nil {
 		b.WriteString(id.sess.ID)
 		b.WriteByte(0)

@@ -18,7 +18,9 @@ type route struct {
 	prefix   string // path prefix, "" for the whole host
 	scheme   string // of the public URL: cookies are Secure under https
 	upstream *url.URL
-	entra    bool // API challenges in Entra's claims form
+	// upstreamOrigin is the upstream's scheme://host, host lower-cased.
+	upstreamOrigin string
+	entra          bool // API challenges in Entra's claims form
 	// plain and assertion: which identity headers go upstream.
 	plain, assertion bool
 	// audience is the aud of the route's assertions; assertionLife how
@@ -70,10 +72,11 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 			if r.upstream, err = url.Parse(c.To); err != nil {
 				return nil, fmt.Errorf("gateway route %s: %w", c.Name, err)
 			}
+			r.upstreamOrigin = r.upstream.Scheme + "://" + strings.ToLower(r.upstream.Host)
 			if c.AssertionAudience == "" {
 				// The upstream's own origin: an assertion for one
 				// application is refused by every other one.
-				r.audience = r.upstream.Scheme + "://" + strings.ToLower(r.upstream.Host)
+				r.audience = r.upstreamOrigin
 			}
 		}
 		for _, cr := range c.Rules {
