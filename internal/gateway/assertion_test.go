@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -52,7 +51,7 @@ func TestAssertionBoundToRequest(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	signer := &recordingSigner{}
 	g, err := New(Deps{
-		Issuer: "https://id.example", Signer: signer, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Issuer: "https://id.example", Signer: signer, Log: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return now },
 		Config: config.Gateway{AssertionLifetime: config.Duration(30 * time.Second), Routes: []config.GatewayRoute{
 			{Name: "bank", From: "https://bank.example", To: "http://Bank.Internal:9001/base"},
