@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -182,6 +183,36 @@ func TestAssertionReplayAroundTheGateway(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("fail/transfer-assertion-replayed-with-another-body", func(t *testing.T) {
+		// alice steps up with her authenticator app and transfers through
+		// the gateway; someone who saw that request on the network sends
+		// it again, to the bank's own port, with their own IBAN.
+		secret := rig.enrollTOTP(t, b)
+		_, page := rig.walk(t, b, mustDo(t, b, "GET", rig.app+"/transfers/new", ""), noStepUp)
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no transfer form:\n%s", page)
+		}
+		form := url.Values{"csrf": {m[1]}, "amount": {"10.00"}, "to": {"DE89370400440532013000"}}
+		resp, body := rig.walk(t, b, mustDo(t, b, "POST", rig.app+"/transfers", form.Encode()), func(loc *url.URL) *http.Response {
+			_, page := get(t, b, loc.String())
+			csrf, cer := formOf(t, page)
+			r, _ := post(t, b, rig.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer},
+				"code": {totpCode(t, secret, time.Now().Add(30*time.Second))}, "return_to": {loc.Query().Get("return_to")}})
+			return r
+		})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Transfer done") {
+			t.Fatalf("alice's transfer through the gateway: %d\n%s", resp.StatusCode, body)
+		}
+		transfer := rig.assertion(t, "bank POST /transfers")
+		form.Set("to", "GB33BUKB20201555555555")
+		form.Set("amount", "4242.00")
+		status, body := rig.direct(t, "POST", "/transfers", form.Encode(), transfer)
+		if status != http.StatusUnauthorized || strings.Contains(body, "Transfer done") {
+			t.Fatalf("the transfer's assertion replayed with another body: %d\n%s", status, body)
+		}
+	})
 
 	t.Run("fail/expired-assertion", func(t *testing.T) {
 		rig.offset.Store(int64(31*time.Second + stepup.DefaultAssertionLeeway + time.Second))

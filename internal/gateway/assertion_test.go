@@ -103,6 +103,14 @@ func TestAssertionBoundToRequest(t *testing.T) {
 		}
 	}
 
+	// A request that changes something gets an assertion of its own each
+	// time, with its own jti, for the upstream to accept once.
+	post := bank.upstreamRequest("POST", "/transfers")
+	first, jti := sign(bank, post), signer.last().ID
+	if second := sign(bank, post); second == first || signer.last().ID == jti || jti == "" {
+		t.Fatalf("two POST /transfers share an assertion or a jti (%q)", jti)
+	}
+
 	sign(payroll, payroll.upstreamRequest("GET", "/accounts"))
 	c = signer.last()
 	if len(c.Audience) != 1 || c.Audience[0] != "payroll-api" || c.Expiry.Time().Sub(c.IssuedAt.Time()) != 10*time.Second {

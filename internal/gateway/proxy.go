@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
@@ -264,18 +265,25 @@ type cachedAssertion struct {
 
 const maxCachedAssertions = 10000
 
-// assertion returns the signed assertion of a for req. It is cached by
-// everything it says — the route (so the audience), the identity and
-// its proofs, and the request (method and URL) — so one request's
-// assertion is never handed to another.
+// assertion returns the signed assertion of a for req. A read's is
+// cached by everything it says — the route (so the audience), the
+// identity and its proofs, and the request (method and URL) — so one
+// request's assertion is never handed to another. Any other method gets
+// an assertion of its own, with a jti an upstream can spend once: a
+// POST /transfers seen on the network cannot be sent again with another
+// body while its assertion lives.
 func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requestTarget) (string, error) {
 	now := g.Now()
-	key := assertionKey(rt, id, &a, req)
-	g.mu.Lock()
-	c, ok := g.assertions[key]
-	g.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.token, nil
+	reusable := safeMethod(req.method)
+	var key string
+	if reusable {
+		key = assertionKey(rt, id, &a, req)
+		g.mu.Lock()
+		c, ok := g.assertions[key]
+		g.mu.Unlock()
+		if ok && now.Before(c.expires) {
+			return c.token, nil
+		}
 	}
 	life := rt.assertionLife
 	if life <= 0 {
@@ -284,9 +292,10 @@ func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requ
 	a.Issuer, a.Audience = g.Issuer, jwt.Audience{rt.audience}
 	a.Method, a.URL = req.method, req.url
 	a.IssuedAt, a.Expiry = jwt.NewNumericDate(now), jwt.NewNumericDate(now.Add(life))
+	a.ID = rand.Text()
 	tok, err := g.Signer.SignAssertion(a)
-	if err != nil {
-		return "", err
+	if err != nil || !reusable {
+		return tok, err
 	}
 	g.mu.Lock()
 	if len(g.assertions) >= maxCachedAssertions {
@@ -297,6 +306,12 @@ func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requ
 	g.assertions[key] = cachedAssertion{token: tok, expires: now.Add(life / 2)}
 	g.mu.Unlock()
 	return tok, nil
+}
+
+// safeMethod reports whether method only reads (RFC 9110 section 9.2.1):
+// its assertion may be reused for the same request.
+func safeMethod(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }
 
 // assertionKey names an assertion by every input that goes into it.

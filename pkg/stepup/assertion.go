@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -99,6 +100,44 @@ func WithJWKSURL(u string) Option { return func(s *settings) { s.jwksURL = u } }
 type AssertionVerifier struct {
 	keys   *Verifier // the issuer's keys, fetched on first use
 	origin *url.URL  // nil: from the request
+	spent  *spentIDs
+}
+
+// maxSpent bounds the jti of unsafe requests remembered at once. Only
+// assertions that passed every other check are remembered, each until it
+// expires (at most 5 minutes and the leeway), so only the gateway's own
+// traffic can fill it.
+const maxSpent = 200_000
+
+// spentIDs are the jti of accepted assertions for methods other than
+// GET, HEAD and OPTIONS, until they expire: the gateway signs a fresh
+// one for each such request, so a second use is a replay.
+type spentIDs struct {
+	mu  sync.Mutex // guards ids
+	ids map[string]time.Time
+}
+
+// spend records id until exp, or reports that it was already spent (or
+// that too many are in flight to tell: refused rather than risk a
+// replay).
+func (s *spentIDs) spend(id string, exp, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if until, ok := s.ids[id]; ok && now.Before(until) {
+		return fmt.Errorf("%w: assertion %s was already used; the gateway signs one for each request that changes something", ErrRejected, id)
+	}
+	if len(s.ids) >= maxSpent {
+		for k, until := range s.ids {
+			if !now.Before(until) {
+				delete(s.ids, k)
+			}
+		}
+		if len(s.ids) >= maxSpent {
+			return fmt.Errorf("%w: more than %d assertions in flight; cannot tell a replay", ErrRejected, maxSpent)
+		}
+	}
+	s.ids[id] = exp
+	return nil
 }
 
 // NewAssertionVerifier returns a verifier of the gateway's assertions for
@@ -126,7 +165,7 @@ func NewAssertionVerifier(issuer string, opts ...Option) (*AssertionVerifier, er
 	if s.leeway < 0 || s.leeway > time.Minute {
 		return nil, fmt.Errorf("stepup: assertion leeway %s is outside 0 to 1m", s.leeway)
 	}
-	a := &AssertionVerifier{keys: &Verifier{settings: s, issuer: issuer, jwksURL: s.jwksURL}}
+	a := &AssertionVerifier{keys: &Verifier{settings: s, issuer: issuer, jwksURL: s.jwksURL}, spent: &spentIDs{ids: map[string]time.Time{}}}
 	a.keys.keys.Store(&keySet{})
 	if s.origin != "" {
 		u, err := url.Parse(s.origin)
@@ -160,8 +199,11 @@ func (a *AssertionVerifier) VerifyRequest(r *http.Request) (*Assertion, error) {
 // declares (ES256 or EdDSA), typ stepgate-assertion+jwt (no ID or access
 // token), the issuer, one of the audiences, iat and exp within the
 // leeway and at most 5 minutes apart, and htm and htu naming exactly
-// this method and this scheme, host and path. Every refusal wraps
-// ErrRejected.
+// this method and this scheme, host and path. For a method other than
+// GET, HEAD and OPTIONS it must also carry a jti not seen before: such
+// an assertion is accepted once (in this process; each instance of an
+// application behind a load balancer remembers its own). Every refusal
+// wraps ErrRejected.
 func (a *AssertionVerifier) Verify(ctx context.Context, raw, method string, target *url.URL) (*Assertion, error) {
 	if raw == "" || len(raw) > maxToken {
 		return nil, fmt.Errorf("%w: empty or longer than %d bytes", ErrRejected, maxToken)
@@ -198,11 +240,28 @@ func (a *AssertionVerifier) Verify(ctx context.Context, raw, method string, targ
 	if err := checkRequest(&w, method, target); err != nil {
 		return nil, err
 	}
+	if !safeMethod(method) {
+		// Spent last, once everything else holds: a refused request
+		// must not use up the assertion of the real one.
+		if w.ID == "" {
+			return nil, fmt.Errorf("%w: an assertion for %s has no jti", ErrRejected, method)
+		}
+		if err := a.spent.spend(w.ID, w.Expiry.Time().Add(v.leeway), now); err != nil {
+			return nil, err
+		}
+	}
 	return &Assertion{
 		Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, Username: w.Username, Email: w.Email,
 		Groups: w.Groups, Roles: w.Roles, ACR: w.ACR, AMR: w.AMR, AuthTime: timeOf(w.AuthTime), ACRs: w.ACRs,
 		Method: w.Method, URL: w.URL, IssuedAt: timeOf(w.IssuedAt), Expiry: timeOf(w.Expiry),
 	}, nil
+}
+
+// safeMethod reports whether method only reads (RFC 9110 section 9.2.1).
+// The gateway reuses a read's assertion for the same request; any other
+// request gets its own, which Verify accepts once.
+func safeMethod(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }
 
 // checkAssertionClaims checks issuer, audience and a short, current life.

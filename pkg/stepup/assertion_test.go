@@ -78,8 +78,11 @@ func TestAssertionVerify(t *testing.T) {
 		{"ok/es256", "GET", "/", func(t *testing.T) string { return sign(t, k1, stepup.AssertionType, ti.assertionAt(now)) }, ""},
 		{"ok/eddsa", "GET", "/", func(t *testing.T) string { return sign(t, k2, stepup.AssertionType, ti.assertionAt(now)) }, ""},
 		{"ok/post-transfers", "POST", "/transfers", func(t *testing.T) string {
-			return sign(t, k1, stepup.AssertionType, with(func(c *assertionClaims) { c.Method, c.URL = "POST", upstreamOrigin+"/transfers" }))
+			return sign(t, k1, stepup.AssertionType, with(func(c *assertionClaims) { c.Method, c.URL, c.ID = "POST", upstreamOrigin+"/transfers", "jti-post" }))
 		}, ""},
+		{"fail/post-without-jti", "POST", "/transfers", func(t *testing.T) string {
+			return sign(t, k1, stepup.AssertionType, with(func(c *assertionClaims) { c.Method, c.URL = "POST", upstreamOrigin+"/transfers" }))
+		}, "jti"},
 		{"ok/escaped-path", "GET", "/a%20b", func(t *testing.T) string {
 			return sign(t, k1, stepup.AssertionType, with(func(c *assertionClaims) { c.URL = upstreamOrigin + "/a%20b" }))
 		}, ""},
@@ -178,6 +181,43 @@ func TestAssertionVerify(t *testing.T) {
 				t.Fatalf("error %q, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestAssertionSpentOnce: an assertion for a request that changes
+// something (POST /transfers) is accepted once, so one seen on the
+// network cannot carry out a second transfer with another body; a
+// read's is accepted again for the same read; a request refused for
+// another reason does not use up the real one's.
+func TestAssertionSpentOnce(t *testing.T) {
+	t.Parallel()
+	ti := newTestIssuer(t)
+	clk := newClock()
+	v := newAssertionVerifier(t, ti, clk)
+	now := clk.now()
+	post := ti.assertionAt(now)
+	post.Method, post.URL, post.ID = "POST", upstreamOrigin+"/transfers", "jti-transfer"
+	rawPost := sign(t, ti.key(t, "k1"), stepup.AssertionType, post)
+	get := ti.assertionAt(now)
+	get.ID = "jti-read"
+	rawGet := sign(t, ti.key(t, "k1"), stepup.AssertionType, get)
+	verify := func(raw, method, path string) error {
+		_, err := v.Verify(context.Background(), raw, method, mustURL(t, upstreamOrigin+path))
+		return err
+	}
+	if err := verify(rawPost, "POST", "/elsewhere"); err == nil {
+		t.Fatal("the POST assertion authorized another path")
+	}
+	if err := verify(rawPost, "POST", "/transfers"); err != nil {
+		t.Fatalf("first use, after a refused attempt: %v", err)
+	}
+	if err := verify(rawPost, "POST", "/transfers"); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("second use: %v, want already used", err)
+	}
+	for range 3 {
+		if err := verify(rawGet, "GET", "/"); err != nil {
+			t.Fatalf("a read's assertion for the same read: %v", err)
+		}
 	}
 }
 
