@@ -83,6 +83,9 @@ func ParseClaims(s string) (*ClaimsRequest, error) {
 	if len(s) > maxClaimsParam {
 		return nil, fmt.Errorf("the claims parameter is longer than %d bytes", maxClaimsParam)
 	}
+	if err := noRepeatedMembers([]byte(s)); err != nil {
+		return nil, fmt.Errorf("the claims parameter %w", err)
+	}
 	var top map[string]json.RawMessage
 	if err := strictJSON([]byte(s), &top); err != nil {
 		return nil, fmt.Errorf("the claims parameter is not a JSON object: %w", err)
@@ -133,6 +136,65 @@ func parseClaimSet(raw json.RawMessage, dst *map[string]*ClaimSpec) error {
 	}
 	*dst = out
 	return nil
+}
+
+// noRepeatedMembers refuses a JSON document in which an object names a
+// member twice. Decoders disagree on which one counts (Go's keeps the
+// last, others the first), so {"id_token":{"acr":{"values":["c2"]},
+// "acr":null}} would demand c2 of one reader and nothing of another.
+func noRepeatedMembers(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		object bool
+		seen   map[string]bool
+		key    bool // the next token of an object is a member name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return nil // malformed JSON is reported by the decoder proper
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.key {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			name, _ := tok.(string)
+			if top.seen[name] {
+				return fmt.Errorf("names the member %q twice; send each once", name)
+			}
+			top.seen[name], top.key = true, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			if top != nil && top.object {
+				top.key = true // after this value, a name
+			}
+			stack = append(stack, &frame{object: true, seen: map[string]bool{}, key: true})
+			continue
+		case json.Delim('['):
+			if top != nil && top.object {
+				top.key = true
+			}
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if top != nil && top.object {
+			top.key = true // a scalar member value: a name comes next
+		}
+	}
 }
 
 // strictJSON decodes one JSON value, refusing unknown fields and trailing

@@ -53,6 +53,10 @@ func TestParseClaims(t *testing.T) {
 		{name: "fail/acr-object", in: `{"id_token":{"acr":{"value":{"id":"c2"}}}}`, wantErr: "is not a string"},
 		{name: "fail/acrs-bool", in: `{"access_token":{"acrs":{"value":true}}}`, wantErr: "acrs: true is not a string"},
 		{name: "fail/xms_cc-number", in: `{"access_token":{"xms_cc":{"values":[1]}}}`, wantErr: "xms_cc: 1 is not a string"},
+		{name: "fail/repeated-top-member", in: `{"access_token":{"acrs":{"value":"c2"}},"access_token":{}}`, wantErr: `names the member "access_token" twice`},
+		{name: "fail/repeated-claim", in: `{"id_token":{"acr":{"values":["c2"]},"acr":null}}`, wantErr: `names the member "acr" twice`},
+		{name: "fail/repeated-spec-member", in: `{"id_token":{"acr":{"value":"c2","value":"single-factor"}}}`, wantErr: `names the member "value" twice`},
+		{name: "ok/same-name-in-different-objects", in: `{"id_token":{"acr":{"values":["c2"]}},"access_token":{"acr":{"values":["c2"]}}}`, acrs: []string{"c2"}},
 		{name: "fail/too-long", in: `{"id_token":{"email":{"value":"` + strings.Repeat("a", maxClaimsParam) + `"}}}`, wantErr: "longer than 8192 bytes"},
 	}
 	for _, tc := range tests {
