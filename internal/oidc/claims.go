@@ -156,7 +156,7 @@ func noRepeatedMembers(b []byte) error {
 			return nil
 		}
 		if err != nil {
-			return nil // malformed JSON is reported by the decoder proper
+			return fmt.Errorf("is not a JSON object: %w", err)
 		}
 		var top *frame
 		if len(stack) > 0 {
