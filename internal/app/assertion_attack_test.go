@@ -342,3 +342,50 @@ func BenchmarkGatewaySessionUniquePaths(b *testing.B) {
 		}
 	})
 }
+
+// TestForwardAuthAssertionNamesTheOriginalRequest: through forward-auth,
+// the assertion authorizes the request the proxy in front received —
+// its method and public URL — for the route's public origin, and a
+// request that changes something is authorized once.
+func TestForwardAuthAssertionNamesTheOriginalRequest(t *testing.T) {
+	var public string
+	g := startGateway(t, func(cfg *config.Config) {
+		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
+		public = "http://wiki.localhost:" + port
+		// Served only through forward-auth; the bank client's tokens are
+		// for its app.
+		cfg.Gateway.Routes = append(cfg.Gateway.Routes, config.GatewayRoute{Name: "wiki", From: public, App: bankClientID})
+		for i := range cfg.OIDC.Clients {
+			if cfg.OIDC.Clients[i].ID == bankClientID {
+				cfg.OIDC.Clients[i].GrantTypes = []string{"authorization_code", "client_credentials"}
+			}
+		}
+	})
+	status, cc := g.tokenRequest(t, url.Values{"grant_type": {"client_credentials"}}, bankClientID, bankSecret)
+	if status != http.StatusOK {
+		t.Fatalf("client_credentials: %d %s", status, cc.Error)
+	}
+	resp := mustDo(t, http.DefaultClient, "GET", g.base+"/gateway/forward-auth", "",
+		"X-Forwarded-Method", "DELETE", "X-Forwarded-Proto", "http", "X-Forwarded-Host", strings.TrimPrefix(public, "http://"),
+		"X-Forwarded-Uri", "/pages/7?x=1", "Authorization", "Bearer "+cc.AccessToken)
+	resp.Body.Close()
+	raw := resp.Header.Get(stepup.AssertionHeader)
+	if resp.StatusCode != http.StatusOK || raw == "" {
+		t.Fatalf("forward-auth: %d, assertion %q", resp.StatusCode, raw)
+	}
+	_, c := unverifiedClaims(t, raw)
+	if c["htm"] != "DELETE" || c["htu"] != public+"/pages/7" || c["aud"] != public {
+		t.Fatalf("htm %v htu %v aud %v, want DELETE %s/pages/7 and %s", c["htm"], c["htu"], c["aud"], public, public)
+	}
+	v, err := stepup.NewAssertionVerifier(g.base, stepup.WithAudience(public), stepup.WithOrigin(public))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse(public + "/pages/7")
+	if _, err := v.Verify(t.Context(), raw, "DELETE", target); err != nil {
+		t.Fatalf("the upstream behind the proxy: %v", err)
+	}
+	if _, err := v.Verify(t.Context(), raw, "DELETE", target); err == nil {
+		t.Fatal("the same DELETE assertion was accepted twice")
+	}
+}
