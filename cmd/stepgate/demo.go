@@ -99,7 +99,7 @@ func runDemo(ctx context.Context, d demoRun) error {
 
 	bankURL := demo.BankURL(cfg.Server.Port())
 	bank, err := demo.NewBank(demo.BankOptions{
-		Issuer: cfg.Server.Issuer, Audience: demo.BankApp, PublicURL: bankURL, Log: log,
+		Issuer: cfg.Server.Issuer, Upstream: "http://" + bankLn.Addr().String(), PublicURL: bankURL, Log: log,
 		// The bound address rather than the issuer's "localhost", which
 		// may resolve to ::1 where nothing listens.
 		JWKSURL: "http://" + d.ln.Addr().String() + "/oauth2/jwks",

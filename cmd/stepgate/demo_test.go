@@ -251,6 +251,12 @@ func TestDemoWalkThrough(t *testing.T) {
 	if resp, _ := demoDo(t, anon, "GET", bank+"/", nil, "Authorization", "Bearer "+tok[1]); resp.StatusCode != http.StatusOK {
 		t.Fatalf("API read with a service token: %d", resp.StatusCode)
 	}
+	// The same token, signed with the gateway's keys and naming the bank
+	// client as audience, is no assertion: the bank's own port refuses it.
+	resp, body = demoDo(t, direct, "POST", "http://"+bankAddr+"/transfers", url.Values{"amount": {"4242.00"}, "to": {"DE89370400440532013000"}}, "X-Stepgate-Assertion", tok[1])
+	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "Transfer done") {
+		t.Fatalf("fail/access-token-as-assertion on the bank's own port: %d\n%s", resp.StatusCode, body)
+	}
 	resp, _ = demoDo(t, anon, "POST", bank+"/transfers", url.Values{"amount": {"250"}, "to": {"DE89370400440532013000"}}, "Authorization", "Bearer "+tok[1])
 	if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized ||
 		!strings.Contains(ch, `error="insufficient_user_authentication"`) || !strings.Contains(ch, `acr_values="c2"`) {

@@ -17,9 +17,6 @@ import (
 
 	"github.com/stepgate/stepgate/internal/users"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
-
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/pkg/stepup"
 )
@@ -63,6 +60,7 @@ type gatewayRig struct {
 	*oidcServer
 	app      string // http://bank.localhost:PORT
 	upstream *upstreamLog
+	upURL    string // where the gateway reaches the recording upstream
 }
 
 func startGateway(t *testing.T, mutate ...func(*config.Config)) *gatewayRig {
@@ -84,7 +82,7 @@ func startGatewayOver(t *testing.T, wrap storeWrap, mutate ...func(*config.Confi
 		io.WriteString(w, "upstream: "+r.Method+" "+r.URL.Path)
 	}))
 	t.Cleanup(up.Close)
-	g := &gatewayRig{upstream: log}
+	g := &gatewayRig{upstream: log, upURL: up.URL}
 	g.oidcServer = startOIDCOver(t, wrap, func(cfg *config.Config) {
 		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
 		g.app = "http://bank.localhost:" + port
@@ -188,7 +186,7 @@ func TestGatewayBrowserStepUp(t *testing.T) {
 	if last.User != testUser || last.Groups != "" {
 		t.Fatalf("upstream saw X-Stepgate-User %q and -Groups %q, want %q and none (a client's own headers must never pass)", last.User, last.Groups, testUser)
 	}
-	g.checkAssertion(t, last.Assertion)
+	g.checkAssertion(t, last)
 
 	// 2. Enroll an authenticator app (on Stepgate's host, same browser).
 	secret := g.enrollTOTP(t, b)
@@ -229,31 +227,18 @@ func TestGatewayBrowserStepUp(t *testing.T) {
 	}
 }
 
-// checkAssertion verifies X-Stepgate-Assertion against Stepgate's JWKS.
-func (g *gatewayRig) checkAssertion(t *testing.T, raw string) {
+// checkAssertion verifies the X-Stepgate-Assertion the upstream saw
+// with the SDK, for the request it came with.
+func (g *gatewayRig) checkAssertion(t *testing.T, last seen) {
 	t.Helper()
-	_, body := get(t, http.DefaultClient, g.base+"/oauth2/jwks")
-	var set jose.JSONWebKeySet
-	if err := jsonUnmarshal(body, &set); err != nil {
+	v, err := stepup.NewAssertionVerifier(g.base, stepup.WithAudience(g.upURL), stepup.WithOrigin(g.upURL))
+	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
-	if err != nil {
-		t.Fatalf("assertion %q: %v", raw, err)
-	}
-	keys := set.Key(tok.Headers[0].KeyID)
-	if len(keys) != 1 {
-		t.Fatalf("assertion key %q is not in the JWKS", tok.Headers[0].KeyID)
-	}
-	var c jwt.Claims
-	var extra struct {
-		Username string `json:"preferred_username"`
-	}
-	if err := tok.Claims(keys[0].Key, &c, &extra); err != nil {
-		t.Fatalf("assertion signature: %v", err)
-	}
-	if err := c.Validate(jwt.Expected{Issuer: g.base, AnyAudience: jwt.Audience{"bank"}, Time: time.Now()}); err != nil || extra.Username != testUser {
-		t.Fatalf("assertion claims %+v %+v: %v", c, extra, err)
+	target, _ := url.Parse(g.upURL + last.Path)
+	a, err := v.Verify(context.Background(), last.Assertion, last.Method, target)
+	if err != nil || a.Username != testUser {
+		t.Fatalf("assertion %q for %s %s: %+v, %v", last.Assertion, last.Method, target, a, err)
 	}
 }
 

@@ -57,9 +57,21 @@ type GatewayRoute struct {
 	// AllowNonASCIIPaths lets paths with characters outside ASCII (raw
 	// or percent-encoded UTF-8) through; rules then match them folded
 	// (NFKC and case). Refused with 400 otherwise.
-	AllowNonASCIIPaths bool          `yaml:"allow_non_ascii_paths,omitempty"`
-	Rules              []GatewayRule `yaml:"rules,omitempty"`
+	AllowNonASCIIPaths bool `yaml:"allow_non_ascii_paths,omitempty"`
+	// AssertionAudience is the aud of the route's X-Stepgate-Assertion
+	// (default: the origin of To, or of From for a forward-auth route).
+	AssertionAudience string `yaml:"assertion_audience,omitempty"`
+	// AssertionLifetime overrides gateway.assertion_lifetime for the route.
+	AssertionLifetime Duration      `yaml:"assertion_lifetime,omitempty"`
+	Rules             []GatewayRule `yaml:"rules,omitempty"`
 }
+
+// Bounds of an assertion's lifetime: long enough for the upstream to
+// receive it, short enough that a captured one is soon worthless.
+const (
+	minAssertionLifetime = time.Second
+	maxAssertionLifetime = 5 * time.Minute
+)
 
 // Identity header choices of a route.
 const (
@@ -98,7 +110,7 @@ func (r GatewayRoute) AppID() string {
 }
 
 func defaultGateway() Gateway {
-	return Gateway{ReplayBodyLimit: 1 << 20, AssertionLifetime: Duration(time.Minute), UpstreamTimeout: Duration(30 * time.Second),
+	return Gateway{ReplayBodyLimit: 1 << 20, AssertionLifetime: Duration(30 * time.Second), UpstreamTimeout: Duration(30 * time.Second),
 		TrustedProxies: []string{"127.0.0.0/8", "::1/128"}}
 }
 
@@ -135,7 +147,7 @@ func (g Gateway) validate(ps *problems, issuer string) {
 	if g.ReplayBodyLimit < 0 || g.ReplayBodyLimit > 64<<20 {
 		ps.add("gateway.replay_body_limit", "must be from 0 to 67108864 bytes (64 MiB); got %d", g.ReplayBodyLimit)
 	}
-	ps.positive("gateway.assertion_lifetime", g.AssertionLifetime, "1m")
+	checkAssertionLifetime(ps, "gateway.assertion_lifetime", g.AssertionLifetime)
 	ps.positive("gateway.upstream_timeout", g.UpstreamTimeout, "30s")
 	for i, tp := range g.TrustedProxies {
 		if _, err := ParseTrustedProxy(strings.TrimSpace(tp)); err != nil {
@@ -171,6 +183,12 @@ func (g Gateway) validate(ps *problems, issuer string) {
 		case "", IdentityAll, IdentityAssertion, IdentityPlain, IdentityNone:
 		default:
 			ps.add(path+".identity_headers", "%q is not an identity header choice; use all, assertion, plain or none", r.IdentityHeaders)
+		}
+		if r.AssertionLifetime != 0 {
+			checkAssertionLifetime(ps, path+".assertion_lifetime", r.AssertionLifetime)
+		}
+		if r.AssertionAudience != "" && strings.TrimSpace(r.AssertionAudience) != r.AssertionAudience {
+			ps.add(path+".assertion_audience", "%q has surrounding spaces; write the audience exactly as the upstream checks it, like https://bank.internal", r.AssertionAudience)
 		}
 		for j, rule := range r.Rules {
 			rule.validate(ps, fmt.Sprintf("%s.rules[%d]", path, j))
@@ -237,4 +255,10 @@ func shadowsIssuer(from, issuer string) bool {
 	f, err1 := url.Parse(from)
 	i, err2 := url.Parse(issuer)
 	return err1 == nil && err2 == nil && issuer != "" && strings.EqualFold(f.Host, i.Host) && strings.Trim(f.Path, "/") == ""
+}
+
+func checkAssertionLifetime(ps *problems, path string, d Duration) {
+	if d.D() < minAssertionLifetime || d.D() > maxAssertionLifetime {
+		ps.add(path, "must be from %s to %s (got %s); the default is 30s", minAssertionLifetime, maxAssertionLifetime, d)
+	}
 }

@@ -69,6 +69,15 @@ func TestValidate(t *testing.T) {
 			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001",
 				Rules: []GatewayRule{{Path: "/über", Context: "c1"}}}}
 		}, want: []string{"gateway.routes[0].rules[0].path"}, wantIn: "allow_non_ascii_paths: true"},
+		{name: "ok/assertion-per-route", mutate: func(c *Config) {
+			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001",
+				AssertionAudience: "https://a.internal", AssertionLifetime: Duration(10 * time.Second)}}
+		}},
+		{name: "fail/assertion-lifetimes", mutate: func(c *Config) {
+			c.Gateway.AssertionLifetime = Duration(time.Hour)
+			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001",
+				AssertionAudience: " https://a.internal", AssertionLifetime: Duration(time.Millisecond)}}
+		}, want: []string{"gateway.assertion_lifetime", "gateway.routes[0].assertion_lifetime", "gateway.routes[0].assertion_audience"}, wantIn: "1s to 5m0s"},
 		{name: "fail/listen-no-port", mutate: func(c *Config) { c.Server.Listen = "localhost" }, want: []string{"server.listen"}, wantIn: "127.0.0.1:8080"},
 		{name: "fail/listen-named-port", mutate: func(c *Config) { c.Server.Listen = "localhost:http" }, want: []string{"server.listen"}, wantIn: "0 to 65535"},
 		{name: "fail/listen-port-range", mutate: func(c *Config) { c.Server.Listen = ":65536" }, want: []string{"server.listen"}},

@@ -1,38 +1,33 @@
 package demo
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/stepgate/stepgate/pkg/stepup"
 )
 
 //go:embed templates/*.html static/bank.css
 var bankFiles embed.FS
 
-// assertionHeader carries the gateway's signed statement of who is
-// asking. The bank believes nothing else: the plain X-Stepgate-User and
-// friends are convenient for apps that trust their network, but a
-// request that reaches the bank's port some other way could carry them.
-const assertionHeader = "X-Stepgate-Assertion"
+// The bank believes only the gateway's signed X-Stepgate-Assertion,
+// checked by the SDK (stepup.AssertionVerifier). The plain
+// X-Stepgate-User and friends are convenient for apps that trust their
+// network, but a request that reaches the bank's port some other way
+// could carry them.
+const assertionHeader = stepup.AssertionHeader
 
 // BankOptions configure the demo bank.
 type BankOptions struct {
@@ -40,8 +35,11 @@ type BankOptions struct {
 	Issuer string
 	// JWKSURL is where Stepgate publishes its signing keys.
 	JWKSURL string
-	// Audience is the gateway app the assertions are for (BankApp).
-	Audience string
+	// Upstream is where the gateway reaches the bank (the route's to:
+	// URL, http://127.0.0.1:PORT). An assertion is accepted only when its
+	// audience is this origin and it authorizes the very request the
+	// bank is serving there.
+	Upstream string
 	// PublicURL is the bank's address behind the gateway, shown to
 	// anyone who reaches the bank directly.
 	PublicURL string
@@ -53,9 +51,9 @@ type BankOptions struct {
 // Bank is the demo's protected application: a small server-rendered
 // bank that knows its users only from the gateway's signed assertions.
 type Bank struct {
-	opts  BankOptions
-	keys  *keySet
-	pages map[string]*template.Template
+	opts     BankOptions
+	verifier *stepup.AssertionVerifier
+	pages    map[string]*template.Template
 	// formKey signs the transfer form's anti-forgery token.
 	formKey []byte
 	mux     *http.ServeMux
@@ -69,11 +67,17 @@ func NewBank(o BankOptions) (*Bank, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	origin := origin(o.Upstream)
+	v, err := stepup.NewAssertionVerifier(o.Issuer, stepup.WithAudience(origin), stepup.WithOrigin(origin),
+		stepup.WithJWKSURL(o.JWKSURL), stepup.WithClock(o.Now), stepup.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}))
+	if err != nil {
+		return nil, fmt.Errorf("bank upstream %q: %w", o.Upstream, err)
+	}
 	b := &Bank{
-		opts:    o,
-		keys:    &keySet{url: o.JWKSURL, client: &http.Client{Timeout: 5 * time.Second}},
-		pages:   map[string]*template.Template{},
-		formKey: make([]byte, 32),
+		opts:     o,
+		verifier: v,
+		pages:    map[string]*template.Template{},
+		formKey:  make([]byte, 32),
 	}
 	_, _ = rand.Read(b.formKey)
 	funcs := template.FuncMap{"join": strings.Join, "authTime": authTime(o.Now)}
@@ -127,55 +131,16 @@ func origin(u string) string {
 }
 
 // Identity is who the gateway says is asking, from a verified assertion.
-type Identity struct {
-	jwt.Claims
-	Username string   `json:"preferred_username"`
-	Email    string   `json:"email"`
-	Groups   []string `json:"groups"`
-	Roles    []string `json:"roles"`
-	ACR      string   `json:"acr"`
-	AMR      []string `json:"amr"`
-	AuthTime int64    `json:"auth_time"`
-	// ACRs are the authentication contexts this request was allowed
-	// under.
-	ACRs []string `json:"acrs"`
-}
+type Identity = stepup.Assertion
 
-var errNoAssertion = errors.New("no " + assertionHeader + " header: the request did not come through Stepgate's gateway")
-
-// Verify checks the gateway's assertion on r: signed by one of
-// Stepgate's published keys with a pinned algorithm, issued by Stepgate
-// for this app, and not expired.
+// Verify checks the gateway's assertion on r (see
+// stepup.AssertionVerifier.Verify): Stepgate's signature with a pinned
+// algorithm and the assertion's own typ, issued for the bank's origin,
+// current, and authorizing exactly r's method and path. A token of
+// another kind, an assertion for another application, and one the
+// gateway issued for another request are all refused.
 func (b *Bank) Verify(r *http.Request) (*Identity, error) {
-	raw := r.Header.Get(assertionHeader)
-	if raw == "" {
-		return nil, errNoAssertion
-	}
-	// Only asymmetric algorithms: "none" or an HMAC keyed with the public
-	// key would let anyone mint an assertion.
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
-	if err != nil {
-		return nil, fmt.Errorf("parse assertion: %w", err)
-	}
-	if len(tok.Headers) != 1 {
-		return nil, errors.New("assertion has more than one signature")
-	}
-	key, err := b.keys.key(r.Context(), tok.Headers[0].KeyID, b.opts.Now())
-	if err != nil {
-		return nil, err
-	}
-	var id Identity
-	if err := tok.Claims(key.Key, &id); err != nil {
-		return nil, fmt.Errorf("assertion signature: %w", err)
-	}
-	// A few seconds of leeway for clocks; the assertion lives a minute.
-	if err := id.ValidateWithLeeway(jwt.Expected{Issuer: b.opts.Issuer, AnyAudience: jwt.Audience{b.opts.Audience}, Time: b.opts.Now()}, 5*time.Second); err != nil {
-		return nil, fmt.Errorf("assertion claims: %w", err)
-	}
-	if id.Subject == "" || id.Username == "" {
-		return nil, errors.New("assertion names nobody")
-	}
-	return &id, nil
+	return b.verifier.VerifyRequest(r)
 }
 
 // signedIn serves h only with a verified identity; anything else gets a
@@ -322,69 +287,11 @@ func (b *Bank) css(w http.ResponseWriter, _ *http.Request) {
 
 // authTime renders auth_time with its age, so the 10-minute window of
 // the transfer policy can be watched running out.
-func authTime(now func() time.Time) func(int64) string {
-	return func(sec int64) string {
-		if sec == 0 {
+func authTime(now func() time.Time) func(time.Time) string {
+	return func(t time.Time) string {
+		if t.IsZero() {
 			return "-"
 		}
-		t := time.Unix(sec, 0)
 		return t.UTC().Format(time.RFC3339) + " (" + now().Sub(t).Round(time.Second).String() + " ago)"
 	}
-}
-
-// keySet is Stepgate's JWKS, fetched when an assertion names a key the
-// bank has not seen: at start, and after Stepgate rotates its keys.
-type keySet struct {
-	url    string
-	client *http.Client
-
-	// mu guards the fields below; it is held across a fetch, so
-	// concurrent requests for a new key wait for one fetch.
-	mu      sync.Mutex
-	set     jose.JSONWebKeySet
-	fetched time.Time
-}
-
-// minRefetch stops assertions with made-up key ids from turning every
-// request into a fetch from Stepgate.
-const minRefetch = 10 * time.Second
-
-func (k *keySet) key(ctx context.Context, kid string, now time.Time) (*jose.JSONWebKey, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if keys := k.set.Key(kid); len(keys) > 0 {
-		return &keys[0], nil
-	}
-	if !k.fetched.IsZero() && now.Sub(k.fetched) < minRefetch {
-		return nil, fmt.Errorf("assertion key %q is not among Stepgate's keys", kid)
-	}
-	set, err := k.fetch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	k.set, k.fetched = set, now
-	if keys := k.set.Key(kid); len(keys) > 0 {
-		return &keys[0], nil
-	}
-	return nil, fmt.Errorf("assertion key %q is not among Stepgate's keys", kid)
-}
-
-func (k *keySet) fetch(ctx context.Context) (jose.JSONWebKeySet, error) {
-	var set jose.JSONWebKeySet
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
-	if err != nil {
-		return set, err
-	}
-	resp, err := k.client.Do(req)
-	if err != nil {
-		return set, fmt.Errorf("fetch Stepgate's keys from %s: %w", k.url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return set, fmt.Errorf("fetch Stepgate's keys from %s: status %d", k.url, resp.StatusCode)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
-		return set, fmt.Errorf("read Stepgate's keys from %s: %w", k.url, err)
-	}
-	return set, nil
 }

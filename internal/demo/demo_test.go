@@ -76,8 +76,18 @@ func TestSeedTwice(t *testing.T) {
 	}
 }
 
+// wireAssertion is an assertion as the gateway signs it.
+type wireAssertion struct {
+	jwt.Claims
+	Method   string `json:"htm"`
+	URL      string `json:"htu"`
+	Username string `json:"preferred_username"`
+	ACR      string `json:"acr"`
+}
+
 // TestBankVerify: the bank believes only assertions Stepgate signed for
-// it, that are current, and signed with a pinned asymmetric algorithm.
+// it and for the request it is serving, that are current, with the
+// assertion's typ and a pinned asymmetric algorithm.
 func TestBankVerify(t *testing.T) {
 	t.Parallel()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -86,13 +96,15 @@ func TestBankVerify(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
 	}))
 	defer jwks.Close()
-	now := time.Now()
-	b, err := NewBank(BankOptions{Issuer: "http://localhost:1", JWKSURL: jwks.URL, Audience: BankApp, PublicURL: "http://bank.localhost:1"})
+	now := time.Unix(1_800_000_000, 0)
+	const upstream = "http://127.0.0.1:9001"
+	b, err := NewBank(BankOptions{Issuer: "http://localhost:1", JWKSURL: jwks.URL, Upstream: upstream, PublicURL: "http://bank.localhost:1",
+		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sign := func(priv any, alg jose.SignatureAlgorithm, kid string, c Identity) string {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: kid}}, nil)
+	sign := func(priv any, alg jose.SignatureAlgorithm, kid, typ string, c wireAssertion) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: kid}}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,23 +114,31 @@ func TestBankVerify(t *testing.T) {
 		}
 		return raw
 	}
-	good := Identity{Username: "alice", ACR: "mfa", Claims: jwt.Claims{Subject: "u1", Issuer: "http://localhost:1", Audience: jwt.Audience{BankApp},
-		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))}}
-	with := func(f func(*Identity)) Identity { c := good; f(&c); return c }
+	good := wireAssertion{Username: "alice", ACR: "mfa", Method: "GET", URL: upstream + "/", Claims: jwt.Claims{Subject: "u1", Issuer: "http://localhost:1",
+		Audience: jwt.Audience{upstream}, IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(30 * time.Second))}}
+	with := func(f func(*wireAssertion)) wireAssertion { c := good; f(&c); return c }
+	const typ = "stepgate-assertion+jwt"
 	for _, tc := range []struct {
 		name, header string
 		ok           bool
 	}{
-		{"ok/signed-for-the-bank", sign(key, jose.ES256, "k1", good), true},
+		{"ok/signed-for-the-bank", sign(key, jose.ES256, "k1", typ, good), true},
 		{"fail/no-assertion", "", false},
 		{"fail/not-a-jwt", "alice", false},
-		{"fail/unknown-key", sign(other, jose.ES256, "k2", good), false},
-		{"fail/known-kid-wrong-key", sign(other, jose.ES256, "k1", good), false},
-		{"fail/hmac", sign([]byte("0123456789abcdef0123456789abcdef"), jose.HS256, "k1", good), false},
-		{"fail/another-app", sign(key, jose.ES256, "k1", with(func(c *Identity) { c.Audience = jwt.Audience{"payroll"} })), false},
-		{"fail/another-issuer", sign(key, jose.ES256, "k1", with(func(c *Identity) { c.Issuer = "http://evil.localhost" })), false},
-		{"fail/expired", sign(key, jose.ES256, "k1", with(func(c *Identity) { c.Expiry = jwt.NewNumericDate(now.Add(-time.Minute)) })), false},
-		{"fail/nobody", sign(key, jose.ES256, "k1", with(func(c *Identity) { c.Username = "" })), false},
+		{"fail/unknown-key", sign(other, jose.ES256, "k2", typ, good), false},
+		{"fail/known-kid-wrong-key", sign(other, jose.ES256, "k1", typ, good), false},
+		{"fail/hmac", sign([]byte("0123456789abcdef0123456789abcdef"), jose.HS256, "k1", typ, good), false},
+		{"fail/id-token-typ", sign(key, jose.ES256, "k1", "JWT", good), false},
+		{"fail/access-token-typ", sign(key, jose.ES256, "k1", "at+jwt", good), false},
+		{"fail/the-app-id-as-audience", sign(key, jose.ES256, "k1", typ, with(func(c *wireAssertion) { c.Audience = jwt.Audience{BankApp} })), false},
+		{"fail/another-app", sign(key, jose.ES256, "k1", typ, with(func(c *wireAssertion) { c.Audience = jwt.Audience{"http://127.0.0.1:9002"} })), false},
+		{"fail/another-issuer", sign(key, jose.ES256, "k1", typ, with(func(c *wireAssertion) { c.Issuer = "http://evil.localhost" })), false},
+		{"fail/expired", sign(key, jose.ES256, "k1", typ, with(func(c *wireAssertion) {
+			c.IssuedAt, c.Expiry = jwt.NewNumericDate(now.Add(-time.Minute)), jwt.NewNumericDate(now.Add(-30*time.Second))
+		})), false},
+		{"fail/another-path", sign(key, jose.ES256, "k1", typ, with(func(c *wireAssertion) { c.URL = upstream + "/public/rates" })), false},
+		{"fail/another-method", sign(key, jose.ES256, "k1", typ, with(func(c *wireAssertion) { c.Method = "HEAD" })), false},
+		{"fail/nobody", sign(key, jose.ES256, "k1", typ, with(func(c *wireAssertion) { c.Username = "" })), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
@@ -142,11 +162,11 @@ func TestBankVerify(t *testing.T) {
 // comes from an API client with a bearer token, and valid values.
 func TestBankTransferForm(t *testing.T) {
 	t.Parallel()
-	b, err := NewBank(BankOptions{Issuer: "http://localhost:1", Audience: BankApp})
+	b, err := NewBank(BankOptions{Issuer: "http://localhost:1", Upstream: "http://127.0.0.1:9"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := &Identity{Username: "alice", Claims: jwt.Claims{Subject: "u1"}}
+	id := &Identity{Username: "alice", Subject: "u1"}
 	token := b.formToken(id)
 	for _, tc := range []struct {
 		name, form, auth string
@@ -155,7 +175,7 @@ func TestBankTransferForm(t *testing.T) {
 		{"ok/form", "amount=250.00&to=DE89+3704+0044+0532+0130+00&csrf=" + token, "", http.StatusOK},
 		{"ok/api", "amount=5&to=DE89370400440532013000", "Bearer x", http.StatusOK},
 		{"fail/no-token", "amount=250&to=DE89370400440532013000", "", http.StatusBadRequest},
-		{"fail/another-users-token", "amount=250&to=DE89370400440532013000&csrf=" + b.formToken(&Identity{Claims: jwt.Claims{Subject: "u2"}}), "", http.StatusBadRequest},
+		{"fail/another-users-token", "amount=250&to=DE89370400440532013000&csrf=" + b.formToken(&Identity{Subject: "u2"}), "", http.StatusBadRequest},
 		{"fail/zero", "amount=0.00&to=DE89370400440532013000&csrf=" + token, "", http.StatusBadRequest},
 		{"fail/markup", "amount=1&to=%3Cscript%3E&csrf=" + token, "", http.StatusBadRequest},
 	} {

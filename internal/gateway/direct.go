@@ -118,7 +118,7 @@ func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, rt *route, hos
 	} else {
 		writeHeader(bw, "X-Forwarded-Proto", "http")
 	}
-	g.identityHeaders(rt, id, func(k, v string) { writeHeader(bw, k, v) })
+	g.identityHeaders(rt, id, rt.upstreamRequest(r.Method, p), func(k, v string) { writeHeader(bw, k, v) })
 	_, err := bw.WriteString("\r\n")
 	return err
 }
@@ -126,6 +126,21 @@ func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, rt *route, hos
 // upstreamTarget is the request target: the upstream URL's path joined
 // with the canonical path, and both queries.
 func upstreamTarget(rt *route, p, query string) string {
+	target := upstreamPath(rt, p)
+	switch q := rt.upstream.RawQuery; {
+	case q != "" && query != "":
+		return target + "?" + q + "&" + query
+	case q != "":
+		return target + "?" + q
+	case query != "":
+		return target + "?" + query
+	}
+	return target
+}
+
+// upstreamPath is the escaped path the upstream receives for canonical
+// path p: the upstream URL's path joined with p.
+func upstreamPath(rt *route, p string) string {
 	base := rt.upstream.EscapedPath()
 	target := escapePath(p)
 	switch {
@@ -134,14 +149,6 @@ func upstreamTarget(rt *route, p, query string) string {
 		target = base + target[1:]
 	default:
 		target = base + target
-	}
-	switch q := rt.upstream.RawQuery; {
-	case q != "" && query != "":
-		return target + "?" + q + "&" + query
-	case q != "":
-		return target + "?" + q
-	case query != "":
-		return target + "?" + query
 	}
 	return target
 }

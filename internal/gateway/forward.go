@@ -253,11 +253,12 @@ func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, set, ot
 		g.callback(out, o, rt)
 		return
 	}
-	g.handle(out, o, rt, p, func(w http.ResponseWriter, _ *http.Request, id *identity, _ string) {
+	g.handle(out, o, rt, p, func(w http.ResponseWriter, o *http.Request, id *identity, p string) {
 		// The identity goes back in the response for the proxy to copy
 		// onto the upstream request (Traefik authResponseHeaders, Caddy
-		// copy_headers, nginx auth_request_set).
-		g.setIdentity(w.Header(), rt, id)
+		// copy_headers, nginx auth_request_set). The assertion authorizes
+		// the original request, as the proxy in front received it.
+		g.setIdentity(w.Header(), rt, id, requestTarget{method: o.Method, url: rt.origin() + escapePath(p)})
 		nameEveryIdentityHeader(w.Header())
 		w.WriteHeader(http.StatusOK)
 	})

@@ -51,9 +51,9 @@ type TokenVerifier interface {
 	VerifyAccessToken(ctx context.Context, raw string) (*oidc.AccessClaims, error)
 }
 
-// Signer signs identity assertions.
+// Signer signs identity assertions with their own typ.
 type Signer interface {
-	SignJWT(claims any) (string, error)
+	SignAssertion(claims any) (string, error)
 }
 
 // Deps are the gateway's collaborators.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
@@ -52,7 +53,7 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 			// what the rules saw, without a second copy of the request.
 			if o, ok := pr.In.Context().Value(outboundKey{}).(*outbound); ok {
 				pr.Out.URL.Path, pr.Out.URL.RawPath = o.path, escapePath(o.path)
-				g.setIdentity(pr.Out.Header, rt, o.id)
+				g.setIdentity(pr.Out.Header, rt, o.id, rt.upstreamRequest(pr.In.Method, o.path))
 			} else {
 				g.stripIdentity(pr.Out.Header) // never let a client's own identity headers through
 			}
@@ -143,15 +144,30 @@ func (g *Gateway) stripIdentity(h http.Header) {
 	}
 }
 
-// setIdentity replaces identity headers with the verified identity.
-func (g *Gateway) setIdentity(h http.Header, rt *route, id *identity) {
+// setIdentity replaces identity headers with the verified identity;
+// the assertion authorizes req alone.
+func (g *Gateway) setIdentity(h http.Header, rt *route, id *identity, req requestTarget) {
 	g.stripIdentity(h)
-	g.identityHeaders(rt, id, h.Set)
+	g.identityHeaders(rt, id, req, h.Set)
+}
+
+// requestTarget is the one request an assertion authorizes, as DPoP
+// binds a proof (RFC 9449 section 4.2): the method (htm) and the URL
+// without query or fragment (htu).
+type requestTarget struct {
+	method, url string
+}
+
+// upstreamRequest is the request the built-in proxy sends rt's upstream
+// for method and canonical path p: the upstream's scheme and host, and
+// the path joined as the upstream receives it.
+func (rt *route) upstreamRequest(method, p string) requestTarget {
+	return requestTarget{method: method, url: rt.upstreamOrigin + upstreamPath(rt, p)}
 }
 
 // identityHeaders sets, through set, the identity headers of id that
 // the route sends (none for anonymous requests).
-func (g *Gateway) identityHeaders(rt *route, id *identity, set func(key, value string)) {
+func (g *Gateway) identityHeaders(rt *route, id *identity, req requestTarget, set func(key, value string)) {
 	if id == nil || !rt.plain && !rt.assertion {
 		return
 	}
@@ -162,7 +178,7 @@ func (g *Gateway) identityHeaders(rt *route, id *identity, set func(key, value s
 	if !rt.assertion {
 		return
 	}
-	if tok, err := g.assertion(rt, id, a); err == nil {
+	if tok, err := g.assertion(rt, id, a, req); err == nil {
 		set(headerAssertion, tok)
 	} else {
 		g.Log.Error("sign identity assertion", "err", err)
@@ -188,8 +204,14 @@ func plainIdentity(a assertionClaims, set func(key, value string)) {
 // assertionClaims are the claims of X-Stepgate-Assertion, a short-lived
 // JWT signed with Stepgate's token keys (verifiable with its JWKS), so
 // an upstream need not trust the network between it and the gateway.
+// Its own typ keeps ID and access tokens from passing for it; aud, htm
+// and htu keep it from authorizing anything but the one request to the
+// one upstream it was made for, when someone who saw it replays it at
+// the upstream's own port.
 type assertionClaims struct {
 	jwt.Claims
+	Method   string   `json:"htm"`
+	URL      string   `json:"htu"`
 	Username string   `json:"preferred_username"`
 	Email    string   `json:"email,omitempty"`
 	Groups   []string `json:"groups,omitempty"`
@@ -243,26 +265,37 @@ type cachedAssertion struct {
 
 const maxCachedAssertions = 10000
 
-func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims) (string, error) {
+// assertion returns the signed assertion of a for req. A read's is
+// cached by everything it says — the route (so the audience), the
+// identity and its proofs, and the request (method and URL) — so one
+// request's assertion is never handed to another. Any other method gets
+// an assertion of its own, with a jti an upstream can spend once: a
+// POST /transfers seen on the network cannot be sent again with another
+// body while its assertion lives.
+func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requestTarget) (string, error) {
 	now := g.Now()
-	key := rt.name + "|" + a.Subject + "|" + strconv.FormatInt(a.AuthTime, 10) + "|" + a.ACR + "|" + strings.Join(a.ACRs, ",")
-	if id.sess != nil {
-		key += "|" + id.sess.ID + "|" + strconv.Itoa(len(id.sess.Events))
-	} else if id.token != nil {
-		key += "|" + id.token.ID
+	reusable := safeMethod(req.method)
+	var key string
+	if reusable {
+		key = assertionKey(rt, id, &a, req)
+		g.mu.Lock()
+		c, ok := g.assertions[key]
+		g.mu.Unlock()
+		if ok && now.Before(c.expires) {
+			return c.token, nil
+		}
 	}
-	g.mu.Lock()
-	c, ok := g.assertions[key]
-	g.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.token, nil
+	life := rt.assertionLife
+	if life <= 0 {
+		life = g.Config.AssertionLifetime.D()
 	}
-	life := g.Config.AssertionLifetime.D()
-	a.Issuer, a.Audience = g.Issuer, jwt.Audience{rt.app}
+	a.Issuer, a.Audience = g.Issuer, jwt.Audience{rt.audience}
+	a.Method, a.URL = req.method, req.url
 	a.IssuedAt, a.Expiry = jwt.NewNumericDate(now), jwt.NewNumericDate(now.Add(life))
-	tok, err := g.Signer.SignJWT(a)
-	if err != nil {
-		return "", err
+	a.ID = rand.Text()
+	tok, err := g.Signer.SignAssertion(a)
+	if err != nil || !reusable {
+		return tok, err
 	}
 	g.mu.Lock()
 	if len(g.assertions) >= maxCachedAssertions {
@@ -273,4 +306,39 @@ func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims) (string,
 	g.assertions[key] = cachedAssertion{token: tok, expires: now.Add(life / 2)}
 	g.mu.Unlock()
 	return tok, nil
+}
+
+// safeMethod reports whether method only reads (RFC 9110 section 9.2.1):
+// its assertion may be reused for the same request.
+func safeMethod(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+// assertionKey names an assertion by every input that goes into it.
+// Fields are separated by a byte no method, URL, id or claim value
+// below can contain unescaped (a URL path is escaped; ids are opaque).
+func assertionKey(rt *route, id *identity, a *assertionClaims, req requestTarget) string {
+	var b strings.Builder
+	b.Grow(192 + len(req.url))
+	for _, s := range [...]string{rt.name, req.method, req.url, a.Subject, a.Username, a.Email, a.ACR} {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	for _, list := range [...][]string{a.AMR, a.ACRs, a.Groups, a.Roles} {
+		for _, s := range list {
+			b.WriteString(s)
+			b.WriteByte(1)
+		}
+		b.WriteByte(0)
+	}
+	b.WriteString(strconv.FormatInt(a.AuthTime, 10))
+	b.WriteByte(0)
+	if id.sess != nil {
+		b.WriteString(id.sess.ID)
+		b.WriteByte(0)
+		b.WriteString(strconv.Itoa(len(id.sess.Events)))
+	} else if id.token != nil {
+		b.WriteString(id.token.ID)
+	}
+	return b.String()
 }

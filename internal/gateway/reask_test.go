@@ -61,6 +61,10 @@ func (s *memKV) UpdateKV(context.Context, string, func([]byte) ([]byte, error)) 
 	return store.KVEntry{}, store.ErrNotFound
 }
 
+func (s *memKV) RenewKV(context.Context, string, func([]byte) ([]byte, time.Time, error)) (store.KVEntry, error) {
+	return store.KVEntry{}, store.ErrNotFound
+}
+
 func (s *memKV) DeleteKV(_ context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -28,7 +28,13 @@ type route struct {
 	// with ';' parameters and with characters outside ASCII, which
 	// upstream routers read differently and are refused otherwise.
 	allowParams, allowNonASCII bool
-	rules                      []rule
+	// upstreamOrigin is the upstream's scheme://host, host lower-cased.
+	upstreamOrigin string
+	// audience is the aud of the route's assertions; assertionLife how
+	// long each is valid (0: gateway.assertion_lifetime).
+	audience      string
+	assertionLife time.Duration
+	rules         []rule
 }
 
 // rule is a compiled gateway rule.
@@ -71,9 +77,19 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 		default:
 			r.plain, r.assertion = true, true
 		}
+		r.audience, r.assertionLife = c.AssertionAudience, c.AssertionLifetime.D()
+		if r.audience == "" {
+			r.audience = r.origin() // a forward-auth route's upstream is behind the proxy in front
+		}
 		if c.To != "" {
 			if r.upstream, err = url.Parse(c.To); err != nil {
 				return nil, fmt.Errorf("gateway route %s: %w", c.Name, err)
+			}
+			r.upstreamOrigin = r.upstream.Scheme + "://" + strings.ToLower(r.upstream.Host)
+			if c.AssertionAudience == "" {
+				// The upstream's own origin: an assertion for one
+				// application is refused by every other one.
+				r.audience = r.upstreamOrigin
 			}
 		}
 		for _, cr := range c.Rules {

@@ -83,6 +83,9 @@ func ParseClaims(s string) (*ClaimsRequest, error) {
 	if len(s) > maxClaimsParam {
 		return nil, fmt.Errorf("the claims parameter is longer than %d bytes", maxClaimsParam)
 	}
+	if err := noRepeatedMembers([]byte(s)); err != nil {
+		return nil, fmt.Errorf("the claims parameter %w", err)
+	}
 	var top map[string]json.RawMessage
 	if err := strictJSON([]byte(s), &top); err != nil {
 		return nil, fmt.Errorf("the claims parameter is not a JSON object: %w", err)
@@ -135,6 +138,65 @@ func parseClaimSet(raw json.RawMessage, dst *map[string]*ClaimSpec) error {
 	return nil
 }
 
+// noRepeatedMembers refuses a JSON document in which an object names a
+// member twice. Decoders disagree on which one counts (Go's keeps the
+// last, others the first), so {"id_token":{"acr":{"values":["c2"]},
+// "acr":null}} would demand c2 of one reader and nothing of another.
+func noRepeatedMembers(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		object bool
+		seen   map[string]bool
+		key    bool // the next token of an object is a member name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("is not a JSON object: %w", err)
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.key {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			name, _ := tok.(string)
+			if top.seen[name] {
+				return fmt.Errorf("names the member %q twice; send each once", name)
+			}
+			top.seen[name], top.key = true, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			if top != nil && top.object {
+				top.key = true // after this value, a name
+			}
+			stack = append(stack, &frame{object: true, seen: map[string]bool{}, key: true})
+			continue
+		case json.Delim('['):
+			if top != nil && top.object {
+				top.key = true
+			}
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if top != nil && top.object {
+			top.key = true // a scalar member value: a name comes next
+		}
+	}
+}
+
 // strictJSON decodes one JSON value, refusing unknown fields and trailing
 // data.
 func strictJSON(b []byte, v any) error {
@@ -153,23 +215,47 @@ func strictJSON(b []byte, v any) error {
 	return nil
 }
 
-// requestedACRs are the acr values the request asks for, in order:
-// id_token.acr, then access_token.acr, then Entra's access_token.acrs.
-func (cr *ClaimsRequest) requestedACRs() (values []string) {
+// acrRequirement is what one parameter of the request asks of the
+// authentication: one of values (OIDC Core 5.5.1, "one of a set of
+// values"; acr_values in order of preference). Every requirement of a
+// request must be met; none can stand in for another.
+type acrRequirement struct {
+	from   string // the parameter, for errors and the log
+	values []string
+}
+
+// acrRequirements are the acr requirements of the claims parameter, in
+// the order their satisfied value names the token's acr: id_token acr
+// (what an OpenID relying party checks), access_token acr, userinfo acr,
+// then Entra's access_token acrs. Essential or voluntary, each is a
+// requirement: a client that names an acr must never get a weaker
+// token. A claim asked for without values ("acr": null, or only
+// {"essential": true}) asks for the claim, not for a class.
+func (cr *ClaimsRequest) acrRequirements() []acrRequirement {
 	if cr == nil {
 		return nil
 	}
-	for _, spec := range []*ClaimSpec{cr.IDToken["acr"], cr.AccessToken["acr"], cr.AccessToken["acrs"]} {
-		if spec == nil {
-			continue
-		}
-		for _, v := range spec.wanted() {
+	var out []acrRequirement
+	for _, c := range []struct {
+		from string
+		spec *ClaimSpec
+	}{
+		{"claims id_token acr", cr.IDToken["acr"]},
+		{"claims access_token acr", cr.AccessToken["acr"]},
+		{"claims userinfo acr", cr.UserInfo["acr"]},
+		{"claims access_token acrs", cr.AccessToken["acrs"]},
+	} {
+		var values []string
+		for _, v := range c.spec.wanted() {
 			if !slices.Contains(values, v) {
 				values = append(values, v)
 			}
 		}
+		if len(values) > 0 {
+			out = append(out, acrRequirement{from: c.from, values: values})
+		}
 	}
-	return values
+	return out
 }
 
 // capabilities are the client capabilities the request declares (xms_cc).

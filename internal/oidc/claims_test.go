@@ -24,7 +24,7 @@ func TestParseClaims(t *testing.T) {
 		{name: "ok/access-token-acr", in: `{"access_token":{"acr":{"values":["c3"]}}}`, acrs: []string{"c3"}},
 		{name: "ok/id-token-before-access-token", in: `{"access_token":{"acrs":{"value":"c2"}},"id_token":{"acr":{"value":"c1"}}}`, acrs: []string{"c1", "c2"}},
 		{name: "ok/null-claims", in: `{"id_token":{"acr":null,"email":null},"userinfo":{"name":null}}`},
-		{name: "ok/userinfo-acr-is-not-a-requirement", in: `{"userinfo":{"acr":{"values":["c2"]}}}`},
+		{name: "ok/userinfo-acr-is-a-requirement-too", in: `{"userinfo":{"acr":{"values":["c2"]}}}`, acrs: []string{"c2"}},
 		{name: "ok/non-enforced-claim-any-value", in: `{"id_token":{"email":{"value":42}}}`},
 		{name: "ok/null-asks-nothing", in: `null`},
 		{name: "ok/empty-sets", in: `{"id_token":{},"userinfo":{},"access_token":{}}`},
@@ -53,6 +53,10 @@ func TestParseClaims(t *testing.T) {
 		{name: "fail/acr-object", in: `{"id_token":{"acr":{"value":{"id":"c2"}}}}`, wantErr: "is not a string"},
 		{name: "fail/acrs-bool", in: `{"access_token":{"acrs":{"value":true}}}`, wantErr: "acrs: true is not a string"},
 		{name: "fail/xms_cc-number", in: `{"access_token":{"xms_cc":{"values":[1]}}}`, wantErr: "xms_cc: 1 is not a string"},
+		{name: "fail/repeated-top-member", in: `{"access_token":{"acrs":{"value":"c2"}},"access_token":{}}`, wantErr: `names the member "access_token" twice`},
+		{name: "fail/repeated-claim", in: `{"id_token":{"acr":{"values":["c2"]},"acr":null}}`, wantErr: `names the member "acr" twice`},
+		{name: "fail/repeated-spec-member", in: `{"id_token":{"acr":{"value":"c2","value":"single-factor"}}}`, wantErr: `names the member "value" twice`},
+		{name: "ok/same-name-in-different-objects", in: `{"id_token":{"acr":{"values":["c2"]}},"access_token":{"acr":{"values":["c2"]}}}`, acrs: []string{"c2"}},
 		{name: "fail/too-long", in: `{"id_token":{"email":{"value":"` + strings.Repeat("a", maxClaimsParam) + `"}}}`, wantErr: "longer than 8192 bytes"},
 	}
 	for _, tc := range tests {
@@ -81,17 +85,26 @@ func TestParseClaims(t *testing.T) {
 	}
 }
 
-// TestRequestedACRsMergesAcrValues checks the provider's union of
-// acr_values and the claims parameter: both count, nothing is lost.
-func TestRequestedACRsMergesAcrValues(t *testing.T) {
+// requestedACRs lists every acr value the claims parameter requests.
+func (cr *ClaimsRequest) requestedACRs() []string { return allValues(cr.acrRequirements()) }
+
+// TestACRRequirementsKeepEachParameter checks that each parameter that
+// names acr values is its own requirement, claims first and acr_values
+// last, so none can stand in for another.
+func TestACRRequirementsKeepEachParameter(t *testing.T) {
 	t.Parallel()
-	cr, err := ParseClaims(`{"access_token":{"acrs":{"value":"c2"}},"id_token":{"acr":{"values":["c1"]}}}`)
+	cr, err := ParseClaims(`{"access_token":{"acrs":{"value":"c2"},"acr":null},"id_token":{"acr":{"essential":true,"values":["c1","mfa"]}},"userinfo":{"acr":{"value":"c3"}}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Provider{}
-	got := p.requestedACRs(&flow{ACRValues: []string{"mfa", "c1"}, Claims: cr})
-	if want := []string{"mfa", "c1", "c2"}; !slices.Equal(got, want) {
-		t.Fatalf("requestedACRs = %q, want %q", got, want)
+	got := acrRequirements(&flow{ACRValues: []string{"single-factor", "mfa", "single-factor"}, Claims: cr})
+	want := []acrRequirement{
+		{"claims id_token acr", []string{"c1", "mfa"}},
+		{"claims userinfo acr", []string{"c3"}},
+		{"claims access_token acrs", []string{"c2"}},
+		{"acr_values", []string{"single-factor", "mfa"}},
+	}
+	if !slices.EqualFunc(got, want, func(a, b acrRequirement) bool { return a.from == b.from && slices.Equal(a.values, b.values) }) {
+		t.Fatalf("acrRequirements = %+v, want %+v", got, want)
 	}
 }

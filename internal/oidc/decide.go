@@ -63,7 +63,8 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 	snap := p.Policies.Load()
 	req := p.Access(r, u, &s, now)
 	req.App = f.ClientID
-	values := p.requestedACRs(f)
+	reqs := acrRequirements(f)
+	values := allValues(reqs)
 	contexts := contextsOf(snap, values)
 	describe(lg, snap, req, u, values, contexts)
 
@@ -86,20 +87,11 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 		return verdict{err: oauthErr("access_denied", http.StatusForbidden, "access is blocked by a conditional access policy")}, nil
 	}
 
-	acr, need := "", base.Missing
-	if len(values) > 0 {
-		cands := p.candidates(snap, req, values, available)
-		chosen := slices.IndexFunc(cands, func(c candidate) bool { return c.satisfied })
-		if chosen >= 0 {
-			acr = cands[chosen].value
-		} else {
-			next := slices.IndexFunc(cands, func(c candidate) bool { return c.reachable })
-			if next < 0 {
-				return verdict{err: unmet(values)}, nil
-			}
-			need = mergeMissing(need, cands[next].missing)
-		}
+	acr, need, unreachable := p.meetRequirements(snap, req, reqs, available)
+	if unreachable != nil {
+		return verdict{err: unmet(unreachable.values)}, nil
 	}
+	need = mergeMissing(base.Missing, need)
 	// A password change is done on its own page, after every proof the
 	// other requirements ask for (a policy demands MFA first, as Entra
 	// does for risky users).
@@ -181,19 +173,61 @@ func lastAuth(s store.Session) time.Time {
 	return t
 }
 
-// requestedACRs are acr_values followed by those of the claims
-// parameter, without repeats. Every requested value is treated as
-// mandatory, essential or not, as RFC 9470 asks for step-up: a client
-// that names an acr must never get a weaker token.
-func (p *Provider) requestedACRs(f *flow) []string {
-	fromClaims := f.Claims.requestedACRs()
-	out := slices.Clone(f.ACRValues)
-	for _, v := range fromClaims {
-		if !slices.Contains(out, v) {
-			out = append(out, v)
+// acrRequirements are the requirements of the claims parameter (see
+// ClaimsRequest.acrRequirements), then acr_values. Every one is
+// mandatory: with claims asking for c2 and acr_values=single-factor, a
+// password alone meets only the second, so the user steps up for c2.
+func acrRequirements(f *flow) []acrRequirement {
+	reqs := f.Claims.acrRequirements()
+	var values []string
+	for _, v := range f.ACRValues {
+		if !slices.Contains(values, v) {
+			values = append(values, v)
+		}
+	}
+	if len(values) > 0 {
+		reqs = append(reqs, acrRequirement{from: "acr_values", values: values})
+	}
+	return reqs
+}
+
+// allValues lists every requested value once, for the log and contexts.
+func allValues(reqs []acrRequirement) []string {
+	var out []string
+	for _, rq := range reqs {
+		for _, v := range rq.values {
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
 		}
 	}
 	return out
+}
+
+// meetRequirements checks every requirement against the session: the
+// token's acr is the satisfied value of the first one; need is what the
+// user must still prove, the first reachable value of each requirement
+// not yet met, so one step-up page can ask for all of it. A requirement
+// none of whose values the user can reach ends the flow (unreachable).
+func (p *Provider) meetRequirements(snap *policy.Snapshot, req *policy.Request, reqs []acrRequirement, available []string) (acr string, need []policy.Requirement, unreachable *acrRequirement) {
+	for i, rq := range reqs {
+		cands := p.candidates(snap, req, rq.values, available)
+		if chosen := slices.IndexFunc(cands, func(c candidate) bool { return c.satisfied }); chosen >= 0 {
+			if acr == "" {
+				acr = cands[chosen].value
+			}
+			continue
+		}
+		next := slices.IndexFunc(cands, func(c candidate) bool { return c.reachable })
+		if next < 0 {
+			return "", nil, &reqs[i]
+		}
+		need = mergeMissing(need, cands[next].missing)
+	}
+	if len(need) > 0 {
+		acr = ""
+	}
+	return acr, need, nil
 }
 
 // contextsOf keeps the values that are declared authentication contexts.

@@ -71,9 +71,26 @@ type loadedKey struct {
 	keyRecord
 	signer crypto.Signer
 	public jose.JSONWebKey
-	jwt    jose.Signer // typ JWT (ID tokens, assertions)
+	jwt    jose.Signer // typ JWT (ID tokens)
 	at     jose.Signer // typ at+jwt (RFC 9068 access tokens)
+	// assertion signs the gateway's identity assertions (typ
+	// AssertionType).
+	assertion jose.Signer
 }
+
+// Token types (the JOSE typ header, RFC 8725 section 3.11). Every kind
+// of token Stepgate signs has its own, and every verifier accepts only
+// the one it expects: the keys are shared, so without it an ID token, an
+// access token and an upstream assertion would pass for one another.
+const (
+	// IDTokenType is the typ of ID tokens. OpenID Connect defines none;
+	// JWT is what relying parties expect.
+	IDTokenType = "JWT"
+	// AccessTokenType is the typ of access tokens (RFC 9068).
+	AccessTokenType = "at+jwt"
+	// AssertionType is the typ of the gateway's X-Stepgate-Assertion.
+	AssertionType = "stepgate-assertion+jwt"
+)
 
 // KeyRing holds the provider's signing keys, cached from the store.
 type KeyRing struct {
@@ -311,11 +328,13 @@ func loadKey(r keyRecord) (*loadedKey, error) {
 	priv := jose.JSONWebKey{Key: signer, KeyID: r.ID, Algorithm: r.Alg}
 	lk := &loadedKey{keyRecord: r, signer: signer,
 		public: jose.JSONWebKey{Key: signer.Public(), KeyID: r.ID, Algorithm: r.Alg, Use: "sig"}}
-	if lk.jwt, err = jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: priv}, (&jose.SignerOptions{}).WithType("JWT")); err != nil {
-		return nil, err
-	}
-	if lk.at, err = jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: priv}, (&jose.SignerOptions{}).WithType("at+jwt")); err != nil {
-		return nil, err
+	for _, s := range []struct {
+		dst *jose.Signer
+		typ jose.ContentType
+	}{{&lk.jwt, IDTokenType}, {&lk.at, AccessTokenType}, {&lk.assertion, AssertionType}} {
+		if *s.dst, err = jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: priv}, (&jose.SignerOptions{}).WithType(s.typ)); err != nil {
+			return nil, err
+		}
 	}
 	return lk, nil
 }
@@ -377,13 +396,14 @@ func (k *KeyRing) JWKS() jose.JSONWebKeySet {
 	return set
 }
 
-// SignJWT signs claims as a JWT (typ JWT) with the current key. The
-// gateway signs the identity assertions it sends upstream with it, so
-// upstreams verify them against the same JWKS as tokens.
-func (k *KeyRing) SignJWT(claims any) (string, error) {
+// SignAssertion signs claims as a gateway identity assertion (typ
+// AssertionType) with the current key, so upstreams verify it against
+// the same JWKS as tokens — and, by its typ, never mistake an ID token
+// or access token for one, nor one of these for a token.
+func (k *KeyRing) SignAssertion(claims any) (string, error) {
 	key, err := k.signing()
 	if err != nil {
 		return "", err
 	}
-	return jwt.Signed(key.jwt).Claims(claims).Serialize()
+	return jwt.Signed(key.assertion).Claims(claims).Serialize()
 }

@@ -181,8 +181,8 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, raw string) (*AccessCl
 		return nil, errInvalidToken(errors.New("not exactly one signature"))
 	}
 	h := tok.Headers[0]
-	if typ, _ := h.ExtraHeaders["typ"].(string); !strings.EqualFold(typ, "at+jwt") {
-		return nil, errInvalidToken(fmt.Errorf("typ %q is not at+jwt", typ))
+	if typ, _ := h.ExtraHeaders["typ"].(string); !strings.EqualFold(typ, AccessTokenType) {
+		return nil, errInvalidToken(fmt.Errorf("typ %q is not %s", typ, AccessTokenType))
 	}
 	key, ok := p.Keys.verificationKey(ctx, h.KeyID)
 	if !ok {
@@ -264,11 +264,12 @@ func (p *Provider) verifyIDTokenHint(ctx context.Context, raw string) (*idClaims
 		return nil, errors.New("not a signed JWT")
 	}
 	h := tok.Headers[0]
-	// An access token is signed by the same keys and names the same
-	// session, but resource servers hold it too; accepted as a hint, it
-	// would let any of them sign the user out.
-	if typ, _ := h.ExtraHeaders["typ"].(string); strings.EqualFold(typ, "at+jwt") {
-		return nil, errors.New("an access token, not an ID token")
+	// An access token or a gateway assertion is signed by the same keys
+	// and names the same user, but resource servers and upstreams hold
+	// them; accepted as a hint, either would let any of them sign the
+	// user out. Only the ID token's own typ is accepted.
+	if typ, _ := h.ExtraHeaders["typ"].(string); !strings.EqualFold(typ, IDTokenType) {
+		return nil, fmt.Errorf("typ %q is not an ID token's (%s)", typ, IDTokenType)
 	}
 	key, ok := p.Keys.verificationKey(ctx, h.KeyID)
 	if !ok || h.Algorithm != key.Alg {

@@ -143,4 +143,30 @@ func TestVerifyAccessTokenClaims(t *testing.T) {
 			t.Fatal("an ID token verifies as an access token")
 		}
 	})
+	// The gateway's assertion, the access token and the ID token share the
+	// keys; each verifier accepts its own typ only.
+	t.Run("fail/one-type-for-another", func(t *testing.T) {
+		out, err := tp.mint(tp.client(t), tp.user, tp.authState("openid"), "", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertion, err := tp.Keys.SignAssertion(valid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, typ := tokenKID(t, assertion); typ != AssertionType {
+			t.Fatalf("assertion typ %q, want %s", typ, AssertionType)
+		}
+		if _, err := tp.VerifyAccessToken(ctx, assertion); err == nil {
+			t.Error("an assertion verifies as an access token")
+		}
+		if _, err := tp.verifyIDTokenHint(ctx, out.IDToken); err != nil {
+			t.Errorf("the ID token as id_token_hint: %v", err)
+		}
+		for name, raw := range map[string]string{"access token": out.AccessToken, "assertion": assertion} {
+			if _, err := tp.verifyIDTokenHint(ctx, raw); err == nil {
+				t.Errorf("an %s is accepted as id_token_hint", name)
+			}
+		}
+	})
 }

@@ -17,6 +17,12 @@
 // Challenge.AuthorizeParams gives the parameters (acr_values and max_age,
 // or claims) of the next authorization request.
 //
+// Behind Stepgate's gateway, an application checks the signed
+// X-Stepgate-Assertion with an AssertionVerifier: its own typ, the
+// application's audience, a short life, and the one request (method and
+// URL) it authorizes, so a request that goes around the gateway with an
+// assertion seen earlier, or with any other token, is refused.
+//
 // Tokens are read from the Authorization header only. Verified tokens are
 // cached until they expire, so a revocation at Stepgate takes effect here
 // at the latest at the token's exp; WithoutCache turns that off.

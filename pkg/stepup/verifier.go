@@ -23,9 +23,10 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// ErrRejected wraps every reason Verify refuses a token, so callers can
-// tell a bad token (answer 401) from their own mistakes.
-var ErrRejected = errors.New("stepup: access token rejected")
+// ErrRejected wraps every reason Verify refuses a token (and
+// AssertionVerifier an assertion), so callers can tell a bad token
+// (answer 401) from their own mistakes.
+var ErrRejected = errors.New("stepup: token rejected")
 
 // Defaults of a Verifier.
 const (
@@ -152,6 +153,9 @@ type settings struct {
 	// active (continuous access evaluation).
 	introID, introSecret string
 	introEvery           time.Duration
+	// origin and jwksURL are for an AssertionVerifier (WithOrigin,
+	// WithJWKSURL).
+	origin, jwksURL string
 }
 
 // WithAudience sets the audiences this API accepts: a token must name at
@@ -446,8 +450,20 @@ func (v *Verifier) key(ctx context.Context, kid string, now time.Time) (verifica
 	return verificationKey{}, fmt.Errorf("%w: unknown key id %q", ErrRejected, kid)
 }
 
-// fetchKeys reads the JWKS and replaces the key set.
+// fetchKeys reads the JWKS and replaces the key set. Without a JWKS URL
+// yet (an AssertionVerifier not told one), discovery names it first.
 func (v *Verifier) fetchKeys(ctx context.Context) error {
+	if v.jwksURL == "" {
+		var d discovery
+		docURL := strings.TrimSuffix(v.issuer, "/") + "/.well-known/openid-configuration"
+		if err := getJSON(ctx, v.client, docURL, &d); err != nil {
+			return fmt.Errorf("stepup: discovery: %w", err)
+		}
+		if d.Issuer != v.issuer || d.JWKSURI == "" {
+			return fmt.Errorf("stepup: discovery at %s names issuer %q and jwks_uri %q; want issuer %q and a jwks_uri", docURL, d.Issuer, d.JWKSURI, v.issuer)
+		}
+		v.jwksURL = d.JWKSURI
+	}
 	var set jose.JSONWebKeySet
 	if err := getJSON(ctx, v.client, v.jwksURL, &set); err != nil {
 		return fmt.Errorf("stepup: fetch keys: %w", err)

@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// recordingSigner "signs" by numbering: it returns the claims' JSON
+// with a serial, so tests see what would have been signed and how often.
+type recordingSigner struct {
+	mu     sync.Mutex // guards signed
+	signed []assertionClaims
+}
+
+func (s *recordingSigner) SignAssertion(claims any) (string, error) {
+	b, _ := json.Marshal(claims)
+	var c assertionClaims
+	_ = json.Unmarshal(b, &c)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.signed = append(s.signed, c)
+	return string(b) + "#" + string(rune('0'+len(s.signed))), nil
+}
+
+func (s *recordingSigner) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.signed)
+}
+
+func (s *recordingSigner) last() assertionClaims {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.signed[len(s.signed)-1]
+}
+
+// TestAssertionBoundToRequest: the assertion names the route's upstream
+// as audience (or the configured one), the request it authorizes and
+// the route's lifetime; the cache never hands one request's assertion to
+// another, and re-signs before one grows old.
+func TestAssertionBoundToRequest(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	signer := &recordingSigner{}
+	g, err := New(Deps{
+		Issuer: "https://id.example", Signer: signer, Log: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return now },
+		Config: config.Gateway{AssertionLifetime: config.Duration(30 * time.Second), Routes: []config.GatewayRoute{
+			{Name: "bank", From: "https://bank.example", To: "http://Bank.Internal:9001/base"},
+			{Name: "payroll", From: "https://payroll.example", To: "http://127.0.0.1:9002", AssertionAudience: "payroll-api", AssertionLifetime: config.Duration(10 * time.Second)},
+			{Name: "wiki", From: "https://wiki.example"}, // forward-auth only
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	byName := func(name string) *route {
+		for _, rt := range g.routes {
+			if rt.name == name {
+				return rt
+			}
+		}
+		t.Fatalf("no route %s", name)
+		return nil
+	}
+	bank, payroll, wiki := byName("bank"), byName("payroll"), byName("wiki")
+	alice := &identity{user: store.User{ID: "u1", Username: "alice"}, token: &oidc.AccessClaims{Claims: jwt.Claims{ID: "jti-1", Subject: "u1"}, ACR: "mfa"}}
+	sign := func(rt *route, req requestTarget) string {
+		t.Helper()
+		tok, err := g.assertion(rt, alice, g.facts(rt, alice), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+
+	get := sign(bank, bank.upstreamRequest("GET", "/accounts"))
+	c := signer.last()
+	if c.Method != "GET" || c.URL != "http://bank.internal:9001/base/accounts" || len(c.Audience) != 1 || c.Audience[0] != "http://bank.internal:9001" {
+		t.Fatalf("bank assertion htm %q htu %q aud %v", c.Method, c.URL, c.Audience)
+	}
+	if life := c.Expiry.Time().Sub(c.IssuedAt.Time()); life != 30*time.Second {
+		t.Fatalf("bank assertion lives %s, want 30s", life)
+	}
+	if again := sign(bank, bank.upstreamRequest("GET", "/accounts")); again != get || signer.count() != 1 {
+		t.Fatalf("the same request re-signed (%d signatures)", signer.count())
+	}
+	for _, req := range []requestTarget{bank.upstreamRequest("POST", "/accounts"), bank.upstreamRequest("GET", "/transfers"), bank.upstreamRequest("GET", "/accounts/")} {
+		if tok := sign(bank, req); tok == get {
+			t.Fatalf("%s %s got the assertion of GET /accounts", req.method, req.url)
+		}
+		if c := signer.last(); c.Method != req.method || c.URL != req.url {
+			t.Fatalf("%s %s: signed htm %q htu %q", req.method, req.url, c.Method, c.URL)
+		}
+	}
+
+	// A request that changes something gets an assertion of its own each
+	// time, with its own jti, for the upstream to accept once.
+	post := bank.upstreamRequest("POST", "/transfers")
+	first, jti := sign(bank, post), signer.last().ID
+	if second := sign(bank, post); second == first || signer.last().ID == jti || jti == "" {
+		t.Fatalf("two POST /transfers share an assertion or a jti (%q)", jti)
+	}
+
+	sign(payroll, payroll.upstreamRequest("GET", "/accounts"))
+	c = signer.last()
+	if len(c.Audience) != 1 || c.Audience[0] != "payroll-api" || c.Expiry.Time().Sub(c.IssuedAt.Time()) != 10*time.Second {
+		t.Fatalf("payroll assertion aud %v, life %s; want payroll-api and 10s", c.Audience, c.Expiry.Time().Sub(c.IssuedAt.Time()))
+	}
+
+	// Forward-auth: the original request on the route's public origin.
+	sign(wiki, requestTarget{method: "DELETE", url: wiki.origin() + escapePath("/pages/a b")})
+	c = signer.last()
+	if c.Audience[0] != "https://wiki.example" || c.URL != "https://wiki.example/pages/a%20b" || c.Method != "DELETE" {
+		t.Fatalf("forward-auth assertion aud %v htm %q htu %q", c.Audience, c.Method, c.URL)
+	}
+
+	// Reused for half its life at most.
+	n := signer.count()
+	now = now.Add(16 * time.Second)
+	if sign(bank, bank.upstreamRequest("GET", "/accounts")) == get || signer.count() != n+1 {
+		t.Fatal("an assertion past half its life was reused")
+	}
+}
