@@ -106,7 +106,7 @@ func (p *Pages) unlockMessage(creds []store.Credential, v verdict) string {
 	switch {
 	case len(creds) == 0:
 		return "To add your first sign-in method, enter the temporary access pass your administrator gave you."
-	case p.Registration.PhishingResistant && v.recovery:
+	case p.Registration.PhishingResistant:
 		return "Changing your sign-in methods needs a passkey or security key. Without one, ask your administrator for a temporary access pass."
 	case v.recovery:
 		return "Changing your sign-in methods needs a proof with one of them. Use a recovery code, or a temporary access pass from your administrator."
