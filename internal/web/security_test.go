@@ -121,7 +121,7 @@ func newRig(t *testing.T, mutate ...func(*Deps)) *rig {
 		Sessions: sessions, CSRFKey: []byte("0123456789abcdef0123456789abcdef"), Log: slog.New(slog.DiscardHandler), Now: c.Now,
 		Registration: DefaultRegistration(), KV: st, Passes: rg.passes, Notifier: rg.notices,
 		ReportKey: []byte("report-key-0123456789abcdef01234"), Issuer: "http://stepgate.test", ReportLinkLifetime: 7 * 24 * time.Hour,
-		UserRisk: func(_ context.Context, id string) string { return rg.userRisk[id] },
+		UserRisk:  func(_ context.Context, id string) string { return rg.userRisk[id] },
 		RaiseRisk: func(_ context.Context, id string) { rg.raised = append(rg.raised, id) },
 		Revoke: func(ctx context.Context, id, _ string) error {
 			_, err := st.DeleteUserSessions(ctx, id)
