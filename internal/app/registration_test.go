@@ -1,0 +1,171 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// authorizeCode runs an authorization for acr through the browser b and
+// reports whether the client got a code without any further proof.
+func (s *oidcServer) authorizeCode(t *testing.T, b *http.Client, acr string) bool {
+	t.Helper()
+	_, challenge := pkce()
+	resp, _ := get(t, b, s.authorizeURL(url.Values{"acr_values": {acr}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+	loc, _ := resp.Location()
+	return loc != nil && strings.HasPrefix(loc.String(), rpRedirect) && loc.Query().Get("code") != ""
+}
+
+// addStarts reports whether opening the registration of method started
+// one (an enrollment page with a ceremony).
+func (s *oidcServer) addStarts(t *testing.T, b *http.Client, method string) (bool, *http.Response) {
+	t.Helper()
+	resp, body := get(t, b, s.base+"/account/security/add?method="+url.QueryEscape(method))
+	return resp.StatusCode == http.StatusOK && ceremonyRe.MatchString(body), resp
+}
+
+// TestStolenPasswordCannotAddAFactor performs the attacks of a thief who
+// has a password and nothing else, on a deployment whose accounts are
+// past their registration window: alice's own authenticator app must
+// come first; admin cannot script a passkey in; bob cannot make
+// recovery codes. None of them then passes a grant.
+func TestStolenPasswordCannotAddAFactor(t *testing.T) {
+	s := startOIDC(t, func(cfg *config.Config) {
+		cfg.Registration.Window = 0
+		cfg.WebAuthn.RPID = "localhost"
+		cfg.WebAuthn.Origins = []string{"http://localhost"}
+	})
+	ctx := context.Background()
+	if _, _, err := s.app.Methods.TOTP.EnrollNow(ctx, s.user, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	b := browser(t)
+	s.signIn(t, b, "/account")
+	for _, method := range []string{"totp", "webauthn", "recovery-code", "push"} {
+		if ok, resp := s.addStarts(t, b, method); ok {
+			t.Errorf("attack/alice-adds-%s: the registration started (%d)", method, resp.StatusCode)
+		}
+	}
+	// A made-up ceremony id finishes nothing.
+	resp, _ := post(t, b, s.base+"/account/security/add", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "ceremony": {"made-up"}, "code": {"123456"}})
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("attack/made-up-ceremony: %d, want 400", resp.StatusCode)
+	}
+	if creds, _ := s.app.Store.ListCredentials(ctx, s.user.ID); len(creds) != 1 {
+		t.Fatalf("alice has %d methods after the attacks, want her one app", len(creds))
+	}
+	if s.authorizeCode(t, b, "c2") {
+		t.Fatal("attack/alice-transfers: a password-only session met c2")
+	}
+
+	// admin and bob: a password only, no pass, past the window.
+	for _, name := range []string{"admin", "bob"} {
+		addUser(t, s.app.Users, name, name+"-password-for-tests")
+		c := browser(t)
+		resp, _ := post(t, c, s.base+"/login", url.Values{"csrf_token": {csrfToken(t, c, s.base)}, "username": {name}, "password": {name + "-password-for-tests"}, "return_to": {"/account"}})
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s sign-in: %d", name, resp.StatusCode)
+		}
+		for _, method := range []string{"webauthn", "totp", "recovery-code"} {
+			ok, resp := s.addStarts(t, c, method)
+			if ok || resp.StatusCode != http.StatusForbidden {
+				t.Errorf("attack/%s-adds-%s: started=%v status %d, want 403", name, method, ok, resp.StatusCode)
+			}
+		}
+	}
+}
+
+// TestRecoverySessionPassesNoGrant: a session that used a recovery code
+// may register a new method and nothing else: it meets no grant, even
+// one a password plus a code would have met before, and a session
+// carrying such a proof from an older version meets none either.
+func TestRecoverySessionPassesNoGrant(t *testing.T) {
+	s := startOIDC(t, nil)
+	ctx := context.Background()
+	if _, _, err := s.app.Methods.TOTP.EnrollNow(ctx, s.user, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	codes, err := s.app.Methods.Recovery.Generate(ctx, s.user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browser(t)
+	s.signIn(t, b, "/account")
+	resp, _ := post(t, b, s.base+"/account/security/recover", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "code": {codes[0]}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("recover: %d", resp.StatusCode)
+	}
+	if s.authorizeCode(t, b, "c2") {
+		t.Fatal("attack/recovery-grant: a recovery code met c2 (MFA)")
+	}
+	if ok, _ := s.addStarts(t, b, "totp"); !ok {
+		t.Fatal("ok/recovery-registers: the recovery code did not open a registration")
+	}
+	// A proof stored by an older version counts for nothing either.
+	sessions, _ := s.app.Store.ListUserSessions(ctx, s.user.ID)
+	for _, sess := range sessions {
+		_, _ = s.app.Store.UpdateSession(ctx, sess.ID, func(cur store.Session) (store.Session, error) {
+			cur.Events = append(cur.Events, store.AuthEvent{Method: "recovery-code", Time: time.Now().UTC(), AMR: []string{"otp"}})
+			return cur, nil
+		})
+	}
+	if s.authorizeCode(t, b, "c2") {
+		t.Fatal("attack/stored-recovery-event: a recovery-code event met c2 (MFA)")
+	}
+}
+
+// TestTemporaryAccessPassOpensNoApp: a pass opens the registration and
+// nothing else: it is not a password at sign-in or step-up, and the
+// session that redeemed it meets no grant it did not meet before.
+func TestTemporaryAccessPassOpensNoApp(t *testing.T) {
+	s := startOIDC(t, func(cfg *config.Config) { cfg.Registration.Window = 0 })
+	ctx := context.Background()
+	code, _, err := s.app.Methods.Passes.Issue(ctx, s.user.ID, "root", time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browser(t)
+	resp, _ := post(t, b, s.base+"/login", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "username": {testUser}, "password": {code}, "return_to": {"/account"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("attack/pass-as-password: sign-in %d, want 401", resp.StatusCode)
+	}
+	s.signIn(t, b, "/account")
+	resp, _ = post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "password": {code}, "return_to": {"/account"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("attack/pass-as-step-up: %d, want 401", resp.StatusCode)
+	}
+	resp, _ = post(t, b, s.base+"/account/security/tap", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "pass": {code}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("redeem: %d", resp.StatusCode)
+	}
+	for _, acr := range []string{"c2", "c3"} {
+		if s.authorizeCode(t, b, acr) {
+			t.Errorf("attack/pass-opens-%s: the redeemed pass met the grant", acr)
+		}
+	}
+	if ok, _ := s.addStarts(t, b, "totp"); !ok {
+		t.Fatal("ok/pass-registers: the pass did not open a registration")
+	}
+	// The sign-in log has the redemption.
+	if err := s.app.SignIns.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := s.app.Store.ListSignIns(ctx, store.SignInQuery{UserID: s.user.ID})
+	var got []string
+	for _, r := range rows {
+		if e, _ := audit.Decode(r); e.Source == "security-info" {
+			got = append(got, e.Decision+":"+e.Reason)
+		}
+	}
+	if !slices.Contains(got, "success:registration-unlocked") {
+		t.Errorf("security-info entries in the sign-in log: %v", got)
+	}
+}
