@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -167,5 +168,55 @@ func TestTemporaryAccessPassOpensNoApp(t *testing.T) {
 	}
 	if !slices.Contains(got, "success:registration-unlocked") {
 		t.Errorf("security-info entries in the sign-in log: %v", got)
+	}
+}
+
+// TestAdminAPITemporaryAccessPass: an administrator issues a pass through
+// the API (shown in that answer only), a second one is refused while it
+// is active, the user's detail shows it without the code, a lifetime out
+// of bounds is refused, and revoking it ends it.
+func TestAdminAPITemporaryAccessPass(t *testing.T) {
+	s := startAdminAPI(t)
+	_, ops := s.serviceToken(t, opsClientID, opsSecret, config.AdminScope)
+	path := "/api/v1/users/alice/temporary-access-pass"
+	for _, body := range []string{`{"lifetime":"5m"}`, `{"lifetime":"200h"}`, `{"lifetime":"soon"}`} {
+		if status, out := apiCall(t, s.base, ops.AccessToken, "POST", path, body); status != http.StatusBadRequest {
+			t.Errorf("fail/lifetime %s: %d %s, want 400", body, status, out)
+		}
+	}
+	status, body := apiCall(t, s.base, ops.AccessToken, "POST", path, `{"lifetime":"1h","once":true,"reason":"new phone"}`)
+	var issued struct {
+		Pass      string    `json:"pass"`
+		Once      bool      `json:"once"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal([]byte(body), &issued); status != http.StatusCreated || err != nil || len(issued.Pass) != 24 || !issued.Once {
+		t.Fatalf("issue: %d %s", status, body)
+	}
+	if status, _ := apiCall(t, s.base, ops.AccessToken, "POST", path, `{"lifetime":"1h"}`); status != http.StatusConflict {
+		t.Errorf("fail/second-pass: %d, want 409", status)
+	}
+	status, body = apiCall(t, s.base, ops.AccessToken, "GET", "/api/v1/users/alice", "")
+	if status != http.StatusOK || !strings.Contains(body, `"temporary_access_pass"`) || strings.Contains(body, issued.Pass) {
+		t.Errorf("user detail: %d %s", status, body)
+	}
+	if status, body := apiCall(t, s.base, ops.AccessToken, "GET", path, ""); status != http.StatusOK || strings.Contains(body, issued.Pass) || !strings.Contains(body, `"usable":true`) {
+		t.Errorf("pass detail: %d %s", status, body)
+	}
+	if status, body := apiCall(t, s.base, ops.AccessToken, "DELETE", path, `{"reason":"handed over"}`); status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+	if status, _ := apiCall(t, s.base, ops.AccessToken, "GET", path, ""); status != http.StatusNotFound {
+		t.Errorf("after revoking: %d, want 404", status)
+	}
+	entries, _ := s.app.Audit.List(context.Background())
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action)
+	}
+	for _, want := range []string{"user.tap-issue", "user.tap-revoke"} {
+		if !slices.Contains(actions, want) {
+			t.Errorf("the audit trail %v lacks %s", actions, want)
+		}
 	}
 }
