@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -218,5 +219,27 @@ func TestAdminAPITemporaryAccessPass(t *testing.T) {
 		if !slices.Contains(actions, want) {
 			t.Errorf("the audit trail %v lacks %s", actions, want)
 		}
+	}
+}
+
+// TestConsoleTemporaryAccessPass: the console shows a pass on the answer
+// that issued it and never again, and the pass works on the user's
+// security page.
+func TestConsoleTemporaryAccessPass(t *testing.T) {
+	s := startConsole(t)
+	c := s.login(t, adminName, adminPassword)
+	s.passkeyProof(t, c, time.Minute)
+	resp, body := s.postForm(t, c, "/admin/users/bob/tap", url.Values{"confirm": {"yes"}, "lifetime": {"2h"}, "once": {"yes"}, "reason": {"first method"}})
+	code := regexp.MustCompile(`<code id="pass-code">([a-z0-9-]{24})</code>`).FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || code == nil {
+		t.Fatalf("issue: %d\n%s", resp.StatusCode, body)
+	}
+	if _, page := get(t, c, s.base+"/admin/users/bob"); strings.Contains(page, code[1]) || !strings.Contains(page, "single use") {
+		t.Fatalf("the user page shows the pass again, or not its state:\n%s", page)
+	}
+	bob := s.login(t, bobName, bobPassword)
+	resp, _ = post(t, bob, s.base+"/account/security/tap", url.Values{"csrf_token": {csrfToken(t, bob, s.base)}, "pass": {code[1]}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("bob redeems the pass: %d", resp.StatusCode)
 	}
 }
