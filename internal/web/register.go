@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -230,7 +231,10 @@ func (p *Pages) loadRegProof(ctx context.Context, u store.User, s store.Session,
 		return regProof{}, false, err
 	}
 	var rp regProof
-	if json.Unmarshal(e.Value, &rp) != nil || !p.Now().Before(rp.ExpiresAt) {
+	if err := json.Unmarshal(e.Value, &rp); err != nil {
+		return regProof{}, false, fmt.Errorf("read the registration proof: %w", err)
+	}
+	if !p.Now().Before(rp.ExpiresAt) {
 		return regProof{}, false, nil
 	}
 	switch rp.Method {

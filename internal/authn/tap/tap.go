@@ -71,7 +71,8 @@ type Pass struct {
 
 // Usable reports whether the pass can still be redeemed at now.
 func (p Pass) Usable(now time.Time) bool {
-	return now.Before(p.ExpiresAt) && !(p.Once && !p.UsedAt.IsZero())
+	spent := p.Once && !p.UsedAt.IsZero()
+	return now.Before(p.ExpiresAt) && !spent
 }
 
 // Store issues, redeems and revokes passes, in a key/value space with
