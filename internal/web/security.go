@@ -259,6 +259,13 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 			return c, nil
 		})
 	}
+	if verdict.via == methodRecovery {
+		// A recovery code registers one new method, the lost one's
+		// successor; anything more needs a proof with that method.
+		if err := p.KV.DeleteKV(ctx, regProofKey(sess.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
 	p.Log.InfoContext(ctx, "security method added", "user", u.Username, "method", m.Name(), "credential", res.Credential.ID, "allowed_by", verdict.via)
 	p.audit(ctx, u, "user.method-add."+m.Name())
 	if err := p.methodChanged(r, u, change{Added: true, Method: m.Name(), CredentialID: res.Credential.ID, Via: verdict.via}); err != nil {

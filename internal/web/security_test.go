@@ -528,9 +528,6 @@ func TestRecoveryCodesOnlyRecover(t *testing.T) {
 	if slices.ContainsFunc(ss[0].Events, func(e store.AuthEvent) bool { return e.Method == "recovery-code" }) {
 		t.Fatal("attack/code-as-proof: the recovery code became a proof of the session")
 	}
-	if ok, _, body := b.startAdd("totp"); !ok {
-		t.Fatalf("ok/recover-new-method: \n%s", body)
-	}
 	if ok, _, _ := b.startAdd("recovery-code"); ok {
 		t.Fatal("attack/codes-from-code: a recovery code made new recovery codes")
 	}
@@ -538,6 +535,20 @@ func TestRecoveryCodesOnlyRecover(t *testing.T) {
 	resp, _ = b.do("POST", "/account/security/remove", url.Values{"id": {totpID}})
 	if resp.StatusCode != http.StatusForbidden || len(rg.creds(bob)) != 2 {
 		t.Fatalf("attack/remove-with-code: %d, %d credentials", resp.StatusCode, len(rg.creds(bob)))
+	}
+	// ok/recover-new-method: the code registers one new method...
+	ok, _, body := b.startAdd("totp")
+	if !ok {
+		t.Fatalf("ok/recover-new-method: \n%s", body)
+	}
+	newSecret := regexp.MustCompile(`<code id="totp-secret">([A-Z2-7]+)</code>`).FindStringSubmatch(body)[1]
+	code, _ := pqtotp.GenerateCodeCustom(newSecret, rg.clock.Now(), pqtotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if resp, _ := b.do("POST", "/account/security/add", url.Values{"ceremony": {rigCeremonyRe.FindStringSubmatch(body)[1]}, "code": {code}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("finish the new app: %d", resp.StatusCode)
+	}
+	// ...and one only.
+	if ok, _, _ := b.startAdd("totp"); ok {
+		t.Fatal("attack/second-method-from-code: one recovery code registered two methods")
 	}
 	// attack/reused-code: a used code opens nothing again.
 	if resp, _ := b.do("POST", "/account/security/recover", url.Values{"code": {codes[0]}}); resp.StatusCode != http.StatusUnauthorized {
