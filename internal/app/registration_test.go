@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/users"
 )
 
 // authorizeCode runs an authorization for acr through the browser b and
@@ -242,5 +244,90 @@ func TestConsoleTemporaryAccessPass(t *testing.T) {
 	resp, _ = post(t, bob, s.base+"/account/security/tap", url.Values{"csrf_token": {csrfToken(t, bob, s.base)}, "pass": {code[1]}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("bob redeems the pass: %d", resp.StatusCode)
+	}
+}
+
+// TestWasntMeThroughTheServer: with the real wiring, an added method is
+// mailed (the development sender writes the mail to the log) with a
+// "this wasn't me" link; the link's GET changes nothing, its POST removes
+// the method, ends every session and sets the user's risk high, and the
+// sign-in log and the audit trail have it all.
+func TestWasntMeThroughTheServer(t *testing.T) {
+	logs := &syncBuffer{}
+	ln, cfg := testConfig(t)
+	s := &oidcServer{server: serve(t, ln, cfg, slog.New(slog.NewJSONHandler(logs, nil)))}
+	ctx := context.Background()
+	u, err := s.app.Users.Add(ctx, users.NewUser{Username: testUser, Email: "alice@example.com", Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.user = u
+	attacker := browser(t)
+	s.signIn(t, attacker, "/account")
+	s.enrollTOTP(t, attacker)
+	var link string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec struct {
+			To, Subject, Body string
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.To == "alice@example.com" && strings.Contains(rec.Subject, "added") {
+			link = regexp.MustCompile(`http://\S+/account/security/report\?t=\S+`).FindString(rec.Body)
+			for _, want := range []string{"Authenticator app", "127.0.0.1", "Go-http-client"} {
+				if !strings.Contains(rec.Body, want) {
+					t.Errorf("the notice lacks %q:\n%s", want, rec.Body)
+				}
+			}
+		}
+	}
+	if link == "" {
+		t.Fatalf("no notice with a link in the log:\n%s", logs.String())
+	}
+	victim := browser(t)
+	resp, body := get(t, victim, link)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "report-confirm") {
+		t.Fatalf("GET the link: %d\n%s", resp.StatusCode, body)
+	}
+	if creds, _ := s.app.Store.ListCredentials(ctx, u.ID); len(creds) != 1 {
+		t.Fatal("attack/prefetch: GET removed the method")
+	}
+	token := csrfRe.FindStringSubmatch(body)[1]
+	lu, _ := url.Parse(link)
+	resp, body = post(t, victim, s.base+"/account/security/report", url.Values{"csrf_token": {token}, "t": {lu.Query().Get("t")}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "report-done") {
+		t.Fatalf("POST the link: %d\n%s", resp.StatusCode, body)
+	}
+	if creds, _ := s.app.Store.ListCredentials(ctx, u.ID); len(creds) != 0 {
+		t.Error("the reported method is still registered")
+	}
+	if ss, _ := s.app.Store.ListUserSessions(ctx, u.ID); len(ss) != 0 {
+		t.Errorf("%d sessions survived the report", len(ss))
+	}
+	if resp, _ := get(t, attacker, s.base+"/account/security"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the attacker's browser is still signed in: %d", resp.StatusCode)
+	}
+	if r := s.app.Risk.UserRisk(ctx, u.ID); r != "high" {
+		t.Errorf("user risk after the report: %q, want high", r)
+	}
+	if resp, _ := post(t, victim, s.base+"/account/security/report", url.Values{"csrf_token": {token}, "t": {lu.Query().Get("t")}}); resp.StatusCode != http.StatusGone {
+		t.Errorf("fail/used: %d, want 410", resp.StatusCode)
+	}
+	if err := s.app.SignIns.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := s.app.Store.ListSignIns(ctx, store.SignInQuery{UserID: u.ID})
+	var got []string
+	for _, r := range rows {
+		if e, _ := audit.Decode(r); e.Source == "security-info" {
+			got = append(got, e.Decision+":"+e.Reason)
+		}
+	}
+	for _, want := range []string{"success:method-added:registration-window", "reported:change-reported-not-mine"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("the sign-in log %v lacks %s", got, want)
+		}
+	}
+	entries, _ := s.app.Audit.List(ctx)
+	if !slices.ContainsFunc(entries, func(e audit.Entry) bool { return e.Action == "user.method-reported.totp" }) {
+		t.Error("the audit trail lacks the report")
 	}
 }
