@@ -248,6 +248,22 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Ceremonies.Done(ctx, id); err != nil {
 		return err
 	}
+	if verdict.via == methodRecovery {
+		// A recovery code registers one new method, the lost one's
+		// successor; anything more needs a proof with that method. The
+		// proof is spent here, atomically: of two registrations finished
+		// at once on one code, the second is undone.
+		err := p.KV.DeleteKV(ctx, regProofKey(sess.ID))
+		if errors.Is(err, store.ErrNotFound) {
+			if derr := p.Credentials.DeleteCredential(ctx, res.Credential.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+				return derr
+			}
+			return &pageError{http.StatusForbidden, "Your recovery code was already used to add a method. Confirm it's you with that method to add more."}
+		}
+		if err != nil {
+			return err
+		}
+	}
 	// A method may hand the browser a cookie of its own (a push device
 	// keeps its device secret in one); it is set, never shown.
 	if ck, ok := res.Show["set_cookie"].(*http.Cookie); ok {
@@ -258,13 +274,6 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 			c.Name = truncate(name, 64)
 			return c, nil
 		})
-	}
-	if verdict.via == methodRecovery {
-		// A recovery code registers one new method, the lost one's
-		// successor; anything more needs a proof with that method.
-		if err := p.KV.DeleteKV(ctx, regProofKey(sess.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
 	}
 	p.Log.InfoContext(ctx, "security method added", "user", u.Username, "method", m.Name(), "credential", res.Credential.ID, "allowed_by", verdict.via)
 	p.audit(ctx, u, "user.method-add."+m.Name())

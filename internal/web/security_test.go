@@ -691,3 +691,48 @@ func TestWasntMeLinkExpires(t *testing.T) {
 		t.Fatalf("fail/expired: %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// TestRecoveryCodeRace: two registrations opened by one recovery code
+// and finished at once add one method, not two.
+func TestRecoveryCodeRace(t *testing.T) {
+	t.Parallel()
+	rg := newRig(t)
+	bob := rg.addUser("bob")
+	secret := rg.enrollTOTP(bob)
+	b := rg.browser()
+	b.signIn("bob")
+	b.stepUpTOTP(secret)
+	codes := b.addRecoveryCodes()
+	rg.clock.Add(time.Hour)
+	if resp, _ := b.do("POST", "/account/security/recover", url.Values{"code": {codes[0]}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("recover: %d", resp.StatusCode)
+	}
+	secretRe := regexp.MustCompile(`<code id="totp-secret">([A-Z2-7]+)</code>`)
+	var forms []url.Values
+	for range 2 {
+		ok, _, body := b.startAdd("totp")
+		if !ok {
+			t.Fatalf("the registration did not start:\n%s", body)
+		}
+		code, _ := pqtotp.GenerateCodeCustom(secretRe.FindStringSubmatch(body)[1], rg.clock.Now(), pqtotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		forms = append(forms, url.Values{"ceremony": {rigCeremonyRe.FindStringSubmatch(body)[1]}, "code": {code}})
+	}
+	var wg sync.WaitGroup
+	for _, f := range forms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.do("POST", "/account/security/add", f)
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for _, c := range rg.creds(bob) {
+		if c.Type == "totp" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("attack/race: bob has %d authenticator apps, want his first and one new", n)
+	}
+}
