@@ -331,3 +331,30 @@ func TestWasntMeThroughTheServer(t *testing.T) {
 		t.Error("the audit trail lacks the report")
 	}
 }
+
+// TestTemporaryAccessPassOpensNoGatewayRoute: behind the gateway, a
+// session that redeemed a pass is refused a route that needs MFA, with
+// no step-up offered, and the upstream never sees the request.
+func TestTemporaryAccessPassOpensNoGatewayRoute(t *testing.T) {
+	g := startGateway(t, func(cfg *config.Config) { cfg.Registration.Window = 0 })
+	ctx := context.Background()
+	code, _, err := g.server.app.Methods.Passes.Issue(ctx, g.user.ID, "root", time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := gatewayBrowser(t, g.server)
+	g.signIn(t, b, "/account")
+	resp, _ := post(t, b, g.base+"/account/security/tap", url.Values{"csrf_token": {csrfToken(t, b, g.base)}, "pass": {code}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("redeem: %d", resp.StatusCode)
+	}
+	for _, req := range []struct{ method, path, body string }{{"POST", "/transfers", "amount=1"}} {
+		resp, body := g.walk(t, b, mustDo(t, b, req.method, g.app+req.path, req.body), func(loc *url.URL) *http.Response {
+			t.Fatalf("attack/pass-at-gateway %s %s: a step-up with the pass was offered: %s", req.method, req.path, loc)
+			return nil
+		})
+		if resp.StatusCode != http.StatusForbidden || g.upstream.count(req.method, req.path) != 0 {
+			t.Errorf("attack/pass-at-gateway %s %s: %d %q, want 403 and nothing upstream", req.method, req.path, resp.StatusCode, body)
+		}
+	}
+}
