@@ -386,7 +386,7 @@ func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s s
 	}
 	p.Log.InfoContext(ctx, "registration opened", "user", u.Username, "with", method)
 	p.audit(ctx, u, "user.registration-unlock."+method)
-	if returnTo == "/account" {
+	if returnTo == "/account" || returnTo == "/account/security" {
 		returnTo = "/account/security?unlocked"
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
