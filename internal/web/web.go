@@ -154,8 +154,13 @@ func New(d Deps) (*Pages, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	// Unset parts of the protection take their strict values: the
+	// default freshness, no risk tolerated, no window.
 	if d.Registration.Freshness <= 0 {
-		d.Registration = DefaultRegistration()
+		d.Registration.Freshness = DefaultRegistration().Freshness
+	}
+	if d.Registration.WindowMaxRisk == "" {
+		d.Registration.WindowMaxRisk = "none"
 	}
 	if d.ReportLinkLifetime <= 0 {
 		d.ReportLinkLifetime = 7 * 24 * time.Hour
