@@ -240,6 +240,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	pages.UserRisk = a.Risk.UserRisk
 	if cfg.Registration.Notify {
 		pages.Notifier = a.Methods.Notifier
+		if pages.Notifier == nil {
+			log.WarnContext(ctx, "changes of sign-in methods are not mailed: otp.email.sender is none", "key", "registration.notify")
+		}
 	}
 	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk}
 	if err := a.buildOIDC(ctx, pages); err != nil {
