@@ -107,14 +107,18 @@ func (c *cli) record(ctx context.Context, action, target string, after any) erro
 	if c.st == nil {
 		return nil
 	}
-	actor := "cli"
-	if u, err := user.Current(); err == nil {
-		actor = "cli:" + u.Username
-	}
-	if _, err := audit.New(c.st, nil).Record(ctx, actor, action, target, c.reason, nil, after); err != nil {
+	if _, err := audit.New(c.st, nil).Record(ctx, c.actor(), action, target, c.reason, nil, after); err != nil {
 		return fmt.Errorf("the change was made, but writing the audit trail failed: %w", err)
 	}
 	return nil
+}
+
+// actor names who runs the command line, for the audit trail.
+func (c *cli) actor() string {
+	if u, err := user.Current(); err == nil {
+		return "cli:" + u.Username
+	}
+	return "cli"
 }
 
 // readSecret reads a password from stdin: everything up to EOF, without

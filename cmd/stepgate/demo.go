@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -142,7 +143,11 @@ func printDemo(d demoRun, issuer, bankURL, bankAddr string, s demo.Seeded) {
 	}
 	fmt.Fprintf(w, "\nalice's authenticator app secret (TOTP, base32): %s\n", s.AliceTOTPSecret)
 	fmt.Fprintf(w, "get alice's current code with: %s\n", codeCmd)
-	fmt.Fprintf(w, "add admin's passkey at %s/account/security (sign in as admin)\n\n", issuer)
+	if s.AdminPass != "" {
+		fmt.Fprintf(w, "admin's temporary access pass: %s (until %s)\n", s.AdminPass, s.AdminPassExpires.Local().Format("15:04 MST"))
+		fmt.Fprintf(w, "  sign in as admin at %s/account/security, enter the pass, then add a passkey\n", issuer)
+	}
+	fmt.Fprintf(w, "a password alone adds no sign-in method; give bob a pass with: %s\n\n", strings.Replace(codeCmd, "totp-code alice", "tap bob --lifetime 1h", 1))
 	fmt.Fprintf(w, "API client: %s / %s (client_credentials)\n", demo.BankApp, demo.BankClientSecret)
 	fmt.Fprintf(w, "Policies:   %s (edit it and send SIGHUP to reload; it is rewritten at every start)\n", demo.PolicyPath(d.dataDir))
 	fmt.Fprintf(w, "Data:       %s (kept between runs; delete it to start over)\n\n", d.dataDir)

@@ -118,6 +118,7 @@ func TestDemoWalkThrough(t *testing.T) {
 		t.Fatalf("the welcome text shows no TOTP secret or bank address:\n%s", welcome)
 	}
 	secret, bankAddr := m[1], bm[1]
+	demoRegistration(t, ln.Addr().String(), base, welcome)
 
 	b := demoBrowser(ln.Addr().String())
 	steps := 0
@@ -274,6 +275,65 @@ func TestDemoWalkThrough(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+var demoPassRe = regexp.MustCompile(`admin's temporary access pass: ([a-z0-9]{4}(?:-[a-z0-9]{4}){4})`)
+
+// demoRegistration performs, on the fresh demo, the attacks of a thief
+// who has a demo password and nothing else: alice's authenticator app
+// must come first, admin cannot script a passkey in, bob cannot make
+// recovery codes. Then admin does what the README says: the printed
+// temporary access pass opens the passkey registration.
+func demoRegistration(t *testing.T, addr, base, welcome string) {
+	t.Helper()
+	signIn := func(user string) *http.Client {
+		t.Helper()
+		c := demoBrowser(addr)
+		_, page := demoDo(t, c, "GET", base+"/login", nil)
+		csrf := demoCSRFRe.FindStringSubmatch(page)
+		if csrf == nil {
+			t.Fatalf("the sign-in page has no form:\n%s", page)
+		}
+		resp, _ := demoDo(t, c, "POST", base+"/login", url.Values{"csrf_token": {csrf[1]}, "username": {user}, "password": {user + "-demo-password"}, "return_to": {"/account"}})
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s signs in: %d", user, resp.StatusCode)
+		}
+		return c
+	}
+	starts := func(c *http.Client, method string) (bool, *http.Response) {
+		t.Helper()
+		resp, body := demoDo(t, c, "GET", base+"/account/security/add?method="+method, nil)
+		return resp.StatusCode == http.StatusOK && (demoCerRe.MatchString(body) || strings.Contains(body, `id="webauthn-start"`)), resp
+	}
+	alice := signIn("alice")
+	if ok, resp := starts(alice, "totp"); ok || resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "/stepup") {
+		t.Errorf("attack/alice-adds-totp: started=%v %d %s, want a step-up with her app", ok, resp.StatusCode, resp.Header.Get("Location"))
+	}
+	admin, bob := signIn("admin"), signIn("bob")
+	for _, tc := range []struct {
+		c            *http.Client
+		user, method string
+	}{{admin, "admin", "webauthn"}, {admin, "admin", "totp"}, {bob, "bob", "recovery-code"}, {bob, "bob", "totp"}} {
+		if ok, resp := starts(tc.c, tc.method); ok || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("attack/%s-adds-%s: started=%v %d, want 403", tc.user, tc.method, ok, resp.StatusCode)
+		}
+	}
+	pass := demoPassRe.FindStringSubmatch(welcome)
+	if pass == nil {
+		t.Fatalf("the welcome text shows no pass for admin:\n%s", welcome)
+	}
+	_, page := demoDo(t, admin, "GET", base+"/account/security", nil)
+	csrf := demoCSRFRe.FindStringSubmatch(page)
+	if csrf == nil {
+		t.Fatalf("the security page has no form:\n%s", page)
+	}
+	resp, _ := demoDo(t, admin, "POST", base+"/account/security/tap", url.Values{"csrf_token": {csrf[1]}, "pass": {pass[1]}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("admin enters the printed pass: %d", resp.StatusCode)
+	}
+	if ok, resp := starts(admin, "webauthn"); !ok {
+		t.Fatalf("ok/admin-pass: the passkey registration did not start: %d", resp.StatusCode)
+	}
+}
 
 func basicAuth(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(user)+":"+url.QueryEscape(password)))

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/authn/totp"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/demo"
@@ -210,5 +212,84 @@ func (c *cli) mfaCmds() []*cobra.Command {
 	}
 	riskCmd.Flags().BoolVar(&compromised, "confirm-compromised", false, "the account is in an attacker's hands")
 	riskCmd.Flags().BoolVar(&dismiss, "dismiss", false, "the detections were false alarms")
-	return []*cobra.Command{totpCmd, codeCmd, recoveryCmd, resetCmd, unlockCmd, riskCmd}
+	return []*cobra.Command{totpCmd, codeCmd, recoveryCmd, resetCmd, unlockCmd, riskCmd, c.tapCmd()}
+}
+
+// tapCmd is "stepgate user tap": issue or revoke a temporary access pass.
+func (c *cli) tapCmd() *cobra.Command {
+	var (
+		lifetime     time.Duration
+		once, revoke bool
+		inDemo       bool
+		asJSON       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "tap NAME --lifetime 1h [--once] [--json] | tap NAME --revoke",
+		Short: "Issue a temporary access pass: the user may add sign-in methods with it, and do nothing else (shown once)",
+		Long: `Issue a temporary access pass for a user who has a password only, or who
+lost every other method. On their security page, the pass lets them add
+sign-in methods until it expires (--once: in one session only). It is
+no password and no proof for any policy. It is printed once and stored
+hashed; a user has at most one active pass. --revoke ends it at once.`,
+		Args: exactArgs(1, "a username"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if inDemo {
+				if c.flags.DataDir != "" || c.configPath != "" {
+					return usageError{errors.New("--demo stands for --data-dir " + demo.DefaultDataDir + "; give one or the other")}
+				}
+				dir, err := demoDataDir()
+				if err != nil {
+					return err
+				}
+				c.flags.DataDir = dir
+			}
+			if !revoke && lifetime == 0 {
+				return usageError{errors.New("give the pass a lifetime, like --lifetime 1h (10m to 168h), or --revoke to end the active pass")}
+			}
+			return c.withMethods(cmd, args[0], func(_ store.Store, m *app.Methods, u store.User) error {
+				ctx := cmd.Context()
+				if revoke {
+					if err := m.Passes.Revoke(ctx, u.ID); err != nil {
+						return fmt.Errorf("%s: %w", u.Username, err)
+					}
+					if err := c.record(ctx, "user.tap-revoke", "user:"+u.Username, nil); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.stdout, "revoked the temporary access pass of %s\n", u.Username)
+					return nil
+				}
+				if u.Disabled {
+					return fmt.Errorf("user %s is disabled; enable the account first with: stepgate user enable %s", u.Username, u.Username)
+				}
+				code, p, err := m.Passes.Issue(ctx, u.ID, c.actor(), lifetime, once)
+				if errors.Is(err, tap.ErrActive) {
+					return fmt.Errorf("%s already has an active temporary access pass; end it first with: stepgate user tap %s --revoke", u.Username, u.Username)
+				}
+				if err != nil {
+					return err
+				}
+				if err := c.record(ctx, "user.tap-issue", "user:"+u.Username, map[string]any{"expires_at": p.ExpiresAt, "once": p.Once}); err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(c.stdout).Encode(map[string]any{"user": u.Username, "pass": code, "expires_at": p.ExpiresAt, "once": p.Once}) //nolint:gosec // G117: printing the new pass to the administrator is the point
+				}
+				use := "until it expires"
+				if once {
+					use = "in one session"
+				}
+				fmt.Fprintf(c.stdout, "temporary access pass for %s: %s\nit lets them add sign-in methods on their security page %s, until %s; it is shown only now\n",
+					u.Username, code, use, p.ExpiresAt.Format(time.RFC3339))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&lifetime, "lifetime", 0, "how long the pass works (10m to 168h)")
+	cmd.Flags().BoolVar(&once, "once", false, "the pass works once")
+	cmd.Flags().BoolVar(&revoke, "revoke", false, "end the user's active pass")
+	cmd.Flags().BoolVar(&inDemo, "demo", false, "use the data of \"stepgate demo\" in "+demo.DefaultDataDir)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.MarkFlagsMutuallyExclusive("revoke", "lifetime")
+	cmd.MarkFlagsMutuallyExclusive("revoke", "once")
+	return cmd
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn/strength"
+	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -54,7 +55,7 @@ func SignInRisk(events []store.AuthEvent) string {
 		return ""
 	}
 	for _, e := range events[1:] {
-		if e.Method != strength.Password {
+		if e.Method != strength.Password && !RegistrationOnly(e.Method) {
 			return ""
 		}
 	}
@@ -100,9 +101,16 @@ func Events(evs []store.AuthEvent) []strength.Event {
 	if len(evs) == 0 {
 		return nil
 	}
-	out := make([]strength.Event, len(evs))
-	for i, e := range evs {
-		out[i] = strength.Event{
+	out := make([]strength.Event, 0, len(evs))
+	for _, e := range evs {
+		if RegistrationOnly(e.Method) {
+			// Recovery codes and temporary access passes open the
+			// registration of a new method and nothing else: were they
+			// to count here, a stolen password plus a code printed on
+			// paper would pass any policy asking for MFA.
+			continue
+		}
+		out = append(out, strength.Event{
 			Method:            e.Method,
 			Time:              e.Time,
 			AMR:               e.AMR,
@@ -111,9 +119,19 @@ func Events(evs []store.AuthEvent) []strength.Event {
 			// Computed from the AMR rather than stored, so what counts as
 			// user verification is decided in one place (package strength).
 			UserVerified: strength.UserVerifiedAMR(e.AMR),
-		}
+		})
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
+}
+
+// RegistrationOnly reports whether proofs of method are good for
+// registering a new sign-in method only, and never for a policy's grant:
+// recovery codes and temporary access passes.
+func RegistrationOnly(method string) bool {
+	return method == strength.RecoveryCode || method == tap.Method
 }
 
 // UserFinder looks users up by username; store.Users satisfies it.

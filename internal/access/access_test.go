@@ -11,6 +11,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/authn/strength"
+	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/geoip/geoiptest"
 	"github.com/stepgate/stepgate/internal/httpx"
@@ -185,5 +186,33 @@ func BenchmarkRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = bld.Request(r, u, s, now)
+	}
+}
+
+// TestRegistrationOnlyProofsNeverCount: a session holding a recovery
+// code or a temporary access pass on top of a password meets no strength
+// beyond the password's, and such a proof does not remediate sign-in
+// risk either.
+func TestRegistrationOnlyProofsNeverCount(t *testing.T) {
+	now := time.Date(2031, 3, 4, 9, 0, 0, 0, time.UTC)
+	set, err := strength.NewSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{strength.RecoveryCode, tap.Method} {
+		evs := []store.AuthEvent{
+			{Method: "password", Time: now, AMR: []string{"pwd"}, Risk: "medium"},
+			{Method: method, Time: now, AMR: []string{"otp"}},
+		}
+		got := access.Events(evs)
+		if len(got) != 1 || got[0].Method != "password" {
+			t.Errorf("fail/%s-counted: events %+v", method, got)
+		}
+		if set.Satisfied(strength.MFA, got, now, 0) {
+			t.Errorf("fail/%s-meets-mfa", method)
+		}
+		if access.SignInRisk(evs) != "medium" {
+			t.Errorf("fail/%s-remediates-risk", method)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -53,8 +54,10 @@ type Deps struct {
 	SetUserRisk func(ctx context.Context, userID string, compromised bool) error
 	// UserRisk is a user's current risk level.
 	UserRisk func(ctx context.Context, userID string) (string, error)
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Passes are the temporary access passes; nil turns them off.
+	Passes *tap.Store
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // Service is the administrators' operations.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -27,6 +28,8 @@ type UserDetail struct {
 	Methods  []MethodInfo  `json:"methods"`
 	Sessions []SessionInfo `json:"sessions"`
 	Risk     string        `json:"risk"`
+	// Pass is the user's temporary access pass, if any.
+	Pass *PassInfo `json:"temporary_access_pass,omitempty"`
 }
 
 // MethodInfo is a registered sign-in method (never its secret).
@@ -127,6 +130,14 @@ func (s *Service) User(ctx context.Context, name string) (UserDetail, error) {
 			return UserDetail{}, err
 		}
 	}
+	if s.Passes != nil {
+		if p, err := s.Passes.Get(ctx, u.ID); err == nil {
+			info := passInfo(p, now)
+			d.Pass = &info
+		} else if !errors.Is(err, tap.ErrNone) {
+			return UserDetail{}, err
+		}
+	}
 	return d, nil
 }
 
@@ -211,4 +222,91 @@ func (s *Service) SetDisabled(ctx context.Context, actor Actor, reason, name str
 		}
 	}
 	return s.record(ctx, actor, action, "user:"+u.Username, reason, map[string]bool{"disabled": !disabled}, map[string]bool{"disabled": disabled})
+}
+
+// PassInfo is a user's temporary access pass as administrators see it:
+// never the pass itself, which is shown once when issued.
+type PassInfo struct {
+	Once      bool      `json:"once"`
+	IssuedBy  string    `json:"issued_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UsedAt    time.Time `json:"used_at,omitzero"`
+	Usable    bool      `json:"usable"`
+}
+
+// IssuedPass is a pass just issued, with the code to hand to the user.
+type IssuedPass struct {
+	PassInfo
+	Pass string `json:"pass"`
+}
+
+func passInfo(p tap.Pass, now time.Time) PassInfo {
+	return PassInfo{Once: p.Once, IssuedBy: p.IssuedBy, CreatedAt: p.CreatedAt, ExpiresAt: p.ExpiresAt, UsedAt: p.UsedAt, Usable: p.Usable(now)}
+}
+
+// IssuePass gives a user a temporary access pass, good for registering
+// sign-in methods for lifetime (once, when once is set) and nothing
+// else. A user has at most one active pass: revoke it first.
+func (s *Service) IssuePass(ctx context.Context, actor Actor, reason, name string, lifetime time.Duration, once bool) (IssuedPass, error) {
+	if s.Passes == nil {
+		return IssuedPass{}, &Error{Kind: NotFound, Message: "temporary access passes are not in use here"}
+	}
+	u, err := s.userByName(ctx, name)
+	if err != nil {
+		return IssuedPass{}, err
+	}
+	if u.Disabled {
+		return IssuedPass{}, &Error{Kind: Conflict, Message: "user " + u.Username + " is disabled; enable the account first"}
+	}
+	code, p, err := s.Passes.Issue(ctx, u.ID, string(actor), lifetime, once)
+	switch {
+	case errors.Is(err, tap.ErrLifetime):
+		return IssuedPass{}, invalid("%s (got %s)", err, lifetime)
+	case errors.Is(err, tap.ErrActive):
+		return IssuedPass{}, &Error{Kind: Conflict, Message: "user " + u.Username + " already has an active temporary access pass; revoke it first"}
+	case err != nil:
+		return IssuedPass{}, err
+	}
+	info := passInfo(p, s.Now())
+	return IssuedPass{PassInfo: info, Pass: code}, s.record(ctx, actor, "user.tap-issue", "user:"+u.Username, reason, nil, info)
+}
+
+// Pass returns a user's active (or spent, unexpired) pass.
+func (s *Service) Pass(ctx context.Context, name string) (PassInfo, error) {
+	if s.Passes == nil {
+		return PassInfo{}, &Error{Kind: NotFound, Message: "temporary access passes are not in use here"}
+	}
+	u, err := s.userByName(ctx, name)
+	if err != nil {
+		return PassInfo{}, err
+	}
+	p, err := s.Passes.Get(ctx, u.ID)
+	if errors.Is(err, tap.ErrNone) {
+		return PassInfo{}, &Error{Kind: NotFound, Message: "user " + u.Username + " has no temporary access pass"}
+	}
+	if err != nil {
+		return PassInfo{}, err
+	}
+	return passInfo(p, s.Now()), nil
+}
+
+// RevokePass ends a user's pass at once: a registration it opened stops
+// being allowed too.
+func (s *Service) RevokePass(ctx context.Context, actor Actor, reason, name string) error {
+	if s.Passes == nil {
+		return &Error{Kind: NotFound, Message: "temporary access passes are not in use here"}
+	}
+	u, err := s.userByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	err = s.Passes.Revoke(ctx, u.ID)
+	if errors.Is(err, tap.ErrNone) {
+		return &Error{Kind: NotFound, Message: "user " + u.Username + " has no temporary access pass"}
+	}
+	if err != nil {
+		return err
+	}
+	return s.record(ctx, actor, "user.tap-revoke", "user:"+u.Username, reason, nil, nil)
 }

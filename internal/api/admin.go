@@ -58,6 +58,9 @@ var routes = []route{
 	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/reset-mfa", Change: true, handler: (*API).resetMFA},
 	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/risk", Change: true, handler: (*API).setRisk},
 	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/disabled", Change: true, handler: (*API).setDisabled},
+	{admin: true, Method: "GET", Pattern: "/api/v1/users/{name}/temporary-access-pass", handler: (*API).pass},
+	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/temporary-access-pass", Change: true, handler: (*API).issuePass},
+	{admin: true, Method: "DELETE", Pattern: "/api/v1/users/{name}/temporary-access-pass", Change: true, handler: (*API).revokePass},
 }
 
 // principalKey carries who is calling to the handlers.
@@ -373,6 +376,43 @@ func (a *API) setDisabled(w http.ResponseWriter, r *http.Request) error {
 		return adminErr(err)
 	}
 	return a.user(w, r)
+}
+
+func (a *API) pass(w http.ResponseWriter, r *http.Request) error {
+	p, err := a.svc().Pass(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// issuePass answers the pass itself, once: it is stored hashed.
+func (a *API) issuePass(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Lifetime string `json:"lifetime"`
+		Once     bool   `json:"once"`
+		Reason   string `json:"reason"`
+	}
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	lifetime, err := time.ParseDuration(in.Lifetime)
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: `lifetime must be a duration from 10m to 168h, like "1h"`}
+	}
+	p, err := a.svc().IssuePass(r.Context(), actorOf(r), in.Reason, r.PathValue("name"), lifetime, in.Once)
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusCreated, p)
+	return nil
+}
+
+func (a *API) revokePass(w http.ResponseWriter, r *http.Request) error {
+	return a.userChange(w, r, func(ctx context.Context, reason, name string) (any, error) {
+		return map[string]bool{"revoked": true}, a.svc().RevokePass(ctx, actorOf(r), reason, name)
+	})
 }
 
 // userChange reads {"reason": ...} and applies fn to the named user.

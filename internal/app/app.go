@@ -187,6 +187,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	for _, key := range cfg.OTP.DevelopmentSenders() {
 		log.WarnContext(ctx, "one-time codes are written to the log, not sent: for development only", "key", key)
 	}
+	reportKey, err := sharedSecret(ctx, st, "secrets/report-link")
+	if err != nil {
+		return nil, fmt.Errorf("load the report link key: %w", err)
+	}
 	pages, err := web.New(web.Deps{
 		Users: a.Users, Store: st, Sessions: a.Sessions, CSRFKey: csrfKey,
 		Secure: secure, ClientIP: clientIP, Log: log,
@@ -195,6 +199,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		RegisterCheck: a.registerCheck, Detail: credentialDetail, Revoke: a.Revoker.RevokeUser,
 		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit, Metrics: a.Metrics,
 		Passkeys: passkeys(a.Methods), SignIns: a.writeSignIn,
+		Registration: registration(cfg.Registration), KV: st, Passes: a.Methods.Passes,
+		ReportKey: reportKey, Issuer: cfg.Server.Issuer, ReportLinkLifetime: cfg.Registration.ReportLinkLifetime.D(),
+		RaiseRisk: a.securityChangeReported, Place: a.place,
 	})
 	if err != nil {
 		return nil, err
@@ -230,6 +237,13 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	}
 	a.Risk.metrics = a.Metrics
 	pages.Risk = a.Risk
+	pages.UserRisk = a.Risk.UserRisk
+	if cfg.Registration.Notify {
+		pages.Notifier = a.Methods.Notifier
+		if pages.Notifier == nil {
+			log.WarnContext(ctx, "changes of sign-in methods are not mailed: otp.email.sender is none", "key", "registration.notify")
+		}
+	}
 	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk}
 	if err := a.buildOIDC(ctx, pages); err != nil {
 		return nil, err

@@ -16,10 +16,12 @@ import (
 	"github.com/stepgate/stepgate/internal/authn/push"
 	"github.com/stepgate/stepgate/internal/authn/recovery"
 	"github.com/stepgate/stepgate/internal/authn/strength"
+	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/authn/totp"
 	"github.com/stepgate/stepgate/internal/authn/webauthn"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/web"
@@ -41,6 +43,11 @@ type Methods struct {
 	// address and webauthn.rp_id is not set).
 	WebAuthn *webauthn.Method
 	Box      *secrets.Box
+	// Notifier mails notices of changes to users' sign-in methods: the
+	// email sender of one-time codes, or nil when it is none.
+	Notifier web.Notifier
+	// Passes are the temporary access passes administrators issue.
+	Passes *tap.Store
 }
 
 // NewMethods builds the methods for cfg over st. The secrets key comes
@@ -60,6 +67,7 @@ func NewMethods(cfg config.Config, st store.Store, log *slog.Logger, sessionUser
 		Box:      box,
 		TOTP:     totp.New(st, box, cfg.TOTP.Issuer, nil),
 		Recovery: recovery.New(st, nil),
+		Passes:   tap.New(st, nil),
 	}
 	// Prompt order: phishing-resistant first, then app-based, then codes
 	// sent over channels an attacker can intercept, recovery last.
@@ -113,6 +121,7 @@ func NewMethods(cfg config.Config, st store.Store, log *slog.Logger, sessionUser
 			return nil, err
 		}
 		methods = append(methods, m.Email)
+		m.Notifier, _ = sender.(web.Notifier)
 	}
 	m.Registry = authn.NewRegistry(append(methods, m.Recovery)...)
 	return m, nil
@@ -189,6 +198,11 @@ func (a *App) availableMethods(r *http.Request, u store.User) ([]string, error) 
 	}
 	var out []string
 	for _, name := range a.Methods.Registry.Names() {
+		if name == recovery.Name {
+			// Recovery codes recover; they meet no policy's grant, so
+			// no step-up offers them.
+			continue
+		}
 		if slices.ContainsFunc(creds, func(c store.Credential) bool { return c.Type == name }) {
 			out = append(out, name)
 		}
@@ -227,4 +241,28 @@ func (a *App) sessionUser(r *http.Request) (string, error) {
 		return "", err
 	}
 	return s.UserID, nil
+}
+
+// registration is the built-in protection of security info as cfg sets it.
+func registration(r config.Registration) web.Registration {
+	return web.Registration{
+		Freshness: r.Freshness.D(), PhishingResistant: r.PhishingResistant,
+		Window: r.Window.D(), WindowMaxRisk: r.WindowMaxRisk,
+	}
+}
+
+// securityChangeReported raises the risk of a user who reported a change
+// of their sign-in methods as not theirs: someone else had their password.
+func (a *App) securityChangeReported(ctx context.Context, userID string) {
+	a.Risk.Raise(ctx, userID, risk.Detection{Type: "user-reported", Level: risk.High, Reason: "user-reported-security-change",
+		Evidence: map[string]string{"channel": "security-notice"}})
+}
+
+// place names the country a request comes from, for notices; empty
+// without a GeoIP database.
+func (a *App) place(r *http.Request) string {
+	if a.GeoIP == nil {
+		return ""
+	}
+	return a.GeoIP.Country(a.Access.ClientIP.Of(r))
 }

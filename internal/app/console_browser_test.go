@@ -49,12 +49,21 @@ const consoleFilePolicies = testPolicies + `
 func TestBrowserConsole(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "policies.yaml")
 	writePolicy(t, file, consoleFilePolicies)
-	b := newBrowserRig(t, func(cfg *config.Config) { cfg.Policy.Files = []string{file} })
+	// Past the registration window, as for an administrator of a running
+	// deployment: the passkey needs a temporary access pass.
+	b := newBrowserRig(t, func(cfg *config.Config) {
+		cfg.Policy.Files = []string{file}
+		cfg.Registration.Window = 0
+	})
 	s := &consoleRig{oidcServer: b.s}
 	ctx := context.Background()
 	s.admin = addUser(t, s.app.Users, adminName, adminPassword, admin.Role)
 	s.bob = addUser(t, s.app.Users, bobName, bobPassword)
 	if _, _, err := s.app.Methods.TOTP.EnrollNow(ctx, s.bob, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	pass, _, err := s.app.Methods.Passes.Issue(ctx, s.admin.ID, "root", time.Hour, true)
+	if err != nil {
 		t.Fatal(err)
 	}
 	seedTraffic(t, s)
@@ -70,8 +79,12 @@ func TestBrowserConsole(t *testing.T) {
 	)
 	b.waitFor("the overview with the passkey banner", `location.pathname === "/admin" && document.getElementById("changes-banner") !== null`)
 
-	// 2. Register a passkey on the security page.
+	// 2. Register a passkey on the security page, after entering the
+	// temporary access pass: the password alone adds nothing.
 	b.run("open the security page", chromedp.Navigate(b.base+"/account/security"))
+	b.waitFor("the pass field", `document.getElementById("pass") !== null`)
+	b.run("enter the pass", chromedp.SendKeys(chromedp.ID("pass"), pass), chromedp.Click(chromedp.ID("pass-submit")))
+	b.waitFor("the registration opened", `document.body.textContent.includes("You can now add a sign-in method.")`)
 	b.waitFor("the add-a-passkey button", `document.getElementById("add-webauthn") !== null`)
 	b.act("add a passkey", `document.getElementById("add-webauthn").click()`)
 	b.waitFor("the passkey registration page", `document.getElementById("webauthn-start") !== null`)
@@ -162,8 +175,8 @@ func TestBrowserConsole(t *testing.T) {
 			actions = append(actions, e.Action)
 		}
 	}
-	if strings.Join(actions, ",") != "user.method-add.webauthn,policy.create,policy.state" {
-		t.Errorf("audit trail %v, want the passkey, the creation and the state change by %s", actions, adminName)
+	if strings.Join(actions, ",") != "user.registration-unlock.temporary-access-pass,user.method-add.webauthn,policy.create,policy.state" {
+		t.Errorf("audit trail %v, want the pass, the passkey, the creation and the state change by %s", actions, adminName)
 	}
 }
 

@@ -143,13 +143,26 @@ func TestTOTPStepUpThroughOIDC(t *testing.T) {
 	}
 }
 
-// TestRecoveryCodesAndRemoval enrolls recovery codes on the page, uses
-// one, refuses its reuse, and refuses removing a method without a fresh
-// proof.
+// TestRecoveryCodesAndRemoval makes recovery codes after a fresh proof
+// with an authenticator app, uses one to open a registration (never as
+// a step-up), refuses its reuse, and refuses removing a method without a
+// fresh proof by another method.
 func TestRecoveryCodesAndRemoval(t *testing.T) {
 	s := startOIDC(t, nil)
 	b := browser(t)
 	s.signIn(t, b, "/account")
+	secret := s.enrollTOTP(t, b)
+	stepUp := func(offset time.Duration) {
+		t.Helper()
+		_, body := get(t, b, s.base+"/stepup?method=totp&return_to=/account/security")
+		csrf, cer := formOf(t, body)
+		resp, _ := post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer},
+			"code": {totpCode(t, secret, time.Now().Add(offset))}, "return_to": {"/account/security"}})
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("TOTP step-up: %d", resp.StatusCode)
+		}
+	}
+	stepUp(30 * time.Second)
 	_, body := get(t, b, s.base+"/account/security/add?method=recovery-code")
 	codes := codesRe.FindAllStringSubmatch(body, -1)
 	if len(codes) != 10 {
@@ -170,10 +183,12 @@ func TestRecoveryCodesAndRemoval(t *testing.T) {
 			}
 		}
 	}
+	// The step-up page takes no recovery code: codes prove nothing.
+	if _, body := get(t, b, s.base+"/stepup?method=recovery-code&return_to=/account"); strings.Contains(body, `name="ceremony"`) {
+		t.Fatal("attack/recovery-step-up: the step-up page started a recovery-code ceremony")
+	}
 	use := func(code string) int {
-		_, body := get(t, b, s.base+"/stepup?method=recovery-code&return_to=/account")
-		csrf, cer := formOf(t, body)
-		resp, _ := post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer}, "code": {code}, "return_to": {"/account"}})
+		resp, _ := post(t, b, s.base+"/account/security/recover", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "code": {code}})
 		return resp.StatusCode
 	}
 	if st := use(codes[0][1]); st != http.StatusSeeOther {
@@ -190,39 +205,52 @@ func TestRecoveryCodesAndRemoval(t *testing.T) {
 	// Age every proof of the session past the freshness window: removal
 	// must now ask for a new proof first.
 	ctx := context.Background()
-	sessions, _ := s.app.Store.ListUserSessions(ctx, s.user.ID)
-	for _, sess := range sessions {
-		_, err := s.app.Store.UpdateSession(ctx, sess.ID, func(cur store.Session) (store.Session, error) {
-			for i := range cur.Events {
-				cur.Events[i].Time = cur.Events[i].Time.Add(-time.Hour)
+	shift := func(d time.Duration) {
+		t.Helper()
+		sessions, _ := s.app.Store.ListUserSessions(ctx, s.user.ID)
+		for _, sess := range sessions {
+			_, err := s.app.Store.UpdateSession(ctx, sess.ID, func(cur store.Session) (store.Session, error) {
+				for i := range cur.Events {
+					if cur.Events[i].Method == "totp" {
+						cur.Events[i].Time = cur.Events[i].Time.Add(d)
+					}
+				}
+				return cur, nil
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-			return cur, nil
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
 	}
+	shift(-time.Hour)
 	creds, _ := s.app.Store.ListCredentials(ctx, s.user.ID)
+	i := slices.IndexFunc(creds, func(c store.Credential) bool { return c.Type == "recovery-code" })
+	codesID := creds[i].ID
 	csrf = csrfToken(t, b, s.base)
-	resp, body = post(t, b, s.base+"/account/security/remove", url.Values{"csrf_token": {csrf}, "id": {creds[0].ID}})
+	resp, body = post(t, b, s.base+"/account/security/remove", url.Values{"csrf_token": {csrf}, "id": {codesID}})
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "fresh proof") {
 		t.Fatalf("removal with a stale session: %d, want 403 asking for a fresh proof", resp.StatusCode)
 	}
-	if after, _ := s.app.Store.ListCredentials(ctx, s.user.ID); len(after) != 1 {
+	if after, _ := s.app.Store.ListCredentials(ctx, s.user.ID); len(after) != 2 {
 		t.Fatal("the method was removed without a fresh proof")
+	}
+	// A fresh password is no proof for it either.
+	s.stepUp(t, b, "/account/security", testPassword)
+	if resp, _ := post(t, b, s.base+"/account/security/remove", url.Values{"csrf_token": {csrf}, "id": {codesID}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("attack/password-removal: %d, want 403", resp.StatusCode)
 	}
 	// Someone else's credential id is not removable either.
 	resp, _ = post(t, b, s.base+"/account/security/remove", url.Values{"csrf_token": {csrf}, "id": {"not-mine"}})
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("removing an unknown credential: %d, want 404", resp.StatusCode)
 	}
-	// After a fresh step-up the removal goes through.
-	s.stepUp(t, b, "/account/security", testPassword)
-	resp, _ = post(t, b, s.base+"/account/security/remove", url.Values{"csrf_token": {csrf}, "id": {creds[0].ID}})
+	// With the app's proof fresh again, the removal goes through.
+	shift(time.Hour)
+	resp, _ = post(t, b, s.base+"/account/security/remove", url.Values{"csrf_token": {csrf}, "id": {codesID}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("removal after a fresh step-up: %d", resp.StatusCode)
 	}
-	if after, _ := s.app.Store.ListCredentials(ctx, s.user.ID); slices.ContainsFunc(after, func(c store.Credential) bool { return c.ID == creds[0].ID }) {
+	if after, _ := s.app.Store.ListCredentials(ctx, s.user.ID); slices.ContainsFunc(after, func(c store.Credential) bool { return c.ID == codesID }) {
 		t.Fatal("the method was not removed")
 	}
 	// Both changes are in the audit trail, whose chain verifies.
@@ -234,7 +262,7 @@ func TestRecoveryCodesAndRemoval(t *testing.T) {
 	for _, e := range entries {
 		actions = append(actions, e.Action+" by "+e.Actor)
 	}
-	for _, want := range []string{"user.method-add.recovery-code by user:alice", "user.method-remove.recovery-code by user:alice"} {
+	for _, want := range []string{"user.method-add.recovery-code by user:alice", "user.method-remove.recovery-code by user:alice", "user.registration-unlock.recovery-code by user:alice"} {
 		if !slices.Contains(actions, want) {
 			t.Errorf("the audit trail %v lacks %q", actions, want)
 		}

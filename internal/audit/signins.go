@@ -24,7 +24,8 @@ type SignIn struct {
 	Time      time.Time `json:"time"`
 	RequestID string    `json:"request_id,omitempty"`
 	// Source is where the decision was made: "sign-in", "oidc",
-	// "gateway" or "step-up".
+	// "gateway", "step-up" or "security-info" (a change of sign-in
+	// methods).
 	Source   string   `json:"source"`
 	UserID   string   `json:"user_id,omitempty"`
 	Username string   `json:"username,omitempty"`

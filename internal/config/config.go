@@ -30,6 +30,8 @@ type Config struct {
 	Risk     Risk     `yaml:"risk"`
 	// SignInLog is the log of every access decision and sign-in.
 	SignInLog SignInLog `yaml:"signin_log"`
+	// Registration is what adding or removing a sign-in method takes.
+	Registration Registration `yaml:"registration"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -169,6 +171,8 @@ func Default() Config {
 		Gateway:   defaultGateway(),
 		Risk:      defaultRisk(),
 		SignInLog: defaultSignInLog(),
+
+		Registration: defaultRegistration(),
 	}
 }
 

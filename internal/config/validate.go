@@ -48,6 +48,7 @@ func (c Config) Validate() []Problem {
 	c.Gateway.validate(&ps, c.Server.Issuer)
 	c.Risk.validate(&ps)
 	c.SignInLog.validate(&ps)
+	c.Registration.validate(&ps)
 	return ps
 }
 

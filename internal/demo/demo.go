@@ -48,10 +48,10 @@ var Users = []User{
 	{Username: "alice", Password: "alice-demo-password", Email: "alice@bank.example", DisplayName: "Alice Adams",
 		About: "password + authenticator app (TOTP)"},
 	{Username: "bob", Password: "bob-demo-password", Email: "bob@bank.example", DisplayName: "Bob Brown",
-		About: "password only"},
+		About: "password only; cannot add a method without a temporary access pass"},
 	{Username: "admin", Password: "admin-demo-password", Email: "admin@bank.example", DisplayName: "Ada Admin",
 		Groups: []string{AdminGroup}, Roles: []string{admin.Role},
-		About: "password, group admins, Stepgate administrator (/admin); add a passkey on the security page"},
+		About: "password, group admins, Stepgate administrator (/admin); adds a passkey with the temporary access pass below"},
 }
 
 // AdminGroup is the group whose members may open the bank's admin pages.
@@ -93,6 +93,10 @@ func Config(p Params) (config.Config, error) {
 		return config.Config{}, err
 	}
 	cfg.Policy.Files = []string{PolicyPath(p.DataDir)}
+	// The demo's passwords are printed for all to see: no account may
+	// register a first method with its password alone. Registration
+	// takes a temporary access pass (admin gets one at every start).
+	cfg.Registration.Window = 0
 	cfg.OIDC.Clients = []config.OIDCClient{{
 		ID: BankApp, Name: "Demo bank API", Secret: BankClientSecret, GrantTypes: []string{"client_credentials"},
 	}}

@@ -74,6 +74,19 @@ func TestSeedTwice(t *testing.T) {
 	if n := len(a.Policies.Load().Policies()); n != 5 {
 		t.Fatalf("%d demo policies loaded, want 5", n)
 	}
+	// Each run prints a fresh pass for admin; the earlier one is spent.
+	if first.AdminPass == "" || second.AdminPass == first.AdminPass {
+		t.Fatalf("admin's passes: first %q, then %q; want a new one each run", first.AdminPass, second.AdminPass)
+	}
+	if _, err := a.Methods.Passes.Redeem(ctx, admin.ID, first.AdminPass); err == nil {
+		t.Fatal("the pass of the first run still works")
+	}
+	if _, err := a.Methods.Passes.Redeem(ctx, admin.ID, second.AdminPass); err != nil {
+		t.Fatalf("the pass of the second run: %v", err)
+	}
+	if a.Config.Registration.Window != 0 {
+		t.Fatal("the demo lets a public password register a first method")
+	}
 }
 
 // wireAssertion is an assertion as the gateway signs it.

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/authn/totp"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/store"
@@ -20,7 +22,15 @@ import (
 type Seeded struct {
 	// AliceTOTPSecret is the base32 secret of alice's authenticator app.
 	AliceTOTPSecret string
+	// AdminPass is a temporary access pass for admin, who has a password
+	// only, to register a passkey with; empty once admin has a method.
+	// It works until AdminPassExpires.
+	AdminPass        string
+	AdminPassExpires time.Time
 }
+
+// AdminPassLifetime is how long the admin's pass of a demo run works.
+const AdminPassLifetime = 8 * time.Hour
 
 // Seed makes the store in cfg's data directory hold the demo: the
 // admins group, the demo users, alice's authenticator app and the
@@ -78,7 +88,35 @@ func Seed(ctx context.Context, cfg config.Config, log *slog.Logger) (Seeded, err
 	if err != nil {
 		return Seeded{}, fmt.Errorf("alice's authenticator app: %w", err)
 	}
-	return Seeded{AliceTOTPSecret: secret}, nil
+	seeded := Seeded{AliceTOTPSecret: secret}
+	if seeded.AdminPass, seeded.AdminPassExpires, err = adminPass(ctx, st, m); err != nil {
+		return Seeded{}, fmt.Errorf("admin's temporary access pass: %w", err)
+	}
+	return seeded, nil
+}
+
+// adminPass gives admin, while admin has no sign-in method beyond the
+// password, a fresh temporary access pass to register a passkey with:
+// the demo's passwords are public, so a password alone registers
+// nothing. A pass from an earlier run (stored hashed, so it cannot be
+// printed again) is replaced.
+func adminPass(ctx context.Context, st store.Store, m *app.Methods) (string, time.Time, error) {
+	u, err := st.GetUserByName(ctx, "admin")
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	creds, err := st.ListCredentials(ctx, u.ID)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if slices.ContainsFunc(creds, func(c store.Credential) bool { return c.Type != "recovery-code" }) {
+		return "", time.Time{}, nil
+	}
+	if err := m.Passes.Revoke(ctx, u.ID); err != nil && !errors.Is(err, tap.ErrNone) {
+		return "", time.Time{}, err
+	}
+	code, p, err := m.Passes.Issue(ctx, u.ID, "stepgate demo", AdminPassLifetime, false)
+	return code, p.ExpiresAt, err
 }
 
 // keepRoles gives an existing demo user the roles of its definition

@@ -12,11 +12,6 @@ import (
 	"github.com/stepgate/stepgate/internal/store"
 )
 
-// removalFreshness is how recent a proof must be before a method can be
-// removed: someone who found an unlocked, signed-in browser must not be
-// able to strip the account's second factor.
-const removalFreshness = 10 * time.Minute
-
 // credView is a registered method as the security page lists it.
 type credView struct {
 	ID, Type, Label, Name string
@@ -34,11 +29,41 @@ func (p *Pages) security(w http.ResponseWriter, r *http.Request) error {
 	if !ok || err != nil {
 		return err
 	}
+	n := securityNotice{}
+	switch {
+	case r.URL.Query().Has("added"):
+		n.notice = "The method was added."
+	case r.URL.Query().Has("removed"):
+		n.notice = "The method was removed."
+	case r.URL.Query().Has("unlocked"):
+		n.notice = "You can now add a sign-in method."
+	}
+	return p.renderSecurity(w, r, u, sess, http.StatusOK, n)
+}
+
+// securityNotice is what the security page says above the methods.
+type securityNotice struct {
+	notice, msg string
+	// gate, when not open, explains what a change needs and offers it.
+	gate     verdict
+	returnTo string
+}
+
+// unlockView offers what opens a registration on the security page.
+type unlockView struct {
+	StepUpURL string // a step-up with an existing method
+	Pass      bool   // a temporary access pass form
+	Recovery  bool   // a recovery code form
+	ReturnTo  string
+}
+
+// renderSecurity shows the security page with n.
+func (p *Pages) renderSecurity(w http.ResponseWriter, r *http.Request, u store.User, sess store.Session, status int, n securityNotice) error {
 	creds, err := p.Credentials.ListCredentials(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
-	v := view{Title: "Security", User: &u, Session: &sess}
+	v := view{Title: "Security", User: &u, Session: &sess, Notice: n.notice, Error: n.msg}
 	for _, c := range creds {
 		cv := credView{ID: c.ID, Type: c.Type, Label: p.label(c.Type), Name: c.Name, CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt}
 		if p.Detail != nil {
@@ -49,14 +74,44 @@ func (p *Pages) security(w http.ResponseWriter, r *http.Request) error {
 	for _, m := range p.Methods.All() {
 		v.Addable = append(v.Addable, choice{Name: m.Name(), Label: m.Label(), URL: "/account/security/add?method=" + url.QueryEscape(m.Name())})
 	}
-	switch {
-	case r.URL.Query().Has("added"):
-		v.Notice = "The method was added."
-	case r.URL.Query().Has("removed"):
-		v.Notice = "The method was removed."
+	returnTo := n.returnTo
+	if returnTo == "" {
+		returnTo = "/account/security"
 	}
-	p.render(w, r, http.StatusOK, "security", v)
+	unlock := &unlockView{Pass: p.Passes != nil && p.KV != nil, ReturnTo: returnTo}
+	switch n.gate.gate {
+	case gateStepUp:
+		q := url.Values{"return_to": {returnTo}, "methods": {strings.Join(n.gate.methods, ",")}}
+		unlock.StepUpURL = "/stepup?" + q.Encode()
+		unlock.Recovery = n.gate.recovery
+		if v.Error == "" {
+			v.Error = "Changing your sign-in methods needs a fresh proof with one of them (not the password)."
+		}
+	case gateUnlock:
+		unlock.Recovery = n.gate.recovery
+		if v.Error == "" {
+			v.Error = p.unlockMessage(creds, n.gate)
+		}
+	default:
+		// Offered always, for the day a user lost their methods.
+		unlock.Recovery = hasRecovery(creds) && !p.Registration.PhishingResistant
+	}
+	v.Unlock = unlock
+	p.render(w, r, status, "security", v)
 	return nil
+}
+
+// unlockMessage says why a registration needs a pass or a recovery code.
+func (p *Pages) unlockMessage(creds []store.Credential, v verdict) string {
+	switch {
+	case len(creds) == 0:
+		return "To add your first sign-in method, enter the temporary access pass your administrator gave you."
+	case p.Registration.PhishingResistant:
+		return "Changing your sign-in methods needs a passkey or security key. Without one, ask your administrator for a temporary access pass."
+	case v.recovery:
+		return "Changing your sign-in methods needs a proof with one of them. Use a recovery code, or a temporary access pass from your administrator."
+	}
+	return "Changing your sign-in methods needs a proof with one of them. Ask your administrator for a temporary access pass."
 }
 
 // enrollForm starts registering a method, after the conditional access
@@ -71,6 +126,17 @@ func (p *Pages) enrollForm(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return &pageError{http.StatusNotFound, "There is no such sign-in method."}
 	}
+	creds, err := p.Credentials.ListCredentials(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	v, err := p.addVerdict(r, u, sess, creds, m.Name())
+	if err != nil {
+		return err
+	}
+	if done, err := p.gateChange(w, r, u, sess, v, r.URL.RequestURI()); done || err != nil {
+		return err
+	}
 	if done, err := p.registerAllowed(w, r, u, sess); done || err != nil {
 		return err
 	}
@@ -82,9 +148,9 @@ func (p *Pages) enrollForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id}
-	p.setShow(&v, ch.Show)
-	p.render(w, r, http.StatusOK, "enroll", v)
+	page := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id}
+	p.setShow(&page, ch.Show)
+	p.render(w, r, http.StatusOK, "enroll", page)
 	return nil
 }
 
@@ -129,6 +195,29 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return &pageError{http.StatusBadRequest, "There is no such sign-in method."}
 	}
+	// Checked again at the finish: the proof that allowed the start may
+	// have gone stale, or its pass been revoked, in between.
+	creds, err := p.Credentials.ListCredentials(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	verdict, err := p.addVerdict(r, u, sess, creds, m.Name())
+	if err != nil {
+		return err
+	}
+	if verdict.gate != gateOpen {
+		_ = p.Ceremonies.Done(ctx, id)
+		p.Log.InfoContext(ctx, "security method refused: no fresh proof", "user", u.Username, "method", m.Name())
+		if err := p.logSecurity(r, u, m.Name(), "failure", "registration-not-allowed"); err != nil {
+			return err
+		}
+		if wantsJSON(r) {
+			writeJSONStatus(w, http.StatusForbidden, map[string]string{"error": "Adding a sign-in method needs a fresh proof. Start again from your security page."})
+			return nil
+		}
+		_, err := p.gateChange(w, r, u, sess, verdict, "/account/security")
+		return err
+	}
 	res, err := m.FinishEnroll(ctx, u, c.State, authn.Response{Code: r.PostFormValue("code"), Data: []byte(r.PostFormValue("data"))})
 	if errors.Is(err, authn.ErrNotAllowed) {
 		// Trying again with the same authenticator cannot help: say why
@@ -159,6 +248,22 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Ceremonies.Done(ctx, id); err != nil {
 		return err
 	}
+	if verdict.via == methodRecovery {
+		// A recovery code registers one new method, the lost one's
+		// successor; anything more needs a proof with that method. The
+		// proof is spent here, atomically: of two registrations finished
+		// at once on one code, the second is undone.
+		err := p.KV.DeleteKV(ctx, regProofKey(sess.ID))
+		if errors.Is(err, store.ErrNotFound) {
+			if derr := p.Credentials.DeleteCredential(ctx, res.Credential.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+				return derr
+			}
+			return &pageError{http.StatusForbidden, "Your recovery code was already used to add a method. Confirm it's you with that method to add more."}
+		}
+		if err != nil {
+			return err
+		}
+	}
 	// A method may hand the browser a cookie of its own (a push device
 	// keeps its device secret in one); it is set, never shown.
 	if ck, ok := res.Show["set_cookie"].(*http.Cookie); ok {
@@ -170,8 +275,11 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 			return c, nil
 		})
 	}
-	p.Log.InfoContext(ctx, "security method added", "user", u.Username, "method", m.Name(), "credential", res.Credential.ID)
+	p.Log.InfoContext(ctx, "security method added", "user", u.Username, "method", m.Name(), "credential", res.Credential.ID, "allowed_by", verdict.via)
 	p.audit(ctx, u, "user.method-add."+m.Name())
+	if err := p.methodChanged(r, u, change{Added: true, Method: m.Name(), CredentialID: res.Credential.ID, Via: verdict.via}); err != nil {
+		return err
+	}
 	if wantsJSON(r) {
 		writeJSONStatus(w, http.StatusOK, map[string]string{"redirect": "/account/security?added"})
 		return nil
@@ -211,9 +319,9 @@ func (p *Pages) ownedCredential(r *http.Request, u store.User) (store.Credential
 	return creds[i], creds, nil
 }
 
-// removeCredential removes a method after a fresh step-up: within
-// removalFreshness, with another method than the one being removed when
-// the user has one, so a stolen session cannot strip a factor.
+// removeCredential removes a method after a fresh step-up with another
+// method than the one being removed when the user has one, so a stolen
+// password or an unlocked, signed-in browser cannot strip a factor.
 func (p *Pages) removeCredential(w http.ResponseWriter, r *http.Request) error {
 	if err := p.parseForm(w, r); err != nil {
 		return err
@@ -226,28 +334,22 @@ func (p *Pages) removeCredential(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !freshProof(sess, cred.ID, p.Now()) {
-		others, _, err := p.userMethods(r, u)
-		if err != nil {
+	if v := p.removeVerdict(sess, creds, cred); v.gate != gateOpen {
+		if err := p.logSecurity(r, u, cred.Type, "failure", "removal-not-allowed"); err != nil {
 			return err
 		}
-		hint := slices.DeleteFunc(others, func(m string) bool {
-			// Prove it with something else where possible.
-			return m == cred.Type && countType(creds, m) == 1 && len(others) > 1
+		return p.renderSecurity(w, r, u, sess, http.StatusForbidden, securityNotice{
+			msg: "Removing a sign-in method needs a fresh proof of identity with another of your methods (not the password).", gate: v,
 		})
-		q := url.Values{"return_to": {"/account/security"}, "methods": {strings.Join(hint, ",")}}
-		p.render(w, r, http.StatusForbidden, "security", view{
-			Title: "Security", User: &u, Session: &sess,
-			Error:   "Removing a sign-in method needs a fresh proof of identity.",
-			Choices: []choice{{Label: "Confirm it's you", URL: "/stepup?" + q.Encode()}},
-		})
-		return nil
 	}
 	if err := p.Credentials.DeleteCredential(r.Context(), cred.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	p.Log.InfoContext(r.Context(), "security method removed", "user", u.Username, "method", cred.Type, "credential", cred.ID)
 	p.audit(r.Context(), u, "user.method-remove."+cred.Type)
+	if err := p.methodChanged(r, u, change{Method: cred.Type, CredentialID: cred.ID, Via: "fresh-proof"}); err != nil {
+		return err
+	}
 	// Removing a method is a critical change: whatever was signed in or
 	// issued with it stops working now (continuous access evaluation).
 	// The user signs in again, with what remains.
@@ -261,27 +363,6 @@ func (p *Pages) removeCredential(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, "/account/security?removed", http.StatusSeeOther)
 	return nil
-}
-
-// freshProof reports whether the session holds a proof newer than
-// removalFreshness made with something other than credential id.
-func freshProof(s store.Session, id string, now time.Time) bool {
-	for _, e := range s.Events {
-		if now.Sub(e.Time) <= removalFreshness && (e.CredentialID == "" || e.CredentialID != id) {
-			return true
-		}
-	}
-	return false
-}
-
-func countType(creds []store.Credential, t string) int {
-	n := 0
-	for _, c := range creds {
-		if c.Type == t {
-			n++
-		}
-	}
-	return n
 }
 
 // renameCredential changes a method's label.

@@ -31,6 +31,11 @@ func (p *Pages) userMethods(r *http.Request, u store.User) ([]string, []store.Cr
 	}
 	var out []string
 	for _, m := range p.Methods.All() {
+		if m.Name() == methodRecovery {
+			// Recovery codes open a registration on the security page
+			// and prove nothing else, so no step-up offers them.
+			continue
+		}
 		if slices.ContainsFunc(creds, func(c store.Credential) bool { return c.Type == m.Name() }) {
 			out = append(out, m.Name())
 		}
@@ -248,7 +253,7 @@ func (p *Pages) verifyCeremony(r *http.Request, u store.User, id string, v *view
 		return authn.Proof{}, err
 	}
 	m, ok := p.Methods.Get(c.Method)
-	if !ok {
+	if !ok || c.Method == methodRecovery {
 		return authn.Proof{}, authn.ErrNoCeremony
 	}
 	v.Method, v.MethodLabel, v.Ceremony, v.Kind = c.Method, m.Label(), id, "code"

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/risk"
@@ -110,6 +111,29 @@ type Deps struct {
 	// error (a full log that fails closed) refuses the sign-in.
 	SignIns func(ctx context.Context, e audit.SignIn) error
 
+	// Registration is the built-in protection of security info.
+	Registration Registration
+	// KV keeps registration proofs (a redeemed pass, a used recovery
+	// code) and "this wasn't me" links; nil turns both off.
+	KV store.KV
+	// Passes are the temporary access passes; nil turns them off.
+	Passes *tap.Store
+	// UserRisk is the user's current risk level, for the registration
+	// window; nil counts none.
+	UserRisk func(ctx context.Context, userID string) string
+	// Notifier mails a notice of every change of methods; nil sends none.
+	Notifier Notifier
+	// ReportKey signs "this wasn't me" links; Issuer is the base of their
+	// address, and they work for ReportLinkLifetime.
+	ReportKey          []byte
+	Issuer             string
+	ReportLinkLifetime time.Duration
+	// Place names where a request comes from (a country), for notices.
+	Place func(r *http.Request) string
+	// RaiseRisk sets a user's risk high after they reported a change of
+	// their methods as not theirs.
+	RaiseRisk func(ctx context.Context, userID string)
+
 	Sessions *session.Manager
 	CSRFKey  []byte
 	Secure   bool // the issuer is https
@@ -130,13 +154,24 @@ func New(d Deps) (*Pages, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	// Unset parts of the protection take their strict values: the
+	// default freshness, no risk tolerated, no window.
+	if d.Registration.Freshness <= 0 {
+		d.Registration.Freshness = DefaultRegistration().Freshness
+	}
+	if d.Registration.WindowMaxRisk == "" {
+		d.Registration.WindowMaxRisk = "none"
+	}
+	if d.ReportLinkLifetime <= 0 {
+		d.ReportLinkLifetime = 7 * 24 * time.Hour
+	}
 	p := &Pages{Deps: d, csrf: newCSRF(d.CSRFKey, d.Secure), pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"fmtTime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"join":    strings.Join,
 	}
 	layout := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
-	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password"} {
+	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password", "report"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -164,6 +199,10 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /account/security/add", p.handle(p.enroll))
 	mux.Handle("POST /account/security/remove", p.handle(p.removeCredential))
 	mux.Handle("POST /account/security/rename", p.handle(p.renameCredential))
+	mux.Handle("POST /account/security/tap", p.handle(p.redeemPass))
+	mux.Handle("POST /account/security/recover", p.handle(p.recoverWithCode))
+	mux.Handle("GET /account/security/report", p.handle(p.reportForm))
+	mux.Handle("POST /account/security/report", p.handle(p.report))
 	if p.Passwords != nil {
 		mux.Handle("GET /account/password", p.handle(p.passwordForm))
 		mux.Handle("POST /account/password", p.handle(p.changePassword))
@@ -225,6 +264,8 @@ type view struct {
 	Choices     []choice       // methods to choose from
 	Credentials []credView     // the user's registered methods
 	Addable     []choice       // methods the user can add
+	Unlock      *unlockView    // what opens a registration
+	Report      *reportView    // a "this wasn't me" link
 }
 
 // choice is a method offered on a page.

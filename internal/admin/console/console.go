@@ -130,6 +130,8 @@ func (c *Console) routes() []route {
 		{method: "POST", path: "/admin/users/{name}/reset-mfa", page: c.resetMFA},
 		{method: "POST", path: "/admin/users/{name}/risk", page: c.setRisk},
 		{method: "POST", path: "/admin/users/{name}/disabled", page: c.setDisabled},
+		{method: "POST", path: "/admin/users/{name}/tap", page: c.issuePass},
+		{method: "POST", path: "/admin/users/{name}/tap-revoke", page: c.revokePass},
 		{method: "GET", path: "/admin/catalog", page: c.catalog},
 		{method: "GET", path: "/admin/static/{file}", page: c.static},
 		// Anything else under /admin, and other methods on the routes

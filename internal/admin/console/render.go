@@ -82,6 +82,7 @@ var notices = map[string]string{
 	"risk-dismissed": "The user's risk was dismissed.",
 	"disabled":       "The user was disabled and their sessions ended.",
 	"enabled":        "The user was enabled.",
+	"tap-revoked":    "The user's temporary access pass was revoked.",
 }
 
 // withNotice adds a notice to a console path.

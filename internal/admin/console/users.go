@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
 )
@@ -38,6 +39,9 @@ type userView struct {
 	Self bool
 	// SignIns links to the user's entries in the sign-in log.
 	SignIns string
+	// Issued is a temporary access pass just issued: shown on this one
+	// answer, never again (it is stored hashed).
+	Issued *admin.IssuedPass
 }
 
 // user shows a user's methods, sessions and risk, with the actions.
@@ -46,11 +50,15 @@ func (c *Console) user(w http.ResponseWriter, r *http.Request, who *caller) erro
 }
 
 func (c *Console) showUser(w http.ResponseWriter, r *http.Request, who *caller, status int, problem string) error {
+	return c.showUserWith(w, r, who, status, problem, nil)
+}
+
+func (c *Console) showUserWith(w http.ResponseWriter, r *http.Request, who *caller, status int, problem string, issued *admin.IssuedPass) error {
 	d, err := c.Service.User(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
 	}
-	v := userView{UserDetail: d, Self: d.ID == who.user.ID, SignIns: "/admin/signins?" + url.Values{"user": {d.Username}}.Encode()}
+	v := userView{UserDetail: d, Self: d.ID == who.user.ID, SignIns: "/admin/signins?" + url.Values{"user": {d.Username}}.Encode(), Issued: issued}
 	c.render(w, r, who, status, "user", view{Title: "User " + d.Username, Section: "users", Notice: noticeOf(r), Error: problem, Data: v})
 	return nil
 }
@@ -115,5 +123,31 @@ func (c *Console) setDisabled(w http.ResponseWriter, r *http.Request, who *calle
 			return &admin.Error{Kind: admin.Invalid, Message: "you cannot disable your own account here; ask another administrator, so someone can still undo it"}
 		}
 		return c.Service.SetDisabled(r.Context(), who.actor(), reason, name, disabled)
+	})
+}
+
+// issuePass gives the user a temporary access pass and shows it on this
+// answer only: it is stored hashed, so it cannot be shown again.
+func (c *Console) issuePass(w http.ResponseWriter, r *http.Request, who *caller) error {
+	if r.PostFormValue("confirm") != "yes" {
+		return c.showUser(w, r, who, http.StatusBadRequest, "Tick the confirmation box of the action you mean; nothing was changed.")
+	}
+	lifetime, err := time.ParseDuration(strings.TrimSpace(r.PostFormValue("lifetime")))
+	if err != nil {
+		return c.showUser(w, r, who, http.StatusBadRequest, "Give the pass a lifetime from 10m to 168h, like 1h; nothing was changed.")
+	}
+	p, err := c.Service.IssuePass(r.Context(), who.actor(), r.PostFormValue("reason"), r.PathValue("name"), lifetime, r.PostFormValue("once") == "yes")
+	if ae := adminError(err); ae != nil && ae.Kind != admin.NotFound {
+		return c.showUser(w, r, who, adminStatus(ae.Kind), ae.Error())
+	}
+	if err != nil {
+		return err
+	}
+	return c.showUserWith(w, r, who, http.StatusOK, "", &p)
+}
+
+func (c *Console) revokePass(w http.ResponseWriter, r *http.Request, who *caller) error {
+	return c.userAction(w, r, who, "tap-revoked", func(reason, name string) error {
+		return c.Service.RevokePass(r.Context(), who.actor(), reason, name)
 	})
 }

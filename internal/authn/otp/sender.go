@@ -115,6 +115,20 @@ func NewSMTPSender(o SMTPOptions) (*SMTPSender, error) {
 
 // Send mails the code to the address to.
 func (s *SMTPSender) Send(ctx context.Context, to, code, purpose string) error {
+	return s.deliver(ctx, to, func() []byte { return s.message(to, code, purpose) })
+}
+
+// Notify mails a notice (a change of the user's sign-in methods) to the
+// address to. subject must be one line; body is plain text.
+func (s *SMTPSender) Notify(ctx context.Context, to, subject, body string) error {
+	if strings.ContainsAny(subject, "\r\n") {
+		return errors.New("smtp: a notice subject must be one line")
+	}
+	return s.deliver(ctx, to, func() []byte { return s.notice(to, subject, body) })
+}
+
+// deliver sends the message msg makes to the address to.
+func (s *SMTPSender) deliver(ctx context.Context, to string, msg func() []byte) error {
 	// Anything but a bare address could smuggle headers or SMTP commands.
 	if _, err := validEmail(to); err != nil {
 		return fmt.Errorf("smtp: %q is not a bare email address", to)
@@ -169,7 +183,7 @@ func (s *SMTPSender) Send(ctx context.Context, to, code, purpose string) error {
 	if err != nil {
 		return fmt.Errorf("smtp: DATA: %w", err)
 	}
-	if _, err := w.Write(s.message(to, code, purpose)); err != nil {
+	if _, err := w.Write(msg()); err != nil {
 		return fmt.Errorf("smtp: write message: %w", err)
 	}
 	if err := w.Close(); err != nil {
@@ -178,23 +192,38 @@ func (s *SMTPSender) Send(ctx context.Context, to, code, purpose string) error {
 	return c.Quit()
 }
 
-// message is the mail: plain text, ASCII, short lines.
-func (s *SMTPSender) message(to, code, purpose string) []byte {
+// notice is a notice mail: the same headers as a code's, another subject
+// and body.
+func (s *SMTPSender) notice(to, subject, body string) []byte {
+	var b bytes.Buffer
+	s.headers(&b, to, subject)
+	b.WriteString(body)
+	return b.Bytes()
+}
+
+// headers writes a mail's header block, blank line included.
+func (s *SMTPSender) headers(b *bytes.Buffer, to, subject string) {
 	now := s.o.Now().UTC()
 	id := strings.ToLower(rand.Text())
 	domain := s.from[strings.LastIndexByte(s.from, '@')+1:]
-	var b bytes.Buffer
 	header := func(k, v string) { b.WriteString(k + ": " + v + "\r\n") }
 	from, _ := mail.ParseAddress(s.o.From) // checked by NewSMTPSender
 	header("From", from.String())
 	header("To", to)
-	header("Subject", "Your Stepgate code")
+	header("Subject", subject)
 	header("Date", now.Format(time.RFC1123Z))
 	header("Message-ID", "<"+id+"@"+domain+">")
 	header("MIME-Version", "1.0")
 	header("Content-Type", "text/plain; charset=utf-8")
 	header("Auto-Submitted", "auto-generated")
 	b.WriteString("\r\n")
+}
+
+// message is the mail: plain text, ASCII, short lines.
+func (s *SMTPSender) message(to, code, purpose string) []byte {
+	now := s.o.Now().UTC()
+	var b bytes.Buffer
+	s.headers(&b, to, "Your Stepgate code")
 	body := fmt.Sprintf("Your Stepgate code is %s\r\n\r\n"+
 		"Enter it %s.\r\n"+
 		"It expires in %d minutes, at %s.\r\n\r\n"+
@@ -382,6 +411,13 @@ type LogSender struct {
 
 // NewLogSender returns a sender that logs codes at info level.
 func NewLogSender(log *slog.Logger) *LogSender { return &LogSender{log: log} }
+
+// Notify logs a notice, links included: development only, like codes.
+func (s *LogSender) Notify(ctx context.Context, to, subject, body string) error {
+	s.log.InfoContext(ctx, "notice written to the log by the development sender; configure otp.email.sender for real delivery",
+		"to", to, "subject", subject, "body", body)
+	return nil
+}
 
 // Send logs the code.
 func (s *LogSender) Send(ctx context.Context, to, code, purpose string) error {

@@ -493,3 +493,37 @@ func TestLogSender(t *testing.T) {
 		t.Fatalf("log line %q must carry the code at info and say it is for development", out)
 	}
 }
+
+// TestSMTPNotify: a notice goes over the same checked channel as a code,
+// with its own subject; a subject with a line break (a header
+// injection) and an address with extra parts are refused unsent.
+func TestSMTPNotify(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := func() time.Time { return time.Date(2031, 3, 4, 9, 0, 0, 0, time.UTC) }
+	srv, pool := startSMTP(t, true)
+	s, err := NewSMTPSender(SMTPOptions{Host: "127.0.0.1", Port: srv.port(), From: "Stepgate <sso@example.com>", RootCAs: pool, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Notify(ctx, "alice@example.com", "A sign-in method was added to your account", "Method: Authenticator app\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct{ to, subject string }{
+		{"alice@example.com", "hi\r\nBcc: eve@example.com"},
+		{"alice@example.com>\r\nRCPT TO:<eve@example.com", "hi"},
+	} {
+		if err := s.Notify(ctx, bad.to, bad.subject, "x"); err == nil {
+			t.Errorf("attack/injection %q %q: sent", bad.to, bad.subject)
+		}
+	}
+	got := srv.received()
+	if len(got) != 1 || !got[0].tls {
+		t.Fatalf("server received %d mails, want the one notice over TLS", len(got))
+	}
+	for _, want := range []string{"Subject: A sign-in method was added to your account", "To: alice@example.com", "Method: Authenticator app", "Auto-Submitted: auto-generated"} {
+		if !strings.Contains(got[0].data, want) {
+			t.Errorf("notice lacks %q:\n%s", want, got[0].data)
+		}
+	}
+}
