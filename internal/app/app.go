@@ -238,6 +238,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Access: a.Access.Request,
 		Tokens: a.OIDC, Signer: a.Keys, Box: a.Methods.Box, Methods: a.availableMethods,
 		ErrorPage: pages.ErrorPage, Config: cfg.Gateway, Log: log, Metrics: a.Metrics, SignIns: a.writeSignIn,
+		ClientIP: clientIP.Of,
 	}); err != nil {
 		return nil, err
 	}

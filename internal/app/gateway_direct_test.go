@@ -138,6 +138,103 @@ func TestGatewayProxiedRequest(t *testing.T) {
 	}
 }
 
+// TestGatewayForwardingHeaders: a client's own addressing, forwarding
+// and rewriting headers never reach the upstream, on the direct path
+// (GET) and the reverse proxy (POST, DELETE): each arrives replaced by
+// the gateway's value or not at all, in any case and with underscores
+// for dashes (as CGI-style servers read them).
+func TestGatewayForwardingHeaders(t *testing.T) {
+	g, b, _ := startEchoGateway(t, http.HandlerFunc(echoHandler), nil)
+	host := strings.TrimPrefix(g.app, "http://")
+	replaced := map[string]string{
+		"X-Forwarded-For": "127.0.0.1", "X-Real-Ip": "127.0.0.1", "X-Forwarded-Host": host, "X-Forwarded-Proto": "http",
+	}
+	forged := []string{
+		"X-Real-IP", "X-Client-IP", "True-Client-IP", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
+		"X-Forwarded-Uri", "X-Forwarded-Method", "X-Original-Forwarded-For", "X-Original-URL", "X-Original-URI",
+		"X-Original-Host", "X-Original-Method", "X-Rewrite-URL", "Forwarded", "X-Forwarded", "Forwarded-For",
+		"CF-Connecting-IP", "CF-Connecting-IPv6", "CF-Visitor", "CF-IPCountry", "Fastly-Client-IP", "X-Cluster-Client-IP",
+		"X-Remote-IP", "X-Remote-Addr", "X-Originating-IP", "X-Host", "Client-IP", "X-ProxyUser-IP",
+		"X-Envoy-External-Address", "X-Azure-ClientIP", "X-AppEngine-User-IP", "Akamai-Client-IP",
+		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+		"x-real-ip", "X_Real_IP", "X_Forwarded_For", "x_forwarded_host", "X_Stepgate_User", "X_Internal_Role",
+	}
+	for _, method := range []string{"GET", "POST", "DELETE"} {
+		t.Run(method, func(t *testing.T) {
+			req, err := http.NewRequest(method, g.app+"/accounts", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range forged {
+				// Set the name as written, not canonicalized, as a raw client would.
+				req.Header[k] = []string{"203.0.113.66"}
+			}
+			resp, err := b.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, raw)
+			}
+			var e echoed
+			if err := json.Unmarshal(raw, &e); err != nil {
+				t.Fatalf("%v: %s", err, raw)
+			}
+			for k, vv := range e.Header {
+				for _, v := range vv {
+					if strings.Contains(v, "203.0.113.66") {
+						t.Errorf("the client's value reached the upstream in %s: %q", k, v)
+					}
+				}
+			}
+			for k, want := range replaced {
+				if got := strings.Join(e.Header[k], ","); got != want {
+					t.Errorf("upstream %s = %q, want the gateway's %q", k, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestGatewayForwardedClientAddress: behind a trusted proxy, the
+// upstream's X-Forwarded-For and X-Real-IP carry the client address the
+// proxy reported; a client's own claim beyond the trusted hops is not
+// believed.
+func TestGatewayForwardedClientAddress(t *testing.T) {
+	g, b, _ := startEchoGateway(t, http.HandlerFunc(echoHandler), func(cfg *config.Config) {
+		cfg.Server.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	for _, tc := range []struct {
+		name, xff, want string
+	}{
+		{"ok/proxy-reports-client", "198.51.100.7", "198.51.100.7"},
+		{"ok/client-claim-before-proxy", "10.9.9.9, 198.51.100.7", "198.51.100.7"},
+		{"ok/no-header", "", "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, method := range []string{"GET", "POST"} {
+				var kv []string
+				if tc.xff != "" {
+					kv = []string{"X-Forwarded-For", tc.xff}
+				}
+				resp := mustDo(t, b, method, g.app+"/accounts", "", kv...)
+				var e echoed
+				err := json.NewDecoder(resp.Body).Decode(&e)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, real := strings.Join(e.Header["X-Forwarded-For"], ","), e.Header.Get("X-Real-Ip"); got != tc.want || real != tc.want {
+					t.Errorf("%s: upstream X-Forwarded-For %q, X-Real-IP %q, want %q", method, got, real, tc.want)
+				}
+			}
+		})
+	}
+}
+
 // TestGatewayUpstreamConnections: kept-alive upstream connections that
 // the upstream closes while idle are replaced without the client seeing
 // an error; a client that goes away frees the upstream at once; trailers

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -78,8 +79,11 @@ type Deps struct {
 	// unlogged.
 	SignIns func(ctx context.Context, e audit.SignIn) error
 	Config  config.Gateway
-	Log     *slog.Logger
-	Now     func() time.Time
+	// ClientIP is the client's address behind the trusted proxies; nil
+	// means the peer's address.
+	ClientIP func(*http.Request) netip.Addr
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Gateway serves the routes.

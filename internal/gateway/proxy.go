@@ -50,11 +50,12 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 			// pr.Out is the proxy's own copy of the request: the canonical
 			// path and the identity go there, so the upstream sees exactly
 			// what the rules saw, without a second copy of the request.
+			// Never let a client's own identity, forwarding or rewriting
+			// headers through.
+			g.scrubClientHeaders(pr.Out.Header)
 			if o, ok := pr.In.Context().Value(outboundKey{}).(*outbound); ok {
 				pr.Out.URL.Path, pr.Out.URL.RawPath = o.path, escapePath(o.path)
 				g.setIdentity(pr.Out.Header, rt, o.id)
-			} else {
-				g.stripIdentity(pr.Out.Header) // never let a client's own identity headers through
 			}
 			if c := rt.withoutOwnCookies(pr.Out.Header["Cookie"]); len(c) > 0 {
 				pr.Out.Header["Cookie"] = c
@@ -62,7 +63,7 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 				delete(pr.Out.Header, "Cookie")
 			}
 			pr.SetURL(rt.upstream) // joins the upstream's path and the canonical one
-			pr.SetXForwarded()
+			g.forwardingHeaders(pr.In, rt, pr.Out.Header.Set)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			rt.dropOwnSetCookies(resp.Header)
