@@ -22,6 +22,58 @@ type Gateway struct {
 	// StripHeaders are removed from every incoming request before the
 	// identity headers are added (X-Stepgate-* always are).
 	StripHeaders []string `yaml:"strip_headers,omitempty"`
+	// KeptRequests bounds the requests kept across a sign-in or step-up.
+	KeptRequests KeptRequests `yaml:"kept_requests"`
+}
+
+// KeptRequests bounds what the gateway stores for requests waiting for a
+// sign-in or step-up. Anyone can make it keep one (a form posted to a
+// signed-in page without a session), so the bounds are counted in the
+// store, across every node, and requests from clients with no session
+// get a smaller budget.
+type KeptRequests struct {
+	// MaxCount and MaxBytes bound all kept requests at once: how many,
+	// and their stored (encrypted) size.
+	MaxCount int `yaml:"max_count"`
+	MaxBytes int `yaml:"max_bytes"`
+	// PerAddress is how many requests one client address (an IPv6 /64)
+	// may have kept in each Window.
+	PerAddress int      `yaml:"per_address"`
+	Window     Duration `yaml:"window"`
+	// Anonymous* are the smaller budget of requests from clients with no
+	// session: largest body, share of the totals, and per address.
+	AnonymousBodyLimit  int `yaml:"anonymous_body_limit"`
+	AnonymousMaxCount   int `yaml:"anonymous_max_count"`
+	AnonymousMaxBytes   int `yaml:"anonymous_max_bytes"`
+	AnonymousPerAddress int `yaml:"anonymous_per_address"`
+}
+
+func defaultKeptRequests() KeptRequests {
+	return KeptRequests{MaxCount: 1000, MaxBytes: 64 << 20, PerAddress: 30, Window: Duration(10 * time.Minute),
+		AnonymousBodyLimit: 64 << 10, AnonymousMaxCount: 200, AnonymousMaxBytes: 8 << 20, AnonymousPerAddress: 10}
+}
+
+func (k KeptRequests) validate(ps *problems) {
+	const path = "gateway.kept_requests."
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"max_count", k.MaxCount}, {"max_bytes", k.MaxBytes}, {"per_address", k.PerAddress}, {"anonymous_body_limit", k.AnonymousBodyLimit},
+		{"anonymous_max_count", k.AnonymousMaxCount}, {"anonymous_max_bytes", k.AnonymousMaxBytes}, {"anonymous_per_address", k.AnonymousPerAddress}} {
+		if f.v < 0 {
+			ps.add(path+f.key, "must not be negative (0 keeps none); got %d", f.v)
+		}
+	}
+	ps.positive(path+"window", k.Window, "10m")
+	if k.AnonymousMaxCount > k.MaxCount {
+		ps.add(path+"anonymous_max_count", "%d is more than max_count (%d); the anonymous budget is a share of the total", k.AnonymousMaxCount, k.MaxCount)
+	}
+	if k.AnonymousMaxBytes > k.MaxBytes {
+		ps.add(path+"anonymous_max_bytes", "%d is more than max_bytes (%d); the anonymous budget is a share of the total", k.AnonymousMaxBytes, k.MaxBytes)
+	}
+	if k.AnonymousPerAddress > k.PerAddress {
+		ps.add(path+"anonymous_per_address", "%d is more than per_address (%d); the anonymous budget is a share of the total", k.AnonymousPerAddress, k.PerAddress)
+	}
 }
 
 // GatewayRoute is one protected application.
@@ -83,7 +135,8 @@ func (r GatewayRoute) AppID() string {
 }
 
 func defaultGateway() Gateway {
-	return Gateway{ReplayBodyLimit: 1 << 20, AssertionLifetime: Duration(time.Minute), UpstreamTimeout: Duration(30 * time.Second)}
+	return Gateway{ReplayBodyLimit: 1 << 20, AssertionLifetime: Duration(time.Minute), UpstreamTimeout: Duration(30 * time.Second),
+		KeptRequests: defaultKeptRequests()}
 }
 
 var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -94,6 +147,10 @@ func (g Gateway) validate(ps *problems, issuer string) {
 	}
 	ps.positive("gateway.assertion_lifetime", g.AssertionLifetime, "1m")
 	ps.positive("gateway.upstream_timeout", g.UpstreamTimeout, "30s")
+	g.KeptRequests.validate(ps)
+	if g.KeptRequests.AnonymousBodyLimit > g.ReplayBodyLimit {
+		ps.add("gateway.kept_requests.anonymous_body_limit", "%d is more than gateway.replay_body_limit (%d); anonymous requests get the smaller budget", g.KeptRequests.AnonymousBodyLimit, g.ReplayBodyLimit)
+	}
 	names, froms := map[string]int{}, map[string]int{}
 	for i, r := range g.Routes {
 		path := fmt.Sprintf("gateway.routes[%d]", i)
