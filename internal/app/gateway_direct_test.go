@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -194,6 +196,53 @@ func TestGatewayForwardingHeaders(t *testing.T) {
 				if got := strings.Join(e.Header[k], ","); got != want {
 					t.Errorf("upstream %s = %q, want the gateway's %q", k, got, want)
 				}
+			}
+		})
+	}
+}
+
+// TestGatewayEarlyHintsCookies: an upstream cannot plant the gateway's
+// cookie through an informational answer (103 Early Hints), which the
+// reverse proxy passes on before the final one; its Link still passes.
+func TestGatewayEarlyHintsCookies(t *testing.T) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("Link", "</style.css>; rel=preload; as=style")
+		h.Add("Set-Cookie", "stepgate_gw=planted; Path=/")
+		h.Add("Set-Cookie", "=stepgate_gw=planted; Path=/accounts")
+		h.Add("Set-Cookie", "theme=dark; Path=/settings")
+		w.WriteHeader(http.StatusEarlyHints)
+		h.Del("Set-Cookie")
+		h.Del("Link")
+		io.WriteString(w, "final")
+	})
+	g, b, _ := startEchoGateway(t, up, nil)
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			var hints []http.Header
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, http.Header(h).Clone())
+				return nil
+			}}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), method, g.app+"/accounts", nil)
+			resp, err := b.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(body) != "final" {
+				t.Fatalf("%d %q", resp.StatusCode, body)
+			}
+			for _, h := range hints {
+				for _, c := range h["Set-Cookie"] {
+					if strings.Contains(c, "stepgate_gw") {
+						t.Errorf("an informational answer set the gateway's cookie: %q", c)
+					}
+				}
+			}
+			if method == "POST" && (len(hints) != 1 || hints[0].Get("Link") == "" || len(hints[0]["Set-Cookie"]) != 1) {
+				t.Errorf("early hints reaching the client: %v, want the Link and the application's own cookie", hints)
 			}
 		})
 	}

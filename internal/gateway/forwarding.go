@@ -98,14 +98,14 @@ func (g *Gateway) clientAddr(r *http.Request) string {
 }
 
 // forwardingHeaders sets, through set, the gateway's own account of the
-// request: the client's address, the host it asked for and the route's
-// public scheme.
+// request: the client's address, and the route's public host and
+// scheme (as configured, whatever case or form the client's Host had).
 func (g *Gateway) forwardingHeaders(r *http.Request, rt *route, set func(k, v string)) {
 	if ip := g.clientAddr(r); ip != "" {
 		set("X-Forwarded-For", ip)
 		set("X-Real-Ip", ip)
 	}
-	set("X-Forwarded-Host", r.Host)
+	set("X-Forwarded-Host", rt.host)
 	set("X-Forwarded-Proto", rt.scheme)
 }
 

@@ -130,7 +130,7 @@ func (g *Gateway) Close() {
 		if up.direct != nil {
 			up.direct.Close()
 		}
-		up.proxy.Transport.(*http.Transport).CloseIdleConnections()
+		up.proxy.Transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 	}
 }
 

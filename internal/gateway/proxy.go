@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +46,7 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 	// comes back as encoded: a proxy has no business decompressing.
 	transport.DisableCompression = true
 	proxy := &httputil.ReverseProxy{
-		Transport:  transport,
+		Transport:  informational{rt: rt, next: transport},
 		BufferPool: g.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// pr.Out is the proxy's own copy of the request: the canonical
@@ -75,6 +77,30 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 	}
 	return &upstream{proxy: proxy, direct: newConnPool(rt.upstream, transport.ResponseHeaderTimeout)}
 }
+
+// informational filters the upstream's informational answers (103
+// Early Hints), which the reverse proxy passes to the client as they
+// come, without ModifyResponse: a Set-Cookie there must not plant the
+// gateway's cookie either.
+type informational struct {
+	rt   *route
+	next *http.Transport
+}
+
+func (t informational) RoundTrip(r *http.Request) (*http.Response, error) {
+	// Hooks added last run first: this one sees each 1xx header before
+	// the reverse proxy copies it to the client.
+	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
+			t.rt.dropOwnSetCookies(http.Header(h))
+			return nil
+		},
+	})
+	return t.next.RoundTrip(r.WithContext(ctx))
+}
+
+// CloseIdleConnections closes the upstream connections not in use.
+func (t informational) CloseIdleConnections() { t.next.CloseIdleConnections() }
 
 func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *route, err error) {
 	g.Log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "err", err)
