@@ -160,6 +160,9 @@ func TestGatewayForwardingHeaders(t *testing.T) {
 		"X-Remote-IP", "X-Remote-Addr", "X-Originating-IP", "X-Host", "Client-IP", "X-ProxyUser-IP",
 		"X-Envoy-External-Address", "X-Azure-ClientIP", "X-AppEngine-User-IP", "Akamai-Client-IP",
 		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+		"Remote-User", "Remote-Groups", "X-Remote-User", "X-Auth-Request-Email", "X-Auth-Request-User", "X-WEBAUTH-USER",
+		"X-Authenticated-User", "X-Auth-User", "X-Pomerium-Jwt-Assertion", "Cf-Access-Authenticated-User-Email",
+		"X-Goog-Authenticated-User-Email", "X-Goog-Iap-Jwt-Assertion", "X-Amzn-Oidc-Identity", "X-MS-CLIENT-PRINCIPAL-NAME",
 		"x-real-ip", "X_Real_IP", "X_Forwarded_For", "x_forwarded_host", "X_Stepgate_User", "X_Internal_Role",
 	}
 	for _, method := range []string{"GET", "POST", "DELETE"} {
@@ -172,6 +175,9 @@ func TestGatewayForwardingHeaders(t *testing.T) {
 				// Set the name as written, not canonicalized, as a raw client would.
 				req.Header[k] = []string{"203.0.113.66"}
 			}
+			// An application's own headers of similar names still pass.
+			req.Header.Set("X-Client-Version", "2.1")
+			req.Header.Set("X-Request-Id", "r-1")
 			resp, err := b.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -196,6 +202,9 @@ func TestGatewayForwardingHeaders(t *testing.T) {
 				if got := strings.Join(e.Header[k], ","); got != want {
 					t.Errorf("upstream %s = %q, want the gateway's %q", k, got, want)
 				}
+			}
+			if e.Header.Get("X-Client-Version") != "2.1" || e.Header.Get("X-Request-Id") != "r-1" {
+				t.Errorf("the application's own headers were dropped: %v", e.Header)
 			}
 		})
 	}
