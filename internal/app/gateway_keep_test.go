@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
 )
 
 // dirSize is the size of every file in the data directory.
@@ -319,5 +321,76 @@ func TestGatewayKeepQuotaShares(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Fatalf("signed-in keep %d with the total at %d of 6: %d, want %d", i+1, 4+i, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestGatewayKeepBoundsAcrossNodes: two nodes sharing PostgreSQL hold
+// kept requests to one quota and one per-address count between them:
+// a client spreading its posts over both gets no more than from one.
+func TestGatewayKeepBoundsAcrossNodes(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	node := func() (*server, string) {
+		var app string
+		s := startOver(t, dsn, nil, func(cfg *config.Config) {
+			_, port, _ := net.SplitHostPort(cfg.Server.Listen)
+			app = "http://bank.localhost:" + port
+			cfg.Server.TrustedProxies = []string{"127.0.0.1/32"}
+			cfg.Gateway.Routes = []config.GatewayRoute{{Name: "bank", From: app, To: "http://127.0.0.1:9"}}
+			k := &cfg.Gateway.KeptRequests
+			k.AnonymousMaxCount, k.AnonymousPerAddress = 6, 3
+		})
+		return s, app
+	}
+	s1, app1 := node()
+	s2, app2 := node()
+	c1, c2 := gatewayBrowser(t, s1), gatewayBrowser(t, s2)
+	post := func(i int, addr string) int {
+		c, app := c1, app1
+		if i%2 == 1 {
+			c, app = c2, app2
+		}
+		resp := mustDo(t, c, "POST", app+"/accounts", "x=1", "X-Forwarded-For", addr)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	count := func(codes []int) (kept int) {
+		for _, c := range codes {
+			if c == http.StatusSeeOther {
+				kept++
+			} else if c != http.StatusTooManyRequests {
+				t.Fatalf("answers %v: want only 303 (kept) and 429", codes)
+			}
+		}
+		return kept
+	}
+
+	// One address, alternating nodes: 3 kept, not 3 per node.
+	var codes []int
+	for i := range 6 {
+		codes = append(codes, post(i, "198.51.100.1"))
+	}
+	if kept := count(codes); kept != 3 {
+		t.Fatalf("one address over two nodes: %d kept (%v), want 3", kept, codes)
+	}
+
+	// Many addresses, concurrently on both nodes: the quota of 6 holds
+	// (3 already kept).
+	var mu sync.Mutex
+	codes = nil
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			code := post(i, fmt.Sprintf("203.0.113.%d", i+1))
+			mu.Lock()
+			codes = append(codes, code)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if kept := count(codes); kept != 3 {
+		t.Fatalf("12 addresses over two nodes with 3 places left: %d kept (%v), want 3", kept, codes)
+	}
+	if n, _, err := s1.app.Store.KVUsage(context.Background(), "gw/kept/"); err != nil || n != 6 {
+		t.Fatalf("kept in the shared store: %d (%v), want the quota of 6", n, err)
 	}
 }
