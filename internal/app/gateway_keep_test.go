@@ -394,3 +394,18 @@ func TestGatewayKeepBoundsAcrossNodes(t *testing.T) {
 		t.Fatalf("kept in the shared store: %d (%v), want the quota of 6", n, err)
 	}
 }
+
+// TestGatewayAnonymousKeepsOff: with the anonymous budget at 0, a post
+// without a session is never kept, and the page says to sign in first.
+func TestGatewayAnonymousKeepsOff(t *testing.T) {
+	g := startGateway(t, func(cfg *config.Config) { cfg.Gateway.KeptRequests.AnonymousMaxCount = 0 })
+	resp := mustDo(t, gatewayBrowser(t, g.server), "POST", g.app+"/accounts", "x=1")
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(page), "Sign in, then send it once more") {
+		t.Fatalf("%d, want 429 and a page saying to sign in first:\n%s", resp.StatusCode, page)
+	}
+	if n, _ := g.keptUsage(t, "gw/kept/"); n != 0 {
+		t.Fatalf("%d kept, want none", n)
+	}
+}

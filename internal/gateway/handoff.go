@@ -153,6 +153,10 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 		return "", false
 	}
 	b := g.budget(u == nil)
+	if b.disabled() {
+		g.refuseKeep(w, r, refusedOff(b.anonymous), next)
+		return "", false
+	}
 	// The announced size is refused before anything is counted or read.
 	if r.ContentLength > b.bodyLimit {
 		g.refuseKeep(w, r, refusedTooLarge(b.anonymous), next)

@@ -59,6 +59,12 @@ func (g *Gateway) budget(anonymous bool) keepBudget {
 		quota: store.Quota{Prefix: prefixKeptUser, MaxCount: k.MaxCount, MaxBytes: int64(k.MaxBytes)}}
 }
 
+// disabled reports whether the configuration keeps no request of this
+// class (a bound of 0).
+func (b keepBudget) disabled() bool {
+	return b.perAddress <= 0 || b.quota.MaxCount <= 0 || b.quota.MaxBytes <= 0
+}
+
 // totalQuota bounds every kept request at once.
 func (g *Gateway) totalQuota() store.Quota {
 	k := g.Config.KeptRequests
@@ -98,9 +104,6 @@ func (g *Gateway) clientAddrOf(r *http.Request) netip.Addr {
 // reports whether it is within the budget, and if not, how long until
 // the window ends.
 func (g *Gateway) allowKeep(ctx context.Context, r *http.Request, b keepBudget) (bool, time.Duration, error) {
-	if b.perAddress <= 0 {
-		return false, 0, nil
-	}
 	window := g.Config.KeptRequests.Window.D()
 	now := g.Now()
 	start := now.Truncate(window)
@@ -160,6 +163,15 @@ func refusedTooLarge(anonymous bool) keepRefusal {
 	}
 	return keepRefusal{http.StatusRequestEntityTooLarge, "Too large to keep",
 		"This request needs a fresh sign-in, and its content is too large to keep while you give it, so it was not sent. Sign in again, then send it once more.", 0}
+}
+
+func refusedOff(anonymous bool) keepRefusal {
+	if anonymous {
+		return keepRefusal{http.StatusTooManyRequests, "Sign in first",
+			"You are not signed in, and this gateway does not keep requests until you are, so what you sent was not sent. Sign in, then send it once more.", 0}
+	}
+	return keepRefusal{http.StatusTooManyRequests, "Sign in again first",
+		"This request needs a fresh sign-in, and this gateway does not keep requests until you give it, so it was not sent. Sign in again, then send it once more.", 0}
 }
 
 func refusedRate(wait time.Duration) keepRefusal {
