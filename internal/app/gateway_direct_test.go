@@ -285,8 +285,8 @@ func TestGatewayForwardedClientAddress(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got, real := strings.Join(e.Header["X-Forwarded-For"], ","), e.Header.Get("X-Real-Ip"); got != tc.want || real != tc.want {
-					t.Errorf("%s: upstream X-Forwarded-For %q, X-Real-IP %q, want %q", method, got, real, tc.want)
+				if got, realIP := strings.Join(e.Header["X-Forwarded-For"], ","), e.Header.Get("X-Real-Ip"); got != tc.want || realIP != tc.want {
+					t.Errorf("%s: upstream X-Forwarded-For %q, X-Real-IP %q, want %q", method, got, realIP, tc.want)
 				}
 			}
 		})
