@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
@@ -100,6 +101,9 @@ type Gateway struct {
 	browsers ttlCache[browserEntry]
 	bearers  ttlCache[bearerEntry]
 	buffers  bufferPool
+	// quotaWarned is when (Unix seconds) a full kept-request quota was
+	// last logged: once a minute, so a flood does not flood the log.
+	quotaWarned atomic.Int64
 }
 
 // New compiles the routes.

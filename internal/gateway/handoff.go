@@ -194,7 +194,7 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 	sealed := g.Box.Seal(plain, []byte("gateway-kept|"+id))
 	_, err = g.Store.CreateKVWithin(r.Context(), keptKey(id), sealed, g.Now().Add(keptLifetime), g.totalQuota(), b.quota)
 	if errors.Is(err, store.ErrQuota) {
-		g.Log.WarnContext(r.Context(), "kept-request quota full: request refused", "route", rt.name, "anonymous", b.anonymous, "err", err)
+		g.warnQuotaFull(r, rt, b, err)
 		g.refuseKeep(w, r, refusedFull(), next)
 		return "", false
 	}

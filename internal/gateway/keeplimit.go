@@ -148,6 +148,18 @@ func (g *Gateway) countUp(ctx context.Context, key string, end time.Time) (int, 
 	return 0, errors.New("keep counter: too much contention")
 }
 
+// warnQuotaFull logs a keep refused by a full quota, at most once a
+// minute per node.
+func (g *Gateway) warnQuotaFull(r *http.Request, rt *route, b keepBudget, err error) {
+	now := g.Now().Unix()
+	last := g.quotaWarned.Load()
+	if now-last < 60 || !g.quotaWarned.CompareAndSwap(last, now) {
+		return
+	}
+	g.Log.WarnContext(r.Context(), "kept-request quota full: requests are refused until kept ones are replayed or expire",
+		"route", rt.name, "anonymous", b.anonymous, "err", err)
+}
+
 // keepRefusal is why a request was not kept, as the page tells it.
 type keepRefusal struct {
 	status     int
