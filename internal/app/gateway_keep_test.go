@@ -241,7 +241,7 @@ func fileSize(t *testing.T, path string) int64 {
 
 // walAllowance bounds how far the write-ahead log may stand above the
 // database's contents during a burst of writes, before a checkpoint
-// writes it into the file and cuts it back to 16 MiB
+// writes it into the file and cuts it back to 4 MiB
 // (journal_size_limit).
 const walAllowance = 24 << 20
 

@@ -106,8 +106,9 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 }
 
 // journalSizeLimit is the size (bytes) the write-ahead log is cut back
-// to after a checkpoint.
-const journalSizeLimit = 16 << 20
+// to after a checkpoint: about what SQLite's automatic checkpoint (every
+// 1000 pages) lets it reach in steady use.
+const journalSizeLimit = 4 << 20
 
 // autoVacuumIncremental is PRAGMA auto_vacuum's value for INCREMENTAL.
 const autoVacuumIncremental = 2
