@@ -66,13 +66,13 @@ func (k KeptRequests) validate(ps *problems) {
 	}
 	ps.positive(path+"window", k.Window, "10m")
 	if k.AnonymousMaxCount > k.MaxCount {
-		ps.add(path+"anonymous_max_count", "%d is more than max_count (%d); the anonymous budget is a share of the total", k.AnonymousMaxCount, k.MaxCount)
+		ps.add(path+"anonymous_max_count", "%d is more than max_count (%d); the anonymous budget is a share of the total: set it to %d or less", k.AnonymousMaxCount, k.MaxCount, k.MaxCount)
 	}
 	if k.AnonymousMaxBytes > k.MaxBytes {
-		ps.add(path+"anonymous_max_bytes", "%d is more than max_bytes (%d); the anonymous budget is a share of the total", k.AnonymousMaxBytes, k.MaxBytes)
+		ps.add(path+"anonymous_max_bytes", "%d is more than max_bytes (%d); the anonymous budget is a share of the total: set it to %d or less", k.AnonymousMaxBytes, k.MaxBytes, k.MaxBytes)
 	}
 	if k.AnonymousPerAddress > k.PerAddress {
-		ps.add(path+"anonymous_per_address", "%d is more than per_address (%d); the anonymous budget is a share of the total", k.AnonymousPerAddress, k.PerAddress)
+		ps.add(path+"anonymous_per_address", "%d is more than per_address (%d); the anonymous budget is a share of the total: set it to %d or less", k.AnonymousPerAddress, k.PerAddress, k.PerAddress)
 	}
 }
 
@@ -149,7 +149,7 @@ func (g Gateway) validate(ps *problems, issuer string) {
 	ps.positive("gateway.upstream_timeout", g.UpstreamTimeout, "30s")
 	g.KeptRequests.validate(ps)
 	if g.KeptRequests.AnonymousBodyLimit > g.ReplayBodyLimit {
-		ps.add("gateway.kept_requests.anonymous_body_limit", "%d is more than gateway.replay_body_limit (%d); anonymous requests get the smaller budget", g.KeptRequests.AnonymousBodyLimit, g.ReplayBodyLimit)
+		ps.add("gateway.kept_requests.anonymous_body_limit", "%d is more than gateway.replay_body_limit (%d); anonymous requests get the smaller budget: set it to %d or less", g.KeptRequests.AnonymousBodyLimit, g.ReplayBodyLimit, g.ReplayBodyLimit)
 	}
 	names, froms := map[string]int{}, map[string]int{}
 	for i, r := range g.Routes {
