@@ -257,6 +257,34 @@ func TestGatewayEarlyHintsCookies(t *testing.T) {
 	}
 }
 
+// TestGatewayRequestTrailers: identity and forwarding headers sent as
+// request trailers (which some servers merge into the headers) do not
+// reach the upstream either; other trailers do.
+func TestGatewayRequestTrailers(t *testing.T) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = json.NewEncoder(w).Encode(r.Trailer)
+	})
+	g, b, _ := startEchoGateway(t, up, nil)
+	req, _ := http.NewRequest("POST", g.app+"/accounts", io.MultiReader(strings.NewReader("a=1")))
+	req.Trailer = http.Header{"X-Real-Ip": {"203.0.113.66"}, "X-Stepgate-User": {"mallory"}, "X_Forwarded_For": {"203.0.113.66"}, "X-Checksum": {"abc"}}
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got http.Header
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the names are compared: the standard reverse proxy declares
+	// the trailers it will send before the client's values arrive.
+	if _, ok := got["X-Checksum"]; !ok || len(got) != 1 {
+		t.Fatalf("trailers reaching the upstream: %v, want only X-Checksum", got)
+	}
+}
+
 // TestGatewayForwardedClientAddress: behind a trusted proxy, the
 // upstream's X-Forwarded-For and X-Real-IP carry the client address the
 // proxy reported; a client's own claim beyond the trusted hops is not

@@ -55,6 +55,11 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 			// Never let a client's own identity, forwarding or rewriting
 			// headers through.
 			g.scrubClientHeaders(pr.Out.Header)
+			// Nor as request trailers, which some servers merge into
+			// the headers.
+			if pr.Out.Trailer != nil {
+				g.scrubClientHeaders(pr.Out.Trailer)
+			}
 			if o, ok := pr.In.Context().Value(outboundKey{}).(*outbound); ok {
 				pr.Out.URL.Path, pr.Out.URL.RawPath = o.path, escapePath(o.path)
 				g.setIdentity(pr.Out.Header, rt, o.id)
