@@ -181,6 +181,8 @@ func TestGatewayKeptRequestFlood(t *testing.T) {
 		t.Fatalf("kept %d requests of %d bytes: over the anonymous quota (%d, %d bytes)", n, stored, limits.AnonymousMaxCount, limits.AnonymousMaxBytes)
 	case db-baseDB > int64(limits.AnonymousMaxBytes)*11/10:
 		t.Fatalf("the database grew by %d bytes, more than the anonymous quota (%d) and a tenth for pages", db-baseDB, limits.AnonymousMaxBytes)
+	case counters(t, g) > n:
+		t.Fatalf("%d per-address counters for %d kept requests: a client posting from many addresses makes the gateway store a counter for each", counters(t, g), n)
 	case grown-base > int64(limits.AnonymousMaxBytes)+walAllowance:
 		t.Fatalf("data dir grew by %d bytes during the flood, more than the anonymous quota (%d) and the log (%d)", grown-base, limits.AnonymousMaxBytes, walAllowance)
 	}
@@ -218,6 +220,13 @@ func TestGatewayKeptRequestFlood(t *testing.T) {
 	if n, _ := g.keptUsage(t, "gw/kept/"); n != 0 || after > base+(1<<20) {
 		t.Fatalf("after the sweep: %d kept, data dir %d bytes; want none and back near %d", n, after, base)
 	}
+}
+
+// counters is how many per-address keep counters the store holds.
+func counters(t *testing.T, g *gatewayRig) int {
+	t.Helper()
+	n, _ := g.keptUsage(t, "gw/keep-rate/")
+	return n
 }
 
 // checkpoint writes SQLite's log into the database file and truncates

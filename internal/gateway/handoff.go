@@ -164,7 +164,7 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 	}
 	// Counted before the body is read, so one address cannot make the
 	// gateway buffer more than its budget of bodies at once.
-	allowed, wait, err := g.allowKeep(r.Context(), r, b)
+	allowed, wait, count, err := g.allowKeep(r.Context(), r, b)
 	if err != nil {
 		g.fail(w, r, err)
 		return "", false
@@ -197,6 +197,9 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 		g.warnQuotaFull(r, rt, b, err)
 		g.refuseKeep(w, r, refusedFull(), next)
 		return "", false
+	}
+	if err == nil {
+		err = g.record(r.Context(), count)
 	}
 	if err != nil {
 		g.fail(w, r, err)

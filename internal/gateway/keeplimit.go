@@ -100,52 +100,68 @@ func (g *Gateway) clientAddrOf(r *http.Request) netip.Addr {
 	return httpx.ClientIP{}.Of(r)
 }
 
+// addressCount is the per-address count of one keep: the counter's
+// key and when it ends, and whether the counter is still to be made.
+type addressCount struct {
+	key   string
+	end   time.Time
+	first bool
+}
+
 // allowKeep counts one keep for r's address in the current window and
 // reports whether it is within the budget, and if not, how long until
 // the window ends.
-func (g *Gateway) allowKeep(ctx context.Context, r *http.Request, b keepBudget) (bool, time.Duration, error) {
+//
+// An address that has a counter is counted at once, before the body is
+// read, so concurrent requests from it each count. An address without
+// one gets its counter only once a request of it is stored (record):
+// the counters are themselves something a client makes the gateway
+// store, and this way there are never more of them than kept requests,
+// however many addresses a client posts from. (The requests a new
+// address sends at the same moment as its first are kept before its
+// counter exists: a few over its budget at most, and the quotas hold.)
+func (g *Gateway) allowKeep(ctx context.Context, r *http.Request, b keepBudget) (bool, time.Duration, addressCount, error) {
 	window := g.Config.KeptRequests.Window.D()
 	now := g.Now()
 	start := now.Truncate(window)
-	end := start.Add(window)
 	class := "user/"
 	if b.anonymous {
 		class = "anon/"
 	}
 	sum := sha256.Sum256([]byte(addressBucket(g.clientAddrOf(r))))
-	key := prefixKeepRate + class + hex.EncodeToString(sum[:16]) + "/" + strconv.FormatInt(start.Unix(), 10)
-	n, err := g.countUp(ctx, key, end)
-	if err != nil {
-		return false, 0, err
+	c := addressCount{key: prefixKeepRate + class + hex.EncodeToString(sum[:16]) + "/" + strconv.FormatInt(start.Unix(), 10),
+		end: start.Add(window)}
+	var n int
+	_, err := g.Store.UpdateKV(ctx, c.key, func(v []byte) ([]byte, error) {
+		n, _ = strconv.Atoi(string(v))
+		n++
+		return []byte(strconv.Itoa(n)), nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.first = true
+		return true, 0, c, nil
+	case err != nil:
+		return false, 0, c, err
 	}
-	return n <= b.perAddress, end.Sub(now), nil
+	return n <= b.perAddress, c.end.Sub(now), c, nil
 }
 
-// countUp adds one to the counter at key (created expiring at end) and
-// returns its new value. Compare-and-swap in the store: concurrent
-// requests on any node each count.
-func (g *Gateway) countUp(ctx context.Context, key string, end time.Time) (int, error) {
-	for range 8 {
-		var n int
-		_, err := g.Store.UpdateKV(ctx, key, func(v []byte) ([]byte, error) {
-			n, _ = strconv.Atoi(string(v))
-			n++
-			return []byte(strconv.Itoa(n)), nil
-		})
-		if err == nil {
-			return n, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return 0, err
-		}
-		if _, err := g.Store.CreateKV(ctx, key, []byte("1"), end); err == nil {
-			return 1, nil
-		} else if !errors.Is(err, store.ErrConflict) {
-			return 0, err
-		}
-		// Another request created it first: count on it.
+// record makes the counter of an address whose first keep in the
+// window was just stored.
+func (g *Gateway) record(ctx context.Context, c addressCount) error {
+	if !c.first {
+		return nil
 	}
-	return 0, errors.New("keep counter: too much contention")
+	_, err := g.Store.CreateKV(ctx, c.key, []byte("1"), c.end)
+	if errors.Is(err, store.ErrConflict) {
+		// Another of its requests was stored at the same moment.
+		_, err = g.Store.UpdateKV(ctx, c.key, func(v []byte) ([]byte, error) {
+			n, _ := strconv.Atoi(string(v))
+			return []byte(strconv.Itoa(n + 1)), nil
+		})
+	}
+	return err
 }
 
 // warnQuotaFull logs a keep refused by a full quota, at most once a
