@@ -253,6 +253,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Tokens: a.OIDC, Signer: a.Keys, Box: a.Methods.Box, Methods: a.availableMethods,
 		ErrorPage: pages.ErrorPage, Config: cfg.Gateway, Log: log, Metrics: a.Metrics, SignIns: a.writeSignIn,
 		TokenFamilyLifetime: cfg.OIDC.RefreshTokenLifetime.D(),
+		ClientIP:            clientIP.Of,
 	}); err != nil {
 		return nil, err
 	}

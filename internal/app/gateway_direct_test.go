@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -135,6 +137,187 @@ func TestGatewayProxiedRequest(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("HEAD: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// TestGatewayForwardingHeaders: a client's own addressing, forwarding
+// and rewriting headers never reach the upstream, on the direct path
+// (GET) and the reverse proxy (POST, DELETE): each arrives replaced by
+// the gateway's value or not at all, in any case and with underscores
+// for dashes (as CGI-style servers read them).
+func TestGatewayForwardingHeaders(t *testing.T) {
+	g, b, _ := startEchoGateway(t, http.HandlerFunc(echoHandler), nil)
+	host := strings.TrimPrefix(g.app, "http://")
+	replaced := map[string]string{
+		"X-Forwarded-For": "127.0.0.1", "X-Real-Ip": "127.0.0.1", "X-Forwarded-Host": host, "X-Forwarded-Proto": "http",
+	}
+	forged := []string{
+		"X-Real-IP", "X-Client-IP", "True-Client-IP", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
+		"X-Forwarded-Uri", "X-Forwarded-Method", "X-Original-Forwarded-For", "X-Original-URL", "X-Original-URI",
+		"X-Original-Host", "X-Original-Method", "X-Rewrite-URL", "Forwarded", "X-Forwarded", "Forwarded-For",
+		"CF-Connecting-IP", "CF-Connecting-IPv6", "CF-Visitor", "CF-IPCountry", "Fastly-Client-IP", "X-Cluster-Client-IP",
+		"X-Remote-IP", "X-Remote-Addr", "X-Originating-IP", "X-Host", "Client-IP", "X-ProxyUser-IP",
+		"X-Envoy-External-Address", "X-Azure-ClientIP", "X-AppEngine-User-IP", "Akamai-Client-IP",
+		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+		"Remote-User", "Remote-Groups", "X-Remote-User", "X-Auth-Request-Email", "X-Auth-Request-User", "X-WEBAUTH-USER",
+		"X-Authenticated-User", "X-Auth-User", "X-Pomerium-Jwt-Assertion", "Cf-Access-Authenticated-User-Email",
+		"X-Goog-Authenticated-User-Email", "X-Goog-Iap-Jwt-Assertion", "X-Amzn-Oidc-Identity", "X-MS-CLIENT-PRINCIPAL-NAME",
+		"x-real-ip", "X_Real_IP", "X_Forwarded_For", "x_forwarded_host", "X_Stepgate_User", "X_Internal_Role",
+	}
+	for _, method := range []string{"GET", "POST", "DELETE"} {
+		t.Run(method, func(t *testing.T) {
+			req, err := http.NewRequest(method, g.app+"/accounts", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range forged {
+				// Set the name as written, not canonicalized, as a raw client would.
+				req.Header[k] = []string{"203.0.113.66"}
+			}
+			// An application's own headers of similar names still pass.
+			req.Header.Set("X-Client-Version", "2.1")
+			req.Header.Set("X-Request-Id", "r-1")
+			resp, err := b.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, raw)
+			}
+			var e echoed
+			if err := json.Unmarshal(raw, &e); err != nil {
+				t.Fatalf("%v: %s", err, raw)
+			}
+			for k, vv := range e.Header {
+				for _, v := range vv {
+					if strings.Contains(v, "203.0.113.66") {
+						t.Errorf("the client's value reached the upstream in %s: %q", k, v)
+					}
+				}
+			}
+			for k, want := range replaced {
+				if got := strings.Join(e.Header[k], ","); got != want {
+					t.Errorf("upstream %s = %q, want the gateway's %q", k, got, want)
+				}
+			}
+			if e.Header.Get("X-Client-Version") != "2.1" || e.Header.Get("X-Request-Id") != "r-1" {
+				t.Errorf("the application's own headers were dropped: %v", e.Header)
+			}
+		})
+	}
+}
+
+// TestGatewayEarlyHintsCookies: an upstream cannot plant the gateway's
+// cookie through an informational answer (103 Early Hints), which the
+// reverse proxy passes on before the final one; its Link still passes.
+func TestGatewayEarlyHintsCookies(t *testing.T) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("Link", "</style.css>; rel=preload; as=style")
+		h.Add("Set-Cookie", "stepgate_gw=planted; Path=/")
+		h.Add("Set-Cookie", "=stepgate_gw=planted; Path=/accounts")
+		h.Add("Set-Cookie", "theme=dark; Path=/settings")
+		w.WriteHeader(http.StatusEarlyHints)
+		h.Del("Set-Cookie")
+		h.Del("Link")
+		io.WriteString(w, "final")
+	})
+	g, b, _ := startEchoGateway(t, up, nil)
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			var hints []http.Header
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, http.Header(h).Clone())
+				return nil
+			}}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), method, g.app+"/accounts", nil)
+			resp, err := b.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(body) != "final" {
+				t.Fatalf("%d %q", resp.StatusCode, body)
+			}
+			for _, h := range hints {
+				for _, c := range h["Set-Cookie"] {
+					if strings.Contains(c, "stepgate_gw") {
+						t.Errorf("an informational answer set the gateway's cookie: %q", c)
+					}
+				}
+			}
+			if method == "POST" && (len(hints) != 1 || hints[0].Get("Link") == "" || len(hints[0]["Set-Cookie"]) != 1) {
+				t.Errorf("early hints reaching the client: %v, want the Link and the application's own cookie", hints)
+			}
+		})
+	}
+}
+
+// TestGatewayRequestTrailers: identity and forwarding headers sent as
+// request trailers (which some servers merge into the headers) do not
+// reach the upstream either; other trailers do.
+func TestGatewayRequestTrailers(t *testing.T) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = json.NewEncoder(w).Encode(r.Trailer)
+	})
+	g, b, _ := startEchoGateway(t, up, nil)
+	req, _ := http.NewRequest("POST", g.app+"/accounts", io.MultiReader(strings.NewReader("a=1")))
+	req.Trailer = http.Header{"X-Real-Ip": {"203.0.113.66"}, "X-Stepgate-User": {"mallory"}, "X_Forwarded_For": {"203.0.113.66"}, "X-Checksum": {"abc"}}
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got http.Header
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the names are compared: the standard reverse proxy declares
+	// the trailers it will send before the client's values arrive.
+	if _, ok := got["X-Checksum"]; !ok || len(got) != 1 {
+		t.Fatalf("trailers reaching the upstream: %v, want only X-Checksum", got)
+	}
+}
+
+// TestGatewayForwardedClientAddress: behind a trusted proxy, the
+// upstream's X-Forwarded-For and X-Real-IP carry the client address the
+// proxy reported; a client's own claim beyond the trusted hops is not
+// believed.
+func TestGatewayForwardedClientAddress(t *testing.T) {
+	g, b, _ := startEchoGateway(t, http.HandlerFunc(echoHandler), func(cfg *config.Config) {
+		cfg.Server.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	for _, tc := range []struct {
+		name, xff, want string
+	}{
+		{"ok/proxy-reports-client", "198.51.100.7", "198.51.100.7"},
+		{"ok/client-claim-before-proxy", "10.9.9.9, 198.51.100.7", "198.51.100.7"},
+		{"ok/no-header", "", "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, method := range []string{"GET", "POST"} {
+				var kv []string
+				if tc.xff != "" {
+					kv = []string{"X-Forwarded-For", tc.xff}
+				}
+				resp := mustDo(t, b, method, g.app+"/accounts", "", kv...)
+				var e echoed
+				err := json.NewDecoder(resp.Body).Decode(&e)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, realIP := strings.Join(e.Header["X-Forwarded-For"], ","), e.Header.Get("X-Real-Ip"); got != tc.want || realIP != tc.want {
+					t.Errorf("%s: upstream X-Forwarded-For %q, X-Real-IP %q, want %q", method, got, realIP, tc.want)
+				}
+			}
+		})
 	}
 }
 

@@ -28,6 +28,58 @@ type Gateway struct {
 	// is checked, never a header: anyone else could otherwise ask what a
 	// request of their choosing would get, and collect identity headers.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// KeptRequests bounds the requests kept across a sign-in or step-up.
+	KeptRequests KeptRequests `yaml:"kept_requests"`
+}
+
+// KeptRequests bounds what the gateway stores for requests waiting for a
+// sign-in or step-up. Anyone can make it keep one (a form posted to a
+// signed-in page without a session), so the bounds are counted in the
+// store, across every node, and requests from clients with no session
+// get a smaller budget.
+type KeptRequests struct {
+	// MaxCount and MaxBytes bound all kept requests at once: how many,
+	// and their stored (encrypted) size.
+	MaxCount int `yaml:"max_count"`
+	MaxBytes int `yaml:"max_bytes"`
+	// PerAddress is how many requests one client address (an IPv6 /64)
+	// may have kept in each Window.
+	PerAddress int      `yaml:"per_address"`
+	Window     Duration `yaml:"window"`
+	// Anonymous* are the smaller budget of requests from clients with no
+	// session: largest body, share of the totals, and per address.
+	AnonymousBodyLimit  int `yaml:"anonymous_body_limit"`
+	AnonymousMaxCount   int `yaml:"anonymous_max_count"`
+	AnonymousMaxBytes   int `yaml:"anonymous_max_bytes"`
+	AnonymousPerAddress int `yaml:"anonymous_per_address"`
+}
+
+func defaultKeptRequests() KeptRequests {
+	return KeptRequests{MaxCount: 1000, MaxBytes: 64 << 20, PerAddress: 30, Window: Duration(10 * time.Minute),
+		AnonymousBodyLimit: 64 << 10, AnonymousMaxCount: 200, AnonymousMaxBytes: 8 << 20, AnonymousPerAddress: 10}
+}
+
+func (k KeptRequests) validate(ps *problems) {
+	const path = "gateway.kept_requests."
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"max_count", k.MaxCount}, {"max_bytes", k.MaxBytes}, {"per_address", k.PerAddress}, {"anonymous_body_limit", k.AnonymousBodyLimit},
+		{"anonymous_max_count", k.AnonymousMaxCount}, {"anonymous_max_bytes", k.AnonymousMaxBytes}, {"anonymous_per_address", k.AnonymousPerAddress}} {
+		if f.v < 0 {
+			ps.add(path+f.key, "must not be negative (0 keeps none); got %d", f.v)
+		}
+	}
+	ps.positive(path+"window", k.Window, "10m")
+	if k.AnonymousMaxCount > k.MaxCount {
+		ps.add(path+"anonymous_max_count", "%d is more than max_count (%d); the anonymous budget is a share of the total: set it to %d or less", k.AnonymousMaxCount, k.MaxCount, k.MaxCount)
+	}
+	if k.AnonymousMaxBytes > k.MaxBytes {
+		ps.add(path+"anonymous_max_bytes", "%d is more than max_bytes (%d); the anonymous budget is a share of the total: set it to %d or less", k.AnonymousMaxBytes, k.MaxBytes, k.MaxBytes)
+	}
+	if k.AnonymousPerAddress > k.PerAddress {
+		ps.add(path+"anonymous_per_address", "%d is more than per_address (%d); the anonymous budget is a share of the total: set it to %d or less", k.AnonymousPerAddress, k.PerAddress, k.PerAddress)
+	}
 }
 
 // GatewayRoute is one protected application.
@@ -111,7 +163,7 @@ func (r GatewayRoute) AppID() string {
 
 func defaultGateway() Gateway {
 	return Gateway{ReplayBodyLimit: 1 << 20, AssertionLifetime: Duration(30 * time.Second), UpstreamTimeout: Duration(30 * time.Second),
-		TrustedProxies: []string{"127.0.0.0/8", "::1/128"}}
+		TrustedProxies: []string{"127.0.0.0/8", "::1/128"}, KeptRequests: defaultKeptRequests()}
 }
 
 // ParseTrustedProxy reads one gateway.trusted_proxies entry: a CIDR
@@ -153,6 +205,10 @@ func (g Gateway) validate(ps *problems, issuer string) {
 		if _, err := ParseTrustedProxy(strings.TrimSpace(tp)); err != nil {
 			ps.add(fmt.Sprintf("gateway.trusted_proxies[%d]", i), "%s", err)
 		}
+	}
+	g.KeptRequests.validate(ps)
+	if g.KeptRequests.AnonymousBodyLimit > g.ReplayBodyLimit {
+		ps.add("gateway.kept_requests.anonymous_body_limit", "%d is more than gateway.replay_body_limit (%d); anonymous requests get the smaller budget: set it to %d or less", g.KeptRequests.AnonymousBodyLimit, g.ReplayBodyLimit, g.ReplayBodyLimit)
 	}
 	names, froms := map[string]int{}, map[string]int{}
 	for i, r := range g.Routes {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -109,15 +108,7 @@ func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, rt *route, hos
 			writeHeader(bw, k, v)
 		}
 	}
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		writeHeader(bw, "X-Forwarded-For", ip)
-	}
-	writeHeader(bw, "X-Forwarded-Host", r.Host)
-	if r.TLS != nil {
-		writeHeader(bw, "X-Forwarded-Proto", "https")
-	} else {
-		writeHeader(bw, "X-Forwarded-Proto", "http")
-	}
+	g.forwardingHeaders(r, rt, func(k, v string) { writeHeader(bw, k, v) })
 	g.identityHeaders(rt, id, rt.upstreamRequest(r.Method, p), func(k, v string) { writeHeader(bw, k, v) })
 	_, err := bw.WriteString("\r\n")
 	return err
@@ -155,16 +146,16 @@ func upstreamPath(rt *route, p string) string {
 
 // forwards reports whether the client's header k goes upstream: not a
 // hop-by-hop header (nor one the Connection header names), not an
-// identity header or a configured strip header, not X-Forwarded-*
-// (the gateway sets its own), not a body header on a bodiless request.
+// identity header or a configured strip header, not a forwarding or
+// rewriting header (the gateway sets its own; see forwarding.go), not an
+// underscored name, not a body header on a bodiless request.
 func (g *Gateway) forwards(k string, connection []string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length",
-		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length":
 		return false
 	}
-	return !strings.HasPrefix(k, headerPrefix) && !g.strip[k] && !listed(connection, k)
+	return !strings.HasPrefix(k, headerPrefix) && !g.strip[k] && !clientForwarding(k) && !underscored(k) && !listed(connection, k)
 }
 
 // writeHeader writes one header line; a line break in a value (which a
@@ -218,20 +209,52 @@ func listed(connection []string, k string) bool {
 // application shares its host with the gateway, and must not be able to
 // plant a gateway session of its choosing in a user's browser (or end
 // one). Its other cookies pass untouched.
+//
+// The name is the one the browser will send the cookie back under
+// (setCookieSentName), not the one the header appears to give: a
+// nameless "=stepgate_gw=x" is stored with an empty name and sent back
+// as "stepgate_gw=x", and under a longer Path it is sent before the real
+// cookie, so the gateway would read the application's value first.
 func (rt *route) dropOwnSetCookies(h http.Header) {
 	values := h["Set-Cookie"]
 	if !mayNameOwnCookie(values) {
 		return
 	}
 	kept := slices.DeleteFunc(slices.Clone(values), func(v string) bool {
-		name, _, _ := strings.Cut(v, "=")
-		return rt.isOwnCookie(strings.TrimSpace(name))
+		return isOwnCookie(setCookieSentName(v))
 	})
 	if len(kept) == 0 {
 		delete(h, "Set-Cookie")
 		return
 	}
 	h["Set-Cookie"] = kept
+}
+
+// setCookieSentName is the name under which a browser sends back the
+// cookie a Set-Cookie value sets, parsed as RFC 6265bis section 5.6
+// parses it: the name-value pair ends at the first ';'; a pair without
+// '=' is a nameless cookie whose value is the whole pair; name and value
+// lose their surrounding whitespace. A nameless cookie goes back as its
+// value alone, so its value's own name-value split is what a server
+// reads.
+func setCookieSentName(v string) string {
+	pair, _, _ := strings.Cut(v, ";")
+	name, value, ok := strings.Cut(pair, "=")
+	if !ok {
+		name, value = "", pair
+	}
+	if name = trimCookieName(name); name != "" {
+		return name
+	}
+	sent, _, _ := strings.Cut(trimCookieName(value), "=")
+	return trimCookieName(sent)
+}
+
+// trimCookieName removes what cookie parsers strip around a name or
+// value: whitespace, control characters and double quotes. Trimming more
+// than a browser does only ever removes more cookies.
+func trimCookieName(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' })
 }
 
 // withoutOwnCookies returns the Cookie header values without the
@@ -249,7 +272,7 @@ func (rt *route) withoutOwnCookies(values []string) []string {
 			pair = strings.TrimSpace(pair)
 			// Trimmed as cookie parsers trim it: "stepgate_gw =x" is the
 			// gateway's cookie to them too.
-			if name, _, _ := strings.Cut(pair, "="); pair == "" || rt.isOwnCookie(strings.TrimSpace(name)) {
+			if name, _, _ := strings.Cut(pair, "="); pair == "" || isOwnCookie(trimCookieName(name)) {
 				continue
 			}
 			if kept.Len() > 0 {
@@ -264,14 +287,63 @@ func (rt *route) withoutOwnCookies(values []string) []string {
 	return out
 }
 
-// isOwnCookie reports whether name is one of the gateway's cookies on
-// rt's host: its session cookie or the hand-off's binding cookie.
-func (rt *route) isOwnCookie(name string) bool {
-	return name == rt.cookieName() || name == rt.bindingCookie()
+// Names of the gateway's cookies on a route's host: its session cookie
+// and the hand-off's binding cookie, each with the __Host- prefix on an
+// https route.
+const (
+	ownSessionCookie = "stepgate_gw"
+	ownBindCookie    = "stepgate_gw_bind"
+)
+
+// isOwnCookie reports whether name is, or could be read as, one of the
+// gateway's cookies on any route: either name with or without a
+// __Host- or __Secure- prefix, in any case. Browsers match those
+// prefixes without regard to case, and a server that folds case would
+// read "STEPGATE_GW" as the gateway's, so every such spelling is
+// reserved; "my_stepgate_gw" is the application's own.
+func isOwnCookie(name string) bool {
+	for _, prefix := range []string{"__host-", "__secure-"} {
+		if len(name) > len(prefix) && foldASCII(name[:len(prefix)], prefix) {
+			name = name[len(prefix):]
+			break
+		}
+	}
+	return foldASCII(name, ownSessionCookie) || foldASCII(name, ownBindCookie)
+}
+
+// foldASCII reports whether s is lower, a lower-case ASCII string, in
+// any ASCII case. Unlike strings.EqualFold it does not read the long s
+// or the Kelvin sign as ASCII letters, as no cookie parser does.
+func foldASCII(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // mayNameOwnCookie is the quick check that lets headers which cannot
-// name a gateway cookie through untouched (and unallocated).
+// name a gateway cookie through untouched (and unallocated): every
+// spelling isOwnCookie accepts contains "stepgate_gw" in some case.
 func mayNameOwnCookie(values []string) bool {
-	return slices.ContainsFunc(values, func(v string) bool { return strings.Contains(v, "stepgate_gw") })
+	return slices.ContainsFunc(values, func(v string) bool { return containsFold(v, ownSessionCookie) })
+}
+
+// containsFold reports whether s contains lower, a lower-case ASCII
+// string, in any case, without allocating.
+func containsFold(s, lower string) bool {
+	for i := 0; i+len(lower) <= len(s); i++ {
+		if foldASCII(s[i:i+len(lower)], lower) {
+			return true
+		}
+	}
+	return false
 }

@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
@@ -84,8 +85,11 @@ type Deps struct {
 	// sign-in (oidc.refresh_token_lifetime): a single-use rule remembers
 	// a token's spent proof that long. Zero means the default, 30 days.
 	TokenFamilyLifetime time.Duration
-	Log                 *slog.Logger
-	Now                 func() time.Time
+	// ClientIP is the client's address behind the trusted proxies; nil
+	// means the peer's address.
+	ClientIP func(*http.Request) netip.Addr
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Gateway serves the routes.
@@ -104,6 +108,9 @@ type Gateway struct {
 	browsers ttlCache[browserEntry]
 	bearers  ttlCache[bearerEntry]
 	buffers  bufferPool
+	// quotaWarned is when (Unix seconds) a full kept-request quota was
+	// last logged: once a minute, so a flood does not flood the log.
+	quotaWarned atomic.Int64
 }
 
 // New compiles the routes.
@@ -146,7 +153,7 @@ func (g *Gateway) Close() {
 		if up.direct != nil {
 			up.direct.Close()
 		}
-		up.proxy.Transport.(*http.Transport).CloseIdleConnections()
+		up.proxy.Transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 	}
 }
 

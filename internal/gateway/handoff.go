@@ -86,7 +86,7 @@ func (g *Gateway) signIn(w http.ResponseWriter, r *http.Request, rt *route, p st
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && !forwarded(r) {
 		// A POST from a browser whose gateway session lapsed: keep it,
 		// so signing in does not lose the form.
-		id, ok := g.keep(w, r, rt, p, nil, bind)
+		id, ok := g.keep(w, r, rt, p, nil, bind, g.startURL(rt, params))
 		if !ok {
 			return
 		}
@@ -119,7 +119,7 @@ func (g *Gateway) challengeBrowser(w http.ResponseWriter, r *http.Request, rt *r
 		}
 	}
 	if !forwarded(r) && (ru.singleUse || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
-		kid, ok := g.keep(w, r, rt, p, &id.user, bind)
+		kid, ok := g.keep(w, r, rt, p, &id.user, bind, g.startURL(rt, params))
 		if !ok {
 			return
 		}
@@ -152,9 +152,13 @@ type kept struct {
 	Binding string `json:"bind"`
 }
 
-// keep stores r for replay and returns its id. A body over the limit is
-// refused with a page that says so, never silently truncated.
-func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p string, u *store.User, bind string) (string, bool) {
+// keep stores r for replay and returns its id. A request that cannot
+// be kept (too large, too many from its address, the store's quota
+// full) is refused with a page that says so and links to next, the
+// sign-in without it: never silently truncated, never stored. u is the
+// signed-in user the request is kept for; nil for a client with no
+// session, which gets the smaller budget (keeplimit.go).
+func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p string, u *store.User, bind, next string) (string, bool) {
 	// A request another site made the browser send must never be kept:
 	// replayed after the user signs in or steps up, it would be carried
 	// out with the user's identity — cross-site request forgery with the
@@ -165,25 +169,56 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 		g.refuse(w, r, http.StatusForbidden, "This form was sent from another site. Open the page on this site and send it from there.")
 		return "", false
 	}
-	limit := int64(g.Config.ReplayBodyLimit)
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	b := g.budget(u == nil)
+	if b.disabled() {
+		g.refuseKeep(w, r, refusedOff(b.anonymous), next)
+		return "", false
+	}
+	// The announced size is refused before anything is counted or read.
+	if r.ContentLength > b.bodyLimit {
+		g.refuseKeep(w, r, refusedTooLarge(b.anonymous), next)
+		return "", false
+	}
+	// Counted before the body is read, so one address cannot make the
+	// gateway buffer more than its budget of bodies at once.
+	allowed, wait, count, err := g.allowKeep(r.Context(), r, b)
+	if err != nil {
+		g.fail(w, r, err)
+		return "", false
+	}
+	if !allowed {
+		g.refuseKeep(w, r, refusedRate(wait), next)
+		return "", false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, b.bodyLimit+1))
 	if err != nil {
 		g.refuse(w, r, http.StatusBadRequest, "The request body could not be read.")
 		return "", false
 	}
-	if int64(len(body)) > limit {
-		g.refuse(w, r, http.StatusRequestEntityTooLarge, "This request needs a fresh sign-in, and its content is too large to keep while you give it. Sign in again, then send it once more.")
+	if int64(len(body)) > b.bodyLimit {
+		g.refuseKeep(w, r, refusedTooLarge(b.anonymous), next)
 		return "", false
 	}
 	k := kept{Route: rt.name, Method: r.Method, Path: p, RawQuery: r.URL.RawQuery, ContentType: r.Header.Get("Content-Type"),
 		Body: body, CreatedAt: g.Now().UTC(), AskedAt: askedAt(r), Binding: bind}
+	id := newSecret()
 	if u != nil {
 		k.UserID = u.ID
+	} else {
+		id = anonKeptID + id
 	}
-	id := newSecret()
 	plain, _ := json.Marshal(k)
 	sealed := g.Box.Seal(plain, []byte("gateway-kept|"+id))
-	if _, err := g.Store.CreateKV(r.Context(), hashKey(prefixKept, id), sealed, g.Now().Add(keptLifetime)); err != nil {
+	_, err = g.Store.CreateKVWithin(r.Context(), keptKey(id), sealed, g.Now().Add(keptLifetime), g.totalQuota(), b.quota)
+	if errors.Is(err, store.ErrQuota) {
+		g.warnQuotaFull(r, rt, b, err)
+		g.refuseKeep(w, r, refusedFull(), next)
+		return "", false
+	}
+	if err == nil {
+		err = g.record(r.Context(), count)
+	}
+	if err != nil {
 		g.fail(w, r, err)
 		return "", false
 	}
@@ -207,7 +242,7 @@ func crossSite(r *http.Request, rt *route) bool {
 // takeKept removes and returns a kept request: single use, so a replayed
 // link cannot submit the form twice.
 func (g *Gateway) takeKept(r *http.Request, id string) (kept, error) {
-	key := hashKey(prefixKept, id)
+	key := keptKey(id)
 	e, err := g.Store.GetKV(r.Context(), key)
 	if err != nil {
 		return kept{}, err

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -45,17 +47,23 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 	// comes back as encoded: a proxy has no business decompressing.
 	transport.DisableCompression = true
 	proxy := &httputil.ReverseProxy{
-		Transport:  transport,
+		Transport:  informational{rt: rt, next: transport},
 		BufferPool: g.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// pr.Out is the proxy's own copy of the request: the canonical
 			// path and the identity go there, so the upstream sees exactly
 			// what the rules saw, without a second copy of the request.
+			// Never let a client's own identity, forwarding or rewriting
+			// headers through.
+			g.scrubClientHeaders(pr.Out.Header)
+			// Nor as request trailers, which some servers merge into
+			// the headers.
+			if pr.Out.Trailer != nil {
+				g.scrubClientHeaders(pr.Out.Trailer)
+			}
 			if o, ok := pr.In.Context().Value(outboundKey{}).(*outbound); ok {
 				pr.Out.URL.Path, pr.Out.URL.RawPath = o.path, escapePath(o.path)
 				g.setIdentity(pr.Out.Header, rt, o.id, rt.upstreamRequest(pr.In.Method, o.path))
-			} else {
-				g.stripIdentity(pr.Out.Header) // never let a client's own identity headers through
 			}
 			if c := rt.withoutOwnCookies(pr.Out.Header["Cookie"]); len(c) > 0 {
 				pr.Out.Header["Cookie"] = c
@@ -63,7 +71,7 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 				delete(pr.Out.Header, "Cookie")
 			}
 			pr.SetURL(rt.upstream) // joins the upstream's path and the canonical one
-			pr.SetXForwarded()
+			g.forwardingHeaders(pr.In, rt, pr.Out.Header.Set)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			rt.dropOwnSetCookies(resp.Header)
@@ -75,6 +83,30 @@ func (g *Gateway) newUpstream(rt *route) *upstream {
 	}
 	return &upstream{proxy: proxy, direct: newConnPool(rt.upstream, transport.ResponseHeaderTimeout)}
 }
+
+// informational filters the upstream's informational answers (103
+// Early Hints), which the reverse proxy passes to the client as they
+// come, without ModifyResponse: a Set-Cookie there must not plant the
+// gateway's cookie either.
+type informational struct {
+	rt   *route
+	next *http.Transport
+}
+
+func (t informational) RoundTrip(r *http.Request) (*http.Response, error) {
+	// Hooks added last run first: this one sees each 1xx header before
+	// the reverse proxy copies it to the client.
+	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
+			t.rt.dropOwnSetCookies(http.Header(h))
+			return nil
+		},
+	})
+	return t.next.RoundTrip(r.WithContext(ctx))
+}
+
+// CloseIdleConnections closes the upstream connections not in use.
+func (t informational) CloseIdleConnections() { t.next.CloseIdleConnections() }
 
 func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *route, err error) {
 	g.Log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "err", err)

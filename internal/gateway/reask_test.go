@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +60,30 @@ func (s *memKV) CreateKV(_ context.Context, key string, value []byte, expiresAt 
 
 func (s *memKV) UpdateKV(context.Context, string, func([]byte) ([]byte, error)) (store.KVEntry, error) {
 	return store.KVEntry{}, store.ErrNotFound
+}
+
+func (s *memKV) CreateKVWithin(ctx context.Context, key string, value []byte, expiresAt time.Time, quotas ...store.Quota) (store.KVEntry, error) {
+	for _, q := range quotas {
+		if !strings.HasPrefix(key, q.Prefix) {
+			continue
+		}
+		n, b, _ := s.KVUsage(ctx, q.Prefix)
+		if n+1 > q.MaxCount || b+int64(len(value)) > q.MaxBytes {
+			return store.KVEntry{}, store.ErrQuota
+		}
+	}
+	return s.CreateKV(ctx, key, value, expiresAt)
+}
+
+func (s *memKV) KVUsage(_ context.Context, prefix string) (count int, bytes int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.m {
+		if e, ok := s.live(k); ok && strings.HasPrefix(k, prefix) {
+			count, bytes = count+1, bytes+int64(len(e.Value))
+		}
+	}
+	return count, bytes, nil
 }
 
 func (s *memKV) RenewKV(context.Context, string, func([]byte) ([]byte, time.Time, error)) (store.KVEntry, error) {

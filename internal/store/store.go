@@ -9,6 +9,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -19,7 +20,30 @@ var (
 	// ErrConflict means the record already exists (a unique key is taken) or
 	// is still referenced and cannot be removed.
 	ErrConflict = errors.New("conflict")
+	// ErrQuota means an entry was refused because storing it would take
+	// a quota past its bound (a *QuotaError says which).
+	ErrQuota = errors.New("quota exceeded")
 )
+
+// Quota bounds the live entries of the key/value space whose keys start
+// with Prefix: how many, and the total size of their values in bytes,
+// counting the entry being stored. A zero bound admits nothing.
+type Quota struct {
+	Prefix   string
+	MaxCount int
+	MaxBytes int64
+}
+
+// QuotaError is the quota that refused an entry.
+type QuotaError struct {
+	Quota Quota
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("quota of %q exceeded (at most %d entries, %d bytes)", e.Quota.Prefix, e.Quota.MaxCount, e.Quota.MaxBytes)
+}
+
+func (e *QuotaError) Unwrap() error { return ErrQuota }
 
 // User is a person who can sign in.
 type User struct {
@@ -238,8 +262,18 @@ type KV interface {
 	RenewKV(ctx context.Context, key string, fn func([]byte) ([]byte, time.Time, error)) (KVEntry, error)
 	DeleteKV(ctx context.Context, key string) error
 	ListKV(ctx context.Context, prefix string) ([]KVEntry, error)
-	// DeleteExpiredKV removes entries that expired before t.
+	// DeleteExpiredKV removes entries that expired before t, and gives
+	// the space they held back to the file system where the backend
+	// does not do so itself.
 	DeleteExpiredKV(ctx context.Context, before time.Time) (int, error)
+	// CreateKVWithin is CreateKV within quotas: it refuses with a
+	// *QuotaError when storing value would take past its bound a quota
+	// whose prefix the key has (quotas of other prefixes do not apply).
+	// Counting and storing are one step on every node sharing the store,
+	// so concurrent callers cannot together overshoot a quota.
+	CreateKVWithin(ctx context.Context, key string, value []byte, expiresAt time.Time, quotas ...Quota) (KVEntry, error)
+	// KVUsage counts the live entries under prefix and their values' bytes.
+	KVUsage(ctx context.Context, prefix string) (count int, bytes int64, err error)
 }
 
 // Store is everything a backend provides.

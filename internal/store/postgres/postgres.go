@@ -34,6 +34,11 @@ type Options struct {
 // nodes starting at once apply each migration exactly once.
 const migrationLockID = 0x53746570 // "Step"
 
+// quotaLockID is the pg_advisory_xact_lock a quota-checked insert
+// holds, so nodes count and insert one at a time and can never together
+// overshoot a quota.
+const quotaLockID = 0x51756f74 // "Quot"
+
 // Dialect is PostgreSQL's flavour of SQL for sqlstore.
 var Dialect = sqlstore.Dialect{
 	Name:                 "postgres",
@@ -41,6 +46,10 @@ var Dialect = sqlstore.Dialect{
 	ForUpdate:            " FOR UPDATE",
 	CaseInsensitiveLike:  "ILIKE",
 	MigrationLock:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
+	QuotaLock:            fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", quotaLockID),
+	// Byte order whatever the database's collation, over the index
+	// migration 0005 builds for it.
+	NameRange: `name COLLATE "C" >= ? AND name COLLATE "C" < ?`,
 	IsUniqueViolation: func(err error) bool {
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505"

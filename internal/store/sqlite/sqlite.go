@@ -48,6 +48,10 @@ type Options struct {
 var Dialect = sqlstore.Dialect{
 	Name:                "sqlite",
 	CaseInsensitiveLike: "LIKE",
+	// kv.name has SQLite's default BINARY collation: byte order, over
+	// its primary key index.
+	NameRange: "name >= ? AND name < ?",
+	Reclaim:   "PRAGMA incremental_vacuum",
 	IsUniqueViolation: func(err error) bool {
 		var e *sqlite.Error
 		if !errors.As(err, &e) {
@@ -73,8 +77,14 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	// _txlock=immediate: every transaction here is read-modify-write, and
 	// taking the write lock up front is what lets busy_timeout queue
 	// concurrent writers instead of failing one of them with SQLITE_BUSY.
-	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)",
-		path, opts.BusyTimeout.Milliseconds())
+	//
+	// auto_vacuum(INCREMENTAL) takes effect on a new file (it must be set
+	// before the first table) and lets the store give deleted entries'
+	// pages back to the file system; journal_size_limit truncates the
+	// write-ahead log after a checkpoint, so a burst of writes does not
+	// leave it at its high-water mark either.
+	dsn := fmt.Sprintf("%s?_txlock=immediate&_pragma=auto_vacuum(INCREMENTAL)&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=journal_size_limit(%d)",
+		path, opts.BusyTimeout.Milliseconds(), journalSizeLimit)
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, explain(path, opts, err)
@@ -88,7 +98,46 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 		_ = db.Close()
 		return nil, explain(path, opts, err)
 	}
+	if err := incrementalVacuum(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, explain(path, opts, err)
+	}
 	return sqlstore.New(db, Dialect, opts.Now), nil
+}
+
+// journalSizeLimit is the size (bytes) the write-ahead log is cut back
+// to after a checkpoint: about what SQLite's automatic checkpoint (every
+// 1000 pages) lets it reach in steady use.
+const journalSizeLimit = 4 << 20
+
+// autoVacuumIncremental is PRAGMA auto_vacuum's value for INCREMENTAL.
+const autoVacuumIncremental = 2
+
+// incrementalVacuum converts, once, a database created before Stepgate
+// set auto_vacuum: the setting changes an existing file only with a
+// VACUUM, which rewrites it (and cannot run inside a migration's
+// transaction). Without it, space freed by deleted entries stays in the
+// file for good.
+func incrementalVacuum(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var mode int
+	if err := conn.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
+		return fmt.Errorf("read auto_vacuum: %w", err)
+	}
+	if mode == autoVacuumIncremental {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
+		return fmt.Errorf("set auto_vacuum: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "VACUUM"); err != nil {
+		return fmt.Errorf("convert to incremental auto-vacuum (VACUUM needs free disk space about the size of the database): %w", err)
+	}
+	return nil
 }
 
 // maxIdleConns is how many connections stay open between bursts. A

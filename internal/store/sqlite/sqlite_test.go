@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,5 +168,105 @@ func TestConcurrentReadsKeepTheirConnections(t *testing.T) {
 	wg.Wait()
 	if st := s.SQL().Stats(); st.MaxIdleClosed > 0 {
 		t.Fatalf("%d connections were closed for want of idle room (%d opened in all)", st.MaxIdleClosed, st.OpenConnections)
+	}
+}
+
+// fileSize is the size of the database file and its write-ahead log.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	var total int64
+	for _, p := range []string{path, path + "-wal"} {
+		if fi, err := os.Stat(p); err == nil {
+			total += fi.Size()
+		}
+	}
+	return total
+}
+
+func autoVacuum(t *testing.T, s interface{ SQL() *sql.DB }) int {
+	t.Helper()
+	var mode int
+	if err := s.SQL().QueryRow("PRAGMA auto_vacuum").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	return mode
+}
+
+// TestFreedSpaceIsReclaimed: the space of expired entries goes back to
+// the file system when they are swept, in a new data directory and in
+// one created before Stepgate turned on incremental auto-vacuum (which
+// Open converts, keeping its data).
+func TestFreedSpaceIsReclaimed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		legacy bool
+	}{{"ok/new-file", false}, {"ok/converted-file", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), sqlite.FileName)
+			if tc.legacy {
+				// A database as earlier versions made it: auto_vacuum NONE.
+				old, err := sqlite.Open(ctx, path, sqlite.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				conn := old.SQL()
+				for _, q := range []string{"PRAGMA auto_vacuum = NONE", "VACUUM"} {
+					if _, err := conn.Exec(q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if autoVacuum(t, old) != 0 {
+					t.Fatal("could not make a legacy file")
+				}
+				if _, err := old.CreateKV(ctx, "secrets/kept", []byte("still here"), time.Time{}); err != nil {
+					t.Fatal(err)
+				}
+				old.Close()
+			}
+			s, err := sqlite.Open(ctx, path, sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if mode := autoVacuum(t, s); mode != 2 {
+				t.Fatalf("auto_vacuum = %d, want 2 (incremental)", mode)
+			}
+			if tc.legacy {
+				if e, err := s.GetKV(ctx, "secrets/kept"); err != nil || string(e.Value) != "still here" {
+					t.Fatalf("conversion lost data: %q, %v", e.Value, err)
+				}
+			}
+			checkpoint(t, s)
+			before := fileSize(t, path)
+			soon := time.Now().Add(time.Minute)
+			for i := range 40 {
+				if _, err := s.CreateKV(ctx, fmt.Sprintf("gw/kept/%d", i), bytes.Repeat([]byte{byte(i)}, 256<<10), soon); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkpoint(t, s)
+			grown := fileSize(t, path)
+			if n, err := s.DeleteExpiredKV(ctx, soon.Add(time.Second)); err != nil || n != 40 {
+				t.Fatalf("DeleteExpiredKV = %d, %v", n, err)
+			}
+			checkpoint(t, s)
+			after := fileSize(t, path)
+			t.Logf("before %d, with 10 MiB of entries %d, after the sweep %d bytes", before, grown, after)
+			if grown < before+(10<<20) || after > before+(1<<20) {
+				t.Fatalf("file: %d before, %d with 10 MiB of entries, %d after they were swept; want it back near %d", before, grown, after, before)
+			}
+		})
+	}
+}
+
+// checkpoint writes the log into the database file and truncates it,
+// so the file sizes measure the database itself.
+func checkpoint(t *testing.T, s interface{ SQL() *sql.DB }) {
+	t.Helper()
+	if _, err := s.SQL().Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
 	}
 }

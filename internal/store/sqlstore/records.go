@@ -443,7 +443,87 @@ func (s *DB) RenewKV(ctx context.Context, key string, fn func([]byte) ([]byte, t
 }
 
 func (s *DB) DeleteExpiredKV(ctx context.Context, before time.Time) (int, error) {
-	return s.deleteWhere(ctx, "DELETE FROM kv WHERE expires_at <> 0 AND expires_at < ?", micros(before))
+	n, err := s.deleteWhere(ctx, "DELETE FROM kv WHERE expires_at <> 0 AND expires_at < ?", micros(before))
+	if err != nil {
+		return n, err
+	}
+	return n, s.reclaim(ctx)
+}
+
+// reclaim gives the database's free pages back to the file system, so
+// a burst of short-lived entries (kept requests, say) does not leave
+// the file at its high-water mark for good.
+func (s *DB) reclaim(ctx context.Context) error {
+	if s.dialect.Reclaim == "" {
+		return nil
+	}
+	// Read every row: some drivers free one page per step.
+	rows, err := s.db.QueryContext(ctx, s.dialect.Reclaim)
+	if err != nil {
+		return fmt.Errorf("reclaim free pages: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
+func (s *DB) CreateKVWithin(ctx context.Context, key string, value []byte, expiresAt time.Time, quotas ...store.Quota) (store.KVEntry, error) {
+	var out store.KVEntry
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.dialect.QuotaLock != "" {
+			if _, err := tx.ExecContext(ctx, s.dialect.QuotaLock); err != nil {
+				return err
+			}
+		}
+		now := micros(s.now())
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM kv WHERE name = ? AND expires_at <> 0 AND expires_at <= ?"), key, now); err != nil {
+			return err
+		}
+		for _, q := range quotas {
+			if !strings.HasPrefix(key, q.Prefix) {
+				continue
+			}
+			n, size, err := s.usage(ctx, tx, q.Prefix, now)
+			if err != nil {
+				return err
+			}
+			if int64(n)+1 > int64(q.MaxCount) || size+int64(len(value)) > q.MaxBytes {
+				return &store.QuotaError{Quota: q}
+			}
+		}
+		var err error
+		out, err = kv.insert(ctx, s, tx, store.KVEntry{Key: key, Value: value, ExpiresAt: expiresAt.UTC().Truncate(time.Microsecond)})
+		return err
+	})
+	return out, err
+}
+
+func (s *DB) KVUsage(ctx context.Context, prefix string) (int, int64, error) {
+	return s.usage(ctx, s.db, prefix, micros(s.now()))
+}
+
+// usage counts the entries under prefix that are live at now, and the
+// bytes of their values.
+func (s *DB) usage(ctx context.Context, q queryer, prefix string, now int64) (int, int64, error) {
+	where, args := s.namePrefix(prefix)
+	var n int
+	var size int64
+	err := q.QueryRowContext(ctx, s.q("SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM kv WHERE "+where+" AND (expires_at = 0 OR expires_at > ?)"),
+		append(args, now)...).Scan(&n, &size)
+	return n, size, err
+}
+
+// namePrefix is the condition that a kv name starts with prefix: a
+// range over the index when the dialect has one and prefix ends in a
+// byte that has a successor, else substr (so '%' and '_' mean
+// themselves either way).
+func (s *DB) namePrefix(prefix string) (string, []any) {
+	if s.dialect.NameRange != "" && prefix != "" && prefix[len(prefix)-1] < 0x7f {
+		end := prefix[:len(prefix)-1] + string(prefix[len(prefix)-1]+1)
+		return s.dialect.NameRange, []any{prefix, end}
+	}
+	return "substr(name, 1, ?) = ?", []any{utf8.RuneCountInString(prefix), prefix}
 }
 
 func (s *DB) DeleteKV(ctx context.Context, key string) error {

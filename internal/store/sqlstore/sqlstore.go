@@ -33,6 +33,17 @@ type Dialect struct {
 	// MigrationLock, when set, runs first in every migration transaction so
 	// nodes starting together apply each migration once.
 	MigrationLock string
+	// QuotaLock, when set, runs first in a quota-checked insert, so
+	// nodes check and insert one at a time. SQLite needs none: its write
+	// transactions already exclude one another.
+	QuotaLock string
+	// NameRange is the condition that a kv name lies in [?, ?) in byte
+	// order, using an index; empty means matching prefixes with substr,
+	// which reads every row.
+	NameRange string
+	// Reclaim, when set, gives free pages back to the file system after
+	// expired entries are deleted (SQLite's incremental vacuum).
+	Reclaim string
 }
 
 // DB is a store.Store backed by a SQL database.

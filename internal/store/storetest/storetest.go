@@ -35,6 +35,8 @@ func RunTests(t *testing.T, opener Opener) {
 		{"kv", testKV},
 		{"kv-expiry", testKVExpiry},
 		{"kv-renew", testKVRenew},
+		{"kv-quota", testKVQuota},
+		{"kv-quota-concurrent", testKVQuotaConcurrent},
 		{"signins", testSignIns},
 		{"update-errors", testUpdateErrors},
 		{"concurrent-cas", testConcurrentCAS},
@@ -368,6 +370,94 @@ func testKVRenew(t *testing.T, s store.Store) {
 	wantErr(t, err, boom)
 	if got := must[store.KVEntry](t)(s.GetKV(ctx, "lock/b")); string(got.Value) != "b" || !got.ExpiresAt.Equal(soon.UTC().Truncate(time.Microsecond)) {
 		t.Fatalf("a failed RenewKV changed the entry: %+v", got)
+	}
+}
+
+// testKVQuota: CreateKVWithin counts only live entries under each
+// quota's prefix (not expired ones, not look-alike prefixes), counts the
+// new entry, and stores nothing it refuses.
+func testKVQuota(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	past, future := time.Now().Add(-time.Second), time.Now().Add(time.Hour)
+	must[store.KVEntry](t)(s.CreateKV(ctx, "kept/user/expired", make([]byte, 100), past))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "keptX/look-alike", make([]byte, 100), future))
+	must[store.KVEntry](t)(s.CreateKV(ctx, "kept0", make([]byte, 100), future))
+	all := store.Quota{Prefix: "kept/", MaxCount: 3, MaxBytes: 10}
+	anon := store.Quota{Prefix: "kept/anon/", MaxCount: 1, MaxBytes: 4}
+	for _, tc := range []struct {
+		name, key string
+		size      int
+		refusedBy string // the quota's prefix; empty: stored
+	}{
+		{"ok/first-anonymous", "kept/anon/1", 3, ""},
+		{"fail/anonymous-count", "kept/anon/2", 1, "kept/anon/"},
+		{"ok/user", "kept/user/1", 4, ""},
+		{"fail/total-bytes", "kept/user/2", 4, "kept/"},
+		{"ok/fills-the-quota", "kept/user/3", 3, ""},
+		{"fail/total-count", "kept/user/4", 0, "kept/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.CreateKVWithin(ctx, tc.key, make([]byte, tc.size), future, all, anon)
+			if tc.refusedBy == "" {
+				if err != nil {
+					t.Fatalf("CreateKVWithin(%s): %v", tc.key, err)
+				}
+				return
+			}
+			var qe *store.QuotaError
+			if !errors.As(err, &qe) || !errors.Is(err, store.ErrQuota) || qe.Quota.Prefix != tc.refusedBy {
+				t.Fatalf("CreateKVWithin(%s) = %v, want the quota of %s", tc.key, err, tc.refusedBy)
+			}
+			_, err = s.GetKV(ctx, tc.key)
+			wantErr(t, err, store.ErrNotFound)
+		})
+	}
+	if n, size := must2(t)(s.KVUsage(ctx, "kept/")); n != 3 || size != 10 {
+		t.Fatalf("KVUsage(kept/) = %d entries, %d bytes; want 3, 10", n, size)
+	}
+	// A taken entry frees its share at once.
+	if err := s.DeleteKV(ctx, "kept/anon/1"); err != nil {
+		t.Fatal(err)
+	}
+	must[store.KVEntry](t)(s.CreateKVWithin(ctx, "kept/anon/2", []byte("a"), future, all, anon))
+}
+
+func must2(t testing.TB) func(int, int64, error) (int, int64) {
+	return func(n int, size int64, err error) (int, int64) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, size
+	}
+}
+
+// testKVQuotaConcurrent: callers racing for the last places of a quota
+// (as nodes sharing a database do) never together overshoot it.
+func testKVQuotaConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	q := store.Quota{Prefix: "race/", MaxCount: 5, MaxBytes: 1 << 20}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored, refused := 0, 0
+	for i := range 20 {
+		wg.Go(func() {
+			_, err := s.CreateKVWithin(ctx, fmt.Sprintf("race/%d", i), []byte("x"), time.Now().Add(time.Hour), q)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				stored++
+			case errors.Is(err, store.ErrQuota):
+				refused++
+			default:
+				t.Errorf("CreateKVWithin: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n, _ := must2(t)(s.KVUsage(ctx, "race/")); stored != 5 || refused != 15 || n != 5 {
+		t.Fatalf("20 racing inserts under a quota of 5: %d stored, %d refused, %d present", stored, refused, n)
 	}
 }
 
