@@ -264,12 +264,21 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
 // refuse answers with an error page, or JSON to an API client.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	if wantsJSON(r) {
+		// Encoded as JSON and served as JSON (with nosniff): a message
+		// that quotes the request cannot become markup.
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(status)
-		_, _ = w.Write([]byte(`{"error":` + jsonString(http.StatusText(status)) + `,"error_description":` + jsonString(msg) + "}\n"))
+		_ = json.NewEncoder(w).Encode(apiError{Error: http.StatusText(status), Description: msg})
 		return
 	}
 	g.ErrorPage(w, r, status, msg)
+}
+
+// apiError is the body of a refusal to an API client.
+type apiError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
 }
 
 // wantsJSON tells API clients from browsers: they ask for JSON or send
@@ -277,11 +286,6 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, msg
 func wantsJSON(r *http.Request) bool {
 	a := r.Header.Get("Accept")
 	return bearer(r) != "" || (strings.Contains(a, "application/json") && !strings.Contains(a, "text/html"))
-}
-
-func jsonString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 func bearer(r *http.Request) string {
