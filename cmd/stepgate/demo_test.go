@@ -346,6 +346,6 @@ func TestDemoRefusesWhatItCannotHonour(t *testing.T) {
 	stepgate(t, "", "demo", "--config", "stepgate.yaml").mustFail(t, 2, "builds its own configuration")
 	stepgate(t, "", "demo", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir()).mustFail(t, 2, "not a loopback address")
 	t.Chdir(t.TempDir())
-	stepgate(t, "", "user", "totp-code", "alice", "--demo").mustFail(t, 1, "start one here with: stepgate demo")
+	stepgate(t, "", "user", "totp-code", "alice", "--demo").mustFail(t, 1, "start one here with: "+currentInvocation().command()+" demo")
 	stepgate(t, "", "user", "totp-code", "alice", "--demo", "--data-dir", "x").mustFail(t, 2, "give one or the other")
 }
