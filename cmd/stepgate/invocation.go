@@ -90,9 +90,10 @@ func (inv invocation) command() string {
 // shellQuote quotes s for a POSIX shell when it holds anything but
 // plain path characters.
 func shellQuote(s string) string {
-	plain := strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@", r))
-	}) < 0
+	plainChar := func(r rune) bool {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@", r)
+	}
+	plain := strings.IndexFunc(s, func(r rune) bool { return !plainChar(r) }) < 0
 	if plain && s != "" {
 		return s
 	}
