@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -51,7 +51,7 @@ loopback addresses only.`,
 			}
 			return runDemo(cmd.Context(), demoRun{
 				ln: ln, dataDir: dir, defaultDir: c.flags.DataDir == "", logFormat: c.flags.LogFormat,
-				out: c.stdout, logOut: c.stderr,
+				self: currentInvocation().command(), out: c.stdout, logOut: c.stderr,
 			})
 		},
 	}
@@ -67,6 +67,10 @@ type demoRun struct {
 	// totp-code --demo" finds by itself.
 	defaultDir bool
 	logFormat  string
+	// self is the command that runs this program again, as the reader
+	// can paste it ("go run ./cmd/stepgate" when started that way);
+	// "stepgate" when empty.
+	self string
 	// out gets the welcome text, logOut the server's log.
 	out, logOut io.Writer
 }
@@ -128,10 +132,12 @@ func runDemo(ctx context.Context, d demoRun) error {
 
 // printDemo tells the reader where everything is and how to sign in.
 func printDemo(d demoRun, issuer, bankURL, bankAddr string, s demo.Seeded) {
-	codeCmd := "stepgate user totp-code alice --demo"
+	self := cmp.Or(d.self, "stepgate")
+	where := "--demo"
 	if !d.defaultDir {
-		codeCmd = "stepgate user totp-code alice --data-dir " + d.dataDir
+		where = "--data-dir " + shellQuote(d.dataDir)
 	}
+	codeCmd := self + " user totp-code alice " + where
 	w := d.out
 	fmt.Fprintf(w, "\nStepgate demo is running. Stop it with Ctrl-C.\n\n")
 	fmt.Fprintf(w, "  Stepgate   %s\n", issuer)
@@ -147,7 +153,7 @@ func printDemo(d demoRun, issuer, bankURL, bankAddr string, s demo.Seeded) {
 		fmt.Fprintf(w, "admin's temporary access pass: %s (until %s)\n", s.AdminPass, s.AdminPassExpires.Local().Format("15:04 MST"))
 		fmt.Fprintf(w, "  sign in as admin at %s/account/security, enter the pass, then add a passkey\n", issuer)
 	}
-	fmt.Fprintf(w, "a password alone adds no sign-in method; give bob a pass with: %s\n\n", strings.Replace(codeCmd, "totp-code alice", "tap bob --lifetime 1h", 1))
+	fmt.Fprintf(w, "a password alone adds no sign-in method; give bob a pass with: %s\n\n", self+" user tap bob --lifetime 1h "+where)
 	fmt.Fprintf(w, "API client: %s / %s (client_credentials)\n", demo.BankApp, demo.BankClientSecret)
 	fmt.Fprintf(w, "Policies:   %s (edit it and send SIGHUP to reload; it is rewritten at every start)\n", demo.PolicyPath(d.dataDir))
 	fmt.Fprintf(w, "Data:       %s (kept between runs; delete it to start over)\n\n", d.dataDir)
@@ -157,7 +163,7 @@ func printDemo(d demoRun, issuer, bankURL, bankAddr string, s demo.Seeded) {
 // known to hold a demo.
 func demoDataDir() (string, error) {
 	if _, err := os.Stat(demo.PolicyPath(demo.DefaultDataDir)); err != nil {
-		return "", fmt.Errorf("no demo in %s: start one here with: stepgate demo (for a demo started with --data-dir DIR, pass --data-dir DIR instead of --demo)", demo.DefaultDataDir)
+		return "", fmt.Errorf("no demo in %s: start one here with: %s demo (for a demo started with --data-dir DIR, pass --data-dir DIR instead of --demo)", demo.DefaultDataDir, currentInvocation().command())
 	}
 	return demo.DefaultDataDir, nil
 }

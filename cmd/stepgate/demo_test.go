@@ -201,6 +201,11 @@ func TestDemoWalkThrough(t *testing.T) {
 		t.Fatalf("alice on the admin pages: %d\n%s", resp.StatusCode, body)
 	}
 
+	// The bank's sign-out link is Stepgate's: it asks to confirm, signs
+	// alice out and leads to the sign-in page; the bank then asks for a
+	// sign-in again.
+	demoSignOut(t, b, base, bank)
+
 	// bob has a password only: the contexts are out of his reach.
 	b, user = demoBrowser(ln.Addr().String()), "bob"
 	walk(demoDo(t, b, "GET", bank+"/", nil))
@@ -346,6 +351,40 @@ func TestDemoRefusesWhatItCannotHonour(t *testing.T) {
 	stepgate(t, "", "demo", "--config", "stepgate.yaml").mustFail(t, 2, "builds its own configuration")
 	stepgate(t, "", "demo", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir()).mustFail(t, 2, "not a loopback address")
 	t.Chdir(t.TempDir())
-	stepgate(t, "", "user", "totp-code", "alice", "--demo").mustFail(t, 1, "start one here with: stepgate demo")
+	stepgate(t, "", "user", "totp-code", "alice", "--demo").mustFail(t, 1, "start one here with: "+currentInvocation().command()+" demo")
 	stepgate(t, "", "user", "totp-code", "alice", "--demo", "--data-dir", "x").mustFail(t, 2, "give one or the other")
+}
+
+var bankSignOutRe = regexp.MustCompile(`<a id="sign-out" href="([^"]+)">Sign out</a>`)
+
+// demoSignOut follows the bank's sign-out link as browser b and checks
+// that it ends the session: within the gateway's identity cache (2s) the
+// bank's pages ask for a sign-in again.
+func demoSignOut(t *testing.T, b *http.Client, base, bank string) {
+	t.Helper()
+	_, page := demoDo(t, b, "GET", bank+"/", nil)
+	link := bankSignOutRe.FindStringSubmatch(page)
+	if link == nil || link[1] != base+"/logout" {
+		t.Fatalf("the bank page has no sign-out link to %s/logout:\n%s", base, page)
+	}
+	resp, confirm := demoDo(t, b, "GET", link[1], nil)
+	csrf := demoCSRFRe.FindStringSubmatch(confirm)
+	if resp.StatusCode != http.StatusOK || csrf == nil || !strings.Contains(confirm, "Sign out") {
+		t.Fatalf("the sign-out link: %d\n%s", resp.StatusCode, confirm)
+	}
+	resp, _ = demoDo(t, b, "POST", base+"/logout", url.Values{"csrf_token": {csrf[1]}})
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/login") {
+		t.Fatalf("signing out: %d to %q, want the sign-in page", resp.StatusCode, loc)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		resp, _ := demoDo(t, b, "GET", bank+"/", nil)
+		if resp.StatusCode == http.StatusSeeOther {
+			return
+		}
+		if resp.StatusCode != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("the bank after signing out: %d, want a redirect to sign in", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

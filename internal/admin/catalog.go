@@ -25,8 +25,8 @@ type Declared struct {
 	Line   int    `json:"line,omitempty"`
 }
 
-// CatalogContext is an authentication context and the policies that put
-// a price on it.
+// CatalogContext is an authentication context and the policies that
+// say what it takes.
 type CatalogContext struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`

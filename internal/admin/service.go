@@ -54,6 +54,9 @@ type Deps struct {
 	SetUserRisk func(ctx context.Context, userID string, compromised bool) error
 	// UserRisk is a user's current risk level.
 	UserRisk func(ctx context.Context, userID string) (string, error)
+	// CredentialDetail describes a registered method (a passkey's model,
+	// the recovery codes left); nil adds nothing.
+	CredentialDetail func(store.Credential) string
 	// Passes are the temporary access passes; nil turns them off.
 	Passes *tap.Store
 	Log    *slog.Logger

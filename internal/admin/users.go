@@ -38,6 +38,9 @@ type MethodInfo struct {
 	Name       string    `json:"name"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// Detail is a passkey's authenticator model, or the recovery codes
+	// left.
+	Detail string `json:"detail,omitempty"`
 }
 
 // SessionInfo is a live browser session.
@@ -106,7 +109,11 @@ func (s *Service) User(ctx context.Context, name string) (UserDetail, error) {
 		return UserDetail{}, err
 	}
 	for _, c := range creds {
-		d.Methods = append(d.Methods, MethodInfo{Type: c.Type, Name: c.Name, CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt})
+		info := MethodInfo{Type: c.Type, Name: c.Name, CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt}
+		if s.CredentialDetail != nil {
+			info.Detail = s.CredentialDetail(c)
+		}
+		d.Methods = append(d.Methods, info)
 	}
 	sessions, err := s.Store.ListUserSessions(ctx, u.ID)
 	if err != nil {

@@ -196,7 +196,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Secure: secure, ClientIP: clientIP, Log: log,
 		Methods: a.Methods.Registry, Credentials: st,
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
-		RegisterCheck: a.registerCheck, Detail: credentialDetail, Revoke: a.Revoker.RevokeUser,
+		RegisterCheck: a.registerCheck, Detail: a.Methods.CredentialDetail, Revoke: a.Revoker.RevokeUser,
 		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit, Metrics: a.Metrics,
 		Passkeys: passkeys(a.Methods), SignIns: a.writeSignIn,
 		Registration: registration(cfg.Registration), KV: st, Passes: a.Methods.Passes,

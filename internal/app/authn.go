@@ -48,6 +48,9 @@ type Methods struct {
 	Notifier web.Notifier
 	// Passes are the temporary access passes administrators issue.
 	Passes *tap.Store
+	// Models names passkeys' authenticator models: the built-in names
+	// and those of webauthn.metadata_file.
+	Models *webauthn.Models
 }
 
 // NewMethods builds the methods for cfg over st. The secrets key comes
@@ -63,7 +66,12 @@ func NewMethods(cfg config.Config, st store.Store, log *slog.Logger, sessionUser
 	if err != nil {
 		return nil, err
 	}
+	models, err := webauthn.NewModels(cfg.WebAuthn.MetadataFile)
+	if err != nil {
+		return nil, fmt.Errorf("webauthn.metadata_file: %w; download the FIDO metadata BLOB from https://mds3.fidoalliance.org/ or remove the key", err)
+	}
 	m := &Methods{
+		Models:   models,
 		Box:      box,
 		TOTP:     totp.New(st, box, cfg.TOTP.Issuer, nil),
 		Recovery: recovery.New(st, nil),
@@ -150,15 +158,15 @@ func smsSender(o config.OTP, log *slog.Logger) (otp.Sender, error) {
 	return nil, nil
 }
 
-// credentialDetail adds a line about a credential on the security page.
-func credentialDetail(c store.Credential) string {
+// CredentialDetail adds a line about a credential wherever it is listed
+// (the security page, the console's user page): the codes left, or a
+// passkey's authenticator model by name.
+func (m *Methods) CredentialDetail(c store.Credential) string {
 	switch c.Type {
 	case recovery.Name:
 		return strconv.Itoa(recovery.Remaining(c)) + " of " + strconv.Itoa(recovery.Count) + " codes left"
 	case webauthn.Name:
-		if id := webauthn.AAGUID(c); id != "" && id != "00000000-0000-0000-0000-000000000000" {
-			return "model " + id
-		}
+		return m.Models.Describe(webauthn.AAGUID(c))
 	}
 	return ""
 }

@@ -44,11 +44,14 @@ type consoleRig struct {
 	admin, bob store.User
 }
 
-func startConsole(t *testing.T) *consoleRig {
+func startConsole(t *testing.T, mutate ...func(*config.Config)) *consoleRig {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "policies.yaml")
 	writePolicy(t, file, testPolicies)
 	s := startOIDC(t, func(cfg *config.Config) {
+		for _, m := range mutate {
+			m(cfg)
+		}
 		cfg.Policy.Files = []string{file}
 		// Passkeys need a host name; the tests still dial 127.0.0.1.
 		_, port, _ := net.SplitHostPort(cfg.Server.Listen)

@@ -67,7 +67,8 @@ func TestMetricsPolicyTriggers(t *testing.T) {
 	b := browser(t)
 	// Two sign-ins to the web app (the report-only policy would have
 	// asked for MFA each time), then one asking for c2, which needs MFA
-	// alice cannot give: the enforced c2-mfa policy challenges.
+	// alice cannot give: refused, and counted as a block by the enforced
+	// c2-mfa policy, as the sign-in log records it.
 	for _, acr := range []string{"", "", "c2"} {
 		_, challenge := pkce()
 		params := url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
@@ -80,7 +81,7 @@ func TestMetricsPolicyTriggers(t *testing.T) {
 	_, body := get(t, http.DefaultClient, s.base+"/metrics")
 	for _, want := range []string{
 		`stepgate_policy_triggers_total{effect="challenge",mode="report-only",policy="webapp-mfa-trial"} 3`,
-		`stepgate_policy_triggers_total{effect="challenge",mode="enforced",policy="c2-mfa"} 1`,
+		`stepgate_policy_triggers_total{effect="block",mode="enforced",policy="c2-mfa"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -69,12 +69,18 @@ type Trigger struct {
 // Triggers lists the policies that challenged or blocked the decision,
 // or would have in report-only mode: the trigger frequency
 // administrators tune thresholds by.
+//
+// What an enforced policy did is what the entry records, not what its
+// grant alone would suggest: a policy asking for a proof the user has
+// no method to give ends in a block (no-usable-method), and the console
+// must count that block against the policy, as the log explains it.
 func (e SignIn) Triggers() []Trigger {
 	var out []Trigger
+	refused := e.Decision == "block"
 	for _, r := range e.Policies {
 		switch {
 		case r.Result == policy.ResultApplied && !r.Satisfied:
-			out = append(out, Trigger{Policy: r.Policy, Block: r.Grant == "block"})
+			out = append(out, Trigger{Policy: r.Policy, Block: r.Grant == "block" || refused})
 		case r.Result == policy.ResultReportOnlyFailure:
 			out = append(out, Trigger{Policy: r.Policy, ReportOnly: true, Block: true})
 		case r.Result == policy.ResultReportOnlyUserActionRequired:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -276,5 +277,35 @@ func TestDecodeOutcomeLeavesOutTheFacts(t *testing.T) {
 	}
 	if _, err := DecodeOutcome(store.SignIn{ID: "bad", Body: []byte(`{"facts": [`)}); err == nil {
 		t.Fatal("a malformed entry decoded without an error")
+	}
+}
+
+// TestTriggersFollowTheDecision: an unmet policy counts as what the
+// entry records it did. A grant the user had no method for ends in a
+// block, and that is counted as a block by the policy, not a challenge.
+func TestTriggersFollowTheDecision(t *testing.T) {
+	unmet := func(name, grant string) policy.PolicyResult {
+		return policy.PolicyResult{Policy: name, Result: policy.ResultApplied, Grant: grant}
+	}
+	tests := []struct {
+		name     string
+		decision string
+		policies []policy.PolicyResult
+		want     []Trigger
+	}{
+		{"ok/challenge", "challenge", []policy.PolicyResult{unmet("c2-mfa", "all-of")}, []Trigger{{Policy: "c2-mfa"}}},
+		{"ok/no-usable-method-is-a-block", "block", []policy.PolicyResult{unmet("c3-passkey", "all-of")}, []Trigger{{Policy: "c3-passkey", Block: true}}},
+		{"ok/block-grant", "block", []policy.PolicyResult{unmet("high-risk", "block")}, []Trigger{{Policy: "high-risk", Block: true}}},
+		{"ok/met-is-no-trigger", "allow", []policy.PolicyResult{{Policy: "c2-mfa", Result: policy.ResultApplied, Satisfied: true}}, nil},
+		{"ok/report-only-stays-report-only", "block", []policy.PolicyResult{unmet("c3-passkey", "all-of"), {Policy: "trial", Result: policy.ResultReportOnlyUserActionRequired}},
+			[]Trigger{{Policy: "c3-passkey", Block: true}, {Policy: "trial", ReportOnly: true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := SignIn{Decision: tt.decision, Policies: tt.policies}.Triggers()
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("triggers %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }

@@ -23,6 +23,11 @@ type WebAuthn struct {
 	// AllowedAAGUIDs limits registration to these authenticator models.
 	// Empty: any model.
 	AllowedAAGUIDs []string `yaml:"allowed_aaguids,omitempty"`
+	// MetadataFile is a FIDO Metadata Service file (the MDS3 BLOB, its
+	// JSON payload, or metadata statements) whose model names are shown
+	// beside passkeys, over the built-in names. Empty: the built-in
+	// names only.
+	MetadataFile string `yaml:"metadata_file,omitempty"`
 }
 
 // aaguidPattern is the text form of a UUID, as authenticator vendors and

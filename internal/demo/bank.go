@@ -80,7 +80,11 @@ func NewBank(o BankOptions) (*Bank, error) {
 		formKey:  make([]byte, 32),
 	}
 	_, _ = rand.Read(b.formKey)
-	funcs := template.FuncMap{"join": strings.Join, "authTime": authTime(o.Now)}
+	// Signing out is Stepgate's: its GET /logout asks to confirm (a link
+	// on another site cannot sign anyone out), ends the session, and
+	// leads to the sign-in page, from which the bank is one click away.
+	signOut := strings.TrimSuffix(o.Issuer, "/") + "/logout"
+	funcs := template.FuncMap{"join": strings.Join, "authTime": authTime(o.Now), "signOutURL": func() string { return signOut }}
 	for _, name := range []string{"accounts", "transfer", "transferred", "customers", "admin", "rates", "refused"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(bankFiles, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -190,7 +194,7 @@ type transferData struct {
 	Amount, To, Token, Error string
 }
 
-const transferRule = "POST /transfers asks for context c2 (High-value transaction). Policy transfers-need-fresh-mfa prices it: a second factor from the last 10 minutes."
+const transferRule = "POST /transfers asks for context c2 (High-value transaction). Policy transfers-need-fresh-mfa says what that takes: a second factor from the last 10 minutes."
 
 func (b *Bank) transferForm(w http.ResponseWriter, _ *http.Request, id *Identity) {
 	b.render(w, http.StatusOK, "transfer", page{Title: "New transfer", ID: id,
@@ -245,7 +249,7 @@ type customer struct{ Name, Email, Phone, IBAN string }
 
 func (b *Bank) customers(w http.ResponseWriter, _ *http.Request, id *Identity) {
 	b.render(w, http.StatusOK, "customers", page{Title: "Customers", ID: id,
-		Rule: "/customers/* asks for context c1 (Read PII). Policy pii-needs-mfa prices it: a second factor at any time in the session.",
+		Rule: "/customers/* asks for context c1 (Read PII). Policy pii-needs-mfa says what that takes: a second factor at any time in the session.",
 		Data: []customer{
 			{"Carol Chen", "carol@mail.example", "+49 30 5550 1234", "DE75 5121 0800 1245 1261 99"},
 			{"Dmitri Dahl", "dmitri@mail.example", "+46 8 5550 9876", "SE45 5000 0000 0583 9825 7466"},
@@ -255,7 +259,7 @@ func (b *Bank) customers(w http.ResponseWriter, _ *http.Request, id *Identity) {
 
 func (b *Bank) admin(w http.ResponseWriter, _ *http.Request, id *Identity) {
 	p := page{Title: "Administration", ID: id,
-		Rule: "/admin/* asks for context c3 (Admin action) with single-use elevation. Policy admin-actions-need-a-passkey prices it: a phishing-resistant proof (a passkey). Single use: the proof authorizes this one request; reloading asks again. The bank itself also requires the group " + AdminGroup + "."}
+		Rule: "/admin/* asks for context c3 (Admin action) with single-use elevation. Policy admin-actions-need-a-passkey says what that takes: a phishing-resistant proof (a passkey). Single use: the proof authorizes this one request; reloading asks again. The bank itself also requires the group " + AdminGroup + "."}
 	allowed := slices.Contains(id.Groups, AdminGroup)
 	p.Data = struct{ Forbidden bool }{!allowed}
 	if !allowed {

@@ -44,6 +44,11 @@ type verdict struct {
 	req             *policy.Request
 	snap            *policy.Snapshot
 	reportOnlyUnmet int
+	// proofsAfter, for a verdict a re-ask made, is the point it counted
+	// proofs from: the log explains the decision with the policies'
+	// results on those proofs, the ones it was made on, so a re-ask is
+	// counted against the policy that asked, as any challenge is.
+	proofsAfter time.Time
 }
 
 // check asks the policies about a browser request. elevatedAfter, when
@@ -132,6 +137,7 @@ func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, snap
 		return verdict{block: "This page is misconfigured: it asks for an authentication context that does not exist.", reason: reasonUnknownContext}
 	}
 	reason := string(d.Reason)
+	var reasked time.Time
 	if ra.asked {
 		// The step-up page must ask for what new proofs need, not for
 		// what the whole session lacks: the methods come from the re-ask.
@@ -140,14 +146,16 @@ func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, snap
 			reason = ra.reason
 		}
 		if rd.Outcome != policy.OutcomeAllow {
-			d = &rd
+			d, reasked = &rd, ra.after
 		}
 	}
 	switch d.Outcome {
 	case policy.OutcomeBlock:
-		return verdict{block: "Access to this page is blocked by your organisation's policy.", reason: string(d.Reason)}
+		return verdict{block: "Access to this page is blocked by your organisation's policy.", reason: string(d.Reason), proofsAfter: reasked}
 	case policy.OutcomeChallenge:
-		return g.challengeFor(r, id, d.Missing, reason)
+		v := g.challengeFor(r, id, d.Missing, reason)
+		v.proofsAfter = reasked
+		return v
 	}
 	if ru.singleUse {
 		// The proof spent is what the re-ask rests on, not the last
@@ -155,8 +163,11 @@ func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, snap
 		// challenge must not make that passkey answer a second.
 		proven := snap.ProvenSince(req.ProofsAfter(ra.after), strength.SingleFactor)
 		if !g.spend(r, rt, ru, id, ra, proven) {
-			rd := snap.Reask(req, latest(req.Now, lastProof(id.sess)), policy.EvaluateOptions{})
-			return g.challengeFor(r, id, rd.Missing, reasonSingleUse)
+			after := latest(req.Now, lastProof(id.sess))
+			rd := snap.Reask(req, after, policy.EvaluateOptions{})
+			v := g.challengeFor(r, id, rd.Missing, reasonSingleUse)
+			v.proofsAfter = after
+			return v
 		}
 	}
 	return verdict{acrs: d.ACRs}

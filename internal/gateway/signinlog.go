@@ -85,7 +85,11 @@ func (g *Gateway) browserEntry(r *http.Request, rt *route, id *identity, v *verd
 		Decision: v.outcome(), Reason: v.reason, MethodsPrompted: v.methods, LatencyMicros: took.Microseconds(),
 	}
 	describeRequest(&e, v.req)
-	e.Policies = v.snap.Evaluate(v.req, policy.EvaluateOptions{Explain: true}).Policies
+	judged := v.req
+	if !v.proofsAfter.IsZero() {
+		judged = v.req.ProofsAfter(v.proofsAfter)
+	}
+	e.Policies = v.snap.Evaluate(judged, policy.EvaluateOptions{Explain: true}).Policies
 	e.Facts = audit.NewFacts(v.req)
 	return e
 }

@@ -48,7 +48,7 @@ func (d *Document) line(path string) int {
 }
 
 // AuthContext is a named sensitivity label that apps request and
-// policies put a price on.
+// policies say what it takes to meet.
 type AuthContext struct {
 	// ID is c1..c99, the value apps send as acr_values and tokens carry in
 	// the acrs claim.
