@@ -355,3 +355,47 @@ func TestTokenReaskRestsOnTheProof(t *testing.T) {
 		u = g.base + resp.Header.Get("Location")
 	}
 }
+
+// TestGatewayTokenSingleUseWhateverTheAcr: one passkey proof, then
+// tokens for the same session asked with other acr_values ("c3", then
+// "phishing-resistant c3", "c3 c2"): no new proof, so none after the
+// first passes the single-use passkey rule, though each carries another
+// acr or acrs than the first.
+func TestGatewayTokenSingleUseWhateverTheAcr(t *testing.T) {
+	g := startGateway(t, reaskRules)
+	api := gatewayBrowser(t, g.server)
+	b := browser(t)
+	g.signIn(t, b, "/account")
+	if _, err := g.server.app.Store.CreateCredential(context.Background(), store.Credential{
+		ID: rand.Text(), UserID: g.user.ID, Type: "webauthn", Name: "Passkey", Data: []byte("{}"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g.addProof(t, b, passkeyEvent, time.Minute)
+	token := func(acrValues string) string {
+		t.Helper()
+		verifier, challenge := pkce()
+		q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"},
+			"scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "acr_values": {acrValues}}
+		cb := g.follow(t, b, g.base+"/oauth2/authorize?"+q.Encode())
+		st, tok := g.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+			"redirect_uri": {bankRedirect}, "code_verifier": {verifier}}, bankClientID, bankSecret)
+		if st != http.StatusOK {
+			t.Fatalf("token for %q: %d %s", acrValues, st, tok.ErrorDescription)
+		}
+		return tok.AccessToken
+	}
+	call := func(tok string) int {
+		resp := mustDo(t, api, "GET", g.app+"/vault/keys", "", "Authorization", "Bearer "+tok)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := call(token("c3")); st != http.StatusOK {
+		t.Fatalf("ok/passkey-token-once: %d", st)
+	}
+	for _, values := range []string{"phishing-resistant c3", "c3 c2", "c3 phishing-resistant"} {
+		if st := call(token(values)); st != http.StatusUnauthorized {
+			t.Errorf("fail/same-proof-acr-values-%q: %d, want 401 (the passkey behind it is spent)", values, st)
+		}
+	}
+}

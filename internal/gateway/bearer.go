@@ -127,22 +127,23 @@ func (g *Gateway) bearerMissing(r *http.Request, ru *rule, c *oidc.AccessClaims)
 }
 
 // spendToken spends, for a single-use rule, the proof behind a token:
-// its user, session, auth_time and what was proven then (acr, amr,
-// acrs). Spending the token instead (its jti) is the attack this stops:
-// a refreshed token has a new jti but the same proof, so refreshing
-// would pass the rule again without anyone proving anything. A token
-// issued after a new proof has a new auth_time and passes once. A
-// service client's token has no user proof behind it; its own issuance
-// is the proof, so its jti is spent.
+// its user, session and when its proofs began (proof_time). Spending
+// the token instead (its jti) is the attack this stops: a refreshed
+// token has a new jti but the same proof, so refreshing would pass the
+// rule again without anyone proving anything. What the token claims
+// about the proof (acr, acrs) is left out for the same reason: a client
+// gets tokens with other acr values from the same session without a new
+// proof (acr_values "c3", then "phishing-resistant c3", then "c3 c2"),
+// and each would pass again. A token issued after a new proof has a new
+// proof_time and passes once. A service client's token has no user proof
+// behind it; its own issuance is the proof, so its jti is spent.
 func (g *Gateway) spendToken(r *http.Request, ru *rule, c *oidc.AccessClaims) bool {
 	proof := "jti|" + c.ID
 	until := c.Expiry.Time().Add(time.Minute)
 	if proven := provenAt(c); proven != 0 {
 		// Not auth_time: a password retyped beside an old passkey moves
 		// auth_time, but the passkey proof behind a c3 token stays spent.
-		acrs := slices.Clone(c.ACRs)
-		slices.Sort(acrs)
-		proof = strings.Join([]string{"proof", c.Subject, c.SID, strconv.FormatInt(proven, 10), c.ACR, strings.Join(acrs, " ")}, "|")
+		proof = strings.Join([]string{"proof", c.Subject, c.SID, strconv.FormatInt(proven, 10)}, "|")
 		// Tokens carrying this proof can be refreshed for as long as the
 		// refresh token family lives; the spend is remembered as long.
 		if fam := time.Unix(proven, 0).Add(g.tokenFamilyLifetime()); fam.After(until) {

@@ -349,6 +349,38 @@ func TestTokenSingleUseSpendsTheProof(t *testing.T) {
 	}
 }
 
+// TestTokenSingleUseSpendsTheProofWhateverItsAcr: the tokens a client
+// gets from one session without a new proof differ in what it asked
+// for (acr_values "c3", "phishing-resistant c3", "c3 c2"): another acr
+// or acrs, the same proof behind them. The first spends that proof;
+// none of the others passes the rule again.
+func TestTokenSingleUseSpendsTheProofWhateverItsAcr(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	ru := &rule{path: "/vault/", wildcard: true, context: "c3", singleUse: true}
+	r := httptest.NewRequest(http.MethodGet, "http://bank.example/vault/keys", nil)
+	rig.now = rig.at(time.Hour)
+	token := func(jti, acr string, acrs ...string) *oidc.AccessClaims {
+		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+			AuthTime: rig.at(time.Minute).Unix(), ProofTime: rig.at(time.Minute).Unix(), SID: "sid-1", ACR: acr, ACRs: acrs}
+	}
+	if why, _ := rig.g.bearerMissing(r, ru, token("a", "c3", "c3")); why != "" {
+		t.Fatalf("ok/first-token: %s", why)
+	}
+	for _, tc := range []struct {
+		name string
+		tok  *oidc.AccessClaims
+	}{
+		{"fail/same-proof-another-acr", token("b", "phishing-resistant", "c3")},
+		{"fail/same-proof-more-contexts", token("c", "c3", "c2", "c3")},
+		{"fail/same-proof-another-acr-and-contexts", token("d", "mfa", "c3", "c1")},
+	} {
+		if why, _ := rig.g.bearerMissing(r, ru, tc.tok); why == "" {
+			t.Errorf("%s: acr %q acrs %v passed a single-use rule on a spent proof", tc.name, tc.tok.ACR, tc.tok.ACRs)
+		}
+	}
+}
+
 // TestTokenProofTime: a token whose last proof is a fresh password but
 // whose context rests on an old passkey (its proof_time) neither meets a
 // max_age rule nor passes a spent single-use rule again.
