@@ -171,6 +171,37 @@ func TestRuleMatchingVariants(t *testing.T) {
 	}
 }
 
+// TestRoutePrefixVariants: a route with a path prefix covers what a
+// wildcard rule for that prefix covers, so a request some router serves
+// under the prefix (Rails' "(.:format)" and Spring's suffix patterns
+// serve "/bank.json" as "/bank") is not sent to the route for the whole
+// host, whose app meets other policies.
+func TestRoutePrefixVariants(t *testing.T) {
+	routes := bankRoutes(t)
+	for _, tc := range []struct{ name, path, want string }{
+		{"ok/prefix", "/bank", "sub"},
+		{"ok/prefix-slash", "/bank/", "sub"},
+		{"ok/below", "/bank/admin/users", "sub"},
+		{"fail/format-suffix", "/bank.json", "sub"},
+		{"fail/format-suffix-slash", "/BANK.JSON/", "sub"},
+		{"fail/format-suffix-trailing-dot", "/bank.json.", "sub"},
+		{"ok/longer-name", "/bankx", "apps"},
+		{"ok/format-then-path-is-another-resource", "/bank.json/admin", "apps"},
+		{"ok/other", "/accounts", "apps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := normalize(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt := find(routes, "apps.example", p)
+			if rt == nil || rt.name != tc.want {
+				t.Errorf("%s: route %v, want %s", tc.path, rt, tc.want)
+			}
+		})
+	}
+}
+
 func TestMatchKey(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"/Admin", "/admin"},
