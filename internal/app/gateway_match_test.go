@@ -39,6 +39,8 @@ var bankVariants = []pathVariant{
 	{name: "fail/method-mixed", method: "Post", path: "/transfers", want: "400"},
 	{name: "fail/method-override", method: "POST", path: "/accounts", header: []string{"X-HTTP-Method-Override", "DELETE"}, want: "400"},
 	{name: "fail/method-override-query", method: "POST", path: "/accounts?_method=DELETE", want: "400"},
+	{name: "fail/method-override-query-php-dot", method: "POST", path: "/accounts?.method=DELETE", want: "400"},
+	{name: "fail/method-override-query-php-nul", method: "POST", path: "/accounts?_method%00=DELETE", want: "400"},
 	{name: "fail/original-url", method: "GET", path: "/accounts", header: []string{"X-Original-URL", "/admin/"}, want: "400"},
 	{name: "fail/admin-jsessionid", method: "GET", path: "/admin;jsessionid=x", want: "400"},
 	{name: "fail/admin-dot-dot-parameter", method: "GET", path: "/x/..;/admin/", want: "400"},
