@@ -3,10 +3,12 @@ package app_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -397,5 +399,80 @@ func TestGatewayTokenSingleUseWhateverTheAcr(t *testing.T) {
 		if st := call(token(values)); st != http.StatusUnauthorized {
 			t.Errorf("fail/same-proof-acr-values-%q: %d, want 401 (the passkey behind it is spent)", values, st)
 		}
+	}
+}
+
+// TestGatewaySingleUseRaceOfKeptRequests: six tabs each open a page
+// under a single-use rule and are kept; the user steps up once, and the
+// six hand-offs back (the step-up flag dropped from the others' links,
+// as a browser can) arrive at the same moment. One proof authorizes one
+// request: exactly one reaches the upstream.
+func TestGatewaySingleUseRaceOfKeptRequests(t *testing.T) {
+	g := startGateway(t)
+	b := gatewayBrowser(t, g.server)
+	g.signedInAt(t, b, g.app)
+	const tabs = 6
+	var starts []*url.URL
+	for i := range tabs {
+		resp := mustDo(t, b, "GET", fmt.Sprintf("%s/admin/tab%d", g.app, i), "")
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil || loc.Query().Get("kept") == "" || loc.Query().Get("stepup") == "" {
+			t.Fatalf("tab %d: %d %v, want a step-up with the request kept", i, resp.StatusCode, loc)
+		}
+		starts = append(starts, loc)
+	}
+	resp := mustDo(t, b, "GET", starts[0].String(), "")
+	resp.Body.Close()
+	stepup, err := resp.Location()
+	if err != nil || stepup.Path != "/stepup" {
+		t.Fatalf("start: %d %v, want the step-up page", resp.StatusCode, stepup)
+	}
+	g.stepUp(t, b, stepup.Query().Get("return_to"), testPassword).Body.Close()
+	var callbacks []string
+	for _, s := range starts {
+		q := s.Query()
+		q.Del("stepup")
+		s.RawQuery = q.Encode()
+		resp := mustDo(t, b, "GET", s.String(), "")
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil || !strings.Contains(loc.Path, "/.stepgate/callback") {
+			t.Fatalf("start without the step-up flag: %d %v, want the callback", resp.StatusCode, loc)
+		}
+		callbacks = append(callbacks, loc.String())
+	}
+	codes := make(chan int, tabs)
+	var wg sync.WaitGroup
+	for _, cb := range callbacks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, cb, nil)
+			resp, err := b.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	passed := 0
+	for c := range codes {
+		if c == http.StatusOK {
+			passed++
+		}
+	}
+	reached := 0
+	for _, s := range g.upstream.all() {
+		if strings.HasPrefix(s.Path, "/admin/") {
+			reached++
+		}
+	}
+	if passed != 1 || reached != 1 {
+		t.Fatalf("one step-up, %d kept requests at once: %d answered 200, %d reached the upstream; want exactly one", tabs, passed, reached)
 	}
 }
