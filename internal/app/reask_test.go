@@ -476,3 +476,56 @@ func TestGatewaySingleUseRaceOfKeptRequests(t *testing.T) {
 		t.Fatalf("one step-up, %d kept requests at once: %d answered 200, %d reached the upstream; want exactly one", tabs, passed, reached)
 	}
 }
+
+// TestGatewaySingleUseAcrossHostsOfOneApp: the bank is reachable on two
+// hosts (two routes of one app, one upstream). A request kept on each,
+// then one step-up: one proof authorizes one request, so the second
+// host's is asked again rather than carried out.
+func TestGatewaySingleUseAcrossHostsOfOneApp(t *testing.T) {
+	g, bank, open := startVariantGateway(t, "")
+	b := gatewayBrowser(t, g.server)
+	g.signedInAt(t, b, bank)
+	g.signedInAt(t, b, open)
+	keep := func(origin string) *url.URL {
+		t.Helper()
+		resp := mustDo(t, b, "GET", origin+"/admin/users", "")
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil || loc.Query().Get("kept") == "" {
+			t.Fatalf("%s/admin/users: %d %v, want a step-up with the request kept", origin, resp.StatusCode, loc)
+		}
+		return loc
+	}
+	here, there := keep(bank), keep(open)
+	resp := mustDo(t, b, "GET", here.String(), "")
+	resp.Body.Close()
+	stepup, err := resp.Location()
+	if err != nil || stepup.Path != "/stepup" {
+		t.Fatalf("start: %d %v, want the step-up page", resp.StatusCode, stepup)
+	}
+	g.stepUp(t, b, stepup.Query().Get("return_to"), testPassword).Body.Close()
+	back := func(start *url.URL) *http.Response {
+		t.Helper()
+		q := start.Query()
+		q.Del("stepup")
+		start.RawQuery = q.Encode()
+		resp := mustDo(t, b, "GET", start.String(), "")
+		resp.Body.Close()
+		cb, err := resp.Location()
+		if err != nil || !strings.Contains(cb.Path, "/.stepgate/callback") {
+			t.Fatalf("start without the step-up flag: %d %v, want the callback", resp.StatusCode, cb)
+		}
+		resp = mustDo(t, b, "GET", cb.String(), "")
+		resp.Body.Close()
+		return resp
+	}
+	if resp := back(here); resp.StatusCode != http.StatusOK {
+		t.Fatalf("ok/first-host: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := back(there); resp.StatusCode == http.StatusOK || !strings.Contains(resp.Header.Get("Location"), "stepup=") {
+		t.Fatalf("fail/second-host-same-proof: %d %s, want a new step-up", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := g.upstream.count("GET", "/admin/users"); n != 1 {
+		t.Fatalf("the upstream ran /admin/users %d times on one proof, want once", n)
+	}
+}

@@ -183,9 +183,12 @@ func (g *Gateway) challengeFor(r *http.Request, id *identity, missing []policy.R
 // one that answers the challenge. Through the built-in proxy the kept
 // request was taken once; through forward-auth the recorded challenge is
 // deleted here, so of two requests after one step-up only one passes.
-// Either way the proof is spent too: a record per user, proof and rule
-// is created once, so a second challenge (another tab, another kept
-// request) needs a new proof.
+// Either way the proof is spent too: a record per user, proof, app and
+// rule is created once, so a second challenge (another tab, another kept
+// request) needs a new proof. The app, not the route: an application
+// reachable on two hosts (two routes of one app) runs the same handler
+// behind the same rule on both, and one proof must not answer a request
+// on each.
 func (g *Gateway) spend(r *http.Request, rt *route, ru *rule, id *identity, ra reask, proven time.Time) bool {
 	ctx := r.Context()
 	now := g.Now()
@@ -194,7 +197,7 @@ func (g *Gateway) spend(r *http.Request, rt *route, ru *rule, id *identity, ra r
 			return false
 		}
 	}
-	key := hashKey(prefixOnce, id.user.ID+"|"+rt.name+"|"+proven.UTC().Format(time.RFC3339Nano)+"|"+ru.path)
+	key := hashKey(prefixOnce, id.user.ID+"|app:"+rt.app+"|"+proven.UTC().Format(time.RFC3339Nano)+"|"+ru.path)
 	_, err := g.Store.CreateKV(ctx, key, []byte("1"), now.Add(keptLifetime+ticketLifetime))
 	return err == nil
 }

@@ -432,3 +432,27 @@ func TestReaskProofSpentNotLastEvent(t *testing.T) {
 		t.Fatalf("ok/new-passkey: %+v", v)
 	}
 }
+
+// TestReaskProofSpentAcrossRoutesOfOneApp: an application reachable on
+// two hosts (bank.example and www.bank.example, two routes of one app)
+// runs the same handler behind the same rule on both. One passkey proof
+// answers one kept request, not one on each host.
+func TestReaskProofSpentAcrossRoutesOfOneApp(t *testing.T) {
+	t.Parallel()
+	admin := &rule{path: "/admin/", wildcard: true, context: "c3", singleUse: true}
+	rig := newReaskRig(t)
+	www := &route{name: "bank-www", app: rig.route.app}
+	rig.prove("password", 0)
+	keptHere, keptThere := rig.at(time.Minute), rig.at(2*time.Minute)
+	rig.prove("webauthn", 3*time.Minute)
+	if v := rig.check(admin, 3*time.Minute+time.Second, false, keptHere); !passed(v) {
+		t.Fatalf("ok/first-host: %+v", v)
+	}
+	rig.now = rig.at(3*time.Minute + 2*time.Second)
+	r := httptest.NewRequest(http.MethodGet, "http://www.bank.example/admin/", nil)
+	s := rig.sess
+	s.Events = slices.Clone(rig.sess.Events)
+	if v := rig.g.check(r, www, admin, &identity{user: rig.user, sess: &s}, keptThere); passed(v) {
+		t.Fatal("fail/other-host-same-app: one passkey proof answered a kept request on each host of the application")
+	}
+}
