@@ -59,7 +59,33 @@ func lintRule(key string, cr config.GatewayRule, all []config.GatewayRule) []War
 			out = append(out, Warning{key + ".methods", w})
 		}
 	}
+	if cr.Allow == "anonymous" && anonymousPost(cr.Methods) {
+		out = append(out, Warning{key + ".methods", fmt.Sprintf(
+			"lets an anonymous POST to %s in, and Rails, Spring, Laravel and Express's method-override run a POST whose form has _method=DELETE (or PUT, PATCH, and GET in Rails and Express) as that method, so any handler on this path runs without a sign-in; the gateway cannot see into a form; list every method the path may take anonymously, or make sure the application has no other handler there",
+			cr.Path)})
+	}
 	return out
+}
+
+// anonymousPost reports whether an anonymous rule's methods let a POST
+// in while leaving other methods to sign-in: a _method form field then
+// reaches those anonymously. No methods list opens every method anyway.
+func anonymousPost(methods []string) bool {
+	post, others := false, map[string]bool{}
+	for _, m := range methods {
+		m = strings.ToUpper(m)
+		post = post || m == "POST"
+		others[m] = true
+	}
+	if !post {
+		return false
+	}
+	for _, m := range []string{"PUT", "PATCH", "DELETE", "GET"} {
+		if !others[m] {
+			return true
+		}
+	}
+	return false
 }
 
 // postRuled reports whether another rule of the route covers POST on

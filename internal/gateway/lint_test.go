@@ -17,6 +17,10 @@ func TestLint(t *testing.T) {
 	}{
 		{name: "fail/demo-bank-get-rule", rules: bankRules,
 			want: []string{"rules[3].methods: Rails and Express's method-override run a POST whose form has _method=GET as GET"}},
+		{name: "fail/anonymous-post", rules: []config.GatewayRule{
+			{Path: "/items/*", Methods: []string{"POST"}, Allow: "anonymous"}, {Path: "/items/*", Methods: []string{"DELETE"}, Context: "c2"}},
+			want: []string{"rules[0].methods: lets an anonymous POST to /items/* in", "rules[1].methods: Rails, Spring, Laravel and Express's method-override run a POST whose form has _method=DELETE"}},
+		{name: "ok/anonymous-get", rules: []config.GatewayRule{{Path: "/public/*", Methods: []string{"GET"}, Allow: "anonymous"}}},
 		{name: "ok/get-with-post", rules: []config.GatewayRule{{Path: "/statements", Methods: []string{"GET", "POST"}, Context: "c2"}}},
 		{name: "fail/head-without-post", rules: []config.GatewayRule{{Path: "/export", Methods: []string{"head"}, Context: "c2"}},
 			want: []string{"rules[0].methods: Rails and Express's method-override run a POST whose form has _method=HEAD"}},
