@@ -255,6 +255,10 @@ func TestForwardAuthSingleUse(t *testing.T) {
 		return resp
 	}
 	for _, ep := range []string{"/gateway/forward-auth", "/gateway/auth-request"} {
+		// A proof is told apart by the second it was made in (a token's
+		// proof_time counts seconds): the next endpoint's step-up is in
+		// the next one.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 		// The sign-in was a moment ago: not an answer to this rule.
 		resp := ask(ep)
 		start := resp.Header.Get("Location") + resp.Header.Get("X-Stepgate-Login")
@@ -527,5 +531,46 @@ func TestGatewaySingleUseAcrossHostsOfOneApp(t *testing.T) {
 	}
 	if n := g.upstream.count("GET", "/admin/users"); n != 1 {
 		t.Fatalf("the upstream ran /admin/users %d times on one proof, want once", n)
+	}
+}
+
+// TestGatewaySingleUseProofAcrossBrowserAndToken: the administrator's
+// passkey proof carries one request under the single-use passkey rule
+// in the browser; a token the bank's client then gets from the same
+// session (no new proof, so the same proof_time) does not carry another.
+func TestGatewaySingleUseProofAcrossBrowserAndToken(t *testing.T) {
+	g := startGateway(t, reaskRules)
+	b := gatewayBrowser(t, g.server)
+	if _, err := g.server.app.Store.CreateCredential(context.Background(), store.Credential{
+		ID: rand.Text(), UserID: g.user.ID, Type: "webauthn", Name: "Passkey", Data: []byte("{}"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	passkey := func(loc *url.URL) *http.Response {
+		g.addProof(t, b, passkeyEvent, 0)
+		resp, _ := get(t, b, g.base+loc.Query().Get("return_to"))
+		return resp
+	}
+	resp, body := g.walk(t, b, mustDo(t, b, "GET", g.app+"/vault/keys", ""), passkey)
+	if resp.StatusCode != http.StatusOK || body != "upstream: GET /vault/keys" {
+		t.Fatalf("ok/browser-passkey-once: %d %q", resp.StatusCode, body)
+	}
+	verifier, challenge := pkce()
+	q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "acr_values": {"c3"}}
+	cb := g.follow(t, b, g.base+"/oauth2/authorize?"+q.Encode())
+	st, tok := g.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+		"redirect_uri": {bankRedirect}, "code_verifier": {verifier}}, bankClientID, bankSecret)
+	if st != http.StatusOK {
+		t.Fatalf("token: %d %s", st, tok.ErrorDescription)
+	}
+	api := gatewayBrowser(t, g.server)
+	resp = mustDo(t, api, "GET", g.app+"/vault/keys", "", "Authorization", "Bearer "+tok.AccessToken)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("fail/token-on-the-spent-proof: %d, want 401 (the passkey behind it carried the browser's request)", resp.StatusCode)
+	}
+	if n := g.upstream.count("GET", "/vault/keys"); n != 1 {
+		t.Fatalf("the upstream served /vault/keys %d times on one passkey proof, want once", n)
 	}
 }
