@@ -162,8 +162,8 @@ func (g *Gateway) spendToken(r *http.Request, rt *route, ru *rule, c *oidc.Acces
 func (g *Gateway) spendProof(r *http.Request, userID string, rt *route, ru *rule, proven time.Time) bool {
 	key := hashKey(prefixOnce, strings.Join([]string{"proof", userID, rt.app, strconv.FormatInt(proven.Unix(), 10), ru.path}, "|"))
 	until := proven.Add(g.tokenFamilyLifetime())
-	if min := g.Now().Add(keptLifetime + ticketLifetime); until.Before(min) {
-		until = min
+	if floor := g.Now().Add(keptLifetime + ticketLifetime); until.Before(floor) {
+		until = floor
 	}
 	_, err := g.Store.CreateKV(r.Context(), key, []byte("1"), until)
 	return err == nil
