@@ -21,8 +21,10 @@ func (c *cli) gatewayLintCmd() *cobra.Command {
 		Long: "Check the gateway rules of the configuration against the ways application frameworks extend\n" +
 			"a path, and print every warning as key: message. It warns about a rule for one format of a\n" +
 			"resource (/transfers.json: Rails and Spring serve /transfers with the same handler), a rule an\n" +
-			"earlier rule hides (the first match wins), and a rule for PUT, PATCH or DELETE without POST\n" +
-			"(frameworks run a POST with a _method form field as those). The server logs the same warnings\n" +
+			"earlier rule hides (the first match wins), and a rule that lists methods but not POST\n" +
+			"(frameworks run a POST with a _method form field as PUT, PATCH or DELETE, Rails and Express\n" +
+			"as GET too), or an anonymous rule that lets POST in but not the path's other methods (the same\n" +
+			"field takes it to them). The server logs the same warnings\n" +
 			"when it starts. The exit code is 1 when there is a warning.",
 		Args: exactArgs(0, "no arguments (the configuration comes from --config)"),
 		RunE: func(*cobra.Command, []string) error {

@@ -93,7 +93,10 @@ func testThroughProxy(t *testing.T, px frontProxy) {
 	g.enrollTOTP(t, b) // MFA is reachable: a transfer gets a step-up, not a refusal
 
 	spoofed := []string{"X-Stepgate-User", "mallory", "X-Stepgate-Groups", "admins", "X-Stepgate-Acr", "phishing-resistant",
-		"X-Stepgate-Amr", "hwk", "X-Stepgate-Auth-Time", "9999999999", "X-Stepgate-Assertion", "forged"}
+		"X-Stepgate-Amr", "hwk", "X-Stepgate-Auth-Time", "9999999999", "X-Stepgate-Assertion", "forged",
+		// Rack, uWSGI and older Gunicorn read these as X-Stepgate-User and
+		// X-Stepgate-Groups (HTTP_X_STEPGATE_USER).
+		"X_Stepgate_User", "mallory", "X-Stepgate_Groups", "admins", "x_stepgate-acr", "phishing-resistant"}
 	for _, path := range []string{"/accounts", "/public/rates"} {
 		before := len(upLog.all())
 		resp := mustDo(t, b, "GET", app+path, "", spoofed...)
@@ -106,9 +109,9 @@ func testThroughProxy(t *testing.T, px frontProxy) {
 		if path == "/public/rates" {
 			wantUser = ""
 		}
-		if got := reqs[before]; got.User != wantUser || got.Groups != "" || got.Acr == "phishing-resistant" || got.Assertion == "forged" {
-			t.Fatalf("GET %s: the application saw user %q, groups %q, acr %q, assertion %.10q; the client's own identity headers must never reach it",
-				path, got.User, got.Groups, got.Acr, got.Assertion)
+		if got := reqs[before]; got.User != wantUser || got.Groups != "" || got.Acr == "phishing-resistant" || got.Assertion == "forged" || got.Underscored != "" {
+			t.Fatalf("GET %s: the application saw user %q, groups %q, acr %q, assertion %.10q, underscored %q; the client's own identity headers must never reach it",
+				path, got.User, got.Groups, got.Acr, got.Assertion, got.Underscored)
 		}
 	}
 
@@ -216,12 +219,26 @@ func recordingUpstream(t *testing.T) (string, *upstreamLog) {
 		log.mu.Lock()
 		log.reqs = append(log.reqs, seen{Method: r.Method, Path: r.URL.EscapedPath(),
 			User: r.Header.Get("X-Stepgate-User"), Groups: r.Header.Get("X-Stepgate-Groups"),
-			Assertion: r.Header.Get("X-Stepgate-Assertion"), Acr: r.Header.Get("X-Stepgate-Acr")})
+			Assertion: r.Header.Get("X-Stepgate-Assertion"), Acr: r.Header.Get("X-Stepgate-Acr"),
+			Underscored: underscoredIdentity(r.Header)})
 		log.mu.Unlock()
 		io.WriteString(w, "upstream: "+r.Method+" "+r.URL.Path)
 	}))
 	t.Cleanup(up.Close)
 	return strings.TrimPrefix(up.URL, "http://"), log
+}
+
+// underscoredIdentity lists the headers of h that hold '_' and that a
+// CGI-style server, which reads '-' and '_' alike in header names
+// (HTTP_X_STEPGATE_USER), takes for an X-Stepgate-* header.
+func underscoredIdentity(h http.Header) string {
+	var names []string
+	for k := range h {
+		if strings.Contains(k, "_") && strings.HasPrefix(strings.ToLower(strings.ReplaceAll(k, "_", "-")), "x-stepgate-") {
+			names = append(names, k)
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 // loopbackBrowser is a cookie-keeping client that reaches every host

@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -39,6 +41,8 @@ var bankVariants = []pathVariant{
 	{name: "fail/method-mixed", method: "Post", path: "/transfers", want: "400"},
 	{name: "fail/method-override", method: "POST", path: "/accounts", header: []string{"X-HTTP-Method-Override", "DELETE"}, want: "400"},
 	{name: "fail/method-override-query", method: "POST", path: "/accounts?_method=DELETE", want: "400"},
+	{name: "fail/method-override-query-php-dot", method: "POST", path: "/accounts?.method=DELETE", want: "400"},
+	{name: "fail/method-override-query-php-nul", method: "POST", path: "/accounts?_method%00=DELETE", want: "400"},
 	{name: "fail/original-url", method: "GET", path: "/accounts", header: []string{"X-Original-URL", "/admin/"}, want: "400"},
 	{name: "fail/admin-jsessionid", method: "GET", path: "/admin;jsessionid=x", want: "400"},
 	{name: "fail/admin-dot-dot-parameter", method: "GET", path: "/x/..;/admin/", want: "400"},
@@ -198,6 +202,66 @@ func TestForwardAuthRuleVariants(t *testing.T) {
 			}
 			if got != v.want {
 				t.Fatalf("auth_request for %s %s: %s, want %s", v.method, v.path, got, v.want)
+			}
+		})
+	}
+}
+
+// TestGatewayRequestTargetAndHost: which route judges a request is the
+// host Go's server gives it, the same one the request is proxied under,
+// however the client writes it: an absolute-form target naming the bank
+// with Stepgate's own Host header is judged by the bank's rules; one
+// naming Stepgate with the bank's Host header, a host with a trailing
+// dot, or no Host at all never reaches the bank. The host's case does
+// not matter.
+func TestGatewayRequestTargetAndHost(t *testing.T) {
+	g := startGateway(t)
+	b := gatewayBrowser(t, g.server)
+	g.signedInAt(t, b, g.app)
+	appURL, _ := url.Parse(g.app)
+	own, _ := url.Parse(g.base)
+	var cookies []string
+	for _, c := range b.Jar.Cookies(appURL) {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	cookie := "Cookie: " + strings.Join(cookies, "; ") + "\r\n"
+	send := func(head string) *http.Response {
+		t.Helper()
+		conn, err := net.Dial("tcp", own.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, head+cookie+"Connection: close\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	bankHost, port := appURL.Host, appURL.Port()
+	for _, tc := range []struct{ name, head, want string }{
+		{"ok/absolute-form-names-the-bank", "GET http://" + bankHost + "/admin/ HTTP/1.1\r\nHost: " + own.Host + "\r\n", "stepup"},
+		{"ok/host-in-upper-case", "GET /admin/ HTTP/1.1\r\nHost: " + strings.ToUpper(bankHost) + "\r\n", "stepup"},
+		{"fail/absolute-form-names-stepgate", "GET http://" + own.Host + "/admin/ HTTP/1.1\r\nHost: " + bankHost + "\r\n", "not the bank"},
+		{"fail/host-trailing-dot", "GET /admin/ HTTP/1.1\r\nHost: bank.localhost.:" + port + "\r\n", "not the bank"},
+		{"fail/http-1.0-without-host", "GET /admin/ HTTP/1.0\r\n", "not the bank"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(g.upstream.all())
+			resp := send(tc.head)
+			got := "not the bank"
+			switch {
+			case resp.StatusCode == http.StatusSeeOther && strings.Contains(resp.Header.Get("Location"), "stepup="):
+				got = "stepup"
+			case len(g.upstream.all()) > before:
+				got = "reached the bank"
+			}
+			if got != tc.want {
+				t.Fatalf("%q: %s (%d %s), want %s", tc.head, got, resp.StatusCode, resp.Header.Get("Location"), tc.want)
 			}
 		})
 	}

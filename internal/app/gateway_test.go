@@ -36,6 +36,9 @@ type upstreamLog struct {
 
 type seen struct {
 	Method, Path, Body, User, Groups, Assertion, Acr string
+	// Underscored names the headers with '_' that CGI-style servers
+	// (Rack, uWSGI, older Gunicorn) read as X-Stepgate-* headers.
+	Underscored string
 }
 
 func (u *upstreamLog) all() []seen {

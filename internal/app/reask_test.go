@@ -3,10 +3,12 @@ package app_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,6 +255,10 @@ func TestForwardAuthSingleUse(t *testing.T) {
 		return resp
 	}
 	for _, ep := range []string{"/gateway/forward-auth", "/gateway/auth-request"} {
+		// A proof is told apart by the second it was made in (a token's
+		// proof_time counts seconds): the next endpoint's step-up is in
+		// the next one.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 		// The sign-in was a moment ago: not an answer to this rule.
 		resp := ask(ep)
 		start := resp.Header.Get("Location") + resp.Header.Get("X-Stepgate-Login")
@@ -353,5 +359,218 @@ func TestTokenReaskRestsOnTheProof(t *testing.T) {
 		resp = g.stepUp(t, b, loc.Query().Get("return_to"), testPassword)
 		resp.Body.Close()
 		u = g.base + resp.Header.Get("Location")
+	}
+}
+
+// TestGatewayTokenSingleUseWhateverTheAcr: one passkey proof, then
+// tokens for the same session asked with other acr_values ("c3", then
+// "phishing-resistant c3", "c3 c2"): no new proof, so none after the
+// first passes the single-use passkey rule, though each carries another
+// acr or acrs than the first.
+func TestGatewayTokenSingleUseWhateverTheAcr(t *testing.T) {
+	g := startGateway(t, reaskRules)
+	api := gatewayBrowser(t, g.server)
+	b := browser(t)
+	g.signIn(t, b, "/account")
+	if _, err := g.server.app.Store.CreateCredential(context.Background(), store.Credential{
+		ID: rand.Text(), UserID: g.user.ID, Type: "webauthn", Name: "Passkey", Data: []byte("{}"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g.addProof(t, b, passkeyEvent, time.Minute)
+	token := func(acrValues string) string {
+		t.Helper()
+		verifier, challenge := pkce()
+		q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"},
+			"scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "acr_values": {acrValues}}
+		cb := g.follow(t, b, g.base+"/oauth2/authorize?"+q.Encode())
+		st, tok := g.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+			"redirect_uri": {bankRedirect}, "code_verifier": {verifier}}, bankClientID, bankSecret)
+		if st != http.StatusOK {
+			t.Fatalf("token for %q: %d %s", acrValues, st, tok.ErrorDescription)
+		}
+		return tok.AccessToken
+	}
+	call := func(tok string) int {
+		resp := mustDo(t, api, "GET", g.app+"/vault/keys", "", "Authorization", "Bearer "+tok)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := call(token("c3")); st != http.StatusOK {
+		t.Fatalf("ok/passkey-token-once: %d", st)
+	}
+	for _, values := range []string{"phishing-resistant c3", "c3 c2", "c3 phishing-resistant"} {
+		if st := call(token(values)); st != http.StatusUnauthorized {
+			t.Errorf("fail/same-proof-acr-values-%q: %d, want 401 (the passkey behind it is spent)", values, st)
+		}
+	}
+}
+
+// TestGatewaySingleUseRaceOfKeptRequests: six tabs each open a page
+// under a single-use rule and are kept; the user steps up once, and the
+// six hand-offs back (the step-up flag dropped from the others' links,
+// as a browser can) arrive at the same moment. One proof authorizes one
+// request: exactly one reaches the upstream.
+func TestGatewaySingleUseRaceOfKeptRequests(t *testing.T) {
+	g := startGateway(t)
+	b := gatewayBrowser(t, g.server)
+	g.signedInAt(t, b, g.app)
+	const tabs = 6
+	var starts []*url.URL
+	for i := range tabs {
+		resp := mustDo(t, b, "GET", fmt.Sprintf("%s/admin/tab%d", g.app, i), "")
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil || loc.Query().Get("kept") == "" || loc.Query().Get("stepup") == "" {
+			t.Fatalf("tab %d: %d %v, want a step-up with the request kept", i, resp.StatusCode, loc)
+		}
+		starts = append(starts, loc)
+	}
+	resp := mustDo(t, b, "GET", starts[0].String(), "")
+	resp.Body.Close()
+	stepup, err := resp.Location()
+	if err != nil || stepup.Path != "/stepup" {
+		t.Fatalf("start: %d %v, want the step-up page", resp.StatusCode, stepup)
+	}
+	g.stepUp(t, b, stepup.Query().Get("return_to"), testPassword).Body.Close()
+	var callbacks []string
+	for _, s := range starts {
+		q := s.Query()
+		q.Del("stepup")
+		s.RawQuery = q.Encode()
+		resp := mustDo(t, b, "GET", s.String(), "")
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil || !strings.Contains(loc.Path, "/.stepgate/callback") {
+			t.Fatalf("start without the step-up flag: %d %v, want the callback", resp.StatusCode, loc)
+		}
+		callbacks = append(callbacks, loc.String())
+	}
+	codes := make(chan int, tabs)
+	var wg sync.WaitGroup
+	for _, cb := range callbacks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, cb, nil)
+			resp, err := b.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	passed := 0
+	for c := range codes {
+		if c == http.StatusOK {
+			passed++
+		}
+	}
+	reached := 0
+	for _, s := range g.upstream.all() {
+		if strings.HasPrefix(s.Path, "/admin/") {
+			reached++
+		}
+	}
+	if passed != 1 || reached != 1 {
+		t.Fatalf("one step-up, %d kept requests at once: %d answered 200, %d reached the upstream; want exactly one", tabs, passed, reached)
+	}
+}
+
+// TestGatewaySingleUseAcrossHostsOfOneApp: the bank is reachable on two
+// hosts (two routes of one app, one upstream). A request kept on each,
+// then one step-up: one proof authorizes one request, so the second
+// host's is asked again rather than carried out.
+func TestGatewaySingleUseAcrossHostsOfOneApp(t *testing.T) {
+	g, bank, open := startVariantGateway(t, "")
+	b := gatewayBrowser(t, g.server)
+	g.signedInAt(t, b, bank)
+	g.signedInAt(t, b, open)
+	keep := func(origin string) *url.URL {
+		t.Helper()
+		resp := mustDo(t, b, "GET", origin+"/admin/users", "")
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil || loc.Query().Get("kept") == "" {
+			t.Fatalf("%s/admin/users: %d %v, want a step-up with the request kept", origin, resp.StatusCode, loc)
+		}
+		return loc
+	}
+	here, there := keep(bank), keep(open)
+	resp := mustDo(t, b, "GET", here.String(), "")
+	resp.Body.Close()
+	stepup, err := resp.Location()
+	if err != nil || stepup.Path != "/stepup" {
+		t.Fatalf("start: %d %v, want the step-up page", resp.StatusCode, stepup)
+	}
+	g.stepUp(t, b, stepup.Query().Get("return_to"), testPassword).Body.Close()
+	back := func(start *url.URL) *http.Response {
+		t.Helper()
+		q := start.Query()
+		q.Del("stepup")
+		start.RawQuery = q.Encode()
+		resp := mustDo(t, b, "GET", start.String(), "")
+		resp.Body.Close()
+		cb, err := resp.Location()
+		if err != nil || !strings.Contains(cb.Path, "/.stepgate/callback") {
+			t.Fatalf("start without the step-up flag: %d %v, want the callback", resp.StatusCode, cb)
+		}
+		resp = mustDo(t, b, "GET", cb.String(), "")
+		resp.Body.Close()
+		return resp
+	}
+	if resp := back(here); resp.StatusCode != http.StatusOK {
+		t.Fatalf("ok/first-host: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := back(there); resp.StatusCode == http.StatusOK || !strings.Contains(resp.Header.Get("Location"), "stepup=") {
+		t.Fatalf("fail/second-host-same-proof: %d %s, want a new step-up", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := g.upstream.count("GET", "/admin/users"); n != 1 {
+		t.Fatalf("the upstream ran /admin/users %d times on one proof, want once", n)
+	}
+}
+
+// TestGatewaySingleUseProofAcrossBrowserAndToken: the administrator's
+// passkey proof carries one request under the single-use passkey rule
+// in the browser; a token the bank's client then gets from the same
+// session (no new proof, so the same proof_time) does not carry another.
+func TestGatewaySingleUseProofAcrossBrowserAndToken(t *testing.T) {
+	g := startGateway(t, reaskRules)
+	b := gatewayBrowser(t, g.server)
+	if _, err := g.server.app.Store.CreateCredential(context.Background(), store.Credential{
+		ID: rand.Text(), UserID: g.user.ID, Type: "webauthn", Name: "Passkey", Data: []byte("{}"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	passkey := func(loc *url.URL) *http.Response {
+		g.addProof(t, b, passkeyEvent, 0)
+		resp, _ := get(t, b, g.base+loc.Query().Get("return_to"))
+		return resp
+	}
+	resp, body := g.walk(t, b, mustDo(t, b, "GET", g.app+"/vault/keys", ""), passkey)
+	if resp.StatusCode != http.StatusOK || body != "upstream: GET /vault/keys" {
+		t.Fatalf("ok/browser-passkey-once: %d %q", resp.StatusCode, body)
+	}
+	verifier, challenge := pkce()
+	q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "acr_values": {"c3"}}
+	cb := g.follow(t, b, g.base+"/oauth2/authorize?"+q.Encode())
+	st, tok := g.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+		"redirect_uri": {bankRedirect}, "code_verifier": {verifier}}, bankClientID, bankSecret)
+	if st != http.StatusOK {
+		t.Fatalf("token: %d %s", st, tok.ErrorDescription)
+	}
+	api := gatewayBrowser(t, g.server)
+	resp = mustDo(t, api, "GET", g.app+"/vault/keys", "", "Authorization", "Bearer "+tok.AccessToken)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("fail/token-on-the-spent-proof: %d, want 401 (the passkey behind it carried the browser's request)", resp.StatusCode)
+	}
+	if n := g.upstream.count("GET", "/vault/keys"); n != 1 {
+		t.Fatalf("the upstream served /vault/keys %d times on one passkey proof, want once", n)
 	}
 }

@@ -69,8 +69,9 @@ func rereadHeader(h http.Header) string {
 }
 
 // hasQueryKey reports whether the raw query names key, splitting on
-// both "&" and ";" (Rack 2 splits on either) and decoding names, so
-// "%5Fmethod" and "a=1;_method=x" count.
+// both "&" and ";" (Rack 2 splits on either) and reading each name as
+// the most lenient parser does (queryName), so "%5Fmethod",
+// "a=1;_method=x" and PHP's ".method" count.
 func hasQueryKey(raw, key string) bool {
 	for raw != "" {
 		var pair string
@@ -80,16 +81,36 @@ func hasQueryKey(raw, key string) bool {
 			pair, raw = raw, ""
 		}
 		name, _, _ := strings.Cut(pair, "=")
-		if strings.ContainsAny(name, "%+") {
-			if decoded, err := url.QueryUnescape(name); err == nil {
-				name = decoded
-			} // a lenient parser keeps what it cannot decode
-		}
-		if name == key {
+		if queryName(name) == key {
 			return true
 		}
 	}
 	return false
+}
+
+// queryName is a raw query parameter name as PHP reads it into $_GET,
+// where Symfony and Laravel look for _method: decoded, ended at a NUL
+// byte (a C string), leading spaces dropped, ended at '[' (an array),
+// and ' ' and '.' turned into '_'. So ".method", "+_method",
+// "_method%00x" and "_method[]" all name _method there. Every other
+// common parser reads a subset of these names as _method.
+func queryName(name string) string {
+	if strings.ContainsAny(name, "%+") {
+		if decoded, err := url.QueryUnescape(name); err == nil {
+			name = decoded
+		} // a lenient parser keeps what it cannot decode
+	}
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	name = strings.TrimLeft(name, " ")
+	if i := strings.IndexByte(name, '['); i >= 0 {
+		name = name[:i]
+	}
+	if strings.ContainsAny(name, " .") {
+		name = strings.NewReplacer(" ", "_", ".", "_").Replace(name)
+	}
+	return name
 }
 
 // checkMethod accepts only a method in canonical form: an RFC 9110

@@ -69,7 +69,7 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 // the request may go ahead.
 func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims, id *identity) bool {
 	start := time.Now()
-	missing, reason := g.bearerMissing(r, ru, c)
+	missing, reason := g.bearerMissing(r, rt, ru, c)
 	took := time.Since(start)
 	outcome := "allow"
 	if missing != "" {
@@ -112,7 +112,7 @@ func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oidc.AccessClaims,
 
 // bearerMissing says what the token lacks for the rule, and the reason
 // code the sign-in log records; both are "" when it lacks nothing.
-func (g *Gateway) bearerMissing(r *http.Request, ru *rule, c *oidc.AccessClaims) (why, reason string) {
+func (g *Gateway) bearerMissing(r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims) (why, reason string) {
 	if ru.context != "" && !slices.Contains(c.ACRs, ru.context) {
 		return "the authentication context " + ru.context + " is required", reasonAPINoContext
 	}
@@ -120,36 +120,52 @@ func (g *Gateway) bearerMissing(r *http.Request, ru *rule, c *oidc.AccessClaims)
 	if ru.maxAge > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > ru.maxAge) {
 		return "a more recent sign-in is required", reasonAPIAuthTooOld
 	}
-	if ru.singleUse && !g.spendToken(r, ru, c) {
+	if ru.singleUse && !g.spendToken(r, rt, ru, c) {
 		return "this action needs a new proof for every request", reasonSingleUse
 	}
 	return "", ""
 }
 
 // spendToken spends, for a single-use rule, the proof behind a token:
-// its user, session, auth_time and what was proven then (acr, amr,
-// acrs). Spending the token instead (its jti) is the attack this stops:
-// a refreshed token has a new jti but the same proof, so refreshing
-// would pass the rule again without anyone proving anything. A token
-// issued after a new proof has a new auth_time and passes once. A
-// service client's token has no user proof behind it; its own issuance
-// is the proof, so its jti is spent.
-func (g *Gateway) spendToken(r *http.Request, ru *rule, c *oidc.AccessClaims) bool {
-	proof := "jti|" + c.ID
-	until := c.Expiry.Time().Add(time.Minute)
-	if proven := provenAt(c); proven != 0 {
-		// Not auth_time: a password retyped beside an old passkey moves
-		// auth_time, but the passkey proof behind a c3 token stays spent.
-		acrs := slices.Clone(c.ACRs)
-		slices.Sort(acrs)
-		proof = strings.Join([]string{"proof", c.Subject, c.SID, strconv.FormatInt(proven, 10), c.ACR, strings.Join(acrs, " ")}, "|")
-		// Tokens carrying this proof can be refreshed for as long as the
-		// refresh token family lives; the spend is remembered as long.
-		if fam := time.Unix(proven, 0).Add(g.tokenFamilyLifetime()); fam.After(until) {
-			until = fam
-		}
+// its user and when its proofs began (proof_time), in the same record a
+// browser's single-use request spends (spendProof), so one proof is
+// one request whether a browser or an API client carries it. Spending
+// the token instead (its jti) is the attack this stops: a refreshed
+// token has a new jti but the same proof, so refreshing would pass the
+// rule again without anyone proving anything. What the token claims
+// about the proof (acr, acrs) is left out for the same reason: a client
+// gets tokens with other acr values from the same session without a new
+// proof (acr_values "c3", then "phishing-resistant c3", then "c3 c2"),
+// and each would pass again. A token issued after a new proof has a new
+// proof_time and passes once. A service client's token has no user proof
+// behind it; its own issuance is the proof, so its jti is spent.
+func (g *Gateway) spendToken(r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims) bool {
+	proven := provenAt(c)
+	if proven == 0 {
+		_, err := g.Store.CreateKV(r.Context(), hashKey(prefixOnce, "jti|"+c.ID+"|"+ru.path), []byte("1"), c.Expiry.Time().Add(time.Minute))
+		return err == nil
 	}
-	_, err := g.Store.CreateKV(r.Context(), hashKey(prefixOnce, proof+"|"+ru.path), []byte("1"), until)
+	// Not auth_time: a password retyped beside an old passkey moves
+	// auth_time, but the passkey proof behind a c3 token stays spent.
+	return g.spendProof(r, c.Subject, rt, ru, time.Unix(proven, 0))
+}
+
+// spendProof records, once, that the proof a user began at proven has
+// authorized a request under rule ru of rt's app; false when it already
+// had. Browsers and tokens share the record: a passkey that carried a
+// kept request must not also carry a token's request, nor the other way
+// round. The app, not the route: an application reachable on two hosts
+// (two routes of one app) runs the same handler behind the same rule on
+// both. proven counts whole seconds, as a token's proof_time does. The
+// record lasts as long as tokens carrying the proof can be refreshed
+// (oidc.refresh_token_lifetime).
+func (g *Gateway) spendProof(r *http.Request, userID string, rt *route, ru *rule, proven time.Time) bool {
+	key := hashKey(prefixOnce, strings.Join([]string{"proof", userID, rt.app, strconv.FormatInt(proven.Unix(), 10), ru.path}, "|"))
+	until := proven.Add(g.tokenFamilyLifetime())
+	if floor := g.Now().Add(keptLifetime + ticketLifetime); until.Before(floor) {
+		until = floor
+	}
+	_, err := g.Store.CreateKV(r.Context(), key, []byte("1"), until)
 	return err == nil
 }
 

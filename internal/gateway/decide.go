@@ -194,20 +194,17 @@ func (g *Gateway) challengeFor(r *http.Request, id *identity, missing []policy.R
 // one that answers the challenge. Through the built-in proxy the kept
 // request was taken once; through forward-auth the recorded challenge is
 // deleted here, so of two requests after one step-up only one passes.
-// Either way the proof is spent too: a record per user, proof and rule
-// is created once, so a second challenge (another tab, another kept
-// request) needs a new proof.
+// Either way the proof is spent too (spendProof): a record per user,
+// proof, app and rule is created once, so a second challenge (another
+// tab, another kept request, another host of the app, a token carrying
+// the same proof) needs a new proof.
 func (g *Gateway) spend(r *http.Request, rt *route, ru *rule, id *identity, ra reask, proven time.Time) bool {
-	ctx := r.Context()
-	now := g.Now()
 	if forwarded(r) {
-		if ra.marker == "" || g.Store.DeleteKV(ctx, ra.marker) != nil {
+		if ra.marker == "" || g.Store.DeleteKV(r.Context(), ra.marker) != nil {
 			return false
 		}
 	}
-	key := hashKey(prefixOnce, id.user.ID+"|"+rt.name+"|"+proven.UTC().Format(time.RFC3339Nano)+"|"+ru.path)
-	_, err := g.Store.CreateKV(ctx, key, []byte("1"), now.Add(keptLifetime+ticketLifetime))
-	return err == nil
+	return g.spendProof(r, id.user.ID, rt, ru, proven)
 }
 
 // challengeKey names the record of a forward-auth single-use challenge

@@ -15,7 +15,15 @@ func TestLint(t *testing.T) {
 		rules []config.GatewayRule
 		want  []string // substrings of the warnings, in order
 	}{
-		{name: "ok/demo-bank", rules: bankRules},
+		{name: "fail/demo-bank-get-rule", rules: bankRules,
+			want: []string{"rules[3].methods: Rails and Express's method-override run a POST whose form has _method=GET as GET"}},
+		{name: "fail/anonymous-post", rules: []config.GatewayRule{
+			{Path: "/items/*", Methods: []string{"POST"}, Allow: "anonymous"}, {Path: "/items/*", Methods: []string{"DELETE"}, Context: "c2"}},
+			want: []string{"rules[0].methods: lets an anonymous POST to /items/* in", "rules[1].methods: Rails, Spring, Laravel and Express's method-override run a POST whose form has _method=DELETE"}},
+		{name: "ok/anonymous-get", rules: []config.GatewayRule{{Path: "/public/*", Methods: []string{"GET"}, Allow: "anonymous"}}},
+		{name: "ok/get-with-post", rules: []config.GatewayRule{{Path: "/statements", Methods: []string{"GET", "POST"}, Context: "c2"}}},
+		{name: "fail/head-without-post", rules: []config.GatewayRule{{Path: "/export", Methods: []string{"head"}, Context: "c2"}},
+			want: []string{"rules[0].methods: Rails and Express's method-override run a POST whose form has _method=HEAD"}},
 		{name: "ok/narrow-first", rules: []config.GatewayRule{
 			{Path: "/admin/keys", Context: "c3"}, {Path: "/admin/*", Context: "c2"}}},
 		{name: "ok/delete-with-post", rules: []config.GatewayRule{{Path: "/accounts/*", Methods: []string{"POST", "DELETE"}, Context: "c2"}}},

@@ -115,6 +115,11 @@ func TestRuleMatchingVariants(t *testing.T) {
 		{name: "fail/method-override-underscores", method: "POST", target: bank + "/statements", header: []string{"X_HTTP_Method_Override", "GET"}, want: "400"},
 		{name: "fail/original-url", method: "GET", target: bank + "/", header: []string{"X-Original-URL", "/admin/"}, want: "400"},
 		{name: "fail/rewrite-url", method: "GET", target: bank + "/", header: []string{"X-Rewrite-Url", "/admin/"}, want: "400"},
+		{name: "fail/method-override-query-php-dot", method: "POST", target: bank + "/statements?.method=GET", want: "400"},
+		{name: "fail/method-override-query-php-encoded-dot", method: "POST", target: bank + "/statements?%2Emethod=GET", want: "400"},
+		{name: "fail/method-override-query-php-leading-space", method: "POST", target: bank + "/statements?+_method=GET", want: "400"},
+		{name: "fail/method-override-query-nul", method: "POST", target: bank + "/statements?_method%00x=GET", want: "400"},
+		{name: "fail/method-override-query-array", method: "POST", target: bank + "/statements?_method[]=GET", want: "400"},
 		{name: "ok/query-value-named-method", method: "GET", target: bank + "/accounts?sort=_method", want: "signed-in"},
 		{name: "fail/path-parameter", method: "POST", target: bank + "/transfers;x=1", want: "400"},
 		{name: "fail/encoded-path-parameter", method: "POST", target: bank + "/transfers%3Bx=1", want: "400"},
@@ -161,6 +166,37 @@ func TestRuleMatchingVariants(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := judge(routes, tc.method, tc.target, tc.header...); got != tc.want {
 				t.Errorf("%s %s: %s, want %s", tc.method, tc.target, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRoutePrefixVariants: a route with a path prefix covers what a
+// wildcard rule for that prefix covers, so a request some router serves
+// under the prefix (Rails' "(.:format)" and Spring's suffix patterns
+// serve "/bank.json" as "/bank") is not sent to the route for the whole
+// host, whose app meets other policies.
+func TestRoutePrefixVariants(t *testing.T) {
+	routes := bankRoutes(t)
+	for _, tc := range []struct{ name, path, want string }{
+		{"ok/prefix", "/bank", "sub"},
+		{"ok/prefix-slash", "/bank/", "sub"},
+		{"ok/below", "/bank/admin/users", "sub"},
+		{"fail/format-suffix", "/bank.json", "sub"},
+		{"fail/format-suffix-slash", "/BANK.JSON/", "sub"},
+		{"fail/format-suffix-trailing-dot", "/bank.json.", "sub"},
+		{"ok/longer-name", "/bankx", "apps"},
+		{"ok/format-then-path-is-another-resource", "/bank.json/admin", "apps"},
+		{"ok/other", "/accounts", "apps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := normalize(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt := find(routes, "apps.example", p)
+			if rt == nil || rt.name != tc.want {
+				t.Errorf("%s: route %v, want %s", tc.path, rt, tc.want)
 			}
 		})
 	}

@@ -345,36 +345,69 @@ func TestTokenSingleUseSpendsTheProof(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "http://bank.example/admin/", nil)
 	rig.now = rig.at(time.Minute)
 	first := token("jti-1", 0, 5*time.Minute)
-	if !rig.g.spendToken(r, ru, first) {
+	if !rig.g.spendToken(r, rig.route, ru, first) {
 		t.Fatal("ok/first-token: refused")
 	}
-	if rig.g.spendToken(r, ru, first) {
+	if rig.g.spendToken(r, rig.route, ru, first) {
 		t.Fatal("fail/same-token-twice: passed")
 	}
 	// An hour later the client refreshes: new jti, new expiry, same proof.
 	rig.now = rig.at(time.Hour)
 	refreshed := token("jti-2", 0, 5*time.Minute)
-	if rig.g.spendToken(r, ru, refreshed) {
+	if rig.g.spendToken(r, rig.route, ru, refreshed) {
 		t.Fatal("fail/refreshed-token: a refreshed token passed a single-use rule with no new proof")
 	}
-	// A token for another session of the same user carries another proof.
-	other := token("jti-3", 0, 5*time.Minute)
+	// A token for another session of the same user carries another proof
+	// (made at another moment: proofs are told apart by user and second).
+	other := token("jti-3", 2*time.Second, 5*time.Minute)
 	other.SID = "sid-2"
-	if !rig.g.spendToken(r, ru, other) {
+	if !rig.g.spendToken(r, rig.route, ru, other) {
 		t.Fatal("ok/another-session: refused")
 	}
 	// After a new proof, a token issued then passes once.
 	stepped := token("jti-4", time.Hour, 5*time.Minute)
-	if !rig.g.spendToken(r, ru, stepped) {
+	if !rig.g.spendToken(r, rig.route, ru, stepped) {
 		t.Fatal("ok/token-after-new-proof: refused")
 	}
-	if rig.g.spendToken(r, ru, token("jti-5", time.Hour, 5*time.Minute)) {
+	if rig.g.spendToken(r, rig.route, ru, token("jti-5", time.Hour, 5*time.Minute)) {
 		t.Fatal("fail/refreshed-after-new-proof: passed twice")
 	}
 	// The spend outlives every token of the family: refreshed 29 days on.
 	rig.now = rig.at(29 * 24 * time.Hour)
-	if rig.g.spendToken(r, ru, token("jti-6", 0, 5*time.Minute)) {
+	if rig.g.spendToken(r, rig.route, ru, token("jti-6", 0, 5*time.Minute)) {
 		t.Fatal("fail/refreshed-weeks-later: passed")
+	}
+}
+
+// TestTokenSingleUseSpendsTheProofWhateverItsAcr: the tokens a client
+// gets from one session without a new proof differ in what it asked
+// for (acr_values "c3", "phishing-resistant c3", "c3 c2"): another acr
+// or acrs, the same proof behind them. The first spends that proof;
+// none of the others passes the rule again.
+func TestTokenSingleUseSpendsTheProofWhateverItsAcr(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	ru := &rule{path: "/vault/", wildcard: true, context: "c3", singleUse: true}
+	r := httptest.NewRequest(http.MethodGet, "http://bank.example/vault/keys", nil)
+	rig.now = rig.at(time.Hour)
+	token := func(jti, acr string, acrs ...string) *oidc.AccessClaims {
+		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+			AuthTime: rig.at(time.Minute).Unix(), ProofTime: rig.at(time.Minute).Unix(), SID: "sid-1", ACR: acr, ACRs: acrs}
+	}
+	if why, _ := rig.g.bearerMissing(r, rig.route, ru, token("a", "c3", "c3")); why != "" {
+		t.Fatalf("ok/first-token: %s", why)
+	}
+	for _, tc := range []struct {
+		name string
+		tok  *oidc.AccessClaims
+	}{
+		{"fail/same-proof-another-acr", token("b", "phishing-resistant", "c3")},
+		{"fail/same-proof-more-contexts", token("c", "c3", "c2", "c3")},
+		{"fail/same-proof-another-acr-and-contexts", token("d", "mfa", "c3", "c1")},
+	} {
+		if why, _ := rig.g.bearerMissing(r, rig.route, ru, tc.tok); why == "" {
+			t.Errorf("%s: acr %q acrs %v passed a single-use rule on a spent proof", tc.name, tc.tok.ACR, tc.tok.ACRs)
+		}
 	}
 }
 
@@ -391,19 +424,19 @@ func TestTokenProofTime(t *testing.T) {
 	}
 	fresh := &rule{path: "/vault/", wildcard: true, context: "c3", maxAge: 5 * time.Minute}
 	rig.now = rig.at(time.Hour)
-	if why, _ := rig.g.bearerMissing(r, fresh, claims("a", time.Hour-time.Minute, 0)); why == "" {
+	if why, _ := rig.g.bearerMissing(r, rig.route, fresh, claims("a", time.Hour-time.Minute, 0)); why == "" {
 		t.Fatal("fail/fresh-password-old-passkey: a token whose passkey is an hour old met a 5-minute rule")
 	}
-	if why, _ := rig.g.bearerMissing(r, fresh, claims("b", time.Hour-time.Minute, time.Hour-2*time.Minute)); why != "" {
+	if why, _ := rig.g.bearerMissing(r, rig.route, fresh, claims("b", time.Hour-time.Minute, time.Hour-2*time.Minute)); why != "" {
 		t.Fatalf("ok/fresh-passkey: %s", why)
 	}
 	once := &rule{path: "/vault/", wildcard: true, context: "c3", singleUse: true}
-	if why, _ := rig.g.bearerMissing(r, once, claims("c", 0, 0)); why != "" {
+	if why, _ := rig.g.bearerMissing(r, rig.route, once, claims("c", 0, 0)); why != "" {
 		t.Fatalf("ok/first-use: %s", why)
 	}
 	// A password retyped later moves auth_time; the passkey behind the
 	// token's c3 is the same, already spent.
-	if why, _ := rig.g.bearerMissing(r, once, claims("d", time.Hour-time.Minute, 0)); why == "" {
+	if why, _ := rig.g.bearerMissing(r, rig.route, once, claims("d", time.Hour-time.Minute, 0)); why == "" {
 		t.Fatal("fail/new-password-same-passkey: passed a spent single-use rule")
 	}
 }
@@ -427,5 +460,60 @@ func TestReaskProofSpentNotLastEvent(t *testing.T) {
 	rig.prove("webauthn", 5*time.Minute)
 	if v := rig.check(admin, 5*time.Minute+time.Second, false, tabB); !passed(v) {
 		t.Fatalf("ok/new-passkey: %+v", v)
+	}
+}
+
+// TestReaskProofSpentAcrossRoutesOfOneApp: an application reachable on
+// two hosts (bank.example and www.bank.example, two routes of one app)
+// runs the same handler behind the same rule on both. One passkey proof
+// answers one kept request, not one on each host.
+func TestReaskProofSpentAcrossRoutesOfOneApp(t *testing.T) {
+	t.Parallel()
+	admin := &rule{path: "/admin/", wildcard: true, context: "c3", singleUse: true}
+	rig := newReaskRig(t)
+	www := &route{name: "bank-www", app: rig.route.app}
+	rig.prove("password", 0)
+	keptHere, keptThere := rig.at(time.Minute), rig.at(2*time.Minute)
+	rig.prove("webauthn", 3*time.Minute)
+	if v := rig.check(admin, 3*time.Minute+time.Second, false, keptHere); !passed(v) {
+		t.Fatalf("ok/first-host: %+v", v)
+	}
+	rig.now = rig.at(3*time.Minute + 2*time.Second)
+	r := httptest.NewRequest(http.MethodGet, "http://www.bank.example/admin/", nil)
+	s := rig.sess
+	s.Events = slices.Clone(rig.sess.Events)
+	if v := rig.g.check(r, www, admin, &identity{user: rig.user, sess: &s}, keptThere); passed(v) {
+		t.Fatal("fail/other-host-same-app: one passkey proof answered a kept request on each host of the application")
+	}
+}
+
+// TestReaskProofSpentAcrossBrowserAndToken: the passkey proof that
+// carried a kept request does not also carry a request made with a
+// token issued on the same proof (the same user's SPA or API client),
+// nor the other way round.
+func TestReaskProofSpentAcrossBrowserAndToken(t *testing.T) {
+	t.Parallel()
+	admin := &rule{path: "/admin/", wildcard: true, context: "c3", singleUse: true}
+	rig := newReaskRig(t)
+	r := httptest.NewRequest(http.MethodGet, "http://bank.example/admin/", nil)
+	token := func(jti string, proof time.Duration) *oidc.AccessClaims {
+		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+			AuthTime: rig.at(proof).Unix(), ProofTime: rig.at(proof).Unix(), SID: "sid-1", ACR: "phishing-resistant", ACRs: []string{"c3"}}
+	}
+	rig.prove("password", 0)
+	rig.prove("webauthn", 3*time.Minute)
+	if v := rig.check(admin, 3*time.Minute+time.Second, false, rig.at(time.Minute)); !passed(v) {
+		t.Fatalf("ok/browser-first: %+v", v)
+	}
+	if why, _ := rig.g.bearerMissing(r, rig.route, admin, token("a", 3*time.Minute)); why == "" {
+		t.Fatal("fail/token-after-browser: the passkey proof that carried a kept request also carried a token's request")
+	}
+	rig.prove("webauthn", 10*time.Minute)
+	rig.now = rig.at(10*time.Minute + time.Second)
+	if why, _ := rig.g.bearerMissing(r, rig.route, admin, token("b", 10*time.Minute)); why != "" {
+		t.Fatalf("ok/token-first: %s", why)
+	}
+	if v := rig.check(admin, 10*time.Minute+2*time.Second, false, rig.at(9*time.Minute)); passed(v) {
+		t.Fatal("fail/browser-after-token: the passkey proof that carried a token's request also carried a kept request")
 	}
 }

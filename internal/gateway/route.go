@@ -205,8 +205,12 @@ func (rt *route) ruleFor(method, p string) *rule {
 func (rt *route) origin() string { return rt.scheme + "://" + rt.host }
 
 // find returns the route for host and canonical path p, or nil. Path
-// prefixes are compared in matchKey form, as rules are, so "/APP;x/admin"
-// is not sent past the "/app" route to a route for the whole host.
+// prefixes are compared in matchKey form and cover what a wildcard rule
+// for the prefix covers (the prefix, with a trailing slash or a format
+// suffix, and everything below it), so neither "/APP;x/admin" nor
+// "/app.json" (which Rails and Spring serve as "/app") is sent past the
+// "/app" route to a route for the whole host, whose app may meet weaker
+// policies.
 func find(routes []*route, host, p string) *route {
 	host = strings.ToLower(host)
 	key, err := matchKey(p)
@@ -214,7 +218,8 @@ func find(routes []*route, host, p string) *route {
 		key = strings.ToLower(p) // refused by the route's admit
 	}
 	for _, rt := range routes {
-		if rt.host == host && (rt.prefixKey == "" || key == rt.prefixKey || isBelow(key, rt.prefixKey)) {
+		if rt.host == host && (rt.prefixKey == "" || key == rt.prefixKey || isBelow(key, rt.prefixKey) ||
+			isFormatOf(strings.TrimSuffix(key, "/"), rt.prefixKey)) {
 			return rt
 		}
 	}
