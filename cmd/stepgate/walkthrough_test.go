@@ -35,29 +35,33 @@ import (
 // here is logged instead of failing the test; a listed check that
 // passes is logged too, so the list can be emptied as the fixes land.
 var pendingFixes = map[string]string{
-	"transfer-done/address-bar":          "issue 15 item 2: the address bar shows the application's address after the hand-off",
-	"transfer-reload/no-error":           "issue 15 item 2: reload after a kept form never errors",
-	"transfer-reload/styled":             "issue 15 items 1-2: gateway pages on the application's host load Stepgate's styles",
-	"transfer-reload/links":              "issue 15 item 1: gateway pages on the application's host link to Stepgate's pages",
-	"stepup-totp/names-the-action":       "issue 15 item 3: the step-up page says which application and action asked",
-	"stepup-totp/says-where-to-get-code": "issue 15 item 3: the step-up page says where to get a code",
-	"alice-admin-refused/styled":         "issue 15 item 1",
-	"alice-admin-refused/links":          "issue 15 item 1",
-	"stepup-passkey/names-the-action":    "issue 15 item 3",
-	"admin-page/address-bar":             "issue 15 item 2",
-	"admin-reload/asks-again":            "issue 15 item 2: reload after a single-use step-up asks again",
-	"admin-reload/no-error":              "issue 15 item 2",
-	"admin-reload/styled":                "issue 15 items 1-2",
-	"admin-reload/links":                 "issue 15 item 1",
-	"bob-transfer-refused/styled":        "issue 15 item 1",
-	"bob-transfer-refused/links":         "issue 15 item 1",
-	"bob-customers-refused/styled":       "issue 15 item 1",
-	"bob-customers-refused/links":        "issue 15 item 1",
-	"bob-admin-refused/styled":           "issue 15 item 1",
-	"bob-admin-refused/links":            "issue 15 item 1",
-	"spent-link-elsewhere/styled":        "issue 15 item 1",
-	"spent-link-elsewhere/links":         "issue 15 item 1",
-	"accounts/bank-sign-out-link":        "issue 15 item 5: the bank has a sign-out link",
+	"transfer-done/address-bar":           "issue 15 item 2: the address bar shows the application's address after the hand-off",
+	"transfer-reload/no-error":            "issue 15 item 2: reload after a kept form never errors",
+	"transfer-reload/styled":              "issue 15 items 1-2: gateway pages on the application's host load Stepgate's styles",
+	"transfer-reload/links":               "issue 15 item 1: gateway pages on the application's host link to Stepgate's pages",
+	"stepup-totp/names-the-action":        "issue 15 item 3: the step-up page says which application and action asked",
+	"stepup-totp/says-where-to-get-code":  "issue 15 item 3: the step-up page says where to get a code",
+	"alice-admin-refused/styled":          "issue 15 item 1",
+	"alice-admin-refused/links":           "issue 15 item 1",
+	"alice-admin-refused/security-link":   "issue 15 item 1: \"your security page\" is a link",
+	"bob-transfer-refused/security-link":  "issue 15 item 1",
+	"bob-customers-refused/security-link": "issue 15 item 1",
+	"bob-admin-refused/security-link":     "issue 15 item 1",
+	"stepup-passkey/names-the-action":     "issue 15 item 3",
+	"admin-page/address-bar":              "issue 15 item 2",
+	"admin-reload/asks-again":             "issue 15 item 2: reload after a single-use step-up asks again",
+	"admin-reload/no-error":               "issue 15 item 2",
+	"admin-reload/styled":                 "issue 15 items 1-2",
+	"admin-reload/links":                  "issue 15 item 1",
+	"bob-transfer-refused/styled":         "issue 15 item 1",
+	"bob-transfer-refused/links":          "issue 15 item 1",
+	"bob-customers-refused/styled":        "issue 15 item 1",
+	"bob-customers-refused/links":         "issue 15 item 1",
+	"bob-admin-refused/styled":            "issue 15 item 1",
+	"bob-admin-refused/links":             "issue 15 item 1",
+	"spent-link-elsewhere/styled":         "issue 15 item 1",
+	"spent-link-elsewhere/links":          "issue 15 item 1",
+	"accounts/bank-sign-out-link":         "issue 15 item 5: the bank has a sign-out link",
 }
 
 // walkthrough is the README's demo walked in Chromium: the demo on a
@@ -69,9 +73,14 @@ type walkthrough struct {
 	addr, base, bank string
 	bankAddr, port   string
 	// spentLink is the hand-off address the transfer's step-up used.
-	spentLink             string
-	shots                 string
-	shot                  int
+	spentLink string
+	shots     string
+	shot      int
+	started   time.Time
+	// links caches linkStatus.
+	links map[string]int
+	// compress says the screenshots are kept, in the repository.
+	compress              bool
 	usedURLs, usedCommand map[string]bool
 }
 
@@ -289,12 +298,16 @@ func TestBrowserWalkThrough(t *testing.T) {
 
 func startWalkthrough(t *testing.T) *walkthrough {
 	t.Helper()
-	w := &walkthrough{t: t, usedURLs: map[string]bool{}, usedCommand: map[string]bool{}, shots: t.TempDir()}
+	w := &walkthrough{t: t, started: time.Now(), links: map[string]int{}, usedURLs: map[string]bool{}, usedCommand: map[string]bool{}, shots: t.TempDir()}
 	if dir := os.Getenv("STEPGATE_SCREENSHOTS"); dir != "" {
 		if !filepath.IsAbs(dir) {
-			dir = filepath.Join("..", "..", dir) // the test runs in cmd/stepgate
+			dir = filepath.Join("..", "..", dir) // the test starts in cmd/stepgate, then moves to the demo's directory
 		}
-		w.shots = filepath.Join(dir, "walkthrough")
+		abs, err := filepath.Abs(filepath.Join(dir, "walkthrough"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.shots, w.compress = abs, true
 		if err := os.MkdirAll(w.shots, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -404,7 +417,9 @@ func startChromium(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 	)
 	ctx, cancelTab := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	// Bounded, but generous: the race detector on a busy machine slows
+	// the demo tenfold.
+	ctx, cancelTimeout := context.WithTimeout(ctx, 8*time.Minute)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelTab()
@@ -613,19 +628,42 @@ func (w *walkthrough) checkPage(ctx context.Context, name string) {
 	w.check(name+"/styled", f.SheetCount > 0 && len(f.Sheets) == 0 && !defaultFont.MatchString(f.Font),
 		"%s shows without its styles: %d stylesheets, %q did not load, font %s", f.URL, f.SheetCount, f.Sheets, f.Font)
 	var broken []string
+	jar := w.cookies(ctx)
 	for _, l := range f.Links {
-		if s := w.linkStatus(ctx, l); s == http.StatusNotFound {
+		if s := w.linkStatus(jar, l); s == http.StatusNotFound {
 			broken = append(broken, l)
 		}
 	}
 	w.check(name+"/links", len(broken) == 0, "%s links to missing pages: %q", f.URL, broken)
+	// A page that sends the reader to their security page links to it.
+	w.check(name+"/security-link", !strings.Contains(w.text(ctx), "security page") ||
+		w.eval(ctx, `[...document.querySelectorAll("a[href]")].some(a => new URL(a.href).pathname === "/account/security")`),
+		"%s mentions the security page without a link to it", f.URL)
 	w.screenshot(ctx, name)
+	w.t.Logf("%s checked at %s", name, time.Since(w.started).Round(time.Millisecond))
+}
+
+// cookies is the browser's cookies for the demo's hosts.
+func (w *walkthrough) cookies(ctx context.Context) http.CookieJar {
+	w.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	cookies, err := chromedp.Run(ctx, chromedp.Action[network.GetCookiesResult](func(ctx context.Context, tg *chromedp.Target) (network.GetCookiesResult, error) {
+		return cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{w.base + "/", w.bank + "/"}})
+	}))
+	if err != nil {
+		w.fail(ctx, "read the browser's cookies: %v", err)
+	}
+	for _, c := range cookies.Cookies {
+		host := strings.TrimPrefix(c.Domain, ".") + ":" + w.port
+		jar.SetCookies(&url.URL{Scheme: "http", Host: host, Path: "/"}, []*http.Cookie{{Name: c.Name, Value: c.Value, Path: c.Path}})
+	}
+	return jar
 }
 
 // linkStatus fetches a link on the page as the browser would, with its
 // cookies, following redirects. A sign-out link is fetched without
 // them, so checking it signs no one out.
-func (w *walkthrough) linkStatus(ctx context.Context, link string) int {
+func (w *walkthrough) linkStatus(jar http.CookieJar, link string) int {
 	w.t.Helper()
 	u, err := url.Parse(link)
 	if err != nil {
@@ -635,18 +673,19 @@ func (w *walkthrough) linkStatus(ctx context.Context, link string) int {
 	if u.Hostname() != "localhost" && !strings.HasSuffix(u.Hostname(), ".localhost") && u.Host != w.bankAddr {
 		return 0 // not the demo's
 	}
-	jar, _ := cookiejar.New(nil)
-	if !strings.Contains(u.Path, "logout") {
-		cookies, err := chromedp.Run(ctx, chromedp.Action[network.GetCookiesResult](func(ctx context.Context, tg *chromedp.Target) (network.GetCookiesResult, error) {
-			return cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{w.base + "/", w.bank + "/"}})
-		}))
-		if err != nil {
-			w.fail(ctx, "read the browser's cookies: %v", err)
+	if strings.Contains(u.Path, "logout") {
+		jar = nil
+	}
+	// The same link with the same cookies answers the same: the bank's
+	// menu is fetched once per session, not once per page.
+	key := link
+	if jar != nil {
+		for _, c := range jar.Cookies(u) {
+			key += "\x00" + c.String()
 		}
-		for _, c := range cookies.Cookies {
-			host := strings.TrimPrefix(c.Domain, ".") + ":" + w.port
-			jar.SetCookies(&url.URL{Scheme: "http", Host: host, Path: "/"}, []*http.Cookie{{Name: c.Name, Value: c.Value, Path: c.Path}})
-		}
+	}
+	if s, ok := w.links[key]; ok {
+		return s
 	}
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -663,26 +702,31 @@ func (w *walkthrough) linkStatus(ctx context.Context, link string) int {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	w.links[key] = resp.StatusCode
 	return resp.StatusCode
 }
 
-// screenshot saves the window as NN-name.png, compressed.
+// screenshot saves the window as NN-name.png, compressed harder when
+// it goes into the repository.
 func (w *walkthrough) screenshot(ctx context.Context, name string) {
 	w.t.Helper()
 	raw, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		w.fail(ctx, "screenshot %s: %v", name, err)
 	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, img); err != nil {
-		w.t.Fatal(err)
+	if w.compress {
+		img, err := png.Decode(bytes.NewReader(raw))
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, img); err != nil {
+			w.t.Fatal(err)
+		}
+		raw = out.Bytes()
 	}
 	w.shot++
-	if err := os.WriteFile(filepath.Join(w.shots, fmt.Sprintf("%02d-%s.png", w.shot, name)), out.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(w.shots, fmt.Sprintf("%02d-%s.png", w.shot, name)), raw, 0o644); err != nil {
 		w.t.Fatal(err)
 	}
 }
