@@ -26,7 +26,7 @@ lint: ## golangci-lint (built from the Go module proxy on first use)
 
 # STEPGATE_REQUIRE_INTEROP turns the openid-client interop test's skip
 # (no node, no node_modules) into a failure, and STEPGATE_REQUIRE_BROWSER
-# the passkey browser test's (no Chromium), and STEPGATE_REQUIRE_PROXIES
+# the browser tests' (no Chromium; among them the README walk-through), and STEPGATE_REQUIRE_PROXIES
 # the forward-auth attacks through nginx and Caddy, so CI cannot pass
 # without them.
 test: interop-deps browser-deps proxy-deps ## every test, with the race detector, PostgreSQL started and stopped around it

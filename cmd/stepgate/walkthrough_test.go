@@ -40,6 +40,7 @@ var pendingFixes = map[string]string{
 	"transfer-reload/styled":              "issue 15 items 1-2: gateway pages on the application's host load Stepgate's styles",
 	"transfer-reload/links":               "issue 15 item 1: gateway pages on the application's host link to Stepgate's pages",
 	"stepup-totp/names-the-action":        "issue 15 item 3: the step-up page says which application and action asked",
+	"stepup-totp/says-why":                "issue 15 item 3: the step-up page gives the policy's reason",
 	"stepup-totp/says-where-to-get-code":  "issue 15 item 3: the step-up page says where to get a code",
 	"alice-admin-refused/styled":          "issue 15 item 1",
 	"alice-admin-refused/links":           "issue 15 item 1",
@@ -134,6 +135,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 	w.checkPage(w.tab, "stepup-totp")
 	stepup := w.text(w.tab)
 	w.check("stepup-totp/names-the-action", strings.Contains(stepup, "High-value transaction"), "the step-up page does not name the action that asked (High-value transaction):\n%s", stepup)
+	w.check("stepup-totp/says-why", regexp.MustCompile(`(?i)(ten|10) minutes`).MatchString(stepup), "the step-up page does not say why (a second factor from the last ten minutes):\n%s", stepup)
 	w.check("stepup-totp/says-where-to-get-code", strings.Contains(stepup, "authenticator app"), "the step-up page does not say where to get a code:\n%s", stepup)
 	code := w.runCommand(3, "go run ./cmd/stepgate user totp-code alice --demo")
 	w.do(w.tab, "enter the code", chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Submit(chromedp.ID("code")))
