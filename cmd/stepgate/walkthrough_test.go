@@ -35,34 +35,39 @@ import (
 // here is logged instead of failing the test; a listed check that
 // passes is logged too, so the list can be emptied as the fixes land.
 var pendingFixes = map[string]string{
-	"transfer-done/address-bar":           "issue 15 item 2: the address bar shows the application's address after the hand-off",
-	"transfer-reload/no-error":            "issue 15 item 2: reload after a kept form never errors",
-	"transfer-reload/styled":              "issue 15 items 1-2: gateway pages on the application's host load Stepgate's styles",
-	"transfer-reload/links":               "issue 15 item 1: gateway pages on the application's host link to Stepgate's pages",
-	"stepup-totp/names-the-action":        "issue 15 item 3: the step-up page says which application and action asked",
-	"stepup-totp/says-why":                "issue 15 item 3: the step-up page gives the policy's reason",
-	"stepup-totp/says-where-to-get-code":  "issue 15 item 3: the step-up page says where to get a code",
-	"alice-admin-refused/styled":          "issue 15 item 1",
-	"alice-admin-refused/links":           "issue 15 item 1",
+	// Item 1: gateway pages on the application's host are styled and
+	// their links lead to Stepgate's pages.
+	"alice-admin-refused/styled":          "issue 15 item 1: gateway pages on the application's host load Stepgate's styles",
+	"alice-admin-refused/links":           "issue 15 item 1: gateway pages on the application's host link to Stepgate's pages",
 	"alice-admin-refused/security-link":   "issue 15 item 1: \"your security page\" is a link",
-	"bob-transfer-refused/security-link":  "issue 15 item 1",
-	"bob-customers-refused/security-link": "issue 15 item 1",
-	"bob-admin-refused/security-link":     "issue 15 item 1",
-	"stepup-passkey/names-the-action":     "issue 15 item 3",
-	"admin-page/address-bar":              "issue 15 item 2",
-	"admin-reload/asks-again":             "issue 15 item 2: reload after a single-use step-up asks again",
-	"admin-reload/no-error":               "issue 15 item 2",
-	"admin-reload/styled":                 "issue 15 items 1-2",
-	"admin-reload/links":                  "issue 15 item 1",
 	"bob-transfer-refused/styled":         "issue 15 item 1",
 	"bob-transfer-refused/links":          "issue 15 item 1",
+	"bob-transfer-refused/security-link":  "issue 15 item 1",
 	"bob-customers-refused/styled":        "issue 15 item 1",
 	"bob-customers-refused/links":         "issue 15 item 1",
+	"bob-customers-refused/security-link": "issue 15 item 1",
 	"bob-admin-refused/styled":            "issue 15 item 1",
 	"bob-admin-refused/links":             "issue 15 item 1",
+	"bob-admin-refused/security-link":     "issue 15 item 1",
 	"spent-link-elsewhere/styled":         "issue 15 item 1",
-	"spent-link-elsewhere/links":          "issue 15 item 1",
-	"accounts/bank-sign-out-link":         "issue 15 item 5: the bank has a sign-out link",
+	// Item 2: reload after a step-up never errors, and the address bar
+	// shows the application's address.
+	"transfer-done/address-bar": "issue 15 item 2: the address bar shows the application's address after the hand-off",
+	"transfer-reload/no-error":  "issue 15 item 2: reload after a kept form never errors",
+	"transfer-reload/styled":    "issue 15 item 2",
+	"transfer-reload/links":     "issue 15 item 2",
+	"admin-page/address-bar":    "issue 15 item 2",
+	"admin-reload/asks-again":   "issue 15 item 2: reload after a single-use step-up asks again",
+	"admin-reload/no-error":     "issue 15 item 2",
+	"admin-reload/styled":       "issue 15 item 2",
+	"admin-reload/links":        "issue 15 item 2",
+	// Item 3: the step-up page says who asked, why, and where to get a code.
+	"stepup-totp/names-the-action":       "issue 15 item 3: the step-up page says which application and action asked",
+	"stepup-totp/says-why":               "issue 15 item 3: the step-up page gives the policy's reason",
+	"stepup-totp/says-where-to-get-code": "issue 15 item 3: the step-up page says where to get a code",
+	"stepup-passkey/names-the-action":    "issue 15 item 3",
+	// Item 5: the bank has a sign-out link.
+	"accounts/bank-sign-out-link": "issue 15 item 5: the bank has a sign-out link",
 }
 
 // walkthrough is the README's demo walked in Chromium: the demo on a
@@ -78,6 +83,9 @@ type walkthrough struct {
 	shots     string
 	shot      int
 	started   time.Time
+	// checked holds the names of the checks made, so pendingFixes
+	// names no check that does not exist.
+	checked map[string]bool
 	// links caches linkStatus.
 	links map[string]int
 	// compress says the screenshots are kept, in the repository.
@@ -284,6 +292,11 @@ func TestBrowserWalkThrough(t *testing.T) {
 	// 7. The curl lines, as written.
 	w.curlSteps()
 
+	for name := range pendingFixes {
+		if !w.checked[name] {
+			t.Errorf("pendingFixes names %q, which is no check the walk-through makes", name)
+		}
+	}
 	for i, s := range walkSteps {
 		for _, u := range s.URLs {
 			if !w.usedURLs[fmt.Sprint(i, u)] {
@@ -300,7 +313,7 @@ func TestBrowserWalkThrough(t *testing.T) {
 
 func startWalkthrough(t *testing.T) *walkthrough {
 	t.Helper()
-	w := &walkthrough{t: t, started: time.Now(), links: map[string]int{}, usedURLs: map[string]bool{}, usedCommand: map[string]bool{}, shots: t.TempDir()}
+	w := &walkthrough{t: t, started: time.Now(), links: map[string]int{}, checked: map[string]bool{}, usedURLs: map[string]bool{}, usedCommand: map[string]bool{}, shots: t.TempDir()}
 	if dir := os.Getenv("STEPGATE_SCREENSHOTS"); dir != "" {
 		if !filepath.IsAbs(dir) {
 			dir = filepath.Join("..", "..", dir) // the test starts in cmd/stepgate, then moves to the demo's directory
@@ -575,6 +588,7 @@ func (w *walkthrough) expectRefused(ctx context.Context, name string) {
 // check reports a failed check, or logs it when pendingFixes names it.
 func (w *walkthrough) check(name string, ok bool, format string, args ...any) {
 	w.t.Helper()
+	w.checked[name] = true
 	why, pending := pendingFixes[name]
 	switch {
 	case ok && pending:
