@@ -12,8 +12,8 @@ import (
 var (
 	readmeStepRe    = regexp.MustCompile(`(?m)^(\d+)\. \*\*(.+?)\.?\*\*`)
 	readmeURLRe     = regexp.MustCompile("https?://[^\\s)`'\"*<>|]+")
-	readmeFenceRe   = regexp.MustCompile("(?ms)^ *```sh\n(.*?)^ *```")
-	readmeInlineRe  = regexp.MustCompile("`((?:curl|go run) [^`]+)`")
+	readmeFenceRe   = regexp.MustCompile("(?ms)^ *```(?:sh|shell|bash|console)?\n(.*?)^ *```")
+	readmeInlineRe  = regexp.MustCompile("`((?:curl|go run|\\./stepgate|stepgate) [^`]+)`")
 	readmeSectionRe = regexp.MustCompile(`(?ms)^## The demo, step by step\n(.*?)\n## `)
 )
 
