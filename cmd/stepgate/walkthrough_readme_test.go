@@ -12,7 +12,7 @@ import (
 var (
 	readmeStepRe    = regexp.MustCompile(`(?m)^(\d+)\. \*\*(.+?)\.?\*\*`)
 	readmeURLRe     = regexp.MustCompile("https?://[^\\s)`'\"*<>|]+")
-	readmeFenceRe   = regexp.MustCompile("(?ms)^ *```(?:sh|shell|bash|console)?\n(.*?)^ *```")
+	readmeFenceRe   = regexp.MustCompile("(?ms)^ *```(\\w*)\n(.*?)^ *```")
 	readmeInlineRe  = regexp.MustCompile("`((?:curl|go run|\\./stepgate|stepgate) [^`]+)`")
 	readmeSectionRe = regexp.MustCompile(`(?ms)^## The demo, step by step\n(.*?)\n## `)
 )
@@ -60,8 +60,11 @@ func parseReadmeStep(title, text string) readmeStep {
 		}
 	}
 	for _, block := range readmeFenceRe.FindAllStringSubmatch(text, -1) {
+		if !slices.Contains([]string{"", "sh", "shell", "bash", "console"}, block[1]) {
+			continue // a file's text, not commands
+		}
 		line := ""
-		for _, l := range strings.Split(block[1], "\n") {
+		for _, l := range strings.Split(block[2], "\n") {
 			l = strings.TrimSpace(l)
 			switch {
 			case l == "":
