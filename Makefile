@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run check vet lint test test-future test-short interop-deps browser-deps proxy-deps bench bench-gateway fuzz clean
+.PHONY: help build run check vet lint test test-future test-short screenshots interop-deps browser-deps proxy-deps bench bench-gateway fuzz clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ lint: ## golangci-lint (built from the Go module proxy on first use)
 
 # STEPGATE_REQUIRE_INTEROP turns the openid-client interop test's skip
 # (no node, no node_modules) into a failure, and STEPGATE_REQUIRE_BROWSER
-# the passkey browser test's (no Chromium), and STEPGATE_REQUIRE_PROXIES
+# the browser tests' (no Chromium; among them the README walk-through), and STEPGATE_REQUIRE_PROXIES
 # the forward-auth attacks through nginx and Caddy, so CI cannot pass
 # without them.
 test: interop-deps browser-deps proxy-deps ## every test, with the race detector, PostgreSQL started and stopped around it
@@ -40,6 +40,9 @@ test-future: interop-deps browser-deps proxy-deps ## every test with the clock m
 
 test-short: ## unit tests without PostgreSQL
 	$(GO) test -count=1 ./...
+
+screenshots: browser-deps ## refresh docs/img: the README walk-through's pages (docs/img/walkthrough) and the console's
+	STEPGATE_REQUIRE_BROWSER=1 STEPGATE_SCREENSHOTS=docs/img $(GO) test -count=1 -run '^(TestBrowserWalkThrough|TestBrowserConsole)$$' ./cmd/stepgate ./internal/app
 
 interop-deps: ## Node.js and openid-client for the interop test (test/interop), Flask for the upstream-router test
 	@command -v npm >/dev/null || scripts/install-deps.sh nodejs npm
