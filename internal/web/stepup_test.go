@@ -264,7 +264,7 @@ var tagRe = regexp.MustCompile(`<[^>]*>|\s+`)
 // pageText is the page's text with tags and runs of spaces made single
 // spaces, and its entities read.
 func pageText(body string) string {
-	s := tagRe.ReplaceAllString(body, " ")
+	s := strings.Join(strings.Fields(tagRe.ReplaceAllString(body, " ")), " ")
 	for _, e := range [][2]string{{"&#39;", "'"}, {"&amp;", "&"}, {"&quot;", `"`}, {"&#34;", `"`}} {
 		s = strings.ReplaceAll(s, e[0], e[1])
 	}

@@ -43,6 +43,9 @@ type askView struct {
 // noneView tells a user without a usable method how to get one.
 type noneView struct {
 	Need string // the methods that would do, in words: "a passkey or security key"
+	// Unavailable: no method this server offers can give it (a managed
+	// device, a method that is not turned on).
+	Unavailable bool
 	// Steps are what to do, each with a working link where there is one.
 	Steps []step
 }
@@ -284,8 +287,8 @@ func (p *Pages) noneView(r *http.Request, u store.User, s store.Session, creds [
 	nv := &noneView{}
 	admin := step{Text: "Or ask your administrator: they can change what your account needs, or give you a temporary access pass to add a method with."}
 	if !ok || len(would) == 0 {
-		nv.Need = "a proof no sign-in method can give (" + joinOr(needTexts(need)) + ")"
-		nv.Steps = []step{{Text: "Ask your administrator for access."}}
+		nv.Need, nv.Unavailable = joinOr(needTexts(need)), true
+		nv.Steps = []step{{Text: "Ask your administrator: only they can change what this needs or turn on a method that gives it."}}
 		return nv
 	}
 	labels := make([]string, len(would))
@@ -351,4 +354,3 @@ func lowerArticle(label string) string {
 	}
 	return "a " + l
 }
-
