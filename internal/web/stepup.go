@@ -73,14 +73,7 @@ func (p *Pages) stepUpForm(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := view{Title: "Confirm it's you", User: &u, Session: &sess, Username: u.Username, ReturnTo: returnTo}
-	offered := have
-	if ask, known := p.describeStepUp(r, u, sess, returnTo); known {
-		var usable bool
-		offered, usable = askMethods(ask, have)
-		v.Ask = p.askView(r, u, sess, creds, ask, usable)
-	} else if hint := strings.FieldsFunc(q.Get("methods"), func(r rune) bool { return r == ',' || r == ' ' }); len(hint) > 0 {
-		offered = slices.DeleteFunc(slices.Clone(have), func(m string) bool { return !slices.Contains(hint, m) })
-	}
+	offered := p.fillAsk(r, &v, have, creds, q.Get("methods"))
 	method := q.Get("method")
 	if method == "" && len(offered) == 1 {
 		method = offered[0]
@@ -295,9 +288,16 @@ func (p *Pages) stepUpFailed(w http.ResponseWriter, r *http.Request, v view, msg
 		return nil
 	}
 	v.Error = msg
+	// The page shown again still says who asked and why.
+	if have, creds, err := p.userMethods(r, *v.User); err == nil {
+		p.fillAsk(r, &v, have, creds, "")
+		if v.Method != "" {
+			v.MethodHint = p.methodHint(v.Method, creds)
+		}
+	}
 	if v.Ceremony == "" && v.Method != "" && v.Method != methodPassword {
 		// The ceremony is spent: offer a fresh start.
-		v.Choices = []choice{{Name: v.Method, Label: v.MethodLabel, URL: stepUpURL(v.ReturnTo, "", v.Method)}}
+		v.Choices = []choice{{Name: v.Method, Label: v.MethodLabel, URL: stepUpURL(v.ReturnTo, "", v.Method), Hint: v.MethodHint}}
 		v.Kind = ""
 	}
 	p.render(w, r, status, "stepup", v)

@@ -237,6 +237,14 @@ func TestStepUpPageSaysWhoWhyAndWhere(t *testing.T) {
 					t.Errorf("the link %s answers %d", l, resp.StatusCode)
 				}
 			}
+			// fail/wrong-code: the page shown again still says who asked
+			// and why.
+			if m := rigCeremonyRe.FindStringSubmatch(body); m != nil && tc.offered[0] == "code" {
+				resp, again := b.do("POST", "/stepup", url.Values{"ceremony": {m[1]}, "code": {"000000"}, "return_to": {tc.returnTo}})
+				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(pageText(again), tc.want[0]) || !strings.Contains(pageText(again), tc.want[1]) {
+					t.Errorf("after a wrong code: %d, the page lost %q or %q:\n%s", resp.StatusCode, tc.want[0], tc.want[1], pageText(again))
+				}
+			}
 			// attack/method-param: asking for the password by name does
 			// not start it where the rule cannot be met with it.
 			if !contains(tc.offered, "password") {

@@ -66,6 +66,21 @@ func (p *Pages) describeStepUp(r *http.Request, u store.User, s store.Session, r
 	return access.StepUp{}, false
 }
 
+// fillAsk describes on v the step-up v.ReturnTo continues, and returns
+// the methods to offer: the user's methods (have) that can meet it, or
+// have narrowed by hint when no sender knows the address.
+func (p *Pages) fillAsk(r *http.Request, v *view, have []string, creds []store.Credential, hint string) []string {
+	if ask, known := p.describeStepUp(r, *v.User, *v.Session, v.ReturnTo); known {
+		offered, usable := askMethods(ask, have)
+		v.Ask = p.askView(r, *v.User, *v.Session, creds, ask, usable)
+		return offered
+	}
+	if names := strings.FieldsFunc(hint, func(r rune) bool { return r == ',' || r == ' ' }); len(names) > 0 {
+		return slices.DeleteFunc(slices.Clone(have), func(m string) bool { return !slices.Contains(names, m) })
+	}
+	return have
+}
+
 // askMethods are the user's methods (have) that can meet what ask
 // misses, computed here from the decision rather than taken from the
 // page's address: a methods= hint edited to say "password" does not put
@@ -112,7 +127,11 @@ func whySentences(ask access.StepUp, need []policy.Requirement, hasAction bool) 
 	case access.ReaskSingleUse:
 		out = append(out, "This page needs a proof made just now (single use): each proof opens it once, so the one you gave before does not count.")
 	case access.ReaskMaxAge:
-		out = append(out, "Your last sign-in is older than "+humanDuration(ask.MaxAge)+", the most this page accepts.")
+		if ask.MaxAge >= time.Second {
+			out = append(out, "Your last sign-in is older than "+humanDuration(ask.MaxAge)+", the most this page accepts.")
+			break
+		}
+		out = append(out, "The application asked for a sign-in made just now.")
 	case access.ReaskLogin:
 		out = append(out, "The application asked you to sign in again.")
 	}
