@@ -22,10 +22,10 @@ func (g *gatewayRig) untilStepUp(t *testing.T, c *http.Client, resp *http.Respon
 		if err != nil {
 			t.Fatalf("no step-up: status %d", resp.StatusCode)
 		}
-		switch {
-		case loc.Path == "/stepup":
+		switch loc.Path {
+		case "/stepup":
 			return loc
-		case loc.Path == "/login":
+		case "/login":
 			resp = g.signIn(t, c, loc.Query().Get("return_to"))
 		default:
 			resp = mustDo(t, c, "GET", loc.String(), "")
