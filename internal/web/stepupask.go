@@ -304,7 +304,7 @@ func (p *Pages) noneView(r *http.Request, u store.User, s store.Session, creds [
 	would, ok := policy.StepUpMethods(need, all)
 	would = slices.DeleteFunc(would, func(m string) bool { return m == methodPassword })
 	nv := &noneView{}
-	admin := step{Text: "Or ask your administrator: they can change what your account needs, or give you a temporary access pass to add a method with."}
+	admin := step{Text: "Or ask your administrator for help."}
 	if !ok || len(would) == 0 {
 		nv.Need, nv.Unavailable = joinOr(needTexts(need)), true
 		nv.Steps = []step{{Text: "Ask your administrator: only they can change what this needs or turn on a method that gives it."}}
@@ -320,7 +320,7 @@ func (p *Pages) noneView(r *http.Request, u store.User, s store.Session, creds [
 	switch {
 	case err != nil:
 		p.Log.ErrorContext(r.Context(), "check the registration of a method", "err", err)
-		nv.Steps = append(nv.Steps, step{Text: "Add one on your security page.", LinkText: "Your security page", URL: "/account/security"})
+		nv.Steps = append(nv.Steps, step{Text: "Add one on your security page.", LinkText: "Open your security page", URL: "/account/security"})
 	case gate.gate == gateOpen:
 		nv.Steps = append(nv.Steps, step{Text: "You can add one now.", LinkText: "Add " + labels[0], URL: add})
 	case gate.gate == gateStepUp:
@@ -338,7 +338,7 @@ func (p *Pages) noneView(r *http.Request, u store.User, s store.Session, creds [
 		if p.Passes == nil {
 			text = "Adding one needs your administrator's help."
 		}
-		nv.Steps = append(nv.Steps, step{Text: text, LinkText: "Your security page", URL: "/account/security"})
+		nv.Steps = append(nv.Steps, step{Text: text, LinkText: "Open your security page", URL: "/account/security"})
 	}
 	nv.Steps = append(nv.Steps, admin)
 	return nv
