@@ -47,6 +47,7 @@ type askCase struct {
 	contexts []string
 	reask    access.Reask
 	maxAge   time.Duration
+	blocked  bool
 }
 
 // fakeSender stands in for the gateway and the OIDC provider: it decides
@@ -66,7 +67,7 @@ func (f *fakeSender) StepUpFor(_ *http.Request, u store.User, s store.Session, r
 	now := f.now()
 	req := &policy.Request{Subject: policy.Subject{ID: u.ID, Username: u.Username}, App: c.app, AuthContexts: c.contexts,
 		ClientApp: policy.ClientBrowser, Events: access.Events(s.Events), Now: now}
-	out := access.StepUp{App: c.app}
+	out := access.StepUp{App: c.app, Blocked: c.blocked}
 	for _, ac := range f.snap.AuthContexts() {
 		for _, id := range c.contexts {
 			if ac.ID == id {
@@ -151,6 +152,8 @@ func TestStepUpPageSaysWhoWhyAndWhere(t *testing.T) {
 		"/gateway/start?route=bank&target=/admin/":     {app: "bank", contexts: []string{"c3"}, reask: access.ReaskSingleUse},
 		"/gateway/start?route=bank&target=/customers/": {app: "bank", contexts: []string{"c1"}, reask: access.ReaskMaxAge, maxAge: 10 * time.Minute},
 		"/oauth2/authorize/resume?flow=f1":             {app: "Payroll", contexts: []string{"c2"}},
+		"/gateway/start?route=bank&target=/accounts":   {app: "bank"},
+		"/gateway/start?route=bank&target=/vault":      {app: "bank", blocked: true},
 	}}
 	var wa *webauthn.Method
 	rg := newRig(t, func(d *Deps) {
@@ -181,6 +184,7 @@ func TestStepUpPageSaysWhoWhyAndWhere(t *testing.T) {
 		want                       []string // words the page must say
 		offered                    []string // methods on it; nil for none
 		links                      []string // links it must carry, each answering without a 404
+		hrefs                      []string // links to other parts of the server it must carry
 	}{
 		{name: "ok/gateway-c2-totp", user: "carol", returnTo: "/gateway/start?route=bank&target=/transfers", hint: "password",
 			want:    []string{"bank", "High-value transaction", "Your organisation asks for a second factor from the last 10 minutes for this action.", "Get the code from the authenticator app you added on 2 Dec (“phone”)."},
@@ -197,6 +201,11 @@ func TestStepUpPageSaysWhoWhyAndWhere(t *testing.T) {
 		{name: "ok/oidc-acr-values", user: "carol", returnTo: "/oauth2/authorize/resume?flow=f1",
 			want:    []string{"Payroll", "High-value transaction", "a second factor from the last 10 minutes", "authenticator app you added on 2 Dec"},
 			offered: []string{"code"}},
+		{name: "ok/already-met", user: "carol", returnTo: "/gateway/start?route=bank&target=/accounts", hint: "totp",
+			want:  []string{"bank", "You have already given the proof this needs."},
+			hrefs: []string{"/gateway/start?route=bank&amp;target=/accounts"}},
+		{name: "fail/blocked", user: "alice", returnTo: "/gateway/start?route=bank&target=/vault", hint: "totp,webauthn",
+			want: []string{"bank", "Your organisation's policy does not allow this, whatever proof you give."}},
 		{name: "fail/no-method-password-only", user: "bob", returnTo: "/gateway/start?route=bank&target=/admin/", hint: "password",
 			want: []string{"None of your sign-in methods can give this proof", "It needs a passkey or security key.",
 				"no sign-in method besides the password", "temporary access pass", "ask your administrator"},
@@ -229,6 +238,11 @@ func TestStepUpPageSaysWhoWhyAndWhere(t *testing.T) {
 			if got := offeredOn(body); strings.Join(got, ",") != strings.Join(tc.offered, ",") {
 				t.Errorf("offered %v, want %v", got, tc.offered)
 			}
+			for _, h := range tc.hrefs {
+				if !strings.Contains(body, `href="`+h+`"`) {
+					t.Errorf("no link to %s", h)
+				}
+			}
 			for _, l := range tc.links {
 				if !strings.Contains(body, `href="`+strings.ReplaceAll(l, "&", "&amp;")+`"`) {
 					t.Errorf("no link to %s", l)
@@ -239,7 +253,7 @@ func TestStepUpPageSaysWhoWhyAndWhere(t *testing.T) {
 			}
 			// fail/wrong-code: the page shown again still says who asked
 			// and why.
-			if m := rigCeremonyRe.FindStringSubmatch(body); m != nil && tc.offered[0] == "code" {
+			if m := rigCeremonyRe.FindStringSubmatch(body); m != nil && contains(tc.offered, "code") {
 				resp, again := b.do("POST", "/stepup", url.Values{"ceremony": {m[1]}, "code": {"000000"}, "return_to": {tc.returnTo}})
 				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(pageText(again), tc.want[0]) || !strings.Contains(pageText(again), tc.want[1]) {
 					t.Errorf("after a wrong code: %d, the page lost %q or %q:\n%s", resp.StatusCode, tc.want[0], tc.want[1], pageText(again))
