@@ -258,6 +258,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
+	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC}
 	a.buildAdmin()
 	adminConsole, err := a.buildConsole(pages)
 	if err != nil {

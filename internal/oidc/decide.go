@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -34,6 +35,10 @@ type verdict struct {
 	// is missing: a hint for the step-up page, which the next decide
 	// checks anyway.
 	methods []string
+	// missing and reask are, for a step-up, what the session lacks and
+	// why earlier proofs do not count: the step-up page says them.
+	missing []policy.Requirement
+	reask   access.Reask
 	err     *Error // refuse: sent to the client
 }
 
@@ -104,16 +109,16 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 		methods, ok := policy.StepUpMethods(need, available)
 		if !ok {
 			if len(values) > 0 {
-				return verdict{err: unmet(values)}, nil
+				return verdict{err: unmet(values), missing: need}, nil
 			}
 			return verdict{err: oauthErr("access_denied", http.StatusForbidden,
-				"conditional access requires "+describeNeeds(need)+", which this account cannot provide yet")}, nil
+				"conditional access requires "+describeNeeds(need)+", which this account cannot provide yet"), missing: need}, nil
 		}
-		why := "conditional access requires " + describeNeeds(need)
+		why, again := "conditional access requires "+describeNeeds(need), access.ReaskNone
 		if reask {
-			why = reaskWhy
+			why, again = reaskWhy, reaskKind(f)
 		}
-		return verdict{kind: verdictStepUp, why: why, methods: methods}, nil
+		return verdict{kind: verdictStepUp, why: why, methods: methods, missing: need, reask: again}, nil
 	}
 	if reask {
 		// Nothing above asked for a proof: the re-ask still needs a
@@ -123,9 +128,9 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 		if rd := snap.Reask(&full, after, policy.EvaluateOptions{}); rd.Outcome == policy.OutcomeChallenge {
 			methods, ok := policy.StepUpMethods(rd.Missing, available)
 			if !ok {
-				return verdict{err: oauthErr("access_denied", http.StatusForbidden, "a new sign-in is required, which this account cannot provide")}, nil
+				return verdict{err: oauthErr("access_denied", http.StatusForbidden, "a new sign-in is required, which this account cannot provide"), missing: rd.Missing}, nil
 			}
-			return verdict{kind: verdictStepUp, why: reaskWhy, methods: methods}, nil
+			return verdict{kind: verdictStepUp, why: reaskWhy, methods: methods, missing: rd.Missing, reask: reaskKind(f)}, nil
 		}
 	}
 	if acr == "" {

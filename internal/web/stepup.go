@@ -55,9 +55,12 @@ func (p *Pages) label(method string) string {
 
 // stepUpForm asks the signed-in user for a further proof. Whoever sent
 // the user here (the OIDC provider, the gateway) checks the session again
-// when the user returns, so this page only collects proofs and the
-// methods= hint in its URL is only a hint: editing it cannot skip a
-// requirement, only offer a method that will not be enough.
+// when the user returns, so this page only collects proofs. It offers
+// the methods that can meet what the sender's decision, made again on
+// the server for return_to, still misses; the methods= hint in its
+// address counts only for a return address no sender recognises, and
+// then only narrows the user's methods. Editing the address cannot skip
+// a requirement, nor put a method that will not be enough on the page.
 func (p *Pages) stepUpForm(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	returnTo := safeReturnTo(q.Get("return_to"))
@@ -69,21 +72,18 @@ func (p *Pages) stepUpForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	offered := have
-	if hint := strings.FieldsFunc(q.Get("methods"), func(r rune) bool { return r == ',' || r == ' ' }); len(hint) > 0 {
-		offered = slices.DeleteFunc(slices.Clone(have), func(m string) bool { return !slices.Contains(hint, m) })
-	}
 	v := view{Title: "Confirm it's you", User: &u, Session: &sess, Username: u.Username, ReturnTo: returnTo}
+	offered := p.fillAsk(r, &v, have, creds, q.Get("methods"))
 	method := q.Get("method")
 	if method == "" && len(offered) == 1 {
 		method = offered[0]
 	}
 	if method == "" || !slices.Contains(offered, method) {
-		if len(offered) == 0 {
+		if len(offered) == 0 && v.Ask == nil {
 			v.Error = "None of your registered sign-in methods can give the proof this page needs. Ask your administrator, or add a method on your security page."
 		}
 		for _, m := range offered {
-			v.Choices = append(v.Choices, choice{Name: m, Label: p.label(m), URL: stepUpURL(returnTo, q.Get("methods"), m)})
+			v.Choices = append(v.Choices, choice{Name: m, Label: p.label(m), URL: stepUpURL(returnTo, q.Get("methods"), m), Hint: p.methodHint(m, creds)})
 		}
 		p.render(w, r, http.StatusOK, "stepup", v)
 		return nil
@@ -101,7 +101,7 @@ func stepUpURL(returnTo, methods, method string) string {
 
 // beginVerify starts a verification ceremony and renders its page.
 func (p *Pages) beginVerify(w http.ResponseWriter, r *http.Request, v view, method string, creds []store.Credential) error {
-	v.Method, v.MethodLabel = method, p.label(method)
+	v.Method, v.MethodLabel, v.MethodHint = method, p.label(method), p.methodHint(method, creds)
 	p.Metrics.Prompt(method, v.User.ID)
 	if method == methodPassword {
 		v.Kind = methodPassword
@@ -288,9 +288,16 @@ func (p *Pages) stepUpFailed(w http.ResponseWriter, r *http.Request, v view, msg
 		return nil
 	}
 	v.Error = msg
+	// The page shown again still says who asked and why.
+	if have, creds, err := p.userMethods(r, *v.User); err == nil {
+		p.fillAsk(r, &v, have, creds, "")
+		if v.Method != "" {
+			v.MethodHint = p.methodHint(v.Method, creds)
+		}
+	}
 	if v.Ceremony == "" && v.Method != "" && v.Method != methodPassword {
 		// The ceremony is spent: offer a fresh start.
-		v.Choices = []choice{{Name: v.Method, Label: v.MethodLabel, URL: stepUpURL(v.ReturnTo, "", v.Method)}}
+		v.Choices = []choice{{Name: v.Method, Label: v.MethodLabel, URL: stepUpURL(v.ReturnTo, "", v.Method), Hint: v.MethodHint}}
 		v.Kind = ""
 	}
 	p.render(w, r, status, "stepup", v)

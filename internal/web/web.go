@@ -134,6 +134,10 @@ type Deps struct {
 	// their methods as not theirs.
 	RaiseRisk func(ctx context.Context, userID string)
 
+	// StepUps describe, for the step-up page, the requests that send
+	// users there; nil leaves the page to its address's methods= hint.
+	StepUps []StepUpSource
+
 	Sessions *session.Manager
 	CSRFKey  []byte
 	Secure   bool // the issuer is https
@@ -262,6 +266,8 @@ type view struct {
 	Show        map[string]any // what the method wants shown
 	ShowJSON    string         // Show["options"] as JSON, for scripts
 	Choices     []choice       // methods to choose from
+	MethodHint  string         // where the proof of Method comes from
+	Ask         *askView       // what the request that asked for a step-up is
 	Credentials []credView     // the user's registered methods
 	Addable     []choice       // methods the user can add
 	Unlock      *unlockView    // what opens a registration
@@ -271,6 +277,7 @@ type view struct {
 // choice is a method offered on a page.
 type choice struct {
 	Name, Label, URL string
+	Hint             string // where the proof comes from (the step-up page)
 }
 
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
