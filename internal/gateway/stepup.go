@@ -122,7 +122,7 @@ func (g *Gateway) peekKept(r *http.Request, id string) (kept, error) {
 	if id == "" {
 		return kept{}, store.ErrNotFound
 	}
-	e, err := g.Store.GetKV(r.Context(), hashKey(prefixKept, id))
+	e, err := g.Store.GetKV(r.Context(), keptKey(id))
 	if err != nil {
 		return kept{}, err
 	}

@@ -33,6 +33,7 @@ func stepUpRig(t *testing.T) *reaskRig {
 		t.Fatal(err)
 	}
 	rig.g.routes, rig.g.Box, rig.g.Config.ReplayBodyLimit = routes, box, 1<<10
+	rig.g.Config.KeptRequests = config.Default().Gateway.KeptRequests
 	return rig
 }
 
@@ -42,7 +43,7 @@ func (rig *reaskRig) keepPost(t *testing.T, path string, u store.User) string {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "http://bank.example"+path, strings.NewReader("amount=100"))
 	r.Header.Set("Sec-Fetch-Site", "same-origin")
-	id, ok := rig.g.keep(httptest.NewRecorder(), r, rig.g.routes[0], path, &u, strings.Repeat("0", 64))
+	id, ok := rig.g.keep(httptest.NewRecorder(), r, rig.g.routes[0], path, &u, strings.Repeat("0", 64), "")
 	if !ok {
 		t.Fatal("the request was not kept")
 	}
