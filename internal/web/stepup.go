@@ -160,10 +160,14 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := view{Title: "Confirm it's you", User: &u, Session: &sess, Username: u.Username, ReturnTo: returnTo}
 	throttleKey := "user:" + u.ID
-	if locked, err := throttled(ctx, limit{p.Throttle, throttleKey}); err != nil || locked {
-		if err != nil {
-			return err
-		}
+	g, locked, err := beginGuess(ctx, limit{p.Throttle, throttleKey})
+	if err != nil {
+		return err
+	}
+	// An answer that was never compared (a pending push, an expired
+	// ceremony) gives its guess back.
+	defer g.release(ctx)
+	if locked {
 		if err := p.logStepUp(r, u, "", "throttled", "too-many-failures"); err != nil {
 			return err
 		}
@@ -188,9 +192,7 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, authn.ErrNoCeremony):
 		return p.stepUpFailed(w, r, v, "This step expired or was already used. Start again.", http.StatusBadRequest)
 	case errors.Is(err, authn.ErrInvalid), errors.Is(err, authn.ErrReplay), errors.Is(err, authn.ErrDenied):
-		if ferr := p.Throttle.Fail(ctx, throttleKey); ferr != nil {
-			return ferr
-		}
+		g.failed()
 		p.Log.InfoContext(ctx, "step-up failed", "user", u.Username, "method", v.Method, "ip", p.ClientIP.Of(r).String(), "reason", err.Error())
 		if err := p.logStepUp(r, u, v.Method, "failure", stepUpFailure(err)); err != nil {
 			return err
@@ -206,7 +208,16 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	_ = p.Throttle.Reset(ctx, throttleKey)
+	// The key counts guesses at every step-up method. A right password
+	// gives back only its own guess: were it to clear the count, a
+	// holder of the password could guess a TOTP code a few times, step up
+	// with the password, and guess again without end. A right answer from
+	// a stronger method clears it.
+	if proof.Method == methodPassword {
+		g.release(ctx)
+	} else {
+		_ = g[0].Succeeded(ctx)
+	}
 	// Logged before the session changes: a step-up the log cannot take
 	// does not happen.
 	if err := p.logStepUp(r, u, proof.Method, "success", ""); err != nil {

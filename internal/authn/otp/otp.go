@@ -397,9 +397,6 @@ func (m *Method) BeginVerify(ctx context.Context, u store.User, creds []store.Cr
 // Verify accepts the code of this ceremony once, within CodeTTL and
 // MaxGuesses.
 func (m *Method) Verify(ctx context.Context, u store.User, creds []store.Credential, raw []byte, r authn.Response) (authn.Proof, error) {
-	if err := m.Throttle.Check(ctx, throttleKey(u.ID)); err != nil {
-		return authn.Proof{}, err
-	}
 	var st state
 	if err := json.Unmarshal(raw, &st); err != nil || st.Ref == "" {
 		return authn.Proof{}, authn.ErrNoCeremony
@@ -494,7 +491,19 @@ func (m *Method) send(ctx context.Context, u store.User, ref, purpose, dest, cre
 // whether it matched. The count, the single-use mark and the comparison
 // happen in one compare-and-swap, so racing answers cannot each get
 // MaxGuesses guesses or each use a right code.
+//
+// The answer is first admitted by the user's throttle, which counts it
+// before the comparison: the per-code limit alone would let parallel
+// answers spread over many codes (one per send) get far more guesses
+// than the lock allows.
 func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer string) (codeRecord, error) {
+	attempt, err := m.Throttle.Begin(ctx, throttleKey(u.ID))
+	if err != nil {
+		return codeRecord{}, err
+	}
+	// An answer that was never compared (an unknown, used or dead code)
+	// gives its guess back.
+	defer func() { _ = attempt.Release(ctx) }()
 	key := codeKey(ref)
 	got := m.hashCode(ref, normalizeCode(answer))
 	now := m.Now()
@@ -502,7 +511,7 @@ func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer s
 		rec     codeRecord
 		outcome error
 	)
-	err := retry(func() error {
+	err = retry(func() error {
 		_, err := m.KV.UpdateKV(ctx, key, func(b []byte) ([]byte, error) {
 			rec, outcome = codeRecord{}, nil
 			if err := json.Unmarshal(b, &rec); err != nil {
@@ -536,16 +545,14 @@ func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer s
 	case err != nil:
 		return rec, err
 	case outcome != nil:
-		if err := m.Throttle.Fail(ctx, throttleKey(u.ID)); err != nil {
-			return rec, fmt.Errorf("count failure: %w", err)
-		}
+		attempt.Failed()
 		return rec, outcome
 	}
 	// Only a sign-in clears the failures. Were a confirmed enrollment to
 	// clear them too, someone guessing at a victim's codes could reset
 	// the lock by enrolling a phone of their own between rounds.
 	if purpose == authn.PurposeVerify {
-		if err := m.Throttle.Reset(ctx, throttleKey(u.ID)); err != nil {
+		if err := attempt.Succeeded(ctx); err != nil {
 			return rec, fmt.Errorf("reset throttle: %w", err)
 		}
 	}
