@@ -105,7 +105,7 @@ const (
 var (
 	// ErrPhoneFormat means the phone number given at enrollment is not in
 	// international (E.164) form.
-	ErrPhoneFormat = fmt.Errorf("%w: enter the phone number in international format, with + and the country code, like +49 151 23456789", authn.ErrInvalid)
+	ErrPhoneFormat error = &authn.InputError{Fix: "Enter the phone number in international format, with + and the country code, like +49 151 23456789."}
 	// ErrNoEmail means the account has no usable email address to send
 	// codes to.
 	ErrNoEmail = errors.New("the account has no valid email address; an administrator must set one before codes can be sent by email")
