@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -107,5 +108,75 @@ func TestStepUpParallelTOTPGuesses(t *testing.T) {
 	resp, _ := post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer}, "code": {right}, "return_to": {"/account"}})
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("fail/right-code-while-locked: status %d, want 429", resp.StatusCode)
+	}
+}
+
+// TestPasswordStepUpKeepsTOTPCount: the holder of a password who guesses
+// at the TOTP code cannot clear the count of wrong codes by stepping up
+// with the password between rounds, which would give unlimited guesses.
+func TestPasswordStepUpKeepsTOTPCount(t *testing.T) {
+	s := startOIDC(t, nil)
+	b := browser(t)
+	s.signIn(t, b, "/account")
+	secret := s.enrollTOTP(t, b)
+	wrong := "000000"
+	if totpCode(t, secret, time.Now()) == wrong || totpCode(t, secret, time.Now().Add(30*time.Second)) == wrong {
+		wrong = "111111"
+	}
+	guess := func(t *testing.T) int {
+		t.Helper()
+		_, body := get(t, b, s.base+"/stepup?method=totp&return_to=/account")
+		csrf, cer := formOf(t, body)
+		resp, _ := post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrf}, "ceremony": {cer}, "code": {wrong}, "return_to": {"/account"}})
+		return resp.StatusCode
+	}
+	for i := range 5 {
+		if got := guess(t); got != http.StatusUnauthorized {
+			t.Fatalf("free wrong code %d: status %d, want 401", i+1, got)
+		}
+	}
+	resp, _ := post(t, b, s.base+"/stepup", url.Values{"csrf_token": {csrfToken(t, b, s.base)}, "password": {testPassword}, "return_to": {"/account"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ok/password-step-up: status %d, want 303", resp.StatusCode)
+	}
+	if got := guess(t); got != http.StatusUnauthorized {
+		t.Fatalf("sixth wrong code: status %d, want 401 (the one that locks)", got)
+	}
+	if got := guess(t); got != http.StatusTooManyRequests {
+		t.Fatalf("fail/password-resets-totp-count: seventh wrong code: status %d, want 429", got)
+	}
+}
+
+// TestSignInParallelPasswordGuesses fires a burst of concurrent wrong
+// passwords at one account: at most the throttle's allowance is checked.
+func TestSignInParallelPasswordGuesses(t *testing.T) {
+	s := startOIDCOver(t, func(st store.Store) store.Store { return slowThrottleStore{st} }, nil)
+	b := browser(t)
+	tok := csrfToken(t, b, s.base)
+	var (
+		mu       sync.Mutex
+		statuses = map[int]int{}
+		wg       sync.WaitGroup
+		startGun = make(chan struct{})
+	)
+	const guesses = 100
+	for i := range guesses {
+		wg.Go(func() {
+			<-startGun
+			resp, err := b.PostForm(s.base+"/login", url.Values{"csrf_token": {tok}, "username": {testUser}, "password": {"guess-" + strconv.Itoa(i)}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			statuses[resp.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	close(startGun)
+	wg.Wait()
+	if got := statuses[http.StatusUnauthorized]; got > 6 || got == 0 {
+		t.Fatalf("fail/parallel-password-guesses: %d of %d parallel wrong passwords checked, want 1..6 (statuses %v)", got, guesses, statuses)
 	}
 }

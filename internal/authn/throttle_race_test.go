@@ -8,33 +8,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/postgres"
+	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 )
 
-// TestThrottleParallelGuesses fires a burst of concurrent wrong guesses at
-// one key, as an attacker with many connections would, and counts how many
-// reach the comparison. Each burst must get exactly what a patient
-// attacker gets: Free+1 guesses on a fresh key, then one per lapsed lock.
+// TestThrottleParallelGuesses fires bursts of concurrent wrong guesses at
+// one key, as an attacker with many connections would, spread over two
+// nodes that share one database, and counts how many reach the
+// comparison. Each burst must get exactly what a patient attacker gets:
+// Free+1 guesses on a fresh key, then one per lapsed lock, and never more
+// than the hard limit in all.
 func TestThrottleParallelGuesses(t *testing.T) {
 	t.Parallel()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			testThrottleParallelGuesses(t, backend)
+		})
+	}
+}
+
+func testThrottleParallelGuesses(t *testing.T, backend string) {
 	ctx := context.Background()
 	var now atomic.Pointer[time.Time]
 	start := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	now.Store(&start)
 	clock := func() time.Time { return *now.Load() }
-	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{Now: clock})
-	if err != nil {
-		t.Fatal(err)
+	nodes := [2]*Throttle{}
+	open := openNode(t, backend, clock)
+	for i := range nodes {
+		nodes[i] = NewThrottle(open(), clock)
 	}
-	t.Cleanup(func() { st.Close() })
-	th := NewThrottle(st, clock)
+	th := nodes[0]
 
 	burst := func(n int) (evaluated int64) {
 		t.Helper()
 		var wg sync.WaitGroup
-		for range n {
+		for i := range n {
 			wg.Go(func() {
-				a, err := th.Begin(ctx, "user:alice")
+				a, err := nodes[i%len(nodes)].Begin(ctx, "user:alice")
 				if errors.Is(err, ErrThrottled) {
 					return
 				}
@@ -78,6 +92,38 @@ func TestThrottleParallelGuesses(t *testing.T) {
 	now.Store(&later)
 	if got := burst(50); got != 0 {
 		t.Fatalf("fail/parallel-hard-locked: %d guesses evaluated after %d failures, want 0", got, total)
+	}
+}
+
+// openNode returns a function that opens one more handle on a single
+// database of backend, as each node of a cluster holds its own.
+func openNode(t *testing.T, backend string, clock func() time.Time) func() store.KV {
+	t.Helper()
+	dsn := ""
+	if backend == "postgres" {
+		dsn = pgtest.DSN(t)
+	} else {
+		dsn = t.TempDir() + "/t.db"
+	}
+	return func() store.KV {
+		t.Helper()
+		var (
+			kv interface {
+				store.KV
+				Close() error
+			}
+			err error
+		)
+		if backend == "postgres" {
+			kv, err = postgres.Open(context.Background(), dsn, postgres.Options{Now: clock})
+		} else {
+			kv, err = sqlite.Open(context.Background(), dsn, sqlite.Options{Now: clock})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { kv.Close() })
+		return kv
 	}
 }
 
