@@ -246,6 +246,10 @@ func (m *Method) hashDest(dest string) string {
 
 func throttleKey(userID string) string { return "otp/" + userID }
 
+// ThrottleKey names the throttle key of userID's wrong answers to this
+// method, for an administrator's unlock.
+func ThrottleKey(userID string) string { return throttleKey(userID) }
+
 // newCode returns six uniformly random digits.
 func newCode() (string, error) {
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
