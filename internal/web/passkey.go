@@ -55,7 +55,16 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 		p.render(w, r, status, "login", v)
 		return nil
 	}
-	g, locked, err := beginGuess(ctx, limit{p.Throttle, throttleKey})
+	// The key is an address, which many people share: it is counted by
+	// the address throttle, which has room for an office behind one NAT
+	// and never locks for good (else a hundred junk answers would shut
+	// everyone there out of passkey sign-in). A passkey's signature
+	// cannot be guessed anyway.
+	addresses := p.IPThrottle
+	if addresses == nil {
+		addresses = p.Throttle
+	}
+	g, locked, err := beginGuess(ctx, limit{addresses, throttleKey})
 	if err != nil {
 		return err
 	}
