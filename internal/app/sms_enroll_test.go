@@ -74,13 +74,25 @@ func TestSMSEnrollThroughTheServer(t *testing.T) {
 		t.Fatalf("fail/wrong-code: status %d\n%s", status, body)
 	}
 
+	// A script asking for JSON gets the next step as data.
+	csrf, cer = start(t)
+	resp, body := post(t, b, s.base+"/account/security/add", url.Values{"csrf_token": {csrf}, "ceremony": {cer}, "code": {"+49 151 23456789"}},
+		"Accept", "application/json")
+	var next struct {
+		Ceremony string
+		Next     map[string]any
+	}
+	if err := json.Unmarshal([]byte(body), &next); resp.StatusCode != http.StatusOK || err != nil || next.Ceremony != cer || next.Next["kind"] != "code" {
+		t.Fatalf("ok/number-step-json: status %d, %v\n%s", resp.StatusCode, err, body)
+	}
+
 	// A new registration: the number, then the code from the log.
 	csrf, cer = start(t)
 	if status, body := send(t, csrf, cer, "+49 151 23456789"); status != http.StatusOK {
 		t.Fatalf("number step: %d\n%s", status, body)
 	}
 	code := lastCode(t, logs, "+4915123456789")
-	resp, _ := post(t, b, s.base+"/account/security/add", url.Values{"csrf_token": {csrf}, "ceremony": {cer}, "code": {code}, "name": {"Phone"}})
+	resp, _ = post(t, b, s.base+"/account/security/add", url.Values{"csrf_token": {csrf}, "ceremony": {cer}, "code": {code}, "name": {"Phone"}})
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/account/security?added" {
 		t.Fatalf("ok/code-step: status %d to %q", resp.StatusCode, loc)
 	}
