@@ -111,6 +111,12 @@ func (p *Pages) beginVerify(w http.ResponseWriter, r *http.Request, v view, meth
 	m, _ := p.Methods.Get(method)
 	mine := slices.DeleteFunc(slices.Clone(creds), func(c store.Credential) bool { return c.Type != method })
 	ch, err := m.BeginVerify(r.Context(), *v.User, mine)
+	if errors.Is(err, authn.ErrThrottled) {
+		// The method's own limit (wrong codes, codes sent, requests
+		// waiting on a device) is an answer for the user, not a fault.
+		v.Ceremony = ""
+		return p.stepUpFailed(w, r, v, throttledStepUp, http.StatusTooManyRequests)
+	}
 	if err != nil {
 		return err
 	}
@@ -191,6 +197,11 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 		return p.stepUpFailed(w, r, v, "Your device has not answered yet. Answer there, then start again.", http.StatusConflict)
 	case errors.Is(err, authn.ErrNoCeremony):
 		return p.stepUpFailed(w, r, v, "This step expired or was already used. Start again.", http.StatusBadRequest)
+	case errors.Is(err, authn.ErrThrottled):
+		// Refused by the method's own count before the answer was
+		// compared: the deferred release gives the guess back.
+		v.Ceremony = ""
+		return p.stepUpFailed(w, r, v, throttledStepUp, http.StatusTooManyRequests)
 	case errors.Is(err, authn.ErrInvalid), errors.Is(err, authn.ErrReplay), errors.Is(err, authn.ErrDenied):
 		g.failed()
 		p.Log.InfoContext(ctx, "step-up failed", "user", u.Username, "method", v.Method, "ip", p.ClientIP.Of(r).String(), "reason", err.Error())
@@ -290,6 +301,9 @@ func (p *Pages) verifyCeremony(r *http.Request, u store.User, id string, v *view
 	}
 	return proof, err
 }
+
+// throttledStepUp is the step-up page's answer to a method's own limit.
+const throttledStepUp = "Too many attempts or codes for this method. Wait a few minutes and try again, or use another method."
 
 // stepUpFailed shows the step-up page again with msg, or answers JSON to
 // a script.
