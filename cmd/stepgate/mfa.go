@@ -10,6 +10,8 @@ import (
 
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/authn/otp"
+	"github.com/stepgate/stepgate/internal/authn/push"
 	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/authn/totp"
 	"github.com/stepgate/stepgate/internal/config"
@@ -159,7 +161,9 @@ func (c *cli) mfaCmds() []*cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withMethods(cmd, args[0], func(st store.Store, _ *app.Methods, u store.User) error {
 				th := authn.NewThrottle(st, nil)
-				for _, key := range []string{"login:" + u.Username, "user:" + u.ID} {
+				// Every count of the user's: sign-in, step-up and the methods
+				// that keep their own (one-time codes, push numbers).
+				for _, key := range []string{"login:" + u.Username, "user:" + u.ID, otp.ThrottleKey(u.ID), push.ThrottleKey(u.ID)} {
 					if err := th.Reset(cmd.Context(), key); err != nil {
 						return err
 					}

@@ -41,6 +41,20 @@ var (
 	ErrNextStep = errors.New("the answer was accepted; the next step follows")
 )
 
+// InputError is an answer not in the form the step asks for, such as a
+// phone number without its country code: nothing secret was compared.
+// It counts as ErrInvalid for callers that know no better; pages that
+// know it ask for the same step again with Fix, and count no failure.
+type InputError struct {
+	// Fix tells the user what to enter instead, as a sentence.
+	Fix string
+}
+
+func (e *InputError) Error() string { return ErrInvalid.Error() + ": " + e.Fix }
+
+// Is makes an InputError match ErrInvalid.
+func (e *InputError) Is(target error) bool { return target == ErrInvalid }
+
 // Proof is a completed verification; it becomes one authentication event
 // of the session.
 type Proof struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
@@ -54,7 +55,9 @@ const throttleRecordLife = 7 * 24 * time.Hour
 
 func throttleKey(key string) string { return "authn/throttle/" + key }
 
-// Check returns ErrThrottled while key is locked.
+// Check returns ErrThrottled while key is locked. It reserves nothing, so
+// it only suits gates in front of something that is not a guess, such as
+// sending a new code; a guess goes through Begin.
 func (t *Throttle) Check(ctx context.Context, key string) error {
 	e, err := t.kv.GetKV(ctx, throttleKey(key))
 	if errors.Is(err, store.ErrNotFound) {
@@ -70,44 +73,149 @@ func (t *Throttle) Check(ctx context.Context, key string) error {
 	return nil
 }
 
-// Fail records a failure for key.
+// Attempt is one guess at key, counted as a failure from the moment Begin
+// admitted it. The caller ends it with Failed (the answer was wrong),
+// Succeeded (right: the count starts afresh) or Release (the secret was
+// never compared, or a right answer on a key many people share).
+type Attempt struct {
+	t    *Throttle
+	key  string
+	done bool
+}
+
+// Begin admits one guess at key, or returns ErrThrottled while key is
+// locked. The guess is counted as a failure in the same compare-and-swap
+// that checks the lock: were the check and the count two steps, many
+// parallel guesses would all pass the check before the first failure
+// landed, and a burst of requests (one node or many sharing a database)
+// would get far more guesses than the lock allows. So a burst gets exactly
+// what a patient attacker gets: Free guesses, then one per lock period.
+func (t *Throttle) Begin(ctx context.Context, key string) (*Attempt, error) {
+	now := t.now()
+	admit := func(s throttleState) (throttleState, error) {
+		if now.Before(s.LockedUntil) {
+			return s, ErrThrottled
+		}
+		return t.count(s, now), nil
+	}
+	if err := t.change(ctx, key, now, admit); err != nil {
+		return nil, err
+	}
+	return &Attempt{t: t, key: key}, nil
+}
+
+// Failed ends a wrong guess; Begin already counted it.
+func (a *Attempt) Failed() { a.done = true }
+
+// Succeeded ends a right guess: the key's failures are forgotten.
+func (a *Attempt) Succeeded(ctx context.Context) error {
+	if a.done {
+		return nil
+	}
+	a.done = true
+	return a.t.Reset(ctx, a.key)
+}
+
+// Release takes the guess back: the secret was never compared (the
+// ceremony had expired, the answer was not of the right kind), or it was
+// right on a key where one success must not wipe out others' failures (an
+// address, or a step-up key that also counts guesses at stronger
+// methods). It does nothing once the attempt has ended, so it can be
+// deferred.
+func (a *Attempt) Release(ctx context.Context) error {
+	if a.done {
+		return nil
+	}
+	a.done = true
+	t := a.t
+	now := t.now()
+	// A reservation taken back must not outlive a cancelled request.
+	ctx = context.WithoutCancel(ctx)
+	return t.change(ctx, a.key, now, func(s throttleState) (throttleState, error) {
+		s.Failures = max(s.Failures-1, 0)
+		switch {
+		case s.Failures <= t.Free:
+			s.LockedUntil = time.Time{}
+		case s.LockedUntil.Equal(hardLockUntil) && s.Failures < t.HardLimit:
+			s.LockedUntil = now.Add(t.lock(s.Failures))
+		}
+		return s, nil
+	})
+}
+
+// Fail records a failure for key that no Begin counted (a wrong answer
+// given on another device, such as a push approval's number).
 func (t *Throttle) Fail(ctx context.Context, key string) error {
 	now := t.now()
-	update := func(s throttleState) throttleState {
-		hardLocked := t.HardLimit > 0 && s.Failures >= t.HardLimit
-		// Failures are forgotten after a quiet hour past the longest lock,
-		// but a hard lock waits for an administrator.
-		if !hardLocked && !s.Last.IsZero() && now.Sub(s.Last) > t.Max+time.Hour {
-			s = throttleState{}
-		}
-		s.Last = now
-		s.Failures++
-		if over := s.Failures - t.Free; over > 0 {
-			lock := t.Base << min(over-1, 20)
-			s.LockedUntil = now.Add(min(lock, t.Max))
-		}
-		if t.HardLimit > 0 && s.Failures >= t.HardLimit {
-			s.LockedUntil = hardLockUntil
-		}
-		return s
+	return t.change(ctx, key, now, func(s throttleState) (throttleState, error) { return t.count(s, now), nil })
+}
+
+// count adds one failure at now to s and locks it as the count demands.
+func (t *Throttle) count(s throttleState, now time.Time) throttleState {
+	hardLocked := t.HardLimit > 0 && s.Failures >= t.HardLimit
+	// Failures are forgotten after a quiet hour past the longest lock,
+	// but a hard lock waits for an administrator.
+	if !hardLocked && !s.Last.IsZero() && now.Sub(s.Last) > t.Max+time.Hour {
+		s = throttleState{}
 	}
-	// The state and the record's life change in one compare-and-swap: a
-	// hard lock made permanent in a second step (delete, then create
-	// without expiry) could be lost to a guess racing into the gap, which
-	// would find no record, pass Check and start the count afresh.
-	_, err := t.kv.RenewKV(ctx, throttleKey(key), func(b []byte) ([]byte, time.Time, error) {
-		var s throttleState
-		_ = json.Unmarshal(b, &s)
-		return throttleRecord(update(s), now)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		b, expires, _ := throttleRecord(update(throttleState{}), now)
-		_, err = t.kv.CreateKV(ctx, throttleKey(key), b, expires)
-		if errors.Is(err, store.ErrConflict) {
-			return t.Fail(ctx, key)
+	s.Last = now
+	s.Failures++
+	if s.Failures > t.Free {
+		s.LockedUntil = now.Add(t.lock(s.Failures))
+	}
+	if t.HardLimit > 0 && s.Failures >= t.HardLimit {
+		s.LockedUntil = hardLockUntil
+	}
+	return s
+}
+
+// lock is how long the failures-th failure locks its key: Base after the
+// first failure past Free, doubling up to Max.
+func (t *Throttle) lock(failures int) time.Duration {
+	over := failures - t.Free
+	if over <= 0 {
+		return 0
+	}
+	return min(t.Base<<min(over-1, 20), t.Max)
+}
+
+// throttleTries bounds the compare-and-swap retries of one change. A key
+// so contended that they all lose is under attack: the change fails
+// closed, as ErrThrottled.
+const throttleTries = 32
+
+// change applies fn to key's state in one compare-and-swap, creating the
+// record when there is none. The state and the record's life change
+// together: a hard lock made permanent in a second step (delete, then
+// create without expiry) could be lost to a guess racing into the gap,
+// which would find no record and start the count afresh.
+func (t *Throttle) change(ctx context.Context, key string, now time.Time, fn func(throttleState) (throttleState, error)) error {
+	for range throttleTries {
+		_, err := t.kv.RenewKV(ctx, throttleKey(key), func(b []byte) ([]byte, time.Time, error) {
+			var s throttleState
+			_ = json.Unmarshal(b, &s)
+			next, err := fn(s)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			return throttleRecord(next, now)
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			var next throttleState
+			if next, err = fn(throttleState{}); err != nil {
+				return err
+			}
+			if next == (throttleState{}) {
+				return nil // nothing to count: a release after a reset
+			}
+			b, expires, _ := throttleRecord(next, now)
+			_, err = t.kv.CreateKV(ctx, throttleKey(key), b, expires)
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return err
 		}
 	}
-	return err
+	return fmt.Errorf("%w: too many attempts at once", ErrThrottled)
 }
 
 // throttleRecord encodes s and says when its record may go: never while hard

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stepgate/stepgate/internal/revoke"
 )
 
 // OIDC configures the OpenID Provider: token lifetimes, signing keys and
@@ -90,6 +92,14 @@ func (o OIDC) validate(ps *problems) {
 	ps.positive("oidc.id_token_lifetime", o.IDTokenLifetime, "10m")
 	ps.positive("oidc.refresh_token_lifetime", o.RefreshTokenLifetime, "720h")
 	ps.positive("oidc.key_rotation", o.KeyRotation, "720h")
+	// A revoked refresh token family stays refused only while its user's
+	// revocation record lives; a family that outlived the record would
+	// work again.
+	if o.RefreshTokenLifetime.D() > revoke.Keep {
+		most := fmt.Sprintf("%dh", int(revoke.Keep.Hours()))
+		ps.add("oidc.refresh_token_lifetime", "%s is longer than %s (%d days), how long a user's revocation (sign-out everywhere, disabling, a password change) is remembered; a revoked refresh token would work again after that. Use at most %s",
+			o.RefreshTokenLifetime, most, int(revoke.Keep.Hours()/24), most)
+	}
 	if o.CodeLifetime.D() > 10*time.Minute {
 		ps.add("oidc.code_lifetime", "%s is too long for a single-use code; use at most 10m (RFC 6749 section 4.1.2)", o.CodeLifetime)
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestOIDCClients(t *testing.T) {
@@ -75,5 +76,43 @@ func TestCheckRedirectURI(t *testing.T) {
 		if err := CheckRedirectURI(bad); err == nil {
 			t.Errorf("fail/%q was accepted", bad)
 		}
+	}
+}
+
+// TestRefreshLifetimeWithinRevocation: a refresh token family may not
+// outlive the record of its user's revocation, or a family revoked early
+// in its life would work again once the record lapsed.
+func TestRefreshLifetimeWithinRevocation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, lifetime string
+		wantProblem    bool
+	}{
+		{name: "ok/default", lifetime: "720h"},
+		{name: "ok/as-long-as-revocation-record", lifetime: "2160h"},
+		{name: "fail/outlives-revocation-record", lifetime: "2161h", wantProblem: true},
+		{name: "fail/a-year", lifetime: "8760h", wantProblem: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			content := "oidc:\n  refresh_token_lifetime: " + tc.lifetime + "\n"
+			if !tc.wantProblem {
+				cfg, _ := mustResolve(t, content, Flags{}, nil)
+				if want, _ := time.ParseDuration(tc.lifetime); cfg.OIDC.RefreshTokenLifetime.D() != want {
+					t.Fatalf("%s: lifetime %s", tc.lifetime, cfg.OIDC.RefreshTokenLifetime)
+				}
+				return
+			}
+			probs := problemsOf(t, content, Flags{}, nil)
+			var msgs []string
+			for _, p := range probs {
+				if p.Path == "oidc.refresh_token_lifetime" {
+					msgs = append(msgs, p.Message)
+				}
+			}
+			if len(msgs) != 1 || !strings.Contains(msgs[0], "revocation") || !strings.Contains(msgs[0], "Use at most 2160h") {
+				t.Fatalf("%s: problems %v, want one at oidc.refresh_token_lifetime naming the revocation record and the fix", tc.lifetime, probs)
+			}
+		})
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 // TestRevocationOutlivesLatestEvent revokes a user twice, the second time
 // shortly before the first record would have lapsed, and checks that a
-// grant issued between the two stays revoked for the full keep after the
+// grant issued between the two stays revoked for the full Keep after the
 // second: the record is renewed, not left to expire on the first one's
 // schedule and bring the grant back.
 func TestRevocationOutlivesLatestEvent(t *testing.T) {
@@ -27,13 +27,13 @@ func TestRevocationOutlivesLatestEvent(t *testing.T) {
 	if err := r.RevokeUser(ctx, "u1", "password-changed"); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(keep - 24*time.Hour)
+	now = now.Add(Keep - 24*time.Hour)
 	issued := now.Add(-time.Hour) // a grant from after the first event
 	if err := r.RevokeUser(ctx, "u1", "risk-high"); err != nil {
 		t.Fatal(err)
 	}
 	second := now
-	for _, later := range []time.Duration{2 * 24 * time.Hour, keep - time.Minute} {
+	for _, later := range []time.Duration{2 * 24 * time.Hour, Keep - time.Minute} {
 		now = second.Add(later)
 		if _, err := st.DeleteExpiredKV(ctx, now); err != nil {
 			t.Fatal(err)

@@ -22,11 +22,12 @@ import (
 	"github.com/stepgate/stepgate/internal/store"
 )
 
-// keep is how long a not-before record lives after the time it holds:
-// longer than any refresh grant or token it must outlast. Each revocation
-// renews it; a record that lapsed a fixed time after the first revocation
-// would bring back a grant that a later revocation ended.
-const keep = 90 * 24 * time.Hour
+// Keep is how long a not-before record lives after the time it holds:
+// at least as long as any refresh grant or token it must outlast, which
+// is why configuration refuses a longer oidc.refresh_token_lifetime. Each
+// revocation renews it; a record that lapsed a fixed time after the first
+// revocation would bring back a grant that a later revocation ended.
+const Keep = 90 * 24 * time.Hour
 
 // Store is what revocation touches.
 type Store interface {
@@ -74,12 +75,12 @@ func (r *Revoker) RevokeUser(ctx context.Context, userID, reason string) error {
 	_, err := r.st.RenewKV(ctx, key(userID), func(old []byte) ([]byte, time.Time, error) {
 		// Never move the time back: a later event keeps its later time.
 		if prev, err := strconv.ParseInt(string(old), 10, 64); err == nil && prev > now.UnixMicro() {
-			return old, time.UnixMicro(prev).Add(keep), nil
+			return old, time.UnixMicro(prev).Add(Keep), nil
 		}
-		return v, now.Add(keep), nil
+		return v, now.Add(Keep), nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		_, err = r.st.CreateKV(ctx, key(userID), v, now.Add(keep))
+		_, err = r.st.CreateKV(ctx, key(userID), v, now.Add(Keep))
 		if errors.Is(err, store.ErrConflict) {
 			return r.RevokeUser(ctx, userID, reason)
 		}

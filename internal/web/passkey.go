@@ -55,9 +55,23 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 		p.render(w, r, status, "login", v)
 		return nil
 	}
-	if err := p.Throttle.Check(ctx, throttleKey); err != nil {
+	// The key is an address, which many people share: it is counted by
+	// the address throttle, which has room for an office behind one NAT
+	// and never locks for good (else a hundred junk answers would shut
+	// everyone there out of passkey sign-in). A passkey's signature
+	// cannot be guessed anyway.
+	addresses := p.IPThrottle
+	if addresses == nil {
+		addresses = p.Throttle
+	}
+	g, locked, err := beginGuess(ctx, limit{addresses, throttleKey})
+	if err != nil {
+		return err
+	}
+	if locked {
 		return again(http.StatusTooManyRequests, "Too many attempts. Wait a few minutes and try again.")
 	}
+	defer g.release(ctx)
 	id := r.PostFormValue("ceremony")
 	c, err := p.Ceremonies.Load(ctx, id, "", authn.PurposeLogin)
 	if errors.Is(err, authn.ErrNoCeremony) {
@@ -76,9 +90,7 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 		if !errors.Is(err, authn.ErrInvalid) && !errors.Is(err, authn.ErrDisabledAccount) {
 			return err
 		}
-		if ferr := p.Throttle.Fail(ctx, throttleKey); ferr != nil {
-			return ferr
-		}
+		g.failed()
 		p.Log.InfoContext(ctx, "passkey sign-in failed", "ip", ip, "reason", err.Error())
 		if err := p.logAttempt(r, "sign-in", audit.SignIn{UserID: userID, Decision: "failure", Reason: "passkey-refused",
 			MethodsPrompted: []string{"webauthn"}}); err != nil {
@@ -90,7 +102,9 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 		}
 		return again(http.StatusUnauthorized, msg)
 	}
-	_ = p.Throttle.Reset(ctx, throttleKey)
+	// The key is an address, which many people share: a success gives
+	// back only its own guess.
+	g.release(ctx)
 	if err := p.logAttempt(r, "sign-in", audit.SignIn{UserID: userID, Decision: "success",
 		MethodsPrompted: []string{proof.Method}, MethodsCompleted: []string{proof.Method}}); err != nil {
 		return err

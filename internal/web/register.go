@@ -351,10 +351,12 @@ func (p *Pages) recoverWithCode(w http.ResponseWriter, r *http.Request) error {
 func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s store.Session, returnTo, method string, check func() (regProof, error)) error {
 	ctx := r.Context()
 	throttleKey := "user:" + u.ID
-	if locked, err := throttled(ctx, limit{p.Throttle, throttleKey}); err != nil || locked {
-		if err != nil {
-			return err
-		}
+	g, locked, err := beginGuess(ctx, limit{p.Throttle, throttleKey})
+	if err != nil {
+		return err
+	}
+	defer g.release(ctx)
+	if locked {
 		if err := p.logSecurity(r, u, method, "throttled", "too-many-failures"); err != nil {
 			return err
 		}
@@ -362,9 +364,7 @@ func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s s
 	}
 	rp, err := check()
 	if errors.Is(err, authn.ErrInvalid) || errors.Is(err, authn.ErrReplay) {
-		if ferr := p.Throttle.Fail(ctx, throttleKey); ferr != nil {
-			return ferr
-		}
+		g.failed()
 		if err := p.logSecurity(r, u, method, "failure", stepUpFailure(err)); err != nil {
 			return err
 		}
@@ -377,7 +377,7 @@ func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s s
 	if err != nil {
 		return err
 	}
-	_ = p.Throttle.Reset(ctx, throttleKey)
+	_ = g[0].Succeeded(ctx)
 	if err := p.logSecurity(r, u, method, "success", "registration-unlocked"); err != nil {
 		return err
 	}

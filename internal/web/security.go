@@ -226,6 +226,9 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 		p.Log.InfoContext(ctx, "security method refused", "user", u.Username, "method", m.Name(), "reason", err.Error())
 		return &pageError{http.StatusForbidden, "Your organisation does not allow this kind of device or sign-in method here. Use one it approved, or ask your administrator."}
 	}
+	if done, err := p.enrollStepOutcome(w, r, u, sess, m, id, res, err); done || err != nil {
+		return err
+	}
 	if errors.Is(err, authn.ErrInvalid) || errors.Is(err, authn.ErrReplay) {
 		alive, ferr := p.Ceremonies.Failed(ctx, id)
 		if ferr != nil {
@@ -240,7 +243,7 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 		}
 		// Show the same step again; the server-side state is unchanged.
 		_ = p.Ceremonies.Done(ctx, id)
-		return p.retryEnroll(w, r, u, sess, m, "That was not right. Check the code and try again.")
+		return p.retryEnroll(w, r, u, sess, m, http.StatusUnauthorized, "That was not right. Check the code and try again.")
 	}
 	if err != nil {
 		return err
@@ -290,7 +293,7 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 
 // retryEnroll starts the registration over with an error message: a new
 // secret and a new ceremony, since the old one may have been seen.
-func (p *Pages) retryEnroll(w http.ResponseWriter, r *http.Request, u store.User, sess store.Session, m authn.Method, msg string) error {
+func (p *Pages) retryEnroll(w http.ResponseWriter, r *http.Request, u store.User, sess store.Session, m authn.Method, status int, msg string) error {
 	ch, err := m.BeginEnroll(r.Context(), u, "")
 	if err != nil {
 		return err
@@ -301,8 +304,43 @@ func (p *Pages) retryEnroll(w http.ResponseWriter, r *http.Request, u store.User
 	}
 	v := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id, Error: msg}
 	p.setShow(&v, ch.Show)
-	p.render(w, r, http.StatusUnauthorized, "enroll", v)
+	p.render(w, r, status, "enroll", v)
 	return nil
+}
+
+// enrollStepOutcome answers the outcomes of FinishEnroll that neither
+// finish nor fail the registration: a next step of the same ceremony
+// (a code was sent to the number just given), an answer not in the form
+// asked for, a limit reached, a ceremony gone. It reports done when it
+// answered; each is a page saying what to do, never a server error.
+func (p *Pages) enrollStepOutcome(w http.ResponseWriter, r *http.Request, u store.User, sess store.Session, m authn.Method, id string, res authn.Enrolled, err error) (bool, error) {
+	ctx := r.Context()
+	var bad *authn.InputError
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, authn.ErrNextStep):
+		// The ceremony goes on with its id and state; only the page moves
+		// to the next step.
+		if wantsJSON(r) {
+			writeJSONStatus(w, http.StatusOK, map[string]any{"ceremony": id, "next": res.Show})
+			return true, nil
+		}
+		v := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id}
+		p.setShow(&v, res.Show)
+		p.render(w, r, http.StatusOK, "enroll", v)
+		return true, nil
+	case errors.As(err, &bad):
+		_ = p.Ceremonies.Done(ctx, id)
+		return true, p.retryEnroll(w, r, u, sess, m, http.StatusBadRequest, bad.Fix)
+	case errors.Is(err, authn.ErrThrottled):
+		_ = p.Ceremonies.Done(ctx, id)
+		return true, &pageError{http.StatusTooManyRequests, "Too many codes or attempts. Wait a few minutes, then start again from your security page."}
+	case errors.Is(err, authn.ErrNoCeremony):
+		_ = p.Ceremonies.Done(ctx, id)
+		return true, &pageError{http.StatusBadRequest, "This registration expired or was already completed. Start again from your security page."}
+	}
+	return false, nil
 }
 
 // ownedCredential loads the form's credential if it is the user's: ids

@@ -111,6 +111,12 @@ func (p *Pages) beginVerify(w http.ResponseWriter, r *http.Request, v view, meth
 	m, _ := p.Methods.Get(method)
 	mine := slices.DeleteFunc(slices.Clone(creds), func(c store.Credential) bool { return c.Type != method })
 	ch, err := m.BeginVerify(r.Context(), *v.User, mine)
+	if errors.Is(err, authn.ErrThrottled) {
+		// The method's own limit (wrong codes, codes sent, requests
+		// waiting on a device) is an answer for the user, not a fault.
+		v.Ceremony = ""
+		return p.stepUpFailed(w, r, v, throttledStepUp, http.StatusTooManyRequests)
+	}
 	if err != nil {
 		return err
 	}
@@ -160,10 +166,14 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := view{Title: "Confirm it's you", User: &u, Session: &sess, Username: u.Username, ReturnTo: returnTo}
 	throttleKey := "user:" + u.ID
-	if locked, err := throttled(ctx, limit{p.Throttle, throttleKey}); err != nil || locked {
-		if err != nil {
-			return err
-		}
+	g, locked, err := beginGuess(ctx, limit{p.Throttle, throttleKey})
+	if err != nil {
+		return err
+	}
+	// An answer that was never compared (a pending push, an expired
+	// ceremony) gives its guess back.
+	defer g.release(ctx)
+	if locked {
 		if err := p.logStepUp(r, u, "", "throttled", "too-many-failures"); err != nil {
 			return err
 		}
@@ -187,10 +197,13 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 		return p.stepUpFailed(w, r, v, "Your device has not answered yet. Answer there, then start again.", http.StatusConflict)
 	case errors.Is(err, authn.ErrNoCeremony):
 		return p.stepUpFailed(w, r, v, "This step expired or was already used. Start again.", http.StatusBadRequest)
+	case errors.Is(err, authn.ErrThrottled):
+		// Refused by the method's own count before the answer was
+		// compared: the deferred release gives the guess back.
+		v.Ceremony = ""
+		return p.stepUpFailed(w, r, v, throttledStepUp, http.StatusTooManyRequests)
 	case errors.Is(err, authn.ErrInvalid), errors.Is(err, authn.ErrReplay), errors.Is(err, authn.ErrDenied):
-		if ferr := p.Throttle.Fail(ctx, throttleKey); ferr != nil {
-			return ferr
-		}
+		g.failed()
 		p.Log.InfoContext(ctx, "step-up failed", "user", u.Username, "method", v.Method, "ip", p.ClientIP.Of(r).String(), "reason", err.Error())
 		if err := p.logStepUp(r, u, v.Method, "failure", stepUpFailure(err)); err != nil {
 			return err
@@ -206,7 +219,16 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	_ = p.Throttle.Reset(ctx, throttleKey)
+	// The key counts guesses at every step-up method. A right password
+	// gives back only its own guess: were it to clear the count, a
+	// holder of the password could guess a TOTP code a few times, step up
+	// with the password, and guess again without end. A right answer from
+	// a stronger method clears it.
+	if proof.Method == methodPassword {
+		g.release(ctx)
+	} else {
+		_ = g[0].Succeeded(ctx)
+	}
 	// Logged before the session changes: a step-up the log cannot take
 	// does not happen.
 	if err := p.logStepUp(r, u, proof.Method, "success", ""); err != nil {
@@ -279,6 +301,9 @@ func (p *Pages) verifyCeremony(r *http.Request, u store.User, id string, v *view
 	}
 	return proof, err
 }
+
+// throttledStepUp is the step-up page's answer to a method's own limit.
+const throttledStepUp = "Too many attempts or codes for this method. Wait a few minutes and try again, or use another method."
 
 // stepUpFailed shows the step-up page again with msg, or answers JSON to
 // a script.

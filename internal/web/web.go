@@ -312,10 +312,13 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	// Guessing is slowed per account (a targeted attack) and per address
 	// (one source spraying many accounts), before any password is hashed.
 	userKey, ipKey := "login:"+strings.ToLower(strings.TrimSpace(username)), "ip:"+ip
-	locked, err := throttled(ctx, limit{p.Throttle, userKey}, limit{p.IPThrottle, ipKey})
+	g, locked, err := beginGuess(ctx, limit{p.Throttle, userKey}, limit{p.IPThrottle, ipKey})
 	if err != nil {
 		return err
 	}
+	// A right password clears the account's count but only gives back
+	// its own guess on the address, which others share.
+	defer g.release(ctx)
 	if locked {
 		p.Metrics.SignIn("throttled")
 		p.Log.InfoContext(ctx, "sign-in throttled", "username", username, "ip", ip)
@@ -335,9 +338,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		case !errors.Is(err, users.ErrInvalidCredentials):
 			return err
 		}
-		if ferr := errors.Join(p.Throttle.Fail(ctx, userKey), p.IPThrottle.Fail(ctx, ipKey)); ferr != nil {
-			return ferr
-		}
+		g.failed()
 		if p.Risk != nil {
 			p.Risk.Failed(r, username)
 		}
@@ -356,7 +357,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		p.render(w, r, http.StatusUnauthorized, "login", v)
 		return nil
 	}
-	_ = p.Throttle.Reset(ctx, userKey)
+	_ = g[0].Succeeded(ctx)
 	p.Metrics.SignIn("success")
 	ev := store.AuthEvent{Method: "password", Time: p.Now().UTC(), AMR: []string{"pwd"}}
 	entry := audit.SignIn{UserID: u.ID, Username: u.Username, Decision: "success",
@@ -478,18 +479,40 @@ func (p *Pages) audit(ctx context.Context, u store.User, action string) {
 	}
 }
 
-// throttled reports whether any of the limits is locked.
-func throttled(ctx context.Context, limits ...limit) (bool, error) {
+// guess is one answer counted against several limits at once.
+type guess []*authn.Attempt
+
+// beginGuess reserves one guess under every limit before the answer is
+// compared, and reports locked (reserving nothing) when any of them is
+// locked. Reserving first is what holds parallel guesses to the limit.
+func beginGuess(ctx context.Context, limits ...limit) (guess, bool, error) {
+	var g guess
 	for _, l := range limits {
-		err := l.t.Check(ctx, l.key)
-		if errors.Is(err, authn.ErrThrottled) {
-			return true, nil
-		}
+		a, err := l.t.Begin(ctx, l.key)
 		if err != nil {
-			return false, err
+			g.release(ctx)
+			if errors.Is(err, authn.ErrThrottled) {
+				return nil, true, nil
+			}
+			return nil, false, err
 		}
+		g = append(g, a)
 	}
-	return false, nil
+	return g, false, nil
+}
+
+// failed ends a wrong answer: it stays counted everywhere.
+func (g guess) failed() {
+	for _, a := range g {
+		a.Failed()
+	}
+}
+
+// release takes back whatever was not ended; deferred after beginGuess.
+func (g guess) release(ctx context.Context) {
+	for _, a := range g {
+		_ = a.Release(ctx)
+	}
 }
 
 // parseForm reads a bounded form body and checks its CSRF token.

@@ -105,7 +105,7 @@ const (
 var (
 	// ErrPhoneFormat means the phone number given at enrollment is not in
 	// international (E.164) form.
-	ErrPhoneFormat = fmt.Errorf("%w: enter the phone number in international format, with + and the country code, like +49 151 23456789", authn.ErrInvalid)
+	ErrPhoneFormat error = &authn.InputError{Fix: "Enter the phone number in international format, with + and the country code, like +49 151 23456789."}
 	// ErrNoEmail means the account has no usable email address to send
 	// codes to.
 	ErrNoEmail = errors.New("the account has no valid email address; an administrator must set one before codes can be sent by email")
@@ -245,6 +245,10 @@ func (m *Method) hashDest(dest string) string {
 }
 
 func throttleKey(userID string) string { return "otp/" + userID }
+
+// ThrottleKey names the throttle key of userID's wrong answers to this
+// method, for an administrator's unlock.
+func ThrottleKey(userID string) string { return throttleKey(userID) }
 
 // newCode returns six uniformly random digits.
 func newCode() (string, error) {
@@ -397,9 +401,6 @@ func (m *Method) BeginVerify(ctx context.Context, u store.User, creds []store.Cr
 // Verify accepts the code of this ceremony once, within CodeTTL and
 // MaxGuesses.
 func (m *Method) Verify(ctx context.Context, u store.User, creds []store.Credential, raw []byte, r authn.Response) (authn.Proof, error) {
-	if err := m.Throttle.Check(ctx, throttleKey(u.ID)); err != nil {
-		return authn.Proof{}, err
-	}
 	var st state
 	if err := json.Unmarshal(raw, &st); err != nil || st.Ref == "" {
 		return authn.Proof{}, authn.ErrNoCeremony
@@ -494,7 +495,19 @@ func (m *Method) send(ctx context.Context, u store.User, ref, purpose, dest, cre
 // whether it matched. The count, the single-use mark and the comparison
 // happen in one compare-and-swap, so racing answers cannot each get
 // MaxGuesses guesses or each use a right code.
+//
+// The answer is first admitted by the user's throttle, which counts it
+// before the comparison: the per-code limit alone would let parallel
+// answers spread over many codes (one per send) get far more guesses
+// than the lock allows.
 func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer string) (codeRecord, error) {
+	attempt, err := m.Throttle.Begin(ctx, throttleKey(u.ID))
+	if err != nil {
+		return codeRecord{}, err
+	}
+	// An answer that was never compared (an unknown, used or dead code)
+	// gives its guess back.
+	defer func() { _ = attempt.Release(ctx) }()
 	key := codeKey(ref)
 	got := m.hashCode(ref, normalizeCode(answer))
 	now := m.Now()
@@ -502,7 +515,7 @@ func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer s
 		rec     codeRecord
 		outcome error
 	)
-	err := retry(func() error {
+	err = retry(func() error {
 		_, err := m.KV.UpdateKV(ctx, key, func(b []byte) ([]byte, error) {
 			rec, outcome = codeRecord{}, nil
 			if err := json.Unmarshal(b, &rec); err != nil {
@@ -536,16 +549,14 @@ func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer s
 	case err != nil:
 		return rec, err
 	case outcome != nil:
-		if err := m.Throttle.Fail(ctx, throttleKey(u.ID)); err != nil {
-			return rec, fmt.Errorf("count failure: %w", err)
-		}
+		attempt.Failed()
 		return rec, outcome
 	}
 	// Only a sign-in clears the failures. Were a confirmed enrollment to
 	// clear them too, someone guessing at a victim's codes could reset
 	// the lock by enrolling a phone of their own between rounds.
 	if purpose == authn.PurposeVerify {
-		if err := m.Throttle.Reset(ctx, throttleKey(u.ID)); err != nil {
+		if err := attempt.Succeeded(ctx); err != nil {
 			return rec, fmt.Errorf("reset throttle: %w", err)
 		}
 	}

@@ -262,6 +262,10 @@ func approvalKey(userID, id string) string { return approvalPrefix(userID) + id 
 
 func throttleKey(userID string) string { return "push/" + userID }
 
+// ThrottleKey names the throttle key of userID's wrong answers to this
+// method, for an administrator's unlock.
+func ThrottleKey(userID string) string { return throttleKey(userID) }
+
 type verifyState struct {
 	ID string `json:"id"`
 }
