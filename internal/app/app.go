@@ -198,7 +198,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: credentialDetail, Revoke: a.Revoker.RevokeUser,
 		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit, Metrics: a.Metrics,
-		Passkeys: passkeys(a.Methods), SignIns: a.writeSignIn,
+		Passkeys: passkeys(a.Methods), SignIns: a.writeSignIn, PasskeyChallenges: authn.NewLoginChallenges(a.Methods.Box, st, nil),
 		Registration: registration(cfg.Registration), KV: st, Passes: a.Methods.Passes,
 		ReportKey: reportKey, Issuer: cfg.Server.Issuer, ReportLinkLifetime: cfg.Registration.ReportLinkLifetime.D(),
 		RaiseRisk: a.securityChangeReported, Place: a.place,

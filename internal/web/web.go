@@ -105,6 +105,9 @@ type Deps struct {
 	// Passkeys, when set, offers passwordless sign-in on the sign-in
 	// page.
 	Passkeys PasskeyLogin
+	// PasskeyChallenges seals passwordless sign-ins into the page; it is
+	// needed when Passkeys is set.
+	PasskeyChallenges *authn.LoginChallenges
 	// Detail adds a method-specific line to listed credentials.
 	Detail CredentialDetail
 	// SignIns writes sign-in attempts to the sign-in log; nil skips. An
@@ -164,6 +167,9 @@ func New(d Deps) (*Pages, error) {
 	}
 	if d.ReportLinkLifetime <= 0 {
 		d.ReportLinkLifetime = 7 * 24 * time.Hour
+	}
+	if d.Passkeys != nil && d.PasskeyChallenges == nil {
+		return nil, errors.New("web: passkey sign-in needs PasskeyChallenges")
 	}
 	p := &Pages{Deps: d, csrf: newCSRF(d.CSRFKey, d.Secure), pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{
@@ -290,7 +296,7 @@ func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Has("password_changed") {
 		v.Notice = "Your password was changed. Sign in with the new one."
 	}
-	p.passkeyLogin(r, &v)
+	p.passkeyLogin(w, r, &v)
 	p.render(w, r, http.StatusOK, "login", v)
 	return nil
 }
@@ -345,7 +351,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		v := view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo}
-		p.passkeyLogin(r, &v)
+		p.passkeyLogin(w, r, &v)
 		p.render(w, r, http.StatusUnauthorized, "login", v)
 		return nil
 	}
