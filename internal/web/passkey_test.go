@@ -111,3 +111,29 @@ func TestSealedPasskeyLoginRefusals(t *testing.T) {
 		t.Fatalf("refused answers spent %d challenges", n)
 	}
 }
+
+// TestLongUserNameStoresNothing posts failed sign-ins with user names as
+// long as the form allows, each different. The failure counters and the
+// risk history are keyed by the name, so such a name is refused before
+// anything is stored; an ordinary wrong name still counts.
+func TestLongUserNameStoresNothing(t *testing.T) {
+	rg := passkeyRig(t)
+	b := rg.browser()
+	before := rg.kvCount()
+	for i := range 50 {
+		name := strings.Repeat("x", 60<<10) + strings.Repeat("y", i)
+		resp, body := b.do("POST", "/login", map[string][]string{"username": {name}, "password": {"guess"}})
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "at most 256 characters") {
+			t.Fatalf("attack/long-user-name: %d, want 400 naming the limit:\n%.300s", resp.StatusCode, body)
+		}
+	}
+	if after := rg.kvCount(); after != before {
+		t.Fatalf("attack/long-user-name: 50 refused sign-ins grew the store from %d to %d entries", before, after)
+	}
+	if resp, _ := b.do("POST", "/login", map[string][]string{"username": {"nobody"}, "password": {"guess"}}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("an ordinary failed sign-in = %d, want 401", resp.StatusCode)
+	}
+	if rg.kvCount() == before {
+		t.Fatal("an ordinary failed sign-in was not counted")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -36,6 +37,9 @@ var staticFS embed.FS
 
 // maxFormBytes bounds sign-in form bodies.
 const maxFormBytes = 64 << 10
+
+// maxUsernameBytes bounds the user name a sign-in form may carry.
+const maxUsernameBytes = 256
 
 // Authenticator checks passwords.
 type Authenticator interface {
@@ -308,6 +312,15 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	username, returnTo := r.PostFormValue("username"), safeReturnTo(r.PostFormValue("return_to"))
 	ip := p.ClientIP.Of(r).String()
+	// The failure counters and the risk history are keyed by the typed
+	// name, which an anonymous client chooses: a name as long as the form
+	// allows (64 KiB) would make each failed attempt store that much, for
+	// days. No account has such a name, so it is refused unstored.
+	if len(username) > maxUsernameBytes {
+		p.render(w, r, http.StatusBadRequest, "login", view{Title: "Sign in", ReturnTo: returnTo,
+			Error: fmt.Sprintf("A user name has at most %d characters. Check what you typed.", maxUsernameBytes)})
+		return nil
+	}
 	// Guessing is slowed per account (a targeted attack) and per address
 	// (one source spraying many accounts), before any password is hashed.
 	userKey, ipKey := "login:"+strings.ToLower(strings.TrimSpace(username)), "ip:"+ip
