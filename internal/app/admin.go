@@ -77,12 +77,35 @@ func (a *App) watchPolicies(ctx context.Context) error {
 	return a.ReloadPolicies(ctx)
 }
 
+// Bounds of the sign-in log entries of clients not signed in, per minute
+// and node: an address (an IPv6 /64) and all together. They are far above
+// what people signing in make (a sign-in makes one or two such entries)
+// and far below what a loop makes.
+const (
+	anonymousLogPerAddress = 120
+	anonymousLogTotal      = 3000
+)
+
 // writeSignIn writes e to the sign-in log, then counts what each policy
 // did in it (stepgate_policy_triggers_total): every component that
 // decides writes through here.
+//
+// Entries of clients not signed in pass a.anonymousLog first: each is
+// anonymous input stored for the retention period (see
+// audit.AnonymousLimit).
 func (a *App) writeSignIn(ctx context.Context, e audit.SignIn) error {
-	if err := a.SignIns.Write(ctx, e); err != nil {
-		return err
+	ok, first := true, false
+	if e.UserID == "" {
+		ok, first = a.anonymousLog.Allow(e.IP)
+	}
+	if first {
+		a.Log.WarnContext(ctx, "sign-in log: too many entries of clients not signed in; the rest of this minute's are not stored",
+			"ip", e.IP, "per_address", anonymousLogPerAddress, "total", anonymousLogTotal)
+	}
+	if ok {
+		if err := a.SignIns.Write(ctx, e); err != nil {
+			return err
+		}
 	}
 	for _, tr := range e.Triggers() {
 		mode, effect := "enforced", "challenge"
