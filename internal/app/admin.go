@@ -78,12 +78,14 @@ func (a *App) watchPolicies(ctx context.Context) error {
 }
 
 // Bounds of the sign-in log entries of clients not signed in, per minute
-// and node: an address (an IPv6 /64) and all together. They are far above
-// what people signing in make (a sign-in makes one or two such entries)
-// and far below what a loop makes.
+// and node: an address (an IPv6 /64) and all together. An address's are
+// far above what the people behind one NAT make signing in (one or two
+// entries a sign-in) and above what a password spray shows before its
+// address is throttled, so an attack is logged in full for its first
+// minutes; they are far below what a loop makes (thousands a second).
 const (
-	anonymousLogPerAddress = 120
-	anonymousLogTotal      = 3000
+	anonymousLogPerAddress = 600
+	anonymousLogTotal      = 6000
 )
 
 // writeSignIn writes e to the sign-in log, then counts what each policy
