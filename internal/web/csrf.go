@@ -42,7 +42,7 @@ func (c *csrf) token(w http.ResponseWriter, r *http.Request) string {
 			Name: c.cookieName, Value: seed, Path: "/",
 			HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode,
 		})
-		r.AddCookie(&http.Cookie{Name: c.cookieName, Value: seed})
+		r.AddCookie(&http.Cookie{Name: c.cookieName, Value: seed}) //nolint:gosec // added to the request being served, never sent to a browser
 	}
 	return c.mac(seed)
 }
