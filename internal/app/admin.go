@@ -77,12 +77,37 @@ func (a *App) watchPolicies(ctx context.Context) error {
 	return a.ReloadPolicies(ctx)
 }
 
+// Bounds of the sign-in log entries of clients not signed in, per minute
+// and node: an address (an IPv6 /64) and all together. An address's are
+// far above what the people behind one NAT make signing in (one or two
+// entries a sign-in) and above what a password spray shows before its
+// address is throttled, so an attack is logged in full for its first
+// minutes; they are far below what a loop makes (thousands a second).
+const (
+	anonymousLogPerAddress = 600
+	anonymousLogTotal      = 6000
+)
+
 // writeSignIn writes e to the sign-in log, then counts what each policy
 // did in it (stepgate_policy_triggers_total): every component that
 // decides writes through here.
+//
+// Entries of clients not signed in pass a.anonymousLog first: each is
+// anonymous input stored for the retention period (see
+// audit.AnonymousLimit).
 func (a *App) writeSignIn(ctx context.Context, e audit.SignIn) error {
-	if err := a.SignIns.Write(ctx, e); err != nil {
-		return err
+	ok, first := true, false
+	if e.UserID == "" {
+		ok, first = a.anonymousLog.Allow(e.IP)
+	}
+	if first {
+		a.Log.WarnContext(ctx, "sign-in log: too many entries of clients not signed in; the rest of this minute's are not stored",
+			"ip", e.IP, "per_address", anonymousLogPerAddress, "total", anonymousLogTotal)
+	}
+	if ok {
+		if err := a.SignIns.Write(ctx, e); err != nil {
+			return err
+		}
 	}
 	for _, tr := range e.Triggers() {
 		mode, effect := "enforced", "challenge"

@@ -77,6 +77,8 @@ type App struct {
 	Audit *audit.Log
 	// SignIns is the sign-in log: one entry per decision or attempt.
 	SignIns *audit.SignInLog
+	// anonymousLog bounds the sign-in log entries of clients not signed in.
+	anonymousLog *audit.AnonymousLimit
 	// Metrics are served at /metrics.
 	Metrics *metrics.Metrics
 	Clients *oidc.Clients
@@ -165,6 +167,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Full: func(o audit.Overflow) { a.Metrics.SignInLogFull(string(o)) },
 	})
 	a.Metrics.WatchSignInLog(a.SignIns.Depth)
+	a.anonymousLog = audit.NewAnonymousLimit(anonymousLogPerAddress, anonymousLogTotal, time.Minute, nil)
 	defer func() {
 		if err != nil {
 			_ = a.SignIns.Close(context.Background())
@@ -198,7 +201,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: a.Methods.CredentialDetail, Revoke: a.Revoker.RevokeUser,
 		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit, Metrics: a.Metrics,
-		Passkeys: passkeys(a.Methods), SignIns: a.writeSignIn,
+		Passkeys: passkeys(a.Methods), SignIns: a.writeSignIn, PasskeyChallenges: authn.NewLoginChallenges(a.Methods.Box, st, nil),
 		Registration: registration(cfg.Registration), KV: st, Passes: a.Methods.Passes,
 		ReportKey: reportKey, Issuer: cfg.Server.Issuer, ReportLinkLifetime: cfg.Registration.ReportLinkLifetime.D(),
 		RaiseRisk: a.securityChangeReported, Place: a.place,

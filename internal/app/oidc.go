@@ -48,7 +48,7 @@ func (a *App) buildOIDC(ctx context.Context, pages *web.Pages) error {
 			Code: cfg.CodeLifetime.D(), AccessToken: cfg.AccessTokenLifetime.D(),
 			IDToken: cfg.IDTokenLifetime.D(), RefreshToken: cfg.RefreshTokenLifetime.D(),
 		},
-		SIDKey: sidKey, ErrorPage: pages.ErrorPage, Log: a.Log, Metrics: a.Metrics, SignIns: a.writeSignIn,
+		SIDKey: sidKey, Box: a.Methods.Box, ErrorPage: pages.ErrorPage, Log: a.Log, Metrics: a.Metrics, SignIns: a.writeSignIn,
 	})
 	return nil
 }

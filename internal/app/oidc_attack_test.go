@@ -690,12 +690,12 @@ func TestAttackStepUpSkip(t *testing.T) {
 	}
 
 	// The user skips the step-up page and goes straight back. The flow's
-	// requirements live on the server, so the answer does not change.
+	// requirements are sealed, so the answer does not change.
 	t.Run("fail/resume-without-step-up", func(t *testing.T) {
 		wantStepUp(t, s.base+resume)
 	})
 	// Parameters added to the resume URL are not read: the browser holds
-	// only the flow id.
+	// only the sealed flow.
 	t.Run("fail/resume-with-edited-params", func(t *testing.T) {
 		wantStepUp(t, s.base+resume+"&acr_values=&max_age=&prompt=none")
 	})
@@ -724,15 +724,18 @@ func TestAttackStepUpSkip(t *testing.T) {
 		}
 	})
 	// Going round and round without stepping up ends the flow with an
-	// error for the client, never a code.
+	// error for the client, never a code. The browser goes back to the
+	// flow each step-up page names, which counts the rounds.
 	t.Run("fail/loop-ends", func(t *testing.T) {
+		next := resume
 		for range 10 {
-			resp, _ := get(t, b, s.base+resume)
+			resp, _ := get(t, b, s.base+next)
 			loc, err := resp.Location()
 			if err != nil {
 				t.Fatalf("resume: status %d, want a redirect", resp.StatusCode)
 			}
 			if loc.Path == "/stepup" {
+				next = loc.Query().Get("return_to")
 				continue
 			}
 			q := s.redirectQuery(t, resp, rpRedirect)

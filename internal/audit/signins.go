@@ -190,6 +190,7 @@ func (l *SignInLog) Write(ctx context.Context, e SignIn) error {
 		e.Time = l.opts.Now()
 	}
 	e.Time = e.Time.UTC()
+	clamp(&e)
 	body, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode sign-in log entry: %w", err)

@@ -17,9 +17,6 @@ import (
 const (
 	PurposeEnroll = "enroll"
 	PurposeVerify = "verify"
-	// PurposeLogin is a sign-in that names no user beforehand (a
-	// discoverable passkey); its UserID is empty until the answer names one.
-	PurposeLogin = "login"
 )
 
 // ceremonyTTL bounds how long a user may take to answer.

@@ -34,9 +34,9 @@ var knownScopes = []string{"openid", "profile", "email", "groups", "offline_acce
 // pkceChallenge is an S256 challenge: base64url of 32 bytes.
 var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
-// flow is an authorization request in progress. It is kept on the server
-// and the browser only carries its id, so nothing the client asked for
-// (acr_values, max_age, claims) can be edited away mid-flow.
+// flow is an authorization request in progress. The browser carries it
+// sealed with the secrets key (see sealFlow), so nothing the client asked
+// for (acr_values, max_age, claims) can be edited away mid-flow.
 type flow struct {
 	ClientID      string         `json:"client_id"`
 	RedirectURI   string         `json:"redirect_uri"`
@@ -94,12 +94,74 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.redirectError(w, r, c.ID, redirect, q.Get("state"), oe)
 		return
 	}
-	id := randomID(32)
-	if err := p.putJSON(r.Context(), hashKey(prefixFlow, id), f, f.CreatedAt.Add(flowLifetime)); err != nil {
+	id, err := p.sealFlow(f)
+	if errors.Is(err, errFlowTooLarge) {
+		// Shown, not redirected: the redirect would echo the oversized
+		// state back.
+		p.ErrorPage(w, r, http.StatusBadRequest, fmt.Sprintf("The sign-in request is too large: its state, nonce, scope and claims together may take at most %d bytes. The application must send a shorter request.", maxFlowBytes))
+		return
+	}
+	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
 	p.continueFlow(w, r, id, f)
+}
+
+// maxFlowBytes bounds a flow as the browser carries it: sealed, it has
+// to fit the sign-in page's return address.
+const maxFlowBytes = 1400
+
+// errFlowTooLarge means an authorization request exceeds maxFlowBytes.
+var errFlowTooLarge = errors.New("authorization request too large")
+
+// errNoFlow means a flow did not open: altered, from another server, or
+// past flowLifetime.
+var errNoFlow = errors.New("authorization request expired or altered")
+
+// flowAAD binds sealed flows to their use, so no other sealed value of
+// the server passes for one.
+var flowAAD = []byte("oidc-flow")
+
+// sealFlow returns the id of f: f itself, encrypted and authenticated.
+//
+// Anyone can start an authorization request by opening a client's
+// sign-in link, before signing in. A flow kept in the store for each
+// would let an anonymous client grow the database without bound (a flood
+// of /authorize, each up to the size of a URL, kept for flowLifetime).
+// Carried by the browser instead, a flow costs the server nothing until
+// it ends in a code, which needs a signed-in user. Sealing keeps it as
+// tamper-proof as a stored one; the expiry travels inside.
+func (p *Provider) sealFlow(f *flow) (string, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxFlowBytes {
+		return "", errFlowTooLarge
+	}
+	return base64.RawURLEncoding.EncodeToString(p.Box.Seal(b, flowAAD)), nil
+}
+
+// openFlow returns the flow id carries, if it is unaltered and young
+// enough.
+func (p *Provider) openFlow(id string) (*flow, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil || id == "" {
+		return nil, errNoFlow
+	}
+	b, err := p.Box.Open(raw, flowAAD)
+	if err != nil {
+		return nil, errNoFlow
+	}
+	var f flow
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("sealed flow is corrupt: %w", err)
+	}
+	if !p.Now().Before(f.CreatedAt.Add(flowLifetime)) {
+		return nil, errNoFlow
+	}
+	return &f, nil
 }
 
 // parseFlow checks everything but the client and redirect URI.
@@ -171,17 +233,16 @@ func (p *Provider) parseFlow(q url.Values, c *Client) (*flow, *Error) {
 // resume continues a flow after the user signed in or stepped up.
 func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("flow")
-	var f flow
-	err := p.getJSON(r.Context(), hashKey(prefixFlow, id), &f)
-	if errors.Is(err, store.ErrNotFound) || id == "" {
-		p.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request has expired or was already completed. Go back to the application and start again.")
+	f, err := p.openFlow(id)
+	if errors.Is(err, errNoFlow) {
+		p.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request has expired or was changed. Go back to the application and start again.")
 		return
 	}
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
-	p.continueFlow(w, r, id, &f)
+	p.continueFlow(w, r, id, f)
 }
 
 // continueFlow decides and acts: send the user to sign in or step up,
@@ -222,18 +283,21 @@ func (p *Provider) continueFlow(w http.ResponseWriter, r *http.Request, id strin
 		}
 	}
 	if v.err != nil {
-		_ = p.Store.DeleteKV(ctx, hashKey(prefixFlow, id))
 		p.redirectError(w, r, f.ClientID, f.RedirectURI, f.State, v.err)
 		return
 	}
-	resumeURL := pathResume + "?flow=" + url.QueryEscape(id)
 	switch v.kind {
 	case verdictLogin, verdictStepUp, verdictPasswordChange:
-		if err := p.countInteraction(ctx, id); err != nil {
+		// The count of interactions travels in the sealed flow; it stops
+		// a browser sent round in circles, not an attacker, who could
+		// start a new flow as easily.
+		f.Interactions++
+		next, err := p.sealFlow(f)
+		if err != nil {
 			p.fail(w, r, err)
 			return
 		}
-		q := url.Values{"return_to": {resumeURL}}
+		q := url.Values{"return_to": {pathResume + "?flow=" + url.QueryEscape(next)}}
 		page := "/login"
 		switch v.kind {
 		case verdictStepUp:
@@ -251,21 +315,8 @@ func (p *Provider) continueFlow(w http.ResponseWriter, r *http.Request, id strin
 			p.fail(w, r, err)
 			return
 		}
-		_ = p.Store.DeleteKV(ctx, hashKey(prefixFlow, id))
 		p.redirectTo(w, r, f.RedirectURI, url.Values{"code": {code}, "state": {f.State}})
 	}
-}
-
-func (p *Provider) countInteraction(ctx context.Context, id string) error {
-	_, err := p.Store.UpdateKV(ctx, hashKey(prefixFlow, id), func(b []byte) ([]byte, error) {
-		var f flow
-		if err := json.Unmarshal(b, &f); err != nil {
-			return nil, err
-		}
-		f.Interactions++
-		return json.Marshal(f)
-	})
-	return err
 }
 
 // issueCode stores a grant and a single-use code for it.

@@ -16,7 +16,6 @@ import (
 // stored under their SHA-256 only, so a read of the database yields
 // nothing that can be replayed.
 const (
-	prefixFlow      = "oidc/flow/"
 	prefixCode      = "oidc/code/"
 	prefixGrant     = "oidc/grant/"
 	prefixRefresh   = "oidc/refresh/"

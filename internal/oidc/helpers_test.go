@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 )
@@ -80,8 +81,12 @@ func newTestProvider(tb testing.TB) *testProvider {
 	if err := keys.Maintain(ctx); err != nil {
 		tb.Fatal(err)
 	}
+	box, err := secrets.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		tb.Fatal(err)
+	}
 	p := New(Deps{
-		Issuer: testIssuer, Store: db, Clients: clients, Keys: keys,
+		Issuer: testIssuer, Store: db, Clients: clients, Keys: keys, Box: box,
 		Lifetimes: Lifetimes{Code: time.Minute, AccessToken: 5 * time.Minute, IDToken: 5 * time.Minute, RefreshToken: 24 * time.Hour},
 		SIDKey:    []byte("sid-key-for-tests"), Log: slog.New(slog.DiscardHandler), Now: clk.Now,
 	})

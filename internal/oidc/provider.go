@@ -12,6 +12,7 @@ import (
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -68,6 +69,9 @@ type Deps struct {
 	// across step-ups (which rotate the session's id) and reveals nothing
 	// about the cookie.
 	SIDKey []byte
+	// Box seals authorization requests in progress, which browsers carry
+	// instead of the store keeping them. Every node must share its key.
+	Box *secrets.Box
 	// ErrorPage shows a browser an error that must not be sent to a
 	// client's redirect URI (an unknown client or redirect URI).
 	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string)
@@ -105,6 +109,9 @@ type Provider struct {
 
 // New returns a provider.
 func New(d Deps) *Provider {
+	if d.Box == nil {
+		panic("oidc: Deps.Box is required: authorization requests are sealed with it")
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}

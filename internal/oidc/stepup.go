@@ -13,7 +13,7 @@ import (
 // StepUpFor describes the step-up that returnTo, the address that
 // resumes an authorization flow, is for: the client's name, the
 // authentication contexts its acr_values and claims ask for, and what
-// the session still lacks, decided again from the stored flow and the
+// the session still lacks, decided again from the sealed flow and the
 // browser's session. The address only names the flow. ok is false for
 // any other address, or a flow that has ended.
 func (p *Provider) StepUpFor(r *http.Request, _ store.User, _ store.Session, returnTo string) (access.StepUp, bool) {
@@ -21,9 +21,8 @@ func (p *Provider) StepUpFor(r *http.Request, _ store.User, _ store.Session, ret
 	if err != nil || back.Path != pathResume {
 		return access.StepUp{}, false
 	}
-	id := back.Query().Get("flow")
-	var f flow
-	if id == "" || p.getJSON(r.Context(), hashKey(prefixFlow, id), &f) != nil {
+	f, err := p.openFlow(back.Query().Get("flow"))
+	if err != nil {
 		return access.StepUp{}, false
 	}
 	out := access.StepUp{App: f.ClientID}
@@ -31,7 +30,7 @@ func (p *Provider) StepUpFor(r *http.Request, _ store.User, _ store.Session, ret
 		out.App = c.Name
 	}
 	snap := p.Policies.Load()
-	ids := contextsOf(snap, allValues(acrRequirements(&f)))
+	ids := contextsOf(snap, allValues(acrRequirements(f)))
 	for _, c := range snap.AuthContexts() {
 		for _, want := range ids {
 			if c.ID == want {
@@ -41,7 +40,7 @@ func (p *Provider) StepUpFor(r *http.Request, _ store.User, _ store.Session, ret
 	}
 	// The decision is the one the flow makes when the user comes back;
 	// its log entry is not written (nothing was decided for real).
-	v, err := p.decide(r.Context(), r, &f, &audit.SignIn{})
+	v, err := p.decide(r.Context(), r, f, &audit.SignIn{})
 	switch {
 	case err != nil:
 		return access.StepUp{}, false

@@ -42,6 +42,7 @@ func (c *csrf) token(w http.ResponseWriter, r *http.Request) string {
 			Name: c.cookieName, Value: seed, Path: "/",
 			HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode,
 		})
+		r.AddCookie(&http.Cookie{Name: c.cookieName, Value: seed}) //nolint:gosec // added to the request being served, never sent to a browser
 	}
 	return c.mac(seed)
 }
@@ -53,12 +54,27 @@ func (c *csrf) valid(r *http.Request) bool {
 	return seed != "" && got != "" && hmac.Equal([]byte(got), []byte(c.mac(seed)))
 }
 
+// seed is the request's CSRF cookie: the last well-formed one, so that a
+// seed ensureSeed added is the one every later token uses.
 func (c *csrf) seed(r *http.Request) string {
-	ck, err := r.Cookie(c.cookieName)
-	if err != nil || len(ck.Value) != 43 {
-		return ""
+	seed := ""
+	for _, ck := range r.CookiesNamed(c.cookieName) {
+		if len(ck.Value) == 43 {
+			seed = ck.Value
+		}
 	}
-	return ck.Value
+	return seed
+}
+
+// ensureSeed returns the request's CSRF seed, setting a new cookie when it
+// has none. The new seed is added to r, so the form token rendered later
+// in the same response matches it, and so does what is bound to it.
+func (c *csrf) ensureSeed(w http.ResponseWriter, r *http.Request) string {
+	if seed := c.seed(r); seed != "" {
+		return seed
+	}
+	c.token(w, r)
+	return c.seed(r)
 }
 
 func (c *csrf) mac(seed string) string {

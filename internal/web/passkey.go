@@ -15,18 +15,23 @@ import (
 type PasskeyLogin interface {
 	Name() string
 	BeginLogin(ctx context.Context) (authn.Challenge, error)
-	FinishLogin(ctx context.Context, state, data []byte) (userID string, p authn.Proof, err error)
+	// FinishLogin calls spend once the answer's signature verified.
+	FinishLogin(ctx context.Context, state, data []byte, spend func(context.Context) error) (userID string, p authn.Proof, err error)
 }
 
 // passkeyLogin adds a passkey ceremony to the sign-in page's view. A
 // failure only hides the passkey button: the password form still works.
-func (p *Pages) passkeyLogin(r *http.Request, v *view) {
+//
+// The ceremony is sealed into the page, bound to the browser's CSRF
+// cookie, and nothing is stored: a page view is anonymous, and a flood of
+// them must not grow the database (see authn.LoginChallenges).
+func (p *Pages) passkeyLogin(w http.ResponseWriter, r *http.Request, v *view) {
 	if p.Passkeys == nil {
 		return
 	}
 	ch, err := p.Passkeys.BeginLogin(r.Context())
 	if err == nil {
-		v.Ceremony, err = p.Ceremonies.Start(r.Context(), authn.Ceremony{Method: p.Passkeys.Name(), Purpose: authn.PurposeLogin, State: ch.State})
+		v.Ceremony, err = p.PasskeyChallenges.Seal(ch.State, p.csrf.ensureSeed(w, r))
 	}
 	if err != nil {
 		p.Log.ErrorContext(r.Context(), "start passkey sign-in", "err", err)
@@ -51,7 +56,7 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 	throttleKey := "passkey-ip:" + ip
 	again := func(status int, msg string) error {
 		v := view{Title: "Sign in", Error: msg, ReturnTo: returnTo}
-		p.passkeyLogin(r, &v)
+		p.passkeyLogin(w, r, &v)
 		p.render(w, r, status, "login", v)
 		return nil
 	}
@@ -72,20 +77,22 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 		return again(http.StatusTooManyRequests, "Too many attempts. Wait a few minutes and try again.")
 	}
 	defer g.release(ctx)
-	id := r.PostFormValue("ceremony")
-	c, err := p.Ceremonies.Load(ctx, id, "", authn.PurposeLogin)
+	const spentMsg = "This sign-in expired or was already used. Try again."
+	c, err := p.PasskeyChallenges.Open(r.PostFormValue("ceremony"), p.csrf.seed(r))
 	if errors.Is(err, authn.ErrNoCeremony) {
-		return again(http.StatusBadRequest, "This sign-in expired or was already used. Try again.")
+		return again(http.StatusBadRequest, spentMsg)
 	}
 	if err != nil {
 		return err
 	}
-	// Single use, whatever the outcome: a passkey answer is bound to
-	// this challenge, and a new attempt gets a new one.
-	if err := p.Ceremonies.Done(ctx, id); err != nil {
-		return again(http.StatusBadRequest, "This sign-in expired or was already used. Try again.")
+	// Single use: the challenge is spent once its answer verified, so a
+	// replayed assertion, or a second post racing the first, is refused.
+	spend := func(ctx context.Context) error { return p.PasskeyChallenges.Spend(ctx, c) }
+	userID, proof, err := p.Passkeys.FinishLogin(ctx, c.State, []byte(r.PostFormValue("data")), spend)
+	if errors.Is(err, authn.ErrNoCeremony) {
+		p.Log.InfoContext(ctx, "passkey sign-in refused: challenge already used", "ip", ip)
+		return again(http.StatusBadRequest, spentMsg)
 	}
-	userID, proof, err := p.Passkeys.FinishLogin(ctx, c.State, []byte(r.PostFormValue("data")))
 	if err != nil {
 		if !errors.Is(err, authn.ErrInvalid) && !errors.Is(err, authn.ErrDisabledAccount) {
 			return err

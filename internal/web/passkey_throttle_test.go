@@ -4,14 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"regexp"
 	"testing"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/secrets"
 )
-
-var loginCeremonyRe = regexp.MustCompile(`data-ceremony="([^"]+)"`)
 
 // junkPasskeys refuses every passkey answer, as for an attacker who
 // sends made-up signatures.
@@ -23,7 +21,7 @@ func (junkPasskeys) BeginLogin(context.Context) (authn.Challenge, error) {
 	return authn.Challenge{State: []byte(`{}`), Show: map[string]any{"kind": "webauthn-login"}}, nil
 }
 
-func (junkPasskeys) FinishLogin(context.Context, []byte, []byte) (string, authn.Proof, error) {
+func (junkPasskeys) FinishLogin(context.Context, []byte, []byte, func(context.Context) error) (string, authn.Proof, error) {
 	return "", authn.Proof{}, authn.ErrInvalid
 }
 
@@ -34,6 +32,11 @@ func (junkPasskeys) FinishLogin(context.Context, []byte, []byte) (string, authn.
 func TestPasskeySignInAddressNeverLockedForGood(t *testing.T) {
 	rg := newRig(t, func(d *Deps) {
 		d.Passkeys = junkPasskeys{}
+		box, err := secrets.New([]byte("0123456789abcdef0123456789abcdef"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.PasskeyChallenges = authn.NewLoginChallenges(box, d.KV, d.Now)
 		ip := authn.NewThrottle(d.KV, d.Now)
 		ip.Free, ip.HardLimit = 100, 0
 		d.IPThrottle = ip

@@ -9,6 +9,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -36,6 +37,9 @@ var staticFS embed.FS
 
 // maxFormBytes bounds sign-in form bodies.
 const maxFormBytes = 64 << 10
+
+// maxUsernameBytes bounds the user name a sign-in form may carry.
+const maxUsernameBytes = 256
 
 // Authenticator checks passwords.
 type Authenticator interface {
@@ -105,6 +109,9 @@ type Deps struct {
 	// Passkeys, when set, offers passwordless sign-in on the sign-in
 	// page.
 	Passkeys PasskeyLogin
+	// PasskeyChallenges seals passwordless sign-ins into the page; it is
+	// needed when Passkeys is set.
+	PasskeyChallenges *authn.LoginChallenges
 	// Detail adds a method-specific line to listed credentials.
 	Detail CredentialDetail
 	// SignIns writes sign-in attempts to the sign-in log; nil skips. An
@@ -168,6 +175,9 @@ func New(d Deps) (*Pages, error) {
 	}
 	if d.ReportLinkLifetime <= 0 {
 		d.ReportLinkLifetime = 7 * 24 * time.Hour
+	}
+	if d.Passkeys != nil && d.PasskeyChallenges == nil {
+		return nil, errors.New("web: passkey sign-in needs PasskeyChallenges")
 	}
 	p := &Pages{Deps: d, csrf: newCSRF(d.CSRFKey, d.Secure), pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{
@@ -297,7 +307,7 @@ func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Has("password_changed") {
 		v.Notice = "Your password was changed. Sign in with the new one."
 	}
-	p.passkeyLogin(r, &v)
+	p.passkeyLogin(w, r, &v)
 	p.render(w, r, http.StatusOK, "login", v)
 	return nil
 }
@@ -309,6 +319,15 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	username, returnTo := r.PostFormValue("username"), safeReturnTo(r.PostFormValue("return_to"))
 	ip := p.ClientIP.Of(r).String()
+	// The failure counters and the risk history are keyed by the typed
+	// name, which an anonymous client chooses: a name as long as the form
+	// allows (64 KiB) would make each failed attempt store that much, for
+	// days. No account has such a name, so it is refused unstored.
+	if len(username) > maxUsernameBytes {
+		p.render(w, r, http.StatusBadRequest, "login", view{Title: "Sign in", ReturnTo: returnTo,
+			Error: fmt.Sprintf("A user name has at most %d characters. Check what you typed.", maxUsernameBytes)})
+		return nil
+	}
 	// Guessing is slowed per account (a targeted attack) and per address
 	// (one source spraying many accounts), before any password is hashed.
 	userKey, ipKey := "login:"+strings.ToLower(strings.TrimSpace(username)), "ip:"+ip
@@ -353,7 +372,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		v := view{Title: "Sign in", Error: msg, Username: username, ReturnTo: returnTo}
-		p.passkeyLogin(r, &v)
+		p.passkeyLogin(w, r, &v)
 		p.render(w, r, http.StatusUnauthorized, "login", v)
 		return nil
 	}

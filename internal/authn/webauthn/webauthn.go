@@ -348,13 +348,18 @@ func (m *Method) BeginLogin(_ context.Context) (authn.Challenge, error) {
 }
 
 // FinishLogin checks a passwordless assertion and returns the id of the
-// user it signs in.
+// user it signs in. spend is called once the signature has verified and
+// before anything is recorded: it makes the challenge single use, and its
+// error refuses the sign-in.
 //
 // The user handle in the response is not covered by the signature, so it
 // is only a hint: the credential must be one of that user's own and the
 // signature must verify with its stored key. Someone who puts a victim's
 // user handle next to their own credential gets "unknown credential".
-func (m *Method) FinishLogin(ctx context.Context, state, data []byte) (string, authn.Proof, error) {
+func (m *Method) FinishLogin(ctx context.Context, state, data []byte, spend func(context.Context) error) (string, authn.Proof, error) {
+	if spend == nil {
+		return "", authn.Proof{}, errors.New("webauthn: passwordless login needs a way to spend its challenge")
+	}
 	var session gowebauthn.SessionData
 	if err := json.Unmarshal(state, &session); err != nil {
 		return "", authn.Proof{}, fmt.Errorf("webauthn: ceremony state is corrupt: %w", err)
@@ -393,6 +398,13 @@ func (m *Method) FinishLogin(ctx context.Context, state, data []byte) (string, a
 	// revealed to someone who does not hold its passkey.
 	if found.Disabled {
 		return "", authn.Proof{}, fmt.Errorf("webauthn: %w", authn.ErrDisabledAccount)
+	}
+	// A replayed assertion verifies as well as the first: only spending
+	// the challenge tells them apart. It is spent before the counter is
+	// recorded, so a replay of a counting key is refused as a replay, not
+	// taken for a clone.
+	if err := spend(ctx); err != nil {
+		return "", authn.Proof{}, err
 	}
 	p, err := m.commit(ctx, parsed)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
 
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 )
@@ -489,7 +490,7 @@ func TestDiscoverableLogin(t *testing.T) {
 		if ch.Show["kind"] != KindLogin || len(opts.Allow) != 0 || opts.UV != "required" {
 			t.Fatalf("passwordless options %v", ch.Show)
 		}
-		return f.m.FinishLogin(ctx, ch.State, answer(ch.Show))
+		return f.m.FinishLogin(ctx, ch.State, answer(ch.Show), func(context.Context) error { return nil })
 	}
 
 	t.Run("ok/resolves-the-right-user", func(t *testing.T) {
@@ -544,6 +545,90 @@ func TestDiscoverableLogin(t *testing.T) {
 			t.Fatalf("FinishLogin = %v, want ErrDisabledAccount", err)
 		}
 	})
+}
+
+// TestSealedLoginSingleUse replays a passwordless sign-in whose state
+// lives in the page: the same assertion, answered to the same sealed
+// challenge, must sign in once. Only a verified answer writes, and a
+// replay of a counting key is refused as a replay without touching the
+// credential.
+func TestSealedLoginSingleUse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := setup(t, Config{})
+	k := newSoftKey(t)
+	cred := f.enroll(t, f.alice, k, "a")
+	box, err := secrets.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := authn.NewLoginChallenges(box, f.st, f.m.now)
+	spent := func(t *testing.T) int {
+		t.Helper()
+		n, _, err := f.st.KVUsage(ctx, "authn/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	begin := func(t *testing.T) (string, map[string]any) {
+		t.Helper()
+		ch, err := f.m.BeginLogin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := lc.Seal(ch.State, "browser-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token, ch.Show
+	}
+	finish := func(t *testing.T, token string, data []byte) (string, error) {
+		t.Helper()
+		c, err := lc.Open(token, "browser-1")
+		if err != nil {
+			return "", err
+		}
+		id, _, err := f.m.FinishLogin(ctx, c.State, data, func(ctx context.Context) error { return lc.Spend(ctx, c) })
+		return id, err
+	}
+
+	token, show := begin(t)
+	wrong := newSoftKey(t)
+	if _, err := finish(t, token, wrong.assert(t, show)); !errors.Is(err, authn.ErrInvalid) {
+		t.Fatalf("fail/unknown-key: %v, want ErrInvalid", err)
+	}
+	if n := spent(t); n != 0 {
+		t.Fatalf("fail/unknown-key: a refused answer stored %d records", n)
+	}
+	data := k.assert(t, show)
+	if id, err := finish(t, token, data); err != nil || id != f.alice.ID {
+		t.Fatalf("ok/first-answer = %q, %v", id, err)
+	}
+	before, err := f.st.GetCredential(ctx, cred.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := finish(t, token, data); !errors.Is(err, authn.ErrNoCeremony) {
+			t.Fatalf("attack/replay-%d = %v, want ErrNoCeremony", i, err)
+		}
+	}
+	after, err := f.st.GetCredential(ctx, cred.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after.Data) != string(before.Data) {
+		t.Fatal("attack/replay: a replayed assertion changed the stored credential")
+	}
+	if n := spent(t); n != 1 {
+		t.Fatalf("one sign-in stored %d spent-challenge records, want 1", n)
+	}
+	// A fresh challenge signs in again: spending is per challenge.
+	token2, show2 := begin(t)
+	if _, err := finish(t, token2, k.assert(t, show2)); err != nil {
+		t.Fatalf("ok/second-sign-in: %v", err)
+	}
 }
 
 func TestEnrollPolicy(t *testing.T) {
