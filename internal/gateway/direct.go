@@ -267,7 +267,7 @@ func (rt *route) withoutOwnCookies(values []string) []string {
 // isOwnCookie reports whether name is one of the gateway's cookies on
 // rt's host: its session cookie or the hand-off's binding cookie.
 func (rt *route) isOwnCookie(name string) bool {
-	return name == rt.cookieName() || name == rt.bindingCookie()
+	return name == rt.cookieName() || name == rt.bindingCookie() || name == rt.answerCookie()
 }
 
 // mayNameOwnCookie is the quick check that lets headers which cannot

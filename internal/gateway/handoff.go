@@ -16,6 +16,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/web"
 )
 
 // Key/value prefixes. Bearer values (tickets, cookies, kept-request ids)
@@ -36,6 +37,11 @@ const (
 	ticketLifetime = time.Minute
 	// keptLifetime bounds how long a kept request waits for its step-up.
 	keptLifetime = 10 * time.Minute
+	// spentTicketLifetime is how long a redeemed ticket is remembered,
+	// so that reloading its callback leads on rather than to an error.
+	// One record per hand-off a signed-in user completed, as the gateway
+	// session that hand-off made is.
+	spentTicketLifetime = 12 * time.Hour
 )
 
 func hashKey(prefix, secret string) string {
@@ -234,6 +240,9 @@ type ticket struct {
 	// OAuth's state does: a ticket or kept request sent to someone else's
 	// browser is refused there.
 	Binding string `json:"bind"`
+	// Spent marks a redeemed ticket; Target is where it led.
+	Spent  bool   `json:"spent,omitempty"`
+	Target string `json:"target,omitempty"`
 }
 
 // bindingCookie names the hand-off binding cookie of a route's host.
@@ -342,16 +351,25 @@ func (g *Gateway) Start(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	key := hashKey(prefixTicket, q.Get("ticket"))
-	var t ticket
-	err := getJSON(ctx, g.Store, key, &t)
-	if err == nil {
-		err = g.Store.DeleteKV(ctx, key) // single use: of two redemptions one fails
+	target, ok := localTarget(q.Get("target"))
+	if !ok {
+		target = rt.prefix + "/"
+	}
+	t, err := g.redeem(ctx, q.Get("ticket"), target)
+	if errors.Is(err, errTicketSpent) && t.Route == rt.name && boundTo(r, rt, t.Binding) {
+		// The browser that completed this hand-off loads its address
+		// again (a reload, a restored tab, Back): it goes on to where the
+		// hand-off led, with GET. Nothing is redeemed again: a kept form
+		// is not sent a second time, and a single-use rule asks anew.
+		http.Redirect(w, r, t.Target, http.StatusSeeOther) //nolint:gosec // localTarget admitted it when the ticket was spent
+		return
 	}
 	// A ticket minted for another application is refused: tickets cannot
-	// be carried between apps.
+	// be carried between apps. A spent one in another browser is refused
+	// too: it proves nothing there.
 	if err != nil || t.Route != rt.name {
-		g.refuse(w, r, http.StatusBadRequest, "This sign-in link has expired or was already used. Go back and try again.")
+		g.refuseWith(w, r, http.StatusBadRequest, "This sign-in link has expired or was already used.",
+			web.Link{Label: "Open the page you asked for", URL: rt.origin() + target})
 		return
 	}
 	if !boundTo(r, rt, t.Binding) {
@@ -361,7 +379,8 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 	cookie := newSecret()
 	s, err := g.Sessions.ByID(ctx, t.SessionID)
 	if err != nil {
-		g.refuse(w, r, http.StatusBadRequest, "Your sign-in ended. Go back and try again.")
+		g.refuseWith(w, r, http.StatusBadRequest, "Your sign-in ended.",
+			web.Link{Label: "Sign in again", URL: rt.origin() + target})
 		return
 	}
 	b, _ := json.Marshal(gwSession{SessionID: t.SessionID, UserID: t.UserID, Route: rt.name})
@@ -377,11 +396,34 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 		g.replay(w, r, rt, id, t.Binding)
 		return
 	}
-	target, ok := localTarget(q.Get("target"))
-	if !ok {
-		target = rt.prefix + "/"
-	}
 	http.Redirect(w, r, target, http.StatusSeeOther) //nolint:gosec // localTarget admits paths on this host only
+}
+
+// errTicketSpent is a ticket presented again after its redemption.
+var errTicketSpent = errors.New("gateway: ticket already redeemed")
+
+// redeem spends ticket tok, which leads to target, and returns it. It is
+// single use: of two redemptions one gets errTicketSpent (with the
+// ticket, so the caller can tell the browser that spent it from another
+// one). A spent ticket is kept for spentTicketLifetime, marked spent and
+// with the address it led to, so that reloading the callback leads there
+// again instead of to an error.
+func (g *Gateway) redeem(ctx context.Context, tok, target string) (ticket, error) {
+	var t ticket
+	_, err := g.Store.RenewKV(ctx, hashKey(prefixTicket, tok), func(old []byte) ([]byte, time.Time, error) {
+		t = ticket{}
+		if err := json.Unmarshal(old, &t); err != nil {
+			return nil, time.Time{}, err
+		}
+		if t.Spent {
+			return nil, time.Time{}, errTicketSpent
+		}
+		spent := t
+		spent.Spent, spent.Target = true, target
+		b, err := json.Marshal(spent)
+		return b, g.Now().Add(spentTicketLifetime), err
+	})
+	return t, err
 }
 
 // replay sends a kept request upstream, once, after the decision is
@@ -390,7 +432,11 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, bind string) {
 	k, err := g.takeKept(r, id)
 	if err != nil || k.Route != rt.name || k.Binding != bind {
-		g.refuse(w, r, http.StatusBadRequest, "The request you sent before signing in has expired or was already sent. Send it again.")
+		var more []web.Link
+		if target, ok := localTarget(r.URL.Query().Get("target")); ok {
+			more = append(more, web.Link{Label: "Open the page you asked for", URL: rt.origin() + target})
+		}
+		g.refuseWith(w, r, http.StatusBadRequest, "The request you sent before signing in has expired or was already sent. Send it again.", more...)
 		return
 	}
 	who, err := g.browserIdentity(r, rt)
@@ -434,7 +480,7 @@ func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, 
 		g.challengeBrowser(w, orig, rt, ru, who, k.Path, v)
 	default:
 		who.acrs = v.acrs
-		g.proxyTo(rt)(w, orig, who, k.Path)
+		g.answerOnce(w, orig, rt, who, k)
 	}
 }
 
