@@ -251,6 +251,8 @@ func TestBrowserGateway(t *testing.T) {
 		case r.Method == http.MethodGet && r.URL.Path == "/transfers/new":
 			fmt.Fprint(w, `<!doctype html><title>bank</title><form method="post" action="/transfers">`+
 				`<input id="amount" name="amount"><input id="to" name="to"><button id="send" type="submit">Send</button></form>`)
+		case r.Method == http.MethodGet && r.URL.Path == "/transfers":
+			fmt.Fprint(w, `<!doctype html><title>bank</title><p id="list">your transfers</p>`)
 		case r.Method == http.MethodPost && r.URL.Path == "/transfers":
 			_ = r.ParseForm()
 			mu.Lock()
@@ -297,11 +299,21 @@ func TestBrowserGateway(t *testing.T) {
 	if done != "sent 250 to DE89 3704 for "+testUser {
 		t.Errorf("the bank says %q", done)
 	}
+	// The address bar shows the bank's address, not the hand-off's, and
+	// reloading it is a plain GET: the form is not sent again.
+	b.waitFor("the form's own address", `location.pathname === "/transfers" && location.search === ""`)
+	b.run("reload the confirmation", chromedp.Reload())
+	b.waitFor("the bank's answer to a GET of the address", `document.getElementById("list") !== null`)
 	mu.Lock()
 	if len(transfers) != 1 || transfers[0] != "amount=250&to=DE89+3704" {
 		t.Errorf("the bank received %q, want the original form exactly once", transfers)
 	}
 	mu.Unlock()
+
+	// A page the gateway shows on the bank's host is styled by Stepgate's
+	// stylesheet (the bank's /static/ is not Stepgate's).
+	b.run("open a spent sign-in link", chromedp.Navigate(bankURL+"/.stepgate/callback?ticket=spent&target=%2Ftransfers%2Fnew"))
+	b.waitFor("the styled error page with a way back", `document.querySelector("#ways-on a") !== null && getComputedStyle(document.body).backgroundColor === "rgb(245, 246, 250)"`)
 
 	// The admin pages need a passkey: enroll one, then step up with it.
 	b.run("enroll a passkey",
@@ -319,9 +331,10 @@ func TestBrowserGateway(t *testing.T) {
 	if !strings.Contains(admin, "admin for "+testUser) || !strings.Contains(admin, "hwk") {
 		t.Errorf("the admin page says %q, want alice with a passkey proof", admin)
 	}
-	// Single use: opening it again asks for the passkey again, and the
+	// Single use: reloading it asks for the passkey again, and the
 	// page offers the passkey alone, never the password.
-	b.run("open the admin page again", chromedp.Navigate(bankURL+"/admin/"))
+	b.waitFor("the admin page's own address", `location.pathname === "/admin/"`)
+	b.run("reload the admin page", chromedp.Reload())
 	b.waitFor("the step-up page offering the passkey again", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
 	b.waitFor("no password on the passkey rule's step-up page",
 		`document.querySelector('input[name="password"]') === null && document.querySelector('a[href*="method=password"]') === null`)

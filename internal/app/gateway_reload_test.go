@@ -303,3 +303,28 @@ func (g *gatewayRig) checkAppPage(t *testing.T, c *http.Client, resp *http.Respo
 		}
 	}
 }
+
+// TestGatewayCrossSiteLinkToSingleUse: a link from another site to a
+// single-use page (and a reload of one the hand-off led to, which
+// Chromium sends as cross-site) asks for the step-up and opens the page
+// once; a form another site posts is still refused.
+func TestGatewayCrossSiteLinkToSingleUse(t *testing.T) {
+	g := startGateway(t)
+	b := g.signedInGateway(t)
+	resp := mustDo(t, b, "GET", g.app+"/admin/users", "", "Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate")
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "kept=") {
+		resp.Body.Close()
+		t.Fatalf("ok/cross-site-link: %d %s, want the step-up with the request kept", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := g.walk(t, b, resp, func(loc *url.URL) *http.Response {
+		return g.stepUp(t, b, loc.Query().Get("return_to"), testPassword)
+	})
+	if resp.StatusCode != http.StatusOK || body != "upstream: GET /admin/users" {
+		t.Fatalf("ok/cross-site-link: after the step-up %d %q", resp.StatusCode, body)
+	}
+	resp = mustDo(t, b, "POST", g.app+"/transfers", "amount=1&to=mallory", "Sec-Fetch-Site", "cross-site")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("fail/cross-site-form: %d, want 403", resp.StatusCode)
+	}
+}

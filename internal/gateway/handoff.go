@@ -196,10 +196,22 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 	return id, true
 }
 
-// crossSite reports whether a browser sent r on another origin's behalf:
-// by Fetch metadata where the browser sends it, else by Origin.
-// Requests with neither (curl, scripts) are not a browser's.
+// crossSite reports whether a browser sent r, a request that changes
+// something, on another origin's behalf: by Fetch metadata where the
+// browser sends it, else by Origin. Requests with neither (curl,
+// scripts) are not a browser's.
+//
+// A GET or HEAD is never refused as one: it is kept only for a
+// single-use rule, and a link from another site (a mail, a chat) is how
+// users arrive there. So is a reload of a page the hand-off led to,
+// which Chromium sends as cross-site, as the redirects from Stepgate's
+// host began it. The browser sends such a navigation with the gateway's
+// Lax cookie anyway, so keeping it gives another site nothing; the
+// replay does not claim it was same-origin (see replay).
 func crossSite(r *http.Request, rt *route) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return false
+	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "same-origin", "none":
 		return false
@@ -453,14 +465,17 @@ func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, 
 		orig.Header.Set("Content-Type", k.ContentType)
 	}
 	// The replay arrives on the callback's navigation, which came from
-	// Stepgate's host; what is replayed is the same-origin request that
-	// was kept, and it says so, so an application's own cross-origin
-	// checks accept it.
-	for _, h := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Referer"} {
+	// Stepgate's host; what is replayed is the request that was kept. A
+	// form was kept only when same-origin (see crossSite), and it says
+	// so, so an application's own cross-origin checks accept it. A GET
+	// or HEAD may have come from anywhere: it claims no origin.
+	for _, h := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Referer", "Origin"} {
 		orig.Header.Del(h)
 	}
-	orig.Header.Set("Origin", rt.origin())
-	orig.Header.Set("Sec-Fetch-Site", "same-origin")
+	if k.Method != http.MethodGet && k.Method != http.MethodHead {
+		orig.Header.Set("Origin", rt.origin())
+		orig.Header.Set("Sec-Fetch-Site", "same-origin")
+	}
 	ru := rt.ruleFor(k.Method, k.Path)
 	asked := k.CreatedAt
 	if !k.AskedAt.IsZero() {
