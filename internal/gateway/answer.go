@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,7 +22,7 @@ import (
 // the application's address, and a reload is a plain GET of it: a kept
 // form is never sent twice, and a single-use rule asks again.
 //
-// An answer the upstream streams (it flushes), that is larger than
+// An answer the upstream streams (server-sent events), that is larger than
 // heldAnswerLimit, or that is a redirect is passed to the browser at
 // once, as before; reloading the callback then leads to the address with
 // GET (see callback).
@@ -213,9 +214,18 @@ func (hw *holdingWriter) Write(b []byte) (int, error) {
 	return hw.body.Write(b)
 }
 
-// FlushError passes the answer on: an upstream that flushes streams.
+// FlushError passes the answer on when it is a stream: server-sent
+// events, or an answer that asks not to be buffered. Other flushes are
+// the proxy's for any answer without a length (most pages of a few
+// kilobytes), which are held like the rest.
 func (hw *holdingWriter) FlushError() error {
-	hw.release()
+	if !hw.passing {
+		ct, _, _ := mime.ParseMediaType(hw.header.Get("Content-Type"))
+		if ct != "text/event-stream" && !strings.EqualFold(hw.header.Get("X-Accel-Buffering"), "no") {
+			return nil
+		}
+		hw.release()
+	}
 	return http.NewResponseController(hw.w).Flush()
 }
 

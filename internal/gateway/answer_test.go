@@ -27,6 +27,19 @@ func TestHoldingWriter(t *testing.T) {
 			w.WriteHeader(http.StatusUnprocessableEntity)
 			_, _ = w.Write([]byte("bad"))
 		}},
+		{name: "ok/held-unannounced-length", held: true, status: http.StatusOK, bodyLen: 4, answer: func(w http.ResponseWriter) {
+			// The proxy flushes an answer without Content-Length piece by
+			// piece; a page is held all the same.
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write([]byte("ab"))
+			_ = http.NewResponseController(w).Flush()
+			_, _ = w.Write([]byte("cd"))
+		}},
+		{name: "pass/unbuffered", status: http.StatusOK, bodyLen: 2, answer: func(w http.ResponseWriter) {
+			w.Header().Set("X-Accel-Buffering", "no")
+			_, _ = w.Write([]byte("ab"))
+			_ = http.NewResponseController(w).Flush()
+		}},
 		{name: "ok/held-empty", held: true, status: http.StatusOK, answer: func(http.ResponseWriter) {}},
 		{name: "pass/too-large", status: http.StatusOK, bodyLen: heldAnswerLimit + 2, answer: func(w http.ResponseWriter) {
 			_, _ = w.Write([]byte(strings.Repeat("a", heldAnswerLimit)))
