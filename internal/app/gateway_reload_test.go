@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,29 @@ func (g *gatewayRig) handOff(t *testing.T, c *http.Client, resp *http.Response, 
 	}
 	t.Fatal("no page after 12 redirects")
 	return nil, "", "", ""
+}
+
+// upToCallback follows redirects from resp, stepping up with answer,
+// up to the application's callback, and returns its address unvisited.
+func (g *gatewayRig) upToCallback(t *testing.T, c *http.Client, resp *http.Response, answer func(loc *url.URL) *http.Response) string {
+	t.Helper()
+	for range 8 {
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("no redirect to the callback: %d", resp.StatusCode)
+		}
+		switch {
+		case strings.Contains(loc.Path, "/.stepgate/callback"):
+			return loc.String()
+		case strings.HasPrefix(loc.String(), g.base+"/stepup"):
+			resp = answer(loc)
+		default:
+			resp = mustDo(t, c, "GET", loc.String(), "")
+		}
+	}
+	t.Fatal("no callback after 8 redirects")
+	return ""
 }
 
 // totpAnswer steps up with a code from the authenticator app secret.
@@ -165,23 +189,8 @@ func TestGatewayHeldAnswerIsTheBrowsers(t *testing.T) {
 	appURL, _ := url.Parse(g.app)
 
 	// The victim's transfer, up to the callback's answer.
-	resp := mustDo(t, victim, "POST", g.app+"/transfers", "amount=5&to=DE89370400440532013000")
-	step := g.totpAnswer(t, victim, secret)
-	for range 8 {
-		resp.Body.Close()
-		loc, _ := resp.Location()
-		if loc == nil {
-			t.Fatalf("no callback redirect: %d", resp.StatusCode)
-		}
-		if strings.HasPrefix(loc.String(), g.base+"/stepup") {
-			resp = step(loc)
-			continue
-		}
-		resp = mustDo(t, victim, "GET", loc.String(), "")
-		if strings.Contains(loc.Path, "/.stepgate/callback") {
-			break
-		}
-	}
+	callback := g.upToCallback(t, victim, mustDo(t, victim, "POST", g.app+"/transfers", "amount=5&to=DE89370400440532013000"), g.totpAnswer(t, victim, secret))
+	resp := mustDo(t, victim, "GET", callback, "")
 	resp.Body.Close()
 	var id string
 	for _, c := range resp.Cookies() {
@@ -326,5 +335,42 @@ func TestGatewayCrossSiteLinkToSingleUse(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("fail/cross-site-form: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestGatewayCallbackRace: the browser loads its callback several times
+// at once (a double click, a reload during the redirect): the ticket is
+// redeemed once, the kept form reaches the upstream once, and every
+// other load goes on to the address with GET.
+func TestGatewayCallbackRace(t *testing.T) {
+	g := startGateway(t)
+	b := g.signedInGateway(t)
+	secret := g.enrollTOTP(t, b)
+	callback := g.upToCallback(t, b, mustDo(t, b, "POST", g.app+"/transfers", "amount=7&to=DE89370400440532013000"), g.totpAnswer(t, b, secret))
+	const n = 6
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := b.Get(callback)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != http.StatusSeeOther {
+			t.Errorf("a concurrent load of the callback answered %d, want 303", s)
+		}
+	}
+	if c := g.upstream.count("POST", "/transfers"); c != 1 {
+		t.Fatalf("fail/double-redemption: the upstream received the transfer %d times, want once", c)
 	}
 }

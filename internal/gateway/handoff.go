@@ -421,6 +421,17 @@ var errTicketSpent = errors.New("gateway: ticket already redeemed")
 // with the address it led to, so that reloading the callback leads there
 // again instead of to an error.
 func (g *Gateway) redeem(ctx context.Context, tok, target string) (ticket, error) {
+	t, err := g.spendTicket(ctx, tok, target)
+	if errors.Is(err, store.ErrConflict) {
+		// Spent by a concurrent load (a double click): read it again, as
+		// spent, so that this load goes on too.
+		t, err = g.spendTicket(ctx, tok, target)
+	}
+	return t, err
+}
+
+// spendTicket marks ticket tok spent, once; see redeem.
+func (g *Gateway) spendTicket(ctx context.Context, tok, target string) (ticket, error) {
 	var t ticket
 	_, err := g.Store.RenewKV(ctx, hashKey(prefixTicket, tok), func(old []byte) ([]byte, time.Time, error) {
 		t = ticket{}
