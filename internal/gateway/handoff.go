@@ -450,8 +450,8 @@ func (g *Gateway) spendTicket(ctx context.Context, tok, target string) (ticket, 
 }
 
 // replay sends a kept request upstream, once, after the decision is
-// made again for it: the browser's answer to the callback is the
-// upstream's answer to the original request.
+// made again for it; the browser is shown the upstream's answer at the
+// original request's address (see answerOnce).
 func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, bind string) {
 	k, err := g.takeKept(r, id)
 	if err != nil || k.Route != rt.name || k.Binding != bind {
