@@ -258,9 +258,11 @@ func TestBrowserGateway(t *testing.T) {
 			mu.Lock()
 			transfers = append(transfers, r.PostForm.Encode())
 			mu.Unlock()
-			fmt.Fprintf(w, `<!doctype html><title>bank</title><p id="done">sent %s to %s for %s</p>`,
+			// Longer than Go's server buffers: sent without a length, which
+			// the proxy flushes piece by piece, as most pages are.
+			fmt.Fprintf(w, `<!doctype html><title>bank</title><p id="done">sent %s to %s for %s</p><!-- %s -->`,
 				template.HTMLEscapeString(r.PostForm.Get("amount")), template.HTMLEscapeString(r.PostForm.Get("to")),
-				template.HTMLEscapeString(r.Header.Get("X-Stepgate-User")))
+				template.HTMLEscapeString(r.Header.Get("X-Stepgate-User")), strings.Repeat("padding ", 2048))
 		case strings.HasPrefix(r.URL.Path, "/admin"):
 			fmt.Fprintf(w, `<!doctype html><title>bank</title><p id="admin">admin for %s (%s)</p>`,
 				template.HTMLEscapeString(r.Header.Get("X-Stepgate-User")), template.HTMLEscapeString(r.Header.Get("X-Stepgate-Amr")))
