@@ -251,14 +251,18 @@ func TestBrowserGateway(t *testing.T) {
 		case r.Method == http.MethodGet && r.URL.Path == "/transfers/new":
 			fmt.Fprint(w, `<!doctype html><title>bank</title><form method="post" action="/transfers">`+
 				`<input id="amount" name="amount"><input id="to" name="to"><button id="send" type="submit">Send</button></form>`)
+		case r.Method == http.MethodGet && r.URL.Path == "/transfers":
+			fmt.Fprint(w, `<!doctype html><title>bank</title><p id="list">your transfers</p>`)
 		case r.Method == http.MethodPost && r.URL.Path == "/transfers":
 			_ = r.ParseForm()
 			mu.Lock()
 			transfers = append(transfers, r.PostForm.Encode())
 			mu.Unlock()
-			fmt.Fprintf(w, `<!doctype html><title>bank</title><p id="done">sent %s to %s for %s</p>`,
+			// Longer than Go's server buffers: sent without a length, which
+			// the proxy flushes piece by piece, as most pages are.
+			fmt.Fprintf(w, `<!doctype html><title>bank</title><p id="done">sent %s to %s for %s</p><!-- %s -->`,
 				template.HTMLEscapeString(r.PostForm.Get("amount")), template.HTMLEscapeString(r.PostForm.Get("to")),
-				template.HTMLEscapeString(r.Header.Get("X-Stepgate-User")))
+				template.HTMLEscapeString(r.Header.Get("X-Stepgate-User")), strings.Repeat("padding ", 2048))
 		case strings.HasPrefix(r.URL.Path, "/admin"):
 			fmt.Fprintf(w, `<!doctype html><title>bank</title><p id="admin">admin for %s (%s)</p>`,
 				template.HTMLEscapeString(r.Header.Get("X-Stepgate-User")), template.HTMLEscapeString(r.Header.Get("X-Stepgate-Amr")))
@@ -297,11 +301,21 @@ func TestBrowserGateway(t *testing.T) {
 	if done != "sent 250 to DE89 3704 for "+testUser {
 		t.Errorf("the bank says %q", done)
 	}
+	// The address bar shows the bank's address, not the hand-off's, and
+	// reloading it is a plain GET: the form is not sent again.
+	b.waitFor("the form's own address", `location.pathname === "/transfers" && location.search === ""`)
+	b.run("reload the confirmation", chromedp.Reload())
+	b.waitFor("the bank's answer to a GET of the address", `document.getElementById("list") !== null`)
 	mu.Lock()
 	if len(transfers) != 1 || transfers[0] != "amount=250&to=DE89+3704" {
 		t.Errorf("the bank received %q, want the original form exactly once", transfers)
 	}
 	mu.Unlock()
+
+	// A page the gateway shows on the bank's host is styled by Stepgate's
+	// stylesheet (the bank's /static/ is not Stepgate's).
+	b.run("open a spent sign-in link", chromedp.Navigate(bankURL+"/.stepgate/callback?ticket=spent&target=%2Ftransfers%2Fnew"))
+	b.waitFor("the styled error page with a way back", `document.querySelector("#ways-on a") !== null && getComputedStyle(document.body).backgroundColor === "rgb(245, 246, 250)"`)
 
 	// The admin pages need a passkey: enroll one, then step up with it.
 	b.run("enroll a passkey",
@@ -319,9 +333,10 @@ func TestBrowserGateway(t *testing.T) {
 	if !strings.Contains(admin, "admin for "+testUser) || !strings.Contains(admin, "hwk") {
 		t.Errorf("the admin page says %q, want alice with a passkey proof", admin)
 	}
-	// Single use: opening it again asks for the passkey again, and the
+	// Single use: reloading it asks for the passkey again, and the
 	// page offers the passkey alone, never the password.
-	b.run("open the admin page again", chromedp.Navigate(bankURL+"/admin/"))
+	b.waitFor("the admin page's own address", `location.pathname === "/admin/"`)
+	b.run("reload the admin page", chromedp.Reload())
 	b.waitFor("the step-up page offering the passkey again", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
 	b.waitFor("no password on the passkey rule's step-up page",
 		`document.querySelector('input[name="password"]') === null && document.querySelector('a[href*="method=password"]') === null`)

@@ -98,6 +98,11 @@ func NewBank(o BankOptions) (*Bank, error) {
 	b.mux.Handle("GET /{$}", b.signedIn(b.accounts))
 	b.mux.Handle("GET /transfers/new", b.signedIn(b.transferForm))
 	b.mux.Handle("POST /transfers", b.signedIn(b.transfer))
+	// A reload of the confirmation, which the gateway shows at the
+	// form's address, is a GET of it: back to the form, nothing sent.
+	b.mux.Handle("GET /transfers", b.signedIn(func(w http.ResponseWriter, r *http.Request, _ *Identity) {
+		http.Redirect(w, r, "/transfers/new", http.StatusSeeOther)
+	}))
 	// With and without the slash: a redirect from one to the other would
 	// cost a second single-use proof on /admin.
 	b.mux.Handle("GET /customers/", b.signedIn(b.customers))

@@ -287,12 +287,13 @@ func (rt *route) withoutOwnCookies(values []string) []string {
 	return out
 }
 
-// Names of the gateway's cookies on a route's host: its session cookie
-// and the hand-off's binding cookie, each with the __Host- prefix on an
-// https route.
+// Names of the gateway's cookies on a route's host: its session cookie,
+// the hand-off's binding cookie and the held answer's cookie, each with
+// the __Host- prefix on an https route.
 const (
 	ownSessionCookie = "stepgate_gw"
 	ownBindCookie    = "stepgate_gw_bind"
+	ownAnswerCookie  = "stepgate_gw_answer"
 )
 
 // isOwnCookie reports whether name is, or could be read as, one of the
@@ -308,7 +309,7 @@ func isOwnCookie(name string) bool {
 			break
 		}
 	}
-	return foldASCII(name, ownSessionCookie) || foldASCII(name, ownBindCookie)
+	return foldASCII(name, ownSessionCookie) || foldASCII(name, ownBindCookie) || foldASCII(name, ownAnswerCookie)
 }
 
 // foldASCII reports whether s is lower, a lower-case ASCII string, in

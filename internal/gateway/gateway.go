@@ -34,6 +34,7 @@ import (
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/web"
 )
 
 // callbackPath is where, on an application's host, the gateway receives
@@ -71,8 +72,13 @@ type Deps struct {
 	Box *secrets.Box
 	// Methods lists the methods a user can prove, in prompt order, for
 	// the step-up page's hint.
-	Methods   func(r *http.Request, u store.User) ([]string, error)
-	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string)
+	Methods func(r *http.Request, u store.User) ([]string, error)
+	// ErrorPage shows an error on Stepgate's own host (its hand-off
+	// endpoint); AppErrorPage on an application's host, where every
+	// address in the page must lead back to the issuer or the
+	// application. Without AppErrorPage, ErrorPage serves both.
+	ErrorPage    func(w http.ResponseWriter, r *http.Request, status int, msg string)
+	AppErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string, links []web.Link)
 	// Metrics counts decisions; nil counts nothing.
 	Metrics *metrics.Metrics
 	// SignIns writes the decisions that matter to the sign-in log (see
@@ -209,6 +215,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.callback(w, r, rt)
 		return
 	}
+	if mayHoldAnswer(r) && g.serveHeld(w, r, rt, p) {
+		return
+	}
 	g.handle(w, r, rt, p, g.proxyTo(rt))
 }
 
@@ -263,6 +272,12 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // refuse answers with an error page, or JSON to an API client.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	g.refuseWith(w, r, status, msg)
+}
+
+// refuseWith is refuse with first, links that lead on from this page
+// in particular, above the ones every page has.
+func (g *Gateway) refuseWith(w http.ResponseWriter, r *http.Request, status int, msg string, first ...web.Link) {
 	if wantsJSON(r) {
 		// Encoded as JSON and served as JSON (with nosniff): a message
 		// that quotes the request cannot become markup.
@@ -272,7 +287,39 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, msg
 		_ = json.NewEncoder(w).Encode(apiError{Error: http.StatusText(status), Description: msg})
 		return
 	}
-	g.ErrorPage(w, r, status, msg)
+	if g.AppErrorPage == nil {
+		g.ErrorPage(w, r, status, msg)
+		return
+	}
+	g.AppErrorPage(w, r, status, msg, append(first, g.waysOn(r, status)...))
+}
+
+// waysOn are the links of every page the gateway shows on an
+// application's host (or, through forward-auth, that the proxy shows
+// there): back to the application's home, and to the user's security
+// page on Stepgate, where a missing sign-in method is added. A refused
+// user may be signed in as the wrong person: they can sign out.
+func (g *Gateway) waysOn(r *http.Request, status int) []web.Link {
+	issuer := strings.TrimSuffix(g.Issuer, "/")
+	var links []web.Link
+	if rt := g.routeOf(r); rt != nil {
+		links = append(links, web.Link{Label: "Back to " + rt.host + rt.prefix, URL: rt.origin() + rt.prefix + "/"})
+	}
+	links = append(links, web.Link{Label: "Your security page", URL: issuer + "/account/security"})
+	if status == http.StatusForbidden {
+		links = append(links, web.Link{Label: "Sign out, to sign in as someone else", URL: issuer + "/logout"})
+	}
+	return links
+}
+
+// routeOf is the route r was sent to, if any: its path may be one the
+// gateway refuses, so the host alone decides when the path is unusable.
+func (g *Gateway) routeOf(r *http.Request) *route {
+	p, err := normalize(rawPath(r))
+	if err != nil {
+		p = "/"
+	}
+	return find(g.routes, r.Host, p)
 }
 
 // apiError is the body of a refusal to an API client.

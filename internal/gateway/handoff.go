@@ -16,6 +16,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/web"
 )
 
 // Key/value prefixes. Bearer values (tickets, cookies, kept-request ids)
@@ -36,6 +37,11 @@ const (
 	ticketLifetime = time.Minute
 	// keptLifetime bounds how long a kept request waits for its step-up.
 	keptLifetime = 10 * time.Minute
+	// spentTicketLifetime is how long a redeemed ticket is remembered,
+	// so that reloading its callback leads on rather than to an error.
+	// One record per hand-off a signed-in user completed, as the gateway
+	// session that hand-off made is.
+	spentTicketLifetime = 12 * time.Hour
 )
 
 func hashKey(prefix, secret string) string {
@@ -225,10 +231,22 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 	return id, true
 }
 
-// crossSite reports whether a browser sent r on another origin's behalf:
-// by Fetch metadata where the browser sends it, else by Origin.
-// Requests with neither (curl, scripts) are not a browser's.
+// crossSite reports whether a browser sent r, a request that changes
+// something, on another origin's behalf: by Fetch metadata where the
+// browser sends it, else by Origin. Requests with neither (curl,
+// scripts) are not a browser's.
+//
+// A GET or HEAD is never refused as one: it is kept only for a
+// single-use rule, and a link from another site (a mail, a chat) is how
+// users arrive there. So is a reload of a page the hand-off led to,
+// which Chromium sends as cross-site, as the redirects from Stepgate's
+// host began it. The browser sends such a navigation with the gateway's
+// Lax cookie anyway, so keeping it gives another site nothing; the
+// replay does not claim it was same-origin (see replay).
 func crossSite(r *http.Request, rt *route) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return false
+	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "same-origin", "none":
 		return false
@@ -269,6 +287,9 @@ type ticket struct {
 	// OAuth's state does: a ticket or kept request sent to someone else's
 	// browser is refused there.
 	Binding string `json:"bind"`
+	// Spent marks a redeemed ticket; Target is where it led.
+	Spent  bool   `json:"spent,omitempty"`
+	Target string `json:"target,omitempty"`
 }
 
 // bindingCookie names the hand-off binding cookie of a route's host.
@@ -377,16 +398,25 @@ func (g *Gateway) Start(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	key := hashKey(prefixTicket, q.Get("ticket"))
-	var t ticket
-	err := getJSON(ctx, g.Store, key, &t)
-	if err == nil {
-		err = g.Store.DeleteKV(ctx, key) // single use: of two redemptions one fails
+	target, ok := localTarget(q.Get("target"))
+	if !ok {
+		target = rt.prefix + "/"
+	}
+	t, err := g.redeem(ctx, q.Get("ticket"), target)
+	if errors.Is(err, errTicketSpent) && t.Route == rt.name && boundTo(r, rt, t.Binding) {
+		// The browser that completed this hand-off loads its address
+		// again (a reload, a restored tab, Back): it goes on to where the
+		// hand-off led, with GET. Nothing is redeemed again: a kept form
+		// is not sent a second time, and a single-use rule asks anew.
+		http.Redirect(w, r, t.Target, http.StatusSeeOther) //nolint:gosec // localTarget admitted it when the ticket was spent
+		return
 	}
 	// A ticket minted for another application is refused: tickets cannot
-	// be carried between apps.
+	// be carried between apps. A spent one in another browser is refused
+	// too: it proves nothing there.
 	if err != nil || t.Route != rt.name {
-		g.refuse(w, r, http.StatusBadRequest, "This sign-in link has expired or was already used. Go back and try again.")
+		g.refuseWith(w, r, http.StatusBadRequest, "This sign-in link has expired or was already used.",
+			web.Link{Label: "Open the page you asked for", URL: rt.origin() + target})
 		return
 	}
 	if !boundTo(r, rt, t.Binding) {
@@ -396,7 +426,8 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 	cookie := newSecret()
 	s, err := g.Sessions.ByID(ctx, t.SessionID)
 	if err != nil {
-		g.refuse(w, r, http.StatusBadRequest, "Your sign-in ended. Go back and try again.")
+		g.refuseWith(w, r, http.StatusBadRequest, "Your sign-in ended.",
+			web.Link{Label: "Sign in again", URL: rt.origin() + target})
 		return
 	}
 	b, _ := json.Marshal(gwSession{SessionID: t.SessionID, UserID: t.UserID, Route: rt.name})
@@ -412,20 +443,58 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 		g.replay(w, r, rt, id, t.Binding)
 		return
 	}
-	target, ok := localTarget(q.Get("target"))
-	if !ok {
-		target = rt.prefix + "/"
-	}
 	http.Redirect(w, r, target, http.StatusSeeOther) //nolint:gosec // localTarget admits paths on this host only
 }
 
+// errTicketSpent is a ticket presented again after its redemption.
+var errTicketSpent = errors.New("gateway: ticket already redeemed")
+
+// redeem spends ticket tok, which leads to target, and returns it. It is
+// single use: of two redemptions one gets errTicketSpent (with the
+// ticket, so the caller can tell the browser that spent it from another
+// one). A spent ticket is kept for spentTicketLifetime, marked spent and
+// with the address it led to, so that reloading the callback leads there
+// again instead of to an error.
+func (g *Gateway) redeem(ctx context.Context, tok, target string) (ticket, error) {
+	t, err := g.spendTicket(ctx, tok, target)
+	if errors.Is(err, store.ErrConflict) {
+		// Spent by a concurrent load (a double click): read it again, as
+		// spent, so that this load goes on too.
+		t, err = g.spendTicket(ctx, tok, target)
+	}
+	return t, err
+}
+
+// spendTicket marks ticket tok spent, once; see redeem.
+func (g *Gateway) spendTicket(ctx context.Context, tok, target string) (ticket, error) {
+	var t ticket
+	_, err := g.Store.RenewKV(ctx, hashKey(prefixTicket, tok), func(old []byte) ([]byte, time.Time, error) {
+		t = ticket{}
+		if err := json.Unmarshal(old, &t); err != nil {
+			return nil, time.Time{}, err
+		}
+		if t.Spent {
+			return nil, time.Time{}, errTicketSpent
+		}
+		spent := t
+		spent.Spent, spent.Target = true, target
+		b, err := json.Marshal(spent)
+		return b, g.Now().Add(spentTicketLifetime), err
+	})
+	return t, err
+}
+
 // replay sends a kept request upstream, once, after the decision is
-// made again for it: the browser's answer to the callback is the
-// upstream's answer to the original request.
+// made again for it; the browser is shown the upstream's answer at the
+// original request's address (see answerOnce).
 func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, bind string) {
 	k, err := g.takeKept(r, id)
 	if err != nil || k.Route != rt.name || k.Binding != bind {
-		g.refuse(w, r, http.StatusBadRequest, "The request you sent before signing in has expired or was already sent. Send it again.")
+		var more []web.Link
+		if target, ok := localTarget(r.URL.Query().Get("target")); ok {
+			more = append(more, web.Link{Label: "Open the page you asked for", URL: rt.origin() + target})
+		}
+		g.refuseWith(w, r, http.StatusBadRequest, "The request you sent before signing in has expired or was already sent. Send it again.", more...)
 		return
 	}
 	who, err := g.browserIdentity(r, rt)
@@ -442,14 +511,17 @@ func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, 
 		orig.Header.Set("Content-Type", k.ContentType)
 	}
 	// The replay arrives on the callback's navigation, which came from
-	// Stepgate's host; what is replayed is the same-origin request that
-	// was kept, and it says so, so an application's own cross-origin
-	// checks accept it.
-	for _, h := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Referer"} {
+	// Stepgate's host; what is replayed is the request that was kept. A
+	// form was kept only when same-origin (see crossSite), and it says
+	// so, so an application's own cross-origin checks accept it. A GET
+	// or HEAD may have come from anywhere: it claims no origin.
+	for _, h := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Referer", "Origin"} {
 		orig.Header.Del(h)
 	}
-	orig.Header.Set("Origin", rt.origin())
-	orig.Header.Set("Sec-Fetch-Site", "same-origin")
+	if k.Method != http.MethodGet && k.Method != http.MethodHead {
+		orig.Header.Set("Origin", rt.origin())
+		orig.Header.Set("Sec-Fetch-Site", "same-origin")
+	}
 	ru := rt.ruleFor(k.Method, k.Path)
 	asked := k.CreatedAt
 	if !k.AskedAt.IsZero() {
@@ -469,7 +541,7 @@ func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, 
 		g.challengeBrowser(w, orig, rt, ru, who, k.Path, v)
 	default:
 		who.acrs = v.acrs
-		g.proxyTo(rt)(w, orig, who, k.Path)
+		g.answerOnce(w, orig, rt, who, k)
 	}
 }
 

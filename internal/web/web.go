@@ -231,6 +231,44 @@ func (p *Pages) ErrorPage(w http.ResponseWriter, r *http.Request, status int, ms
 	p.render(w, r, status, "error", view{Title: http.StatusText(status), Error: msg})
 }
 
+// AppErrorPage renders an error page that the gateway shows on an
+// application's host (a refused, expired or failed request there), with
+// links on to wherever helps: the application, the security page.
+//
+// Every address in it is absolute, to the issuer: a relative one would
+// be the application's (its /static/style.css, its /login), which the
+// gateway sends to sign-in or which does not exist. The page carries its
+// own headers, since the gateway leaves the application's host without
+// Stepgate's: a CSP that allows only the issuer's stylesheet and no
+// script, no framing, and no Referer, so that following a link never
+// hands the application's address (a callback's ticket) to the next
+// site. It sets no cookie: the CSRF cookie belongs on Stepgate's host.
+func (p *Pages) AppErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string, links []Link) {
+	base := strings.TrimSuffix(p.Issuer, "/")
+	h := w.Header()
+	httpx.NoStore(w)
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src "+origin(base)+"; img-src "+origin(base)+" data:; "+
+		"frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	v := view{Title: http.StatusText(status), Error: msg, Base: base, Links: links}
+	if err := p.pages["error"].ExecuteTemplate(w, "layout", v); err != nil {
+		p.Log.ErrorContext(r.Context(), "render page", "page", "error", "err", err)
+	}
+}
+
+// origin is the scheme://host of an absolute URL, for a CSP source.
+func origin(u string) string {
+	x, err := url.Parse(u)
+	if err != nil || x.Host == "" {
+		return "'none'"
+	}
+	return x.Scheme + "://" + x.Host
+}
+
 // pageError is an error with a status and a message safe to show.
 type pageError struct {
 	status int
@@ -282,6 +320,18 @@ type view struct {
 	Addable     []choice       // methods the user can add
 	Unlock      *unlockView    // what opens a registration
 	Report      *reportView    // a "this wasn't me" link
+
+	// Base is what the page's own links and stylesheet start with:
+	// empty on Stepgate's host, the issuer's URL on an application's.
+	Base string
+	// Links are the ways on from an error page; none shows the link to
+	// sign-in.
+	Links []Link
+}
+
+// Link is a way on from an error page.
+type Link struct {
+	Label, URL string
 }
 
 // choice is a method offered on a page.
