@@ -180,8 +180,8 @@ func TestDemoWalkThrough(t *testing.T) {
 	if token == nil {
 		t.Fatalf("the transfer form has no token:\n%s", form)
 	}
-	resp, body = walk(demoDo(t, b, "POST", bank+"/transfers", url.Values{"amount": {"250.00"}, "to": {"DE89 3704 0044 0532 0130 00"}, "csrf": {token[1]}}))
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Transfer of 250.00 to DE89370400440532013000 done") || steps != 1 {
+	resp, body = walk(demoDo(t, b, "POST", bank+"/transfers", url.Values{"amount": {"250.00"}, "to": {"DE75 5121 0800 1245 1261 99"}, "csrf": {token[1]}}))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Transfer of 250.00 to DE75512108001245126199 done") || steps != 1 {
 		t.Fatalf("transfer after %d step-ups: %d\n%s", steps, resp.StatusCode, body)
 	}
 	if !strings.Contains(body, "<dd>pwd, otp</dd>") || !strings.Contains(body, "<dd>c2</dd>") {
@@ -217,7 +217,7 @@ func TestDemoWalkThrough(t *testing.T) {
 	for _, req := range []struct{ method, path string }{{"POST", "/transfers"}, {"GET", "/customers/"}, {"GET", "/admin/"}} {
 		var form url.Values
 		if req.method == "POST" {
-			form = url.Values{"amount": {"1"}, "to": {"DE89370400440532013000"}, "csrf": {token[1]}}
+			form = url.Values{"amount": {"1"}, "to": {"DE75512108001245126199"}, "csrf": {token[1]}}
 		}
 		resp, body = walk(demoDo(t, b, req.method, bank+req.path, form))
 		if resp.StatusCode != http.StatusForbidden || steps != 1 {
@@ -259,11 +259,11 @@ func TestDemoWalkThrough(t *testing.T) {
 	}
 	// The same token, signed with the gateway's keys and naming the bank
 	// client as audience, is no assertion: the bank's own port refuses it.
-	resp, body = demoDo(t, direct, "POST", "http://"+bankAddr+"/transfers", url.Values{"amount": {"4242.00"}, "to": {"DE89370400440532013000"}}, "X-Stepgate-Assertion", tok[1])
+	resp, body = demoDo(t, direct, "POST", "http://"+bankAddr+"/transfers", url.Values{"amount": {"4242.00"}, "to": {"DE75512108001245126199"}}, "X-Stepgate-Assertion", tok[1])
 	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "Transfer done") {
 		t.Fatalf("fail/access-token-as-assertion on the bank's own port: %d\n%s", resp.StatusCode, body)
 	}
-	resp, _ = demoDo(t, anon, "POST", bank+"/transfers", url.Values{"amount": {"250"}, "to": {"DE89370400440532013000"}}, "Authorization", "Bearer "+tok[1])
+	resp, _ = demoDo(t, anon, "POST", bank+"/transfers", url.Values{"amount": {"250"}, "to": {"DE75512108001245126199"}}, "Authorization", "Bearer "+tok[1])
 	if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized ||
 		!strings.Contains(ch, `error="insufficient_user_authentication"`) || !strings.Contains(ch, `acr_values="c2"`) {
 		t.Fatalf("API transfer without c2: %d %q", resp.StatusCode, ch)

@@ -233,7 +233,7 @@ func (b *Bank) transfer(w http.ResponseWriter, r *http.Request, id *Identity) {
 	case !amountPattern.MatchString(d.Amount) || strings.Trim(d.Amount, "0.") == "":
 		d.Error = "Enter an amount like 250 or 250.00."
 	case !ibanPattern.MatchString(d.To):
-		d.Error = "Enter the recipient's IBAN, like DE89 3704 0044 0532 0130 00."
+		d.Error = "Enter the recipient's IBAN, like DE75 5121 0800 1245 1261 99."
 	}
 	if d.Error != "" {
 		b.render(w, http.StatusBadRequest, "transfer", page{Title: "New transfer", Rule: transferRule, ID: id, Data: d})
