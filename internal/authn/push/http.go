@@ -257,9 +257,11 @@ func (m *Method) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// deviceView is the device page's data; Title, User and CSRF are what
-// the shared layout reads.
+// deviceView is the device page's data; Title, User, CSRF and Base are
+// what the shared layout reads (Base is empty: the page is on
+// Stepgate's own host).
 type deviceView struct {
+	Base       string
 	Title      string
 	User       any
 	CSRF       string
