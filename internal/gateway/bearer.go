@@ -14,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/pkg/stepup"
 )
@@ -69,7 +70,7 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 // the request may go ahead.
 func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims, id *identity) bool {
 	start := time.Now()
-	missing, reason := g.bearerMissing(r, rt, ru, c)
+	missing, reason := g.bearerMissing(r, id.user, rt, ru, c)
 	took := time.Since(start)
 	outcome := "allow"
 	if missing != "" {
@@ -112,7 +113,7 @@ func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oidc.AccessClaims,
 
 // bearerMissing says what the token lacks for the rule, and the reason
 // code the sign-in log records; both are "" when it lacks nothing.
-func (g *Gateway) bearerMissing(r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims) (why, reason string) {
+func (g *Gateway) bearerMissing(r *http.Request, u store.User, rt *route, ru *rule, c *oidc.AccessClaims) (why, reason string) {
 	if ru.context != "" && !slices.Contains(c.ACRs, ru.context) {
 		return "the authentication context " + ru.context + " is required", reasonAPINoContext
 	}
@@ -120,10 +121,33 @@ func (g *Gateway) bearerMissing(r *http.Request, rt *route, ru *rule, c *oidc.Ac
 	if ru.maxAge > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > ru.maxAge) {
 		return "a more recent sign-in is required", reasonAPIAuthTooOld
 	}
+	if f := g.tokenFrequency(r, u, rt, ru, c); f > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > f) {
+		return "a more recent sign-in is required", reasonAPIAuthTooOld
+	}
 	if ru.singleUse && !g.spendToken(r, rt, ru, c) {
 		return "this action needs a new proof for every request", reasonSingleUse
 	}
 	return "", ""
+}
+
+// tokenFrequency is the shortest sign-in frequency the policies set for
+// the rule's app and context, for the token's user u (found when the
+// token was verified); zero when none does
+// (or the token is a service client's, which proves no user). A token's acrs are copied on
+// every refresh, so without this a context whose policy asks for a
+// sign-in every hour would be carried by one proof for the refresh
+// family's whole life, where a browser is asked again each hour.
+func (g *Gateway) tokenFrequency(r *http.Request, u store.User, rt *route, ru *rule, c *oidc.AccessClaims) time.Duration {
+	if u.ID == "" || provenAt(c) == 0 { // a service client's: no user, no proof
+		return 0
+	}
+	req := g.Access(r, u, nil, g.Now())
+	req.App = rt.app
+	if ru.context != "" {
+		req.AuthContexts = []string{ru.context}
+	}
+	d := g.Policies.Load().Evaluate(req, policy.EvaluateOptions{})
+	return time.Duration(d.Session.SignInFrequency)
 }
 
 // spendToken spends, for a single-use rule, the proof behind a token:
