@@ -350,7 +350,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name 
 }
 
 func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) error {
-	v := view{Title: "Sign in", ReturnTo: safeReturnTo(r.URL.Query().Get("return_to"))}
+	v := view{Title: "Sign in", ReturnTo: httpx.SafeReturnTo(r.URL.Query().Get("return_to"))}
 	if r.URL.Query().Has("signed_out") {
 		v.Notice = "You have signed out."
 	}
@@ -367,7 +367,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	username, returnTo := r.PostFormValue("username"), safeReturnTo(r.PostFormValue("return_to"))
+	username, returnTo := r.PostFormValue("username"), httpx.SafeReturnTo(r.PostFormValue("return_to"))
 	ip := p.ClientIP.Of(r).String()
 	// The failure counters and the risk history are keyed by the typed
 	// name, which an anonymous client chooses: a name as long as the form
@@ -449,7 +449,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.Log.InfoContext(r.Context(), "signed in", "user", u.Username, "ip", ip)
 	p.Sessions.SetCookie(w, token)
-	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
+	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // httpx.SafeReturnTo admits local paths only
 	return nil
 }
 
@@ -594,31 +594,6 @@ func (p *Pages) parseForm(w http.ResponseWriter, r *http.Request) error {
 		return &pageError{http.StatusForbidden, "This form has expired or was sent from another site. Reload the page and try again."}
 	}
 	return nil
-}
-
-// SafeReturnTo is the return address check of the sign-in and step-up
-// pages, for features that send the browser back to a page of their own:
-// a local absolute path comes back as it is, anything else as /account.
-func SafeReturnTo(s string) string { return safeReturnTo(s) }
-
-// safeReturnTo accepts only a local absolute path, so the sign-in page
-// cannot be used as an open redirect ("//evil.example", "/\evil.example",
-// "https://evil.example" and control characters are all refused).
-func safeReturnTo(s string) string {
-	const fallback = "/account"
-	if s == "" || len(s) > 2048 || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") {
-		return fallback
-	}
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f || c == '\\' {
-			return fallback
-		}
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
-		return fallback
-	}
-	return s
 }
 
 // logAttempt writes e, from source, with the request's address and user
