@@ -432,9 +432,9 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	entry := audit.SignIn{UserID: u.ID, Username: u.Username, Decision: "success",
 		MethodsPrompted: []string{methodPassword}, MethodsCompleted: []string{methodPassword}}
 	if p.Risk != nil {
-		ev.Risk, entry.Risk = p.Risk.SignedIn(r, u, r.PostFormValue("password"), p.device(w, r))
-		entry.RiskLevel = ev.Risk
-		for _, d := range entry.Risk {
+		level, detections := p.Risk.SignedIn(r, u, r.PostFormValue("password"), p.device(w, r))
+		ev.Risk, entry.Risk, entry.RiskLevel = level, logDetections(detections), level
+		for _, d := range detections {
 			ev.RiskReasons = append(ev.RiskReasons, d.Reason)
 		}
 	}
@@ -594,6 +594,19 @@ func (p *Pages) parseForm(w http.ResponseWriter, r *http.Request) error {
 		return &pageError{http.StatusForbidden, "This form has expired or was sent from another site. Reload the page and try again."}
 	}
 	return nil
+}
+
+// logDetections is the sign-in log's copy of the risk detections: the log
+// keeps its own shape so that it does not depend on the detectors.
+func logDetections(detections []risk.Detection) []audit.Detection {
+	if len(detections) == 0 {
+		return nil
+	}
+	logged := make([]audit.Detection, len(detections))
+	for i, d := range detections {
+		logged[i] = audit.Detection{Type: d.Type, Level: d.Level.String(), Reason: d.Reason, Evidence: d.Evidence}
+	}
+	return logged
 }
 
 // logAttempt writes e, from source, with the request's address and user

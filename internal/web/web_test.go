@@ -1,11 +1,14 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/stepgate/stepgate/internal/risk"
 )
 
 func TestCSRF(t *testing.T) {
@@ -43,5 +46,31 @@ func TestCSRF(t *testing.T) {
 				t.Fatalf("valid = %v, want %v", got, tc.ok)
 			}
 		})
+	}
+}
+
+// TestLogDetectionsEncodeAsBefore keeps the sign-in log readable across
+// the move to its own detection shape: an entry encodes byte for byte as
+// the detectors' own type did, so old and new entries decode the same.
+func TestLogDetectionsEncodeAsBefore(t *testing.T) {
+	t.Parallel()
+	detections := []risk.Detection{
+		{Type: risk.TypeUnfamiliar, Level: risk.Medium, Reason: risk.ReasonUnfamiliarProperties, Evidence: map[string]string{"country": "BR"}},
+		{Type: "user-reported", Level: risk.High, Reason: "user-reported-fraud"},
+		{Type: "none", Level: risk.None, Reason: "quiet"},
+	}
+	want, err := json.Marshal(detections)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(logDetections(detections))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("sign-in log detections encode as\n%s\nwant\n%s", got, want)
+	}
+	if logDetections(nil) != nil {
+		t.Error("no detections must stay absent from the entry (omitempty)")
 	}
 }
