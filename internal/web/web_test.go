@@ -74,3 +74,31 @@ func TestLogDetectionsEncodeAsBefore(t *testing.T) {
 		t.Error("no detections must stay absent from the entry (omitempty)")
 	}
 }
+
+// TestFrameRendersAFeaturePage frames another feature's content in the
+// shared layout: the title, the stylesheet on Stepgate's own host, the
+// content as the feature rendered it, and no sign-out form for a page
+// that carries no session of the pages.
+func TestFrameRendersAFeaturePage(t *testing.T) {
+	t.Parallel()
+	frame, err := NewFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	if err := frame.Render(rec, http.StatusAccepted, "Sign-in <approvals>", `<div id="feature">&lt;b&gt;</div>`); err != nil {
+		t.Fatal(err)
+	}
+	page := rec.Body.String()
+	if rec.Code != http.StatusAccepted || rec.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("status %d, content type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	for _, want := range []string{"<title>Sign-in &lt;approvals&gt; · Stepgate</title>", `href="/static/style.css"`, `<div id="feature">&lt;b&gt;</div>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("framed page lacks %s:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "csrf_token") {
+		t.Errorf("framed page carries a sign-out form:\n%s", page)
+	}
+}
