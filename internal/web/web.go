@@ -243,7 +243,7 @@ func (p *Pages) ErrorPage(w http.ResponseWriter, r *http.Request, status int, ms
 // script, no framing, and no Referer, so that following a link never
 // hands the application's address (a callback's ticket) to the next
 // site. It sets no cookie: the CSRF cookie belongs on Stepgate's host.
-func (p *Pages) AppErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string, links []Link) {
+func (p *Pages) AppErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string, links []httpx.Link) {
 	base := strings.TrimSuffix(p.Issuer, "/")
 	h := w.Header()
 	httpx.NoStore(w)
@@ -326,12 +326,7 @@ type view struct {
 	Base string
 	// Links are the ways on from an error page; none shows the link to
 	// sign-in.
-	Links []Link
-}
-
-// Link is a way on from an error page.
-type Link struct {
-	Label, URL string
+	Links []httpx.Link
 }
 
 // choice is a method offered on a page.

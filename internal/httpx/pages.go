@@ -27,3 +27,9 @@ func SafeReturnTo(s string) string {
 	}
 	return s
 }
+
+// Link is a way on from an error page: the gateway chooses them for a
+// refusal on an application's host, the pages show them.
+type Link struct {
+	Label, URL string
+}
