@@ -26,11 +26,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
-	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/session"
@@ -50,7 +51,7 @@ type Store interface {
 
 // TokenVerifier checks bearer tokens issued by Stepgate's provider.
 type TokenVerifier interface {
-	VerifyAccessToken(ctx context.Context, raw string) (*oidc.AccessClaims, error)
+	VerifyAccessToken(ctx context.Context, raw string) (*oauth.AccessClaims, error)
 }
 
 // Signer signs identity assertions with their own typ.
@@ -65,7 +66,7 @@ type Deps struct {
 	Store    Store
 	Sessions *session.Manager
 	Policies interface{ Load() *policy.Snapshot }
-	Access   oidc.AccessBuilder
+	Access   access.RequestFunc
 	Tokens   TokenVerifier
 	Signer   Signer
 	// Box encrypts requests kept across a step-up (they hold form data).
