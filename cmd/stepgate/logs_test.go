@@ -43,7 +43,7 @@ func TestLogsSignins(t *testing.T) {
 		{Time: now.Add(-48 * time.Hour), Source: "sign-in", UserID: erin.ID, Username: "erin", Decision: "success", IP: "198.51.100.7"},
 		{Time: now.Add(-time.Hour), Source: "sign-in", Username: "mallory", Decision: "failure", Reason: "invalid-credentials"},
 		{Time: now.Add(-time.Minute), Source: "sign-in", UserID: erin.ID, Username: "erin", Decision: "success", RiskLevel: "high",
-			Risk:     []risk.Detection{{Type: risk.TypeSpray, Level: risk.High, Reason: risk.ReasonPasswordSpray, Evidence: map[string]string{"failed_accounts": "51"}}},
+			Risk:     []audit.Detection{{Type: risk.TypeSpray, Level: "high", Reason: risk.ReasonPasswordSpray, Evidence: map[string]string{"failed_accounts": "51"}}},
 			Policies: []policy.PolicyResult{{Policy: "mfa-on-risk", Result: policy.ResultReportOnlyUserActionRequired}}},
 	}
 	for _, e := range entries {

@@ -32,6 +32,11 @@ var (
 	ErrInvalidWhatIf = errors.New("invalid what-if request")
 )
 
+// RequestFunc builds the Access Request for a browser request by a
+// signed-in user. The OIDC provider and the gateway are handed the same
+// one (Builder.Request), so both ask the policy engine the same question.
+type RequestFunc func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request
+
 // Builder turns what a component knows about a request into a
 // policy.Request. The zero value works: no GeoIP, only the TCP peer
 // counts as the client's address.

@@ -100,8 +100,12 @@ func NewMethods(cfg config.Config, st store.Store, log *slog.Logger, sessionUser
 			return "", errors.New("no signed-in user: the command line serves no pages")
 		}
 	}
+	frame, err := web.NewFrame()
+	if err != nil {
+		return nil, err
+	}
 	if m.Push, err = push.New(push.Options{
-		Creds: st, KV: st, SessionUser: sessionUser, Secure: strings.HasPrefix(cfg.Server.Issuer, "https://"),
+		Creds: st, KV: st, SessionUser: sessionUser, Frame: frame, Secure: strings.HasPrefix(cfg.Server.Issuer, "https://"),
 		Throttle: throttle, Log: log,
 		OnFraudReport: func(ctx context.Context, userID string) {
 			log.WarnContext(ctx, "a user reported a sign-in request as not theirs", "user_id", userID)

@@ -137,3 +137,27 @@ func TestPushApprovalWithNumberMatching(t *testing.T) {
 		t.Fatal("a browser that is not a registered device answered an approval")
 	}
 }
+
+// TestPushDevicePageInTheLayout opens the device page through the real
+// wiring: the push method renders its part, the pages' layout frames it.
+// Before, the method executed the layout itself and missed a field it
+// reads, so the page answered 500.
+func TestPushDevicePageInTheLayout(t *testing.T) {
+	s := startOIDC(t, nil)
+	device := browser(t)
+	s.signIn(t, device, "/account")
+	_, body := get(t, device, s.base+"/account/security/add?method=push")
+	csrf, cer := formOf(t, body)
+	if resp, _ := post(t, device, s.base+"/account/security/add", url.Values{"csrf_token": {csrf}, "ceremony": {cer}, "name": {"Phone"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("registering the device: %d", resp.StatusCode)
+	}
+	resp, page := get(t, device, s.base+"/account/push")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("device page: %d\n%s", resp.StatusCode, page)
+	}
+	for _, want := range []string{"<title>Sign-in approvals · Stepgate</title>", `href="/static/style.css"`, `id="push-list"`, "<strong>Phone</strong>", `src="/static/push.js"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("device page lacks %s:\n%s", want, page)
+		}
+	}
+}

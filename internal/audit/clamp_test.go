@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/stepgate/stepgate/internal/policy"
-	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -30,7 +29,7 @@ func TestSignInLogEntriesAreBounded(t *testing.T) {
 		e := SignIn{
 			Source: "oidc", Username: huge, ClientApp: huge, Device: huge, Reason: huge, App: "webapp", Decision: "sign-in",
 			Contexts: many, MethodsPrompted: many,
-			Risk:  []risk.Detection{{Type: risk.TypeUnfamiliar, Level: risk.Low, Reason: "unfamiliar", Evidence: evidence}},
+			Risk:  []Detection{{Type: "unfamiliar-properties", Level: "low", Reason: "unfamiliar", Evidence: evidence}},
 			Facts: &Facts{Request: policy.Request{ClientApp: huge, AuthContexts: many, Device: policy.Device{ID: huge}}},
 		}
 		if err := l.Write(context.Background(), e); err != nil {

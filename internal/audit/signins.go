@@ -13,9 +13,21 @@ import (
 
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
-	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/store"
 )
+
+// Detection is one risk detection as the sign-in log keeps it: the
+// detector's type, the level it gave as policies spell it (none, low,
+// medium, high), its reason code and the evidence behind it. The log
+// holds its own shape, written the way risk.Detection encodes, so the
+// detectors can change without the log importing them and old entries
+// read the same.
+type Detection struct {
+	Type     string            `json:"type"`
+	Level    string            `json:"level"`
+	Reason   string            `json:"reason"`
+	Evidence map[string]string `json:"evidence,omitempty"`
+}
 
 // SignIn is one sign-in log entry: one access decision or sign-in
 // attempt, with everything an administrator needs to explain it.
@@ -40,8 +52,8 @@ type SignIn struct {
 	// ios, ...), as policies see it.
 	Platform string `json:"platform,omitempty"`
 	// Risk lists each risk detection with its evidence.
-	Risk      []risk.Detection `json:"risk,omitempty"`
-	RiskLevel string           `json:"risk_level,omitempty"`
+	Risk      []Detection `json:"risk,omitempty"`
+	RiskLevel string      `json:"risk_level,omitempty"`
 	// Decision is allow, challenge or block for an access decision, and
 	// success, failure or throttled for a sign-in attempt.
 	Decision string `json:"decision"`

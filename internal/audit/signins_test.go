@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/policy"
-	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres"
 	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
@@ -79,7 +78,7 @@ func TestSignInLogRoundTripsDetectionsAndPolicies(t *testing.T) {
 	in := SignIn{
 		Source: "sign-in", UserID: "u1", Username: "alice", IP: "203.0.113.9", Country: "BR",
 		Decision: "success", RiskLevel: "medium",
-		Risk: []risk.Detection{{Type: risk.TypeUnfamiliar, Level: risk.Medium, Reason: risk.ReasonUnfamiliarProperties,
+		Risk: []Detection{{Type: "unfamiliar-properties", Level: "medium", Reason: "unfamiliar-properties",
 			Evidence: map[string]string{"country": "BR", "known_countries": "DE"}}},
 		Policies: []policy.PolicyResult{
 			{Policy: "wire-transfer", Result: policy.ResultApplied, Satisfied: true},
@@ -104,7 +103,7 @@ func TestSignInLogRoundTripsDetectionsAndPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Risk) != 1 || got.Risk[0].Evidence["known_countries"] != "DE" || got.Risk[0].Level != risk.Medium {
+	if len(got.Risk) != 1 || got.Risk[0].Evidence["known_countries"] != "DE" || got.Risk[0].Level != "medium" {
 		t.Fatalf("detection evidence lost: %+v", got.Risk)
 	}
 	if got.ID == "" || got.Time.IsZero() || len(got.Policies) != 3 || got.Policies[1].Reason != "user-not-included" {
@@ -222,7 +221,7 @@ func benchSignInLogWrite(b *testing.B, l *SignInLog) {
 	ctx := context.Background()
 	e := SignIn{Source: "oidc", UserID: "u1", Username: "alice", App: "bank", Contexts: []string{"c2"},
 		IP: "198.51.100.7", Country: "DE", ClientApp: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-		RiskLevel: "low", Risk: []risk.Detection{{Type: risk.TypeUnfamiliar, Level: risk.Low, Reason: risk.ReasonUnfamiliarProperties,
+		RiskLevel: "low", Risk: []Detection{{Type: "unfamiliar-properties", Level: "low", Reason: "unfamiliar-properties",
 			Evidence: map[string]string{"country": "DE"}}},
 		Decision: "allow", MethodsCompleted: []string{"pwd", "totp"}, LatencyMicros: 250,
 		Policies: []policy.PolicyResult{

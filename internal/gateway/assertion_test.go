@@ -10,7 +10,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/stepgate/stepgate/internal/config"
-	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -73,7 +73,7 @@ func TestAssertionBoundToRequest(t *testing.T) {
 		return nil
 	}
 	bank, payroll, wiki := byName("bank"), byName("payroll"), byName("wiki")
-	alice := &identity{user: store.User{ID: "u1", Username: "alice"}, token: &oidc.AccessClaims{Claims: jwt.Claims{ID: "jti-1", Subject: "u1"}, ACR: "mfa"}}
+	alice := &identity{user: store.User{ID: "u1", Username: "alice"}, token: &oauth.AccessClaims{Claims: jwt.Claims{ID: "jti-1", Subject: "u1"}, ACR: "mfa"}}
 	sign := func(rt *route, req requestTarget) string {
 		t.Helper()
 		tok, err := g.assertion(rt, alice, g.facts(rt, alice), req)

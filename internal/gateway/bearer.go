@@ -13,7 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/pkg/stepup"
@@ -25,12 +25,12 @@ import (
 func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, p, raw string, allow pass) {
 	claims, u, found, err := g.verifyBearer(r, raw)
 	if err != nil {
-		var oe *oidc.Error
+		var oe *oauth.Error
 		if !errors.As(err, &oe) {
 			g.fail(w, r, err)
 			return
 		}
-		var rev *oidc.RevokedError
+		var rev *oauth.RevokedError
 		if errors.As(err, &rev) {
 			g.revokedChallenge(w, r, rt, raw, rev)
 			return
@@ -68,7 +68,7 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 // signed-in user, counts and logs the decision, and answers a challenge
 // (or a refusal when the log cannot take the entry). It returns whether
 // the request may go ahead.
-func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims, id *identity) bool {
+func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims, id *identity) bool {
 	start := time.Now()
 	missing, reason := g.bearerMissing(r, id.user, rt, ru, c)
 	took := time.Since(start)
@@ -92,7 +92,7 @@ func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route
 // service client's token). A verified token is reused until it expires,
 // and verified again, revocation included, at most every identityTTL:
 // a revoked token or a disabled user is refused within that bound.
-func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oidc.AccessClaims, store.User, bool, error) {
+func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oauth.AccessClaims, store.User, bool, error) {
 	sum := sha256.Sum256([]byte(raw))
 	now := g.Now()
 	if e, ok := g.bearers.get(sum, now); ok && now.Before(e.claims.Expiry.Time()) {
@@ -113,7 +113,7 @@ func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oidc.AccessClaims,
 
 // bearerMissing says what the token lacks for the rule, and the reason
 // code the sign-in log records; both are "" when it lacks nothing.
-func (g *Gateway) bearerMissing(r *http.Request, u store.User, rt *route, ru *rule, c *oidc.AccessClaims) (why, reason string) {
+func (g *Gateway) bearerMissing(r *http.Request, u store.User, rt *route, ru *rule, c *oauth.AccessClaims) (why, reason string) {
 	if ru.context != "" && !slices.Contains(c.ACRs, ru.context) {
 		return "the authentication context " + ru.context + " is required", reasonAPINoContext
 	}
@@ -137,7 +137,7 @@ func (g *Gateway) bearerMissing(r *http.Request, u store.User, rt *route, ru *ru
 // every refresh, so without this a context whose policy asks for a
 // sign-in every hour would be carried by one proof for the refresh
 // family's whole life, where a browser is asked again each hour.
-func (g *Gateway) tokenFrequency(r *http.Request, u store.User, rt *route, ru *rule, c *oidc.AccessClaims) time.Duration {
+func (g *Gateway) tokenFrequency(r *http.Request, u store.User, rt *route, ru *rule, c *oauth.AccessClaims) time.Duration {
 	if u.ID == "" || provenAt(c) == 0 { // a service client's: no user, no proof
 		return 0
 	}
@@ -163,7 +163,7 @@ func (g *Gateway) tokenFrequency(r *http.Request, u store.User, rt *route, ru *r
 // and each would pass again. A token issued after a new proof has a new
 // proof_time and passes once. A service client's token has no user proof
 // behind it; its own issuance is the proof, so its jti is spent.
-func (g *Gateway) spendToken(r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims) bool {
+func (g *Gateway) spendToken(r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims) bool {
 	proven := provenAt(c)
 	if proven == 0 {
 		_, err := g.Store.CreateKV(r.Context(), hashKey(prefixOnce, "jti|"+c.ID+"|"+ru.path), []byte("1"), c.Expiry.Time().Add(time.Minute))
@@ -195,7 +195,7 @@ func (g *Gateway) spendProof(r *http.Request, userID string, rt *route, ru *rule
 
 // provenAt is when the proofs behind a token began: its proof_time,
 // or auth_time for a token without one; zero for a service client's.
-func provenAt(c *oidc.AccessClaims) int64 {
+func provenAt(c *oauth.AccessClaims) int64 {
 	if c.ProofTime != 0 && (c.AuthTime == 0 || c.ProofTime < c.AuthTime) {
 		return c.ProofTime
 	}
@@ -215,7 +215,7 @@ func (g *Gateway) tokenFamilyLifetime() time.Duration {
 // challengeAPI answers 401 with the challenge of RFC 9470, or Entra's
 // claims challenge for routes configured so and clients that declared
 // the cp1 capability.
-func (g *Gateway) challengeAPI(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims, why string) {
+func (g *Gateway) challengeAPI(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims, why string) {
 	var contexts []string
 	if ru.context != "" {
 		contexts = []string{ru.context}
@@ -239,7 +239,7 @@ func (g *Gateway) challengeAPI(w http.ResponseWriter, r *http.Request, rt *route
 // (continuous access evaluation): Entra's CAE form, a claims challenge
 // asking for a token issued after the event, for clients that handle
 // claims challenges; otherwise RFC 9470 with max_age=0, a new sign-in.
-func (g *Gateway) revokedChallenge(w http.ResponseWriter, r *http.Request, rt *route, raw string, rev *oidc.RevokedError) {
+func (g *Gateway) revokedChallenge(w http.ResponseWriter, r *http.Request, rt *route, raw string, rev *oauth.RevokedError) {
 	const why = "access was revoked by a security event; sign in again"
 	var ch stepup.Challenge
 	if rt.entra || declaresCP1(raw) {

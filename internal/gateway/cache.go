@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -93,7 +93,7 @@ type browserEntry struct {
 // bearerEntry is what a verified access token stands for. found is false
 // for a service client's token, whose subject is no user.
 type bearerEntry struct {
-	claims *oidc.AccessClaims
+	claims *oauth.AccessClaims
 	user   store.User
 	found  bool
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn/strength"
-	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
@@ -23,7 +23,7 @@ type identity struct {
 	// sess is the browser's Stepgate session; nil for a bearer token.
 	sess *store.Session
 	// token is the verified bearer token; nil for a browser.
-	token *oidc.AccessClaims
+	token *oauth.AccessClaims
 	acrs  []string
 }
 

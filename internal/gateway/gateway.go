@@ -26,15 +26,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
-	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
-	"github.com/stepgate/stepgate/internal/web"
 )
 
 // callbackPath is where, on an application's host, the gateway receives
@@ -50,7 +51,7 @@ type Store interface {
 
 // TokenVerifier checks bearer tokens issued by Stepgate's provider.
 type TokenVerifier interface {
-	VerifyAccessToken(ctx context.Context, raw string) (*oidc.AccessClaims, error)
+	VerifyAccessToken(ctx context.Context, raw string) (*oauth.AccessClaims, error)
 }
 
 // Signer signs identity assertions with their own typ.
@@ -65,7 +66,7 @@ type Deps struct {
 	Store    Store
 	Sessions *session.Manager
 	Policies interface{ Load() *policy.Snapshot }
-	Access   oidc.AccessBuilder
+	Access   access.RequestFunc
 	Tokens   TokenVerifier
 	Signer   Signer
 	// Box encrypts requests kept across a step-up (they hold form data).
@@ -78,7 +79,7 @@ type Deps struct {
 	// address in the page must lead back to the issuer or the
 	// application. Without AppErrorPage, ErrorPage serves both.
 	ErrorPage    func(w http.ResponseWriter, r *http.Request, status int, msg string)
-	AppErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string, links []web.Link)
+	AppErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string, links []httpx.Link)
 	// Metrics counts decisions; nil counts nothing.
 	Metrics *metrics.Metrics
 	// SignIns writes the decisions that matter to the sign-in log (see
@@ -277,7 +278,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, msg
 
 // refuseWith is refuse with first, links that lead on from this page
 // in particular, above the ones every page has.
-func (g *Gateway) refuseWith(w http.ResponseWriter, r *http.Request, status int, msg string, first ...web.Link) {
+func (g *Gateway) refuseWith(w http.ResponseWriter, r *http.Request, status int, msg string, first ...httpx.Link) {
 	if wantsJSON(r) {
 		// Encoded as JSON and served as JSON (with nosniff): a message
 		// that quotes the request cannot become markup.
@@ -299,15 +300,15 @@ func (g *Gateway) refuseWith(w http.ResponseWriter, r *http.Request, status int,
 // there): back to the application's home, and to the user's security
 // page on Stepgate, where a missing sign-in method is added. A refused
 // user may be signed in as the wrong person: they can sign out.
-func (g *Gateway) waysOn(r *http.Request, status int) []web.Link {
+func (g *Gateway) waysOn(r *http.Request, status int) []httpx.Link {
 	issuer := strings.TrimSuffix(g.Issuer, "/")
-	var links []web.Link
+	var links []httpx.Link
 	if rt := g.routeOf(r); rt != nil {
-		links = append(links, web.Link{Label: "Back to " + rt.host + rt.prefix, URL: rt.origin() + rt.prefix + "/"})
+		links = append(links, httpx.Link{Label: "Back to " + rt.host + rt.prefix, URL: rt.origin() + rt.prefix + "/"})
 	}
-	links = append(links, web.Link{Label: "Your security page", URL: issuer + "/account/security"})
+	links = append(links, httpx.Link{Label: "Your security page", URL: issuer + "/account/security"})
 	if status == http.StatusForbidden {
-		links = append(links, web.Link{Label: "Sign out, to sign in as someone else", URL: issuer + "/logout"})
+		links = append(links, httpx.Link{Label: "Sign out, to sign in as someone else", URL: issuer + "/logout"})
 	}
 	return links
 }

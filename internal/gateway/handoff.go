@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
-	"github.com/stepgate/stepgate/internal/web"
 )
 
 // Key/value prefixes. Bearer values (tickets, cookies, kept-request ids)
@@ -416,7 +416,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 	// too: it proves nothing there.
 	if err != nil || t.Route != rt.name {
 		g.refuseWith(w, r, http.StatusBadRequest, "This sign-in link has expired or was already used.",
-			web.Link{Label: "Open the page you asked for", URL: rt.origin() + target})
+			httpx.Link{Label: "Open the page you asked for", URL: rt.origin() + target})
 		return
 	}
 	if !boundTo(r, rt, t.Binding) {
@@ -427,7 +427,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 	s, err := g.Sessions.ByID(ctx, t.SessionID)
 	if err != nil {
 		g.refuseWith(w, r, http.StatusBadRequest, "Your sign-in ended.",
-			web.Link{Label: "Sign in again", URL: rt.origin() + target})
+			httpx.Link{Label: "Sign in again", URL: rt.origin() + target})
 		return
 	}
 	b, _ := json.Marshal(gwSession{SessionID: t.SessionID, UserID: t.UserID, Route: rt.name})
@@ -490,9 +490,9 @@ func (g *Gateway) spendTicket(ctx context.Context, tok, target string) (ticket, 
 func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, bind string) {
 	k, err := g.takeKept(r, id)
 	if err != nil || k.Route != rt.name || k.Binding != bind {
-		var more []web.Link
+		var more []httpx.Link
 		if target, ok := localTarget(r.URL.Query().Get("target")); ok {
-			more = append(more, web.Link{Label: "Open the page you asked for", URL: rt.origin() + target})
+			more = append(more, httpx.Link{Label: "Open the page you asked for", URL: rt.origin() + target})
 		}
 		g.refuseWith(w, r, http.StatusBadRequest, "The request you sent before signing in has expired or was already sent. Send it again.", more...)
 		return

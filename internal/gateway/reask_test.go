@@ -14,7 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/stepgate/stepgate/internal/access"
-	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -338,8 +338,8 @@ func TestTokenSingleUseSpendsTheProof(t *testing.T) {
 	t.Parallel()
 	rig := newReaskRig(t)
 	ru := &rule{path: "/admin/", wildcard: true, singleUse: true}
-	token := func(jti string, authTime time.Duration, life time.Duration) *oidc.AccessClaims {
-		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(life))},
+	token := func(jti string, authTime time.Duration, life time.Duration) *oauth.AccessClaims {
+		return &oauth.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(life))},
 			AuthTime: rig.at(authTime).Unix(), SID: "sid-1", ACR: "mfa", AMR: []string{"pwd", "otp", "mfa"}}
 	}
 	r := httptest.NewRequest(http.MethodGet, "http://bank.example/admin/", nil)
@@ -390,8 +390,8 @@ func TestTokenSingleUseSpendsTheProofWhateverItsAcr(t *testing.T) {
 	ru := &rule{path: "/vault/", wildcard: true, context: "c3", singleUse: true}
 	r := httptest.NewRequest(http.MethodGet, "http://bank.example/vault/keys", nil)
 	rig.now = rig.at(time.Hour)
-	token := func(jti, acr string, acrs ...string) *oidc.AccessClaims {
-		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+	token := func(jti, acr string, acrs ...string) *oauth.AccessClaims {
+		return &oauth.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
 			AuthTime: rig.at(time.Minute).Unix(), ProofTime: rig.at(time.Minute).Unix(), SID: "sid-1", ACR: acr, ACRs: acrs}
 	}
 	if why, _ := rig.g.bearerMissing(r, rig.user, rig.route, ru, token("a", "c3", "c3")); why != "" {
@@ -399,7 +399,7 @@ func TestTokenSingleUseSpendsTheProofWhateverItsAcr(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		tok  *oidc.AccessClaims
+		tok  *oauth.AccessClaims
 	}{
 		{"fail/same-proof-another-acr", token("b", "phishing-resistant", "c3")},
 		{"fail/same-proof-more-contexts", token("c", "c3", "c2", "c3")},
@@ -418,8 +418,8 @@ func TestTokenProofTime(t *testing.T) {
 	t.Parallel()
 	rig := newReaskRig(t)
 	r := httptest.NewRequest(http.MethodGet, "http://bank.example/vault/", nil)
-	claims := func(jti string, authTime, proofTime time.Duration) *oidc.AccessClaims {
-		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+	claims := func(jti string, authTime, proofTime time.Duration) *oauth.AccessClaims {
+		return &oauth.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
 			AuthTime: rig.at(authTime).Unix(), ProofTime: rig.at(proofTime).Unix(), SID: "sid-1", ACR: "phishing-resistant", ACRs: []string{"c3"}}
 	}
 	fresh := &rule{path: "/vault/", wildcard: true, context: "c3", maxAge: 5 * time.Minute}
@@ -496,8 +496,8 @@ func TestReaskProofSpentAcrossBrowserAndToken(t *testing.T) {
 	admin := &rule{path: "/admin/", wildcard: true, context: "c3", singleUse: true}
 	rig := newReaskRig(t)
 	r := httptest.NewRequest(http.MethodGet, "http://bank.example/admin/", nil)
-	token := func(jti string, proof time.Duration) *oidc.AccessClaims {
-		return &oidc.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+	token := func(jti string, proof time.Duration) *oauth.AccessClaims {
+		return &oauth.AccessClaims{Claims: jwt.Claims{ID: jti, Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
 			AuthTime: rig.at(proof).Unix(), ProofTime: rig.at(proof).Unix(), SID: "sid-1", ACR: "phishing-resistant", ACRs: []string{"c3"}}
 	}
 	rig.prove("password", 0)
@@ -541,8 +541,8 @@ func TestTokenSignInFrequency(t *testing.T) {
 	rig.g.Policies = fixedPolicies{snap}
 	r := httptest.NewRequest(http.MethodGet, "http://bank.example/customers/", nil)
 	read := &rule{path: "/customers", wildcard: true, context: "c1"}
-	token := func(proven time.Duration) *oidc.AccessClaims {
-		return &oidc.AccessClaims{Claims: jwt.Claims{ID: "t", Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+	token := func(proven time.Duration) *oauth.AccessClaims {
+		return &oauth.AccessClaims{Claims: jwt.Claims{ID: "t", Subject: rig.user.ID, Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
 			AuthTime: rig.at(proven).Unix(), ProofTime: rig.at(proven).Unix(), SID: "sid-1", ACR: "mfa", ACRs: []string{"c1"}}
 	}
 	rig.now = rig.at(3 * time.Hour)

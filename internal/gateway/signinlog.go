@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
-	"github.com/stepgate/stepgate/internal/oidc"
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 )
 
@@ -99,7 +99,7 @@ func (g *Gateway) browserEntry(r *http.Request, rt *route, id *identity, v *verd
 // routine allow). The entry has no policy results: the gateway checks
 // the token against the rule, and the policies were evaluated, and
 // logged, when the token was issued.
-func (g *Gateway) logBearer(r *http.Request, rt *route, ru *rule, c *oidc.AccessClaims, id *identity, reason string, took time.Duration) error {
+func (g *Gateway) logBearer(r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims, id *identity, reason string, took time.Duration) error {
 	if g.SignIns == nil {
 		return nil
 	}

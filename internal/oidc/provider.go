@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/metrics"
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/session"
@@ -44,9 +46,9 @@ type Store interface {
 }
 
 // AccessBuilder builds the conditional access request for a browser
-// request by a signed-in user; the gateway uses the same one, so both ask
-// the policy engine the same question.
-type AccessBuilder func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request
+// request by a signed-in user; the gateway is handed the same one, so
+// both ask the policy engine the same question.
+type AccessBuilder = access.RequestFunc
 
 // Deps are the provider's collaborators.
 type Deps struct {
@@ -89,18 +91,9 @@ type Revocations interface {
 	Revoked(ctx context.Context, userID string, issued time.Time) (bool, time.Time, error)
 }
 
-// RevokedError is why a token was refused when a security event (the
-// user disabled, the password changed, an administrator's revoke)
-// happened after it was issued. NotBefore is that event's time: a client
-// must get a token issued after it, which the gateway says in its
-// challenge.
-type RevokedError struct {
-	NotBefore time.Time
-}
-
-func (e *RevokedError) Error() string {
-	return "revoked by a security event at " + e.NotBefore.Format(time.RFC3339)
-}
+// RevokedError is why a token was refused after a security event (see
+// package oauth, which the gateway reads it from).
+type RevokedError = oauth.RevokedError
 
 // Provider is the OpenID Provider.
 type Provider struct {
@@ -246,26 +239,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Error is an OAuth 2.0 error: a code and a description for the client,
-// and a debug detail for the log only (never sent, so the response cannot
-// leak internals).
-type Error struct {
-	Code        string
-	Description string
-	Status      int
-	Debug       error
-}
-
-func (e *Error) Error() string {
-	if e.Debug != nil {
-		return e.Code + ": " + e.Description + ": " + e.Debug.Error()
-	}
-	return e.Code + ": " + e.Description
-}
-
-// Unwrap exposes the debug cause to errors.Is and errors.As (never to
-// the client).
-func (e *Error) Unwrap() error { return e.Debug }
+// Error is an OAuth 2.0 error with a public description and a private
+// debug detail (see package oauth).
+type Error = oauth.Error
 
 func oauthErr(code string, status int, desc string) *Error {
 	return &Error{Code: code, Description: desc, Status: status}

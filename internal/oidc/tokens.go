@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -17,27 +18,9 @@ import (
 // times in tokens this provider signed.
 const clockSkew = 30 * time.Second
 
-// AccessClaims are the claims of a JWT access token (RFC 9068) with the
-// step-up claims of RFC 9470 and Entra (acrs, xms_cc).
-type AccessClaims struct {
-	jwt.Claims
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope,omitempty"`
-	AuthTime int64  `json:"auth_time,omitempty"`
-	// ProofTime is when the proofs behind acr and acrs began: a
-	// resource server's max_age and single use judge it, since
-	// auth_time is only the last proof (a password retyped today beside
-	// yesterday's passkey).
-	ProofTime    int64    `json:"proof_time,omitempty"`
-	ACR          string   `json:"acr,omitempty"`
-	AMR          []string `json:"amr,omitempty"`
-	ACRs         []string `json:"acrs,omitempty"`
-	SID          string   `json:"sid,omitempty"`
-	Capabilities []string `json:"xms_cc,omitempty"`
-	Username     string   `json:"preferred_username,omitempty"`
-	Groups       []string `json:"groups,omitempty"`
-	Roles        []string `json:"roles,omitempty"`
-}
+// AccessClaims are the claims of a JWT access token; the type lives in
+// package oauth so the gateway reads tokens without importing the provider.
+type AccessClaims = oauth.AccessClaims
 
 // idClaims are the claims of an ID token.
 type idClaims struct {

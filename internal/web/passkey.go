@@ -7,6 +7,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/session"
 )
 
@@ -51,7 +52,7 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	returnTo := safeReturnTo(r.PostFormValue("return_to"))
+	returnTo := httpx.SafeReturnTo(r.PostFormValue("return_to"))
 	ip := p.ClientIP.Of(r).String()
 	throttleKey := "passkey-ip:" + ip
 	again := func(status int, msg string) error {
@@ -122,6 +123,6 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.Log.InfoContext(ctx, "signed in", "user_id", userID, "ip", ip, "method", proof.Method, "credential", proof.CredentialID)
 	p.Sessions.SetCookie(w, token)
-	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
+	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // httpx.SafeReturnTo admits local paths only
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/users"
 )
@@ -36,7 +37,7 @@ func (p *Pages) passwordForm(w http.ResponseWriter, r *http.Request) error {
 	if !ok || err != nil {
 		return err
 	}
-	returnTo := safeReturnTo(r.URL.Query().Get("return_to"))
+	returnTo := httpx.SafeReturnTo(r.URL.Query().Get("return_to"))
 	v := view{Title: "Change password", User: &u, Session: &sess, ReturnTo: returnTo}
 	if fresh, _ := recentProofs(sess, p.Now()); !fresh {
 		v.Choices = []choice{{Label: "Confirm it's you first", URL: "/stepup?return_to=" + url.QueryEscape(r.URL.RequestURI())}}
@@ -59,7 +60,7 @@ func (p *Pages) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	fresh, afterMFA := recentProofs(sess, p.Now())
-	returnTo := safeReturnTo(r.PostFormValue("return_to"))
+	returnTo := httpx.SafeReturnTo(r.PostFormValue("return_to"))
 	v := view{Title: "Change password", User: &u, Session: &sess, ReturnTo: returnTo}
 	if !fresh {
 		v.Error = "Changing the password needs a fresh proof of identity."

@@ -14,6 +14,7 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/tap"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -287,7 +288,7 @@ func (p *Pages) redeemPass(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	returnTo := safeReturnTo(r.PostFormValue("return_to"))
+	returnTo := httpx.SafeReturnTo(r.PostFormValue("return_to"))
 	sess, u, ok, err := p.requireSignIn(w, r, "/account/security")
 	if !ok || err != nil {
 		return err
@@ -319,7 +320,7 @@ func (p *Pages) recoverWithCode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	returnTo := safeReturnTo(r.PostFormValue("return_to"))
+	returnTo := httpx.SafeReturnTo(r.PostFormValue("return_to"))
 	sess, u, ok, err := p.requireSignIn(w, r, "/account/security")
 	if !ok || err != nil {
 		return err
@@ -389,7 +390,7 @@ func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s s
 	if returnTo == "/account" || returnTo == "/account/security" {
 		returnTo = "/account/security?unlocked"
 	}
-	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
+	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // httpx.SafeReturnTo admits local paths only
 	return nil
 }
 

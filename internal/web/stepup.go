@@ -13,6 +13,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/users"
@@ -63,7 +64,7 @@ func (p *Pages) label(method string) string {
 // a requirement, nor put a method that will not be enough on the page.
 func (p *Pages) stepUpForm(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	returnTo := safeReturnTo(q.Get("return_to"))
+	returnTo := httpx.SafeReturnTo(q.Get("return_to"))
 	sess, u, ok, err := p.requireSignIn(w, r, r.URL.RequestURI())
 	if !ok || err != nil {
 		return err
@@ -159,7 +160,7 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	returnTo := safeReturnTo(r.PostFormValue("return_to"))
+	returnTo := httpx.SafeReturnTo(r.PostFormValue("return_to"))
 	sess, u, ok, err := p.requireSignIn(w, r, returnTo)
 	if !ok || err != nil {
 		return err
@@ -252,7 +253,7 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 		writeJSONStatus(w, http.StatusOK, map[string]string{"redirect": returnTo})
 		return nil
 	}
-	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
+	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // httpx.SafeReturnTo admits local paths only
 	return nil
 }
 

@@ -243,7 +243,7 @@ func (p *Pages) ErrorPage(w http.ResponseWriter, r *http.Request, status int, ms
 // script, no framing, and no Referer, so that following a link never
 // hands the application's address (a callback's ticket) to the next
 // site. It sets no cookie: the CSRF cookie belongs on Stepgate's host.
-func (p *Pages) AppErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string, links []Link) {
+func (p *Pages) AppErrorPage(w http.ResponseWriter, r *http.Request, status int, msg string, links []httpx.Link) {
 	base := strings.TrimSuffix(p.Issuer, "/")
 	h := w.Header()
 	httpx.NoStore(w)
@@ -326,12 +326,7 @@ type view struct {
 	Base string
 	// Links are the ways on from an error page; none shows the link to
 	// sign-in.
-	Links []Link
-}
-
-// Link is a way on from an error page.
-type Link struct {
-	Label, URL string
+	Links []httpx.Link
 }
 
 // choice is a method offered on a page.
@@ -350,7 +345,7 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name 
 }
 
 func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) error {
-	v := view{Title: "Sign in", ReturnTo: safeReturnTo(r.URL.Query().Get("return_to"))}
+	v := view{Title: "Sign in", ReturnTo: httpx.SafeReturnTo(r.URL.Query().Get("return_to"))}
 	if r.URL.Query().Has("signed_out") {
 		v.Notice = "You have signed out."
 	}
@@ -367,7 +362,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	username, returnTo := r.PostFormValue("username"), safeReturnTo(r.PostFormValue("return_to"))
+	username, returnTo := r.PostFormValue("username"), httpx.SafeReturnTo(r.PostFormValue("return_to"))
 	ip := p.ClientIP.Of(r).String()
 	// The failure counters and the risk history are keyed by the typed
 	// name, which an anonymous client chooses: a name as long as the form
@@ -432,9 +427,9 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	entry := audit.SignIn{UserID: u.ID, Username: u.Username, Decision: "success",
 		MethodsPrompted: []string{methodPassword}, MethodsCompleted: []string{methodPassword}}
 	if p.Risk != nil {
-		ev.Risk, entry.Risk = p.Risk.SignedIn(r, u, r.PostFormValue("password"), p.device(w, r))
-		entry.RiskLevel = ev.Risk
-		for _, d := range entry.Risk {
+		level, detections := p.Risk.SignedIn(r, u, r.PostFormValue("password"), p.device(w, r))
+		ev.Risk, entry.Risk, entry.RiskLevel = level, logDetections(detections), level
+		for _, d := range detections {
 			ev.RiskReasons = append(ev.RiskReasons, d.Reason)
 		}
 	}
@@ -449,7 +444,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.Log.InfoContext(r.Context(), "signed in", "user", u.Username, "ip", ip)
 	p.Sessions.SetCookie(w, token)
-	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // safeReturnTo admits local paths only
+	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // httpx.SafeReturnTo admits local paths only
 	return nil
 }
 
@@ -596,29 +591,17 @@ func (p *Pages) parseForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// SafeReturnTo is the return address check of the sign-in and step-up
-// pages, for features that send the browser back to a page of their own:
-// a local absolute path comes back as it is, anything else as /account.
-func SafeReturnTo(s string) string { return safeReturnTo(s) }
-
-// safeReturnTo accepts only a local absolute path, so the sign-in page
-// cannot be used as an open redirect ("//evil.example", "/\evil.example",
-// "https://evil.example" and control characters are all refused).
-func safeReturnTo(s string) string {
-	const fallback = "/account"
-	if s == "" || len(s) > 2048 || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") {
-		return fallback
+// logDetections is the sign-in log's copy of the risk detections: the log
+// keeps its own shape so that it does not depend on the detectors.
+func logDetections(detections []risk.Detection) []audit.Detection {
+	if len(detections) == 0 {
+		return nil
 	}
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f || c == '\\' {
-			return fallback
-		}
+	logged := make([]audit.Detection, len(detections))
+	for i, d := range detections {
+		logged[i] = audit.Detection{Type: d.Type, Level: d.Level.String(), Reason: d.Reason, Evidence: d.Evidence}
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
-		return fallback
-	}
-	return s
+	return logged
 }
 
 // logAttempt writes e, from source, with the request's address and user

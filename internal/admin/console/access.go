@@ -9,10 +9,10 @@ import (
 	"strings"
 
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
-	"github.com/stepgate/stepgate/internal/web"
 )
 
 // caller is the administrator behind a console request.
@@ -122,7 +122,7 @@ func backTo(r *http.Request) string {
 		return r.URL.RequestURI()
 	}
 	back := r.PostFormValue("back")
-	if web.SafeReturnTo(back) != back || !consolePath(back) {
+	if httpx.SafeReturnTo(back) != back || !consolePath(back) {
 		return "/admin"
 	}
 	return back

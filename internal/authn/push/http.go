@@ -2,6 +2,7 @@ package push
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/store"
-	"github.com/stepgate/stepgate/internal/web"
 )
 
 // Routes. The device's routes are authenticated by the device cookie;
@@ -257,14 +257,9 @@ func (m *Method) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// deviceView is the device page's data; Title, User, CSRF and Base are
-// what the shared layout reads (Base is empty: the page is on
-// Stepgate's own host).
+// deviceView is the device page's own part; the layout around it is the
+// Frame's.
 type deviceView struct {
-	Base       string
-	Title      string
-	User       any
-	CSRF       string
 	Registered bool
 	DeviceName string
 	Stream     string
@@ -273,7 +268,7 @@ type deviceView struct {
 }
 
 func (m *Method) devicePage(w http.ResponseWriter, r *http.Request) error {
-	v := deviceView{Title: "Sign-in approvals", Stream: StreamPath, Pending: PendingPath, Answer: AnswerPath}
+	v := deviceView{Stream: StreamPath, Pending: PendingPath, Answer: AnswerPath}
 	dev, err := m.device(r)
 	switch {
 	case err == nil:
@@ -282,14 +277,18 @@ func (m *Method) devicePage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var buf bytes.Buffer
-	if err := m.page.ExecuteTemplate(&buf, "layout", v); err != nil {
+	if err := m.page.Execute(&buf, v); err != nil {
 		return fmt.Errorf("render device page: %w", err)
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = buf.WriteTo(w)
-	return nil
+	//nolint:gosec // the content comes from html/template, which escaped every value in it
+	return m.o.Frame.Render(w, http.StatusOK, "Sign-in approvals", template.HTML(buf.String()))
 }
 
+//go:embed templates/device.html
+var deviceHTML string
+
+// deviceTemplate is the device page's content, which the Frame puts in
+// the shared layout.
 func deviceTemplate() (*template.Template, error) {
-	return template.ParseFS(web.Templates(), "templates/layout.html", "templates/push_device.html")
+	return template.New("device").Parse(deviceHTML)
 }

@@ -99,6 +99,8 @@ type Options struct {
 	// SessionUser returns the id of the user signed in on r, or an error.
 	// Only the waiting page's status route uses it.
 	SessionUser func(r *http.Request) (string, error)
+	// Frame puts the device page in the server's shared page layout.
+	Frame Frame
 	// Secure marks the device cookie Secure with the __Host- prefix; set
 	// it when the issuer is https.
 	Secure bool
@@ -115,6 +117,13 @@ type Options struct {
 	Log          *slog.Logger
 }
 
+// Frame renders a page of this method inside the server's shared layout
+// (package web hands its own). The method renders only its part of the
+// page, so it never needs to know what the layout reads.
+type Frame interface {
+	Render(w http.ResponseWriter, status int, title string, content template.HTML) error
+}
+
 // Method is the push method.
 type Method struct {
 	o    Options
@@ -125,8 +134,8 @@ var _ authn.Method = (*Method)(nil)
 
 // New returns the method.
 func New(o Options) (*Method, error) {
-	if o.Creds == nil || o.KV == nil || o.SessionUser == nil {
-		return nil, errors.New("push: credentials, key/value store and SessionUser are all required")
+	if o.Creds == nil || o.KV == nil || o.SessionUser == nil || o.Frame == nil {
+		return nil, errors.New("push: credentials, key/value store, SessionUser and Frame are all required")
 	}
 	if o.Now == nil {
 		o.Now = time.Now

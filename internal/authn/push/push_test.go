@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -63,6 +64,17 @@ type account struct {
 	session *http.Cookie
 }
 
+// testFrame stands in for the server's layout (package web's): a bare
+// page around the method's content, so the tests read what it rendered.
+type testFrame struct{}
+
+func (testFrame) Render(w http.ResponseWriter, status int, title string, content template.HTML) error {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, err := io.WriteString(w, "<!doctype html><title>"+template.HTMLEscapeString(title)+"</title>"+string(content))
+	return err
+}
+
 func setup(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{c: &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}, log: &syncBuffer{}}
@@ -74,7 +86,7 @@ func setup(t testing.TB) *fixture {
 	f.st = st
 	f.sessions = session.NewManager(st, session.Config{CookieName: "sg", IdleTimeout: time.Hour, Lifetime: 8 * time.Hour}, f.c.now)
 	f.m, err = New(Options{
-		Creds: st, KV: st, Now: f.c.now, PollInterval: 20 * time.Millisecond,
+		Creds: st, KV: st, Frame: testFrame{}, Now: f.c.now, PollInterval: 20 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(f.log, nil)),
 		SessionUser: func(r *http.Request) (string, error) {
 			s, err := f.sessions.Load(r.Context(), r)

@@ -1,0 +1,69 @@
+// Package oauth holds the OAuth 2.0 shapes that the OpenID Provider
+// issues and the resource side checks: the claims of an access token,
+// the protocol error with its public description and private debug
+// detail, and the refusal of a token revoked by a security event. The
+// gateway and the admin API read tokens through these types without
+// importing the provider.
+package oauth
+
+import (
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// AccessClaims are the claims of a JWT access token (RFC 9068) with the
+// step-up claims of RFC 9470 and Entra (acrs, xms_cc).
+type AccessClaims struct {
+	jwt.Claims
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+	AuthTime int64  `json:"auth_time,omitempty"`
+	// ProofTime is when the proofs behind acr and acrs began: a
+	// resource server's max_age and single use judge it, since
+	// auth_time is only the last proof (a password retyped today beside
+	// yesterday's passkey).
+	ProofTime    int64    `json:"proof_time,omitempty"`
+	ACR          string   `json:"acr,omitempty"`
+	AMR          []string `json:"amr,omitempty"`
+	ACRs         []string `json:"acrs,omitempty"`
+	SID          string   `json:"sid,omitempty"`
+	Capabilities []string `json:"xms_cc,omitempty"`
+	Username     string   `json:"preferred_username,omitempty"`
+	Groups       []string `json:"groups,omitempty"`
+	Roles        []string `json:"roles,omitempty"`
+}
+
+// Error is an OAuth 2.0 error: a code and a description for the client,
+// and a debug detail for the log only (never sent, so the response cannot
+// leak internals).
+type Error struct {
+	Code        string
+	Description string
+	Status      int
+	Debug       error
+}
+
+func (e *Error) Error() string {
+	if e.Debug != nil {
+		return e.Code + ": " + e.Description + ": " + e.Debug.Error()
+	}
+	return e.Code + ": " + e.Description
+}
+
+// Unwrap exposes the debug cause to errors.Is and errors.As (never to
+// the client).
+func (e *Error) Unwrap() error { return e.Debug }
+
+// RevokedError is why a token was refused when a security event (the
+// user disabled, the password changed, an administrator's revoke)
+// happened after it was issued. NotBefore is that event's time: a client
+// must get a token issued after it, which the gateway says in its
+// challenge.
+type RevokedError struct {
+	NotBefore time.Time
+}
+
+func (e *RevokedError) Error() string {
+	return "revoked by a security event at " + e.NotBefore.Format(time.RFC3339)
+}
