@@ -21,7 +21,6 @@ import (
 	"github.com/stepgate/stepgate/internal/authn/webauthn"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
-	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/web"
@@ -257,13 +256,6 @@ func registration(r config.Registration) web.Registration {
 		Freshness: r.Freshness.D(), PhishingResistant: r.PhishingResistant,
 		Window: r.Window.D(), WindowMaxRisk: r.WindowMaxRisk,
 	}
-}
-
-// securityChangeReported raises the risk of a user who reported a change
-// of their sign-in methods as not theirs: someone else had their password.
-func (a *App) securityChangeReported(ctx context.Context, userID string) {
-	a.Risk.Raise(ctx, userID, risk.Detection{Type: "user-reported", Level: risk.High, Reason: "user-reported-security-change",
-		Evidence: map[string]string{"channel": "security-notice"}})
 }
 
 // place names the country a request comes from, for notices; empty
