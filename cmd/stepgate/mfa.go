@@ -195,7 +195,7 @@ func (c *cli) mfaCmds() []*cobra.Command {
 				if err != nil {
 					return err
 				}
-				k, err := app.NewRisk(cfg, st, nil, httpx.ClientIP{}, revoke.New(st, nil, nil), c.logger(cfg))
+				k, err := app.NewRisk(cfg, st, nil, httpx.ClientIP{}, revoke.New(st, nil, nil), nil, c.logger(cfg))
 				if err != nil {
 					return err
 				}

@@ -3,7 +3,9 @@
 // session, or a What-If description of a hypothetical one. The OIDC
 // provider, the gateway and the What-If command and endpoint all build
 // requests here, so they describe the same sign-in the same way and the
-// engine gives them the same answer.
+// engine gives them the same answer. It also answers which of a user's
+// methods a step-up can offer (AvailableMethods) and what adding or
+// removing a sign-in method needs (RegisterCheck).
 package access
 
 import (

@@ -121,3 +121,11 @@ func (a *App) writeSignIn(ctx context.Context, e audit.SignIn) error {
 	}
 	return nil
 }
+
+// recordAudit writes a change to the audit trail; a failure is logged,
+// since the change itself is already made.
+func (a *App) recordAudit(ctx context.Context, actor, action, target string) {
+	if _, err := a.Audit.Record(ctx, actor, action, target, "", nil, nil); err != nil {
+		a.Log.ErrorContext(ctx, "write the audit trail", "action", action, "err", err)
+	}
+}

@@ -33,7 +33,7 @@ import (
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/revoke"
-	"github.com/stepgate/stepgate/internal/risk"
+	"github.com/stepgate/stepgate/internal/riskservice"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres"
@@ -72,7 +72,7 @@ type App struct {
 	// Revoker ends users' sessions and tokens at security events.
 	Revoker *revoke.Revoker
 	// Risk assesses sign-ins and keeps users' risk.
-	Risk *Risk
+	Risk *riskservice.Service
 	// Audit is the hash-chained trail of changes to accounts.
 	Audit *audit.Log
 	// SignIns is the sign-in log: one entry per decision or attempt.
@@ -183,10 +183,6 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if a.Methods, err = NewMethods(cfg, st, log, a.sessionUser); err != nil {
 		return nil, err
 	}
-	a.Methods.OnFraudReport = func(ctx context.Context, userID string) {
-		a.Risk.Raise(ctx, userID, risk.Detection{Type: "user-reported", Level: risk.High, Reason: "user-reported-fraud",
-			Evidence: map[string]string{"channel": "push"}})
-	}
 	for _, key := range cfg.OTP.DevelopmentSenders() {
 		log.WarnContext(ctx, "one-time codes are written to the log, not sent: for development only", "key", key)
 	}
@@ -200,11 +196,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		Methods: a.Methods.Registry, Credentials: st,
 		Ceremonies: authn.NewCeremonies(st, nil), Throttle: authn.NewThrottle(st, nil), IPThrottle: ipThrottle(st),
 		RegisterCheck: a.registerCheck, Detail: a.Methods.CredentialDetail, Revoke: a.Revoker.RevokeUser,
-		Passwords: a.Users, PasswordChanged: a.passwordChanged, Audit: a.recordAudit, Metrics: a.Metrics,
+		Passwords: a.Users, Audit: a.recordAudit, Metrics: a.Metrics,
 		Passkeys: passkeys(a.Methods), SignIns: a.writeSignIn, PasskeyChallenges: authn.NewLoginChallenges(a.Methods.Box, st, nil),
 		Registration: registration(cfg.Registration), KV: st, Passes: a.Methods.Passes,
 		ReportKey: reportKey, Issuer: cfg.Server.Issuer, ReportLinkLifetime: cfg.Registration.ReportLinkLifetime.D(),
-		RaiseRisk: a.securityChangeReported, Place: a.place,
+		Place: a.place,
 	})
 	if err != nil {
 		return nil, err
@@ -235,12 +231,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 			_ = a.GeoIP.Close()
 		}
 	}()
-	if a.Risk, err = NewRisk(cfg, st, a.GeoIP, clientIP, a.Revoker, log); err != nil {
+	if a.Risk, err = NewRisk(cfg, st, a.GeoIP, clientIP, a.Revoker, a.Metrics, log); err != nil {
 		return nil, err
 	}
-	a.Risk.metrics = a.Metrics
+	a.Methods.OnFraudReport = a.Risk.FraudReported
 	pages.Risk = a.Risk
 	pages.UserRisk = a.Risk.UserRisk
+	pages.PasswordChanged = a.Risk.PasswordChanged
+	pages.RaiseRisk = a.Risk.SecurityChangeReported
 	if cfg.Registration.Notify {
 		pages.Notifier = a.Methods.Notifier
 		if pages.Notifier == nil {

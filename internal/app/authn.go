@@ -6,22 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/otp"
 	"github.com/stepgate/stepgate/internal/authn/push"
 	"github.com/stepgate/stepgate/internal/authn/recovery"
-	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/authn/totp"
 	"github.com/stepgate/stepgate/internal/authn/webauthn"
 	"github.com/stepgate/stepgate/internal/config"
-	"github.com/stepgate/stepgate/internal/policy"
-	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/web"
@@ -175,54 +172,21 @@ func (m *Methods) CredentialDetail(c store.Credential) string {
 	return ""
 }
 
-// registerCheck applies the register-security-info policies: nil when
-// the user may register now, the methods to step up with when a proof is
-// missing, blocked when the policies block it or no method of the user's
-// can satisfy them.
+// registerCheck adapts access.RegisterCheck to the pages: the methods to
+// step up with, or blocked; a failure to list methods blocks.
 func (a *App) registerCheck(r *http.Request, u store.User, s store.Session) ([]string, bool) {
-	now := time.Now()
-	req := a.Access.Request(r, u, &s, now)
-	req.Action = policy.ActionRegisterSecurityInfo
-	d := a.Policies.Evaluate(req, policy.EvaluateOptions{})
-	switch d.Outcome {
-	case policy.OutcomeAllow:
-		return nil, false
-	case policy.OutcomeBlock:
-		return nil, true
-	}
-	available, err := a.availableMethods(r, u)
+	req := a.Access.Request(r, u, &s, time.Now())
+	methods, blocked, err := access.RegisterCheck(req, a.Policies, func() ([]string, error) { return a.availableMethods(r, u) })
 	if err != nil {
 		a.Log.ErrorContext(r.Context(), "list methods", "err", err)
-		return nil, true
 	}
-	methods, ok := policy.StepUpMethods(d.Missing, available)
-	if !ok {
-		return nil, true
-	}
-	return methods, false
+	return methods, blocked
 }
 
-// availableMethods are the methods u has, in prompt order, password last.
+// availableMethods are the methods u has, in this deployment's prompt
+// order, password last.
 func (a *App) availableMethods(r *http.Request, u store.User) ([]string, error) {
-	creds, err := a.Store.ListCredentials(r.Context(), u.ID)
-	if err != nil {
-		return nil, fmt.Errorf("list credentials: %w", err)
-	}
-	var out []string
-	for _, name := range a.Methods.Registry.Names() {
-		if name == recovery.Name {
-			// Recovery codes recover; they meet no policy's grant, so
-			// no step-up offers them.
-			continue
-		}
-		if slices.ContainsFunc(creds, func(c store.Credential) bool { return c.Type == name }) {
-			out = append(out, name)
-		}
-	}
-	if u.PasswordHash != "" {
-		out = append(out, strength.Password)
-	}
-	return out, nil
+	return access.AvailableMethods(r.Context(), a.Store, a.Methods.Registry.Names(), u)
 }
 
 // ipThrottle counts failed sign-ins per client address. An office behind
@@ -261,13 +225,6 @@ func registration(r config.Registration) web.Registration {
 		Freshness: r.Freshness.D(), PhishingResistant: r.PhishingResistant,
 		Window: r.Window.D(), WindowMaxRisk: r.WindowMaxRisk,
 	}
-}
-
-// securityChangeReported raises the risk of a user who reported a change
-// of their sign-in methods as not theirs: someone else had their password.
-func (a *App) securityChangeReported(ctx context.Context, userID string) {
-	a.Risk.Raise(ctx, userID, risk.Detection{Type: "user-reported", Level: risk.High, Reason: "user-reported-security-change",
-		Evidence: map[string]string{"channel": "security-notice"}})
 }
 
 // place names the country a request comes from, for notices; empty

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -159,5 +160,48 @@ func TestPushDevicePageInTheLayout(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("device page lacks %s:\n%s", want, page)
 		}
+	}
+}
+
+// TestPushNotMeRaisesUserRisk: a user who answers a push request "not-me"
+// says someone else holds their password. Their user risk becomes high at
+// once, which ends their sessions, so the thief's session is gone too.
+func TestPushNotMeRaisesUserRisk(t *testing.T) {
+	s := startOIDC(t, nil)
+	device, thief := browser(t), browser(t)
+	s.signIn(t, device, "/account")
+	_, body := get(t, device, s.base+"/account/security/add?method=push")
+	csrf, cer := formOf(t, body)
+	if resp, _ := post(t, device, s.base+"/account/security/add", url.Values{"csrf_token": {csrf}, "ceremony": {cer}, "name": {"Phone"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("registering the device: %d", resp.StatusCode)
+	}
+
+	s.signIn(t, thief, "/account")
+	_, body = get(t, thief, s.base+"/stepup?method=push&return_to=/account")
+	a := pushApprovalRe.FindStringSubmatch(body)
+	if a == nil {
+		t.Fatalf("the step-up page shows no approval:\n%s", body)
+	}
+	ctx := context.Background()
+	if r := s.app.Risk.UserRisk(ctx, s.user.ID); r != "" {
+		t.Fatalf("user risk before the report: %q, want none", r)
+	}
+	b, _ := json.Marshal(map[string]any{"approval": a[1], "choice": "not-me"})
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/account/push/answer", strings.NewReader(string(b)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := device.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), "reported") {
+		t.Fatalf("not-me: %d %s", resp.StatusCode, out)
+	}
+	if r := s.app.Risk.UserRisk(ctx, s.user.ID); r != "high" {
+		t.Errorf("user risk after not-me: %q, want high", r)
+	}
+	if resp, _ := get(t, thief, s.base+"/account"); resp.StatusCode == http.StatusOK {
+		t.Errorf("the thief's session survived the report: %d", resp.StatusCode)
 	}
 }

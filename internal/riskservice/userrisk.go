@@ -1,0 +1,151 @@
+package riskservice
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/risk"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// cachedRisk is a user's risk level as read at a time.
+type cachedRisk struct {
+	level string
+	at    time.Time
+}
+
+// userRiskTTL bounds how stale a cached user risk may be on another
+// node; on this node Raise and SetUserRisk drop the entry at once.
+const userRiskTTL = 500 * time.Millisecond
+
+// maxCachedRisks bounds the cache of users' risk; past it the cache is
+// emptied and the next requests read the store again.
+const maxCachedRisks = 10000
+
+// UserRisk is the user's effective risk level for policies.
+func (k *Service) UserRisk(ctx context.Context, userID string) string {
+	now := k.now()
+	k.mu.Lock()
+	c, ok := k.userRisk[userID]
+	k.mu.Unlock()
+	if ok && now.Sub(c.at) < userRiskTTL && !now.Before(c.at) {
+		return c.level
+	}
+	var st risk.UserRiskState
+	if err := k.load(ctx, userRiskKey(userID), &st); err != nil {
+		k.log.WarnContext(ctx, "load user risk", "err", err)
+		return ""
+	}
+	level := ""
+	if l := st.Effective(now, k.lowAgeOut); l != risk.None {
+		level = l.String()
+	}
+	k.mu.Lock()
+	if len(k.userRisk) >= maxCachedRisks {
+		clear(k.userRisk)
+	}
+	k.userRisk[userID] = cachedRisk{level: level, at: now}
+	k.mu.Unlock()
+	return level
+}
+
+// forget drops the cached risk of userID after it changed here.
+func (k *Service) forget(userID string) {
+	k.mu.Lock()
+	delete(k.userRisk, userID)
+	k.mu.Unlock()
+}
+
+// Raise adds a detection to the user's risk. Reaching high is a security
+// event: the user's sessions and tokens are revoked at once.
+func (k *Service) Raise(ctx context.Context, userID string, d risk.Detection) {
+	high := false
+	err := k.updateUserRisk(ctx, userID, func(st *risk.UserRiskState) {
+		before := st.Level
+		st.Raise(d, k.now())
+		high = st.Level == risk.High && before != risk.High
+	})
+	if err != nil {
+		k.log.ErrorContext(ctx, "raise user risk", "err", err)
+		return
+	}
+	k.log.WarnContext(ctx, "user risk raised", "user_id", userID, "reason", d.Reason, "level", d.Level.String())
+	if high && k.revoker != nil {
+		if err := k.revoker.RevokeUser(ctx, userID, "risk-high"); err != nil {
+			k.log.ErrorContext(ctx, "revoke after high user risk", "err", err)
+		}
+	}
+}
+
+// FraudReported raises to high the risk of a user who answered a push
+// request "this wasn't me": someone else holds their password.
+func (k *Service) FraudReported(ctx context.Context, userID string) {
+	k.Raise(ctx, userID, risk.Detection{Type: "user-reported", Level: risk.High, Reason: "user-reported-fraud",
+		Evidence: map[string]string{"channel": "push"}})
+}
+
+// SecurityChangeReported raises to high the risk of a user who reported a
+// change of their sign-in methods as not theirs: someone else had their
+// password.
+func (k *Service) SecurityChangeReported(ctx context.Context, userID string) {
+	k.Raise(ctx, userID, risk.Detection{Type: "user-reported", Level: risk.High, Reason: "user-reported-security-change",
+		Evidence: map[string]string{"channel": "security-notice"}})
+}
+
+// PasswordChanged clears the user's risk after a secure password change
+// (one made right after a second factor, afterMFA): whoever held the old
+// password holds nothing now. A change without one clears nothing, or a
+// thief with the password could clear the risk their sign-in raised.
+func (k *Service) PasswordChanged(ctx context.Context, userID string, afterMFA bool) {
+	if !afterMFA {
+		return
+	}
+	if err := k.updateUserRisk(ctx, userID, func(st *risk.UserRiskState) { st.Remediated(k.now()) }); err != nil {
+		k.log.ErrorContext(ctx, "remediate user risk", "err", err)
+		return
+	}
+	k.log.InfoContext(ctx, "user risk remediated by a secure password change", "user_id", userID)
+}
+
+// SetUserRisk applies an administrator's decision: confirm the account
+// compromised (high, and revoked) or dismiss its risk.
+func (k *Service) SetUserRisk(ctx context.Context, userID string, compromised bool) error {
+	err := k.updateUserRisk(ctx, userID, func(st *risk.UserRiskState) {
+		if compromised {
+			st.ConfirmCompromised(k.now())
+		} else {
+			st.Dismiss(k.now())
+		}
+	})
+	if err == nil && compromised && k.revoker != nil {
+		err = k.revoker.RevokeUser(ctx, userID, "confirmed-compromised")
+	}
+	return err
+}
+
+func (k *Service) updateUserRisk(ctx context.Context, userID string, fn func(*risk.UserRiskState)) error {
+	defer k.forget(userID)
+	apply := func(b []byte) ([]byte, error) {
+		var st risk.UserRiskState
+		if len(b) > 0 {
+			if err := json.Unmarshal(b, &st); err != nil {
+				return nil, err
+			}
+		}
+		fn(&st)
+		return json.Marshal(st)
+	}
+	_, err := k.kv.UpdateKV(ctx, userRiskKey(userID), apply)
+	if errors.Is(err, store.ErrNotFound) {
+		b, aerr := apply(nil)
+		if aerr != nil {
+			return aerr
+		}
+		if _, err = k.kv.CreateKV(ctx, userRiskKey(userID), b, time.Time{}); errors.Is(err, store.ErrConflict) {
+			return k.updateUserRisk(ctx, userID, fn)
+		}
+	}
+	return err
+}
