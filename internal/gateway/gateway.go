@@ -11,6 +11,17 @@
 // gets an RFC 9470 or Entra-style challenge. The forward-auth endpoints
 // run the same decision for proxies that stay in front (Traefik, Caddy,
 // nginx).
+//
+// The files follow that loop. route.go and path.go find the route and
+// rule; identity.go finds a browser's identity, bearer.go an API
+// client's; verdict.go makes the decision and reask.go the re-asks of
+// max_age and single-use rules; signinlog.go builds the sign-in log
+// entries; proxy.go, direct.go and upstream.go pass the request on;
+// forward.go is forward-auth. The hand-off runs on two hosts: on the
+// application's, redirect.go sends the browser to Stepgate and keep.go
+// keeps the request it made; on Stepgate's, handoff_start.go mints the
+// ticket; back on the application's, callback.go redeems it and replays
+// the kept request. handoff.go holds what both sides share.
 package gateway
 
 import (

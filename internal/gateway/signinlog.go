@@ -59,24 +59,6 @@ func (v *verdict) logged(ru *rule) bool {
 	return v.block != "" || v.challenge || ru.sensitive() || v.reportOnlyUnmet > 0
 }
 
-// decide makes the decision for a browser request, counts it, and logs
-// it when it matters. It returns false when it has answered the request
-// itself because the sign-in log refused the entry.
-func (g *Gateway) decide(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, id *identity, elevatedAfter time.Time) (verdict, bool) {
-	start := time.Now()
-	v := g.check(r, rt, ru, id, elevatedAfter)
-	took := time.Since(start)
-	g.Metrics.Decision("gateway", v.outcome(), rt.app, took)
-	if g.SignIns == nil || !v.logged(ru) {
-		return v, true
-	}
-	if err := g.SignIns(r.Context(), g.browserEntry(r, rt, id, &v, took)); err != nil {
-		g.unlogged(w, r, err)
-		return v, false
-	}
-	return v, true
-}
-
 // browserEntry describes a browser decision from the access request it
 // was made on, with every policy's result.
 func (g *Gateway) browserEntry(r *http.Request, rt *route, id *identity, v *verdict, took time.Duration) audit.SignIn {

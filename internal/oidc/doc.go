@@ -11,4 +11,10 @@
 // what is missing, and issues tokens whose acr, amr, auth_time and acrs
 // say what was proven. Requested values live in server-side flow state,
 // never in the URL the browser can edit, so a step-up cannot be skipped.
+//
+// authorize.go runs the authorization request and decide.go its step-up
+// decision; token_endpoint.go is the token endpoint (client
+// authentication and the grants), token_claims.go what the tokens say:
+// minting them and verifying access tokens and ID token hints.
+// endpoints.go holds userinfo, introspection, revocation and end-session.
 package oidc

@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/stepgate/stepgate/internal/oauth"
+	"github.com/stepgate/stepgate/internal/session"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// identity is who a request comes from.
+type identity struct {
+	user store.User
+	// sess is the browser's Stepgate session; nil for a bearer token.
+	sess *store.Session
+	// token is the verified bearer token; nil for a browser.
+	token *oauth.AccessClaims
+	acrs  []string
+}
+
+// gwSession binds a gateway cookie on an application's host to the
+// browser's Stepgate session.
+type gwSession struct {
+	SessionID string `json:"sid"` // the Stepgate session's storage id
+	UserID    string `json:"uid"`
+	Route     string `json:"route"`
+}
+
+// cookieName is the gateway cookie of a route's host. Under https it
+// takes the __Host- prefix: bound to this host, so a sibling subdomain
+// cannot plant or overwrite it.
+func (rt *route) cookieName() string {
+	if rt.scheme == "https" {
+		return "__Host-stepgate_gw"
+	}
+	return "stepgate_gw"
+}
+
+// browserIdentity follows the gateway cookie to the Stepgate session and
+// its user. The lookups are reused for identityTTL, so sign-out or
+// disabling the user take effect within that bound; the session's expiry
+// is checked on every request, and a step-up elsewhere gives the browser
+// a new session and cookie through the hand-off.
+func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error) {
+	c, err := r.Cookie(rt.cookieName())
+	if err != nil || len(c.Value) != 43 {
+		return nil, session.ErrNoSession
+	}
+	sum := sha256.Sum256([]byte(c.Value))
+	if e, ok := g.browsers.get(sum, g.Now()); ok {
+		// A cookie minted for one application is worthless on another.
+		if e.route != rt.name || !g.Sessions.Live(e.sess) {
+			return nil, session.ErrNoSession
+		}
+		s := e.sess
+		return &identity{user: e.user, sess: &s}, nil
+	}
+	var gs gwSession
+	if err := getJSON(r.Context(), g.Store, prefixGWSession+hex.EncodeToString(sum[:]), &gs); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, session.ErrNoSession
+		}
+		return nil, err
+	}
+	if gs.Route != rt.name {
+		return nil, session.ErrNoSession
+	}
+	s, err := g.Sessions.ByID(r.Context(), gs.SessionID)
+	if err != nil {
+		return nil, err // ErrNoSession after sign-out or a rotation: sign in again (silently when still signed in)
+	}
+	u, err := g.Store.GetUser(r.Context(), s.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) || s.UserID != gs.UserID {
+		return nil, session.ErrNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.browsers.put(sum, browserEntry{route: gs.Route, sess: s, user: u}, g.Now())
+	return &identity{user: u, sess: &s}, nil
+}
+
+func getJSON(ctx context.Context, kv store.KV, key string, v any) error {
+	e, err := kv.GetKV(ctx, key)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(e.Value, v)
+}
