@@ -3,14 +3,11 @@
 package main
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/stepgate/stepgate/internal/demo"
 )
 
 // TestDemoRuleVariants: signed in to the demo bank with alice's password
@@ -19,24 +16,7 @@ import (
 // none reaches the bank under the default rule. Not parallel: it changes
 // the working directory, as the walk-through does.
 func TestDemoRuleVariants(t *testing.T) {
-	t.Chdir(t.TempDir())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, logs := &lockedBuffer{}, &lockedBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runDemo(ctx, demoRun{ln: ln, dataDir: demo.DefaultDataDir, defaultDir: true, out: out, logOut: logs})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the demo did not shut down cleanly: %v\n%s", err, logs.String())
-		}
-	})
-	waitFor(t, "the demo's welcome text", func() bool { return strings.Contains(out.String(), "Data:") })
+	ln, _ := startTestDemo(t)
 	port := itoa(ln.Addr().(*net.TCPAddr).Port)
 	base, bank := "http://localhost:"+port, "http://bank.localhost:"+port
 

@@ -86,24 +86,7 @@ func demoCode(t *testing.T, secret string, at time.Time) string {
 // --demo" prints the code alice's app shows. Not parallel: it changes
 // the working directory, as --demo depends on it.
 func TestDemoWalkThrough(t *testing.T) {
-	t.Chdir(t.TempDir())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, logs := &lockedBuffer{}, &lockedBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runDemo(ctx, demoRun{ln: ln, dataDir: demo.DefaultDataDir, defaultDir: true, out: out, logOut: logs})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the demo did not shut down cleanly: %v\n%s", err, logs.String())
-		}
-	})
-	waitFor(t, "the demo's welcome text", func() bool { return strings.Contains(out.String(), "Data:") })
+	ln, out := startTestDemo(t)
 	welcome := out.String()
 	port := ln.Addr().(*net.TCPAddr).Port
 	base, bank := "http://localhost:"+itoa(port), "http://bank.localhost:"+itoa(port)
@@ -387,4 +370,31 @@ func demoSignOut(t *testing.T, b *http.Client, base, bank string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startTestDemo runs "stepgate demo" as the command does, in a temporary
+// working directory (--demo commands read it) on a random loopback port,
+// until the test ends; it returns the listener and the demo's output
+// once the welcome text is written.
+func startTestDemo(t *testing.T) (net.Listener, *lockedBuffer) {
+	t.Helper()
+	t.Chdir(t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, logs := &lockedBuffer{}, &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runDemo(ctx, demoRun{ln: ln, dataDir: demo.DefaultDataDir, defaultDir: true, out: out, logOut: logs})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the demo did not shut down cleanly: %v\n%s", err, logs.String())
+		}
+	})
+	waitFor(t, "the demo's welcome text", func() bool { return strings.Contains(out.String(), "Data:") })
+	return ln, out
 }

@@ -26,8 +26,6 @@ import (
 	"github.com/chromedp/cdproto/network"
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
-
-	"github.com/stepgate/stepgate/internal/demo"
 )
 
 // pendingFixes are page checks the product is known to fail, one line
@@ -307,24 +305,7 @@ func startWalkthrough(t *testing.T) *walkthrough {
 // random loopback port and returns its welcome text.
 func (w *walkthrough) startDemo() string {
 	t := w.t
-	t.Chdir(t.TempDir())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, logs := &lockedBuffer{}, &lockedBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runDemo(ctx, demoRun{ln: ln, dataDir: demo.DefaultDataDir, defaultDir: true, out: out, logOut: logs})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the demo did not shut down cleanly: %v\n%s", err, logs.String())
-		}
-	})
-	waitFor(t, "the demo's welcome text", func() bool { return strings.Contains(out.String(), "Data:") })
+	ln, out := startTestDemo(t)
 	welcome := out.String()
 	w.addr = ln.Addr().String()
 	w.port = itoa(ln.Addr().(*net.TCPAddr).Port)
