@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/httpx"
@@ -397,12 +396,5 @@ func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s s
 // logSecurity writes a change or an attempt on the user's security info
 // to the sign-in log.
 func (p *Pages) logSecurity(r *http.Request, u store.User, method, decision, reason string) error {
-	e := audit.SignIn{UserID: u.ID, Username: u.Username, Decision: decision, Reason: reason}
-	if method != "" {
-		e.MethodsPrompted = []string{method}
-		if decision == "success" {
-			e.MethodsCompleted = e.MethodsPrompted
-		}
-	}
-	return p.logAttempt(r, "security-info", e)
+	return p.logMethod(r, "security-info", u, method, decision, reason)
 }

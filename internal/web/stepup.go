@@ -342,6 +342,12 @@ func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 
 // logStepUp writes a step-up attempt to the sign-in log.
 func (p *Pages) logStepUp(r *http.Request, u store.User, method, decision, reason string) error {
+	return p.logMethod(r, "step-up", u, method, decision, reason)
+}
+
+// logMethod writes to the sign-in log, under source, an attempt of u's
+// with one method: prompted, and completed when decision is success.
+func (p *Pages) logMethod(r *http.Request, source string, u store.User, method, decision, reason string) error {
 	e := audit.SignIn{UserID: u.ID, Username: u.Username, Decision: decision, Reason: reason}
 	if method != "" {
 		e.MethodsPrompted = []string{method}
@@ -349,7 +355,7 @@ func (p *Pages) logStepUp(r *http.Request, u store.User, method, decision, reaso
 			e.MethodsCompleted = e.MethodsPrompted
 		}
 	}
-	return p.logAttempt(r, "step-up", e)
+	return p.logAttempt(r, source, e)
 }
 
 // stepUpFailure is the sign-in log's reason code for a refused proof.
