@@ -270,7 +270,7 @@ var identityHeaderNames = []string{headerUser, headerEmail, headerGroups, header
 
 // nameEveryIdentityHeader gives each identity header the answer lacks an
 // empty value. Caddy 2.6's copy_headers otherwise sends the application
-// its own placeholder text ("{http.reverse_proxy.header.X-Stepgate-User}")
+// the unexpanded variable ("{http.reverse_proxy.header.X-Stepgate-User}")
 // as the value of a header the answer lacks, which an application could
 // take for a user name.
 func nameEveryIdentityHeader(h http.Header) {
