@@ -52,7 +52,10 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 	if found {
 		id.user = u
 	}
-	if ru.sensitive() {
+	// A policy's sign-in frequency binds every rule of its app, a plain
+	// one too: a browser is asked again there, and a token refreshed for
+	// weeks on one old proof must not be carried past it.
+	if ru.sensitive() || g.tokenFrequency(r, id.user, rt, ru, claims) > 0 {
 		if !g.decideBearer(w, r, rt, ru, claims, id) {
 			return
 		}

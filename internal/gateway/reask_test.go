@@ -560,3 +560,73 @@ func TestTokenSignInFrequency(t *testing.T) {
 		t.Fatalf("ok/no-frequency: %s", why)
 	}
 }
+
+// userKV is memKV that knows the rig's user, as a token's subject.
+type userKV struct {
+	*memKV
+	user store.User
+}
+
+func (s userKV) GetUser(_ context.Context, id string) (store.User, error) {
+	if id == s.user.ID {
+		return s.user, nil
+	}
+	return store.User{}, store.ErrNotFound
+}
+
+// claimsVerifier accepts any token as the claims it holds.
+type claimsVerifier struct{ c *oauth.AccessClaims }
+
+func (v claimsVerifier) VerifyAccessToken(context.Context, string) (*oauth.AccessClaims, error) {
+	return v.c, nil
+}
+
+// TestTokenSignInFrequencyPlainRule carries a token refreshed for weeks
+// to a rule that asks only for a signed-in user, on an app whose policy
+// asks for a sign-in every hour: a browser is asked again there each
+// hour, so the token must be too.
+func TestTokenSignInFrequencyPlainRule(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	doc, probs := policy.Parse("p.yaml", []byte(reaskPolicies+`  - name: bank-hourly
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [bank]}}
+    grant: {controls: [mfa]}
+    session: {sign_in_frequency: 1h}
+`))
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	snap, probs := policy.Compile(nil, doc)
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	rig.g.Policies = fixedPolicies{snap}
+	rig.g.Store = userKV{memKV: rig.kv, user: rig.user}
+	plain := &rule{path: "/customers", wildcard: true}
+	rig.now = rig.at(30 * 24 * time.Hour)
+	for _, tc := range []struct {
+		name   string
+		proven time.Duration
+		want   int
+	}{
+		{"ok/proof-within-the-hour", 30*24*time.Hour - 30*time.Minute, http.StatusOK},
+		{"fail/refreshed-token-proof-weeks-old", 0, http.StatusUnauthorized},
+	} {
+		c := &oauth.AccessClaims{Claims: jwt.Claims{ID: tc.name, Subject: rig.user.ID, Audience: jwt.Audience{"bank"},
+			Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+			AuthTime: rig.at(tc.proven).Unix(), ProofTime: rig.at(tc.proven).Unix(), SID: "sid-1", ACR: "mfa"}
+		rig.g.Tokens = claimsVerifier{c}
+		rig.g.Forget("")
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "http://bank.example/customers/", nil)
+		r.Header.Set("Accept", "application/json")
+		rig.g.handleBearer(w, r, rig.route, plain, "/customers/", "tok-"+tc.name, func(w http.ResponseWriter, _ *http.Request, _ *identity, _ string) {
+			w.WriteHeader(http.StatusOK)
+		})
+		if w.Code != tc.want {
+			t.Errorf("%s: status %d, want %d (%s)", tc.name, w.Code, tc.want, w.Header().Get("WWW-Authenticate"))
+		}
+	}
+}
