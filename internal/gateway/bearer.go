@@ -144,12 +144,16 @@ func (g *Gateway) tokenFrequency(r *http.Request, u store.User, rt *route, ru *r
 	if u.ID == "" || provenAt(c) == 0 { // a service client's: no user, no proof
 		return 0
 	}
+	snap := g.Policies.Load()
+	if !snap.SetsSignInFrequency() { // the usual case: no evaluation on every token request
+		return 0
+	}
 	req := g.Access(r, u, nil, g.Now())
 	req.App = rt.app
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}
-	d := g.Policies.Load().Evaluate(req, policy.EvaluateOptions{})
+	d := snap.Evaluate(req, policy.EvaluateOptions{})
 	return time.Duration(d.Session.SignInFrequency)
 }
 
