@@ -164,6 +164,10 @@ func (b *browserRig) awaitCode() map[string]any {
 		if status != http.StatusOK {
 			b.t.Fatalf("code exchange: %d %s %s", status, tok.Error, tok.ErrorDescription)
 		}
+		// The code reaches the client before the browser has finished
+		// loading its page; a navigation started now could be aborted
+		// by that load, so the next step waits for the page.
+		b.waitFor("the client's page", `document.getElementById("client-done") !== null`)
 		return jwtClaims(b.t, tok.IDToken)
 	case <-time.After(20 * time.Second):
 		b.fail("no code reached the client")
