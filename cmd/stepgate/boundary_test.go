@@ -47,6 +47,10 @@ var boundaryRules = []boundaryRule{
 		why: "the gateway reads tokens through package oauth, not the provider"},
 	{from: "internal/audit/...", never: []string{"internal/risk/..."},
 		why: "the sign-in log keeps its own shape of a risk detection"},
+	{from: "internal/access/...", never: []string{"internal/gateway/...", "internal/oidc/...", "internal/admin/...", "internal/riskservice/..."},
+		why: "the decision core is what every enforcement point calls; it knows none of them"},
+	{from: "internal/reason", never: []string{"internal/..."},
+		why: "the catalogue of reason codes is a leaf every package may name"},
 }
 
 // TestPackageBoundaries fails when a package imports what the design

@@ -115,7 +115,7 @@ func (c *cli) listSignIns(ctx context.Context, st store.Store, f signinFilter) e
 			return enc.Encode(e)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Source,
-			dash(firstOf(e.Username, e.UserID)), dash(e.App), e.Decision, dash(e.Reason),
+			dash(firstOf(e.Username, e.UserID)), dash(e.App), e.Decision, dash(string(e.Reason)),
 			dash(riskSummary(e)), dash(e.IP), dash(strings.Join(row.Policies, ",")))
 		return nil
 	})

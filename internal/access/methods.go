@@ -40,32 +40,22 @@ func AvailableMethods(ctx context.Context, creds CredentialLister, names []strin
 	return out, nil
 }
 
-// Evaluator answers access requests: the policy engine.
-type Evaluator interface {
-	Evaluate(req *policy.Request, opts policy.EvaluateOptions) policy.Decision
-}
-
-// RegisterCheck applies the register-security-info policies to req (the
-// user adding or removing a sign-in method): no methods and not blocked
-// when the user may register now; the methods to step up with when a
-// proof is missing; blocked when the policies block it or none of the
+// RegisterCheck applies the register-security-info policies of snap to
+// req (the user adding or removing a sign-in method): no methods and not
+// blocked when the user may register now; the methods to step up with
+// when a proof is missing; blocked when the policies block it, ask for a
+// password change (which the security page cannot take), or none of the
 // user's methods (listed by available, asked only then) can satisfy them.
-func RegisterCheck(req *policy.Request, policies Evaluator, available func() ([]string, error)) (methods []string, blocked bool, err error) {
+func RegisterCheck(snap *policy.Snapshot, req *policy.Request, available MethodSource) (methods []string, blocked bool, err error) {
 	req.Action = policy.ActionRegisterSecurityInfo
-	d := policies.Evaluate(req, policy.EvaluateOptions{})
-	switch d.Outcome {
-	case policy.OutcomeAllow:
-		return nil, false, nil
-	case policy.OutcomeBlock:
-		return nil, true, nil
-	}
-	have, err := available()
-	if err != nil {
+	v, err := Decide(Ask{Snapshot: snap, Request: req, Methods: available})
+	switch {
+	case err != nil:
 		return nil, true, err
-	}
-	methods, ok := policy.StepUpMethods(d.Missing, have)
-	if !ok {
+	case v.Outcome == policy.OutcomeAllow:
+		return nil, false, nil
+	case v.Outcome == policy.OutcomeBlock, slices.ContainsFunc(v.Missing, policy.Requirement.IsPasswordChange):
 		return nil, true, nil
 	}
-	return methods, false, nil
+	return v.Methods, false, nil
 }

@@ -1,10 +1,12 @@
 package access_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/authn/recovery"
@@ -61,48 +63,54 @@ func TestAvailableMethods(t *testing.T) {
 	}
 }
 
-// decides is an Evaluator with a fixed answer that records the action it
-// was asked about.
-type decides struct {
-	d      policy.Decision
-	action *string
-}
-
-func (e decides) Evaluate(req *policy.Request, _ policy.EvaluateOptions) policy.Decision {
-	*e.action = req.Action
-	return e.d
-}
-
 func TestRegisterCheck(t *testing.T) {
-	mfa := []policy.Requirement{{AnyOf: []policy.Need{{Kind: policy.KindStrength, Strength: "mfa",
-		Options: [][]string{{"password", "totp"}, {"webauthn"}}}}}}
-	challenge := policy.Decision{Outcome: policy.OutcomeChallenge, Missing: mfa}
+	snap := decideSnapshot(t)
+	now := time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC)
 	listFails := func() ([]string, error) { return nil, errors.New("store down") }
+	have := func(m ...string) access.MethodSource { return func() ([]string, error) { return m, nil } }
+	pwd := strength.Event{Method: "password", Time: now.Add(-time.Hour), AMR: []string{"pwd"}}
 	for _, tc := range []struct {
 		name        string
-		d           policy.Decision
-		available   func() ([]string, error)
+		risk        string
+		group       string
+		client      string
+		available   access.MethodSource
 		wantMethods []string
 		wantBlocked bool
 		wantErr     bool
 	}{
-		{"ok/allowed", policy.Decision{Outcome: policy.OutcomeAllow}, listFails, nil, false, false},
-		{"ok/challenge-offers-methods", challenge, func() ([]string, error) { return []string{"totp", "password"}, nil }, []string{"totp", "password"}, false, false},
-		{"fail/blocked", policy.Decision{Outcome: policy.OutcomeBlock}, listFails, nil, true, false},
+		{name: "ok/allowed", available: listFails},
+		{name: "ok/challenge-offers-methods", group: "staff", available: have("totp", "password"), wantMethods: []string{"totp"}},
+		{name: "fail/blocked", client: policy.ClientLegacy, available: listFails, wantBlocked: true},
 		// A password-only user cannot meet mfa: blocked, never offered
 		// the password alone.
-		{"fail/no-method-meets-it", challenge, func() ([]string, error) { return []string{"password"}, nil }, nil, true, false},
-		{"fail/methods-unlisted-blocks", challenge, listFails, nil, true, true},
+		{name: "fail/no-method-meets-it", group: "staff", available: have("password"), wantBlocked: true},
+		{name: "fail/methods-unlisted-blocks", group: "staff", available: listFails, wantBlocked: true, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var action string
-			methods, blocked, err := access.RegisterCheck(&policy.Request{}, decides{d: tc.d, action: &action}, tc.available)
-			if action != policy.ActionRegisterSecurityInfo {
-				t.Errorf("evaluated action %q, want %q", action, policy.ActionRegisterSecurityInfo)
+			req := &policy.Request{Subject: policy.Subject{ID: "u1", Groups: []string{tc.group}}, App: "bank", Events: []strength.Event{pwd},
+				UserRisk: tc.risk, ClientApp: cmp.Or(tc.client, policy.ClientBrowser), Now: now}
+			methods, blocked, err := access.RegisterCheck(snap, req, tc.available)
+			if req.Action != policy.ActionRegisterSecurityInfo {
+				t.Errorf("evaluated action %q, want %q", req.Action, policy.ActionRegisterSecurityInfo)
 			}
 			if !slices.Equal(methods, tc.wantMethods) || blocked != tc.wantBlocked || (err != nil) != tc.wantErr {
 				t.Errorf("got %v blocked=%v err=%v, want %v blocked=%v err=%v", methods, blocked, err, tc.wantMethods, tc.wantBlocked, tc.wantErr)
 			}
 		})
+	}
+}
+
+// A policy that asks for a password change before a method is added
+// blocks: the security page cannot take the change, and offering the
+// other proofs alone would let the method in without it.
+func TestRegisterCheckPasswordChangeBlocks(t *testing.T) {
+	snap := decideSnapshot(t)
+	now := time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC)
+	req := &policy.Request{Subject: policy.Subject{ID: "u1"}, App: "bank", UserRisk: "high", ClientApp: policy.ClientBrowser, Now: now,
+		Events: []strength.Event{{Method: "password", Time: now.Add(-time.Hour), AMR: []string{"pwd"}}, {Method: "totp", Time: now.Add(-time.Hour), AMR: []string{"otp"}}}}
+	methods, blocked, err := access.RegisterCheck(snap, req, func() ([]string, error) { return []string{"totp", "password"}, nil })
+	if err != nil || !blocked || methods != nil {
+		t.Fatalf("got %v blocked=%v err=%v, want blocked", methods, blocked, err)
 	}
 }

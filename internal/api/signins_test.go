@@ -14,6 +14,7 @@ import (
 	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 )
 
@@ -30,7 +31,7 @@ func newSignInAPI(t *testing.T) *api.API {
 	log := audit.NewSignInLog(st, audit.SignInLogOptions{})
 	for i := range 30 {
 		e := audit.SignIn{Time: now.Add(time.Duration(i) * time.Minute), Source: "oidc", App: "payroll", Decision: "allow",
-			UserID: []string{"u1", "u2"}[i%2], Reason: strings.Repeat("x", i)}
+			UserID: []string{"u1", "u2"}[i%2], Reason: reason.Code(strings.Repeat("x", i))}
 		if i%3 == 0 {
 			e.Decision = "challenge"
 			e.Policies = []policy.PolicyResult{{Policy: "mfa", Result: policy.ResultApplied}}

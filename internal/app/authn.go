@@ -176,7 +176,7 @@ func (m *Methods) CredentialDetail(c store.Credential) string {
 // step up with, or blocked; a failure to list methods blocks.
 func (a *App) registerCheck(r *http.Request, u store.User, s store.Session) ([]string, bool) {
 	req := a.Access.Request(r, u, &s, time.Now())
-	methods, blocked, err := access.RegisterCheck(req, a.Policies, func() ([]string, error) { return a.availableMethods(r, u) })
+	methods, blocked, err := access.RegisterCheck(a.Policies.Load(), req, func() ([]string, error) { return a.availableMethods(r, u) })
 	if err != nil {
 		a.Log.ErrorContext(r.Context(), "list methods", "err", err)
 	}

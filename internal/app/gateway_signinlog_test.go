@@ -90,7 +90,7 @@ func TestGatewayLogsStepUp(t *testing.T) {
 		t.Fatalf("%d gateway entries, want the challenge and the allowed replay: %+v", len(entries), entries)
 	}
 	ch, ok := entries[0], entries[1]
-	if ch.Decision != "challenge" || ch.Reason != string(policy.ReasonControlsNotSatisfied) || ch.RequestID != "req-4711" ||
+	if ch.Decision != "challenge" || ch.Reason != policy.ReasonControlsNotSatisfied || ch.RequestID != "req-4711" ||
 		ch.UserID != g.user.ID || ch.Username != testUser || !slices.Equal(ch.Contexts, []string{"c2"}) ||
 		!slices.Equal(ch.MethodsPrompted, []string{"totp"}) || ch.IP != "127.0.0.1" || ch.ClientApp != policy.ClientBrowser || ch.LatencyMicros <= 0 {
 		t.Errorf("challenge entry %+v", ch)

@@ -135,7 +135,7 @@ func TestTOTPStepUpThroughOIDC(t *testing.T) {
 	var stepUps []string
 	for i := len(rows) - 1; i >= 0; i-- {
 		if e, _ := audit.Decode(rows[i]); e.Source == "step-up" {
-			stepUps = append(stepUps, e.Decision+":"+e.Reason+":"+strings.Join(e.MethodsPrompted, ","))
+			stepUps = append(stepUps, e.Decision+":"+string(e.Reason)+":"+strings.Join(e.MethodsPrompted, ","))
 		}
 	}
 	if want := []string{"failure:invalid-proof:totp", "success::totp", "failure:replayed:totp"}; !slices.Equal(stepUps, want) {

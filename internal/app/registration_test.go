@@ -167,7 +167,7 @@ func TestTemporaryAccessPassOpensNoApp(t *testing.T) {
 	var got []string
 	for _, r := range rows {
 		if e, _ := audit.Decode(r); e.Source == "security-info" {
-			got = append(got, e.Decision+":"+e.Reason)
+			got = append(got, e.Decision+":"+string(e.Reason))
 		}
 	}
 	if !slices.Contains(got, "success:registration-unlocked") {
@@ -318,7 +318,7 @@ func TestWasntMeThroughTheServer(t *testing.T) {
 	var got []string
 	for _, r := range rows {
 		if e, _ := audit.Decode(r); e.Source == "security-info" {
-			got = append(got, e.Decision+":"+e.Reason)
+			got = append(got, e.Decision+":"+string(e.Reason))
 		}
 	}
 	for _, want := range []string{"success:method-added:registration-window", "reported:change-reported-not-mine"} {

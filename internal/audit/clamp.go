@@ -3,6 +3,8 @@ package audit
 import (
 	"slices"
 	"unicode/utf8"
+
+	"github.com/stepgate/stepgate/internal/reason"
 )
 
 // Bounds of what one sign-in log entry holds of the request it describes.
@@ -21,9 +23,10 @@ const (
 // clamp bounds the fields of e that a client chooses.
 func clamp(e *SignIn) {
 	for _, s := range []*string{&e.RequestID, &e.Username, &e.App, &e.IP, &e.Country, &e.Device,
-		&e.ClientApp, &e.Platform, &e.Decision, &e.Reason, &e.RiskLevel} {
+		&e.ClientApp, &e.Platform, &e.Decision, &e.RiskLevel} {
 		*s = clampString(*s)
 	}
+	e.Reason = reason.Code(clampString(string(e.Reason)))
 	e.Contexts = clampList(e.Contexts)
 	e.MethodsPrompted = clampList(e.MethodsPrompted)
 	e.MethodsCompleted = clampList(e.MethodsCompleted)

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -27,7 +28,7 @@ func TestSignInLogEntriesAreBounded(t *testing.T) {
 	const floods = 20
 	for range floods {
 		e := SignIn{
-			Source: "oidc", Username: huge, ClientApp: huge, Device: huge, Reason: huge, App: "webapp", Decision: "sign-in",
+			Source: "oidc", Username: huge, ClientApp: huge, Device: huge, Reason: reason.Code(huge), App: "webapp", Decision: "sign-in",
 			Contexts: many, MethodsPrompted: many,
 			Risk:  []Detection{{Type: "unfamiliar-properties", Level: "low", Reason: "unfamiliar", Evidence: evidence}},
 			Facts: &Facts{Request: policy.Request{ClientApp: huge, AuthContexts: many, Device: policy.Device{ID: huge}}},

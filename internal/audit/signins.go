@@ -13,6 +13,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -56,8 +57,8 @@ type SignIn struct {
 	RiskLevel string      `json:"risk_level,omitempty"`
 	// Decision is allow, challenge or block for an access decision, and
 	// success, failure or throttled for a sign-in attempt.
-	Decision string `json:"decision"`
-	Reason   string `json:"reason,omitempty"`
+	Decision string      `json:"decision"`
+	Reason   reason.Code `json:"reason,omitempty"`
 	// Policies has each policy's result with its reason code,
 	// report-only outcomes included.
 	Policies         []policy.PolicyResult `json:"policies,omitempty"`

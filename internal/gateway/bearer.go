@@ -15,6 +15,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/pkg/stepup"
 )
@@ -73,14 +74,14 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 // the request may go ahead.
 func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims, id *identity) bool {
 	start := time.Now()
-	missing, reason := g.bearerMissing(r, id.user, rt, ru, c)
+	missing, why := g.bearerMissing(r, id.user, rt, ru, c)
 	took := time.Since(start)
 	outcome := "allow"
 	if missing != "" {
 		outcome = "challenge"
 	}
 	g.Metrics.Decision("gateway", outcome, rt.app, took)
-	if err := g.logBearer(r, rt, ru, c, id, reason, took); err != nil {
+	if err := g.logBearer(r, rt, ru, c, id, why, took); err != nil {
 		g.unlogged(w, r, err)
 		return false
 	}
@@ -116,19 +117,19 @@ func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oauth.AccessClaims
 
 // bearerMissing says what the token lacks for the rule, and the reason
 // code the sign-in log records; both are "" when it lacks nothing.
-func (g *Gateway) bearerMissing(r *http.Request, u store.User, rt *route, ru *rule, c *oauth.AccessClaims) (why, reason string) {
+func (g *Gateway) bearerMissing(r *http.Request, u store.User, rt *route, ru *rule, c *oauth.AccessClaims) (string, reason.Code) {
 	if ru.context != "" && !slices.Contains(c.ACRs, ru.context) {
-		return "the authentication context " + ru.context + " is required", reasonAPINoContext
+		return "the authentication context " + ru.context + " is required", reason.TokenLacksContext
 	}
 	proven := provenAt(c)
 	if ru.maxAge > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > ru.maxAge) {
-		return "a more recent sign-in is required", reasonAPIAuthTooOld
+		return "a more recent sign-in is required", reason.TokenAuthTooOld
 	}
 	if f := g.tokenFrequency(r, u, rt, ru, c); f > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > f) {
-		return "a more recent sign-in is required", reasonAPIAuthTooOld
+		return "a more recent sign-in is required", reason.TokenAuthTooOld
 	}
 	if ru.singleUse && !g.spendToken(r, rt, ru, c) {
-		return "this action needs a new proof for every request", reasonSingleUse
+		return "this action needs a new proof for every request", reason.SingleUseProofRequired
 	}
 	return "", ""
 }

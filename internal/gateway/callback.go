@@ -153,14 +153,14 @@ func (g *Gateway) replay(w http.ResponseWriter, r *http.Request, rt *route, id, 
 		return
 	}
 	switch {
-	case v.block != "":
-		g.refuse(w, r, http.StatusForbidden, v.block)
-	case v.challenge:
+	case v.blocked():
+		g.refuse(w, r, http.StatusForbidden, v.refusal())
+	case v.challenged():
 		// Still not enough (the step-up was abandoned or too weak): keep
 		// it again and ask again.
 		g.challengeBrowser(w, orig, rt, ru, who, k.Path, v)
 	default:
-		who.acrs = v.acrs
+		who.acrs = v.ACRs
 		g.answerOnce(w, orig, rt, who, k)
 	}
 }

@@ -267,12 +267,12 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rt *route, p st
 		return
 	}
 	switch {
-	case v.block != "":
-		g.refuse(w, r, http.StatusForbidden, v.block)
-	case v.challenge:
+	case v.blocked():
+		g.refuse(w, r, http.StatusForbidden, v.refusal())
+	case v.challenged():
 		g.challengeBrowser(w, r, rt, ru, id, p, v)
 	default:
-		id.acrs = v.acrs
+		id.acrs = v.ACRs
 		allow(w, r, id, p)
 	}
 }

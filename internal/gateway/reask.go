@@ -6,17 +6,18 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
 // reask is what a rule asks beyond the policies: that they be met
 // again by proofs made after a point.
 type reask struct {
-	asked bool
-	// after is the point: only proofs made after it count.
+	// after is the point: only proofs made after it count; zero when
+	// the rule asks for no re-ask.
 	after time.Time
-	// reason is the sign-in log's code when the re-ask is not met.
-	reason string
+	// kind says why, for the sign-in log and the step-up page.
+	kind access.Reask
 	// marker, for a forward-auth single-use check, is the key of the
 	// challenge it answers (recorded by challengeBrowser), spent when the
 	// request passes.
@@ -34,7 +35,7 @@ type reask struct {
 func (g *Gateway) reaskOf(r *http.Request, rt *route, ru *rule, id *identity, now, elevatedAfter time.Time) reask {
 	var ra reask
 	if ru.maxAge > 0 {
-		ra = reask{asked: true, after: now.Add(-ru.maxAge), reason: reasonMaxAge}
+		ra = reask{after: now.Add(-ru.maxAge), kind: access.ReaskMaxAge}
 	}
 	if !ru.singleUse {
 		return ra
@@ -47,10 +48,10 @@ func (g *Gateway) reaskOf(r *http.Request, rt *route, ru *rule, id *identity, no
 		challenged = latest(now, lastProof(id.sess))
 		ra.marker = ""
 	}
-	if challenged.After(ra.after) || !ra.asked {
+	if challenged.After(ra.after) {
 		ra.after = challenged
 	}
-	ra.asked, ra.reason = true, reasonSingleUse
+	ra.kind = access.ReaskSingleUse
 	return ra
 }
 

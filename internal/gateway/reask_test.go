@@ -16,6 +16,7 @@ import (
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -197,7 +198,7 @@ func (rig *reaskRig) check(ru *rule, d time.Duration, forward bool, elevatedAfte
 	return rig.g.check(r, rig.route, ru, &identity{user: rig.user, sess: &s}, elevatedAfter)
 }
 
-func passed(v verdict) bool { return !v.challenge && v.block == "" }
+func passed(v verdict) bool { return v.Outcome == policy.OutcomeAllow }
 
 // TestReaskBuiltInProxy: a kept single-use request is replayed only
 // when the proofs made after it was kept alone meet the rule's policies.
@@ -212,7 +213,7 @@ func TestReaskBuiltInProxy(t *testing.T) {
 		rig.prove("password", 0)
 		rig.prove("webauthn", time.Minute) // the passkey, used once for /admin/
 		kept := rig.at(10 * time.Minute)   // later, /admin/ again: kept and challenged
-		if v := rig.check(admin, 10*time.Minute, false, time.Time{}); !v.challenge || !slices.Equal(v.methods, []string{"webauthn"}) {
+		if v := rig.check(admin, 10*time.Minute, false, time.Time{}); !v.challenged() || !slices.Equal(v.Methods, []string{"webauthn"}) {
 			t.Fatalf("plain request: %+v, want a challenge offering the passkey only", v)
 		}
 		rig.prove("password", 11*time.Minute)
@@ -220,8 +221,8 @@ func TestReaskBuiltInProxy(t *testing.T) {
 		if passed(v) {
 			t.Fatal("a password retyped after the challenge passed a single-use passkey rule")
 		}
-		if slices.Contains(v.methods, "password") || v.reason != reasonSingleUse {
-			t.Fatalf("challenge after the password: methods %v reason %q, want the passkey only and %q", v.methods, v.reason, reasonSingleUse)
+		if slices.Contains(v.Methods, "password") || v.Reason != reason.SingleUseProofRequired {
+			t.Fatalf("challenge after the password: methods %v reason %q, want the passkey only and %q", v.Methods, v.Reason, reason.SingleUseProofRequired)
 		}
 		rig.prove("webauthn", 12*time.Minute)
 		if v := rig.check(admin, 12*time.Minute, false, kept); !passed(v) {
@@ -239,7 +240,7 @@ func TestReaskBuiltInProxy(t *testing.T) {
 		rig.prove("totp", time.Minute)
 		kept := rig.at(10 * time.Minute)
 		rig.prove("password", 11*time.Minute)
-		if v := rig.check(transfer, 11*time.Minute, false, kept); passed(v) || !v.challenge {
+		if v := rig.check(transfer, 11*time.Minute, false, kept); passed(v) || !v.challenged() {
 			t.Fatalf("password alone after the challenge on a single-use MFA rule: %+v, want a challenge", v)
 		}
 		rig.prove("totp", 12*time.Minute)
@@ -258,7 +259,7 @@ func TestReaskBuiltInProxy(t *testing.T) {
 		}
 		rig.prove("password", 20*time.Minute)
 		v := rig.check(fresh, 21*time.Minute, false, time.Time{})
-		if passed(v) || v.reason != reasonMaxAge || !slices.Equal(v.methods, []string{"webauthn", "totp"}) {
+		if passed(v) || v.Reason != reason.MaxAgeExceeded || !slices.Equal(v.Methods, []string{"webauthn", "totp"}) {
 			t.Fatalf("a fresh password and a stale TOTP: %+v, want a max-age challenge for a passkey or TOTP", v)
 		}
 		rig.prove("totp", 21*time.Minute)

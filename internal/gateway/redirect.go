@@ -52,8 +52,8 @@ func (g *Gateway) challengeBrowser(w http.ResponseWriter, r *http.Request, rt *r
 		target += "?" + r.URL.RawQuery
 	}
 	bind := g.binding(w, r, rt)
-	params := url.Values{"target": {target}, "stepup": {strings.Join(v.methods, ",")}, "b": {bind}}
-	if v.passwordChange {
+	params := url.Values{"target": {target}, "stepup": {strings.Join(v.Methods, ",")}, "b": {bind}}
+	if v.PasswordChange {
 		params.Del("stepup")
 		params.Set("password", "1")
 	}

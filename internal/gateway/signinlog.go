@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 )
 
 // The gateway decides every request, but most are routine reads that an
@@ -25,17 +27,6 @@ import (
 // per-policy explanation, which visits every policy and allocates, is
 // computed only for decisions that are logged.
 
-// Reason codes of decisions the gateway makes beyond the policy engine's
-// own (policy.Reason). Dashboards count by them: never rename one.
-const (
-	reasonUnknownContext = "unknown-auth-context"
-	reasonNoUsableMethod = "no-usable-method"
-	reasonMaxAge         = "max-age-exceeded"
-	reasonSingleUse      = "single-use-proof-required"
-	reasonAPINoContext   = "token-lacks-auth-context"
-	reasonAPIAuthTooOld  = "token-auth-time-too-old"
-)
-
 // maxRequestIDLen bounds the request id copied into the log: it comes
 // from the client or the proxy in front, and must not bloat the log.
 const maxRequestIDLen = 128
@@ -44,35 +35,18 @@ const maxRequestIDLen = 128
 // when it is allowed.
 func (ru *rule) sensitive() bool { return ru.context != "" || ru.maxAge > 0 || ru.singleUse }
 
-func (v *verdict) outcome() string {
-	switch {
-	case v.block != "":
-		return "block"
-	case v.challenge:
-		return "challenge"
-	}
-	return "allow"
-}
-
 // logged reports whether a browser decision goes to the sign-in log.
 func (v *verdict) logged(ru *rule) bool {
-	return v.block != "" || v.challenge || ru.sensitive() || v.reportOnlyUnmet > 0
+	return v.Outcome != policy.OutcomeAllow || ru.sensitive() || v.ReportOnlyUnmet > 0
 }
 
-// browserEntry describes a browser decision from the access request it
-// was made on, with every policy's result.
+// browserEntry describes a browser decision (access.Record).
 func (g *Gateway) browserEntry(r *http.Request, rt *route, id *identity, v *verdict, took time.Duration) audit.SignIn {
 	e := audit.SignIn{
 		Source: "gateway", RequestID: requestID(r), UserID: id.user.ID, Username: id.user.Username, App: rt.app,
-		Decision: v.outcome(), Reason: v.reason, MethodsPrompted: v.methods, LatencyMicros: took.Microseconds(),
+		LatencyMicros: took.Microseconds(),
 	}
-	describeRequest(&e, v.req)
-	judged := v.req
-	if !v.proofsAfter.IsZero() {
-		judged = v.req.ProofsAfter(v.proofsAfter)
-	}
-	e.Policies = v.snap.Evaluate(judged, policy.EvaluateOptions{Explain: true}).Policies
-	e.Facts = audit.NewFacts(v.req)
+	access.Record(&e, v.snap, v.req, &v.Verdict)
 	return e
 }
 
@@ -81,36 +55,26 @@ func (g *Gateway) browserEntry(r *http.Request, rt *route, id *identity, v *verd
 // routine allow). The entry has no policy results: the gateway checks
 // the token against the rule, and the policies were evaluated, and
 // logged, when the token was issued.
-func (g *Gateway) logBearer(r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims, id *identity, reason string, took time.Duration) error {
+func (g *Gateway) logBearer(r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims, id *identity, why reason.Code, took time.Duration) error {
 	if g.SignIns == nil {
 		return nil
 	}
 	e := audit.SignIn{
 		Source: "gateway", RequestID: requestID(r), UserID: id.user.ID, Username: id.user.Username, App: rt.app,
-		Decision: "allow", Reason: reason, LatencyMicros: took.Microseconds(),
+		Decision: "allow", Reason: why, LatencyMicros: took.Microseconds(),
 	}
-	if reason != "" {
+	if why != "" {
 		e.Decision = "challenge"
 	}
 	if e.UserID == "" { // a service client's token
 		e.UserID, e.Username = c.Subject, c.Username
 	}
-	describeRequest(&e, g.Access(r, id.user, nil, g.Now()))
+	access.DescribeRequest(&e, g.Access(r, id.user, nil, g.Now()))
 	if ru.context != "" {
 		e.Contexts = []string{ru.context}
 	}
 	e.ClientApp = r.UserAgent() // a token says nothing of the client's kind
 	return g.SignIns(r.Context(), e)
-}
-
-// describeRequest copies where and how the request came from.
-func describeRequest(e *audit.SignIn, req *policy.Request) {
-	e.Contexts = req.AuthContexts
-	if req.IP.IsValid() {
-		e.IP = req.IP.String()
-	}
-	e.Country, e.Device, e.ClientApp, e.Platform = req.Country, req.Device.ID, req.ClientApp, req.Platform
-	e.RiskLevel = req.SignInRisk
 }
 
 // unlogged refuses a request whose decision the sign-in log could not

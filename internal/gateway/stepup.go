@@ -49,24 +49,19 @@ func (g *Gateway) StepUpFor(r *http.Request, u store.User, s store.Session, retu
 	}
 	snap := g.Policies.Load()
 	out := access.StepUp{App: rt.app, Contexts: contextsNamed(snap, req.AuthContexts)}
-	d := snap.Evaluate(req, policy.EvaluateOptions{})
-	if d.Outcome == policy.OutcomeBlock || len(d.UnknownContexts) > 0 {
-		out.Blocked = true
-		return out, true
+	a := access.Ask{Snapshot: snap, Request: req}
+	if ru.maxAge > 0 || ru.singleUse {
+		a.ReaskAfter, a.Reask = g.reaskPoint(r, rt, ru, &identity{user: u, sess: &s}, now, asked)
 	}
-	out.Missing = d.Missing
-	if ru.maxAge == 0 && !ru.singleUse {
-		return out, true
-	}
-	after, kind := g.reaskPoint(r, rt, ru, &identity{user: u, sess: &s}, now, asked)
-	rd := snap.Reask(req, after, policy.EvaluateOptions{})
-	switch rd.Outcome {
+	// No method source: the page judges the user's methods itself.
+	v, _ := access.Decide(a)
+	switch v.Outcome {
 	case policy.OutcomeBlock:
 		out.Blocked = true
 	case policy.OutcomeChallenge:
-		out.Missing = rd.Missing
-		if d.Outcome == policy.OutcomeAllow {
-			out.Reask, out.MaxAge = kind, ru.maxAge
+		out.Missing, out.Reask = v.Missing, v.Reask
+		if v.Reask == access.ReaskMaxAge {
+			out.MaxAge = ru.maxAge
 		}
 	}
 	return out, true

@@ -2,36 +2,35 @@ package gateway
 
 import (
 	"net/http"
-	"slices"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
-	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/reason"
 )
 
-// verdict is the decision for one request.
+// verdict is the decision core's answer for one request, with what it
+// was made on for its sign-in log entry: the request and the policy
+// snapshot.
 type verdict struct {
-	block     string // refused, with the reason to show
-	challenge bool
-	methods   []string // for a challenge: methods that can meet it
-	// passwordChange: the challenge is met by changing the password.
-	passwordChange bool
-	acrs           []string // contexts the request is allowed under
-	// reason is the stable code the sign-in log records for a block or
-	// challenge: the policy engine's, or one of the gateway's own.
-	reason string
-	// What the decision was made on, for its sign-in log entry: the
-	// request, the policy snapshot, and how many report-only policies
-	// would have blocked or challenged.
-	req             *policy.Request
-	snap            *policy.Snapshot
-	reportOnlyUnmet int
-	// proofsAfter, for a verdict a re-ask made, is the point it counted
-	// proofs from: the log explains the decision with the policies'
-	// results on those proofs, the ones it was made on, so a re-ask is
-	// counted against the policy that asked, as any challenge is.
-	proofsAfter time.Time
+	access.Verdict
+	req  *policy.Request
+	snap *policy.Snapshot
+}
+
+func (v *verdict) blocked() bool    { return v.Outcome == policy.OutcomeBlock }
+func (v *verdict) challenged() bool { return v.Outcome == policy.OutcomeChallenge }
+
+// refusal is the block page's sentence for v's reason.
+func (v *verdict) refusal() string {
+	switch v.Reason {
+	case reason.UnknownContext:
+		return "This page is misconfigured: it asks for an authentication context that does not exist."
+	case reason.NoUsableMethod:
+		return "Your organisation's policy requires a proof your account cannot give yet. Add a sign-in method on your security page, or ask your administrator."
+	}
+	return "Access to this page is blocked by your organisation's policy."
 }
 
 // decide makes the decision for a browser request, counts it, and logs
@@ -41,7 +40,7 @@ func (g *Gateway) decide(w http.ResponseWriter, r *http.Request, rt *route, ru *
 	start := time.Now()
 	v := g.check(r, rt, ru, id, elevatedAfter)
 	took := time.Since(start)
-	g.Metrics.Decision("gateway", v.outcome(), rt.app, took)
+	g.Metrics.Decision("gateway", v.Outcome.String(), rt.app, took)
 	if g.SignIns == nil || !v.logged(ru) {
 		return v, true
 	}
@@ -52,9 +51,12 @@ func (g *Gateway) decide(w http.ResponseWriter, r *http.Request, rt *route, ru *
 	return v, true
 }
 
-// check asks the policies about a browser request. elevatedAfter, when
-// set, is when a single-use challenge was made (the kept request's
-// time): the request passes only with proofs made after it.
+// check asks the decision core about a browser request, adding what the
+// rule asks for beyond the policies: a re-ask for its max_age or single
+// use, and for a single-use rule the spending of the proof that met it.
+// elevatedAfter, when set, is when a single-use challenge was made (the
+// kept request's time): the request passes only with proofs made after
+// it.
 func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elevatedAfter time.Time) verdict {
 	now := g.Now()
 	req := g.Access(r, id.user, id.sess, now)
@@ -63,87 +65,47 @@ func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elev
 		req.AuthContexts = []string{ru.context}
 	}
 	snap := g.Policies.Load()
-	// Counting report-only policies costs no allocation; it tells which
-	// routine allows are worth a log entry.
-	d := snap.Evaluate(req, policy.EvaluateOptions{ReportOnly: true})
 	ra := g.reaskOf(r, rt, ru, id, now, elevatedAfter)
-	v := g.judge(r, rt, ru, id, snap, req, &d, ra)
-	v.req, v.snap, v.reportOnlyUnmet = req, snap, d.ReportOnlyUnmet
+	methods := g.methodsOf(r, id)
+	av, err := access.Decide(access.Ask{Snapshot: snap, Request: req, ReaskAfter: ra.after, Reask: ra.kind, Methods: methods})
+	if err != nil {
+		// The user's methods could not be listed: fail closed.
+		g.Log.ErrorContext(r.Context(), "list the user's methods", "err", err)
+		av = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.NoUsableMethod}
+	}
+	if av.Reason == reason.UnknownContext {
+		g.Log.ErrorContext(r.Context(), "gateway rule asks for an undeclared authentication context", "route", rt.name, "context", ru.context)
+	}
+	v := verdict{Verdict: av, req: req, snap: snap}
+	if v.Outcome == policy.OutcomeAllow && ru.singleUse {
+		g.spendOrReask(r, rt, ru, id, ra, &v)
+	}
 	return v
 }
 
-// judge turns the policy decision d into the gateway's verdict, adding
-// what the rule asks for beyond the policies: a re-ask for its max_age
-// or single use, met only by proofs after the point it counts from that
-// alone satisfy the policies (policy.Snapshot.Reask).
-func (g *Gateway) judge(r *http.Request, rt *route, ru *rule, id *identity, snap *policy.Snapshot, req *policy.Request, d *policy.Decision, ra reask) verdict {
-	switch {
-	case d.Outcome == policy.OutcomeBlock:
-		return verdict{block: "Access to this page is blocked by your organisation's policy.", reason: string(d.Reason)}
-	case ru.context != "" && slices.Contains(d.UnknownContexts, ru.context):
-		// A typo in the route must not pass for a completed step-up.
-		g.Log.ErrorContext(r.Context(), "gateway rule asks for an undeclared authentication context", "route", rt.name, "context", ru.context)
-		return verdict{block: "This page is misconfigured: it asks for an authentication context that does not exist.", reason: reasonUnknownContext}
+// spendOrReask spends the proof a met single-use rule rests on, or, when
+// it was spent already, turns v into a challenge for a new one. The
+// proof spent is what the re-ask rests on, not the last event: a
+// password retyped after the passkey that answered one challenge must
+// not make that passkey answer a second.
+func (g *Gateway) spendOrReask(r *http.Request, rt *route, ru *rule, id *identity, ra reask, v *verdict) {
+	proven := v.snap.ProvenSince(v.req.ProofsAfter(ra.after), strength.SingleFactor)
+	if g.spend(r, rt, ru, id, ra, proven) {
+		return
 	}
-	reason := string(d.Reason)
-	var reasked time.Time
-	if ra.asked {
-		// The step-up page must ask for what new proofs need, not for
-		// what the whole session lacks: the methods come from the re-ask.
-		rd := snap.Reask(req, ra.after, policy.EvaluateOptions{})
-		if d.Outcome == policy.OutcomeAllow && rd.Outcome != policy.OutcomeAllow {
-			reason = ra.reason
-		}
-		if rd.Outcome != policy.OutcomeAllow {
-			d, reasked = &rd, ra.after
-		}
-	}
-	switch d.Outcome {
-	case policy.OutcomeBlock:
-		return verdict{block: "Access to this page is blocked by your organisation's policy.", reason: string(d.Reason), proofsAfter: reasked}
-	case policy.OutcomeChallenge:
-		v := g.challengeFor(r, id, d.Missing, reason)
-		v.proofsAfter = reasked
-		return v
-	}
-	if ru.singleUse {
-		// The proof spent is what the re-ask rests on, not the last
-		// event: a password retyped after the passkey that answered one
-		// challenge must not make that passkey answer a second.
-		proven := snap.ProvenSince(req.ProofsAfter(ra.after), strength.SingleFactor)
-		if !g.spend(r, rt, ru, id, ra, proven) {
-			after := latest(req.Now, lastProof(id.sess))
-			rd := snap.Reask(req, after, policy.EvaluateOptions{})
-			v := g.challengeFor(r, id, rd.Missing, reasonSingleUse)
-			v.proofsAfter = after
-			return v
-		}
-	}
-	return verdict{acrs: d.ACRs}
-}
-
-// challengeFor is the verdict asking for missing: the user's methods
-// that can meet it, a password change on its own page, or a refusal when
-// no method of the user's can.
-func (g *Gateway) challengeFor(r *http.Request, id *identity, missing []policy.Requirement, reason string) verdict {
-	// A password change is done on its own page, after the other proofs
-	// (a policy asks a risky user for MFA first).
-	rest := slices.DeleteFunc(slices.Clone(missing), policy.Requirement.IsPasswordChange)
-	if len(rest) == 0 && len(missing) > 0 {
-		return verdict{challenge: true, passwordChange: true, reason: reason}
-	}
-	methods, ok := g.stepUpMethods(r, id.user, rest)
-	if !ok {
-		return verdict{block: "Your organisation's policy requires a proof your account cannot give yet. Add a sign-in method on your security page, or ask your administrator.", reason: reasonNoUsableMethod}
-	}
-	return verdict{challenge: true, methods: methods, reason: reason}
-}
-
-func (g *Gateway) stepUpMethods(r *http.Request, u store.User, missing []policy.Requirement) ([]string, bool) {
-	available, err := g.Methods(r, u)
+	after := latest(v.req.Now, lastProof(id.sess))
+	rd := v.snap.Reask(v.req, after, policy.EvaluateOptions{})
+	c, err := access.Challenge(rd.Missing, reason.SingleUseProofRequired, g.methodsOf(r, id))
 	if err != nil {
 		g.Log.ErrorContext(r.Context(), "list the user's methods", "err", err)
-		return nil, false
+		c = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.NoUsableMethod}
 	}
-	return policy.StepUpMethods(missing, available)
+	c.Reask, c.ProofsAfter, c.ReportOnlyUnmet = access.ReaskSingleUse, after, v.ReportOnlyUnmet
+	v.Verdict = c
+}
+
+// methodsOf lists the user's methods for the decision core, only when a
+// challenge needs them.
+func (g *Gateway) methodsOf(r *http.Request, id *identity) access.MethodSource {
+	return func() ([]string, error) { return g.Methods(r, id.user) }
 }

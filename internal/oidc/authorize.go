@@ -390,10 +390,7 @@ func (p *Provider) logDecision(r *http.Request, e *audit.SignIn, v verdict, outc
 	if p.SignIns == nil {
 		return nil
 	}
-	e.Decision, e.Reason = outcome, v.why
-	if v.err != nil {
-		e.Reason = v.err.Description
-	}
+	e.Decision, e.Reason = outcome, v.reason
 	if e.ClientApp == "" {
 		e.ClientApp = r.UserAgent()
 	}

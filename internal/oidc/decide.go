@@ -13,6 +13,7 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -29,8 +30,10 @@ const (
 // verdict is what a flow does next.
 type verdict struct {
 	kind verdictKind
-	why  string    // for login and step-up: what is missing, for prompt=none errors
-	auth authState // for issue
+	why  string // for login and step-up: what is missing, for prompt=none errors
+	// reason is the stable code the sign-in log records.
+	reason reason.Code
+	auth   authState // for issue
 	// methods are, for a step-up, the user's methods that can meet what
 	// is missing: a hint for the step-up page, which the next decide
 	// checks anyway.
@@ -59,7 +62,7 @@ type candidate struct {
 func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *audit.SignIn) (verdict, error) {
 	s, u, err := p.loadSession(ctx, r)
 	if errors.Is(err, session.ErrNoSession) {
-		return verdict{kind: verdictLogin, why: "the user is not signed in"}, nil
+		return verdict{kind: verdictLogin, why: "the user is not signed in", reason: reason.NotSignedIn}, nil
 	}
 	if err != nil {
 		return verdict{}, err
@@ -73,10 +76,11 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 	contexts := contextsOf(snap, values)
 	describe(lg, snap, req, u, values, contexts)
 
-	available, err := p.availableMethods(ctx, u)
+	available, err := access.AvailableMethods(ctx, p.Store, p.Methods.Names(), u)
 	if err != nil {
 		return verdict{}, err
 	}
+	methods := func() ([]string, error) { return available, nil }
 	// prompt=login and max_age make the flow a re-ask: from here on only
 	// the proofs made after the point it counts from exist, so they alone
 	// must meet the policies and the requested acr values, and the token's
@@ -89,36 +93,21 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 	}
 	base := evaluate(snap, req, nil)
 	if base.Outcome == policy.OutcomeBlock {
-		return verdict{err: oauthErr("access_denied", http.StatusForbidden, "access is blocked by a conditional access policy")}, nil
+		return verdict{err: oauthErr("access_denied", http.StatusForbidden, "access is blocked by a conditional access policy"), reason: base.Reason}, nil
 	}
 
 	acr, need, unreachable := p.meetRequirements(snap, req, reqs, available)
 	if unreachable != nil {
-		return verdict{err: unmet(unreachable.values)}, nil
+		return verdict{err: unmet(unreachable.values), reason: reason.UnmetAuthenticationRequirements}, nil
 	}
 	need = mergeMissing(base.Missing, need)
-	// A password change is done on its own page, after every proof the
-	// other requirements ask for (a policy demands MFA first, as Entra
-	// does for risky users).
-	change := slices.ContainsFunc(need, policy.Requirement.IsPasswordChange)
-	need = slices.DeleteFunc(slices.Clone(need), policy.Requirement.IsPasswordChange)
-	if change && len(need) == 0 {
-		return verdict{kind: verdictPasswordChange, why: "conditional access requires a password change"}, nil
-	}
 	if len(need) > 0 {
-		methods, ok := policy.StepUpMethods(need, available)
-		if !ok {
-			if len(values) > 0 {
-				return verdict{err: unmet(values), missing: need}, nil
-			}
-			return verdict{err: oauthErr("access_denied", http.StatusForbidden,
-				"conditional access requires "+describeNeeds(need)+", which this account cannot provide yet"), missing: need}, nil
-		}
-		why, again := "conditional access requires "+describeNeeds(need), access.ReaskNone
+		why, again, code := "conditional access requires "+describeNeeds(need), access.ReaskNone, reason.ControlsNotSatisfied
 		if reask {
 			why, again = reaskWhy, reaskKind(f)
 		}
-		return verdict{kind: verdictStepUp, why: why, methods: methods, missing: need, reask: again}, nil
+		c, _ := access.Challenge(need, code, methods)
+		return p.challenge(c, values, why, again), nil
 	}
 	if reask {
 		// Nothing above asked for a proof: the re-ask still needs a
@@ -126,11 +115,12 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 		full := *whole
 		full.AuthContexts = contexts
 		if rd := snap.Reask(&full, after, policy.EvaluateOptions{}); rd.Outcome == policy.OutcomeChallenge {
-			methods, ok := policy.StepUpMethods(rd.Missing, available)
-			if !ok {
-				return verdict{err: oauthErr("access_denied", http.StatusForbidden, "a new sign-in is required, which this account cannot provide"), missing: rd.Missing}, nil
+			again := reaskKind(f)
+			c, _ := access.Challenge(rd.Missing, again.Code(), methods)
+			if c.Outcome == policy.OutcomeBlock {
+				return verdict{err: oauthErr("access_denied", http.StatusForbidden, "a new sign-in is required, which this account cannot provide"), missing: rd.Missing, reason: c.Reason}, nil
 			}
-			return verdict{kind: verdictStepUp, why: reaskWhy, methods: methods, missing: rd.Missing, reask: reaskKind(f)}, nil
+			return verdict{kind: verdictStepUp, why: reaskWhy, methods: c.Methods, missing: rd.Missing, reask: again, reason: c.Reason}, nil
 		}
 	}
 	if acr == "" {
@@ -304,26 +294,6 @@ func optionStrings(opts []strength.Combination) [][]string {
 	return out
 }
 
-// availableMethods are the methods the user can prove on the step-up
-// page, in prompt order: registered methods with a credential, then the
-// password.
-func (p *Provider) availableMethods(ctx context.Context, u store.User) ([]string, error) {
-	creds, err := p.Store.ListCredentials(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, name := range p.Methods.Names() {
-		if slices.ContainsFunc(creds, func(c store.Credential) bool { return c.Type == name }) {
-			out = append(out, name)
-		}
-	}
-	if u.PasswordHash != "" {
-		out = append(out, strength.Password)
-	}
-	return out, nil
-}
-
 func mergeMissing(a, b []policy.Requirement) []policy.Requirement {
 	out := slices.Clone(a)
 	for _, r := range b {
@@ -398,14 +368,37 @@ func distinctMethods(evs []store.AuthEvent) int {
 // what was asked, and each policy's result with its reason.
 func describe(lg *audit.SignIn, snap *policy.Snapshot, req *policy.Request, u store.User, values, contexts []string) {
 	lg.UserID, lg.Username = u.ID, u.Username
-	lg.Contexts = values
-	if req.IP.IsValid() {
-		lg.IP = req.IP.String()
-	}
-	lg.Country, lg.ClientApp, lg.Platform, lg.Device = req.Country, req.ClientApp, req.Platform, req.Device.ID
-	lg.RiskLevel = req.SignInRisk
 	r := *req
 	r.AuthContexts = contexts
+	access.DescribeRequest(lg, &r)
+	// The log lists every requested acr value, contexts or not.
+	lg.Contexts = values
 	lg.Policies = snap.Evaluate(&r, policy.EvaluateOptions{Explain: true}).Policies
 	lg.Facts = audit.NewFacts(&r)
+}
+
+// challenge translates the decision core's challenge for need into the
+// flow's next step: the step-up page (why says what is missing, for
+// prompt=none; again why earlier proofs do not count), the password
+// page when a password change is all that is missing, or an error when
+// no method of the user's can meet it: RFC 9470's unmet requirements
+// when the client asked for acr values, access_denied otherwise.
+func (p *Provider) challenge(c access.Verdict, values []string, why string, again access.Reask) verdict {
+	// The password change comes last, on its own page: the step-up
+	// page and the error describe the other proofs.
+	rest := access.WithoutPasswordChange(c.Missing)
+	switch {
+	case c.PasswordChange:
+		return verdict{kind: verdictPasswordChange, why: "conditional access requires a password change", reason: reason.PasswordChangeRequired}
+	case c.Outcome == policy.OutcomeBlock && len(values) > 0:
+		return verdict{err: unmet(values), missing: rest, reason: reason.UnmetAuthenticationRequirements}
+	case c.Outcome == policy.OutcomeBlock:
+		return verdict{err: oauthErr("access_denied", http.StatusForbidden,
+			"conditional access requires "+describeNeeds(rest)+", which this account cannot provide yet"), missing: rest, reason: c.Reason}
+	}
+	code := c.Reason
+	if again != access.ReaskNone {
+		code = again.Code()
+	}
+	return verdict{kind: verdictStepUp, why: why, methods: c.Methods, missing: c.Missing, reask: again, reason: code}
 }

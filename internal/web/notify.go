@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -64,14 +65,14 @@ var (
 // and recorded either way.
 func (p *Pages) methodChanged(r *http.Request, u store.User, c change) error {
 	ctx := r.Context()
-	reason := "method-removed"
+	why := reason.MethodRemoved
 	if c.Added {
-		reason = "method-added"
+		why = reason.MethodAdded
 	}
 	if c.Via != "" && c.Via != "fresh-proof" {
-		reason += ":" + c.Via
+		why = why.With(c.Via)
 	}
-	if err := p.logSecurity(r, u, c.Method, "success", reason); err != nil {
+	if err := p.logSecurity(r, u, c.Method, "success", why); err != nil {
 		return err
 	}
 	if p.Notifier == nil || u.Email == "" || p.KV == nil {
@@ -260,7 +261,7 @@ func (p *Pages) secure(r *http.Request, rep report) error {
 	}
 	p.Log.WarnContext(ctx, "a user reported a change of sign-in methods as not theirs", "user", u.Username, "method", rep.Method, "added", rep.Added)
 	p.audit(ctx, u, "user.method-reported."+rep.Method)
-	return p.logSecurity(r, u, rep.Method, "reported", "change-reported-not-mine")
+	return p.logSecurity(r, u, rep.Method, "reported", reason.ChangeReportedNotMine)
 }
 
 // reportFailed shows a link that cannot act as a finished page that says

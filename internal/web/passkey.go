@@ -8,6 +8,7 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/session"
 )
 
@@ -100,7 +101,7 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 		}
 		g.failed()
 		p.Log.InfoContext(ctx, "passkey sign-in failed", "ip", ip, "reason", err.Error())
-		if err := p.logAttempt(r, "sign-in", audit.SignIn{UserID: userID, Decision: "failure", Reason: "passkey-refused",
+		if err := p.logAttempt(r, "sign-in", audit.SignIn{UserID: userID, Decision: "failure", Reason: reason.PasskeyRefused,
 			MethodsPrompted: []string{"webauthn"}}); err != nil {
 			return err
 		}

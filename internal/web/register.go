@@ -14,6 +14,7 @@ import (
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -357,7 +358,7 @@ func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s s
 	}
 	defer g.release(ctx)
 	if locked {
-		if err := p.logSecurity(r, u, method, "throttled", "too-many-failures"); err != nil {
+		if err := p.logSecurity(r, u, method, "throttled", reason.TooManyFailures); err != nil {
 			return err
 		}
 		return p.renderSecurity(w, r, u, s, http.StatusTooManyRequests, securityNotice{msg: "Too many attempts. Wait a few minutes and try again.", returnTo: returnTo})
@@ -378,7 +379,7 @@ func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s s
 		return err
 	}
 	_ = g[0].Succeeded(ctx)
-	if err := p.logSecurity(r, u, method, "success", "registration-unlocked"); err != nil {
+	if err := p.logSecurity(r, u, method, "success", reason.RegistrationUnlocked); err != nil {
 		return err
 	}
 	if err := p.saveRegProof(ctx, s, rp); err != nil {
@@ -395,6 +396,6 @@ func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s s
 
 // logSecurity writes a change or an attempt on the user's security info
 // to the sign-in log.
-func (p *Pages) logSecurity(r *http.Request, u store.User, method, decision, reason string) error {
-	return p.logMethod(r, "security-info", u, method, decision, reason)
+func (p *Pages) logSecurity(r *http.Request, u store.User, method, decision string, why reason.Code) error {
+	return p.logMethod(r, "security-info", u, method, decision, why)
 }

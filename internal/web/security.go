@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -208,7 +209,7 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 	if verdict.gate != gateOpen {
 		_ = p.Ceremonies.Done(ctx, id)
 		p.Log.InfoContext(ctx, "security method refused: no fresh proof", "user", u.Username, "method", m.Name())
-		if err := p.logSecurity(r, u, m.Name(), "failure", "registration-not-allowed"); err != nil {
+		if err := p.logSecurity(r, u, m.Name(), "failure", reason.RegistrationNotAllowed); err != nil {
 			return err
 		}
 		if wantsJSON(r) {
@@ -373,7 +374,7 @@ func (p *Pages) removeCredential(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if v := p.removeVerdict(sess, creds, cred); v.gate != gateOpen {
-		if err := p.logSecurity(r, u, cred.Type, "failure", "removal-not-allowed"); err != nil {
+		if err := p.logSecurity(r, u, cred.Type, "failure", reason.RemovalNotAllowed); err != nil {
 			return err
 		}
 		return p.renderSecurity(w, r, u, sess, http.StatusForbidden, securityNotice{

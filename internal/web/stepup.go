@@ -14,6 +14,7 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/users"
@@ -175,7 +176,7 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 	// ceremony) gives its guess back.
 	defer g.release(ctx)
 	if locked {
-		if err := p.logStepUp(r, u, "", "throttled", "too-many-failures"); err != nil {
+		if err := p.logStepUp(r, u, "", "throttled", reason.TooManyFailures); err != nil {
 			return err
 		}
 		return p.stepUpFailed(w, r, v, "Too many attempts. Wait a few minutes and try again.", http.StatusTooManyRequests)
@@ -341,14 +342,14 @@ func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 }
 
 // logStepUp writes a step-up attempt to the sign-in log.
-func (p *Pages) logStepUp(r *http.Request, u store.User, method, decision, reason string) error {
-	return p.logMethod(r, "step-up", u, method, decision, reason)
+func (p *Pages) logStepUp(r *http.Request, u store.User, method, decision string, why reason.Code) error {
+	return p.logMethod(r, "step-up", u, method, decision, why)
 }
 
 // logMethod writes to the sign-in log, under source, an attempt of u's
 // with one method: prompted, and completed when decision is success.
-func (p *Pages) logMethod(r *http.Request, source string, u store.User, method, decision, reason string) error {
-	e := audit.SignIn{UserID: u.ID, Username: u.Username, Decision: decision, Reason: reason}
+func (p *Pages) logMethod(r *http.Request, source string, u store.User, method, decision string, why reason.Code) error {
+	e := audit.SignIn{UserID: u.ID, Username: u.Username, Decision: decision, Reason: why}
 	if method != "" {
 		e.MethodsPrompted = []string{method}
 		if decision == "success" {
@@ -359,12 +360,12 @@ func (p *Pages) logMethod(r *http.Request, source string, u store.User, method, 
 }
 
 // stepUpFailure is the sign-in log's reason code for a refused proof.
-func stepUpFailure(err error) string {
+func stepUpFailure(err error) reason.Code {
 	switch {
 	case errors.Is(err, authn.ErrReplay):
-		return "replayed"
+		return reason.Replayed
 	case errors.Is(err, authn.ErrDenied):
-		return "denied-on-device"
+		return reason.DeniedOnDevice
 	}
-	return "invalid-proof"
+	return reason.InvalidProof
 }

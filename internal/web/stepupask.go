@@ -89,11 +89,8 @@ func askMethods(ask access.StepUp, have []string) ([]string, bool) {
 	if ask.Blocked {
 		return nil, false
 	}
-	need := slices.DeleteFunc(slices.Clone(ask.Missing), policy.Requirement.IsPasswordChange)
-	if len(need) == 0 {
-		return nil, true
-	}
-	return policy.StepUpMethods(need, have)
+	v, _ := access.Challenge(ask.Missing, "", func() ([]string, error) { return have, nil })
+	return v.Methods, v.Outcome == policy.OutcomeChallenge
 }
 
 // askView puts the facts of ask into words for the page.
@@ -104,7 +101,7 @@ func (p *Pages) askView(r *http.Request, u store.User, s store.Session, creds []
 		names[i] = cmp.Or(c.Name, c.ID)
 	}
 	v.Action = strings.Join(names, ", ")
-	need := slices.DeleteFunc(slices.Clone(ask.Missing), policy.Requirement.IsPasswordChange)
+	need := access.WithoutPasswordChange(ask.Missing)
 	switch {
 	case ask.Blocked:
 		return v

@@ -23,6 +23,7 @@ import (
 	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
@@ -386,7 +387,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	if locked {
 		p.Metrics.SignIn("throttled")
 		p.Log.InfoContext(ctx, "sign-in throttled", "username", username, "ip", ip)
-		if err := p.logAttempt(r, "sign-in", audit.SignIn{Username: username, Decision: "throttled", Reason: "too-many-failures",
+		if err := p.logAttempt(r, "sign-in", audit.SignIn{Username: username, Decision: "throttled", Reason: reason.TooManyFailures,
 			MethodsPrompted: []string{methodPassword}}); err != nil {
 			return err
 		}
@@ -408,11 +409,11 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 		}
 		p.Metrics.SignIn("failure")
 		p.Log.InfoContext(r.Context(), "sign-in failed", "username", username, "ip", ip, "reason", err.Error())
-		reason := "invalid-credentials"
+		why := reason.InvalidCredentials
 		if errors.Is(err, users.ErrDisabled) {
-			reason = "account-disabled"
+			why = reason.AccountDisabled
 		}
-		if err := p.logAttempt(r, "sign-in", audit.SignIn{Username: username, Decision: "failure", Reason: reason,
+		if err := p.logAttempt(r, "sign-in", audit.SignIn{Username: username, Decision: "failure", Reason: why,
 			MethodsPrompted: []string{methodPassword}}); err != nil {
 			return err
 		}

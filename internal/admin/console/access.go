@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -93,25 +94,21 @@ func (c *Console) checkForm(w http.ResponseWriter, r *http.Request) error {
 // enforceLive applies the live policies for the console app: a block is
 // refused, a challenge sends the browser to prove more and come back.
 func (c *Console) enforceLive(r *http.Request, who *caller) error {
-	d := c.Policies.Load().Evaluate(who.request, policy.EvaluateOptions{})
-	switch d.Outcome {
-	case policy.OutcomeAllow:
+	v, _ := access.Decide(access.Ask{Snapshot: c.Policies.Load(), Request: who.request,
+		Methods: func() ([]string, error) { return who.methods, nil }})
+	switch {
+	case v.Outcome == policy.OutcomeAllow:
 		return nil
-	case policy.OutcomeBlock:
-		return &pageError{status: http.StatusForbidden,
-			msg: fmt.Sprintf("Your organisation's policy %s blocks access to the console from here.", d.BlockedBy)}
-	}
-	back := backTo(r)
-	rest := slices.DeleteFunc(slices.Clone(d.Missing), policy.Requirement.IsPasswordChange)
-	if len(rest) == 0 {
-		return redirect("/account/password?return_to=" + url.QueryEscape(back))
-	}
-	methods, ok := policy.StepUpMethods(rest, who.methods)
-	if !ok {
+	case v.Reason == reason.NoUsableMethod:
 		return &pageError{status: http.StatusForbidden,
 			msg: "The console's policies ask for a proof your account cannot give yet. Add a sign-in method on your security page (/account/security)."}
+	case v.Outcome == policy.OutcomeBlock:
+		return &pageError{status: http.StatusForbidden,
+			msg: fmt.Sprintf("Your organisation's policy %s blocks access to the console from here.", v.BlockedBy)}
+	case v.PasswordChange:
+		return redirect("/account/password?return_to=" + url.QueryEscape(backTo(r)))
 	}
-	return redirect(stepUpURL(back, methods))
+	return redirect(stepUpURL(backTo(r), v.Methods))
 }
 
 // backTo is the console page to come back to: the page itself for a GET,

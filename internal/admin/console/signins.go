@@ -150,7 +150,10 @@ func explainEntry(e admin.Entry) []string {
 	case e.Decision == "allow":
 		out = append(out, "No policy applied to this request.")
 	case e.Reason != "":
-		out = append(out, "The reason recorded: "+e.Reason+".")
+		out = append(out, "The reason recorded: "+string(e.Reason)+".")
+		if e.Reason.Known() {
+			out = append(out, e.Reason.Sentence())
+		}
 	}
 	return out
 }
