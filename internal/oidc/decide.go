@@ -131,6 +131,10 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 		acrs = slices.Clone(evaluate(snap, req, contexts).ACRs)
 	}
 	a := p.authStateFor(f, s, u, acr, acrs)
+	a.Proofs = s.Events
+	if whole.IP.IsValid() {
+		a.IP, a.Country = whole.IP.String(), whole.Country
+	}
 	claimed := *req
 	claimed.AuthContexts = acrs
 	a.ProofTime = snap.ProvenSince(&claimed, acr).UTC()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
@@ -230,7 +233,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	case GrantAuthorizationCode:
 		out, err = p.exchangeCode(r.Context(), c, form)
 	case GrantRefreshToken:
-		out, err = p.refresh(r.Context(), c, form)
+		out, err = p.refresh(r, c, form)
 	case GrantClientCredentials:
 		out, err = p.clientCredentials(r, c, form)
 	}
@@ -331,7 +334,8 @@ func (p *Provider) newRefreshToken(ctx context.Context, clientID, grantID string
 // refresh rotates a refresh token. Presenting one that was already
 // rotated means it was copied: the whole family is revoked, so the thief
 // and the victim both lose access and the victim signs in again.
-func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (issued, error) {
+func (p *Provider) refresh(r *http.Request, c *Client, form url.Values) (issued, error) {
+	ctx := r.Context()
 	rt := form.Get("refresh_token")
 	rec, err := claimOnce(ctx, p.Store, hashKey(prefixRefresh, rt), func(r *refreshRecord) *bool { return &r.Used })
 	switch {
@@ -375,6 +379,9 @@ func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (iss
 	if err != nil {
 		return issued{}, err
 	}
+	if err := p.refreshAllowed(r, c, u, rec.Auth); err != nil {
+		return issued{}, err
+	}
 	// The nonce belongs to the authentication request, not to refreshes.
 	auth := rec.Auth
 	auth.Nonce = ""
@@ -397,9 +404,11 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 	req := p.Access(r, store.User{}, nil, p.Now())
 	req.Subject = policy.Subject{Client: true, ID: c.ID}
 	req.App, req.ClientApp = c.ID, policy.ClientService
-	if d := p.Policies.Load().Evaluate(req, policy.EvaluateOptions{}); d.Outcome != policy.OutcomeAllow {
+	// A service cannot answer a challenge: no method source, and
+	// anything but allow refuses.
+	if v, _ := access.Decide(access.Ask{Snapshot: p.Policies.Load(), Request: req}); v.Outcome != policy.OutcomeAllow {
 		return issued{}, &Error{Code: "unauthorized_client", Status: http.StatusBadRequest,
-			Description: "conditional access does not allow this client to get a token", Debug: fmt.Errorf("%s (%s)", d.Reason, d.BlockedBy)}
+			Description: "conditional access does not allow this client to get a token", Debug: fmt.Errorf("%s (%s)", v.Reason, v.BlockedBy)}
 	}
 	scope := strings.Fields(form.Get("scope"))
 	if slices.ContainsFunc(scope, func(s string) bool { return s == "openid" || s == "offline_access" }) {
@@ -410,4 +419,50 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 	}
 	service := store.User{ID: c.ID, Username: c.ID}
 	return p.mint(c, service, authState{UserID: c.ID, Scope: scope}, "", false)
+}
+
+// refreshAllowed applies the conditional access policies to a refresh,
+// through the decision core, as they were applied when the grant was
+// made: the client's app, the contexts the grant carries, the user as
+// they are now (groups, roles, user risk) and the proofs the grant was
+// made with. A refresh token otherwise carries a decision for its whole
+// life: a context whose policy asks for a sign-in every hour, a policy
+// tightened since, or a user who became high risk would all be met by
+// one old proof. A policy that now blocks, or asks for a proof those
+// proofs do not give, ends the refresh with invalid_grant: the client
+// sends the user through the authorization endpoint, where the step-up
+// happens. A public client refreshes from the user's device, so the
+// request's address counts; a confidential client refreshes from its
+// own server, so the address the user signed in from does.
+func (p *Provider) refreshAllowed(r *http.Request, c *Client, u store.User, a authState) error {
+	start := time.Now()
+	req := p.Access(r, u, &store.Session{Events: a.Proofs}, p.Now())
+	req.App, req.AuthContexts = c.ID, a.ACRs
+	if !c.Public {
+		req.IP, req.Country = netip.Addr{}, a.Country
+		if ip, err := netip.ParseAddr(a.IP); err == nil {
+			req.IP = ip
+		}
+	}
+	snap := p.Policies.Load()
+	// No method source: nobody is there to step up.
+	v, _ := access.Decide(access.Ask{Snapshot: snap, Request: req})
+	took := time.Since(start)
+	p.Metrics.Decision("oidc-refresh", v.Outcome.String(), c.ID, took)
+	if v.Outcome == policy.OutcomeAllow && v.ReportOnlyUnmet == 0 {
+		return nil
+	}
+	if p.SignIns != nil {
+		e := audit.SignIn{Source: "oidc", App: c.ID, UserID: u.ID, Username: u.Username, LatencyMicros: took.Microseconds()}
+		access.Record(&e, snap, req, &v)
+		if err := p.SignIns(r.Context(), e); err != nil {
+			return err
+		}
+	}
+	if v.Outcome == policy.OutcomeAllow {
+		return nil
+	}
+	return &Error{Code: "invalid_grant", Status: http.StatusBadRequest,
+		Description: "conditional access asks for a new sign-in for this grant (" + string(v.Reason) + "); send the user through the authorization endpoint",
+		Debug:       fmt.Errorf("refresh %s for %s", v.Outcome, v.Reason)}
 }
