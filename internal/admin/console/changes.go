@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/policy"
 )
@@ -86,8 +87,9 @@ func (c *Console) changeState(r *http.Request, who *caller) changeState {
 	if st.Allowed {
 		return st
 	}
-	if methods, ok := policy.StepUpMethods(d.Missing, who.methods); ok && slices.Contains(methods, "webauthn") {
-		st.StepUp = stepUpURL(backTo(r), methods)
+	v, _ := access.Challenge(d.Missing, d.Reason, func() ([]string, error) { return who.methods, nil })
+	if v.Outcome == policy.OutcomeChallenge && slices.Contains(v.Methods, "webauthn") {
+		st.StepUp = stepUpURL(backTo(r), v.Methods)
 	}
 	return st
 }
