@@ -19,10 +19,6 @@ type Ask struct {
 	// policy.Snapshot.Reask). Reask says why.
 	ReaskAfter time.Time
 	Reask      Reask
-	// Methods lists the user's methods, asked only for a challenge; nil
-	// leaves Verdict.Methods empty and does not refuse a challenge no
-	// method can meet (a caller that only describes the challenge).
-	Methods MethodSource
 }
 
 // MethodSource lists the methods a user can prove on the step-up page,
@@ -67,16 +63,23 @@ type Verdict struct {
 // re-ask, on the proofs after its point; an authentication context the
 // request names but nobody declared blocks, so a typo in a route never
 // passes for a completed step-up. A challenge carries the user's methods
-// that can meet it, and one no method can meet becomes a block
-// (NoUsableMethod). The only error is the method source's.
-func Decide(a Ask) (Verdict, error) {
+// (listed by methods, asked only for a challenge) that can meet it, and
+// one no method can meet becomes a block (NoUsableMethod). A nil methods
+// leaves the methods out and refuses nothing for want of one: for a
+// caller that only describes the challenge, or one whose client cannot
+// step up anyway. The only error is the method source's.
+//
+// methods is a parameter of its own rather than a field of Ask so that
+// it does not escape with the request: the gateway builds it per request
+// and must not allocate for it.
+func Decide(a Ask, methods MethodSource) (Verdict, error) {
 	d := a.Snapshot.Evaluate(a.Request, policy.EvaluateOptions{ReportOnly: true})
-	v, err := decide(a, &d)
+	v, err := decide(a, &d, methods)
 	v.ReportOnlyUnmet = d.ReportOnlyUnmet
 	return v, err
 }
 
-func decide(a Ask, d *policy.Decision) (Verdict, error) {
+func decide(a Ask, d *policy.Decision, methods MethodSource) (Verdict, error) {
 	switch {
 	case d.Outcome == policy.OutcomeBlock:
 		return Verdict{Outcome: policy.OutcomeBlock, Reason: d.Reason, BlockedBy: d.BlockedBy}, nil
@@ -101,7 +104,7 @@ func decide(a Ask, d *policy.Decision) (Verdict, error) {
 	case policy.OutcomeBlock:
 		v = Verdict{Outcome: policy.OutcomeBlock, Reason: d.Reason, BlockedBy: d.BlockedBy}
 	case policy.OutcomeChallenge:
-		c, err := Challenge(d.Missing, why, a.Methods)
+		c, err := Challenge(d.Missing, why, methods)
 		if err != nil {
 			return Verdict{}, err
 		}

@@ -116,11 +116,11 @@ func TestDecide(t *testing.T) {
 			if tc.client != "" {
 				req.ClientApp = tc.client
 			}
-			a := access.Ask{Snapshot: snap, Request: req, Methods: tc.methods}
+			a := access.Ask{Snapshot: snap, Request: req}
 			if tc.after > 0 {
 				a.ReaskAfter, a.Reask = now.Add(-tc.after), access.ReaskMaxAge
 			}
-			v, err := access.Decide(a)
+			v, err := access.Decide(a, tc.methods)
 			if tc.fails {
 				if err == nil {
 					t.Fatalf("verdict %+v, want the method source's error", v)

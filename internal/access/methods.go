@@ -48,7 +48,7 @@ func AvailableMethods(ctx context.Context, creds CredentialLister, names []strin
 // user's methods (listed by available, asked only then) can satisfy them.
 func RegisterCheck(snap *policy.Snapshot, req *policy.Request, available MethodSource) (methods []string, blocked bool, err error) {
 	req.Action = policy.ActionRegisterSecurityInfo
-	v, err := Decide(Ask{Snapshot: snap, Request: req, Methods: available})
+	v, err := Decide(Ask{Snapshot: snap, Request: req}, available)
 	switch {
 	case err != nil:
 		return nil, true, err

@@ -54,7 +54,7 @@ func (g *Gateway) StepUpFor(r *http.Request, u store.User, s store.Session, retu
 		a.ReaskAfter, a.Reask = g.reaskPoint(r, rt, ru, &identity{user: u, sess: &s}, now, asked)
 	}
 	// No method source: the page judges the user's methods itself.
-	v, _ := access.Decide(a)
+	v, _ := access.Decide(a, nil)
 	switch v.Outcome {
 	case policy.OutcomeBlock:
 		out.Blocked = true

@@ -66,8 +66,7 @@ func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elev
 	}
 	snap := g.Policies.Load()
 	ra := g.reaskOf(r, rt, ru, id, now, elevatedAfter)
-	methods := g.methodsOf(r, id)
-	av, err := access.Decide(access.Ask{Snapshot: snap, Request: req, ReaskAfter: ra.after, Reask: ra.kind, Methods: methods})
+	av, err := access.Decide(access.Ask{Snapshot: snap, Request: req, ReaskAfter: ra.after, Reask: ra.kind}, g.methodsOf(r, id))
 	if err != nil {
 		// The user's methods could not be listed: fail closed.
 		g.Log.ErrorContext(r.Context(), "list the user's methods", "err", err)

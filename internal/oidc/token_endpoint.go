@@ -406,7 +406,7 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 	req.App, req.ClientApp = c.ID, policy.ClientService
 	// A service cannot answer a challenge: no method source, and
 	// anything but allow refuses.
-	if v, _ := access.Decide(access.Ask{Snapshot: p.Policies.Load(), Request: req}); v.Outcome != policy.OutcomeAllow {
+	if v, _ := access.Decide(access.Ask{Snapshot: p.Policies.Load(), Request: req}, nil); v.Outcome != policy.OutcomeAllow {
 		return issued{}, &Error{Code: "unauthorized_client", Status: http.StatusBadRequest,
 			Description: "conditional access does not allow this client to get a token", Debug: fmt.Errorf("%s (%s)", v.Reason, v.BlockedBy)}
 	}
@@ -446,7 +446,7 @@ func (p *Provider) refreshAllowed(r *http.Request, c *Client, u store.User, a au
 	}
 	snap := p.Policies.Load()
 	// No method source: nobody is there to step up.
-	v, _ := access.Decide(access.Ask{Snapshot: snap, Request: req})
+	v, _ := access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)
 	took := time.Since(start)
 	p.Metrics.Decision("oidc-refresh", v.Outcome.String(), c.ID, took)
 	if v.Outcome == policy.OutcomeAllow && v.ReportOnlyUnmet == 0 {

@@ -94,8 +94,8 @@ func (c *Console) checkForm(w http.ResponseWriter, r *http.Request) error {
 // enforceLive applies the live policies for the console app: a block is
 // refused, a challenge sends the browser to prove more and come back.
 func (c *Console) enforceLive(r *http.Request, who *caller) error {
-	v, _ := access.Decide(access.Ask{Snapshot: c.Policies.Load(), Request: who.request,
-		Methods: func() ([]string, error) { return who.methods, nil }})
+	v, _ := access.Decide(access.Ask{Snapshot: c.Policies.Load(), Request: who.request},
+		func() ([]string, error) { return who.methods, nil })
 	switch {
 	case v.Outcome == policy.OutcomeAllow:
 		return nil
