@@ -77,6 +77,10 @@ type verdictCase struct {
 	// Authorize are the parameters added to a code request of client
 	// bank; none skips the authorize adapter.
 	Authorize map[string]string `yaml:"authorize"`
+	// Token are the parameters added to the code request by which the
+	// API client got its token (from the default address); none is a
+	// plain request.
+	Token map[string]string `yaml:"token"`
 	// Repeat makes every adapter answer the request once before the
 	// answer recorded, on the same session: a single-use proof is spent.
 	Repeat bool `yaml:"repeat"`
@@ -520,7 +524,11 @@ func (r *verdictRig) proxyAPI(t *testing.T, c verdictCase, u store.User) string 
 	hdr := []string{"Accept", "application/json"}
 	var out strings.Builder
 	if len(c.Session) > 0 {
-		tok, failed := r.token(t, b, nil, nil)
+		params := url.Values{}
+		for k, v := range c.Token {
+			params.Set(k, v)
+		}
+		tok, failed := r.token(t, b, params, nil)
 		if failed != "" {
 			fmt.Fprintf(&out, "no token: authorize answered %s\n", failed)
 		} else {
@@ -714,10 +722,11 @@ func (r *verdictRig) describe(resp *http.Response) string {
 	if loc := resp.Header.Get("Location"); loc != "" {
 		fmt.Fprintf(&b, "location: %s\n", r.normURL(loc))
 	}
-	for _, name := range []string{"Www-Authenticate", "X-Stepgate-Login"} {
-		if v := resp.Header.Get(name); v != "" {
-			fmt.Fprintf(&b, "%s: %s\n", strings.ToLower(name), r.normURL(v))
-		}
+	if v := resp.Header.Get("Www-Authenticate"); v != "" {
+		fmt.Fprintf(&b, "www-authenticate: %s\n", v)
+	}
+	if v := resp.Header.Get("X-Stepgate-Login"); v != "" {
+		fmt.Fprintf(&b, "x-stepgate-login: %s\n", r.normURL(v))
 	}
 	r.describeIdentity(&b, "header", resp.Header)
 	select {
@@ -725,7 +734,9 @@ func (r *verdictRig) describe(resp *http.Response) string {
 		b.WriteString("upstream: served\n")
 		r.describeIdentity(&b, "upstream", up)
 	default:
-		if resp.StatusCode/100 != 3 && len(body) > 0 {
+		// A redirect's body, and auth_request's 401, is a link to where the
+		// answer points, printed above.
+		if !strings.HasPrefix(string(body), "<a href=") && len(body) > 0 {
 			fmt.Fprintf(&b, "body: %s\n", r.summary(resp.Header.Get("Content-Type"), body))
 		}
 	}
@@ -748,6 +759,9 @@ func (r *verdictRig) describeIdentity(b *strings.Builder, prefix string, h http.
 			v = r.claimsOf(v)
 		case "X-Stepgate-Auth-Time":
 			v = r.age(v)
+		}
+		if v == "" {
+			v = `""`
 		}
 		fmt.Fprintf(b, "%s %s: %s\n", prefix, strings.ToLower(k), v)
 	}
@@ -772,9 +786,6 @@ func (r *verdictRig) summary(contentType string, body []byte) string {
 		}
 	}
 	s := string(body)
-	if strings.HasPrefix(s, "<a href=") {
-		return "a link to where the answer points"
-	}
 	title, alert := between(s, "<title>", "</title>"), between(s, `role="alert">`, "<")
 	if title == "" && alert == "" {
 		return strings.TrimSpace(s)
@@ -829,7 +840,7 @@ func (r *verdictRig) claimsOf(jwt string) string {
 		switch k {
 		case "sub", "jti", "sid", "nonce", "at_hash", "c_hash", "exp", "iat", "nbf", "iss", "client_id", "scope":
 			continue
-		case "auth_time":
+		case "auth_time", "proof_time":
 			out = append(out, k+"="+r.age(fmt.Sprint(v)))
 			continue
 		}
@@ -850,19 +861,30 @@ func (r *verdictRig) age(unix string) string {
 	return "clock-" + d.String()
 }
 
-// normURL prints a URL or header naming URLs with the hosts named and
-// the query's random values replaced, in a return_to too.
+// verdictHosts name the origins an answer may point to.
+var verdictHosts = map[string]string{
+	verdictIssuer: "{stepgate}", "http://" + verdictBank: "{bank}", "http://" + verdictFA: "{fa}", "http://127.0.0.1:9": "{client}",
+}
+
+// normURL prints a URL with its origin named and its query sorted and
+// decoded, random values replaced, a return_to printed the same way in
+// brackets.
 func (r *verdictRig) normURL(s string) string {
-	s = strings.ReplaceAll(s, verdictIssuer, "{stepgate}")
-	s = strings.ReplaceAll(s, "http://"+verdictBank, "{bank}")
-	s = strings.ReplaceAll(s, "http://"+verdictFA, "{fa}")
-	i := strings.IndexByte(s, '?')
-	if i < 0 || strings.Contains(s, " ") {
-		return s
-	}
-	q, err := url.ParseQuery(s[i+1:])
+	u, err := url.Parse(s)
 	if err != nil {
 		return s
+	}
+	out := u.Path
+	if u.Host != "" {
+		origin := u.Scheme + "://" + u.Host
+		if name, ok := verdictHosts[origin]; ok {
+			origin = name
+		}
+		out = origin + u.Path
+	}
+	q := u.Query()
+	if len(q) == 0 {
+		return out
 	}
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -875,12 +897,12 @@ func (r *verdictRig) normURL(s string) string {
 		switch {
 		case slices.Contains([]string{"b", "code", "kept", "ticket", "flow"}, k):
 			v = "{random}"
-		case strings.Contains(v, "?"):
+		case k == "iss" || strings.Contains(v, "?"):
 			v = "[" + r.normURL(v) + "]"
 		}
 		parts = append(parts, k+"="+v)
 	}
-	return s[:i] + "?" + strings.Join(parts, "&")
+	return out + "?" + strings.Join(parts, "&")
 }
 
 // checkVerdictGolden compares an adapter's answers with its golden file
