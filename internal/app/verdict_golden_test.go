@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"html"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -84,8 +86,11 @@ type verdictCase struct {
 	// API client got its token (from the default address); none is a
 	// plain request.
 	Token map[string]string `yaml:"token"`
-	// Repeat makes every adapter answer the request once before the
-	// answer recorded, on the same session: a single-use proof is spent.
+	// Repeat makes the request once first, answering the step-up it asks
+	// for as the user would (see Answers) until it passes, and records
+	// the answer to the same request made again on the same session: a
+	// single-use proof, once spent, is asked for anew. The first answer
+	// is printed in one line.
 	Repeat bool `yaml:"repeat"`
 	// Answers are the proofs the user gives, one per step-up page, when
 	// the first request of a repeated case asks for a step-up, each made
@@ -119,6 +124,10 @@ const (
 	verdictProxyPeer = "127.0.0.1"
 )
 
+// TestVerdictGolden runs every case of testdata/verdicts/cases.yaml
+// through every adapter and compares the answers with the golden files;
+// -update rewrites them from today's answers (review the diff: an
+// ok/ or fail/ outcome is checked apart from the text).
 func TestVerdictGolden(t *testing.T) {
 	cases := readVerdictCases(t)
 	for _, adapter := range verdictAdapters {
@@ -127,16 +136,17 @@ func TestVerdictGolden(t *testing.T) {
 			// challenge recorded through one must not change another's
 			// answer (they share the user, the app and the second).
 			rig := startVerdictRig(t)
-			answers := map[string]string{}
+			answers, ran := map[string]string{}, map[string]bool{}
 			for _, c := range cases {
 				t.Run(c.Name, func(t *testing.T) {
+					ran[c.Name] = true
 					ans, ok := rig.answer(t, c, adapter)
 					if ok && checkVerdictOutcome(t, c, adapter, ans) {
 						answers[c.Name] = ans
 					}
 				})
 			}
-			checkVerdictGolden(t, adapter, cases, answers)
+			checkVerdictGolden(t, adapter, cases, ran, answers)
 		})
 	}
 }
@@ -948,38 +958,87 @@ func (r *verdictRig) normURL(s string) string {
 	return out + "?" + strings.Join(parts, "&")
 }
 
-// checkVerdictGolden compares an adapter's answers with its golden file
-// case by case, or rewrites the file with -update.
-func checkVerdictGolden(t *testing.T, adapter string, cases []verdictCase, got map[string]string) {
+// checkVerdictGolden compares an adapter's answers to the cases that
+// ran with its golden file, or rewrites the file with -update (a case
+// that -run left out keeps its answer).
+func checkVerdictGolden(t *testing.T, adapter string, cases []verdictCase, ran map[string]bool, got map[string]string) {
 	t.Helper()
 	file := filepath.Join(verdictDir, adapter+".golden")
-	var b strings.Builder
-	for _, c := range cases {
-		if ans, ok := got[c.Name]; ok {
-			fmt.Fprintf(&b, "=== %s\n%s\n", c.Name, ans)
-		}
+	data, err := os.ReadFile(file)
+	if err != nil && !(*updateVerdicts && errors.Is(err, fs.ErrNotExist)) {
+		t.Fatalf("%v (run go test -run TestVerdictGolden ./internal/app/ -update to write it)", err)
 	}
+	want := splitVerdictGolden(string(data))
 	if *updateVerdicts {
+		var b strings.Builder
+		for _, c := range cases {
+			ans, ok := got[c.Name]
+			if !ran[c.Name] {
+				ans, ok = want[c.Name]
+			}
+			if ok {
+				fmt.Fprintf(&b, "=== %s\n%s\n", c.Name, ans)
+			}
+		}
 		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestVerdictGolden -update to write it)", err)
-	}
-	want := splitVerdictGolden(string(data))
+	known := map[string]bool{}
 	for _, c := range cases {
-		g, w := got[c.Name], want[c.Name]
-		if g != w {
-			t.Errorf("%s: %s answers differently (run go test -run TestVerdictGolden -update to rewrite)\n--- got\n%s--- want\n%s", adapter, c.Name, g, w)
+		known[c.Name] = true
+		if !ran[c.Name] {
+			continue
 		}
-		delete(want, c.Name)
+		g, gotOK := got[c.Name]
+		w, wantOK := want[c.Name]
+		if g != w || gotOK != wantOK {
+			t.Errorf("%s answers %s differently from %s (-want +got); if that is meant, run go test -run TestVerdictGolden ./internal/app/ -update and review the diff\n%s",
+				adapter, c.Name, file, lineDiff(w, g))
+		}
 	}
 	for name := range want {
-		t.Errorf("%s: %s has an answer in %s but no case", adapter, name, file)
+		if !known[name] {
+			t.Errorf("%s has an answer for %s, which is no case of cases.yaml", file, name)
+		}
 	}
+}
+
+// lineDiff prints the lines of want and got, those only in want with
+// "-", those only in got with "+" (a longest common subsequence).
+func lineDiff(want, got string) string {
+	a, b := strings.Split(strings.TrimSuffix(want, "\n"), "\n"), strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	// lcs[i][j] is the length of the longest common subsequence of a[i:] and b[j:].
+	lcs := make([][]int, len(a)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(b)+1)
+	}
+	for i := len(a) - 1; i >= 0; i-- {
+		for j := len(b) - 1; j >= 0; j-- {
+			if a[i] == b[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var out strings.Builder
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case i < len(a) && j < len(b) && a[i] == b[j]:
+			out.WriteString("  " + a[i] + "\n")
+			i, j = i+1, j+1
+		case i < len(a) && (j == len(b) || lcs[i+1][j] >= lcs[i][j+1]):
+			out.WriteString("- " + a[i] + "\n")
+			i++
+		default:
+			out.WriteString("+ " + b[j] + "\n")
+			j++
+		}
+	}
+	return out.String()
 }
 
 // splitVerdictGolden reads a golden file into each case's answer.
