@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
 )
 
 // drain forgets what the upstream saw last.
@@ -214,4 +219,72 @@ func (r *verdictRig) normURL(s string) string {
 		parts = append(parts, k+"="+v)
 	}
 	return out + "?" + strings.Join(parts, "&")
+}
+
+// signIns are the sign-in log entries about user id, oldest first, once
+// everything queued is written.
+func (r *verdictRig) signIns(t *testing.T, userID string) []audit.SignIn {
+	t.Helper()
+	ctx := context.Background()
+	if err := r.a.SignIns.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var out []audit.SignIn
+	err := audit.WalkSignIns(ctx, r.a.Store, store.SignInQuery{UserID: userID}, 0, func(row store.SignIn) error {
+		e, err := audit.Decode(row)
+		out = append(out, e)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// logged runs do and describes the sign-in log entries about user id it
+// wrote, one line each, with the facts and reasons the log keeps.
+func (r *verdictRig) logged(t *testing.T, userID string, do func() string) string {
+	t.Helper()
+	before := len(r.signIns(t, userID))
+	out := do()
+	entries := r.signIns(t, userID)[before:]
+	if len(entries) == 0 {
+		return out + "log: none\n"
+	}
+	for _, e := range entries {
+		out += "log: " + describeSignIn(e) + "\n"
+	}
+	return out
+}
+
+// describeSignIn prints what a sign-in log entry says about a decision:
+// where, the outcome and its reason, the facts the policies saw, and
+// each policy that applied.
+func describeSignIn(e audit.SignIn) string {
+	parts := []string{"source=" + e.Source, "decision=" + e.Decision}
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	add("reason", e.Reason)
+	add("app", e.App)
+	add("contexts", strings.Join(e.Contexts, ","))
+	add("country", e.Country)
+	add("platform", e.Platform)
+	add("risk", e.RiskLevel)
+	add("prompted", strings.Join(e.MethodsPrompted, ","))
+	add("completed", strings.Join(e.MethodsCompleted, ","))
+	for _, p := range e.Policies {
+		if p.Result == policy.ResultNotApplied || p.Result == policy.ResultReportOnlyNotApplied {
+			continue
+		}
+		v := string(p.Result)
+		if p.Reason != "" {
+			v += "/" + string(p.Reason)
+		}
+		add("policy:"+p.Policy, v)
+	}
+	return strings.Join(parts, " ")
 }

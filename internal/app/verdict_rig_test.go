@@ -379,7 +379,7 @@ func (r *verdictRig) proxyBrowser(t *testing.T, c verdictCase, u store.User) str
 		out.WriteString(r.first(resp))
 	}
 	r.drain()
-	out.WriteString(r.describe(b.do(t, c.Request.Method, target)))
+	out.WriteString(r.logged(t, u.ID, func() string { return r.describe(b.do(t, c.Request.Method, target)) }))
 	return out.String()
 }
 
@@ -427,7 +427,7 @@ func (r *verdictRig) proxyAPI(t *testing.T, c verdictCase, u store.User) string 
 		out.WriteString(r.first(resp))
 	}
 	r.drain()
-	out.WriteString(r.describe(api.do(t, c.Request.Method, target, hdr...)))
+	out.WriteString(r.logged(t, u.ID, func() string { return r.describe(api.do(t, c.Request.Method, target, hdr...)) }))
 	return out.String()
 }
 
@@ -480,7 +480,9 @@ func (r *verdictRig) forwardAuth(t *testing.T, c verdictCase, u store.User, endp
 		}
 		out.WriteString(r.first(resp))
 	}
-	out.WriteString(r.describe(r.forwardAsk(t, b, endpoint, c.Request.Method, c.Request.Path, c.ip())))
+	out.WriteString(r.logged(t, u.ID, func() string {
+		return r.describe(r.forwardAsk(t, b, endpoint, c.Request.Method, c.Request.Path, c.ip()))
+	}))
 	return out.String()
 }
 
@@ -506,13 +508,16 @@ func (r *verdictRig) authorize(t *testing.T, c verdictCase, u store.User) string
 			r.exchange(t, code)
 		}
 	}
-	resp := b.do(t, "GET", target)
-	out.WriteString(r.describe(resp))
-	if code := redirectCode(resp); code != "" {
-		tr := r.exchange(t, code)
-		out.WriteString("id_token: " + r.claims(t, tr.IDToken) + "\n")
-		out.WriteString("access_token: " + r.claims(t, tr.AccessToken) + "\n")
-	}
+	out.WriteString(r.logged(t, u.ID, func() string {
+		resp := b.do(t, "GET", target)
+		ans := r.describe(resp)
+		if code := redirectCode(resp); code != "" {
+			tr := r.exchange(t, code)
+			ans += "id_token: " + r.claims(t, tr.IDToken) + "\n"
+			ans += "access_token: " + r.claims(t, tr.AccessToken) + "\n"
+		}
+		return ans
+	}))
 	return out.String()
 }
 
