@@ -268,7 +268,7 @@ func describeSignIn(e audit.SignIn) string {
 			parts = append(parts, k+"="+v)
 		}
 	}
-	add("reason", e.Reason)
+	add("reason", string(e.Reason))
 	add("app", e.App)
 	add("contexts", strings.Join(e.Contexts, ","))
 	add("country", e.Country)
