@@ -9,6 +9,7 @@ import (
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/policy/policytest"
 	"github.com/stepgate/stepgate/internal/reason"
 )
 
@@ -47,14 +48,7 @@ policies:
 
 func decideSnapshot(t *testing.T) *policy.Snapshot {
 	t.Helper()
-	doc, probs := policy.Parse("p.yaml", []byte(decidePolicies))
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
-	snap, probs := policy.Compile(nil, doc)
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
+	snap := policytest.Snapshot(t, decidePolicies)
 	return snap
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/policy/policytest"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -42,14 +43,7 @@ func (f fakeUsers) GetUserByName(_ context.Context, name string) (store.User, er
 
 func newAPI(t *testing.T) *api.API {
 	t.Helper()
-	doc, probs := policy.Parse("p.yaml", []byte(policies))
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
-	snap, probs := policy.Compile(nil, doc)
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
+	snap := policytest.Snapshot(t, policies)
 	return api.New(api.Deps{
 		Policies:       policy.NewEngine(snap),
 		Users:          fakeUsers{"alice": {ID: "u1", Username: "alice", Groups: []string{"staff"}}},

@@ -16,6 +16,7 @@ import (
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/policy/policytest"
 	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -144,14 +145,7 @@ type reaskRig struct {
 
 func newReaskRig(t *testing.T) *reaskRig {
 	t.Helper()
-	doc, probs := policy.Parse("p.yaml", []byte(reaskPolicies))
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
-	snap, probs := policy.Compile(nil, doc)
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
+	snap := policytest.Snapshot(t, reaskPolicies)
 	rig := &reaskRig{t0: time.Date(2041, 6, 1, 9, 0, 0, 0, time.UTC), user: store.User{ID: "u-admin", Username: "admin"}}
 	rig.now = rig.t0
 	clock := func() time.Time { return rig.now }
@@ -525,20 +519,13 @@ func TestReaskProofSpentAcrossBrowserAndToken(t *testing.T) {
 func TestTokenSignInFrequency(t *testing.T) {
 	t.Parallel()
 	rig := newReaskRig(t)
-	doc, probs := policy.Parse("p.yaml", []byte(reaskPolicies+`  - name: c1-hourly
+	snap := policytest.Snapshot(t, reaskPolicies+`  - name: c1-hourly
     state: enabled
     users: {include: {users: [all]}}
     target: {auth_contexts: [c1]}
     grant: {controls: [mfa]}
     session: {sign_in_frequency: 1h}
-`))
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
-	snap, probs := policy.Compile(nil, doc)
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
+`)
 	rig.g.Policies = fixedPolicies{snap}
 	r := httptest.NewRequest(http.MethodGet, "http://bank.example/customers/", nil)
 	read := &rule{path: "/customers", wildcard: true, context: "c1"}
@@ -589,20 +576,13 @@ func (v claimsVerifier) VerifyAccessToken(context.Context, string) (*oauth.Acces
 func TestTokenSignInFrequencyPlainRule(t *testing.T) {
 	t.Parallel()
 	rig := newReaskRig(t)
-	doc, probs := policy.Parse("p.yaml", []byte(reaskPolicies+`  - name: bank-hourly
+	snap := policytest.Snapshot(t, reaskPolicies+`  - name: bank-hourly
     state: enabled
     users: {include: {users: [all]}}
     target: {apps: {include: [bank]}}
     grant: {controls: [mfa]}
     session: {sign_in_frequency: 1h}
-`))
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
-	snap, probs := policy.Compile(nil, doc)
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
+`)
 	rig.g.Policies = fixedPolicies{snap}
 	rig.g.Store = userKV{memKV: rig.kv, user: rig.user}
 	plain := &rule{path: "/customers", wildcard: true}

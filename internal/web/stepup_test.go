@@ -13,6 +13,7 @@ import (
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/webauthn"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/policy/policytest"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -88,14 +89,7 @@ func (f *fakeSender) StepUpFor(_ *http.Request, u store.User, s store.Session, r
 
 func compileStepUpPolicies(t *testing.T) *policy.Snapshot {
 	t.Helper()
-	doc, probs := policy.Parse("policies.yaml", []byte(stepUpPolicies))
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
-	snap, probs := policy.Compile(nil, doc)
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
+	snap := policytest.Snapshot(t, stepUpPolicies)
 	return snap
 }
 
