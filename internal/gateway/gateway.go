@@ -277,9 +277,12 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rt *route, p st
 	}
 }
 
+// fail answers a request the gateway itself could not serve, with the
+// status httpx.StatusOf gives the error: the gateway's own failure is
+// not the application's, so it is no 502 (that is upstreamFailed's).
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
-	g.Log.ErrorContext(r.Context(), "gateway request failed", "host", r.Host, "path", r.URL.Path, "err", err)
-	g.refuse(w, r, http.StatusBadGateway, "Something went wrong on our side. Please try again.")
+	f := httpx.Fail(r.Context(), g.Log, "gateway request failed", err, "host", r.Host, "path", r.URL.Path)
+	g.refuse(w, r, f.Status, f.Message)
 }
 
 // refuse answers with an error page, or JSON to an API client.

@@ -14,6 +14,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/errkind"
+	"github.com/stepgate/stepgate/internal/httpx"
 )
 
 // Identity headers sent upstream. Every incoming X-Stepgate-* header is
@@ -108,9 +110,15 @@ func (t informational) RoundTrip(r *http.Request) (*http.Response, error) {
 // CloseIdleConnections closes the upstream connections not in use.
 func (t informational) CloseIdleConnections() { t.next.CloseIdleConnections() }
 
+// upstreamFailed answers a request the application did not: 502, or,
+// when the client went away first, 499 with no warning logged, since
+// the application was not at fault.
 func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *route, err error) {
-	g.Log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "err", err)
-	g.refuse(w, r, http.StatusBadGateway, "The application behind this address is not answering. Try again in a moment.")
+	status := httpx.StatusOf(errkind.Mark(err, errkind.Upstream))
+	if status != httpx.StatusClientClosedRequest {
+		g.Log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "err", err)
+	}
+	g.refuse(w, r, status, "The application behind this address is not answering. Try again in a moment.")
 }
 
 // outbound is what the decision hands the proxy: who the request is from

@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -40,7 +41,7 @@ const (
 )
 
 // ErrUnknownClient means no client has the id.
-var ErrUnknownClient = errors.New("unknown client")
+var ErrUnknownClient = errkind.New(errkind.Invalid, "unknown client")
 
 // Client is a registered relying party.
 type Client struct {
