@@ -50,6 +50,8 @@ var boundaryRules = []boundaryRule{
 		why: "the gateway reads tokens through package oauth, not the provider"},
 	{from: "internal/audit/...", never: []string{"internal/risk/..."},
 		why: "the sign-in log keeps its own shape of a risk detection"},
+	{from: "internal/...", except: []string{"internal/config/...", "internal/app/...", "internal/demo/..."}, never: []string{"internal/config/..."},
+		why: "features own their option types (gateway.Options, oidc.ClientsOptions); only the wiring reads the configuration"},
 	{from: "internal/errkind", never: []string{"internal/...", "net/..."},
 		why: "every package marks its errors with errkind, the pure ones too: it is a leaf"},
 	{from: "internal/httpx", never: []string{"internal/..."}, allow: []string{"internal/errkind"},

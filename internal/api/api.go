@@ -23,7 +23,6 @@ import (
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/admin"
-	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -65,7 +64,7 @@ type TokenVerifier interface {
 }
 
 // adminScope admits a client's access tokens to the admin API.
-const adminScope = config.AdminScope
+const adminScope = oidc.AdminScope
 
 // API is the /api/v1/ handler.
 type API struct {

@@ -43,7 +43,7 @@ type upstream struct {
 // handled by httputil.ReverseProxy.
 func (g *Gateway) newUpstream(rt *route) *upstream {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = g.Config.UpstreamTimeout.D()
+	transport.ResponseHeaderTimeout = g.Options.UpstreamTimeout
 	transport.MaxIdleConnsPerHost = 256
 	// The client's Accept-Encoding goes upstream as sent and the answer
 	// comes back as encoded: a proxy has no business decompressing.
@@ -327,7 +327,7 @@ func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requ
 	}
 	life := rt.assertionLife
 	if life <= 0 {
-		life = g.Config.AssertionLifetime.D()
+		life = g.Options.AssertionLifetime
 	}
 	a.Issuer, a.Audience = g.Issuer, jwt.Audience{rt.audience}
 	a.Method, a.URL = req.method, req.url
