@@ -187,7 +187,7 @@ func apiFailure(f httpx.Failure, err error) *Error {
 	switch {
 	case f.Status == http.StatusInternalServerError:
 		e.Code, e.Description = "server_error", "the server failed; its log has the details (incident "+f.Incident+")"
-	case f.Status >= 500:
+	case f.Status >= 500 || f.Status == http.StatusTooManyRequests:
 		e.Code = "temporarily_unavailable"
 	case f.Status == http.StatusNotFound:
 		e.Code = "not_found"

@@ -99,9 +99,10 @@ type Failure struct {
 
 // Fail maps err to its Failure and logs it as its status deserves: a
 // server fault (500) at error level with its incident id, a passing
-// unavailability (503) at warning level, a client that went away at debug
-// level; a refusal of the client's request (4xx) is the feature's to log.
-// what says what failed ("oidc request failed"); attrs follow it.
+// unavailability (503, 502) at warning level, and a client that went away
+// or a refusal of the client's request (4xx) at debug level, since a
+// client can cause as many of those as it likes. what says what failed
+// ("oidc request failed"); attrs follow it.
 func Fail(ctx context.Context, log *slog.Logger, what string, err error, attrs ...any) Failure {
 	f := Failure{Status: StatusOf(err), Message: MessageOf(err)}
 	switch {
@@ -111,8 +112,8 @@ func Fail(ctx context.Context, log *slog.Logger, what string, err error, attrs .
 		log.ErrorContext(ctx, what, append(attrs, "err", err, "incident", f.Incident)...)
 	case f.Status >= 500:
 		log.WarnContext(ctx, what, append(attrs, "err", err, "status", f.Status)...)
-	case f.Status == StatusClientClosedRequest:
-		log.DebugContext(ctx, what, append(attrs, "err", err)...)
+	default:
+		log.DebugContext(ctx, what, append(attrs, "err", err, "status", f.Status)...)
 	}
 	return f
 }
