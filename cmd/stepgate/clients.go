@@ -19,7 +19,7 @@ import (
 // withClients runs fn with the client registry of the configured store.
 func (c *cli) withClients(cmd *cobra.Command, fn func(*oidc.Clients) error) error {
 	return c.withStore(cmd.Context(), func(cfg config.Config, s store.Store) error {
-		clients, err := oidc.NewClients(s, cfg.OIDC.Clients, nil)
+		clients, err := oidc.NewClients(s, app.ClientsOptions(cfg.OIDC.Clients))
 		if err != nil {
 			return err
 		}

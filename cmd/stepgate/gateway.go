@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/gateway"
 )
 
@@ -32,7 +33,11 @@ func (c *cli) gatewayLintCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			warnings := gateway.Lint(cfg.Gateway)
+			opts, err := app.GatewayOptions(cfg.Gateway)
+			if err != nil {
+				return err
+			}
+			warnings := gateway.Lint(opts)
 			for _, w := range warnings {
 				fmt.Fprintln(c.stdout, w.String())
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/authn/tap"
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -28,10 +29,10 @@ import (
 // unlike a storage failure.
 var (
 	// ErrUnknownUser means the What-If names a user that does not exist.
-	ErrUnknownUser = errors.New("unknown user")
+	ErrUnknownUser = errkind.New(errkind.Invalid, "unknown user")
 	// ErrInvalidWhatIf means a What-If field has a value the engine
 	// would not understand.
-	ErrInvalidWhatIf = errors.New("invalid what-if request")
+	ErrInvalidWhatIf = errkind.New(errkind.Invalid, "invalid what-if request")
 )
 
 // RequestFunc builds the Access Request for a browser request by a

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -43,7 +44,7 @@ const (
 var documentName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // ErrVersion means the document changed since the caller read it.
-var ErrVersion = errors.New("the document was changed by someone else since it was read; reload it and apply your change again")
+var ErrVersion = errkind.New(errkind.Conflict, "the document was changed by someone else since it was read; reload it and apply your change again")
 
 // Documents keeps the stored policy documents.
 type Documents struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn/tap"
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -95,6 +96,25 @@ const (
 	Conflict
 	ReadOnly
 )
+
+// kindErrors are what an Error unwraps to, one per ErrorKind, so that
+// httpx.StatusOf answers an Error alike in the console and the API: a
+// read-only document conflicts with the change as a stale one does.
+var kindErrors = map[ErrorKind]error{
+	Invalid:  errkind.New(errkind.Invalid, "invalid"),
+	NotFound: errkind.New(errkind.NotFound, "not found"),
+	Conflict: errkind.New(errkind.Conflict, "conflict"),
+	ReadOnly: errkind.New(errkind.Conflict, "read-only"),
+}
+
+// Unwrap gives the kind of e to errkind.Of; an Error of no kind is
+// invalid.
+func (e *Error) Unwrap() error {
+	if k, ok := kindErrors[e.Kind]; ok {
+		return k
+	}
+	return kindErrors[Invalid]
+}
 
 func (e *Error) Error() string {
 	if len(e.Problems) > 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/authn/strength"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -105,14 +106,14 @@ func adminErr(err error) error {
 	if !errors.As(err, &e) {
 		return err
 	}
-	out := &Error{Code: "invalid_request", Description: e.Message, Problems: e.Problems, Status: http.StatusBadRequest}
+	out := &Error{Code: "invalid_request", Description: e.Message, Problems: e.Problems, Status: httpx.StatusOf(e)}
 	switch e.Kind {
 	case admin.NotFound:
-		out.Status, out.Code = http.StatusNotFound, "not_found"
+		out.Code = "not_found"
 	case admin.Conflict:
-		out.Status, out.Code = http.StatusConflict, "conflict"
+		out.Code = "conflict"
 	case admin.ReadOnly:
-		out.Status, out.Code = http.StatusConflict, "read_only"
+		out.Code = "read_only"
 	}
 	return out
 }
@@ -205,7 +206,7 @@ func (a *API) documents(w http.ResponseWriter, r *http.Request) error {
 func (a *API) document(w http.ResponseWriter, r *http.Request) error {
 	doc, err := a.svc().Documents.Get(r.Context(), r.PathValue("name"))
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Code: "not_found", Description: "no stored policy document named " + strconv.Quote(r.PathValue("name"))}
+		return &Error{Status: httpx.StatusOf(err), Code: "not_found", Description: "no stored policy document named " + strconv.Quote(r.PathValue("name"))}
 	}
 	if err != nil {
 		return err

@@ -23,7 +23,6 @@ import (
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/admin"
-	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -65,7 +64,7 @@ type TokenVerifier interface {
 }
 
 // adminScope admits a client's access tokens to the admin API.
-const adminScope = config.AdminScope
+const adminScope = oidc.AdminScope
 
 // API is the /api/v1/ handler.
 type API struct {
@@ -165,9 +164,8 @@ func (a *API) handle(h func(http.ResponseWriter, *http.Request) error) http.Hand
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "the server failed; its log has the details", Debug: err}
-	}
-	if e.Status >= 500 {
+		e = apiFailure(httpx.Fail(r.Context(), a.deps.Log, "API request failed", err, "path", r.URL.Path), err)
+	} else if e.Status >= 500 {
 		a.deps.Log.ErrorContext(r.Context(), "API request failed", "path", r.URL.Path, "err", err)
 	} else if e.Debug != nil {
 		a.deps.Log.DebugContext(r.Context(), "API request refused", "path", r.URL.Path, "err", err)
@@ -180,6 +178,23 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		Description string          `json:"error_description"`
 		Problems    policy.Problems `json:"problems,omitempty"`
 	}{e.Code, e.Description, e.Problems})
+}
+
+// apiFailure is the API error for an error that is not one, with the
+// status httpx.StatusOf gave it and a code named after the status.
+func apiFailure(f httpx.Failure, err error) *Error {
+	e := &Error{Status: f.Status, Code: "invalid_request", Description: f.Message, Debug: err}
+	switch {
+	case f.Status == http.StatusInternalServerError:
+		e.Code, e.Description = "server_error", "the server failed; its log has the details (incident "+f.Incident+")"
+	case f.Status >= 500 || f.Status == http.StatusTooManyRequests:
+		e.Code = "temporarily_unavailable"
+	case f.Status == http.StatusNotFound:
+		e.Code = "not_found"
+	case f.Status == http.StatusConflict:
+		e.Code = "conflict"
+	}
+	return e
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/errkind"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
 )
 
@@ -25,7 +27,8 @@ func (a *API) whatIf(w http.ResponseWriter, r *http.Request) error {
 	req, err := a.deps.Access.WhatIf(r.Context(), a.deps.Users, &in, a.now())
 	switch {
 	case errors.Is(err, access.ErrInvalidWhatIf), errors.Is(err, access.ErrUnknownUser):
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: oneLine(err)}
+		// The what-if's own words, which name the field to fix.
+		return &Error{Status: httpx.StatusOf(err), Code: "invalid_request", Description: oneLine(err)}
 	case err != nil:
 		return err
 	}
@@ -52,17 +55,21 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return jsonError(err, v)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_request",
-			Description: "the body has more after the JSON object; send exactly one object"}
+		return &Error{Status: httpx.StatusOf(errTrailingJSON), Code: "invalid_request", Description: errTrailingJSON.Error()}
 	}
 	return nil
 }
 
+// errTrailingJSON refuses a body with more after its one JSON object.
+var errTrailingJSON = errkind.New(errkind.Invalid, "the body has more after the JSON object; send exactly one object")
+
 // jsonError turns a decoding error into a message that names the
 // problem and the fix.
 func jsonError(err error, v any) error {
+	// Every error decoding the request's body is the client's.
+	status := httpx.StatusOf(errkind.Mark(err, errkind.Invalid))
 	bad := func(format string, args ...any) error {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: fmt.Sprintf(format, args...), Debug: err}
+		return &Error{Status: status, Code: "invalid_request", Description: fmt.Sprintf(format, args...), Debug: err}
 	}
 	var (
 		syntax  *json.SyntaxError
@@ -72,7 +79,7 @@ func jsonError(err error, v any) error {
 	)
 	switch {
 	case errors.As(err, &tooBig):
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request",
+		return &Error{Status: status, Code: "invalid_request",
 			Description: fmt.Sprintf("the body is larger than %d bytes", maxBody)}
 	case errors.Is(err, io.EOF):
 		return bad("the body is empty; send a JSON object like {\"user\": \"alice\", \"app\": \"payroll\"}")

@@ -249,10 +249,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if err := a.buildOIDC(ctx, pages); err != nil {
 		return nil, err
 	}
+	gatewayOptions, err := GatewayOptions(cfg.Gateway)
+	if err != nil {
+		return nil, err
+	}
 	if a.Gateway, err = gateway.New(gateway.Deps{
 		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Access: a.Access.Request,
 		Tokens: a.OIDC, Signer: a.Keys, Box: a.Methods.Box, Methods: a.availableMethods,
-		ErrorPage: pages.ErrorPage, AppErrorPage: pages.AppErrorPage, Config: cfg.Gateway, Log: log, Metrics: a.Metrics, SignIns: a.writeSignIn,
+		ErrorPage: pages.ErrorPage, AppErrorPage: pages.AppErrorPage, Options: gatewayOptions, Log: log, Metrics: a.Metrics, SignIns: a.writeSignIn,
 		TokenFamilyLifetime: cfg.OIDC.RefreshTokenLifetime.D(),
 		ClientIP:            clientIP.Of,
 	}); err != nil {

@@ -26,7 +26,7 @@ func KeyRingFor(cfg config.Config, st store.KV) *oidc.KeyRing {
 // buildOIDC builds the OpenID Provider: clients, keys and endpoints.
 func (a *App) buildOIDC(ctx context.Context, pages *web.Pages) error {
 	cfg := a.Config.OIDC
-	clients, err := oidc.NewClients(a.Store, cfg.Clients, nil)
+	clients, err := oidc.NewClients(a.Store, ClientsOptions(cfg.Clients))
 	if err != nil {
 		return err
 	}

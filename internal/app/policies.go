@@ -33,7 +33,7 @@ type AppSource func(ctx context.Context) ([]string, error)
 // the admin console.
 func AppSources(cfg config.Config, st store.Store) []AppSource {
 	return []AppSource{func(ctx context.Context) ([]string, error) {
-		clients, err := oidc.NewClients(st, cfg.OIDC.Clients, nil)
+		clients, err := oidc.NewClients(st, ClientsOptions(cfg.OIDC.Clients))
 		if err != nil {
 			return nil, err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn/strength"
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
@@ -125,7 +125,12 @@ func (f *Facts) PolicyRequest() *policy.Request {
 // ErrLogFull is returned by Write when the buffer is full and the log is
 // configured to fail closed: the caller must refuse the request rather
 // than let it through unlogged.
-var ErrLogFull = errors.New("sign-in log buffer is full")
+var ErrLogFull = errkind.New(errkind.Unavailable, "sign-in log buffer is full")
+
+// errLogClosed is returned by Write once the log is shutting down: the
+// request is refused, and another node (or this one, restarted) takes
+// the retry.
+var errLogClosed = errkind.New(errkind.Unavailable, "sign-in log is closed")
 
 // Overflow says what Write does when the buffer is full.
 type Overflow string
@@ -219,7 +224,7 @@ func (l *SignInLog) Write(ctx context.Context, e SignIn) error {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		return errors.New("sign-in log is closed")
+		return errLogClosed
 	}
 	select {
 	case l.queue <- row:

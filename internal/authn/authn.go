@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -13,22 +14,22 @@ import (
 var (
 	// ErrInvalid means the answer was wrong: a bad code, a signature that
 	// does not verify. Pages say "incorrect" and count a failure.
-	ErrInvalid = errors.New("the answer is not valid")
+	ErrInvalid = errkind.New(errkind.Unauthenticated, "the answer is not valid")
 	// ErrReplay means a single-use answer was used again.
-	ErrReplay = errors.New("the answer was already used")
+	ErrReplay = errkind.New(errkind.Unauthenticated, "the answer was already used")
 	// ErrThrottled means too many attempts; the user must wait.
-	ErrThrottled = errors.New("too many attempts; wait before trying again")
+	ErrThrottled = errkind.New(errkind.Throttled, "too many attempts; wait before trying again")
 	// ErrNotEnrolled means the user has no credential of this method.
 	ErrNotEnrolled = errors.New("no credential of this method is registered")
 	// ErrPending means the answer is not there yet (a push approval).
-	ErrPending = errors.New("waiting for an answer")
+	ErrPending = errkind.New(errkind.Conflict, "waiting for an answer")
 	// ErrDenied means the user refused (a push denied on the device).
-	ErrDenied = errors.New("the request was denied")
+	ErrDenied = errkind.New(errkind.Unauthenticated, "the request was denied")
 	// ErrNotAllowed means the answer was genuine but the deployment's
 	// settings refuse what it registers (an authenticator model not on
 	// the allow-list). Pages show the wrapping error's own text, which
 	// names the fix, and count no failure.
-	ErrNotAllowed = errors.New("not allowed by this deployment's settings")
+	ErrNotAllowed = errkind.New(errkind.Forbidden, "not allowed by this deployment's settings")
 	// ErrDisabledAccount means the proof was right but its account is
 	// disabled. Methods report it only after a correct answer, so it
 	// tells nothing to someone who cannot sign in anyway.
@@ -51,6 +52,10 @@ type InputError struct {
 }
 
 func (e *InputError) Error() string { return ErrInvalid.Error() + ": " + e.Fix }
+
+// Kind makes an InputError bad input, not a wrong answer: nothing
+// secret was compared.
+func (e *InputError) Kind() errkind.Kind { return errkind.Invalid }
 
 // Is makes an InputError match ErrInvalid.
 func (e *InputError) Is(target error) bool { return target == ErrInvalid }

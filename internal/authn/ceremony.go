@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -29,7 +30,7 @@ const MaxAttempts = 5
 
 // ErrNoCeremony means the ceremony expired, was used, or belongs to
 // someone else.
-var ErrNoCeremony = errors.New("this sign-in step has expired or was already used; start again")
+var ErrNoCeremony = errkind.New(errkind.Invalid, "this sign-in step has expired or was already used; start again")
 
 // Ceremony is a started enrollment or verification.
 type Ceremony struct {

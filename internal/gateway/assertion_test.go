@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -53,9 +52,9 @@ func TestAssertionBoundToRequest(t *testing.T) {
 	g, err := New(Deps{
 		Issuer: "https://id.example", Signer: signer, Log: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return now },
-		Config: config.Gateway{AssertionLifetime: config.Duration(30 * time.Second), Routes: []config.GatewayRoute{
+		Options: Options{AssertionLifetime: 30 * time.Second, Routes: []Route{
 			{Name: "bank", From: "https://bank.example", To: "http://Bank.Internal:9001/base"},
-			{Name: "payroll", From: "https://payroll.example", To: "http://127.0.0.1:9002", AssertionAudience: "payroll-api", AssertionLifetime: config.Duration(10 * time.Second)},
+			{Name: "payroll", From: "https://payroll.example", To: "http://127.0.0.1:9002", AssertionAudience: "payroll-api", AssertionLifetime: 10 * time.Second},
 			{Name: "wiki", From: "https://wiki.example"}, // forward-auth only
 		}},
 	})

@@ -5,25 +5,24 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/stepgate/stepgate/internal/config"
 )
 
 // forwardRig is a gateway with a forward-auth route (fa.example, no
 // upstream) and a route its own proxy serves (bank.example).
 func forwardRig(t *testing.T) *http.ServeMux {
 	t.Helper()
-	cfg := config.Gateway{
-		TrustedProxies: []string{"127.0.0.0/8", "::1", "10.1.0.0/16"},
-		Routes: []config.GatewayRoute{
-			{Name: "fa", From: "http://fa.example", Rules: []config.GatewayRule{{Path: "/public/*", Allow: "anonymous"}}},
-			{Name: "bank", From: "http://bank.example", To: "http://127.0.0.1:9", Rules: []config.GatewayRule{{Path: "/public/*", Allow: "anonymous"}}},
+	cfg := Options{
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.1.0.0/16")},
+		Routes: []Route{
+			{Name: "fa", From: "http://fa.example", Rules: []Rule{{Path: "/public/*", Anonymous: true}}},
+			{Name: "bank", From: "http://bank.example", To: "http://127.0.0.1:9", Rules: []Rule{{Path: "/public/*", Anonymous: true}}},
 		},
 	}
 	g, err := New(Deps{
-		Issuer: "http://sso.example", Config: cfg, Log: slog.New(slog.DiscardHandler),
+		Issuer: "http://sso.example", Options: cfg, Log: slog.New(slog.DiscardHandler),
 		ErrorPage: func(w http.ResponseWriter, _ *http.Request, status int, msg string) { http.Error(w, msg, status) },
 	})
 	if err != nil {

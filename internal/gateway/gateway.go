@@ -28,7 +28,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -39,7 +38,6 @@ import (
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
-	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/oauth"
@@ -98,7 +96,7 @@ type Deps struct {
 	// log that fails closed) the request is refused, never let through
 	// unlogged.
 	SignIns func(ctx context.Context, e audit.SignIn) error
-	Config  config.Gateway
+	Options Options
 	// TokenFamilyLifetime is how long tokens can be refreshed from one
 	// sign-in (oidc.refresh_token_lifetime): a single-use rule remembers
 	// a token's spent proof that long. Zero means the default, 30 days.
@@ -136,25 +134,18 @@ func New(d Deps) (*Gateway, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	routes, err := compileRoutes(d.Config.Routes)
+	routes, err := compileRoutes(d.Options.Routes)
 	if err != nil {
 		return nil, err
 	}
 	g := &Gateway{Deps: d, routes: routes, upstreams: map[*route]*upstream{}, strip: map[string]bool{},
-		assertions: map[string]cachedAssertion{}, buffers: make(bufferPool, 128)}
-	for _, s := range d.Config.TrustedProxies {
-		p, err := config.ParseTrustedProxy(strings.TrimSpace(s))
-		if err != nil {
-			return nil, fmt.Errorf("gateway.trusted_proxies: %w", err)
-		}
-		g.trusted = append(g.trusted, p)
-	}
+		assertions: map[string]cachedAssertion{}, buffers: make(bufferPool, 128), trusted: d.Options.TrustedProxies}
 	if d.Log != nil {
-		for _, w := range Lint(d.Config) {
+		for _, w := range Lint(d.Options) {
 			d.Log.Warn("a gateway rule leaves a way around it; stepgate gateway lint explains", "key", w.Key, "warning", w.Message)
 		}
 	}
-	for _, k := range d.Config.StripHeaders {
+	for _, k := range d.Options.StripHeaders {
 		g.strip[http.CanonicalHeaderKey(k)] = true
 	}
 	for _, rt := range routes {
@@ -277,9 +268,12 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rt *route, p st
 	}
 }
 
+// fail answers a request the gateway itself could not serve, with the
+// status httpx.StatusOf gives the error: the gateway's own failure is
+// not the application's, so it is no 502 (that is upstreamFailed's).
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
-	g.Log.ErrorContext(r.Context(), "gateway request failed", "host", r.Host, "path", r.URL.Path, "err", err)
-	g.refuse(w, r, http.StatusBadGateway, "Something went wrong on our side. Please try again.")
+	f := httpx.Fail(r.Context(), g.Log, "gateway request failed", err, "host", r.Host, "path", r.URL.Path)
+	g.refuse(w, r, f.Status, f.Message)
 }
 
 // refuse answers with an error page, or JSON to an API client.

@@ -49,13 +49,13 @@ type keepBudget struct {
 }
 
 func (g *Gateway) budget(anonymous bool) keepBudget {
-	k := g.Config.KeptRequests
+	k := g.Options.KeptRequests
 	if anonymous {
 		return keepBudget{anonymous: true, bodyLimit: int64(k.AnonymousBodyLimit), perAddress: k.AnonymousPerAddress,
 			quota: store.Quota{Prefix: prefixKeptAnon, MaxCount: k.AnonymousMaxCount, MaxBytes: int64(k.AnonymousMaxBytes)}}
 	}
 	// Requests of signed-in users are bounded by the total alone.
-	return keepBudget{bodyLimit: int64(g.Config.ReplayBodyLimit), perAddress: k.PerAddress,
+	return keepBudget{bodyLimit: int64(g.Options.ReplayBodyLimit), perAddress: k.PerAddress,
 		quota: store.Quota{Prefix: prefixKeptUser, MaxCount: k.MaxCount, MaxBytes: int64(k.MaxBytes)}}
 }
 
@@ -67,7 +67,7 @@ func (b keepBudget) disabled() bool {
 
 // totalQuota bounds every kept request at once.
 func (g *Gateway) totalQuota() store.Quota {
-	k := g.Config.KeptRequests
+	k := g.Options.KeptRequests
 	return store.Quota{Prefix: prefixKept, MaxCount: k.MaxCount, MaxBytes: int64(k.MaxBytes)}
 }
 
@@ -121,7 +121,7 @@ type addressCount struct {
 // address sends at the same moment as its first are kept before its
 // counter exists: a few over its budget at most, and the quotas hold.)
 func (g *Gateway) allowKeep(ctx context.Context, r *http.Request, b keepBudget) (bool, time.Duration, addressCount, error) {
-	window := g.Config.KeptRequests.Window.D()
+	window := g.Options.KeptRequests.Window
 	now := g.Now()
 	start := now.Truncate(window)
 	class := "user/"

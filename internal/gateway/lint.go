@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/stepgate/stepgate/internal/config"
 )
 
 // Warning is a rule that is valid but probably does not guard what its
@@ -18,10 +16,11 @@ func (w Warning) String() string { return w.Key + ": " + w.Message }
 
 // Lint reads the routes' rules as an attacker would, against the ways
 // application frameworks extend a path, and warns about rules that leave
-// a way around them. It assumes cfg is valid (config.Validate).
-func Lint(cfg config.Gateway) []Warning {
+// a way around them. It assumes o is valid (as the configuration checks it);
+// the keys of its warnings are the configuration's.
+func Lint(o Options) []Warning {
 	var out []Warning
-	for i, rc := range cfg.Routes {
+	for i, rc := range o.Routes {
 		compiled := make([]rule, len(rc.Rules))
 		for j, cr := range rc.Rules {
 			key := fmt.Sprintf("gateway.routes[%d].rules[%d]", i, j)
@@ -44,22 +43,22 @@ func Lint(cfg config.Gateway) []Warning {
 }
 
 // lintRule warns about one rule, with the route's rules around it.
-func lintRule(key string, cr config.GatewayRule, all []config.GatewayRule) []Warning {
+func lintRule(key string, cr Rule, all []Rule) []Warning {
 	var out []Warning
 	base := strings.TrimSuffix(cr.Path, "/*")
 	last := base[strings.LastIndexByte(base, '/')+1:]
-	if dot := strings.LastIndexByte(last, '.'); dot > 0 && cr.Allow == "" {
+	if dot := strings.LastIndexByte(last, '.'); dot > 0 && !cr.Anonymous {
 		stem := base[:len(base)-len(last)+dot]
 		out = append(out, Warning{key + ".path", fmt.Sprintf(
 			"%q names one format of a resource: Rails and Spring serve %s, %s.json and every %s.<ext> with the same handler; write the rule for %s, which covers them all",
 			cr.Path, stem, stem, stem, stem)})
 	}
-	if len(cr.Methods) > 0 && cr.Allow == "" && !postRuled(cr, all) {
+	if len(cr.Methods) > 0 && !cr.Anonymous && !postRuled(cr, all) {
 		if w, ok := lintOverride(cr.Methods); ok {
 			out = append(out, Warning{key + ".methods", w})
 		}
 	}
-	if cr.Allow == "anonymous" && anonymousPost(cr.Methods) {
+	if cr.Anonymous && anonymousPost(cr.Methods) {
 		out = append(out, Warning{key + ".methods", fmt.Sprintf(
 			"lets an anonymous POST to %s in, and Rails, Spring, Laravel and Express's method-override run a POST whose form has _method=DELETE (or PUT, PATCH, and GET in Rails and Express) as that method, so any handler on this path runs without a sign-in; the gateway cannot see into a form; list every method the path may take anonymously, or make sure the application has no other handler there",
 			cr.Path)})
@@ -91,14 +90,14 @@ func anonymousPost(methods []string) bool {
 // postRuled reports whether another rule of the route covers POST on
 // cr's path: the POST a _method field turns into cr's method then meets
 // a rule its author wrote for it, not the default.
-func postRuled(cr config.GatewayRule, all []config.GatewayRule) bool {
+func postRuled(cr Rule, all []Rule) bool {
 	own, err := compileRule(cr)
 	if err != nil {
 		return false
 	}
 	for _, o := range all {
 		other, err := compileRule(o)
-		if err != nil || o.Allow != "" || other.path != own.path || other.wildcard != own.wildcard {
+		if err != nil || o.Anonymous || other.path != own.path || other.wildcard != own.wildcard {
 			continue
 		}
 		if len(other.methods) == 0 || slices.Contains(other.methods, "POST") {

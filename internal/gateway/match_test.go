@@ -3,29 +3,27 @@ package gateway
 import (
 	"net/http/httptest"
 	"testing"
-
-	"github.com/stepgate/stepgate/internal/config"
 )
 
 // bankRules are the demo bank's rules.
-var bankRules = []config.GatewayRule{
+var bankRules = []Rule{
 	{Path: "/transfers", Methods: []string{"POST"}, Context: "c2"},
-	{Path: "/admin/*", Context: "c3", Elevation: "single-use"},
+	{Path: "/admin/*", Context: "c3", SingleUse: true},
 	{Path: "/customers/*", Context: "c1"},
 	{Path: "/statements", Methods: []string{"GET"}, Context: "c4"},
 	{Path: "/keys/*", Context: "c5"},
-	{Path: "/public/*", Allow: "anonymous"},
+	{Path: "/public/*", Anonymous: true},
 }
 
 func bankRoutes(t *testing.T) []*route {
 	t.Helper()
-	routes, err := compileRoutes([]config.GatewayRoute{
+	routes, err := compileRoutes([]Route{
 		{Name: "bank", From: "http://bank.example", To: "http://127.0.0.1:9", Rules: bankRules},
 		{Name: "open", From: "http://open.example", To: "http://127.0.0.1:9", Rules: bankRules,
 			AllowPathParameters: true, AllowNonASCIIPaths: true},
 		{Name: "apps", From: "http://apps.example", To: "http://127.0.0.1:9"},
 		{Name: "sub", From: "http://apps.example/bank", To: "http://127.0.0.1:9",
-			Rules: []config.GatewayRule{{Path: "/bank/admin/*", Context: "c3"}}},
+			Rules: []Rule{{Path: "/bank/admin/*", Context: "c3"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +246,7 @@ func FuzzMatchKey(f *testing.F) {
 // BenchmarkMatch is what matching costs a routine request: normalize,
 // find, admit and ruleFor, as ServeHTTP runs them.
 func BenchmarkMatch(b *testing.B) {
-	routes, err := compileRoutes([]config.GatewayRoute{{Name: "bank", From: "http://bank.example", To: "http://127.0.0.1:9", Rules: bankRules}})
+	routes, err := compileRoutes([]Route{{Name: "bank", From: "http://bank.example", To: "http://127.0.0.1:9", Rules: bankRules}})
 	if err != nil {
 		b.Fatal(err)
 	}

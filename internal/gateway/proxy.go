@@ -14,6 +14,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/errkind"
+	"github.com/stepgate/stepgate/internal/httpx"
 )
 
 // Identity headers sent upstream. Every incoming X-Stepgate-* header is
@@ -41,7 +43,7 @@ type upstream struct {
 // handled by httputil.ReverseProxy.
 func (g *Gateway) newUpstream(rt *route) *upstream {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = g.Config.UpstreamTimeout.D()
+	transport.ResponseHeaderTimeout = g.Options.UpstreamTimeout
 	transport.MaxIdleConnsPerHost = 256
 	// The client's Accept-Encoding goes upstream as sent and the answer
 	// comes back as encoded: a proxy has no business decompressing.
@@ -108,9 +110,15 @@ func (t informational) RoundTrip(r *http.Request) (*http.Response, error) {
 // CloseIdleConnections closes the upstream connections not in use.
 func (t informational) CloseIdleConnections() { t.next.CloseIdleConnections() }
 
+// upstreamFailed answers a request the application did not: 502, or,
+// when the client went away first, 499 with no warning logged, since
+// the application was not at fault.
 func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *route, err error) {
-	g.Log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "err", err)
-	g.refuse(w, r, http.StatusBadGateway, "The application behind this address is not answering. Try again in a moment.")
+	status := httpx.StatusOf(errkind.Mark(err, errkind.Upstream))
+	if status != httpx.StatusClientClosedRequest {
+		g.Log.WarnContext(r.Context(), "upstream failed", "route", rt.name, "err", err)
+	}
+	g.refuse(w, r, status, "The application behind this address is not answering. Try again in a moment.")
 }
 
 // outbound is what the decision hands the proxy: who the request is from
@@ -319,7 +327,7 @@ func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requ
 	}
 	life := rt.assertionLife
 	if life <= 0 {
-		life = g.Config.AssertionLifetime.D()
+		life = g.Options.AssertionLifetime
 	}
 	a.Issuer, a.Audience = g.Issuer, jwt.Audience{rt.audience}
 	a.Method, a.URL = req.method, req.url

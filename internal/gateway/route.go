@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/stepgate/stepgate/internal/config"
 )
 
 // route is a compiled gateway route.
@@ -53,7 +51,7 @@ type rule struct {
 // defaultRule applies when no rule matches: a signed-in user.
 var defaultRule = rule{}
 
-func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
+func compileRoutes(cfg []Route) ([]*route, error) {
 	out := make([]*route, 0, len(cfg))
 	for _, c := range cfg {
 		from, err := url.Parse(c.From)
@@ -61,23 +59,23 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 			return nil, fmt.Errorf("gateway route %s: %w", c.Name, err)
 		}
 		r := &route{
-			name: c.Name, app: c.AppID(), host: strings.ToLower(from.Host), scheme: from.Scheme,
-			prefix: strings.TrimSuffix(from.Path, "/"), entra: c.Challenge == "entra",
+			name: c.Name, app: c.app(), host: strings.ToLower(from.Host), scheme: from.Scheme,
+			prefix: strings.TrimSuffix(from.Path, "/"), entra: c.Challenge == ChallengeEntra,
 			allowParams: c.AllowPathParameters, allowNonASCII: c.AllowNonASCIIPaths,
 		}
 		if r.prefixKey, err = ruleKey(r.prefix); err != nil {
 			return nil, fmt.Errorf("gateway route %s: from: %w", c.Name, err)
 		}
 		switch c.IdentityHeaders {
-		case config.IdentityAssertion:
+		case IdentityAssertion:
 			r.assertion = true
-		case config.IdentityPlain:
+		case IdentityPlain:
 			r.plain = true
-		case config.IdentityNone:
+		case IdentityNone:
 		default:
 			r.plain, r.assertion = true, true
 		}
-		r.audience, r.assertionLife = c.AssertionAudience, c.AssertionLifetime.D()
+		r.audience, r.assertionLife = c.AssertionAudience, c.AssertionLifetime
 		if r.audience == "" {
 			r.audience = r.origin() // a forward-auth route's upstream is behind the proxy in front
 		}
@@ -106,17 +104,17 @@ func compileRoutes(cfg []config.GatewayRoute) ([]*route, error) {
 	return out, nil
 }
 
-func compileRule(cr config.GatewayRule) (rule, error) {
+func compileRule(cr Rule) (rule, error) {
 	path, err := ruleKey(strings.TrimSuffix(cr.Path, "/*"))
 	if err != nil {
 		return rule{}, fmt.Errorf("rule %s: %w", cr.Path, err)
 	}
-	if cr.Allow == "anonymous" {
+	if cr.Anonymous {
 		path = strings.TrimSuffix(narrowKey(strings.TrimSuffix(cr.Path, "/*")), "/")
 	}
 	ru := rule{
 		path: path, wildcard: strings.HasSuffix(cr.Path, "/*"),
-		context: cr.Context, maxAge: cr.MaxAge.D(), singleUse: cr.Elevation == "single-use", anonymous: cr.Allow == "anonymous",
+		context: cr.Context, maxAge: cr.MaxAge, singleUse: cr.SingleUse, anonymous: cr.Anonymous,
 	}
 	for _, m := range cr.Methods {
 		ru.methods = append(ru.methods, strings.ToUpper(m))

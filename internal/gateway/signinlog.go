@@ -7,6 +7,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/reason"
@@ -86,7 +87,7 @@ func (g *Gateway) unlogged(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.Is(err, audit.ErrLogFull) {
 		g.Log.ErrorContext(r.Context(), "write gateway decision to the sign-in log", "host", r.Host, "path", r.URL.Path, "err", err)
 	}
-	g.refuse(w, r, http.StatusServiceUnavailable, "This request could not be recorded in the sign-in log, so it was not let through. Try again in a moment.")
+	g.refuse(w, r, httpx.StatusOf(err), "This request could not be recorded in the sign-in log, so it was not let through. Try again in a moment.")
 }
 
 // requestID is the X-Request-Id the client or a proxy in front sent,

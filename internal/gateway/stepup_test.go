@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/access"
-	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -19,11 +18,11 @@ import (
 func stepUpRig(t *testing.T) *reaskRig {
 	t.Helper()
 	rig := newReaskRig(t)
-	routes, err := compileRoutes([]config.GatewayRoute{{Name: "bank", From: "http://bank.example", To: "http://127.0.0.1:9",
-		Rules: []config.GatewayRule{
+	routes, err := compileRoutes([]Route{{Name: "bank", From: "http://bank.example", To: "http://127.0.0.1:9",
+		Rules: []Rule{
 			{Path: "/transfers", Methods: []string{"POST"}, Context: "c2"},
-			{Path: "/admin/*", Context: "c3", Elevation: "single-use"},
-			{Path: "/limits", Context: "c2", MaxAge: config.Duration(5 * time.Minute)},
+			{Path: "/admin/*", Context: "c3", SingleUse: true},
+			{Path: "/limits", Context: "c2", MaxAge: 5 * time.Minute},
 		}}})
 	if err != nil {
 		t.Fatal(err)
@@ -32,8 +31,10 @@ func stepUpRig(t *testing.T) *reaskRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rig.g.routes, rig.g.Box, rig.g.Config.ReplayBodyLimit = routes, box, 1<<10
-	rig.g.Config.KeptRequests = config.Default().Gateway.KeptRequests
+	rig.g.routes, rig.g.Box, rig.g.Options.ReplayBodyLimit = routes, box, 1<<10
+	// The configuration's defaults.
+	rig.g.Options.KeptRequests = KeptRequests{MaxCount: 1000, MaxBytes: 64 << 20, PerAddress: 30, Window: 10 * time.Minute,
+		AnonymousBodyLimit: 64 << 10, AnonymousMaxCount: 200, AnonymousMaxBytes: 8 << 20, AnonymousPerAddress: 10}
 	return rig
 }
 

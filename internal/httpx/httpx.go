@@ -1,6 +1,8 @@
 // Package httpx holds small HTTP helpers shared by every feature: security
 // headers, client IP resolution behind trusted proxies, and the one place
-// where errors become HTTP statuses.
+// where errors become HTTP statuses (StatusOf, over the kind each sentinel
+// error declares with package errkind; Fail for a server fault's log line
+// and incident id).
 package httpx
 
 import (

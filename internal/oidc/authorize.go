@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/errkind"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -76,7 +78,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := p.Clients.Get(r.Context(), q.Get("client_id"))
 	if errors.Is(err, ErrUnknownClient) {
-		p.ErrorPage(w, r, http.StatusBadRequest, "The application that sent you here is not registered with this sign-in service (unknown client_id).")
+		p.ErrorPage(w, r, httpx.StatusOf(err), "The application that sent you here is not registered with this sign-in service (unknown client_id).")
 		return
 	}
 	if err != nil {
@@ -98,7 +100,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, errFlowTooLarge) {
 		// Shown, not redirected: the redirect would echo the oversized
 		// state back.
-		p.ErrorPage(w, r, http.StatusBadRequest, fmt.Sprintf("The sign-in request is too large: its state, nonce, scope and claims together may take at most %d bytes. The application must send a shorter request.", maxFlowBytes))
+		p.ErrorPage(w, r, httpx.StatusOf(err), fmt.Sprintf("The sign-in request is too large: its state, nonce, scope and claims together may take at most %d bytes. The application must send a shorter request.", maxFlowBytes))
 		return
 	}
 	if err != nil {
@@ -113,11 +115,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 const maxFlowBytes = 1400
 
 // errFlowTooLarge means an authorization request exceeds maxFlowBytes.
-var errFlowTooLarge = errors.New("authorization request too large")
+var errFlowTooLarge = errkind.New(errkind.Invalid, "authorization request too large")
 
 // errNoFlow means a flow did not open: altered, from another server, or
 // past flowLifetime.
-var errNoFlow = errors.New("authorization request expired or altered")
+var errNoFlow = errkind.New(errkind.Invalid, "authorization request expired or altered")
 
 // flowAAD binds sealed flows to their use, so no other sealed value of
 // the server passes for one.
@@ -235,7 +237,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("flow")
 	f, err := p.openFlow(id)
 	if errors.Is(err, errNoFlow) {
-		p.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request has expired or was changed. Go back to the application and start again.")
+		p.ErrorPage(w, r, httpx.StatusOf(err), "This sign-in request has expired or was changed. Go back to the application and start again.")
 		return
 	}
 	if err != nil {
@@ -356,8 +358,8 @@ func (p *Provider) redirectTo(w http.ResponseWriter, r *http.Request, target str
 }
 
 func (p *Provider) fail(w http.ResponseWriter, r *http.Request, err error) {
-	p.Log.ErrorContext(r.Context(), "oidc request failed", "path", r.URL.Path, "err", err)
-	p.ErrorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
+	f := httpx.Fail(r.Context(), p.Log, "oidc request failed", err, "path", r.URL.Path)
+	p.ErrorPage(w, r, f.Status, f.Message)
 }
 
 // sid derives the session id claim: stable across step-ups (which give

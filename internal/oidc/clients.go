@@ -17,7 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -40,7 +40,7 @@ const (
 )
 
 // ErrUnknownClient means no client has the id.
-var ErrUnknownClient = errors.New("unknown client")
+var ErrUnknownClient = errkind.New(errkind.Invalid, "unknown client")
 
 // Client is a registered relying party.
 type Client struct {
@@ -89,21 +89,58 @@ func (c *Client) HasRedirectURI(uri string) bool { return slices.Contains(c.Redi
 type Clients struct {
 	kv     store.KV
 	static map[string]*Client
+	check  func(ClientOptions) error
 	now    func() time.Time
 }
 
-// NewClients builds the registry. Config clients are validated by the
-// config package; a private_key_jwt client's JWKS file is read here.
-func NewClients(kv store.KV, declared []config.OIDCClient, now func() time.Time) (*Clients, error) {
+// ClientOptions declare a client: ID and Name, the Secret of a
+// client_secret_basic or client_secret_post client, its AuthMethod and
+// GrantTypes (their defaults applied), whether it is Public, the
+// JWKSFile of a private_key_jwt client's public keys, the redirect URIs
+// it may use, its Capabilities (xms_cc, like cp1) and the privileged
+// Scopes it may be granted (AdminScope).
+type ClientOptions struct {
+	ID, Name, Secret, AuthMethod string
+	Public                       bool
+	JWKSFile                     string
+	RedirectURIs                 []string
+	PostLogoutRedirectURIs       []string
+	GrantTypes                   []string
+	Capabilities, Scopes         []string
+}
+
+// ClientsOptions set up the client registry.
+type ClientsOptions struct {
+	// Declared are the clients of the configuration file, checked by
+	// the wiring that read it.
+	Declared []ClientOptions
+	// Check validates a client added at run time (Add) as the
+	// configuration's clients are validated, in errors that name the
+	// field. Without it Add refuses every client: a client is never
+	// registered unchecked (a redirect URI over plain http, a short
+	// secret).
+	Check func(ClientOptions) error
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// AdminScope admits a client_credentials token to the admin API when
+// the client's Scopes list it.
+const AdminScope = "stepgate:admin"
+
+// NewClients builds the registry. A private_key_jwt client's JWKS file
+// is read here.
+func NewClients(kv store.KV, o ClientsOptions) (*Clients, error) {
+	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
-	cs := &Clients{kv: kv, static: map[string]*Client{}, now: now}
-	for i, d := range declared {
+	cs := &Clients{kv: kv, static: map[string]*Client{}, check: o.Check, now: now}
+	for i, d := range o.Declared {
 		c := &Client{
-			ID: d.ID, Name: d.Name, Public: d.Public, AuthMethod: d.EffectiveAuthMethod(),
+			ID: d.ID, Name: d.Name, Public: d.Public, AuthMethod: d.AuthMethod,
 			RedirectURIs: d.RedirectURIs, PostLogoutRedirectURIs: d.PostLogoutRedirectURIs,
-			GrantTypes: d.EffectiveGrantTypes(), Capabilities: d.Capabilities, Scopes: d.Scopes, FromConfig: true,
+			GrantTypes: d.GrantTypes, Capabilities: d.Capabilities, Scopes: d.Scopes, FromConfig: true,
 		}
 		if d.Secret != "" {
 			c.SecretHash = hashSecret(d.Secret)
@@ -219,6 +256,27 @@ type NewClient struct {
 	Scopes                 []string
 }
 
+// authMethod is n's AuthMethod, or its default: none for a public
+// client, client_secret_basic for any other.
+func (n NewClient) authMethod() string {
+	switch {
+	case n.AuthMethod != "":
+		return n.AuthMethod
+	case n.Public:
+		return AuthNone
+	}
+	return AuthSecretBasic
+}
+
+// grantTypes is n's GrantTypes, or the default: authorization_code and
+// refresh_token.
+func (n NewClient) grantTypes() []string {
+	if len(n.GrantTypes) == 0 {
+		return []string{GrantAuthorizationCode, GrantRefreshToken}
+	}
+	return n.GrantTypes
+}
+
 // Add registers a client in the store and returns it with its secret
 // (empty for public and private_key_jwt clients). The secret is shown
 // once; only its hash is kept.
@@ -226,12 +284,12 @@ func (cs *Clients) Add(ctx context.Context, n NewClient) (*Client, string, error
 	if n.ID == "" {
 		n.ID = randomID(9)
 	}
-	decl := config.OIDCClient{
-		ID: n.ID, Name: n.Name, Public: n.Public, AuthMethod: n.AuthMethod,
+	method := n.authMethod()
+	decl := ClientOptions{
+		ID: n.ID, Name: n.Name, Public: n.Public, AuthMethod: method,
 		RedirectURIs: n.RedirectURIs, PostLogoutRedirectURIs: n.PostLogoutRedirectURIs,
-		GrantTypes: n.GrantTypes, Capabilities: n.Capabilities, Scopes: n.Scopes,
+		GrantTypes: n.grantTypes(), Capabilities: n.Capabilities, Scopes: n.Scopes,
 	}
-	method := decl.EffectiveAuthMethod()
 	var secret string
 	if method == AuthSecretBasic || method == AuthSecretPost {
 		secret = randomID(32)
@@ -240,7 +298,10 @@ func (cs *Clients) Add(ctx context.Context, n NewClient) (*Client, string, error
 	if method == AuthPrivateKeyJWT {
 		decl.JWKSFile = "(given)" // checked below
 	}
-	if err := config.CheckClient(decl); err != nil {
+	if cs.check == nil {
+		return nil, "", errors.New("clients cannot be added here: no check of a new client is set up")
+	}
+	if err := cs.check(decl); err != nil {
 		return nil, "", err
 	}
 	if _, ok := cs.static[n.ID]; ok {
@@ -249,7 +310,7 @@ func (cs *Clients) Add(ctx context.Context, n NewClient) (*Client, string, error
 	c := &Client{
 		ID: n.ID, Name: n.Name, Public: n.Public, AuthMethod: method,
 		RedirectURIs: n.RedirectURIs, PostLogoutRedirectURIs: n.PostLogoutRedirectURIs,
-		GrantTypes: decl.EffectiveGrantTypes(), Capabilities: n.Capabilities, Scopes: n.Scopes, CreatedAt: cs.now().UTC(),
+		GrantTypes: n.grantTypes(), Capabilities: n.Capabilities, Scopes: n.Scopes, CreatedAt: cs.now().UTC(),
 	}
 	if secret != "" {
 		c.SecretHash = hashSecret(secret)

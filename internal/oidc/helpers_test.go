@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
@@ -71,9 +70,10 @@ func newTestProvider(tb testing.TB) *testProvider {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	clients, err := NewClients(db, []config.OIDCClient{{
-		ID: testClientID, Name: "Web app", Secret: testSecret, RedirectURIs: []string{testRedirect},
-	}}, clk.Now)
+	clients, err := NewClients(db, ClientsOptions{Declared: []ClientOptions{{
+		ID: testClientID, Name: "Web app", Secret: testSecret, AuthMethod: AuthSecretBasic, RedirectURIs: []string{testRedirect},
+		GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken},
+	}}, Now: clk.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -243,17 +244,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // debug detail (see package oauth).
 type Error = oauth.Error
 
+// oauthFailure is the OAuth error for an error that is not one: the
+// codes RFC 6749 has for a server that failed or cannot answer now, and
+// invalid_request for a refusal of the request.
+func oauthFailure(f httpx.Failure) *Error {
+	switch {
+	case f.Status == http.StatusInternalServerError:
+		return &Error{Code: "server_error", Status: f.Status, Description: "the server could not complete the request; try again (incident " + f.Incident + ")"}
+	case f.Status >= 500 || f.Status == http.StatusTooManyRequests:
+		return &Error{Code: "temporarily_unavailable", Status: f.Status, Description: "the server cannot take the request now; try again in a moment"}
+	}
+	return &Error{Code: "invalid_request", Status: f.Status, Description: f.Message}
+}
+
 func oauthErr(code string, status int, desc string) *Error {
 	return &Error{Code: code, Description: desc, Status: status}
 }
 
-// writeError answers a back-channel request with an OAuth error. Server
-// failures become server_error; their cause goes to the log.
+// writeError answers a back-channel request with an OAuth error. Any
+// other error takes its status from httpx.StatusOf: a server failure
+// becomes server_error with its cause in the log, a passing one (a full
+// sign-in log, a quota) temporarily_unavailable.
 func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *Error
 	if !errors.As(err, &oe) {
-		p.Log.ErrorContext(r.Context(), "oidc request failed", "path", r.URL.Path, "err", err)
-		oe = &Error{Code: "server_error", Status: http.StatusInternalServerError, Description: "the server could not complete the request; try again"}
+		oe = oauthFailure(httpx.Fail(r.Context(), p.Log, "oidc request failed", err, "path", r.URL.Path))
 	} else if oe.Debug != nil {
 		p.Log.InfoContext(r.Context(), "oidc request refused", "path", r.URL.Path, "error", oe.Code, "detail", oe.Debug)
 	}

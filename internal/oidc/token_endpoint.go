@@ -19,7 +19,6 @@ import (
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
-	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -414,8 +413,8 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 	if slices.ContainsFunc(scope, func(s string) bool { return s == "openid" || s == "offline_access" }) {
 		return issued{}, oauthErr("invalid_scope", http.StatusBadRequest, "openid and offline_access need a user; a service token has neither")
 	}
-	if slices.Contains(scope, config.AdminScope) && !slices.Contains(c.Scopes, config.AdminScope) {
-		return issued{}, oauthErr("invalid_scope", http.StatusBadRequest, "client "+c.ID+" may not request "+config.AdminScope+"; list it in the client's scopes to admit it to the admin API")
+	if slices.Contains(scope, AdminScope) && !slices.Contains(c.Scopes, AdminScope) {
+		return issued{}, oauthErr("invalid_scope", http.StatusBadRequest, "client "+c.ID+" may not request "+AdminScope+"; list it in the client's scopes to admit it to the admin API")
 	}
 	service := store.User{ID: c.ID, Username: c.ID}
 	return p.mint(c, service, authState{UserID: c.ID, Scope: scope}, "", false)

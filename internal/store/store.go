@@ -8,21 +8,22 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/stepgate/stepgate/internal/errkind"
 )
 
 // Sentinel errors. Backends wrap them so callers can use errors.Is.
 var (
 	// ErrNotFound means the record does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errkind.New(errkind.NotFound, "not found")
 	// ErrConflict means the record already exists (a unique key is taken) or
 	// is still referenced and cannot be removed.
-	ErrConflict = errors.New("conflict")
+	ErrConflict = errkind.New(errkind.Conflict, "conflict")
 	// ErrQuota means an entry was refused because storing it would take
 	// a quota past its bound (a *QuotaError says which).
-	ErrQuota = errors.New("quota exceeded")
+	ErrQuota = errkind.New(errkind.Throttled, "quota exceeded")
 )
 
 // Quota bounds the live entries of the key/value space whose keys start

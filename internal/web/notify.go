@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/errkind"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -54,9 +56,9 @@ func reportKey(nonce string) string { return "report/" + nonce }
 
 // Errors of "this wasn't me" links, each with its own page.
 var (
-	errLinkBad     = errors.New("the link is not valid")
-	errLinkExpired = errors.New("the link has expired")
-	errLinkUsed    = errors.New("the link was already used")
+	errLinkBad     = errkind.New(errkind.Invalid, "the link is not valid")
+	errLinkExpired = errkind.New(errkind.Gone, "the link has expired")
+	errLinkUsed    = errkind.New(errkind.Gone, "the link was already used")
 )
 
 // methodChanged makes a change visible: the sign-in log, and a notice to
@@ -267,18 +269,17 @@ func (p *Pages) secure(r *http.Request, rep report) error {
 // reportFailed shows a link that cannot act as a finished page that says
 // what to do instead.
 func (p *Pages) reportFailed(w http.ResponseWriter, r *http.Request, err error) error {
-	var status int
 	var msg string
 	switch {
 	case errors.Is(err, errLinkUsed):
-		status, msg = http.StatusGone, "This link was already used: the account was secured then. Sign in to check your sign-in methods."
+		msg = "This link was already used: the account was secured then. Sign in to check your sign-in methods."
 	case errors.Is(err, errLinkExpired):
-		status, msg = http.StatusGone, "This link has expired. If someone else changed your sign-in methods, sign in and check them on your security page, or contact your administrator."
+		msg = "This link has expired. If someone else changed your sign-in methods, sign in and check them on your security page, or contact your administrator."
 	case errors.Is(err, errLinkBad):
-		status, msg = http.StatusBadRequest, "This link is not valid. Open it exactly as it appears in the message, or sign in and check your sign-in methods."
+		msg = "This link is not valid. Open it exactly as it appears in the message, or sign in and check your sign-in methods."
 	default:
 		return err
 	}
-	p.render(w, r, status, "report", view{Title: "Secure your account", Error: msg})
+	p.render(w, r, httpx.StatusOf(err), "report", view{Title: "Secure your account", Error: msg})
 	return nil
 }

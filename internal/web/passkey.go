@@ -82,7 +82,7 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 	const spentMsg = "This sign-in expired or was already used. Try again."
 	c, err := p.PasskeyChallenges.Open(r.PostFormValue("ceremony"), p.csrf.seed(r))
 	if errors.Is(err, authn.ErrNoCeremony) {
-		return again(http.StatusBadRequest, spentMsg)
+		return again(httpx.StatusOf(err), spentMsg)
 	}
 	if err != nil {
 		return err
@@ -93,7 +93,7 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 	userID, proof, err := p.Passkeys.FinishLogin(ctx, c.State, []byte(r.PostFormValue("data")), spend)
 	if errors.Is(err, authn.ErrNoCeremony) {
 		p.Log.InfoContext(ctx, "passkey sign-in refused: challenge already used", "ip", ip)
-		return again(http.StatusBadRequest, spentMsg)
+		return again(httpx.StatusOf(err), spentMsg)
 	}
 	if err != nil {
 		if !errors.Is(err, authn.ErrInvalid) && !errors.Is(err, authn.ErrDisabledAccount) {

@@ -373,7 +373,7 @@ func (p *Pages) unlock(w http.ResponseWriter, r *http.Request, u store.User, s s
 		if method == methodRecovery {
 			msg = "That recovery code is not valid, or was already used."
 		}
-		return p.renderSecurity(w, r, u, s, http.StatusUnauthorized, securityNotice{msg: msg, returnTo: returnTo})
+		return p.renderSecurity(w, r, u, s, httpx.StatusOf(err), securityNotice{msg: msg, returnTo: returnTo})
 	}
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/errkind"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -187,7 +189,7 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 	id := r.PostFormValue("ceremony")
 	c, err := p.Ceremonies.Load(ctx, id, u.ID, authn.PurposeEnroll)
 	if errors.Is(err, authn.ErrNoCeremony) {
-		return &pageError{http.StatusBadRequest, "This registration expired or was already completed. Start again from your security page."}
+		return &pageError{httpx.StatusOf(err), "This registration expired or was already completed. Start again from your security page."}
 	}
 	if err != nil {
 		return err
@@ -225,7 +227,7 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 		// and end the ceremony.
 		_ = p.Ceremonies.Done(ctx, id)
 		p.Log.InfoContext(ctx, "security method refused", "user", u.Username, "method", m.Name(), "reason", err.Error())
-		return &pageError{http.StatusForbidden, "Your organisation does not allow this kind of device or sign-in method here. Use one it approved, or ask your administrator."}
+		return &pageError{httpx.StatusOf(err), "Your organisation does not allow this kind of device or sign-in method here. Use one it approved, or ask your administrator."}
 	}
 	if done, err := p.enrollStepOutcome(w, r, u, sess, m, id, res, err); done || err != nil {
 		return err
@@ -236,15 +238,16 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 			return ferr
 		}
 		if !alive {
-			return &pageError{http.StatusBadRequest, "Too many wrong answers. Start the registration again from your security page."}
+			// The wrong answers used the ceremony up: it is gone.
+			return &pageError{httpx.StatusOf(authn.ErrNoCeremony), "Too many wrong answers. Start the registration again from your security page."}
 		}
 		if wantsJSON(r) {
-			writeJSONStatus(w, http.StatusUnauthorized, map[string]string{"error": "That was not right. Try again."})
+			writeJSONStatus(w, httpx.StatusOf(err), map[string]string{"error": "That was not right. Try again."})
 			return nil
 		}
 		// Show the same step again; the server-side state is unchanged.
 		_ = p.Ceremonies.Done(ctx, id)
-		return p.retryEnroll(w, r, u, sess, m, http.StatusUnauthorized, "That was not right. Check the code and try again.")
+		return p.retryEnroll(w, r, u, sess, m, httpx.StatusOf(err), "That was not right. Check the code and try again.")
 	}
 	if err != nil {
 		return err
@@ -262,7 +265,7 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 			if derr := p.Credentials.DeleteCredential(ctx, res.Credential.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 				return derr
 			}
-			return &pageError{http.StatusForbidden, "Your recovery code was already used to add a method. Confirm it's you with that method to add more."}
+			return &pageError{httpx.StatusOf(errRecoverySpent), "Your recovery code was already used to add a method. Confirm it's you with that method to add more."}
 		}
 		if err != nil {
 			return err
@@ -309,6 +312,10 @@ func (p *Pages) retryEnroll(w http.ResponseWriter, r *http.Request, u store.User
 	return nil
 }
 
+// errRecoverySpent refuses a second method registered on one recovery
+// code: its proof was spent by the first.
+var errRecoverySpent = errkind.New(errkind.Forbidden, "the recovery code's registration was already spent")
+
 // enrollStepOutcome answers the outcomes of FinishEnroll that neither
 // finish nor fail the registration: a next step of the same ceremony
 // (a code was sent to the number just given), an answer not in the form
@@ -333,13 +340,13 @@ func (p *Pages) enrollStepOutcome(w http.ResponseWriter, r *http.Request, u stor
 		return true, nil
 	case errors.As(err, &bad):
 		_ = p.Ceremonies.Done(ctx, id)
-		return true, p.retryEnroll(w, r, u, sess, m, http.StatusBadRequest, bad.Fix)
+		return true, p.retryEnroll(w, r, u, sess, m, httpx.StatusOf(bad), bad.Fix)
 	case errors.Is(err, authn.ErrThrottled):
 		_ = p.Ceremonies.Done(ctx, id)
-		return true, &pageError{http.StatusTooManyRequests, "Too many codes or attempts. Wait a few minutes, then start again from your security page."}
+		return true, &pageError{httpx.StatusOf(err), "Too many codes or attempts. Wait a few minutes, then start again from your security page."}
 	case errors.Is(err, authn.ErrNoCeremony):
 		_ = p.Ceremonies.Done(ctx, id)
-		return true, &pageError{http.StatusBadRequest, "This registration expired or was already completed. Start again from your security page."}
+		return true, &pageError{httpx.StatusOf(err), "This registration expired or was already completed. Start again from your security page."}
 	}
 	return false, nil
 }

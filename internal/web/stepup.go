@@ -117,7 +117,7 @@ func (p *Pages) beginVerify(w http.ResponseWriter, r *http.Request, v view, meth
 		// The method's own limit (wrong codes, codes sent, requests
 		// waiting on a device) is an answer for the user, not a fault.
 		v.Ceremony = ""
-		return p.stepUpFailed(w, r, v, throttledStepUp, http.StatusTooManyRequests)
+		return p.stepUpFailed(w, r, v, throttledStepUp, httpx.StatusOf(err))
 	}
 	if err != nil {
 		return err
@@ -196,14 +196,14 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		v.Ceremony = ""
-		return p.stepUpFailed(w, r, v, "Your device has not answered yet. Answer there, then start again.", http.StatusConflict)
+		return p.stepUpFailed(w, r, v, "Your device has not answered yet. Answer there, then start again.", httpx.StatusOf(err))
 	case errors.Is(err, authn.ErrNoCeremony):
-		return p.stepUpFailed(w, r, v, "This step expired or was already used. Start again.", http.StatusBadRequest)
+		return p.stepUpFailed(w, r, v, "This step expired or was already used. Start again.", httpx.StatusOf(err))
 	case errors.Is(err, authn.ErrThrottled):
 		// Refused by the method's own count before the answer was
 		// compared: the deferred release gives the guess back.
 		v.Ceremony = ""
-		return p.stepUpFailed(w, r, v, throttledStepUp, http.StatusTooManyRequests)
+		return p.stepUpFailed(w, r, v, throttledStepUp, httpx.StatusOf(err))
 	case errors.Is(err, authn.ErrInvalid), errors.Is(err, authn.ErrReplay), errors.Is(err, authn.ErrDenied):
 		g.failed()
 		p.Log.InfoContext(ctx, "step-up failed", "user", u.Username, "method", v.Method, "ip", p.ClientIP.Of(r).String(), "reason", err.Error())
@@ -217,7 +217,7 @@ func (p *Pages) stepUp(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, authn.ErrDenied) {
 			msg = "The request was denied on your device."
 		}
-		return p.stepUpFailed(w, r, v, msg, http.StatusUnauthorized)
+		return p.stepUpFailed(w, r, v, msg, httpx.StatusOf(err))
 	case err != nil:
 		return err
 	}

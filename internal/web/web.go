@@ -289,8 +289,8 @@ func (p *Pages) handle(fn func(http.ResponseWriter, *http.Request) error) http.H
 		}
 		var pe *pageError
 		if !errors.As(err, &pe) {
-			p.Log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
-			pe = &pageError{http.StatusInternalServerError, "Something went wrong on our side. Please try again."}
+			f := httpx.Fail(r.Context(), p.Log, "page failed", err, "path", r.URL.Path)
+			pe = &pageError{f.Status, f.Message}
 		}
 		p.render(w, r, pe.status, "error", view{Title: http.StatusText(pe.status), Error: pe.public})
 	})

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
@@ -241,7 +242,7 @@ type redirect string
 func (r redirect) Error() string { return "redirect to " + string(r) }
 
 // errChangeRefused: the built-in change rule wants a recent passkey.
-var errChangeRefused = errors.New("change refused: no recent passkey proof")
+var errChangeRefused = errkind.New(errkind.Forbidden, "change refused: no recent passkey proof")
 
 // errDenied is the one answer every console route gives to a signed-in
 // user who is not an administrator.
@@ -259,26 +260,15 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, who *caller, err 
 	case errors.As(err, &to):
 		http.Redirect(w, r, string(to), http.StatusSeeOther)
 	case errors.Is(err, errChangeRefused):
-		c.render(w, r, who, http.StatusForbidden, "refused", view{Title: "Changes need a passkey"})
+		c.render(w, r, who, httpx.StatusOf(err), "refused", view{Title: "Changes need a passkey"})
 	case errors.As(err, &pe):
 		c.errorPage(w, r, who, pe.status, pe.msg)
 	case errors.As(err, &ae):
-		c.errorPage(w, r, who, adminStatus(ae.Kind), ae.Error())
+		c.errorPage(w, r, who, httpx.StatusOf(ae), ae.Error())
 	default:
-		c.Log.ErrorContext(r.Context(), "console request failed", "path", r.URL.Path, "err", err)
-		c.errorPage(w, r, who, http.StatusInternalServerError, "Something went wrong on our side; the server log has the details. Try again.")
+		f := httpx.Fail(r.Context(), c.Log, "console request failed", err, "path", r.URL.Path)
+		c.errorPage(w, r, who, f.Status, f.Message)
 	}
-}
-
-// adminStatus maps the service's refusals to HTTP statuses.
-func adminStatus(k admin.ErrorKind) int {
-	switch k {
-	case admin.NotFound:
-		return http.StatusNotFound
-	case admin.Conflict, admin.ReadOnly:
-		return http.StatusConflict
-	}
-	return http.StatusBadRequest
 }
 
 // errorPage shows msg: in the console's frame to an administrator, bare

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -72,7 +73,7 @@ func (c *Console) newDocument(w http.ResponseWriter, r *http.Request, who *calle
 func (c *Console) editDocument(w http.ResponseWriter, r *http.Request, who *caller) error {
 	doc, err := c.Service.Documents.Get(r.Context(), r.PathValue("name"))
 	if errors.Is(err, store.ErrNotFound) {
-		return &pageError{status: http.StatusNotFound, msg: "There is no stored policy document named " + strconv.Quote(r.PathValue("name")) + ". Policies from policy files are read-only here; change them in their file."}
+		return &pageError{status: httpx.StatusOf(err), msg: "There is no stored policy document named " + strconv.Quote(r.PathValue("name")) + ". Policies from policy files are read-only here; change them in their file."}
 	}
 	if err != nil {
 		return err
@@ -150,7 +151,7 @@ func (c *Console) documentResult(w http.ResponseWriter, r *http.Request, who *ca
 	status := http.StatusOK
 	msg := ""
 	if ae != nil {
-		status, msg = adminStatus(ae.Kind), ae.Message
+		status, msg = httpx.StatusOf(ae), ae.Message
 		v.Problems = ae.Problems
 		if ae.Kind == admin.Conflict {
 			msg = c.conflict(r, &v)

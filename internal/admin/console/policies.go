@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
 )
 
@@ -67,7 +68,7 @@ func (c *Console) setState(w http.ResponseWriter, r *http.Request, who *caller) 
 	name, state := r.PathValue("name"), r.PostFormValue("state")
 	_, err := c.Service.SetState(r.Context(), who.actor(), r.PostFormValue("reason"), name, state)
 	if ae := adminError(err); ae != nil {
-		return c.showPolicies(w, r, who, adminStatus(ae.Kind), ae.Error())
+		return c.showPolicies(w, r, who, httpx.StatusOf(ae), ae.Error())
 	}
 	if err != nil {
 		return err

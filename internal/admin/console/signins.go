@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/errkind"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -39,7 +41,7 @@ func (c *Console) signIns(w http.ResponseWriter, r *http.Request, who *caller) e
 	var fp filterProblem
 	switch {
 	case errors.As(err, &fp):
-		v.Problem, status = string(fp), http.StatusBadRequest
+		v.Problem, status = string(fp), httpx.StatusOf(fp)
 	case err != nil:
 		return err
 	default:
@@ -63,6 +65,9 @@ func (c *Console) signIns(w http.ResponseWriter, r *http.Request, who *caller) e
 type filterProblem string
 
 func (p filterProblem) Error() string { return string(p) }
+
+// Kind makes a filterProblem the administrator's mistake to fix.
+func (filterProblem) Kind() errkind.Kind { return errkind.Invalid }
 
 // signInQuery reads the filters; a filterProblem names one to fix.
 func (c *Console) signInQuery(r *http.Request, q url.Values) (store.SignInQuery, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/httpx"
 )
 
 // usersView is the users page's data.
@@ -72,7 +73,7 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, who *caller
 	}
 	err := act(r.PostFormValue("reason"), name)
 	if ae := adminError(err); ae != nil && ae.Kind != admin.NotFound {
-		return c.showUser(w, r, who, adminStatus(ae.Kind), ae.Error())
+		return c.showUser(w, r, who, httpx.StatusOf(ae), ae.Error())
 	}
 	if err != nil {
 		return err
@@ -138,7 +139,7 @@ func (c *Console) issuePass(w http.ResponseWriter, r *http.Request, who *caller)
 	}
 	p, err := c.Service.IssuePass(r.Context(), who.actor(), r.PostFormValue("reason"), r.PathValue("name"), lifetime, r.PostFormValue("once") == "yes")
 	if ae := adminError(err); ae != nil && ae.Kind != admin.NotFound {
-		return c.showUser(w, r, who, adminStatus(ae.Kind), ae.Error())
+		return c.showUser(w, r, who, httpx.StatusOf(ae), ae.Error())
 	}
 	if err != nil {
 		return err

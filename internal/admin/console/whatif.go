@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
 )
 
@@ -40,7 +41,7 @@ func (c *Console) whatIf(w http.ResponseWriter, r *http.Request, who *caller) er
 		req, err := c.WhatIf(r.Context(), &v.Form, c.Now())
 		switch {
 		case errors.Is(err, access.ErrInvalidWhatIf), errors.Is(err, access.ErrUnknownUser):
-			v.Problem, status = strings.TrimPrefix(err.Error(), access.ErrInvalidWhatIf.Error()+": "), http.StatusBadRequest
+			v.Problem, status = strings.TrimPrefix(err.Error(), access.ErrInvalidWhatIf.Error()+": "), httpx.StatusOf(err)
 		case err != nil:
 			return err
 		default:

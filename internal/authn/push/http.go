@@ -77,15 +77,12 @@ func (m *Method) handle(fn func(http.ResponseWriter, *http.Request) error) http.
 		var he *httpError
 		switch {
 		case errors.As(err, &he):
-		case errors.Is(err, ErrNoDevice):
-			he = &httpError{http.StatusUnauthorized, err.Error()}
-		case errors.Is(err, ErrAnswered):
-			he = &httpError{http.StatusConflict, err.Error()}
-		case errors.Is(err, errBadChoice):
-			he = &httpError{http.StatusBadRequest, err.Error()}
+		case errors.Is(err, ErrNoDevice), errors.Is(err, ErrAnswered), errors.Is(err, errBadChoice):
+			// Their own words say what to do.
+			he = &httpError{httpx.StatusOf(err), err.Error()}
 		default:
-			m.o.Log.ErrorContext(r.Context(), "push request failed", "path", r.URL.Path, "err", err)
-			he = &httpError{http.StatusInternalServerError, "Something went wrong on our side. Please try again."}
+			f := httpx.Fail(r.Context(), m.o.Log, "push request failed", err, "path", r.URL.Path)
+			he = &httpError{f.Status, f.Message}
 		}
 		writeJSON(w, he.status, map[string]string{"error": he.public})
 	})
@@ -216,7 +213,7 @@ func (m *Method) answerJSON(w http.ResponseWriter, r *http.Request) error {
 	}
 	status, err := m.answer(r.Context(), dev, req.Approval, choice)
 	if errors.Is(err, store.ErrNotFound) {
-		return &httpError{http.StatusNotFound, "this sign-in request has expired or does not exist"}
+		return &httpError{httpx.StatusOf(err), "this sign-in request has expired or does not exist"}
 	}
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -78,10 +79,10 @@ const (
 
 var (
 	// ErrNoDevice means the request carries no valid device cookie.
-	ErrNoDevice = errors.New("this browser is not registered for sign-in approvals; register it from your account's security page")
+	ErrNoDevice = errkind.New(errkind.Unauthenticated, "this browser is not registered for sign-in approvals; register it from your account's security page")
 	// ErrAnswered means the approval already has an answer; a second
 	// answer (a retry after a wrong number) is refused.
-	ErrAnswered = errors.New("this sign-in request was already answered")
+	ErrAnswered = errkind.New(errkind.Conflict, "this sign-in request was already answered")
 )
 
 // Credentials is the storage the method needs.
@@ -476,7 +477,7 @@ func (m *Method) answer(ctx context.Context, device store.Credential, id string,
 	return a.Status, nil
 }
 
-var errBadChoice = errors.New(`choice must be one of the numbers shown, "deny" or "not-me"`)
+var errBadChoice = errkind.New(errkind.Invalid, `choice must be one of the numbers shown, "deny" or "not-me"`)
 
 // FraudReport is the record kept when a user answers "not-me".
 type FraudReport struct {
