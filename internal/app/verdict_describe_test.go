@@ -159,11 +159,29 @@ func (r *verdictRig) claimsOf(jwt string) string {
 		case "auth_time", "proof_time":
 			out = append(out, k+"="+r.age(fmt.Sprint(v)))
 			continue
+		case "prf":
+			out = append(out, k+"="+r.proofs(v))
+			continue
 		}
 		b, _ := json.Marshal(v)
 		out = append(out, k+"="+strings.ReplaceAll(string(b), r.upstreamURL, "{upstream}"))
 	}
 	return strings.Join(out, " ")
+}
+
+// proofs prints a token's prf claim with each proof's time as its age.
+func (r *verdictRig) proofs(v any) string {
+	list, _ := v.([]any)
+	parts := make([]string, 0, len(list))
+	for _, p := range list {
+		m, _ := p.(map[string]any)
+		if t, ok := m["t"]; ok {
+			m["t"] = r.age(fmt.Sprint(t))
+		}
+		b, _ := json.Marshal(m)
+		parts = append(parts, string(b))
+	}
+	return "[" + strings.Join(parts, ",") + "]"
 }
 
 // age prints a Unix time (seconds) as its age before the clock, in

@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/reason"
@@ -24,7 +25,7 @@ import (
 // this route's app, and carry what the rule asks for; otherwise the
 // client gets a challenge it can follow at Stepgate's authorize endpoint.
 func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, p, raw string, allow pass) {
-	claims, u, found, err := g.verifyBearer(r, raw)
+	tok, err := g.verifyBearer(r, raw)
 	if err != nil {
 		var oe *oauth.Error
 		if !errors.As(err, &oe) {
@@ -39,80 +40,117 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 		g.invalidToken(w, r, "the access token is invalid, expired or revoked")
 		return
 	}
+	claims := tok.claims
 	// A token for another app is not a token for this one, however valid:
 	// otherwise any client could spend its users' tokens here.
 	if !slices.Contains(claims.Audience, rt.app) {
 		g.invalidToken(w, r, "the access token was not issued for this application")
 		return
 	}
-	if found && u.Disabled {
+	if tok.found && tok.user.Disabled {
 		g.invalidToken(w, r, "the account is disabled")
 		return
 	}
 	id := &identity{token: claims, acrs: claims.ACRs}
-	if found {
-		id.user = u
+	if tok.found {
+		id.user = tok.user
 	}
-	// A policy's sign-in frequency binds every rule of its app, a plain
-	// one too: a browser is asked again there, and a token refreshed for
-	// weeks on one old proof must not be carried past it.
-	if ru.sensitive() || g.tokenFrequency(r, id.user, rt, ru, claims) > 0 {
-		if !g.decideBearer(w, r, rt, ru, claims, id) {
-			return
-		}
-	} else {
-		// A rule that asks for a signed-in user only: the valid token is
-		// all it needs, a routine allow.
-		g.Metrics.Decision("gateway", "allow", rt.app, 0)
+	if !g.decideBearer(w, r, rt, ru, &tok, id) {
+		return
 	}
 	allow(w, r, id, p)
 }
 
-// decideBearer checks the token against a rule that asks for more than a
-// signed-in user, counts and logs the decision, and answers a challenge
-// (or a refusal when the log cannot take the entry). It returns whether
-// the request may go ahead.
-func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims, id *identity) bool {
+// decideBearer decides a request an API client makes with a token, on
+// every rule, counts and logs the decision, and answers a refusal or a
+// challenge itself. It returns whether the request may go ahead.
+func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, tok *bearerEntry, id *identity) bool {
 	start := time.Now()
-	missing, why := g.bearerMissing(r, id.user, rt, ru, c)
+	v, why := g.checkToken(r, rt, ru, tok, id)
 	took := time.Since(start)
-	outcome := "allow"
-	if missing != "" {
-		outcome = "challenge"
+	g.Metrics.Decision("gateway", v.Outcome.String(), rt.app, took)
+	if g.SignIns != nil && v.logged(ru) {
+		if err := g.SignIns(r.Context(), g.tokenEntry(r, rt, tok, id, &v, took)); err != nil {
+			g.unlogged(w, r, err)
+			return false
+		}
 	}
-	g.Metrics.Decision("gateway", outcome, rt.app, took)
-	if err := g.logBearer(r, rt, ru, c, id, why, took); err != nil {
-		g.unlogged(w, r, err)
+	switch {
+	case v.blocked():
+		g.refuse(w, r, http.StatusForbidden, v.refusal())
 		return false
-	}
-	if missing != "" {
-		g.challengeAPI(w, r, rt, ru, c, missing)
+	case v.challenged():
+		g.challengeAPI(w, r, rt, ru, tok.claims, why)
 		return false
 	}
 	return true
+}
+
+// checkToken asks the decision core about a request a token makes: the
+// facts of this request (where it comes from, its client, the risk now)
+// and the proofs the token was issued on, for the rule's app and
+// context, exactly as a browser's session is judged. Checking the token
+// only when it was issued is the attack this stops: a token issued in
+// an allowed place, or refreshed there, would keep working from a
+// blocked country or for a user now at high risk. A met decision is
+// then held to what the rule asks of the token itself (bearerMissing).
+// why is, for a challenge, what the client is told.
+func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEntry, id *identity) (verdict, string) {
+	req := g.Access(r, id.user, tok.proofs, g.Now())
+	if !tok.found { // a service client's token: the client is the subject
+		req.Subject = policy.Subject{Client: true, ID: tok.claims.Subject}
+		req.ClientApp = policy.ClientService
+	}
+	req.App = rt.app
+	if ru.context != "" {
+		req.AuthContexts = []string{ru.context}
+	}
+	snap := g.Policies.Load()
+	// No method source: an API client cannot step up here; it follows
+	// the challenge to the authorization endpoint, which offers methods.
+	av, _ := access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)
+	v := verdict{Verdict: av, req: req, snap: snap}
+	switch {
+	case v.blocked():
+		return v, ""
+	case ru.context != "" && !slices.Contains(tok.claims.ACRs, ru.context):
+		// The precise answer first: the client asks for this context.
+		v.Outcome, v.Reason = policy.OutcomeChallenge, reason.TokenLacksContext
+		return v, "the authentication context " + ru.context + " is required"
+	case v.challenged():
+		return v, "conditional access requires a new sign-in or step-up for this request"
+	}
+	// Last, as it spends a single-use proof: only a request that passes
+	// everything else may spend it.
+	if why, code := g.bearerMissing(r, id.user, rt, ru, tok.claims); why != "" {
+		v.Outcome, v.Reason = policy.OutcomeChallenge, code
+		return v, why
+	}
+	return v, ""
 }
 
 // verifyBearer checks the token and finds its user (found is false for a
 // service client's token). A verified token is reused until it expires,
 // and verified again, revocation included, at most every identityTTL:
 // a revoked token or a disabled user is refused within that bound.
-func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oauth.AccessClaims, store.User, bool, error) {
+func (g *Gateway) verifyBearer(r *http.Request, raw string) (bearerEntry, error) {
 	sum := sha256.Sum256([]byte(raw))
 	now := g.Now()
 	if e, ok := g.bearers.get(sum, now); ok && now.Before(e.claims.Expiry.Time()) {
-		return e.claims, e.user, e.found, nil
+		return e, nil
 	}
 	claims, err := g.Tokens.VerifyAccessToken(r.Context(), raw)
 	if err != nil {
-		return nil, store.User{}, false, err
+		return bearerEntry{}, err
 	}
 	u, err := g.Store.GetUser(r.Context(), claims.Subject)
 	found := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, store.User{}, false, err
+		return bearerEntry{}, err
 	}
-	g.bearers.put(sum, bearerEntry{claims: claims, user: u, found: found}, now)
-	return claims, u, found, nil
+	e := bearerEntry{claims: claims, user: u, found: found, proofs: &store.Session{Events: access.TokenEvents(claims.Proofs)}}
+	g.bearers.put(sum, e, now)
+	return e, nil
 }
 
 // bearerMissing says what the token lacks for the rule, and the reason

@@ -96,4 +96,7 @@ type bearerEntry struct {
 	claims *oauth.AccessClaims
 	user   store.User
 	found  bool
+	// proofs holds the events the token was issued on (its prf claim),
+	// for the access request of each request it makes.
+	proofs *store.Session
 }

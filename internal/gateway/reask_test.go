@@ -588,16 +588,24 @@ func TestTokenSignInFrequencyPlainRule(t *testing.T) {
 	plain := &rule{path: "/customers", wildcard: true}
 	rig.now = rig.at(30 * 24 * time.Hour)
 	for _, tc := range []struct {
-		name   string
-		proven time.Duration
-		want   int
+		name     string
+		proven   time.Duration
+		want     int
+		noProofs bool
 	}{
-		{"ok/proof-within-the-hour", 30*24*time.Hour - 30*time.Minute, http.StatusOK},
-		{"fail/refreshed-token-proof-weeks-old", 0, http.StatusUnauthorized},
+		{name: "ok/proof-within-the-hour", proven: 30*24*time.Hour - 30*time.Minute, want: http.StatusOK},
+		{name: "fail/refreshed-token-proof-weeks-old", want: http.StatusUnauthorized},
+		// A token that does not say what it was issued on meets no policy
+		// that asks for a proof, whatever its acr claims.
+		{name: "fail/token-without-proofs", proven: 30*24*time.Hour - 30*time.Minute, want: http.StatusUnauthorized, noProofs: true},
 	} {
 		c := &oauth.AccessClaims{Claims: jwt.Claims{ID: tc.name, Subject: rig.user.ID, Audience: jwt.Audience{"bank"},
 			Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
 			AuthTime: rig.at(tc.proven).Unix(), ProofTime: rig.at(tc.proven).Unix(), SID: "sid-1", ACR: "mfa"}
+		if !tc.noProofs {
+			c.Proofs = []oauth.Proof{{Method: "password", Time: rig.at(tc.proven).Unix(), AMR: []string{"pwd"}},
+				{Method: "totp", Time: rig.at(tc.proven).Unix(), AMR: []string{"otp"}}}
+		}
 		rig.g.Tokens = claimsVerifier{c}
 		rig.g.Forget("")
 		w := httptest.NewRecorder()

@@ -8,9 +8,7 @@ import (
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/httpx"
-	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
-	"github.com/stepgate/stepgate/internal/reason"
 )
 
 // The gateway decides every request, but most are routine reads that an
@@ -51,31 +49,19 @@ func (g *Gateway) browserEntry(r *http.Request, rt *route, id *identity, v *verd
 	return e
 }
 
-// logBearer logs an API client's decision under a rule that asks for
-// more than a signed-in user (under any other rule a valid token is a
-// routine allow). The entry has no policy results: the gateway checks
-// the token against the rule, and the policies were evaluated, and
-// logged, when the token was issued.
-func (g *Gateway) logBearer(r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims, id *identity, why reason.Code, took time.Duration) error {
-	if g.SignIns == nil {
-		return nil
-	}
+// tokenEntry describes a token's decision (access.Record). The
+// client's kind is its user agent: a token says nothing of it.
+func (g *Gateway) tokenEntry(r *http.Request, rt *route, tok *bearerEntry, id *identity, v *verdict, took time.Duration) audit.SignIn {
 	e := audit.SignIn{
 		Source: "gateway", RequestID: requestID(r), UserID: id.user.ID, Username: id.user.Username, App: rt.app,
-		Decision: "allow", Reason: why, LatencyMicros: took.Microseconds(),
+		LatencyMicros: took.Microseconds(),
 	}
-	if why != "" {
-		e.Decision = "challenge"
+	if !tok.found { // a service client's token
+		e.UserID, e.Username = tok.claims.Subject, tok.claims.Username
 	}
-	if e.UserID == "" { // a service client's token
-		e.UserID, e.Username = c.Subject, c.Username
-	}
-	access.DescribeRequest(&e, g.Access(r, id.user, nil, g.Now()))
-	if ru.context != "" {
-		e.Contexts = []string{ru.context}
-	}
-	e.ClientApp = r.UserAgent() // a token says nothing of the client's kind
-	return g.SignIns(r.Context(), e)
+	access.Record(&e, v.snap, v.req, &v.Verdict)
+	e.ClientApp = r.UserAgent()
+	return e
 }
 
 // unlogged refuses a request whose decision the sign-in log could not

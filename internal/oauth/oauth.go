@@ -32,6 +32,26 @@ type AccessClaims struct {
 	Username     string   `json:"preferred_username,omitempty"`
 	Groups       []string `json:"groups,omitempty"`
 	Roles        []string `json:"roles,omitempty"`
+	// Proofs are the authentication events the token was issued on, so a
+	// resource judges the policies on the proofs that were given, as a
+	// browser's session is judged: the gateway asks the decision core
+	// about every request a token makes, with the facts of that request
+	// (where it comes from, the risk now) and these proofs.
+	Proofs []Proof `json:"prf,omitempty"`
+}
+
+// Proof is one authentication event behind a token, in a token's
+// compact form.
+type Proof struct {
+	Method string   `json:"m"`
+	Time   int64    `json:"t"` // Unix seconds
+	AMR    []string `json:"amr,omitempty"`
+	// PhishingResistant and AAGUID are a passkey proof's.
+	PhishingResistant bool   `json:"phr,omitempty"`
+	AAGUID            string `json:"aaguid,omitempty"`
+	// Risk is, on the sign-in that began the session, the sign-in risk
+	// assessed then.
+	Risk string `json:"risk,omitempty"`
 }
 
 // Error is an OAuth 2.0 error: a code and a description for the client,

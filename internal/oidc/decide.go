@@ -132,9 +132,6 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 	}
 	a := p.authStateFor(f, s, u, acr, acrs)
 	a.Proofs = s.Events
-	if whole.IP.IsValid() {
-		a.IP, a.Country = whole.IP.String(), whole.Country
-	}
 	claimed := *req
 	claimed.AuthContexts = acrs
 	a.ProofTime = snap.ProvenSince(&claimed, acr).UTC()

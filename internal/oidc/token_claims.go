@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -94,7 +95,7 @@ func (p *Provider) mint(c *Client, u store.User, a authState, grantID string, wi
 			ID:     jtiFor(grantID),
 		},
 		ClientID: c.ID, Scope: scope, ACR: a.ACR, AMR: a.AMR, ACRs: a.ACRs, SID: a.SID,
-		Capabilities: a.Capabilities, Username: u.Username,
+		Capabilities: a.Capabilities, Username: u.Username, Proofs: access.TokenProofs(a.Proofs),
 	}
 	if !a.AuthTime.IsZero() {
 		at.AuthTime = a.AuthTime.Unix()

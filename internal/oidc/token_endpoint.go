@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -430,19 +429,15 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 // one old proof. A policy that now blocks, or asks for a proof those
 // proofs do not give, ends the refresh with invalid_grant: the client
 // sends the user through the authorization endpoint, where the step-up
-// happens. A public client refreshes from the user's device, so the
-// request's address counts; a confidential client refreshes from its
-// own server, so the address the user signed in from does.
+// happens. The refresh is judged from the address it comes from, as
+// every request is: a public client's is the user's device, a
+// confidential client's its server, which location conditions must
+// therefore allow (exclude its addresses as a named location if a
+// policy would refuse them).
 func (p *Provider) refreshAllowed(r *http.Request, c *Client, u store.User, a authState) error {
 	start := time.Now()
 	req := p.Access(r, u, &store.Session{Events: a.Proofs}, p.Now())
 	req.App, req.AuthContexts = c.ID, a.ACRs
-	if !c.Public {
-		req.IP, req.Country = netip.Addr{}, a.Country
-		if ip, err := netip.ParseAddr(a.IP); err == nil {
-			req.IP = ip
-		}
-	}
 	snap := p.Policies.Load()
 	// No method source: nobody is there to step up.
 	v, _ := access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)
