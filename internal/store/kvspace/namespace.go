@@ -2,6 +2,7 @@ package kvspace
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -81,6 +82,15 @@ func (n Namespace[T]) Decode(b []byte) (T, error) {
 func (n Namespace[T]) At(id ...string) Ref[T] {
 	key, err := n.Key(id...)
 	return Ref[T]{ns: n, key: key, err: err}
+}
+
+// AtDigest is the entry of a hashed namespace whose secret the caller
+// has already hashed with SHA-256 (a cache keyed by the digest).
+func (n Namespace[T]) AtDigest(sum [32]byte) Ref[T] {
+	if n.shape != shapeHashed {
+		return Ref[T]{ns: n, err: fmt.Errorf("%w: %s does not keep hashed secrets", ErrBadKey, n.name)}
+	}
+	return Ref[T]{ns: n, key: n.prefix + hex.EncodeToString(sum[:])}
 }
 
 // Quota bounds the namespace's live entries.
