@@ -221,6 +221,8 @@ func checkSegment(p string) error {
 	switch {
 	case p == "":
 		return errors.New("a segment is empty")
+	case strings.Contains(p, Separator):
+		return fmt.Errorf("a segment holds the separator %q", Separator)
 	case len(p) > MaxSegment:
 		return fmt.Errorf("a segment is %d bytes, at most %d are allowed", len(p), MaxSegment)
 	case !utf8.ValidString(p):
