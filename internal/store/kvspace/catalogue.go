@@ -59,7 +59,7 @@ var (
 	OIDCClient = segments("oidc-client", "oidc/clients/", 1, 1).
 			describe("OIDC clients added through the console, API or command line (configured ones are not stored)",
 			"oidc.Client as JSON", Never, "never; removed by an administrator", "oidc", UseCreateOnly|UseList).
-		example(`{"id":"app","name":"App","redirect_uris":["https://app.example/cb"],"auth_method":"client_secret_basic","secret_hash":"6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b","created_at":`+sampleTime+`}`, "app")
+		example(`{"id":"app","name":"App","auth_method":"client_secret_basic","secret_sha256":"6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b","redirect_uris":["https://app.example/cb"],"grant_types":["authorization_code","refresh_token"],"created_at":`+sampleTime+`}`, "app")
 )
 
 // Policy documents (package admin).
@@ -179,15 +179,15 @@ var (
 	RiskRecent = segments("risk-recent", "risk/recent/", 1, 1).
 			describe("each user's recent successful sign-ins, newest first", "[]risk.SignIn as JSON", Fixed,
 			"the risk history's keep from its first sign-in", "riskservice", UseCreateOnly|UseUpdate).
-		example(`[{"UserID":"u1","Time":`+sampleTime+`,"IP":"192.0.2.1","Country":"NL","Latitude":0,"Longitude":0,"HasCoordinates":false,"ASN":0,"Browser":"firefox","Platform":"linux","Success":true}]`, "u1")
+		example(`[{"UserID":"u1","Time":`+sampleTime+`,"IP":"192.0.2.1","Country":"NL","Latitude":52.37,"Longitude":4.89,"HasCoordinates":true,"ASN":64496,"Browser":"firefox","Platform":"linux","DeviceID":"9f86d081","Success":true}]`, "u1")
 	RiskFailedUser = segments("risk-failed-user", "risk/fail/user/", 1, 1).
 			describe("each user's recent failed sign-ins, newest first", "[]risk.SignIn as JSON", Fixed,
 			"the failure history's keep from its first failure", "riskservice", UseCreateOnly|UseUpdate).
-		example(`[{"UserID":"u1","Time":`+sampleTime+`,"IP":"192.0.2.1","Success":false}]`, "u1")
+		example(`[{"UserID":"u1","Time":`+sampleTime+`,"IP":"192.0.2.1","Country":"","Latitude":0,"Longitude":0,"HasCoordinates":false,"ASN":0,"Browser":"","Platform":"","DeviceID":"","Success":false}]`, "u1")
 	RiskFailedNetwork = segments("risk-failed-network", "risk/fail/net/", 2, 2).
 				describe("recent failed sign-ins per network (/24 or /48): address and prefix length",
 			"[]risk.SignIn as JSON", Fixed, "the failure history's keep from its first failure", "riskservice", UseCreateOnly|UseUpdate).
-		example(`[{"UserID":"unknown:bob","Time":`+sampleTime+`,"IP":"2001:db8::1","Success":false}]`, "2001:db8::", "48")
+		example(`[{"UserID":"unknown:bob","Time":`+sampleTime+`,"IP":"2001:db8::1","Country":"","Latitude":0,"Longitude":0,"HasCoordinates":false,"ASN":0,"Browser":"","Platform":"","DeviceID":"","Success":false}]`, "2001:db8::", "48")
 	UserRisk = segments("user-risk", "risk/user/", 1, 1).
 			describe("each user's risk level, its detections and how it was resolved", "risk.UserRiskState as JSON", Never,
 			"never", "riskservice", UseCreateOnly|UseUpdate).

@@ -233,3 +233,24 @@ func TestValuesKeepTheirBytes(t *testing.T) {
 		}
 	})
 }
+
+// TestTypedSamples: the namespaces whose type the catalogue owns show
+// samples their codec writes. (Writers check theirs in TestKVShapes.)
+func TestTypedSamples(t *testing.T) {
+	t.Parallel()
+	for name, check := range map[string]func() error{
+		"oidc-revoked-token": kvspace.OIDCRevokedToken.CheckSample, "oidc-assertion": kvspace.OIDCAssertion.CheckSample,
+		"policy-generation": kvspace.PolicyGeneration.CheckSample, "gateway-keep-rate": kvspace.GatewayKeepRate.CheckSample,
+		"gateway-once": kvspace.GatewayOnce.CheckSample, "gateway-asked": kvspace.GatewayAsked.CheckSample,
+		"login-spent": kvspace.LoginSpent.CheckSample, "otp-sent": kvspace.OTPSent.CheckSample,
+		"revoked-before": kvspace.RevokedBefore.CheckSample, "secret": kvspace.Secret.CheckSample,
+		"gateway-kept-user": kvspace.GatewayKeptUser.CheckSample, "gateway-answer": kvspace.GatewayAnswer.CheckSample,
+	} {
+		if err := check(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := kvspace.JSON[struct{ A int }](kvspace.AuditHead).CheckSample(); err == nil {
+		t.Error("a type that is not the namespace's shape passed its sample check")
+	}
+}

@@ -1,6 +1,7 @@
 package kvspace
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -73,6 +74,25 @@ func (n Namespace[T]) Decode(b []byte) (T, error) {
 		return v, fmt.Errorf("%w: %s: %w", ErrCorrupt, n.name, err)
 	}
 	return v, nil
+}
+
+// CheckSample reports whether T is the namespace's shape: the catalogue's
+// sample value decodes as T and encodes back to the same bytes, so no
+// field of the sample is unknown to T and T writes what the catalogue
+// shows. Each writer's tests call it for the types it binds.
+func (n Namespace[T]) CheckSample() error {
+	v, err := n.Decode(n.sample)
+	if err != nil {
+		return err
+	}
+	b, err := n.codec.encode(v)
+	if err != nil {
+		return fmt.Errorf("%s: encode the sample: %w", n.name, err)
+	}
+	if !bytes.Equal(b, n.sample) {
+		return fmt.Errorf("%s: the sample encodes as\n%s\nnot as the catalogue shows\n%s", n.name, b, n.sample)
+	}
+	return nil
 }
 
 // At is the entry of id (see Space.Key). A bad id makes a Ref whose every
