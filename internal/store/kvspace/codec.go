@@ -37,8 +37,7 @@ func lenientJSONCodec[T any]() codec[T] {
 	c.decode = func(b []byte) (T, error) {
 		var v T
 		if json.Unmarshal(b, &v) != nil {
-			var zero T
-			return zero, nil
+			v = *new(T)
 		}
 		return v, nil
 	}

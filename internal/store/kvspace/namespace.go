@@ -183,7 +183,7 @@ func (r Ref[T]) Entry(ctx context.Context, kv Getter) (T, store.KVEntry, error) 
 // Exists reports whether the entry is live; never for a bad id.
 func (r Ref[T]) Exists(ctx context.Context, kv Getter) (bool, error) {
 	if r.err != nil {
-		return false, nil
+		return false, nil //nolint:nilerr // a bad id names no entry: it is simply absent
 	}
 	_, err := kv.GetKV(ctx, r.key)
 	if errors.Is(err, store.ErrNotFound) {
