@@ -12,6 +12,7 @@ func TestKVShapes(t *testing.T) {
 		check func() error
 	}{
 		{"throttles", throttles.CheckSample},
+		{"throttleDigests", throttleDigests.CheckSample},
 		{"ceremonies", ceremonies.CheckSample},
 	} {
 		if err := ns.check(); err != nil {

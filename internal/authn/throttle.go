@@ -53,18 +53,32 @@ type throttleState struct {
 // idle key takes space. A hard lock never expires.
 const throttleRecordLife = 7 * 24 * time.Hour
 
-// throttles are the throttle records, by key. A change reads a corrupt
-// record as a fresh count (throttlesRepair), as a read ignores it.
+// throttles are the throttle records, by key. A key that makes no id of
+// the namespace (a typed name with a control character, an empty segment
+// or over its length) is counted under its hash instead, so a name no
+// account can have is throttled like any other. A change reads a corrupt
+// record as a fresh count (the repair bindings), as a read ignores it.
 var (
-	throttles       = kvspace.JSON[throttleState](kvspace.Throttle)
-	throttlesRepair = kvspace.LenientJSON[throttleState](kvspace.Throttle)
+	throttles             = kvspace.JSON[throttleState](kvspace.Throttle)
+	throttlesRepair       = kvspace.LenientJSON[throttleState](kvspace.Throttle)
+	throttleDigests       = kvspace.JSON[throttleState](kvspace.ThrottleDigest)
+	throttleDigestsRepair = kvspace.LenientJSON[throttleState](kvspace.ThrottleDigest)
 )
+
+// throttleAt is key's record in plain, or in digests when key makes no
+// id of plain.
+func throttleAt(plain, digests kvspace.Namespace[throttleState], key string) kvspace.Ref[throttleState] {
+	if _, err := plain.Key(key); err != nil {
+		return digests.At(key)
+	}
+	return plain.At(key)
+}
 
 // Check returns ErrThrottled while key is locked. It reserves nothing, so
 // it only suits gates in front of something that is not a guess, such as
 // sending a new code; a guess goes through Begin.
 func (t *Throttle) Check(ctx context.Context, key string) error {
-	s, err := throttles.At(key).Get(ctx, t.kv)
+	s, err := throttleAt(throttles, throttleDigests, key).Get(ctx, t.kv)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -194,7 +208,7 @@ const throttleTries = 32
 // create without expiry) could be lost to a guess racing into the gap,
 // which would find no record and start the count afresh.
 func (t *Throttle) change(ctx context.Context, key string, now time.Time, fn func(throttleState) (throttleState, error)) error {
-	rec := throttlesRepair.At(key)
+	rec := throttleAt(throttlesRepair, throttleDigestsRepair, key)
 	for range throttleTries {
 		err := rec.Renew(ctx, t.kv, func(s throttleState) (throttleState, time.Time, error) {
 			next, err := fn(s)
@@ -234,7 +248,7 @@ var hardLockUntil = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Reset clears key after a success, or when an administrator unlocks it.
 func (t *Throttle) Reset(ctx context.Context, key string) error {
-	err := throttles.At(key).Delete(ctx, t.kv)
+	err := throttleAt(throttles, throttleDigests, key).Delete(ctx, t.kv)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -134,6 +134,10 @@ var (
 			describe("failure counts of throttled keys (login:NAME, ip:ADDR, user:ID, otp/ID, push/ID, ...)",
 			"authn.throttleState as JSON", Renewed, "a week after the last failure; never while hard locked", "authn", UseCreateOnly|UseRenew).
 		example(`{"failures":6,"locked_until":`+sampleTime+`,"last":`+sampleTime+`}`, "otp/u1")
+	ThrottleDigest = hashed("throttle-digest", "authn/throttle-digest/").
+			describe("failure counts of throttled keys that make no id of throttle (a typed name with a control character, an empty segment, or too long), under the key's SHA-256",
+			"authn.throttleState as JSON", Renewed, "a week after the last failure; never while hard locked", "authn", UseCreateOnly|UseRenew).
+		example(`{"failures":1,"last":`+sampleTime+`}`, "login:a//b")
 	Ceremony = hashed("ceremony", "authn/ceremony/").
 			describe("method ceremonies under way (sign-in, enrollment), under the hash of their id", "authn.Ceremony as JSON", Fixed,
 			"the ceremony lifetime", "authn", UseCreateOnly|UseUpdate).
@@ -208,7 +212,7 @@ func All() []Space {
 		GatewayTicket, GatewaySession, GatewayKeptAnonymous.Space, GatewayKeptUser.Space, GatewayKeepRate.Space,
 		GatewayOnce.Space, GatewayAsked.Space, GatewayAnswer.Space,
 		RegistrationProof, ChangeReport, Secret.Space,
-		Throttle, Ceremony, LoginSpent.Space, OTPCode, OTPSent.Space, PushApproval, PushFraud, AccessPass,
+		Throttle, ThrottleDigest, Ceremony, LoginSpent.Space, OTPCode, OTPSent.Space, PushApproval, PushFraud, AccessPass,
 		AuditEntry, AuditHead,
 		RiskRecent, RiskFailedUser, RiskFailedNetwork, UserRisk,
 		RevokedBefore.Space,
