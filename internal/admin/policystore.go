@@ -2,17 +2,15 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Document is a policy document created in the console or through the
@@ -34,12 +32,10 @@ func (d Document) Source() string { return StoreSource + d.Name }
 // StoreSource prefixes the source of documents kept in the store.
 const StoreSource = "store:"
 
-const (
-	prefixDocument = "policy/doc/"
-	// generationKey counts changes to stored documents; every node polls
-	// it and recompiles when it moves.
-	generationKey = "policy/generation"
-)
+// documents are the stored policy documents. kvspace.PolicyGeneration
+// counts changes to them; every node polls it and recompiles when it
+// moves.
+var documents = kvspace.JSON[Document](kvspace.PolicyDocument)
 
 var documentName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -62,32 +58,27 @@ func CheckName(name string) error {
 
 // List returns every stored document, ordered by name.
 func (d *Documents) List(ctx context.Context) ([]Document, error) {
-	entries, err := d.KV.ListKV(ctx, prefixDocument)
+	items, err := documents.List(ctx, d.KV)
 	if err != nil {
 		return nil, fmt.Errorf("list policy documents: %w", err)
 	}
-	out := make([]Document, 0, len(entries))
-	for _, e := range entries {
-		var doc Document
-		if err := json.Unmarshal(e.Value, &doc); err != nil {
-			return nil, fmt.Errorf("policy document %s is not readable: %w", strings.TrimPrefix(e.Key, prefixDocument), err)
+	out := make([]Document, 0, len(items))
+	for _, it := range items {
+		if it.Err != nil {
+			return nil, fmt.Errorf("policy document %s is not readable: %w", it.ID, it.Err)
 		}
-		out = append(out, doc)
+		out = append(out, it.Value)
 	}
 	return out, nil
 }
 
 // Get returns one document, or store.ErrNotFound.
 func (d *Documents) Get(ctx context.Context, name string) (Document, error) {
-	e, err := d.KV.GetKV(ctx, prefixDocument+name)
-	if err != nil {
-		return Document{}, err
-	}
-	var doc Document
-	if err := json.Unmarshal(e.Value, &doc); err != nil {
+	doc, err := documents.At(name).Get(ctx, d.KV)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Document{}, fmt.Errorf("policy document %s is not readable: %w", name, err)
 	}
-	return doc, nil
+	return doc, err
 }
 
 // Put creates the document (version 0) or replaces the version the
@@ -101,11 +92,10 @@ func (d *Documents) Put(ctx context.Context, doc Document, version int64, actor 
 		return Document{}, fmt.Errorf("document %s is %d bytes; the limit is %d", doc.Name, len(doc.YAML), policy.MaxFileSize)
 	}
 	doc.UpdatedAt, doc.UpdatedBy = d.Now().UTC(), actor
-	key := prefixDocument + doc.Name
+	rec := documents.At(doc.Name)
 	if version == 0 {
 		doc.Version = 1
-		b, _ := json.Marshal(doc)
-		if _, err := d.KV.CreateKV(ctx, key, b, time.Time{}); err != nil {
+		if err := rec.Create(ctx, d.KV, doc, time.Time{}); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return Document{}, fmt.Errorf("a policy document named %s already exists; edit it or choose another name: %w", doc.Name, ErrVersion)
 			}
@@ -113,16 +103,12 @@ func (d *Documents) Put(ctx context.Context, doc Document, version int64, actor 
 		}
 		return doc, d.bump(ctx)
 	}
-	_, err := d.KV.UpdateKV(ctx, key, func(old []byte) ([]byte, error) {
-		var cur Document
-		if err := json.Unmarshal(old, &cur); err != nil {
-			return nil, err
-		}
+	err := rec.Update(ctx, d.KV, func(cur Document) (Document, error) {
 		if cur.Version != version {
-			return nil, ErrVersion
+			return cur, ErrVersion
 		}
 		doc.Version = version + 1
-		return json.Marshal(doc)
+		return doc, nil
 	})
 	if err != nil {
 		return Document{}, err
@@ -139,7 +125,7 @@ func (d *Documents) Delete(ctx context.Context, name string, version int64) erro
 	if cur.Version != version {
 		return ErrVersion
 	}
-	if err := d.KV.DeleteKV(ctx, prefixDocument+name); err != nil {
+	if err := documents.At(name).Delete(ctx, d.KV); err != nil {
 		return err
 	}
 	return d.bump(ctx)
@@ -148,26 +134,18 @@ func (d *Documents) Delete(ctx context.Context, name string, version int64) erro
 // Generation is a counter that moves on every change to the stored
 // documents.
 func (d *Documents) Generation(ctx context.Context) (int64, error) {
-	e, err := d.KV.GetKV(ctx, generationKey)
+	n, err := kvspace.PolicyGeneration.At().Get(ctx, d.KV)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(string(e.Value), 10, 64)
+	return n, err
 }
 
 func (d *Documents) bump(ctx context.Context) error {
-	_, err := d.KV.UpdateKV(ctx, generationKey, func(old []byte) ([]byte, error) {
-		n, err := strconv.ParseInt(string(old), 10, 64)
-		if err != nil {
-			n = 0
-		}
-		return []byte(strconv.FormatInt(n+1, 10)), nil
-	})
+	gen := kvspace.PolicyGeneration.At()
+	err := gen.Update(ctx, d.KV, func(n int64) (int64, error) { return n + 1, nil })
 	if errors.Is(err, store.ErrNotFound) {
-		_, err = d.KV.CreateKV(ctx, generationKey, []byte("1"), time.Time{})
+		err = gen.Create(ctx, d.KV, 1, time.Time{})
 		if errors.Is(err, store.ErrConflict) { // another node created it first
 			return d.bump(ctx)
 		}

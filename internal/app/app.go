@@ -36,6 +36,7 @@ import (
 	"github.com/stepgate/stepgate/internal/riskservice"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 	"github.com/stepgate/stepgate/internal/store/postgres"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 	"github.com/stepgate/stepgate/internal/users"
@@ -152,7 +153,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
-	csrfKey, err := sharedSecret(ctx, st, "secrets/csrf")
+	csrfKey, err := sharedSecret(ctx, st, "csrf")
 	if err != nil {
 		return nil, fmt.Errorf("load CSRF key: %w", err)
 	}
@@ -186,7 +187,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	for _, key := range cfg.OTP.DevelopmentSenders() {
 		log.WarnContext(ctx, "one-time codes are written to the log, not sent: for development only", "key", key)
 	}
-	reportKey, err := sharedSecret(ctx, st, "secrets/report-link")
+	reportKey, err := sharedSecret(ctx, st, "report-link")
 	if err != nil {
 		return nil, fmt.Errorf("load the report link key: %w", err)
 	}
@@ -417,20 +418,21 @@ func (a *App) Close() error {
 // on first use. All nodes sharing a store share the secret; nodes racing
 // to create it all end up with the winner's.
 func sharedSecret(ctx context.Context, kv store.KV, name string) ([]byte, error) {
-	e, err := kv.GetKV(ctx, name)
+	ref := kvspace.Secret.At(name)
+	stored, err := ref.Get(ctx, kv)
 	if err == nil {
-		return e.Value, nil
+		return stored, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	e, err = kv.CreateKV(ctx, name, secret, time.Time{})
+	err = ref.Create(ctx, kv, secret, time.Time{})
 	if errors.Is(err, store.ErrConflict) {
-		e, err = kv.GetKV(ctx, name)
+		return ref.Get(ctx, kv)
 	}
-	return e.Value, err
+	return secret, err
 }
 
 // NewLogger returns the process logger: text (default) or JSON on w.

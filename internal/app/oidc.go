@@ -37,7 +37,7 @@ func (a *App) buildOIDC(ctx context.Context, pages *web.Pages) error {
 	if err := a.Keys.Maintain(ctx); err != nil {
 		return err
 	}
-	sidKey, err := sharedSecret(ctx, a.Store, "secrets/oidc-sid")
+	sidKey, err := sharedSecret(ctx, a.Store, "oidc-sid")
 	if err != nil {
 		return fmt.Errorf("load session id key: %w", err)
 	}

@@ -23,11 +23,18 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
+)
+
+// The trail's entries and its head, in the key/value space. moveHead
+// reads a corrupt head as none, so the next entry repairs it.
+var (
+	entries     = kvspace.JSON[Entry](kvspace.AuditEntry)
+	heads       = kvspace.JSON[head](kvspace.AuditHead)
+	headsRepair = kvspace.LenientJSON[head](kvspace.AuditHead)
 )
 
 const (
-	prefixEntry = "audit/entry/"
-	headKey     = "audit/head"
 	// genesis is the previous hash of the first entry.
 	genesis = "0000000000000000000000000000000000000000000000000000000000000000"
 )
@@ -75,7 +82,8 @@ func digest(e Entry) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func entryKey(seq int64) string { return prefixEntry + fmt.Sprintf("%020d", seq) }
+// entryID is the id of entry seq: zero-padded, so keys sort in order.
+func entryID(seq int64) string { return fmt.Sprintf("%020d", seq) }
 
 // Record appends a change. before and after are any JSON-encodable
 // values (nil for none).
@@ -97,8 +105,7 @@ func (l *Log) Record(ctx context.Context, actor, action, target, reason string, 
 		}
 		e.Seq, e.Prev = h.Seq+1, h.Hash
 		e.Hash = digest(e)
-		b, _ := json.Marshal(e)
-		if _, err := l.kv.CreateKV(ctx, entryKey(e.Seq), b, time.Time{}); errors.Is(err, store.ErrConflict) {
+		if err := entries.At(entryID(e.Seq)).Create(ctx, l.kv, e, time.Time{}); errors.Is(err, store.ErrConflict) {
 			continue // another writer took this place; read the head again
 		} else if err != nil {
 			return Entry{}, fmt.Errorf("audit: %w", err)
@@ -127,42 +134,40 @@ func rawJSON(v any) (json.RawMessage, error) {
 // entry and moving the head).
 func (l *Log) head(ctx context.Context) (head, error) {
 	h := head{Hash: genesis}
-	e, err := l.kv.GetKV(ctx, headKey)
+	stored, err := heads.At().Get(ctx, l.kv)
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(e.Value, &h); err != nil {
-			return h, fmt.Errorf("audit: the head record is corrupt: %w", err)
-		}
+		h = stored
+	case errors.Is(err, kvspace.ErrCorrupt):
+		return h, fmt.Errorf("audit: the head record is corrupt: %w", err)
 	case !errors.Is(err, store.ErrNotFound):
 		return h, err
 	}
 	for {
-		next, err := l.kv.GetKV(ctx, entryKey(h.Seq+1))
+		n, err := entries.At(entryID(h.Seq+1)).Get(ctx, l.kv)
 		if errors.Is(err, store.ErrNotFound) {
 			return h, nil
 		}
+		if errors.Is(err, kvspace.ErrCorrupt) {
+			return h, fmt.Errorf("audit: entry %d is corrupt: %w", h.Seq+1, err)
+		}
 		if err != nil {
 			return h, err
-		}
-		var n Entry
-		if err := json.Unmarshal(next.Value, &n); err != nil {
-			return h, fmt.Errorf("audit: entry %d is corrupt: %w", h.Seq+1, err)
 		}
 		h = head{Seq: n.Seq, Hash: n.Hash}
 	}
 }
 
 func (l *Log) moveHead(ctx context.Context, h head) error {
-	b, _ := json.Marshal(h)
-	_, err := l.kv.UpdateKV(ctx, headKey, func(old []byte) ([]byte, error) {
-		var cur head
-		if json.Unmarshal(old, &cur) == nil && cur.Seq >= h.Seq {
-			return old, nil // never move back
+	rec := headsRepair.At()
+	err := rec.Update(ctx, l.kv, func(cur head) (head, error) {
+		if cur.Seq >= h.Seq {
+			return cur, nil // never move back
 		}
-		return b, nil
+		return h, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		_, err = l.kv.CreateKV(ctx, headKey, b, time.Time{})
+		err = rec.Create(ctx, l.kv, h, time.Time{})
 		if errors.Is(err, store.ErrConflict) {
 			return l.moveHead(ctx, h)
 		}
@@ -172,17 +177,16 @@ func (l *Log) moveHead(ctx context.Context, h head) error {
 
 // List returns the entries in order.
 func (l *Log) List(ctx context.Context) ([]Entry, error) {
-	kvs, err := l.kv.ListKV(ctx, prefixEntry)
+	items, err := entries.List(ctx, l.kv)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Entry, 0, len(kvs))
-	for _, e := range kvs {
-		var en Entry
-		if err := json.Unmarshal(e.Value, &en); err != nil {
-			return nil, fmt.Errorf("audit: %s is not an entry: %w", e.Key, err)
+	out := make([]Entry, 0, len(items))
+	for _, it := range items {
+		if it.Err != nil {
+			return nil, fmt.Errorf("audit: entry %s is not an entry: %w", it.ID, it.Err)
 		}
-		out = append(out, en)
+		out = append(out, it.Value)
 	}
 	return out, nil
 }
@@ -197,19 +201,19 @@ var ErrBroken = errors.New("the audit chain is broken")
 // the next (deleted), or a head that points past the last entry
 // (truncated).
 func (l *Log) Verify(ctx context.Context) (int, error) {
-	kvs, err := l.kv.ListKV(ctx, prefixEntry)
+	items, err := entries.List(ctx, l.kv)
 	if err != nil {
 		return 0, err
 	}
 	prev := genesis
-	for i, kv := range kvs {
-		var e Entry
+	for i, it := range items {
+		e := it.Value
 		seq := int64(i + 1)
-		if err := json.Unmarshal(kv.Value, &e); err != nil {
-			return i, fmt.Errorf("%w at entry %d: not readable (%w)", ErrBroken, seq, err)
+		if it.Err != nil {
+			return i, fmt.Errorf("%w at entry %d: not readable (%w)", ErrBroken, seq, it.Err)
 		}
 		switch {
-		case kv.Key != entryKey(seq) || e.Seq != seq:
+		case it.ID != entryID(seq) || e.Seq != seq:
 			return i, fmt.Errorf("%w at entry %d: found entry %s there (an entry was removed)", ErrBroken, seq, strconv.FormatInt(e.Seq, 10))
 		case e.Prev != prev:
 			return i, fmt.Errorf("%w at entry %d: it does not follow entry %d (removed or reordered)", ErrBroken, seq, seq-1)
@@ -219,12 +223,9 @@ func (l *Log) Verify(ctx context.Context) (int, error) {
 		}
 		prev = e.Hash
 	}
-	h := head{Hash: genesis}
-	if e, err := l.kv.GetKV(ctx, headKey); err == nil {
-		_ = json.Unmarshal(e.Value, &h)
+	h, _ := headsRepair.At().Get(ctx, l.kv)
+	if h.Seq > int64(len(items)) {
+		return len(items), fmt.Errorf("%w: the head names entry %d but the chain ends at %d (entries were removed from the end)", ErrBroken, h.Seq, len(items))
 	}
-	if h.Seq > int64(len(kvs)) {
-		return len(kvs), fmt.Errorf("%w: the head names entry %d but the chain ends at %d (entries were removed from the end)", ErrBroken, h.Seq, len(kvs))
-	}
-	return len(kvs), nil
+	return len(items), nil
 }

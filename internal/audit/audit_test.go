@@ -11,6 +11,7 @@ import (
 
 	_ "modernc.org/sqlite" // the raw database, as an attacker with file access sees it
 
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 )
 
@@ -93,4 +94,10 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 	if n, err := l.Verify(ctx); err != nil || n != 40 {
 		t.Fatalf("Verify = %d, %v; want 40 intact entries", n, err)
 	}
+}
+
+// entryKey is where entry seq is stored, for tests that tamper with it.
+func entryKey(seq int64) string {
+	k, _ := kvspace.AuditEntry.Key(entryID(seq))
+	return k
 }

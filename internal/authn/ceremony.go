@@ -3,15 +3,12 @@ package authn
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Ceremony purposes.
@@ -56,34 +53,24 @@ func NewCeremonies(kv store.KV, now func() time.Time) *Ceremonies {
 	return &Ceremonies{kv: kv, now: now}
 }
 
-func ceremonyKey(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return "authn/ceremony/" + hex.EncodeToString(sum[:])
-}
+// ceremonies are the ceremonies under way, by id (kept as its hash).
+var ceremonies = kvspace.JSON[Ceremony](kvspace.Ceremony)
 
 // Start stores a ceremony and returns its id.
 func (cs *Ceremonies) Start(ctx context.Context, c Ceremony) (string, error) {
 	id := rand.Text()
-	b, err := json.Marshal(c)
-	if err != nil {
-		return "", err
-	}
-	_, err = cs.kv.CreateKV(ctx, ceremonyKey(id), b, cs.now().Add(ceremonyTTL))
+	err := ceremonies.At(id).Create(ctx, cs.kv, c, cs.now().Add(ceremonyTTL))
 	return id, err
 }
 
 // Load returns the ceremony id if it belongs to userID and has purpose.
 func (cs *Ceremonies) Load(ctx context.Context, id, userID, purpose string) (Ceremony, error) {
-	var c Ceremony
-	e, err := cs.kv.GetKV(ctx, ceremonyKey(id))
+	c, err := ceremonies.At(id).Get(ctx, cs.kv)
 	if errors.Is(err, store.ErrNotFound) || id == "" {
-		return c, ErrNoCeremony
+		return Ceremony{}, ErrNoCeremony
 	}
 	if err != nil {
 		return c, err
-	}
-	if err := json.Unmarshal(e.Value, &c); err != nil {
-		return c, fmt.Errorf("ceremony record is corrupt: %w", err)
 	}
 	// A ceremony started by one user can never complete for another,
 	// whatever the browser sends.
@@ -97,14 +84,10 @@ func (cs *Ceremonies) Load(ctx context.Context, id, userID, purpose string) (Cer
 // It reports whether the ceremony is still usable.
 func (cs *Ceremonies) Failed(ctx context.Context, id string) (bool, error) {
 	alive := true
-	_, err := cs.kv.UpdateKV(ctx, ceremonyKey(id), func(b []byte) ([]byte, error) {
-		var c Ceremony
-		if err := json.Unmarshal(b, &c); err != nil {
-			return nil, err
-		}
+	err := ceremonies.At(id).Update(ctx, cs.kv, func(c Ceremony) (Ceremony, error) {
 		c.Attempts++
 		alive = c.Attempts < MaxAttempts
-		return json.Marshal(c)
+		return c, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -118,7 +101,7 @@ func (cs *Ceremonies) Failed(ctx context.Context, id string) (bool, error) {
 // Done ends a ceremony; a second Done reports ErrNoCeremony, so of two
 // concurrent completions only one counts.
 func (cs *Ceremonies) Done(ctx context.Context, id string) error {
-	err := cs.kv.DeleteKV(ctx, ceremonyKey(id))
+	err := ceremonies.At(id).Delete(ctx, cs.kv)
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrNoCeremony
 	}

@@ -2,9 +2,7 @@ package authn
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // LoginChallenges keeps the state of a passwordless sign-in in the page
@@ -43,9 +42,6 @@ type sealedLogin struct {
 	Expires int64  `json:"exp"`
 	State   []byte `json:"state"`
 }
-
-// loginSpentPrefix keys the records of spent challenges.
-const loginSpentPrefix = "authn/login-spent/"
 
 // NewLoginChallenges returns sealed sign-ins under box, spent in kv.
 func NewLoginChallenges(box *secrets.Box, kv store.KV, now func() time.Time) *LoginChallenges {
@@ -103,8 +99,7 @@ func (lc *LoginChallenges) Open(token, binding string) (LoginChallenge, error) {
 // others get ErrNoCeremony. Call it only after the answer verified, so
 // that only successful sign-ins write.
 func (lc *LoginChallenges) Spend(ctx context.Context, c LoginChallenge) error {
-	sum := sha256.Sum256(c.State)
-	_, err := lc.kv.CreateKV(ctx, loginSpentPrefix+hex.EncodeToString(sum[:]), []byte{1}, c.Expires)
+	err := kvspace.LoginSpent.At(string(c.State)).Create(ctx, lc.kv, kvspace.Mark{}, c.Expires)
 	if errors.Is(err, store.ErrConflict) {
 		return ErrNoCeremony
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/secrets"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 )
 
@@ -71,7 +72,7 @@ func TestLoginChallenges(t *testing.T) {
 	if err != nil || string(c.State) != `{"challenge":"abc"}` || !c.Expires.Equal(now.Add(ceremonyTTL)) {
 		t.Fatalf("ok/last-second: %+v, %v", c, err)
 	}
-	if n, _, _ := st.KVUsage(ctx, loginSpentPrefix); n != 0 {
+	if n, _, _ := st.KVUsage(ctx, kvspace.LoginSpent.Prefix()); n != 0 {
 		t.Fatalf("opening stored %d records, want none", n)
 	}
 	if err := lc.Spend(ctx, c); err != nil {

@@ -2,12 +2,12 @@ package authn
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Throttle slows down guessing: after Free consecutive failures for a key
@@ -53,21 +53,39 @@ type throttleState struct {
 // idle key takes space. A hard lock never expires.
 const throttleRecordLife = 7 * 24 * time.Hour
 
-func throttleKey(key string) string { return "authn/throttle/" + key }
+// throttles are the throttle records, by key. A key that makes no id of
+// the namespace (a typed name with a control character, an empty segment
+// or over its length) is counted under its hash instead, so a name no
+// account can have is throttled like any other. A change reads a corrupt
+// record as a fresh count (the repair bindings), as a read ignores it.
+var (
+	throttles             = kvspace.JSON[throttleState](kvspace.Throttle)
+	throttlesRepair       = kvspace.LenientJSON[throttleState](kvspace.Throttle)
+	throttleDigests       = kvspace.JSON[throttleState](kvspace.ThrottleDigest)
+	throttleDigestsRepair = kvspace.LenientJSON[throttleState](kvspace.ThrottleDigest)
+)
+
+// throttleAt is key's record in plain, or in digests when key makes no
+// id of plain.
+func throttleAt(plain, digests kvspace.Namespace[throttleState], key string) kvspace.Ref[throttleState] {
+	if _, err := plain.Key(key); err != nil {
+		return digests.At(key)
+	}
+	return plain.At(key)
+}
 
 // Check returns ErrThrottled while key is locked. It reserves nothing, so
 // it only suits gates in front of something that is not a guess, such as
 // sending a new code; a guess goes through Begin.
 func (t *Throttle) Check(ctx context.Context, key string) error {
-	e, err := t.kv.GetKV(ctx, throttleKey(key))
+	s, err := throttleAt(throttles, throttleDigests, key).Get(ctx, t.kv)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, kvspace.ErrCorrupt) {
 		return err
 	}
-	var s throttleState
-	if json.Unmarshal(e.Value, &s) == nil && t.now().Before(s.LockedUntil) {
+	if err == nil && t.now().Before(s.LockedUntil) {
 		return ErrThrottled
 	}
 	return nil
@@ -190,15 +208,14 @@ const throttleTries = 32
 // create without expiry) could be lost to a guess racing into the gap,
 // which would find no record and start the count afresh.
 func (t *Throttle) change(ctx context.Context, key string, now time.Time, fn func(throttleState) (throttleState, error)) error {
+	rec := throttleAt(throttlesRepair, throttleDigestsRepair, key)
 	for range throttleTries {
-		_, err := t.kv.RenewKV(ctx, throttleKey(key), func(b []byte) ([]byte, time.Time, error) {
-			var s throttleState
-			_ = json.Unmarshal(b, &s)
+		err := rec.Renew(ctx, t.kv, func(s throttleState) (throttleState, time.Time, error) {
 			next, err := fn(s)
 			if err != nil {
-				return nil, time.Time{}, err
+				return s, time.Time{}, err
 			}
-			return throttleRecord(next, now)
+			return next, throttleExpiry(next, now), nil
 		})
 		if errors.Is(err, store.ErrNotFound) {
 			var next throttleState
@@ -208,8 +225,7 @@ func (t *Throttle) change(ctx context.Context, key string, now time.Time, fn fun
 			if next == (throttleState{}) {
 				return nil // nothing to count: a release after a reset
 			}
-			b, expires, _ := throttleRecord(next, now)
-			_, err = t.kv.CreateKV(ctx, throttleKey(key), b, expires)
+			err = rec.Create(ctx, t.kv, next, throttleExpiry(next, now))
 		}
 		if !errors.Is(err, store.ErrConflict) {
 			return err
@@ -218,14 +234,13 @@ func (t *Throttle) change(ctx context.Context, key string, now time.Time, fn fun
 	return fmt.Errorf("%w: too many attempts at once", ErrThrottled)
 }
 
-// throttleRecord encodes s and says when its record may go: never while hard
+// throttleExpiry says when the record of s may go: never while hard
 // locked, otherwise throttleRecordLife after this failure.
-func throttleRecord(s throttleState, now time.Time) ([]byte, time.Time, error) {
-	b, err := json.Marshal(s)
+func throttleExpiry(s throttleState, now time.Time) time.Time {
 	if s.LockedUntil.Equal(hardLockUntil) {
-		return b, time.Time{}, err
+		return time.Time{}
 	}
-	return b, now.Add(throttleRecordLife), err
+	return now.Add(throttleRecordLife)
 }
 
 // hardLockUntil marks a key locked until an administrator resets it.
@@ -233,7 +248,7 @@ var hardLockUntil = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Reset clears key after a success, or when an administrator unlocks it.
 func (t *Throttle) Reset(ctx context.Context, key string) error {
-	err := t.kv.DeleteKV(ctx, throttleKey(key))
+	err := throttleAt(throttles, throttleDigests, key).Delete(ctx, t.kv)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,5 +211,52 @@ func TestThrottleHardLockRace(t *testing.T) {
 	now = now.Add(30 * 24 * time.Hour)
 	if err := th.Check(ctx, "login:alice"); !errors.Is(err, ErrThrottled) {
 		t.Fatalf("fail/race-hundredth-failure: a month later: %v, want locked for good", err)
+	}
+}
+
+// TestThrottleKeysThatMakeNoID: a typed name an anonymous client chooses
+// may hold what no key of the throttle namespace can (a control
+// character, an empty segment, a segment too long). Such a guess is still
+// admitted and counted, under the name's hash, and locks like any other;
+// and names that differ keep apart counts, so one cannot lock another.
+func TestThrottleKeysThatMakeNoID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	th := NewThrottle(st, clock)
+	for _, tc := range []struct{ name, key, neighbour string }{
+		{"fail/nul", "login:alice\x00", "login:alice"},
+		{"fail/empty-segment", "login:a//b", "login:a/b"},
+		{"fail/trailing-separator", "login:alice/", "login:alice"},
+		{"fail/invalid-utf8", "login:\xff", "login:\xfe"},
+		{"fail/too-long", "login:" + strings.Repeat("a", 600), "login:" + strings.Repeat("a", 601)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range th.Free + 1 {
+				a, err := th.Begin(ctx, tc.key)
+				if err != nil {
+					t.Fatalf("a guess at %q was not admitted: %v", tc.key, err)
+				}
+				a.Failed()
+			}
+			if _, err := th.Begin(ctx, tc.key); !errors.Is(err, ErrThrottled) {
+				t.Fatalf("%q is not locked after %d failures: %v", tc.key, th.Free+1, err)
+			}
+			if err := th.Check(ctx, tc.neighbour); err != nil {
+				t.Fatalf("locking %q locked %q too: %v", tc.key, tc.neighbour, err)
+			}
+			if err := th.Reset(ctx, tc.key); err != nil {
+				t.Fatal(err)
+			}
+			if err := th.Check(ctx, tc.key); err != nil {
+				t.Fatalf("reset did not unlock %q: %v", tc.key, err)
+			}
+		})
 	}
 }

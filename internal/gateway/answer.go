@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // A replayed request's answer is shown at the request's own address.
@@ -28,7 +30,6 @@ import (
 // GET (see callback).
 
 const (
-	prefixAnswer = "gw/answer/"
 	// answerLifetime bounds the hop from the callback to the address:
 	// the browser follows the redirect at once.
 	answerLifetime = time.Minute
@@ -79,7 +80,7 @@ func (g *Gateway) answerOnce(w http.ResponseWriter, r *http.Request, rt *route, 
 	id := newSecret()
 	plain, _ := json.Marshal(a)
 	sealed := g.Box.Seal(plain, []byte("gateway-answer|"+id))
-	if _, err := g.Store.CreateKV(r.Context(), hashKey(prefixAnswer, id), sealed, g.Now().Add(answerLifetime)); err != nil {
+	if err := kvspace.GatewayAnswer.At(id).Create(r.Context(), g.Store, sealed, g.Now().Add(answerLifetime)); err != nil {
 		// Show it here after all: the answer must not be lost.
 		g.Log.WarnContext(r.Context(), "hold a replayed answer", "route", rt.name, "err", err)
 		hw.release()
@@ -118,12 +119,12 @@ func (g *Gateway) serveHeld(w http.ResponseWriter, r *http.Request, rt *route, p
 	if err != nil {
 		return false
 	}
-	key := hashKey(prefixAnswer, c.Value)
-	e, err := g.Store.GetKV(r.Context(), key)
+	held := kvspace.GatewayAnswer.At(c.Value)
+	sealed, err := held.Get(r.Context(), g.Store)
 	var a heldAnswer
 	if err == nil {
 		var plain []byte
-		if plain, err = g.Box.Open(e.Value, []byte("gateway-answer|"+c.Value)); err == nil {
+		if plain, err = g.Box.Open(sealed, []byte("gateway-answer|"+c.Value)); err == nil {
 			err = json.Unmarshal(plain, &a)
 		}
 	}
@@ -140,7 +141,7 @@ func (g *Gateway) serveHeld(w http.ResponseWriter, r *http.Request, rt *route, p
 	if err != nil || who.user.ID != a.UserID {
 		return false
 	}
-	if err := g.Store.DeleteKV(r.Context(), key); err != nil {
+	if err := held.Delete(r.Context(), g.Store); err != nil {
 		return false // served to a concurrent request already
 	}
 	h := w.Header()

@@ -18,6 +18,7 @@ import (
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 	"github.com/stepgate/stepgate/pkg/stepup"
 )
 
@@ -212,7 +213,7 @@ func (g *Gateway) tokenFrequency(r *http.Request, u store.User, rt *route, ru *r
 func (g *Gateway) spendToken(r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims) bool {
 	proven := provenAt(c)
 	if proven == 0 {
-		_, err := g.Store.CreateKV(r.Context(), hashKey(prefixOnce, "jti|"+c.ID+"|"+ru.path), []byte("1"), c.Expiry.Time().Add(time.Minute))
+		err := kvspace.GatewayOnce.At("jti|"+c.ID+"|"+ru.path).Create(r.Context(), g.Store, kvspace.Mark{}, c.Expiry.Time().Add(time.Minute))
 		return err == nil
 	}
 	// Not auth_time: a password retyped beside an old passkey moves
@@ -230,12 +231,12 @@ func (g *Gateway) spendToken(r *http.Request, rt *route, ru *rule, c *oauth.Acce
 // record lasts as long as tokens carrying the proof can be refreshed
 // (oidc.refresh_token_lifetime).
 func (g *Gateway) spendProof(r *http.Request, userID string, rt *route, ru *rule, proven time.Time) bool {
-	key := hashKey(prefixOnce, strings.Join([]string{"proof", userID, rt.app, strconv.FormatInt(proven.Unix(), 10), ru.path}, "|"))
+	spent := kvspace.GatewayOnce.At(strings.Join([]string{"proof", userID, rt.app, strconv.FormatInt(proven.Unix(), 10), ru.path}, "|"))
 	until := proven.Add(g.tokenFamilyLifetime())
 	if floor := g.Now().Add(keptLifetime + ticketLifetime); until.Before(floor) {
 		until = floor
 	}
-	_, err := g.Store.CreateKV(r.Context(), key, []byte("1"), until)
+	err := spent.Create(r.Context(), g.Store, kvspace.Mark{}, until)
 	return err == nil
 }
 

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -50,8 +49,8 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, rt *route) {
 			httpx.Link{Label: "Sign in again", URL: rt.origin() + target})
 		return
 	}
-	b, _ := json.Marshal(gwSession{SessionID: t.SessionID, UserID: t.UserID, Route: rt.name})
-	if _, err := g.Store.CreateKV(ctx, hashKey(prefixGWSession, cookie), b, s.ExpiresAt); err != nil {
+	gs := gwSession{SessionID: t.SessionID, UserID: t.UserID, Route: rt.name}
+	if err := gwSessions.At(cookie).Create(ctx, g.Store, gs, s.ExpiresAt); err != nil {
 		g.fail(w, r, err)
 		return
 	}
@@ -88,18 +87,14 @@ func (g *Gateway) redeem(ctx context.Context, tok, target string) (ticket, error
 // spendTicket marks ticket tok spent, once; see redeem.
 func (g *Gateway) spendTicket(ctx context.Context, tok, target string) (ticket, error) {
 	var t ticket
-	_, err := g.Store.RenewKV(ctx, hashKey(prefixTicket, tok), func(old []byte) ([]byte, time.Time, error) {
-		t = ticket{}
-		if err := json.Unmarshal(old, &t); err != nil {
-			return nil, time.Time{}, err
-		}
+	err := tickets.At(tok).Renew(ctx, g.Store, func(cur ticket) (ticket, time.Time, error) {
+		t = cur
 		if t.Spent {
-			return nil, time.Time{}, errTicketSpent
+			return t, time.Time{}, errTicketSpent
 		}
 		spent := t
 		spent.Spent, spent.Target = true, target
-		b, err := json.Marshal(spent)
-		return b, g.Now().Add(spentTicketLifetime), err
+		return spent, g.Now().Add(spentTicketLifetime), nil
 	})
 	return t, err
 }

@@ -2,25 +2,19 @@ package gateway
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
-// Key/value prefixes. Bearer values (tickets, cookies, kept-request ids)
-// are stored under their SHA-256 only.
-const (
-	prefixTicket    = "gw/ticket/"
-	prefixGWSession = "gw/session/"
-	prefixKept      = "gw/kept/"
-	prefixOnce      = "gw/once/"
-	// prefixAsked records a forward-auth single-use challenge: the
-	// proxy holds the request, so the challenge, not a kept request, is
-	// what the step-up answers.
-	prefixAsked = "gw/asked/"
+// Hand-off records in the key/value space. Bearer values (tickets,
+// cookies, kept-request ids) are stored under their SHA-256 only.
+var (
+	tickets    = kvspace.JSON[ticket](kvspace.GatewayTicket)
+	gwSessions = kvspace.JSON[gwSession](kvspace.GatewaySession)
 )
 
 const (
@@ -34,11 +28,6 @@ const (
 	// session that hand-off made is.
 	spentTicketLifetime = 12 * time.Hour
 )
-
-func hashKey(prefix, secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return prefix + hex.EncodeToString(sum[:])
-}
 
 func newSecret() string {
 	b := make([]byte, 32)

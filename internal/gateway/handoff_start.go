@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -73,8 +72,8 @@ func (g *Gateway) Start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := newSecret()
-	b, _ := json.Marshal(ticket{SessionID: s.ID, UserID: s.UserID, Route: rt.name, Binding: q.Get("b")})
-	if _, err := g.Store.CreateKV(r.Context(), hashKey(prefixTicket, tok), b, g.Now().Add(ticketLifetime)); err != nil {
+	t := ticket{SessionID: s.ID, UserID: s.UserID, Route: rt.name, Binding: q.Get("b")}
+	if err := tickets.At(tok).Create(r.Context(), g.Store, t, g.Now().Add(ticketLifetime)); err != nil {
 		g.fail(w, r, err)
 		return
 	}

@@ -1,10 +1,7 @@
 package gateway
 
 import (
-	"context"
 	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -60,8 +57,8 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 		s := e.sess
 		return &identity{user: e.user, sess: &s}, nil
 	}
-	var gs gwSession
-	if err := getJSON(r.Context(), g.Store, prefixGWSession+hex.EncodeToString(sum[:]), &gs); err != nil {
+	gs, err := gwSessions.AtDigest(sum).Get(r.Context(), g.Store)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, session.ErrNoSession
 		}
@@ -83,12 +80,4 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 	}
 	g.browsers.put(sum, browserEntry{route: gs.Route, sess: s, user: u}, g.Now())
 	return &identity{user: u, sess: &s}, nil
-}
-
-func getJSON(ctx context.Context, kv store.KV, key string, v any) error {
-	e, err := kv.GetKV(ctx, key)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(e.Value, v)
 }

@@ -92,7 +92,7 @@ func (g *Gateway) keep(w http.ResponseWriter, r *http.Request, rt *route, p stri
 	}
 	plain, _ := json.Marshal(k)
 	sealed := g.Box.Seal(plain, []byte("gateway-kept|"+id))
-	_, err = g.Store.CreateKVWithin(r.Context(), keptKey(id), sealed, g.Now().Add(keptLifetime), g.totalQuota(), b.quota)
+	err = keptAt(id).CreateWithin(r.Context(), g.Store, sealed, g.Now().Add(keptLifetime), g.totalQuota(), b.quota)
 	if errors.Is(err, store.ErrQuota) {
 		g.warnQuotaFull(r, rt, b, err)
 		g.refuseKeep(w, r, refusedFull(), next)
@@ -137,15 +137,15 @@ func crossSite(r *http.Request, rt *route) bool {
 // takeKept removes and returns a kept request: single use, so a replayed
 // link cannot submit the form twice.
 func (g *Gateway) takeKept(r *http.Request, id string) (kept, error) {
-	key := keptKey(id)
-	e, err := g.Store.GetKV(r.Context(), key)
+	at := keptAt(id)
+	sealed, err := at.Get(r.Context(), g.Store)
 	if err != nil {
 		return kept{}, err
 	}
-	if err := g.Store.DeleteKV(r.Context(), key); err != nil {
+	if err := at.Delete(r.Context(), g.Store); err != nil {
 		return kept{}, err // already taken by a concurrent request
 	}
-	plain, err := g.Box.Open(e.Value, []byte("gateway-kept|"+id))
+	plain, err := g.Box.Open(sealed, []byte("gateway-kept|"+id))
 	if err != nil {
 		return kept{}, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Kept requests are a resource anyone can ask for: a form posted to a
@@ -29,11 +30,7 @@ import (
 // A keep refused by any of them gets a page saying what happened and
 // what to do, and nothing is stored.
 
-// Key prefixes of kept requests by class, and of the per-address counts.
 const (
-	prefixKeptAnon = prefixKept + "anon/"
-	prefixKeptUser = prefixKept + "user/"
-	prefixKeepRate = "gw/keep-rate/"
 	// anonKeptID marks the id of a request kept for a client with no
 	// session, so takeKept finds it under its class's prefix.
 	anonKeptID = "a."
@@ -52,11 +49,11 @@ func (g *Gateway) budget(anonymous bool) keepBudget {
 	k := g.Options.KeptRequests
 	if anonymous {
 		return keepBudget{anonymous: true, bodyLimit: int64(k.AnonymousBodyLimit), perAddress: k.AnonymousPerAddress,
-			quota: store.Quota{Prefix: prefixKeptAnon, MaxCount: k.AnonymousMaxCount, MaxBytes: int64(k.AnonymousMaxBytes)}}
+			quota: kvspace.GatewayKeptAnonymous.Quota(k.AnonymousMaxCount, int64(k.AnonymousMaxBytes))}
 	}
 	// Requests of signed-in users are bounded by the total alone.
 	return keepBudget{bodyLimit: int64(g.Options.ReplayBodyLimit), perAddress: k.PerAddress,
-		quota: store.Quota{Prefix: prefixKeptUser, MaxCount: k.MaxCount, MaxBytes: int64(k.MaxBytes)}}
+		quota: kvspace.GatewayKeptUser.Quota(k.MaxCount, int64(k.MaxBytes))}
 }
 
 // disabled reports whether the configuration keeps no request of this
@@ -68,15 +65,15 @@ func (b keepBudget) disabled() bool {
 // totalQuota bounds every kept request at once.
 func (g *Gateway) totalQuota() store.Quota {
 	k := g.Options.KeptRequests
-	return store.Quota{Prefix: prefixKept, MaxCount: k.MaxCount, MaxBytes: int64(k.MaxBytes)}
+	return store.Quota{Prefix: kvspace.GatewayKept, MaxCount: k.MaxCount, MaxBytes: int64(k.MaxBytes)}
 }
 
-// keptKey is where the request kept under id is stored.
-func keptKey(id string) string {
+// keptAt is where the request kept under id is stored.
+func keptAt(id string) kvspace.Ref[[]byte] {
 	if strings.HasPrefix(id, anonKeptID) {
-		return hashKey(prefixKeptAnon, id)
+		return kvspace.GatewayKeptAnonymous.At(id)
 	}
-	return hashKey(prefixKeptUser, id)
+	return kvspace.GatewayKeptUser.At(id)
 }
 
 // addressBucket is the unit the per-address limit counts: an IPv4
@@ -103,7 +100,7 @@ func (g *Gateway) clientAddrOf(r *http.Request) netip.Addr {
 // addressCount is the per-address count of one keep: the counter's
 // key and when it ends, and whether the counter is still to be made.
 type addressCount struct {
-	key   string
+	key   kvspace.Ref[int64]
 	end   time.Time
 	first bool
 }
@@ -124,18 +121,17 @@ func (g *Gateway) allowKeep(ctx context.Context, r *http.Request, b keepBudget) 
 	window := g.Options.KeptRequests.Window
 	now := g.Now()
 	start := now.Truncate(window)
-	class := "user/"
+	class := "user"
 	if b.anonymous {
-		class = "anon/"
+		class = "anon"
 	}
 	sum := sha256.Sum256([]byte(addressBucket(g.clientAddrOf(r))))
-	c := addressCount{key: prefixKeepRate + class + hex.EncodeToString(sum[:16]) + "/" + strconv.FormatInt(start.Unix(), 10),
+	c := addressCount{key: kvspace.GatewayKeepRate.At(class, hex.EncodeToString(sum[:16]), strconv.FormatInt(start.Unix(), 10)),
 		end: start.Add(window)}
-	var n int
-	_, err := g.Store.UpdateKV(ctx, c.key, func(v []byte) ([]byte, error) {
-		n, _ = strconv.Atoi(string(v))
-		n++
-		return []byte(strconv.Itoa(n)), nil
+	var n int64
+	err := c.key.Update(ctx, g.Store, func(v int64) (int64, error) {
+		n = v + 1
+		return n, nil
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -144,7 +140,7 @@ func (g *Gateway) allowKeep(ctx context.Context, r *http.Request, b keepBudget) 
 	case err != nil:
 		return false, 0, c, err
 	}
-	return n <= b.perAddress, c.end.Sub(now), c, nil
+	return n <= int64(b.perAddress), c.end.Sub(now), c, nil
 }
 
 // record makes the counter of an address whose first keep in the
@@ -153,13 +149,10 @@ func (g *Gateway) record(ctx context.Context, c addressCount) error {
 	if !c.first {
 		return nil
 	}
-	_, err := g.Store.CreateKV(ctx, c.key, []byte("1"), c.end)
+	err := c.key.Create(ctx, g.Store, 1, c.end)
 	if errors.Is(err, store.ErrConflict) {
 		// Another of its requests was stored at the same moment.
-		_, err = g.Store.UpdateKV(ctx, c.key, func(v []byte) ([]byte, error) {
-			n, _ := strconv.Atoi(string(v))
-			return []byte(strconv.Itoa(n + 1)), nil
-		})
+		err = c.key.Update(ctx, g.Store, func(n int64) (int64, error) { return n + 1, nil })
 	}
 	return err
 }

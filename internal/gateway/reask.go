@@ -1,13 +1,13 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // reask is what a rule asks beyond the policies: that they be met
@@ -18,9 +18,9 @@ type reask struct {
 	after time.Time
 	// kind says why, for the sign-in log and the step-up page.
 	kind access.Reask
-	// marker, for a forward-auth single-use check, is the key of the
-	// challenge it answers (recorded by challengeBrowser), spent when the
-	// request passes.
+	// marker, for a forward-auth single-use check, names the challenge
+	// it answers (recorded by challengeBrowser), spent when the request
+	// passes.
 	marker string
 }
 
@@ -72,17 +72,17 @@ func latest(a, b time.Time) time.Time {
 // the same proof) needs a new proof.
 func (g *Gateway) spend(r *http.Request, rt *route, ru *rule, id *identity, ra reask, proven time.Time) bool {
 	if forwarded(r) {
-		if ra.marker == "" || g.Store.DeleteKV(r.Context(), ra.marker) != nil {
+		if ra.marker == "" || kvspace.GatewayAsked.At(ra.marker).Delete(r.Context(), g.Store) != nil {
 			return false
 		}
 	}
 	return g.spendProof(r, id.user.ID, rt, ru, proven)
 }
 
-// challengeKey names the record of a forward-auth single-use challenge
+// challengeID names the record of a forward-auth single-use challenge
 // for a user and rule.
-func challengeKey(rt *route, ru *rule, u store.User) string {
-	return hashKey(prefixAsked, u.ID+"|"+rt.name+"|"+ru.path)
+func challengeID(rt *route, ru *rule, u store.User) string {
+	return u.ID + "|" + rt.name + "|" + ru.path
 }
 
 // recordChallenge notes, for forward-auth, that a single-use rule just
@@ -90,8 +90,7 @@ func challengeKey(rt *route, ru *rule, u store.User) string {
 // challenge still open keeps its time, so a step-up already under way
 // still answers it.
 func (g *Gateway) recordChallenge(r *http.Request, rt *route, ru *rule, id *identity) error {
-	b, _ := json.Marshal(g.Now().UTC())
-	_, err := g.Store.CreateKV(r.Context(), challengeKey(rt, ru, id.user), b, g.Now().Add(keptLifetime))
+	err := kvspace.GatewayAsked.At(challengeID(rt, ru, id.user)).Create(r.Context(), g.Store, g.Now().UTC(), g.Now().Add(keptLifetime))
 	if errors.Is(err, store.ErrConflict) {
 		return nil
 	}
@@ -99,14 +98,14 @@ func (g *Gateway) recordChallenge(r *http.Request, rt *route, ru *rule, id *iden
 }
 
 // challengedAt returns when the open forward-auth challenge of a
-// single-use rule was made, and the key to spend it by; zero when none.
+// single-use rule was made, and the name to spend it by; zero when none.
 func (g *Gateway) challengedAt(r *http.Request, rt *route, ru *rule, id *identity) (time.Time, string) {
-	key := challengeKey(rt, ru, id.user)
-	var at time.Time
-	if err := getJSON(r.Context(), g.Store, key, &at); err != nil {
+	name := challengeID(rt, ru, id.user)
+	at, err := kvspace.GatewayAsked.At(name).Get(r.Context(), g.Store)
+	if err != nil {
 		return time.Time{}, ""
 	}
-	return at, key
+	return at, name
 }
 
 func lastProof(s *store.Session) time.Time {

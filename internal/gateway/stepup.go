@@ -117,11 +117,11 @@ func (g *Gateway) peekKept(r *http.Request, id string) (kept, error) {
 	if id == "" {
 		return kept{}, store.ErrNotFound
 	}
-	e, err := g.Store.GetKV(r.Context(), keptKey(id))
+	sealed, err := keptAt(id).Get(r.Context(), g.Store)
 	if err != nil {
 		return kept{}, err
 	}
-	plain, err := g.Box.Open(e.Value, []byte("gateway-kept|"+id))
+	plain, err := g.Box.Open(sealed, []byte("gateway-kept|"+id))
 	if err != nil {
 		return kept{}, err
 	}

@@ -329,7 +329,7 @@ func (p *Provider) issueCode(ctx context.Context, f *flow, v verdict) (string, e
 	}
 	code := randomID(32)
 	rec := codeRecord{ClientID: f.ClientID, RedirectURI: f.RedirectURI, CodeChallenge: f.CodeChallenge, GrantID: grantID, Auth: v.auth}
-	return code, p.putJSON(ctx, hashKey(prefixCode, code), rec, p.Now().Add(p.Lifetimes.Code))
+	return code, codes.At(code).Create(ctx, p.Store, rec, p.Now().Add(p.Lifetimes.Code))
 }
 
 // redirectError sends an error to the client's registered redirect URI.

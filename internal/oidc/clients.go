@@ -19,10 +19,12 @@ import (
 
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // clientPrefix is where clients added with "stepgate client add" live.
-const clientPrefix = "oidc/clients/"
+// storedClients are the clients added at run time, by id.
+var storedClients = kvspace.JSON[Client](kvspace.OIDCClient)
 
 // Token endpoint authentication methods.
 const (
@@ -197,16 +199,12 @@ func (cs *Clients) Get(ctx context.Context, id string) (*Client, error) {
 	if c, ok := cs.static[id]; ok {
 		return c, nil
 	}
-	e, err := cs.kv.GetKV(ctx, clientPrefix+id)
+	c, err := storedClients.At(id).Get(ctx, cs.kv)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrUnknownClient
 	}
 	if err != nil {
-		return nil, err
-	}
-	var c Client
-	if err := json.Unmarshal(e.Value, &c); err != nil {
-		return nil, fmt.Errorf("client %s: stored record is corrupt: %w", id, err)
+		return nil, fmt.Errorf("client %s: %w", id, err)
 	}
 	return &c, nil
 }
@@ -218,15 +216,15 @@ func (cs *Clients) List(ctx context.Context) ([]*Client, error) {
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b *Client) int { return cmp.Compare(a.ID, b.ID) })
-	entries, err := cs.kv.ListKV(ctx, clientPrefix)
+	items, err := storedClients.List(ctx, cs.kv)
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range entries {
-		var c Client
-		if err := json.Unmarshal(e.Value, &c); err != nil {
-			return nil, fmt.Errorf("client %s: stored record is corrupt: %w", e.Key, err)
+	for _, it := range items {
+		if it.Err != nil {
+			return nil, fmt.Errorf("client %s: %w", it.ID, it.Err)
 		}
+		c := it.Value
 		out = append(out, &c)
 	}
 	return out, nil
@@ -322,11 +320,7 @@ func (cs *Clients) Add(ctx context.Context, n NewClient) (*Client, string, error
 		}
 		c.JWKS = set
 	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := cs.kv.CreateKV(ctx, clientPrefix+c.ID, b, time.Time{}); err != nil {
+	if err := storedClients.At(c.ID).Create(ctx, cs.kv, *c, time.Time{}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, "", fmt.Errorf("client %q already exists: %w", c.ID, err)
 		}
@@ -340,7 +334,7 @@ func (cs *Clients) Remove(ctx context.Context, id string) error {
 	if _, ok := cs.static[id]; ok {
 		return fmt.Errorf("client %q is declared in the configuration file; remove it there", id)
 	}
-	err := cs.kv.DeleteKV(ctx, clientPrefix+id)
+	err := storedClients.At(id).Delete(ctx, cs.kv)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("client %q: %w", id, ErrUnknownClient)
 	}

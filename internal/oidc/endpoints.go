@@ -123,8 +123,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, tok := r.Context(), form.Get("token")
-	var rec refreshRecord
-	if err := p.getJSON(ctx, hashKey(prefixRefresh, tok), &rec); err == nil {
+	if rec, err := refreshes.At(tok).Get(ctx, p.Store); err == nil {
 		if rec.ClientID == c.ID {
 			err = p.revokeGrant(ctx, rec.GrantID, "revoked-by-client")
 		}

@@ -2,25 +2,20 @@ package oidc
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
-// Key/value prefixes. Bearer values (codes, refresh tokens, flow ids) are
-// stored under their SHA-256 only, so a read of the database yields
+// Grants in the key/value space. Bearer values (codes, refresh tokens)
+// are stored under their SHA-256 only, so a read of the database yields
 // nothing that can be replayed.
-const (
-	prefixCode      = "oidc/code/"
-	prefixGrant     = "oidc/grant/"
-	prefixRefresh   = "oidc/refresh/"
-	prefixRevoked   = "oidc/revoked/"
-	prefixAssertion = "oidc/assertion/"
+var (
+	codes     = kvspace.JSON[codeRecord](kvspace.OIDCCode)
+	grants    = kvspace.JSON[grantRecord](kvspace.OIDCGrant)
+	refreshes = kvspace.JSON[refreshRecord](kvspace.OIDCRefresh)
 )
 
 // errGrantUsed is returned when a single-use value is presented again.
@@ -84,57 +79,22 @@ type refreshRecord struct {
 	Used     bool      `json:"used,omitempty"`
 }
 
-func hashKey(prefix, secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return prefix + hex.EncodeToString(sum[:])
-}
-
-func (p *Provider) putJSON(ctx context.Context, key string, v any, expires time.Time) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = p.Store.CreateKV(ctx, key, b, expires)
-	return err
-}
-
-func (p *Provider) getJSON(ctx context.Context, key string, v any) error {
-	e, err := p.Store.GetKV(ctx, key)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(e.Value, v); err != nil {
-		return fmt.Errorf("%s: stored record is corrupt: %w", key, err)
-	}
-	return nil
-}
-
 // claimOnce marks the single-use record at key used and returns it as it
 // was. Compare-and-swap makes two concurrent redemptions impossible: one
 // wins, the other sees errGrantUsed with the record, so the caller can
 // revoke what the first redemption issued.
-func claimOnce[T any](ctx context.Context, kv store.KV, key string, used func(*T) *bool) (T, error) {
+func claimOnce[T any](ctx context.Context, kv kvspace.Updater, ref kvspace.Ref[T], used func(*T) *bool) (T, error) {
 	var rec T
-	var already bool
-	_, err := kv.UpdateKV(ctx, key, func(b []byte) ([]byte, error) {
-		rec = *new(T)
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return nil, err
-		}
-		u := used(&rec)
-		if already = *u; already {
-			return b, nil
+	err := ref.Update(ctx, kv, func(cur T) (T, error) {
+		rec = cur
+		u := used(&cur)
+		if *u {
+			return cur, errGrantUsed
 		}
 		*u = true
-		return json.Marshal(&rec)
+		return cur, nil
 	})
-	if err != nil {
-		return rec, err
-	}
-	if already {
-		return rec, errGrantUsed
-	}
-	return rec, nil
+	return rec, err
 }
 
 // newGrant stores a grant that lives as long as its longest token.
@@ -142,7 +102,7 @@ func (p *Provider) newGrant(ctx context.Context, clientID, userID string) (strin
 	id := randomID(16)
 	now := p.Now()
 	g := grantRecord{ClientID: clientID, UserID: userID, CreatedAt: now.UTC()}
-	return id, p.putJSON(ctx, prefixGrant+id, g, now.Add(p.grantLifetime()))
+	return id, grants.At(id).Create(ctx, p.Store, g, now.Add(p.grantLifetime()))
 }
 
 func (p *Provider) grantLifetime() time.Duration {
@@ -151,16 +111,11 @@ func (p *Provider) grantLifetime() time.Duration {
 
 // revokeGrant revokes a grant and so every token minted from it.
 func (p *Provider) revokeGrant(ctx context.Context, id, reason string) error {
-	_, err := p.Store.UpdateKV(ctx, prefixGrant+id, func(b []byte) ([]byte, error) {
-		var g grantRecord
-		if err := json.Unmarshal(b, &g); err != nil {
-			return nil, err
+	err := grants.At(id).Update(ctx, p.Store, func(g grantRecord) (grantRecord, error) {
+		if !g.Revoked {
+			g.Revoked, g.Reason = true, reason
 		}
-		if g.Revoked {
-			return b, nil
-		}
-		g.Revoked, g.Reason = true, reason
-		return json.Marshal(g)
+		return g, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // expired: nothing left to revoke
@@ -170,8 +125,7 @@ func (p *Provider) revokeGrant(ctx context.Context, id, reason string) error {
 
 // grantActive reports whether a grant exists and is not revoked.
 func (p *Provider) grantActive(ctx context.Context, id string) (grantRecord, bool, error) {
-	var g grantRecord
-	err := p.getJSON(ctx, prefixGrant+id, &g)
+	g, err := grants.At(id).Get(ctx, p.Store)
 	if errors.Is(err, store.ErrNotFound) {
 		return g, false, nil
 	}
@@ -180,7 +134,7 @@ func (p *Provider) grantActive(ctx context.Context, id string) (grantRecord, boo
 
 // revokeJTI puts one access token on the deny list until it expires.
 func (p *Provider) revokeJTI(ctx context.Context, jti string, exp time.Time) error {
-	_, err := p.Store.CreateKV(ctx, prefixRevoked+jti, []byte("1"), exp)
+	err := kvspace.OIDCRevokedToken.At(jti).Create(ctx, p.Store, kvspace.Mark{}, exp)
 	if errors.Is(err, store.ErrConflict) {
 		return nil
 	}
@@ -188,9 +142,5 @@ func (p *Provider) revokeJTI(ctx context.Context, jti string, exp time.Time) err
 }
 
 func (p *Provider) jtiRevoked(ctx context.Context, jti string) (bool, error) {
-	_, err := p.Store.GetKV(ctx, prefixRevoked+jti)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	return kvspace.OIDCRevokedToken.At(jti).Exists(ctx, p.Store)
 }

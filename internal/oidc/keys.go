@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,12 +19,14 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // keyringKey is where the signing keys live in the store. One entry
 // updated by compare-and-swap keeps nodes that rotate at the same moment
 // from each adding a key.
-const keyringKey = "oidc/keyring"
+// keyrings is the stored ring of signing keys.
+var keyrings = kvspace.JSON[[]keyRecord](kvspace.OIDCKeyring)
 
 // verifyAlgs are the only algorithms Stepgate signs with, and so the only
 // ones it accepts on its own tokens: "none" and HMAC never verify, which
@@ -254,17 +255,11 @@ func newKeyRecord(alg string, now, signFrom time.Time) (keyRecord, error) {
 // update applies fn to the stored ring with compare-and-swap, creating
 // the entry on first use.
 func (k *KeyRing) update(ctx context.Context, fn func([]keyRecord) ([]keyRecord, error)) error {
-	_, err := k.kv.UpdateKV(ctx, keyringKey, func(b []byte) ([]byte, error) {
-		var ring []keyRecord
-		if err := json.Unmarshal(b, &ring); err != nil {
-			return nil, fmt.Errorf("stored signing keys are corrupt: %w", err)
-		}
-		next, err := fn(ring)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(next)
-	})
+	ring := keyrings.At()
+	err := ring.Update(ctx, k.kv, fn)
+	if errors.Is(err, kvspace.ErrCorrupt) {
+		return fmt.Errorf("stored signing keys are corrupt: %w", err)
+	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -272,26 +267,21 @@ func (k *KeyRing) update(ctx context.Context, fn func([]keyRecord) ([]keyRecord,
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(next)
-	if _, err = k.kv.CreateKV(ctx, keyringKey, b, time.Time{}); errors.Is(err, store.ErrConflict) {
+	if err = ring.Create(ctx, k.kv, next, time.Time{}); errors.Is(err, store.ErrConflict) {
 		return k.update(ctx, fn) // another node created it first
 	}
 	return err
 }
 
 func (k *KeyRing) read(ctx context.Context) ([]keyRecord, error) {
-	e, err := k.kv.GetKV(ctx, keyringKey)
+	ring, err := keyrings.At().Get(ctx, k.kv)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	var ring []keyRecord
-	if err := json.Unmarshal(e.Value, &ring); err != nil {
+	if errors.Is(err, kvspace.ErrCorrupt) {
 		return nil, fmt.Errorf("stored signing keys are corrupt: %w", err)
 	}
-	return ring, nil
+	return ring, err
 }
 
 // reload replaces the cache with the stored ring.

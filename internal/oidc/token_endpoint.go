@@ -20,6 +20,7 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // maxFormBytes bounds back-channel request bodies.
@@ -187,7 +188,7 @@ func (p *Provider) checkClientAssertion(ctx context.Context, c *Client, form url
 	if claims.Expiry == nil || claims.Expiry.Time().After(now.Add(maxAssertionLifetime)) || claims.ID == "" {
 		return errors.New("assertion needs jti and exp at most 5 minutes ahead")
 	}
-	_, err = p.Store.CreateKV(ctx, hashKey(prefixAssertion, c.ID+"|"+claims.ID), []byte("1"), claims.Expiry.Time().Add(clockSkew))
+	err = kvspace.OIDCAssertion.At(c.ID+"|"+claims.ID).Create(ctx, p.Store, kvspace.Mark{}, claims.Expiry.Time().Add(clockSkew))
 	if errors.Is(err, store.ErrConflict) {
 		return errors.New("assertion replayed (jti already used)")
 	}
@@ -248,7 +249,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 // first one issued (RFC 6749 4.1.2).
 func (p *Provider) exchangeCode(ctx context.Context, c *Client, form url.Values) (issued, error) {
 	code := form.Get("code")
-	rec, err := claimOnce(ctx, p.Store, hashKey(prefixCode, code), func(r *codeRecord) *bool { return &r.Used })
+	rec, err := claimOnce(ctx, p.Store, codes.At(code), func(r *codeRecord) *bool { return &r.Used })
 	switch {
 	case errors.Is(err, store.ErrNotFound) || code == "":
 		return issued{}, errInvalidGrant("the authorization code is invalid or expired", nil)
@@ -326,7 +327,7 @@ func (p *Provider) newRefreshToken(ctx context.Context, clientID, grantID string
 	if !active {
 		return "", errInvalidGrant("the grant was revoked", nil)
 	}
-	return rt, p.putJSON(ctx, hashKey(prefixRefresh, rt), rec, g.CreatedAt.Add(p.Lifetimes.RefreshToken))
+	return rt, refreshes.At(rt).Create(ctx, p.Store, rec, g.CreatedAt.Add(p.Lifetimes.RefreshToken))
 }
 
 // refresh rotates a refresh token. Presenting one that was already
@@ -335,7 +336,7 @@ func (p *Provider) newRefreshToken(ctx context.Context, clientID, grantID string
 func (p *Provider) refresh(r *http.Request, c *Client, form url.Values) (issued, error) {
 	ctx := r.Context()
 	rt := form.Get("refresh_token")
-	rec, err := claimOnce(ctx, p.Store, hashKey(prefixRefresh, rt), func(r *refreshRecord) *bool { return &r.Used })
+	rec, err := claimOnce(ctx, p.Store, refreshes.At(rt), func(r *refreshRecord) *bool { return &r.Used })
 	switch {
 	case errors.Is(err, store.ErrNotFound) || rt == "":
 		return issued{}, errInvalidGrant("the refresh token is invalid or expired", nil)

@@ -15,11 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Keep is how long a not-before record lives after the time it holds:
@@ -64,23 +64,28 @@ func New(st Store, log *slog.Logger, now func() time.Time) *Revoker {
 	return &Revoker{st: st, log: log, now: now}
 }
 
-func key(userID string) string { return "revoke/not-before/" + userID }
-
 // RevokeUser ends every session of userID and makes every token issued
 // before now invalid. reason is logged ("disabled", "password-changed",
 // "admin-revoke", "risk-high", "method-removed").
 func (r *Revoker) RevokeUser(ctx context.Context, userID, reason string) error {
 	now := r.now().UTC()
-	v := []byte(strconv.FormatInt(now.UnixMicro(), 10))
-	_, err := r.st.RenewKV(ctx, key(userID), func(old []byte) ([]byte, time.Time, error) {
+	rec := kvspace.RevokedBefore.At(userID)
+	err := rec.Renew(ctx, r.st, func(prev time.Time) (time.Time, time.Time, error) {
 		// Never move the time back: a later event keeps its later time.
-		if prev, err := strconv.ParseInt(string(old), 10, 64); err == nil && prev > now.UnixMicro() {
-			return old, time.UnixMicro(prev).Add(Keep), nil
+		if prev.After(now) {
+			return prev, prev.Add(Keep), nil
 		}
-		return v, now.Add(Keep), nil
+		return now, now.Add(Keep), nil
 	})
+	if errors.Is(err, kvspace.ErrCorrupt) {
+		// A record that cannot be read cannot hold a later time: the
+		// revocation replaces it rather than fail.
+		if err = rec.Delete(ctx, r.st); err == nil || errors.Is(err, store.ErrNotFound) {
+			err = store.ErrNotFound
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) {
-		_, err = r.st.CreateKV(ctx, key(userID), v, now.Add(Keep))
+		err = rec.Create(ctx, r.st, now, now.Add(Keep))
 		if errors.Is(err, store.ErrConflict) {
 			return r.RevokeUser(ctx, userID, reason)
 		}
@@ -105,18 +110,14 @@ func (r *Revoker) RevokeUser(ctx context.Context, userID, reason string) error {
 // NotBefore is the time before which userID's tokens are invalid; zero
 // when nothing was revoked.
 func (r *Revoker) NotBefore(ctx context.Context, userID string) (time.Time, error) {
-	e, err := r.st.GetKV(ctx, key(userID))
+	nbf, err := kvspace.RevokedBefore.At(userID).Get(ctx, r.st)
 	if errors.Is(err, store.ErrNotFound) {
 		return time.Time{}, nil
 	}
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, fmt.Errorf("revocation record of %s: %w", userID, err)
 	}
-	us, err := strconv.ParseInt(string(e.Value), 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("revocation record of %s is corrupt", userID)
-	}
-	return time.UnixMicro(us).UTC(), nil
+	return nbf, nil
 }
 
 // Revoked reports whether something issued at issued predates userID's

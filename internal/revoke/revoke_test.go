@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 )
 
@@ -50,5 +51,38 @@ func TestRevokeUser(t *testing.T) {
 	}
 	if nbf, _ := r.NotBefore(ctx, "u1"); !nbf.Equal(now.Truncate(time.Microsecond)) {
 		t.Fatalf("not-before moved to %s", nbf)
+	}
+}
+
+// TestRevokeReplacesCorruptRecord: a not-before record that no longer
+// reads (a damaged row) must not stop a revocation, or an account could
+// never be cut off again; the revocation writes a fresh one. Until then
+// every check fails closed.
+func TestRevokeReplacesCorruptRecord(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	clock := func() time.Time { return now }
+	st, err := sqlite.Open(ctx, t.TempDir()+"/t.db", sqlite.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	key, err := kvspace.RevokedBefore.Key("u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateKV(ctx, key, []byte("not a time"), now.Add(Keep)); err != nil {
+		t.Fatal(err)
+	}
+	r := New(st, nil, clock)
+	if revoked, _, err := r.Revoked(ctx, "u1", now.Add(-time.Hour)); err == nil || revoked {
+		t.Fatalf("a corrupt record read as %v, %v; want an error", revoked, err)
+	}
+	if err := r.RevokeUser(ctx, "u1", "admin-revoke"); err != nil {
+		t.Fatalf("revoking over a corrupt record: %v", err)
+	}
+	nbf, err := r.NotBefore(ctx, "u1")
+	if err != nil || !nbf.Equal(now.Truncate(time.Microsecond)) {
+		t.Fatalf("not before %v, %v; want %v", nbf, err, now)
 	}
 }

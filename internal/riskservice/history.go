@@ -2,13 +2,14 @@ package riskservice
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Caps of the stored history: enough for every detector's window.
@@ -19,11 +20,20 @@ const (
 	failureHistoryKeep = 2 * time.Hour
 )
 
-// Key/value keys of the history.
-func recentKey(userID string) string { return "risk/recent/" + userID }
-func failKey(userID string) string   { return "risk/fail/user/" + userID }
-func netKey(n netip.Prefix) string   { return "risk/fail/net/" + n.String() }
-func userRiskKey(id string) string   { return "risk/user/" + id }
+// The history's lists in the key/value space. Appending reads a corrupt
+// list as empty: a history is started over, not fatal.
+var (
+	recentSignIns  = kvspace.JSON[[]risk.SignIn](kvspace.RiskRecent)
+	userFailures   = kvspace.JSON[[]risk.SignIn](kvspace.RiskFailedUser)
+	netFailures    = kvspace.JSON[[]risk.SignIn](kvspace.RiskFailedNetwork)
+	userRisks      = kvspace.JSON[risk.UserRiskState](kvspace.UserRisk)
+	recentAppend   = kvspace.LenientJSON[[]risk.SignIn](kvspace.RiskRecent)
+	userFailAppend = kvspace.LenientJSON[[]risk.SignIn](kvspace.RiskFailedUser)
+	netFailAppend  = kvspace.LenientJSON[[]risk.SignIn](kvspace.RiskFailedNetwork)
+)
+
+// netID is the id of network n: its address and its length.
+func netID(n netip.Prefix) []string { return []string{n.Addr().String(), strconv.Itoa(n.Bits())} }
 
 // network is the /24 or /48 an address belongs to.
 func network(ip netip.Addr) netip.Prefix {
@@ -38,9 +48,11 @@ func network(ip netip.Addr) netip.Prefix {
 // history loads what the detectors compare an attempt with.
 func (k *Service) history(ctx context.Context, in risk.SignIn) (*risk.MemoryHistory, error) {
 	var all []risk.SignIn
-	for _, key := range []string{recentKey(in.UserID), failKey(in.UserID), netKey(network(in.IP))} {
-		var part []risk.SignIn
-		if err := k.load(ctx, key, &part); err != nil {
+	for _, ref := range []kvspace.Ref[[]risk.SignIn]{
+		recentSignIns.At(in.UserID), userFailures.At(in.UserID), netFailures.At(netID(network(in.IP))...),
+	} {
+		part, err := load(ctx, k.kv, ref)
+		if err != nil {
 			return nil, err
 		}
 		all = append(all, part...)
@@ -48,37 +60,29 @@ func (k *Service) history(ctx context.Context, in risk.SignIn) (*risk.MemoryHist
 	return risk.NewMemoryHistory(all...), nil
 }
 
-func (k *Service) load(ctx context.Context, key string, v any) error {
-	e, err := k.kv.GetKV(ctx, key)
+// load reads the value at ref; T's zero value when there is none.
+func load[T any](ctx context.Context, kv kvspace.Getter, ref kvspace.Ref[T]) (T, error) {
+	v, err := ref.Get(ctx, kv)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return v, nil
 	}
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(e.Value, v)
+	return v, err
 }
 
 // appendTo adds in to the list at key, keeping the newest max.
-func (k *Service) appendTo(ctx context.Context, key string, in risk.SignIn, maxLen int, keep time.Duration) error {
-	add := func(b []byte) ([]byte, error) {
-		var list []risk.SignIn
-		if len(b) > 0 {
-			if err := json.Unmarshal(b, &list); err != nil {
-				list = nil // a corrupt history is started over, not fatal
-			}
-		}
+func (k *Service) appendTo(ctx context.Context, ref kvspace.Ref[[]risk.SignIn], in risk.SignIn, maxLen int, keep time.Duration) error {
+	add := func(list []risk.SignIn) ([]risk.SignIn, error) {
 		list = append([]risk.SignIn{in}, list...)
 		if len(list) > maxLen {
 			list = list[:maxLen]
 		}
-		return json.Marshal(list)
+		return list, nil
 	}
-	_, err := k.kv.UpdateKV(ctx, key, add)
+	err := ref.Update(ctx, k.kv, add)
 	if errors.Is(err, store.ErrNotFound) {
-		b, _ := add(nil)
-		if _, err = k.kv.CreateKV(ctx, key, b, k.now().Add(keep)); errors.Is(err, store.ErrConflict) {
-			return k.appendTo(ctx, key, in, maxLen, keep)
+		first, _ := add(nil)
+		if err = ref.Create(ctx, k.kv, first, k.now().Add(keep)); errors.Is(err, store.ErrConflict) {
+			return k.appendTo(ctx, ref, in, maxLen, keep)
 		}
 	}
 	return err

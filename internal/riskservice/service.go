@@ -253,10 +253,10 @@ func (k *Service) Failed(r *http.Request, username string) {
 	in := k.attempt(r, id, false)
 	var err error
 	if known {
-		err = k.appendTo(r.Context(), failKey(id), in, maxFailuresKept, failureHistoryKeep)
+		err = k.appendTo(r.Context(), userFailAppend.At(id), in, maxFailuresKept, failureHistoryKeep)
 	}
 	if err == nil {
-		err = k.appendTo(r.Context(), netKey(network(in.IP)), in, maxFailuresKept, failureHistoryKeep)
+		err = k.appendTo(r.Context(), netFailAppend.At(netID(network(in.IP))...), in, maxFailuresKept, failureHistoryKeep)
 	}
 	if err != nil {
 		k.log.WarnContext(r.Context(), "record failed sign-in for risk", "err", err)
@@ -294,7 +294,7 @@ func (k *Service) SignedIn(r *http.Request, u store.User, pw, deviceID string) (
 		k.log.InfoContext(ctx, "sign-in risk detected", "user", u.Username, "level", d.Level.String(), "reason", d.Reason, "evidence", d.Evidence)
 	}
 	if a.SignInRisk == risk.None {
-		if err := k.appendTo(ctx, recentKey(u.ID), in, maxRecentSignIns, riskHistoryKeep); err != nil {
+		if err := k.appendTo(ctx, recentAppend.At(u.ID), in, maxRecentSignIns, riskHistoryKeep); err != nil {
 			k.log.WarnContext(ctx, "record sign-in for risk", "err", err)
 		}
 		return "", nil
@@ -311,7 +311,7 @@ func (k *Service) Remediated(r *http.Request, s store.Session) {
 	}
 	in := k.attempt(r, s.UserID, true)
 	in.Time = s.Events[0].Time
-	if err := k.appendTo(r.Context(), recentKey(s.UserID), in, maxRecentSignIns, riskHistoryKeep); err != nil {
+	if err := k.appendTo(r.Context(), recentAppend.At(s.UserID), in, maxRecentSignIns, riskHistoryKeep); err != nil {
 		k.log.WarnContext(r.Context(), "record remediated sign-in", "err", err)
 		return
 	}

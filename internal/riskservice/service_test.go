@@ -14,6 +14,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 )
 
@@ -331,4 +332,10 @@ func TestBrowserOf(t *testing.T) {
 			t.Errorf("browserOf(%q) = %q, want %q", tc.ua, got, tc.want)
 		}
 	}
+}
+
+// recentKey is where the user's recent sign-ins are stored.
+func recentKey(userID string) string {
+	k, _ := kvspace.RiskRecent.Key(userID)
+	return k
 }

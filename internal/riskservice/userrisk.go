@@ -2,7 +2,6 @@ package riskservice
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -33,8 +32,8 @@ func (k *Service) UserRisk(ctx context.Context, userID string) string {
 	if ok && now.Sub(c.at) < userRiskTTL && !now.Before(c.at) {
 		return c.level
 	}
-	var st risk.UserRiskState
-	if err := k.load(ctx, userRiskKey(userID), &st); err != nil {
+	st, err := load(ctx, k.kv, userRisks.At(userID))
+	if err != nil {
 		k.log.WarnContext(ctx, "load user risk", "err", err)
 		return ""
 	}
@@ -127,23 +126,15 @@ func (k *Service) SetUserRisk(ctx context.Context, userID string, compromised bo
 
 func (k *Service) updateUserRisk(ctx context.Context, userID string, fn func(*risk.UserRiskState)) error {
 	defer k.forget(userID)
-	apply := func(b []byte) ([]byte, error) {
-		var st risk.UserRiskState
-		if len(b) > 0 {
-			if err := json.Unmarshal(b, &st); err != nil {
-				return nil, err
-			}
-		}
+	apply := func(st risk.UserRiskState) (risk.UserRiskState, error) {
 		fn(&st)
-		return json.Marshal(st)
+		return st, nil
 	}
-	_, err := k.kv.UpdateKV(ctx, userRiskKey(userID), apply)
+	rec := userRisks.At(userID)
+	err := rec.Update(ctx, k.kv, apply)
 	if errors.Is(err, store.ErrNotFound) {
-		b, aerr := apply(nil)
-		if aerr != nil {
-			return aerr
-		}
-		if _, err = k.kv.CreateKV(ctx, userRiskKey(userID), b, time.Time{}); errors.Is(err, store.ErrConflict) {
+		first, _ := apply(risk.UserRiskState{})
+		if err = rec.Create(ctx, k.kv, first, time.Time{}); errors.Is(err, store.ErrConflict) {
 			return k.updateUserRisk(ctx, userID, fn)
 		}
 	}

@@ -3,7 +3,12 @@
 //
 // Consumers depend on the narrow interface they need (Users, Sessions, ...),
 // never on a concrete backend. A backend is correct when it passes the
-// conformance suite in package storetest.
+// conformance suite in package storetest (RunTests, and RunNamespaceTests
+// for the shapes of the key/value space).
+//
+// The key/value space (KV) is divided into the namespaces catalogued in
+// package kvspace; features reach it through their typed accessors, never
+// with keys of their own.
 package store
 
 import (
@@ -131,8 +136,8 @@ type AuthEvent struct {
 	RiskReasons []string `json:"risk_reasons,omitempty"`
 }
 
-// KVEntry is one value of the generic key/value space (signing keys,
-// server secrets).
+// KVEntry is one value of the key/value space (see package kvspace for
+// its namespaces).
 type KVEntry struct {
 	Key       string
 	Value     []byte
@@ -245,8 +250,9 @@ type SignIns interface {
 	DeleteSignInsBefore(ctx context.Context, t time.Time) (int, error)
 }
 
-// KV is a small key/value space with compare-and-swap, for signing keys
-// and server secrets.
+// KV is a key/value space with expiry, compare-and-swap and quotas, for
+// the records kvspace catalogues: signing keys, grants, hand-off tickets,
+// single-use spends, throttles, risk histories and the like.
 type KV interface {
 	GetKV(ctx context.Context, key string) (KVEntry, error)
 	// CreateKV stores value under key unless a live entry holds the key

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Notifier delivers a notice to a user's email address: the email
@@ -52,7 +52,8 @@ type report struct {
 	UsedAt time.Time `json:"used_at,omitzero"`
 }
 
-func reportKey(nonce string) string { return "report/" + nonce }
+// reports are the changes "this wasn't me" links remember, by nonce.
+var reports = kvspace.JSON[report](kvspace.ChangeReport)
 
 // Errors of "this wasn't me" links, each with its own page.
 var (
@@ -130,11 +131,7 @@ func (p *Pages) noticeText(u store.User, rep report, link string) (string, strin
 func (p *Pages) reportLink(ctx context.Context, rep report) (string, error) {
 	nonce := rand.Text()
 	exp := rep.Time.Add(p.ReportLinkLifetime)
-	blob, err := json.Marshal(rep)
-	if err != nil {
-		return "", err
-	}
-	if _, err := p.KV.CreateKV(ctx, reportKey(nonce), blob, exp); err != nil {
+	if err := reports.At(nonce).Create(ctx, p.KV, rep, exp); err != nil {
 		return "", fmt.Errorf("store the report link: %w", err)
 	}
 	token := nonce + "." + strconv.FormatInt(exp.Unix(), 10) + "." + p.reportMAC(nonce, exp.Unix())
@@ -160,17 +157,16 @@ func (p *Pages) openReport(ctx context.Context, token string) (string, report, e
 	if !p.Now().Before(time.Unix(exp, 0)) {
 		return "", report{}, errLinkExpired
 	}
-	e, err := p.KV.GetKV(ctx, reportKey(parts[0]))
+	rep, err := reports.At(parts[0]).Get(ctx, p.KV)
 	if errors.Is(err, store.ErrNotFound) {
 		// Signed and unexpired, yet gone: used and cleared away.
 		return "", report{}, errLinkUsed
 	}
+	if errors.Is(err, kvspace.ErrCorrupt) {
+		return "", report{}, errLinkBad
+	}
 	if err != nil {
 		return "", report{}, err
-	}
-	var rep report
-	if err := json.Unmarshal(e.Value, &rep); err != nil {
-		return "", report{}, errLinkBad
 	}
 	if !rep.UsedAt.IsZero() {
 		return "", report{}, errLinkUsed
@@ -214,15 +210,13 @@ func (p *Pages) report(w http.ResponseWriter, r *http.Request) error {
 		return p.reportFailed(w, r, err)
 	}
 	var rep report
-	_, err = p.KV.UpdateKV(ctx, reportKey(nonce), func(b []byte) ([]byte, error) {
-		if err := json.Unmarshal(b, &rep); err != nil {
-			return nil, err
-		}
+	err = reports.At(nonce).Update(ctx, p.KV, func(cur report) (report, error) {
+		rep = cur
 		if !rep.UsedAt.IsZero() {
-			return nil, errLinkUsed
+			return rep, errLinkUsed
 		}
 		rep.UsedAt = p.Now().UTC()
-		return json.Marshal(rep)
+		return rep, nil
 	})
 	if errors.Is(err, errLinkUsed) || errors.Is(err, store.ErrNotFound) {
 		return p.reportFailed(w, r, errLinkUsed)

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // methodRecovery is the recovery-code method, which recovers an account
@@ -83,7 +83,8 @@ type regProof struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func regProofKey(sessionID string) string { return "regproof/" + sessionID }
+// regProofs are the registration proofs, by session.
+var regProofs = kvspace.JSON[regProof](kvspace.RegistrationProof)
 
 // provers are the user's credentials that can prove it is them for a
 // change: any but recovery codes, and passkeys only when phishing-
@@ -224,15 +225,11 @@ func (p *Pages) loadRegProof(ctx context.Context, u store.User, s store.Session,
 	if p.KV == nil {
 		return regProof{}, false, nil
 	}
-	e, err := p.KV.GetKV(ctx, regProofKey(s.ID))
+	rp, err := regProofs.At(s.ID).Get(ctx, p.KV)
 	if errors.Is(err, store.ErrNotFound) {
 		return regProof{}, false, nil
 	}
 	if err != nil {
-		return regProof{}, false, err
-	}
-	var rp regProof
-	if err := json.Unmarshal(e.Value, &rp); err != nil {
 		return regProof{}, false, fmt.Errorf("read the registration proof: %w", err)
 	}
 	if !p.Now().Before(rp.ExpiresAt) {
@@ -249,13 +246,8 @@ func (p *Pages) loadRegProof(ctx context.Context, u store.User, s store.Session,
 
 // saveRegProof records a registration proof for the session s.
 func (p *Pages) saveRegProof(ctx context.Context, s store.Session, rp regProof) error {
-	blob, err := json.Marshal(rp)
-	if err != nil {
-		return err
-	}
-	_ = p.KV.DeleteKV(ctx, regProofKey(s.ID))
-	_, err = p.KV.CreateKV(ctx, regProofKey(s.ID), blob, rp.ExpiresAt)
-	return err
+	_ = regProofs.At(s.ID).Delete(ctx, p.KV)
+	return regProofs.At(s.ID).Create(ctx, p.KV, rp, rp.ExpiresAt)
 }
 
 // gateChange answers a request whose change of security info is not

@@ -260,7 +260,7 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 		// successor; anything more needs a proof with that method. The
 		// proof is spent here, atomically: of two registrations finished
 		// at once on one code, the second is undone.
-		err := p.KV.DeleteKV(ctx, regProofKey(sess.ID))
+		err := regProofs.At(sess.ID).Delete(ctx, p.KV)
 		if errors.Is(err, store.ErrNotFound) {
 			if derr := p.Credentials.DeleteCredential(ctx, res.Credential.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 				return derr

@@ -75,12 +75,14 @@ import (
 	"log/slog"
 	"math/big"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Method names.
@@ -219,10 +221,8 @@ type codeRecord struct {
 	Used      bool      `json:"used,omitempty"`
 }
 
-func codeKey(ref string) string {
-	sum := sha256.Sum256([]byte(ref))
-	return "authn/otp/code/" + hex.EncodeToString(sum[:])
-}
+// codes are the codes sent, by reference (kept as its hash).
+var codes = kvspace.JSON[codeRecord](kvspace.OTPCode)
 
 func credAAD(method, credID, userID string) []byte {
 	return []byte("otp|" + method + "|" + credID + "|" + userID)
@@ -303,7 +303,7 @@ func (m *Method) FinishEnroll(ctx context.Context, u store.User, raw []byte, r a
 		return authn.Enrolled{}, authn.ErrNoCeremony
 	}
 	if m.name == SMSName {
-		_, err := m.KV.GetKV(ctx, codeKey(st.Ref))
+		_, err := codes.At(st.Ref).Get(ctx, m.KV)
 		if errors.Is(err, store.ErrNotFound) {
 			phone, err := NormalizePhone(r.Code)
 			if err != nil {
@@ -457,10 +457,10 @@ func (m *Method) send(ctx context.Context, u store.User, ref, purpose, dest, cre
 	// Both limits are checked before anything is sent; the user's count
 	// goes first so a throttled account cannot even probe whether a
 	// destination is over its limit.
-	if err := m.countSend(ctx, "user/"+u.ID); err != nil {
+	if err := m.countSend(ctx, "user", u.ID); err != nil {
 		return err
 	}
-	if err := m.countSend(ctx, "dest/"+m.hashDest(dest)); err != nil {
+	if err := m.countSend(ctx, "dest", m.hashDest(dest)); err != nil {
 		return err
 	}
 	code, err := newCode()
@@ -475,8 +475,7 @@ func (m *Method) send(ctx context.Context, u store.User, ref, purpose, dest, cre
 	if purpose == authn.PurposeEnroll {
 		rec.Dest = m.Box.Seal([]byte(dest), refAAD(ref, u.ID))
 	}
-	b, _ := json.Marshal(rec)
-	if _, err := m.KV.CreateKV(ctx, codeKey(ref), b, rec.ExpiresAt); err != nil {
+	if err := codes.At(ref).Create(ctx, m.KV, rec, rec.ExpiresAt); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			// Two first steps of one enrollment raced; one code is live.
 			return authn.ErrReplay
@@ -484,7 +483,7 @@ func (m *Method) send(ctx context.Context, u store.User, ref, purpose, dest, cre
 		return fmt.Errorf("store code: %w", err)
 	}
 	if err := m.sender.Send(ctx, dest, code, purpose); err != nil {
-		_ = m.KV.DeleteKV(ctx, codeKey(ref))
+		_ = codes.At(ref).Delete(ctx, m.KV)
 		return fmt.Errorf("send %s code: %w", m.name, err)
 	}
 	m.Log.InfoContext(ctx, "one-time code sent", "method", m.name, "user", u.ID, "purpose", purpose, "to", mask(m.name, dest))
@@ -508,7 +507,7 @@ func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer s
 	// An answer that was never compared (an unknown, used or dead code)
 	// gives its guess back.
 	defer func() { _ = attempt.Release(ctx) }()
-	key := codeKey(ref)
+	code := codes.At(ref)
 	got := m.hashCode(ref, normalizeCode(answer))
 	now := m.Now()
 	var (
@@ -516,22 +515,19 @@ func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer s
 		outcome error
 	)
 	err = retry(func() error {
-		_, err := m.KV.UpdateKV(ctx, key, func(b []byte) ([]byte, error) {
-			rec, outcome = codeRecord{}, nil
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return nil, fmt.Errorf("code record is corrupt: %w", err)
-			}
+		return code.Update(ctx, m.KV, func(cur codeRecord) (codeRecord, error) {
+			rec, outcome = cur, nil
 			switch {
 			// A code sent for one user's ceremony never completes another's,
 			// nor enrollment for verification or one variant for the other.
 			case rec.UserID != u.ID || rec.Method != m.name || rec.Purpose != purpose:
-				return nil, authn.ErrNoCeremony
+				return rec, authn.ErrNoCeremony
 			case rec.Used:
-				return nil, authn.ErrReplay
+				return rec, authn.ErrReplay
 			case !now.Before(rec.ExpiresAt):
-				return nil, authn.ErrNoCeremony
+				return rec, authn.ErrNoCeremony
 			case rec.Guesses >= MaxGuesses:
-				return nil, ErrCodeDead
+				return rec, ErrCodeDead
 			}
 			rec.Guesses++
 			if hmac.Equal(got, rec.Hash) { // constant time
@@ -539,9 +535,8 @@ func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer s
 			} else {
 				outcome = authn.ErrInvalid
 			}
-			return json.Marshal(rec)
+			return rec, nil
 		})
-		return err
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -563,21 +558,24 @@ func (m *Method) check(ctx context.Context, u store.User, ref, purpose, answer s
 	return rec, nil
 }
 
-// countSend admits one more code for subject, or returns ErrThrottled.
+// countSend admits one more code for the subject id of kind (a user, a
+// destination's hash), or returns ErrThrottled.
 //
 // It counts in fixed buckets of SendWindow and admits a send while this
 // bucket and the one before hold fewer than MaxSends together. Any
 // SendWindow-long span lies within two neighbouring buckets, so no span
 // ever sees more than MaxSends codes; the price is that a user who used
 // all five may wait up to two windows.
-func (m *Method) countSend(ctx context.Context, subject string) error {
+func (m *Method) countSend(ctx context.Context, kind, id string) error {
 	now := m.Now()
 	bucket := now.UnixNano() / int64(SendWindow)
-	keyOf := func(b int64) string { return fmt.Sprintf("authn/otp/sent/%s/%d", subject, b) }
-	prev := 0
-	if e, err := m.KV.GetKV(ctx, keyOf(bucket-1)); err == nil {
-		prev = counterValue(e.Value)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	sent := func(b int64) kvspace.Ref[int64] {
+		return kvspace.OTPSent.At(kind, id, strconv.FormatInt(b, 10))
+	}
+	prev, err := sent(bucket-1).Get(ctx, m.KV)
+	if errors.Is(err, store.ErrNotFound) {
+		prev = 0
+	} else if err != nil {
 		return fmt.Errorf("read send count: %w", err)
 	}
 	if prev >= MaxSends {
@@ -587,24 +585,17 @@ func (m *Method) countSend(ctx context.Context, subject string) error {
 	// counts as "the one before".
 	expires := time.Unix(0, (bucket+2)*int64(SendWindow))
 	return retry(func() error {
-		_, err := m.KV.UpdateKV(ctx, keyOf(bucket), func(b []byte) ([]byte, error) {
-			n := counterValue(b)
+		err := sent(bucket).Update(ctx, m.KV, func(n int64) (int64, error) {
 			if prev+n >= MaxSends {
-				return nil, fmt.Errorf("%w: no more than %d codes per %s; wait and request a new one", authn.ErrThrottled, MaxSends, SendWindow)
+				return n, fmt.Errorf("%w: no more than %d codes per %s; wait and request a new one", authn.ErrThrottled, MaxSends, SendWindow)
 			}
-			return []byte(fmt.Sprint(n + 1)), nil
+			return n + 1, nil
 		})
 		if errors.Is(err, store.ErrNotFound) {
-			_, err = m.KV.CreateKV(ctx, keyOf(bucket), []byte("1"), expires)
+			err = sent(bucket).Create(ctx, m.KV, 1, expires)
 		}
 		return err
 	})
-}
-
-func counterValue(b []byte) int {
-	var n int
-	_, _ = fmt.Sscan(string(b), &n)
-	return n
 }
 
 // retry repeats a compare-and-swap that lost a race, a few times.

@@ -231,17 +231,13 @@ func (m *Method) status(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{http.StatusUnauthorized, "sign in again"}
 	}
 	id := r.URL.Query().Get("approval")
-	e, err := m.o.KV.GetKV(r.Context(), approvalKey(userID, id))
+	a, err := approvals.At(userID, id).Get(r.Context(), m.o.KV)
 	if errors.Is(err, store.ErrNotFound) || id == "" {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "expired"})
 		return nil
 	}
 	if err != nil {
 		return err
-	}
-	var a approval
-	if err := json.Unmarshal(e.Value, &a); err != nil {
-		return fmt.Errorf("approval record is corrupt: %w", err)
 	}
 	st := "answered"
 	switch {

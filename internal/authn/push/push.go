@@ -43,6 +43,7 @@ import (
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Name is the method's name.
@@ -264,11 +265,10 @@ type approval struct {
 	DeviceID  string    `json:"device_id,omitempty"` // the device that answered
 }
 
-// approvalPrefix scopes approvals by user: a device or a waiting page
-// can only ever reach its own user's approvals, whatever id it sends.
-func approvalPrefix(userID string) string { return "authn/push/approval/" + userID + "/" }
-
-func approvalKey(userID, id string) string { return approvalPrefix(userID) + id }
+// approvals are kept by user and id: a device or a waiting page can only
+// ever reach its own user's approvals, whatever id it sends (an id with
+// the separator makes no key).
+var approvals = kvspace.JSON[approval](kvspace.PushApproval)
 
 func throttleKey(userID string) string { return "push/" + userID }
 
@@ -327,8 +327,7 @@ func (m *Method) BeginVerify(ctx context.Context, u store.User, creds []store.Cr
 	now := m.o.Now().UTC()
 	n, choices := numbers()
 	a := approval{ID: rand.Text(), UserID: u.ID, Number: n, Choices: choices, CreatedAt: now, ExpiresAt: now.Add(ApprovalTTL), Status: statusPending}
-	b, _ := json.Marshal(a)
-	if _, err := m.o.KV.CreateKV(ctx, approvalKey(u.ID, a.ID), b, a.ExpiresAt); err != nil {
+	if err := approvals.At(u.ID, a.ID).Create(ctx, m.o.KV, a, a.ExpiresAt); err != nil {
 		return authn.Challenge{}, fmt.Errorf("store approval: %w", err)
 	}
 	st, _ := json.Marshal(verifyState{ID: a.ID})
@@ -349,30 +348,27 @@ func (m *Method) Verify(ctx context.Context, u store.User, creds []store.Credent
 		a       approval
 		outcome error
 	)
-	_, err := m.o.KV.UpdateKV(ctx, approvalKey(u.ID, st.ID), func(b []byte) ([]byte, error) {
-		a, outcome = approval{}, nil
-		if err := json.Unmarshal(b, &a); err != nil {
-			return nil, fmt.Errorf("approval record is corrupt: %w", err)
-		}
+	err := approvals.At(u.ID, st.ID).Update(ctx, m.o.KV, func(cur approval) (approval, error) {
+		a, outcome = cur, nil
 		if !now.Before(a.ExpiresAt) && a.Status == statusPending {
-			return nil, authn.ErrNoCeremony
+			return a, authn.ErrNoCeremony
 		}
 		switch a.Status {
 		case statusPending:
-			return nil, authn.ErrPending
+			return a, authn.ErrPending
 		case statusWrong:
-			return nil, authn.ErrInvalid
+			return a, authn.ErrInvalid
 		case statusDenied, statusFraud:
-			return nil, authn.ErrDenied
+			return a, authn.ErrDenied
 		case statusUsed:
-			return nil, authn.ErrReplay
+			return a, authn.ErrReplay
 		case statusApproved:
 			// Single use: the status moves on in the same compare-and-swap
 			// that reads it, so two polls racing get one proof.
 			a.Status = statusUsed
-			return json.Marshal(a)
+			return a, nil
 		}
-		return nil, fmt.Errorf("approval has unknown status %q", a.Status)
+		return a, fmt.Errorf("approval has unknown status %q", a.Status)
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -397,15 +393,14 @@ func (m *Method) Verify(ctx context.Context, u store.User, creds []store.Credent
 
 // pending lists the user's approvals still waiting for an answer.
 func (m *Method) pending(ctx context.Context, userID string) ([]approval, error) {
-	es, err := m.o.KV.ListKV(ctx, approvalPrefix(userID))
+	items, err := approvals.List(ctx, m.o.KV, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)
 	}
 	now := m.o.Now()
 	var out []approval
-	for _, e := range es {
-		var a approval
-		if json.Unmarshal(e.Value, &a) == nil && a.Status == statusPending && a.UserID == userID && now.Before(a.ExpiresAt) {
+	for _, it := range items {
+		if a := it.Value; it.Err == nil && a.Status == statusPending && a.UserID == userID && now.Before(a.ExpiresAt) {
 			out = append(out, a)
 		}
 	}
@@ -417,20 +412,17 @@ func (m *Method) pending(ctx context.Context, userID string) ([]approval, error)
 func (m *Method) answer(ctx context.Context, device store.Credential, id string, choice any) (string, error) {
 	now := m.o.Now().UTC()
 	var a approval
-	_, err := m.o.KV.UpdateKV(ctx, approvalKey(device.UserID, id), func(b []byte) ([]byte, error) {
-		a = approval{}
-		if err := json.Unmarshal(b, &a); err != nil {
-			return nil, fmt.Errorf("approval record is corrupt: %w", err)
-		}
+	err := approvals.At(device.UserID, id).Update(ctx, m.o.KV, func(cur approval) (approval, error) {
+		a = cur
 		switch {
 		case a.UserID != device.UserID:
-			return nil, store.ErrNotFound
+			return a, store.ErrNotFound
 		case a.Status != statusPending:
 			// One answer per approval: after a wrong number the
 			// attacker's session cannot have the user try again.
-			return nil, ErrAnswered
+			return a, ErrAnswered
 		case !now.Before(a.ExpiresAt):
-			return nil, store.ErrNotFound
+			return a, store.ErrNotFound
 		}
 		a.DeviceID = device.ID
 		switch c := choice.(type) {
@@ -447,12 +439,12 @@ func (m *Method) answer(ctx context.Context, device store.Credential, id string,
 			case ChoiceNotMe:
 				a.Status = statusFraud
 			default:
-				return nil, errBadChoice
+				return a, errBadChoice
 			}
 		default:
-			return nil, errBadChoice
+			return a, errBadChoice
 		}
-		return json.Marshal(a)
+		return a, nil
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return "", ErrAnswered
@@ -488,16 +480,14 @@ type FraudReport struct {
 	Reported   time.Time `json:"reported"`
 }
 
-// FraudPrefix is where fraud reports live in the key/value store, one per
-// key under FraudPrefix + userID + "/".
-const FraudPrefix = "authn/push/fraud/"
+// fraudReports are the fraud reports, by user and report time.
+var fraudReports = kvspace.JSON[FraudReport](kvspace.PushFraud)
 
 func (m *Method) reportFraud(ctx context.Context, a approval) error {
 	now := m.o.Now().UTC()
 	r := FraudReport{UserID: a.UserID, DeviceID: a.DeviceID, ApprovalID: a.ID, Requested: a.CreatedAt, Reported: now}
-	b, _ := json.Marshal(r)
-	key := FraudPrefix + a.UserID + "/" + now.Format("20060102T150405.000000000Z") + "-" + a.ID
-	if _, err := m.o.KV.CreateKV(ctx, key, b, now.Add(fraudRecordLife)); err != nil {
+	id := now.Format("20060102T150405.000000000Z") + "-" + a.ID
+	if err := fraudReports.At(a.UserID, id).Create(ctx, m.o.KV, r, now.Add(fraudRecordLife)); err != nil {
 		return fmt.Errorf("store fraud report: %w", err)
 	}
 	m.o.Log.WarnContext(ctx, "sign-in approval reported as fraud: the user says they did not try to sign in, so someone else likely knows their password",
@@ -510,15 +500,14 @@ func (m *Method) reportFraud(ctx context.Context, a approval) error {
 
 // FraudReports returns the user's fraud reports, oldest first.
 func (m *Method) FraudReports(ctx context.Context, userID string) ([]FraudReport, error) {
-	es, err := m.o.KV.ListKV(ctx, FraudPrefix+userID+"/")
+	items, err := fraudReports.List(ctx, m.o.KV, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list fraud reports: %w", err)
 	}
-	out := make([]FraudReport, 0, len(es))
-	for _, e := range es {
-		var r FraudReport
-		if json.Unmarshal(e.Value, &r) == nil {
-			out = append(out, r)
+	out := make([]FraudReport, 0, len(items))
+	for _, it := range items {
+		if it.Err == nil {
+			out = append(out, it.Value)
 		}
 	}
 	return out, nil

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -307,6 +308,26 @@ func TestAttacks(t *testing.T) {
 		f.answer(t, alice, id, n)
 		if _, err := f.m.Verify(context.Background(), bob.u, f.creds(t, bob.u), ch.State, authn.Response{}); !errors.Is(err, authn.ErrNoCeremony) {
 			t.Fatalf("bob collected alice's approval: %v", err)
+		}
+	})
+	t.Run("fail/approval-id-with-a-path", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		alice, bob := f.account(t, "alice"), f.account(t, "bob")
+		ch, id, n := f.begin(t, alice)
+		// Ids that would name alice's approval were keys paths: each is
+		// refused as no key of bob's, before the store is asked.
+		for _, forged := range []string{"../" + alice.u.ID + "/" + id, alice.u.ID + "/" + id, id + "/", "/" + id, id + "\x00"} {
+			if code, _ := f.answer(t, bob, forged, n); code != http.StatusNotFound {
+				t.Fatalf("bob's device answered %q: %d, want 404", forged, code)
+			}
+			code, body := f.do(t, http.MethodGet, StatusPath+"?approval="+url.QueryEscape(forged), bob.session, nil, nil)
+			if code != http.StatusOK || body["status"] != "expired" {
+				t.Fatalf("bob's session reads %q: %d %v", forged, code, body)
+			}
+		}
+		if _, err := f.verify(t, alice, ch); !errors.Is(err, authn.ErrPending) {
+			t.Fatalf("alice's approval after the forged ids: %v, want still pending", err)
 		}
 	})
 	t.Run("fail/session-cookie-is-not-a-device", func(t *testing.T) {

@@ -17,13 +17,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Method is the name a pass goes by in logs and registration proofs.
@@ -90,7 +90,8 @@ func New(kv store.KV, now func() time.Time) *Store {
 	return &Store{KV: kv, Now: now}
 }
 
-func key(userID string) string { return "tap/" + userID }
+// passes are the passes, one per user.
+var passes = kvspace.JSON[Pass](kvspace.AccessPass)
 
 func hash(code string) []byte {
 	sum := sha256.Sum256([]byte("stepgate-tap|" + normalize(code)))
@@ -135,16 +136,12 @@ func (s *Store) Issue(ctx context.Context, userID, issuedBy string, lifetime tim
 	now := s.Now().UTC()
 	code := generate()
 	p := Pass{ID: rand.Text(), UserID: userID, Hash: hash(code), Once: once, IssuedBy: issuedBy, CreatedAt: now, ExpiresAt: now.Add(lifetime)}
-	blob, err := json.Marshal(p)
-	if err != nil {
-		return "", Pass{}, err
-	}
 	// A spent single-use pass still holds the slot until it expires;
 	// it no longer counts as active, so it makes way for a new one.
 	if cur, err := s.Get(ctx, userID); err == nil && !cur.Usable(now) {
-		_ = s.KV.DeleteKV(ctx, key(userID))
+		_ = passes.At(userID).Delete(ctx, s.KV)
 	}
-	_, err = s.KV.CreateKV(ctx, key(userID), blob, p.ExpiresAt)
+	err := passes.At(userID).Create(ctx, s.KV, p, p.ExpiresAt)
 	if errors.Is(err, store.ErrConflict) {
 		return "", Pass{}, ErrActive
 	}
@@ -157,15 +154,11 @@ func (s *Store) Issue(ctx context.Context, userID, issuedBy string, lifetime tim
 // Get returns the user's live pass (spent single-use passes included,
 // until they expire), or ErrNone.
 func (s *Store) Get(ctx context.Context, userID string) (Pass, error) {
-	e, err := s.KV.GetKV(ctx, key(userID))
+	p, err := passes.At(userID).Get(ctx, s.KV)
 	if errors.Is(err, store.ErrNotFound) {
 		return Pass{}, ErrNone
 	}
 	if err != nil {
-		return Pass{}, err
-	}
-	var p Pass
-	if err := json.Unmarshal(e.Value, &p); err != nil {
 		return Pass{}, fmt.Errorf("read the temporary access pass: %w", err)
 	}
 	// The store's own expiry runs on its clock; the pass's on ours.
@@ -180,23 +173,19 @@ func (s *Store) Get(ctx context.Context, userID string) (Pass, error) {
 // arrive at once (compare-and-swap).
 func (s *Store) Redeem(ctx context.Context, userID, code string) (Pass, error) {
 	var out Pass
-	_, err := s.KV.UpdateKV(ctx, key(userID), func(b []byte) ([]byte, error) {
-		var p Pass
-		if err := json.Unmarshal(b, &p); err != nil {
-			return nil, err
-		}
+	err := passes.At(userID).Update(ctx, s.KV, func(p Pass) (Pass, error) {
 		now := s.Now().UTC()
 		switch {
 		case subtle.ConstantTimeCompare(p.Hash, hash(code)) != 1:
-			return nil, ErrInvalid
+			return p, ErrInvalid
 		case !now.Before(p.ExpiresAt):
-			return nil, ErrInvalid
+			return p, ErrInvalid
 		case p.Once && !p.UsedAt.IsZero():
-			return nil, ErrUsed
+			return p, ErrUsed
 		}
 		p.UsedAt = now
 		out = p
-		return json.Marshal(p)
+		return p, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return Pass{}, ErrInvalid
@@ -217,7 +206,7 @@ func (s *Store) Revoke(ctx context.Context, userID string) error {
 	if _, err := s.Get(ctx, userID); err != nil {
 		return err
 	}
-	err := s.KV.DeleteKV(ctx, key(userID))
+	err := passes.At(userID).Delete(ctx, s.KV)
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrNone
 	}

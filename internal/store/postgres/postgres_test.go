@@ -28,6 +28,16 @@ func opener(t testing.TB) func() store.Store {
 
 func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
 
+func TestNamespaces(t *testing.T) {
+	storetest.RunNamespaceTests(t, func(t testing.TB, now func() time.Time) store.Store {
+		s, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func TestSignInPoliciesMigration(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	db, err := sql.Open("pgx", dsn)

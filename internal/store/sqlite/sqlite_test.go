@@ -31,6 +31,16 @@ func opener(t testing.TB) func() store.Store {
 
 func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
 
+func TestNamespaces(t *testing.T) {
+	storetest.RunNamespaceTests(t, func(t testing.TB, now func() time.Time) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName), sqlite.Options{Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func TestSignInPoliciesMigration(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), sqlite.FileName)

@@ -1,5 +1,7 @@
 // Package storetest is the conformance suite every store backend runs.
-// A backend is correct when RunTests passes against it.
+// A backend is correct when RunTests and RunNamespaceTests (every
+// namespace of the key/value catalogue, on the store's own clock) pass
+// against it.
 package storetest
 
 import (
