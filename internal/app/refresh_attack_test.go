@@ -1,0 +1,131 @@
+package app_test
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
+)
+
+// TestAttackRefreshPastTheGrantsFacts keeps refreshing a grant, through
+// the real server, past what it was made on: a context whose policy asks
+// for MFA within the hour, refreshed after the hour with no new proof;
+// and a grant made in a country the administrator then blocks, refreshed
+// by the confidential client with a forwarded address of the trusted
+// office. The grant carries the proofs and the address of the sign-in,
+// so both refreshes are refused; nothing the refresh request says moves
+// either.
+func TestAttackRefreshPastTheGrantsFacts(t *testing.T) {
+	rig := startVerdictRig(t)
+
+	t.Run("fail/context-past-its-sign-in-frequency", func(t *testing.T) {
+		var c verdictCase
+		c.User.Name, c.User.Methods = "reporter", []string{"totp"}
+		c.Session = []verdictProof{{Method: "password", AMR: []string{"pwd"}, Age: 50 * time.Minute}, {Method: "totp", AMR: []string{"otp"}, Age: 50 * time.Minute}}
+		rt := rig.refreshToken(t, c, url.Values{"acr_values": {"c4"}})
+		st, out := rig.refresh(t, rt, verdictDefaultIP, "")
+		if st != 200 {
+			t.Fatalf("refresh within the hour: %d %s", st, out.ErrorDescription)
+		}
+		// A quarter of an hour on, the MFA proof is 65 minutes old.
+		rig.a.OIDC.Now = func() time.Time { return time.Now().Add(15 * time.Minute) }
+		t.Cleanup(func() { rig.a.OIDC.Now = time.Now })
+		if st, out = rig.refresh(t, out.RefreshToken, verdictDefaultIP, ""); st != 400 || out.Error != "invalid_grant" ||
+			!strings.Contains(out.ErrorDescription, string(reason.ControlsNotSatisfied)) {
+			t.Errorf("refresh of c4 past its sign-in frequency: %d %s %q, want invalid_grant for %s", st, out.Error, out.ErrorDescription, reason.ControlsNotSatisfied)
+		}
+	})
+
+	t.Run("fail/confidential-client-forwards-the-office", func(t *testing.T) {
+		var c verdictCase
+		c.User.Name = "traveller-de"
+		c.Session = []verdictProof{{Method: "password", AMR: []string{"pwd"}, Age: time.Minute}}
+		rt := rig.refreshToken(t, c, nil)
+		rig.usePolicies(t, `named_locations:
+  - name: germany
+    countries: [DE]
+policies:
+  - name: block-germany
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [all]}}
+    conditions: {locations: {include: [germany]}}
+    grant: block
+`)
+		// The client's server asks through the trusted proxy, which
+		// forwards an address of the trusted office.
+		if st, out := rig.refresh(t, rt, verdictProxyPeer, "10.1.2.3"); st != 400 || out.Error != "invalid_grant" ||
+			!strings.Contains(out.ErrorDescription, string(reason.Blocked)) {
+			t.Errorf("refresh of a grant made in DE, DE now blocked: %d %s %q, want invalid_grant for %s", st, out.Error, out.ErrorDescription, reason.Blocked)
+		}
+	})
+}
+
+// refreshToken makes a user as c describes, with an SSO session of c's
+// proofs, and gets a refresh token of client bank for a code request
+// with params, made from the default address.
+func (r *verdictRig) refreshToken(t *testing.T, c verdictCase, params url.Values) string {
+	t.Helper()
+	u := r.addUser(t, c)
+	b := r.browser(verdictDefaultUA)
+	r.ssoSession(t, c, u, b)
+	q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"},
+		"scope": {"openid offline_access"}, "state": {"st"}}
+	for k := range params {
+		q.Set(k, params.Get(k))
+	}
+	code := redirectCode(b.do(t, "GET", verdictIssuer+"/oauth2/authorize?"+q.Encode()))
+	if code == "" {
+		t.Fatal("authorize gave no code")
+	}
+	tr := r.exchange(t, code)
+	if tr.RefreshToken == "" {
+		t.Fatal("no refresh token")
+	}
+	return tr.RefreshToken
+}
+
+// refresh uses rt as client bank from address peer, with an
+// X-Forwarded-For of forwarded when it is not empty.
+func (r *verdictRig) refresh(t *testing.T, rt, peer, forwarded string) (int, tokenResponse) {
+	t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+	req := httptest.NewRequest("POST", verdictIssuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.RemoteAddr = peer + ":40000"
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", basicAuth(bankClientID, bankSecret))
+	if forwarded != "" {
+		req.Header.Set("X-Forwarded-For", forwarded)
+	}
+	rec := httptest.NewRecorder()
+	r.h.ServeHTTP(rec, req)
+	var tr tokenResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &tr); err != nil {
+		t.Fatalf("token endpoint: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Code, tr
+}
+
+// usePolicies makes the rig enforce its policies plus extra.
+func (r *verdictRig) usePolicies(t *testing.T, extra string) {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(verdictDir, "policies.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, probs := policy.Parse("policies.yaml", src)
+	more, probs2 := policy.Parse("extra.yaml", []byte(extra))
+	if len(probs)+len(probs2) > 0 {
+		t.Fatal(probs, probs2)
+	}
+	if probs := r.a.Policies.Reload(nil, base, more); len(probs) > 0 {
+		t.Fatal(probs)
+	}
+}

@@ -1,0 +1,171 @@
+package oidc
+
+import (
+	"context"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/httpx"
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// refreshPolicies: a context whose policy asks for MFA within the hour,
+// a sanctioned address range that is blocked everywhere, and a block of
+// high-risk sign-ins.
+const refreshPolicies = `auth_contexts:
+  - {id: c4, name: Monthly reports}
+named_locations:
+  - name: sanctioned
+    ip_ranges: [198.51.100.0/24]
+  - name: office
+    trusted: true
+    ip_ranges: [10.0.0.0/8]
+policies:
+  - name: c4-hourly-mfa
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {auth_contexts: [c4]}
+    grant: {controls: [mfa]}
+    session: {sign_in_frequency: 1h}
+  - name: block-sanctioned
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [all]}}
+    conditions: {locations: {include: [sanctioned]}}
+    grant: block
+  - name: block-high-sign-in-risk
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [all]}}
+    conditions: {sign_in_risk: [high]}
+    grant: block
+  - name: mfa-outside-the-office
+    state: enabled
+    users: {include: {groups: [roaming]}}
+    target: {apps: {include: [all]}}
+    conditions: {locations: {include: [all], exclude: [all-trusted]}}
+    grant: {controls: [mfa]}
+`
+
+// TestAttackRefreshJudgedOnTheGrant performs, against the refresh's
+// decision, the attacks a refresh token invites: keeping a context past
+// its sign-in frequency on proofs that never get younger, choosing the
+// address a refresh is judged from (a forged X-Forwarded-For, or a
+// confidential client's request from elsewhere), a context that is no
+// longer declared, and a grant with no recorded proofs (made before they
+// were recorded). Each refusal is in the sign-in log with its code.
+func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
+	tp := newTestProvider(t)
+	doc, probs := policy.Parse("refresh.yaml", []byte(refreshPolicies))
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	snap, probs := policy.Compile(nil, doc)
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	tp.Policies = policy.NewEngine(snap)
+	b := &access.Builder{ClientIP: httpx.ClientIP{Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}}}
+	tp.Access = b.Request
+	var logged []audit.SignIn
+	tp.SignIns = func(_ context.Context, e audit.SignIn) error {
+		logged = append(logged, e)
+		return nil
+	}
+	now := tp.clock.Now()
+	pwd := func(ago time.Duration) store.AuthEvent {
+		return store.AuthEvent{Method: "password", Time: now.Add(-ago), AMR: []string{"pwd"}}
+	}
+	totp := func(ago time.Duration) store.AuthEvent {
+		return store.AuthEvent{Method: "totp", Time: now.Add(-ago), AMR: []string{"otp"}}
+	}
+	const (
+		good       = "203.0.113.7"
+		sanctioned = "198.51.100.7"
+		office     = "10.1.2.3"
+		proxy      = "192.0.2.1" // the one trusted proxy
+	)
+	confidential := tp.client(t)
+	public := &Client{ID: testClientID, Public: true}
+	for _, tc := range []struct {
+		name   string
+		client *Client
+		proofs []store.AuthEvent
+		acrs   []string
+		// grantIP is where the user signed in; peer and forwarded are
+		// the refresh request's TCP peer and X-Forwarded-For.
+		grantIP, peer, forwarded string
+		groups                   []string
+		want                     reason.Code // "" for a refresh let through
+	}{
+		{name: "ok/context-within-its-frequency", client: confidential, proofs: []store.AuthEvent{pwd(50 * time.Minute), totp(50 * time.Minute)},
+			acrs: []string{"c4"}, grantIP: good, peer: good},
+		{name: "fail/context-past-its-frequency", client: confidential, proofs: []store.AuthEvent{pwd(61 * time.Minute), totp(61 * time.Minute)},
+			acrs: []string{"c4"}, grantIP: good, peer: good, want: reason.ControlsNotSatisfied},
+		// A password typed since does not renew the MFA proof the
+		// context rests on: the grant's proofs are those it was made
+		// with, and a refresh records none.
+		{name: "fail/context-past-its-frequency-fresh-password", client: confidential,
+			proofs: []store.AuthEvent{pwd(2 * time.Hour), totp(2 * time.Hour), pwd(time.Minute)},
+			acrs:   []string{"c4"}, grantIP: good, peer: good, want: reason.ControlsNotSatisfied},
+		{name: "fail/undeclared-context", client: confidential, proofs: []store.AuthEvent{pwd(time.Minute), totp(time.Minute)},
+			acrs: []string{"c9"}, grantIP: good, peer: good, want: reason.UnknownContext},
+		{name: "fail/high-risk-sign-in", client: confidential,
+			proofs:  []store.AuthEvent{{Method: "password", Time: now.Add(-time.Minute), AMR: []string{"pwd"}, Risk: "high"}},
+			grantIP: good, peer: good, want: reason.Blocked},
+		{name: "fail/legacy-grant-without-proofs", client: confidential, acrs: []string{"c4"}, peer: good, want: reason.ControlsNotSatisfied},
+		// A public client refreshes from the user's device: the
+		// request's address counts, and a forwarded address only from
+		// a trusted proxy.
+		{name: "fail/public-from-sanctioned", client: public, proofs: []store.AuthEvent{pwd(time.Minute)}, grantIP: good, peer: sanctioned,
+			want: reason.Blocked},
+		{name: "fail/public-forged-forwarded-for", client: public, proofs: []store.AuthEvent{pwd(time.Minute)}, grantIP: good,
+			peer: sanctioned, forwarded: good, want: reason.Blocked},
+		{name: "fail/public-forged-forwarded-for-office", client: public, proofs: []store.AuthEvent{pwd(time.Minute)}, groups: []string{"roaming"},
+			grantIP: office, peer: good, forwarded: office, want: reason.ControlsNotSatisfied},
+		{name: "fail/public-through-the-proxy-from-sanctioned", client: public, proofs: []store.AuthEvent{pwd(time.Minute)}, grantIP: good,
+			peer: proxy, forwarded: sanctioned, want: reason.Blocked},
+		// A confidential client refreshes from its own server: the
+		// address the user signed in from counts, whatever the request
+		// says.
+		{name: "fail/confidential-signed-in-from-sanctioned", client: confidential, proofs: []store.AuthEvent{pwd(time.Minute)},
+			grantIP: sanctioned, peer: good, want: reason.Blocked},
+		{name: "fail/confidential-forwarded-for-ignored", client: confidential, proofs: []store.AuthEvent{pwd(time.Minute)},
+			grantIP: sanctioned, peer: proxy, forwarded: good, want: reason.Blocked},
+		{name: "fail/confidential-office-claimed-by-the-client", client: confidential, proofs: []store.AuthEvent{pwd(time.Minute)},
+			groups: []string{"roaming"}, grantIP: good, peer: proxy, forwarded: office, want: reason.ControlsNotSatisfied},
+		{name: "ok/confidential-signed-in-at-the-office", client: confidential, proofs: []store.AuthEvent{pwd(time.Minute)},
+			groups: []string{"roaming"}, grantIP: office, peer: sanctioned},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logged = nil
+			u := tp.user
+			u.Groups = tc.groups
+			a := authState{UserID: u.ID, ACR: "single-factor", ACRs: tc.acrs, Proofs: tc.proofs, IP: tc.grantIP}
+			r := httptest.NewRequest("POST", "/oauth2/token", nil)
+			r.RemoteAddr = tc.peer + ":40000"
+			if tc.forwarded != "" {
+				r.Header.Set("X-Forwarded-For", tc.forwarded)
+			}
+			err := tp.refreshAllowed(r, tc.client, u, a)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refresh refused: %v", err)
+				}
+				return
+			}
+			if e, ok := err.(*Error); !ok || e.Code != "invalid_grant" {
+				t.Fatalf("refresh: %v, want invalid_grant for %s", err, tc.want)
+			}
+			if len(logged) != 1 || logged[0].Reason != tc.want || logged[0].Decision == "allow" {
+				t.Fatalf("sign-in log: %+v, want one refusal for %s", logged, tc.want)
+			}
+		})
+	}
+}
