@@ -129,3 +129,43 @@ func (r *verdictRig) usePolicies(t *testing.T, extra string) {
 		t.Fatal(probs)
 	}
 }
+
+// TestAttackSignInLogReasonIsACode: a client that names acr values no
+// session can reach gets them refused, and the sign-in log's reason is
+// the catalogue's code, never the client's words (the refusal once
+// recorded the error description, which quotes the acr values: a client
+// could write "approved by the administrator" into the reason column).
+func TestAttackSignInLogReasonIsACode(t *testing.T) {
+	rig := startVerdictRig(t)
+	var c verdictCase
+	c.User.Name = "quoted"
+	c.Session = []verdictProof{{Method: "password", AMR: []string{"pwd"}, Age: time.Minute}}
+	u := rig.addUser(t, c)
+	b := rig.browser(verdictDefaultUA)
+	rig.ssoSession(t, c, u, b)
+	const words = "approved-by-the-administrator"
+	for _, params := range []url.Values{
+		{"acr_values": {words}},
+		{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + words + `"]}}}`}},
+	} {
+		q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"}, "scope": {"openid"}, "state": {"st"}}
+		for k := range params {
+			q.Set(k, params.Get(k))
+		}
+		before := len(rig.signIns(t, u.ID))
+		resp := b.do(t, "GET", verdictIssuer+"/oauth2/authorize?"+q.Encode())
+		resp.Body.Close()
+		if redirectCode(resp) != "" {
+			t.Fatalf("%v: a code for an acr nobody declared", params)
+		}
+		entries := rig.signIns(t, u.ID)[before:]
+		if len(entries) == 0 {
+			t.Fatalf("%v: the refusal is not in the sign-in log", params)
+		}
+		for _, e := range entries {
+			if !e.Reason.Known() || strings.Contains(string(e.Reason), words) {
+				t.Errorf("%v: sign-in log reason %q, want a code of the catalogue", params, e.Reason)
+			}
+		}
+	}
+}
