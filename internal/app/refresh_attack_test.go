@@ -68,13 +68,40 @@ policies:
 	})
 }
 
+// TestAttackRefreshFromAnotherPlatform: the administrator blocks a
+// platform (a mobile OS with an exploited flaw, say); a grant made on it
+// must not keep refreshing. A confidential client refreshes from its own
+// server, whose User-Agent says nothing about the user's device: the
+// platform the user signed in on counts, as the address does.
+func TestAttackRefreshFromAnotherPlatform(t *testing.T) {
+	rig := startVerdictRig(t)
+	const android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
+	var c verdictCase
+	c.User.Name, c.UserAgent = "on-android", android
+	c.Session = []verdictProof{{Method: "password", AMR: []string{"pwd"}, Age: time.Minute}}
+	rt := rig.refreshToken(t, c, nil)
+	rig.usePolicies(t, `policies:
+  - name: block-android
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [all]}}
+    conditions: {platforms: {include: [android]}}
+    grant: block
+`)
+	if st, out := rig.refresh(t, rt, verdictDefaultIP, ""); st != 400 || out.Error != "invalid_grant" ||
+		!strings.Contains(out.ErrorDescription, string(reason.Blocked)) {
+		t.Errorf("confidential refresh of a grant made on Android, Android now blocked: %d %s %q, want invalid_grant for %s",
+			st, out.Error, out.ErrorDescription, reason.Blocked)
+	}
+}
+
 // refreshToken makes a user as c describes, with an SSO session of c's
 // proofs, and gets a refresh token of client bank for a code request
-// with params, made from the default address.
+// with params, made from the default address with c's User-Agent.
 func (r *verdictRig) refreshToken(t *testing.T, c verdictCase, params url.Values) string {
 	t.Helper()
 	u := r.addUser(t, c)
-	b := r.browser(verdictDefaultUA)
+	b := r.browser(c.userAgent())
 	r.ssoSession(t, c, u, b)
 	q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"},
 		"scope": {"openid offline_access"}, "state": {"st"}}

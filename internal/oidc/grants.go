@@ -47,13 +47,14 @@ type authState struct {
 	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
 	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
 	// Proofs are the session's authentication events when the grant was
-	// made, and IP and Country where the user made them from: a refresh
-	// is judged by the policies on them (refreshAllowed). A grant made
-	// before they were recorded has none, so a policy asking for any
-	// proof sends its user through a new sign-in once.
-	Proofs  []store.AuthEvent `json:"proofs,omitempty"`
-	IP      string            `json:"ip,omitempty"`
-	Country string            `json:"country,omitempty"`
+	// made, and IP, Country and Platform where and on what the user made
+	// them: a refresh is judged by the policies on them (refreshAllowed).
+	// A grant made before they were recorded has none, so a policy
+	// asking for any proof sends its user through a new sign-in once.
+	Proofs   []store.AuthEvent `json:"proofs,omitempty"`
+	IP       string            `json:"ip,omitempty"`
+	Country  string            `json:"country,omitempty"`
+	Platform string            `json:"platform,omitempty"`
 }
 
 // codeRecord is an authorization code's grant.

@@ -17,7 +17,8 @@ import (
 
 // refreshPolicies: a context whose policy asks for MFA within the hour,
 // a sanctioned address range that is blocked everywhere, and a block of
-// high-risk sign-ins.
+// high-risk sign-ins, and, for some users, MFA outside the office and a
+// blocked platform.
 const refreshPolicies = `auth_contexts:
   - {id: c4, name: Monthly reports}
 named_locations:
@@ -44,6 +45,12 @@ policies:
     users: {include: {users: [all]}}
     target: {apps: {include: [all]}}
     conditions: {sign_in_risk: [high]}
+    grant: block
+  - name: block-android
+    state: enabled
+    users: {include: {groups: [handsets]}}
+    target: {apps: {include: [all]}}
+    conditions: {platforms: {include: [android]}}
     grant: block
   - name: mfa-outside-the-office
     state: enabled
@@ -90,6 +97,7 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 		sanctioned = "198.51.100.7"
 		office     = "10.1.2.3"
 		proxy      = "192.0.2.1" // the one trusted proxy
+		android    = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
 	)
 	confidential := tp.client(t)
 	public := &Client{ID: testClientID, Public: true}
@@ -101,7 +109,10 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 		// grantIP is where the user signed in; peer and forwarded are
 		// the refresh request's TCP peer and X-Forwarded-For.
 		grantIP, peer, forwarded string
-		groups                   []string
+		// platform is the one the user signed in on; ua the refresh
+		// request's User-Agent.
+		platform, ua string
+		groups       []string
 		want                     reason.Code // "" for a refresh let through
 	}{
 		{name: "ok/context-within-its-frequency", client: confidential, proofs: []store.AuthEvent{pwd(50 * time.Minute), totp(50 * time.Minute)},
@@ -142,13 +153,23 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 			groups: []string{"roaming"}, grantIP: good, peer: proxy, forwarded: office, want: reason.ControlsNotSatisfied},
 		{name: "ok/confidential-signed-in-at-the-office", client: confidential, proofs: []store.AuthEvent{pwd(time.Minute)},
 			groups: []string{"roaming"}, grantIP: office, peer: sanctioned},
+		// The platform, like the address: the device's for a public
+		// client, the sign-in's for a confidential one, whatever its
+		// server's User-Agent says.
+		{name: "fail/public-on-a-blocked-platform", client: public, proofs: []store.AuthEvent{pwd(time.Minute)}, groups: []string{"handsets"},
+			grantIP: good, peer: good, platform: policy.PlatformWindows, ua: android, want: reason.Blocked},
+		{name: "fail/confidential-signed-in-on-a-blocked-platform", client: confidential, proofs: []store.AuthEvent{pwd(time.Minute)},
+			groups: []string{"handsets"}, grantIP: good, peer: good, platform: policy.PlatformAndroid, ua: "Go-http-client/1.1", want: reason.Blocked},
+		{name: "ok/confidential-server-claims-a-blocked-platform", client: confidential, proofs: []store.AuthEvent{pwd(time.Minute)},
+			groups: []string{"handsets"}, grantIP: good, peer: good, platform: policy.PlatformWindows, ua: android},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logged = nil
 			u := tp.user
 			u.Groups = tc.groups
-			a := authState{UserID: u.ID, ACR: "single-factor", ACRs: tc.acrs, Proofs: tc.proofs, IP: tc.grantIP}
+			a := authState{UserID: u.ID, ACR: "single-factor", ACRs: tc.acrs, Proofs: tc.proofs, IP: tc.grantIP, Platform: tc.platform}
 			r := httptest.NewRequest("POST", "/oauth2/token", nil)
+			r.Header.Set("User-Agent", tc.ua)
 			r.RemoteAddr = tc.peer + ":40000"
 			if tc.forwarded != "" {
 				r.Header.Set("X-Forwarded-For", tc.forwarded)

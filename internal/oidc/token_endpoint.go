@@ -432,14 +432,17 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 // proofs do not give, ends the refresh with invalid_grant: the client
 // sends the user through the authorization endpoint, where the step-up
 // happens. A public client refreshes from the user's device, so the
-// request's address counts; a confidential client refreshes from its
-// own server, so the address the user signed in from does.
+// request's address and platform count; a confidential client refreshes
+// from its own server, whose address and User-Agent say nothing of the
+// user, so the address and platform the user signed in from and on do:
+// a policy that blocks a platform must not be passed by a server's
+// User-Agent.
 func (p *Provider) refreshAllowed(r *http.Request, c *Client, u store.User, a authState) error {
 	start := time.Now()
 	req := p.Access(r, u, &store.Session{Events: a.Proofs}, p.Now())
 	req.App, req.AuthContexts = c.ID, a.ACRs
 	if !c.Public {
-		req.IP, req.Country = netip.Addr{}, a.Country
+		req.IP, req.Country, req.Platform = netip.Addr{}, a.Country, a.Platform
 		if ip, err := netip.ParseAddr(a.IP); err == nil {
 			req.IP = ip
 		}
