@@ -113,7 +113,7 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 		// request's User-Agent.
 		platform, ua string
 		groups       []string
-		want                     reason.Code // "" for a refresh let through
+		want         reason.Code // "" for a refresh let through
 	}{
 		{name: "ok/context-within-its-frequency", client: confidential, proofs: []store.AuthEvent{pwd(50 * time.Minute), totp(50 * time.Minute)},
 			acrs: []string{"c4"}, grantIP: good, peer: good},
