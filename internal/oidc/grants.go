@@ -49,8 +49,8 @@ type authState struct {
 	// Proofs are the session's authentication events when the grant was
 	// made, and IP, Country and Platform where and on what the user made
 	// them: a refresh is judged by the policies on them (refreshAllowed).
-	// A grant made before they were recorded has none, so a policy
-	// asking for any proof sends its user through a new sign-in once.
+	// A grant made before they were recorded has none and does not
+	// refresh: its user signs in again once.
 	Proofs   []store.AuthEvent `json:"proofs,omitempty"`
 	IP       string            `json:"ip,omitempty"`
 	Country  string            `json:"country,omitempty"`

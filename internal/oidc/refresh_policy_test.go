@@ -66,7 +66,7 @@ policies:
 // address a refresh is judged from (a forged X-Forwarded-For, or a
 // confidential client's request from elsewhere), a context that is no
 // longer declared, and a grant with no recorded proofs (made before they
-// were recorded). Each refusal is in the sign-in log with its code.
+// were recorded), which is refused whatever the policies. Each refusal is in the sign-in log with its code.
 func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 	tp := newTestProvider(t)
 	doc, probs := policy.Parse("refresh.yaml", []byte(refreshPolicies))
@@ -130,7 +130,12 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 		{name: "fail/high-risk-sign-in", client: confidential,
 			proofs:  []store.AuthEvent{{Method: "password", Time: now.Add(-time.Minute), AMR: []string{"pwd"}, Risk: "high"}},
 			grantIP: good, peer: good, want: reason.Blocked},
-		{name: "fail/legacy-grant-without-proofs", client: confidential, acrs: []string{"c4"}, peer: good, want: reason.ControlsNotSatisfied},
+		// A grant made before its proofs, address and platform were
+		// recorded cannot be judged on them: a block on a country added
+		// since would never see it.
+		{name: "fail/legacy-grant-without-proofs", client: confidential, acrs: []string{"c4"}, peer: good, want: reason.GrantWithoutProofs},
+		{name: "fail/legacy-grant-from-a-country-blocked-since", client: confidential, peer: sanctioned, want: reason.GrantWithoutProofs},
+		{name: "fail/legacy-grant-public", client: public, peer: good, want: reason.GrantWithoutProofs},
 		// A public client refreshes from the user's device: the
 		// request's address counts, and a forwarded address only from
 		// a trusted proxy.

@@ -21,6 +21,7 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -450,6 +451,12 @@ func (p *Provider) refreshAllowed(r *http.Request, c *Client, u store.User, a au
 	snap := p.Policies.Load()
 	// No method source: nobody is there to step up.
 	v, _ := access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)
+	if len(a.Proofs) == 0 {
+		// A grant made before its proofs, address and platform were
+		// recorded: a block on a country, a platform or a risky sign-in
+		// added since would never see it, so its user signs in again.
+		v = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.GrantWithoutProofs, ReportOnlyUnmet: v.ReportOnlyUnmet}
+	}
 	took := time.Since(start)
 	p.Metrics.Decision("oidc-refresh", v.Outcome.String(), c.ID, took)
 	if v.Outcome == policy.OutcomeAllow && v.ReportOnlyUnmet == 0 {
