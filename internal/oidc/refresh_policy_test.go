@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -186,7 +187,8 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 				}
 				return
 			}
-			if e, ok := err.(*Error); !ok || e.Code != "invalid_grant" {
+			var e *Error
+			if !errors.As(err, &e) || e.Code != "invalid_grant" {
 				t.Fatalf("refresh: %v, want invalid_grant for %s", err, tc.want)
 			}
 			if len(logged) != 1 || logged[0].Reason != tc.want || logged[0].Decision == "allow" {
