@@ -47,6 +47,12 @@ policies:
     target: {apps: {include: [all]}}
     conditions: {sign_in_risk: [high]}
     grant: block
+  - name: block-high-user-risk
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [all]}}
+    conditions: {user_risk: [high]}
+    grant: block
   - name: block-android
     state: enabled
     users: {include: {groups: [handsets]}}
@@ -79,7 +85,9 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 		t.Fatal(probs)
 	}
 	tp.Policies = policy.NewEngine(snap)
-	b := &access.Builder{ClientIP: httpx.ClientIP{Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}}}
+	userRisk := ""
+	b := &access.Builder{ClientIP: httpx.ClientIP{Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}},
+		UserRisk: func(context.Context, string) string { return userRisk }}
 	tp.Access = b.Request
 	var logged []audit.SignIn
 	tp.SignIns = func(_ context.Context, e audit.SignIn) error {
@@ -114,7 +122,9 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 		// request's User-Agent.
 		platform, ua string
 		groups       []string
-		want         reason.Code // "" for a refresh let through
+		// userRisk is the user's risk at the refresh.
+		userRisk string
+		want     reason.Code // "" for a refresh let through
 	}{
 		{name: "ok/context-within-its-frequency", client: confidential, proofs: []store.AuthEvent{pwd(50 * time.Minute), totp(50 * time.Minute)},
 			acrs: []string{"c4"}, grantIP: good, peer: good},
@@ -134,6 +144,9 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 		// A grant made before its proofs, address and platform were
 		// recorded cannot be judged on them: a block on a country added
 		// since would never see it.
+		// The user as they are now: flagged high risk since the grant.
+		{name: "fail/user-now-high-risk", client: confidential, proofs: []store.AuthEvent{pwd(time.Minute), totp(time.Minute)},
+			grantIP: good, peer: good, userRisk: "high", want: reason.Blocked},
 		{name: "fail/legacy-grant-without-proofs", client: confidential, acrs: []string{"c4"}, peer: good, want: reason.GrantWithoutProofs},
 		{name: "fail/legacy-grant-from-a-country-blocked-since", client: confidential, peer: sanctioned, want: reason.GrantWithoutProofs},
 		{name: "fail/legacy-grant-public", client: public, peer: good, want: reason.GrantWithoutProofs},
@@ -170,7 +183,7 @@ func TestAttackRefreshJudgedOnTheGrant(t *testing.T) {
 			groups: []string{"handsets"}, grantIP: good, peer: good, platform: policy.PlatformWindows, ua: android},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logged = nil
+			logged, userRisk = nil, tc.userRisk
 			u := tp.user
 			u.Groups = tc.groups
 			a := authState{UserID: u.ID, ACR: "single-factor", ACRs: tc.acrs, Proofs: tc.proofs, IP: tc.grantIP, Platform: tc.platform}
