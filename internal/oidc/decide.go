@@ -131,7 +131,7 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 		acrs = slices.Clone(evaluate(snap, req, contexts).ACRs)
 	}
 	a := p.authStateFor(f, s, u, acr, acrs)
-	a.Proofs = s.Events
+	a.Proofs, a.Platform = s.Events, whole.Platform
 	claimed := *req
 	claimed.AuthContexts = acrs
 	a.ProofTime = snap.ProvenSince(&claimed, acr).UTC()

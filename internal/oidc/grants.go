@@ -42,11 +42,12 @@ type authState struct {
 	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
 	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
 	// Proofs are the session's authentication events when the grant was
-	// made: a refresh is judged by the policies on them (refreshAllowed),
-	// and access tokens carry them (the prf claim). A grant made before
-	// they were recorded has none, so a policy asking for any proof
-	// sends its user through a new sign-in once.
-	Proofs []store.AuthEvent `json:"proofs,omitempty"`
+	// made, and the platform the user made them on: a refresh is judged
+	// by the policies on them (refreshAllowed), and access tokens carry
+	// the proofs (the prf claim). A grant made before they were recorded
+	// has none and does not refresh: its user signs in again once.
+	Proofs   []store.AuthEvent `json:"proofs,omitempty"`
+	Platform string            `json:"platform,omitempty"`
 }
 
 // codeRecord is an authorization code's grant.

@@ -19,6 +19,7 @@ import (
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
@@ -433,15 +434,28 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 // happens. The refresh is judged from the address it comes from, as
 // every request is: a public client's is the user's device, a
 // confidential client's its server, which location conditions must
-// therefore allow (exclude its addresses as a named location if a
-// policy would refuse them).
+// therefore allow (list its addresses as a named location if a policy
+// would refuse them). A confidential client's server User-Agent says
+// nothing of the user's device, so its refresh is judged on the
+// platform the user signed in on: a policy that blocks a platform must
+// not be passed, nor one that covers unknown platforms tripped, by a
+// server's User-Agent.
 func (p *Provider) refreshAllowed(r *http.Request, c *Client, u store.User, a authState) error {
 	start := time.Now()
 	req := p.Access(r, u, &store.Session{Events: a.Proofs}, p.Now())
 	req.App, req.AuthContexts = c.ID, a.ACRs
+	if !c.Public {
+		req.Platform = a.Platform
+	}
 	snap := p.Policies.Load()
 	// No method source: nobody is there to step up.
 	v, _ := access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)
+	if len(a.Proofs) == 0 {
+		// A grant made before its proofs, address and platform were
+		// recorded: a block on a country, a platform or a risky sign-in
+		// added since would never see it, so its user signs in again.
+		v = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.GrantWithoutProofs, ReportOnlyUnmet: v.ReportOnlyUnmet}
+	}
 	took := time.Since(start)
 	p.Metrics.Decision("oidc-refresh", v.Outcome.String(), c.ID, took)
 	if v.Outcome == policy.OutcomeAllow && v.ReportOnlyUnmet == 0 {

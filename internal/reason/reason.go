@@ -83,6 +83,10 @@ const (
 	// TokenAuthTooOld: the proof behind an access token is older than a
 	// route's max_age.
 	TokenAuthTooOld Code = "token-auth-time-too-old"
+	// GrantWithoutProofs: a refresh of a grant made before the proofs,
+	// address and platform of its sign-in were recorded, which the
+	// policies cannot be judged on.
+	GrantWithoutProofs Code = "grant-without-proofs"
 )
 
 // Why a sign-in, step-up or registration attempt failed.
@@ -141,6 +145,7 @@ var sentences = map[Code]string{
 	UnmetAuthenticationRequirements: "The application asked for an authentication level the user cannot reach.",
 	TokenLacksContext:               "The access token does not carry the authentication context the route asks for.",
 	TokenAuthTooOld:                 "The proof behind the access token is older than the route's maximum age.",
+	GrantWithoutProofs:              "The grant was made before the proofs of its sign-in were recorded, so its refresh cannot be judged: the user signs in again.",
 
 	InvalidCredentials: "The username or password was wrong.",
 	AccountDisabled:    "The account is disabled.",
