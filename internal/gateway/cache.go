@@ -88,6 +88,7 @@ type browserEntry struct {
 	route string
 	sess  store.Session
 	user  store.User
+	memo  *identityMemo
 }
 
 // bearerEntry is what a verified access token stands for. found is false
