@@ -438,5 +438,5 @@ func (b *upstreamBody) release(whole bool) {
 type switchedConn struct{ c *upstreamConn }
 
 func (s switchedConn) Read(p []byte) (int, error)  { return s.c.br.Read(p) }
-func (s switchedConn) Write(p []byte) (int, error) { return s.c.Conn.Write(p) }
+func (s switchedConn) Write(p []byte) (int, error) { return s.c.Write(p) }
 func (s switchedConn) Close() error                { return s.c.Close() }
