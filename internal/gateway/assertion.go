@@ -86,14 +86,17 @@ func (g *Gateway) identityHeaders(rt *route, id *identity, req requestTarget, se
 }
 
 // identityMemo holds what identityHeaders works out for one cached
-// identity lookup (a gateway cookie's), so that the requests that reuse
-// the lookup reuse it too: the headers' values, and the assertions
-// signed for them. It lives in the lookup's cache entry — never longer
-// than identityTTL, and dropped with it by Forget (sign-out, a disabled
-// user, revoked sessions) — and is reached only through the SHA-256 of
-// that browser's own cookie, so one user's identity is never sent for
-// another. It holds nothing the lookup did not already: the user, the
-// session and its proofs are the entry's, fixed while it lives.
+// identity lookup (a gateway cookie's or a bearer token's), so that the
+// requests that reuse the lookup reuse it too: the headers' values, and
+// the assertions signed for them. It lives in the lookup's cache entry —
+// never longer than identityTTL (nor a token's expiry), and dropped with
+// it by Forget (sign-out, a disabled user, revoked sessions or tokens) —
+// and is reached only through the SHA-256 of that browser's own cookie
+// or that client's own token, so one user's identity is never sent for
+// another's request. It holds nothing the lookup did not already: the
+// user, the session and its proofs, the token's claims are the entry's,
+// fixed while it lives. A token serves every route of its app, so what
+// the memo holds is kept per route.
 type identityMemo struct {
 	current atomic.Pointer[identityView]
 	// mu guards signed.

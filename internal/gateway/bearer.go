@@ -23,7 +23,8 @@ import (
 // this route's app, and carry what the rule asks for; otherwise the
 // client gets a challenge it can follow at Stepgate's authorize endpoint.
 func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, p, raw string, allow pass) {
-	claims, u, found, err := g.verifyBearer(r, raw)
+	e, err := g.verifyBearer(r, raw)
+	claims, u, found := e.claims, e.user, e.found
 	if err != nil {
 		var oe *oauth.Error
 		if !errors.As(err, &oe) {
@@ -48,7 +49,7 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 		g.invalidToken(w, r, "the account is disabled")
 		return
 	}
-	id := &identity{token: claims, acrs: claims.ACRs}
+	id := &identity{token: claims, acrs: claims.ACRs, memo: e.memo}
 	if found {
 		id.user = u
 	}
@@ -95,23 +96,24 @@ func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route
 // service client's token). A verified token is reused until it expires,
 // and verified again, revocation included, at most every identityTTL:
 // a revoked token or a disabled user is refused within that bound.
-func (g *Gateway) verifyBearer(r *http.Request, raw string) (*oauth.AccessClaims, store.User, bool, error) {
+func (g *Gateway) verifyBearer(r *http.Request, raw string) (bearerEntry, error) {
 	sum := sha256.Sum256([]byte(raw))
 	now := g.Now()
 	if e, ok := g.bearers.get(sum, now); ok && now.Before(e.claims.Expiry.Time()) {
-		return e.claims, e.user, e.found, nil
+		return e, nil
 	}
 	claims, err := g.Tokens.VerifyAccessToken(r.Context(), raw)
 	if err != nil {
-		return nil, store.User{}, false, err
+		return bearerEntry{}, err
 	}
 	u, err := g.Store.GetUser(r.Context(), claims.Subject)
 	found := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, store.User{}, false, err
+		return bearerEntry{}, err
 	}
-	g.bearers.put(sum, bearerEntry{claims: claims, user: u, found: found}, now)
-	return claims, u, found, nil
+	e := bearerEntry{claims: claims, user: u, found: found, memo: &identityMemo{}}
+	g.bearers.put(sum, e, now)
+	return e, nil
 }
 
 // bearerMissing says what the token lacks for the rule, and the reason

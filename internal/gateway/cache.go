@@ -97,4 +97,5 @@ type bearerEntry struct {
 	claims *oauth.AccessClaims
 	user   store.User
 	found  bool
+	memo   *identityMemo
 }
