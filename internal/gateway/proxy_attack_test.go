@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -433,5 +434,54 @@ func TestProxyPostAfterIdleClose(t *testing.T) {
 	post()
 	if n := len(requests()); n != 2 {
 		t.Fatalf("upstream saw %d POSTs, want 2", n)
+	}
+}
+
+// TestProxyTLSUpstream: an https upstream is reached over TLS, its
+// certificate checked, with reads and bodies on kept-alive connections.
+func TestProxyTLSUpstream(t *testing.T) {
+	var conns atomic.Int64
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s %s", r.Method, r.URL.Path, body, r.Proto)
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	cfg := config.Gateway{UpstreamTimeout: config.Duration(5 * time.Second), Routes: []config.GatewayRoute{{
+		Name: "app", From: "http://app.test", To: up.URL, Rules: []config.GatewayRule{{Path: "/*", Allow: "anonymous"}},
+	}}}
+	g, err := New(Deps{Issuer: "http://id.test", Config: cfg, Log: slog.New(slog.DiscardHandler),
+		ErrorPage: func(w http.ResponseWriter, _ *http.Request, status int, msg string) { http.Error(w, msg, status) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	do := func(method, body string) (int, string) {
+		t.Helper()
+		req := httptest.NewRequest(method, "http://app.test/x", strings.NewReader(body))
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	// Not yet trusted: the test server's certificate is its own.
+	if code, _ := do("GET", ""); code != http.StatusBadGateway {
+		t.Fatalf("an upstream certificate nobody trusts: %d, want 502", code)
+	}
+	g.upstreams[g.routes[0]].pool.tls.RootCAs = up.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	before := conns.Load()
+	for _, tc := range []struct{ method, body, want string }{
+		{"GET", "", "GET /x  HTTP/1.1"}, {"POST", "a=1", "POST /x a=1 HTTP/1.1"}, {"GET", "", "GET /x  HTTP/1.1"},
+	} {
+		if code, got := do(tc.method, tc.body); code != http.StatusOK || got != tc.want {
+			t.Fatalf("%s over TLS: %d %q, want %q", tc.method, code, got, tc.want)
+		}
+	}
+	if n := conns.Load() - before; n != 1 {
+		t.Fatalf("three requests opened %d TLS connections, want 1 kept alive", n)
 	}
 }
