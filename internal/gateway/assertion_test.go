@@ -196,7 +196,8 @@ func TestIdentityMemo(t *testing.T) {
 
 	// A write: its own assertion each time.
 	n := signer.count()
-	if headers(bank, alice, "POST")[headerAssertion] == headers(bank, alice, "POST")[headerAssertion] || signer.count() != n+2 {
+	post1 := headers(bank, alice, "POST")[headerAssertion]
+	if post2 := headers(bank, alice, "POST")[headerAssertion]; post1 == post2 || signer.count() != n+2 {
 		t.Fatal("two POSTs shared an assertion")
 	}
 
