@@ -280,8 +280,8 @@ func unverifiedClaims(t *testing.T, raw string) (string, map[string]any) {
 	return typ, c
 }
 
-// TestAssertionOnBothProxyPaths: on the direct path (plain reads) and
-// the reverse proxy (everything else), with an upstream URL that has a
+// TestAssertionOnBothProxyPaths: for reads and for writes (once two
+// proxy paths, now one), with an upstream URL that has a
 // base path and a query, each request's assertion authorizes exactly the
 // request the upstream received, and never another — the assertion
 // cache hands no request another's.

@@ -78,9 +78,9 @@ func echoHandler(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, Target: r.RequestURI, Host: r.Host, Header: r.Header})
 }
 
-// TestGatewayProxiedRequest: what reaches the upstream through the
-// gateway's direct path (GET, HEAD) and through the reverse proxy (other
-// methods) is the same request: the canonical path joined to the
+// TestGatewayProxiedRequest: what reaches the upstream for a read (GET,
+// HEAD) and for any other method is the same request: the canonical
+// path joined to the
 // upstream's base path, both queries, the client's end-to-end headers,
 // the gateway's own X-Forwarded-* and identity, and never the client's
 // hop-by-hop, identity, forwarding or configured strip headers.
@@ -141,8 +141,8 @@ func TestGatewayProxiedRequest(t *testing.T) {
 }
 
 // TestGatewayForwardingHeaders: a client's own addressing, forwarding
-// and rewriting headers never reach the upstream, on the direct path
-// (GET) and the reverse proxy (POST, DELETE): each arrives replaced by
+// and rewriting headers never reach the upstream, for a read (GET) or a
+// write (POST, DELETE): each arrives replaced by
 // the gateway's value or not at all, in any case and with underscores
 // for dashes (as CGI-style servers read them).
 func TestGatewayForwardingHeaders(t *testing.T) {
@@ -214,7 +214,7 @@ func TestGatewayForwardingHeaders(t *testing.T) {
 
 // TestGatewayEarlyHintsCookies: an upstream cannot plant the gateway's
 // cookie through an informational answer (103 Early Hints), which the
-// reverse proxy passes on before the final one; its Link still passes.
+// proxy passes on before the final one; its Link still passes.
 func TestGatewayEarlyHintsCookies(t *testing.T) {
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -252,7 +252,7 @@ func TestGatewayEarlyHintsCookies(t *testing.T) {
 					}
 				}
 			}
-			if method == "POST" && (len(hints) != 1 || hints[0].Get("Link") == "" || len(hints[0]["Set-Cookie"]) != 1) {
+			if len(hints) != 1 || hints[0].Get("Link") == "" || len(hints[0]["Set-Cookie"]) != 1 {
 				t.Errorf("early hints reaching the client: %v, want the Link and the application's own cookie", hints)
 			}
 		})
@@ -280,8 +280,8 @@ func TestGatewayRequestTrailers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Only the names are compared: the standard reverse proxy declares
-	// the trailers it will send before the client's values arrive.
+	// Only the names are compared here; the values' arrival is
+	// TestProxyRequestBodies' (internal/gateway).
 	if _, ok := got["X-Checksum"]; !ok || len(got) != 1 {
 		t.Fatalf("trailers reaching the upstream: %v, want only X-Checksum", got)
 	}
@@ -403,7 +403,7 @@ func TestGatewayUpstreamConnections(t *testing.T) {
 }
 
 // TestGatewayUpstreamTimeout: an upstream that does not answer within
-// gateway.upstream_timeout gets the client a 502, on both paths.
+// gateway.upstream_timeout gets the client a 502, for reads and writes.
 func TestGatewayUpstreamTimeout(t *testing.T) {
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/base/slow" {
@@ -446,7 +446,7 @@ func startCountingGateway(t *testing.T, up http.Handler, conns *atomic.Int64, mu
 
 // TestGatewayIdentityHeaderChoices: a route sends the identity its
 // application asks for — all of it, only the signed assertion, only the
-// plain headers, or none — on both proxy paths, and whatever it sends, a
+// plain headers, or none — for reads and writes, and whatever it sends, a
 // client's own X-Stepgate-* headers never pass.
 func TestGatewayIdentityHeaderChoices(t *testing.T) {
 	for _, tc := range []struct {

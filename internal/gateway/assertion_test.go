@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -75,7 +76,7 @@ func TestAssertionBoundToRequest(t *testing.T) {
 	alice := &identity{user: store.User{ID: "u1", Username: "alice"}, token: &oauth.AccessClaims{Claims: jwt.Claims{ID: "jti-1", Subject: "u1"}, ACR: "mfa"}}
 	sign := func(rt *route, req requestTarget) string {
 		t.Helper()
-		tok, err := g.assertion(rt, alice, g.facts(rt, alice), req)
+		tok, _, err := g.assertion(rt, alice, g.facts(rt, alice), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,5 +129,81 @@ func TestAssertionBoundToRequest(t *testing.T) {
 	now = now.Add(16 * time.Second)
 	if sign(bank, bank.upstreamRequest("GET", "/accounts")) == get || signer.count() != n+1 {
 		t.Fatal("an assertion past half its life was reused")
+	}
+}
+
+// TestIdentityMemo: the identity headers reused from a cached lookup
+// are that identity's alone, on the route they were made for, for the
+// request and contexts they name, and no longer than the assertion
+// cache allows; a request that changes something still gets an
+// assertion of its own.
+func TestIdentityMemo(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	signer := &recordingSigner{}
+	g, err := New(Deps{
+		Issuer: "https://id.example", Signer: signer, Log: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return now },
+		Options: Options{AssertionLifetime: 30 * time.Second, Routes: []Route{
+			{Name: "bank", From: "https://bank.example", To: "http://127.0.0.1:9001"},
+			{Name: "payroll", From: "https://payroll.example", To: "http://127.0.0.1:9001", AssertionAudience: "payroll-api"},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	bank, payroll := g.routes[0], g.routes[1]
+	who := func(id, name string) *identity {
+		return &identity{user: store.User{ID: id, Username: name, Groups: []string{name + "-team"}},
+			token: &oauth.AccessClaims{Claims: jwt.Claims{ID: "jti-" + id, Subject: id}, ACR: "mfa", AMR: []string{"pwd", "otp"}},
+			memo:  &identityMemo{}}
+	}
+	alice, bob := who("u1", "alice"), who("u2", "bob")
+	headers := func(rt *route, id *identity, method string) map[string]string {
+		t.Helper()
+		h := map[string]string{}
+		g.identityHeaders(rt, id, rt.upstreamRequest(method, "/accounts"), func(k, v string) { h[k] = v })
+		return h
+	}
+
+	first := headers(bank, alice, "GET")
+	if again := headers(bank, alice, "GET"); again[headerAssertion] != first[headerAssertion] || signer.count() != 1 {
+		t.Fatalf("a repeated read re-signed (%d signatures)", signer.count())
+	}
+	if first[headerUser] != "alice" || first[headerGroups] != "alice-team" || first[headerAmr] != "pwd otp" {
+		t.Fatalf("alice's headers: %v", first)
+	}
+
+	// Another user's identity, same route and request: never alice's.
+	b := headers(bank, bob, "GET")
+	if b[headerAssertion] == first[headerAssertion] || b[headerUser] != "bob" || b[headerGroups] != "bob-team" || signer.last().Subject != "u2" {
+		t.Fatalf("bob got %v (signed sub %q)", b, signer.last().Subject)
+	}
+
+	// Another route through the same memo: its own audience.
+	p := headers(payroll, alice, "GET")
+	if c := signer.last(); p[headerAssertion] == first[headerAssertion] || c.Audience[0] != "payroll-api" {
+		t.Fatalf("payroll got bank's assertion, or audience %v", c.Audience)
+	}
+
+	// The decision's contexts change: a new assertion that names them.
+	alice.acrs = []string{"c2"}
+	if h := headers(bank, alice, "GET"); h[headerAssertion] == first[headerAssertion] || !slices.Equal(signer.last().ACRs, []string{"c2"}) {
+		t.Fatalf("an assertion without c2 was reused for a decision that established it (signed acrs %v)", signer.last().ACRs)
+	}
+	alice.acrs = nil
+
+	// A write: its own assertion each time.
+	n := signer.count()
+	post1 := headers(bank, alice, "POST")[headerAssertion]
+	if post2 := headers(bank, alice, "POST")[headerAssertion]; post1 == post2 || signer.count() != n+2 {
+		t.Fatal("two POSTs shared an assertion")
+	}
+
+	// Past half its life: signed again.
+	n = signer.count()
+	now = now.Add(16 * time.Second)
+	if headers(bank, alice, "GET")[headerAssertion] == first[headerAssertion] || signer.count() != n+1 {
+		t.Fatal("an assertion past half its life was reused from the memo")
 	}
 }

@@ -52,7 +52,7 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 		g.invalidToken(w, r, "the account is disabled")
 		return
 	}
-	id := &identity{token: claims, acrs: claims.ACRs}
+	id := &identity{token: claims, acrs: claims.ACRs, memo: tok.memo}
 	if tok.found {
 		id.user = tok.user
 	}
@@ -149,7 +149,8 @@ func (g *Gateway) verifyBearer(r *http.Request, raw string) (bearerEntry, error)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return bearerEntry{}, err
 	}
-	e := bearerEntry{claims: claims, user: u, found: found, proofs: &store.Session{Events: access.TokenEvents(claims.Proofs)}}
+	e := bearerEntry{claims: claims, user: u, found: found, proofs: &store.Session{Events: access.TokenEvents(claims.Proofs)},
+		memo: &identityMemo{}}
 	g.bearers.put(sum, e, now)
 	return e, nil
 }

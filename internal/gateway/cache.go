@@ -88,6 +88,7 @@ type browserEntry struct {
 	route string
 	sess  store.Session
 	user  store.User
+	memo  *identityMemo
 }
 
 // bearerEntry is what a verified access token stands for. found is false
@@ -99,4 +100,5 @@ type bearerEntry struct {
 	// proofs holds the events the token was issued on (its prf claim),
 	// for the access request of each request it makes.
 	proofs *store.Session
+	memo   *identityMemo
 }

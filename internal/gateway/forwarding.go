@@ -130,15 +130,3 @@ func (g *Gateway) forwardingHeaders(r *http.Request, rt *route, set func(k, v st
 	set("X-Forwarded-Host", rt.host)
 	set("X-Forwarded-Proto", rt.scheme)
 }
-
-// scrubClientHeaders removes from h every header a client may not pass
-// to an upstream: forwarding and rewriting headers, underscored names,
-// identity headers and the configured strip headers.
-func (g *Gateway) scrubClientHeaders(h http.Header) {
-	for k := range h {
-		if clientForwarding(k) || underscored(k) {
-			delete(h, k)
-		}
-	}
-	g.stripIdentity(h)
-}

@@ -16,12 +16,14 @@
 // rule; identity.go finds a browser's identity, bearer.go an API
 // client's; verdict.go makes the decision and reask.go the re-asks of
 // max_age and single-use rules; signinlog.go builds the sign-in log
-// entries; proxy.go, direct.go and upstream.go pass the request on;
-// forward.go is forward-auth. The hand-off runs on two hosts: on the
-// application's, redirect.go sends the browser to Stepgate and keep.go
-// keeps the request it made; on Stepgate's, handoff_start.go mints the
-// ticket; back on the application's, callback.go redeems it and replays
-// the kept request. handoff.go holds what both sides share.
+// entries; proxy.go passes the request on, over upstream.go's
+// connections, with assertion.go's identity headers and without the
+// cookies of cookies.go; forward.go is forward-auth. The hand-off runs
+// on two hosts: on the application's, redirect.go sends the browser to
+// Stepgate and keep.go keeps the request it made; on Stepgate's,
+// handoff_start.go mints the ticket; back on the application's,
+// callback.go redeems it and replays the kept request. handoff.go holds
+// what both sides share.
 package gateway
 
 import (
@@ -159,10 +161,7 @@ func New(d Deps) (*Gateway, error) {
 // Close closes the kept-alive connections to the upstreams.
 func (g *Gateway) Close() {
 	for _, up := range g.upstreams {
-		if up.direct != nil {
-			up.direct.Close()
-		}
-		up.proxy.Transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		up.pool.Close()
 	}
 }
 

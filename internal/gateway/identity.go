@@ -18,6 +18,9 @@ type identity struct {
 	// token is the verified bearer token; nil for a browser.
 	token *oauth.AccessClaims
 	acrs  []string
+	// memo is the identity headers worked out for the cached lookup
+	// this identity came from (see identityMemo); nil computes them anew.
+	memo *identityMemo
 }
 
 // gwSession binds a gateway cookie on an application's host to the
@@ -55,7 +58,7 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 			return nil, session.ErrNoSession
 		}
 		s := e.sess
-		return &identity{user: e.user, sess: &s}, nil
+		return &identity{user: e.user, sess: &s, memo: e.memo}, nil
 	}
 	gs, err := gwSessions.AtDigest(sum).Get(r.Context(), g.Store)
 	if err != nil {
@@ -78,6 +81,7 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 	if err != nil {
 		return nil, err
 	}
-	g.browsers.put(sum, browserEntry{route: gs.Route, sess: s, user: u}, g.Now())
-	return &identity{user: u, sess: &s}, nil
+	memo := &identityMemo{}
+	g.browsers.put(sum, browserEntry{route: gs.Route, sess: s, user: u, memo: memo}, g.Now())
+	return &identity{user: u, sess: &s, memo: memo}, nil
 }

@@ -1,114 +1,326 @@
 package gateway
 
 import (
-	"context"
-	"crypto/rand"
+	"bufio"
+	"errors"
+	"io"
+	"maps"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
-	"net/textproto"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/go-jose/go-jose/v4/jwt"
-
-	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/httpx"
 )
 
-// Identity headers sent upstream. Every incoming X-Stepgate-* header is
-// removed first, so a client can never supply its own.
-const (
-	headerPrefix    = "X-Stepgate-"
-	headerUser      = "X-Stepgate-User"
-	headerEmail     = "X-Stepgate-Email"
-	headerGroups    = "X-Stepgate-Groups"
-	headerAcr       = "X-Stepgate-Acr"
-	headerAmr       = "X-Stepgate-Amr"
-	headerAuthTime  = "X-Stepgate-Auth-Time"
-	headerAssertion = "X-Stepgate-Assertion"
-)
+// The gateway's one proxy path. Every request a rule lets through goes
+// upstream through forward, on the route's pool of kept-alive HTTP/1.1
+// connections (upstream.go): reads and writes, with or without a body,
+// and protocol upgrades (WebSockets). What goes upstream is decided in
+// one place, outgoing.writeHead; what comes back in one place,
+// route.answerHeaders. net/http parses both sides (the client's request
+// in its server, the upstream's answer with http.ReadResponse) and the
+// request body is framed anew (Content-Length, or chunks written by
+// httputil.NewChunkedWriter), so the upstream never sees the client's
+// own framing: a request the client frames ambiguously (Content-Length
+// beside Transfer-Encoding, say) reaches it as the one request Go's
+// server read, and nothing a client sends can be read upstream as a
+// second request.
 
-// upstream is how a route reaches its application: the direct path for
-// plain reads, the standard reverse proxy for everything else.
+// upstream is how a route reaches its application: its pool of
+// connections, and the pass step that proxies to it, made once.
 type upstream struct {
-	proxy  *httputil.ReverseProxy
-	direct *connPool // nil: a TLS upstream, always through proxy
+	pool *connPool
+	pass pass
 }
 
-// newUpstream builds the reverse proxy and direct path of a route.
-// Hop-by-hop headers, WebSocket upgrades and streamed request bodies are
-// handled by httputil.ReverseProxy.
 func (g *Gateway) newUpstream(rt *route) *upstream {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = g.Options.UpstreamTimeout
-	transport.MaxIdleConnsPerHost = 256
-	// The client's Accept-Encoding goes upstream as sent and the answer
-	// comes back as encoded: a proxy has no business decompressing.
-	transport.DisableCompression = true
-	proxy := &httputil.ReverseProxy{
-		Transport:  informational{rt: rt, next: transport},
-		BufferPool: g.buffers,
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			// pr.Out is the proxy's own copy of the request: the canonical
-			// path and the identity go there, so the upstream sees exactly
-			// what the rules saw, without a second copy of the request.
-			// Never let a client's own identity, forwarding or rewriting
-			// headers through.
-			g.scrubClientHeaders(pr.Out.Header)
-			// Nor as request trailers, which some servers merge into
-			// the headers.
-			if pr.Out.Trailer != nil {
-				g.scrubClientHeaders(pr.Out.Trailer)
-			}
-			if o, ok := pr.In.Context().Value(outboundKey{}).(*outbound); ok {
-				pr.Out.URL.Path, pr.Out.URL.RawPath = o.path, escapePath(o.path)
-				g.setIdentity(pr.Out.Header, rt, o.id, rt.upstreamRequest(pr.In.Method, o.path))
-			}
-			if c := rt.withoutOwnCookies(pr.Out.Header["Cookie"]); len(c) > 0 {
-				pr.Out.Header["Cookie"] = c
-			} else {
-				delete(pr.Out.Header, "Cookie")
-			}
-			pr.SetURL(rt.upstream) // joins the upstream's path and the canonical one
-			g.forwardingHeaders(pr.In, rt, pr.Out.Header.Set)
-		},
-		ModifyResponse: func(resp *http.Response) error {
-			rt.dropOwnSetCookies(resp.Header)
-			return nil
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			g.upstreamFailed(w, r, rt, err)
-		},
+	pool := newConnPool(rt.upstream, g.Options.UpstreamTimeout)
+	return &upstream{pool: pool, pass: func(w http.ResponseWriter, r *http.Request, id *identity, p string) {
+		g.forward(w, r, rt, pool, id, p)
+	}}
+}
+
+// proxyTo returns the pass step that forwards to rt's upstream.
+func (g *Gateway) proxyTo(rt *route) pass {
+	if up := g.upstreams[rt]; up != nil {
+		return up.pass
 	}
-	return &upstream{proxy: proxy, direct: newConnPool(rt.upstream, transport.ResponseHeaderTimeout)}
+	return func(w http.ResponseWriter, r *http.Request, _ *identity, _ string) {
+		g.refuse(w, r, http.StatusNotFound, "This address is served through forward-auth only.")
+	}
 }
 
-// informational filters the upstream's informational answers (103
-// Early Hints), which the reverse proxy passes to the client as they
-// come, without ModifyResponse: a Set-Cookie there must not plant the
-// gateway's cookie either.
-type informational struct {
+// outgoing is one request on its way upstream: the client's request r
+// after the decision, from id (nil: anonymous), for canonical path path.
+type outgoing struct {
+	g    *Gateway
+	r    *http.Request
+	w    http.ResponseWriter
 	rt   *route
-	next *http.Transport
+	host string // the Host header: the upstream URL's host
+	id   *identity
+	path string
+	// length frames the body: 0 none, above 0 Content-Length, -1 chunked.
+	length int64
+	// upgrade is the protocol the client asks to switch to ("" none).
+	upgrade string
+	// replayable: a read without a body, which may be sent again on
+	// another connection when a kept-alive one turns out closed.
+	replayable bool
 }
 
-func (t informational) RoundTrip(r *http.Request) (*http.Response, error) {
-	// Hooks added last run first: this one sees each 1xx header before
-	// the reverse proxy copies it to the client.
-	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
-		Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
-			t.rt.dropOwnSetCookies(http.Header(h))
-			return nil
-		},
-	})
-	return t.next.RoundTrip(r.WithContext(ctx))
+// forward proxies r to rt's upstream and copies the answer back.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route, pool *connPool, id *identity, p string) {
+	o := &outgoing{g: g, r: r, w: w, rt: rt, host: pool.host, id: id, path: p, length: bodyLength(r), upgrade: upgradeType(r.Header)}
+	o.replayable = o.length == 0 && replayableMethod(r.Method)
+	if o.length != 0 {
+		// Read (and closed) by the body's writer; closed here too, as
+		// httputil.ReverseProxy does, should the writer outlive us.
+		defer r.Body.Close()
+	}
+	resp, err := pool.roundTrip(o)
+	if err != nil {
+		g.upstreamFailed(w, r, rt, err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		g.tunnel(w, r, rt, resp, o.upgrade)
+		return
+	}
+	h := w.Header()
+	rt.answerHeaders(h, resp.Header)
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	announced := len(resp.Trailer)
+	w.WriteHeader(resp.StatusCode)
+	if err := g.copyBody(w, resp); err != nil {
+		g.Log.WarnContext(r.Context(), "upstream answer cut short", "route", rt.name, "err", err)
+		// Abort the connection, so the client sees a cut answer rather
+		// than a short one that looks whole.
+		panic(http.ErrAbortHandler)
+	}
+	if len(resp.Trailer) > 0 {
+		trailers := http.Header{}
+		rt.answerHeaders(trailers, resp.Trailer)
+		for k, vv := range trailers {
+			if announced != len(resp.Trailer) {
+				// Trailers the head did not announce are sent under
+				// net/http's prefix for them.
+				k = http.TrailerPrefix + k
+			}
+			h[k] = vv
+		}
+	}
 }
 
-// CloseIdleConnections closes the upstream connections not in use.
-func (t informational) CloseIdleConnections() { t.next.CloseIdleConnections() }
+// bodyLength is how r's body goes upstream: 0 no body, above 0 with its
+// Content-Length, -1 in chunks (the client sent it chunked, or over
+// HTTP/2 without a length).
+func bodyLength(r *http.Request) int64 {
+	switch {
+	case r.Body == nil || r.Body == http.NoBody:
+		return 0
+	case r.ContentLength != 0:
+		return r.ContentLength
+	case len(r.TransferEncoding) > 0:
+		return -1
+	}
+	return 0
+}
+
+// replayableMethod reports whether a bodiless request with method may be
+// sent twice, as the standard transport judges it.
+func replayableMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// upgradeType is the protocol a request asks to switch to, when its
+// Connection header names Upgrade.
+func upgradeType(h http.Header) string {
+	if !listed(h["Connection"], "Upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// writeHead writes the request that goes upstream, all but its body: the
+// canonical path joined to the upstream's, the query, the client's
+// headers that may pass (clientValues), the body's framing, the
+// protocol upgrade asked for, then the gateway's X-Forwarded-* and the
+// verified identity. A bufio.Writer keeps its first error, so only the
+// last write needs checking.
+func (o *outgoing) writeHead(bw *bufio.Writer) error {
+	g, r, rt := o.g, o.r, o.rt
+	_, _ = bw.WriteString(r.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(upstreamTarget(rt, o.path, r.URL.RawQuery))
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(o.host)
+	_, _ = bw.WriteString("\r\n")
+	connection := r.Header["Connection"]
+	for k, vv := range r.Header {
+		for _, v := range g.clientValues(rt, k, vv, connection) {
+			writeHeader(bw, k, v)
+		}
+	}
+	switch {
+	case o.length > 0, o.length == 0 && r.Method != http.MethodGet && r.Method != http.MethodHead:
+		// Many servers want a length on every request that may carry a
+		// body, as net/http's client sends it.
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.WriteString(strconv.FormatInt(o.length, 10))
+		_, _ = bw.WriteString("\r\n")
+	case o.length < 0:
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+		if names := o.trailerNames(); names != "" {
+			writeHeader(bw, "Trailer", names)
+		}
+	}
+	if o.upgrade != "" {
+		writeHeader(bw, "Connection", "Upgrade")
+		writeHeader(bw, "Upgrade", o.upgrade)
+	}
+	if listed(r.Header["Te"], "Trailers") {
+		// The one Te a proxy passes on: gRPC's servers want it.
+		writeHeader(bw, "Te", "trailers")
+	}
+	g.forwardingHeaders(r, rt, func(k, v string) { writeHeader(bw, k, v) })
+	g.identityHeaders(rt, o.id, rt.upstreamRequest(r.Method, o.path), func(k, v string) { writeHeader(bw, k, v) })
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// clientValues returns the values of the client's header (or trailer) k
+// that go upstream, nil for none: not a hop-by-hop header, nor one the
+// Connection header names, not an identity, forwarding or configured
+// strip header (see forwards), and never the gateway's own cookies.
+func (g *Gateway) clientValues(rt *route, k string, vv, connection []string) []string {
+	if !g.forwards(k, connection) {
+		return nil
+	}
+	if k == "Cookie" {
+		return rt.withoutOwnCookies(vv)
+	}
+	return vv
+}
+
+// trailerNames are the client's announced trailers that may pass.
+func (o *outgoing) trailerNames() string {
+	var names []string
+	for k := range o.r.Trailer {
+		if o.g.forwards(k, nil) {
+			names = append(names, k)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// writeBody writes the request body upstream in the framing writeHead
+// announced, then, for chunks, the client's trailers that may pass.
+func (o *outgoing) writeBody(bw *bufio.Writer) error {
+	buf := o.g.buffers.Get()
+	defer o.g.buffers.Put(buf)
+	if o.length > 0 {
+		n, err := io.CopyBuffer(bw, io.LimitReader(o.r.Body, o.length), buf)
+		if err == nil && n != o.length {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	cw := httputil.NewChunkedWriter(bw)
+	if _, err := io.CopyBuffer(cw, o.r.Body, buf); err != nil {
+		return err
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	trailer := http.Header{}
+	for k, vv := range o.r.Trailer {
+		if vv = o.g.clientValues(o.rt, k, vv, nil); len(vv) > 0 {
+			trailer[k] = vv
+		}
+	}
+	if err := trailer.Write(bw); err != nil {
+		return err
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// informational passes an informational answer (103 Early Hints) to
+// the client, through answerHeaders like the final one, and leaves the
+// headers the final answer will have as they were.
+func (o *outgoing) informational(code int, h http.Header) {
+	if !o.r.ProtoAtLeast(1, 1) {
+		return // HTTP/1.0 knows no informational answers
+	}
+	dst := o.w.Header()
+	saved := maps.Clone(dst)
+	clear(dst)
+	o.rt.answerHeaders(dst, h)
+	o.w.WriteHeader(code)
+	clear(dst)
+	maps.Copy(dst, saved)
+}
+
+// answerHeaders adds the upstream's answer headers (or trailers) src to
+// dst, the client's: never a Set-Cookie that sets or clears one of the
+// gateway's own cookies (dropOwnSetCookies), nor a hop-by-hop header,
+// which describes the upstream connection only. Headers the gateway set
+// itself before proxying (a cookie it hands over) stay.
+func (rt *route) answerHeaders(dst, src http.Header) {
+	rt.dropOwnSetCookies(src)
+	copyEndToEnd(dst, src)
+}
+
+// tunnel completes a protocol upgrade: the client gets the upstream's
+// 101 answer, and the two connections are joined until either ends.
+func (g *Gateway) tunnel(w http.ResponseWriter, r *http.Request, rt *route, resp *http.Response, asked string) {
+	up, ok := resp.Body.(io.ReadWriteCloser)
+	got := resp.Header.Get("Upgrade")
+	if !ok || !strings.EqualFold(got, asked) {
+		g.upstreamFailed(w, r, rt, errors.New("the upstream switched to "+strconv.Quote(got)+" where "+strconv.Quote(asked)+" was asked"))
+		return
+	}
+	h := w.Header()
+	rt.answerHeaders(h, resp.Header)
+	h["Connection"], h["Upgrade"] = []string{"Upgrade"}, []string{got}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		g.upstreamFailed(w, r, rt, err)
+		return
+	}
+	defer conn.Close()
+	resp.Header, resp.Body = h, nil
+	if err := resp.Write(brw); err != nil {
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(up, brw.Reader) // what the client sent after its request, then the rest
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.Copy(conn, up)
+		done <- struct{}{}
+	}()
+	<-done // either side ending ends both (the deferred closes)
+}
 
 // upstreamFailed answers a request the application did not: 502, or,
 // when the client went away first, 499 with no warning logged, since
@@ -121,31 +333,129 @@ func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *rou
 	g.refuse(w, r, status, "The application behind this address is not answering. Try again in a moment.")
 }
 
-// outbound is what the decision hands the proxy: who the request is from
-// and its canonical path.
-type outbound struct {
-	id   *identity
-	path string
-}
-
-type outboundKey struct{}
-
-// proxyTo returns the pass step that forwards to rt's upstream.
-func (g *Gateway) proxyTo(rt *route) pass {
-	return func(w http.ResponseWriter, r *http.Request, id *identity, p string) {
-		up := g.upstreams[rt]
-		switch {
-		case up == nil:
-			g.refuse(w, r, http.StatusNotFound, "This address is served through forward-auth only.")
-		case up.direct != nil && plainRead(r):
-			g.serveDirect(w, r, rt, up.direct, id, p)
-		default:
-			up.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, &outbound{id: id, path: p})))
+// copyBody copies the answer's body, flushing each piece at once for a
+// stream (server-sent events, or no announced length).
+func (g *Gateway) copyBody(w http.ResponseWriter, resp *http.Response) error {
+	buf := g.buffers.Get()
+	defer g.buffers.Put(buf)
+	stream := resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	rc := http.NewResponseController(w)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if stream {
+				if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+					return ferr
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
 
-// bufferPool lends the proxies their copy buffers. Without one, each
+// upstreamTarget is the request target: the upstream URL's path joined
+// with the canonical path, and both queries.
+func upstreamTarget(rt *route, p, query string) string {
+	target := upstreamPath(rt, p)
+	switch q := rt.upstream.RawQuery; {
+	case q != "" && query != "":
+		return target + "?" + q + "&" + query
+	case q != "":
+		return target + "?" + q
+	case query != "":
+		return target + "?" + query
+	}
+	return target
+}
+
+// upstreamPath is the escaped path the upstream receives for canonical
+// path p: the upstream URL's path joined with p.
+func upstreamPath(rt *route, p string) string {
+	base := rt.upstream.EscapedPath()
+	target := escapePath(p)
+	switch {
+	case base == "" || base == "/":
+	case strings.HasSuffix(base, "/"):
+		target = base + target[1:]
+	default:
+		target = base + target
+	}
+	return target
+}
+
+// forwards reports whether the client's header k goes upstream: not a
+// hop-by-hop header (nor one the Connection header names; the gateway
+// frames the body and asks for an upgrade itself), not Expect (the
+// gateway reads the body, and net/http's server sends the client its
+// 100 Continue), not an identity header or a configured strip header,
+// not a forwarding or rewriting header (the gateway sets its own; see
+// forwarding.go), not an underscored name.
+func (g *Gateway) forwards(k string, connection []string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Expect", "Host":
+		return false
+	}
+	return !strings.HasPrefix(k, headerPrefix) && !g.strip[k] && !clientForwarding(k) && !underscored(k) && !listed(connection, k)
+}
+
+// writeHeader writes one header line; a line break in a value (which a
+// stored display name or group could hold) becomes a space, so no value
+// can add a header of its own.
+func writeHeader(bw *bufio.Writer, k, v string) {
+	_, _ = bw.WriteString(k)
+	_, _ = bw.WriteString(": ")
+	// Two byte searches, which run wide: the assertion is most of a
+	// kilobyte on every request.
+	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	_, _ = bw.WriteString(v)
+	_, _ = bw.WriteString("\r\n")
+}
+
+// copyEndToEnd adds the upstream's answer headers to dst, without the
+// hop-by-hop ones, which describe the upstream connection only. Headers
+// the gateway set itself before proxying (a cookie it hands over) stay.
+func copyEndToEnd(dst, src http.Header) {
+	connection := src["Connection"]
+	for k, vv := range src {
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+			continue
+		}
+		if listed(connection, k) {
+			continue
+		}
+		if own := dst[k]; len(own) > 0 {
+			dst[k] = append(own, vv...)
+			continue
+		}
+		dst[k] = vv
+	}
+}
+
+// listed reports whether the Connection header values name header k.
+func listed(connection []string, k string) bool {
+	for _, v := range connection {
+		for _, name := range strings.Split(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(name)) == k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bufferPool lends the proxy its copy buffers. Without one, each
 // proxied response allocates (and the collector then reclaims) 32 KiB.
 // A bounded free list: at most its capacity of buffers stay allocated.
 type bufferPool chan []byte
@@ -169,216 +479,4 @@ func (p bufferPool) Put(b []byte) {
 	case p <- b[:cap(b)]:
 	default:
 	}
-}
-
-// stripIdentity removes every header a client could use to pose as
-// someone: X-Stepgate-* and the configured extra headers.
-func (g *Gateway) stripIdentity(h http.Header) {
-	for k := range h {
-		if strings.HasPrefix(http.CanonicalHeaderKey(k), headerPrefix) {
-			delete(h, k)
-		}
-	}
-	for k := range g.strip {
-		delete(h, k)
-	}
-}
-
-// setIdentity replaces identity headers with the verified identity;
-// the assertion authorizes req alone.
-func (g *Gateway) setIdentity(h http.Header, rt *route, id *identity, req requestTarget) {
-	g.stripIdentity(h)
-	g.identityHeaders(rt, id, req, h.Set)
-}
-
-// requestTarget is the one request an assertion authorizes, as DPoP
-// binds a proof (RFC 9449 section 4.2): the method (htm) and the URL
-// without query or fragment (htu).
-type requestTarget struct {
-	method, url string
-}
-
-// upstreamRequest is the request the built-in proxy sends rt's upstream
-// for method and canonical path p: the upstream's scheme and host, and
-// the path joined as the upstream receives it.
-func (rt *route) upstreamRequest(method, p string) requestTarget {
-	return requestTarget{method: method, url: rt.upstreamOrigin + upstreamPath(rt, p)}
-}
-
-// identityHeaders sets, through set, the identity headers of id that
-// the route sends (none for anonymous requests).
-func (g *Gateway) identityHeaders(rt *route, id *identity, req requestTarget, set func(key, value string)) {
-	if id == nil || !rt.plain && !rt.assertion {
-		return
-	}
-	a := g.facts(rt, id)
-	if rt.plain {
-		plainIdentity(a, set)
-	}
-	if !rt.assertion {
-		return
-	}
-	if tok, err := g.assertion(rt, id, a, req); err == nil {
-		set(headerAssertion, tok)
-	} else {
-		g.Log.Error("sign identity assertion", "err", err)
-	}
-}
-
-// plainIdentity sets the identity headers other than the assertion.
-func plainIdentity(a assertionClaims, set func(key, value string)) {
-	set(headerUser, a.Username)
-	if a.Email != "" {
-		set(headerEmail, a.Email)
-	}
-	if len(a.Groups) > 0 {
-		set(headerGroups, strings.Join(a.Groups, ","))
-	}
-	set(headerAcr, a.ACR)
-	set(headerAmr, strings.Join(a.AMR, " "))
-	if a.AuthTime > 0 {
-		set(headerAuthTime, strconv.FormatInt(a.AuthTime, 10))
-	}
-}
-
-// assertionClaims are the claims of X-Stepgate-Assertion, a short-lived
-// JWT signed with Stepgate's token keys (verifiable with its JWKS), so
-// an upstream need not trust the network between it and the gateway.
-// Its own typ keeps ID and access tokens from passing for it; aud, htm
-// and htu keep it from authorizing anything but the one request to the
-// one upstream it was made for, when someone who saw it replays it at
-// the upstream's own port.
-type assertionClaims struct {
-	jwt.Claims
-	Method   string   `json:"htm"`
-	URL      string   `json:"htu"`
-	Username string   `json:"preferred_username"`
-	Email    string   `json:"email,omitempty"`
-	Groups   []string `json:"groups,omitempty"`
-	Roles    []string `json:"roles,omitempty"`
-	ACR      string   `json:"acr,omitempty"`
-	AMR      []string `json:"amr,omitempty"`
-	AuthTime int64    `json:"auth_time,omitempty"`
-	ACRs     []string `json:"acrs,omitempty"`
-}
-
-// facts gathers what the headers and the assertion say about id.
-func (g *Gateway) facts(rt *route, id *identity) assertionClaims {
-	a := assertionClaims{Username: id.user.Username, Email: id.user.Email, Groups: id.user.Groups, Roles: id.user.Roles, ACRs: id.acrs}
-	a.Subject = id.user.ID
-	switch {
-	case id.token != nil:
-		a.ACR, a.AMR, a.AuthTime, a.ACRs = id.token.ACR, id.token.AMR, id.token.AuthTime, id.token.ACRs
-		if a.Username == "" {
-			a.Username, a.Subject = id.token.Subject, id.token.Subject // a service client
-		}
-	case id.sess != nil:
-		a.ACR = g.Policies.Load().Strengths().Strongest(access.Events(id.sess.Events), g.Now())
-		for _, e := range id.sess.Events {
-			for _, v := range e.AMR {
-				if !contains(a.AMR, v) {
-					a.AMR = append(a.AMR, v)
-				}
-			}
-		}
-		a.AuthTime = lastProof(id.sess).Unix()
-	}
-	return a
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// cachedAssertion is a signed assertion reused while fresh: signing is
-// the most expensive step of a proxied request, and an assertion stays
-// true while the session's proofs and the user do not change.
-type cachedAssertion struct {
-	token   string
-	expires time.Time
-}
-
-const maxCachedAssertions = 10000
-
-// assertion returns the signed assertion of a for req. A read's is
-// cached by everything it says — the route (so the audience), the
-// identity and its proofs, and the request (method and URL) — so one
-// request's assertion is never handed to another. Any other method gets
-// an assertion of its own, with a jti an upstream can spend once: a
-// POST /transfers seen on the network cannot be sent again with another
-// body while its assertion lives.
-func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requestTarget) (string, error) {
-	now := g.Now()
-	reusable := safeMethod(req.method)
-	var key string
-	if reusable {
-		key = assertionKey(rt, id, &a, req)
-		g.mu.Lock()
-		c, ok := g.assertions[key]
-		g.mu.Unlock()
-		if ok && now.Before(c.expires) {
-			return c.token, nil
-		}
-	}
-	life := rt.assertionLife
-	if life <= 0 {
-		life = g.Options.AssertionLifetime
-	}
-	a.Issuer, a.Audience = g.Issuer, jwt.Audience{rt.audience}
-	a.Method, a.URL = req.method, req.url
-	a.IssuedAt, a.Expiry = jwt.NewNumericDate(now), jwt.NewNumericDate(now.Add(life))
-	a.ID = rand.Text()
-	tok, err := g.Signer.SignAssertion(a)
-	if err != nil || !reusable {
-		return tok, err
-	}
-	g.mu.Lock()
-	if len(g.assertions) >= maxCachedAssertions {
-		clear(g.assertions) // crude but bounded: the next requests re-sign
-	}
-	// Reused for half its life, so an upstream never receives one about
-	// to expire.
-	g.assertions[key] = cachedAssertion{token: tok, expires: now.Add(life / 2)}
-	g.mu.Unlock()
-	return tok, nil
-}
-
-// safeMethod reports whether method only reads (RFC 9110 section 9.2.1):
-// its assertion may be reused for the same request.
-func safeMethod(method string) bool {
-	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
-}
-
-// assertionKey names an assertion by every input that goes into it.
-// Fields are separated by a byte no method, URL, id or claim value
-// below can contain unescaped (a URL path is escaped; ids are opaque).
-func assertionKey(rt *route, id *identity, a *assertionClaims, req requestTarget) string {
-	var b strings.Builder
-	b.Grow(192 + len(req.url))
-	for _, s := range [...]string{rt.name, req.method, req.url, a.Subject, a.Username, a.Email, a.ACR} {
-		b.WriteString(s)
-		b.WriteByte(0)
-	}
-	for _, list := range [...][]string{a.AMR, a.ACRs, a.Groups, a.Roles} {
-		for _, s := range list {
-			b.WriteString(s)
-			b.WriteByte(1)
-		}
-		b.WriteByte(0)
-	}
-	b.WriteString(strconv.FormatInt(a.AuthTime, 10))
-	b.WriteByte(0)
-	if id.sess != nil {
-		b.WriteString(id.sess.ID)
-		b.WriteByte(0)
-		b.WriteString(strconv.Itoa(len(id.sess.Events)))
-	} else if id.token != nil {
-		b.WriteString(id.token.ID)
-	}
-	return b.String()
 }

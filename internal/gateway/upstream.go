@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,15 +15,16 @@ import (
 	"time"
 )
 
-// connPool keeps alive the plain-HTTP connections of a route's direct
-// path (see serveDirect): the request is written and the answer read on
-// the handler's own goroutine. http.Transport instead gives every
-// connection a reader and a writer goroutine and hands each request and
-// answer between them; on loopback that hand-off costs more than the
-// gateway's whole decision.
+// connPool keeps alive the connections to a route's upstream. Every
+// proxied request is written and its answer read on the handler's own
+// goroutine (a request body is written beside it, by one goroutine of
+// its own). http.Transport instead gives every connection a reader and a
+// writer goroutine and hands each request and answer between them; on
+// loopback that hand-off costs more than the gateway's whole decision.
 type connPool struct {
-	host          string // the upstream URL's host, as the Host header carries it
-	addr          string // host:port to dial
+	host          string      // the upstream URL's host, as the Host header carries it
+	addr          string      // host:port to dial
+	tls           *tls.Config // nil for a plain-HTTP upstream
 	headerTimeout time.Duration
 	dialer        net.Dialer
 	idle          chan *upstreamConn
@@ -35,21 +37,28 @@ type connPool struct {
 // MaxIdleConnsPerHost does for the standard transport.
 const maxIdleUpstreamConns = 256
 
-// newConnPool returns the pool of a plain-HTTP upstream, or nil for one
-// the direct path does not serve (TLS).
-func newConnPool(upstream *url.URL, headerTimeout time.Duration) *connPool {
-	if upstream.Scheme != "http" {
-		return nil
-	}
+// maxInformational bounds the informational answers (103 Early Hints)
+// read before the final one, as the standard transport does: an
+// upstream cannot hold a request open by sending them forever.
+const maxInformational = 5
+
+// newConnPool returns the pool of the upstream at u (http or https).
+func newConnPool(u *url.URL, headerTimeout time.Duration) *connPool {
 	p := &connPool{
-		host: upstream.Host, addr: upstream.Host,
+		host: u.Host, addr: u.Host,
 		headerTimeout: headerTimeout,
 		dialer:        net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second},
 		idle:          make(chan *upstreamConn, maxIdleUpstreamConns),
 		closed:        make(chan struct{}),
 	}
-	if upstream.Port() == "" {
-		p.addr = net.JoinHostPort(upstream.Hostname(), "80")
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+		// HTTP/1.1 only: the pool speaks it on every connection.
+		p.tls = &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+	}
+	if u.Port() == "" {
+		p.addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	return p
 }
@@ -57,16 +66,30 @@ func newConnPool(upstream *url.URL, headerTimeout time.Duration) *connPool {
 // upstreamConn is one keep-alive connection to the upstream.
 type upstreamConn struct {
 	net.Conn
-	raw    syscall.RawConn // nil when the connection offers none
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	reused bool
+	// raw is the TCP connection's, for the wait in send (nil under TLS,
+	// or when the connection offers none) and for alive (TLS too).
+	raw, probe syscall.RawConn
+	br         *bufio.Reader
+	bw         *bufio.Writer
+	reused     bool
 
 	// flushOnce is c.flushThenWait, bound once so that send allocates
-	// nothing; sent and sendErr are its state during one send.
+	// nothing; sent and sendErr are its state during one send. peekOnce
+	// and idle are the same for alive.
 	flushOnce func(uintptr) bool
 	sent      bool
 	sendErr   error
+	peekOnce  func(uintptr) bool
+	idle      bool
+
+	// bodyDone is closed when the request body's writer returns, with
+	// bodyErr set; nil when the request has no body.
+	bodyDone chan struct{}
+	bodyErr  error
+	// mu guards headRead: whether the answer's head was read, after
+	// which the body's writer no longer arms the header timeout.
+	mu       sync.Mutex
+	headRead bool
 }
 
 // send writes the buffered request and waits until the answer can be
@@ -106,51 +129,102 @@ func (c *upstreamConn) flushThenWait(uintptr) bool {
 // of its answer: a kept-alive connection the upstream had closed.
 var errNoAnswer = errors.New("the upstream closed the connection without answering")
 
-// roundTrip sends a request with no body, written by write, and returns
-// the answer; the body reads from the connection, which returns to the
-// pool once the body is read to its end. Only requests safe to send
-// twice come here (GET and HEAD), so one that meets a connection the
-// upstream closed while it sat idle is sent again on a fresh one.
-func (p *connPool) roundTrip(req *http.Request, write func(*bufio.Writer) error) (*http.Response, error) {
+// roundTrip sends o upstream and returns the answer; the body reads from
+// the connection, which returns to the pool once the body is read to its
+// end. A request that may be sent twice (a read without a body) and
+// meets a connection the upstream closed after alive looked at it is
+// sent again on another; any other request is never sent twice.
+func (p *connPool) roundTrip(o *outgoing) (*http.Response, error) {
+	ctx := o.r.Context()
 	for {
-		c, err := p.conn(req.Context())
+		c, err := p.conn(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := p.exchange(c, req, write)
+		resp, err := p.exchange(c, o)
 		if err == nil {
 			return resp, nil
 		}
 		_ = c.Close()
-		if !c.reused || !errors.Is(err, errNoAnswer) || req.Context().Err() != nil {
+		if !o.replayable || !c.reused || !errors.Is(err, errNoAnswer) || ctx.Err() != nil {
 			return nil, err
 		}
 	}
 }
 
-// conn takes an idle connection or dials a new one.
+// conn takes an idle connection that is still alive, or dials a new one.
 func (p *connPool) conn(ctx context.Context) (*upstreamConn, error) {
-	select {
-	case c := <-p.idle:
-		c.reused = true
-		return c, nil
-	default:
+	for {
+		select {
+		case c := <-p.idle:
+			if !c.alive() {
+				_ = c.Close()
+				continue
+			}
+			c.reused = true
+			return c, nil
+		default:
+		}
+		return p.dial(ctx)
 	}
+}
+
+func (p *connPool) dial(ctx context.Context) (*upstreamConn, error) {
 	nc, err := p.dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &upstreamConn{Conn: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c := &upstreamConn{Conn: nc}
 	if sc, ok := nc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
+		c.probe, _ = sc.SyscallConn()
 	}
-	c.flushOnce = c.flushThenWait
+	if p.tls == nil {
+		c.raw = c.probe
+	} else {
+		tc := tls.Client(nc, p.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("TLS handshake with the upstream: %w", err)
+		}
+		c.Conn = tc
+	}
+	c.br, c.bw = bufio.NewReaderSize(c.Conn, 4<<10), bufio.NewWriterSize(c.Conn, 4<<10)
+	c.flushOnce, c.peekOnce = c.flushThenWait, c.peek
 	return c, nil
 }
 
+// alive reports whether an idle connection can take a request: the
+// upstream has not closed it, and has sent nothing since its last
+// answer. Bytes an upstream sends unasked would otherwise be read as the
+// answer to the next request on the connection — another user's
+// (response queue poisoning) —, and a request that must not be sent
+// twice would be lost on a closed one.
+func (c *upstreamConn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.probe == nil {
+		return true
+	}
+	c.idle = false
+	return c.probe.Read(c.peekOnce) == nil && c.idle
+}
+
+// peek is alive's RawConn.Read function.
+func (c *upstreamConn) peek(fd uintptr) bool {
+	c.idle = nothingToRead(fd)
+	return true
+}
+
 // put keeps c for the next request, or closes it when the pool is full
-// or closed.
+// or closed, or when the upstream sent more than its answer (bytes that
+// would be read as the next request's answer).
 func (p *connPool) put(c *upstreamConn) {
+	if c.br.Buffered() > 0 {
+		_ = c.Close()
+		return
+	}
+	c.bodyDone, c.bodyErr, c.headRead = nil, nil, false
 	select {
 	case <-p.closed:
 		_ = c.Close()
@@ -178,15 +252,21 @@ func (p *connPool) Close() {
 	}
 }
 
-// exchange writes the request on c and reads the answer's head.
-func (p *connPool) exchange(c *upstreamConn, req *http.Request, write func(*bufio.Writer) error) (*http.Response, error) {
+// exchange writes the request on c and reads the answer's head. A 101
+// answer's body is the switched connection itself (switchedConn).
+func (p *connPool) exchange(c *upstreamConn, o *outgoing) (*http.Response, error) {
 	// A cancelled request (the client went away) interrupts whatever
 	// waits on the connection.
-	stop := context.AfterFunc(req.Context(), func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	resp, err := p.head(c, req, write)
+	stop := context.AfterFunc(o.r.Context(), func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	resp, err := p.head(c, o)
 	if err != nil {
 		stop()
 		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		stop()
+		resp.Body = switchedConn{c}
+		return resp, nil
 	}
 	body := &upstreamBody{rc: resp.Body, c: c, pool: p, stop: stop, keep: !resp.Close}
 	if resp.Body == http.NoBody {
@@ -197,36 +277,104 @@ func (p *connPool) exchange(c *upstreamConn, req *http.Request, write func(*bufi
 	return resp, nil
 }
 
-// head sends the request and reads the answer's status and headers,
-// skipping informational answers (100 Continue, 103 Early Hints).
-func (p *connPool) head(c *upstreamConn, req *http.Request, write func(*bufio.Writer) error) (*http.Response, error) {
-	if err := write(c.bw); err != nil {
+// head sends the request and reads the answer's status and headers.
+// Informational answers go to o.informational; 100 Continue is dropped,
+// since the gateway never asks the upstream for one.
+func (p *connPool) head(c *upstreamConn, o *outgoing) (*http.Response, error) {
+	if err := o.writeHead(c.bw); err != nil {
 		return nil, fmt.Errorf("send the request upstream: %w", noAnswer(err))
 	}
-	if p.headerTimeout > 0 {
-		_ = c.SetReadDeadline(time.Now().Add(p.headerTimeout))
-		defer func() { _ = c.SetReadDeadline(time.Time{}) }()
+	if o.length != 0 {
+		c.bodyDone = make(chan struct{})
+		// The writer gets a copy of its own, so that o itself stays
+		// on the handler's stack for requests without a body.
+		body := *o
+		go c.writeBody(&body, p.headerTimeout)
+	} else {
+		if p.headerTimeout > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(p.headerTimeout))
+		}
+		if sent, err := c.send(); !sent {
+			return nil, fmt.Errorf("send the request upstream: %w", noAnswer(err))
+		} else if err != nil {
+			return nil, fmt.Errorf("read the upstream's answer: %w", noAnswer(err))
+		}
 	}
-	if sent, err := c.send(); !sent {
-		return nil, fmt.Errorf("send the request upstream: %w", noAnswer(err))
-	} else if err != nil {
-		return nil, fmt.Errorf("read the upstream's answer: %w", noAnswer(err))
-	}
+	defer c.headDone()
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, fmt.Errorf("read the upstream's answer: %w", noAnswer(err))
 	}
-	for {
-		resp, err := http.ReadResponse(c.br, req)
+	for n := 0; ; n++ {
+		resp, err := http.ReadResponse(c.br, o.r)
 		if err != nil {
 			return nil, fmt.Errorf("read the upstream's answer: %w", err)
 		}
 		switch {
-		case resp.StatusCode == http.StatusSwitchingProtocols:
+		case resp.StatusCode == http.StatusSwitchingProtocols && o.upgrade == "":
 			return nil, errors.New("the upstream switched protocols on a request that asked for no upgrade")
-		case resp.StatusCode >= 200:
+		case resp.StatusCode == http.StatusSwitchingProtocols, resp.StatusCode >= 200:
 			return resp, nil
+		case n == maxInformational:
+			return nil, errors.New("the upstream sent too many informational answers")
+		case resp.StatusCode != http.StatusContinue:
+			o.informational(resp.StatusCode, resp.Header)
 		}
 	}
+}
+
+// headDone ends the header timeout once the answer's head is read (or
+// reading it failed).
+func (c *upstreamConn) headDone() {
+	c.mu.Lock()
+	c.headRead = true
+	_ = c.SetReadDeadline(time.Time{})
+	c.mu.Unlock()
+}
+
+// writeBody writes o's body and flushes it, then starts the header
+// timeout, which counts from the end of the request as the standard
+// transport's does: a slow upload is not a slow upstream. A failure
+// closes the connection, which ends the wait for the answer: the
+// upstream has half a request, and the connection can carry nothing
+// else.
+func (c *upstreamConn) writeBody(o *outgoing, headerTimeout time.Duration) {
+	err := o.writeBody(c.bw)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		_ = c.Close()
+	} else if headerTimeout > 0 {
+		c.mu.Lock()
+		if !c.headRead {
+			_ = c.SetReadDeadline(time.Now().Add(headerTimeout))
+		}
+		c.mu.Unlock()
+	}
+	c.bodyErr = err
+	close(c.bodyDone)
+}
+
+// bodyWritten reports whether the request body, if any, went upstream
+// whole. An upstream may answer before it has read the body; the
+// writer is then given a moment to finish, as the standard transport
+// gives it, before the connection is given up.
+func (c *upstreamConn) bodyWritten() bool {
+	if c.bodyDone == nil {
+		return true
+	}
+	select {
+	case <-c.bodyDone:
+	default:
+		t := time.NewTimer(50 * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-c.bodyDone:
+		case <-t.C:
+			return false
+		}
+	}
+	return c.bodyErr == nil
 }
 
 // noAnswer marks a connection that ended (or was reset) before the
@@ -273,14 +421,22 @@ func (b *upstreamBody) Close() error {
 }
 
 // release returns the connection to the pool when the answer was read
-// whole, nothing interrupted it and neither side asked to close, and
-// closes it otherwise.
+// whole, nothing interrupted it, the request body went whole and neither
+// side asked to close, and closes it otherwise.
 func (b *upstreamBody) release(whole bool) {
 	b.done = true
 	interrupted := !b.stop()
-	if whole && b.keep && !interrupted {
+	if whole && b.keep && !interrupted && b.c.bodyWritten() {
 		b.pool.put(b.c)
 		return
 	}
 	_ = b.c.Close()
 }
+
+// switchedConn is the upstream connection after a 101 answer: what is
+// read comes first from what was buffered after the answer's head.
+type switchedConn struct{ c *upstreamConn }
+
+func (s switchedConn) Read(p []byte) (int, error)  { return s.c.br.Read(p) }
+func (s switchedConn) Write(p []byte) (int, error) { return s.c.Write(p) }
+func (s switchedConn) Close() error                { return s.c.Close() }

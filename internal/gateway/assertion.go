@@ -1,0 +1,349 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/policy"
+)
+
+// Identity headers sent upstream. Every incoming X-Stepgate-* header is
+// removed first, so a client can never supply its own.
+const (
+	headerPrefix    = "X-Stepgate-"
+	headerUser      = "X-Stepgate-User"
+	headerEmail     = "X-Stepgate-Email"
+	headerGroups    = "X-Stepgate-Groups"
+	headerAcr       = "X-Stepgate-Acr"
+	headerAmr       = "X-Stepgate-Amr"
+	headerAuthTime  = "X-Stepgate-Auth-Time"
+	headerAssertion = "X-Stepgate-Assertion"
+)
+
+// stripIdentity removes every header a client could use to pose as
+// someone: X-Stepgate-* and the configured extra headers.
+func (g *Gateway) stripIdentity(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(http.CanonicalHeaderKey(k), headerPrefix) {
+			delete(h, k)
+		}
+	}
+	for k := range g.strip {
+		delete(h, k)
+	}
+}
+
+// setIdentity replaces identity headers with the verified identity;
+// the assertion authorizes req alone.
+func (g *Gateway) setIdentity(h http.Header, rt *route, id *identity, req requestTarget) {
+	g.stripIdentity(h)
+	g.identityHeaders(rt, id, req, h.Set)
+}
+
+// requestTarget is the one request an assertion authorizes, as DPoP
+// binds a proof (RFC 9449 section 4.2): the method (htm) and the URL
+// without query or fragment (htu).
+type requestTarget struct {
+	method, url string
+}
+
+// upstreamRequest is the request the built-in proxy sends rt's upstream
+// for method and canonical path p: the upstream's scheme and host, and
+// the path joined as the upstream receives it.
+func (rt *route) upstreamRequest(method, p string) requestTarget {
+	return requestTarget{method: method, url: rt.upstreamOrigin + upstreamPath(rt, p)}
+}
+
+// identityHeaders sets, through set, the identity headers of id that
+// the route sends (none for anonymous requests).
+func (g *Gateway) identityHeaders(rt *route, id *identity, req requestTarget, set func(key, value string)) {
+	if id == nil || !rt.plain && !rt.assertion {
+		return
+	}
+	v := id.memo.view(g, rt, id)
+	if rt.plain {
+		for _, h := range v.plain {
+			set(h.key, h.value)
+		}
+	}
+	if !rt.assertion {
+		return
+	}
+	if tok, err := g.memoAssertion(rt, id, v, req); err == nil {
+		set(headerAssertion, tok)
+	} else {
+		g.Log.Error("sign identity assertion", "err", err)
+	}
+}
+
+// identityMemo holds what identityHeaders works out for one cached
+// identity lookup (a gateway cookie's or a bearer token's), so that the
+// requests that reuse the lookup reuse it too: the headers' values, and
+// the assertions signed for them. It lives in the lookup's cache entry —
+// never longer than identityTTL (nor a token's expiry), and dropped with
+// it by Forget (sign-out, a disabled user, revoked sessions or tokens) —
+// and is reached only through the SHA-256 of that browser's own cookie
+// or that client's own token, so one user's identity is never sent for
+// another's request. It holds nothing the lookup did not already: the
+// user, the session and its proofs, the token's claims are the entry's,
+// fixed while it lives. A token serves every route of its app, so what
+// the memo holds is kept per route.
+type identityMemo struct {
+	current atomic.Pointer[identityView]
+	// mu guards signed.
+	mu     sync.Mutex
+	signed map[memoKey]memoAssertion
+}
+
+// memoKey names an assertion in the memo: the route (its audience) and
+// the request it authorizes.
+type memoKey struct {
+	rt  *route
+	req requestTarget
+}
+
+// identityView is the identity headers of one identity on one route
+// under one policy snapshot.
+type identityView struct {
+	rt    *route
+	snap  *policy.Snapshot
+	facts assertionClaims // without ACRs, which each decision sets
+	plain []headerValue
+}
+
+type headerValue struct{ key, value string }
+
+// memoAssertion is a signed assertion for a read, and the contexts it
+// names (the decision's, which may change while the memo lives: a
+// context's sign-in frequency runs out).
+type memoAssertion struct {
+	acrs    []string
+	token   string
+	expires time.Time
+}
+
+// maxMemoAssertions bounds one identity's memo of assertions.
+const maxMemoAssertions = 64
+
+// view returns the identity headers of id on rt, from the memo when it
+// holds them for rt and the current policies (which name the strengths
+// of X-Stepgate-Acr). A nil memo (an identity not from the cache)
+// computes them each time.
+func (m *identityMemo) view(g *Gateway, rt *route, id *identity) *identityView {
+	var snap *policy.Snapshot
+	if id.sess != nil {
+		snap = g.Policies.Load() // a token's acr is its own
+	}
+	if m != nil {
+		if v := m.current.Load(); v != nil && v.rt == rt && v.snap == snap {
+			return v
+		}
+	}
+	v := &identityView{rt: rt, snap: snap, facts: g.facts(rt, id)}
+	v.facts.ACRs = nil
+	v.plain = plainIdentity(v.facts)
+	if m != nil {
+		m.current.Store(v)
+	}
+	return v
+}
+
+// memoAssertion returns the assertion for req: for a read, the one the
+// memo holds when it names the same contexts and is still fresh; else
+// through assertion, which keeps the longer-lived cache and signs.
+func (g *Gateway) memoAssertion(rt *route, id *identity, v *identityView, req requestTarget) (string, error) {
+	m := id.memo
+	now := g.Now()
+	if m != nil && safeMethod(req.method) {
+		m.mu.Lock()
+		c, ok := m.signed[memoKey{rt, req}]
+		m.mu.Unlock()
+		if ok && now.Before(c.expires) && slices.Equal(c.acrs, id.acrs) {
+			return c.token, nil
+		}
+	}
+	a := v.facts
+	a.ACRs = id.acrs
+	tok, expires, err := g.assertion(rt, id, a, req)
+	if err != nil || m == nil || expires.IsZero() {
+		return tok, err
+	}
+	m.mu.Lock()
+	if m.signed == nil || len(m.signed) >= maxMemoAssertions {
+		m.signed = map[memoKey]memoAssertion{}
+	}
+	m.signed[memoKey{rt, req}] = memoAssertion{acrs: id.acrs, token: tok, expires: expires}
+	m.mu.Unlock()
+	return tok, nil
+}
+
+// plainIdentity is the identity headers other than the assertion.
+func plainIdentity(a assertionClaims) []headerValue {
+	h := []headerValue{{headerUser, a.Username}}
+	if a.Email != "" {
+		h = append(h, headerValue{headerEmail, a.Email})
+	}
+	if len(a.Groups) > 0 {
+		h = append(h, headerValue{headerGroups, strings.Join(a.Groups, ",")})
+	}
+	h = append(h, headerValue{headerAcr, a.ACR}, headerValue{headerAmr, strings.Join(a.AMR, " ")})
+	if a.AuthTime > 0 {
+		h = append(h, headerValue{headerAuthTime, strconv.FormatInt(a.AuthTime, 10)})
+	}
+	return h
+}
+
+// assertionClaims are the claims of X-Stepgate-Assertion, a short-lived
+// JWT signed with Stepgate's token keys (verifiable with its JWKS), so
+// an upstream need not trust the network between it and the gateway.
+// Its own typ keeps ID and access tokens from passing for it; aud, htm
+// and htu keep it from authorizing anything but the one request to the
+// one upstream it was made for, when someone who saw it replays it at
+// the upstream's own port.
+type assertionClaims struct {
+	jwt.Claims
+	Method   string   `json:"htm"`
+	URL      string   `json:"htu"`
+	Username string   `json:"preferred_username"`
+	Email    string   `json:"email,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
+	Roles    []string `json:"roles,omitempty"`
+	ACR      string   `json:"acr,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	AuthTime int64    `json:"auth_time,omitempty"`
+	ACRs     []string `json:"acrs,omitempty"`
+}
+
+// facts gathers what the headers and the assertion say about id.
+func (g *Gateway) facts(rt *route, id *identity) assertionClaims {
+	a := assertionClaims{Username: id.user.Username, Email: id.user.Email, Groups: id.user.Groups, Roles: id.user.Roles, ACRs: id.acrs}
+	a.Subject = id.user.ID
+	switch {
+	case id.token != nil:
+		a.ACR, a.AMR, a.AuthTime, a.ACRs = id.token.ACR, id.token.AMR, id.token.AuthTime, id.token.ACRs
+		if a.Username == "" {
+			a.Username, a.Subject = id.token.Subject, id.token.Subject // a service client
+		}
+	case id.sess != nil:
+		a.ACR = g.Policies.Load().Strengths().Strongest(access.Events(id.sess.Events), g.Now())
+		for _, e := range id.sess.Events {
+			for _, v := range e.AMR {
+				if !contains(a.AMR, v) {
+					a.AMR = append(a.AMR, v)
+				}
+			}
+		}
+		a.AuthTime = lastProof(id.sess).Unix()
+	}
+	return a
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// cachedAssertion is a signed assertion reused while fresh: signing is
+// the most expensive step of a proxied request, and an assertion stays
+// true while the session's proofs and the user do not change.
+type cachedAssertion struct {
+	token   string
+	expires time.Time
+}
+
+const maxCachedAssertions = 10000
+
+// assertion returns the signed assertion of a for req. A read's is
+// cached by everything it says — the route (so the audience), the
+// identity and its proofs, and the request (method and URL) — so one
+// request's assertion is never handed to another. Any other method gets
+// an assertion of its own, with a jti an upstream can spend once: a
+// POST /transfers seen on the network cannot be sent again with another
+// body while its assertion lives.
+//
+// For a read it also returns until when the assertion may be reused
+// (zero for any other method).
+func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requestTarget) (string, time.Time, error) {
+	now := g.Now()
+	reusable := safeMethod(req.method)
+	var key string
+	if reusable {
+		key = assertionKey(rt, id, &a, req)
+		g.mu.Lock()
+		c, ok := g.assertions[key]
+		g.mu.Unlock()
+		if ok && now.Before(c.expires) {
+			return c.token, c.expires, nil
+		}
+	}
+	life := rt.assertionLife
+	if life <= 0 {
+		life = g.Options.AssertionLifetime
+	}
+	a.Issuer, a.Audience = g.Issuer, jwt.Audience{rt.audience}
+	a.Method, a.URL = req.method, req.url
+	a.IssuedAt, a.Expiry = jwt.NewNumericDate(now), jwt.NewNumericDate(now.Add(life))
+	a.ID = rand.Text()
+	tok, err := g.Signer.SignAssertion(a)
+	if err != nil || !reusable {
+		return tok, time.Time{}, err
+	}
+	g.mu.Lock()
+	if len(g.assertions) >= maxCachedAssertions {
+		clear(g.assertions) // crude but bounded: the next requests re-sign
+	}
+	// Reused for half its life, so an upstream never receives one about
+	// to expire.
+	expires := now.Add(life / 2)
+	g.assertions[key] = cachedAssertion{token: tok, expires: expires}
+	g.mu.Unlock()
+	return tok, expires, nil
+}
+
+// safeMethod reports whether method only reads (RFC 9110 section 9.2.1):
+// its assertion may be reused for the same request.
+func safeMethod(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+// assertionKey names an assertion by every input that goes into it.
+// Fields are separated by a byte no method, URL, id or claim value
+// below can contain unescaped (a URL path is escaped; ids are opaque).
+func assertionKey(rt *route, id *identity, a *assertionClaims, req requestTarget) string {
+	var b strings.Builder
+	b.Grow(192 + len(req.url))
+	for _, s := range [...]string{rt.name, req.method, req.url, a.Subject, a.Username, a.Email, a.ACR} {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	for _, list := range [...][]string{a.AMR, a.ACRs, a.Groups, a.Roles} {
+		for _, s := range list {
+			b.WriteString(s)
+			b.WriteByte(1)
+		}
+		b.WriteByte(0)
+	}
+	b.WriteString(strconv.FormatInt(a.AuthTime, 10))
+	b.WriteByte(0)
+	if id.sess != nil {
+		b.WriteString(id.sess.ID)
+		b.WriteByte(0)
+		b.WriteString(strconv.Itoa(len(id.sess.Events)))
+	} else if id.token != nil {
+		b.WriteString(id.token.ID)
+	}
+	return b.String()
+}
