@@ -280,12 +280,12 @@ func unverifiedClaims(t *testing.T, raw string) (string, map[string]any) {
 	return typ, c
 }
 
-// TestAssertionOnBothProxyPaths: for reads and for writes (once two
-// proxy paths, now one), with an upstream URL that has a
-// base path and a query, each request's assertion authorizes exactly the
+// TestAssertionForReadsAndWrites: for reads and for writes, with an
+// upstream URL that has a base path and a query, each request's
+// assertion authorizes exactly the
 // request the upstream received, and never another — the assertion
 // cache hands no request another's.
-func TestAssertionOnBothProxyPaths(t *testing.T) {
+func TestAssertionForReadsAndWrites(t *testing.T) {
 	g, b, addr := startEchoGateway(t, http.HandlerFunc(echoHandler), nil)
 	origin := "http://" + addr
 	v, err := stepup.NewAssertionVerifier(g.base, stepup.WithAudience(origin), stepup.WithOrigin(origin))
