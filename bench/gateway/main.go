@@ -2,9 +2,11 @@
 // against nginx as a plain reverse proxy, in one run on one machine: the
 // upstream alone, nginx in front of it, Go's own httputil.ReverseProxy in
 // front of it (no authentication), Stepgate's gateway on a route that asks
-// for no sign-in (the proxying alone), then with a browser session and
-// with a bearer token (the full decision), and the forward-auth decision
-// alone. Everything listens on 127.0.0.1 with random ports; each scenario
+// for no sign-in (the proxying alone), then with a browser session (the
+// full decision; then the same decision on routes whose upstream is told
+// nothing of the user, or only through the signed assertion, which show
+// what the identity headers cost apart from the decision) and with a
+// bearer token, and the forward-auth decision alone. Everything listens on 127.0.0.1 with random ports; each scenario
 // first checks one response, so a broken path cannot post good numbers.
 //
 //	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-spread] [-cpuprofile gw.pprof -profile session] [-own-process] [-external]
@@ -152,6 +154,12 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 		}
 		return nil
 	}
+	assertionOnlyCheck := func(resp *http.Response, body string) error {
+		if want := "user= assertion=true"; body != want {
+			return fmt.Errorf("the upstream saw %q, want %q", body, want)
+		}
+		return nil
+	}
 	goProxy, err := startGoProxy(upAddr)
 	if err != nil {
 		return err
@@ -164,6 +172,8 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 		{name: "Go httputil.ReverseProxy, plain", t: target{addr: goProxy.Addr, url: "http://" + goProxy.Addr + "/"}},
 		{name: "gateway, route with no sign-in", t: target{addr: sg.addr, url: sg.public + "/"}, check: anonymousCheck},
 		{name: "gateway, session cookie", t: target{addr: sg.addr, url: sg.bank + "/", header: cookie}, check: identityCheck},
+		{name: "gateway, session cookie, no identity headers", t: target{addr: sg.addr, url: sg.lean + "/", header: http.Header{"Cookie": {"stepgate_gw=" + sg.leanCookie}}}, check: anonymousCheck},
+		{name: "gateway, session cookie, assertion only", t: target{addr: sg.addr, url: sg.signed + "/", header: http.Header{"Cookie": {"stepgate_gw=" + sg.signedCookie}}}, check: assertionOnlyCheck},
 		{name: "gateway, bearer token", t: target{addr: sg.addr, url: sg.bank + "/", header: http.Header{"Authorization": {"Bearer " + sg.token}}}, check: identityCheck},
 		{name: "forward-auth decision", t: target{addr: sg.addr, url: sg.base + "/gateway/forward-auth", header: http.Header{
 			"Cookie": {"stepgate_gw=" + sg.faCookie}, "X-Forwarded-Method": {"GET"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {faHost}, "X-Forwarded-Uri": {"/"},

@@ -42,11 +42,19 @@ type stepgate struct {
 	bank   string // http://bank.localhost:PORT, the route
 	public string // http://public.localhost:PORT, a route that asks for no sign-in
 	fa     string // http://fa.localhost:PORT, a route used through forward-auth only
-	stop   func()
-	cookie string // the browser's gateway cookie for the route
+	// lean and signed are routes like bank whose upstream is told
+	// nothing of the user, or only through the signed assertion: beside
+	// bank, they show what the decision costs apart from the identity
+	// headers.
+	lean, signed string
+	stop         func()
+	cookie       string // the browser's gateway cookie for the route
 	// faCookie is the browser's gateway cookie for route fa.
 	faCookie string
-	token    string // an access token of client bank
+	// leanCookie and signedCookie are the gateway cookies for routes
+	// lean and signed.
+	leanCookie, signedCookie string
+	token                    string // an access token of client bank
 }
 
 // startStepgate builds Stepgate with the same wiring as `stepgate serve`:
@@ -60,8 +68,7 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 		return nil, err
 	}
 	addr := ln.Addr().String()
-	_, port, _ := net.SplitHostPort(addr)
-	s := &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port, fa: "http://fa.localhost:" + port}
+	s := onAddr(addr)
 
 	cfg := config.Default()
 	cfg.Server.DataDir = dir
@@ -73,6 +80,8 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 		{Name: bankID, From: s.bank, To: upstream},
 		{Name: "public", From: s.public, To: upstream, Rules: []config.GatewayRule{{Path: "/*", Allow: "anonymous"}}},
 		{Name: "fa", From: s.fa},
+		{Name: "lean", App: bankID, From: s.lean, To: upstream, IdentityHeaders: config.IdentityNone},
+		{Name: "signed", App: bankID, From: s.signed, To: upstream, IdentityHeaders: config.IdentityAssertion},
 	}
 	if probs := cfg.Validate(); len(probs) > 0 {
 		_ = ln.Close()
@@ -141,12 +150,20 @@ func spawnStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 		return nil, fmt.Errorf("the Stepgate process did not start: %w", err)
 	}
 	addr := strings.TrimPrefix(strings.TrimSpace(line), "listening ")
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		stop()
 		return nil, fmt.Errorf("the Stepgate process said %q", line)
 	}
-	return &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port, fa: "http://fa.localhost:" + port, stop: stop}, nil
+	s := onAddr(addr)
+	s.stop = stop
+	return s, nil
+}
+
+// onAddr names Stepgate listening on addr and its routes' addresses.
+func onAddr(addr string) *stepgate {
+	_, port, _ := net.SplitHostPort(addr)
+	return &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port,
+		fa: "http://fa.localhost:" + port, lean: "http://lean.localhost:" + port, signed: "http://signed.localhost:" + port}
 }
 
 // serveStepgate is the -serve-stepgate process: Stepgate until standard
@@ -187,7 +204,13 @@ func (s *stepgate) signIn(c *http.Client) error {
 	if s.cookie, err = s.handOff(c, s.bank); err != nil {
 		return err
 	}
-	s.faCookie, err = s.handOff(c, s.fa)
+	if s.faCookie, err = s.handOff(c, s.fa); err != nil {
+		return err
+	}
+	if s.leanCookie, err = s.handOff(c, s.lean); err != nil {
+		return err
+	}
+	s.signedCookie, err = s.handOff(c, s.signed)
 	return err
 }
 
