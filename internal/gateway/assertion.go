@@ -99,6 +99,8 @@ func (g *Gateway) identityHeaders(rt *route, id *identity, req requestTarget, se
 // the memo holds is kept per route.
 type identityMemo struct {
 	current atomic.Pointer[identityView]
+	// allowed is the last routine allow (see allowMemo).
+	allowed atomic.Pointer[allowMemo]
 	// mu guards signed.
 	mu     sync.Mutex
 	signed map[memoKey]memoAssertion

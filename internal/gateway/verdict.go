@@ -58,13 +58,19 @@ func (g *Gateway) decide(w http.ResponseWriter, r *http.Request, rt *route, ru *
 // kept request's time): the request passes only with proofs made after
 // it.
 func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elevatedAfter time.Time) verdict {
+	snap := g.Policies.Load()
+	reusable := memoable(ru, !elevatedAfter.IsZero())
+	if reusable {
+		if m, ok := remembered(id, snap, ru, r); ok {
+			return verdict{Verdict: access.Verdict{Outcome: policy.OutcomeAllow, ACRs: m.acrs}, snap: snap}
+		}
+	}
 	now := g.Now()
 	req := g.Access(r, id.user, id.sess, now)
 	req.App = rt.app
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}
-	snap := g.Policies.Load()
 	ra := g.reaskOf(r, rt, ru, id, now, elevatedAfter)
 	av, err := access.Decide(access.Ask{Snapshot: snap, Request: req, ReaskAfter: ra.after, Reask: ra.kind}, g.methodsOf(r, id))
 	if err != nil {
@@ -78,6 +84,9 @@ func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elev
 	v := verdict{Verdict: av, req: req, snap: snap}
 	if v.Outcome == policy.OutcomeAllow && ru.singleUse {
 		g.spendOrReask(r, rt, ru, id, ra, &v)
+	}
+	if reusable {
+		rememberAllow(id, snap, ru, r, &v.Verdict)
 	}
 	return v
 }

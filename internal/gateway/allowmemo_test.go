@@ -1,0 +1,99 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/policy/policytest"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// memoPolicies block Android and ask for MFA from outside the office,
+// so that the platform and the address each change the decision.
+const memoPolicies = reaskPolicies + `  - name: block-android
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [bank]}}
+    conditions: {platforms: {include: [android]}}
+    grant: block
+`
+
+const androidUA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
+
+// TestAllowMemo: a routine allow is reused only for a request the
+// decision would be made on the same way. The attack: get an allow from
+// a desktop, then send the next request from an Android device (a
+// blocked platform) with the same cookie, and be let through on the
+// first request's decision; or use the memo across a policy reload.
+func TestAllowMemo(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	rig.g.Policies = fixedPolicies{policytest.Snapshot(t, memoPolicies)}
+	rig.prove("password", 0)
+	built := 0
+	access := rig.g.Access
+	rig.g.Access = func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request {
+		built++
+		return access(r, u, s, now)
+	}
+	memo := &identityMemo{}
+	plain := &rule{path: "/accounts", wildcard: true}
+	decide := func(ru *rule, edit func(*http.Request)) verdict {
+		r := httptest.NewRequest(http.MethodGet, "http://bank.example/accounts", nil)
+		r.RemoteAddr = "203.0.113.7:40000"
+		r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")
+		if edit != nil {
+			edit(r)
+		}
+		s := rig.sess
+		return rig.g.check(r, rig.route, ru, &identity{user: rig.user, sess: &s, memo: memo}, time.Time{})
+	}
+
+	if v := decide(plain, nil); !passed(v) || built != 1 {
+		t.Fatalf("first request: %s, %d decisions", v.Outcome, built)
+	}
+	// Another connection of the same browser: the same decision.
+	if v := decide(plain, func(r *http.Request) { r.RemoteAddr = "203.0.113.7:40001" }); !passed(v) || built != 1 {
+		t.Fatalf("ok/same-client-another-connection: %s, %d decisions, want the memo", v.Outcome, built)
+	}
+	for _, tc := range []struct {
+		name    string
+		edit    func(*http.Request)
+		blocked bool
+	}{
+		{"fail/another-platform", func(r *http.Request) { r.Header.Set("User-Agent", androidUA) }, true},
+		{"ok/another-address", func(r *http.Request) { r.RemoteAddr = "198.51.100.7:40000" }, false},
+		{"ok/another-forwarded-address", func(r *http.Request) { r.Header.Set("X-Forwarded-For", "198.51.100.7") }, false},
+	} {
+		before := built
+		v := decide(plain, tc.edit)
+		if built != before+1 || (v.Outcome == policy.OutcomeBlock) != tc.blocked {
+			t.Errorf("%s: %s after %d new decisions, want a decision of its own (blocked %v)", tc.name, v.Outcome, built-before, tc.blocked)
+		}
+	}
+	// A blocked request is never remembered: the Android request again
+	// is decided again, and blocked again.
+	before := built
+	if v := decide(plain, func(r *http.Request) { r.Header.Set("User-Agent", androidUA) }); v.Outcome != policy.OutcomeBlock || built != before+1 {
+		t.Errorf("fail/block-remembered: %s, %d decisions", v.Outcome, built-before)
+	}
+	// A policy reload is a new snapshot: decided again.
+	decide(plain, nil)
+	before = built
+	rig.g.Policies = fixedPolicies{policytest.Snapshot(t, memoPolicies)}
+	if decide(plain, nil); built != before+1 {
+		t.Errorf("fail/memo-across-a-policy-reload: %d decisions, want 1", built-before)
+	}
+	// Another rule, or a sensitive one, is decided every time.
+	other := &rule{path: "/cards", wildcard: true}
+	transfer := &rule{path: "/transfers", context: "c2"}
+	for _, ru := range []*rule{other, transfer, transfer} {
+		before = built
+		if decide(ru, nil); built != before+1 {
+			t.Errorf("rule %s: %d decisions, want 1", ru.path, built-before)
+		}
+	}
+}
