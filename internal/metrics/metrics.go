@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,21 @@ type Metrics struct {
 	logFull     *prometheus.CounterVec
 	triggers    *prometheus.CounterVec
 	friction    *friction
+	// decided keeps the decision counter and latency histogram of each
+	// label set once looked up: every proxied request counts one, and a
+	// label lookup in the vectors (hashing, validating, locking) cost
+	// more than the count itself.
+	decidedMu sync.RWMutex
+	decided   map[decisionLabels]decisionMeters
+}
+
+// decisionLabels are the labels of one decision series.
+type decisionLabels struct{ source, outcome, app string }
+
+// decisionMeters are the collectors one decision updates.
+type decisionMeters struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // New registers the collectors.
@@ -85,8 +101,30 @@ func (m *Metrics) Decision(source, outcome, app string, took time.Duration) {
 	if m == nil {
 		return
 	}
-	m.decisions.WithLabelValues(source, outcome, app).Inc()
-	m.latency.WithLabelValues(source).Observe(took.Seconds())
+	d := m.decisionMeters(decisionLabels{source, outcome, app})
+	d.count.Inc()
+	d.latency.Observe(took.Seconds())
+}
+
+// decisionMeters returns the collectors of one label set, looking them
+// up in the vectors the first time only. The label values are a bounded
+// set (the enforcement points, three outcomes, the configured apps and
+// clients), as the vectors' own series are.
+func (m *Metrics) decisionMeters(l decisionLabels) decisionMeters {
+	m.decidedMu.RLock()
+	d, ok := m.decided[l]
+	m.decidedMu.RUnlock()
+	if ok {
+		return d
+	}
+	d = decisionMeters{count: m.decisions.WithLabelValues(l.source, l.outcome, l.app), latency: m.latency.WithLabelValues(l.source)}
+	m.decidedMu.Lock()
+	if m.decided == nil {
+		m.decided = map[decisionLabels]decisionMeters{}
+	}
+	m.decided[l] = d
+	m.decidedMu.Unlock()
+	return d
 }
 
 // Prompt counts a step-up prompt for method, shown to the user userID.
