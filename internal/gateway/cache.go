@@ -86,9 +86,11 @@ func (c *ttlCache[V]) put(key [sha256.Size]byte, v V, now time.Time) {
 // browserEntry is what a gateway cookie led to.
 type browserEntry struct {
 	route string
-	sess  store.Session
-	user  store.User
-	memo  *identityMemo
+	// sess is shared, read only, by every request the entry serves, so
+	// a cache hit copies nothing.
+	sess *store.Session
+	user store.User
+	memo *identityMemo
 }
 
 // bearerEntry is what a verified access token stands for. found is false

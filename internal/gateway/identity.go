@@ -13,7 +13,8 @@ import (
 // identity is who a request comes from.
 type identity struct {
 	user store.User
-	// sess is the browser's Stepgate session; nil for a bearer token.
+	// sess is the browser's Stepgate session; nil for a bearer token. It
+	// may be the identity cache's own, shared with other requests: read only.
 	sess *store.Session
 	// token is the verified bearer token; nil for a browser.
 	token *oauth.AccessClaims
@@ -54,11 +55,10 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 	sum := sha256.Sum256([]byte(c.Value))
 	if e, ok := g.browsers.get(sum, g.Now()); ok {
 		// A cookie minted for one application is worthless on another.
-		if e.route != rt.name || !g.Sessions.Live(e.sess) {
+		if e.route != rt.name || !g.Sessions.Live(*e.sess) {
 			return nil, session.ErrNoSession
 		}
-		s := e.sess
-		return &identity{user: e.user, sess: &s, memo: e.memo}, nil
+		return &identity{user: e.user, sess: e.sess, memo: e.memo}, nil
 	}
 	gs, err := gwSessions.AtDigest(sum).Get(r.Context(), g.Store)
 	if err != nil {
@@ -82,6 +82,6 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 		return nil, err
 	}
 	memo := &identityMemo{}
-	g.browsers.put(sum, browserEntry{route: gs.Route, sess: s, user: u, memo: memo}, g.Now())
+	g.browsers.put(sum, browserEntry{route: gs.Route, sess: &s, user: u, memo: memo}, g.Now())
 	return &identity{user: u, sess: &s, memo: memo}, nil
 }
