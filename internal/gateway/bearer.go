@@ -111,14 +111,15 @@ func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEn
 	// the challenge to the authorization endpoint, which offers methods.
 	av, _ := access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)
 	v := verdict{Verdict: av, req: req, snap: snap}
-	switch {
-	case v.blocked():
+	if v.blocked() {
 		return v, ""
-	case ru.context != "" && !slices.Contains(tok.claims.ACRs, ru.context):
+	}
+	if why := lacksContext(ru, tok.claims); why != "" {
 		// The precise answer first: the client asks for this context.
 		v.Outcome, v.Reason = policy.OutcomeChallenge, reason.TokenLacksContext
-		return v, "the authentication context " + ru.context + " is required"
-	case v.challenged():
+		return v, why
+	}
+	if v.challenged() {
 		return v, "conditional access requires a new sign-in or step-up for this request"
 	}
 	// Last, as it spends a single-use proof: only a request that passes
@@ -158,8 +159,8 @@ func (g *Gateway) verifyBearer(r *http.Request, raw string) (bearerEntry, error)
 // bearerMissing says what the token lacks for the rule, and the reason
 // code the sign-in log records; both are "" when it lacks nothing.
 func (g *Gateway) bearerMissing(r *http.Request, u store.User, rt *route, ru *rule, c *oauth.AccessClaims) (string, reason.Code) {
-	if ru.context != "" && !slices.Contains(c.ACRs, ru.context) {
-		return "the authentication context " + ru.context + " is required", reason.TokenLacksContext
+	if why := lacksContext(ru, c); why != "" {
+		return why, reason.TokenLacksContext
 	}
 	proven := provenAt(c)
 	if ru.maxAge > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > ru.maxAge) {
@@ -172,6 +173,15 @@ func (g *Gateway) bearerMissing(r *http.Request, u store.User, rt *route, ru *ru
 		return "this action needs a new proof for every request", reason.SingleUseProofRequired
 	}
 	return "", ""
+}
+
+// lacksContext says, when the rule asks for an authentication context
+// the token was not issued for, what the client is told; "" otherwise.
+func lacksContext(ru *rule, c *oauth.AccessClaims) string {
+	if ru.context == "" || slices.Contains(c.ACRs, ru.context) {
+		return ""
+	}
+	return "the authentication context " + ru.context + " is required"
 }
 
 // tokenFrequency is the shortest sign-in frequency the policies set for

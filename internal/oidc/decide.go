@@ -107,7 +107,7 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 			why, again = reaskWhy, reaskKind(f)
 		}
 		c, _ := access.Challenge(need, code, methods)
-		return p.challenge(c, values, why, again), nil
+		return challengeVerdict(c, values, why, again), nil
 	}
 	if reask {
 		// Nothing above asked for a proof: the re-ask still needs a
@@ -378,13 +378,13 @@ func describe(lg *audit.SignIn, snap *policy.Snapshot, req *policy.Request, u st
 	lg.Facts = audit.NewFacts(&r)
 }
 
-// challenge translates the decision core's challenge for need into the
+// challengeVerdict translates the decision core's challenge for need into the
 // flow's next step: the step-up page (why says what is missing, for
 // prompt=none; again why earlier proofs do not count), the password
 // page when a password change is all that is missing, or an error when
 // no method of the user's can meet it: RFC 9470's unmet requirements
 // when the client asked for acr values, access_denied otherwise.
-func (p *Provider) challenge(c access.Verdict, values []string, why string, again access.Reask) verdict {
+func challengeVerdict(c access.Verdict, values []string, why string, again access.Reask) verdict {
 	// The password change comes last, on its own page: the step-up
 	// page and the error describe the other proofs.
 	rest := access.WithoutPasswordChange(c.Missing)

@@ -448,13 +448,13 @@ func (p *Provider) refreshAllowed(r *http.Request, c *Client, u store.User, a au
 		req.Platform = a.Platform
 	}
 	snap := p.Policies.Load()
-	// No method source: nobody is there to step up.
-	v, _ := access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)
-	if len(a.Proofs) == 0 {
-		// A grant made before its proofs, address and platform were
-		// recorded: a block on a country, a platform or a risky sign-in
-		// added since would never see it, so its user signs in again.
-		v = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.GrantWithoutProofs, ReportOnlyUnmet: v.ReportOnlyUnmet}
+	// A grant made before its proofs and platform were recorded: a block
+	// on a platform or a risky sign-in added since would never see it,
+	// so its user signs in again. Otherwise the core decides, with no
+	// method source: nobody is there to step up.
+	v := access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.GrantWithoutProofs}
+	if len(a.Proofs) > 0 {
+		v, _ = access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)
 	}
 	took := time.Since(start)
 	p.Metrics.Decision("oidc-refresh", v.Outcome.String(), c.ID, took)
