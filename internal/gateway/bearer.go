@@ -124,7 +124,7 @@ func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEn
 	}
 	// Last, as it spends a single-use proof: only a request that passes
 	// everything else may spend it.
-	if why, code := g.bearerMissing(r, id.user, rt, ru, tok.claims); why != "" {
+	if why, code := g.bearerMissing(r, rt, ru, tok.claims); why != "" {
 		v.Outcome, v.Reason = policy.OutcomeChallenge, code
 		return v, why
 	}
@@ -158,15 +158,12 @@ func (g *Gateway) verifyBearer(r *http.Request, raw string) (bearerEntry, error)
 
 // bearerMissing says what the token lacks for the rule, and the reason
 // code the sign-in log records; both are "" when it lacks nothing.
-func (g *Gateway) bearerMissing(r *http.Request, u store.User, rt *route, ru *rule, c *oauth.AccessClaims) (string, reason.Code) {
+func (g *Gateway) bearerMissing(r *http.Request, rt *route, ru *rule, c *oauth.AccessClaims) (string, reason.Code) {
 	if why := lacksContext(ru, c); why != "" {
 		return why, reason.TokenLacksContext
 	}
 	proven := provenAt(c)
 	if ru.maxAge > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > ru.maxAge) {
-		return "a more recent sign-in is required", reason.TokenAuthTooOld
-	}
-	if f := g.tokenFrequency(r, u, rt, ru, c); f > 0 && (proven == 0 || g.Now().Sub(time.Unix(proven, 0)) > f) {
 		return "a more recent sign-in is required", reason.TokenAuthTooOld
 	}
 	if ru.singleUse && !g.spendToken(r, rt, ru, c) {
@@ -182,30 +179,6 @@ func lacksContext(ru *rule, c *oauth.AccessClaims) string {
 		return ""
 	}
 	return "the authentication context " + ru.context + " is required"
-}
-
-// tokenFrequency is the shortest sign-in frequency the policies set for
-// the rule's app and context, for the token's user u (found when the
-// token was verified); zero when none does
-// (or the token is a service client's, which proves no user). A token's acrs are copied on
-// every refresh, so without this a context whose policy asks for a
-// sign-in every hour would be carried by one proof for the refresh
-// family's whole life, where a browser is asked again each hour.
-func (g *Gateway) tokenFrequency(r *http.Request, u store.User, rt *route, ru *rule, c *oauth.AccessClaims) time.Duration {
-	if u.ID == "" || provenAt(c) == 0 { // a service client's: no user, no proof
-		return 0
-	}
-	snap := g.Policies.Load()
-	if !snap.SetsSignInFrequency() { // the usual case: no evaluation on every token request
-		return 0
-	}
-	req := g.Access(r, u, nil, g.Now())
-	req.App = rt.app
-	if ru.context != "" {
-		req.AuthContexts = []string{ru.context}
-	}
-	d := snap.Evaluate(req, policy.EvaluateOptions{})
-	return time.Duration(d.Session.SignInFrequency)
 }
 
 // spendToken spends, for a single-use rule, the proof behind a token:

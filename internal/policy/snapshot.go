@@ -22,8 +22,6 @@ type Snapshot struct {
 	// enabled indexes the enabled policies and reportOnly the
 	// report-only ones, so evaluation only visits policies that can apply.
 	enabled, reportOnly targets
-	// frequency: some enabled policy sets a sign-in frequency.
-	frequency bool
 }
 
 // Empty returns a snapshot with no policies: every request is allowed.
@@ -54,7 +52,6 @@ func (s *Snapshot) buildIndexes() {
 		switch p.state {
 		case StateEnabled:
 			s.enabled.add(p)
-			s.frequency = s.frequency || p.session.freq.set()
 		case StateReportOnly:
 			s.reportOnly.add(p)
 		}
@@ -99,11 +96,6 @@ func (ix *targets) sort() {
 		}
 	}
 }
-
-// SetsSignInFrequency reports whether any enabled policy sets a sign-in
-// frequency, so an enforcer that would evaluate only to learn one can
-// skip the evaluation on the hot path when none does.
-func (s *Snapshot) SetsSignInFrequency() bool { return s.frequency }
 
 // Strengths returns the authentication strengths, built-in and custom.
 // The OIDC provider maps acr_values to them.
