@@ -3,6 +3,8 @@ package gateway
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,5 +97,51 @@ func TestAllowMemo(t *testing.T) {
 		if decide(ru, nil); built != before+1 {
 			t.Errorf("rule %s: %d decisions, want 1", ru.path, built-before)
 		}
+	}
+}
+
+// TestAllowMemoRace: requests from a desktop and an Android device race
+// on one cached identity; none of the Android ones, which the policies
+// block, is let through on a desktop's remembered allow. A write rule
+// that asks for a context is never met by a read rule's allow.
+func TestAllowMemoRace(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	rig.g.Policies = fixedPolicies{policytest.Snapshot(t, memoPolicies)}
+	rig.prove("password", 0)
+	s := rig.sess
+	id := &identity{user: rig.user, sess: &s, memo: &identityMemo{}}
+	request := func(method, ua string) *http.Request {
+		r := httptest.NewRequest(method, "http://bank.example/accounts", nil)
+		r.RemoteAddr = "203.0.113.7:40000"
+		r.Header.Set("User-Agent", ua)
+		return r
+	}
+	const desktop = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
+	plain := &rule{path: "/accounts", wildcard: true}
+	var wg sync.WaitGroup
+	var allowed atomic.Int64
+	for i := range 400 {
+		wg.Go(func() {
+			ua := desktop
+			if i%2 == 1 {
+				ua = androidUA
+			}
+			if v := rig.g.check(request(http.MethodGet, ua), rig.route, plain, id, time.Time{}); ua == androidUA && passed(v) {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := allowed.Load(); n > 0 {
+		t.Fatalf("fail/android-on-a-desktop-allow: %d Android requests let through", n)
+	}
+	get := &rule{path: "/accounts", wildcard: true, methods: []string{"GET", "HEAD"}}
+	post := &rule{path: "/accounts", wildcard: true, methods: []string{"POST"}, context: "c2"}
+	if v := rig.g.check(request(http.MethodGet, desktop), rig.route, get, id, time.Time{}); !passed(v) {
+		t.Fatalf("ok/read: %s", v.Outcome)
+	}
+	if v := rig.g.check(request(http.MethodPost, desktop), rig.route, post, id, time.Time{}); passed(v) {
+		t.Fatal("fail/write-on-a-read-allow: the c2 write rule passed on the read rule's allow")
 	}
 }

@@ -624,3 +624,34 @@ func TestTokenSignInFrequencyPlainRule(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenRegistrationOnlyProofs: a recovery code or a temporary access
+// pass opens the registration of a method and nothing else, in a token
+// as in a session. The attack: a stolen password plus a code printed on
+// paper, carried in a token's proofs, to meet an app-wide MFA policy.
+func TestTokenRegistrationOnlyProofs(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	rig.g.Policies = fixedPolicies{policytest.Snapshot(t, reaskPolicies+`  - name: bank-mfa
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [bank]}}
+    grant: {controls: [mfa]}
+`)}
+	at := rig.t0.Unix()
+	r := httptest.NewRequest(http.MethodGet, "http://bank.example/x", nil)
+	for _, m := range []string{"recovery-code", "temporary-access-pass"} {
+		pwd := oauth.Proof{Method: "password", Time: at, AMR: []string{"pwd"}}
+		code := oauth.Proof{Method: m, Time: at, AMR: []string{"otp", "mfa"}}
+		if minted := access.TokenProofs(access.TokenEvents([]oauth.Proof{pwd, code})); len(minted) != 1 {
+			t.Errorf("%s: minted into a token's proofs: %v", m, minted)
+		}
+		// Even written into the claim, it meets nothing.
+		c := &oauth.AccessClaims{Claims: jwt.Claims{ID: "t-" + m, Subject: rig.user.ID, Audience: jwt.Audience{"bank"}},
+			ACR: "mfa", Proofs: []oauth.Proof{pwd, code}}
+		tok := &bearerEntry{claims: c, user: rig.user, found: true, proofs: &store.Session{Events: access.TokenEvents(c.Proofs)}}
+		if v, _ := rig.g.checkToken(r, rig.route, &rule{path: "/x"}, tok, &identity{user: rig.user, token: c}); passed(v) {
+			t.Errorf("fail/%s-as-mfa: a token with a password and a %s met MFA", m, m)
+		}
+	}
+}
