@@ -53,12 +53,16 @@ func (e *QuotaError) Unwrap() error { return ErrQuota }
 
 // User is a person who can sign in.
 type User struct {
-	ID           string // stable opaque id; never reused
-	Username     string // unique, stored lower-case
-	Email        string
-	DisplayName  string
-	Groups       []string // names of groups the user is a direct member of
-	Roles        []string // names of roles the user holds
+	ID          string // stable opaque id; never reused
+	Username    string // unique, stored lower-case
+	Email       string
+	DisplayName string
+	Groups      []string // names of groups the user is a direct member of
+	Roles       []string // names of roles the user holds
+	// Grants are the roles the user holds through active assignments
+	// and elevations; GetUser and GetUserByName fill them (they are not
+	// stored with the user). Use RolesAt for the roles that count.
+	Grants       []Grant
 	Disabled     bool
 	PasswordHash string // PHC string (argon2id); empty means no password set
 	CreatedAt    time.Time
@@ -288,6 +292,7 @@ type Store interface {
 	Users
 	Groups
 	Roles
+	Elevations
 	Credentials
 	Sessions
 	SignIns

@@ -227,11 +227,13 @@ func (s *DB) CreateUser(ctx context.Context, u store.User) (store.User, error) {
 }
 
 func (s *DB) GetUser(ctx context.Context, id string) (store.User, error) {
-	return users.get(ctx, s, s.db, "id = ?", id)
+	u, err := users.get(ctx, s, s.db, "id = ?", id)
+	return s.withGrants(ctx, u, err)
 }
 
 func (s *DB) GetUserByName(ctx context.Context, username string) (store.User, error) {
-	return users.get(ctx, s, s.db, "username = ?", strings.ToLower(username))
+	u, err := users.get(ctx, s, s.db, "username = ?", strings.ToLower(username))
+	return s.withGrants(ctx, u, err)
 }
 
 func (s *DB) ListUsers(ctx context.Context) ([]store.User, error) {
