@@ -26,6 +26,7 @@ import (
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/password"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/gateway"
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/httpx"
@@ -89,6 +90,8 @@ type App struct {
 	// policy documents they keep in the store.
 	Admin     *admin.Service
 	Documents *admin.Documents
+	// Elevation runs just-in-time activation of eligible roles.
+	Elevation *elevate.Service
 	handler   http.Handler
 
 	// appMu guards appSources.
@@ -222,6 +225,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	a.Policies = policy.NewEngine(set.Snapshot)
+	if a.Elevation, err = a.newElevation(); err != nil {
+		return nil, err
+	}
 	log.InfoContext(ctx, "policies loaded", "policies", len(set.Snapshot.Policies()), "files", len(set.Files))
 
 	if a.GeoIP, err = OpenGeoIP(cfg); err != nil {
@@ -356,6 +362,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	go a.every(gcCtx, listCheckInterval, "IP list reload", a.Risk.ReloadChangedLists)
 	go a.every(gcCtx, keyCheckInterval, "signing key maintenance", a.Keys.Maintain)
 	go a.every(gcCtx, policyCheckInterval, "policy change check", a.watchPolicies)
+	go a.every(gcCtx, elevationSweepInterval, "elevation expiry", func(ctx context.Context) error {
+		_, err := a.Elevation.Sweep(ctx)
+		return err
+	})
 	go a.every(gcCtx, sessionGCInterval, "sign-in log retention", func(ctx context.Context) error {
 		_, err := a.Store.DeleteSignInsBefore(ctx, time.Now().Add(-a.Config.SignInLog.Retention.D()))
 		return err

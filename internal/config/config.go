@@ -32,6 +32,8 @@ type Config struct {
 	SignInLog SignInLog `yaml:"signin_log"`
 	// Registration is what adding or removing a sign-in method takes.
 	Registration Registration `yaml:"registration"`
+	// Elevation is just-in-time activation of eligible roles.
+	Elevation Elevation `yaml:"elevation"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.
@@ -173,6 +175,7 @@ func Default() Config {
 		SignInLog: defaultSignInLog(),
 
 		Registration: defaultRegistration(),
+		Elevation:    Elevation{Roles: []ElevationRole{}, MaxPending: DefaultElevationMaxPen},
 	}
 }
 

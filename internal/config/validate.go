@@ -49,6 +49,7 @@ func (c Config) Validate() []Problem {
 	c.Risk.validate(&ps)
 	c.SignInLog.validate(&ps)
 	c.Registration.validate(&ps)
+	c.Elevation.validate(&ps)
 	return ps
 }
 
