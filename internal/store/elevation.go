@@ -132,7 +132,7 @@ func (g Grant) At(now time.Time, app string) bool {
 // and the grants that count then. It returns u.Roles itself when no grant
 // adds a role, so the common case allocates nothing; treat the result as
 // read-only.
-func (u *User) RolesAt(now time.Time, app string) []string {
+func (u User) RolesAt(now time.Time, app string) []string {
 	out := u.Roles
 	shared := true
 	for _, g := range u.Grants {
@@ -151,7 +151,7 @@ func (u *User) RolesAt(now time.Time, app string) []string {
 // GrantsEndAt returns when the next elevation of u that counts at now
 // for app ends (zero when none does): anything derived from u's roles
 // (a cached header, a token) must not outlive it.
-func (u *User) GrantsEndAt(now time.Time, app string) time.Time {
+func (u User) GrantsEndAt(now time.Time, app string) time.Time {
 	var end time.Time
 	for _, g := range u.Grants {
 		if g.Elevation != "" && g.At(now, app) && (end.IsZero() || g.Until.Before(end)) {
