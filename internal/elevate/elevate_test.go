@@ -91,7 +91,7 @@ func newRig(t *testing.T) *rig {
 }
 
 func (rg *rig) advance(d time.Duration) { rg.mu.Lock(); rg.now = rg.now.Add(d); rg.mu.Unlock() }
-func (rg *rig) clock() time.Time      { rg.mu.Lock(); defer rg.mu.Unlock(); return rg.now }
+func (rg *rig) clock() time.Time        { rg.mu.Lock(); defer rg.mu.Unlock(); return rg.now }
 
 // proofs is alice's access request with a password and, when mfaAgo is
 // not negative, a TOTP proof that long ago.
