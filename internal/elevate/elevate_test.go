@@ -422,3 +422,27 @@ func TestEveryTransitionAnnouncedOnce(t *testing.T) {
 		t.Fatalf("events %v, want %v", kinds, want)
 	}
 }
+
+// TestSweepReachesEveryOpenElevation: a sweep that read only its first
+// page would leave the oldest elevations of a busy deployment running.
+func TestSweepReachesEveryOpenElevation(t *testing.T) {
+	t.Parallel()
+	rg := newRig(t)
+	start := rg.clock()
+	for i := range sweepPage + 3 {
+		_, err := rg.st.CreateElevation(rg.ctx, store.Elevation{
+			ID: newID(), UserID: rg.alice.ID, Role: "db-read", Duration: time.Minute, State: store.ElevationActive,
+			RequestedAt: start.Add(time.Duration(i) * time.Millisecond), ActivatedAt: start, Until: start.Add(time.Minute),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rg.advance(time.Minute)
+	if n, err := rg.svc.Sweep(rg.ctx); err != nil || n != sweepPage+3 {
+		t.Fatalf("sweep ended %d of %d, %v", n, sweepPage+3, err)
+	}
+	if left, _ := rg.st.ListElevations(rg.ctx, store.ElevationQuery{States: []string{store.ElevationActive}}); len(left) != 0 {
+		t.Fatalf("%d elevations left active", len(left))
+	}
+}
