@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/stepgate/stepgate/internal/errkind"
 )
 
 // Assignment kinds: an active assignment holds the role all the time (a
@@ -81,6 +84,21 @@ type Elevation struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	Version   int64
+}
+
+// ErrTermsChanged is UpdateElevation's refusal of a change to what was
+// asked (see Elevation.SameTerms).
+var ErrTermsChanged = errkind.New(errkind.Conflict, "an elevation's terms (requester, role, scope, duration, justification, ticket, request time) cannot change after it is requested")
+
+// SameTerms reports whether e and o ask for the same thing: requester,
+// role, scope, duration, justification, ticket and request time.
+// UpdateElevation refuses any change to them, so that however a caller
+// errs, an approval never covers more than what the approvers saw (a
+// duration raised, or the scope widened, after approval).
+func (e Elevation) SameTerms(o Elevation) bool {
+	return e.UserID == o.UserID && strings.ToLower(e.Role) == strings.ToLower(o.Role) &&
+		slices.Equal(e.Scope, o.Scope) && e.Duration == o.Duration &&
+		e.Justification == o.Justification && e.Ticket == o.Ticket && e.RequestedAt.Equal(o.RequestedAt)
 }
 
 // ElevationDecision is one approver's answer.
@@ -175,5 +193,7 @@ type Elevations interface {
 	// UpdateElevation applies fn to the current record and stores the
 	// result atomically (compare-and-swap on Version): of two racing
 	// decisions, exactly one sees the record the other did not change.
+	// A result whose terms differ from the stored ones is refused with
+	// ErrTermsChanged.
 	UpdateElevation(ctx context.Context, id string, fn func(Elevation) (Elevation, error)) (Elevation, error)
 }
