@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/errkind"
@@ -91,12 +90,12 @@ type Elevation struct {
 var ErrTermsChanged = errkind.New(errkind.Conflict, "an elevation's terms (requester, role, scope, duration, justification, ticket, request time) cannot change after it is requested")
 
 // SameTerms reports whether e and o ask for the same thing: requester,
-// role, scope, duration, justification, ticket and request time.
-// UpdateElevation refuses any change to them, so that however a caller
+// role, scope, duration, justification, ticket and request time, exactly
+// (a stored role is lower-case already). UpdateElevation refuses any change to them, so that however a caller
 // errs, an approval never covers more than what the approvers saw (a
 // duration raised, or the scope widened, after approval).
 func (e Elevation) SameTerms(o Elevation) bool {
-	return e.UserID == o.UserID && strings.ToLower(e.Role) == strings.ToLower(o.Role) &&
+	return e.UserID == o.UserID && e.Role == o.Role &&
 		slices.Equal(e.Scope, o.Scope) && e.Duration == o.Duration &&
 		e.Justification == o.Justification && e.Ticket == o.Ticket && e.RequestedAt.Equal(o.RequestedAt)
 }
