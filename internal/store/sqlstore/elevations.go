@@ -105,17 +105,17 @@ func (s *DB) GetElevation(ctx context.Context, id string) (store.Elevation, erro
 	return elevations.get(ctx, s, s.db, "id = ?", id)
 }
 
-// UpdateElevation refuses a change to the elevation's terms inside the
-// compare-and-swap, so no caller can approve one request and store
-// another (a longer duration, a wider scope).
+// UpdateElevation enforces the elevation's lifecycle (its terms fixed,
+// no way back from an end, no activation without the step-up, no
+// longer life) inside the compare-and-swap, against the stored record.
 func (s *DB) UpdateElevation(ctx context.Context, id string, fn func(store.Elevation) (store.Elevation, error)) (store.Elevation, error) {
 	return elevations.update(ctx, s, id, func(cur store.Elevation) (store.Elevation, error) {
 		next, err := fn(cur)
 		if err != nil {
 			return next, err
 		}
-		if !cur.SameTerms(next) {
-			return next, fmt.Errorf("update elevation %q: %w", id, store.ErrTermsChanged)
+		if err := cur.CheckUpdate(next); err != nil {
+			return next, fmt.Errorf("update elevation %q: %w", id, err)
 		}
 		return next, nil
 	})

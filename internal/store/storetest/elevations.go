@@ -182,12 +182,13 @@ func testElevations(t *testing.T, s store.Store, c *clock) {
 	c.set(c.now().Add(time.Minute + us))
 	dec := store.ElevationDecision{By: "u-carol", At: c.now(), Approve: true, Comment: "ok"}
 	upd := must[store.Elevation](t)(s.UpdateElevation(ctx, pending.ID, func(e store.Elevation) (store.Elevation, error) {
-		e.State, e.ActivatedAt, e.Until = store.ElevationActive, c.now(), c.now().Add(e.Duration)
+		e.State, e.ProvenAt, e.ActivatedAt, e.Until = store.ElevationActive, c.now(), c.now(), c.now().Add(e.Duration)
 		e.Decisions = append(e.Decisions, dec)
 		return e, nil
 	}))
 	want = pending
-	want.State, want.ActivatedAt, want.Until, want.Decisions = store.ElevationActive, c.now(), c.now().Add(time.Hour), []store.ElevationDecision{dec}
+	want.State, want.ProvenAt, want.ActivatedAt, want.Until = store.ElevationActive, c.now(), c.now(), c.now().Add(time.Hour)
+	want.Decisions = []store.ElevationDecision{dec}
 	want.CreatedAt, want.UpdatedAt, want.Version = got.CreatedAt, c.now(), 2
 	wantElevation(t, "UpdateElevation", upd, want)
 	wantElevation(t, "GetElevation after update", must[store.Elevation](t)(s.GetElevation(ctx, pending.ID)), want)
@@ -210,7 +211,7 @@ func testElevationTerms(t *testing.T, s store.Store, c *clock) {
 	ctx := context.Background()
 	orig := must[store.Elevation](t)(s.CreateElevation(ctx, store.Elevation{
 		ID: "el-terms", UserID: "u-alice", Role: "bank-admin", Scope: []string{"bank"}, Duration: time.Hour,
-		Justification: "INC-7", Ticket: "T-1", State: store.ElevationPending, RequestedAt: c.now().Add(-time.Minute),
+		Justification: "INC-7", Ticket: "T-1", State: store.ElevationPending, RequestedAt: c.now().Add(-time.Minute), ProvenAt: c.now(),
 	}))
 	stored := must[store.Elevation](t)(s.GetElevation(ctx, orig.ID))
 	for _, tc := range []struct {
@@ -248,6 +249,98 @@ func testElevationTerms(t *testing.T, s store.Store, c *clock) {
 	})
 }
 
+// testElevationLifecycle performs, against the stored record, the
+// changes an elevation's lifecycle does not have: an approval replayed
+// after the request ended, an activation without the step-up, an
+// elevation stretched or moved, an approver's answer rewritten. Each is
+// refused with ErrLifecycle and stores nothing; the lifecycle's own
+// steps are stored.
+func testElevationLifecycle(t *testing.T, s store.Store, c *clock) {
+	ctx := context.Background()
+	t0 := c.now()
+	approve := store.ElevationDecision{By: "u-bob", At: t0, Approve: true, Comment: "ok"}
+	// in returns a record in state, as the lifecycle leaves it there.
+	in := func(state string) store.Elevation {
+		e := store.Elevation{UserID: "u-alice", Role: "bank-admin", Scope: []string{"bank"}, Duration: time.Hour, State: state,
+			RequestedAt: t0.Add(-time.Hour), ProvenAt: t0.Add(-59 * time.Minute), Decisions: []store.ElevationDecision{approve}}
+		if state != store.ElevationPending && state != store.ElevationDenied {
+			e.ActivatedAt, e.Until = t0.Add(-30*time.Minute), t0.Add(30*time.Minute)
+		}
+		if state != store.ElevationPending && state != store.ElevationActive {
+			e.EndedAt, e.EndedBy = t0.Add(-time.Minute), "u-carol"
+		}
+		return e
+	}
+	activate := func(e *store.Elevation) {
+		e.State, e.ActivatedAt, e.Until = store.ElevationActive, t0, t0.Add(e.Duration)
+	}
+	for _, tc := range []struct {
+		name   string
+		from   string
+		change func(*store.Elevation)
+		ok     bool
+	}{
+		{"ok/pending-to-active", store.ElevationPending, activate, true},
+		{"ok/pending-to-denied", store.ElevationPending, func(e *store.Elevation) { e.State, e.EndedAt = store.ElevationDenied, t0 }, true},
+		{"ok/pending-to-expired", store.ElevationPending, func(e *store.Elevation) { e.State, e.EndedAt = store.ElevationExpired, t0 }, true},
+		{"ok/pending-withdrawn", store.ElevationPending, func(e *store.Elevation) { e.State, e.EndedAt = store.ElevationDeactivated, t0 }, true},
+		{"ok/pending-another-decision", store.ElevationPending, func(e *store.Elevation) {
+			e.Decisions = append(e.Decisions, store.ElevationDecision{By: "u-carol", At: t0, Approve: true})
+		}, true},
+		{"ok/active-to-expired", store.ElevationActive, func(e *store.Elevation) { e.State, e.EndedAt = store.ElevationExpired, e.Until }, true},
+		{"ok/active-deactivated-ends-sooner", store.ElevationActive, func(e *store.Elevation) {
+			e.State, e.EndedAt, e.Until = store.ElevationDeactivated, t0, t0
+		}, true},
+		{"ok/ended-annotated", store.ElevationDenied, func(e *store.Elevation) { e.EndReason = "no ticket" }, true},
+		{"fail/pending-to-active-without-step-up", store.ElevationPending, func(e *store.Elevation) { activate(e); e.ProvenAt = time.Time{} }, false},
+		{"fail/pending-to-active-for-longer", store.ElevationPending, func(e *store.Elevation) { activate(e); e.Until = e.Until.Add(time.Hour) }, false},
+		{"fail/pending-to-active-without-start", store.ElevationPending, func(e *store.Elevation) { activate(e); e.ActivatedAt = time.Time{} }, false},
+		{"fail/pending-to-unknown-state", store.ElevationPending, func(e *store.Elevation) { e.State = "approved" }, false},
+		{"fail/active-stretched", store.ElevationActive, func(e *store.Elevation) { e.Until = e.Until.Add(time.Hour) }, false},
+		{"fail/active-restarted", store.ElevationActive, func(e *store.Elevation) { e.ActivatedAt, e.Until = t0, t0.Add(e.Duration) }, false},
+		// Backdated, it would count at times it was not yet granted.
+		{"fail/active-backdated", store.ElevationActive, func(e *store.Elevation) { e.ActivatedAt = e.ActivatedAt.Add(-time.Hour) }, false},
+		{"fail/active-to-pending", store.ElevationActive, func(e *store.Elevation) { e.State = store.ElevationPending }, false},
+		{"fail/active-to-denied", store.ElevationActive, func(e *store.Elevation) { e.State = store.ElevationDenied }, false},
+		{"fail/denied-then-approved", store.ElevationDenied, activate, false},
+		{"fail/denied-to-pending", store.ElevationDenied, func(e *store.Elevation) { e.State = store.ElevationPending }, false},
+		{"fail/expired-then-approved", store.ElevationExpired, func(e *store.Elevation) { e.State = store.ElevationActive }, false},
+		{"fail/deactivated-brought-back", store.ElevationDeactivated, func(e *store.Elevation) { e.State = store.ElevationActive }, false},
+		{"fail/expired-to-deactivated", store.ElevationExpired, func(e *store.Elevation) { e.State = store.ElevationDeactivated }, false},
+		{"fail/decision-dropped", store.ElevationPending, func(e *store.Elevation) { e.Decisions = nil }, false},
+		{"fail/decision-rewritten", store.ElevationPending, func(e *store.Elevation) {
+			e.Decisions = []store.ElevationDecision{{By: "u-bob", At: t0, Approve: false, Comment: "ok"}}
+		}, false},
+		{"fail/decision-reattributed", store.ElevationPending, func(e *store.Elevation) {
+			e.Decisions = []store.ElevationDecision{{By: "u-admin", At: t0, Approve: true, Comment: "ok"}, approve}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := in(tc.from)
+			e.ID = "el-" + tc.name
+			must[store.Elevation](t)(s.CreateElevation(ctx, e))
+			before := must[store.Elevation](t)(s.GetElevation(ctx, e.ID))
+			want := before
+			tc.change(&want)
+			got, err := s.UpdateElevation(ctx, e.ID, func(e store.Elevation) (store.Elevation, error) {
+				tc.change(&e)
+				return e, nil
+			})
+			stored := must[store.Elevation](t)(s.GetElevation(ctx, e.ID))
+			if !tc.ok {
+				wantErr(t, err, store.ErrLifecycle)
+				wantElevation(t, "after a refused update", stored, before)
+				return
+			}
+			if err != nil {
+				t.Fatalf("UpdateElevation: %v", err)
+			}
+			want.UpdatedAt, want.Version = got.UpdatedAt, 2
+			wantElevation(t, "after the update", stored, want)
+		})
+	}
+}
+
 // errNotPending is what a decision's fn answers when the request was
 // decided already.
 var errNotPending = errors.New("the request is no longer pending")
@@ -261,7 +354,7 @@ func testElevationRace(t *testing.T, s store.Store, c *clock) {
 	for round := range rounds {
 		id := fmt.Sprintf("el-race-%d", round)
 		must[store.Elevation](t)(s.CreateElevation(ctx, store.Elevation{
-			ID: id, UserID: "u-alice", Role: "bank-admin", Duration: time.Hour, State: store.ElevationPending, RequestedAt: c.now(),
+			ID: id, UserID: "u-alice", Role: "bank-admin", Duration: time.Hour, State: store.ElevationPending, RequestedAt: c.now(), ProvenAt: c.now(),
 		}))
 		decide := func(by, state string) func(store.Elevation) (store.Elevation, error) {
 			return func(e store.Elevation) (store.Elevation, error) {

@@ -37,6 +37,7 @@ func RunTests(t *testing.T, opener Opener) {
 		{"role-assignments", nil, testRoleAssignments},
 		{"elevations", nil, testElevations},
 		{"elevation-terms", nil, testElevationTerms},
+		{"elevation-lifecycle", nil, testElevationLifecycle},
 		{"elevation-race", nil, testElevationRace},
 		{"elevation-list", nil, testListElevations},
 		{"user-grants", nil, testUserGrants},
