@@ -166,7 +166,7 @@ type ElevationQuery struct {
 	// RequestedAt, then ID).
 	Before   time.Time
 	BeforeID string
-	Limit    int // 0 means 100
+	Limit    int // 0 means 100; at most 1000
 }
 
 // Grant is a role a user holds beyond User.Roles: from an active

@@ -121,6 +121,10 @@ func (s *DB) UpdateElevation(ctx context.Context, id string, fn func(store.Eleva
 	})
 }
 
+// maxElevationPage bounds one page of ListElevations: a larger Limit
+// gets this many, not the default.
+const maxElevationPage = 1000
+
 // ListElevations pages newest request first; the cursor is the last
 // row's (RequestedAt, ID).
 func (s *DB) ListElevations(ctx context.Context, q store.ElevationQuery) ([]store.Elevation, error) {
@@ -143,8 +147,11 @@ func (s *DB) ListElevations(ctx context.Context, q store.ElevationQuery) ([]stor
 		args = append(args, micros(q.Before), micros(q.Before), q.BeforeID)
 	}
 	limit := q.Limit
-	if limit <= 0 || limit > 1000 {
+	switch {
+	case limit <= 0:
 		limit = 100
+	case limit > maxElevationPage:
+		limit = maxElevationPage
 	}
 	return elevations.list(ctx, s, strings.Join(where, " AND "), fmt.Sprintf("requested_at DESC, id DESC LIMIT %d", limit), args...)
 }

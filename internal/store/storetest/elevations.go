@@ -497,6 +497,20 @@ func testListElevations(t *testing.T, s store.Store, c *clock) {
 			}
 		})
 	}
+	// Limit 0 is a page of 100; a Limit past the largest page is the
+	// largest page, not the default.
+	t.Run("ok/default-and-large-limits", func(t *testing.T) {
+		for i := range 102 {
+			must[store.Elevation](t)(s.CreateElevation(ctx, store.Elevation{
+				ID: fmt.Sprintf("el-many-%03d", i), UserID: "u-many", Role: "auditor", State: store.ElevationExpired, RequestedAt: t0.Add(time.Duration(i) * time.Second),
+			}))
+		}
+		for _, tc := range []struct{ limit, want int }{{0, 100}, {101, 101}, {5000, 102}} {
+			if got := list(store.ElevationQuery{UserID: "u-many", Limit: tc.limit}); len(got) != tc.want || got[0] != "el-many-101" {
+				t.Fatalf("Limit %d: %d elevations from %v, want %d from el-many-101", tc.limit, len(got), got[:min(len(got), 1)], tc.want)
+			}
+		}
+	})
 }
 
 // testUserGrants: a user lookup carries the roles the user holds beyond
