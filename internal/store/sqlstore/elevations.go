@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -95,6 +96,12 @@ func (s *DB) ListRoleAssignments(ctx context.Context, role string) ([]store.Role
 
 func (s *DB) DeleteRoleAssignment(ctx context.Context, id string) error {
 	return assignments.delete(ctx, s, id)
+}
+
+// deleteAssignments removes, inside tx, the assignments where matches.
+func (s *DB) deleteAssignments(ctx context.Context, tx *sql.Tx, where string, arg any) error {
+	_, err := tx.ExecContext(ctx, s.q("DELETE FROM role_assignments WHERE "+where), arg)
+	return err
 }
 
 func (s *DB) CreateElevation(ctx context.Context, e store.Elevation) (store.Elevation, error) {

@@ -647,3 +647,65 @@ func grantsDiff(got, want []store.Grant) string {
 	}
 	return fmt.Sprintf("got %+v, want %+v", got, want)
 }
+
+// testAssignmentsFollowDeletes: deleting a group, a role or a user takes
+// the assignments that name it along, so a group or role made later
+// under the same name starts with nothing (it does not hand the old
+// holders' roles to new members, nor the old role back to its holders).
+func testAssignmentsFollowDeletes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must[store.Group](t)(s.CreateGroup(ctx, store.Group{Name: "ops"}))
+	must[store.Group](t)(s.CreateGroup(ctx, store.Group{Name: "staff"}))
+	must[store.Role](t)(s.CreateRole(ctx, store.Role{Name: "bank-admin"}))
+	must[store.Role](t)(s.CreateRole(ctx, store.Role{Name: "auditor"}))
+	erin := must[store.User](t)(s.CreateUser(ctx, store.User{ID: "u-erin", Username: "erin"}))
+	for _, a := range []store.RoleAssignment{
+		{ID: "ra-ops-admin", Role: "bank-admin", Kind: store.AssignActive, Principal: store.GroupPrincipal("ops")},
+		{ID: "ra-ops-auditor", Role: "auditor", Kind: store.AssignEligible, Principal: store.GroupPrincipal("ops")},
+		{ID: "ra-staff-admin", Role: "bank-admin", Kind: store.AssignEligible, Principal: store.GroupPrincipal("staff")},
+		{ID: "ra-staff-auditor", Role: "auditor", Kind: store.AssignActive, Principal: store.GroupPrincipal("staff")},
+		{ID: "ra-erin-auditor", Role: "auditor", Kind: store.AssignActive, Principal: store.UserPrincipal(erin.ID)},
+	} {
+		must[store.RoleAssignment](t)(s.CreateRoleAssignment(ctx, a))
+	}
+	left := func() []string {
+		t.Helper()
+		var out []string
+		for _, a := range must[[]store.RoleAssignment](t)(s.ListRoleAssignments(ctx, "")) {
+			out = append(out, a.ID)
+		}
+		return slices.Sorted(slices.Values(out))
+	}
+
+	if err := s.DeleteGroup(ctx, "OPS"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := left(), []string{"ra-erin-auditor", "ra-staff-admin", "ra-staff-auditor"}; !slices.Equal(got, want) {
+		t.Fatalf("after deleting group ops: %v, want %v", got, want)
+	}
+	must[store.Group](t)(s.CreateGroup(ctx, store.Group{Name: "ops"}))
+	newcomer := must[store.User](t)(s.CreateUser(ctx, store.User{ID: "u-frank", Username: "frank", Groups: []string{"ops"}}))
+	if got := must[store.User](t)(s.GetUser(ctx, newcomer.ID)); len(got.Grants) != 0 {
+		t.Fatalf("a member of a new group ops holds the old group's roles: %+v", got.Grants)
+	}
+
+	if err := s.DeleteRole(ctx, "Bank-Admin"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := left(), []string{"ra-erin-auditor", "ra-staff-auditor"}; !slices.Equal(got, want) {
+		t.Fatalf("after deleting role bank-admin: %v, want %v", got, want)
+	}
+
+	if err := s.DeleteUser(ctx, erin.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := left(), []string{"ra-staff-auditor"}; !slices.Equal(got, want) {
+		t.Fatalf("after deleting user erin: %v, want %v", got, want)
+	}
+	// A delete that finds nothing takes nothing along.
+	wantErr(t, s.DeleteGroup(ctx, "ops-missing"), store.ErrNotFound)
+	wantErr(t, s.DeleteRole(ctx, "auditor-missing"), store.ErrNotFound)
+	if got, want := left(), []string{"ra-staff-auditor"}; !slices.Equal(got, want) {
+		t.Fatalf("after deletes of nothing: %v, want %v", got, want)
+	}
+}

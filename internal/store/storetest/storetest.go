@@ -41,6 +41,7 @@ func RunTests(t *testing.T, opener Opener) {
 		{"elevation-race", nil, testElevationRace},
 		{"elevation-list", nil, testListElevations},
 		{"user-grants", nil, testUserGrants},
+		{"assignments-follow-deletes", testAssignmentsFollowDeletes, nil},
 		{"credentials", testCredentials, nil},
 		{"sessions", testSessions, nil},
 		{"kv", testKV, nil},
