@@ -171,7 +171,9 @@ type ElevationQuery struct {
 
 // Grant is a role a user holds beyond User.Roles: from an active
 // assignment (to the user or one of their groups), or an active
-// elevation. GetUser and GetUserByName fill User.Grants.
+// elevation of a role the user is still eligible for (an eligible
+// assignment to them or one of their groups). GetUser and GetUserByName
+// fill User.Grants.
 type Grant struct {
 	Role  string
 	Scope []string // empty: everywhere

@@ -164,9 +164,15 @@ func (s *DB) ListElevations(ctx context.Context, q store.ElevationQuery) ([]stor
 }
 
 // withGrants fills u.Grants: the active assignments to u or its groups
-// and u's active elevations not yet past their end at the store's clock.
-// An elevation is still checked against the clock wherever it is used;
-// this only keeps ended ones from being carried around.
+// and u's active elevations not yet past their end at the store's clock
+// whose role u is still eligible for. An elevation is still checked
+// against the clock wherever it is used; this only keeps ended ones from
+// being carried around.
+//
+// Eligibility is checked here, at every lookup, so that an elevation
+// stops counting on every node the moment its holder leaves the eligible
+// group, or the eligible assignment or the role is deleted, before
+// anything has marked it deactivated.
 func (s *DB) withGrants(ctx context.Context, u store.User, err error) (store.User, error) {
 	if err != nil {
 		return u, err
@@ -175,10 +181,14 @@ func (s *DB) withGrants(ctx context.Context, u store.User, err error) (store.Use
 	for _, g := range u.Groups {
 		principals = append(principals, store.GroupPrincipal(g))
 	}
-	query := "SELECT role, scope_json, 0, 0, '' FROM role_assignments WHERE kind = ? AND principal IN (" +
-		strings.TrimSuffix(strings.Repeat("?, ", len(principals)), ", ") + ")" +
-		" UNION ALL SELECT role, scope_json, activated_at, until_at, id FROM elevations WHERE user_id = ? AND state = ? AND until_at > ?"
-	args := append(append([]any{store.AssignActive}, principals...), u.ID, store.ElevationActive, micros(s.now()))
+	holders := "principal IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(principals)), ", ") + ")"
+	query := "SELECT role, scope_json, 0, 0, '' FROM role_assignments WHERE kind = ? AND " + holders +
+		" UNION ALL SELECT e.role, e.scope_json, e.activated_at, e.until_at, e.id FROM elevations e" +
+		" WHERE e.user_id = ? AND e.state = ? AND e.until_at > ?" +
+		" AND EXISTS (SELECT 1 FROM role_assignments a WHERE a.role = e.role AND a.kind = ? AND a." + holders + ")"
+	args := append([]any{store.AssignActive}, principals...)
+	args = append(args, u.ID, store.ElevationActive, micros(s.now()), store.AssignEligible)
+	args = append(args, principals...)
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return u, fmt.Errorf("user %s grants: %w", u.ID, err)

@@ -515,30 +515,41 @@ func testListElevations(t *testing.T, s store.Store, c *clock) {
 
 // testUserGrants: a user lookup carries the roles the user holds beyond
 // User.Roles (active assignments to them or their groups, their active
-// elevations not yet ended on the store's clock), and nothing else: no
-// eligibility, no request that is not active, no elevation that ended,
-// nothing of another user or of a group they are not in.
+// elevations not yet ended on the store's clock, of roles they are still
+// eligible for), and nothing else: no eligibility, no request that is
+// not active, no elevation that ended or that they are no longer
+// eligible for, nothing of another user or of a group they are not in.
 func testUserGrants(t *testing.T, s store.Store, c *clock) {
 	ctx := context.Background()
 	t0 := c.now()
 	alice := must[store.User](t)(s.CreateUser(ctx, store.User{ID: "u-alice", Username: "alice", Groups: []string{"ops", "staff"}, Roles: []string{"viewer"}}))
 	must[store.User](t)(s.CreateUser(ctx, store.User{ID: "u-bob", Username: "bob", Groups: []string{"finance"}}))
-	for _, a := range []store.RoleAssignment{
+	assignments := []store.RoleAssignment{
 		{ID: "ra-user-active", Role: "auditor", Kind: store.AssignActive, Principal: store.UserPrincipal(alice.ID), Scope: []string{"bank", "logs"}},
 		{ID: "ra-group-active", Role: "operator", Kind: store.AssignActive, Principal: store.GroupPrincipal("ops")},
 		{ID: "ra-user-eligible", Role: "bank-admin", Kind: store.AssignEligible, Principal: store.UserPrincipal(alice.ID)},
 		{ID: "ra-group-eligible", Role: "db-admin", Kind: store.AssignEligible, Principal: store.GroupPrincipal("staff")},
 		{ID: "ra-other-group", Role: "treasurer", Kind: store.AssignActive, Principal: store.GroupPrincipal("finance")},
+		{ID: "ra-other-group-eligible", Role: "vault", Kind: store.AssignEligible, Principal: store.GroupPrincipal("finance")},
 		{ID: "ra-other-user", Role: "bob-role", Kind: store.AssignActive, Principal: store.UserPrincipal("u-bob")},
+		{ID: "ra-other-user-eligible", Role: "p-bob", Kind: store.AssignEligible, Principal: store.UserPrincipal("u-bob")},
 		// A principal that only looks like alice's.
 		{ID: "ra-prefix", Role: "lookalike", Kind: store.AssignActive, Principal: store.UserPrincipal("u-alice2")},
-	} {
+	}
+	// alice is eligible for every role she asks for below but root and
+	// vault, so what keeps those out is their state and time alone.
+	for _, role := range []string{"p-pending", "p-denied", "p-expired", "p-deactivated", "p-past", "p-at-until"} {
+		assignments = append(assignments, store.RoleAssignment{ID: "ra-" + role, Role: role, Kind: store.AssignEligible, Principal: store.UserPrincipal(alice.ID)})
+	}
+	for _, a := range assignments {
 		must[store.RoleAssignment](t)(s.CreateRoleAssignment(ctx, a))
 	}
 	live := store.Elevation{ID: "el-live", UserID: alice.ID, Role: "bank-admin", Scope: []string{"bank"}, Duration: time.Hour,
 		State: store.ElevationActive, RequestedAt: t0.Add(-11 * time.Minute), ActivatedAt: t0.Add(-10*time.Minute + us), Until: t0.Add(50*time.Minute + us)}
+	viaGroup := store.Elevation{ID: "el-via-group", UserID: alice.ID, Role: "db-admin", Duration: time.Hour,
+		State: store.ElevationActive, RequestedAt: t0.Add(-6 * time.Minute), ActivatedAt: t0.Add(-5 * time.Minute), Until: t0.Add(55 * time.Minute)}
 	for _, e := range []store.Elevation{
-		live,
+		live, viaGroup,
 		{ID: "el-pending", Role: "p-pending", State: store.ElevationPending},
 		{ID: "el-denied", Role: "p-denied", State: store.ElevationDenied},
 		{ID: "el-expired", Role: "p-expired", State: store.ElevationExpired, ActivatedAt: t0.Add(-2 * time.Hour), Until: t0.Add(-time.Hour)},
@@ -547,6 +558,10 @@ func testUserGrants(t *testing.T, s store.Store, c *clock) {
 		// Active in the record but past its end: the sweeper has not run yet.
 		{ID: "el-past", Role: "p-past", State: store.ElevationActive, ActivatedAt: t0.Add(-2 * time.Hour), Until: t0.Add(-time.Second)},
 		{ID: "el-at-until", Role: "p-at-until", State: store.ElevationActive, ActivatedAt: t0.Add(-time.Hour), Until: t0},
+		// Active, but for roles alice is not eligible for: one nobody
+		// assigned, one eligible only to a group she is not in.
+		{ID: "el-not-eligible", Role: "root", State: store.ElevationActive, ActivatedAt: t0, Until: t0.Add(time.Hour)},
+		{ID: "el-other-group", Role: "vault", State: store.ElevationActive, ActivatedAt: t0, Until: t0.Add(time.Hour)},
 		{ID: "el-bob", UserID: "u-bob", Role: "p-bob", State: store.ElevationActive, ActivatedAt: t0, Until: t0.Add(time.Hour)},
 	} {
 		if e.UserID == "" {
@@ -562,7 +577,7 @@ func testUserGrants(t *testing.T, s store.Store, c *clock) {
 		{"GetUser", func() (store.User, error) { return s.GetUser(ctx, alice.ID) }},
 		{"GetUserByName", func() (store.User, error) { return s.GetUserByName(ctx, "ALICE") }},
 	}
-	check := func(t *testing.T, want []store.Grant) {
+	check := func(t *testing.T, want ...store.Grant) {
 		t.Helper()
 		for _, l := range lookups {
 			u := must[store.User](t)(l.get())
@@ -574,16 +589,17 @@ func testUserGrants(t *testing.T, s store.Store, c *clock) {
 			}
 		}
 	}
-	standing := []store.Grant{{Role: "auditor", Scope: []string{"bank", "logs"}}, {Role: "operator"}}
+	auditor, operator := store.Grant{Role: "auditor", Scope: []string{"bank", "logs"}}, store.Grant{Role: "operator"}
 	liveGrant := store.Grant{Role: "bank-admin", Scope: []string{"bank"}, Since: live.ActivatedAt, Until: live.Until, Elevation: live.ID}
+	viaGroupGrant := store.Grant{Role: "db-admin", Since: viaGroup.ActivatedAt, Until: viaGroup.Until, Elevation: viaGroup.ID}
 
-	t.Run("ok/now", func(t *testing.T) { check(t, append(slices.Clone(standing), liveGrant)) })
+	t.Run("ok/now", func(t *testing.T) { check(t, auditor, operator, liveGrant, viaGroupGrant) })
 	t.Run("ok/roles-at-now", func(t *testing.T) {
 		u := must[store.User](t)(s.GetUser(ctx, alice.ID))
-		if got, want := slices.Sorted(slices.Values(u.RolesAt(c.now(), "bank"))), []string{"auditor", "bank-admin", "operator", "viewer"}; !slices.Equal(got, want) {
+		if got, want := slices.Sorted(slices.Values(u.RolesAt(c.now(), "bank"))), []string{"auditor", "bank-admin", "db-admin", "operator", "viewer"}; !slices.Equal(got, want) {
 			t.Fatalf("RolesAt(bank) = %v, want %v", got, want)
 		}
-		if got, want := slices.Sorted(slices.Values(u.RolesAt(c.now(), "wiki"))), []string{"operator", "viewer"}; !slices.Equal(got, want) {
+		if got, want := slices.Sorted(slices.Values(u.RolesAt(c.now(), "wiki"))), []string{"db-admin", "operator", "viewer"}; !slices.Equal(got, want) {
 			t.Fatalf("RolesAt(wiki) = %v, want %v", got, want)
 		}
 		if end := u.GrantsEndAt(c.now(), "bank"); !end.Equal(live.Until) {
@@ -594,7 +610,7 @@ func testUserGrants(t *testing.T, s store.Store, c *clock) {
 	// Until it is gone, though the real clock is an hour short of it.
 	t.Run("ok/at-until-on-the-store-clock", func(t *testing.T) {
 		c.set(live.Until)
-		check(t, standing)
+		check(t, auditor, operator, viaGroupGrant)
 	})
 	// And a store clock behind the real one still carries an elevation
 	// that the real clock has seen end.
@@ -602,7 +618,7 @@ func testUserGrants(t *testing.T, s store.Store, c *clock) {
 		c.set(t0.Add(-90 * time.Minute))
 		past := store.Grant{Role: "p-past", Since: t0.Add(-2 * time.Hour), Until: t0.Add(-time.Second), Elevation: "el-past"}
 		atUntil := store.Grant{Role: "p-at-until", Since: t0.Add(-time.Hour), Until: t0, Elevation: "el-at-until"}
-		check(t, append(slices.Clone(standing), liveGrant, past, atUntil))
+		check(t, auditor, operator, liveGrant, viaGroupGrant, past, atUntil)
 	})
 	t.Run("ok/other-user", func(t *testing.T) {
 		c.set(t0)
@@ -618,18 +634,34 @@ func testUserGrants(t *testing.T, s store.Store, c *clock) {
 			t.Fatalf("GetUser(carol) grants = %+v, want none", got.Grants)
 		}
 	})
-	// Grants follow the records: a deleted assignment and an ended
-	// elevation stop counting at the next lookup.
+	// Grants follow the records at the next lookup: a deleted active
+	// assignment, an elevation deactivated, and an elevation whose
+	// holder is no longer eligible (left the eligible group; eligible
+	// assignment deleted) though its record still says active.
 	t.Run("ok/after-changes", func(t *testing.T) {
 		c.set(t0)
 		if err := s.DeleteRoleAssignment(ctx, "ra-group-active"); err != nil {
 			t.Fatal(err)
 		}
+		check(t, auditor, liveGrant, viaGroupGrant)
+		must[store.User](t)(s.UpdateUser(ctx, alice.ID, func(u store.User) (store.User, error) {
+			u.Groups = []string{"ops"}
+			return u, nil
+		}))
+		check(t, auditor, liveGrant)
+		if err := s.DeleteRoleAssignment(ctx, "ra-user-eligible"); err != nil {
+			t.Fatal(err)
+		}
+		check(t, auditor)
+		// Eligible again: the elevation, still active, counts again until
+		// it is deactivated.
+		must[store.RoleAssignment](t)(s.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "ra-again", Role: "bank-admin", Kind: store.AssignEligible, Principal: store.UserPrincipal(alice.ID)}))
+		check(t, auditor, liveGrant)
 		must[store.Elevation](t)(s.UpdateElevation(ctx, live.ID, func(e store.Elevation) (store.Elevation, error) {
 			e.State, e.EndedAt, e.EndedBy = store.ElevationDeactivated, c.now(), "u-admin"
 			return e, nil
 		}))
-		check(t, standing[:1])
+		check(t, auditor)
 	})
 }
 
@@ -689,8 +721,20 @@ func testAssignmentsFollowDeletes(t *testing.T, s store.Store) {
 		t.Fatalf("a member of a new group ops holds the old group's roles: %+v", got.Grants)
 	}
 
+	// gina holds bank-admin through an elevation she was eligible for by
+	// group staff: deleting the role ends it at her next lookup.
+	gina := must[store.User](t)(s.CreateUser(ctx, store.User{ID: "u-gina", Username: "gina", Groups: []string{"staff"}}))
+	now := time.Now()
+	must[store.Elevation](t)(s.CreateElevation(ctx, store.Elevation{ID: "el-gina", UserID: gina.ID, Role: "bank-admin", Duration: time.Hour,
+		State: store.ElevationActive, RequestedAt: now, ProvenAt: now, ActivatedAt: now, Until: now.Add(time.Hour)}))
+	if got := must[store.User](t)(s.GetUser(ctx, gina.ID)); len(got.Grants) != 2 {
+		t.Fatalf("gina's grants = %+v, want auditor and the bank-admin elevation", got.Grants)
+	}
 	if err := s.DeleteRole(ctx, "Bank-Admin"); err != nil {
 		t.Fatal(err)
+	}
+	if got := must[store.User](t)(s.GetUser(ctx, gina.ID)); len(got.Grants) != 1 || got.Grants[0].Role != "auditor" {
+		t.Fatalf("after deleting role bank-admin gina's grants = %+v, want auditor only", got.Grants)
 	}
 	if got, want := left(), []string{"ra-erin-auditor", "ra-staff-auditor"}; !slices.Equal(got, want) {
 		t.Fatalf("after deleting role bank-admin: %v, want %v", got, want)
