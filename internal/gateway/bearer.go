@@ -97,12 +97,11 @@ func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route
 // then held to what the rule asks of the token itself (bearerMissing).
 // why is, for a challenge, what the client is told.
 func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEntry, id *identity) (verdict, string) {
-	req := g.Access(r, id.user, tok.proofs, g.Now())
+	req := g.Access(r, id.user, tok.proofs, rt.app, g.Now())
 	if !tok.found { // a service client's token: the client is the subject
 		req.Subject = policy.Subject{Client: true, ID: tok.claims.Subject}
 		req.ClientApp = policy.ClientService
 	}
-	req.App = rt.app
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}

@@ -66,8 +66,7 @@ func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elev
 		}
 	}
 	now := g.Now()
-	req := g.Access(r, id.user, id.sess, now)
-	req.App = rt.app
+	req := g.Access(r, id.user, id.sess, rt.app, now)
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}
