@@ -38,6 +38,14 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 			g.revokedChallenge(w, r, rt, raw, rev)
 			return
 		}
+		var ended *oauth.RoleEndedError
+		if errors.As(err, &ended) {
+			// The token was issued while the user held the role; it
+			// ended since (an elevation's end, a role taken away), and
+			// a token is never worth more than its user is now.
+			g.invalidToken(w, r, "the access token carries the role "+ended.Role+", which the user no longer holds; get a new token")
+			return
+		}
 		g.invalidToken(w, r, "the access token is invalid, expired or revoked")
 		return
 	}
