@@ -410,3 +410,30 @@ func TestElevationDeactivationAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestElevationEndsWithEligibility: removing the eligibility an active
+// elevation rests on ends it (the node's sweep, every second), and the
+// gateway stops honouring the role without waiting for its time.
+func TestElevationEndsWithEligibility(t *testing.T) {
+	r := startElevation(t)
+	b := gatewayBrowser(t, r.server)
+	e := r.activate(t, "bank-admin", time.Hour)
+	if st := r.open(t, b, r.bank+"/accounts"); st != http.StatusOK {
+		t.Fatalf("ok/active: %d, want 200", st)
+	}
+	if err := r.sg.Store.DeleteRoleAssignment(context.Background(), "ra-bank"); err != nil {
+		t.Fatal(err)
+	}
+	from := time.Now()
+	for st := r.open(t, b, r.bank+"/accounts"); st != http.StatusForbidden; st = r.open(t, b, r.bank+"/accounts") {
+		if time.Since(from) > 3*time.Second {
+			t.Fatalf("fail/eligibility-removed: still %d %s later", st, time.Since(from))
+		}
+		time.Sleep(20 * time.Millisecond) // between polls, not an assertion
+	}
+	got, err := r.sg.Store.GetElevation(context.Background(), e.ID)
+	if err != nil || got.State != store.ElevationDeactivated || got.EndReason != elevate.ReasonNotEligible {
+		t.Fatalf("the elevation is %s (%s), %v; want deactivated as no longer eligible", got.State, got.EndReason, err)
+	}
+	t.Logf("refused %s after the eligibility was removed", time.Since(from))
+}
