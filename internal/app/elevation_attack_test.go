@@ -68,7 +68,7 @@ func startElevation(t *testing.T) *elevationRig {
 		cfg.Gateway.Routes = append(cfg.Gateway.Routes, config.GatewayRoute{Name: "intranet", From: r.intranet, To: cfg.Gateway.Routes[0].To})
 		cfg.Elevation.Roles = []config.ElevationRole{{Role: "bank-admin", MaxDuration: config.Duration(2 * time.Hour)}}
 	})
-	r.sg, r.bank = r.server.app, r.gatewayRig.app
+	r.sg, r.bank = r.server.app, r.app // the App, and the bank route's address
 	r.sg.Gateway.Now, r.sg.OIDC.Now = r.clock.now, r.clock.now
 	r.usePolicies(t, elevationPolicies)
 	ctx := context.Background()

@@ -39,8 +39,6 @@ type elevationBench struct {
 	a       *app.App
 	users   map[string]store.User
 	cookies map[string]string
-	// requester and approver are for the activation bench.
-	boss store.User
 }
 
 func newElevationBench(b *testing.B, mutate func(*config.Config)) *elevationBench {
