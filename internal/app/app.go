@@ -252,7 +252,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 			log.WarnContext(ctx, "changes of sign-in methods are not mailed: otp.email.sender is none", "key", "registration.notify")
 		}
 	}
-	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk}
+	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk, Eligible: EligibleRoles(a.Elevation)}
 	if err := a.buildOIDC(ctx, pages); err != nil {
 		return nil, err
 	}
@@ -270,6 +270,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
+	a.Elevation.Observers = append(a.Elevation.Observers, ForgetOnElevation(a.Gateway.Forget))
 	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC}
 	a.buildAdmin()
 	adminConsole, err := a.buildConsole(pages)
