@@ -102,7 +102,7 @@ func (rg *rig) proofs(u store.User, mfaAgo time.Duration) *policy.Request {
 		evs = append(evs, store.AuthEvent{Method: "totp", Time: now.Add(-mfaAgo), AMR: []string{"otp"}})
 	}
 	b := &access.Builder{}
-	return b.Request(httptest.NewRequest("POST", "/account/roles", nil), u, &store.Session{Events: evs}, now)
+	return b.Request(httptest.NewRequest("POST", "/account/roles", nil), u, &store.Session{Events: evs}, App, now)
 }
 
 func (rg *rig) user(u store.User) store.User {

@@ -26,6 +26,12 @@ func TestTokenRolesFollowElevation(t *testing.T) {
 	ctx := context.Background()
 	start := tp.clock.Now()
 	until := start.Add(30 * time.Minute)
+	// The store counts an elevation only while an eligible assignment
+	// still names its holder.
+	if _, err := tp.db.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "ra_1", Role: "bank-admin", Kind: store.AssignEligible,
+		Principal: store.UserPrincipal(tp.user.ID), Scope: []string{testClientID}}); err != nil {
+		t.Fatal(err)
+	}
 	e, err := tp.db.CreateElevation(ctx, store.Elevation{ID: "elv_1", UserID: tp.user.ID, Role: "bank-admin", Scope: []string{testClientID},
 		Duration: 30 * time.Minute, State: store.ElevationActive, RequestedAt: start, ActivatedAt: start, Until: until})
 	if err != nil {
