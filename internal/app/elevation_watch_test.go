@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -144,5 +145,37 @@ func TestElevationIsWatched(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestConsoleShowsElevationSteps: the console's sign-in log lists the
+// steps of an elevation (filterable by their decision, with the role),
+// explains one with its role, request, actor and comment, and the
+// overview still renders with them in the log.
+func TestConsoleShowsElevationSteps(t *testing.T) {
+	s := startConsole(t)
+	c := s.login(t, adminName, adminPassword)
+	at := time.Now().UTC()
+	ev := elevate.Event{Kind: elevate.Approved, Requester: s.bob, Actor: s.admin.ID, ActorName: adminName, Comment: "go <b>ahead</b>", At: at,
+		Elevation: store.Elevation{ID: "elv_console", UserID: s.bob.ID, Role: "bank-admin", State: store.ElevationActive, ActivatedAt: at, Until: at.Add(time.Hour)}}
+	if err := s.app.SignIns.Write(context.Background(), observe.SignInEntry(ev)); err != nil {
+		t.Fatal(err)
+	}
+	row := s.lastEntry(t, store.SignInQuery{App: elevate.App, Decision: "approved"})
+
+	resp, body := get(t, c, s.base+"/admin/signins?decision=approved")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-seq="`+strconv.FormatInt(row.Seq, 10)+`"`) ||
+		!strings.Contains(body, `<span class="badge ok">approved</span>`) || !strings.Contains(body, `<span class="tag">bank-admin</span>`) ||
+		!strings.Contains(body, `<option selected>approved</option>`) {
+		t.Errorf("the sign-in log does not list the approval: status %d\n%s", resp.StatusCode, body)
+	}
+	resp, body = get(t, c, s.base+"/admin/signins/"+strconv.FormatInt(row.Seq, 10))
+	for _, want := range []string{"elv_console", "user:root", "go &lt;b&gt;ahead&lt;/b&gt;", "elevation-approved", "An approver approved", "Active until"} {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("the entry's page (status %d) lacks %q:\n%s", resp.StatusCode, want, body)
+		}
+	}
+	if resp, _ := get(t, c, s.base+"/admin"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the overview: status %d", resp.StatusCode)
 	}
 }
