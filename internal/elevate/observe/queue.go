@@ -27,7 +27,7 @@ type queue[T any] struct {
 }
 
 func newQueue[T any](size int, work func(context.Context, T)) *queue[T] {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background()) //nolint:gosec // G118: close calls it
 	q := &queue[T]{jobs: make(chan T, size), work: work, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go q.run()
 	return q
