@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,33 +51,13 @@ func TestElevationIsWatched(t *testing.T) {
 	})
 	ctx := context.Background()
 	st := s.app.Store
-	if _, err := st.CreateGroup(ctx, store.Group{Name: "admins"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateRole(ctx, store.Role{Name: "bank-admin"}); err != nil {
-		t.Fatal(err)
-	}
-	alice, err := st.CreateUser(ctx, store.User{ID: "u-alice", Username: "alice", Email: "alice@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := st.CreateUser(ctx, store.User{ID: "u-bob", Username: "bob", Groups: []string{"admins"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "ra-1", Role: "bank-admin", Kind: store.AssignEligible, Principal: store.UserPrincipal(alice.ID)}); err != nil {
-		t.Fatal(err)
-	}
-
+	alice, bob := seedElevation(t, s)
 	el := s.app.Elevation
 	e, err := el.Request(ctx, alice, elevate.Ask{Role: "bank-admin", Justification: "INC-7"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	req := &policy.Request{Subject: policy.Subject{ID: alice.ID, Username: "alice"}, ClientApp: policy.ClientBrowser, Now: now,
-		Events: []strength.Event{{Method: "password", Time: now.Add(-time.Minute), AMR: []string{"pwd"}}, {Method: "totp", Time: now, AMR: []string{"otp"}}}}
-	if _, v, err := el.Prove(ctx, e.ID, alice, req, func() ([]string, error) { return []string{"password", "totp"}, nil }); err != nil || v.Outcome != policy.OutcomeAllow {
+	if _, v, err := el.Prove(ctx, e.ID, alice, totpProofs(alice), userMethods); err != nil || v.Outcome != policy.OutcomeAllow {
 		t.Fatalf("prove: %s %v", v.Outcome, err)
 	}
 	if _, err := el.Decide(ctx, e.ID, bob, true, "go"); err != nil {
@@ -177,5 +158,73 @@ func TestConsoleShowsElevationSteps(t *testing.T) {
 	}
 	if resp, _ := get(t, c, s.base+"/admin"); resp.StatusCode != http.StatusOK {
 		t.Errorf("the overview: status %d", resp.StatusCode)
+	}
+}
+
+// seedElevation makes alice eligible for bank-admin, and bob a member of
+// admins, its approvers.
+func seedElevation(t *testing.T, s *server) (alice, bob store.User) {
+	t.Helper()
+	ctx := context.Background()
+	st := s.app.Store
+	if _, err := st.CreateGroup(ctx, store.Group{Name: "admins"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateRole(ctx, store.Role{Name: "bank-admin"}); err != nil {
+		t.Fatal(err)
+	}
+	alice, err := st.CreateUser(ctx, store.User{ID: "u-alice", Username: "alice", Email: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err = st.CreateUser(ctx, store.User{ID: "u-bob", Username: "bob", Groups: []string{"admins"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "ra-1", Role: "bank-admin", Kind: store.AssignEligible, Principal: store.UserPrincipal(alice.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob
+}
+
+// totpProofs is u's access request after a password and a TOTP code
+// just now.
+func totpProofs(u store.User) *policy.Request {
+	now := time.Now()
+	return &policy.Request{Subject: policy.Subject{ID: u.ID, Username: u.Username}, ClientApp: policy.ClientBrowser, Now: now,
+		Events: []strength.Event{{Method: "password", Time: now.Add(-time.Minute), AMR: []string{"pwd"}}, {Method: "totp", Time: now, AMR: []string{"otp"}}}}
+}
+
+func userMethods() ([]string, error) { return []string{"password", "totp"}, nil }
+
+// TestPoliciesTargetActivation: activation is the app stepgate-elevation,
+// which a policy file may name (the server loads it), and the policy
+// decides what activation takes: here a passkey, so a password and a
+// TOTP code are not enough.
+func TestPoliciesTargetActivation(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policies.yaml")
+	writePolicy(t, file, `policies:
+  - name: activation-needs-a-passkey
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [stepgate-elevation]}}
+    grant: {controls: [{strength: phishing-resistant}]}
+`)
+	s := startWith(t, "", func(cfg *config.Config) {
+		cfg.Policy.Files = []string{file}
+		cfg.Elevation.Roles = []config.ElevationRole{{Role: "bank-admin", Approvers: &config.ElevationApprovers{Group: "admins"}}}
+	})
+	alice, _ := seedElevation(t, s)
+	ctx := context.Background()
+	e, err := s.app.Elevation.Request(ctx, alice, elevate.Ask{Role: "bank-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, v, err := s.app.Elevation.Prove(ctx, e.ID, alice, totpProofs(alice), userMethods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Outcome == policy.OutcomeAllow || !got.ProvenAt.IsZero() {
+		t.Fatalf("a TOTP code proved an activation the policy asks a passkey for: %s", v.Outcome)
 	}
 }

@@ -157,8 +157,10 @@ func nextStep(e elevate.Event, r elevate.Role, issuer string) string {
 	id := e.Elevation.ID
 	switch e.Kind {
 	case elevate.Proven:
-		return fmt.Sprintf("You are an approver of %s. Decide in the console (%s/admin/) or with:\r\n"+
-			"  stepgate role approve %s --comment \"...\"\r\n  stepgate role deny %s --comment \"...\"\r\n"+
+		return fmt.Sprintf("You are an approver of %s. Decide in the console, %s/admin/elevations, or have an\r\n"+
+			"administrator answer for you:\r\n"+
+			"  stepgate role approve %s --as YOUR-NAME --comment \"...\"\r\n"+
+			"  stepgate role deny %s --as YOUR-NAME --comment \"...\"\r\n"+
 			"The request lapses at %s if nobody decides.", r.Name, issuer, id, id, clock(e.Elevation.Deadline))
 	case elevate.Activated:
 		return fmt.Sprintf("The role counts until %s and then ends by itself. To end it sooner, open %s/account/roles.",
