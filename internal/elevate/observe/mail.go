@@ -92,9 +92,9 @@ func (m *Mailer) Observe(ctx context.Context, e elevate.Event) {
 	}
 	n.to = append(n.to, r.Notify...)
 	n.subject, n.body = mailText(e, r, m.o.Issuer)
-	if !m.q.push(n) {
+	if err := m.q.push(n); err != nil {
 		m.o.Metrics.ElevationNotice("mail", "dropped")
-		m.o.Log.WarnContext(ctx, "elevation mail queue is full; this notice is not mailed",
+		m.o.Log.WarnContext(ctx, "elevation mail: this notice is not mailed", "why", err.Error(),
 			"queue", m.o.Queue, "kind", e.Kind, "elevation", e.Elevation.ID)
 	}
 }

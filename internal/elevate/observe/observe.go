@@ -215,27 +215,32 @@ const (
 // store, a page at a time. It is what the active-elevations gauge shows,
 // so the gauge is the same on every node and right after a restart.
 func CountActive(st store.Elevations, now func() time.Time) metrics.ActiveCounter {
+	return countActive(st, now, activePage, activePages)
+}
+
+func countActive(st store.Elevations, now func() time.Time, pageSize, pages int) metrics.ActiveCounter {
 	return func(ctx context.Context) (map[string]int, error) {
 		t := now()
 		out := map[string]int{}
-		q := store.ElevationQuery{States: []string{store.ElevationActive}, Limit: activePage}
-		for range activePages {
+		q := store.ElevationQuery{States: []string{store.ElevationActive}, Limit: pageSize}
+		for range pages {
 			page, err := st.ListElevations(ctx, q)
 			if err != nil {
 				return nil, err
 			}
 			for _, e := range page {
+				// Past its end but not yet swept: no longer counting.
 				if t.Before(e.Until) && !t.Before(e.ActivatedAt) {
 					out[e.Role]++
 				}
 			}
-			if len(page) < activePage {
+			if len(page) < pageSize {
 				return out, nil
 			}
 			last := page[len(page)-1]
 			q.Before, q.BeforeID = last.RequestedAt, last.ID
 		}
-		return out, errTooManyActive
+		return nil, errTooManyActive
 	}
 }
 

@@ -2,8 +2,15 @@ package observe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+)
+
+// Why push refused a job.
+var (
+	errQueueFull   = errors.New("the queue is full")
+	errQueueClosed = errors.New("the server is shutting down")
 )
 
 // queue hands jobs to one worker through a bounded buffer. push never
@@ -42,19 +49,19 @@ func (q *queue[T]) run() {
 	}
 }
 
-// push queues j, and reports false when the buffer is full or the queue
+// push queues j, or says why not: the buffer is full, or the queue
 // closed.
-func (q *queue[T]) push(j T) bool {
+func (q *queue[T]) push(j T) error {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if q.closed {
-		return false
+		return errQueueClosed
 	}
 	select {
 	case q.jobs <- j:
-		return true
+		return nil
 	default:
-		return false
+		return errQueueFull
 	}
 }
 

@@ -230,6 +230,10 @@ func chatEscape(s string) string {
 
 // Observe queues e's post, when people are told of e. It never waits: a
 // full queue drops the post, logged and counted.
+//
+// A receiver that is slow or down fills the queue while the worker
+// retries; from then on posts are dropped rather than held in memory
+// without bound or waited for by the request that caused them.
 func (w *Webhook) Observe(ctx context.Context, e elevate.Event) {
 	r := w.o.Roles(e.Elevation.Role)
 	if !told(e, r) {
@@ -241,9 +245,9 @@ func (w *Webhook) Observe(ctx context.Context, e elevate.Event) {
 		w.o.Log.ErrorContext(ctx, "encode the elevation webhook", "err", err)
 		return
 	}
-	if !w.q.push(post{id: b.Event.ID, kind: e.Kind, elevation: e.Elevation.ID, body: body}) {
+	if err := w.q.push(post{id: b.Event.ID, kind: e.Kind, elevation: e.Elevation.ID, body: body}); err != nil {
 		w.o.Metrics.ElevationNotice("webhook", "dropped")
-		w.o.Log.WarnContext(ctx, "elevation webhook queue is full; this event is not posted",
+		w.o.Log.WarnContext(ctx, "elevation webhook: this event is not posted", "why", err.Error(),
 			"queue", w.o.Queue, "kind", e.Kind, "elevation", e.Elevation.ID, "receiver", redact(w.o.URL))
 	}
 }

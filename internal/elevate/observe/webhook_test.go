@@ -1,10 +1,12 @@
 package observe_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -217,8 +219,10 @@ func TestHangingReceiverBlocksNothing(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) }) // runs first: the server's Close waits for its handlers
 	m := metrics.New()
-	o := fast(srv.URL, m, f.roles)
+	var logged syncBuffer
+	o := fast(srv.URL+"/hooks/secret-path", m, f.roles)
 	o.Queue, o.Timeout = 2, time.Minute
+	o.Log = slog.New(slog.NewTextHandler(&logged, nil))
 	w, err := observe.NewWebhook(o)
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +252,9 @@ func TestHangingReceiverBlocksNothing(t *testing.T) {
 	if !strings.Contains(out, `stepgate_elevation_notices_total{channel="webhook",result="dropped"}`) {
 		t.Fatalf("no dropped posts counted:\n%s", out)
 	}
+	if !strings.Contains(logged.String(), `why="the queue is full"`) || strings.Contains(logged.String(), "/hooks/secret-path") {
+		t.Errorf("the drop is not logged, or the log shows the receiver's path:\n%s", logged.String())
+	}
 	// Shutting down gives up on the hanging post within its deadline.
 	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
@@ -257,6 +264,29 @@ func TestHangingReceiverBlocksNothing(t *testing.T) {
 	if arrived.Load() != 1 {
 		t.Errorf("%d posts reached the receiver, want the one it hangs on", arrived.Load())
 	}
+	// After shutdown a step is dropped, not posted, and nothing panics.
+	w.Observe(ctx, provenEvent(f, "late"))
+	if !strings.Contains(logged.String(), `why="the server is shutting down"`) {
+		t.Errorf("a step after shutdown is not logged as dropped:\n%s", logged.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestChatTextCannotPing is the attack of a requester who writes chat
