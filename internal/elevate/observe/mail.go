@@ -145,8 +145,8 @@ func mailText(e elevate.Event, r elevate.Role, issuer string) (subject, body str
 	subject = "Stepgate: " + plain(head)
 	var b strings.Builder
 	b.WriteString(head + ".\r\n\r\n")
-	for _, l := range details(e) {
-		b.WriteString("  " + l + "\r\n")
+	for _, d := range details(e) {
+		b.WriteString("  " + d.label + ": " + d.value + "\r\n")
 	}
 	b.WriteString("\r\n" + nextStep(e, r, strings.TrimSuffix(issuer, "/")) + "\r\n")
 	return subject, b.String()

@@ -61,27 +61,34 @@ func headline(e elevate.Event, r elevate.Role) string {
 	return fmt.Sprintf("%s's elevation to %s: %s", who, el.Role, e.Kind)
 }
 
+// detail is one line under the headline. Typed marks what a requester
+// or approver wrote, which a chat message shows as inert text.
+type detail struct {
+	label, value string
+	typed        bool
+}
+
 // details are the lines under the headline: what was asked, and what
 // the actor said.
-func details(e elevate.Event) []string {
+func details(e elevate.Event) []detail {
 	el := e.Elevation
-	lines := []string{"Role: " + el.Role, "For: " + username(e), "Duration: " + duration(el.Duration)}
+	out := []detail{{label: "Role", value: el.Role}, {label: "For", value: username(e)}, {label: "Duration", value: duration(el.Duration)}}
 	if len(el.Scope) > 0 {
-		lines = append(lines, "Apps: "+strings.Join(el.Scope, ", "))
+		out = append(out, detail{label: "Apps", value: strings.Join(el.Scope, ", ")})
 	}
 	if el.Justification != "" {
-		lines = append(lines, "Justification: "+plain(el.Justification))
+		out = append(out, detail{label: "Justification", value: plain(el.Justification), typed: true})
 	}
 	if el.Ticket != "" {
-		lines = append(lines, "Ticket: "+plain(el.Ticket))
+		out = append(out, detail{label: "Ticket", value: plain(el.Ticket), typed: true})
 	}
 	if !el.Until.IsZero() {
-		lines = append(lines, "Until: "+clock(el.Until))
+		out = append(out, detail{label: "Until", value: clock(el.Until)})
 	}
 	if c := e.Comment; c != "" && e.Kind != elevate.Requested {
-		lines = append(lines, "Comment: "+plain(c))
+		out = append(out, detail{label: "Comment", value: plain(c), typed: true})
 	}
-	return append(lines, "Request: "+el.ID)
+	return append(out, detail{label: "Request", value: el.ID})
 }
 
 func actorName(e elevate.Event) string {

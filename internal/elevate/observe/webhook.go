@@ -208,8 +208,12 @@ type Event struct {
 func NewBody(e elevate.Event, r elevate.Role) Body {
 	el := e.Elevation
 	text := "*" + chatEscape(headline(e, r)) + "*"
-	for _, l := range details(e) {
-		text += "\n" + chatEscape(l)
+	for _, d := range details(e) {
+		v := chatEscape(d.value)
+		if d.typed {
+			v = inert(v)
+		}
+		text += "\n" + d.label + ": " + v
 	}
 	return Body{Text: text, Event: Event{
 		ID: strings.ToLower(rand.Text()), Kind: e.Kind, Elevation: el.ID, Role: el.Role,
@@ -219,13 +223,21 @@ func NewBody(e elevate.Event, r elevate.Role) Body {
 	}}
 }
 
-// chatEscape keeps what a requester or approver typed from acting on the
-// chat channel: Slack reads <!channel>, <@U123> and <https://x|label>
-// as mentions and links, so &, < and > are escaped as Slack asks; and an
-// @ gets a word joiner after it, so @here or @all (Mattermost,
-// Rocket.Chat) is shown, not sent as a mention to the whole channel.
+// chatEscape keeps text from acting on the chat channel: Slack reads
+// <!channel>, <@U123> and <https://x|label> as mentions and links, so &,
+// < and > are escaped as Slack asks; and an @ gets a word joiner after
+// it, so @here or @all (Mattermost, Rocket.Chat) is shown, not sent as a
+// mention to the whole channel.
 func chatEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "@", "@\u2060").Replace(plain(s))
+}
+
+// inert shows what a requester or approver typed as code: markdown
+// links ([Approve here](https://…)), emphasis and mentions inside a code
+// span are shown as typed, not rendered. A backtick in the text would
+// close the span early, so it becomes a look-alike.
+func inert(s string) string {
+	return "`" + strings.ReplaceAll(s, "`", "\u02cb") + "`"
 }
 
 // Observe queues e's post, when people are told of e. It never waits: a

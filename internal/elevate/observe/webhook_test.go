@@ -295,12 +295,23 @@ func (s *syncBuffer) String() string {
 // structured event keeps what was typed.
 func TestChatTextCannotPing(t *testing.T) {
 	f := newFixture(t)
-	typed := "<!channel> please approve <https://evil.example/login|Stepgate console> @here @all"
+	typed := "<!channel> please approve <https://evil.example/login|Stepgate console> @here @all ` [Approve here](https://evil.example/a) `"
 	b := observe.NewBody(provenEvent(f, typed), f.roles(role))
 	for _, bad := range []string{"<!channel>", "<https://", "|Stepgate console>", "@here", "@all"} {
 		if strings.Contains(b.Text, bad) {
 			t.Errorf("attack/chat-markup: text carries %q: %s", bad, b.Text)
 		}
+	}
+	// The markdown link stays inside one code span: the backticks typed
+	// cannot close it early.
+	var line string
+	for l := range strings.SplitSeq(b.Text, "\n") {
+		if strings.HasPrefix(l, "Justification: ") {
+			line = l
+		}
+	}
+	if !strings.HasPrefix(line, "Justification: `") || !strings.HasSuffix(line, "`") || strings.Count(line, "`") != 2 {
+		t.Errorf("attack/chat-markdown-link: the justification is not one inert code span: %q", line)
 	}
 	if !strings.Contains(b.Text, "&lt;!channel&gt;") {
 		t.Errorf("the justification is not shown escaped: %s", b.Text)
