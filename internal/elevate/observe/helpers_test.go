@@ -45,7 +45,7 @@ type fixture struct {
 
 const role = "bank-admin"
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	clock := &testClock{now: time.Date(2031, 3, 4, 9, 0, 0, 0, time.UTC)}
