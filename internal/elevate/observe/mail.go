@@ -157,11 +157,12 @@ func nextStep(e elevate.Event, r elevate.Role, issuer string) string {
 	id := e.Elevation.ID
 	switch e.Kind {
 	case elevate.Proven:
-		return fmt.Sprintf("You are an approver of %s. Decide in the console, %s/admin/elevations, or have an\r\n"+
-			"administrator answer for you:\r\n"+
+		return fmt.Sprintf("You are an approver of %s. Approve or deny it at %s/approvals\r\n"+
+			"(administrators also at %s/admin/elevations), or have an operator answer\r\n"+
+			"for you:\r\n"+
 			"  stepgate role approve %s --as YOUR-NAME --comment \"...\"\r\n"+
 			"  stepgate role deny %s --as YOUR-NAME --comment \"...\"\r\n"+
-			"The request lapses at %s if nobody decides.", r.Name, issuer, id, id, clock(e.Elevation.Deadline))
+			"The request lapses at %s if nobody decides.", r.Name, issuer, issuer, id, id, clock(e.Elevation.Deadline))
 	case elevate.Activated:
 		return fmt.Sprintf("The role counts until %s and then ends by itself. To end it sooner, open %s/account/roles.",
 			clock(e.Elevation.Until), issuer)

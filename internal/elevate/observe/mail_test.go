@@ -117,7 +117,7 @@ func TestMailGoesToThoseConcerned(t *testing.T) {
 		t.Fatalf("mails:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 	ask := box.sent()[0].body
-	for _, part := range []string{"Justification: deploy the fix", "stepgate role approve " + e.ID + " --as", "https://sso.example.com/admin/elevations"} {
+	for _, part := range []string{"Justification: deploy the fix", "stepgate role approve " + e.ID + " --as", "https://sso.example.com/approvals", "https://sso.example.com/admin/elevations"} {
 		if !strings.Contains(ask, part) {
 			t.Errorf("the approvers' mail lacks %q:\n%s", part, ask)
 		}
