@@ -92,7 +92,9 @@ type App struct {
 	Documents *admin.Documents
 	// Elevation runs just-in-time activation of eligible roles.
 	Elevation *elevate.Service
-	handler   http.Handler
+	// elevationWatch records and tells each step of an elevation.
+	elevationWatch *ElevationWatch
+	handler        http.Handler
 
 	// appMu guards appSources.
 	appMu      sync.Mutex
@@ -175,6 +177,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	defer func() {
 		if err != nil {
 			_ = a.SignIns.Close(context.Background())
+			_ = a.elevationWatch.Close(context.Background())
 		}
 	}()
 	a.Sessions = session.NewManager(st, session.Config{
@@ -417,12 +420,13 @@ func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.Config.Server.ShutdownTimeout.D())
 	defer cancel()
 	logErr := a.SignIns.Close(ctx)
+	watchErr := a.elevationWatch.Close(ctx)
 	a.Gateway.Close()
 	var geoErr error
 	if a.GeoIP != nil {
 		geoErr = a.GeoIP.Close()
 	}
-	return errors.Join(logErr, a.Store.Close(), geoErr)
+	return errors.Join(watchErr, logErr, a.Store.Close(), geoErr)
 }
 
 // sharedSecret returns the 32-byte secret stored under name, creating it
