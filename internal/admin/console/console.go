@@ -1,7 +1,8 @@
 // Package console is the admin console at /admin: server-rendered pages
 // over the admin service (overview charts, policies and their editor
-// with the impact replay, What-If, the sign-in log, users and the
-// catalog), with a little hand-written JavaScript and no front-end build.
+// with the impact replay, What-If, the sign-in log, users, elevation
+// requests and role assignments, and the catalog), with a little
+// hand-written JavaScript and no front-end build.
 //
 // The console is an app like any other: every request is decided by the
 // live policies for admin.ConsoleApp, and every change additionally by a
@@ -133,6 +134,11 @@ func (c *Console) routes() []route {
 		{method: "POST", path: "/admin/users/{name}/disabled", page: c.setDisabled},
 		{method: "POST", path: "/admin/users/{name}/tap", page: c.issuePass},
 		{method: "POST", path: "/admin/users/{name}/tap-revoke", page: c.revokePass},
+		{method: "GET", path: "/admin/elevations", page: c.elevations},
+		{method: "POST", path: "/admin/elevations/{id}/decide", page: c.decide},
+		{method: "POST", path: "/admin/elevations/{id}/revoke", page: c.revokeElevation},
+		{method: "POST", path: "/admin/role-assignments", page: c.assign},
+		{method: "POST", path: "/admin/role-assignments/{id}/delete", page: c.unassign},
 		{method: "GET", path: "/admin/catalog", page: c.catalog},
 		{method: "GET", path: "/admin/static/{file}", page: c.static},
 		// Anything else under /admin, and other methods on the routes
