@@ -412,6 +412,9 @@ func (s *Service) Decide(ctx context.Context, actor Actor, approver, id string, 
 		return ElevationInfo{}, err
 	}
 	e, err := s.Elevation.Decide(ctx, id, u, approve, comment)
+	if errors.Is(err, elevate.ErrUnproven) {
+		err = fmt.Errorf("%w: they give it on their roles page (/account/roles); answer once it shows as proven", err)
+	}
 	if err != nil {
 		return ElevationInfo{}, elevationErr(err)
 	}
