@@ -235,10 +235,10 @@ func (c *cli) roleDecideCmd(approve bool) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "%s: %s %sd by %s; the request is %s", e.ID, e.Role, verb, as, e.State)
-				switch {
-				case e.State == store.ElevationActive:
+				switch e.State {
+				case store.ElevationActive:
 					fmt.Fprintf(c.stdout, " until %s", e.Until.UTC().Format(time.RFC3339))
-				case e.State == store.ElevationPending:
+				case store.ElevationPending:
 					fmt.Fprintf(c.stdout, " (%d of %d approvals)", e.Approvals, e.Needed)
 				}
 				fmt.Fprintln(c.stdout)

@@ -63,8 +63,8 @@ type Deps struct {
 	Passes *tap.Store
 	// Elevation runs just-in-time elevation; nil turns it off.
 	Elevation *elevate.Service
-	Log    *slog.Logger
-	Now    func() time.Time
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Service is the administrators' operations.
