@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/errkind"
@@ -431,6 +432,12 @@ func (s *Service) Decide(ctx context.Context, actor Actor, approver, id string, 
 func (s *Service) RevokeElevation(ctx context.Context, actor Actor, reason, id string) (ElevationInfo, error) {
 	if err := s.elevationOn(); err != nil {
 		return ElevationInfo{}, err
+	}
+	if strings.ContainsFunc(reason, unicode.IsControl) {
+		// The reason reaches the holder, the approvers and chat tools
+		// through the notifications: one plain line, so it cannot forge
+		// lines of its own there.
+		return ElevationInfo{}, invalid("the reason must be plain text on one line")
 	}
 	who := store.User{ID: string(actor), Username: string(actor)}
 	if name, ok := strings.CutPrefix(string(actor), "user:"); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -306,5 +307,126 @@ func TestAdminAPIElevationList(t *testing.T) {
 	}
 	if status, msg := r.call(t, "GET", "/api/v1/elevations/elv_NOPE", nil, nil); status != http.StatusNotFound || !strings.Contains(msg, "no elevation request") {
 		t.Errorf("unknown id: %d %s", status, msg)
+	}
+}
+
+// TestAdminAPIElevationRaces performs the races and late answers: two
+// approvers answering one request at once, many times over, end in
+// exactly one recorded answer; an answer after the request's deadline is
+// refused and records the lapse; an answer that tries to change the
+// request's terms (a longer duration) is refused as a field the API does
+// not take, and the request keeps the duration that was asked for.
+func TestAdminAPIElevationRaces(t *testing.T) {
+	r := startElevationAPI(t)
+	ctx := context.Background()
+	erin, err := r.app.Users.Add(ctx, users.NewUser{Username: "erin", Password: "erin-password-for-tests", Email: "erin@example.com", Groups: []string{approverGroup}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.app.Admin.Assign(ctx, "user:setup", "", admin.Assignment{Role: bankAdmin, User: testUser}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("fail/raise-duration", func(t *testing.T) {
+		e := r.proven(t, bankAdmin)
+		status, body := apiCall(t, r.base, apiToken, "POST", "/api/v1/elevations/"+e.ID+"/approve", `{"approver":"carol","duration":"24h"}`)
+		if status != http.StatusBadRequest || !strings.Contains(body, "duration") {
+			t.Fatalf("%d %s, want 400 naming the field", status, body)
+		}
+		if got, _ := r.app.Store.GetElevation(ctx, e.ID); got.Version != e.Version || got.Duration != 20*time.Minute {
+			t.Fatalf("the request changed: %+v", got)
+		}
+		r.end(t, e.ID)
+	})
+
+	t.Run("fail/racing-approvers", func(t *testing.T) {
+		for round := range 5 {
+			e := r.proven(t, bankAdmin)
+			type answer struct {
+				status int
+				msg    string
+			}
+			out := make(chan answer, 2)
+			for _, approver := range []string{r.carol.Username, erin.Username} {
+				go func() {
+					// No t here: this is not the test's goroutine.
+					body, _ := json.Marshal(map[string]string{"approver": approver})
+					req, _ := http.NewRequest("POST", r.base+"/api/v1/elevations/"+e.ID+"/approve", strings.NewReader(string(body)))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+apiToken)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						out <- answer{0, err.Error()}
+						return
+					}
+					raw, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					out <- answer{resp.StatusCode, string(raw)}
+				}()
+			}
+			ok := 0
+			for range 2 {
+				a := <-out
+				switch {
+				case a.status == http.StatusOK:
+					ok++
+				case a.status != http.StatusConflict || !strings.Contains(a.msg, "no longer pending"):
+					t.Fatalf("round %d: %d %s", round, a.status, a.msg)
+				}
+			}
+			got, _ := r.app.Store.GetElevation(ctx, e.ID)
+			if ok != 1 || len(got.Decisions) != 1 || got.State != store.ElevationActive {
+				t.Fatalf("round %d: %d answers went through, %d recorded, state %s", round, ok, len(got.Decisions), got.State)
+			}
+			r.end(t, e.ID)
+		}
+	})
+
+	t.Run("fail/after-the-deadline", func(t *testing.T) {
+		e := r.proven(t, bankAdmin)
+		e, err := r.app.Store.UpdateElevation(ctx, e.ID, func(cur store.Elevation) (store.Elevation, error) {
+			cur.Deadline = time.Now().Add(-time.Second)
+			return cur, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, msg := r.call(t, "POST", "/api/v1/elevations/"+e.ID+"/approve", map[string]string{"approver": "carol"}, nil)
+		if status != http.StatusConflict || !strings.Contains(msg, "no longer pending") {
+			t.Fatalf("%d %s", status, msg)
+		}
+		got, _ := r.app.Store.GetElevation(ctx, e.ID)
+		if got.State != store.ElevationExpired || len(got.Decisions) != 0 {
+			t.Fatalf("after a late approval: %+v", got)
+		}
+		if u, _ := r.app.Store.GetUser(ctx, r.alice.ID); slices.Contains(u.RolesAt(time.Now(), "webapp"), bankAdmin) {
+			t.Fatal("a late approval gave alice the role")
+		}
+	})
+
+	t.Run("fail/control-characters-in-reason", func(t *testing.T) {
+		e := r.proven(t, bankAdmin)
+		if status, msg := r.call(t, "POST", "/api/v1/elevations/"+e.ID+"/revoke", map[string]string{"reason": "done\n*approved by the CEO*"}, nil); status != http.StatusBadRequest || !strings.Contains(msg, "one line") {
+			t.Fatalf("%d %s", status, msg)
+		}
+		if got, _ := r.app.Store.GetElevation(ctx, e.ID); got.Version != e.Version {
+			t.Fatalf("the request changed: %+v", got)
+		}
+		r.end(t, e.ID)
+	})
+}
+
+// end revokes id if it is still open, so alice may ask again.
+func (r *apiElevationRig) end(t *testing.T, id string) {
+	t.Helper()
+	e, err := r.app.Store.GetElevation(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.State != store.ElevationPending && e.State != store.ElevationActive {
+		return
+	}
+	if _, err := r.app.Elevation.Deactivate(context.Background(), id, store.User{ID: "test"}, true, "next case"); err != nil {
+		t.Fatal(err)
 	}
 }
