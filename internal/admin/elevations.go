@@ -439,7 +439,9 @@ func (s *Service) RevokeElevation(ctx context.Context, actor Actor, reason, id s
 		// lines of its own there.
 		return ElevationInfo{}, invalid("the reason must be plain text on one line")
 	}
-	who := store.User{ID: string(actor), Username: string(actor)}
+	// An API caller or an operator is no user: named by the actor alone
+	// (api-token, client:ops, cli:root), never passed off as a username.
+	who := store.User{ID: string(actor)}
 	if name, ok := strings.CutPrefix(string(actor), "user:"); ok {
 		if u, err := s.Store.GetUserByName(ctx, name); err == nil {
 			who = u
