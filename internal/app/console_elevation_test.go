@@ -491,3 +491,114 @@ func TestConsoleRoleAssignments(t *testing.T) {
 		t.Fatalf("removing it again: %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// TestApprovalsPage: a member of the approver group who is not an
+// administrator answers on /approvals, behind the console's own checks
+// (CSRF token, a recent passkey), and sees only the requests of roles
+// whose approver group they are in; the console itself stays closed to
+// them. The attacks: a user outside the group posting an answer, the
+// requester answering their own request, a replayed answer, an answer
+// without the passkey or without the CSRF token, and an anonymous
+// browser. Each is refused and the request is unchanged.
+func TestApprovalsPage(t *testing.T) {
+	s := startConsole(t)
+	s.setupElevation(t)
+	ctx := context.Background()
+	// carol approves without being an administrator; dave is neither.
+	carol := addUser(t, s.app.Users, "carol", "carol-password-for-tests")
+	addUser(t, s.app.Users, "dave", "dave-password-for-tests")
+	if _, err := s.app.Users.SetMemberships(ctx, "carol", []string{approverGroup}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.app.Users.SetMemberships(ctx, bobName, []string{approverGroup}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.app.Admin.Assign(ctx, "user:setup", "", admin.Assignment{Role: bankAdmin, User: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.login(t, "carol", "carol-password-for-tests")
+	s.passkeyProof(t, c, time.Minute)
+	d := s.login(t, "dave", "dave-password-for-tests")
+	s.passkeyProof(t, d, time.Minute)
+	noPasskey := s.login(t, "carol", "carol-password-for-tests")
+
+	e := s.ask(t, bobName, bankAdmin, true)
+	own := s.ask(t, "carol", bankAdmin, true)
+	path := "/approvals/" + e.ID + "/decide"
+	approve := url.Values{"decision": {"approve"}, "comment": {"fine"}}
+	unchanged := func(t *testing.T, before store.Elevation) {
+		t.Helper()
+		if after := s.elevation(t, before.ID); after.Version != before.Version {
+			t.Fatalf("the request changed: %+v", after)
+		}
+	}
+
+	_, body := get(t, c, s.base+"/approvals")
+	if row := elevationRow(t, body, e.ID); !strings.Contains(row, `id="approve-`+e.ID+`"`) || !strings.Contains(row, "payouts are stuck") {
+		t.Fatalf("carol is not offered bob's request:\n%s", row)
+	}
+	if row := elevationRow(t, body, own.ID); strings.Contains(row, "approve-"+own.ID) || !strings.Contains(row, "your own request") {
+		t.Errorf("carol is offered her own request:\n%s", row)
+	}
+	if strings.Contains(body, `href="/admin/policies"`) {
+		t.Errorf("the approvals page shows the console's navigation")
+	}
+	if resp, _ := get(t, c, s.base+"/admin/elevations"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("carol reached the console: %d", resp.StatusCode)
+	}
+
+	t.Run("fail/not-in-the-group", func(t *testing.T) {
+		_, body := get(t, d, s.base+"/approvals")
+		if strings.Contains(body, e.ID) || strings.Contains(body, "payouts are stuck") || !strings.Contains(body, "No request waits for your answer") {
+			t.Fatalf("dave sees requests of a group he is not in:\n%s", body)
+		}
+		resp, body := s.postForm(t, d, path, approve)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Not an approver") {
+			t.Fatalf("dave's answer: %d\n%s", resp.StatusCode, body)
+		}
+		unchanged(t, e)
+	})
+	t.Run("fail/self-approval", func(t *testing.T) {
+		resp, body := s.postForm(t, c, "/approvals/"+own.ID+"/decide", approve)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "cannot approve their own request") {
+			t.Fatalf("carol approving herself: %d\n%s", resp.StatusCode, body)
+		}
+		unchanged(t, own)
+	})
+	t.Run("fail/no-passkey", func(t *testing.T) {
+		resp, body := s.postForm(t, noPasskey, path, approve)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, console.ChangeRuleName) || !strings.Contains(body, "approvals included") {
+			t.Fatalf("without a passkey: %d\n%s", resp.StatusCode, body)
+		}
+		unchanged(t, e)
+	})
+	t.Run("fail/no-csrf-token", func(t *testing.T) {
+		resp, body := post(t, c, s.base+path, approve)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "nothing was changed") {
+			t.Fatalf("without the token: %d\n%s", resp.StatusCode, body)
+		}
+		unchanged(t, e)
+	})
+	t.Run("fail/anonymous", func(t *testing.T) {
+		resp, _ := s.consoleRequest(t, browser(t), http.MethodGet, "/approvals")
+		if loc, _ := resp.Location(); resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Path != "/login" || loc.Query().Get("return_to") != "/approvals" {
+			t.Fatalf("anonymous: %d to %v", resp.StatusCode, loc)
+		}
+	})
+
+	resp, _ := s.postForm(t, c, path, url.Values{"decision": {"approve"}, "comment": {"fine"}, "back": {"/approvals"}})
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/approvals?notice=answered-approved" {
+		t.Fatalf("carol's approval: %d to %q", resp.StatusCode, loc)
+	}
+	got := s.elevation(t, e.ID)
+	if got.State != store.ElevationActive || got.Decisions[0].By != carol.ID {
+		t.Fatalf("after carol's approval: %+v", got)
+	}
+	t.Run("fail/replayed-approval", func(t *testing.T) {
+		resp, body := s.postForm(t, c, path, approve)
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "no longer pending (it is active)") || !strings.Contains(body, "Nothing was changed") {
+			t.Fatalf("the replay: %d\n%s", resp.StatusCode, body)
+		}
+		unchanged(t, got)
+	})
+}
