@@ -71,6 +71,13 @@ func (s *Service) resolve(ctx context.Context, a *Assignment) (principal, holder
 	if a.Role == "" {
 		return "", "", invalid("name the role")
 	}
+	if a.Role == Role {
+		// The console and the API count only the standing role
+		// (IsAdmin): an assignment would look like administrator access
+		// without being it, and an elevated administrator could approve
+		// further elevations.
+		return "", "", invalid("%s is given only as a standing role, with: stepgate user set NAME --role %s", Role, Role)
+	}
 	if _, err := s.Store.GetRole(ctx, a.Role); errors.Is(err, store.ErrNotFound) {
 		return "", "", &Error{Kind: NotFound, Message: fmt.Sprintf("no role %q; create it first with: stepgate role add %s", a.Role, a.Role)}
 	} else if err != nil {

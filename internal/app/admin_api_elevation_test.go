@@ -102,7 +102,10 @@ func (r *apiElevationRig) proven(t *testing.T, role string) store.Elevation {
 
 // TestAdminAPIRoleAssignments: assignments are made for a user or a
 // group, listed, refused with a clear error when they name nothing that
-// exists, name both holders or repeat one, and removed.
+// exists, name both holders or repeat one, and removed. The
+// administrators' role cannot be assigned (in any letter case): an
+// assignment would look like console access without being it, and an
+// elevated administrator could approve further elevations.
 func TestAdminAPIRoleAssignments(t *testing.T) {
 	r := startElevationAPI(t)
 	for name, tc := range map[string]struct {
@@ -110,14 +113,16 @@ func TestAdminAPIRoleAssignments(t *testing.T) {
 		status int
 		want   string
 	}{
-		"fail/unknown-user":  {`{"role":"bank-admin","user":"mallory"}`, http.StatusNotFound, `"error":"not_found","error_description":"no user \"mallory\""`},
-		"fail/unknown-group": {`{"role":"bank-admin","group":"nobody"}`, http.StatusNotFound, `no group \"nobody\"`},
-		"fail/unknown-role":  {`{"role":"root","user":"alice"}`, http.StatusNotFound, "stepgate role add root"},
-		"fail/two-holders":   {`{"role":"bank-admin","user":"alice","group":"approvers"}`, http.StatusBadRequest, "exactly one holder"},
-		"fail/no-holder":     {`{"role":"bank-admin"}`, http.StatusBadRequest, "exactly one holder"},
-		"fail/bad-kind":      {`{"role":"bank-admin","user":"alice","kind":"permanent"}`, http.StatusBadRequest, "kind must be"},
-		"fail/bad-scope":     {`{"role":"bank-admin","user":"alice","scope":["../x"]}`, http.StatusBadRequest, "is not an app id"},
-		"fail/unknown-field": {`{"role":"bank-admin","user":"alice","until":"never"}`, http.StatusBadRequest, "until"},
+		"fail/unknown-user":      {`{"role":"bank-admin","user":"mallory"}`, http.StatusNotFound, `"error":"not_found","error_description":"no user \"mallory\""`},
+		"fail/unknown-group":     {`{"role":"bank-admin","group":"nobody"}`, http.StatusNotFound, `no group \"nobody\"`},
+		"fail/unknown-role":      {`{"role":"root","user":"alice"}`, http.StatusNotFound, "stepgate role add root"},
+		"fail/two-holders":       {`{"role":"bank-admin","user":"alice","group":"approvers"}`, http.StatusBadRequest, "exactly one holder"},
+		"fail/no-holder":         {`{"role":"bank-admin"}`, http.StatusBadRequest, "exactly one holder"},
+		"fail/bad-kind":          {`{"role":"bank-admin","user":"alice","kind":"permanent"}`, http.StatusBadRequest, "kind must be"},
+		"fail/bad-scope":         {`{"role":"bank-admin","user":"alice","scope":["../x"]}`, http.StatusBadRequest, "is not an app id"},
+		"fail/unknown-field":     {`{"role":"bank-admin","user":"alice","until":"never"}`, http.StatusBadRequest, "until"},
+		"fail/admin-role":        {`{"role":"stepgate-admin","user":"alice"}`, http.StatusBadRequest, "only as a standing role"},
+		"fail/admin-role-active": {`{"role":"STEPGATE-ADMIN","user":"alice","kind":"active"}`, http.StatusBadRequest, "only as a standing role"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			status, body := apiCall(t, r.base, apiToken, "POST", "/api/v1/role-assignments", tc.body)
