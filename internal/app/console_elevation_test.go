@@ -498,8 +498,8 @@ func TestConsoleRoleAssignments(t *testing.T) {
 // whose approver group they are in; the console itself stays closed to
 // them. The attacks: a user outside the group posting an answer, the
 // requester answering their own request, a replayed answer, an answer
-// without the passkey or without the CSRF token, and an anonymous
-// browser. Each is refused and the request is unchanged.
+// without the passkey or without the CSRF token, a disabled approver
+// with a live session, and an anonymous browser. Each is refused and the request is unchanged.
 func TestApprovalsPage(t *testing.T) {
 	s := startConsole(t)
 	s.setupElevation(t)
@@ -576,6 +576,29 @@ func TestApprovalsPage(t *testing.T) {
 		resp, body := post(t, c, s.base+path, approve)
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "nothing was changed") {
 			t.Fatalf("without the token: %d\n%s", resp.StatusCode, body)
+		}
+		unchanged(t, e)
+	})
+	t.Run("fail/disabled-approver", func(t *testing.T) {
+		// Disabled in the store directly: the session stays, the flag
+		// must still close the door.
+		erin := addUser(t, s.app.Users, "erin", "erin-password-for-tests")
+		if _, err := s.app.Users.SetMemberships(ctx, "erin", []string{approverGroup}, nil); err != nil {
+			t.Fatal(err)
+		}
+		b := s.login(t, "erin", "erin-password-for-tests")
+		s.passkeyProof(t, b, time.Minute)
+		if _, err := s.app.Store.UpdateUser(ctx, erin.ID, func(u store.User) (store.User, error) {
+			u.Disabled = true
+			return u, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if resp, body := get(t, b, s.base+"/approvals"); resp.StatusCode != http.StatusForbidden || strings.Contains(body, e.ID) {
+			t.Fatalf("a disabled approver's page: %d\n%s", resp.StatusCode, body)
+		}
+		if resp, _ := s.postForm(t, b, path, approve); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("a disabled approver's answer: %d", resp.StatusCode)
 		}
 		unchanged(t, e)
 	})
