@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,18 @@ import (
 // in the audit trail in the operator's name with --reason.
 func (c *cli) withAdmin(cmd *cobra.Command, fn func(cfg config.Config, svc *admin.Service) error) error {
 	return c.withStore(cmd.Context(), func(cfg config.Config, s store.Store) error {
-		return fn(cfg, admin.New(admin.Deps{Store: s, Audit: audit.New(s, nil), Elevation: app.CommandLineElevation(cfg, s)}))
+		observers, closeWatch, err := app.CommandLineWatch(cmd.Context(), cfg, s, c.logger(cfg))
+		if err != nil {
+			return err
+		}
+		// Sends what the command queued (mail, the webhook) and writes its
+		// sign-in log entries before the process exits, within a bound.
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 10*time.Second)
+			defer cancel()
+			closeWatch(ctx)
+		}()
+		return fn(cfg, admin.New(admin.Deps{Store: s, Audit: audit.New(s, nil), Elevation: app.CommandLineElevation(cfg, s, observers...)}))
 	})
 }
 

@@ -157,9 +157,19 @@ func TestRoleElevationCommands(t *testing.T) {
 	sg("", "role", "eligible", "bank-admin", "--user", "alice", "--remove").mustFail(t, 1, "has no eligible assignment")
 
 	audit := sg("", "audit", "list", "--json").mustSucceed(t).stdout
-	for _, want := range []string{`"action":"role.assign"`, `"reason":"CHG-1"`, `"action":"elevation.request"`, `"action":"elevation.approve"`, `"approver":"carol"`, `"action":"elevation.revoke"`, `"reason":"done"`, `"action":"role.unassign"`} {
+	// The operator's command and, through the server's observers, each
+	// step it caused: an answer from the command line is recorded like
+	// one given in the console.
+	for _, want := range []string{`"action":"role.assign"`, `"reason":"CHG-1"`, `"action":"elevation.request"`, `"action":"elevation.approve"`, `"approver":"carol"`, `"action":"elevation.revoke"`, `"reason":"done"`, `"action":"role.unassign"`,
+		`"action":"elevation.approved"`, `"action":"elevation.activated"`, `"action":"elevation.deactivated"`} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the audit trail lacks %s:\n%s", want, audit)
+		}
+	}
+	signIns := sg("", "logs", "signins", "--json").mustSucceed(t).stdout
+	for _, want := range []string{`"source":"elevation"`, `"reason":"elevation-approved"`, `"reason":"elevation-deactivated`} {
+		if !strings.Contains(signIns, want) {
+			t.Errorf("the sign-in log lacks %s:\n%s", want, signIns)
 		}
 	}
 }

@@ -1,10 +1,14 @@
 package app
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/elevate"
+	"github.com/stepgate/stepgate/internal/elevate/observe"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -16,4 +20,33 @@ import (
 // stand in for the step-up.
 func CommandLineElevation(cfg config.Config, st store.Store, observers ...elevate.Observer) *elevate.Service {
 	return &elevate.Service{Store: st, Roles: ElevationRoles(cfg.Elevation), MaxPending: cfg.Elevation.MaxPending, Observers: observers, Now: time.Now}
+}
+
+// CommandLineWatch builds, for a command that changes elevations, the
+// same observers the server has (audit trail, sign-in log, mail,
+// webhook), so a request answered from the command line is recorded and
+// told like one answered in the console. close sends what is queued and
+// writes the sign-in log before the command exits.
+func CommandLineWatch(ctx context.Context, cfg config.Config, st store.Store, log *slog.Logger) (observers []elevate.Observer, close func(context.Context), err error) {
+	signIns := audit.NewSignInLog(st, audit.SignInLogOptions{})
+	mail, err := emailSender(cfg.OTP, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	deps := ElevationWatchDeps{Store: st, Roles: ElevationRoles(cfg.Elevation), Audit: audit.New(st, nil), SignIns: signIns.Write, Log: log}
+	if n, ok := mail.(observe.Sender); ok {
+		deps.Mail = n
+	}
+	watch, err := NewElevationWatch(cfg, deps)
+	if err != nil {
+		return nil, nil, err
+	}
+	return watch.Observers, func(ctx context.Context) {
+		if err := watch.Close(ctx); err != nil {
+			log.WarnContext(ctx, "elevation notices of this command were not all sent", "err", err)
+		}
+		if err := signIns.Close(ctx); err != nil {
+			log.WarnContext(ctx, "sign-in log entries of this command were not all written", "err", err)
+		}
+	}, nil
 }
