@@ -122,7 +122,13 @@ func (s *consoleRig) elevationChangeCases(t *testing.T) map[string]changeCase {
 	t.Helper()
 	ctx := context.Background()
 	s.setupElevation(t)
-	pending := s.ask(t, bobName, bankAdmin, true)
+	// The pending request is erin's: the other change cases disable bob,
+	// and an approval of a disabled requester is refused.
+	addUser(t, s.app.Users, "erin", "erin-console-password")
+	if _, err := s.app.Admin.Assign(ctx, "user:setup", "", admin.Assignment{Role: bankAdmin, User: "erin"}); err != nil {
+		t.Fatal(err)
+	}
+	pending := s.ask(t, "erin", bankAdmin, true)
 	active := s.activeElevation(t, bankViewer)
 	removable, err := s.app.Admin.Assign(ctx, "user:setup", "", admin.Assignment{Role: bankViewer, Group: approverGroup})
 	if err != nil {
