@@ -1,0 +1,132 @@
+package sqlclass
+
+import (
+	"container/list"
+	"sync"
+)
+
+// Default bounds of a Classifier's cache.
+const (
+	DefaultCacheEntries = 10000
+	DefaultCacheBytes   = 64 << 20
+)
+
+// CacheOptions bounds a Classifier's parse cache. Zero values take the
+// defaults; a negative MaxEntries turns the cache off.
+type CacheOptions struct {
+	// MaxEntries is how many distinct query strings are kept.
+	MaxEntries int
+	// MaxBytes bounds the text and facts kept, in bytes. A single string
+	// larger than a sixteenth of it is classified but not kept, so one
+	// huge statement cannot evict everything else.
+	MaxBytes int
+}
+
+// CacheStats counts a Classifier's cache use.
+type CacheStats struct {
+	Hits, Misses uint64
+	Entries      int
+	Bytes        int
+}
+
+// Classifier classifies query strings through a bounded
+// least-recently-used cache keyed by the exact text, so a statement a
+// client repeats costs one map lookup. It is safe for concurrent use.
+//
+// Strings that do not parse are not cached: each one costs a parse again,
+// and none can push a good entry out.
+type Classifier struct {
+	classify   func(string) (Facts, error)
+	maxEntries int
+	maxBytes   int
+
+	mu      sync.Mutex // guards the fields below
+	entries map[string]*list.Element
+	order   *list.List // front: most recently used; values are *cacheEntry
+	bytes   int
+	hits    uint64
+	misses  uint64
+}
+
+type cacheEntry struct {
+	sql   string
+	facts Facts
+	size  int
+}
+
+// NewClassifier returns a Classifier with a cache bounded by opts.
+func NewClassifier(opts CacheOptions) *Classifier {
+	if opts.MaxEntries == 0 {
+		opts.MaxEntries = DefaultCacheEntries
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultCacheBytes
+	}
+	return &Classifier{
+		classify:   Classify,
+		maxEntries: opts.MaxEntries,
+		maxBytes:   opts.MaxBytes,
+		entries:    map[string]*list.Element{},
+		order:      list.New(),
+	}
+}
+
+// Classify is the package's Classify, through the cache. The Facts
+// returned are the caller's own copy.
+func (c *Classifier) Classify(sql string) (Facts, error) {
+	if facts, ok := c.lookup(sql); ok {
+		return facts, nil
+	}
+	facts, err := c.classify(sql)
+	if err != nil {
+		return facts, err
+	}
+	c.store(sql, facts)
+	return facts.clone(), nil
+}
+
+func (c *Classifier) lookup(sql string) (Facts, bool) {
+	c.mu.Lock()
+	el, ok := c.entries[sql]
+	if !ok {
+		c.misses++
+		c.mu.Unlock()
+		return Facts{}, false
+	}
+	c.hits++
+	c.order.MoveToFront(el)
+	facts := el.Value.(*cacheEntry).facts
+	c.mu.Unlock()
+	return facts.clone(), true
+}
+
+func (c *Classifier) store(sql string, facts Facts) {
+	if c.maxEntries < 0 {
+		return
+	}
+	size := len(sql) + facts.size()
+	if size > c.maxBytes/16 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[sql]; ok {
+		return // another caller stored it meanwhile
+	}
+	c.entries[sql] = c.order.PushFront(&cacheEntry{sql: sql, facts: facts, size: size})
+	c.bytes += size
+	for len(c.entries) > c.maxEntries || c.bytes > c.maxBytes {
+		oldest := c.order.Back()
+		entry := oldest.Value.(*cacheEntry)
+		c.order.Remove(oldest)
+		delete(c.entries, entry.sql)
+		c.bytes -= entry.size
+	}
+}
+
+// Stats returns the cache's counters.
+func (c *Classifier) Stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CacheStats{Hits: c.hits, Misses: c.misses, Entries: len(c.entries), Bytes: c.bytes}
+}

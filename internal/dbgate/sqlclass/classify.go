@@ -1,0 +1,165 @@
+//go:build cgo
+
+package sqlclass
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
+)
+
+// ParserAvailable reports whether this build can parse SQL. A build
+// without cgo cannot, and classifies every string as ClassUnknown.
+const ParserAvailable = true
+
+// Classify parses sql, one query string that may hold several
+// statements, and says what it does. It does not cache; a Classifier
+// does.
+//
+// When the string cannot be read with certainty the error wraps
+// ErrUnparsable and the Facts are still usable: ClassUnknown, the most
+// sensitive class, so a caller that looks only at the Facts fails closed.
+func Classify(sql string) (Facts, error) {
+	if err := checkText(sql); err != nil {
+		return unknownFacts(), err
+	}
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return unknownFacts(), parseError(err)
+	}
+	facts := Facts{}
+	prepared := map[string]Statement{}
+	trustPath := true
+	for _, raw := range tree.Stmts {
+		st := classifyStatement(raw.Stmt, trustPath, prepared)
+		if st.SearchPath {
+			trustPath = false
+		}
+		if st.Prepares != "" {
+			prepared[st.Prepares] = st
+		}
+		if len(tree.Stmts) > 1 {
+			if err := describe(&st, statementText(sql, raw)); err != nil {
+				return unknownFacts(), err
+			}
+		}
+		facts.Statements = append(facts.Statements, st)
+	}
+	facts.summarize()
+	if len(tree.Stmts) == 0 {
+		return facts, nil // only blanks, comments and semicolons: nothing runs
+	}
+	var whole Statement
+	if err := describe(&whole, sql); err != nil {
+		return unknownFacts(), err
+	}
+	facts.Fingerprint, facts.Normalized = whole.Fingerprint, whole.Normalized
+	if len(facts.Statements) == 1 {
+		facts.Statements[0].Fingerprint, facts.Statements[0].Normalized = whole.Fingerprint, whole.Normalized
+	}
+	return facts, nil
+}
+
+// checkText refuses text the server would read differently from the
+// parser. libpg_query takes a C string, so a NUL byte would end the
+// statement early for it ("SELECT 1\x00; DROP TABLE t"); the server
+// refuses invalid UTF-8 in a UTF8 database, and bytes that are not UTF-8
+// mean a client encoding in which quotes and backslashes may fall inside
+// multi-byte characters.
+func checkText(sql string) error {
+	if strings.IndexByte(sql, 0) >= 0 {
+		return fmt.Errorf("%w: it holds a NUL byte; send the statement without it", ErrUnparsable)
+	}
+	if !utf8.ValidString(sql) {
+		return fmt.Errorf("%w: it is not valid UTF-8; connect with client_encoding UTF8", ErrUnparsable)
+	}
+	return nil
+}
+
+// parseError keeps the parser's reason and position but not the text
+// near the error, which may be a parameter value.
+func parseError(err error) error {
+	var pgErr *pgparser.Error
+	if errors.As(err, &pgErr) {
+		msg, _, _ := strings.Cut(pgErr.Message, " at or near")
+		return fmt.Errorf("%w: %s at offset %d", ErrUnparsable, msg, pgErr.Cursorpos)
+	}
+	return fmt.Errorf("%w: %s", ErrUnparsable, "the parser refused it")
+}
+
+// statementText is the slice of sql one parsed statement came from.
+func statementText(sql string, raw *pg.RawStmt) string {
+	start := int(raw.StmtLocation)
+	if start < 0 || start > len(sql) {
+		return sql
+	}
+	if raw.StmtLen == 0 || start+int(raw.StmtLen) > len(sql) {
+		return sql[start:]
+	}
+	return sql[start : start+int(raw.StmtLen)]
+}
+
+// describe fills the fingerprint and the normalized text of sql. The
+// normalized text is deparsed from the parse tree of pg_query's
+// normalization, so constants are $n placeholders and comments (which may
+// hold anything) are gone; the file name or shell command of a COPY is
+// replaced by '?'.
+func describe(st *Statement, sql string) error {
+	fp, err := pg.Fingerprint(sql)
+	if err != nil {
+		return parseError(err)
+	}
+	normalized, err := pg.Normalize(sql)
+	if err != nil {
+		return parseError(err)
+	}
+	st.Fingerprint = fp
+	st.Normalized = deparseRedacted(normalized)
+	return nil
+}
+
+func deparseRedacted(normalized string) string {
+	tree, err := pg.Parse(normalized)
+	if err != nil {
+		return withoutComments(normalized)
+	}
+	redacted := false
+	for _, raw := range tree.Stmts {
+		if c := raw.GetStmt().GetCopyStmt(); c != nil && c.Filename != "" {
+			c.Filename, redacted = "?", true
+		}
+	}
+	deparsed, err := pg.Deparse(tree)
+	if err != nil {
+		if redacted {
+			return "COPY ?" // the only text left would hold the file name or command
+		}
+		return withoutComments(normalized)
+	}
+	return deparsed
+}
+
+// withoutComments drops the comments from sql, for the rare statement
+// the deparser cannot print.
+func withoutComments(sql string) string {
+	scan, err := pg.Scan(sql)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	last := 0
+	for _, tok := range scan.Tokens {
+		if tok.Token != pg.Token_SQL_COMMENT && tok.Token != pg.Token_C_COMMENT {
+			continue
+		}
+		b.WriteString(sql[last:tok.Start])
+		b.WriteByte(' ')
+		last = int(tok.End)
+	}
+	b.WriteString(sql[last:])
+	return strings.Join(strings.Fields(b.String()), " ")
+}
