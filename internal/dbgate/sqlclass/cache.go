@@ -2,17 +2,26 @@ package sqlclass
 
 import (
 	"container/list"
+	"fmt"
 	"sync"
+
+	"github.com/stepgate/stepgate/internal/errkind"
 )
 
-// Default bounds of a Classifier's cache.
+// ErrTooLong is returned for a string longer than a Classifier's
+// MaxTextBytes; its Facts are ClassUnknown.
+var ErrTooLong = errkind.New(errkind.Invalid, "sql: statement text too long to classify")
+
+// Default bounds of a Classifier.
 const (
 	DefaultCacheEntries = 10000
 	DefaultCacheBytes   = 64 << 20
+	DefaultMaxTextBytes = 256 << 10
 )
 
-// CacheOptions bounds a Classifier's parse cache. Zero values take the
-// defaults; a negative MaxEntries turns the cache off.
+// CacheOptions bounds a Classifier's parse cache and the text it parses.
+// Zero values take the defaults; a negative MaxEntries turns the cache
+// off.
 type CacheOptions struct {
 	// MaxEntries is how many distinct query strings are kept.
 	MaxEntries int
@@ -20,6 +29,11 @@ type CacheOptions struct {
 	// larger than a sixteenth of it is classified but not kept, so one
 	// huge statement cannot evict everything else.
 	MaxBytes int
+	// MaxTextBytes is the longest string parsed; a longer one is
+	// ClassUnknown with ErrTooLong. Parsing costs a few microseconds of
+	// CPU per byte, so the bound keeps one client from buying seconds of
+	// the gateway's CPU with a single huge statement.
+	MaxTextBytes int
 }
 
 // CacheStats counts a Classifier's cache use.
@@ -36,9 +50,10 @@ type CacheStats struct {
 // Strings that do not parse are not cached: each one costs a parse again,
 // and none can push a good entry out.
 type Classifier struct {
-	classify   func(string) (Facts, error)
-	maxEntries int
-	maxBytes   int
+	classify     func(string) (Facts, error)
+	maxEntries   int
+	maxBytes     int
+	maxTextBytes int
 
 	mu      sync.Mutex // guards the fields below
 	entries map[string]*list.Element
@@ -62,18 +77,25 @@ func NewClassifier(opts CacheOptions) *Classifier {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultCacheBytes
 	}
+	if opts.MaxTextBytes <= 0 {
+		opts.MaxTextBytes = DefaultMaxTextBytes
+	}
 	return &Classifier{
-		classify:   Classify,
-		maxEntries: opts.MaxEntries,
-		maxBytes:   opts.MaxBytes,
-		entries:    map[string]*list.Element{},
-		order:      list.New(),
+		classify:     Classify,
+		maxEntries:   opts.MaxEntries,
+		maxBytes:     opts.MaxBytes,
+		maxTextBytes: opts.MaxTextBytes,
+		entries:      map[string]*list.Element{},
+		order:        list.New(),
 	}
 }
 
 // Classify is the package's Classify, through the cache. The Facts
 // returned are the caller's own copy.
 func (c *Classifier) Classify(sql string) (Facts, error) {
+	if len(sql) > c.maxTextBytes {
+		return unknownFacts(), fmt.Errorf("%w: %d bytes, over the limit of %d; send smaller statements or raise the limit", ErrTooLong, len(sql), c.maxTextBytes)
+	}
 	if facts, ok := c.lookup(sql); ok {
 		return facts, nil
 	}

@@ -103,11 +103,11 @@ func statementText(sql string, raw *pg.RawStmt) string {
 	return sql[start : start+int(raw.StmtLen)]
 }
 
-// describe fills the fingerprint and the normalized text of sql. The
-// normalized text is deparsed from the parse tree of pg_query's
-// normalization, so constants are $n placeholders and comments (which may
-// hold anything) are gone; the file name or shell command of a COPY is
-// replaced by '?'.
+// describe fills the fingerprint and the normalized text of sql: the
+// text with each constant replaced by $n (pg_query's normalization),
+// then without comments (which may hold anything) and with every string
+// constant normalization leaves in place (a COPY file name or shell
+// command) replaced by '?'.
 func describe(st *Statement, sql string) error {
 	fp, err := pg.Fingerprint(sql)
 	if err != nil {
@@ -118,34 +118,13 @@ func describe(st *Statement, sql string) error {
 		return parseError(err)
 	}
 	st.Fingerprint = fp
-	st.Normalized = deparseRedacted(normalized)
+	st.Normalized = redact(normalized)
 	return nil
 }
 
-func deparseRedacted(normalized string) string {
-	tree, err := pg.Parse(normalized)
-	if err != nil {
-		return withoutComments(normalized)
-	}
-	redacted := false
-	for _, raw := range tree.Stmts {
-		if c := raw.GetStmt().GetCopyStmt(); c != nil && c.Filename != "" {
-			c.Filename, redacted = "?", true
-		}
-	}
-	deparsed, err := pg.Deparse(tree)
-	if err != nil {
-		if redacted {
-			return "COPY ?" // the only text left would hold the file name or command
-		}
-		return withoutComments(normalized)
-	}
-	return deparsed
-}
-
-// withoutComments drops the comments from sql, for the rare statement
-// the deparser cannot print.
-func withoutComments(sql string) string {
+// redact drops the comments and string constants of sql, found by
+// PostgreSQL's own scanner, and folds runs of blanks.
+func redact(sql string) string {
 	scan, err := pg.Scan(sql)
 	if err != nil {
 		return ""
@@ -153,12 +132,21 @@ func withoutComments(sql string) string {
 	var b strings.Builder
 	last := 0
 	for _, tok := range scan.Tokens {
-		if tok.Token != pg.Token_SQL_COMMENT && tok.Token != pg.Token_C_COMMENT {
+		start, end := int(tok.Start), int(tok.End)
+		if start < last || end > len(sql) || start > end {
+			return "" // offsets out of order: keep nothing rather than a value
+		}
+		switch tok.Token {
+		case pg.Token_SQL_COMMENT, pg.Token_C_COMMENT:
+			b.WriteString(sql[last:start])
+			b.WriteByte(' ')
+		case pg.Token_SCONST, pg.Token_USCONST, pg.Token_BCONST, pg.Token_XCONST:
+			b.WriteString(sql[last:start])
+			b.WriteString("'?'")
+		default:
 			continue
 		}
-		b.WriteString(sql[last:tok.Start])
-		b.WriteByte(' ')
-		last = int(tok.End)
+		last = end
 	}
 	b.WriteString(sql[last:])
 	return strings.Join(strings.Fields(b.String()), " ")
