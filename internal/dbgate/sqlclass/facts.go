@@ -194,7 +194,7 @@ func (f *Facts) summarize() {
 	f.Class = ClassSession
 	for _, st := range f.Statements {
 		f.Class = maxClass(f.Class, st.Class)
-		f.Hazards.merge(st.Hazards)
+		f.merge(st.Hazards)
 		f.Tables = append(f.Tables, st.Tables...)
 		f.Columns = append(f.Columns, st.Columns...)
 		f.Functions = append(f.Functions, st.Functions...)

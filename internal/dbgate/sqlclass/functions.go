@@ -1,3 +1,5 @@
+//go:build cgo
+
 package sqlclass
 
 // effect is what calling a function does, as far as the classifier knows.

@@ -788,7 +788,7 @@ func (w *walker) explain(e *pg.ExplainStmt) {
 	if explainAnalyze(e.Options) {
 		w.st.Command = "EXPLAIN ANALYZE"
 		w.raise(got.Class)
-		w.st.Hazards.merge(got.Hazards)
+		w.st.merge(got.Hazards)
 		return
 	}
 	w.raise(ClassUtility)
@@ -848,7 +848,7 @@ func (w *walker) execute(x *pg.ExecuteStmt) {
 	w.st.Executes = x.Name
 	if p, ok := w.prepared[x.Name]; ok {
 		w.raise(p.Class)
-		w.st.Hazards.merge(p.Hazards)
+		w.st.merge(p.Hazards)
 		w.st.Tables = append(w.st.Tables, p.Tables...)
 		w.st.Columns = append(w.st.Columns, p.Columns...)
 		w.st.Functions = append(w.st.Functions, p.Functions...)
