@@ -61,6 +61,11 @@ func TestLabelAttacks(t *testing.T) {
 		{"hit/unknown-function", "SELECT leak_ssn()", pii},
 		{"hit/read-file", "SELECT pg_read_binary_file('base/16384/16385')", pii},
 		{"hit/unparsable", "SELECT ssn FROM customers WHERE", pii},
+		{"hit/join-using", "SELECT count(*) FROM customers JOIN (VALUES ('123-45-6789')) v(ssn) USING (ssn)", pii},
+		{"hit/natural-join", "SELECT count(*) FROM customers NATURAL JOIN (VALUES ('123-45-6789')) v(ssn)", pii},
+		{"hit/composite-field", "SELECT (c).ssn FROM customers c", pii},
+		{"hit/cte-named-like-target", "WITH customers AS (SELECT 1) DELETE FROM customers", pii},
+		{"hit/cte-named-like-update-target", "WITH customers AS (SELECT 1 AS id) UPDATE customers SET email = 'x' WHERE id = 1", pii},
 		{"hit/drop-schema-cascade", "DROP SCHEMA public CASCADE", pii},
 	}
 	labels := map[string][]string{"pii": {"customers.ssn", "customers.email"}}

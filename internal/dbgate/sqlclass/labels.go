@@ -14,8 +14,10 @@ type labelEntry struct {
 }
 
 // parseLabelEntry reads "table", "table.column", "table.*",
-// "schema.table.column" or "schema.table.*". Names are compared as
-// PostgreSQL stores them: unquoted names are lower case.
+// "schema.table.column" or "schema.table.*". Names are compared without
+// regard to case: PostgreSQL folds unquoted names to lower case, and a
+// label written "Customers.SSN" must not quietly miss customers.ssn (a
+// quoted "Customers" table is then covered too, which errs towards a hit).
 func parseLabelEntry(s string) (labelEntry, error) {
 	parts := strings.Split(s, ".")
 	for _, p := range parts {
@@ -113,7 +115,7 @@ func statementHit(st Statement, entry labelEntry) bool {
 		return false
 	}
 	for _, c := range st.Columns {
-		if c.Name != entry.column && c.Name != "*" {
+		if !strings.EqualFold(c.Name, entry.column) && c.Name != "*" {
 			continue
 		}
 		if columnTableMatches(entry, c, st.Tables) {
@@ -128,12 +130,12 @@ func statementHit(st Statement, entry labelEntry) bool {
 // search_path; "*" is every relation (of its schema, if it has one).
 func tableMatches(entry labelEntry, t Table) bool {
 	if t.Name == "*" {
-		return t.Schema == "" || entry.schema == "" || t.Schema == entry.schema
+		return t.Schema == "" || entry.schema == "" || strings.EqualFold(t.Schema, entry.schema)
 	}
-	if t.Name != entry.table {
+	if !strings.EqualFold(t.Name, entry.table) {
 		return false
 	}
-	return entry.schema == "" || t.Schema == entry.schema || t.Unqualified || t.Schema == ""
+	return entry.schema == "" || strings.EqualFold(t.Schema, entry.schema) || t.Unqualified || t.Schema == ""
 }
 
 // columnTableMatches reports whether column c may belong to the entry's

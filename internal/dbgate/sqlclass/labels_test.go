@@ -74,3 +74,14 @@ func TestValidateLabels(t *testing.T) {
 		t.Errorf("error %q names a valid entry", err)
 	}
 }
+
+// TestLabelIgnoresCase: a label written "Customers.PHONE" covers the
+// column PostgreSQL stores as customers.phone, rather than missing it.
+func TestLabelIgnoresCase(t *testing.T) {
+	f := facts(Statement{Class: ClassRead, Tables: []Table{{Schema: "Public", Name: "customers"}}, Columns: []Column{{Table: "Public.customers", Name: "phone"}}})
+	for _, entry := range []string{"Customers.PHONE", "public.CUSTOMERS.phone", "CUSTOMERS"} {
+		if got := Label(f, map[string][]string{"pii": {entry}}); !slices.Equal(got, []string{"pii"}) {
+			t.Errorf("label %q: hits %v, want pii", entry, got)
+		}
+	}
+}

@@ -119,7 +119,7 @@ func (w *walker) statement(node *pg.Node) {
 		w.st.Command = "DECLARE CURSOR"
 	case *pg.CreateTableAsStmt:
 		w.raise(ClassDDL)
-		w.rangeVar(x.Into.GetRel(), true)
+		w.target(x.Into.GetRel(), true)
 		w.statement(x.Query)
 		w.st.Command = commandName(m)
 	case *pg.VariableSetStmt:
@@ -231,12 +231,20 @@ func (w *walker) walk(m protoreflect.Message) {
 		return
 	case *pg.IntoClause:
 		w.raise(ClassDDL)
-		w.rangeVar(x.Rel, true)
+		w.target(x.Rel, true)
 		return
 	case *pg.FuncCall:
 		w.funcCall(x)
 	case *pg.A_Expr:
-		w.operator(x.Name)
+		w.exprOperator(x)
+	case *pg.SubLink:
+		w.operator(x.OperName) // x OPERATOR(s.op) ANY (SELECT ...)
+	case *pg.SortBy:
+		w.operator(x.UseOp) // ORDER BY x USING op
+	case *pg.JoinExpr:
+		w.joinColumns(x)
+	case *pg.RangeTableSample:
+		w.sampleMethod(x.Method)
 	case *pg.VariableSetStmt:
 		// Nested: ALTER ROLE/DATABASE/FUNCTION ... SET.
 		w.settingHazards(x)
@@ -292,7 +300,7 @@ func (w *walker) selectStmt(s *pg.SelectStmt) {
 	if s.IntoClause != nil {
 		// SELECT ... INTO creates and fills a table.
 		w.raise(ClassDDL)
-		w.rangeVar(s.IntoClause.Rel, true)
+		w.target(s.IntoClause.Rel, true)
 	}
 	if len(s.LockingClause) > 0 {
 		// FOR UPDATE/SHARE needs UPDATE privilege and locks rows.
@@ -311,13 +319,13 @@ func (w *walker) insert(s *pg.InsertStmt) {
 	defer func() { w.objectWrite = saved }()
 	popWith := w.with(s.WithClause)
 	defer popWith()
-	target := w.rangeVar(s.Relation, true)
+	target := w.target(s.Relation, true)
 	if len(s.Cols) == 0 {
 		w.column(target, "*")
 	}
 	w.resTargetNames(target, s.Cols)
 	w.resTargetNames(target, s.GetOnConflictClause().GetTargetList())
-	w.push(&scope{entries: []rangeEntry{w.entry(s.Relation)}})
+	w.push(&scope{entries: []rangeEntry{targetEntry(s.Relation)}})
 	defer w.pop()
 	w.children(s.ProtoReflect(), "with_clause", "relation")
 }
@@ -329,13 +337,13 @@ func (w *walker) update(s *pg.UpdateStmt) {
 	defer func() { w.objectWrite = saved }()
 	popWith := w.with(s.WithClause)
 	defer popWith()
-	target := w.rangeVar(s.Relation, true)
+	target := w.target(s.Relation, true)
 	w.resTargetNames(target, s.TargetList)
 	if !restrictsRows(s.WhereClause) {
 		w.st.NoWhere = true
 	}
 	sc := w.fromScope(s.FromClause...)
-	sc.entries = append(sc.entries, w.entry(s.Relation))
+	sc.entries = append(sc.entries, targetEntry(s.Relation))
 	w.push(sc)
 	defer w.pop()
 	w.children(s.ProtoReflect(), "with_clause", "relation")
@@ -348,13 +356,13 @@ func (w *walker) delete(s *pg.DeleteStmt) {
 	defer func() { w.objectWrite = saved }()
 	popWith := w.with(s.WithClause)
 	defer popWith()
-	target := w.rangeVar(s.Relation, true)
+	target := w.target(s.Relation, true)
 	w.column(target, "*") // every value of the rows it removes
 	if !restrictsRows(s.WhereClause) {
 		w.st.NoWhere = true
 	}
 	sc := w.fromScope(s.UsingClause...)
-	sc.entries = append(sc.entries, w.entry(s.Relation))
+	sc.entries = append(sc.entries, targetEntry(s.Relation))
 	w.push(sc)
 	defer w.pop()
 	w.children(s.ProtoReflect(), "with_clause", "relation")
@@ -367,10 +375,10 @@ func (w *walker) merge(s *pg.MergeStmt) {
 	defer func() { w.objectWrite = saved }()
 	popWith := w.with(s.WithClause)
 	defer popWith()
-	target := w.rangeVar(s.Relation, true)
+	target := w.target(s.Relation, true)
 	w.column(target, "*")
 	sc := w.fromScope(s.SourceRelation)
-	sc.entries = append(sc.entries, w.entry(s.Relation))
+	sc.entries = append(sc.entries, targetEntry(s.Relation))
 	w.push(sc)
 	defer w.pop()
 	w.children(s.ProtoReflect(), "with_clause", "relation")
@@ -480,14 +488,27 @@ func (w *walker) entry(rv *pg.RangeVar) rangeEntry {
 	if rv == nil {
 		return rangeEntry{}
 	}
-	name := rv.Relname
-	if rv.Alias != nil {
-		name = rv.Alias.Aliasname
-	}
 	if w.isCTE(rv) {
-		return rangeEntry{name: name}
+		return rangeEntry{name: entryName(rv)}
 	}
-	return rangeEntry{name: name, table: tableKey(rv)}
+	return rangeEntry{name: entryName(rv), table: tableKey(rv)}
+}
+
+// targetEntry is the FROM item of a statement's target relation, which
+// is always a relation: "WITH t AS (...) DELETE FROM t" deletes from the
+// table t.
+func targetEntry(rv *pg.RangeVar) rangeEntry {
+	if rv == nil {
+		return rangeEntry{}
+	}
+	return rangeEntry{name: entryName(rv), table: tableKey(rv)}
+}
+
+func entryName(rv *pg.RangeVar) string {
+	if rv.Alias != nil {
+		return rv.Alias.Aliasname
+	}
+	return rv.Relname
 }
 
 func tableKey(rv *pg.RangeVar) string {
@@ -509,10 +530,19 @@ func (w *walker) isCTE(rv *pg.RangeVar) bool {
 	return false
 }
 
-// rangeVar records a relation the statement names and returns it as
+// rangeVar records a relation a FROM list names and returns it as
 // written, or "" for a WITH name.
 func (w *walker) rangeVar(rv *pg.RangeVar, written bool) string {
-	if rv == nil || rv.Relname == "" || w.isCTE(rv) {
+	if rv == nil || w.isCTE(rv) {
+		return ""
+	}
+	return w.target(rv, written)
+}
+
+// target records a relation that cannot be a WITH name: the target of
+// INSERT, UPDATE, DELETE, MERGE, COPY or SELECT INTO.
+func (w *walker) target(rv *pg.RangeVar, written bool) string {
+	if rv == nil || rv.Relname == "" {
 		return ""
 	}
 	w.st.Tables = append(w.st.Tables, Table{Schema: rv.Schemaname, Name: rv.Relname, Unqualified: rv.Schemaname == "", Written: written})
@@ -675,6 +705,18 @@ func (w *walker) setConfig(args []*pg.Node) {
 	w.settingNamed(name)
 }
 
+// exprOperator checks the operator of an expression. BETWEEN is named by
+// its keyword but compares with the built-in <= and >=.
+func (w *walker) exprOperator(x *pg.A_Expr) {
+	switch x.Kind {
+	case pg.A_Expr_Kind_AEXPR_BETWEEN, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+		pg.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+		w.checkOperator(nil, "<=")
+	default:
+		w.operator(x.Name)
+	}
+}
+
 // operator checks an operator's name: a built-in symbol is trusted like a
 // built-in function; anything else runs someone's function.
 func (w *walker) operator(name []*pg.Node) {
@@ -682,16 +724,52 @@ func (w *walker) operator(name []*pg.Node) {
 	if len(names) == 0 {
 		return
 	}
-	symbol := names[len(names)-1]
-	schema := strings.Join(names[:len(names)-1], ".")
+	w.checkOperator(names[:len(names)-1], names[len(names)-1])
+}
+
+func (w *walker) checkOperator(schemaParts []string, symbol string) {
+	schema := strings.Join(schemaParts, ".")
 	if schema == "" {
 		w.unqualified = true
 	}
 	builtin := schema == "pg_catalog" || (schema == "" && w.trustPath)
 	if !builtin || !safeOperators[symbol] {
-		w.st.Functions = append(w.st.Functions, "operator("+strings.Join(names, ".")+")")
+		w.st.Functions = append(w.st.Functions, "operator("+strings.Join(append(schemaParts, symbol), ".")+")")
 		w.applyEffect(effect{class: ClassUnknown})
 	}
+}
+
+// joinColumns records the columns a join compares without naming them as
+// column references: JOIN ... USING (ssn) compares ssn, and NATURAL JOIN
+// every column the two sides share, which is enough to test whether a
+// given value exists.
+func (w *walker) joinColumns(j *pg.JoinExpr) {
+	for _, name := range stringList(j.UsingClause) {
+		w.column("", name)
+	}
+	if j.IsNatural {
+		sc := &scope{}
+		w.fromEntries(j.Larg, sc)
+		w.fromEntries(j.Rarg, sc)
+		for _, e := range sc.entries {
+			if e.table != "" {
+				w.column(e.table, "*")
+			}
+		}
+	}
+}
+
+// builtinSampleMethods are the TABLESAMPLE methods PostgreSQL and its
+// contrib modules ship; another is an extension's C code.
+var builtinSampleMethods = setOf("bernoulli", "system", "system_rows", "system_time")
+
+func (w *walker) sampleMethod(method []*pg.Node) {
+	names := stringList(method)
+	if len(names) == 1 && builtinSampleMethods[names[0]] && w.trustPath {
+		return
+	}
+	w.st.Functions = append(w.st.Functions, "tablesample("+strings.Join(names, ".")+")")
+	w.applyEffect(effect{class: ClassUnknown})
 }
 
 // setting classifies SET and RESET.
@@ -761,14 +839,14 @@ func (w *walker) copyStmt(c *pg.CopyStmt) {
 	if c.Relation == nil {
 		return
 	}
-	target := w.rangeVar(c.Relation, c.IsFrom)
+	target := w.target(c.Relation, c.IsFrom)
 	if len(c.Attlist) == 0 {
 		w.column(target, "*")
 	}
 	for _, name := range stringList(c.Attlist) {
 		w.column(target, name)
 	}
-	w.push(&scope{entries: []rangeEntry{w.entry(c.Relation)}})
+	w.push(&scope{entries: []rangeEntry{targetEntry(c.Relation)}})
 	defer w.pop()
 	w.walk(unwrap(c.WhereClause))
 }
