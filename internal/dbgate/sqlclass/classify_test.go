@@ -251,6 +251,11 @@ func TestClassifyAttacks(t *testing.T) {
 		{"nowhere/where-exists-constant", "DELETE FROM accounts WHERE EXISTS (SELECT 1)", ClassWrite, []string{"NoWhere"}},
 		{"nowhere/where-not-false", "DELETE FROM accounts WHERE NOT false OR 'a' = 'a'", ClassWrite, []string{"NoWhere"}},
 		{"nowhere/where-column", "DELETE FROM accounts WHERE id = 5", ClassWrite, nil},
+		{"nowhere/where-qualified", "DELETE FROM accounts a WHERE a.id = 5", ClassWrite, nil},
+		{"nowhere/where-schema-qualified", "DELETE FROM bank.accounts WHERE bank.accounts.id = 5", ClassWrite, nil},
+		{"nowhere/where-correlated", "DELETE FROM accounts a WHERE EXISTS (SELECT 1 FROM closed c WHERE c.id = a.id)", ClassWrite, nil},
+		{"nowhere/where-other-table-only", "UPDATE accounts SET balance = 0 FROM settings s WHERE s.name = 'x'", ClassWrite, []string{"NoWhere"}},
+		{"nowhere/where-uncorrelated-subquery", "DELETE FROM accounts WHERE EXISTS (SELECT 1 FROM closed c WHERE c.id = 1)", ClassWrite, []string{"NoWhere"}},
 		{"nowhere/where-current-of", "UPDATE accounts SET balance = 0 WHERE CURRENT OF c", ClassWrite, nil},
 		{"nowhere/using", "DELETE FROM accounts a USING closed c WHERE a.id = c.id", ClassWrite, nil},
 		// search_path: the change is flagged and later names distrusted.

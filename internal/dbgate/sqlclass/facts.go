@@ -49,7 +49,8 @@ type Hazards struct {
 	// ClassUnknown.
 	UnknownFunction bool `json:"unknown_function,omitempty"`
 	// NoWhere: UPDATE or DELETE without a WHERE clause, or with one that
-	// names no column (WHERE true, WHERE 1=1), and TRUNCATE: every row.
+	// names no column of the target (WHERE true, WHERE 1=1), and
+	// TRUNCATE: every row.
 	NoWhere bool `json:"no_where,omitempty"`
 	// CopyProgram: COPY ... TO/FROM PROGRAM runs a shell command on the
 	// database server.

@@ -339,7 +339,7 @@ func (w *walker) update(s *pg.UpdateStmt) {
 	defer popWith()
 	target := w.target(s.Relation, true)
 	w.resTargetNames(target, s.TargetList)
-	if !restrictsRows(s.WhereClause) {
+	if !restrictsRows(s.WhereClause, s.Relation) {
 		w.st.NoWhere = true
 	}
 	sc := w.fromScope(s.FromClause...)
@@ -358,7 +358,7 @@ func (w *walker) delete(s *pg.DeleteStmt) {
 	defer popWith()
 	target := w.target(s.Relation, true)
 	w.column(target, "*") // every value of the rows it removes
-	if !restrictsRows(s.WhereClause) {
+	if !restrictsRows(s.WhereClause, s.Relation) {
 		w.st.NoWhere = true
 	}
 	sc := w.fromScope(s.UsingClause...)
@@ -384,13 +384,16 @@ func (w *walker) merge(s *pg.MergeStmt) {
 	w.children(s.ProtoReflect(), "with_clause", "relation")
 }
 
-// restrictsRows reports whether a WHERE clause can tell rows apart: it
-// names a column or a cursor position. "WHERE true" or "WHERE 1=1" does
-// not, and counts as no WHERE at all.
-func restrictsRows(where *pg.Node) bool {
-	if where == nil {
+// restrictsRows reports whether a WHERE clause can tell the target's rows
+// apart: it names a column of the target (unqualified, or qualified with
+// the target's name or alias) or a cursor position. "WHERE true",
+// "WHERE 1=1" and "UPDATE t ... FROM o WHERE o.id = 5" (every row of t
+// when o has that row) count as no WHERE at all.
+func restrictsRows(where *pg.Node, target *pg.RangeVar) bool {
+	if where == nil || target == nil {
 		return false
 	}
+	names := map[string]bool{target.Relname: true, entryName(target): true}
 	found := false
 	var visit func(m protoreflect.Message)
 	visit = func(m protoreflect.Message) {
@@ -398,8 +401,13 @@ func restrictsRows(where *pg.Node) bool {
 			return
 		}
 		switch x := m.Interface().(type) {
-		case *pg.ColumnRef, *pg.CurrentOfExpr:
+		case *pg.CurrentOfExpr:
 			found = true
+			return
+		case *pg.ColumnRef:
+			parts := stringList(x.Fields)
+			found = len(x.Fields) == 1 || (len(parts) >= 2 && names[parts[len(parts)-2]]) ||
+				(len(parts) == 1 && names[parts[0]]) // t.* or a whole-row reference
 			return
 		case *pg.Node:
 			visit(unwrap(x))
