@@ -4,9 +4,19 @@ package sqlclass
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"testing"
 )
+
+// TestParserRequired turns this build's missing parser into a failure
+// when STEPGATE_REQUIRE_SQL_PARSER is set (make test sets it), so the
+// classifier's tests, which need the parser, cannot be skipped unseen.
+func TestParserRequired(t *testing.T) {
+	if os.Getenv("STEPGATE_REQUIRE_SQL_PARSER") != "" {
+		t.Fatal("built without cgo, so without PostgreSQL's parser: install a C compiler (make cgo-deps) and build with CGO_ENABLED=1")
+	}
+}
 
 // TestNoParserFailsClosed: a build without cgo has no parser, so every
 // string, the harmless ones too, is unknown and hits every label.
