@@ -34,3 +34,38 @@ func TestClassifyHostileShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestClassifyConcurrently: the parser is called from many goroutines
+// (each client session classifies its own statements) and gives each the
+// same answer it gives alone.
+func TestClassifyConcurrently(t *testing.T) {
+	statements := []string{
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 1",
+		"WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+		"SET search_path = evil; SELECT lower(a) FROM t",
+		"COPY t TO PROGRAM 'x'",
+	}
+	want := make([]Class, len(statements))
+	for i, sql := range statements {
+		facts, _ := Classify(sql)
+		want[i] = facts.Class
+	}
+	done := make(chan string, 4)
+	for g := range 4 {
+		go func() {
+			for i := range 100 {
+				k := (i + g) % len(statements)
+				if facts, _ := Classify(statements[k]); facts.Class != want[k] {
+					done <- statements[k] + " classed " + facts.Class.String()
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range 4 {
+		if msg := <-done; msg != "" {
+			t.Error(msg)
+		}
+	}
+}

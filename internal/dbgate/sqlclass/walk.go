@@ -325,7 +325,9 @@ func (w *walker) insert(s *pg.InsertStmt) {
 	}
 	w.resTargetNames(target, s.Cols)
 	w.resTargetNames(target, s.GetOnConflictClause().GetTargetList())
-	w.push(&scope{entries: []rangeEntry{targetEntry(s.Relation)}})
+	// ON CONFLICT DO UPDATE names the proposed row "excluded".
+	excluded := rangeEntry{name: "excluded", table: targetEntry(s.Relation).table}
+	w.push(&scope{entries: []rangeEntry{targetEntry(s.Relation), excluded}})
 	defer w.pop()
 	w.children(s.ProtoReflect(), "with_clause", "relation")
 }
@@ -587,18 +589,21 @@ func (w *walker) lookup(name string) (table string, found bool) {
 	return "", false
 }
 
-// soleTable is the one relation in every visible FROM list, or "" when
-// there are several (an unqualified column might be any of them, or of an
-// outer query's) or the one is not a relation.
+// soleTable is the one relation every visible FROM item is (one table,
+// or the same table under several names), or "" when an unqualified
+// column might belong to more than one relation, or to something that is
+// not a relation (a subquery, a WITH query, a function).
 func (w *walker) soleTable() string {
-	var entries []rangeEntry
+	sole := ""
 	for _, sc := range w.scopes {
-		entries = append(entries, sc.entries...)
+		for _, e := range sc.entries {
+			if e.table == "" || (sole != "" && e.table != sole) {
+				return ""
+			}
+			sole = e.table
+		}
 	}
-	if len(entries) != 1 {
-		return ""
-	}
-	return entries[0].table
+	return sole
 }
 
 // innermostFrom is the FROM list of the query being walked.
