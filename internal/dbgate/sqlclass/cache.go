@@ -50,7 +50,7 @@ type CacheStats struct {
 // Strings that do not parse are not cached: each one costs a parse again,
 // and none can push a good entry out.
 type Classifier struct {
-	classify     func(string) (Facts, error)
+	classify     func(sql string, trustPath bool) (Facts, error)
 	maxEntries   int
 	maxBytes     int
 	maxTextBytes int
@@ -81,7 +81,7 @@ func NewClassifier(opts CacheOptions) *Classifier {
 		opts.MaxTextBytes = DefaultMaxTextBytes
 	}
 	return &Classifier{
-		classify:     Classify,
+		classify:     func(sql string, trustPath bool) (Facts, error) { return classifyText(sql, trustPath, nil) },
 		maxEntries:   opts.MaxEntries,
 		maxBytes:     opts.MaxBytes,
 		maxTextBytes: opts.MaxTextBytes,
@@ -93,17 +93,28 @@ func NewClassifier(opts CacheOptions) *Classifier {
 // Classify is the package's Classify, through the cache. The Facts
 // returned are the caller's own copy.
 func (c *Classifier) Classify(sql string) (Facts, error) {
+	return c.cached(sql, true)
+}
+
+// cached classifies through the cache. A string read with search_path
+// distrusted is kept under its own key, which starts with a NUL byte that
+// no classified text can hold.
+func (c *Classifier) cached(sql string, trustPath bool) (Facts, error) {
 	if len(sql) > c.maxTextBytes {
 		return unknownFacts(), fmt.Errorf("%w: %d bytes, over the limit of %d; send smaller statements or raise the limit", ErrTooLong, len(sql), c.maxTextBytes)
 	}
-	if facts, ok := c.lookup(sql); ok {
+	key := sql
+	if !trustPath {
+		key = "\x00" + sql
+	}
+	if facts, ok := c.lookup(key); ok {
 		return facts, nil
 	}
-	facts, err := c.classify(sql)
+	facts, err := c.classify(sql, trustPath)
 	if err != nil {
 		return facts, err
 	}
-	c.store(sql, facts)
+	c.store(key, facts)
 	return facts.clone(), nil
 }
 

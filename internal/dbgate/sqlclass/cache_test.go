@@ -14,7 +14,7 @@ import (
 func countingClassifier(opts CacheOptions) (*Classifier, *atomic.Int64) {
 	var calls atomic.Int64
 	c := NewClassifier(opts)
-	c.classify = func(sql string) (Facts, error) {
+	c.classify = func(sql string, _ bool) (Facts, error) {
 		calls.Add(1)
 		if strings.HasPrefix(sql, "bad") {
 			return unknownFacts(), ErrUnparsable

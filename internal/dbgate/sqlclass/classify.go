@@ -24,6 +24,13 @@ const ParserAvailable = true
 // ErrUnparsable and the Facts are still usable: ClassUnknown, the most
 // sensitive class, so a caller that looks only at the Facts fails closed.
 func Classify(sql string) (Facts, error) {
+	return classifyText(sql, true, nil)
+}
+
+// classifyText is Classify with what a client's earlier query strings
+// changed: trustPath is false once search_path was changed, and earlier
+// looks up a statement prepared by an earlier string (nil: none).
+func classifyText(sql string, trustPath bool, earlier func(name string) (Statement, bool)) (Facts, error) {
 	if err := checkText(sql); err != nil {
 		return unknownFacts(), err
 	}
@@ -33,9 +40,17 @@ func Classify(sql string) (Facts, error) {
 	}
 	facts := Facts{}
 	prepared := map[string]Statement{}
-	trustPath := true
+	lookup := func(name string) (Statement, bool) {
+		if st, ok := prepared[name]; ok {
+			return st, true
+		}
+		if earlier != nil {
+			return earlier(name)
+		}
+		return Statement{}, false
+	}
 	for _, raw := range tree.Stmts {
-		st := classifyStatement(raw.Stmt, trustPath, prepared)
+		st := classifyStatement(raw.Stmt, trustPath, lookup)
 		if st.SearchPath {
 			trustPath = false
 		}

@@ -12,3 +12,7 @@ const ParserAvailable = false
 func Classify(string) (Facts, error) {
 	return unknownFacts(), ErrNoParser
 }
+
+func classifyText(string, bool, func(string) (Statement, bool)) (Facts, error) {
+	return unknownFacts(), ErrNoParser
+}

@@ -29,8 +29,9 @@ type walker struct {
 	// trustPath is false once the string has changed search_path: an
 	// unqualified function may then be the attacker's.
 	trustPath bool
-	prepared  map[string]Statement
-	scopes    []*scope
+	// prepared finds a statement PREPAREd earlier.
+	prepared func(name string) (Statement, bool)
+	scopes   []*scope
 	// objectWrite: the relations named here are the objects of a DDL or
 	// privilege statement, so they are written and every column is hit.
 	objectWrite bool
@@ -52,7 +53,7 @@ type rangeEntry struct {
 	table string
 }
 
-func classifyStatement(node *pg.Node, trustPath bool, prepared map[string]Statement) Statement {
+func classifyStatement(node *pg.Node, trustPath bool, prepared func(name string) (Statement, bool)) Statement {
 	w := &walker{st: &Statement{}, trustPath: trustPath, prepared: prepared}
 	w.statement(node)
 	return w.finish()
@@ -932,12 +933,12 @@ func isFalse(arg *pg.Node) bool {
 	return false
 }
 
-// execute: EXECUTE of a statement prepared earlier in the same string is
-// that statement; any other is unknown here (the gateway that saw the
-// PREPARE resolves it by Executes).
+// execute: EXECUTE of a statement prepared earlier (in the same string,
+// or, through a Session, by an earlier one) is that statement; any other
+// is unknown.
 func (w *walker) execute(x *pg.ExecuteStmt) {
 	w.st.Executes = x.Name
-	if p, ok := w.prepared[x.Name]; ok {
+	if p, ok := w.prepared(x.Name); ok {
 		w.raise(p.Class)
 		w.st.merge(p.Hazards)
 		w.st.Tables = append(w.st.Tables, p.Tables...)
