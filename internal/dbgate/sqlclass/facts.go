@@ -13,6 +13,11 @@
 // sensitive class, so a caller that fails closed on unknown is never
 // talked into a weaker decision by an unusual statement.
 //
+// Classify reads one string; a Classifier adds a bounded cache keyed by
+// the text; a Session carries what a connection's earlier strings change
+// (prepared statements, search_path, how text is read); Label says which
+// labelled tables and columns a string touches.
+//
 // A build without cgo has no parser: every string is then unknown (see
 // ParserAvailable).
 package sqlclass
