@@ -166,6 +166,10 @@ type Statement struct {
 	// an earlier query string classifies the EXECUTE as that statement.
 	Prepares string `json:"prepares,omitempty"`
 	Executes string `json:"executes,omitempty"`
+	// forgets is the prepared statement DEALLOCATE removes; forgetsAll:
+	// DEALLOCATE ALL or DISCARD ALL removes them all.
+	forgets    string
+	forgetsAll bool
 	// Fingerprint identifies the statement's shape regardless of its
 	// constants (pg_query's fingerprint); Normalized is its text with
 	// every constant replaced by $n. Neither carries a parameter value.

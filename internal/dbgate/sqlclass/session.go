@@ -13,7 +13,10 @@ const MaxPrepared = 1000
 // carrying what earlier strings change about later ones:
 //
 //   - a statement prepared earlier (SQL PREPARE, or the protocol's Parse
-//     through Prepare) gives a later EXECUTE its class, tables and labels;
+//     through Prepare) gives a later EXECUTE its class, tables and labels,
+//     until DEALLOCATE, DISCARD ALL or a statement that could have
+//     prepared another under the same name (ClassUnknown: DO, CALL, an
+//     unknown function) makes it forgotten, and executing it unknown;
 //   - after search_path was changed, an unqualified function or operator
 //     may be the attacker's ("SET search_path = evil, pg_catalog", then
 //     "SELECT lower(x)"), so it is unknown;
@@ -105,7 +108,23 @@ func (s *Session) lookup(name string) (Statement, bool) {
 }
 
 func (s *Session) remember(f Facts) {
+	if f.Class == ClassUnknown && len(f.Statements) == 0 {
+		// Not read, so not known to leave the prepared statements alone.
+		clear(s.prepared)
+	}
 	for _, st := range f.Statements {
+		switch {
+		case st.Class == ClassUnknown:
+			// A DO block, a procedure or an unknown function may run
+			// PREPARE and DEALLOCATE itself (dynamic SQL), replacing a
+			// statement remembered as a read by a DELETE of the same
+			// name: what was remembered can no longer be trusted.
+			clear(s.prepared)
+		case st.forgetsAll:
+			clear(s.prepared)
+		case st.forgets != "":
+			delete(s.prepared, st.forgets)
+		}
 		if st.Prepares != "" {
 			s.store(st.Prepares, st)
 		}

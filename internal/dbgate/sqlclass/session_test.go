@@ -131,3 +131,38 @@ func TestSessionLexingChange(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionForgetsWhatItCannotTrust: after DEALLOCATE, DISCARD ALL or a
+// statement that may have prepared another statement under the same name
+// (a DO block running PREPARE through dynamic SQL), executing the name is
+// unknown, not the read it was.
+func TestSessionForgetsWhatItCannotTrust(t *testing.T) {
+	for _, between := range []string{
+		"DEALLOCATE p",
+		"DEALLOCATE ALL",
+		"DISCARD ALL",
+		"DO $$BEGIN EXECUTE 'DEALLOCATE p'; EXECUTE 'PREPARE p AS DELETE FROM customers'; END$$",
+		"SELECT my_function()",
+		"SELECT 1 FROM",
+	} {
+		t.Run(between, func(t *testing.T) {
+			s := NewClassifier(CacheOptions{}).NewSession()
+			s.Classify("PREPARE p AS SELECT 1")
+			s.Prepare("q", "SELECT 2")
+			if facts, _ := s.Classify("EXECUTE p"); facts.Class != ClassRead {
+				t.Fatalf("EXECUTE p before: %s", facts.Class)
+			}
+			s.Classify(between)
+			if between == "DEALLOCATE p" {
+				if got := s.Prepared("q").Class; got != ClassRead {
+					t.Errorf("DEALLOCATE p forgot q too: %s", got)
+				}
+			} else if got := s.Prepared("q").Class; got != ClassUnknown {
+				t.Errorf("q after %q: %s, want unknown", between, got)
+			}
+			if facts, _ := s.Classify("EXECUTE p"); facts.Class != ClassUnknown {
+				t.Errorf("EXECUTE p after %q: %s, want unknown", between, facts.Class)
+			}
+		})
+	}
+}

@@ -129,10 +129,14 @@ func (w *walker) statement(node *pg.Node) {
 	case *pg.DiscardStmt:
 		w.raise(ClassSession)
 		if x.Target == pg.DiscardMode_DISCARD_ALL {
-			// DISCARD ALL is SET SESSION AUTHORIZATION DEFAULT and RESET ALL.
-			w.st.SetRole, w.st.SearchPath = true, true
+			// DISCARD ALL is SET SESSION AUTHORIZATION DEFAULT, RESET ALL
+			// and DEALLOCATE ALL.
+			w.st.SetRole, w.st.SearchPath, w.st.forgetsAll = true, true, true
 		}
-	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.DeallocateStmt, *pg.ClosePortalStmt, *pg.ConstraintsSetStmt:
+	case *pg.DeallocateStmt:
+		w.raise(ClassSession)
+		w.st.forgets, w.st.forgetsAll = x.Name, x.Isall
+	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.ClosePortalStmt, *pg.ConstraintsSetStmt:
 		w.raise(ClassSession)
 	case *pg.FetchStmt:
 		if x.Ismove {
