@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run check vet lint test test-future test-short screenshots interop-deps browser-deps proxy-deps bench bench-gateway fuzz clean
+.PHONY: help build run check vet lint test test-future test-short screenshots interop-deps browser-deps proxy-deps cgo-deps bench bench-gateway fuzz clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,16 +27,17 @@ lint: ## golangci-lint (built from the Go module proxy on first use)
 # STEPGATE_REQUIRE_INTEROP turns the openid-client interop test's skip
 # (no node, no node_modules) into a failure, and STEPGATE_REQUIRE_BROWSER
 # the browser tests' (no Chromium; among them the README walk-through), and STEPGATE_REQUIRE_PROXIES
-# the forward-auth attacks through nginx and Caddy, so CI cannot pass
-# without them.
-test: interop-deps browser-deps proxy-deps ## every test, with the race detector, PostgreSQL started and stopped around it
-	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 STEPGATE_REQUIRE_PROXIES=1 scripts/with-postgres.sh $(GO) test -race -count=1 ./...
+# the forward-auth attacks through nginx and Caddy, and
+# STEPGATE_REQUIRE_SQL_PARSER a build without cgo (no SQL parser), so CI
+# cannot pass without them.
+test: interop-deps browser-deps proxy-deps cgo-deps ## every test, with the race detector, PostgreSQL started and stopped around it
+	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 STEPGATE_REQUIRE_PROXIES=1 STEPGATE_REQUIRE_SQL_PARSER=1 scripts/with-postgres.sh $(GO) test -race -count=1 ./...
 
 # The whole suite again with time.Now a year ahead in every test binary
 # (scripts/test-future.sh): a test that pins a date while some code reads
 # the real clock fails here, not on the day CI turns red.
-test-future: interop-deps browser-deps proxy-deps ## every test with the clock moved a year ahead (STEPGATE_TEST_CLOCK_SHIFT)
-	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 STEPGATE_REQUIRE_PROXIES=1 STEPGATE_TEST_CLOCK_SHIFT=$${STEPGATE_TEST_CLOCK_SHIFT:-8760h} GO=$(GO) scripts/with-postgres.sh scripts/test-future.sh ./...
+test-future: interop-deps browser-deps proxy-deps cgo-deps ## every test with the clock moved a year ahead (STEPGATE_TEST_CLOCK_SHIFT)
+	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 STEPGATE_REQUIRE_PROXIES=1 STEPGATE_REQUIRE_SQL_PARSER=1 STEPGATE_TEST_CLOCK_SHIFT=$${STEPGATE_TEST_CLOCK_SHIFT:-8760h} GO=$(GO) scripts/with-postgres.sh scripts/test-future.sh ./...
 
 test-short: ## unit tests without PostgreSQL
 	$(GO) test -count=1 ./...
@@ -55,6 +56,9 @@ browser-deps: ## Debian's Chromium for the passkey browser test (internal/app/br
 
 proxy-deps: ## Debian's nginx and Caddy for the forward-auth attacks through them (internal/app/forward_proxy_test.go)
 	scripts/install-deps.sh nginx-light caddy
+
+cgo-deps: ## a C compiler: the SQL classifier (internal/dbgate/sqlclass) builds PostgreSQL's parser with cgo
+	scripts/install-deps.sh gcc libc6-dev
 
 bench: ## benchmarks (session lookup and the sign-in log on both backends, password hashing)
 	scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...

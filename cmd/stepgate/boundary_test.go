@@ -58,6 +58,8 @@ var boundaryRules = []boundaryRule{
 		why: "features own their option types (gateway.Options, oidc.ClientsOptions); only the wiring reads the configuration"},
 	{from: "internal/errkind", never: []string{"internal/...", "net/..."},
 		why: "every package marks its errors with errkind, the pure ones too: it is a leaf"},
+	{from: "internal/dbgate/sqlclass", never: []string{"internal/...", "net/..."}, allow: []string{"internal/errkind"},
+		why: "the statement classifier is pure: query text in, facts out"},
 	{from: "internal/httpx", never: []string{"internal/..."}, allow: []string{"internal/errkind"},
 		why: "httpx maps every feature's errors to statuses through errkind, so features import it, never the reverse"},
 }

@@ -1,0 +1,142 @@
+package sqlclass
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MaxPrepared bounds the prepared statements a Session remembers. A name
+// past the bound is not remembered, so executing it is ClassUnknown.
+const MaxPrepared = 1000
+
+// Session classifies the query strings of one client connection,
+// carrying what earlier strings change about later ones:
+//
+//   - a statement prepared earlier (SQL PREPARE, or the protocol's Parse
+//     through Prepare) gives a later EXECUTE its class, tables and labels,
+//     until DEALLOCATE, DISCARD ALL or a statement that could have
+//     prepared another under the same name (ClassUnknown: DO, CALL, an
+//     unknown function) makes it forgotten, and executing it unknown;
+//   - after search_path was changed, an unqualified function or operator
+//     may be the attacker's ("SET search_path = evil, pg_catalog", then
+//     "SELECT lower(x)"), so it is unknown;
+//   - after client_encoding, SET NAMES or standard_conforming_strings was
+//     changed, the server may read a backslash or a non-ASCII byte
+//     differently from the parser, so a string holding one is unknown.
+//
+// A Session belongs to one connection and is not safe for concurrent use.
+type Session struct {
+	classifier    *Classifier
+	prepared      map[string]Statement
+	pathChanged   bool
+	lexingChanged bool
+}
+
+// NewSession starts the classification of one connection's statements.
+func (c *Classifier) NewSession() *Session {
+	return &Session{classifier: c, prepared: map[string]Statement{}}
+}
+
+// Classify classifies a query string sent on this connection (a simple
+// query) and remembers what it prepares and changes.
+func (s *Session) Classify(sql string) (Facts, error) {
+	facts, err := s.classify(sql)
+	s.remember(facts)
+	return facts, err
+}
+
+// Prepare classifies the text of a statement the client prepares with the
+// extended protocol (a Parse message) under name ("" is the unnamed
+// statement), replacing any earlier statement of that name. The
+// protocol allows one statement; more, or none, is ClassUnknown.
+func (s *Session) Prepare(name, sql string) (Facts, error) {
+	facts, err := s.classify(sql)
+	s.remember(facts)
+	st := Statement{Class: ClassUnknown}
+	if err == nil && len(facts.Statements) == 1 {
+		st = facts.Statements[0]
+	}
+	s.store(name, st)
+	return facts, err
+}
+
+// Prepared returns the facts of the statement prepared under name, for
+// the protocol's Bind and Execute; a name never prepared, or forgotten
+// past MaxPrepared, is ClassUnknown.
+func (s *Session) Prepared(name string) Facts {
+	st, ok := s.prepared[name]
+	if !ok {
+		return unknownFacts()
+	}
+	f := Facts{Statements: []Statement{st}, Fingerprint: st.Fingerprint, Normalized: st.Normalized}
+	f.summarize()
+	return f.clone()
+}
+
+func (s *Session) classify(sql string) (Facts, error) {
+	if s.lexingChanged && strings.ContainsFunc(sql, func(r rune) bool { return r == '\\' || r > 0x7f }) {
+		return unknownFacts(), fmt.Errorf("%w: the connection changed how the server reads text (client_encoding, SET NAMES or standard_conforming_strings), and the statement holds a backslash or a non-ASCII character", ErrUnparsable)
+	}
+	facts, err := s.classifier.cached(sql, !s.pathChanged)
+	if err != nil || !executesEarlier(facts) {
+		return facts, err
+	}
+	// An EXECUTE of a statement an earlier string prepared: its facts
+	// depend on this connection, so this string is classified again, past
+	// the cache.
+	return classifyText(sql, !s.pathChanged, s.lookup)
+}
+
+// executesEarlier reports whether a string EXECUTEs a statement it does
+// not prepare itself.
+func executesEarlier(f Facts) bool {
+	own := map[string]bool{}
+	for _, st := range f.Statements {
+		if st.Prepares != "" {
+			own[st.Prepares] = true
+		}
+		if st.Executes != "" && !own[st.Executes] {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Session) lookup(name string) (Statement, bool) {
+	st, ok := s.prepared[name]
+	return st, ok
+}
+
+func (s *Session) remember(f Facts) {
+	if f.Class == ClassUnknown && len(f.Statements) == 0 {
+		// Not read, so not known to leave the prepared statements alone.
+		clear(s.prepared)
+	}
+	for _, st := range f.Statements {
+		switch {
+		case st.Class == ClassUnknown:
+			// A DO block, a procedure or an unknown function may run
+			// PREPARE and DEALLOCATE itself (dynamic SQL), replacing a
+			// statement remembered as a read by a DELETE of the same
+			// name: what was remembered can no longer be trusted.
+			clear(s.prepared)
+		case st.forgetsAll:
+			clear(s.prepared)
+		case st.forgets != "":
+			delete(s.prepared, st.forgets)
+		}
+		if st.Prepares != "" {
+			s.store(st.Prepares, st)
+		}
+	}
+	s.pathChanged = s.pathChanged || f.SearchPath
+	s.lexingChanged = s.lexingChanged || f.Lexing
+}
+
+func (s *Session) store(name string, st Statement) {
+	if _, ok := s.prepared[name]; !ok && len(s.prepared) >= MaxPrepared {
+		return // not remembered: executing it is unknown
+	}
+	st.Prepares = name
+	s.prepared[name] = st
+}
