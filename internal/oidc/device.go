@@ -153,12 +153,12 @@ const (
 
 // newDeviceThrottles are the default throttles of user code guesses.
 // Per user, 5 free wrong codes, then one per lock period doubling from
-// 30s to 15 minutes (about a hundred a day). Together, over every user,
-// 1000 free, then the same: an attacker with many accounts gets about
-// 1100 guesses a day, and with 1000 codes waiting each guess finds one
-// with a chance of 1 in 25 million. Neither locks for good: the keys
-// guard no account, and a hard lock would let anyone turn device sign-in
-// off for everyone.
+// 30s to 15 minutes. Together, over every user, 1000 free, then the
+// same. A count is forgotten after 75 quiet minutes, so an attacker with
+// many accounts gets at most about 19,000 guesses a day, and with 1000
+// codes waiting each finds one with a chance of 1 in 25 million. Neither
+// locks for good: the keys guard no account, and a hard lock would let
+// anyone turn device sign-in off for everyone.
 func newDeviceThrottles(kv store.KV, now func() time.Time) (user, global *authn.Throttle) {
 	user = authn.NewThrottle(kv, now)
 	user.HardLimit = 0

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/reason"
@@ -24,7 +25,7 @@ import (
 // takes effect.
 func (p *Provider) AnswerDevice(r *http.Request, typed string, approve bool) (oauth.DeviceAnswer, error) {
 	ctx := r.Context()
-	_, u, err := p.loadSession(ctx, r)
+	s, u, err := p.loadSession(ctx, r)
 	if errors.Is(err, session.ErrNoSession) {
 		return oauth.DeviceAnswer{Step: oauth.DeviceSignIn, Why: "sign in first"}, nil
 	}
@@ -37,6 +38,9 @@ func (p *Provider) AnswerDevice(r *http.Request, typed string, approve bool) (oa
 	}
 	if !approve {
 		entry := audit.SignIn{Source: "oidc", App: d.rec.ClientID, UserID: u.ID, Username: u.Username}
+		req := p.Access(r, u, &s, p.Now())
+		req.App = d.rec.ClientID
+		access.DescribeRequest(&entry, req)
 		if err := p.logDecision(r, &entry, verdict{reason: reason.DeviceDenied}, "block", 0); err != nil {
 			return oauth.DeviceAnswer{}, err
 		}
