@@ -180,12 +180,22 @@ func (c *cli) tokenCache() (tokenCacheFile, error) {
 	if err != nil {
 		return out, fmt.Errorf("read the kept tokens: %w", err)
 	}
-	if err := json.Unmarshal(b, &out); err != nil || out.Tokens == nil {
+	kept, ok := decodeTokenCache(b)
+	if !ok {
 		// A damaged cache costs one sign-in, never a failure.
 		fmt.Fprintf(c.stderr, "stepgate: warning: %s is damaged; signing in again\n", path)
-		return tokenCacheFile{Tokens: map[string]keptToken{}}, nil
 	}
-	return out, nil
+	return kept, nil
+}
+
+// decodeTokenCache reads the cache file's bytes; ok is false when they
+// are damaged, and the cache is then empty.
+func decodeTokenCache(b []byte) (tokenCacheFile, bool) {
+	var out tokenCacheFile
+	if json.Unmarshal(b, &out) != nil || out.Tokens == nil {
+		return tokenCacheFile{Tokens: map[string]keptToken{}}, false
+	}
+	return out, true
 }
 
 // saveTokenCache writes the cache readable by its owner only, through a
