@@ -118,6 +118,11 @@ func TestDeviceApprovalStepsUp(t *testing.T) {
 	secret := s.enrollTOTP(t, b)
 	dc, uc := s.deviceStart(t, "openid offline_access")
 
+	// The page with the Approve button cannot be framed (clickjacking).
+	if resp, _ := get(t, b, s.base+"/device?user_code="+url.QueryEscape(uc)); resp.Header.Get("X-Frame-Options") != "DENY" ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("device page headers %v: want it unframeable", resp.Header)
+	}
 	resp, _ := s.deviceAnswer(t, b, s.deviceForm(t, b, uc), uc, "approve")
 	loc, _ := resp.Location()
 	back := "/device?user_code=" + url.QueryEscape(uc)

@@ -224,7 +224,10 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, oauthErr("unauthorized_client", http.StatusBadRequest, "this client may not use the device authorization grant; add "+GrantDeviceCode+" to its grant types"))
 		return
 	}
-	scope := strings.Fields(form.Get("scope"))
+	// Each scope once: the record is stored for a client nobody signed
+	// in to, so a scope repeated to the size of the form would spend the
+	// byte quota on one request.
+	scope := slices.Compact(slices.Sorted(slices.Values(strings.Fields(form.Get("scope")))))
 	for _, s := range scope {
 		if !slices.Contains(knownScopes, s) {
 			p.writeError(w, r, oauthErr("invalid_scope", http.StatusBadRequest, fmt.Sprintf("scope %q is not supported; use %s", s, strings.Join(knownScopes, ", "))))

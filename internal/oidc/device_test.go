@@ -279,6 +279,13 @@ func TestDeviceTokenErrors(t *testing.T) {
 			form := url.Values{"client_id": {tvClientID}, "client_secret": {"guess"}}
 			wantOAuthError(t, dp.post(t, pathDeviceAuthorization, cliClientID+"-none", form), http.StatusUnauthorized, "invalid_client")
 		}},
+		{"ok/repeated-scopes-stored-once", func(t *testing.T, dp *deviceProvider) {
+			_, uc := dp.start(t, cliClientID, strings.Repeat("openid profile ", 2000))
+			d, err := dp.findDevice(context.Background(), dp.user.ID, uc)
+			if err != nil || strings.Join(d.rec.Scope, " ") != "openid profile" {
+				t.Fatalf("stored scopes %v (%v), want openid and profile once", d.rec.Scope, err)
+			}
+		}},
 		{"fail/unknown-scope", func(t *testing.T, dp *deviceProvider) {
 			r := dp.post(t, pathDeviceAuthorization, cliClientID, url.Values{"scope": {"openid stepgate:admin"}})
 			wantOAuthError(t, r, http.StatusBadRequest, "invalid_scope")
