@@ -50,7 +50,7 @@ func (a *App) buildOIDC(ctx context.Context, pages *web.Pages) error {
 		},
 		Device: oidc.DeviceOptions{
 			Lifetime: cfg.Device.Lifetime.D(), Interval: cfg.Device.Interval.D(),
-			MaxPending: cfg.Device.MaxPending, MaxBytes: int64(cfg.Device.MaxBytes),
+			MaxPending: cfg.Device.MaxPending, MaxBytes: int64(cfg.Device.MaxBytes), PerAddress: cfg.Device.PerAddress,
 		},
 		SIDKey: sidKey, Box: a.Methods.Box, ErrorPage: pages.ErrorPage, Log: a.Log, Metrics: a.Metrics, SignIns: a.writeSignIn,
 	})

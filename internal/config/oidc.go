@@ -48,6 +48,10 @@ type OIDCDevice struct {
 	Interval   Duration `yaml:"interval"`
 	MaxPending int      `yaml:"max_pending"`
 	MaxBytes   int      `yaml:"max_bytes"`
+	// PerAddress bounds the device authorizations one client address
+	// (an IPv6 /64) may start per lifetime, so one source cannot take
+	// all of max_pending.
+	PerAddress int `yaml:"per_address"`
 }
 
 // DeviceCodeGrant is the grant type of the device authorization grant.
@@ -67,6 +71,11 @@ func (d OIDCDevice) validate(ps *problems) {
 	}
 	if d.MaxPending < 1 {
 		ps.add("oidc.device.max_pending", "must be at least 1 (got %d); the default is 1000", d.MaxPending)
+	}
+	if d.PerAddress < 1 {
+		ps.add("oidc.device.per_address", "must be at least 1 (got %d); the default is 30", d.PerAddress)
+	} else if d.MaxPending >= 1 && d.PerAddress > d.MaxPending {
+		ps.add("oidc.device.per_address", "%d is more than oidc.device.max_pending (%d); one address could take them all", d.PerAddress, d.MaxPending)
 	}
 	if d.MaxBytes < 4096 {
 		ps.add("oidc.device.max_bytes", "must be at least 4096 (got %d); the default is 4194304 (4 MiB)", d.MaxBytes)
@@ -114,7 +123,7 @@ func defaultOIDC() OIDC {
 		SigningAlg:           "ES256",
 		KeyRotation:          Duration(30 * 24 * time.Hour),
 		KeyPublishAhead:      Duration(time.Hour),
-		Device:               OIDCDevice{Lifetime: Duration(10 * time.Minute), Interval: Duration(5 * time.Second), MaxPending: 1000, MaxBytes: 4 << 20},
+		Device:               OIDCDevice{Lifetime: Duration(10 * time.Minute), Interval: Duration(5 * time.Second), MaxPending: 1000, MaxBytes: 4 << 20, PerAddress: 30},
 	}
 }
 

@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/kvspace"
@@ -91,6 +93,10 @@ type DeviceOptions struct {
 	// the grant makes them without a user.
 	MaxPending int
 	MaxBytes   int64
+	// PerAddress bounds the device authorizations one client address (an
+	// IPv6 /64) starts in each window of Lifetime, so that one source
+	// cannot take the whole of MaxPending.
+	PerAddress int
 	// UserThrottle counts wrong user codes per user; GlobalThrottle all
 	// of them together. Nil takes the defaults (newDeviceThrottles).
 	UserThrottle, GlobalThrottle *authn.Throttle
@@ -98,7 +104,7 @@ type DeviceOptions struct {
 
 // DefaultDeviceOptions are the defaults of the configuration.
 func DefaultDeviceOptions() DeviceOptions {
-	return DeviceOptions{Lifetime: 10 * time.Minute, Interval: 5 * time.Second, MaxPending: 1000, MaxBytes: 4 << 20}
+	return DeviceOptions{Lifetime: 10 * time.Minute, Interval: 5 * time.Second, MaxPending: 1000, MaxBytes: 4 << 20, PerAddress: 30}
 }
 
 // deviceDefaults fills in what o leaves unset.
@@ -115,6 +121,9 @@ func deviceDefaults(o DeviceOptions, kv store.KV, now func() time.Time) DeviceOp
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = def.MaxBytes
+	}
+	if o.PerAddress <= 0 {
+		o.PerAddress = def.PerAddress
 	}
 	user, global := newDeviceThrottles(kv, now)
 	if o.UserThrottle == nil {
@@ -234,6 +243,16 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	rate, ok, err := p.allowDeviceStart(r)
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	if !ok {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(rate.end.Sub(p.Now())/time.Second)+1, 10))
+		p.writeError(w, r, oauthErr("slow_down", http.StatusTooManyRequests, "too many device sign-ins were started from this network; finish or wait for those first"))
+		return
+	}
 	now := p.Now()
 	rec := deviceRecord{
 		ClientID: c.ID, Scope: scope, CreatedAt: now.UTC(), ExpiresAt: now.Add(p.Device.Lifetime).UTC(),
@@ -247,6 +266,9 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "60")
 		p.writeError(w, r, oauthErr("slow_down", http.StatusTooManyRequests, "too many device sign-ins are waiting; try again in a minute"))
 		return
+	}
+	if err == nil {
+		err = p.countDeviceStart(r.Context(), rate)
 	}
 	if err != nil {
 		p.writeError(w, r, err)
@@ -289,6 +311,62 @@ func (p *Provider) storeDevice(ctx context.Context, rec deviceRecord) (deviceCod
 		return "", "", err
 	}
 	return deviceCode, userCode, nil
+}
+
+// deviceRate is the count of device authorizations of one client
+// address in one window: the counter, when the window ends, and whether
+// the counter is still to be made.
+type deviceRate struct {
+	ref   kvspace.Ref[int64]
+	end   time.Time
+	first bool
+}
+
+// allowDeviceStart counts a device authorization of r's address and
+// reports whether it is within the address's budget. An address with a
+// counter is counted at once, so parallel requests each count; one
+// without gets its counter only once its device authorization is stored
+// (countDeviceStart): the counters are themselves something an anonymous
+// client makes the server store, and this way there are never more of
+// them than device authorizations, however many addresses a client
+// posts from.
+func (p *Provider) allowDeviceStart(r *http.Request) (deviceRate, bool, error) {
+	now := p.Now()
+	start := now.Truncate(p.Device.Lifetime)
+	addr := httpx.ClientIP{}.Of(r)
+	if p.Access != nil {
+		addr = p.Access(r, store.User{}, nil, now).IP
+	}
+	sum := sha256.Sum256([]byte(httpx.AddressBucket(addr)))
+	c := deviceRate{ref: kvspace.OIDCDeviceRate.At(hex.EncodeToString(sum[:16]), strconv.FormatInt(start.Unix(), 10)),
+		end: start.Add(p.Device.Lifetime)}
+	var n int64
+	err := c.ref.Update(r.Context(), p.Store, func(v int64) (int64, error) {
+		n = v + 1
+		return n, nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.first = true
+		return c, true, nil
+	case err != nil:
+		return c, false, err
+	}
+	return c, n <= int64(p.Device.PerAddress), nil
+}
+
+// countDeviceStart makes the counter of an address whose first device
+// authorization in the window was just stored.
+func (p *Provider) countDeviceStart(ctx context.Context, c deviceRate) error {
+	if !c.first {
+		return nil
+	}
+	err := c.ref.Create(ctx, p.Store, 1, c.end)
+	if errors.Is(err, store.ErrConflict) {
+		// Another of its requests was stored at the same moment.
+		err = c.ref.Update(ctx, p.Store, func(n int64) (int64, error) { return n + 1, nil })
+	}
+	return err
 }
 
 // pollOutcome is what one poll of a device code found.

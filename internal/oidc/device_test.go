@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // Device clients of the unit tests: a public command line, a
@@ -72,6 +74,12 @@ func (r oauthReply) num(k string) int64 { n, _ := r.body[k].(float64); return in
 // post posts form to path as client (its secret when it has one).
 func (dp *deviceProvider) post(t *testing.T, path, client string, form url.Values) oauthReply {
 	t.Helper()
+	return dp.postFrom(t, "192.0.2.1:1234", path, client, form)
+}
+
+// postFrom is post from the client address remote.
+func (dp *deviceProvider) postFrom(t *testing.T, remote, path, client string, form url.Values) oauthReply {
+	t.Helper()
 	if form == nil {
 		form = url.Values{}
 	}
@@ -81,6 +89,7 @@ func (dp *deviceProvider) post(t *testing.T, path, client string, form url.Value
 	}
 	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.RemoteAddr = remote
 	if secret != "" {
 		req.SetBasicAuth(client, secret)
 	}
@@ -333,6 +342,51 @@ func TestDeviceQuota(t *testing.T) {
 	}
 	dp.clock.Add(10*time.Minute + deviceGrace + time.Second)
 	dp.start(t, cliClientID, "openid")
+}
+
+// TestDevicePerAddress: one client address (an IPv6 /64 counts as one)
+// starts at most PerAddress device authorizations per lifetime; another
+// address is not held back; a new window admits the address again; and a
+// flood from many addresses against a full quota stores no more
+// counters than device authorizations.
+func TestDevicePerAddress(t *testing.T) {
+	t.Parallel()
+	dp := newDeviceProvider(t, DeviceOptions{PerAddress: 3, MaxPending: 5})
+	start := func(remote string) oauthReply {
+		return dp.postFrom(t, remote, pathDeviceAuthorization, cliClientID, url.Values{"scope": {"openid"}})
+	}
+	for i, remote := range []string{"[2001:db8:1:2::1]:1", "[2001:db8:1:2::2]:1", "[2001:db8:1:2:ffff::3]:1"} {
+		if r := start(remote); r.status != http.StatusOK {
+			t.Fatalf("start %d: %d %v", i, r.status, r.body)
+		}
+	}
+	r := start("[2001:db8:1:2::9]:1")
+	wantOAuthError(t, r, http.StatusTooManyRequests, "slow_down")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After past the per-address limit")
+	}
+	if r := start("[2001:db8:1:3::1]:1"); r.status != http.StatusOK {
+		t.Fatalf("another /64: %d %v", r.status, r.body)
+	}
+	dp.clock.Add(10*time.Minute + deviceGrace + time.Second)
+	if r := start("[2001:db8:1:2::1]:1"); r.status != http.StatusOK {
+		t.Fatalf("the next window: %d %v", r.status, r.body)
+	}
+	for i := range 20 {
+		start(fmt.Sprintf("198.51.100.%d:1", i+1))
+	}
+	ctx := context.Background()
+	counters, _, err := dp.db.KVUsage(ctx, kvspace.OIDCDeviceRate.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, _, err := dp.db.KVUsage(ctx, devices.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if records != 5 || counters != records {
+		t.Fatalf("%d device records and %d address counters after a flood from 20 addresses; want 5 records and no counter without one", records, counters)
+	}
 }
 
 // TestDeviceBurstOfPolls: many polls at the same instant, as from a

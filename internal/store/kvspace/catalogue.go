@@ -64,6 +64,10 @@ var (
 			describe("user codes of device authorizations, under the hash of the code: the hash of the device code they stand for",
 			"oidc.userCodeRecord as JSON", Fixed, "the device code lifetime (oidc device.lifetime) plus the expired-answer grace", "oidc", UseCreateOnly|UseQuota).
 		example(`{"device":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}`, "BCDFGHJK")
+	OIDCDeviceRate = Namespace[int64]{Space: segments("oidc-device-rate", "oidc/device/rate/", 2, 2).
+			describe("device authorizations started per client address and window: address hash, window start",
+											"int64 in decimal", Fixed, "the end of the window", "oidc", UseCreateOnly|UseUpdate).
+		example("3", "00112233445566778899aabbccddeeff", "1767322800"), codec: counterCodec()}
 	OIDCClient = segments("oidc-client", "oidc/clients/", 1, 1).
 			describe("OIDC clients added through the console, API or command line (configured ones are not stored)",
 			"oidc.Client as JSON", Never, "never; removed by an administrator", "oidc", UseCreateOnly|UseList).
@@ -215,7 +219,7 @@ var RevokedBefore = Namespace[time.Time]{Space: segments("revoked-before", "revo
 // All is every namespace of the catalogue.
 func All() []Space {
 	return []Space{
-		OIDCKeyring, OIDCCode, OIDCGrant, OIDCRefresh, OIDCRevokedToken.Space, OIDCAssertion.Space, OIDCClient, OIDCDeviceCode, OIDCDeviceUser,
+		OIDCKeyring, OIDCCode, OIDCGrant, OIDCRefresh, OIDCRevokedToken.Space, OIDCAssertion.Space, OIDCClient, OIDCDeviceCode, OIDCDeviceUser, OIDCDeviceRate.Space,
 		PolicyDocument, PolicyGeneration.Space,
 		GatewayTicket, GatewaySession, GatewayKeptAnonymous.Space, GatewayKeptUser.Space, GatewayKeepRate.Space,
 		GatewayOnce.Space, GatewayAsked.Space, GatewayAnswer.Space,
