@@ -42,7 +42,10 @@ device authorization grant (RFC 8628): the command prints an address and a
 code, you open the address in any browser, sign in (and step up, if a
 policy asks), check the code and approve. The token is kept in your
 configuration directory (a file only you can read) and reused while it is
-valid; --force signs in again.
+valid; --force signs in again. With the scope offline_access the refresh
+token is kept too, and renews the token when it expires (as long as the
+policies allow the refresh); otherwise an expired token means a new
+sign-in.
 
 --print-env prints a PGPASSWORD=... line with the access token, for
 database clients:  export "$(stepgate login --print-env)"
@@ -80,21 +83,48 @@ func (c *cli) login(ctx context.Context, o loginOptions) error {
 	}
 	key := tokenKey{Issuer: issuer, Client: o.client, Scope: scope}.String()
 	tok, ok := cache.Tokens[key]
-	if o.force || !ok || !tok.validAt(c.now()) {
-		if tok, err = c.deviceFlow(ctx, issuer, o, scope); err != nil {
+	switch {
+	case ok && !o.force && tok.validAt(c.now()):
+		fmt.Fprintf(c.stderr, "Using the kept token for %s (valid until %s).\n", issuer, tok.Expires.Local().Format(time.Kitchen))
+	default:
+		fresh, err := c.renew(ctx, issuer, o, scope, tok, ok && !o.force)
+		if err != nil {
 			return err
 		}
+		tok = fresh
 		cache.Tokens[key] = tok
 		if err := c.saveTokenCache(cache); err != nil {
 			return err
 		}
-	} else {
-		fmt.Fprintf(c.stderr, "Using the kept token for %s (valid until %s).\n", issuer, tok.Expires.Local().Format(time.Kitchen))
 	}
 	if o.printEnv {
 		fmt.Fprintf(c.stdout, "PGPASSWORD=%s\n", tok.AccessToken)
 	}
 	return nil
+}
+
+// renew gets a new token: with the kept refresh token when there is
+// one (the server judges the refresh by the policies, as for any
+// client), else, or when the refresh is refused, with the device flow.
+func (c *cli) renew(ctx context.Context, issuer string, o loginOptions, scope string, kept keptToken, useRefresh bool) (keptToken, error) {
+	if useRefresh && kept.RefreshToken != "" {
+		dc := c.newDeviceClient(issuer, o, scope)
+		if err := dc.discover(ctx); err != nil {
+			return keptToken{}, err
+		}
+		tok, err := dc.refresh(ctx, kept.RefreshToken)
+		var oe *oauthError
+		switch {
+		case err == nil:
+			fmt.Fprintf(c.stderr, "Renewed the kept token for %s.\n", issuer)
+			return tok, nil
+		case errors.As(err, &oe):
+			fmt.Fprintf(c.stderr, "The kept sign-in cannot be renewed (%s); signing in again.\n", oe.Code)
+		default:
+			return keptToken{}, err
+		}
+	}
+	return c.deviceFlow(ctx, issuer, o, scope)
 }
 
 // loginIssuer is --issuer, or the configuration's issuer, checked: the
@@ -132,6 +162,8 @@ func isLoopback(host string) bool {
 type keptToken struct {
 	AccessToken string    `json:"access_token"`
 	Expires     time.Time `json:"expires"`
+	// RefreshToken is kept when the scopes include offline_access.
+	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
 // validAt reports whether the token is still good for a minute at now,
@@ -207,7 +239,7 @@ func (c *cli) saveTokenCache(cache tokenCacheFile) error {
 	}
 	now := c.now()
 	for k, t := range cache.Tokens {
-		if !now.Before(t.Expires) {
+		if !now.Before(t.Expires) && t.RefreshToken == "" {
 			delete(cache.Tokens, k)
 		}
 	}
@@ -255,7 +287,7 @@ type deviceClient struct {
 // deviceFlow signs in: discovery, the device authorization, the prompt,
 // then polls until the user answers or the code expires.
 func (c *cli) deviceFlow(ctx context.Context, issuer string, o loginOptions, scope string) (keptToken, error) {
-	dc := &deviceClient{http: c.httpClient(), issuer: issuer, client: o.client, scope: scope, sleep: c.sleepFn(), stderr: c.stderr, now: c.now, timeout: o.timeout}
+	dc := c.newDeviceClient(issuer, o, scope)
 	if err := dc.discover(ctx); err != nil {
 		return keptToken{}, err
 	}
@@ -267,6 +299,10 @@ func (c *cli) deviceFlow(ctx context.Context, issuer string, o loginOptions, sco
 	fmt.Fprintf(c.stderr, "or open %s and enter the code %s\n", start.VerificationURI, start.UserCode)
 	fmt.Fprintf(c.stderr, "Check that the page shows this code before you approve.\nWaiting for approval (the code expires in %s)...\n", time.Duration(start.ExpiresIn)*time.Second)
 	return dc.poll(ctx, start)
+}
+
+func (c *cli) newDeviceClient(issuer string, o loginOptions, scope string) *deviceClient {
+	return &deviceClient{http: c.httpClient(), issuer: issuer, client: o.client, scope: scope, sleep: c.sleepFn(), stderr: c.stderr, now: c.now, timeout: o.timeout}
 }
 
 func (c *cli) httpClient() *http.Client {
@@ -424,19 +460,12 @@ func (dc *deviceClient) poll(ctx context.Context, s deviceStart) (keptToken, err
 			}
 			return keptToken{}, err
 		}
-		var tok struct {
-			AccessToken string `json:"access_token"`
-			ExpiresIn   int64  `json:"expires_in"`
-		}
-		asked := dc.now()
-		err := dc.postForm(ctx, dc.token, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {s.DeviceCode}}, &tok)
+		tok, err := dc.tokens(ctx, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {s.DeviceCode}})
 		var oe *oauthError
 		switch {
-		case err == nil && tok.AccessToken != "":
-			fmt.Fprintln(dc.stderr, "Signed in.")
-			return keptToken{AccessToken: tok.AccessToken, Expires: asked.Add(time.Duration(tok.ExpiresIn) * time.Second).UTC()}, nil
 		case err == nil:
-			return keptToken{}, errors.New("the server's token answer has no access token")
+			fmt.Fprintln(dc.stderr, "Signed in.")
+			return tok, nil
 		case errors.As(err, &oe) && oe.Code == "authorization_pending":
 		case errors.As(err, &oe) && oe.Code == "slow_down":
 			wait += 5 * time.Second
@@ -450,4 +479,27 @@ func (dc *deviceClient) poll(ctx context.Context, s deviceStart) (keptToken, err
 			return keptToken{}, fmt.Errorf("sign-in failed: %w", err)
 		}
 	}
+}
+
+// tokens posts a token request and reads the tokens.
+func (dc *deviceClient) tokens(ctx context.Context, form url.Values) (keptToken, error) {
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+		ExpiresIn    int64  `json:"expires_in"`
+	}
+	asked := dc.now()
+	if err := dc.postForm(ctx, dc.token, form, &tok); err != nil {
+		return keptToken{}, err
+	}
+	if tok.AccessToken == "" {
+		return keptToken{}, errors.New("the server's token answer has no access token")
+	}
+	return keptToken{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken,
+		Expires: asked.Add(time.Duration(tok.ExpiresIn) * time.Second).UTC()}, nil
+}
+
+// refresh renews the tokens with a refresh token.
+func (dc *deviceClient) refresh(ctx context.Context, rt string) (keptToken, error) {
+	return dc.tokens(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
 }

@@ -45,7 +45,7 @@ func startLoginServer(t *testing.T) *loginServer {
 	cfg.Password.Argon2 = config.Argon2{Time: 1, MemoryKiB: 7168, Threads: 1}
 	cfg.OIDC.Device.Interval = config.Duration(time.Second)
 	cfg.OIDC.Clients = []config.OIDCClient{
-		{ID: defaultLoginClient, Name: "Stepgate command line", Public: true, GrantTypes: []string{deviceCodeGrant}},
+		{ID: defaultLoginClient, Name: "Stepgate command line", Public: true, GrantTypes: []string{deviceCodeGrant, "refresh_token"}},
 		{ID: "spa", Name: "Single-page app", Public: true, RedirectURIs: []string{"http://127.0.0.1:9/cb"}},
 	}
 	if probs := cfg.Validate(); len(probs) > 0 {
@@ -79,8 +79,14 @@ type loginRun struct {
 // startLogin runs `stepgate login args...` with the token cache in dir.
 func startLogin(t *testing.T, dir string, args ...string) *loginRun {
 	t.Helper()
+	return startLoginAt(t, time.Now, dir, args...)
+}
+
+// startLoginAt is startLogin with the command's clock.
+func startLoginAt(t *testing.T, now func() time.Time, dir string, args ...string) *loginRun {
+	t.Helper()
 	r := &loginRun{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	c := &cli{stdin: strings.NewReader(""), stdout: r.stdout, stderr: r.stderr, now: time.Now, configDir: dir}
+	c := &cli{stdin: strings.NewReader(""), stdout: r.stdout, stderr: r.stderr, now: now, configDir: dir}
 	root := c.root()
 	root.SetArgs(append([]string{"login"}, args...))
 	root.SetOut(r.stdout)
@@ -201,6 +207,45 @@ func TestLoginDeviceFlow(t *testing.T) {
 	}
 	if strings.TrimSpace(again.stdout.String()) != line || !strings.Contains(again.stderr.String(), "kept token") {
 		t.Fatalf("the second run did not reuse the token:\nstdout %s\nstderr %s", again.stdout.String(), again.stderr.String())
+	}
+}
+
+// TestLoginRenewsWithTheRefreshToken: with offline_access the refresh
+// token is kept; once the access token has expired, the next run renews
+// it without a new approval. A refresh the server refuses (here: the
+// user's sessions and tokens revoked) leads to a new device sign-in.
+func TestLoginRenewsWithTheRefreshToken(t *testing.T) {
+	s := startLoginServer(t)
+	dir := t.TempDir()
+	args := []string{"--issuer", s.base, "--scope", "openid offline_access", "--print-env"}
+	run := startLogin(t, dir, args...)
+	s.answerAs(t, run.userCode(t), "approve")
+	if err := run.wait(t); err != nil {
+		t.Fatalf("login: %v\n%s", err, run.stderr.String())
+	}
+	later := func() time.Time { return time.Now().Add(time.Hour) }
+	again := startLoginAt(t, later, dir, args...)
+	if err := again.wait(t); err != nil {
+		t.Fatalf("renewal: %v\n%s", err, again.stderr.String())
+	}
+	if !strings.Contains(again.stderr.String(), "Renewed the kept token") || again.stdout.String() == run.stdout.String() {
+		t.Fatalf("the expired token was not renewed:\n%s", again.stderr.String())
+	}
+	u, err := s.app.Store.GetUserByName(context.Background(), loginUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.app.Revoker.RevokeUser(context.Background(), u.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	third := startLoginAt(t, func() time.Time { return time.Now().Add(2 * time.Hour) }, dir, args...)
+	code := third.userCode(t)
+	if !strings.Contains(third.stderr.String(), "cannot be renewed") {
+		t.Fatalf("a refused refresh is not explained:\n%s", third.stderr.String())
+	}
+	s.answerAs(t, code, "approve")
+	if err := third.wait(t); err != nil {
+		t.Fatalf("sign-in after a refused refresh: %v\n%s", err, third.stderr.String())
 	}
 }
 
