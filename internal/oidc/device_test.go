@@ -566,3 +566,37 @@ func TestDeviceAnswerIsOnce(t *testing.T) {
 		t.Fatalf("the first answer was lost: %d %v", r.status, r.body)
 	}
 }
+
+// BenchmarkDevicePoll measures one poll of a waiting device code as a
+// device sees it: a POST to the token endpoint by a public client, and
+// the compare-and-swap of the record that counts the poll (SQLite).
+func BenchmarkDevicePoll(b *testing.B) {
+	tp := newTestProvider(b)
+	clients, err := NewClients(tp.db, ClientsOptions{Declared: []ClientOptions{
+		{ID: cliClientID, Public: true, AuthMethod: AuthNone, GrantTypes: []string{GrantDeviceCode}},
+	}, Now: tp.clock.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp.Clients = clients
+	tp.Device = deviceDefaults(DeviceOptions{Lifetime: 30 * time.Minute}, tp.db, tp.clock.Now)
+	mux := http.NewServeMux()
+	tp.Mount(mux)
+	deviceCode, _, err := tp.storeDevice(context.Background(), deviceRecord{ClientID: cliClientID, Scope: []string{"openid"},
+		CreatedAt: tp.clock.Now(), ExpiresAt: tp.clock.Now().Add(30 * time.Minute), Interval: 0, Status: deviceStatusPending})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := url.Values{"grant_type": {GrantDeviceCode}, "device_code": {deviceCode}, "client_id": {cliClientID}}.Encode()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, pathToken, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if !strings.Contains(rec.Body.String(), "authorization_pending") {
+			b.Fatalf("poll: %d %s", rec.Code, rec.Body.String())
+		}
+	}
+}
