@@ -296,4 +296,41 @@ func TestDeviceUserCodeBruteForce(t *testing.T) {
 	if status, tok := s.devicePoll(t, dc); tok.Error != "authorization_pending" {
 		t.Fatalf("the victim's device: %d %s, want still pending", status, tok.Error)
 	}
+	// The guessing is in the sign-in log: six wrong codes, then the
+	// throttle.
+	if err := s.app.SignIns.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.app.Store.ListSignIns(context.Background(), store.SignInQuery{UserID: s.user.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, row := range rows {
+		if e, _ := audit.Decode(row); e.Source == "oidc" {
+			counts[e.Decision+":"+string(e.Reason)]++
+		}
+	}
+	if counts["failure:invalid-proof"] != 6 || counts["throttled:too-many-failures"] != 2 {
+		t.Fatalf("sign-in log of the guessing: %v, want 6 wrong codes and 2 throttled", counts)
+	}
+}
+
+// TestDeviceApprovalRevokedBeforeRedemption: the user approves, then
+// their sessions and tokens are revoked (sign-out everywhere, a stolen
+// account) before the device polls: the device gets nothing.
+func TestDeviceApprovalRevokedBeforeRedemption(t *testing.T) {
+	s := startDevice(t)
+	b := browser(t)
+	s.signIn(t, b, "/account")
+	dc, uc := s.deviceStart(t, "openid")
+	if resp, _ := s.deviceAnswer(t, b, s.deviceForm(t, b, uc), uc, "approve"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("approval: %d", resp.StatusCode)
+	}
+	if err := s.app.Revoker.RevokeUser(context.Background(), s.user.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if status, tok := s.devicePoll(t, dc); status != http.StatusBadRequest || tok.Error != "invalid_grant" {
+		t.Fatalf("poll after the revocation: %d %s, want invalid_grant", status, tok.Error)
+	}
 }

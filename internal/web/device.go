@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/oauth"
+	"github.com/stepgate/stepgate/internal/reason"
 )
 
 // DeviceApprovals is the device authorization grant (RFC 8628) as the
@@ -150,6 +152,22 @@ func (p *Pages) deviceError(w http.ResponseWriter, r *http.Request, v view, type
 		return err
 	}
 	p.Log.InfoContext(r.Context(), "device code refused", "reason", err.Error())
+	// Wrong and throttled codes go to the sign-in log, so guessing shows
+	// there before and after the throttle stops it.
+	var why reason.Code
+	decision := "failure"
+	switch {
+	case errors.Is(err, oauth.ErrDeviceUnknown):
+		why = reason.InvalidProof
+	case errors.Is(err, oauth.ErrDeviceThrottled):
+		why, decision = reason.TooManyFailures, "throttled"
+	}
+	if why != "" && v.User != nil {
+		if err := p.logAttempt(r, "oidc", audit.SignIn{UserID: v.User.ID, Username: v.User.Username, Decision: decision, Reason: why,
+			MethodsPrompted: []string{"device-code"}}); err != nil {
+			return err
+		}
+	}
 	v.Error = msg
 	v.Device = &deviceView{State: "enter", UserCode: typed}
 	p.render(w, r, status, "device", v)
