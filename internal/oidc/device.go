@@ -427,6 +427,9 @@ func (p *Provider) redeemDevice(ctx context.Context, c *Client, form url.Values)
 	case pollOtherClient:
 		return issued{}, errInvalidGrant("the device code was issued to another client", fmt.Errorf("device code of %s presented by %s", rec.ClientID, c.ID))
 	}
+	if rec.Auth == nil {
+		return issued{}, fmt.Errorf("device authorization approved without proofs: %w", kvspace.ErrCorrupt)
+	}
 	return p.issueDevice(ctx, c, *rec.Auth, grantID, rec.AnsweredAt)
 }
 
