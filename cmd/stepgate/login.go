@@ -458,6 +458,9 @@ func (dc *deviceClient) poll(ctx context.Context, s deviceStart) (keptToken, err
 			if errors.Is(err, context.DeadlineExceeded) {
 				return keptToken{}, fmt.Errorf("nobody approved the sign-in within %s; run stepgate login again", limit)
 			}
+			if errors.Is(err, context.Canceled) {
+				return keptToken{}, errors.New("interrupted before the sign-in was approved")
+			}
 			return keptToken{}, err
 		}
 		tok, err := dc.tokens(ctx, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {s.DeviceCode}})
