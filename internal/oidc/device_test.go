@@ -285,8 +285,25 @@ func TestDeviceTokenErrors(t *testing.T) {
 			wantOAuthError(t, dp.poll(t, testClientID, dc), http.StatusBadRequest, "unauthorized_client")
 		}},
 		{"fail/wrong-secret", func(t *testing.T, dp *deviceProvider) {
-			form := url.Values{"client_id": {tvClientID}, "client_secret": {"guess"}}
-			wantOAuthError(t, dp.post(t, pathDeviceAuthorization, cliClientID+"-none", form), http.StatusUnauthorized, "invalid_client")
+			req := httptest.NewRequest(http.MethodPost, pathDeviceAuthorization, strings.NewReader("scope=openid"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(tvClientID, "guess-guess-guess-guess-guess-guess-00")
+			rec := httptest.NewRecorder()
+			dp.mux.ServeHTTP(rec, req)
+			if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "invalid_client") {
+				t.Fatalf("wrong secret: %d %s", rec.Code, rec.Body.String())
+			}
+		}},
+		{"fail/confidential-client-as-public", func(t *testing.T, dp *deviceProvider) {
+			// The TV app's id without its secret: refused, never taken for
+			// a public client.
+			req := httptest.NewRequest(http.MethodPost, pathDeviceAuthorization, strings.NewReader("client_id="+tvClientID))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			rec := httptest.NewRecorder()
+			dp.mux.ServeHTTP(rec, req)
+			if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "invalid_client") {
+				t.Fatalf("confidential client without a secret: %d %s", rec.Code, rec.Body.String())
+			}
 		}},
 		{"ok/repeated-scopes-stored-once", func(t *testing.T, dp *deviceProvider) {
 			_, uc := dp.start(t, cliClientID, strings.Repeat("openid profile ", 2000))
