@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os/user"
 	"strings"
 	"time"
@@ -29,6 +30,12 @@ type cli struct {
 	reason string // --reason, recorded in the audit trail
 	// st is the store a command is running against, for the audit trail.
 	st store.Store
+	// configDir, when set, replaces the user's configuration directory
+	// (where `login` keeps tokens); http and sleep, when set, replace
+	// the HTTP client and the wait between polls.
+	configDir string
+	http      *http.Client
+	sleep     func(ctx context.Context, d time.Duration) error
 }
 
 // run executes the command line args and returns the process exit code.
@@ -67,7 +74,7 @@ func (c *cli) root() *cobra.Command {
 	pf.StringVar(&c.flags.LogFormat, "log-format", "", "log format: text or json")
 	pf.StringVar(&c.reason, "reason", "", "why, for the audit trail of changes (a ticket number, say)")
 	root.AddCommand(c.serveCmd(), c.demoCmd(), c.versionCmd(), c.userCmd(), c.groupCmd(), c.roleCmd(),
-		c.clientCmd(), c.keysCmd(), c.auditCmd(), c.logsCmd(), c.policyCmd(), c.whatifCmd(), c.gatewayCmd())
+		c.clientCmd(), c.keysCmd(), c.auditCmd(), c.logsCmd(), c.policyCmd(), c.whatifCmd(), c.gatewayCmd(), c.loginCmd())
 	return root
 }
 

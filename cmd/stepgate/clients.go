@@ -103,7 +103,7 @@ func (c *cli) clientCmd() *cobra.Command {
 	f.BoolVar(&n.Public, "public", false, "a public client (SPA or native app): no secret, PKCE required")
 	f.StringVar(&n.AuthMethod, "auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
 	f.StringVar(&jwksFile, "jwks-file", "", "public keys (JWKS) of a private_key_jwt client")
-	f.StringArrayVar(&n.GrantTypes, "grant-type", nil, "authorization_code, refresh_token, client_credentials (repeatable; default the first two)")
+	f.StringArrayVar(&n.GrantTypes, "grant-type", nil, "authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code (repeatable; default the first two)")
 	f.StringArrayVar(&n.Capabilities, "capability", nil, "client capability for claims challenges, e.g. cp1 (repeatable)")
 	f.StringArrayVar(&n.Scopes, "scope", nil, "privileged scope: stepgate:admin admits a client_credentials client to the admin API")
 	f.BoolVar(&asJSON, "json", false, "print JSON")

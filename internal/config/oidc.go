@@ -32,8 +32,54 @@ type OIDC struct {
 	// signs, so every client's JWKS cache has it in time.
 	KeyRotation     Duration `yaml:"key_rotation"`
 	KeyPublishAhead Duration `yaml:"key_publish_ahead"`
+	// Device configures the device authorization grant (RFC 8628).
+	Device OIDCDevice `yaml:"device"`
 	// Clients are relying parties declared in the file.
 	Clients []OIDCClient `yaml:"clients,omitempty"`
+}
+
+// OIDCDevice configures the device authorization grant: how long a
+// device code and its user code live, how often a device may poll, and
+// how many device authorizations may wait at once. Any client with the
+// grant can start one without a user, so they are bounded: when the
+// bound is reached, new ones are refused until old ones end.
+type OIDCDevice struct {
+	Lifetime   Duration `yaml:"lifetime"`
+	Interval   Duration `yaml:"interval"`
+	MaxPending int      `yaml:"max_pending"`
+	MaxBytes   int      `yaml:"max_bytes"`
+	// PerAddress bounds the device authorizations one client address
+	// (an IPv6 /64) may start per lifetime, so one source cannot take
+	// all of max_pending.
+	PerAddress int `yaml:"per_address"`
+}
+
+// DeviceCodeGrant is the grant type of the device authorization grant.
+const DeviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
+
+func (d OIDCDevice) validate(ps *problems) {
+	ps.positive("oidc.device.lifetime", d.Lifetime, "10m")
+	ps.positive("oidc.device.interval", d.Interval, "5s")
+	if d.Lifetime.D() > 30*time.Minute {
+		ps.add("oidc.device.lifetime", "%s is too long for a code a user types; use at most 30m (the default is 10m)", d.Lifetime)
+	}
+	if d.Interval > 0 && d.Interval.D() < time.Second {
+		ps.add("oidc.device.interval", "%s is shorter than a second; devices would poll the token endpoint too often. Use 5s", d.Interval)
+	}
+	if d.Interval > 0 && d.Lifetime > 0 && d.Interval >= d.Lifetime {
+		ps.add("oidc.device.interval", "%s must be shorter than oidc.device.lifetime (%s)", d.Interval, d.Lifetime)
+	}
+	if d.MaxPending < 1 {
+		ps.add("oidc.device.max_pending", "must be at least 1 (got %d); the default is 1000", d.MaxPending)
+	}
+	if d.PerAddress < 1 {
+		ps.add("oidc.device.per_address", "must be at least 1 (got %d); the default is 30", d.PerAddress)
+	} else if d.MaxPending >= 1 && d.PerAddress > d.MaxPending {
+		ps.add("oidc.device.per_address", "%d is more than oidc.device.max_pending (%d); one address could take them all", d.PerAddress, d.MaxPending)
+	}
+	if d.MaxBytes < 4096 {
+		ps.add("oidc.device.max_bytes", "must be at least 4096 (got %d); the default is 4194304 (4 MiB)", d.MaxBytes)
+	}
 }
 
 // OIDCClient is a relying party declared in the configuration file.
@@ -54,7 +100,9 @@ type OIDCClient struct {
 	RedirectURIs           []string `yaml:"redirect_uris"`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 	// GrantTypes defaults to authorization_code and refresh_token;
-	// client_credentials makes it a service client.
+	// client_credentials makes it a service client, and
+	// urn:ietf:params:oauth:grant-type:device_code lets it use the device
+	// authorization grant (a command line, a device without a browser).
 	GrantTypes []string `yaml:"grant_types"`
 	// Capabilities are client capabilities (xms_cc), like cp1 for a
 	// client that handles claims challenges.
@@ -75,13 +123,14 @@ func defaultOIDC() OIDC {
 		SigningAlg:           "ES256",
 		KeyRotation:          Duration(30 * 24 * time.Hour),
 		KeyPublishAhead:      Duration(time.Hour),
+		Device:               OIDCDevice{Lifetime: Duration(10 * time.Minute), Interval: Duration(5 * time.Second), MaxPending: 1000, MaxBytes: 4 << 20, PerAddress: 30},
 	}
 }
 
 var (
 	clientIDPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	oidcAuthMethods  = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
-	oidcGrantTypes   = []string{"authorization_code", "refresh_token", "client_credentials"}
+	oidcGrantTypes   = []string{"authorization_code", "refresh_token", "client_credentials", DeviceCodeGrant}
 	minClientSecret  = 32
 	maxTokenLifetime = 24 * time.Hour
 )
@@ -117,6 +166,7 @@ func (o OIDC) validate(ps *problems) {
 	if o.KeyRotation > 0 && o.KeyPublishAhead >= o.KeyRotation {
 		ps.add("oidc.key_publish_ahead", "%s must be shorter than oidc.key_rotation (%s)", o.KeyPublishAhead, o.KeyRotation)
 	}
+	o.Device.validate(ps)
 	if o.SigningAlg != "ES256" && o.SigningAlg != "EdDSA" {
 		ps.add("oidc.signing_alg", "%q is not supported; use ES256 or EdDSA", o.SigningAlg)
 	}

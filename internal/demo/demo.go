@@ -99,6 +99,11 @@ func Config(p Params) (config.Config, error) {
 	cfg.Registration.Window = 0
 	cfg.OIDC.Clients = []config.OIDCClient{{
 		ID: BankApp, Name: "Demo bank API", Secret: BankClientSecret, GrantTypes: []string{"client_credentials"},
+	}, {
+		// stepgate login's default client: the device flow, for tools
+		// without a browser.
+		ID: "stepgate-cli", Name: "Stepgate command line", Public: true,
+		GrantTypes: []string{config.DeviceCodeGrant, "refresh_token"},
 	}}
 	cfg.Gateway.Routes = []config.GatewayRoute{{
 		Name: BankApp, From: BankURL(port), To: p.BankUpstream,

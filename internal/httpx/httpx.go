@@ -109,3 +109,17 @@ func ParsePrefixes(list []string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// AddressBucket is the unit a per-address limit counts: an IPv4 address,
+// or an IPv6 /64, which one client usually holds whole (counting single
+// IPv6 addresses would give it 2^64 budgets).
+func AddressBucket(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	if a.Is6() && !a.Is4In6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.Unmap().String()
+}

@@ -101,9 +101,14 @@ func claimOnce[T any](ctx context.Context, kv kvspace.Updater, ref kvspace.Ref[T
 // newGrant stores a grant that lives as long as its longest token.
 func (p *Provider) newGrant(ctx context.Context, clientID, userID string) (string, error) {
 	id := randomID(16)
+	return id, p.createGrant(ctx, id, clientID, userID)
+}
+
+// createGrant stores the grant id.
+func (p *Provider) createGrant(ctx context.Context, id, clientID, userID string) error {
 	now := p.Now()
 	g := grantRecord{ClientID: clientID, UserID: userID, CreatedAt: now.UTC()}
-	return id, grants.At(id).Create(ctx, p.Store, g, now.Add(p.grantLifetime()))
+	return grants.At(id).Create(ctx, p.Store, g, now.Add(p.grantLifetime()))
 }
 
 func (p *Provider) grantLifetime() time.Duration {

@@ -16,6 +16,8 @@ func TestKVShapes(t *testing.T) {
 		{"refreshes", refreshes.CheckSample},
 		{"keyrings", keyrings.CheckSample},
 		{"storedClients", storedClients.CheckSample},
+		{"devices", devices.CheckSample},
+		{"userCodes", userCodes.CheckSample},
 	} {
 		if err := ns.check(); err != nil {
 			t.Errorf("%s: %v", ns.name, err)

@@ -68,6 +68,9 @@ type Deps struct {
 	// password, in prompt order.
 	Methods   *authn.Registry
 	Lifetimes Lifetimes
+	// Device configures the device authorization grant; zero fields take
+	// DefaultDeviceOptions.
+	Device DeviceOptions
 	// SIDKey derives the sid claim from a session, so the claim is stable
 	// across step-ups (which rotate the session's id) and reveals nothing
 	// about the cookie.
@@ -109,6 +112,7 @@ func New(d Deps) *Provider {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	d.Device = deviceDefaults(d.Device, d.Store, d.Now)
 	return &Provider{Deps: d}
 }
 
@@ -122,6 +126,7 @@ func (p *Provider) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+pathAuthorize, p.authorize)
 	mux.HandleFunc("GET "+pathResume, p.resume)
 	mux.HandleFunc("POST "+pathToken, p.token)
+	mux.HandleFunc("POST "+pathDeviceAuthorization, p.deviceAuthorization)
 	mux.HandleFunc("GET "+pathUserinfo, p.userinfo)
 	mux.HandleFunc("POST "+pathUserinfo, p.userinfo)
 	mux.HandleFunc("POST "+pathIntrospect, p.introspect)
@@ -135,6 +140,7 @@ type Discovery struct {
 	Issuer                            string   `json:"issuer"`
 	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
@@ -175,6 +181,7 @@ func (p *Provider) Metadata() Discovery {
 		Issuer:                            p.Issuer,
 		AuthorizationEndpoint:             p.Issuer + pathAuthorize,
 		TokenEndpoint:                     p.Issuer + pathToken,
+		DeviceAuthorizationEndpoint:       p.Issuer + pathDeviceAuthorization,
 		UserinfoEndpoint:                  p.Issuer + pathUserinfo,
 		JWKSURI:                           p.Issuer + pathJWKS,
 		IntrospectionEndpoint:             p.Issuer + pathIntrospect,
@@ -183,7 +190,7 @@ func (p *Provider) Metadata() Discovery {
 		ScopesSupported:                   []string{"openid", "profile", "email", "groups", "offline_access"},
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
+		GrantTypesSupported:               []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{p.signingAlg()},
 		TokenEndpointAuthMethodsSupported: clientAuth,

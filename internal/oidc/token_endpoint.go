@@ -182,7 +182,7 @@ func (p *Provider) checkClientAssertion(ctx context.Context, c *Client, form url
 		return err
 	}
 	if !slices.ContainsFunc(claims.Audience, func(a string) bool {
-		return a == p.Issuer || a == p.Issuer+pathToken || a == p.Issuer+pathIntrospect || a == p.Issuer+pathRevoke
+		return a == p.Issuer || a == p.Issuer+pathToken || a == p.Issuer+pathIntrospect || a == p.Issuer+pathRevoke || a == p.Issuer+pathDeviceAuthorization
 	}) {
 		return errors.New("assertion audience is not this provider")
 	}
@@ -220,8 +220,8 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	grant := form.Get("grant_type")
 	if !c.Allows(grant) {
-		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}, grant) {
-			p.writeError(w, r, oauthErr("unsupported_grant_type", http.StatusBadRequest, "grant_type must be authorization_code, refresh_token or client_credentials"))
+		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode}, grant) {
+			p.writeError(w, r, oauthErr("unsupported_grant_type", http.StatusBadRequest, "grant_type must be authorization_code, refresh_token, client_credentials or "+GrantDeviceCode))
 			return
 		}
 		p.writeError(w, r, oauthErr("unauthorized_client", http.StatusBadRequest, "this client may not use grant_type "+grant))
@@ -236,6 +236,8 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		out, err = p.refresh(r, c, form)
 	case GrantClientCredentials:
 		out, err = p.clientCredentials(r, c, form)
+	case GrantDeviceCode:
+		out, err = p.redeemDevice(r.Context(), c, form)
 	}
 	if err != nil {
 		p.writeError(w, r, err)

@@ -98,6 +98,9 @@ const (
 	InvalidProof       Code = "invalid-proof"
 	Replayed           Code = "replayed"
 	DeniedOnDevice     Code = "denied-on-device"
+	// DeviceDenied: the user refused a device authorization (RFC 8628)
+	// on the device page.
+	DeviceDenied Code = "device-denied-by-user"
 	// MethodAdded and MethodRemoved may carry, after a colon, how the
 	// change was allowed ("method-added:temporary-access-pass").
 	MethodAdded            Code = "method-added"
@@ -166,6 +169,7 @@ var sentences = map[Code]string{
 	InvalidProof:       "The proof was wrong or expired.",
 	Replayed:           "The proof had been used before.",
 	DeniedOnDevice:     "The user denied the request on their device.",
+	DeviceDenied:       "The user refused the device's request to sign in on their behalf.",
 	MethodAdded:        "A sign-in method was added.",
 	MethodRemoved:      "A sign-in method was removed.",
 

@@ -142,6 +142,10 @@ type Deps struct {
 	// their methods as not theirs.
 	RaiseRisk func(ctx context.Context, userID string)
 
+	// Devices approve device authorizations (RFC 8628) on the device
+	// page; nil leaves the page out.
+	Devices DeviceApprovals
+
 	// StepUps describe, for the step-up page, the requests that send
 	// users there; nil leaves the page to its address's methods= hint.
 	StepUps []StepUpSource
@@ -186,7 +190,7 @@ func New(d Deps) (*Pages, error) {
 		"join":    strings.Join,
 	}
 	layout := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
-	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password", "report"} {
+	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password", "report", "device"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -218,6 +222,10 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /account/security/recover", p.handle(p.recoverWithCode))
 	mux.Handle("GET /account/security/report", p.handle(p.reportForm))
 	mux.Handle("POST /account/security/report", p.handle(p.report))
+	if p.Devices != nil {
+		mux.Handle("GET /device", p.handle(p.deviceForm))
+		mux.Handle("POST /device", p.handle(p.deviceAnswer))
+	}
 	if p.Passwords != nil {
 		mux.Handle("GET /account/password", p.handle(p.passwordForm))
 		mux.Handle("POST /account/password", p.handle(p.changePassword))
@@ -321,6 +329,7 @@ type view struct {
 	Addable     []choice       // methods the user can add
 	Unlock      *unlockView    // what opens a registration
 	Report      *reportView    // a "this wasn't me" link
+	Device      *deviceView    // a device authorization
 
 	// Base is what the page's own links and stylesheet start with:
 	// empty on Stepgate's host, the issuer's URL on an application's.

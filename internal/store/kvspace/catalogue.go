@@ -56,6 +56,18 @@ var (
 	OIDCAssertion = Namespace[Mark]{Space: hashed("oidc-assertion", "oidc/assertion/").
 			describe("client assertions (private_key_jwt) already used, under the hash of client id and jti", `Mark, stored as "1"`, Fixed,
 			"the assertion's expiry plus the allowed clock skew", "oidc", UseCreateOnly).example("1", "app|jti-1"), codec: markCodec([]byte("1"))}
+	OIDCDeviceCode = hashed("oidc-device-code", "oidc/device/code/").
+			describe("device authorizations (RFC 8628), under the hash of the device code: client, scopes, polling, the user's answer and the proofs it carries",
+			"oidc.deviceRecord as JSON", Fixed, "the device code lifetime (oidc device.lifetime) plus the expired-answer grace", "oidc", UseCreateOnly|UseUpdate|UseQuota).
+		example(`{"client_id":"cli","scope":["openid"],"created_at":`+sampleTime+`,"expires_at":`+sampleTime+`,"interval":5,"last_poll":`+sampleTime+`,"status":"approved","auth":{"user_id":"u1","auth_time":`+sampleTime+`,"acr":"mfa","amr":["pwd","otp"],"scope":["openid"]},"answered_at":`+sampleTime+`}`, "device-code-value")
+	OIDCDeviceUser = hashed("oidc-device-user", "oidc/device/user/").
+			describe("user codes of device authorizations, under the hash of the code: the hash of the device code they stand for",
+			"oidc.userCodeRecord as JSON", Fixed, "the device code lifetime (oidc device.lifetime) plus the expired-answer grace", "oidc", UseCreateOnly|UseQuota).
+		example(`{"device":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}`, "BCDFGHJK")
+	OIDCDeviceRate = Namespace[int64]{Space: segments("oidc-device-rate", "oidc/device/rate/", 2, 2).
+			describe("device authorizations started per client address and window: address hash, window start",
+											"int64 in decimal", Fixed, "the end of the window", "oidc", UseCreateOnly|UseUpdate).
+		example("3", "00112233445566778899aabbccddeeff", "1767322800"), codec: counterCodec()}
 	OIDCClient = segments("oidc-client", "oidc/clients/", 1, 1).
 			describe("OIDC clients added through the console, API or command line (configured ones are not stored)",
 			"oidc.Client as JSON", Never, "never; removed by an administrator", "oidc", UseCreateOnly|UseList).
@@ -207,7 +219,7 @@ var RevokedBefore = Namespace[time.Time]{Space: segments("revoked-before", "revo
 // All is every namespace of the catalogue.
 func All() []Space {
 	return []Space{
-		OIDCKeyring, OIDCCode, OIDCGrant, OIDCRefresh, OIDCRevokedToken.Space, OIDCAssertion.Space, OIDCClient,
+		OIDCKeyring, OIDCCode, OIDCGrant, OIDCRefresh, OIDCRevokedToken.Space, OIDCAssertion.Space, OIDCClient, OIDCDeviceCode, OIDCDeviceUser, OIDCDeviceRate.Space,
 		PolicyDocument, PolicyGeneration.Space,
 		GatewayTicket, GatewaySession, GatewayKeptAnonymous.Space, GatewayKeptUser.Space, GatewayKeepRate.Space,
 		GatewayOnce.Space, GatewayAsked.Space, GatewayAnswer.Space,
