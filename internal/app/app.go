@@ -270,7 +270,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
-	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC}
+	pages.Elevation, pages.Access = a.Elevation, a.Access.Request
+	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC, pages.ElevationStepUps()}
 	a.buildAdmin()
 	adminConsole, err := a.buildConsole(pages)
 	if err != nil {

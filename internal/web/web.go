@@ -18,9 +18,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/tap"
+	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/reason"
@@ -146,6 +148,12 @@ type Deps struct {
 	// users there; nil leaves the page to its address's methods= hint.
 	StepUps []StepUpSource
 
+	// Elevation runs users' requests for their eligible roles, and
+	// Access builds the access request their activation is decided on;
+	// the roles pages are served when both are set.
+	Elevation *elevate.Service
+	Access    access.RequestFunc
+
 	Sessions *session.Manager
 	CSRFKey  []byte
 	Secure   bool // the issuer is https
@@ -186,7 +194,7 @@ func New(d Deps) (*Pages, error) {
 		"join":    strings.Join,
 	}
 	layout := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
-	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password", "report"} {
+	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password", "report", "roles", "roleconfirm"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -218,6 +226,7 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /account/security/recover", p.handle(p.recoverWithCode))
 	mux.Handle("GET /account/security/report", p.handle(p.reportForm))
 	mux.Handle("POST /account/security/report", p.handle(p.report))
+	p.mountRoles(mux)
 	if p.Passwords != nil {
 		mux.Handle("GET /account/password", p.handle(p.passwordForm))
 		mux.Handle("POST /account/password", p.handle(p.changePassword))
@@ -321,6 +330,10 @@ type view struct {
 	Addable     []choice       // methods the user can add
 	Unlock      *unlockView    // what opens a registration
 	Report      *reportView    // a "this wasn't me" link
+	Roles       *rolesView     // the roles pages
+	// RolesPage: the roles pages are served (the account pages link
+	// to them).
+	RolesPage bool
 
 	// Base is what the page's own links and stylesheet start with:
 	// empty on Stepgate's host, the issuer's URL on an application's.
@@ -338,6 +351,7 @@ type choice struct {
 
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
 	v.CSRF = p.csrf.token(w, r)
+	v.RolesPage = p.rolesMounted()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := p.pages[name].ExecuteTemplate(w, "layout", v); err != nil {
