@@ -339,7 +339,7 @@ func (p *Pages) askRole(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := p.Elevation.Request(r.Context(), u, elevate.Ask{Role: role, Duration: d, Justification: form.Justification, Ticket: form.Ticket})
 	if err != nil {
-		msg, known := elevationMessage(err)
+		msg, known := elevationMessage(err, role)
 		if !known {
 			return err
 		}
@@ -360,7 +360,7 @@ func (p *Pages) prove(w http.ResponseWriter, r *http.Request, u store.User, sess
 	}
 	e, v, err := p.Elevation.Prove(r.Context(), e.ID, u, req, methods)
 	if err != nil {
-		msg, known := elevationMessage(err)
+		msg, known := elevationMessage(err, "")
 		if !known {
 			return err
 		}
@@ -443,7 +443,7 @@ func (p *Pages) endRole(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := p.Elevation.Deactivate(r.Context(), r.PostFormValue("id"), u, false, "")
 	if err != nil {
-		msg, known := elevationMessage(err)
+		msg, known := elevationMessage(err, "")
 		if !known {
 			return err
 		}
@@ -476,10 +476,11 @@ func (p *Pages) noSuchRequest(w http.ResponseWriter, r *http.Request, u store.Us
 }
 
 // elevationMessage is what the page says about an error of the
-// elevation service: its own words for the requester's mistakes and
-// refusals. known is false for anything else (a store failure), which
-// the caller shows as a generic failure, never the error's text.
-func elevationMessage(err error) (msg string, known bool) {
+// elevation service about role: its own words for the requester's
+// mistakes and refusals. known is false for anything else (a store
+// failure), which the caller shows as a generic failure, never the
+// error's text.
+func elevationMessage(err error, role string) (msg string, known bool) {
 	switch {
 	case errors.Is(err, elevate.ErrNotFound), errors.Is(err, elevate.ErrNotYours):
 		return "There is no such request among yours.", true
@@ -488,16 +489,19 @@ func elevationMessage(err error) (msg string, known bool) {
 	case errors.Is(err, elevate.ErrTooManyPending):
 		return "You have too many requests waiting. Cancel one below, or wait for a decision.", true
 	case errors.Is(err, elevate.ErrInvalid):
-		return sentence(strings.TrimPrefix(err.Error(), elevate.ErrInvalid.Error()+": ")), true
+		return sentence(strings.TrimPrefix(err.Error(), elevate.ErrInvalid.Error()+": "), role), true
 	case errors.Is(err, elevate.ErrDecided), errors.Is(err, elevate.ErrNotActive), errors.Is(err, elevate.ErrUnproven):
-		return sentence(err.Error()), true
+		return sentence(err.Error(), role), true
 	}
 	return "", false
 }
 
-// sentence makes a lowercase error message a sentence.
-func sentence(s string) string {
-	s = upperFirst(s)
+// sentence makes a lowercase error message a sentence; one that starts
+// with the role's name keeps it as it is spelled.
+func sentence(s, role string) string {
+	if role == "" || !strings.HasPrefix(s, role) {
+		s = upperFirst(s)
+	}
 	if !strings.HasSuffix(s, ".") {
 		s += "."
 	}
