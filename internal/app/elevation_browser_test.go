@@ -1,0 +1,201 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/demo"
+	"github.com/stepgate/stepgate/internal/store"
+)
+
+// demoRig is "stepgate demo" in the test's process: the demo's
+// configuration and seed, the bank behind the gateway, and a clock
+// offset for the elevation service, so an hour can pass at once.
+type demoRig struct {
+	app    *app.App
+	base   string
+	bank   string
+	seeded demo.Seeded
+	// offset is added to the real time on the elevation service's clock.
+	offset atomic.Int64
+}
+
+func startDemoRig(t *testing.T) *demoRig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bankLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := demo.Config(demo.Params{Listen: ln.Addr().String(), DataDir: t.TempDir(), BankUpstream: "http://" + bankLn.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Password.Argon2 = config.Argon2{Time: 1, MemoryKiB: 7168, Threads: 1}
+	log := slog.New(slog.DiscardHandler)
+	r := &demoRig{base: cfg.Server.Issuer, bank: demo.BankURL(cfg.Server.Port())}
+	if r.seeded, err = demo.Seed(ctx, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	if r.app, err = app.New(ctx, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	r.app.Elevation.Now = func() time.Time { return time.Now().Add(time.Duration(r.offset.Load())) }
+	bank, err := demo.NewBank(demo.BankOptions{Issuer: cfg.Server.Issuer, JWKSURL: "http://" + ln.Addr().String() + "/oauth2/jwks",
+		Upstream: "http://" + bankLn.Addr().String(), PublicURL: r.bank, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bankSrv := &http.Server{Handler: bank, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = bankSrv.Serve(bankLn) }()
+	served := make(chan error, 1)
+	go func() { served <- r.app.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("serve: %v", err)
+		}
+		_ = bankSrv.Close()
+		_ = r.app.Close()
+	})
+	return r
+}
+
+// TestBrowserElevation is the demo's elevation story in Chromium: alice,
+// eligible for bank-admin, asks for it for an hour with a
+// justification; steps up with her authenticator app; admin approves;
+// she adds a passkey (her app's fresh code opens the registration) and
+// opens the bank's admin pages with it; the hour passes, the role ends,
+// and the next request is refused by the policy, with no step-up that
+// could open it.
+func TestBrowserElevation(t *testing.T) {
+	skipWithoutChromium(t)
+	r := startDemoRig(t)
+	b := &browserRig{t: t, ctx: newBrowser(t), base: r.base}
+	ctx := context.Background()
+
+	// alice asks for bank-admin on her roles page.
+	b.run("open the roles page", chromedp.Navigate(r.base+"/account/roles"))
+	b.waitFor("the sign-in page", `location.pathname === "/login"`)
+	b.run("sign in as alice",
+		chromedp.SendKeys(chromedp.ID("username"), "alice"),
+		chromedp.SendKeys(chromedp.ID("password"), "alice-demo-password"),
+		chromedp.Submit(chromedp.ID("password")),
+	)
+	b.waitFor("alice's roles page with bank-admin", `location.pathname === "/account/roles" && document.getElementById("ask-bank-admin") !== null`)
+	page := b.text()
+	for _, want := range []string{"bank-admin", "1 hour", "One member of the group admins (never you) must approve", "A second factor from the last 10 minutes"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the roles page does not say %q:\n%s", want, page)
+		}
+	}
+	b.run("ask for bank-admin for an hour",
+		chromedp.SetValue(chromedp.ID("duration-bank-admin"), "1h0m0s"),
+		chromedp.SendKeys(chromedp.ID("justification-bank-admin"), "INC-1234: payments stuck"),
+		chromedp.Click(chromedp.ID("ask-bank-admin")),
+	)
+
+	// Her password session has no second factor: the step-up page says
+	// what the proof is for and asks for her app's code.
+	b.waitFor("the step-up page with a code field", `location.pathname === "/stepup" && document.getElementById("code") !== null`)
+	if page := b.text(); !strings.Contains(page, "Activate bank-admin") || !strings.Contains(page, "a second factor from the last 10 minutes") {
+		t.Errorf("the step-up page does not say what it is for:\n%s", page)
+	}
+	b.run("step up with TOTP",
+		chromedp.SendKeys(chromedp.ID("code"), totpCode(t, r.seeded.AliceTOTPSecret, time.Now().Add(30*time.Second))),
+		chromedp.Submit(chromedp.ID("code")),
+	)
+	b.waitFor("the request's confirm page", `location.pathname === "/account/roles/confirm" && document.getElementById("confirm") !== null`)
+	alice, err := r.app.Store.GetUserByName(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := onlyElevation(t, r.app, alice)
+	if e.State != store.ElevationPending || !e.ProvenAt.IsZero() || e.Duration != time.Hour || e.Justification != "INC-1234: payments stuck" {
+		t.Fatalf("before the confirmation: %+v, want pending, unproven, 1h with the justification", e)
+	}
+	b.run("confirm the request", chromedp.Click(chromedp.ID("confirm")))
+	b.waitFor("the roles page, waiting for approval", `location.pathname === "/account/roles" && document.body.innerText.includes("Waiting for approval by the group admins")`)
+	if e = onlyElevation(t, r.app, alice); e.ProvenAt.IsZero() || e.State != store.ElevationPending {
+		t.Fatalf("after the confirmation: %+v, want proven and pending", e)
+	}
+
+	// admin approves. The console's approval page is tested with the
+	// console; here the approval is the service's, as the console calls it.
+	admin, err := r.app.Store.GetUserByName(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.app.Elevation.Decide(ctx, e.ID, admin, true, "go ahead"); err != nil {
+		t.Fatal(err)
+	}
+	b.run("reload the roles page", chromedp.Navigate(r.base+"/account/roles"))
+	b.waitFor("bank-admin active", `document.getElementById("end-bank-admin") !== null`)
+
+	// The admin pages need a passkey too. alice adds one: her app's code
+	// of a moment ago opens the registration.
+	b.run("add a passkey",
+		chromedp.Navigate(r.base+"/account/security"),
+		chromedp.Click(chromedp.ID("add-webauthn")),
+		chromedp.WaitVisible(chromedp.ID("webauthn-start")),
+		chromedp.Click(chromedp.ID("webauthn-start")),
+	)
+	b.waitFor("the registered passkey", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
+	b.run("open the bank's admin page", chromedp.Navigate(r.bank+"/admin/"))
+	b.waitFor("the step-up page offering the passkey", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
+	b.run("step up with the passkey", chromedp.Click(chromedp.ID("webauthn-start")))
+	b.waitFor("the bank's admin page", `document.body.innerText.includes("Welcome to the administration pages")`)
+
+	// The hour passes: the elevation ends at its time, and the next
+	// request is refused by the policy that asks for the role — a block
+	// page naming it, not a step-up.
+	r.offset.Store(int64(time.Hour + time.Second))
+	if _, err := r.app.Elevation.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e = onlyElevation(t, r.app, alice); e.State != store.ElevationExpired {
+		t.Fatalf("after the hour: %s, want expired", e.State)
+	}
+	b.run("open the admin page again", chromedp.Navigate(r.bank+"/admin/"))
+	b.waitFor("the refusal", `document.readyState === "complete"`)
+	status, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`performance.getEntriesByType("navigation")[0].responseStatus`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+	if page := b.text(); status != http.StatusForbidden || strings.Contains(loc, "/stepup") || !strings.Contains(page, "admin-pages-need-bank-admin") || strings.Contains(page, "Welcome to the administration") {
+		t.Fatalf("the admin page after the elevation ended: %d at %s, want a 403 naming admin-pages-need-bank-admin\n%s", status, loc, page)
+	}
+	b.run("reload the roles page", chromedp.Navigate(r.base+"/account/roles"))
+	b.waitFor("the ended elevation in the history", `document.querySelector("#roles-history") !== null && document.body.innerText.includes("Ended at its time")`)
+}
+
+// text is the page's visible text.
+func (b *browserRig) text() string {
+	s, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	return s
+}
+
+func onlyElevation(t *testing.T, a *app.App, u store.User) store.Elevation {
+	t.Helper()
+	es, err := a.Store.ListElevations(context.Background(), store.ElevationQuery{UserID: u.ID})
+	if err != nil || len(es) != 1 {
+		t.Fatalf("elevations of %s: %+v (%v), want one", u.Username, es, err)
+	}
+	return es[0]
+}
