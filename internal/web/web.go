@@ -18,13 +18,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
+	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/session"
@@ -149,10 +149,11 @@ type Deps struct {
 	StepUps []StepUpSource
 
 	// Elevation runs users' requests for their eligible roles, and
-	// Access builds the access request their activation is decided on;
-	// the roles pages are served when both are set.
+	// Access builds the access request their activation is decided on
+	// (for the app elevate.App); the roles pages are served when both
+	// are set.
 	Elevation *elevate.Service
-	Access    access.RequestFunc
+	Access    func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request
 
 	Sessions *session.Manager
 	CSRFKey  []byte
