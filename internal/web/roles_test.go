@@ -41,7 +41,7 @@ func newRolesRig(t *testing.T) *rolesRig {
 			t.Fatal(err)
 		}
 		rr.svc = &elevate.Service{Store: d.Store.(elevate.Store), Proofs: checker, MaxPending: 3, Now: d.Now, Roles: rolesOf}
-		d.Elevation, d.Access = rr.svc, (&access.Builder{}).Request
+		d.Elevation, d.Access = rr.svc, sessionRequest
 	})
 	// The source needs the pages it belongs to.
 	rr.p.StepUps = []StepUpSource{rr.p.ElevationStepUps()}
@@ -55,6 +55,17 @@ func newRolesRig(t *testing.T) *rolesRig {
 		t.Fatal(err)
 	}
 	return rr
+}
+
+// sessionRequest is the access request of a browser request as the
+// decision core sees it: who, when, and the session's proofs.
+func sessionRequest(_ *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request {
+	req := &policy.Request{Subject: policy.Subject{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.Roles},
+		ClientApp: policy.ClientBrowser, Now: now}
+	if s != nil {
+		req.Events = access.Events(s.Events)
+	}
+	return req
 }
 
 func rolesOf(name string) elevate.Role {
