@@ -270,17 +270,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
-	pages.Elevation = a.Elevation
-	pages.Access = func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request {
-		return a.Access.Request(r, u, s, now)
-	}
-	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC, pages.ElevationStepUps()}
+	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC}
 	a.buildAdmin()
 	adminConsole, err := a.buildConsole(pages)
 	if err != nil {
 		return nil, err
 	}
 
+	a.rolesPages(pages)
 	browser := http.NewServeMux()
 	pages.Mount(browser)
 	adminConsole.Mount(browser)

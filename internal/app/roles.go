@@ -1,0 +1,22 @@
+package app
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/web"
+)
+
+// rolesPages gives the account pages the elevation service: the roles
+// page (/account/roles), where users ask for their eligible roles, and
+// its step-up source, so the step-up page says what an activation's
+// proof is for and offers only the methods that meet it.
+func (a *App) rolesPages(pages *web.Pages) {
+	pages.Elevation = a.Elevation
+	pages.Access = func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request {
+		return a.Access.Request(r, u, s, now)
+	}
+	pages.StepUps = append(pages.StepUps, pages.ElevationStepUps())
+}
