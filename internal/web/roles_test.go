@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -124,8 +123,6 @@ func (b *browser) stepUpTOTPFor(secret, returnTo string) {
 	}
 	b.rg.clock.Add(30 * time.Second)
 }
-
-var confirmIDRe = regexp.MustCompile(`name="id" value="([^"]+)"`)
 
 // TestRolesActivationNeedsStepUpAndApproval walks a request for a role
 // with approvers: asked with a password session, it waits for the
@@ -418,6 +415,33 @@ func TestRolesPagesNeedSignIn(t *testing.T) {
 		resp, _ := b.do("GET", path, nil)
 		if loc, _ := resp.Location(); resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Path != "/login" || loc.Query().Get("return_to") != path {
 			t.Errorf("%s without a session: %d to %v", path, resp.StatusCode, loc)
+		}
+	}
+}
+
+// TestRolesJustificationIsText: what a requester types is shown as text
+// on their pages (approvers see it too), never as markup.
+func TestRolesJustificationIsText(t *testing.T) {
+	t.Parallel()
+	rr := newRolesRig(t)
+	alice := rr.addUser("alice")
+	rr.enrollTOTP(alice)
+	rr.eligible(alice, "bank-admin")
+	b := rr.browser()
+	b.signIn("alice")
+	const evil = `<script>alert(1)</script><img src=x onerror=alert(2)>`
+	resp, _ := b.do("POST", "/account/roles", url.Values{"role": {"bank-admin"}, "justification": {evil}, "ticket": {`"><b>t</b>`}})
+	loc, _ := resp.Location()
+	if resp.StatusCode != http.StatusSeeOther || loc == nil {
+		t.Fatalf("request: %d", resp.StatusCode)
+	}
+	for _, page := range []string{"/account/roles", loc.Query().Get("return_to")} {
+		_, body := b.do("GET", page, nil)
+		if strings.Contains(body, "<script>alert") || strings.Contains(body, "<img src=x") || strings.Contains(body, "<b>t</b>") {
+			t.Errorf("attack/markup-in-justification: %s renders the justification as markup:\n%s", page, body)
+		}
+		if !strings.Contains(body, html.EscapeString(evil)) {
+			t.Errorf("%s does not show the justification as text:\n%s", page, body)
 		}
 	}
 }
