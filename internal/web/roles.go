@@ -122,8 +122,10 @@ func (p *Pages) rolesNotice(r *http.Request, u store.User) (string, error) {
 		return fmt.Sprintf("%s is active until %s.", e.Role, clock(e.Until, now)), nil
 	case e.State == store.ElevationPending && !e.ProvenAt.IsZero():
 		return fmt.Sprintf("Your request for %s now waits for approval.", e.Role), nil
+	case e.State == store.ElevationDeactivated && e.ActivatedAt.IsZero():
+		return fmt.Sprintf("Your request for %s is cancelled.", e.Role), nil
 	case e.State == store.ElevationDeactivated:
-		return fmt.Sprintf("Your %s request or elevation has ended.", e.Role), nil
+		return fmt.Sprintf("%s has ended.", e.Role), nil
 	}
 	return "", nil
 }
@@ -185,7 +187,7 @@ func (p *Pages) eligibleView(el elevate.Eligibility, rv *rolesView) eligibleView
 	}
 	for _, e := range rv.Active {
 		if e.Role == role.Name {
-			v.Busy = "Active until " + e.Until.UTC().Format("15:04 UTC") + "."
+			v.Busy = e.State + "."
 		}
 	}
 	for _, e := range rv.Pending {
@@ -382,6 +384,18 @@ func (p *Pages) prove(w http.ResponseWriter, r *http.Request, u store.User, sess
 		return p.renderRoles(w, r, u, sess, http.StatusForbidden, "", msg, "", askForm{})
 	}
 	return nil
+}
+
+// activated are the elevations of u's that count now, anywhere, for the
+// account page.
+func activated(u store.User, now time.Time) []store.Grant {
+	var out []store.Grant
+	for _, g := range u.Grants {
+		if g.Elevation != "" && now.Before(g.Until) && !now.Before(g.Since) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func confirmURL(id string) string { return confirmPath + "?id=" + url.QueryEscape(id) }

@@ -226,6 +226,10 @@ func TestRolesActivationNeedsStepUpAndApproval(t *testing.T) {
 	if _, err := rr.svc.Decide(context.Background(), e.ID, admin, true, "go ahead"); err != nil {
 		t.Fatal(err)
 	}
+	_, body = b.do("GET", "/account", nil)
+	if !strings.Contains(body, `<td id="activated">bank-admin until`) {
+		t.Errorf("the account page does not show the activated role:\n%s", body)
+	}
 	_, body = b.do("GET", "/account/roles", nil)
 	for _, want := range []string{`id="roles-active"`, `id="end-bank-admin"`, "Active until"} {
 		if !strings.Contains(body, want) {
@@ -235,6 +239,13 @@ func TestRolesActivationNeedsStepUpAndApproval(t *testing.T) {
 	resp, _ = b.do("POST", "/account/roles/end", url.Values{"id": {e.ID}})
 	if e := rr.elevation(e.ID); resp.StatusCode != http.StatusSeeOther || e.State != store.ElevationDeactivated {
 		t.Fatalf("ending the active role: %d, state %s", resp.StatusCode, e.State)
+	}
+	loc, _ = resp.Location()
+	if _, body := b.do("GET", loc.RequestURI(), nil); !strings.Contains(body, "bank-admin has ended.") {
+		t.Errorf("the roles page after ending the role:\n%s", body)
+	}
+	if _, body := b.do("GET", "/account", nil); strings.Contains(body, `id="activated"`) {
+		t.Errorf("the account page still shows the ended role:\n%s", body)
 	}
 	_, body = b.do("GET", "/account/roles", nil)
 	if !strings.Contains(body, "Ended by you") || !strings.Contains(body, "Approved at") || !strings.Contains(body, "go ahead") {
@@ -402,6 +413,15 @@ func TestRolesCSRF(t *testing.T) {
 	resp, _ = b.postRaw("/account/roles/end", url.Values{"id": {e.ID}})
 	if resp.StatusCode != http.StatusForbidden || rr.elevation(e.ID).State != store.ElevationPending {
 		t.Fatalf("attack/cross-site-end: %d, state %s", resp.StatusCode, rr.elevation(e.ID).State)
+	}
+	// ok/cancel: with the form's token, alice cancels her own request.
+	resp, _ = b.do("POST", "/account/roles/end", url.Values{"id": {e.ID}})
+	loc, _ := resp.Location()
+	if resp.StatusCode != http.StatusSeeOther || loc == nil || rr.elevation(e.ID).State != store.ElevationDeactivated {
+		t.Fatalf("ok/cancel: %d, state %s", resp.StatusCode, rr.elevation(e.ID).State)
+	}
+	if _, body := b.do("GET", loc.RequestURI(), nil); !strings.Contains(body, "Your request for quick-look is cancelled.") || !strings.Contains(body, "Ended by you") {
+		t.Errorf("the roles page after cancelling:\n%s", body)
 	}
 }
 

@@ -333,8 +333,9 @@ type view struct {
 	Report      *reportView    // a "this wasn't me" link
 	Roles       *rolesView     // the roles pages
 	// RolesPage: the roles pages are served (the account pages link
-	// to them).
+	// to them). Activated are the user's elevated roles now.
 	RolesPage bool
+	Activated []store.Grant
 
 	// Base is what the page's own links and stylesheet start with:
 	// empty on Stepgate's host, the issuer's URL on an application's.
@@ -494,7 +495,7 @@ func (p *Pages) account(w http.ResponseWriter, r *http.Request) error {
 	if !ok || err != nil {
 		return err
 	}
-	p.render(w, r, http.StatusOK, "account", view{Title: "Account", User: &u, Session: &s})
+	p.render(w, r, http.StatusOK, "account", view{Title: "Account", User: &u, Session: &s, Activated: activated(u, p.Now())})
 	return nil
 }
 
