@@ -119,13 +119,13 @@ func (p *Pages) rolesNotice(r *http.Request, u store.User) (string, error) {
 	now := p.Now()
 	switch {
 	case e.State == store.ElevationActive && now.Before(e.Until):
-		return fmt.Sprintf("%s is active until %s.", e.Role, clock(e.Until, now)), nil
+		return fmt.Sprintf("Your role %s is active until %s.", e.Role, clock(e.Until, now)), nil
 	case e.State == store.ElevationPending && !e.ProvenAt.IsZero():
 		return fmt.Sprintf("Your request for %s now waits for approval.", e.Role), nil
 	case e.State == store.ElevationDeactivated && e.ActivatedAt.IsZero():
 		return fmt.Sprintf("Your request for %s is cancelled.", e.Role), nil
 	case e.State == store.ElevationDeactivated:
-		return fmt.Sprintf("%s has ended.", e.Role), nil
+		return fmt.Sprintf("Your role %s has ended.", e.Role), nil
 	}
 	return "", nil
 }

@@ -241,7 +241,7 @@ func TestRolesActivationNeedsStepUpAndApproval(t *testing.T) {
 		t.Fatalf("ending the active role: %d, state %s", resp.StatusCode, e.State)
 	}
 	loc, _ = resp.Location()
-	if _, body := b.do("GET", loc.RequestURI(), nil); !strings.Contains(body, "bank-admin has ended.") {
+	if _, body := b.do("GET", loc.RequestURI(), nil); !strings.Contains(body, "Your role bank-admin has ended.") {
 		t.Errorf("the roles page after ending the role:\n%s", body)
 	}
 	if _, body := b.do("GET", "/account", nil); strings.Contains(body, `id="activated"`) {
