@@ -465,3 +465,32 @@ func TestRolesJustificationIsText(t *testing.T) {
 		}
 	}
 }
+
+// TestRolesWithoutAUsableMethod: a user whose methods cannot give the
+// activation's proof is sent to the step-up page, which says what would
+// and how to get it, and nothing turns active.
+func TestRolesWithoutAUsableMethod(t *testing.T) {
+	t.Parallel()
+	rr := newRolesRig(t)
+	bob := rr.addUser("bob")
+	rr.eligible(bob, "quick-look")
+	b := rr.browser()
+	b.signIn("bob")
+	resp, _ := b.do("POST", "/account/roles", url.Values{"role": {"quick-look"}})
+	loc, _ := resp.Location()
+	if resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Path != "/stepup" {
+		t.Fatalf("request with a password only: %d to %v, want the step-up page", resp.StatusCode, loc)
+	}
+	_, body := b.do("GET", loc.RequestURI(), nil)
+	for _, want := range []string{"Activate quick-look", "None of your sign-in methods can give this proof", "Add an authenticator app"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the step-up page does not say %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, `name="password"`) {
+		t.Errorf("the step-up page offers the password for a second factor:\n%s", body)
+	}
+	if es := rr.elevations(bob); len(es) != 1 || es[0].State != store.ElevationPending || !es[0].ProvenAt.IsZero() {
+		t.Fatalf("bob's requests: %+v, want one pending and unproven", es)
+	}
+}
