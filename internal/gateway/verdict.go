@@ -30,11 +30,6 @@ func (v *verdict) refusal() string {
 	case reason.NoUsableMethod:
 		return "Your organisation's policy requires a proof your account cannot give yet. Add a sign-in method on your security page, or ask your administrator."
 	}
-	if v.BlockedBy != "" {
-		// The policy's name is what the user quotes to an administrator,
-		// who finds it in the sign-in log and the policy list.
-		return "Access to this page is blocked by your organisation's policy “" + v.BlockedBy + "”."
-	}
 	return "Access to this page is blocked by your organisation's policy."
 }
 
