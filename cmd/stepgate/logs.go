@@ -45,7 +45,7 @@ prints all of them.`,
 	fl := signins.Flags()
 	fl.StringVar(&f.user, "user", "", "only this user (user name)")
 	fl.StringVar(&f.app, "app", "", "only this app or OIDC client")
-	fl.StringVar(&f.decision, "decision", "", "only this decision: allow, challenge, block, success, failure, throttled")
+	fl.StringVar(&f.decision, "decision", "", "only this decision: allow, challenge, block, success, failure, throttled; or an elevation step: requested, proven, approved, denied, activated, expired, deactivated")
 	fl.StringVar(&f.policy, "policy", "", "only entries this policy applied to (report-only included)")
 	fl.StringVar(&f.since, "since", "", "only entries at or after this time or age")
 	fl.StringVar(&f.until, "until", "", "only entries before this time or age")
@@ -115,7 +115,7 @@ func (c *cli) listSignIns(ctx context.Context, st store.Store, f signinFilter) e
 			return enc.Encode(e)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Source,
-			dash(firstOf(e.Username, e.UserID)), dash(e.App), e.Decision, dash(string(e.Reason)),
+			dash(firstOf(e.Username, e.UserID)), dash(e.App), e.Decision, dash(reasonText(e)),
 			dash(riskSummary(e)), dash(e.IP), dash(strings.Join(row.Policies, ",")))
 		return nil
 	})
@@ -126,6 +126,15 @@ func (c *cli) listSignIns(ctx context.Context, st store.Store, f signinFilter) e
 		return tw.Flush()
 	}
 	return nil
+}
+
+// reasonText is an entry's reason code, with the role for a step of an
+// elevation.
+func reasonText(e audit.SignIn) string {
+	if e.Elevation != nil && e.Reason != "" {
+		return string(e.Reason) + " (" + e.Elevation.Role + ")"
+	}
+	return string(e.Reason)
 }
 
 func firstOf(vs ...string) string {

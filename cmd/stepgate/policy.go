@@ -4,13 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -136,8 +140,9 @@ func (c *cli) whatifCmd() *cobra.Command {
 				if geo != nil {
 					defer geo.Close()
 				}
-				b := &access.Builder{GeoIP: geo}
-				req, err := b.WhatIf(ctx, s, &w, c.now())
+				elevation := &elevate.Service{Store: s, Roles: app.ElevationRoles(cfg.Elevation)}
+				b := &access.Builder{GeoIP: geo, Eligible: app.EligibleRoles(elevation)}
+				req, roles, err := b.WhatIf(ctx, s, &w, c.now())
 				if errors.Is(err, access.ErrInvalidWhatIf) {
 					return usageError{err}
 				}
@@ -146,9 +151,12 @@ func (c *cli) whatifCmd() *cobra.Command {
 				}
 				d := set.Snapshot.Evaluate(req, policy.EvaluateOptions{Explain: true})
 				if asJSON {
-					return c.printJSON(d)
+					return c.printJSON(api.WhatIfAnswer{Decision: &d, Roles: roles})
 				}
-				_, err = fmt.Fprint(c.stdout, policy.Explain(&d))
+				if _, err = fmt.Fprint(c.stdout, policy.Explain(&d)); err != nil || roles == nil {
+					return err
+				}
+				_, err = fmt.Fprint(c.stdout, explainRoles(roles))
 				return err
 			})
 		},
@@ -188,4 +196,19 @@ func them(n int) string {
 		return "it"
 	}
 	return "them"
+}
+
+// explainRoles is the What-If's account of the user's roles: those the
+// policies were evaluated with, which of them are elevated and until
+// when, and those the user could activate.
+func explainRoles(r *access.WhatIfRoles) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "roles active: %s\n", dash(strings.Join(r.Active, ", ")))
+	elevated := make([]string, 0, len(r.Elevated))
+	for _, e := range r.Elevated {
+		elevated = append(elevated, e.Role+" until "+e.Until.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, "  elevated: %s\n", dash(strings.Join(elevated, ", ")))
+	fmt.Fprintf(&b, "roles eligible, not active: %s\n", dash(strings.Join(r.Eligible, ", ")))
+	return b.String()
 }

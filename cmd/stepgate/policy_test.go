@@ -128,6 +128,7 @@ func TestWhatIf(t *testing.T) {
 			"missing:  1. strength phishing-resistant [add webauthn] (c2-phishing-resistant)",
 			"POLICY                 STATE    RESULT   DETAIL",
 			"staff-mfa              enabled  applied  all-of: mfa within 8h [ok]",
+			"roles active: -\n  elevated: -\nroles eligible, not active: -\n",
 		} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("stdout does not contain %q:\n%s", want, r.stdout)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,9 +37,10 @@ var (
 )
 
 // RequestFunc builds the Access Request for a browser request by a
-// signed-in user. The OIDC provider and the gateway are handed the same
-// one (Builder.Request), so both ask the policy engine the same question.
-type RequestFunc func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request
+// signed-in user to app. The OIDC provider and the gateway are handed
+// the same one (Builder.Request), so both ask the policy engine the same
+// question.
+type RequestFunc func(r *http.Request, u store.User, s *store.Session, app string, now time.Time) *policy.Request
 
 // Builder turns what a component knows about a request into a
 // policy.Request. The zero value works: no GeoIP, only the TCP peer
@@ -53,6 +55,9 @@ type Builder struct {
 	// UserRisk, when set, is the user's current risk level (none, low,
 	// medium, high), for user-risk conditions.
 	UserRisk func(ctx context.Context, userID string) string
+	// Eligible, when set, lists the roles a user may activate, for the
+	// What-If's account of the user's roles.
+	Eligible func(ctx context.Context, u store.User) ([]string, error)
 }
 
 // SignInRisk is the sign-in risk of a session: the level assessed at its
@@ -70,21 +75,29 @@ func SignInRisk(events []store.AuthEvent) string {
 	return events[0].Risk
 }
 
-// Request describes r, made by u within session s (nil before sign-in),
-// as the engine sees it at now. The caller sets what only it knows: the
-// app, requested contexts, a user action, a client app other than
+// Request describes r, made by u within session s (nil before sign-in)
+// to app, as the engine sees it at now. The caller sets what only it
+// knows: requested contexts, a user action, a client app other than
 // browser, device facts and risk.
+//
+// The subject's roles are those u holds at now for app (User.RolesAt):
+// standing roles, and elevations and assignments scoped to app that
+// count then. They are worked out here, with the app, rather than left
+// to each caller, so that no enforcement point can judge an elevated
+// user on the roles of another app, or on a role that has ended.
 //
 // The result shares u's group and role slices and the events' AMR
 // slices rather than copying them; treat it as read-only. That keeps
-// building a request on every proxied call to a handful of allocations.
-func (b *Builder) Request(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request {
+// building a request on every proxied call to a handful of allocations
+// (RolesAt adds one only for a user whose grants add a role).
+func (b *Builder) Request(r *http.Request, u store.User, s *store.Session, app string, now time.Time) *policy.Request {
 	// The address comes from the connection, and from X-Forwarded-For
 	// only hop by hop through trusted proxies: a client that sends the
 	// header itself cannot move into a trusted named location.
 	ip := b.ClientIP.Of(r)
 	req := &policy.Request{
-		Subject:   policy.Subject{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.Roles},
+		Subject:   policy.Subject{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.RolesAt(now, app)},
+		App:       app,
 		IP:        ip,
 		Platform:  policy.PlatformFromUserAgent(r.UserAgent()),
 		ClientApp: policy.ClientBrowser,
@@ -147,36 +160,94 @@ type UserFinder interface {
 	GetUserByName(ctx context.Context, username string) (store.User, error)
 }
 
+// WhatIfRoles is what a What-If says about the user's roles, with the
+// roles that count and those that could apart, as an administrator asks
+// "was she an admin then, or only allowed to become one?".
+type WhatIfRoles struct {
+	// Active are the roles the policies were evaluated with: the ones
+	// the user holds at the What-If's time for its app, standing or
+	// elevated.
+	Active []string `json:"active"`
+	// Elevated are the active roles that come from an elevation, and
+	// when each ends.
+	Elevated []ElevatedRole `json:"elevated,omitempty"`
+	// Eligible are the roles the user may activate and does not hold
+	// for the app at that time.
+	Eligible []string `json:"eligible,omitempty"`
+}
+
+// ElevatedRole is a role held through an elevation until a time.
+type ElevatedRole struct {
+	Role  string    `json:"role"`
+	Until time.Time `json:"until"`
+}
+
 // WhatIf resolves a What-If description into the request to evaluate at
-// now: the user's groups and roles come from users, and the country from
-// GeoIP when w gives an IP but no country. A mistake in w wraps
+// now: the user's groups and roles come from users (the roles those the
+// user holds at now for the What-If's app, elevations included), and the
+// country from GeoIP when w gives an IP but no country. For a user it
+// also returns the roles apart: active, elevated and eligible (from
+// eligible, nil leaving eligibility out). A mistake in w wraps
 // ErrInvalidWhatIf, an unknown user ErrUnknownUser; anything else is a
 // storage failure.
-func (b *Builder) WhatIf(ctx context.Context, users UserFinder, w *policy.WhatIf, now time.Time) (*policy.Request, error) {
-	var subject policy.Subject
+func (b *Builder) WhatIf(ctx context.Context, users UserFinder, w *policy.WhatIf, now time.Time) (*policy.Request, *WhatIfRoles, error) {
+	var (
+		subject policy.Subject
+		roles   *WhatIfRoles
+	)
 	switch {
 	case w.User != "" && w.Client != "":
-		return nil, fmt.Errorf("%w: give a user or a client, not both", ErrInvalidWhatIf)
+		return nil, nil, fmt.Errorf("%w: give a user or a client, not both", ErrInvalidWhatIf)
 	case w.User == "" && w.Client == "":
-		return nil, fmt.Errorf("%w: give the user (a username) or the client (a service client id) to evaluate for", ErrInvalidWhatIf)
+		return nil, nil, fmt.Errorf("%w: give the user (a username) or the client (a service client id) to evaluate for", ErrInvalidWhatIf)
 	case w.User != "":
 		u, err := users.GetUserByName(ctx, strings.TrimSpace(w.User))
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("%w %q; check the name with: stepgate user list", ErrUnknownUser, w.User)
+			return nil, nil, fmt.Errorf("%w %q; check the name with: stepgate user list", ErrUnknownUser, w.User)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("look up user %q: %w", w.User, err)
+			return nil, nil, fmt.Errorf("look up user %q: %w", w.User, err)
 		}
-		subject = policy.Subject{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.Roles}
+		subject = policy.Subject{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.RolesAt(now, w.App)}
+		if roles, err = b.whatIfRoles(ctx, u, subject.Roles, w.App, now); err != nil {
+			return nil, nil, err
+		}
 	}
 	req, err := w.Request(now, subject)
 	if err != nil {
 		// One line per mistake reads badly after "stepgate: " or inside a
 		// JSON string; the parts are plain messages, nothing to unwrap.
-		return nil, fmt.Errorf("%w: %s", ErrInvalidWhatIf, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, nil, fmt.Errorf("%w: %s", ErrInvalidWhatIf, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if req.Country == "" && b.GeoIP != nil && req.IP.IsValid() {
 		req.Country = b.GeoIP.Country(req.IP)
 	}
-	return req, nil
+	return req, roles, nil
+}
+
+// whatIfRoles sorts u's roles for a What-If on app at now: active (as
+// evaluated), elevated, and eligible but not active.
+func (b *Builder) whatIfRoles(ctx context.Context, u store.User, active []string, app string, now time.Time) (*WhatIfRoles, error) {
+	out := &WhatIfRoles{Active: slices.Clone(active)}
+	if out.Active == nil {
+		out.Active = []string{}
+	}
+	for _, g := range u.Grants {
+		if g.Elevation != "" && g.At(now, app) && !slices.Contains(u.Roles, g.Role) {
+			out.Elevated = append(out.Elevated, ElevatedRole{Role: g.Role, Until: g.Until})
+		}
+	}
+	if b.Eligible == nil {
+		return out, nil
+	}
+	eligible, err := b.Eligible(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("list the roles %s is eligible for: %w", u.Username, err)
+	}
+	for _, r := range eligible {
+		if !slices.Contains(active, r) {
+			out.Eligible = append(out.Eligible, r)
+		}
+	}
+	return out, nil
 }

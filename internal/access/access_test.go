@@ -77,7 +77,7 @@ func TestRequest(t *testing.T) {
 			if tt.ua != "" {
 				r.Header.Set("User-Agent", tt.ua)
 			}
-			got := tt.builder.Request(r, alice, tt.session, now)
+			got := tt.builder.Request(r, alice, tt.session, "", now)
 			if got.IP != netip.MustParseAddr(tt.wantIP) {
 				t.Errorf("IP = %v, want %s", got.IP, tt.wantIP)
 			}
@@ -160,7 +160,7 @@ func TestWhatIf(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			req, err := b.WhatIf(context.Background(), users, &tt.in, now)
+			req, _, err := b.WhatIf(context.Background(), users, &tt.in, now)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -185,7 +185,7 @@ func BenchmarkRequest(b *testing.B) {
 	s := &store.Session{Events: []store.AuthEvent{{Method: "password", Time: now, AMR: []string{"pwd"}}}}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = bld.Request(r, u, s, now)
+		_ = bld.Request(r, u, s, "payroll", now)
 	}
 }
 

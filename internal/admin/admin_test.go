@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -329,5 +330,25 @@ func BenchmarkOverview100k(b *testing.B) {
 		if err != nil || o.Scanned != MaxScan {
 			b.Fatalf("scanned %d: %v", o.Scanned, err)
 		}
+	}
+}
+
+// TestElevatedAdminRoleOpensNothing: the administrator role counts only
+// when it is standing. An elevation of it (granted by mistake, or through
+// an eligible assignment an attacker obtained) must not open the console
+// or the admin API, from which elevations themselves are approved.
+func TestElevatedAdminRoleOpensNothing(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	u := store.User{ID: "u1", Grants: []store.Grant{{Role: Role, Elevation: "elv_1", Since: now.Add(-time.Minute), Until: now.Add(time.Hour)}}}
+	if !slices.Contains(u.RolesAt(now, ConsoleApp), Role) {
+		t.Fatal("the test's elevation does not count; it proves nothing")
+	}
+	if IsAdmin(u) {
+		t.Fatal("fail/elevated-admin: an elevated administrator role opens the console")
+	}
+	u.Roles = []string{Role}
+	if !IsAdmin(u) {
+		t.Fatal("ok/standing-admin: the standing role does not")
 	}
 }

@@ -155,5 +155,10 @@ func (s *Service) userByName(ctx context.Context, name string) (store.User, erro
 	return u, err
 }
 
-// IsAdmin reports whether u may use the console and the admin API.
+// IsAdmin reports whether u may use the console and the admin API. Only
+// the standing role counts (u.Roles, never RolesAt): an administrator
+// approves and revokes elevations, so a role that elevation can grant
+// would let an elevated user approve further elevations, their own
+// included, and an administrator's power would rest on a grant that
+// the console itself can end.
 func IsAdmin(u store.User) bool { return !u.Disabled && slices.Contains(u.Roles, Role) }

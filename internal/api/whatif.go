@@ -16,6 +16,14 @@ import (
 	"github.com/stepgate/stepgate/internal/policy"
 )
 
+// WhatIfAnswer is the What-If's answer: the Decision with every
+// policy's result, and for a user their roles, active (what the policies
+// were evaluated with), elevated and eligible apart.
+type WhatIfAnswer struct {
+	*policy.Decision
+	Roles *access.WhatIfRoles `json:"roles,omitempty"`
+}
+
 // whatIf evaluates a hypothetical request (policy.WhatIf as JSON)
 // against the current policies and returns the Decision with every
 // policy's result.
@@ -24,7 +32,7 @@ func (a *API) whatIf(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	req, err := a.deps.Access.WhatIf(r.Context(), a.deps.Users, &in, a.now())
+	req, roles, err := a.deps.Access.WhatIf(r.Context(), a.deps.Users, &in, a.now())
 	switch {
 	case errors.Is(err, access.ErrInvalidWhatIf), errors.Is(err, access.ErrUnknownUser):
 		// The what-if's own words, which name the field to fix.
@@ -33,7 +41,7 @@ func (a *API) whatIf(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d := a.deps.Policies.Evaluate(req, policy.EvaluateOptions{Explain: true})
-	writeJSON(w, http.StatusOK, &d)
+	writeJSON(w, http.StatusOK, WhatIfAnswer{Decision: &d, Roles: roles})
 	return nil
 }
 

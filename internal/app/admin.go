@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/admin/console"
 	"github.com/stepgate/stepgate/internal/audit"
@@ -41,7 +42,7 @@ func (a *App) buildAdmin() {
 func (a *App) buildConsole(pages *web.Pages) (*console.Console, error) {
 	return console.New(console.Deps{
 		Service: a.Admin, Sessions: a.Sessions, Users: a.Store, Access: a.Access.Request,
-		WhatIf: func(ctx context.Context, w *policy.WhatIf, now time.Time) (*policy.Request, error) {
+		WhatIf: func(ctx context.Context, w *policy.WhatIf, now time.Time) (*policy.Request, *access.WhatIfRoles, error) {
 			return a.Access.WhatIf(ctx, a.Store, w, now)
 		},
 		Policies: a.Policies, Methods: a.availableMethods, Passkeys: a.Methods.WebAuthn != nil, Forms: pages, Log: a.Log,

@@ -92,7 +92,9 @@ type App struct {
 	Documents *admin.Documents
 	// Elevation runs just-in-time activation of eligible roles.
 	Elevation *elevate.Service
-	handler   http.Handler
+	// elevationWatch records and tells each step of an elevation.
+	elevationWatch *ElevationWatch
+	handler        http.Handler
 
 	// appMu guards appSources.
 	appMu      sync.Mutex
@@ -175,6 +177,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	defer func() {
 		if err != nil {
 			_ = a.SignIns.Close(context.Background())
+			_ = a.elevationWatch.Close(context.Background())
 		}
 	}()
 	a.Sessions = session.NewManager(st, session.Config{
@@ -252,7 +255,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 			log.WarnContext(ctx, "changes of sign-in methods are not mailed: otp.email.sender is none", "key", "registration.notify")
 		}
 	}
-	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk}
+	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk, Eligible: EligibleRoles(a.Elevation)}
 	if err := a.buildOIDC(ctx, pages); err != nil {
 		return nil, err
 	}
@@ -270,6 +273,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
+	a.Elevation.Observers = append(a.Elevation.Observers, ForgetOnElevation(a.Gateway.Forget))
 	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC}
 	a.buildAdmin()
 	adminConsole, err := a.buildConsole(pages)
@@ -417,12 +421,13 @@ func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.Config.Server.ShutdownTimeout.D())
 	defer cancel()
 	logErr := a.SignIns.Close(ctx)
+	watchErr := a.elevationWatch.Close(ctx)
 	a.Gateway.Close()
 	var geoErr error
 	if a.GeoIP != nil {
 		geoErr = a.GeoIP.Close()
 	}
-	return errors.Join(logErr, a.Store.Close(), geoErr)
+	return errors.Join(watchErr, logErr, a.Store.Close(), geoErr)
 }
 
 // sharedSecret returns the 32-byte secret stored under name, creating it

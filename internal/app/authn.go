@@ -175,7 +175,7 @@ func (m *Methods) CredentialDetail(c store.Credential) string {
 // registerCheck adapts access.RegisterCheck to the pages: the methods to
 // step up with, or blocked; a failure to list methods blocks.
 func (a *App) registerCheck(r *http.Request, u store.User, s store.Session) ([]string, bool) {
-	req := a.Access.Request(r, u, &s, time.Now())
+	req := a.Access.Request(r, u, &s, "", time.Now())
 	methods, blocked, err := access.RegisterCheck(a.Policies.Load(), req, func() ([]string, error) { return a.availableMethods(r, u) })
 	if err != nil {
 		a.Log.ErrorContext(r.Context(), "list methods", "err", err)

@@ -662,7 +662,8 @@ func TestConsoleReadPages(t *testing.T) {
 
 	_, body = get(t, c, s.base+"/admin/whatif?ask=1&user=bob&contexts=c2&auth=pwd@-1m")
 	if !strings.Contains(body, `id="whatif-outcome">challenge<`) || !strings.Contains(body, `data-policy="c2-mfa"`) ||
-		!strings.Contains(body, "The request asks for none of the authentication contexts the policy targets.") {
+		!strings.Contains(body, "The request asks for none of the authentication contexts the policy targets.") ||
+		!strings.Contains(body, `id="whatif-roles-elevated">none<`) || !strings.Contains(body, `id="whatif-roles-eligible">none<`) {
 		t.Errorf("What-If for c2:\n%s", body)
 	}
 	resp, body := get(t, c, s.base+"/admin/whatif?ask=1&user=nobody")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -45,8 +46,9 @@ func AppSources(cfg config.Config, st store.Store) []AppSource {
 		}
 		return ids, nil
 	}, func(context.Context) ([]string, error) {
-		// The admin console is an app too, so policies can target it.
-		return []string{admin.ConsoleApp}, nil
+		// The admin console and role activation are apps too, so
+		// policies can target them.
+		return []string{admin.ConsoleApp, elevate.App}, nil
 	}}
 }
 

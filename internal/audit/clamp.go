@@ -45,6 +45,11 @@ func clamp(e *SignIn) {
 		}
 		e.Risk[i].Evidence = ev
 	}
+	if e.Elevation != nil {
+		el := *e.Elevation
+		el.ID, el.Role, el.Actor, el.Comment = clampString(el.ID), clampString(el.Role), clampString(el.Actor), clampString(el.Comment)
+		e.Elevation = &el
+	}
 	if e.Facts != nil {
 		f := *e.Facts
 		f.App, f.Action, f.Country, f.Platform, f.ClientApp = clampString(f.App), clampString(f.Action),

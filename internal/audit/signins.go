@@ -37,8 +37,8 @@ type SignIn struct {
 	Time      time.Time `json:"time"`
 	RequestID string    `json:"request_id,omitempty"`
 	// Source is where the decision was made: "sign-in", "oidc",
-	// "gateway", "step-up" or "security-info" (a change of sign-in
-	// methods).
+	// "gateway", "step-up", "security-info" (a change of sign-in
+	// methods) or "elevation" (a step of a just-in-time elevation).
 	Source   string   `json:"source"`
 	UserID   string   `json:"user_id,omitempty"`
 	Username string   `json:"username,omitempty"`
@@ -68,6 +68,20 @@ type SignIn struct {
 	// Facts are what a policy decision was made on, so it can be
 	// replayed against edited policies (the console's impact diff).
 	Facts *Facts `json:"facts,omitempty"`
+	// Elevation is the request an entry of source elevation is about.
+	Elevation *ElevationFacts `json:"elevation,omitempty"`
+}
+
+// ElevationFacts are what an entry of source elevation tells beyond the
+// user: which request, for which role, who moved it on and why.
+type ElevationFacts struct {
+	ID   string `json:"id"`
+	Role string `json:"role"`
+	// Actor is who caused the step: the requester, an approver, an
+	// administrator, or "system" for an end at its time.
+	Actor   string    `json:"actor,omitempty"`
+	Comment string    `json:"comment,omitempty"`
+	Until   time.Time `json:"until,omitzero"`
 }
 
 // Trigger is what one policy did to a decision: asked for more

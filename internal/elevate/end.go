@@ -79,25 +79,46 @@ func (s *Service) end(ctx context.Context, id, from, to, actorID, actorName, why
 // counting at Until whether or not a sweep has run (store.Grant.At);
 // the sweep records it and tells people.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	open, err := s.Store.ListElevations(ctx, store.ElevationQuery{States: []string{store.ElevationPending, store.ElevationActive}, Limit: 1000})
-	if err != nil {
-		return 0, fmt.Errorf("list open elevations: %w", err)
-	}
 	now, n := s.now(), 0
-	for _, e := range open {
-		to, why, err := s.due(ctx, e, now)
+	q := store.ElevationQuery{States: []string{store.ElevationPending, store.ElevationActive}, Limit: sweepPage}
+	for {
+		open, err := s.Store.ListElevations(ctx, q)
 		if err != nil {
-			return n, err
+			return n, fmt.Errorf("list open elevations: %w", err)
 		}
-		if to == "" {
-			continue
+		for _, e := range open {
+			ended, err := s.sweepOne(ctx, e, now)
+			if err != nil {
+				return n, err
+			}
+			if ended {
+				n++
+			}
 		}
-		if _, err := s.end(ctx, e.ID, e.State, to, "system", "", why); err != nil && !errors.Is(err, ErrDecided) && !errors.Is(err, store.ErrConflict) {
-			return n, err
+		if len(open) < sweepPage {
+			return n, nil
 		}
-		n++
+		last := open[len(open)-1]
+		q.Before, q.BeforeID = last.RequestedAt, last.ID
 	}
-	return n, nil
+}
+
+// sweepPage is how many open elevations a sweep reads at a time.
+const sweepPage = 500
+
+// sweepOne ends e when it is due at now.
+func (s *Service) sweepOne(ctx context.Context, e store.Elevation, now time.Time) (bool, error) {
+	to, why, err := s.due(ctx, e, now)
+	if err != nil || to == "" {
+		return false, err
+	}
+	if _, err := s.end(ctx, e.ID, e.State, to, "system", "", why); err != nil {
+		if errors.Is(err, ErrDecided) || errors.Is(err, store.ErrConflict) {
+			return false, nil // another node or a decision got there first
+		}
+		return false, err
+	}
+	return true, nil
 }
 
 // due says whether e must end at now, and how.

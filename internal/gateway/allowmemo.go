@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -26,14 +27,18 @@ import (
 // below high — takes effect when the lookup is renewed, as a sign-out
 // does. Sensitive rules (a context, max_age, single use), and allows a
 // report-only policy would have refused, are never memoised: each such
-// request is decided and logged.
+// request is decided and logged. An allow made while the user held an
+// elevated role is reused only until that role ends (until): one that
+// outlived it would let a policy requiring the role pass on a role the
+// user no longer holds.
 type allowMemo struct {
-	snap *policy.Snapshot
-	ru   *rule
-	peer string
-	xff  []string
-	ua   string
-	acrs []string
+	snap  *policy.Snapshot
+	ru    *rule
+	peer  string
+	xff   []string
+	ua    string
+	acrs  []string
+	until time.Time
 }
 
 // memoable reports whether the decision on ru may be reused.
@@ -41,29 +46,30 @@ func memoable(ru *rule, elevatedAfter bool) bool {
 	return !ru.sensitive() && !elevatedAfter
 }
 
-// matches reports whether r, under snap and on ru, is the request m was
-// decided for.
-func (m *allowMemo) matches(snap *policy.Snapshot, ru *rule, r *http.Request) bool {
+// matches reports whether r, under snap and on ru at now, is the
+// request m was decided for.
+func (m *allowMemo) matches(snap *policy.Snapshot, ru *rule, r *http.Request, now time.Time) bool {
 	return m.snap == snap && m.ru == ru && m.peer == peerHost(r) && m.ua == r.UserAgent() &&
-		slices.Equal(m.xff, r.Header["X-Forwarded-For"])
+		slices.Equal(m.xff, r.Header["X-Forwarded-For"]) && (m.until.IsZero() || now.Before(m.until))
 }
 
-// rememberAllow keeps v, a routine allow of r on ru, in id's memo.
-func rememberAllow(id *identity, snap *policy.Snapshot, ru *rule, r *http.Request, v *access.Verdict) {
+// rememberAllow keeps v, a routine allow of r on ru for app at now, in
+// id's memo.
+func rememberAllow(id *identity, snap *policy.Snapshot, ru *rule, r *http.Request, v *access.Verdict, app string, now time.Time) {
 	if id.memo == nil || v.Outcome != policy.OutcomeAllow || v.ReportOnlyUnmet > 0 {
 		return
 	}
 	id.memo.allowed.Store(&allowMemo{snap: snap, ru: ru, peer: peerHost(r), xff: slices.Clone(r.Header["X-Forwarded-For"]),
-		ua: r.UserAgent(), acrs: v.ACRs})
+		ua: r.UserAgent(), acrs: v.ACRs, until: id.user.GrantsEndAt(now, app)})
 }
 
-// remembered is the memoised allow of r on ru under snap, if any.
-func remembered(id *identity, snap *policy.Snapshot, ru *rule, r *http.Request) (*allowMemo, bool) {
+// remembered is the memoised allow of r on ru under snap at now, if any.
+func remembered(id *identity, snap *policy.Snapshot, ru *rule, r *http.Request, now time.Time) (*allowMemo, bool) {
 	if id.memo == nil {
 		return nil, false
 	}
 	m := id.memo.allowed.Load()
-	if m == nil || !m.matches(snap, ru, r) {
+	if m == nil || !m.matches(snap, ru, r, now) {
 		return nil, false
 	}
 	return m, true

@@ -37,9 +37,9 @@ func TestAllowMemo(t *testing.T) {
 	rig.prove("password", 0)
 	built := 0
 	access := rig.g.Access
-	rig.g.Access = func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request {
+	rig.g.Access = func(r *http.Request, u store.User, s *store.Session, app string, now time.Time) *policy.Request {
 		built++
-		return access(r, u, s, now)
+		return access(r, u, s, app, now)
 	}
 	memo := &identityMemo{}
 	plain := &rule{path: "/accounts", wildcard: true}

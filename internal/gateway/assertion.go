@@ -120,6 +120,14 @@ type identityView struct {
 	snap  *policy.Snapshot
 	facts assertionClaims // without ACRs, which each decision sets
 	plain []headerValue
+	// until, when set, is when an elevated role in facts ends: the view,
+	// and any assertion signed from it, is not used from then on.
+	until time.Time
+}
+
+// stale reports whether v names a role that no longer counts at now.
+func (v *identityView) stale(now time.Time) bool {
+	return !v.until.IsZero() && !now.Before(v.until)
 }
 
 type headerValue struct{ key, value string }
@@ -145,12 +153,16 @@ func (m *identityMemo) view(g *Gateway, rt *route, id *identity) *identityView {
 	if id.sess != nil {
 		snap = g.Policies.Load() // a token's acr is its own
 	}
+	now := g.Now()
 	if m != nil {
-		if v := m.current.Load(); v != nil && v.rt == rt && v.snap == snap {
+		if v := m.current.Load(); v != nil && v.rt == rt && v.snap == snap && !v.stale(now) {
 			return v
 		}
 	}
-	v := &identityView{rt: rt, snap: snap, facts: g.facts(rt, id)}
+	// An elevated role is sent upstream only until its end: a view
+	// kept past it would hand the upstream a role the user no longer
+	// holds for as long as the lookup is reused.
+	v := &identityView{rt: rt, snap: snap, facts: g.facts(rt, id, now), until: id.user.GrantsEndAt(now, rt.app)}
 	v.facts.ACRs = nil
 	v.plain = plainIdentity(v.facts)
 	if m != nil {
@@ -175,7 +187,7 @@ func (g *Gateway) memoAssertion(rt *route, id *identity, v *identityView, req re
 	}
 	a := v.facts
 	a.ACRs = id.acrs
-	tok, expires, err := g.assertion(rt, id, a, req)
+	tok, expires, err := g.assertion(rt, id, a, req, v.until)
 	if err != nil || m == nil || expires.IsZero() {
 		return tok, err
 	}
@@ -225,9 +237,12 @@ type assertionClaims struct {
 	ACRs     []string `json:"acrs,omitempty"`
 }
 
-// facts gathers what the headers and the assertion say about id.
-func (g *Gateway) facts(rt *route, id *identity) assertionClaims {
-	a := assertionClaims{Username: id.user.Username, Email: id.user.Email, Groups: id.user.Groups, Roles: id.user.Roles, ACRs: id.acrs}
+// facts gathers what the headers and the assertion say about id at now:
+// the roles are those the user holds for the route's app then, standing
+// and elevated.
+func (g *Gateway) facts(rt *route, id *identity, now time.Time) assertionClaims {
+	a := assertionClaims{Username: id.user.Username, Email: id.user.Email, Groups: id.user.Groups,
+		Roles: id.user.RolesAt(now, rt.app), ACRs: id.acrs}
 	a.Subject = id.user.ID
 	switch {
 	case id.token != nil:
@@ -236,7 +251,7 @@ func (g *Gateway) facts(rt *route, id *identity) assertionClaims {
 			a.Username, a.Subject = id.token.Subject, id.token.Subject // a service client
 		}
 	case id.sess != nil:
-		a.ACR = g.Policies.Load().Strengths().Strongest(access.Events(id.sess.Events), g.Now())
+		a.ACR = g.Policies.Load().Strengths().Strongest(access.Events(id.sess.Events), now)
 		for _, e := range id.sess.Events {
 			for _, v := range e.AMR {
 				if !contains(a.AMR, v) {
@@ -277,8 +292,10 @@ const maxCachedAssertions = 10000
 // body while its assertion lives.
 //
 // For a read it also returns until when the assertion may be reused
-// (zero for any other method).
-func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requestTarget) (string, time.Time, error) {
+// (zero for any other method). roleEnd, when set, is when an elevated
+// role in a ends: the assertion expires by then and is not reused after,
+// so an upstream never sees the role past its end.
+func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requestTarget, roleEnd time.Time) (string, time.Time, error) {
 	now := g.Now()
 	reusable := safeMethod(req.method)
 	var key string
@@ -295,9 +312,13 @@ func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requ
 	if life <= 0 {
 		life = g.Options.AssertionLifetime
 	}
+	expiry := now.Add(life)
+	if !roleEnd.IsZero() && roleEnd.Before(expiry) {
+		expiry, life = roleEnd, roleEnd.Sub(now)
+	}
 	a.Issuer, a.Audience = g.Issuer, jwt.Audience{rt.audience}
 	a.Method, a.URL = req.method, req.url
-	a.IssuedAt, a.Expiry = jwt.NewNumericDate(now), jwt.NewNumericDate(now.Add(life))
+	a.IssuedAt, a.Expiry = jwt.NewNumericDate(now), jwt.NewNumericDate(expiry)
 	a.ID = rand.Text()
 	tok, err := g.Signer.SignAssertion(a)
 	if err != nil || !reusable {

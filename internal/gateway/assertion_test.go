@@ -76,7 +76,7 @@ func TestAssertionBoundToRequest(t *testing.T) {
 	alice := &identity{user: store.User{ID: "u1", Username: "alice"}, token: &oauth.AccessClaims{Claims: jwt.Claims{ID: "jti-1", Subject: "u1"}, ACR: "mfa"}}
 	sign := func(rt *route, req requestTarget) string {
 		t.Helper()
-		tok, _, err := g.assertion(rt, alice, g.facts(rt, alice), req)
+		tok, _, err := g.assertion(rt, alice, g.facts(rt, alice, g.Now()), req, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}

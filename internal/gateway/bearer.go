@@ -38,6 +38,14 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 			g.revokedChallenge(w, r, rt, raw, rev)
 			return
 		}
+		var ended *oauth.RoleEndedError
+		if errors.As(err, &ended) {
+			// The token was issued while the user held the role; it
+			// ended since (an elevation's end, a role taken away), and
+			// a token is never worth more than its user is now.
+			g.invalidToken(w, r, "the access token carries the role "+ended.Role+", which the user no longer holds; get a new token")
+			return
+		}
 		g.invalidToken(w, r, "the access token is invalid, expired or revoked")
 		return
 	}
@@ -97,12 +105,11 @@ func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route
 // then held to what the rule asks of the token itself (bearerMissing).
 // why is, for a challenge, what the client is told.
 func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEntry, id *identity) (verdict, string) {
-	req := g.Access(r, id.user, tok.proofs, g.Now())
+	req := g.Access(r, id.user, tok.proofs, rt.app, g.Now())
 	if !tok.found { // a service client's token: the client is the subject
 		req.Subject = policy.Subject{Client: true, ID: tok.claims.Subject}
 		req.ClientApp = policy.ClientService
 	}
-	req.App = rt.app
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}

@@ -42,8 +42,7 @@ func (g *Gateway) StepUpFor(r *http.Request, u store.User, s store.Session, retu
 		return access.StepUp{}, false
 	}
 	now := g.Now()
-	req := g.Access(r, u, &s, now)
-	req.App = rt.app
+	req := g.Access(r, u, &s, rt.app, now)
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}

@@ -59,15 +59,14 @@ func (g *Gateway) decide(w http.ResponseWriter, r *http.Request, rt *route, ru *
 // it.
 func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elevatedAfter time.Time) verdict {
 	snap := g.Policies.Load()
+	now := g.Now()
 	reusable := memoable(ru, !elevatedAfter.IsZero())
 	if reusable {
-		if m, ok := remembered(id, snap, ru, r); ok {
+		if m, ok := remembered(id, snap, ru, r, now); ok {
 			return verdict{Verdict: access.Verdict{Outcome: policy.OutcomeAllow, ACRs: m.acrs}, snap: snap}
 		}
 	}
-	now := g.Now()
-	req := g.Access(r, id.user, id.sess, now)
-	req.App = rt.app
+	req := g.Access(r, id.user, id.sess, rt.app, now)
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}
@@ -86,7 +85,7 @@ func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elev
 		g.spendOrReask(r, rt, ru, id, ra, &v)
 	}
 	if reusable {
-		rememberAllow(id, snap, ru, r, &v.Verdict)
+		rememberAllow(id, snap, ru, r, &v.Verdict, rt.app, now)
 	}
 	return v
 }

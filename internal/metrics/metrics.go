@@ -30,6 +30,7 @@ type Metrics struct {
 	logFull     *prometheus.CounterVec
 	triggers    *prometheus.CounterVec
 	friction    *friction
+	elevation   elevationMeters
 	// decided keeps the decision counter and latency histogram of each
 	// label set once looked up: every proxied request counts one, and a
 	// label lookup in the vectors (hashing, validating, locking) cost
@@ -80,7 +81,8 @@ func New() *Metrics {
 			Name: "stepgate_policy_triggers_total",
 			Help: "Decisions a policy asked more of (challenge) or refused (block), by policy and mode: enforced, or report-only (what it would have done).",
 		}, []string{"policy", "mode", "effect"}),
-		friction: newFriction(time.Now),
+		friction:  newFriction(time.Now),
+		elevation: newElevationMeters(),
 		logFull: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stepgate_signin_log_full_total",
 			Help: "Writes that found the sign-in log buffer full, by what they did (block: waited; fail-closed: refused the request).",
@@ -88,6 +90,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(m.decisions, m.latency, m.prompts, m.completions, m.signIns, m.detections, m.logFull, m.triggers, m.friction,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.elevation.collectors()...)
 	return m
 }
 

@@ -87,3 +87,15 @@ type RevokedError struct {
 func (e *RevokedError) Error() string {
 	return "revoked by a security event at " + e.NotBefore.Format(time.RFC3339)
 }
+
+// RoleEndedError is why a token was refused when its roles claim names
+// a role its user no longer holds for the token's client: an elevation
+// that ended (expired, deactivated, revoked) or a standing role taken
+// away. Role is the first such role.
+type RoleEndedError struct {
+	Role string
+}
+
+func (e *RoleEndedError) Error() string {
+	return "the token carries the role " + e.Role + ", which its user no longer holds"
+}

@@ -69,8 +69,7 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 	}
 	now := p.Now()
 	snap := p.Policies.Load()
-	req := p.Access(r, u, &s, now)
-	req.App = f.ClientID
+	req := p.Access(r, u, &s, f.ClientID, now)
 	reqs := acrRequirements(f)
 	values := allValues(reqs)
 	contexts := contextsOf(snap, values)

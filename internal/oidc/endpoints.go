@@ -51,7 +51,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Sub string `json:"sub"`
 		userClaims
-	}{u.ID, profile(u, scope, nil)})
+	}{u.ID, profile(u, u.RolesAt(p.Now(), c.ClientID), scope, nil)})
 }
 
 // introspection is an RFC 7662 response with RFC 9470's claims.

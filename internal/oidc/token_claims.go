@@ -46,8 +46,9 @@ type userClaims struct {
 	Roles             []string `json:"roles,omitempty"`
 }
 
-// profile returns the claims scope (and the claims parameter) release.
-func profile(u store.User, scope, extra []string) userClaims {
+// profile returns the claims scope (and the claims parameter) release;
+// roles are the roles u holds for the client now (User.RolesAt).
+func profile(u store.User, roles, scope, extra []string) userClaims {
 	has := func(s, claim string) bool { return slices.Contains(scope, s) || slices.Contains(extra, claim) }
 	var c userClaims
 	if has("profile", "name") {
@@ -64,7 +65,7 @@ func profile(u store.User, scope, extra []string) userClaims {
 	}
 	if has("groups", "groups") {
 		c.Groups = u.Groups
-		c.Roles = u.Roles
+		c.Roles = roles
 	}
 	return c
 }
@@ -103,10 +104,19 @@ func (p *Provider) mint(c *Client, u store.User, a authState, grantID string, wi
 	if !a.ProofTime.IsZero() {
 		at.ProofTime = a.ProofTime.Unix()
 	}
+	// The roles are those u holds for this client now; a token that
+	// carries one from an elevation expires when the elevation ends, so
+	// no token outlives the role it claims.
+	roles := u.RolesAt(now, c.ID)
+	roleEnd := u.GrantsEndAt(now, c.ID)
+	life := p.Lifetimes.AccessToken
 	if slices.Contains(a.Scope, "groups") {
-		at.Groups, at.Roles = u.Groups, u.Roles
+		at.Groups, at.Roles = u.Groups, roles
+		if capExpiry(&at.Claims, roleEnd) {
+			life = roleEnd.Sub(now)
+		}
 	}
-	out := issued{TokenType: "Bearer", ExpiresIn: int64(p.Lifetimes.AccessToken / time.Second), Scope: scope}
+	out := issued{TokenType: "Bearer", ExpiresIn: int64(life / time.Second), Scope: scope}
 	if out.AccessToken, err = jwt.Signed(key.at).Claims(at).Serialize(); err != nil {
 		return issued{}, fmt.Errorf("sign access token: %w", err)
 	}
@@ -119,12 +129,25 @@ func (p *Provider) mint(c *Client, u store.User, a authState, grantID string, wi
 			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(p.Lifetimes.IDToken)),
 		},
 		AuthTime: at.AuthTime, Nonce: a.Nonce, ACR: a.ACR, AMR: a.AMR, ACRs: a.ACRs, SID: a.SID, AZP: c.ID,
-		userClaims: profile(u, a.Scope, a.IDTokenClaims),
+		userClaims: profile(u, roles, a.Scope, a.IDTokenClaims),
+	}
+	if id.Roles != nil {
+		capExpiry(&id.Claims, roleEnd)
 	}
 	if out.IDToken, err = jwt.Signed(key.jwt).Claims(id).Serialize(); err != nil {
 		return issued{}, fmt.Errorf("sign ID token: %w", err)
 	}
 	return out, nil
+}
+
+// capExpiry brings c's expiry forward to end when end is set and
+// earlier, and reports whether it did.
+func capExpiry(c *jwt.Claims, end time.Time) bool {
+	if end.IsZero() || !end.Before(c.Expiry.Time()) {
+		return false
+	}
+	c.Expiry = jwt.NewNumericDate(end)
+	return true
 }
 
 // jtiFor makes a token id that names its grant ("g.<grant>.<random>"),
@@ -195,7 +218,37 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, raw string) (*AccessCl
 	if err := p.checkEvents(ctx, c.Subject, issued); err != nil {
 		return nil, err
 	}
+	if err := p.checkRoles(ctx, &c); err != nil {
+		return nil, err
+	}
 	return &c, nil
+}
+
+// checkRoles refuses a token whose roles claim names a role its user
+// does not hold now for the token's client. A token issued while an
+// elevation was active otherwise carries the role to every resource
+// server that trusts the claim until the token expires, however early
+// the elevation was ended; the same holds for a standing role taken
+// away. Introspection, the userinfo endpoint, the gateway and the SDK's
+// revocation check all verify tokens here, so all of them refuse it.
+func (p *Provider) checkRoles(ctx context.Context, c *AccessClaims) error {
+	if len(c.Roles) == 0 {
+		return nil
+	}
+	u, err := p.Store.GetUser(ctx, c.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return errInvalidToken(&oauth.RoleEndedError{Role: c.Roles[0]})
+	}
+	if err != nil {
+		return err
+	}
+	held := u.RolesAt(p.Now(), c.ClientID)
+	for _, role := range c.Roles {
+		if !slices.Contains(held, role) {
+			return errInvalidToken(&oauth.RoleEndedError{Role: role})
+		}
+	}
+	return nil
 }
 
 // checkRevoked refuses a token on the deny list or of a revoked grant,

@@ -401,9 +401,9 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 	if c.Public {
 		return issued{}, oauthErr("unauthorized_client", http.StatusBadRequest, "a public client cannot use client_credentials")
 	}
-	req := p.Access(r, store.User{}, nil, p.Now())
+	req := p.Access(r, store.User{}, nil, c.ID, p.Now())
 	req.Subject = policy.Subject{Client: true, ID: c.ID}
-	req.App, req.ClientApp = c.ID, policy.ClientService
+	req.ClientApp = policy.ClientService
 	// A service cannot answer a challenge: no method source, and
 	// anything but allow refuses.
 	if v, _ := access.Decide(access.Ask{Snapshot: p.Policies.Load(), Request: req}, nil); v.Outcome != policy.OutcomeAllow {
@@ -442,8 +442,8 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 // server's User-Agent.
 func (p *Provider) refreshAllowed(r *http.Request, c *Client, u store.User, a authState) error {
 	start := time.Now()
-	req := p.Access(r, u, &store.Session{Events: a.Proofs}, p.Now())
-	req.App, req.AuthContexts = c.ID, a.ACRs
+	req := p.Access(r, u, &store.Session{Events: a.Proofs}, c.ID, p.Now())
+	req.AuthContexts = a.ACRs
 	if !c.Public {
 		req.Platform = a.Platform
 	}

@@ -108,6 +108,18 @@ const (
 	ChangeReportedNotMine  Code = "change-reported-not-mine"
 )
 
+// What happened to a just-in-time elevation (source elevation in the
+// sign-in log): one code per transition.
+const (
+	ElevationRequested   Code = "elevation-requested"
+	ElevationProven      Code = "elevation-proven"
+	ElevationApproved    Code = "elevation-approved"
+	ElevationDenied      Code = "elevation-denied"
+	ElevationActivated   Code = "elevation-activated"
+	ElevationExpired     Code = "elevation-expired"
+	ElevationDeactivated Code = "elevation-deactivated"
+)
+
 // sentences say what each code means, for people reading a decision in
 // the console.
 var sentences = map[Code]string{
@@ -161,6 +173,13 @@ var sentences = map[Code]string{
 	RegistrationNotAllowed: "The policies do not allow adding this sign-in method now.",
 	RemovalNotAllowed:      "The policies do not allow removing this sign-in method now.",
 	ChangeReportedNotMine:  "The user reported a change to their sign-in methods as not theirs.",
+	ElevationRequested:     "The user asked to activate a role they are eligible for.",
+	ElevationProven:        "The user gave the proof the role's activation asks for.",
+	ElevationApproved:      "An approver approved the user's request to activate a role.",
+	ElevationDenied:        "An approver denied the user's request to activate a role.",
+	ElevationActivated:     "The role became active for the user, until the time shown.",
+	ElevationExpired:       "The elevation ended at its time, or the request lapsed before a decision.",
+	ElevationDeactivated:   "The elevation was ended early: by its holder, an administrator, or because the user is no longer eligible.",
 }
 
 // Sentence describes the code for people: "The policy does not target

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
+
+	"github.com/stepgate/stepgate/internal/errkind"
 )
 
 // Assignment kinds: an active assignment holds the role all the time (a
@@ -83,6 +86,68 @@ type Elevation struct {
 	Version   int64
 }
 
+// UpdateElevation's refusals (see Elevation.CheckUpdate).
+var (
+	// ErrTermsChanged is a change to what was asked.
+	ErrTermsChanged = errkind.New(errkind.Conflict, "an elevation's terms (requester, role, scope, duration, justification, ticket, request time) cannot change after it is requested")
+	// ErrLifecycle is a change the elevation's lifecycle does not have.
+	ErrLifecycle = errkind.New(errkind.Conflict, "the change is not one an elevation's lifecycle allows")
+)
+
+// SameTerms reports whether e and o ask for the same thing: requester,
+// role, scope, duration, justification, ticket and request time, exactly
+// (a stored role is lower-case already).
+func (e Elevation) SameTerms(o Elevation) bool {
+	return e.UserID == o.UserID && e.Role == o.Role &&
+		slices.Equal(e.Scope, o.Scope) && e.Duration == o.Duration &&
+		e.Justification == o.Justification && e.Ticket == o.Ticket && e.RequestedAt.Equal(o.RequestedAt)
+}
+
+// nextStates are the states each state may move to; an ended request
+// or elevation (denied, expired, deactivated) moves nowhere.
+var nextStates = map[string][]string{
+	ElevationPending: {ElevationActive, ElevationDenied, ElevationExpired, ElevationDeactivated},
+	ElevationActive:  {ElevationExpired, ElevationDeactivated},
+}
+
+// CheckUpdate reports why e may not be replaced by next, or nil. It is
+// the lifecycle every backend's UpdateElevation enforces inside its
+// compare-and-swap, so that no caller, however it errs, can:
+//   - make an approval cover more than the approvers saw (terms changed:
+//     a duration raised, a scope widened);
+//   - bring an ended request back (an approval replayed after a denial,
+//     an expiry or a deactivation);
+//   - activate a request whose step-up was never given;
+//   - stretch an active elevation (Until later than ActivatedAt +
+//     Duration, or moved later; ActivatedAt moved);
+//   - rewrite or drop an approver's answer.
+func (e Elevation) CheckUpdate(next Elevation) error {
+	switch {
+	case !e.SameTerms(next):
+		return ErrTermsChanged
+	case next.State != e.State && !slices.Contains(nextStates[e.State], next.State):
+		return fmt.Errorf("%w: %s cannot become %q", ErrLifecycle, e.State, next.State)
+	case len(next.Decisions) < len(e.Decisions) || !slices.EqualFunc(e.Decisions, next.Decisions[:len(e.Decisions)], sameDecision):
+		return fmt.Errorf("%w: earlier decisions cannot change", ErrLifecycle)
+	case !e.ActivatedAt.IsZero() && !next.ActivatedAt.Equal(e.ActivatedAt):
+		return fmt.Errorf("%w: the activation time cannot change", ErrLifecycle)
+	case !e.Until.IsZero() && next.Until.After(e.Until):
+		return fmt.Errorf("%w: an elevation's end can only come sooner", ErrLifecycle)
+	case e.State != ElevationActive && next.State == ElevationActive:
+		if next.ProvenAt.IsZero() {
+			return fmt.Errorf("%w: a request becomes active only once its step-up is given", ErrLifecycle)
+		}
+		if next.ActivatedAt.IsZero() || !next.Until.Equal(next.ActivatedAt.Add(next.Duration)) {
+			return fmt.Errorf("%w: an active elevation ends at its activation time plus its duration", ErrLifecycle)
+		}
+	}
+	return nil
+}
+
+func sameDecision(a, b ElevationDecision) bool {
+	return a.By == b.By && a.At.Equal(b.At) && a.Approve == b.Approve && a.Comment == b.Comment
+}
+
 // ElevationDecision is one approver's answer.
 type ElevationDecision struct {
 	By      string    `json:"by"` // the approver's user id
@@ -101,12 +166,14 @@ type ElevationQuery struct {
 	// RequestedAt, then ID).
 	Before   time.Time
 	BeforeID string
-	Limit    int // 0 means 100
+	Limit    int // 0 means 100; at most 1000
 }
 
 // Grant is a role a user holds beyond User.Roles: from an active
 // assignment (to the user or one of their groups), or an active
-// elevation. GetUser and GetUserByName fill User.Grants.
+// elevation of a role the user is still eligible for (an eligible
+// assignment to them or one of their groups). GetUser and GetUserByName
+// fill User.Grants.
 type Grant struct {
 	Role  string
 	Scope []string // empty: everywhere
@@ -132,7 +199,7 @@ func (g Grant) At(now time.Time, app string) bool {
 // and the grants that count then. It returns u.Roles itself when no grant
 // adds a role, so the common case allocates nothing; treat the result as
 // read-only.
-func (u *User) RolesAt(now time.Time, app string) []string {
+func (u User) RolesAt(now time.Time, app string) []string {
 	out := u.Roles
 	shared := true
 	for _, g := range u.Grants {
@@ -151,7 +218,7 @@ func (u *User) RolesAt(now time.Time, app string) []string {
 // GrantsEndAt returns when the next elevation of u that counts at now
 // for app ends (zero when none does): anything derived from u's roles
 // (a cached header, a token) must not outlive it.
-func (u *User) GrantsEndAt(now time.Time, app string) time.Time {
+func (u User) GrantsEndAt(now time.Time, app string) time.Time {
 	var end time.Time
 	for _, g := range u.Grants {
 		if g.Elevation != "" && g.At(now, app) && (end.IsZero() || g.Until.Before(end)) {
@@ -175,5 +242,7 @@ type Elevations interface {
 	// UpdateElevation applies fn to the current record and stores the
 	// result atomically (compare-and-swap on Version): of two racing
 	// decisions, exactly one sees the record the other did not change.
+	// A result that Elevation.CheckUpdate refuses is not stored, and its
+	// error (ErrTermsChanged, ErrLifecycle) returned.
 	UpdateElevation(ctx context.Context, id string, fn func(Elevation) (Elevation, error)) (Elevation, error)
 }

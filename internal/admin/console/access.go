@@ -56,8 +56,7 @@ func (c *Console) admit(r *http.Request) (*caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := c.Access(r, u, &s, c.Now())
-	req.App = admin.ConsoleApp
+	req := c.Access(r, u, &s, admin.ConsoleApp, c.Now())
 	return &caller{user: u, session: s, methods: methods, request: req}, nil
 }
 

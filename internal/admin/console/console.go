@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/httpx"
@@ -56,9 +57,10 @@ type Deps struct {
 	Sessions SessionLoader
 	Users    UserStore
 	// Access describes a browser request for the policy engine.
-	Access func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request
+	Access func(r *http.Request, u store.User, s *store.Session, app string, now time.Time) *policy.Request
 	// WhatIf resolves a What-If description (the API's and the CLI's).
-	WhatIf func(ctx context.Context, w *policy.WhatIf, now time.Time) (*policy.Request, error)
+	// For a user it also returns their roles, active and eligible apart.
+	WhatIf func(ctx context.Context, w *policy.WhatIf, now time.Time) (*policy.Request, *access.WhatIfRoles, error)
 	// Policies are the live policies.
 	Policies *policy.Engine
 	// Methods are the sign-in methods u has, in prompt order.

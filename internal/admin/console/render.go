@@ -162,11 +162,11 @@ func resultText(r policy.Result) string {
 // outcomeClass is the badge style of a decision or attempt.
 func outcomeClass(decision string) string {
 	switch decision {
-	case "allow", "success":
+	case "allow", "success", "proven", "approved", "activated":
 		return "ok"
-	case "challenge":
+	case "challenge", "requested":
 		return "warn"
-	case "block", "failure", "throttled":
+	case "block", "failure", "throttled", "denied":
 		return "bad"
 	}
 	return "muted"

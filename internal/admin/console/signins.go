@@ -35,7 +35,9 @@ type signInsView struct {
 // signIns lists the sign-in log, newest first, filtered.
 func (c *Console) signIns(w http.ResponseWriter, r *http.Request, who *caller) error {
 	q := r.URL.Query()
-	v := signInsView{Filter: q, Decisions: []string{"allow", "challenge", "block", "success", "failure", "throttled"}}
+	v := signInsView{Filter: q, Decisions: []string{"allow", "challenge", "block", "success", "failure", "throttled",
+		// The steps of a just-in-time elevation (source elevation).
+		"requested", "proven", "approved", "denied", "activated", "expired", "deactivated"}}
 	status := http.StatusOK
 	query, err := c.signInQuery(r, q)
 	var fp filterProblem

@@ -19,7 +19,10 @@ type whatIfView struct {
 	Terms    string
 	Asked    bool
 	Decision *policy.Decision
-	Problem  string
+	// Roles are the user's roles, active (what the policies were
+	// evaluated with), elevated and eligible apart; nil for a client.
+	Roles   *access.WhatIfRoles
+	Problem string
 	// Choices for the select fields.
 	Platforms, ClientApps, Risks, Actions []string
 }
@@ -38,7 +41,7 @@ func (c *Console) whatIf(w http.ResponseWriter, r *http.Request, who *caller) er
 	status := http.StatusOK
 	if q.Has("ask") {
 		v.Asked = true
-		req, err := c.WhatIf(r.Context(), &v.Form, c.Now())
+		req, roles, err := c.WhatIf(r.Context(), &v.Form, c.Now())
 		switch {
 		case errors.Is(err, access.ErrInvalidWhatIf), errors.Is(err, access.ErrUnknownUser):
 			v.Problem, status = strings.TrimPrefix(err.Error(), access.ErrInvalidWhatIf.Error()+": "), httpx.StatusOf(err)
@@ -46,7 +49,7 @@ func (c *Console) whatIf(w http.ResponseWriter, r *http.Request, who *caller) er
 			return err
 		default:
 			d := c.Policies.Evaluate(req, policy.EvaluateOptions{Explain: true})
-			v.Decision = &d
+			v.Decision, v.Roles = &d, roles
 		}
 	}
 	c.render(w, r, who, status, "whatif", view{Title: "What-If", Section: "whatif", Data: v})

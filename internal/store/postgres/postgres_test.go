@@ -15,10 +15,10 @@ import (
 	"github.com/stepgate/stepgate/internal/store/storetest"
 )
 
-func opener(t testing.TB) func() store.Store {
+func opener(t testing.TB, now func() time.Time) func() store.Store {
 	dsn := pgtest.DSN(t)
 	return func() store.Store {
-		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}

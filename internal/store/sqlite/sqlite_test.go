@@ -18,10 +18,10 @@ import (
 	"github.com/stepgate/stepgate/internal/store/storetest"
 )
 
-func opener(t testing.TB) func() store.Store {
+func opener(t testing.TB, now func() time.Time) func() store.Store {
 	path := filepath.Join(t.TempDir(), sqlite.FileName)
 	return func() store.Store {
-		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}

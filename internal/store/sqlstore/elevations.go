@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -97,6 +98,12 @@ func (s *DB) DeleteRoleAssignment(ctx context.Context, id string) error {
 	return assignments.delete(ctx, s, id)
 }
 
+// deleteAssignments removes, inside tx, the assignments where matches.
+func (s *DB) deleteAssignments(ctx context.Context, tx *sql.Tx, where string, arg any) error {
+	_, err := tx.ExecContext(ctx, s.q("DELETE FROM role_assignments WHERE "+where), arg)
+	return err
+}
+
 func (s *DB) CreateElevation(ctx context.Context, e store.Elevation) (store.Elevation, error) {
 	return elevations.create(ctx, s, e)
 }
@@ -105,9 +112,25 @@ func (s *DB) GetElevation(ctx context.Context, id string) (store.Elevation, erro
 	return elevations.get(ctx, s, s.db, "id = ?", id)
 }
 
+// UpdateElevation enforces the elevation's lifecycle (its terms fixed,
+// no way back from an end, no activation without the step-up, no
+// longer life) inside the compare-and-swap, against the stored record.
 func (s *DB) UpdateElevation(ctx context.Context, id string, fn func(store.Elevation) (store.Elevation, error)) (store.Elevation, error) {
-	return elevations.update(ctx, s, id, fn)
+	return elevations.update(ctx, s, id, func(cur store.Elevation) (store.Elevation, error) {
+		next, err := fn(cur)
+		if err != nil {
+			return next, err
+		}
+		if err := cur.CheckUpdate(next); err != nil {
+			return next, fmt.Errorf("update elevation %q: %w", id, err)
+		}
+		return next, nil
+	})
 }
+
+// maxElevationPage bounds one page of ListElevations: a larger Limit
+// gets this many, not the default.
+const maxElevationPage = 1000
 
 // ListElevations pages newest request first; the cursor is the last
 // row's (RequestedAt, ID).
@@ -131,16 +154,25 @@ func (s *DB) ListElevations(ctx context.Context, q store.ElevationQuery) ([]stor
 		args = append(args, micros(q.Before), micros(q.Before), q.BeforeID)
 	}
 	limit := q.Limit
-	if limit <= 0 || limit > 1000 {
+	switch {
+	case limit <= 0:
 		limit = 100
+	case limit > maxElevationPage:
+		limit = maxElevationPage
 	}
 	return elevations.list(ctx, s, strings.Join(where, " AND "), fmt.Sprintf("requested_at DESC, id DESC LIMIT %d", limit), args...)
 }
 
 // withGrants fills u.Grants: the active assignments to u or its groups
-// and u's active elevations not yet past their end at the store's clock.
-// An elevation is still checked against the clock wherever it is used;
-// this only keeps ended ones from being carried around.
+// and u's active elevations not yet past their end at the store's clock
+// whose role u is still eligible for. An elevation is still checked
+// against the clock wherever it is used; this only keeps ended ones from
+// being carried around.
+//
+// Eligibility is checked here, at every lookup, so that an elevation
+// stops counting on every node the moment its holder leaves the eligible
+// group, or the eligible assignment or the role is deleted, before
+// anything has marked it deactivated.
 func (s *DB) withGrants(ctx context.Context, u store.User, err error) (store.User, error) {
 	if err != nil {
 		return u, err
@@ -149,10 +181,14 @@ func (s *DB) withGrants(ctx context.Context, u store.User, err error) (store.Use
 	for _, g := range u.Groups {
 		principals = append(principals, store.GroupPrincipal(g))
 	}
-	query := "SELECT role, scope_json, 0, 0, '' FROM role_assignments WHERE kind = ? AND principal IN (" +
-		strings.TrimSuffix(strings.Repeat("?, ", len(principals)), ", ") + ")" +
-		" UNION ALL SELECT role, scope_json, activated_at, until_at, id FROM elevations WHERE user_id = ? AND state = ? AND until_at > ?"
-	args := append(append([]any{store.AssignActive}, principals...), u.ID, store.ElevationActive, micros(s.now()))
+	holders := "principal IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(principals)), ", ") + ")"
+	query := "SELECT role, scope_json, 0, 0, '' FROM role_assignments WHERE kind = ? AND " + holders +
+		" UNION ALL SELECT e.role, e.scope_json, e.activated_at, e.until_at, e.id FROM elevations e" +
+		" WHERE e.user_id = ? AND e.state = ? AND e.until_at > ?" +
+		" AND EXISTS (SELECT 1 FROM role_assignments a WHERE a.role = e.role AND a.kind = ? AND a." + holders + ")"
+	args := append([]any{store.AssignActive}, principals...)
+	args = append(args, u.ID, store.ElevationActive, micros(s.now()), store.AssignEligible)
+	args = append(args, principals...)
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return u, fmt.Errorf("user %s grants: %w", u.ID, err)

@@ -263,13 +263,17 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(store.User) (sto
 }
 
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
-	// A deleted user's sessions and credentials go with it, in one
-	// transaction, so no orphaned session can outlive its account.
+	// A deleted user's sessions, credentials and role assignments go
+	// with it, in one transaction, so no orphaned session can outlive
+	// its account.
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{"DELETE FROM sessions WHERE user_id = ?", "DELETE FROM credentials WHERE user_id = ?"} {
 			if _, err := tx.ExecContext(ctx, s.q(q), id); err != nil {
 				return err
 			}
+		}
+		if err := s.deleteAssignments(ctx, tx, "principal = ?", store.UserPrincipal(id)); err != nil {
+			return err
 		}
 		return s.execOne(ctx, tx, "DELETE FROM users WHERE id = ?", id)
 	})
@@ -293,8 +297,16 @@ func (s *DB) UpdateGroup(ctx context.Context, name string, fn func(store.Group) 
 	return groups.update(ctx, s, strings.ToLower(name), fn)
 }
 
+// DeleteGroup takes the group's role assignments along: a group made
+// later under the same name must not inherit the roles of the old one.
 func (s *DB) DeleteGroup(ctx context.Context, name string) error {
-	return groups.delete(ctx, s, strings.ToLower(name))
+	name = strings.ToLower(name)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.deleteAssignments(ctx, tx, "principal = ?", store.GroupPrincipal(name)); err != nil {
+			return err
+		}
+		return s.execOne(ctx, tx, "DELETE FROM groups WHERE name = ?", name)
+	})
 }
 
 // Roles
@@ -315,8 +327,17 @@ func (s *DB) UpdateRole(ctx context.Context, name string, fn func(store.Role) (s
 	return roles.update(ctx, s, strings.ToLower(name), fn)
 }
 
+// DeleteRole takes the role's assignments along: a role made later
+// under the same name must not come back to those who held the old
+// one, actively or as eligible.
 func (s *DB) DeleteRole(ctx context.Context, name string) error {
-	return roles.delete(ctx, s, strings.ToLower(name))
+	name = strings.ToLower(name)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.deleteAssignments(ctx, tx, "role = ?", name); err != nil {
+			return err
+		}
+		return s.execOne(ctx, tx, "DELETE FROM roles WHERE name = ?", name)
+	})
 }
 
 // Credentials

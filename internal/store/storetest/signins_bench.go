@@ -243,7 +243,7 @@ func BenchSignInQueries(b *testing.B, backend string, open LongOpener, settle fu
 func BenchSignInAppend(b *testing.B, opener Opener) {
 	for _, size := range []int{1, 256} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			s := opener(b)()
+			s := opener(b, nil)()
 			defer s.Close()
 			r := mrand.New(mrand.NewPCG(3, 4)) //nolint:gosec // a reproducible distribution, not a secret
 			apps := zipf(seedApps)

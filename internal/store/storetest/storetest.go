@@ -17,41 +17,57 @@ import (
 	"github.com/stepgate/stepgate/internal/store"
 )
 
-// Opener returns a function that opens one fresh, empty database; calling
-// the returned function again opens the same database anew (to prove that
-// data outlives a close). The backend closes nothing itself: the suite
-// closes every store it opens.
-type Opener func(t testing.TB) (open func() store.Store)
+// Opener returns a function that opens one fresh, empty database whose
+// clock is now (nil: the real clock); calling the returned function again
+// opens the same database anew (to prove that data outlives a close). The
+// backend closes nothing itself: the suite closes every store it opens.
+type Opener func(t testing.TB, now func() time.Time) (open func() store.Store)
 
 // RunTests runs the whole suite.
 func RunTests(t *testing.T, opener Opener) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
+		// clocked tests run on a store whose clock they set.
+		clocked func(t *testing.T, s store.Store, c *clock)
 	}{
-		{"users", testUsers},
-		{"groups", testGroups},
-		{"roles", testRoles},
-		{"credentials", testCredentials},
-		{"sessions", testSessions},
-		{"kv", testKV},
-		{"kv-expiry", testKVExpiry},
-		{"kv-renew", testKVRenew},
-		{"kv-quota", testKVQuota},
-		{"kv-quota-concurrent", testKVQuotaConcurrent},
-		{"signins", testSignIns},
-		{"update-errors", testUpdateErrors},
-		{"concurrent-cas", testConcurrentCAS},
+		{"users", testUsers, nil},
+		{"groups", testGroups, nil},
+		{"roles", testRoles, nil},
+		{"role-assignments", nil, testRoleAssignments},
+		{"elevations", nil, testElevations},
+		{"elevation-terms", nil, testElevationTerms},
+		{"elevation-lifecycle", nil, testElevationLifecycle},
+		{"elevation-race", nil, testElevationRace},
+		{"elevation-list", nil, testListElevations},
+		{"user-grants", nil, testUserGrants},
+		{"assignments-follow-deletes", testAssignmentsFollowDeletes, nil},
+		{"credentials", testCredentials, nil},
+		{"sessions", testSessions, nil},
+		{"kv", testKV, nil},
+		{"kv-expiry", testKVExpiry, nil},
+		{"kv-renew", testKVRenew, nil},
+		{"kv-quota", testKVQuota, nil},
+		{"kv-quota-concurrent", testKVQuotaConcurrent, nil},
+		{"signins", testSignIns, nil},
+		{"update-errors", testUpdateErrors, nil},
+		{"concurrent-cas", testConcurrentCAS, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			open := opener(t)
-			s := open()
+			if tc.clocked == nil {
+				s := opener(t, nil)()
+				t.Cleanup(func() { _ = s.Close() })
+				tc.fn(t, s)
+				return
+			}
+			c := &clock{t: time.Now().UTC().Truncate(time.Microsecond)}
+			s := opener(t, c.now)()
 			t.Cleanup(func() { _ = s.Close() })
-			tc.fn(t, s)
+			tc.clocked(t, s, c)
 		})
 	}
-	t.Run("persistence", func(t *testing.T) { testPersistence(t, opener(t)) })
+	t.Run("persistence", func(t *testing.T) { testPersistence(t, opener(t, nil)) })
 }
 
 func id() string { return rand.Text() }
@@ -564,7 +580,7 @@ func testPersistence(t *testing.T, open func() store.Store) {
 // the gateway, with many goroutines over a table of 10,000 sessions.
 func BenchSessionLookup(b *testing.B, opener Opener) {
 	ctx := context.Background()
-	s := opener(b)()
+	s := opener(b, nil)()
 	defer s.Close()
 	ids := make([]string, 10000)
 	now := time.Now()
