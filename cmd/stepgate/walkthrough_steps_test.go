@@ -123,6 +123,7 @@ var walkSteps = []walkStep{
 			"http://localhost:8080/admin/elevations",
 			"http://localhost:8080/account/security",
 			"http://bank.localhost:8080/admin/",
+			"http://localhost:8080/admin/signins",
 		},
 		Cites: []string{
 			"write a justification (`INC-1234: payments stuck`) and *Ask for bank-admin* for 1 hour",
@@ -132,7 +133,8 @@ var walkSteps = []walkStep{
 			"her fresh code opens the registration, no pass needed",
 			"asks for her passkey and opens",
 			"at once with *End now* on her roles page",
-			"refused by the policy `admin-pages-need-bank-admin`, whatever she proves",
+			"the next visit to the admin page is refused, whatever she proves",
+			"names the policy that refused it, `admin-pages-need-bank-admin`",
 		},
 	},
 }
