@@ -542,7 +542,7 @@ type elevationStepUps struct{ p *Pages }
 func (s elevationStepUps) StepUpFor(r *http.Request, u store.User, sess store.Session, returnTo string) (access.StepUp, bool) {
 	p := s.p
 	back, err := url.Parse(returnTo)
-	if err != nil || back.Path != confirmPath || p.Elevation == nil {
+	if err != nil || back.Path != confirmPath || !p.rolesMounted() {
 		return access.StepUp{}, false
 	}
 	e, err := p.ownElevation(r, u, back.Query().Get("id"))
