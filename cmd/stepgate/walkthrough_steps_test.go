@@ -130,7 +130,7 @@ var walkSteps = []walkStep{
 			"Stepgate asks for a code from her authenticator app",
 			"*Confirm the request* sends it for approval",
 			"*Approve* it",
-			"her fresh code opens the registration, no pass needed",
+			"a code from her app opens the registration, no pass needed; the one she just gave counts for 10 minutes",
 			"asks for her passkey and opens",
 			"at once with *End now* on her roles page",
 			"the next visit to the admin page is refused, whatever she proves",
