@@ -77,7 +77,7 @@ func (c *cli) groupCmd() *cobra.Command {
 }
 
 func (c *cli) roleCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "role", Short: "Manage roles (policies can target them)"}
+	cmd := &cobra.Command{Use: "role", Short: "Manage roles (policies can target them), who is eligible for them, and their activations"}
 	var r store.Role
 	add := &cobra.Command{
 		Use:   "add NAME [--description D]",
@@ -135,5 +135,6 @@ func (c *cli) roleCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(add, list, remove)
+	cmd.AddCommand(c.elevationCmds()...)
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn/tap"
+	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
@@ -60,8 +61,10 @@ type Deps struct {
 	CredentialDetail func(store.Credential) string
 	// Passes are the temporary access passes; nil turns them off.
 	Passes *tap.Store
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Elevation runs just-in-time elevation; nil turns it off.
+	Elevation *elevate.Service
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Service is the administrators' operations.
@@ -95,6 +98,8 @@ const (
 	NotFound
 	Conflict
 	ReadOnly
+	Forbidden
+	Throttled
 )
 
 // kindErrors are what an Error unwraps to, one per ErrorKind, so that
@@ -105,6 +110,10 @@ var kindErrors = map[ErrorKind]error{
 	NotFound: errkind.New(errkind.NotFound, "not found"),
 	Conflict: errkind.New(errkind.Conflict, "conflict"),
 	ReadOnly: errkind.New(errkind.Conflict, "read-only"),
+	// Forbidden: the caller may not do it (an approver outside the
+	// role's approver group, a requester approving themself).
+	Forbidden: errkind.New(errkind.Forbidden, "forbidden"),
+	Throttled: errkind.New(errkind.Throttled, "throttled"),
 }
 
 // Unwrap gives the kind of e to errkind.Of; an Error of no kind is

@@ -62,6 +62,14 @@ var routes = []route{
 	{admin: true, Method: "GET", Pattern: "/api/v1/users/{name}/temporary-access-pass", handler: (*API).pass},
 	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/temporary-access-pass", Change: true, handler: (*API).issuePass},
 	{admin: true, Method: "DELETE", Pattern: "/api/v1/users/{name}/temporary-access-pass", Change: true, handler: (*API).revokePass},
+	{admin: true, Method: "GET", Pattern: "/api/v1/role-assignments", handler: (*API).assignments},
+	{admin: true, Method: "POST", Pattern: "/api/v1/role-assignments", Change: true, handler: (*API).assign},
+	{admin: true, Method: "DELETE", Pattern: "/api/v1/role-assignments/{id}", Change: true, handler: (*API).unassign},
+	{admin: true, Method: "GET", Pattern: "/api/v1/elevations", handler: (*API).elevations},
+	{admin: true, Method: "GET", Pattern: "/api/v1/elevations/{id}", handler: (*API).elevation},
+	{admin: true, Method: "POST", Pattern: "/api/v1/elevations/{id}/approve", Change: true, handler: (*API).approve},
+	{admin: true, Method: "POST", Pattern: "/api/v1/elevations/{id}/deny", Change: true, handler: (*API).deny},
+	{admin: true, Method: "POST", Pattern: "/api/v1/elevations/{id}/revoke", Change: true, handler: (*API).revokeElevation},
 }
 
 // principalKey carries who is calling to the handlers.
@@ -114,6 +122,10 @@ func adminErr(err error) error {
 		out.Code = "conflict"
 	case admin.ReadOnly:
 		out.Code = "read_only"
+	case admin.Forbidden:
+		out.Code = "access_denied"
+	case admin.Throttled:
+		out.Code = "temporarily_unavailable"
 	}
 	return out
 }

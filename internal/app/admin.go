@@ -29,7 +29,7 @@ func (a *App) buildAdmin() {
 			return admin.Compiled{Snapshot: set.Snapshot, Documents: set.Documents}, err
 		},
 		Reload: a.ReloadPolicies, Audit: a.Audit, Revoke: a.Revoker.RevokeUser,
-		SetUserRisk: a.Risk.SetUserRisk, Passes: a.Methods.Passes, CredentialDetail: a.Methods.CredentialDetail,
+		SetUserRisk: a.Risk.SetUserRisk, Passes: a.Methods.Passes, Elevation: a.Elevation, CredentialDetail: a.Methods.CredentialDetail,
 		UserRisk: func(ctx context.Context, userID string) (string, error) {
 			return a.Risk.UserRisk(ctx, userID), nil
 		},

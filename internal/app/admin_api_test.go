@@ -36,6 +36,7 @@ func startAdminAPI(t *testing.T) *oidcServer {
 		t.Fatal(err)
 	}
 	return startOIDC(t, func(cfg *config.Config) {
+		withElevation(cfg)
 		cfg.Policy.Files = []string{file}
 		cfg.API.Token = apiToken
 		cfg.OIDC.Clients = append(cfg.OIDC.Clients, config.OIDCClient{ID: opsClientID, Secret: opsSecret,
@@ -77,7 +78,7 @@ func apiCall(t *testing.T, base, token, method, path, body string) (int, string)
 
 // apiPath fills an API route pattern's wildcards.
 func apiPath(pattern string) string {
-	return strings.NewReplacer("{name}", "alice", "{seq}", "1").Replace(pattern)
+	return strings.NewReplacer("{name}", "alice", "{seq}", "1", "{id}", "elv_X").Replace(pattern)
 }
 
 // TestAdminAPIRefusesNonAdmins walks every API route with every kind of

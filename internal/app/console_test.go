@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"html"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -49,6 +50,7 @@ func startConsole(t *testing.T, mutate ...func(*config.Config)) *consoleRig {
 	file := filepath.Join(t.TempDir(), "policies.yaml")
 	writePolicy(t, file, testPolicies)
 	s := startOIDC(t, func(cfg *config.Config) {
+		withElevation(cfg)
 		for _, m := range mutate {
 			m(cfg)
 		}
@@ -288,6 +290,7 @@ func (s *consoleRig) changeCases(t *testing.T) []changeCase {
 			},
 			done: audited("user.tap-revoke")},
 	}
+	maps.Copy(byRoute, s.elevationChangeCases(t))
 	var out []changeCase
 	for _, rt := range console.Routes() {
 		if rt.Method != http.MethodPost {

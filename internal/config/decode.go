@@ -115,6 +115,13 @@ func (r *resolver) value(n *yaml.Node, line int, v reflect.Value, path string) {
 		r.list(n, line, v, path)
 	case v.Kind() == reflect.Struct:
 		r.mapping(n, v, path)
+	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
+		// An optional section (elevation.roles[].approvers): present
+		// when written.
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		r.mapping(n, v.Elem(), path)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
 		r.records(n, line, v, path)
 	default:

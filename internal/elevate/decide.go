@@ -31,6 +31,13 @@ func (s *Service) Decide(ctx context.Context, id string, approver store.User, ap
 	if err := mayDecide(role, e, approver); err != nil {
 		return store.Elevation{}, err
 	}
+	if approve {
+		// An approval must not turn active what the sweep is about to end:
+		// a requester disabled or no longer eligible gets nothing.
+		if err := s.stillEligible(ctx, e); err != nil {
+			return store.Elevation{}, err
+		}
+	}
 	now := s.now()
 	var events []string
 	e, err = s.Store.UpdateElevation(ctx, id, func(cur store.Elevation) (store.Elevation, error) {
@@ -100,4 +107,24 @@ func (s *Service) lapseIfDue(ctx context.Context, id string, err error) error {
 		return lerr
 	}
 	return fmt.Errorf("%w: it lapsed before anyone decided; ask again", ErrDecided)
+}
+
+// stillEligible refuses e when its requester is disabled, gone, or no
+// longer eligible for its role.
+func (s *Service) stillEligible(ctx context.Context, e store.Elevation) error {
+	u, err := s.Store.GetUser(ctx, e.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
+		return fmt.Errorf("%w: the requester's account is disabled or gone", ErrNotEligible)
+	}
+	if err != nil {
+		return err
+	}
+	_, ok, err := s.eligibleFor(ctx, u, e.Role)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: the requester is no longer eligible for %s", ErrNotEligible, e.Role)
+	}
+	return nil
 }

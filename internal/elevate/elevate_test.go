@@ -446,3 +446,27 @@ func TestSweepReachesEveryOpenElevation(t *testing.T) {
 		t.Fatalf("%d elevations left active", len(left))
 	}
 }
+
+// TestApprovalOfNoLongerEligibleRequester: between the request and the
+// approval the requester lost the eligibility (or the account): the
+// approval must not hand them the role.
+func TestApprovalOfNoLongerEligibleRequester(t *testing.T) {
+	t.Parallel()
+	rg := newRig(t)
+	e, err := rg.svc.Request(rg.ctx, rg.alice, Ask{Role: "ops-admin", Justification: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rg.svc.Prove(rg.ctx, e.ID, rg.alice, rg.proofs(rg.alice, time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := rg.st.DeleteRoleAssignment(rg.ctx, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.svc.Decide(rg.ctx, e.ID, rg.carol, true, ""); !errors.Is(err, ErrNotEligible) {
+		t.Fatalf("fail/approve-ineligible: %v", err)
+	}
+	if got, _ := rg.st.GetElevation(rg.ctx, e.ID); len(got.Decisions) != 0 {
+		t.Fatalf("the refused approval was recorded: %+v", got.Decisions)
+	}
+}

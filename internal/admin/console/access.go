@@ -25,6 +25,9 @@ type caller struct {
 	// request is the request as the policies see it (app: the console).
 	request *policy.Request
 	change  changeState
+	// approver: let in through the approvals door (/approvals), which
+	// shows only the requests the user may answer, not the console.
+	approver bool
 }
 
 // actor names the caller in the audit trail.
@@ -34,23 +37,50 @@ func (who *caller) actor() admin.Actor { return admin.Actor("user:" + who.user.U
 // in (no session) or refused with the same 403 on every route, before
 // anything about the route is looked at.
 func (c *Console) admit(r *http.Request) (*caller, error) {
+	who, err := c.signedIn(r, "/admin")
+	if err != nil {
+		return nil, err
+	}
+	if !admin.IsAdmin(who.user) {
+		return nil, errDenied
+	}
+	return who, nil
+}
+
+// admitApprover lets in any signed-in user who is not disabled, through
+// the approvals door: its page shows only the requests of roles whose
+// approver group the user is in, and every answer is decided again by
+// the elevation service.
+func (c *Console) admitApprover(r *http.Request) (*caller, error) {
+	who, err := c.signedIn(r, approvalsPath)
+	if err != nil {
+		return nil, err
+	}
+	if who.user.Disabled {
+		return nil, &pageError{status: http.StatusForbidden, msg: "Your account is disabled."}
+	}
+	who.approver = true
+	return who, nil
+}
+
+// signedIn finds the browser's user, and the request as the policies
+// see it (app: the console); anyone not signed in is sent to sign in and
+// come back (to home after a form post).
+func (c *Console) signedIn(r *http.Request, home string) (*caller, error) {
 	ctx := r.Context()
 	s, err := c.Sessions.Load(ctx, r)
 	if errors.Is(err, session.ErrNoSession) {
-		return nil, signIn(r)
+		return nil, signIn(r, home)
 	}
 	if err != nil {
 		return nil, err
 	}
 	u, err := c.Users.GetUser(ctx, s.UserID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, signIn(r)
+		return nil, signIn(r, home)
 	}
 	if err != nil {
 		return nil, err
-	}
-	if !admin.IsAdmin(u) {
-		return nil, errDenied
 	}
 	methods, err := c.Methods(r, u)
 	if err != nil {
@@ -61,10 +91,10 @@ func (c *Console) admit(r *http.Request) (*caller, error) {
 }
 
 // signIn sends the browser to sign in and come back: to the page itself
-// for a GET, to the overview after a form post (the post cannot be
-// replayed, and its form page is not known here).
-func signIn(r *http.Request) error {
-	back := "/admin"
+// for a GET, to home after a form post (the post cannot be replayed, and
+// its form page is not known here).
+func signIn(r *http.Request, home string) error {
+	back := home
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		back = r.URL.RequestURI()
 	}
@@ -125,7 +155,8 @@ func backTo(r *http.Request) string {
 }
 
 func consolePath(p string) bool {
-	return p == "/admin" || strings.HasPrefix(p, "/admin/") || strings.HasPrefix(p, "/admin?")
+	return p == "/admin" || strings.HasPrefix(p, "/admin/") || strings.HasPrefix(p, "/admin?") ||
+		p == approvalsPath || strings.HasPrefix(p, approvalsPath+"?")
 }
 
 func stepUpURL(back string, methods []string) string {

@@ -1,7 +1,8 @@
 // Package console is the admin console at /admin: server-rendered pages
 // over the admin service (overview charts, policies and their editor
-// with the impact replay, What-If, the sign-in log, users and the
-// catalog), with a little hand-written JavaScript and no front-end build.
+// with the impact replay, What-If, the sign-in log, users, elevation
+// requests and role assignments, and the catalog), with a little
+// hand-written JavaScript and no front-end build.
 //
 // The console is an app like any other: every request is decided by the
 // live policies for admin.ConsoleApp, and every change additionally by a
@@ -135,6 +136,11 @@ func (c *Console) routes() []route {
 		{method: "POST", path: "/admin/users/{name}/disabled", page: c.setDisabled},
 		{method: "POST", path: "/admin/users/{name}/tap", page: c.issuePass},
 		{method: "POST", path: "/admin/users/{name}/tap-revoke", page: c.revokePass},
+		{method: "GET", path: "/admin/elevations", page: c.elevations},
+		{method: "POST", path: "/admin/elevations/{id}/decide", page: c.decide},
+		{method: "POST", path: "/admin/elevations/{id}/revoke", page: c.revokeElevation},
+		{method: "POST", path: "/admin/role-assignments", page: c.assign},
+		{method: "POST", path: "/admin/role-assignments/{id}/delete", page: c.unassign},
 		{method: "GET", path: "/admin/catalog", page: c.catalog},
 		{method: "GET", path: "/admin/static/{file}", page: c.static},
 		// Anything else under /admin, and other methods on the routes
@@ -156,24 +162,50 @@ func Routes() []Route {
 	return out
 }
 
-// Mount registers the console on mux.
-func (c *Console) Mount(mux *http.ServeMux) {
-	for _, rt := range c.routes() {
-		pattern := rt.path
-		if rt.method != "" {
-			pattern = rt.method + " " + rt.path
-		}
-		mux.Handle(pattern, c.serve(rt))
+// approvalRoutes are the approvals door's: the page where approvers who
+// are not administrators answer elevation requests. They pass every check
+// a console change passes but the administrator's role.
+func (c *Console) approvalRoutes() []route {
+	return []route{
+		{method: "GET", path: approvalsPath, page: c.approvals},
+		{method: "POST", path: approvalsPath + "/{id}/decide", page: c.approverDecide},
 	}
 }
 
+// ApprovalRoutes lists the approvals door's routes.
+func ApprovalRoutes() []Route {
+	var out []Route
+	for _, rt := range (*Console)(nil).approvalRoutes() {
+		out = append(out, Route{Method: rt.method, Path: rt.path})
+	}
+	return out
+}
+
+// Mount registers the console and the approvals page on mux.
+func (c *Console) Mount(mux *http.ServeMux) {
+	for _, rt := range c.routes() {
+		mux.Handle(rt.pattern(), c.serve(rt, c.admit))
+	}
+	for _, rt := range c.approvalRoutes() {
+		mux.Handle(rt.pattern(), c.serve(rt, c.admitApprover))
+	}
+}
+
+func (rt route) pattern() string {
+	if rt.method == "" {
+		return rt.path
+	}
+	return rt.method + " " + rt.path
+}
+
 // serve runs every check of a console request, in order, before the
-// page: the door (signed in, administrator), the form's CSRF token, the
-// live policies for the console, and for a change the built-in rule.
-func (c *Console) serve(rt route) http.Handler {
+// page: the door (signed in, and an administrator but on the approvals
+// page), the form's CSRF token, the live policies for the console, and
+// for a change the built-in rule.
+func (c *Console) serve(rt route, door func(*http.Request) (*caller, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpx.NoStore(w)
-		who, err := c.admit(r)
+		who, err := door(r)
 		if err == nil && r.Method == http.MethodPost {
 			err = c.checkForm(w, r)
 		}

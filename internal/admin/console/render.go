@@ -30,11 +30,14 @@ type view struct {
 	Error  string
 	// Data is the page's own.
 	Data any
+	// Approver: the page is the approvals page, seen by someone who
+	// may not be an administrator: no console navigation.
+	Approver bool
 }
 
 // pageNames are the console's pages, each rendered in layout.html with
 // the shared pieces of partials.html.
-var pageNames = []string{"overview", "policies", "document", "whatif", "signins", "signin", "users", "user", "catalog", "error", "refused"}
+var pageNames = []string{"overview", "policies", "document", "whatif", "signins", "signin", "users", "user", "elevations", "approvals", "catalog", "error", "refused"}
 
 func parseTemplates() (map[string]*template.Template, error) {
 	layout, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
@@ -56,7 +59,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 // failure becomes a clean error page rather than half a page.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, who *caller, status int, name string, v view) {
 	if who != nil {
-		v.User, v.Change = &who.user, who.change
+		v.User, v.Change, v.Approver = &who.user, who.change, who.approver
 		v.CSRF = c.Forms.CSRFToken(w, r)
 		v.Back = backTo(r)
 	}
@@ -73,16 +76,23 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, who *caller, st
 // notices are the messages a page shows after a change (?notice=...):
 // fixed texts, so the query string cannot put words on the page.
 var notices = map[string]string{
-	"state":          "The policy's state was changed. Every node enforces it within seconds.",
-	"saved":          "The document was saved. Every node enforces it within seconds.",
-	"deleted":        "The document was deleted.",
-	"revoked":        "Every session and token of the user was ended.",
-	"mfa-reset":      "The user's sign-in methods were removed (the password stays) and their sessions ended.",
-	"risk-confirmed": "The user is confirmed compromised: user risk is high and their sessions ended.",
-	"risk-dismissed": "The user's risk was dismissed.",
-	"disabled":       "The user was disabled and their sessions ended.",
-	"enabled":        "The user was enabled.",
-	"tap-revoked":    "The user's temporary access pass was revoked.",
+	"state":              "The policy's state was changed. Every node enforces it within seconds.",
+	"saved":              "The document was saved. Every node enforces it within seconds.",
+	"deleted":            "The document was deleted.",
+	"revoked":            "Every session and token of the user was ended.",
+	"mfa-reset":          "The user's sign-in methods were removed (the password stays) and their sessions ended.",
+	"risk-confirmed":     "The user is confirmed compromised: user risk is high and their sessions ended.",
+	"risk-dismissed":     "The user's risk was dismissed.",
+	"disabled":           "The user was disabled and their sessions ended.",
+	"enabled":            "The user was enabled.",
+	"tap-revoked":        "The user's temporary access pass was revoked.",
+	"elevation-approved": "Your approval was recorded. The role turns active once enough approvers have approved.",
+	"elevation-denied":   "The request was denied; the requester is told.",
+	"answered-approved":  "Your approval was recorded. The role turns active once enough approvers have approved.",
+	"answered-denied":    "You denied the request; the requester is told.",
+	"elevation-revoked":  "The elevation was ended. The role stops counting at once.",
+	"assigned":           "The role assignment was made.",
+	"unassigned":         "The role assignment was removed. Requests and elevations its holders no longer qualify for end within a second.",
 }
 
 // withNotice adds a notice to a console path.
