@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
 	"github.com/stepgate/stepgate/internal/app"
@@ -78,9 +80,10 @@ func startDemoRig(t *testing.T) *demoRig {
 
 // TestBrowserElevation is the demo's elevation story in Chromium: alice,
 // eligible for bank-admin, asks for it for an hour with a
-// justification; steps up with her authenticator app; admin approves;
-// she adds a passkey (her app's fresh code opens the registration) and
-// opens the bank's admin pages with it; the hour passes, the role ends,
+// justification; steps up with her authenticator app; admin approves
+// on the console; she adds a passkey (her app's fresh code opens the
+// registration) and opens the bank's admin pages with it; the hour
+// passes, the role ends,
 // and the next request is refused by the policy, with no step-up that
 // could open it.
 func TestBrowserElevation(t *testing.T) {
@@ -135,15 +138,8 @@ func TestBrowserElevation(t *testing.T) {
 		t.Fatalf("after the confirmation: %+v, want proven and pending", e)
 	}
 
-	// admin approves. The console's approval page is tested with the
-	// console; here the approval is the service's, as the console calls it.
-	admin, err := r.app.Store.GetUserByName(ctx, "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.app.Elevation.Decide(ctx, e.ID, admin, true, "go ahead"); err != nil {
-		t.Fatal(err)
-	}
+	// admin, in a browser of their own, approves on the console.
+	r.approveOnConsole(t, b, e.ID)
 	b.run("reload the roles page", chromedp.Navigate(r.base+"/account/roles"))
 	b.waitFor("bank-admin active", `document.getElementById("end-bank-admin") !== null`)
 
@@ -193,6 +189,62 @@ func TestBrowserElevation(t *testing.T) {
 	}
 	b.run("reload the roles page", chromedp.Navigate(r.base+"/account/roles"))
 	b.waitFor("the ended elevation in the history", `document.querySelector("#roles-history") !== null && document.body.innerText.includes("Ended at its time")`)
+}
+
+// approveOnConsole signs admin in, in a private window with a passkey
+// device of its own, adds admin's passkey with the demo's temporary
+// access pass (the console's changes need a passkey), and approves the
+// request id on the console's elevation page.
+func (r *demoRig) approveOnConsole(t *testing.T, alice *browserRig, id string) {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(alice.ctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	b := &browserRig{t: t, ctx: ctx, base: r.base}
+	b.run("give admin's window a passkey device", chromedp.Func(addVirtualAuthenticator))
+	b.run("open the security page", chromedp.Navigate(r.base+"/account/security"))
+	b.waitFor("the sign-in page", `location.pathname === "/login"`)
+	b.run("sign in as admin",
+		chromedp.SendKeys(chromedp.ID("username"), "admin"),
+		chromedp.SendKeys(chromedp.ID("password"), "admin-demo-password"),
+		chromedp.Submit(chromedp.ID("password")),
+	)
+	b.waitFor("the pass field", `location.pathname === "/account/security" && document.getElementById("pass") !== null`)
+	b.run("enter the pass", chromedp.SendKeys(chromedp.ID("pass"), r.seeded.AdminPass), chromedp.Click(chromedp.ID("pass-submit")))
+	b.waitFor("the registration opened", `document.body.textContent.includes("You can now add a sign-in method.")`)
+	b.run("add a passkey", chromedp.Click(chromedp.ID("add-webauthn")), chromedp.WaitVisible(chromedp.ID("webauthn-start")), chromedp.Click(chromedp.ID("webauthn-start")))
+	b.waitFor("admin's passkey", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
+
+	approve := `document.getElementById("approve-` + id + `")`
+	b.run("open the console's elevations", chromedp.Navigate(r.base+"/admin/elevations"))
+	b.waitFor("the pending request", approve+` !== null`)
+	// Changes on the console need a passkey used within the hour: the
+	// page offers the step-up, which comes back here.
+	b.run("confirm with the passkey", chromedp.Click(chromedp.ID("passkey-step-up")))
+	b.waitFor("the step-up page offering the passkey", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
+	b.run("step up with the passkey", chromedp.Click(chromedp.ID("webauthn-start")))
+	b.waitFor("back on the console", `location.pathname === "/admin/elevations"`)
+	b.waitFor("the enabled Approve button", approve+` !== null && !`+approve+`.closest("fieldset").disabled`)
+	if page := b.text(); !strings.Contains(page, "INC-1234: payments stuck") || !strings.Contains(page, "alice") {
+		t.Errorf("the console's pending request does not show alice's justification:\n%s", page)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](approve+`.click() === undefined`)); err != nil {
+		b.fail("click Approve: %v", err)
+	}
+	b.waitFor("the elevation active on the console", `document.querySelector('#active-list tr[data-elevation="`+id+`"]') !== null`)
+}
+
+// addVirtualAuthenticator gives the tab a virtual passkey device.
+func addVirtualAuthenticator(ctx context.Context, tg *chromedp.Target) error {
+	if _, err := cdp.Call(ctx, tg, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
+		return err
+	}
+	_, err := cdp.Call(ctx, tg, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{
+		Options: &cdpwebauthn.VirtualAuthenticatorOptions{
+			Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Transport: cdpwebauthn.AuthenticatorTransportInternal,
+			HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
+		},
+	})
+	return err
 }
 
 // policyBlocks counts the sign-in log's blocks of u in which policy
