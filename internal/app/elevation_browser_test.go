@@ -145,16 +145,12 @@ func TestBrowserElevation(t *testing.T) {
 
 	// The admin pages need a passkey too. alice adds one: her app's code
 	// of a moment ago opens the registration.
-	b.run("add a passkey",
-		chromedp.Navigate(r.base+"/account/security"),
-		chromedp.Click(chromedp.ID("add-webauthn")),
-		chromedp.WaitVisible(chromedp.ID("webauthn-start")),
-		chromedp.Click(chromedp.ID("webauthn-start")),
-	)
+	b.run("open the security page", chromedp.Navigate(r.base+"/account/security"))
+	b.usePasskey("add a passkey", chromedp.Click(chromedp.ID("add-webauthn")))
 	b.waitFor("the registered passkey", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
 	b.run("open the bank's admin page", chromedp.Navigate(r.bank+"/admin/"))
-	b.waitFor("the step-up page offering the passkey", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
-	b.run("step up with the passkey", chromedp.Click(chromedp.ID("webauthn-start")))
+	b.waitFor("the step-up page offering the passkey", `location.pathname === "/stepup"`)
+	b.usePasskey("step up with the passkey")
 	b.waitFor("the bank's admin page", `document.body.innerText.includes("Welcome to the administration pages")`)
 
 	// The hour passes: the elevation ends at its time, and the next
@@ -211,7 +207,7 @@ func (r *demoRig) approveOnConsole(t *testing.T, alice *browserRig, id string) {
 	b.waitFor("the pass field", `location.pathname === "/account/security" && document.getElementById("pass") !== null`)
 	b.run("enter the pass", chromedp.SendKeys(chromedp.ID("pass"), r.seeded.AdminPass), chromedp.Click(chromedp.ID("pass-submit")))
 	b.waitFor("the registration opened", `document.body.textContent.includes("You can now add a sign-in method.")`)
-	b.run("add a passkey", chromedp.Click(chromedp.ID("add-webauthn")), chromedp.WaitVisible(chromedp.ID("webauthn-start")), chromedp.Click(chromedp.ID("webauthn-start")))
+	b.usePasskey("add a passkey", chromedp.Click(chromedp.ID("add-webauthn")))
 	b.waitFor("admin's passkey", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
 
 	approve := `document.getElementById("approve-` + id + `")`
@@ -220,8 +216,8 @@ func (r *demoRig) approveOnConsole(t *testing.T, alice *browserRig, id string) {
 	// Changes on the console need a passkey used within the hour: the
 	// page offers the step-up, which comes back here.
 	b.run("confirm with the passkey", chromedp.Click(chromedp.ID("passkey-step-up")))
-	b.waitFor("the step-up page offering the passkey", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
-	b.run("step up with the passkey", chromedp.Click(chromedp.ID("webauthn-start")))
+	b.waitFor("the step-up page offering the passkey", `location.pathname === "/stepup"`)
+	b.usePasskey("step up with the passkey")
 	b.waitFor("back on the console", `location.pathname === "/admin/elevations"`)
 	b.waitFor("the enabled Approve button", approve+` !== null && !`+approve+`.closest("fieldset").disabled`)
 	if page := b.text(); !strings.Contains(page, "INC-1234: payments stuck") || !strings.Contains(page, "alice") {
@@ -231,6 +227,16 @@ func (r *demoRig) approveOnConsole(t *testing.T, alice *browserRig, id string) {
 		b.fail("click Approve: %v", err)
 	}
 	b.waitFor("the elevation active on the console", `document.querySelector('#active-list tr[data-elevation="`+id+`"]') !== null`)
+}
+
+// usePasskey runs open, which leads to a page with the passkey button,
+// and presses the button once the page and its script have loaded (a
+// press before the script is there does nothing).
+func (b *browserRig) usePasskey(what string, open ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	b.run(what, open...)
+	b.waitFor(what+": the passkey button, loaded", `document.readyState === "complete" && document.getElementById("webauthn-start") !== null`)
+	b.run(what, chromedp.Click(chromedp.ID("webauthn-start")))
 }
 
 // addVirtualAuthenticator gives the tab a virtual passkey device.
