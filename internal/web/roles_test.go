@@ -494,3 +494,51 @@ func TestRolesWithoutAUsableMethod(t *testing.T) {
 		t.Fatalf("bob's requests: %+v, want one pending and unproven", es)
 	}
 }
+
+// TestRolesStepUpSource: the step-up page's description of an activation
+// comes from the stored request of the signed-in user, and only for a
+// request that still waits.
+func TestRolesStepUpSource(t *testing.T) {
+	t.Parallel()
+	rr := newRolesRig(t)
+	alice := rr.addUser("alice")
+	rr.eligible(alice, "bank-admin")
+	rr.eligible(alice, "quick-look")
+	ctx := context.Background()
+	waiting, err := rr.svc.Request(ctx, alice, elevate.Ask{Role: "bank-admin", Justification: "why"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, err := rr.svc.Request(ctx, alice, elevate.Ask{Role: "quick-look"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rr.svc.Deactivate(ctx, ended.ID, alice, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	src := rr.p.ElevationStepUps()
+	r := httptest.NewRequest(http.MethodGet, "/stepup", nil)
+	password := store.Session{Events: []store.AuthEvent{{Method: "password", Time: rr.clock.Now(), AMR: []string{"pwd"}}}}
+	tests := []struct {
+		name, returnTo string
+		u              store.User
+		ok, missing    bool
+	}{
+		{"ok/waiting-for-proof", confirmURL(waiting.ID), alice, true, true},
+		{"fail/ended", confirmURL(ended.ID), alice, false, false},
+		{"fail/unknown", confirmURL("elv_none"), alice, false, false},
+		{"fail/other-page", "/account/roles?id=" + waiting.ID, alice, false, false},
+		{"attack/other-user", confirmURL(waiting.ID), store.User{ID: "someone-else", Username: "mallory"}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ask, ok := src.StepUpFor(r, tc.u, password, tc.returnTo)
+			if ok != tc.ok || (len(ask.Missing) > 0) != tc.missing {
+				t.Fatalf("ok %v, missing %v; want ok %v, missing %v", ok, ask.Missing, tc.ok, tc.missing)
+			}
+			if ok && (ask.App != "Role activation" || len(ask.Contexts) != 1 || ask.Contexts[0].Name != "Activate bank-admin") {
+				t.Errorf("described as %+v", ask)
+			}
+		})
+	}
+}
