@@ -75,7 +75,7 @@ var walkSteps = []walkStep{
 			"http://bank.localhost:8080/admin/",
 		},
 		Cites: []string{
-			"As alice, Stepgate refuses: she has no passkey.",
+			"As alice, Stepgate refuses: she does not hold the role `bank-admin`",
 			"sign in as `admin` with `admin-demo-password`",
 			"*Add a passkey* is refused for now",
 			"*Temporary access pass from your administrator*",
@@ -113,6 +113,28 @@ var walkSteps = []walkStep{
 		},
 		Cites: []string{
 			"answers 401, and so does the same request carrying `$TOKEN`",
+		},
+	},
+	{
+		Title:    "Ask for a role for an hour",
+		Commands: []walkCommand{{Line: "go run ./cmd/stepgate user totp-code alice --demo"}},
+		URLs: []string{
+			"http://localhost:8080/account/roles",
+			"http://localhost:8080/admin/elevations",
+			"http://localhost:8080/account/security",
+			"http://bank.localhost:8080/admin/",
+			"http://localhost:8080/admin/signins",
+		},
+		Cites: []string{
+			"write a justification (`INC-1234: payments stuck`) and *Ask for bank-admin* for 1 hour",
+			"Stepgate asks for a code from her authenticator app",
+			"*Confirm the request* sends it for approval",
+			"*Approve* it",
+			"a code from her app opens the registration, no pass needed; the one she just gave counts for 10 minutes",
+			"asks for her passkey and opens",
+			"at once with *End now* on her roles page",
+			"the next visit to the admin page is refused, whatever she proves",
+			"names the policy that refused it, `admin-pages-need-bank-admin`",
 		},
 	},
 }

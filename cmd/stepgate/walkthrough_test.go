@@ -257,6 +257,11 @@ func TestBrowserWalkThrough(t *testing.T) {
 	// 7. The curl lines, as written.
 	w.curlSteps()
 
+	// 8. alice asks for bank-admin for an hour; admin approves it on the
+	// console; with a passkey she adds, the admin pages open; ended, they
+	// refuse her again.
+	w.elevationStep(code, adminURL)
+
 	for name := range pendingFixes {
 		if !w.checked[name] {
 			t.Errorf("pendingFixes names %q, which is no check the walk-through makes", name)
@@ -397,7 +402,16 @@ func startChromium(t *testing.T) context.Context {
 		cancelTab()
 		cancelAlloc()
 	})
-	err := chromedp.Do(ctx, chromedp.EmulateViewport(1200, 800), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1200, 800), addAuthenticator()); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+// addAuthenticator gives the tab a virtual authenticator (CTAP2,
+// resident keys, user verification).
+func addAuthenticator() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, tg, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
 			return fmt.Errorf("enable WebAuthn: %w", err)
 		}
@@ -408,11 +422,7 @@ func startChromium(t *testing.T) context.Context {
 			},
 		})
 		return err
-	}))
-	if err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	return ctx
+	})
 }
 
 // freshContext is a new browser context: no cookies, as a private

@@ -281,6 +281,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 
+	a.rolesPages(pages)
 	browser := http.NewServeMux()
 	pages.Mount(browser)
 	adminConsole.Mount(browser)

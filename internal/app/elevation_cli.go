@@ -27,7 +27,7 @@ func CommandLineElevation(cfg config.Config, st store.Store, observers ...elevat
 // webhook), so a request answered from the command line is recorded and
 // told like one answered in the console. close sends what is queued and
 // writes the sign-in log before the command exits.
-func CommandLineWatch(ctx context.Context, cfg config.Config, st store.Store, log *slog.Logger) (observers []elevate.Observer, close func(context.Context), err error) {
+func CommandLineWatch(ctx context.Context, cfg config.Config, st store.Store, log *slog.Logger) (observers []elevate.Observer, closeWatch func(context.Context), err error) {
 	signIns := audit.NewSignInLog(st, audit.SignInLogOptions{})
 	mail, err := emailSender(cfg.OTP, log)
 	if err != nil {

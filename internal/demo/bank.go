@@ -84,7 +84,9 @@ func NewBank(o BankOptions) (*Bank, error) {
 	// on another site cannot sign anyone out), ends the session, and
 	// leads to the sign-in page, from which the bank is one click away.
 	signOut := strings.TrimSuffix(o.Issuer, "/") + "/logout"
-	funcs := template.FuncMap{"join": strings.Join, "authTime": authTime(o.Now), "signOutURL": func() string { return signOut }}
+	roles := strings.TrimSuffix(o.Issuer, "/") + "/account/roles"
+	funcs := template.FuncMap{"join": strings.Join, "authTime": authTime(o.Now), "signOutURL": func() string { return signOut },
+		"rolesURL": func() string { return roles }}
 	for _, name := range []string{"accounts", "transfer", "transferred", "customers", "admin", "rates", "refused"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(bankFiles, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -264,8 +266,10 @@ func (b *Bank) customers(w http.ResponseWriter, _ *http.Request, id *Identity) {
 
 func (b *Bank) admin(w http.ResponseWriter, _ *http.Request, id *Identity) {
 	p := page{Title: "Administration", ID: id,
-		Rule: "/admin/* asks for context c3 (Admin action) with single-use elevation. Policy admin-actions-need-a-passkey says what that takes: a phishing-resistant proof (a passkey). Single use: the proof authorizes this one request; reloading asks again. The bank itself also requires the group " + AdminGroup + "."}
-	allowed := slices.Contains(id.Groups, AdminGroup)
+		Rule: "/admin/* asks for context c3 (Admin action) with single-use elevation. Policy admin-actions-need-a-passkey says what that takes: a phishing-resistant proof (a passkey); policy admin-pages-need-bank-admin refuses anyone without the role " + BankAdminRole + ", held all the time or activated for a while. Single use: the proof authorizes this one request; reloading asks again. The bank itself also checks the role in the gateway's assertion."}
+	// The bank's own check, behind the gateway's: the role as the signed
+	// assertion carries it, standing or activated.
+	allowed := slices.Contains(id.Roles, BankAdminRole)
 	p.Data = struct{ Forbidden bool }{!allowed}
 	if !allowed {
 		b.render(w, http.StatusForbidden, "admin", p)

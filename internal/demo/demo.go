@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/config"
@@ -46,16 +47,32 @@ type User struct {
 // printed and written in the README; they pass the password policy.
 var Users = []User{
 	{Username: "alice", Password: "alice-demo-password", Email: "alice@bank.example", DisplayName: "Alice Adams",
-		About: "password + authenticator app (TOTP)"},
+		About: "password + authenticator app (TOTP); eligible for " + BankAdminRole + " for an hour, with admin's approval"},
 	{Username: "bob", Password: "bob-demo-password", Email: "bob@bank.example", DisplayName: "Bob Brown",
 		About: "password only; cannot add a method without a temporary access pass"},
 	{Username: "admin", Password: "admin-demo-password", Email: "admin@bank.example", DisplayName: "Ada Admin",
-		Groups: []string{AdminGroup}, Roles: []string{admin.Role},
+		Groups: []string{AdminGroup}, Roles: []string{admin.Role, BankAdminRole},
 		About: "password, group admins, Stepgate administrator (/admin); adds a passkey with the temporary access pass below"},
 }
 
-// AdminGroup is the group whose members may open the bank's admin pages.
+// AdminGroup is the group of the bank's administrators, who approve
+// activations of BankAdminRole.
 const AdminGroup = "admins"
+
+// BankAdminRole opens the bank's admin pages (policy
+// admin-pages-need-bank-admin). admin holds it all the time; alice is
+// eligible for it: she activates it for at most an hour, with a
+// justification, a fresh second factor and the approval of a member of
+// AdminGroup.
+const BankAdminRole = "bank-admin"
+
+// ElevationRoles are the demo's activation settings.
+func ElevationRoles() []config.ElevationRole {
+	return []config.ElevationRole{{
+		Role: BankAdminRole, MaxDuration: config.Duration(time.Hour), Justification: "required",
+		Approvers: &config.ElevationApprovers{Group: AdminGroup},
+	}}
+}
 
 // policies is the demo's policy set, written to the data directory so a
 // reader can open it, change it and reload with SIGHUP.
@@ -97,6 +114,7 @@ func Config(p Params) (config.Config, error) {
 	// register a first method with its password alone. Registration
 	// takes a temporary access pass (admin gets one at every start).
 	cfg.Registration.Window = 0
+	cfg.Elevation.Roles = ElevationRoles()
 	cfg.OIDC.Clients = []config.OIDCClient{{
 		ID: BankApp, Name: "Demo bank API", Secret: BankClientSecret, GrantTypes: []string{"client_credentials"},
 	}, {

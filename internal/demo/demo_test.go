@@ -71,9 +71,13 @@ func TestSeedTwice(t *testing.T) {
 	if _, err := a.Users.Authenticate(ctx, "bob", "bob-demo-password"); err != nil {
 		t.Fatalf("bob's demo password: %v", err)
 	}
-	if n := len(a.Policies.Load().Policies()); n != 5 {
-		t.Fatalf("%d demo policies loaded, want 5", n)
+	if n := len(a.Policies.Load().Policies()); n != 6 {
+		t.Fatalf("%d demo policies loaded, want 6", n)
 	}
+	if !slices.Contains(admin.Roles, BankAdminRole) {
+		t.Fatalf("admin's roles %v, want the standing %s", admin.Roles, BankAdminRole)
+	}
+	checkAliceEligible(t, a)
 	// Each run prints a fresh pass for admin; the earlier one is spent.
 	if first.AdminPass == "" || second.AdminPass == first.AdminPass {
 		t.Fatalf("admin's passes: first %q, then %q; want a new one each run", first.AdminPass, second.AdminPass)
@@ -86,6 +90,70 @@ func TestSeedTwice(t *testing.T) {
 	}
 	if a.Config.Registration.Window != 0 {
 		t.Fatal("the demo lets a public password register a first method")
+	}
+}
+
+// checkAliceEligible: alice may activate bank-admin (one assignment, however
+// often the demo was seeded), for at most an hour, with a justification
+// and the approval of the admins group; she does not hold it yet.
+func checkAliceEligible(t *testing.T, a *app.App) {
+	t.Helper()
+	ctx := context.Background()
+	assignments, err := a.Store.ListRoleAssignments(ctx, BankAdminRole)
+	if err != nil || len(assignments) != 1 {
+		t.Fatalf("assignments of %s: %+v (%v), want alice's one", BankAdminRole, assignments, err)
+	}
+	alice, err := a.Store.GetUserByName(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(alice.RolesAt(time.Now(), BankApp), BankAdminRole) {
+		t.Fatalf("alice holds %s before asking for it", BankAdminRole)
+	}
+	eligible, err := a.Elevation.Eligible(ctx, alice)
+	if err != nil || len(eligible) != 1 {
+		t.Fatalf("alice's eligible roles: %+v (%v), want %s", eligible, err, BankAdminRole)
+	}
+	r := eligible[0].Role
+	if r.Name != BankAdminRole || r.MaxDuration != time.Hour || !r.NeedJustification || r.Approvers == nil || r.Approvers.Group != AdminGroup || r.Approvers.Count != 1 {
+		t.Fatalf("alice's %s: %+v, want at most 1h, a justification and one approver of %s", BankAdminRole, r, AdminGroup)
+	}
+}
+
+// TestSeedGivesAdminBankAdmin: data seeded before the bank-admin role
+// existed gets it for admin on the next start, so admin's passkey still
+// opens the bank's admin pages.
+func TestSeedGivesAdminBankAdmin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := testConfig(t)
+	log := slog.New(slog.DiscardHandler)
+	if _, err := Seed(ctx, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := app.NewUsers(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SetMemberships(ctx, "admin", nil, []string{"stepgate-admin"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	if _, err := Seed(ctx, cfg, log); err != nil {
+		t.Fatalf("seeding older data: %v", err)
+	}
+	st, err = app.OpenStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	admin, err := st.GetUserByName(ctx, "admin")
+	if err != nil || !slices.Contains(admin.Roles, BankAdminRole) || !slices.Contains(admin.Roles, "stepgate-admin") {
+		t.Fatalf("admin's roles after seeding older data: %v (%v), want stepgate-admin and %s", admin.Roles, err, BankAdminRole)
 	}
 }
 

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +64,9 @@ func Seed(ctx context.Context, cfg config.Config, log *slog.Logger) (Seeded, err
 	if _, err := svc.AddRole(ctx, store.Role{Name: admin.Role}); err != nil && !errors.Is(err, users.ErrExists) {
 		return Seeded{}, fmt.Errorf("add role %s: %w", admin.Role, err)
 	}
+	if _, err := svc.AddRole(ctx, store.Role{Name: BankAdminRole, Description: "Opens the demo bank's admin pages"}); err != nil && !errors.Is(err, users.ErrExists) {
+		return Seeded{}, fmt.Errorf("add role %s: %w", BankAdminRole, err)
+	}
 	for _, u := range Users {
 		existing, err := svc.Get(ctx, u.Username)
 		if err == nil {
@@ -79,6 +83,9 @@ func Seed(ctx context.Context, cfg config.Config, log *slog.Logger) (Seeded, err
 		}); err != nil {
 			return Seeded{}, fmt.Errorf("add demo user %s: %w", u.Username, err)
 		}
+	}
+	if err := eligible(ctx, st, "alice", BankAdminRole); err != nil {
+		return Seeded{}, err
 	}
 	m, err := app.NewMethods(cfg, st, log, nil)
 	if err != nil {
@@ -117,6 +124,21 @@ func adminPass(ctx context.Context, st store.Store, m *app.Methods) (string, tim
 	}
 	code, p, err := m.Passes.Issue(ctx, u.ID, "stepgate demo", AdminPassLifetime, false)
 	return code, p.ExpiresAt, err
+}
+
+// eligible makes username eligible for role, once.
+func eligible(ctx context.Context, st store.Store, username, role string) error {
+	u, err := st.GetUserByName(ctx, username)
+	if err != nil {
+		return fmt.Errorf("make %s eligible for %s: %w", username, role, err)
+	}
+	_, err = st.CreateRoleAssignment(ctx, store.RoleAssignment{
+		ID: "ra_" + rand.Text(), Role: role, Kind: store.AssignEligible, Principal: store.UserPrincipal(u.ID), CreatedBy: "stepgate demo",
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("make %s eligible for %s: %w", username, role, err)
+	}
+	return nil
 }
 
 // keepRoles gives an existing demo user the roles of its definition

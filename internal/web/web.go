@@ -21,8 +21,10 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/tap"
+	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/metrics"
+	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/reason"
 	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/session"
@@ -150,6 +152,13 @@ type Deps struct {
 	// users there; nil leaves the page to its address's methods= hint.
 	StepUps []StepUpSource
 
+	// Elevation runs users' requests for their eligible roles, and
+	// Access builds the access request their activation is decided on
+	// (for the app elevate.App); the roles pages are served when both
+	// are set.
+	Elevation *elevate.Service
+	Access    func(r *http.Request, u store.User, s *store.Session, now time.Time) *policy.Request
+
 	Sessions *session.Manager
 	CSRFKey  []byte
 	Secure   bool // the issuer is https
@@ -190,7 +199,7 @@ func New(d Deps) (*Pages, error) {
 		"join":    strings.Join,
 	}
 	layout := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
-	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password", "report", "device"} {
+	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password", "report", "device", "roles", "roleconfirm"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -226,6 +235,7 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 		mux.Handle("GET /device", p.handle(p.deviceForm))
 		mux.Handle("POST /device", p.handle(p.deviceAnswer))
 	}
+	p.mountRoles(mux)
 	if p.Passwords != nil {
 		mux.Handle("GET /account/password", p.handle(p.passwordForm))
 		mux.Handle("POST /account/password", p.handle(p.changePassword))
@@ -330,6 +340,11 @@ type view struct {
 	Unlock      *unlockView    // what opens a registration
 	Report      *reportView    // a "this wasn't me" link
 	Device      *deviceView    // a device authorization
+	Roles       *rolesView     // the roles pages
+	// RolesPage: the roles pages are served (the account pages link
+	// to them). Activated are the user's elevated roles now.
+	RolesPage bool
+	Activated []store.Grant
 
 	// Base is what the page's own links and stylesheet start with:
 	// empty on Stepgate's host, the issuer's URL on an application's.
@@ -347,6 +362,7 @@ type choice struct {
 
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
 	v.CSRF = p.csrf.token(w, r)
+	v.RolesPage = p.rolesMounted()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := p.pages[name].ExecuteTemplate(w, "layout", v); err != nil {
@@ -488,7 +504,7 @@ func (p *Pages) account(w http.ResponseWriter, r *http.Request) error {
 	if !ok || err != nil {
 		return err
 	}
-	p.render(w, r, http.StatusOK, "account", view{Title: "Account", User: &u, Session: &s})
+	p.render(w, r, http.StatusOK, "account", view{Title: "Account", User: &u, Session: &s, Activated: activated(u, p.Now())})
 	return nil
 }
 
