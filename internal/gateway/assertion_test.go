@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -235,4 +236,48 @@ func TestIdentityMemo(t *testing.T) {
 	if headers(bank, alice, "GET")[headerAssertion] == first[headerAssertion] || signer.count() != n+1 {
 		t.Fatal("an assertion past half its life was reused from the memo")
 	}
+}
+
+// TestIdentityMemoRace: requests of one browser on many connections
+// share its memo, whose last assertion is read without a lock. Each
+// must still get the assertion of its own request, never the one
+// another connection just stored (run with -race).
+func TestIdentityMemoRace(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	g, err := New(Deps{
+		Issuer: "https://id.example", Signer: &recordingSigner{}, Log: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return now },
+		Options: Options{AssertionLifetime: 30 * time.Second, Routes: []Route{
+			{Name: "bank", From: "https://bank.example", To: "http://127.0.0.1:9001"},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	bank := g.routes[0]
+	alice := &identity{user: store.User{ID: "u1", Username: "alice"},
+		token: &oauth.AccessClaims{Claims: jwt.Claims{ID: "jti-u1", Subject: "u1"}, ACR: "mfa"}, memo: &identityMemo{}}
+	paths := []string{"/a", "/b", "/c"}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				p := paths[(w+i)%len(paths)]
+				var tok string
+				g.identityHeaders(bank, alice, upstreamKey("GET", p), func(k, v string) {
+					if k == headerAssertion {
+						tok = v
+					}
+				})
+				var c assertionClaims
+				body, _, _ := strings.Cut(tok, "#")
+				if err := json.Unmarshal([]byte(body), &c); err != nil || c.URL != "http://127.0.0.1:9001"+p {
+					t.Errorf("GET %s got an assertion for %q (%v)", p, c.URL, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
