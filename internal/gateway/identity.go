@@ -144,6 +144,6 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 		return nil, err
 	}
 	memo := &identityMemo{}
-	g.browsers.put(sum, browserEntry{route: gs.Route, sess: &s, user: u, memo: memo}, g.Now())
+	g.browsers.put(sum, &browserEntry{route: gs.Route, sess: &s, user: u, memo: memo}, g.Now())
 	return &identity{user: u, sess: &s, memo: memo}, nil
 }
