@@ -90,7 +90,7 @@ func (r *result) cpuPerRequest() time.Duration {
 	if r.requests == 0 {
 		return 0
 	}
-	return r.cpu / time.Duration(r.requests)
+	return time.Duration(float64(r.cpu) / float64(r.requests))
 }
 
 // worker is one keep-alive client connection, driven from one goroutine
