@@ -74,10 +74,24 @@ type target struct {
 type result struct {
 	requests, errors uint64
 	elapsed          time.Duration
-	hist             histogram
+	// cpu is the CPU time this process used while measuring: the load
+	// generator's, the upstream's and, unless Stepgate runs in a process
+	// of its own, Stepgate's.
+	cpu  time.Duration
+	hist histogram
 }
 
 func (r *result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+// cpuPerRequest is the process's CPU time per request, zero when
+// unknown. On a machine shared with other work it moves less than the
+// throughput, which depends on the share of the cores the harness gets.
+func (r *result) cpuPerRequest() time.Duration {
+	if r.requests == 0 {
+		return 0
+	}
+	return time.Duration(float64(r.cpu) / float64(r.requests))
+}
 
 // worker is one keep-alive client connection, driven from one goroutine
 // the way wrk drives a socket from its event loop: the request is
@@ -201,7 +215,11 @@ func load(t target, conns int, warmup, duration time.Duration) (result, error) {
 	}
 	phase(warmup, false)
 	var total result
+	cpu := processCPU()
 	total.elapsed = phase(duration, true)
+	if cpu > 0 {
+		total.cpu = time.Duration(processCPU() - cpu)
+	}
 	for _, w := range workers {
 		total.requests += w.res.requests
 		total.errors += w.res.errors

@@ -99,6 +99,9 @@ type scenario struct {
 	skipped string
 	rounds  []result
 	res     result // the round with the median throughput
+	// cpu is the median round's CPU time per request (the median of
+	// that column, which may come from another round).
+	cpu time.Duration
 }
 
 func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string, ownProcess, spread, external bool) error {
@@ -234,6 +237,12 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 	}
 	for _, sc := range scenarios {
 		if sc.skipped == "" {
+			cpus := make([]time.Duration, 0, len(sc.rounds))
+			for i := range sc.rounds {
+				cpus = append(cpus, sc.rounds[i].cpuPerRequest())
+			}
+			slices.Sort(cpus)
+			sc.cpu = cpus[len(cpus)/2]
 			slices.SortFunc(sc.rounds, func(a, b result) int { return cmp.Compare(a.rps(), b.rps()) })
 			sc.res = sc.rounds[len(sc.rounds)/2]
 		}
@@ -354,6 +363,14 @@ func checkOnce(t target, check func(*http.Response, string) error) error {
 	return nil
 }
 
+// cpuCell is a cpu/req cell: microseconds, or "-" when unknown.
+func cpuCell(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
+}
+
 func report(scenarios []*scenario, conns, rounds int, duration time.Duration, spread bool) {
 	fmt.Printf("\n%d keep-alive connections, %s per scenario, median of %d round(s), GOMAXPROCS %d, %s\n\n",
 		conns, duration, rounds, runtime.GOMAXPROCS(0), runtime.Version())
@@ -375,15 +392,15 @@ func report(scenarios []*scenario, conns, rounds int, duration time.Duration, sp
 		return fmt.Sprintf("%.2fx", v/base)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\terrors\tvs direct\tvs nginx\t")
+	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\terrors\tvs direct\tvs nginx\tcpu/req\t")
 	for _, sc := range scenarios {
 		if sc.skipped != "" {
-			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\n", sc.skipped)
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\n", sc.skipped)
 			continue
 		}
 		r := &sc.res
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t\n", sc.name, r.rps(), r.hist.percentile(0.50), r.hist.percentile(0.99),
-			r.errors, ratio(r.rps(), direct), ratio(r.rps(), nginx))
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t%s\t\n", sc.name, r.rps(), r.hist.percentile(0.50), r.hist.percentile(0.99),
+			r.errors, ratio(r.rps(), direct), ratio(r.rps(), nginx), cpuCell(sc.cpu))
 	}
 	_ = tw.Flush()
 	if !spread {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/rand"
 	"net/http"
 	"slices"
@@ -43,10 +45,10 @@ func (g *Gateway) stripIdentity(h http.Header) {
 }
 
 // setIdentity replaces identity headers with the verified identity;
-// the assertion authorizes req alone.
-func (g *Gateway) setIdentity(h http.Header, rt *route, id *identity, req requestTarget) {
+// the assertion authorizes the request k names alone.
+func (g *Gateway) setIdentity(h http.Header, rt *route, id *identity, k requestKey) {
 	g.stripIdentity(h)
-	g.identityHeaders(rt, id, req, h.Set)
+	g.identityHeaders(rt, id, k, h.Set)
 }
 
 // requestTarget is the one request an assertion authorizes, as DPoP
@@ -56,33 +58,81 @@ type requestTarget struct {
 	method, url string
 }
 
-// upstreamRequest is the request the built-in proxy sends rt's upstream
-// for method and canonical path p: the upstream's scheme and host, and
-// the path joined as the upstream receives it.
-func (rt *route) upstreamRequest(method, p string) requestTarget {
-	return requestTarget{method: method, url: rt.upstreamOrigin + upstreamPath(rt, p)}
+// requestKey names the request an assertion authorizes without
+// building its URL, which a route derives from the canonical path
+// alone: the method and the path, sent upstream by the built-in proxy,
+// or, through forward-auth (public), as the proxy in front received it
+// on the route's public origin.
+type requestKey struct {
+	method, path string
+	public       bool
+}
+
+// upstreamKey is the request the built-in proxy sends a route's
+// upstream for method and canonical path p.
+func upstreamKey(method, p string) requestKey { return requestKey{method: method, path: p} }
+
+// target is the request k names on rt: for the built-in proxy, the
+// upstream's scheme and host with the path joined as the upstream
+// receives it; for forward-auth, the route's public origin and path.
+func (rt *route) target(k requestKey) requestTarget {
+	if k.public {
+		return requestTarget{method: k.method, url: rt.origin() + escapePath(k.path)}
+	}
+	return requestTarget{method: k.method, url: rt.upstreamOrigin + upstreamPath(rt, k.path)}
 }
 
 // identityHeaders sets, through set, the identity headers of id that
 // the route sends (none for anonymous requests).
-func (g *Gateway) identityHeaders(rt *route, id *identity, req requestTarget, set func(key, value string)) {
-	if id == nil || !rt.plain && !rt.assertion {
+func (g *Gateway) identityHeaders(rt *route, id *identity, k requestKey, set func(key, value string)) {
+	v, assertion := g.identityOf(rt, id, k)
+	if v == nil {
 		return
 	}
-	v := id.memo.view(g, rt, id)
 	if rt.plain {
 		for _, h := range v.plain {
 			set(h.key, h.value)
 		}
 	}
-	if !rt.assertion {
+	if assertion != "" {
+		set(headerAssertion, assertion)
+	}
+}
+
+// writeIdentity writes the identity headers of id that the route sends
+// into the head of the request going upstream: the plain ones as the
+// lines the memo keeps written out, then the assertion.
+func (g *Gateway) writeIdentity(bw *bufio.Writer, rt *route, id *identity, k requestKey) {
+	v, assertion := g.identityOf(rt, id, k)
+	if v == nil {
 		return
 	}
-	if tok, err := g.memoAssertion(rt, id, v, req); err == nil {
-		set(headerAssertion, tok)
-	} else {
-		g.Log.Error("sign identity assertion", "err", err)
+	if rt.plain {
+		_, _ = bw.WriteString(v.lines)
 	}
+	if assertion != "" {
+		writeHeader(bw, headerAssertion, assertion)
+	}
+}
+
+// identityOf is what the route sends upstream about id for the request
+// k: the plain headers (nil when it sends nothing: no identity, or a
+// route with identity_headers none) and the assertion ("" when the route
+// sends none, or it could not be signed, which is logged).
+func (g *Gateway) identityOf(rt *route, id *identity, k requestKey) (*identityView, string) {
+	if id == nil || !rt.plain && !rt.assertion {
+		return nil, ""
+	}
+	v := id.memo.view(g, rt, id)
+	if !rt.assertion {
+		return v, ""
+	}
+	tok, err := g.memoAssertion(rt, id, v, k)
+	if err != nil {
+		g.Log.Error("sign identity assertion", "err", err)
+		return v, ""
+	}
+	return v, tok
 }
 
 // identityMemo holds what identityHeaders works out for one cached
@@ -101,16 +151,20 @@ type identityMemo struct {
 	current atomic.Pointer[identityView]
 	// allowed is the last routine allow (see allowMemo).
 	allowed atomic.Pointer[allowMemo]
+	// last is the assertion last served from signed, read without the
+	// lock: a browser mostly repeats requests, and every connection of
+	// it shares this memo.
+	last atomic.Pointer[memoAssertion]
 	// mu guards signed.
 	mu     sync.Mutex
-	signed map[memoKey]memoAssertion
+	signed map[memoKey]*memoAssertion
 }
 
 // memoKey names an assertion in the memo: the route (its audience) and
 // the request it authorizes.
 type memoKey struct {
 	rt  *route
-	req requestTarget
+	req requestKey
 }
 
 // identityView is the identity headers of one identity on one route
@@ -120,6 +174,9 @@ type identityView struct {
 	snap  *policy.Snapshot
 	facts assertionClaims // without ACRs, which each decision sets
 	plain []headerValue
+	// lines is plain written out as header lines, as writeHeader writes
+	// them.
+	lines string
 	// until, when set, is when an elevated role in facts ends: the view,
 	// and any assertion signed from it, is not used from then on.
 	until time.Time
@@ -132,13 +189,20 @@ func (v *identityView) stale(now time.Time) bool {
 
 type headerValue struct{ key, value string }
 
-// memoAssertion is a signed assertion for a read, and the contexts it
-// names (the decision's, which may change while the memo lives: a
-// context's sign-in frequency runs out).
+// memoAssertion is a signed assertion for a read, the request it
+// authorizes and the contexts it names (the decision's, which may
+// change while the memo lives: a context's sign-in frequency runs out).
 type memoAssertion struct {
+	key     memoKey
 	acrs    []string
 	token   string
 	expires time.Time
+}
+
+// serves reports whether c is the assertion for key, naming exactly
+// acrs, and still fresh at now.
+func (c *memoAssertion) serves(key memoKey, acrs []string, now time.Time) bool {
+	return c != nil && c.key == key && now.Before(c.expires) && slices.Equal(c.acrs, acrs)
 }
 
 // maxMemoAssertions bounds one identity's memo of assertions.
@@ -165,38 +229,58 @@ func (m *identityMemo) view(g *Gateway, rt *route, id *identity) *identityView {
 	v := &identityView{rt: rt, snap: snap, facts: g.facts(rt, id, now), until: id.user.GrantsEndAt(now, rt.app)}
 	v.facts.ACRs = nil
 	v.plain = plainIdentity(v.facts)
+	v.lines = headerLines(v.plain)
 	if m != nil {
 		m.current.Store(v)
 	}
 	return v
 }
 
-// memoAssertion returns the assertion for req: for a read, the one the
-// memo holds when it names the same contexts and is still fresh; else
-// through assertion, which keeps the longer-lived cache and signs.
-func (g *Gateway) memoAssertion(rt *route, id *identity, v *identityView, req requestTarget) (string, error) {
+// headerLines writes hs out as header lines, as writeHeader does.
+func headerLines(hs []headerValue) string {
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	for _, h := range hs {
+		writeHeader(bw, h.key, h.value)
+	}
+	_ = bw.Flush()
+	return b.String()
+}
+
+// memoAssertion returns the assertion for the request k: for a read,
+// the one the memo holds when it names the same contexts and is still
+// fresh; else through assertion, which keeps the longer-lived cache and
+// signs.
+func (g *Gateway) memoAssertion(rt *route, id *identity, v *identityView, k requestKey) (string, error) {
 	m := id.memo
 	now := g.Now()
-	if m != nil && safeMethod(req.method) {
+	key := memoKey{rt, k}
+	if m != nil && safeMethod(k.method) {
+		if c := m.last.Load(); c.serves(key, id.acrs, now) {
+			return c.token, nil
+		}
 		m.mu.Lock()
-		c, ok := m.signed[memoKey{rt, req}]
+		c := m.signed[key]
 		m.mu.Unlock()
-		if ok && now.Before(c.expires) && slices.Equal(c.acrs, id.acrs) {
+		if c.serves(key, id.acrs, now) {
+			m.last.Store(c)
 			return c.token, nil
 		}
 	}
 	a := v.facts
 	a.ACRs = id.acrs
-	tok, expires, err := g.assertion(rt, id, a, req, v.until)
+	tok, expires, err := g.assertion(rt, id, a, rt.target(k), v.until)
 	if err != nil || m == nil || expires.IsZero() {
 		return tok, err
 	}
+	c := &memoAssertion{key: key, acrs: id.acrs, token: tok, expires: expires}
 	m.mu.Lock()
 	if m.signed == nil || len(m.signed) >= maxMemoAssertions {
-		m.signed = map[memoKey]memoAssertion{}
+		m.signed = map[memoKey]*memoAssertion{}
 	}
-	m.signed[memoKey{rt, req}] = memoAssertion{acrs: id.acrs, token: tok, expires: expires}
+	m.signed[key] = c
 	m.mu.Unlock()
+	m.last.Store(c)
 	return tok, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ func TestAssertionBoundToRequest(t *testing.T) {
 		return tok
 	}
 
-	get := sign(bank, bank.upstreamRequest("GET", "/accounts"))
+	get := sign(bank, bank.target(upstreamKey("GET", "/accounts")))
 	c := signer.last()
 	if c.Method != "GET" || c.URL != "http://bank.internal:9001/base/accounts" || len(c.Audience) != 1 || c.Audience[0] != "http://bank.internal:9001" {
 		t.Fatalf("bank assertion htm %q htu %q aud %v", c.Method, c.URL, c.Audience)
@@ -91,10 +92,10 @@ func TestAssertionBoundToRequest(t *testing.T) {
 	if life := c.Expiry.Time().Sub(c.IssuedAt.Time()); life != 30*time.Second {
 		t.Fatalf("bank assertion lives %s, want 30s", life)
 	}
-	if again := sign(bank, bank.upstreamRequest("GET", "/accounts")); again != get || signer.count() != 1 {
+	if again := sign(bank, bank.target(upstreamKey("GET", "/accounts"))); again != get || signer.count() != 1 {
 		t.Fatalf("the same request re-signed (%d signatures)", signer.count())
 	}
-	for _, req := range []requestTarget{bank.upstreamRequest("POST", "/accounts"), bank.upstreamRequest("GET", "/transfers"), bank.upstreamRequest("GET", "/accounts/")} {
+	for _, req := range []requestTarget{bank.target(upstreamKey("POST", "/accounts")), bank.target(upstreamKey("GET", "/transfers")), bank.target(upstreamKey("GET", "/accounts/"))} {
 		if tok := sign(bank, req); tok == get {
 			t.Fatalf("%s %s got the assertion of GET /accounts", req.method, req.url)
 		}
@@ -105,20 +106,20 @@ func TestAssertionBoundToRequest(t *testing.T) {
 
 	// A request that changes something gets an assertion of its own each
 	// time, with its own jti, for the upstream to accept once.
-	post := bank.upstreamRequest("POST", "/transfers")
+	post := bank.target(upstreamKey("POST", "/transfers"))
 	first, jti := sign(bank, post), signer.last().ID
 	if second := sign(bank, post); second == first || signer.last().ID == jti || jti == "" {
 		t.Fatalf("two POST /transfers share an assertion or a jti (%q)", jti)
 	}
 
-	sign(payroll, payroll.upstreamRequest("GET", "/accounts"))
+	sign(payroll, payroll.target(upstreamKey("GET", "/accounts")))
 	c = signer.last()
 	if len(c.Audience) != 1 || c.Audience[0] != "payroll-api" || c.Expiry.Time().Sub(c.IssuedAt.Time()) != 10*time.Second {
 		t.Fatalf("payroll assertion aud %v, life %s; want payroll-api and 10s", c.Audience, c.Expiry.Time().Sub(c.IssuedAt.Time()))
 	}
 
 	// Forward-auth: the original request on the route's public origin.
-	sign(wiki, requestTarget{method: "DELETE", url: wiki.origin() + escapePath("/pages/a b")})
+	sign(wiki, wiki.target(requestKey{method: "DELETE", path: "/pages/a b", public: true}))
 	c = signer.last()
 	if c.Audience[0] != "https://wiki.example" || c.URL != "https://wiki.example/pages/a%20b" || c.Method != "DELETE" {
 		t.Fatalf("forward-auth assertion aud %v htm %q htu %q", c.Audience, c.Method, c.URL)
@@ -127,7 +128,7 @@ func TestAssertionBoundToRequest(t *testing.T) {
 	// Reused for half its life at most.
 	n := signer.count()
 	now = now.Add(16 * time.Second)
-	if sign(bank, bank.upstreamRequest("GET", "/accounts")) == get || signer.count() != n+1 {
+	if sign(bank, bank.target(upstreamKey("GET", "/accounts"))) == get || signer.count() != n+1 {
 		t.Fatal("an assertion past half its life was reused")
 	}
 }
@@ -162,7 +163,7 @@ func TestIdentityMemo(t *testing.T) {
 	headers := func(rt *route, id *identity, method string) map[string]string {
 		t.Helper()
 		h := map[string]string{}
-		g.identityHeaders(rt, id, rt.upstreamRequest(method, "/accounts"), func(k, v string) { h[k] = v })
+		g.identityHeaders(rt, id, upstreamKey(method, "/accounts"), func(k, v string) { h[k] = v })
 		return h
 	}
 
@@ -172,6 +173,35 @@ func TestIdentityMemo(t *testing.T) {
 	}
 	if first[headerUser] != "alice" || first[headerGroups] != "alice-team" || first[headerAmr] != "pwd otp" {
 		t.Fatalf("alice's headers: %v", first)
+	}
+
+	// Reads of another path in between: each keeps its own assertion,
+	// and going back serves the first one again, unsigned.
+	assertionFor := func(k requestKey) string {
+		t.Helper()
+		var tok string
+		g.identityHeaders(bank, alice, k, func(key, v string) {
+			if key == headerAssertion {
+				tok = v
+			}
+		})
+		return tok
+	}
+	signed := signer.count()
+	other := assertionFor(upstreamKey("GET", "/transfers"))
+	if c := signer.last(); other == first[headerAssertion] || c.URL != "http://127.0.0.1:9001/transfers" || signer.count() != signed+1 {
+		t.Fatalf("GET /transfers got htu %q (%d signatures)", c.URL, signer.count()-signed)
+	}
+	if back := assertionFor(upstreamKey("GET", "/accounts")); back != first[headerAssertion] || signer.count() != signed+1 {
+		t.Fatalf("back to GET /accounts: a new assertion (%d signatures)", signer.count()-signed)
+	}
+	if again := assertionFor(upstreamKey("GET", "/transfers")); again != other || signer.count() != signed+1 {
+		t.Fatalf("GET /transfers again: a new assertion (%d signatures)", signer.count()-signed)
+	}
+	// The same path as the proxy in front received it (forward-auth)
+	// is another request: the public URL, never the upstream's.
+	if pub := assertionFor(requestKey{method: "GET", path: "/accounts", public: true}); pub == first[headerAssertion] || signer.last().URL != "https://bank.example/accounts" {
+		t.Fatalf("forward-auth's GET /accounts got htu %q", signer.last().URL)
 	}
 
 	// Another user's identity, same route and request: never alice's.
@@ -206,4 +236,48 @@ func TestIdentityMemo(t *testing.T) {
 	if headers(bank, alice, "GET")[headerAssertion] == first[headerAssertion] || signer.count() != n+1 {
 		t.Fatal("an assertion past half its life was reused from the memo")
 	}
+}
+
+// TestIdentityMemoRace: requests of one browser on many connections
+// share its memo, whose last assertion is read without a lock. Each
+// must still get the assertion of its own request, never the one
+// another connection just stored (run with -race).
+func TestIdentityMemoRace(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	g, err := New(Deps{
+		Issuer: "https://id.example", Signer: &recordingSigner{}, Log: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return now },
+		Options: Options{AssertionLifetime: 30 * time.Second, Routes: []Route{
+			{Name: "bank", From: "https://bank.example", To: "http://127.0.0.1:9001"},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	bank := g.routes[0]
+	alice := &identity{user: store.User{ID: "u1", Username: "alice"},
+		token: &oauth.AccessClaims{Claims: jwt.Claims{ID: "jti-u1", Subject: "u1"}, ACR: "mfa"}, memo: &identityMemo{}}
+	paths := []string{"/a", "/b", "/c"}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				p := paths[(w+i)%len(paths)]
+				var tok string
+				g.identityHeaders(bank, alice, upstreamKey("GET", p), func(k, v string) {
+					if k == headerAssertion {
+						tok = v
+					}
+				})
+				var c assertionClaims
+				body, _, _ := strings.Cut(tok, "#")
+				if err := json.Unmarshal([]byte(body), &c); err != nil || c.URL != "http://127.0.0.1:9001"+p {
+					t.Errorf("GET %s got an assertion for %q (%v)", p, c.URL, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -83,7 +83,9 @@ func (c *ttlCache[V]) put(key [sha256.Size]byte, v V, now time.Time) {
 	c.m[key] = cacheEntry[V]{v: v, checked: now}
 }
 
-// browserEntry is what a gateway cookie led to.
+// browserEntry is what a gateway cookie led to. The cache holds it by
+// pointer and never changes it: a hit copies out only what the request
+// uses, and the cache's lock is held for a pointer's copy.
 type browserEntry struct {
 	route string
 	// sess is shared, read only, by every request the entry serves, so

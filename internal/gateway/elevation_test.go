@@ -49,7 +49,7 @@ func TestMemoNeverOutlivesElevatedRole(t *testing.T) {
 		token: &oauth.AccessClaims{Claims: jwt.Claims{ID: "jti-1", Subject: "u1"}, ACR: "mfa"}}
 	roles := func(rt *route) ([]string, time.Time) {
 		t.Helper()
-		g.identityHeaders(rt, alice, rt.upstreamRequest("GET", "/"), func(string, string) {})
+		g.identityHeaders(rt, alice, upstreamKey("GET", "/"), func(string, string) {})
 		c := signer.last()
 		return c.Roles, c.Expiry.Time()
 	}

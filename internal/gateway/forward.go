@@ -258,7 +258,7 @@ func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, set, ot
 		// onto the upstream request (Traefik authResponseHeaders, Caddy
 		// copy_headers, nginx auth_request_set). The assertion authorizes
 		// the original request, as the proxy in front received it.
-		g.setIdentity(w.Header(), rt, id, requestTarget{method: o.Method, url: rt.origin() + escapePath(p)})
+		g.setIdentity(w.Header(), rt, id, requestKey{method: o.Method, path: p, public: true})
 		nameEveryIdentityHeader(w.Header())
 		w.WriteHeader(http.StatusOK)
 	})

@@ -123,7 +123,7 @@ type Gateway struct {
 	mu         sync.Mutex
 	assertions map[string]cachedAssertion
 	// browsers and bearers reuse identity lookups briefly (identityTTL).
-	browsers ttlCache[browserEntry]
+	browsers ttlCache[*browserEntry]
 	bearers  ttlCache[bearerEntry]
 	buffers  bufferPool
 	// quotaWarned is when (Unix seconds) a full kept-request quota was

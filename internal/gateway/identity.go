@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"net/textproto"
+	"strings"
 
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/session"
@@ -42,17 +44,77 @@ func (rt *route) cookieName() string {
 	return "stepgate_gw"
 }
 
+// gatewayCookieLen is the length of a gateway cookie's value: 32
+// random bytes in unpadded base64url.
+const gatewayCookieLen = 43
+
+// maxRequestCookies is how many cookies net/http reads from a request at
+// most (its default; more and Request.Cookie finds none).
+const maxRequestCookies = 3000
+
+// requestCookie returns the value of the first cookie named name in
+// the Cookie headers h, read exactly as net/http's Request.Cookie reads
+// it — the same trimming, quotes and byte checks, and no cookie at all
+// beyond maxRequestCookies — without building every cookie the request
+// carries: a browser sends it on every request through the gateway.
+func requestCookie(h http.Header, name string) (string, bool) {
+	lines := h["Cookie"]
+	count := 0
+	for _, line := range lines {
+		count += strings.Count(line, ";") + 1
+	}
+	if count > maxRequestCookies {
+		return "", false
+	}
+	for _, line := range lines {
+		line = textproto.TrimString(line)
+		for line != "" {
+			var pair string
+			pair, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(textproto.TrimString(pair), "=")
+			// name is a token, so a match is one too (net/http skips
+			// names that are not).
+			if textproto.TrimString(k) != name {
+				continue
+			}
+			if v, ok := cookieValue(v); ok {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// cookieValue is a cookie's value as net/http reads it: without one
+// pair of surrounding double quotes, and refused when any byte is not
+// allowed in a cookie value.
+func cookieValue(v string) (string, bool) {
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return "", false
+		}
+	}
+	return v, true
+}
+
 // browserIdentity follows the gateway cookie to the Stepgate session and
 // its user. The lookups are reused for identityTTL, so sign-out or
 // disabling the user take effect within that bound; the session's expiry
 // is checked on every request, and a step-up elsewhere gives the browser
 // a new session and cookie through the hand-off.
 func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error) {
-	c, err := r.Cookie(rt.cookieName())
-	if err != nil || len(c.Value) != 43 {
+	value, ok := requestCookie(r.Header, rt.cookieName())
+	if !ok || len(value) != gatewayCookieLen {
 		return nil, session.ErrNoSession
 	}
-	sum := sha256.Sum256([]byte(c.Value))
+	// Hashed from a copy on the stack: converting the string would put
+	// a copy of the secret on the heap on every request.
+	var secret [gatewayCookieLen]byte
+	copy(secret[:], value)
+	sum := sha256.Sum256(secret[:])
 	if e, ok := g.browsers.get(sum, g.Now()); ok {
 		// A cookie minted for one application is worthless on another.
 		if e.route != rt.name || !g.Sessions.Live(*e.sess) {
@@ -82,6 +144,6 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 		return nil, err
 	}
 	memo := &identityMemo{}
-	g.browsers.put(sum, browserEntry{route: gs.Route, sess: &s, user: u, memo: memo}, g.Now())
+	g.browsers.put(sum, &browserEntry{route: gs.Route, sess: &s, user: u, memo: memo}, g.Now())
 	return &identity{user: u, sess: &s, memo: memo}, nil
 }

@@ -197,7 +197,7 @@ func (o *outgoing) writeHead(bw *bufio.Writer) error {
 		writeHeader(bw, "Te", "trailers")
 	}
 	g.forwardingHeaders(r, rt, func(k, v string) { writeHeader(bw, k, v) })
-	g.identityHeaders(rt, o.id, rt.upstreamRequest(r.Method, o.path), func(k, v string) { writeHeader(bw, k, v) })
+	g.writeIdentity(bw, rt, o.id, upstreamKey(r.Method, o.path))
 	_, err := bw.WriteString("\r\n")
 	return err
 }

@@ -9,8 +9,10 @@
 package metrics
 
 import (
+	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,9 +36,11 @@ type Metrics struct {
 	// decided keeps the decision counter and latency histogram of each
 	// label set once looked up: every proxied request counts one, and a
 	// label lookup in the vectors (hashing, validating, locking) cost
-	// more than the count itself.
-	decidedMu sync.RWMutex
-	decided   map[decisionLabels]decisionMeters
+	// more than the count itself. The map is never changed once stored
+	// (a new label set stores a copy, under decidedMu), so the lookup on
+	// every request takes no lock, which every core would contend for.
+	decided   atomic.Pointer[map[decisionLabels]decisionMeters]
+	decidedMu sync.Mutex
 }
 
 // decisionLabels are the labels of one decision series.
@@ -114,19 +118,25 @@ func (m *Metrics) Decision(source, outcome, app string, took time.Duration) {
 // set (the enforcement points, three outcomes, the configured apps and
 // clients), as the vectors' own series are.
 func (m *Metrics) decisionMeters(l decisionLabels) decisionMeters {
-	m.decidedMu.RLock()
-	d, ok := m.decided[l]
-	m.decidedMu.RUnlock()
-	if ok {
-		return d
+	if known := m.decided.Load(); known != nil {
+		if d, ok := (*known)[l]; ok {
+			return d
+		}
 	}
-	d = decisionMeters{count: m.decisions.WithLabelValues(l.source, l.outcome, l.app), latency: m.latency.WithLabelValues(l.source)}
 	m.decidedMu.Lock()
-	if m.decided == nil {
-		m.decided = map[decisionLabels]decisionMeters{}
+	defer m.decidedMu.Unlock()
+	known := m.decided.Load()
+	if known != nil {
+		if d, ok := (*known)[l]; ok {
+			return d
+		}
 	}
-	m.decided[l] = d
-	m.decidedMu.Unlock()
+	d := decisionMeters{count: m.decisions.WithLabelValues(l.source, l.outcome, l.app), latency: m.latency.WithLabelValues(l.source)}
+	next := map[decisionLabels]decisionMeters{l: d}
+	if known != nil {
+		maps.Copy(next, *known)
+	}
+	m.decided.Store(&next)
 	return d
 }
 
