@@ -31,7 +31,7 @@ lint: ## golangci-lint (built from the Go module proxy on first use)
 # STEPGATE_REQUIRE_SQL_PARSER a build without cgo (no SQL parser), so CI
 # cannot pass without them.
 test: interop-deps browser-deps proxy-deps cgo-deps ## every test, with the race detector, PostgreSQL started and stopped around it
-	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 STEPGATE_REQUIRE_PROXIES=1 STEPGATE_REQUIRE_SQL_PARSER=1 scripts/with-postgres.sh $(GO) test -race -count=1 ./...
+	STEPGATE_REQUIRE_INTEROP=1 STEPGATE_REQUIRE_BROWSER=1 STEPGATE_REQUIRE_PROXIES=1 STEPGATE_REQUIRE_SQL_PARSER=1 scripts/with-postgres.sh $(GO) test -race -count=1 -timeout 30m ./...
 
 # The whole suite again with time.Now a year ahead in every test binary
 # (scripts/test-future.sh): a test that pins a date while some code reads

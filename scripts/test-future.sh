@@ -101,4 +101,4 @@ if ! day=$(cd "$dir/probe" && GOFLAGS= "$go" run -overlay "$dir/overlay.json" .)
 	exit 1
 fi
 echo "test-future: time.Now moved forward by $shift_by, to $day" >&2
-"$go" test -overlay "$dir/overlay.json" -count=1 "$@"
+"$go" test -overlay "$dir/overlay.json" -count=1 -timeout 30m "$@"

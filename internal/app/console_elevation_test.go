@@ -95,7 +95,13 @@ func (s *consoleRig) ask(t *testing.T, name, role string, proven bool) store.Ele
 // role without approvers turns active once proven.
 func (s *consoleRig) activeElevation(t *testing.T, role string) store.Elevation {
 	t.Helper()
-	e := s.ask(t, bobName, role, true)
+	return s.activeElevationOf(t, bobName, role)
+}
+
+// activeElevationOf makes name's request for role active.
+func (s *consoleRig) activeElevationOf(t *testing.T, name, role string) store.Elevation {
+	t.Helper()
+	e := s.ask(t, name, role, true)
 	e, err := s.app.Store.UpdateElevation(context.Background(), e.ID, func(cur store.Elevation) (store.Elevation, error) {
 		now := time.Now()
 		cur.State, cur.ActivatedAt, cur.Until = store.ElevationActive, now, now.Add(cur.Duration)
@@ -122,14 +128,17 @@ func (s *consoleRig) elevationChangeCases(t *testing.T) map[string]changeCase {
 	t.Helper()
 	ctx := context.Background()
 	s.setupElevation(t)
-	// The pending request is erin's: the other change cases disable bob,
-	// and an approval of a disabled requester is refused.
+	// The requests are erin's: the other change cases disable bob, an
+	// approval of a disabled requester is refused, and the sweep ends a
+	// disabled user's elevations by itself.
 	addUser(t, s.app.Users, "erin", "erin-console-password")
-	if _, err := s.app.Admin.Assign(ctx, "user:setup", "", admin.Assignment{Role: bankAdmin, User: "erin"}); err != nil {
-		t.Fatal(err)
+	for _, role := range []string{bankAdmin, bankViewer} {
+		if _, err := s.app.Admin.Assign(ctx, "user:setup", "", admin.Assignment{Role: role, User: "erin"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	pending := s.ask(t, "erin", bankAdmin, true)
-	active := s.activeElevation(t, bankViewer)
+	active := s.activeElevationOf(t, "erin", bankViewer)
 	removable, err := s.app.Admin.Assign(ctx, "user:setup", "", admin.Assignment{Role: bankViewer, Group: approverGroup})
 	if err != nil {
 		t.Fatal(err)

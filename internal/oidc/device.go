@@ -250,7 +250,7 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(rate.end.Sub(p.Now())/time.Second)+1, 10))
-		p.writeError(w, r, oauthErr("slow_down", http.StatusTooManyRequests, "too many device sign-ins were started from this network; finish or wait for those first"))
+		p.writeError(w, r, errDeviceBusy("too many device sign-ins were started from this network; finish or wait for those first"))
 		return
 	}
 	now := p.Now()
@@ -264,7 +264,7 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		// flood from filling the store, and the device is told to wait.
 		p.Log.WarnContext(r.Context(), "device authorization refused: too many waiting", "client", c.ID, "err", err)
 		w.Header().Set("Retry-After", "60")
-		p.writeError(w, r, oauthErr("slow_down", http.StatusTooManyRequests, "too many device sign-ins are waiting; try again in a minute"))
+		p.writeError(w, r, errDeviceBusy("too many device sign-ins are waiting; try again in a minute"))
 		return
 	}
 	if err == nil {
@@ -406,7 +406,7 @@ func (p *Provider) redeemDevice(ctx context.Context, c *Client, form url.Values)
 	case errors.Is(err, store.ErrNotFound):
 		return issued{}, errInvalidGrant("the device code is invalid or expired", nil)
 	case errors.Is(err, errDeviceExpired):
-		return issued{}, oauthErr("expired_token", http.StatusBadRequest, "the device code expired; start again")
+		return issued{}, errExpiredToken("the device code expired; start again")
 	case errors.Is(err, errGrantUsed):
 		// A second redemption means the device code leaked: what the first
 		// one issued is revoked, as for a reused authorization code.
@@ -596,4 +596,17 @@ func (p *Provider) answer(ctx context.Context, d deviceRef, status, why string, 
 		return oauth.ErrDeviceExpired
 	}
 	return err
+}
+
+// errDeviceBusy is RFC 8628's slow_down for a device authorization the
+// server will not store now (a quota or a per-address limit): 429, so
+// the client waits (Retry-After says how long).
+func errDeviceBusy(desc string) *Error {
+	return oauthErr("slow_down", http.StatusTooManyRequests, desc)
+}
+
+// errExpiredToken is RFC 8628's expired_token: the device code ran out
+// before the user answered.
+func errExpiredToken(desc string) *Error {
+	return oauthErr("expired_token", http.StatusBadRequest, desc)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/reason"
 )
@@ -136,21 +137,24 @@ func (p *Pages) deviceAnswer(w http.ResponseWriter, r *http.Request) error {
 // deviceError shows why a user code leads nowhere, with the form to
 // enter another.
 func (p *Pages) deviceError(w http.ResponseWriter, r *http.Request, v view, typed string, err error) error {
-	status, msg := http.StatusBadRequest, ""
+	var msg string
 	switch {
 	case errors.Is(err, oauth.ErrDeviceMalformed):
 		msg = "That is not a code from a device: a code has 8 letters, like BCDF-GHJK. Check what the device shows."
 	case errors.Is(err, oauth.ErrDeviceUnknown):
-		status, msg = http.StatusNotFound, "No device is waiting for this code. Check it against the device, or start again there."
+		msg = "No device is waiting for this code. Check it against the device, or start again there."
 	case errors.Is(err, oauth.ErrDeviceExpired):
-		status, msg = http.StatusGone, "This code has expired. Start again on the device to get a new one."
+		msg = "This code has expired. Start again on the device to get a new one."
 	case errors.Is(err, oauth.ErrDeviceAnswered):
-		status, msg = http.StatusGone, "This code was already approved or denied. If that was not you, start again on the device; nothing else is needed here."
+		msg = "This code was already approved or denied. If that was not you, start again on the device; nothing else is needed here."
 	case errors.Is(err, oauth.ErrDeviceThrottled):
-		status, msg = http.StatusTooManyRequests, "Too many wrong codes were entered. Wait a few minutes and try again."
+		msg = "Too many wrong codes were entered. Wait a few minutes and try again."
 	default:
 		return err
 	}
+	// The sentinels carry their kinds: malformed 400, unknown 404,
+	// expired or answered 410, throttled 429.
+	status := httpx.StatusOf(err)
 	p.Log.InfoContext(r.Context(), "device code refused", "reason", err.Error())
 	// Wrong and throttled codes go to the sign-in log, so guessing shows
 	// there before and after the throttle stops it.
