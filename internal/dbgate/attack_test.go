@@ -147,8 +147,8 @@ func TestAttackCancelKeys(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(300 * time.Millisecond)
-	sendCancel(attacker.PgConn().PID(), attacker.PgConn().SecretKey())       // the attacker's own, valid key
-	sendCancel(victim.PgConn().PID(), make([]byte, 8))                        // the victim's pid, a guessed secret
+	sendCancel(attacker.PgConn().PID(), attacker.PgConn().SecretKey())        // the attacker's own, valid key
+	sendCancel(victim.PgConn().PID(), make([]byte, 4))                        // the victim's pid, a guessed secret
 	sendCancel(victim.PgConn().PID(), append(victim.PgConn().SecretKey(), 0)) // a longer secret
 	if err := <-done; err != nil {
 		t.Fatalf("the victim's statement was cancelled by another key: %v", err)

@@ -16,9 +16,13 @@ import (
 // statement: the gateway makes it, so a client never learns the
 // upstream's process id or secret, and a cancel request naming any other
 // key reaches nobody.
+//
+// The secret is 4 bytes, as protocol 3.0 clients (psql before 18, most
+// drivers) require; with the random 31-bit process id a guess must hit
+// 63 random bits.
 type cancelKey struct {
 	pid    uint32
-	secret [8]byte
+	secret [4]byte
 }
 
 // upstreamKey is what a cancel request is forwarded with.
@@ -35,7 +39,7 @@ type cancelKeys struct {
 }
 
 type cancelEntry struct {
-	secret   [8]byte
+	secret   [4]byte
 	upstream upstreamKey
 }
 
@@ -46,7 +50,7 @@ func (k *cancelKeys) issue(up upstreamKey) cancelKey {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for {
-		var b [12]byte
+		var b [8]byte
 		_, _ = rand.Read(b[:])
 		key := cancelKey{pid: binary.BigEndian.Uint32(b[:4]) & 0x7fffffff}
 		copy(key.secret[:], b[4:])

@@ -44,11 +44,11 @@ type session struct {
 	key    cancelKey
 
 	// Owned by the client reader.
-	cycle     int                 // cycles sent upstream
-	unsettled map[string]int      // statement name → the cycle its Parse or PREPARE was sent in
-	distrust  map[string]bool     // statements whose Parse or PREPARE may not have taken effect
-	portals   map[string]*portal  // portals bound, with what they run
-	copyIn    bool                // a simple-query COPY FROM STDIN is under way
+	cycle     int                // cycles sent upstream
+	unsettled map[string]int     // statement name → the cycle its Parse or PREPARE was sent in
+	distrust  map[string]bool    // statements whose Parse or PREPARE may not have taken effect
+	portals   map[string]*portal // portals bound, with what they run
+	copyIn    bool               // a simple-query COPY FROM STDIN is under way
 
 	mu       sync.Mutex // guards the fields below, shared with the upstream reader
 	changed  *sync.Cond // signalled when done grows
