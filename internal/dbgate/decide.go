@@ -88,7 +88,7 @@ func (s *Server) judge(ss *session, f sqlclass.Facts) judgement {
 	}
 	if why := s.guardrail(f); why != "" {
 		j.guardrail = why
-		j.verdict = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.Code("guardrail")}
+		j.verdict = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.StatementGuardrail}
 		j.refusal = errorResponse(codeInsufficientPrivs, "refused by Stepgate: "+why, "")
 		return j
 	}

@@ -48,7 +48,7 @@ type session struct {
 	unsettled map[string]int     // statement name → the cycle its Parse or PREPARE was sent in
 	distrust  map[string]bool    // statements whose Parse or PREPARE may not have taken effect
 	portals   map[string]*portal // portals bound, with what they run
-	copyIn    bool               // a simple-query COPY FROM STDIN is under way
+	copyIn    int                // the cycle of a simple-query COPY FROM STDIN under way, or 0
 
 	mu       sync.Mutex // guards the fields below, shared with the upstream reader
 	changed  *sync.Cond // signalled when done grows
@@ -144,20 +144,20 @@ func (ss *session) run(ctx context.Context) {
 func (ss *session) handle(ctx context.Context, msg pgproto3.FrontendMessage) bool {
 	switch m := msg.(type) {
 	case *pgproto3.Query:
-		ss.copyIn = false
+		ss.copyIn = 0
 		ss.query(ctx, m)
 		return ss.flush()
 	case *pgproto3.Parse:
-		ss.copyIn = false
+		ss.copyIn = 0
 		ss.cls.Prepare(m.Name, m.Query)
 		ss.sent(m.Name)
 		ss.fe.Send(m)
 	case *pgproto3.Bind:
-		ss.copyIn = false
+		ss.copyIn = 0
 		ss.bind(m)
 		ss.fe.Send(m)
 	case *pgproto3.Execute:
-		ss.copyIn = false
+		ss.copyIn = 0
 		ss.execute(ctx, m)
 	case *pgproto3.Describe, *pgproto3.Close:
 		if cl, ok := m.(*pgproto3.Close); ok && cl.ObjectType == 'P' {
@@ -165,21 +165,21 @@ func (ss *session) handle(ctx context.Context, msg pgproto3.FrontendMessage) boo
 		}
 		ss.fe.Send(m)
 	case *pgproto3.Sync:
-		if ss.copyIn {
+		if ss.inCopy() {
 			return true // ignored by the server during COPY FROM STDIN; not a cycle
 		}
 		ss.endCycle()
 		ss.fe.Send(m)
 		return ss.flush()
 	case *pgproto3.Flush:
-		if !ss.copyIn {
+		if !ss.inCopy() {
 			ss.fe.Send(m)
 			return ss.flush()
 		}
 	case *pgproto3.CopyData:
 		ss.fe.Send(m)
 	case *pgproto3.CopyDone, *pgproto3.CopyFail:
-		ss.copyIn = false
+		ss.copyIn = 0
 		ss.fe.Send(m)
 		return ss.flush()
 	case *pgproto3.FunctionCall:
@@ -356,9 +356,23 @@ func (ss *session) query(ctx context.Context, m *pgproto3.Query) {
 		ss.refuse(j.refusal, true)
 		return
 	}
-	ss.copyIn = copyFrom(f)
+	if copyFrom(f) {
+		ss.copyIn = ss.current()
+	}
 	ss.endCycle()
 	ss.fe.Send(m)
+}
+
+// inCopy reports whether a COPY FROM STDIN the client started may be
+// taking data: its query's cycle has not finished (a COPY that failed at
+// once has, and the client's next Sync is a cycle again).
+func (ss *session) inCopy() bool {
+	if ss.copyIn == 0 {
+		return false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.done < ss.copyIn
 }
 
 // copyFrom reports whether f copies data from the client.
