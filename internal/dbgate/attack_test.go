@@ -91,6 +91,9 @@ func TestAttackMultiStatementHidesDrop(t *testing.T) {
 		"SELECT $$ harmless $$; DROP TABLE customers",
 		"WITH d AS (DELETE FROM customers RETURNING *) SELECT count(*) FROM d",
 		"DO $$ BEGIN EXECUTE 'DROP TABLE customers'; END $$",
+		"SET ROLE postgres",
+		"SET SESSION AUTHORIZATION postgres",
+		"SELECT set_config('role', 'postgres', false)",
 	} {
 		_, err := conn.Exec(context.Background(), sql, pgx.QueryExecModeSimpleProtocol)
 		if st := sqlState(err); st != "28000" && st != "42501" {

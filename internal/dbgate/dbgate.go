@@ -39,6 +39,10 @@ const (
 	// (revocation, the user's roles): a revoked token runs no statement
 	// more than this after its revocation.
 	reverifyEvery = time.Second
+	// maxStartups bounds the connections between accept and sign-in: a
+	// flood of clients that connect and say nothing is turned away
+	// rather than held until each one's startup timeout.
+	maxStartups = 256
 )
 
 // Database is one database the gateway serves.
@@ -114,9 +118,11 @@ type Deps struct {
 // Server serves one Database.
 type Server struct {
 	Deps
-	db      Database
-	slots   chan struct{} // a token per upstream connection allowed
-	cancels *cancelKeys
+	db    Database
+	slots chan struct{} // a token per upstream connection allowed
+	// startups holds a token per connection not yet signed in.
+	startups chan struct{}
+	cancels  *cancelKeys
 
 	mu       sync.Mutex // guards the fields below
 	listener net.Listener
@@ -148,7 +154,7 @@ func New(db Database, deps Deps) (*Server, error) {
 	if deps.Classifier == nil {
 		deps.Classifier = sqlclass.NewClassifier(sqlclass.CacheOptions{})
 	}
-	return &Server{Deps: deps, db: db, slots: make(chan struct{}, db.MaxUpstream), cancels: newCancelKeys(), conns: map[net.Conn]struct{}{}}, nil
+	return &Server{Deps: deps, db: db, slots: make(chan struct{}, db.MaxUpstream), startups: make(chan struct{}, maxStartups), cancels: newCancelKeys(), conns: map[net.Conn]struct{}{}}, nil
 }
 
 // Name is the database's name.

@@ -60,12 +60,19 @@ func (s *Server) guardrail(f sqlclass.Facts) string {
 // its class and every less sensitive class (unknown asks for them all),
 // and those of the labels it hits.
 func (s *Server) contextsFor(f sqlclass.Facts, labels []string) []string {
+	effective := f.Class
+	if f.SetRole && effective < sqlclass.ClassPrivilege {
+		// SET ROLE and SET SESSION AUTHORIZATION run the statements after
+		// them as another role, which may hold more than the gateway's:
+		// a change of privilege, whatever the classifier's class.
+		effective = sqlclass.ClassPrivilege
+	}
 	var out []string
 	for key, ctx := range s.db.Contexts {
 		switch {
 		case strings.HasPrefix(key, ContextClassPrefix):
 			class, err := sqlclass.ParseClass(strings.TrimPrefix(key, ContextClassPrefix))
-			if err == nil && f.Class.AtLeast(class) {
+			if err == nil && effective.AtLeast(class) {
 				out = append(out, ctx)
 			}
 		case strings.HasPrefix(key, ContextLabelPrefix):
@@ -124,11 +131,11 @@ func (s *Server) challengeMessage(j judgement) string {
 	}
 	var needs []string
 	for _, r := range j.verdict.Missing {
-		var any []string
+		var ways []string
 		for _, n := range r.AnyOf {
-			any = append(any, n.String())
+			ways = append(ways, n.String())
 		}
-		needs = append(needs, strings.Join(any, " or "))
+		needs = append(needs, strings.Join(ways, " or "))
 	}
 	if len(needs) > 0 {
 		fmt.Fprintf(&b, ": missing %s", strings.Join(needs, "; "))

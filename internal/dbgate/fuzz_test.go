@@ -2,10 +2,16 @@ package dbgate
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/stepgate/stepgate/internal/oauth"
 )
 
 // fuzzMaxBody is the message bound the fuzz target reads with; the
@@ -14,7 +20,8 @@ const fuzzMaxBody = 64 << 10
 
 // FuzzClientFraming feeds arbitrary bytes to the reader the gateway
 // reads clients with, first as startup packets, then as messages: it
-// must not panic, and must stop at a header claiming more than the bound.
+// must not panic. TestOversizedMessageRefused proves the bound on what a
+// header may claim.
 func FuzzClientFraming(f *testing.F) {
 	startup, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": "alice"}}).Encode(nil)
 	query, _ := (&pgproto3.Query{String: "SELECT 1"}).Encode(nil)
@@ -25,33 +32,17 @@ func FuzzClientFraming(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 8, 4, 210, 22, 47})                                // SSLRequest
 	f.Add(append(append([]byte{}, startup...), 'Q', 0x7f, 0xff, 0xff, 0xff)) // a 2 GiB claim
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := &countingReader{r: bytes.NewReader(data)}
-		be := pgproto3.NewBackend(r, io.Discard)
+		be := pgproto3.NewBackend(bytes.NewReader(data), io.Discard)
 		be.SetMaxBodyLen(fuzzMaxBody)
 		if _, err := be.ReceiveStartupMessage(); err != nil {
 			return
 		}
 		for range 1000 {
-			msg, err := be.Receive()
-			if err != nil {
+			if _, err := be.Receive(); err != nil {
 				return
-			}
-			if _, ok := msg.(*pgproto3.PasswordMessage); ok {
-				continue
 			}
 		}
 	})
-}
-
-type countingReader struct {
-	r io.Reader
-	n int
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += n
-	return n, err
 }
 
 // TestOversizedMessageRefused: a header claiming a body past the bound is
@@ -67,4 +58,43 @@ func TestOversizedMessageRefused(t *testing.T) {
 	if _, err := be.Receive(); err == nil {
 		t.Fatal("a 2 GiB message was accepted")
 	}
+}
+
+// refuseAll verifies no token.
+type refuseAll struct{}
+
+func (refuseAll) VerifyAccessToken(context.Context, string) (*oauth.AccessClaims, error) {
+	return nil, errors.New("no")
+}
+
+// FuzzStartup runs the gateway's own startup and sign-in on arbitrary
+// bytes from a client: it must not panic or hang, and with every token
+// refused it never signs anyone in.
+func FuzzStartup(f *testing.F) {
+	startup, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": "alice", "database": "bank"}}).Encode(nil)
+	password, _ := (&pgproto3.PasswordMessage{Password: "tok"}).Encode(nil)
+	f.Add(append(append([]byte{}, startup...), password...))
+	f.Add([]byte{0, 0, 0, 8, 4, 210, 22, 47, 0, 0, 0, 8, 4, 210, 22, 48})    // SSLRequest, GSSENCRequest
+	f.Add([]byte{0, 0, 0, 16, 4, 210, 22, 46, 0, 0, 0, 1, 0, 0, 0, 2})       // CancelRequest
+	f.Add(append(append([]byte{}, startup...), 'p', 0x7f, 0xff, 0xff, 0xff)) // a 2 GiB password
+	s, err := New(Database{Name: "bank", Upstream: Upstream{Address: "127.0.0.1:1"}, InsecureLoopback: true, MaxMessageSize: fuzzMaxBody},
+		Deps{Tokens: refuseAll{}, Users: nil})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		server, client := net.Pipe()
+		defer client.Close()
+		go func() {
+			_, _ = client.Write(data)
+			_ = client.Close()
+		}()
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		_ = server.SetDeadline(time.Now().Add(time.Second))
+		c, ok := s.startup(context.Background(), server)
+		server.Close()
+		if ok || c != nil && c.claims != nil {
+			t.Fatal("signed in with every token refused")
+		}
+	})
 }

@@ -149,7 +149,9 @@ func (ss *session) handle(ctx context.Context, msg pgproto3.FrontendMessage) boo
 		return ss.flush()
 	case *pgproto3.Parse:
 		ss.copyIn = 0
-		ss.cls.Prepare(m.Name, m.Query)
+		// A text that does not parse is remembered as unknown; the
+		// upstream answers the Parse with its own error.
+		_, _ = ss.cls.Prepare(m.Name, m.Query)
 		ss.sent(m.Name)
 		ss.fe.Send(m)
 	case *pgproto3.Bind:

@@ -42,8 +42,14 @@ type client struct {
 func (s *Server) serveConn(raw net.Conn) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	select {
+	case s.startups <- struct{}{}:
+	default:
+		return // too many clients signing in at once
+	}
 	_ = raw.SetDeadline(time.Now().Add(startupTimeout))
 	c, ok := s.startup(ctx, raw)
+	<-s.startups
 	if !ok {
 		return
 	}
@@ -120,7 +126,8 @@ func (s *Server) signIn(ctx context.Context, c *client, m *pgproto3.StartupMessa
 	// is never sent where anyone on the path can read and replay it. The
 	// refusal comes before the password request, so a client that would
 	// send it in the clear is never asked to.
-	if !tlsDone && !(s.db.InsecureLoopback && c.addr.IsLoopback()) {
+	insecureOK := s.db.InsecureLoopback && c.addr.IsLoopback()
+	if !tlsDone && !insecureOK {
 		s.refuseStartup(c, codeInvalidAuthorization, "this gateway accepts tokens only over TLS: connect with sslmode=require (or verify-full)")
 		return false
 	}
