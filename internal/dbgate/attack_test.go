@@ -380,3 +380,36 @@ func TestAttackConnectionBound(t *testing.T) {
 	_, err := r.connect("alice", tok)
 	wantState(t, err, "53300")
 }
+
+// TestAttackBytesInjectedBeforeTLS: bytes sent after SSLRequest but
+// before the TLS handshake (a man in the middle's plaintext startup, the
+// CVE-2021-23214 pattern) are never read as if they came inside TLS: the
+// handshake fails and the connection ends.
+func TestAttackBytesInjectedBeforeTLS(t *testing.T) {
+	r := newRig(t, func(d *Database) { d.InsecureLoopback = false })
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ssl, _ := (&pgproto3.SSLRequest{}).Encode(nil)
+	startup, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": "alice", "database": "bank"}}).Encode(nil)
+	pw, _ := (&pgproto3.PasswordMessage{Password: r.token("u-alice", "bank", "password")}).Encode(nil)
+	if _, err := c.Write(append(append(ssl, startup...), pw...)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 1)
+	if _, err := c.Read(b); err != nil || b[0] != 'S' {
+		t.Fatalf("answer to SSLRequest: %q, %v", b, err)
+	}
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test only checks that the handshake fails
+	if err := tc.Handshake(); err == nil {
+		// Had the handshake passed, the injected startup must not have
+		// been taken: the server would now ask for a password or be done.
+		tc.SetReadDeadline(time.Now().Add(time.Second))
+		if n, _ := tc.Read(make([]byte, 64)); n > 0 {
+			t.Fatal("the server answered plaintext sent before the TLS handshake as if it came inside TLS")
+		}
+	}
+}
