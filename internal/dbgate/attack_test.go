@@ -413,3 +413,35 @@ func TestAttackBytesInjectedBeforeTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyConditionsOnStatements: a policy targeting the database with
+// a CEL condition on the statement's facts blocks DDL and a table, for
+// every token, while other statements flow.
+func TestPolicyConditionsOnStatements(t *testing.T) {
+	r := newRig(t, func(d *Database) { d.Contexts = nil })
+	r.usePolicies(t, testPolicies+`
+  - name: no-ddl-on-bank
+    state: enabled
+    users:
+      include: {users: [all]}
+    target:
+      apps: {include: [bank]}
+    conditions:
+      expression: 'statement.class in ["ddl", "privilege", "unknown"] || "orders" in statement.tables'
+    grant:
+      block: true
+`)
+	ctx := context.Background()
+	conn := r.mustConnect("alice", r.token("u-alice", "bank", "password", "totp"))
+	for _, sql := range []string{"DROP TABLE customers", "SELECT * FROM orders", "CREATE TABLE x (id int)"} {
+		_, err := conn.Exec(ctx, sql)
+		pe := wantState(t, err, "42501")
+		if !strings.Contains(pe.Message, "no-ddl-on-bank") {
+			t.Errorf("%s: %q should name the policy", sql, pe.Message)
+		}
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM customers").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("a read the condition does not match: %d, %v", n, err)
+	}
+}

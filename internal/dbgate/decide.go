@@ -102,6 +102,7 @@ func (s *Server) judge(ss *session, f sqlclass.Facts) judgement {
 	j.contexts = s.contextsFor(f, j.labels)
 	j.snap = s.Policies.Load()
 	j.req = ss.request(j.contexts, s.Now())
+	j.req.Statement = policyStatement(f, j.labels)
 	// No method source: the client cannot step up inside the session
 	// yet, so a challenge is answered with what is missing.
 	j.verdict, _ = access.Decide(access.Ask{Snapshot: j.snap, Request: j.req}, nil)
@@ -116,6 +117,15 @@ func (s *Server) judge(ss *session, f sqlclass.Facts) judgement {
 		j.refusal = errorResponse(codeInvalidAuthorization, s.challengeMessage(j), challengeHint(j))
 	}
 	return j
+}
+
+// policyStatement is what policies' conditions see of a statement.
+func policyStatement(f sqlclass.Facts, labels []string) policy.Statement {
+	st := policy.Statement{Class: f.Class.String(), Command: commandOf(f), Labels: labels}
+	for _, t := range f.Tables {
+		st.Tables = append(st.Tables, t.String())
+	}
+	return st
 }
 
 // challengeMessage says which proof the statement needs.

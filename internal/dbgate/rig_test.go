@@ -47,22 +47,39 @@ policies:
 
 // rig is a gateway in front of a fresh database on the test PostgreSQL.
 type rig struct {
-	t       *testing.T
-	srv     *Server
-	port    int
-	dbname  string
-	direct  *pgx.Conn // to the upstream, past the gateway
-	tokens  *fakeTokens
-	now     atomic.Int64 // Unix nanoseconds of the gateway's clock
-	certPEM string
+	t        *testing.T
+	srv      *Server
+	port     int
+	dbname   string
+	direct   *pgx.Conn // to the upstream, past the gateway
+	tokens   *fakeTokens
+	now      atomic.Int64 // Unix nanoseconds of the gateway's clock
+	certPEM  string
+	policies *staticPolicies
 
 	mu      sync.Mutex // guards signIns
 	signIns []audit.SignIn
 }
 
-type staticPolicies struct{ snap *policy.Snapshot }
+type staticPolicies struct {
+	snap atomic.Pointer[policy.Snapshot]
+}
 
-func (p staticPolicies) Load() *policy.Snapshot { return p.snap }
+func (p *staticPolicies) Load() *policy.Snapshot { return p.snap.Load() }
+
+// usePolicies compiles src and makes the gateway decide with it.
+func (r *rig) usePolicies(t *testing.T, src string) {
+	t.Helper()
+	doc, probs := policy.Parse("test.yaml", []byte(src))
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	snap, probs := policy.Compile(nil, doc)
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	r.policies.snap.Store(snap)
+}
 
 // fakeTokens stands in for the OIDC provider's verification: it knows
 // the tokens it was given, refuses revoked and expired ones as the
@@ -163,19 +180,13 @@ func newRig(t *testing.T, edit ...func(*Database)) *rig {
 	for _, e := range edit {
 		e(&db)
 	}
-	doc, probs := policy.Parse("test.yaml", []byte(testPolicies))
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
-	snap, probs := policy.Compile(nil, doc)
-	if len(probs) > 0 {
-		t.Fatal(probs)
-	}
+	r.policies = &staticPolicies{}
+	r.usePolicies(t, testPolicies)
 	nowFn := func() time.Time { return time.Unix(0, r.now.Load()).UTC() }
 	r.tokens = &fakeTokens{claims: map[string]*oauth.AccessClaims{}, revoked: map[string]bool{}, now: nowFn}
 	users := fakeUsers{"u-alice": {ID: "u-alice", Username: "alice"}, "u-bob": {ID: "u-bob", Username: "bob"}}
 	r.srv, err = New(db, Deps{
-		Tokens: r.tokens, Users: users, Policies: staticPolicies{snap},
+		Tokens: r.tokens, Users: users, Policies: r.policies,
 		SignIns: func(_ context.Context, e audit.SignIn) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
