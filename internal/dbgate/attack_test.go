@@ -445,3 +445,40 @@ func TestPolicyConditionsOnStatements(t *testing.T) {
 		t.Fatalf("a read the condition does not match: %d, %v", n, err)
 	}
 }
+
+// TestAttackStartupFlood: clients that connect and say nothing hold at
+// most maxStartups slots; the next one is closed at once rather than
+// held for the startup timeout, and signed-in sessions are unaffected.
+func TestAttackStartupFlood(t *testing.T) {
+	r := newRig(t)
+	signedIn := r.mustConnect("alice", r.token("u-alice", "bank", "password"))
+	addr := fmt.Sprintf("127.0.0.1:%d", r.port)
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range maxStartups {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	time.Sleep(200 * time.Millisecond) // let the gateway accept them all
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err == nil || time.Since(start) > 4*time.Second {
+		t.Fatalf("the connection past the bound was held: %v after %s", err, time.Since(start))
+	}
+	var one int
+	if err := signedIn.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("a signed-in session during the flood: %v", err)
+	}
+}
