@@ -47,7 +47,7 @@ policies:
 
 // rig is a gateway in front of a fresh database on the test PostgreSQL.
 type rig struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *Server
 	port     int
 	dbname   string
@@ -68,7 +68,7 @@ type staticPolicies struct {
 func (p *staticPolicies) Load() *policy.Snapshot { return p.snap.Load() }
 
 // usePolicies compiles src and makes the gateway decide with it.
-func (r *rig) usePolicies(t *testing.T, src string) {
+func (r *rig) usePolicies(t testing.TB, src string) {
 	t.Helper()
 	doc, probs := policy.Parse("test.yaml", []byte(src))
 	if len(probs) > 0 {
@@ -126,7 +126,7 @@ var testStart = time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
 
 // newRig starts a gateway for the database "bank" in front of a new
 // database holding customers (id, name, ssn) and orders (id, amount).
-func newRig(t *testing.T, edit ...func(*Database)) *rig {
+func newRig(t testing.TB, edit ...func(*Database)) *rig {
 	t.Helper()
 	pgtest.Require(t)
 	base, err := pgconn.ParseConfig(os.Getenv(pgtest.EnvDSN))
