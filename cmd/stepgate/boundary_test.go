@@ -60,6 +60,8 @@ var boundaryRules = []boundaryRule{
 		why: "every package marks its errors with errkind, the pure ones too: it is a leaf"},
 	{from: "internal/dbgate/sqlclass", never: []string{"internal/...", "net/..."}, allow: []string{"internal/errkind"},
 		why: "the statement classifier is pure: query text in, facts out"},
+	{from: "internal/dbgate", never: []string{"internal/oidc/...", "internal/gateway/...", "internal/admin/...", "internal/store/sqlite/...", "internal/store/postgres/..."},
+		why: "the database gateway reads tokens through package oauth and decides through the decision core, like the HTTP gateway"},
 	{from: "internal/httpx", never: []string{"internal/..."}, allow: []string{"internal/errkind"},
 		why: "httpx maps every feature's errors to statuses through errkind, so features import it, never the reverse"},
 }

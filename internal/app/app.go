@@ -26,6 +26,7 @@ import (
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/authn/password"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/dbgate"
 	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/gateway"
 	"github.com/stepgate/stepgate/internal/geoip"
@@ -71,6 +72,9 @@ type App struct {
 	Access  *access.Builder
 	Methods *Methods
 	Gateway *gateway.Gateway
+	// Databases are the database gateway's servers, one per configured
+	// database; Serve starts them.
+	Databases []*dbgate.Server
 	// Revoker ends users' sessions and tokens at security events.
 	Revoker *revoke.Revoker
 	// Risk assesses sign-ins and keeps users' risk.
@@ -275,6 +279,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	a.Revoker.Subscribe(a.Gateway.Forget)
 	a.Elevation.Observers = append(a.Elevation.Observers, ForgetOnElevation(a.Gateway.Forget))
 	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC}
+	if err := a.buildDatabases(); err != nil {
+		return nil, err
+	}
 	a.buildAdmin()
 	adminConsole, err := a.buildConsole(pages)
 	if err != nil {
@@ -376,6 +383,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	})
 
+	stopDatabases, err := a.serveDatabases()
+	if err != nil {
+		return err
+	}
+	defer stopDatabases()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.Log.Info("stepgate is serving", "addr", ln.Addr().String(), "issuer", a.Config.Server.Issuer,
@@ -423,6 +435,7 @@ func (a *App) Close() error {
 	logErr := a.SignIns.Close(ctx)
 	watchErr := a.elevationWatch.Close(ctx)
 	a.Gateway.Close()
+	a.closeDatabases()
 	var geoErr error
 	if a.GeoIP != nil {
 		geoErr = a.GeoIP.Close()

@@ -38,7 +38,8 @@ type SignIn struct {
 	RequestID string    `json:"request_id,omitempty"`
 	// Source is where the decision was made: "sign-in", "oidc",
 	// "gateway", "step-up", "security-info" (a change of sign-in
-	// methods) or "elevation" (a step of a just-in-time elevation).
+	// methods), "elevation" (a step of a just-in-time elevation) or
+	// "database" (a statement through the database gateway).
 	Source   string   `json:"source"`
 	UserID   string   `json:"user_id,omitempty"`
 	Username string   `json:"username,omitempty"`
@@ -70,6 +71,22 @@ type SignIn struct {
 	Facts *Facts `json:"facts,omitempty"`
 	// Elevation is the request an entry of source elevation is about.
 	Elevation *ElevationFacts `json:"elevation,omitempty"`
+	// Statement is the SQL statement an entry of source database is
+	// about.
+	Statement *Statement `json:"statement,omitempty"`
+}
+
+// Statement is what the database gateway logs of a statement: its shape,
+// never its text or a parameter value.
+type Statement struct {
+	Command string   `json:"command,omitempty"`
+	Class   string   `json:"class"`
+	Tables  []string `json:"tables,omitempty"`
+	Labels  []string `json:"labels,omitempty"`
+	// Fingerprint is the same for the same statement with other values.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Guardrail is the built-in rule that refused the statement.
+	Guardrail string `json:"guardrail,omitempty"`
 }
 
 // ElevationFacts are what an entry of source elevation tells beyond the

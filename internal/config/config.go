@@ -34,6 +34,9 @@ type Config struct {
 	Registration Registration `yaml:"registration"`
 	// Elevation is just-in-time activation of eligible roles.
 	Elevation Elevation `yaml:"elevation"`
+	// Databases are the PostgreSQL databases served through the
+	// database gateway.
+	Databases []Database `yaml:"databases,omitempty"`
 }
 
 // Server is the HTTP listener and the public identity of this deployment.

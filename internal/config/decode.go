@@ -124,6 +124,8 @@ func (r *resolver) value(n *yaml.Node, line int, v reflect.Value, path string) {
 		r.mapping(n, v.Elem(), path)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
 		r.records(n, line, v, path)
+	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String:
+		r.named(n, line, v, path)
 	default:
 		r.scalar(n, line, v, path)
 	}
@@ -236,6 +238,33 @@ func (r *resolver) records(n *yaml.Node, line int, v reflect.Value, path string)
 	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
 		r.value(item, item.Line, out.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(out)
+	r.origins.set(path, origin{line: line})
+}
+
+// named stores a mapping of names the user chooses (databases[].labels)
+// into a map, each value decoded as strictly as a key of a section.
+func (r *resolver) named(n *yaml.Node, line int, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		r.add(Problem{Path: path, Line: line, Message: fmt.Sprintf("must be a mapping of names to values, not %s", yamlnode.Describe(n))})
+		return
+	}
+	out := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		keyNode, val := yamlnode.Deref(n.Content[i]), n.Content[i+1]
+		key, ok := r.key(keyNode, path)
+		if !ok {
+			continue
+		}
+		keyPath := yamlnode.Join(path, key)
+		if out.MapIndex(reflect.ValueOf(key)).IsValid() {
+			r.add(Problem{Path: keyPath, Line: keyNode.Line, Message: "duplicate key; keep only one"})
+			continue
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		r.value(val, val.Line, elem, keyPath)
+		out.SetMapIndex(reflect.ValueOf(key), elem)
 	}
 	v.Set(out)
 	r.origins.set(path, origin{line: line})

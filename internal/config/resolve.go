@@ -162,6 +162,7 @@ func (r *resolver) applyFlags(cfg *Config, flags Flags) {
 
 // derive fills values computed from others once every override is in.
 func derive(cfg *Config) {
+	withDatabaseDefaults(cfg.Databases)
 	s := &cfg.Server
 	if s.Issuer == "" {
 		// Zero-config local use: the issuer is where the server listens.

@@ -371,7 +371,7 @@ func TestResolveProblems(t *testing.T) {
 		{
 			name: "fail/top-level-not-mapping",
 			file: "- server\n",
-			want: []Problem{{Line: 1, Message: "the top level must be a mapping of sections (server:, storage:, log:, sessions:, password:, oidc:, policy:, geoip:, api:, secrets:, totp:, webauthn:, otp:, gateway:, risk:, signin_log:, registration:, elevation:), not a list"}},
+			want: []Problem{{Line: 1, Message: "the top level must be a mapping of sections (server:, storage:, log:, sessions:, password:, oidc:, policy:, geoip:, api:, secrets:, totp:, webauthn:, otp:, gateway:, risk:, signin_log:, registration:, elevation:, databases:), not a list"}},
 		},
 		{
 			name: "fail/section-not-mapping",
@@ -403,7 +403,7 @@ func TestResolveProblems(t *testing.T) {
 			name: "fail/merge-key",
 			file: "base: &b {level: info}\nlog:\n  <<: *b\n",
 			want: []Problem{
-				{Path: "base", Line: 1, Message: "unknown key; known keys here are server, storage, log, sessions, password, oidc, policy, geoip, api, secrets, totp, webauthn, otp, gateway, risk, signin_log, registration, elevation"},
+				{Path: "base", Line: 1, Message: "unknown key; known keys here are server, storage, log, sessions, password, oidc, policy, geoip, api, secrets, totp, webauthn, otp, gateway, risk, signin_log, registration, elevation, databases"},
 				{Path: "log.<<", Line: 3, Message: "merge keys are not supported; write the keys out in full"},
 			},
 		},

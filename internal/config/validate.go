@@ -50,6 +50,7 @@ func (c Config) Validate() []Problem {
 	c.SignInLog.validate(&ps)
 	c.Registration.validate(&ps)
 	c.Elevation.validate(&ps)
+	validateDatabases(&ps, c.Databases)
 	return ps
 }
 

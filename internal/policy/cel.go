@@ -52,6 +52,10 @@ var celVars = []struct {
 	{"request.sign_in_risk", cel.StringType, "none, low, medium or high"},
 	{"request.user_risk", cel.StringType, "none, low, medium or high"},
 	{"request.time", cel.TimestampType, "when the request started"},
+	{"statement.class", cel.StringType, "a SQL statement's class through the database gateway, empty otherwise"},
+	{"statement.command", cel.StringType, "a SQL statement's command (SELECT, DROP TABLE, ...)"},
+	{"statement.tables", cel.ListType(cel.StringType), "the relations a SQL statement names"},
+	{"statement.labels", cel.ListType(cel.StringType), "the database's labels a SQL statement hits"},
 }
 
 func newCELEnv() (*cel.Env, error) {
@@ -145,7 +149,25 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	if v, ok := a.user(name); ok {
 		return v, true
 	}
+	if v, ok := a.statement(name); ok {
+		return v, true
+	}
 	return a.request(name)
+}
+
+func (a *activation) statement(name string) (ref.Val, bool) {
+	st := &a.req.Statement
+	switch name {
+	case "statement.class":
+		return types.String(st.Class), true
+	case "statement.command":
+		return types.String(st.Command), true
+	case "statement.tables":
+		return types.NewStringList(types.DefaultTypeAdapter, st.Tables), true
+	case "statement.labels":
+		return types.NewStringList(types.DefaultTypeAdapter, st.Labels), true
+	}
+	return nil, false
 }
 
 func (a *activation) device(name string) (ref.Val, bool) {

@@ -19,6 +19,7 @@ func celRequest() *Request {
 		ClientApp:    ClientBrowser,
 		Device:       Device{ID: "d1", IsCompliant: true, TrustType: "managed", Attributes: map[string]string{"owner": "corp"}},
 		SignInRisk:   RiskMedium,
+		Statement:    Statement{Class: "read", Command: "SELECT", Tables: []string{"customers"}, Labels: []string{"pii"}},
 		Now:          time.Date(2025, 6, 2, 10, 30, 0, 0, time.UTC),
 	}
 }
@@ -52,6 +53,10 @@ func TestCELVariables(t *testing.T) {
 		`request.sign_in_risk == "medium" && request.user_risk == "none"`,
 		`request.time.getHours("UTC") == 10 && request.time.getMinutes() == 30`,
 		`device.trust_type.upperAscii() == "MANAGED"`,
+		`statement.class == "read"`,
+		`statement.command == "SELECT"`,
+		`statement.tables == ["customers"]`,
+		`"pii" in statement.labels`,
 	}
 	if len(exprs) < len(celVars) {
 		t.Fatalf("%d expressions for %d variables: test every one", len(exprs), len(celVars))

@@ -49,6 +49,10 @@ type Request struct {
 	// AcceptedTerms are the ids of terms of use the user has accepted.
 	AcceptedTerms []string `json:"accepted_terms,omitempty"`
 
+	// Statement describes the SQL statement a request through the
+	// database gateway runs; zero for every other request.
+	Statement Statement `json:"statement,omitzero"`
+
 	// Now is when the request started; freshness is measured from it.
 	Now time.Time `json:"now"`
 
@@ -68,6 +72,21 @@ type Subject struct {
 	// snapshot adds the groups those are nested in.
 	Groups []string `json:"groups,omitempty"`
 	Roles  []string `json:"roles,omitempty"`
+}
+
+// Statement is what a SQL statement does, as the database gateway's
+// classifier read it; CEL conditions see it as statement.*.
+type Statement struct {
+	// Class is session, read, utility, write, ddl, privilege or unknown.
+	Class string `json:"class,omitempty"`
+	// Command is the statement's command ("SELECT", "DROP TABLE"), or
+	// the commands of several joined by "; ".
+	Command string `json:"command,omitempty"`
+	// Tables are the relations it names, schema.table when a schema was
+	// given.
+	Tables []string `json:"tables,omitempty"`
+	// Labels are the database's labels it hits.
+	Labels []string `json:"labels,omitempty"`
 }
 
 // Device is what is known about the device the request comes from.

@@ -123,6 +123,14 @@ const (
 	ElevationDeactivated Code = "elevation-deactivated"
 )
 
+// The database gateway's own refusals.
+const (
+	// StatementGuardrail: a built-in rule of the database gateway
+	// refused the statement (COPY ... PROGRAM, a server file, UPDATE or
+	// DELETE without WHERE where the database refuses it).
+	StatementGuardrail Code = "statement-guardrail"
+)
+
 // sentences say what each code means, for people reading a decision in
 // the console.
 var sentences = map[Code]string{
@@ -184,6 +192,7 @@ var sentences = map[Code]string{
 	ElevationActivated:     "The role became active for the user, until the time shown.",
 	ElevationExpired:       "The elevation ended at its time, or the request lapsed before a decision.",
 	ElevationDeactivated:   "The elevation was ended early: by its holder, an administrator, or because the user is no longer eligible.",
+	StatementGuardrail:     "A built-in rule of the database gateway refused the statement, whatever the proofs.",
 }
 
 // Sentence describes the code for people: "The policy does not target

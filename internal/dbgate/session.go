@@ -1,0 +1,521 @@
+package dbgate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/dbgate/sqlclass"
+	"github.com/stepgate/stepgate/internal/policy"
+)
+
+// session relays one signed-in client to its own upstream connection.
+//
+// Two goroutines share it: the client reader (run) reads the client's
+// messages, judges each statement and forwards it; the upstream reader
+// (relayUpstream) forwards the upstream's answers to the client, and is
+// the only one that writes to the client after sign-in.
+//
+// A refused statement is never sent. In its place the upstream gets a
+// statement that fails to parse and holds the session's random marker;
+// the upstream answers it with a syntax error at exactly the point where
+// the refused statement's answer would have come, leaving the
+// transaction as an error there leaves it (aborted inside a block), and
+// the upstream reader swaps that error for the refusal. So answers stay
+// in order however the client pipelines its messages.
+//
+// A cycle is what ends in one ReadyForQuery: a Query, the extended
+// protocol's messages up to their Sync, a FunctionCall.
+type session struct {
+	s      *Server
+	c      *client
+	cls    *sqlclass.Session
+	fe     *pgproto3.Frontend
+	up     net.Conn
+	marker string
+	key    cancelKey
+
+	// Owned by the client reader.
+	cycle     int                // cycles sent upstream
+	unsettled map[string]int     // statement name → the cycle its Parse or PREPARE was sent in
+	distrust  map[string]bool    // statements whose Parse or PREPARE may not have taken effect
+	portals   map[string]*portal // portals bound, with what they run
+	copyIn    int                // the cycle of a simple-query COPY FROM STDIN under way, or 0
+
+	mu       sync.Mutex // guards the fields below, shared with the upstream reader
+	changed  *sync.Cond // signalled when done grows
+	done     int        // cycles the upstream has finished
+	failed   map[int]bool
+	refusals []refusal
+	broken   bool
+}
+
+// portal is a bound portal: the facts of the statement it runs, as they
+// were when it was bound, and the cycles it depends on.
+type portal struct {
+	facts sqlclass.Facts
+	// parseCycle and bindCycle are the cycles its statement's Parse and
+	// its Bind were sent in, until they are seen to finish (then 0).
+	parseCycle, bindCycle int
+}
+
+type refusal struct {
+	cycle int
+	err   *pgproto3.ErrorResponse
+}
+
+// runSession opens the upstream connection, greets the client and
+// relays until either side ends.
+func (s *Server) runSession(ctx context.Context, c *client) {
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		s.refuseStartup(c, codeTooManyConnections, "the gateway has as many connections open to this database as it may; try again later")
+		return
+	}
+	hc, err := s.connectUpstream(ctx, c.params)
+	if err != nil {
+		s.Log.Warn("connect to upstream database", "database", s.db.Name, "err", err)
+		s.refuseStartup(c, codeConnectionFailure, "the gateway could not reach the database; try again later")
+		return
+	}
+	defer hc.Conn.Close()
+	ss := &session{
+		s: s, c: c, cls: s.Classifier.NewSession(), fe: hc.Frontend, up: hc.Conn, marker: newMarker(),
+		unsettled: map[string]int{}, distrust: map[string]bool{}, portals: map[string]*portal{}, failed: map[int]bool{},
+	}
+	ss.changed = sync.NewCond(&ss.mu)
+	ss.key = s.cancels.issue(upstreamKey{pid: hc.PID, secret: hc.SecretKey})
+	defer s.cancels.forget(ss.key)
+	c.be.Send(&pgproto3.AuthenticationOk{})
+	for k, v := range hc.ParameterStatuses {
+		c.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
+	}
+	c.be.Send(&pgproto3.BackendKeyData{ProcessID: ss.key.pid, SecretKey: ss.key.secret[:]})
+	c.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	if err := c.be.Flush(); err != nil {
+		return
+	}
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		ss.relayUpstream()
+		// The upstream is gone: end the client's side too.
+		c.conn.Close()
+	}()
+	ss.run(ctx)
+	hc.Conn.Close()
+	ss.mu.Lock()
+	ss.broken = true
+	ss.changed.Broadcast()
+	ss.mu.Unlock()
+	<-relayDone
+}
+
+func newMarker() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "STEPGATE_REFUSED_" + hex.EncodeToString(b[:])
+}
+
+// run reads the client's messages until it leaves.
+func (ss *session) run(ctx context.Context) {
+	for {
+		msg, err := ss.c.be.Receive()
+		if err != nil {
+			return
+		}
+		if !ss.handle(ctx, msg) {
+			return
+		}
+	}
+}
+
+// handle judges and forwards one client message; false ends the session.
+func (ss *session) handle(ctx context.Context, msg pgproto3.FrontendMessage) bool {
+	switch m := msg.(type) {
+	case *pgproto3.Query:
+		ss.copyIn = 0
+		ss.query(ctx, m)
+		return ss.flush()
+	case *pgproto3.Parse:
+		ss.copyIn = 0
+		// A text that does not parse is remembered as unknown; the
+		// upstream answers the Parse with its own error.
+		_, _ = ss.cls.Prepare(m.Name, m.Query)
+		ss.sent(m.Name)
+		ss.fe.Send(m)
+	case *pgproto3.Bind:
+		ss.copyIn = 0
+		ss.bind(m)
+		ss.fe.Send(m)
+	case *pgproto3.Execute:
+		ss.copyIn = 0
+		ss.execute(ctx, m)
+	case *pgproto3.Describe, *pgproto3.Close:
+		if cl, ok := m.(*pgproto3.Close); ok && cl.ObjectType == 'P' {
+			delete(ss.portals, cl.Name)
+		}
+		ss.fe.Send(m)
+	case *pgproto3.Sync:
+		if ss.inCopy() {
+			return true // ignored by the server during COPY FROM STDIN; not a cycle
+		}
+		ss.endCycle()
+		ss.fe.Send(m)
+		return ss.flush()
+	case *pgproto3.Flush:
+		if !ss.inCopy() {
+			ss.fe.Send(m)
+			return ss.flush()
+		}
+	case *pgproto3.CopyData:
+		ss.fe.Send(m)
+	case *pgproto3.CopyDone, *pgproto3.CopyFail:
+		ss.copyIn = 0
+		ss.fe.Send(m)
+		return ss.flush()
+	case *pgproto3.FunctionCall:
+		// The fast-path interface calls any function by its OID, past
+		// the classifier: refused.
+		ss.refuse(errorResponse(codeInsufficientPrivs, "refused by Stepgate: function calls through the fast-path interface are not relayed; call the function in a query", ""), true)
+		return ss.flush()
+	case *pgproto3.Terminate:
+		ss.fe.Send(m)
+		_ = ss.fe.Flush()
+		return false
+	default:
+		ss.s.Log.Info("database client sent an unexpected message", "database", ss.s.db.Name, "user", ss.c.user.Username)
+		return false
+	}
+	return true
+}
+
+func (ss *session) flush() bool { return ss.fe.Flush() == nil }
+
+// endCycle counts a message that ends a cycle.
+func (ss *session) endCycle() {
+	ss.cycle++
+	ss.settle()
+}
+
+// current is the cycle the messages now being sent belong to.
+func (ss *session) current() int { return ss.cycle + 1 }
+
+// sent notes a statement name prepared in the current cycle: until the
+// cycle is seen to end without an error, the name's facts are not to be
+// trusted by a later cycle. An error earlier in the cycle makes the
+// server skip the Parse (or a PREPARE that fails leaves the old
+// statement in place), so the statement under that name may still be
+// an earlier one, such as a DELETE, while the classifier remembers the
+// new text, such as a SELECT.
+func (ss *session) sent(name string) {
+	ss.unsettled[name] = ss.current()
+	delete(ss.distrust, name)
+}
+
+// settle marks the names prepared in finished cycles that failed as not
+// to be trusted, and forgets what no name waits on any more.
+func (ss *session) settle() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.settleLocked()
+}
+
+func (ss *session) settleLocked() {
+	for name, k := range ss.unsettled {
+		if k <= ss.done {
+			if ss.failed[k] {
+				ss.distrust[name] = true
+			}
+			delete(ss.unsettled, name)
+		}
+	}
+	for _, p := range ss.portals {
+		for _, k := range []*int{&p.parseCycle, &p.bindCycle} {
+			if *k > 0 && *k <= ss.done {
+				if ss.failed[*k] {
+					p.facts = sqlclass.Facts{Class: sqlclass.ClassUnknown}
+				}
+				*k = 0
+			}
+		}
+	}
+	oldest := ss.done
+	for _, k := range ss.unsettled {
+		oldest = min(oldest, k-1)
+	}
+	for _, p := range ss.portals {
+		for _, k := range []int{p.parseCycle, p.bindCycle} {
+			if k > 0 {
+				oldest = min(oldest, k-1)
+			}
+		}
+	}
+	for k := range ss.failed {
+		if k <= oldest {
+			delete(ss.failed, k)
+		}
+	}
+}
+
+// await waits until the upstream has finished cycle k, then settles; it
+// reports false when that did not happen within the statement wait.
+func (ss *session) await(k int) bool {
+	deadline := time.Now().Add(ss.s.db.StatementWait)
+	timer := time.AfterFunc(ss.s.db.StatementWait, func() {
+		ss.mu.Lock()
+		ss.changed.Broadcast()
+		ss.mu.Unlock()
+	})
+	defer timer.Stop()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for ss.done < k && !ss.broken && time.Now().Before(deadline) {
+		ss.changed.Wait()
+	}
+	ss.settleLocked()
+	return ss.done >= k
+}
+
+// trusted reports whether the statement prepared under name is known to
+// be what the classifier remembers; it waits for an earlier cycle to
+// finish when it has to.
+func (ss *session) trusted(name string) bool {
+	if k, ok := ss.unsettled[name]; ok && k < ss.current() {
+		if !ss.flush() || !ss.await(k) {
+			return false
+		}
+	}
+	return !ss.distrust[name]
+}
+
+// bind records the portal a Bind makes, with the facts of its statement
+// as they are now: a statement parsed again later does not change what
+// an existing portal runs.
+func (ss *session) bind(m *pgproto3.Bind) {
+	if _, ok := ss.portals[m.DestinationPortal]; !ok && len(ss.portals) >= sqlclass.MaxPrepared {
+		return // not remembered: executing it is judged unknown
+	}
+	p := &portal{facts: ss.cls.Prepared(m.PreparedStatement), parseCycle: ss.unsettled[m.PreparedStatement], bindCycle: ss.current()}
+	if ss.distrust[m.PreparedStatement] {
+		p.facts = sqlclass.Facts{Class: sqlclass.ClassUnknown}
+	}
+	ss.portals[m.DestinationPortal] = p
+}
+
+// execute judges an Execute on the facts its portal was bound with, once
+// the cycles its Parse and Bind were sent in are known to have run them.
+func (ss *session) execute(ctx context.Context, m *pgproto3.Execute) {
+	f := sqlclass.Facts{Class: sqlclass.ClassUnknown}
+	if p, ok := ss.portals[m.Portal]; ok {
+		f = p.facts
+		for _, k := range []int{p.parseCycle, p.bindCycle} {
+			if k > 0 && k < ss.current() && (!ss.flush() || !ss.await(k)) {
+				f = sqlclass.Facts{Class: sqlclass.ClassUnknown}
+			}
+		}
+		if f.Class != sqlclass.ClassUnknown {
+			f = p.facts // settling turns it unknown when a cycle failed
+		}
+	}
+	if copyFrom(f) {
+		ss.refuse(errorResponse(codeInsufficientPrivs, "refused by Stepgate: COPY FROM STDIN goes through the simple query protocol only", ""), false)
+		return
+	}
+	if j, ok := ss.decide(ctx, f); !ok {
+		ss.refuse(j.refusal, false)
+		return
+	}
+	ss.fe.Send(m)
+}
+
+// query judges a simple Query and forwards it, or its refusal.
+func (ss *session) query(ctx context.Context, m *pgproto3.Query) {
+	f, _ := ss.cls.Classify(m.String)
+	for _, st := range f.Statements {
+		if st.Executes != "" && !ss.trusted(st.Executes) {
+			f = sqlclass.Facts{Class: sqlclass.ClassUnknown}
+			break
+		}
+	}
+	j, ok := ss.decide(ctx, f)
+	for _, st := range f.Statements {
+		if st.Prepares != "" {
+			ss.sent(st.Prepares)
+		}
+	}
+	if !ok {
+		ss.refuse(j.refusal, true)
+		return
+	}
+	if copyFrom(f) {
+		ss.copyIn = ss.current()
+	}
+	ss.endCycle()
+	ss.fe.Send(m)
+}
+
+// inCopy reports whether a COPY FROM STDIN the client started may be
+// taking data: its query's cycle has not finished (a COPY that failed at
+// once has, and the client's next Sync is a cycle again).
+func (ss *session) inCopy() bool {
+	if ss.copyIn == 0 {
+		return false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.done < ss.copyIn
+}
+
+// copyFrom reports whether f copies data from the client.
+func copyFrom(f sqlclass.Facts) bool {
+	for _, st := range f.Statements {
+		if st.Command == "COPY" && st.Class >= sqlclass.ClassWrite {
+			return true
+		}
+	}
+	return false
+}
+
+// decide judges f and records the decision; ok says the statement may
+// run.
+func (ss *session) decide(ctx context.Context, f sqlclass.Facts) (judgement, bool) {
+	start := time.Now()
+	j := ss.s.judge(ss, f)
+	if err := ss.s.record(ctx, ss, j, commandOf(f), time.Since(start)); err != nil {
+		ss.s.Log.Error("write database decision to the sign-in log", "database", ss.s.db.Name, "err", err)
+		j.refusal = errorResponse("53000", "this statement could not be recorded in the sign-in log, so it was not run; try again in a moment", "")
+		return j, false
+	}
+	return j, j.refusal == nil
+}
+
+// refuse sends the upstream, in place of a refused statement, one that
+// fails to parse, and queues the refusal the client gets for its error.
+// asQuery sends it as a simple Query (its own cycle); otherwise as a
+// Parse of a statement named after the marker, which changes no other
+// statement.
+func (ss *session) refuse(e *pgproto3.ErrorResponse, asQuery bool) {
+	ss.mu.Lock()
+	ss.refusals = append(ss.refusals, refusal{cycle: ss.current(), err: e})
+	ss.mu.Unlock()
+	if asQuery {
+		ss.endCycle()
+		ss.fe.Send(&pgproto3.Query{String: ss.marker})
+		return
+	}
+	ss.fe.Send(&pgproto3.Parse{Name: ss.marker, Query: ss.marker})
+}
+
+// tokenProblem says why the session's token no longer lets it run
+// statements: expired, or (checked again at most every second) revoked,
+// its user disabled or a role it claims ended.
+func (ss *session) tokenProblem() string {
+	now := ss.s.Now()
+	if exp := ss.c.claims.Expiry; exp != nil && !now.Before(exp.Time()) {
+		return "your access token has expired: get a new one and connect again"
+	}
+	if now.Sub(ss.c.verified) < reverifyEvery {
+		return ""
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := ss.s.checkToken(ctx, ss.c, ss.c.user.Username); err != nil {
+		return "your access token is no longer valid (" + err.Error() + ")"
+	}
+	return ""
+}
+
+// request is the access request for a statement of this session.
+func (ss *session) request(contexts []string, now time.Time) *policy.Request {
+	events := access.TokenEvents(ss.c.claims.Proofs)
+	u := ss.c.user
+	return &policy.Request{
+		Subject:      policy.Subject{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.RolesAt(now, ss.s.db.Name)},
+		App:          ss.s.db.Name,
+		AuthContexts: contexts,
+		IP:           ss.c.addr,
+		ClientApp:    policy.ClientMobileDesktop,
+		Events:       access.Events(events),
+		SignInRisk:   access.SignInRisk(events),
+		Now:          now,
+	}
+}
+
+// relayUpstream forwards the upstream's messages to the client, swapping
+// the marker's syntax errors for their refusals.
+func (ss *session) relayUpstream() {
+	be := ss.c.be
+	for {
+		msg, err := ss.fe.Receive()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				ss.s.Log.Debug("upstream database connection ended", "database", ss.s.db.Name, "err", err)
+			}
+			return
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			be.Send(ss.failedCycle(m))
+		case *pgproto3.ReadyForQuery:
+			ss.finishCycle()
+			be.Send(m)
+		case *pgproto3.BackendKeyData:
+			continue // the client keeps the gateway's key
+		default:
+			be.Send(m)
+		}
+		if _, row := msg.(*pgproto3.DataRow); row {
+			continue // rows are flushed with what ends them
+		}
+		if err := be.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// failedCycle notes an error in the cycle being answered and returns what
+// the client gets for it.
+func (ss *session) failedCycle(m *pgproto3.ErrorResponse) *pgproto3.ErrorResponse {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.failed[ss.done+1] = true
+	if m.Code != "42601" || !containsMarker(m, ss.marker) {
+		return m
+	}
+	if len(ss.refusals) == 0 {
+		return errorResponse(codeInsufficientPrivs, "refused by Stepgate", "")
+	}
+	r := ss.refusals[0]
+	ss.refusals = ss.refusals[1:]
+	return r.err
+}
+
+func containsMarker(m *pgproto3.ErrorResponse, marker string) bool {
+	return strings.Contains(m.Message, marker)
+}
+
+// finishCycle counts a ReadyForQuery: the refusals queued for cycles now
+// finished whose marker the server skipped (after an earlier error) are
+// dropped, and waiting statements are woken.
+func (ss *session) finishCycle() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.done++
+	i := 0
+	for i < len(ss.refusals) && ss.refusals[i].cycle <= ss.done {
+		i++
+	}
+	ss.refusals = ss.refusals[i:]
+	ss.changed.Broadcast()
+}
