@@ -249,13 +249,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	pages.UserRisk = a.Risk.UserRisk
 	pages.PasswordChanged = a.Risk.PasswordChanged
 	pages.RaiseRisk = a.Risk.SecurityChangeReported
+	a.Risk.SetSignInLog(a.logDetection)
 	if cfg.Registration.Notify {
 		pages.Notifier = a.Methods.Notifier
 		if pages.Notifier == nil {
 			log.WarnContext(ctx, "changes of sign-in methods are not mailed: otp.email.sender is none", "key", "registration.notify")
 		}
 	}
-	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk, Eligible: EligibleRoles(a.Elevation)}
+	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk, SessionRisks: a.Risk.SessionRisks, Eligible: EligibleRoles(a.Elevation)}
 	if err := a.buildOIDC(ctx, pages); err != nil {
 		return nil, err
 	}
@@ -288,7 +289,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	a.Gateway.Mount(browser)
 	apiMux := api.New(api.Deps{
 		Policies: a.Policies, Users: st, Access: a.Access, Token: cfg.API.Token,
-		TrustedProxies: trusted, Log: log, SignIns: st, Admin: a.Admin, Tokens: a.OIDC,
+		TrustedProxies: trusted, Log: log, SignIns: st, Admin: a.Admin, Tokens: a.OIDC, Detections: a.Risk,
 	})
 
 	root := http.NewServeMux()
