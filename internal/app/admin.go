@@ -33,6 +33,7 @@ func (a *App) buildAdmin() {
 		UserRisk: func(ctx context.Context, userID string) (string, error) {
 			return a.Risk.UserRisk(ctx, userID), nil
 		},
+		RiskDetail: a.Risk.Detail,
 		Log: a.Log,
 	})
 }
