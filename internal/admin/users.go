@@ -53,7 +53,7 @@ type MethodInfo struct {
 type SessionInfo struct {
 	// ID names the session (the hash of its cookie, never the cookie
 	// itself) for a risk detection about it.
-	ID        string    `json:"id"`
+	ID         string    `json:"id"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastSeenAt time.Time `json:"last_seen_at"`
 	ExpiresAt  time.Time `json:"expires_at"`

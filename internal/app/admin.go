@@ -34,7 +34,7 @@ func (a *App) buildAdmin() {
 			return a.Risk.UserRisk(ctx, userID), nil
 		},
 		RiskDetail: a.Risk.Detail,
-		Log: a.Log,
+		Log:        a.Log,
 	})
 }
 
