@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/httpx"
@@ -36,6 +38,11 @@ func (a *API) reportDetection(w http.ResponseWriter, r *http.Request) error {
 	}
 	var in riskservice.Report
 	if err := decodeJSONWithin(w, r, &in, maxDetectionBody); err != nil {
+		var notTime *time.ParseError
+		if errors.As(err, &notTime) { // the one time field
+			return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Debug: err,
+				Description: "expires_at must be an RFC 3339 time, like 2026-01-02T15:04:05Z, at most 90 days ahead"}
+		}
 		return err
 	}
 	out, err := a.deps.Detections.Report(r.Context(), string(actorOf(r)), key, in)

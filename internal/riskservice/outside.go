@@ -106,6 +106,13 @@ type SignInLog func(ctx context.Context, username string, d Reported) error
 // server sets it while it is built.
 func (k *Service) SetSignInLog(fn SignInLog) { k.signInLog = fn }
 
+// Subscribe calls fn with the user's id after every detection reported
+// through k, so caches of decisions in this process (the gateway's)
+// drop what they hold at once: a sign-in detection ends no session, yet
+// must change the very next decision. The server subscribes while it is
+// built.
+func (k *Service) Subscribe(fn func(userID string)) { k.subscribers = append(k.subscribers, fn) }
+
 // Report stores a detection another system reported (source names it:
 // "api-token", "client:siem") under an idempotency key, raises the
 // user's or the sign-in's risk, and ends the user's sessions when it asks
@@ -138,8 +145,7 @@ func (k *Service) Report(ctx context.Context, source, key string, in Report) (Re
 	if err != nil {
 		return Reported{}, err
 	}
-	err = rec.CreateWithin(ctx, k.kv, keyRecord{RequestSHA256: sum, Answer: answer}, d.ExpiresAt,
-		detectionKeys.Quota(maxKeys, maxKeyBytes))
+	err = rec.CreateWithin(ctx, k.kv, keyRecord{RequestSHA256: sum, Answer: answer}, d.ExpiresAt, k.keyQuota)
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		prev, gerr := rec.Get(ctx, k.kv)
@@ -153,7 +159,8 @@ func (k *Service) Report(ctx context.Context, source, key string, in Report) (Re
 			k.withdraw(ctx, u.ID, d.ID)
 		}
 		if errors.Is(err, store.ErrQuota) {
-			return Reported{}, fmt.Errorf("%w: at most %d idempotency keys are kept; retry later or report fewer detections", errTooManyKeys, maxKeys)
+			return Reported{}, fmt.Errorf("%w: at most %d idempotency keys (%d MiB) are kept, each until its detection expires; retry later, or give detections shorter expiries",
+				errTooManyKeys, k.keyQuota.MaxCount, k.keyQuota.MaxBytes>>20)
 		}
 		return Reported{}, err
 	}
@@ -225,6 +232,9 @@ func (k *Service) after(ctx context.Context, u store.User, out Reported, added b
 		if err := k.revoker.RevokeUser(ctx, u.ID, reason); err != nil {
 			k.log.ErrorContext(ctx, "revoke after a reported detection", "user_id", u.ID, "err", err)
 		}
+	}
+	for _, fn := range k.subscribers {
+		fn(u.ID)
 	}
 	if k.signInLog != nil {
 		if err := k.signInLog(ctx, u.Username, out); err != nil {

@@ -341,21 +341,21 @@ func TestReportedRisk(t *testing.T) {
 }
 
 // TestReportKeyQuota: past the keys' quota a report is refused as
-// throttled and its detection is withdrawn.
+// throttled and its detection, already applied, is withdrawn.
 func TestReportKeyQuota(t *testing.T) {
 	rg := newReportRig(t, backends[0].open)
 	ctx := context.Background()
 	in := rg.valid()
-	// Fill the namespace's byte quota with one oversized key record.
-	big := keyRecord{RequestSHA256: "x", Answer: []byte(`"` + strings.Repeat("x", maxKeyBytes) + `"`)}
-	if err := detectionKeys.At("filler", "k").Create(ctx, rg.st, big, rg.clock.Now().Add(time.Hour)); err != nil {
+	rg.svc.keyQuota = detectionKeys.Quota(1, maxKeyBytes)
+	if _, err := rg.svc.Report(ctx, "api-token", "first", in); err != nil {
 		t.Fatal(err)
 	}
+	in.Level = "low"
 	_, err := rg.svc.Report(ctx, "api-token", "over", in)
 	if errkind.Of(err) != errkind.Throttled || !errors.Is(err, errTooManyKeys) {
 		t.Fatalf("over the quota: %v, want throttled", err)
 	}
-	if st, _ := rg.stored(t); len(st.Outside) != 0 {
-		t.Fatalf("a refused report left %+v", st.Outside)
+	if st, keys := rg.stored(t); len(st.Outside) != 1 || st.Outside[0].Level != risk.High || keys != 1 {
+		t.Fatalf("a refused report left %+v and %d keys; want the first detection only", st.Outside, keys)
 	}
 }

@@ -116,6 +116,11 @@ type Service struct {
 	// signInLog writes reported detections to the sign-in log; set
 	// while the server is built, before it serves.
 	signInLog SignInLog
+	// subscribers are told of each reported detection; set while the
+	// server is built, before it serves.
+	subscribers []func(userID string)
+	// keyQuota bounds the idempotency keys kept.
+	keyQuota store.Quota
 
 	// mu guards userRisk, recent answers of UserRisk: every request the
 	// gateway decides asks, and the answer changes rarely.
@@ -130,7 +135,7 @@ func New(o Options) (*Service, error) {
 	}
 	k := &Service{base: o.Detectors, lists: o.IPLists, kv: o.Store, geo: o.GeoIP, clientIP: o.ClientIP,
 		lowAgeOut: o.LowAgeOut, revoker: o.Revoker, metrics: o.Metrics, log: o.Log, now: o.Now,
-		userRisk: map[string]cachedRisk{}}
+		userRisk: map[string]cachedRisk{}, keyQuota: detectionKeys.Quota(maxKeys, maxKeyBytes)}
 	if k.clientIP == nil {
 		k.clientIP = httpx.ClientIP{}.Of
 	}
