@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -252,5 +253,57 @@ func TestDetectionsAPIRefusesBadInput(t *testing.T) {
 	}
 	if d, _ := g.server.app.Risk.Detail(context.Background(), g.user.ID); len(d.Reported) != 1 || d.Level != "medium" {
 		t.Fatalf("after a repeat and a conflict: %+v, want one medium detection", d)
+	}
+}
+
+// TestReportedTokenDetection: a sign-in detection naming an access
+// token's jti blocks the requests that token makes at the gateway, and
+// no other token of the user.
+func TestReportedTokenDetection(t *testing.T) {
+	g := startDetections(t)
+	api := gatewayBrowser(t, g.server)
+	b := browser(t)
+	g.signIn(t, b, "/account")
+	token := func() string {
+		t.Helper()
+		verifier, challenge := pkce()
+		q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"},
+			"scope": {"openid"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		cb := g.follow(t, b, g.base+"/oauth2/authorize?"+q.Encode())
+		st, tok := g.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+			"redirect_uri": {bankRedirect}, "code_verifier": {verifier}}, bankClientID, bankSecret)
+		if st != http.StatusOK {
+			t.Fatalf("token: %d %s", st, tok.ErrorDescription)
+		}
+		return tok.AccessToken
+	}
+	call := func(tok string) int {
+		resp := mustDo(t, api, "GET", g.app+"/accounts", "", "Authorization", "Bearer "+tok)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	stolen, mine := token(), token()
+	if call(stolen) != http.StatusOK || call(mine) != http.StatusOK {
+		t.Fatal("fresh tokens are refused")
+	}
+	_, payload, _ := strings.Cut(stolen, ".")
+	payload, _, _ = strings.Cut(payload, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	var claims struct {
+		JTI string `json:"jti"`
+	}
+	if err != nil || json.Unmarshal(raw, &claims) != nil || claims.JTI == "" {
+		t.Fatalf("no jti in the access token: %s", raw)
+	}
+	st, body := g.report(t, "tok-1", fmt.Sprintf(`{"user": "alice", "applies_to": "sign-in", "token_id": %q, "type": "siem-token-replay",
+		"level": "high", "reason": "token replayed from a hosting provider", "expires_at": %q}`, claims.JTI, expiresIn(time.Hour)))
+	if st != http.StatusCreated {
+		t.Fatalf("report: %d %s", st, body)
+	}
+	if got := call(stolen); got != http.StatusForbidden {
+		t.Fatalf("the reported token: %d, want 403", got)
+	}
+	if got := call(mine); got != http.StatusOK {
+		t.Fatalf("another token of the user: %d, want 200", got)
 	}
 }
