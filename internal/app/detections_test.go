@@ -14,6 +14,7 @@ import (
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/riskservice"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -305,5 +306,35 @@ func TestReportedTokenDetection(t *testing.T) {
 	}
 	if got := call(mine); got != http.StatusOK {
 		t.Fatalf("another token of the user: %d, want 200", got)
+	}
+}
+
+// TestConsoleShowsReportedDetections: the console's user page lists a
+// reported detection with its source, and its Dismiss the risk clears
+// it as it clears the built-in ones.
+func TestConsoleShowsReportedDetections(t *testing.T) {
+	s := startConsole(t)
+	ctx := context.Background()
+	if _, err := s.app.Risk.Report(ctx, "client:siem", "evt-9", riskservice.Report{User: bobName, Type: "siem-impossible-vpn",
+		Level: "medium", Reason: "VPN sign-ins from two continents <script>", Evidence: map[string]string{"vpn": "corp-eu"},
+		ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.login(t, adminName, adminPassword)
+	s.passkeyProof(t, c, time.Minute)
+	_, page := get(t, c, s.base+"/admin/users/bob")
+	for _, want := range []string{`id="user-risk">medium<`, `id="user-detections"`, "siem-impossible-vpn", "client:siem",
+		"VPN sign-ins from two continents &lt;script&gt;", "corp-eu"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("the user page lacks %q:\n%s", want, page)
+		}
+	}
+	resp, body := s.postForm(t, c, "/admin/users/bob/risk", url.Values{"action": {"dismiss"}, "confirm": {"yes"}, "reason": {"false alarm"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("dismiss: %d\n%s", resp.StatusCode, body)
+	}
+	_, page = get(t, c, s.base+"/admin/users/bob")
+	if !strings.Contains(page, `id="user-risk">none<`) || strings.Contains(page, "siem-impossible-vpn") {
+		t.Fatalf("after dismissal the page still shows the detection:\n%s", page)
 	}
 }
