@@ -40,6 +40,14 @@ const (
 	maxKeyBytes = 64 << 20
 )
 
+// reasonReported is the metrics' reason for every reported detection.
+const reasonReported = "reported"
+
+// reservedEvidence are the evidence keys the sign-in log adds to a
+// reported detection; a caller may not send them, so the log's "source"
+// is always the authenticated caller, never a name the body claims.
+var reservedEvidence = []string{"source", "id", "applies_to", "expires_at", "session_id", "token_id", "revoke"}
+
 var (
 	detectionKeys = kvspace.JSON[keyRecord](kvspace.RiskDetectionKey)
 	typePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -220,7 +228,10 @@ func (k *Service) after(ctx context.Context, u store.User, out Reported, added b
 		return
 	}
 	if k.metrics != nil {
-		k.metrics.Detection(out.Reason, out.Level.String())
+		// One label for every reported detection: the reason and type are
+		// the caller's free text, and as labels they would let a caller
+		// grow the metrics without bound.
+		k.metrics.Detection(reasonReported, out.Level.String())
 	}
 	k.log.WarnContext(ctx, "risk detection reported", "user_id", u.ID, "source", out.Source, "type", out.Type,
 		"level", out.Level.String(), "applies_to", out.AppliesTo, "reason", out.Reason, "revoke", out.Revoke)
@@ -329,18 +340,24 @@ func checkTarget(appliesTo string, in Report, bad func(string, ...any)) {
 	checkText("token_id", in.TokenID, maxIDLen, false, bad)
 }
 
-// checkText refuses text that is too long, has control characters or is
-// not UTF-8: it is shown in the console and the sign-in log as it is.
+// checkText refuses text that is too long, is not UTF-8, or has control
+// or format characters: it is shown as it is in the console, the sign-in
+// log and a terminal, where an escape sequence or a right-to-left
+// override could make it say something else than it holds.
 func checkText(name, s string, limit int, required bool, bad func(string, ...any)) {
 	switch {
 	case s == "" && required:
 		bad("%s is required", name)
 	case len(s) > limit:
 		bad("%s is longer than %d bytes", name, limit)
-	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
-		bad("%s must be UTF-8 text without control characters", name)
+	case !utf8.ValidString(s) || strings.ContainsFunc(s, hidden):
+		bad("%s must be UTF-8 text without control or format characters", name)
 	}
 }
+
+// hidden reports whether r changes how text around it shows rather than
+// showing itself.
+func hidden(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
 
 func checkEvidence(ev map[string]string, bad func(string, ...any)) {
 	if len(ev) > maxEvidence {
@@ -350,6 +367,10 @@ func checkEvidence(ev map[string]string, bad func(string, ...any)) {
 	for _, key := range slices.Sorted(maps.Keys(ev)) {
 		if !typePattern.MatchString(key) {
 			bad("evidence key %q must be 1 to %d lower-case letters, digits, \".\", \"_\" or \"-\"", key, maxEvidenceKey)
+			continue
+		}
+		if slices.Contains(reservedEvidence, key) {
+			bad("evidence key %q is Stepgate's own (the sign-in log adds it); rename it, like \"reported_%s\"", key, key)
 			continue
 		}
 		checkText("evidence."+key, ev[key], maxEvidenceValue, false, bad)

@@ -126,7 +126,11 @@ func TestReportRefusesBadInput(t *testing.T) {
 				{"fail/bad-type", "k", func(r *Report) { r.Type = "EDR Malware" }, errkind.Invalid, "type must be"},
 				{"fail/built-in-type", "k", func(r *Report) { r.Type = risk.TypeLeaked }, errkind.Invalid, "built-in"},
 				{"fail/no-reason", "k", func(r *Report) { r.Reason = "" }, errkind.Invalid, "reason is required"},
-				{"fail/control-in-reason", "k", func(r *Report) { r.Reason = "ok\x1b[2Jspoof" }, errkind.Invalid, "control characters"},
+				{"fail/control-in-reason", "k", func(r *Report) { r.Reason = "ok\x1b[2Jspoof" }, errkind.Invalid, "without control"},
+				{"fail/bidi-override-in-reason", "k", func(r *Report) { r.Reason = "benign \u202egnp.exe" }, errkind.Invalid, "format characters"},
+				{"fail/control-in-evidence", "k", func(r *Report) { r.Evidence = map[string]string{"host": "a\nb"} }, errkind.Invalid, "evidence.host"},
+				// A body claiming another source in its evidence.
+				{"fail/evidence-claims-source", "k", func(r *Report) { r.Evidence = map[string]string{"source": "client:edr"} }, errkind.Invalid, "Stepgate's own"},
 				{"fail/reason-too-long", "k", func(r *Report) { r.Reason = strings.Repeat("x", 513) }, errkind.Invalid, "longer than 512"},
 				{"fail/too-much-evidence", "k", func(r *Report) {
 					r.Evidence = map[string]string{}
