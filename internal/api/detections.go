@@ -38,10 +38,10 @@ func (a *API) reportDetection(w http.ResponseWriter, r *http.Request) error {
 	}
 	var in riskservice.Report
 	if err := decodeJSONWithin(w, r, &in, maxDetectionBody); err != nil {
+		var e *Error
 		var notTime *time.ParseError
-		if errors.As(err, &notTime) { // the one time field
-			return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Debug: err,
-				Description: "expires_at must be an RFC 3339 time, like 2026-01-02T15:04:05Z, at most 90 days ahead"}
+		if errors.As(err, &e) && errors.As(err, &notTime) { // the one time field
+			e.Description = "expires_at must be an RFC 3339 time, like 2026-01-02T15:04:05Z, at most 90 days ahead"
 		}
 		return err
 	}
