@@ -94,8 +94,8 @@ func expiresIn(d time.Duration) string { return time.Now().Add(d).UTC().Format(t
 // TestReportedDetectionsDecide: detections reported through the API
 // change the next gateway decision. A high sign-in detection blocks only
 // the session it names; a high user detection ends every session at
-// once (within a second) and blocks the user's next sign-in, as the
-// built-in high user risk does; revoke: true ends sessions whatever the
+// once (within a second) and blocks the user's next sign-in at the
+// gateway and through OIDC, as the built-in high user risk does; revoke: true ends sessions whatever the
 // level; the sign-in log shows each with its source; dismissal lets the
 // user back in.
 func TestReportedDetectionsDecide(t *testing.T) {
@@ -138,6 +138,10 @@ func TestReportedDetectionsDecide(t *testing.T) {
 	}
 	if st := g.accounts(t, gatewayBrowser(t, g.server)); st != http.StatusForbidden {
 		t.Fatalf("a fresh sign-in at high user risk: %d, want 403", st)
+	}
+	_, challenge := pkce()
+	if cb := g.follow(t, browser(t), g.authorizeURL(url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}})); cb.Query().Get("error") != "access_denied" {
+		t.Fatalf("an OIDC sign-in at high user risk: %s, want error=access_denied", cb)
 	}
 	assertDetectionLogged(t, g.server.app, "siem-credential-stuffing", "api-token")
 
