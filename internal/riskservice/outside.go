@@ -149,6 +149,11 @@ func (k *Service) Report(ctx context.Context, source, key string, in Report) (Re
 	if err != nil {
 		return Reported{}, err
 	}
+	if !added && !sameDetection(out.OutsideDetection, d) {
+		// A request racing this one under the key, with another body,
+		// stored its detection first.
+		return Reported{}, errReused()
+	}
 	answer, err := json.Marshal(out)
 	if err != nil {
 		return Reported{}, err
@@ -159,6 +164,11 @@ func (k *Service) Report(ctx context.Context, source, key string, in Report) (Re
 		prev, gerr := rec.Get(ctx, k.kv)
 		if gerr != nil {
 			return Reported{}, gerr
+		}
+		if prev.RequestSHA256 != sum && added {
+			// The key went to a racing request with another body
+			// (perhaps about another user): this one's detection goes.
+			k.withdraw(ctx, u.ID, d.ID)
 		}
 		return replay(prev, sum)
 	case err != nil:
@@ -180,7 +190,7 @@ func (k *Service) Report(ctx context.Context, source, key string, in Report) (Re
 // a conflict for another.
 func replay(prev keyRecord, sum string) (Reported, error) {
 	if prev.RequestSHA256 != sum {
-		return Reported{}, fmt.Errorf("%w: this Idempotency-Key was used with another request; send a new key for a new detection, or the same body to repeat the first", errKeyReused)
+		return Reported{}, errReused()
 	}
 	var out Reported
 	if err := json.Unmarshal(prev.Answer, &out); err != nil {
@@ -188,6 +198,18 @@ func replay(prev keyRecord, sum string) (Reported, error) {
 	}
 	out.Replayed = true
 	return out, nil
+}
+
+func errReused() error {
+	return fmt.Errorf("%w: this Idempotency-Key was used with another request; send a new key for a new detection, or the same body to repeat the first", errKeyReused)
+}
+
+// sameDetection reports whether a and b say the same: what a retry of
+// one request stores, whenever it is received.
+func sameDetection(a, b risk.OutsideDetection) bool {
+	return a.Type == b.Type && a.Level == b.Level && a.Reason == b.Reason && maps.Equal(a.Evidence, b.Evidence) &&
+		a.AppliesTo == b.AppliesTo && a.SessionID == b.SessionID && a.TokenID == b.TokenID && a.Revoke == b.Revoke &&
+		a.ExpiresAt.Equal(b.ExpiresAt)
 }
 
 // apply adds d to the user's risk in one compare-and-swap. added is

@@ -255,6 +255,50 @@ func TestReportIdempotency(t *testing.T) {
 			if ok != 1 || len(st.Outside) != 1 || keys != 1 {
 				t.Fatalf("%d racers won, %d detections and %d keys stored; want one of each", ok, len(st.Outside), keys)
 			}
+			// The winner's answer is what it sent, and what is stored.
+			again := in
+			again.Reason = st.Outside[0].Reason
+			if r, err := rg.svc.Report(ctx, "client:siem", "evt-race", again); err != nil || !r.Replayed || r.Reason != again.Reason {
+				t.Fatalf("replaying the stored detection's body: %+v, %v", r, err)
+			}
+		})
+		// Racing one key with reports about different users: one user's
+		// detection is stored, none is left on the other.
+		t.Run(b.name+"/race-different-users", func(t *testing.T) {
+			rg := newReportRig(t, b.open)
+			const n = 8
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			for i := range n {
+				wg.Go(func() {
+					r := rg.valid()
+					if i%2 == 1 {
+						r.User = "bob"
+					}
+					r.Level = "medium"
+					_, errs[i] = rg.svc.Report(ctx, "client:siem", "evt-users", r)
+				})
+			}
+			wg.Wait()
+			stored := 0
+			for _, id := range []string{rg.alice.ID, rg.bob.ID} {
+				st, err := load(ctx, rg.st, userRisks.At(id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				stored += len(st.Outside)
+			}
+			ok := 0
+			for _, err := range errs {
+				if err == nil {
+					ok++
+				} else if errkind.Of(err) != errkind.Conflict {
+					t.Fatalf("racer: %v", err)
+				}
+			}
+			if stored != 1 || ok == 0 || ok > n/2 {
+				t.Fatalf("%d detections stored across the users, %d racers answered 201; want one detection, and only its user's racers", stored, ok)
+			}
 		})
 	}
 }
