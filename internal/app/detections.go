@@ -34,6 +34,9 @@ func (a *App) logDetection(ctx context.Context, username string, d riskservice.R
 	if d.Revoke {
 		evidence["revoke"] = "true"
 	}
+	// The audit trail names who changed the user's risk, as it does for
+	// an administrator's own decision.
+	a.recordAudit(ctx, d.Source, "user.risk-detection", "user:"+username)
 	return a.writeSignIn(ctx, audit.SignIn{
 		Time: d.ReceivedAt, Source: SourceDetection, UserID: d.UserID, Username: username,
 		ClientApp: d.Source, Decision: "reported", RiskLevel: d.Level.String(),

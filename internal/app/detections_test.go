@@ -169,6 +169,19 @@ func TestReportedDetectionsDecide(t *testing.T) {
 	if st := g.accounts(t, gatewayBrowser(t, g.server)); st != http.StatusOK {
 		t.Fatalf("signing in again after a low detection that revoked: %d, want 200", st)
 	}
+	entries, err := g.server.app.Audit.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := 0
+	for _, e := range entries {
+		if e.Action == "user.risk-detection" && e.Actor == "api-token" && e.Target == "user:"+testUser {
+			audited++
+		}
+	}
+	if audited != 3 {
+		t.Fatalf("the audit trail names %d reported detections, want 3", audited)
+	}
 }
 
 // assertDetectionLogged finds the sign-in log entry of a reported

@@ -39,9 +39,11 @@ type OutsideDetection struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 }
 
-// Live reports whether d counts at now.
+// Live reports whether d counts at now: until it expires. It counts
+// from the moment it is stored, on every node, even one whose clock is
+// behind the one that received it.
 func (d OutsideDetection) Live(now time.Time) bool {
-	return !now.Before(d.ReceivedAt) && now.Before(d.ExpiresAt)
+	return now.Before(d.ExpiresAt)
 }
 
 // AddOutside adds d unless a detection with its ID is there already
