@@ -131,7 +131,8 @@ func (k *Service) Subscribe(fn func(userID string)) { k.subscribers = append(k.s
 // under it is refused (errKeyReused). Applying a detection is idempotent
 // by its id, derived from the source and the key, and the key is
 // recorded after it: two racing requests store one detection, and a
-// retry after a failure between the two writes completes the first.
+// retry after a failure between the two writes completes the first,
+// revocation included.
 func (k *Service) Report(ctx context.Context, source, key string, in Report) (Reported, error) {
 	now := k.now().UTC()
 	d, u, err := k.checkReport(ctx, source, key, in, now)
@@ -182,7 +183,10 @@ func (k *Service) Report(ctx context.Context, source, key string, in Report) (Re
 		}
 		return Reported{}, err
 	}
-	k.after(ctx, u, out, added)
+	// Whoever records the key sets the detection off, once: the request
+	// that stored the detection or, after a racing or failed one, the
+	// one that completed it.
+	k.after(ctx, u, out)
 	return out, nil
 }
 
@@ -245,10 +249,7 @@ func (k *Service) withdraw(ctx context.Context, userID, id string) {
 // after does what a new detection sets off: the metrics, the log, the
 // sign-in log and, when asked or when the user's risk is high, the end
 // of the user's sessions and tokens.
-func (k *Service) after(ctx context.Context, u store.User, out Reported, added bool) {
-	if !added {
-		return
-	}
+func (k *Service) after(ctx context.Context, u store.User, out Reported) {
 	if k.metrics != nil {
 		// One label for every reported detection: the reason and type are
 		// the caller's free text, and as labels they would let a caller

@@ -224,6 +224,11 @@ func TestReportIdempotency(t *testing.T) {
 					t.Fatalf("racer %d: %q, %v; want %q", i, ids[i], errs[i], ids[0])
 				}
 			}
+			// A high user detection ends the sessions once, whichever
+			// racer stored it and whichever recorded the key.
+			if got := rg.revoked.all(); len(got) != 1 {
+				t.Fatalf("revoked %v, want once", got)
+			}
 			if st, keys := rg.stored(t); len(st.Outside) != 1 || keys != 1 {
 				t.Fatalf("stored %d detections and %d keys, want one of each", len(st.Outside), keys)
 			}
@@ -385,6 +390,32 @@ func TestReportedRisk(t *testing.T) {
 				t.Fatalf("a replay after dismissal raised the risk to %q", got)
 			}
 		})
+	}
+}
+
+// TestReportCompletesAfterAFailure: a detection stored without its key
+// (the server stopped between the two writes) is completed by the
+// retry, which sets it off: the sessions end.
+func TestReportCompletesAfterAFailure(t *testing.T) {
+	rg := newReportRig(t, backends[0].open)
+	ctx := context.Background()
+	in := rg.valid()
+	d, u, err := rg.svc.checkReport(ctx, "api-token", "evt-crash", in, rg.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, added, err := rg.svc.apply(ctx, u, d); err != nil || !added {
+		t.Fatalf("apply: %v, %v", added, err)
+	}
+	r, err := rg.svc.Report(ctx, "api-token", "evt-crash", in)
+	if err != nil || r.Replayed || r.ID != d.ID {
+		t.Fatalf("retry: %+v, %v", r, err)
+	}
+	if st, keys := rg.stored(t); len(st.Outside) != 1 || keys != 1 {
+		t.Fatalf("stored %d detections and %d keys, want one of each", len(st.Outside), keys)
+	}
+	if got := rg.revoked.all(); len(got) != 1 {
+		t.Fatalf("revoked %v, want once", got)
 	}
 }
 
