@@ -51,8 +51,10 @@ var reservedEvidence = []string{"source", "id", "applies_to", "expires_at", "ses
 var (
 	detectionKeys = kvspace.JSON[keyRecord](kvspace.RiskDetectionKey)
 	typePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	keyPattern    = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`)
-	builtinTypes  = []string{risk.TypeTravel, risk.TypeUnfamiliar, risk.TypeIPList, risk.TypeSpray, risk.TypeBruteForce,
+	// keyPattern: printable ASCII without spaces or "/", which divides
+	// the segments of the key the idempotency key is kept under.
+	keyPattern   = regexp.MustCompile(`^[\x21-\x2e\x30-\x7e]{1,200}$`)
+	builtinTypes = []string{risk.TypeTravel, risk.TypeUnfamiliar, risk.TypeIPList, risk.TypeSpray, risk.TypeBruteForce,
 		risk.TypeLeaked, risk.TypeAdmin, "user-reported"}
 )
 
@@ -299,7 +301,7 @@ func (k *Service) checkReport(ctx context.Context, source, key string, in Report
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if !keyPattern.MatchString(key) {
-		bad("the Idempotency-Key header must be 1 to %d printable ASCII characters without spaces (a UUID or the event id of the reporting system)", maxIdempotencyKey)
+		bad(`the Idempotency-Key header must be 1 to %d printable ASCII characters without spaces or "/" (a UUID or the event id of the reporting system)`, maxIdempotencyKey)
 	}
 	if !typePattern.MatchString(in.Type) {
 		bad(`type must be 1 to 64 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit, like "edr-malware"`)

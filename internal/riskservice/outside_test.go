@@ -118,6 +118,7 @@ func TestReportRefusesBadInput(t *testing.T) {
 			}{
 				{"fail/no-key", "", func(*Report) {}, errkind.Invalid, "Idempotency-Key"},
 				{"fail/key-with-space", "a b", func(*Report) {}, errkind.Invalid, "Idempotency-Key"},
+				{"fail/key-with-slash", "evt/1", func(*Report) {}, errkind.Invalid, "Idempotency-Key"},
 				{"fail/key-too-long", strings.Repeat("k", 201), func(*Report) {}, errkind.Invalid, "Idempotency-Key"},
 				{"fail/unknown-user", "k", func(r *Report) { r.User = "mallory" }, errkind.NotFound, `"mallory"`},
 				{"fail/no-user", "k", func(r *Report) { r.User = "" }, errkind.Invalid, "user is required"},
