@@ -177,14 +177,14 @@ func (c *cli) mfaCmds() []*cobra.Command {
 		},
 	}
 
-	var compromised, dismiss bool
+	var compromised, dismiss, riskJSON bool
 	riskCmd := &cobra.Command{
-		Use:   "risk NAME --confirm-compromised | --dismiss",
-		Short: "Confirm a user compromised (high risk; sessions and tokens revoked) or dismiss their risk",
+		Use:   "risk NAME [--json] | risk NAME --confirm-compromised | --dismiss",
+		Short: "Show a user's risk and its detections (reported ones with their source), confirm the user compromised, or dismiss their risk",
 		Args:  exactArgs(1, "a username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if compromised == dismiss {
-				return usageError{errors.New("give exactly one of --confirm-compromised and --dismiss")}
+			if compromised && dismiss {
+				return usageError{errors.New("give at most one of --confirm-compromised and --dismiss")}
 			}
 			return c.withStore(cmd.Context(), func(cfg config.Config, st store.Store) error {
 				svc, err := app.NewUsers(cfg, st)
@@ -199,6 +199,9 @@ func (c *cli) mfaCmds() []*cobra.Command {
 				if err != nil {
 					return err
 				}
+				if !compromised && !dismiss {
+					return c.showRisk(cmd.Context(), k, u, riskJSON)
+				}
 				if err := k.SetUserRisk(cmd.Context(), u.ID, compromised); err != nil {
 					return err
 				}
@@ -208,14 +211,15 @@ func (c *cli) mfaCmds() []*cobra.Command {
 				if compromised {
 					fmt.Fprintf(c.stdout, "%s confirmed compromised: user risk high, sessions and tokens revoked\n", u.Username)
 				} else {
-					fmt.Fprintf(c.stdout, "%s: user risk dismissed\n", u.Username)
+					fmt.Fprintf(c.stdout, "%s: user risk dismissed, with every detection behind it\n", u.Username)
 				}
 				return nil
 			})
 		},
 	}
+	riskCmd.Flags().BoolVar(&riskJSON, "json", false, "print the risk and its detections as JSON")
 	riskCmd.Flags().BoolVar(&compromised, "confirm-compromised", false, "the account is in an attacker's hands")
-	riskCmd.Flags().BoolVar(&dismiss, "dismiss", false, "the detections were false alarms")
+	riskCmd.Flags().BoolVar(&dismiss, "dismiss", false, "the detections were false alarms (reported ones too)")
 	return []*cobra.Command{totpCmd, codeCmd, recoveryCmd, resetCmd, unlockCmd, riskCmd, c.tapCmd()}
 }
 

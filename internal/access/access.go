@@ -23,6 +23,7 @@ import (
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/httpx"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -55,6 +56,10 @@ type Builder struct {
 	// UserRisk, when set, is the user's current risk level (none, low,
 	// medium, high), for user-risk conditions.
 	UserRisk func(ctx context.Context, userID string) string
+	// SessionRisks, when set, are the live detections other systems
+	// reported about a session (or a token) of the user, which raise
+	// its sign-in risk.
+	SessionRisks func(ctx context.Context, userID, sessionID, tokenID string) []risk.SessionRisk
 	// Eligible, when set, lists the roles a user may activate, for the
 	// What-If's account of the user's roles.
 	Eligible func(ctx context.Context, u store.User) ([]string, error)
@@ -73,6 +78,38 @@ func SignInRisk(events []store.AuthEvent) string {
 		}
 	}
 	return events[0].Risk
+}
+
+// WithReported is the sign-in risk level with the reported detections
+// of the session or token that still count: each until a proof with
+// another method than the password, made after it was reported,
+// remediates it, as a proof remediates the sign-in's own risk. A policy
+// that asks a risky sign-in for MFA therefore has a way out, and a proof
+// made before the report (perhaps by whoever the report is about) does
+// not clear it.
+func WithReported(level string, events []store.AuthEvent, reported []risk.SessionRisk) string {
+	best, _ := risk.ParseLevel(level)
+	for _, d := range reported {
+		if d.Level <= best || provedSince(events, d.Since) {
+			continue
+		}
+		best = d.Level
+	}
+	if best == risk.None {
+		return ""
+	}
+	return best.String()
+}
+
+// provedSince reports whether events hold a proof other than the
+// password made after t.
+func provedSince(events []store.AuthEvent, t time.Time) bool {
+	for _, e := range events {
+		if e.Time.After(t) && e.Method != strength.Password && !RegistrationOnly(e.Method) {
+			return true
+		}
+	}
+	return false
 }
 
 // Request describes r, made by u within session s (nil before sign-in)
@@ -109,6 +146,9 @@ func (b *Builder) Request(r *http.Request, u store.User, s *store.Session, app s
 	if s != nil {
 		req.Events = Events(s.Events)
 		req.SignInRisk = SignInRisk(s.Events)
+		if b.SessionRisks != nil && s.ID != "" && r != nil {
+			req.SignInRisk = WithReported(req.SignInRisk, s.Events, b.SessionRisks(r.Context(), u.ID, s.ID, ""))
+		}
 	}
 	if b.UserRisk != nil && u.ID != "" && r != nil {
 		req.UserRisk = b.UserRisk(r.Context(), u.ID)

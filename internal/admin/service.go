@@ -19,6 +19,7 @@ import (
 	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/riskservice"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -56,6 +57,9 @@ type Deps struct {
 	SetUserRisk func(ctx context.Context, userID string, compromised bool) error
 	// UserRisk is a user's current risk level.
 	UserRisk func(ctx context.Context, userID string) (string, error)
+	// RiskDetail is the detections behind a user's risk, reported ones
+	// with their source; nil shows the level only.
+	RiskDetail func(ctx context.Context, userID string) (riskservice.RiskDetail, error)
 	// CredentialDetail describes a registered method (a passkey's model,
 	// the recovery codes left); nil adds nothing.
 	CredentialDetail func(store.Credential) string

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/authn/tap"
+	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -28,6 +29,11 @@ type UserDetail struct {
 	Methods  []MethodInfo  `json:"methods"`
 	Sessions []SessionInfo `json:"sessions"`
 	Risk     string        `json:"risk"`
+	// RiskDetections are the built-in detections behind Risk, and
+	// ReportedDetections those other systems reported that still count,
+	// each with its source.
+	RiskDetections     []risk.Detection        `json:"risk_detections,omitempty"`
+	ReportedDetections []risk.OutsideDetection `json:"reported_detections,omitempty"`
 	// Pass is the user's temporary access pass, if any.
 	Pass *PassInfo `json:"temporary_access_pass,omitempty"`
 }
@@ -45,6 +51,9 @@ type MethodInfo struct {
 
 // SessionInfo is a live browser session.
 type SessionInfo struct {
+	// ID names the session (the hash of its cookie, never the cookie
+	// itself) for a risk detection about it.
+	ID         string    `json:"id"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastSeenAt time.Time `json:"last_seen_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
@@ -124,7 +133,7 @@ func (s *Service) User(ctx context.Context, name string) (UserDetail, error) {
 		if !now.Before(ss.ExpiresAt) {
 			continue
 		}
-		info := SessionInfo{CreatedAt: ss.CreatedAt, LastSeenAt: ss.LastSeenAt, ExpiresAt: ss.ExpiresAt, IP: ss.IP, UserAgent: ss.UserAgent, Methods: []string{}}
+		info := SessionInfo{ID: ss.ID, CreatedAt: ss.CreatedAt, LastSeenAt: ss.LastSeenAt, ExpiresAt: ss.ExpiresAt, IP: ss.IP, UserAgent: ss.UserAgent, Methods: []string{}}
 		for _, e := range ss.Events {
 			if !slices.Contains(info.Methods, e.Method) {
 				info.Methods = append(info.Methods, e.Method)
@@ -136,6 +145,13 @@ func (s *Service) User(ctx context.Context, name string) (UserDetail, error) {
 		if d.Risk, err = s.UserRisk(ctx, u.ID); err != nil {
 			return UserDetail{}, err
 		}
+	}
+	if s.RiskDetail != nil {
+		rd, err := s.RiskDetail(ctx, u.ID)
+		if err != nil {
+			return UserDetail{}, err
+		}
+		d.RiskDetections, d.ReportedDetections = rd.Detections, rd.Reported
 	}
 	if s.Passes != nil {
 		if p, err := s.Passes.Get(ctx, u.ID); err == nil {

@@ -62,6 +62,7 @@ var routes = []route{
 	{admin: true, Method: "GET", Pattern: "/api/v1/users/{name}/temporary-access-pass", handler: (*API).pass},
 	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/temporary-access-pass", Change: true, handler: (*API).issuePass},
 	{admin: true, Method: "DELETE", Pattern: "/api/v1/users/{name}/temporary-access-pass", Change: true, handler: (*API).revokePass},
+	{Method: "POST", Pattern: "/api/v1/risk/detections", Change: true, handler: (*API).reportDetection},
 	{admin: true, Method: "GET", Pattern: "/api/v1/role-assignments", handler: (*API).assignments},
 	{admin: true, Method: "POST", Pattern: "/api/v1/role-assignments", Change: true, handler: (*API).assign},
 	{admin: true, Method: "DELETE", Pattern: "/api/v1/role-assignments/{id}", Change: true, handler: (*API).unassign},

@@ -44,6 +44,9 @@ type Deps struct {
 	// Admin is the administrators' service; nil serves only What-If and
 	// the sign-in log.
 	Admin *admin.Service
+	// Detections stores risk detections other systems report; nil
+	// serves none.
+	Detections Detections
 	// Tokens verifies access tokens presented to the admin API; nil
 	// accepts only api.token.
 	Tokens TokenVerifier

@@ -49,6 +49,11 @@ func (a *API) whatIf(w http.ResponseWriter, r *http.Request) error {
 // does not have is an error rather than silently ignored, because a
 // misspelt "sign_in_risk" would otherwise answer a different question.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	return decodeJSONWithin(w, r, v, maxBody)
+}
+
+// decodeJSONWithin is decodeJSON for a body of at most limit bytes.
+func decodeJSONWithin(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	// Requiring the JSON media type also stops cross-site form posts: a
 	// browser sends application/json across origins only after a CORS
 	// preflight, which this server never approves.
@@ -57,7 +62,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return &Error{Status: http.StatusUnsupportedMediaType, Code: "invalid_request",
 			Description: "the body must be JSON; send Content-Type: application/json"}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err, v)
@@ -88,7 +93,7 @@ func jsonError(err error, v any) error {
 	switch {
 	case errors.As(err, &tooBig):
 		return &Error{Status: status, Code: "invalid_request",
-			Description: fmt.Sprintf("the body is larger than %d bytes", maxBody)}
+			Description: fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit)}
 	case errors.Is(err, io.EOF):
 		return bad("the body is empty; send a JSON object like {\"user\": \"alice\", \"app\": \"payroll\"}")
 	case errors.Is(err, io.ErrUnexpectedEOF):

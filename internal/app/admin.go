@@ -33,7 +33,8 @@ func (a *App) buildAdmin() {
 		UserRisk: func(ctx context.Context, userID string) (string, error) {
 			return a.Risk.UserRisk(ctx, userID), nil
 		},
-		Log: a.Log,
+		RiskDetail: a.Risk.Detail,
+		Log:        a.Log,
 	})
 }
 

@@ -253,13 +253,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	pages.UserRisk = a.Risk.UserRisk
 	pages.PasswordChanged = a.Risk.PasswordChanged
 	pages.RaiseRisk = a.Risk.SecurityChangeReported
+	a.Risk.SetSignInLog(a.logDetection)
 	if cfg.Registration.Notify {
 		pages.Notifier = a.Methods.Notifier
 		if pages.Notifier == nil {
 			log.WarnContext(ctx, "changes of sign-in methods are not mailed: otp.email.sender is none", "key", "registration.notify")
 		}
 	}
-	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk, Eligible: EligibleRoles(a.Elevation)}
+	a.Access = &access.Builder{GeoIP: a.GeoIP, ClientIP: clientIP, UserRisk: a.Risk.UserRisk, SessionRisks: a.Risk.SessionRisks, Eligible: EligibleRoles(a.Elevation)}
 	if err := a.buildOIDC(ctx, pages); err != nil {
 		return nil, err
 	}
@@ -268,7 +269,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	if a.Gateway, err = gateway.New(gateway.Deps{
-		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Access: a.Access.Request,
+		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Access: a.Access.Request, ReportedRisk: a.Risk.SessionRisks,
 		Tokens: a.OIDC, Signer: a.Keys, Box: a.Methods.Box, Methods: a.availableMethods,
 		ErrorPage: pages.ErrorPage, AppErrorPage: pages.AppErrorPage, Options: gatewayOptions, Log: log, Metrics: a.Metrics, SignIns: a.writeSignIn,
 		TokenFamilyLifetime: cfg.OIDC.RefreshTokenLifetime.D(),
@@ -277,6 +278,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
+	a.Risk.Subscribe(a.Gateway.Forget)
 	a.Elevation.Observers = append(a.Elevation.Observers, ForgetOnElevation(a.Gateway.Forget))
 	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC}
 	if err := a.buildDatabases(); err != nil {
@@ -296,7 +298,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	a.Gateway.Mount(browser)
 	apiMux := api.New(api.Deps{
 		Policies: a.Policies, Users: st, Access: a.Access, Token: cfg.API.Token,
-		TrustedProxies: trusted, Log: log, SignIns: st, Admin: a.Admin, Tokens: a.OIDC,
+		TrustedProxies: trusted, Log: log, SignIns: st, Admin: a.Admin, Tokens: a.OIDC, Detections: a.Risk,
 	})
 
 	root := http.NewServeMux()

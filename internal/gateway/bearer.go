@@ -106,6 +106,11 @@ func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route
 // why is, for a challenge, what the client is told.
 func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEntry, id *identity) (verdict, string) {
 	req := g.Access(r, id.user, tok.proofs, rt.app, g.Now())
+	if tok.found && g.ReportedRisk != nil && tok.claims.ID != "" && tok.proofs != nil {
+		// A detection reported about this very token (a SIEM saw it
+		// replayed from elsewhere) raises the risk of its requests.
+		req.SignInRisk = access.WithReported(req.SignInRisk, tok.proofs.Events, g.ReportedRisk(r.Context(), id.user.ID, "", tok.claims.ID))
+	}
 	if !tok.found { // a service client's token: the client is the subject
 		req.Subject = policy.Subject{Client: true, ID: tok.claims.Subject}
 		req.ClientApp = policy.ClientService

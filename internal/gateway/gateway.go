@@ -44,6 +44,7 @@ import (
 	"github.com/stepgate/stepgate/internal/metrics"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/risk"
 	"github.com/stepgate/stepgate/internal/secrets"
 	"github.com/stepgate/stepgate/internal/session"
 	"github.com/stepgate/stepgate/internal/store"
@@ -91,6 +92,10 @@ type Deps struct {
 	// application. Without AppErrorPage, ErrorPage serves both.
 	ErrorPage    func(w http.ResponseWriter, r *http.Request, status int, msg string)
 	AppErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg string, links []httpx.Link)
+	// ReportedRisk, when set, is the live risk detections other systems
+	// reported about a session or an access token (by its jti), which
+	// raise the sign-in risk of the requests the token makes.
+	ReportedRisk func(ctx context.Context, userID, sessionID, tokenID string) []risk.SessionRisk
 	// Metrics counts decisions; nil counts nothing.
 	Metrics *metrics.Metrics
 	// SignIns writes the decisions that matter to the sign-in log (see

@@ -29,6 +29,9 @@ type UserRiskState struct {
 	// Resolution is how the risk was last cleared: dismissed or
 	// remediated; empty while risk is open or never was.
 	Resolution string `json:"resolution,omitempty"`
+	// Outside are detections other systems reported, each counting
+	// until it expires; dismissal and remediation clear them too.
+	Outside []OutsideDetection `json:"outside,omitempty"`
 }
 
 // Raise adds a detection. The level never drops on a lower detection:
@@ -72,13 +75,15 @@ func (s *UserRiskState) Remediated(now time.Time) {
 // after lowAgeOut (DefaultUserRiskLowAgeOut when zero or negative)
 // without a new detection: a single unfamiliar sign-in should not
 // challenge a user for ever. Medium and high stay until dismissed or
-// remediated, because someone has to look at them.
+// remediated, because someone has to look at them. Outside detections
+// applying to the user count until their own expiry.
 func (s UserRiskState) Effective(now time.Time, lowAgeOut time.Duration) Level {
 	if lowAgeOut <= 0 {
 		lowAgeOut = DefaultUserRiskLowAgeOut
 	}
-	if s.Level == Low && !now.Before(s.Since.Add(lowAgeOut)) {
-		return None
+	own := s.Level
+	if own == Low && !now.Before(s.Since.Add(lowAgeOut)) {
+		own = None
 	}
-	return s.Level
+	return max(own, s.OutsideUserLevel(now))
 }

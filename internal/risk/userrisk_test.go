@@ -71,3 +71,38 @@ func TestUserRiskState(t *testing.T) {
 		}
 	})
 }
+
+// TestOutsideDetections: reported detections count until they expire,
+// a repeated id is stored once, a flood of low ones never pushes out a
+// high one, and dismissal clears them.
+func TestOutsideDetections(t *testing.T) {
+	t.Parallel()
+	outside := func(id string, level Level, appliesTo string, expires time.Duration) OutsideDetection {
+		return OutsideDetection{ID: id, Detection: Detection{Type: "edr", Level: level, Reason: "r"}, AppliesTo: appliesTo,
+			SessionID: "s1", ReceivedAt: t0, ExpiresAt: t0.Add(expires)}
+	}
+	var s UserRiskState
+	if !s.AddOutside(outside("a", High, AppliesToUser, time.Hour), t0) || s.AddOutside(outside("a", High, AppliesToUser, time.Hour), t0) {
+		t.Fatal("the first add must store, a repeat must not")
+	}
+	s.AddOutside(outside("b", Medium, AppliesToSignIn, 2*time.Hour), t0)
+	if got := s.Effective(t0, 0); got != High {
+		t.Fatalf("user risk %v, want high", got)
+	}
+	if got := s.SignInRisks("s1", "", t0); len(got) != 1 || got[0].Level != Medium {
+		t.Fatalf("sign-in risks %+v", got)
+	}
+	if got := s.Effective(t0.Add(time.Hour), 0); got != None {
+		t.Fatalf("after expiry user risk %v, want none", got)
+	}
+	for i := range 2 * maxOutsideDetections {
+		s.AddOutside(outside(string(rune('A'+i)), Low, AppliesToUser, 3*time.Hour), t0)
+	}
+	if len(s.Outside) != maxOutsideDetections || s.Effective(t0, 0) != High {
+		t.Fatalf("after a flood: %d kept, level %v; want %d and still high", len(s.Outside), s.Effective(t0, 0), maxOutsideDetections)
+	}
+	s.Dismiss(t0)
+	if len(s.Outside) != 0 || s.Effective(t0, 0) != None {
+		t.Fatalf("after dismissal: %+v", s)
+	}
+}

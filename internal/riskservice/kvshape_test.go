@@ -15,6 +15,7 @@ func TestKVShapes(t *testing.T) {
 		{"userFailures", userFailures.CheckSample},
 		{"netFailures", netFailures.CheckSample},
 		{"userRisks", userRisks.CheckSample},
+		{"detectionKeys", detectionKeys.CheckSample},
 	} {
 		if err := ns.check(); err != nil {
 			t.Errorf("%s: %v", ns.name, err)

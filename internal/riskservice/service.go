@@ -39,8 +39,11 @@ import (
 type Store interface {
 	GetKV(ctx context.Context, key string) (store.KVEntry, error)
 	CreateKV(ctx context.Context, key string, value []byte, expiresAt time.Time) (store.KVEntry, error)
+	CreateKVWithin(ctx context.Context, key string, value []byte, expiresAt time.Time, quotas ...store.Quota) (store.KVEntry, error)
 	UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, error)) (store.KVEntry, error)
 	GetUserByName(ctx context.Context, username string) (store.User, error)
+	GetUser(ctx context.Context, id string) (store.User, error)
+	GetSession(ctx context.Context, id string) (store.Session, error)
 }
 
 // Locator places an address (a GeoIP database).
@@ -110,6 +113,14 @@ type Service struct {
 	metrics   Detections
 	log       *slog.Logger
 	now       func() time.Time
+	// signInLog writes reported detections to the sign-in log; set
+	// while the server is built, before it serves.
+	signInLog SignInLog
+	// subscribers are told of each reported detection; set while the
+	// server is built, before it serves.
+	subscribers []func(userID string)
+	// keyQuota bounds the idempotency keys kept.
+	keyQuota store.Quota
 
 	// mu guards userRisk, recent answers of UserRisk: every request the
 	// gateway decides asks, and the answer changes rarely.
@@ -124,7 +135,7 @@ func New(o Options) (*Service, error) {
 	}
 	k := &Service{base: o.Detectors, lists: o.IPLists, kv: o.Store, geo: o.GeoIP, clientIP: o.ClientIP,
 		lowAgeOut: o.LowAgeOut, revoker: o.Revoker, metrics: o.Metrics, log: o.Log, now: o.Now,
-		userRisk: map[string]cachedRisk{}}
+		userRisk: map[string]cachedRisk{}, keyQuota: detectionKeys.Quota(maxKeys, maxKeyBytes)}
 	if k.clientIP == nil {
 		k.clientIP = httpx.ClientIP{}.Of
 	}

@@ -9,14 +9,15 @@ import (
 	"github.com/stepgate/stepgate/internal/store"
 )
 
-// cachedRisk is a user's risk level as read at a time.
+// cachedRisk is a user's risk state as read at a time.
 type cachedRisk struct {
-	level string
+	state risk.UserRiskState
 	at    time.Time
 }
 
 // userRiskTTL bounds how stale a cached user risk may be on another
-// node; on this node Raise and SetUserRisk drop the entry at once.
+// node; on this node Raise, Report and SetUserRisk drop the entry at
+// once.
 const userRiskTTL = 500 * time.Millisecond
 
 // maxCachedRisks bounds the cache of users' risk; past it the cache is
@@ -25,29 +26,40 @@ const maxCachedRisks = 10000
 
 // UserRisk is the user's effective risk level for policies.
 func (k *Service) UserRisk(ctx context.Context, userID string) string {
+	st, err := k.cachedState(ctx, userID)
+	if err != nil {
+		k.log.WarnContext(ctx, "load user risk", "err", err)
+		return ""
+	}
+	if l := st.Effective(k.now(), k.lowAgeOut); l != risk.None {
+		return l.String()
+	}
+	return ""
+}
+
+// cachedState is the user's risk state, from the cache when it is
+// fresh: every request the gateway decides asks, and the state changes
+// rarely. Levels are worked out from it at each call, so a detection
+// stops counting at its expiry, not a cache lifetime later.
+func (k *Service) cachedState(ctx context.Context, userID string) (risk.UserRiskState, error) {
 	now := k.now()
 	k.mu.Lock()
 	c, ok := k.userRisk[userID]
 	k.mu.Unlock()
 	if ok && now.Sub(c.at) < userRiskTTL && !now.Before(c.at) {
-		return c.level
+		return c.state, nil
 	}
 	st, err := load(ctx, k.kv, userRisks.At(userID))
 	if err != nil {
-		k.log.WarnContext(ctx, "load user risk", "err", err)
-		return ""
-	}
-	level := ""
-	if l := st.Effective(now, k.lowAgeOut); l != risk.None {
-		level = l.String()
+		return st, err
 	}
 	k.mu.Lock()
 	if len(k.userRisk) >= maxCachedRisks {
 		clear(k.userRisk)
 	}
-	k.userRisk[userID] = cachedRisk{level: level, at: now}
+	k.userRisk[userID] = cachedRisk{state: st, at: now}
 	k.mu.Unlock()
-	return level
+	return st, nil
 }
 
 // forget drops the cached risk of userID after it changed here.

@@ -207,7 +207,11 @@ var (
 	UserRisk = segments("user-risk", "risk/user/", 1, 1).
 			describe("each user's risk level, its detections and how it was resolved", "risk.UserRiskState as JSON", Never,
 			"never", "riskservice", UseCreateOnly|UseUpdate).
-		example(`{"level":"high","since":`+sampleTime+`,"resolution":"dismissed"}`, "u1")
+		example(`{"level":"high","since":`+sampleTime+`,"resolution":"dismissed","outside":[{"id":"3f2a9c1e0b7d4a65","type":"edr","level":"high","reason":"malware-on-device","evidence":{"host":"lt-042"},"applies_to":"sign-in","session_id":"9f86d081884c7d65","source":"client:siem","revoke":true,"received_at":`+sampleTime+`,"expires_at":`+sampleTime+`}]}`, "u1")
+	RiskDetectionKey = segments("risk-detection-key", "risk/detection-key/", 2, 2).
+				describe("idempotency keys of risk detections reported through the API, per source: the hash of the request and the answer given",
+			"riskservice.keyRecord as JSON", Fixed, "the detection's expiry", "riskservice", UseCreateOnly|UseQuota).
+		example(`{"request_sha256":"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae","answer":{"id":"3f2a9c1e0b7d4a65"}}`, "client:siem", "evt-2026-0001")
 )
 
 // Revocation (package revoke).
@@ -226,7 +230,7 @@ func All() []Space {
 		RegistrationProof, ChangeReport, Secret.Space,
 		Throttle, ThrottleDigest, Ceremony, LoginSpent.Space, OTPCode, OTPSent.Space, PushApproval, PushFraud, AccessPass,
 		AuditEntry, AuditHead,
-		RiskRecent, RiskFailedUser, RiskFailedNetwork, UserRisk,
+		RiskRecent, RiskFailedUser, RiskFailedNetwork, UserRisk, RiskDetectionKey,
 		RevokedBefore.Space,
 	}
 }
