@@ -258,15 +258,7 @@ func (p *Provider) continueFlow(w http.ResponseWriter, r *http.Request, id strin
 		p.fail(w, r, err)
 		return
 	}
-	outcome := "allow"
-	switch {
-	case v.err != nil:
-		outcome = "block"
-	case v.kind == verdictStepUp || v.kind == verdictPasswordChange:
-		outcome = "challenge"
-	case v.kind == verdictLogin:
-		outcome = "sign-in"
-	}
+	outcome := v.outcome()
 	took := time.Since(start)
 	p.Metrics.Decision("oidc", outcome, f.ClientID, took)
 	if err := p.logDecision(r, &entry, v, outcome, took); err != nil {
@@ -402,4 +394,18 @@ func (p *Provider) logDecision(r *http.Request, e *audit.SignIn, v verdict, outc
 	}
 	e.LatencyMicros = took.Microseconds()
 	return p.SignIns(r.Context(), *e)
+}
+
+// outcome is how the sign-in log and the metrics name v: allow, block,
+// challenge (a step-up or a password change) or sign-in.
+func (v verdict) outcome() string {
+	switch {
+	case v.err != nil:
+		return "block"
+	case v.kind == verdictStepUp || v.kind == verdictPasswordChange:
+		return "challenge"
+	case v.kind == verdictLogin:
+		return "sign-in"
+	}
+	return "allow"
 }

@@ -66,15 +66,7 @@ func (p *Provider) approveDevice(r *http.Request, d deviceRef) (oauth.DeviceAnsw
 	if err != nil {
 		return oauth.DeviceAnswer{}, err
 	}
-	outcome := "allow"
-	switch {
-	case v.err != nil:
-		outcome = "block"
-	case v.kind == verdictStepUp || v.kind == verdictPasswordChange:
-		outcome = "challenge"
-	case v.kind == verdictLogin:
-		outcome = "sign-in"
-	}
+	outcome := v.outcome()
 	took := time.Since(start)
 	p.Metrics.Decision("oidc-device", outcome, f.ClientID, took)
 	if err := p.logDecision(r, &entry, v, outcome, took); err != nil {
