@@ -54,6 +54,22 @@ func TestSignInPoliciesMigration(t *testing.T) {
 	})
 }
 
+func TestSignInTotalsMigration(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunSignInTotalsMigration(t, db, postgres.Dialect, os.DirFS("migrations"), "0007_sign_in_totals.sql", func() store.Store {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
 
 func BenchmarkSignInLogAppend(b *testing.B) { storetest.BenchSignInAppend(b, opener) }

@@ -58,6 +58,23 @@ func TestSignInPoliciesMigration(t *testing.T) {
 	})
 }
 
+func TestSignInTotalsMigration(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunSignInTotalsMigration(t, db, sqlite.Dialect, os.DirFS("migrations"), "0006_sign_in_totals.sql", func() store.Store {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
 
 func BenchmarkSignInLogAppend(b *testing.B) { storetest.BenchSignInAppend(b, opener) }
