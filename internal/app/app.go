@@ -122,6 +122,12 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 // console reads them.
 func countSignInTotals(ctx context.Context, st store.Store, log *slog.Logger) error {
 	start := time.Now()
+	// Writers wait while the totals are counted: say why start-up takes
+	// this long, only when it does.
+	slow := time.AfterFunc(2*time.Second, func() {
+		log.Info("counting the sign-in log's running totals from the log, once after an upgrade")
+	})
+	defer slow.Stop()
 	r, err := st.RebuildSignInTotals(ctx)
 	if err != nil {
 		return fmt.Errorf("count the sign-in log's totals: %w", err)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/stepgate/stepgate/internal/admin"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,18 +81,33 @@ func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, open
 func BenchmarkSignInLogAppend(b *testing.B) { storetest.BenchSignInAppend(b, opener) }
 
 func BenchmarkSignInLogQuery(b *testing.B) {
-	storetest.BenchSignInQueries(b, "sqlite", func() (store.Store, func(), error) {
-		dir, err := os.MkdirTemp("", "stepgate-bench-")
-		if err != nil {
-			return nil, nil, err
-		}
-		s, err := sqlite.Open(context.Background(), filepath.Join(dir, sqlite.FileName), sqlite.Options{})
-		if err != nil {
-			_ = os.RemoveAll(dir)
-			return nil, nil, err
-		}
-		return s, func() { _ = s.Close(); _ = os.RemoveAll(dir) }, nil
-	}, nil) // Stepgate never runs ANALYZE: SQLite plans without statistics
+	storetest.BenchSignInQueries(b, "sqlite", longOpen, nil) // Stepgate never runs ANALYZE: SQLite plans without statistics
+}
+
+// BenchmarkSignInLogOverview shares BenchmarkSignInLogQuery's million
+// entries when both run in one process.
+func BenchmarkSignInLogOverview(b *testing.B) {
+	storetest.BenchOverview(b, "sqlite", longOpen, nil, overview)
+}
+
+// longOpen opens the store the sign-in log benchmarks seed.
+func longOpen() (store.Store, func(), error) {
+	dir, err := os.MkdirTemp("", "stepgate-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := sqlite.Open(context.Background(), filepath.Join(dir, sqlite.FileName), sqlite.Options{})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return s, func() { _ = s.Close(); _ = os.RemoveAll(dir) }, nil
+}
+
+// overview is the console's overview, through the admin service.
+func overview(ctx context.Context, s store.Store, now time.Time, period time.Duration) (int, error) {
+	o, err := admin.New(admin.Deps{Store: s, Now: func() time.Time { return now }}).Overview(ctx, period)
+	return o.Totals.Allow + o.Totals.Challenge + o.Totals.Block, err
 }
 
 // TestMain removes the query benchmarks' seeded database, which outlives
