@@ -207,7 +207,13 @@ func (l *SignInLog) Write(ctx context.Context, e SignIn) error {
 	if err != nil {
 		return fmt.Errorf("encode sign-in log entry: %w", err)
 	}
-	row := store.SignIn{ID: e.ID, Time: e.Time, UserID: e.UserID, App: e.App, Decision: e.Decision, Body: body}
+	// The counters come from the entry as stored (clamped), so they are
+	// what the store would read back from body, without reading it.
+	counters := e.Outcome().Counters()
+	if counters == nil {
+		counters = []store.SignInCounter{}
+	}
+	row := store.SignIn{ID: e.ID, Time: e.Time, UserID: e.UserID, App: e.App, Decision: e.Decision, Body: body, Counters: counters}
 	for _, p := range e.Policies {
 		if p.Result != policy.ResultNotApplied && p.Result != policy.ResultReportOnlyNotApplied {
 			row.Policies = append(row.Policies, p.Policy)

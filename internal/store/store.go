@@ -232,6 +232,11 @@ type SignIn struct {
 	Decision string
 	Policies []string // policies that applied, for the policy filter
 	Body     []byte
+	// Counters are the running totals the entry adds one to, as
+	// tally.Outcome.Counters lists them from Body. The log's writer,
+	// which has the entry decoded, fills them in (never nil, even when
+	// empty); nil makes the store read them from Body.
+	Counters []SignInCounter
 }
 
 // SignInQuery selects sign-ins, newest first. Empty fields match all.

@@ -55,7 +55,11 @@ func (s *DB) appendSignIns(ctx context.Context, tx *sql.Tx, rows []store.SignIn,
 			for _, p := range r.Policies {
 				pairs = append(pairs, p, seq)
 			}
-			totals.add(floorHour(micros(r.Time)), r.App, tally.Row(r), 1)
+			counters := r.Counters
+			if counters == nil {
+				counters = tally.Row(r)
+			}
+			totals.add(floorHour(micros(r.Time)), r.App, counters, 1)
 		}
 	}
 	for chunk := range slices.Chunk(pairs, 2*policiesPerInsert) {
