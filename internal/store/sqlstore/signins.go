@@ -238,8 +238,10 @@ func (s *DB) DeleteSignInsBefore(ctx context.Context, t time.Time) (int, error) 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM sign_in_totals WHERE hour < ?"), hour); err != nil {
-			return err
+		for _, table := range []string{"sign_in_totals", "sign_in_app_totals"} {
+			if _, err := tx.ExecContext(ctx, s.q("DELETE FROM "+table+" WHERE hour < ?"), hour); err != nil {
+				return err
+			}
 		}
 		part, err := s.deletePartialHour(ctx, tx, hour, cut)
 		n = int(whole) + part
@@ -277,6 +279,10 @@ func (s *DB) deletePartialHour(ctx context.Context, tx *sql.Tx, hour, cut int64)
 	if err := s.applyTotals(ctx, tx, totals); err != nil {
 		return 0, err
 	}
-	_, err = tx.ExecContext(ctx, s.q("DELETE FROM sign_in_totals WHERE hour = ? AND n = 0"), hour)
-	return n, err
+	for _, table := range []string{"sign_in_totals", "sign_in_app_totals"} {
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM "+table+" WHERE hour = ? AND n = 0"), hour); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit/tally"
@@ -26,14 +27,15 @@ const (
 	rebuildFlush = 50_000
 )
 
-// totalKey is one row of sign_in_totals.
+// totalKey is one row of sign_in_app_totals, or of sign_in_totals
+// when app is empty.
 type totalKey struct {
 	hour         int64
 	app          string
 	counter, pol string
 }
 
-// counts is a change to the totals, by row of sign_in_totals.
+// counts is a change to the totals, by app, hour, counter and policy.
 type counts map[totalKey]int64
 
 func (t counts) add(hour int64, app string, counters []store.SignInCounter, sign int64) {
@@ -59,23 +61,46 @@ func ceilHour(at int64) int64 {
 	return at
 }
 
-// applyTotals writes t into sign_in_totals, adding to what is there. The
-// keys go in one order in every transaction, so two writers on
-// PostgreSQL take the rows' locks in the same order and never deadlock.
+// applyTotals writes t into the totals of each app, and its sums over
+// apps into the totals of all apps, adding to what is there. The keys go
+// in one order in every transaction, so two writers on PostgreSQL take
+// the rows' locks in the same order and never deadlock.
 func (s *DB) applyTotals(ctx context.Context, tx *sql.Tx, t counts) error {
+	all := counts{}
+	for k, n := range t {
+		all[totalKey{hour: k.hour, counter: k.counter, pol: k.pol}] += n
+	}
+	if err := s.upsertTotals(ctx, tx, all, "sign_in_totals (hour, counter, policy, n)", "hour, counter, policy"); err != nil {
+		return err
+	}
+	return s.upsertTotals(ctx, tx, t, "sign_in_app_totals (app, hour, counter, policy, n)", "app, hour, counter, policy")
+}
+
+// upsertTotals adds t to the table into (with its columns); key names
+// its primary key. The totals of all apps are the rows whose app is
+// empty in t.
+func (s *DB) upsertTotals(ctx context.Context, tx *sql.Tx, t counts, into, key string) error {
 	keys := slices.SortedFunc(maps.Keys(t), func(a, b totalKey) int {
-		return cmp.Or(cmp.Compare(a.hour, b.hour), cmp.Compare(a.app, b.app),
+		return cmp.Or(cmp.Compare(a.app, b.app), cmp.Compare(a.hour, b.hour),
 			cmp.Compare(a.counter, b.counter), cmp.Compare(a.pol, b.pol))
 	})
 	keys = slices.DeleteFunc(keys, func(k totalKey) bool { return t[k] == 0 })
+	perApp := strings.HasPrefix(into, "sign_in_app_totals")
+	width := 4
+	if perApp {
+		width = 5
+	}
 	for chunk := range slices.Chunk(keys, totalsPerUpsert) {
-		args := make([]any, 0, 5*len(chunk))
+		args := make([]any, 0, width*len(chunk))
 		for _, k := range chunk {
-			args = append(args, k.hour, k.app, k.counter, k.pol, t[k])
+			if perApp {
+				args = append(args, k.app)
+			}
+			args = append(args, k.hour, k.counter, k.pol, t[k])
 		}
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO sign_in_totals (hour, app, counter, policy, n) VALUES "+
-			placeholders(len(chunk), 5)+
-			" ON CONFLICT (hour, app, counter, policy) DO UPDATE SET n = sign_in_totals.n + excluded.n"), args...); err != nil {
+		table, _, _ := strings.Cut(into, " ")
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO "+into+" VALUES "+placeholders(len(chunk), width)+
+			" ON CONFLICT ("+key+") DO UPDATE SET n = "+table+".n + excluded.n"), args...); err != nil {
 			return s.classify(err)
 		}
 	}
@@ -93,13 +118,13 @@ func (s *DB) lockTotals(ctx context.Context, tx *sql.Tx) error {
 }
 
 func (s *DB) SignInTotals(ctx context.Context, q store.SignInTotalsQuery) ([]store.SignInTotal, error) {
-	query := "SELECT hour, counter, policy, SUM(n) FROM sign_in_totals WHERE hour >= ? AND hour < ?"
+	query := "SELECT hour, counter, policy, n FROM sign_in_totals WHERE hour >= ? AND hour < ?"
 	args := []any{floorHour(micros(q.Since)), ceilHour(micros(q.Until))}
 	if q.App != "" {
-		query += " AND app = ?"
-		args = append(args, q.App)
+		query = "SELECT hour, counter, policy, n FROM sign_in_app_totals WHERE app = ? AND hour >= ? AND hour < ?"
+		args = append([]any{q.App}, args...)
 	}
-	rs, err := s.db.QueryContext(ctx, s.q(query+" GROUP BY hour, counter, policy ORDER BY hour, counter, policy"), args...)
+	rs, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY hour, counter, policy"), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +156,7 @@ func (s *DB) RebuildSignInTotals(ctx context.Context) (store.SignInRebuild, erro
 			return err
 		}
 		out.Rebuilt = true
-		for _, stmt := range []string{"DELETE FROM sign_in_totals", "DELETE FROM sign_in_totals_state"} {
+		for _, stmt := range []string{"DELETE FROM sign_in_totals", "DELETE FROM sign_in_app_totals", "DELETE FROM sign_in_totals_state"} {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return err
 			}

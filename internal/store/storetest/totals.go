@@ -210,7 +210,7 @@ func testTotalsRebuild(t *testing.T, s store.Store) {
 		return
 	}
 	ctx := context.Background()
-	for _, stmt := range []string{"UPDATE sign_in_totals SET n = n + 3", "UPDATE sign_in_totals_state SET version = 0"} {
+	for _, stmt := range []string{"UPDATE sign_in_totals SET n = n + 3", "UPDATE sign_in_app_totals SET n = n - 1", "UPDATE sign_in_totals_state SET version = 0"} {
 		if _, err := db.SQL().ExecContext(ctx, stmt); err != nil {
 			t.Fatal(err)
 		}
