@@ -195,7 +195,7 @@ func (s *Service) Overview(ctx context.Context, period time.Duration) (Overview,
 	for i := range o.Buckets {
 		o.Buckets[i].Start = o.Since.Add(time.Duration(i) * bucket)
 	}
-	totals, err := s.Store.SignInTotals(ctx, store.SignInTotalsQuery{Since: o.Since, Until: o.Until})
+	totals, err := s.Store.SignInTotals(ctx, store.SignInTotalsQuery{Since: o.Since, Until: o.Until, Bucket: bucket})
 	if err != nil {
 		return Overview{}, err
 	}

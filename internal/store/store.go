@@ -259,7 +259,7 @@ type SignIns interface {
 	// takes them off the running totals in the same transaction.
 	DeleteSignInsBefore(ctx context.Context, t time.Time) (int, error)
 	// SignInTotals sums the running totals of the hours q selects, per
-	// hour, counter and policy. AppendSignIns and DeleteSignInsBefore
+	// bucket, counter and policy. AppendSignIns and DeleteSignInsBefore
 	// keep them in the transaction that changes the log, so they always
 	// agree with it.
 	SignInTotals(ctx context.Context, q SignInTotalsQuery) ([]SignInTotal, error)
@@ -286,7 +286,8 @@ type SignInCounter struct {
 	Policy string
 }
 
-// SignInTotal is how many entries of one hour added to one counter.
+// SignInTotal is how many entries of one bucket of hours added to one
+// counter.
 type SignInTotal struct {
 	Hour time.Time // the bucket's start, UTC
 	SignInCounter
@@ -295,10 +296,13 @@ type SignInTotal struct {
 
 // SignInTotalsQuery selects whole hours of totals: Since is rounded
 // down and Until up to SignInTotalsHour. App, when set, counts that
-// app's entries only.
+// app's entries only. Bucket, a whole number of hours (default one),
+// sums the totals of each Bucket from Since: the store adds them up,
+// so a month of hourly totals comes back as a few hundred.
 type SignInTotalsQuery struct {
 	Since, Until time.Time
 	App          string
+	Bucket       time.Duration
 }
 
 // SignInRebuild says what RebuildSignInTotals did.

@@ -118,13 +118,20 @@ func (s *DB) lockTotals(ctx context.Context, tx *sql.Tx) error {
 }
 
 func (s *DB) SignInTotals(ctx context.Context, q store.SignInTotalsQuery) ([]store.SignInTotal, error) {
-	query := "SELECT hour, counter, policy, n FROM sign_in_totals WHERE hour >= ? AND hour < ?"
-	args := []any{floorHour(micros(q.Since)), ceilHour(micros(q.Until))}
-	if q.App != "" {
-		query = "SELECT hour, counter, policy, n FROM sign_in_app_totals WHERE app = ? AND hour >= ? AND hour < ?"
-		args = append([]any{q.App}, args...)
+	since, until := floorHour(micros(q.Since)), ceilHour(micros(q.Until))
+	bucket := hourMicros
+	if q.Bucket > store.SignInTotalsHour {
+		bucket = int64(q.Bucket.Round(store.SignInTotalsHour) / time.Microsecond)
 	}
-	rs, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY hour, counter, policy"), args...)
+	// Each hour goes to its bucket in the database: a month of hours
+	// comes back as the overview's two dozen buckets.
+	query := "SELECT ? + (hour - ?) / ? * ? AS bucket, counter, policy, SUM(n) FROM sign_in_totals WHERE hour >= ? AND hour < ?"
+	args := []any{since, since, bucket, bucket, since, until}
+	if q.App != "" {
+		query = "SELECT ? + (hour - ?) / ? * ? AS bucket, counter, policy, SUM(n) FROM sign_in_app_totals WHERE app = ? AND hour >= ? AND hour < ?"
+		args = []any{since, since, bucket, bucket, q.App, since, until}
+	}
+	rs, err := s.db.QueryContext(ctx, s.q(query+" GROUP BY bucket, counter, policy ORDER BY bucket, counter, policy"), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -132,12 +139,12 @@ func (s *DB) SignInTotals(ctx context.Context, q store.SignInTotalsQuery) ([]sto
 	var out []store.SignInTotal
 	for rs.Next() {
 		var t store.SignInTotal
-		var hour int64
-		if err := rs.Scan(&hour, &t.Name, &t.Policy, &t.N); err != nil {
+		var start int64
+		if err := rs.Scan(&start, &t.Name, &t.Policy, &t.N); err != nil {
 			return nil, err
 		}
 		if t.N != 0 {
-			t.Hour = fromMicros(hour)
+			t.Hour = fromMicros(start)
 			out = append(out, t)
 		}
 	}
