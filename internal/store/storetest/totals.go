@@ -183,6 +183,9 @@ func testSignInTotals(t *testing.T, s store.Store) {
 		t.Fatalf("the totals of 9:30 to 10:30 cover hours %v, want 9:00 and 10:00", slices.Collect(maps.Keys(hours)))
 	}
 
+	// Buckets of three hours sum their hours, from Since.
+	checkBuckets(t, s, 3*time.Hour)
+
 	// Retention cuts within an hour, then on an hour's boundary.
 	for _, cut := range []time.Duration{5*time.Hour + 17*time.Minute, 9 * time.Hour, 9*time.Hour + 59*time.Minute} {
 		n, err := s.DeleteSignInsBefore(ctx, totalsBase.Add(cut))
@@ -200,6 +203,33 @@ func testSignInTotals(t *testing.T, s store.Store) {
 		t.Fatalf("rebuild of counted totals: %+v %v, want nothing done", r, err)
 	}
 	testTotalsRebuild(t, s)
+}
+
+// checkBuckets compares the totals summed per bucket by the store with
+// the hourly ones summed here.
+func checkBuckets(t *testing.T, s store.Store, bucket time.Duration) {
+	t.Helper()
+	since, until := totalsBase.Add(time.Hour), totalsBase.Add(13*time.Hour)
+	hourly, err := s.SignInTotals(context.Background(), store.SignInTotalsQuery{Since: since, Until: until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{}
+	for _, r := range hourly {
+		start := since.Add(r.Hour.Sub(since) / bucket * bucket)
+		want[totalKey(start, r.SignInCounter)] += r.N
+	}
+	grouped, err := s.SignInTotals(context.Background(), store.SignInTotalsQuery{Since: since, Until: until, Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, r := range grouped {
+		got[totalKey(r.Hour.UTC(), r.SignInCounter)] += r.N
+	}
+	if len(want) < 8 || !maps.Equal(want, got) {
+		t.Fatalf("totals in buckets of %s disagree with their hours:\n%s", bucket, diffCounts(want, got))
+	}
 }
 
 // testTotalsRebuild spoils the totals the way an older version would
