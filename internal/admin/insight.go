@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/audit/tally"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
-// MaxScan bounds how many sign-in log entries one overview or impact
-// replay reads, newest first, so a page answers in about a second even
-// on a busy deployment; the result says when it stopped early.
+// MaxScan bounds how many sign-in log entries one impact replay reads,
+// newest first, so a page answers in about a second even on a busy
+// deployment; the result says when it stopped early.
 const MaxScan = 100_000
 
 // errStop ends a walk of the log early.
@@ -120,7 +121,8 @@ func (s *Service) Impact(ctx context.Context, c Candidate, days int) (Impact, er
 }
 
 // Overview is what the policies did over a period: the charts of the
-// console's first page.
+// console's first page. The period is whole hours (UTC) ending with the
+// current one, read from the sign-in log's running totals.
 type Overview struct {
 	Since   time.Time     `json:"since"`
 	Until   time.Time     `json:"until"`
@@ -133,8 +135,6 @@ type Overview struct {
 	StepUps        int           `json:"step_ups"`
 	StepUpFailures int           `json:"step_up_failures"`
 	Policies       []PolicyStats `json:"policies"`
-	Scanned        int           `json:"scanned"`
-	Truncated      bool          `json:"truncated,omitempty"`
 }
 
 // CompletionRate is completed step-ups per challenge, at most 1.
@@ -171,77 +171,95 @@ func (p PolicyStats) Triggered() int {
 	return p.Challenged + p.Blocked + p.WouldChallenge + p.WouldBlock
 }
 
-// Overview counts the sign-in log of the last period in buckets.
+// overviewBuckets is how many bars the overview's chart has for a
+// period of whole buckets; rounding out to whole hours adds one.
+const overviewBuckets = 24
+
+// Overview sums the sign-in log's running totals of the last period in
+// buckets. The period is rounded out to whole hours, the totals' unit:
+// it ends with the current hour, so the newest entries are always in,
+// and starts at or before the period asked for, the start of the hour
+// it falls in or a bucket earlier. Every bucket is a whole number of
+// hours, so each count is exact, not estimated.
 func (s *Service) Overview(ctx context.Context, period time.Duration) (Overview, error) {
 	if period < time.Hour || period > 90*24*time.Hour {
 		return Overview{}, invalid("the period must be between 1h and 90 days (got %s)", period)
 	}
-	bucket := period / 24
 	now := s.Now().UTC()
-	o := Overview{Until: now, Since: now.Add(-period), Bucket: bucket, Buckets: make([]Bucket, 24)}
+	until := now.Truncate(time.Hour).Add(time.Hour)
+	per := (int((period+time.Hour-1)/time.Hour) + overviewBuckets - 1) / overviewBuckets
+	bucket := time.Duration(per) * time.Hour
+	span := until.Sub(now.Add(-period).Truncate(time.Hour))
+	n := int((span + bucket - 1) / bucket)
+	o := Overview{Until: until, Since: until.Add(-time.Duration(n) * bucket), Bucket: bucket, Buckets: make([]Bucket, n)}
 	for i := range o.Buckets {
 		o.Buckets[i].Start = o.Since.Add(time.Duration(i) * bucket)
 	}
+	totals, err := s.Store.SignInTotals(ctx, store.SignInTotalsQuery{Since: o.Since, Until: o.Until, Bucket: bucket})
+	if err != nil {
+		return Overview{}, err
+	}
 	stats := map[string]*PolicyStats{}
-	var err error
-	o.Scanned, o.Truncated, err = s.walk(ctx, o.Since, audit.DecodeOutcome, func(_ store.SignIn, e audit.SignIn) {
-		i := min(int(e.Time.Sub(o.Since)/bucket), len(o.Buckets)-1)
-		if i < 0 {
-			return
+	for _, t := range totals {
+		i := int(t.Hour.Sub(o.Since) / bucket)
+		if i < 0 || i >= n {
+			continue
 		}
-		b := &o.Buckets[i]
-		countDecision(b, e)
-		countDecision(&o.Totals, e)
-		if e.Source == "step-up" {
-			if e.Decision == "success" {
-				o.StepUps++
-			} else {
-				o.StepUpFailures++
-			}
-		}
-		countPolicies(stats, e)
-	})
+		o.add(&o.Buckets[i], t)
+		countPolicy(stats, t)
+	}
 	for _, p := range stats {
 		o.Policies = append(o.Policies, *p)
 	}
 	slices.SortFunc(o.Policies, func(a, b PolicyStats) int {
 		return cmp.Or(cmp.Compare(b.Triggered(), a.Triggered()), cmp.Compare(a.Policy, b.Policy))
 	})
-	return o, err
+	return o, nil
 }
 
-func countDecision(b *Bucket, e audit.SignIn) {
-	switch e.Decision {
-	case "allow":
-		b.Allow++
-	case "challenge":
-		b.Challenge++
-	case "block":
-		b.Block++
-	case "failure", "throttled":
-		if e.Source != "step-up" {
-			b.Failure++
-		}
+// add counts one total of an outcome in b and in the period's totals.
+func (o *Overview) add(b *Bucket, t store.SignInTotal) {
+	n := int(t.N)
+	switch t.Name {
+	case tally.Allow:
+		b.Allow += n
+		o.Totals.Allow += n
+	case tally.Challenge:
+		b.Challenge += n
+		o.Totals.Challenge += n
+	case tally.Block:
+		b.Block += n
+		o.Totals.Block += n
+	case tally.Failure:
+		b.Failure += n
+		o.Totals.Failure += n
+	case tally.StepUpSuccess:
+		o.StepUps += n
+	case tally.StepUpFailure:
+		o.StepUpFailures += n
 	}
 }
 
-func countPolicies(stats map[string]*PolicyStats, e audit.SignIn) {
-	for _, tr := range e.Triggers() {
-		st := stats[tr.Policy]
-		if st == nil {
-			st = &PolicyStats{Policy: tr.Policy}
-			stats[tr.Policy] = st
-		}
-		switch {
-		case tr.ReportOnly && tr.Block:
-			st.WouldBlock++
-		case tr.ReportOnly:
-			st.WouldChallenge++
-		case tr.Block:
-			st.Blocked++
-		default:
-			st.Challenged++
-		}
+// countPolicy counts one total of what a policy did.
+func countPolicy(stats map[string]*PolicyStats, t store.SignInTotal) {
+	if t.Policy == "" {
+		return
+	}
+	st := stats[t.Policy]
+	if st == nil {
+		st = &PolicyStats{Policy: t.Policy}
+		stats[t.Policy] = st
+	}
+	n := int(t.N)
+	switch t.Name {
+	case tally.Challenged:
+		st.Challenged += n
+	case tally.Blocked:
+		st.Blocked += n
+	case tally.WouldChallenge:
+		st.WouldChallenge += n
+	case tally.WouldBlock:
+		st.WouldBlock += n
 	}
 }
 

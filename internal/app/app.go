@@ -121,6 +121,27 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{BusyTimeout: cfg.Storage.BusyTimeout.D()})
 }
 
+// countSignInTotals counts the sign-in log's running totals from the log
+// when the database has none yet (once, after an upgrade), before the
+// console reads them.
+func countSignInTotals(ctx context.Context, st store.Store, log *slog.Logger) error {
+	start := time.Now()
+	// Writers wait while the totals are counted: say why start-up takes
+	// this long, only when it does.
+	slow := time.AfterFunc(2*time.Second, func() {
+		log.Info("counting the sign-in log's running totals from the log, once after an upgrade")
+	})
+	defer slow.Stop()
+	r, err := st.RebuildSignInTotals(ctx)
+	if err != nil {
+		return fmt.Errorf("count the sign-in log's totals: %w", err)
+	}
+	if r.Rebuilt {
+		log.Info("counted the sign-in log's running totals from the log", "entries", r.Entries, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
 // NewUsers builds the user service for cfg over s, with the breached
 // password list when one is configured.
 func NewUsers(cfg config.Config, s store.Store) (*users.Service, error) {
@@ -142,6 +163,10 @@ func NewUsers(cfg config.Config, s store.Store) (*users.Service, error) {
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := countSignInTotals(ctx, st, log); err != nil {
+		_ = st.Close()
 		return nil, err
 	}
 	a, err := build(ctx, cfg, log, st)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit/tally"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -101,37 +102,16 @@ type ElevationFacts struct {
 	Until   time.Time `json:"until,omitzero"`
 }
 
-// Trigger is what one policy did to a decision: asked for more
-// (challenge) or refused it (block), enforced or, in report-only mode,
-// what it would have done.
-type Trigger struct {
-	Policy     string
-	ReportOnly bool
-	Block      bool
-}
+// Trigger is what one policy did to a decision.
+type Trigger = tally.Trigger
 
 // Triggers lists the policies that challenged or blocked the decision,
-// or would have in report-only mode: the trigger frequency
-// administrators tune thresholds by.
-//
-// What an enforced policy did is what the entry records, not what its
-// grant alone would suggest: a policy asking for a proof the user has
-// no method to give ends in a block (no-usable-method), and the console
-// must count that block against the policy, as the log explains it.
-func (e SignIn) Triggers() []Trigger {
-	var out []Trigger
-	refused := e.Decision == "block"
-	for _, r := range e.Policies {
-		switch {
-		case r.Result == policy.ResultApplied && !r.Satisfied:
-			out = append(out, Trigger{Policy: r.Policy, Block: r.Grant == "block" || refused})
-		case r.Result == policy.ResultReportOnlyFailure:
-			out = append(out, Trigger{Policy: r.Policy, ReportOnly: true, Block: true})
-		case r.Result == policy.ResultReportOnlyUserActionRequired:
-			out = append(out, Trigger{Policy: r.Policy, ReportOnly: true})
-		}
-	}
-	return out
+// or would have in report-only mode (tally.Outcome.Triggers).
+func (e SignIn) Triggers() []Trigger { return e.Outcome().Triggers() }
+
+// Outcome is what the sign-in log's running totals count of e.
+func (e SignIn) Outcome() tally.Outcome {
+	return tally.Outcome{Source: e.Source, Decision: e.Decision, Policies: e.Policies}
 }
 
 // Facts are the access request of a decision, authentication events
@@ -244,7 +224,13 @@ func (l *SignInLog) Write(ctx context.Context, e SignIn) error {
 	if err != nil {
 		return fmt.Errorf("encode sign-in log entry: %w", err)
 	}
-	row := store.SignIn{ID: e.ID, Time: e.Time, UserID: e.UserID, App: e.App, Decision: e.Decision, Body: body}
+	// The counters come from the entry as stored (clamped), so they are
+	// what the store would read back from body, without reading it.
+	counters := e.Outcome().Counters()
+	if counters == nil {
+		counters = []store.SignInCounter{}
+	}
+	row := store.SignIn{ID: e.ID, Time: e.Time, UserID: e.UserID, App: e.App, Decision: e.Decision, Body: body, Counters: counters}
 	for _, p := range e.Policies {
 		if p.Result != policy.ResultNotApplied && p.Result != policy.ResultReportOnlyNotApplied {
 			row.Policies = append(row.Policies, p.Policy)

@@ -2,9 +2,11 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -307,4 +309,76 @@ func TestTriggersFollowTheDecision(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSignInLogCountsWhatTheStoreReadsBack: the writer hands the store
+// each entry's counters with it, so the store need not read the body
+// again. They must be the counters the store reads from the body when
+// it counts the log again (at an upgrade), on both backends, or the
+// totals would change at a rebuild.
+func TestSignInLogCountsWhatTheStoreReadsBack(t *testing.T) {
+	backends := map[string]func(t *testing.T) store.Store{
+		"sqlite": func(t *testing.T) store.Store { return openStore(t) },
+		"postgres": func(t *testing.T) store.Store {
+			st, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		},
+	}
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			l := NewSignInLog(st, SignInLogOptions{Batch: 7, FlushEvery: time.Millisecond})
+			base := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+			results := [][]policy.PolicyResult{
+				nil,
+				{{Policy: "mfa", Result: policy.ResultApplied, Grant: "all-of"}},
+				{{Policy: "legacy", Result: policy.ResultApplied, Grant: "block"}, {Policy: "trial", Result: policy.ResultReportOnlyFailure}},
+				{{Policy: "trial", Result: policy.ResultReportOnlyUserActionRequired}, {Policy: "base", Result: policy.ResultApplied, Satisfied: true}},
+			}
+			kinds := []struct{ source, decision string }{
+				{"oidc", "allow"}, {"gateway", "challenge"}, {"oidc", "block"}, {"sign-in", "failure"},
+				{"sign-in", "throttled"}, {"step-up", "success"}, {"step-up", "failure"}, {"security-info", "success"},
+			}
+			for i := range 200 {
+				k := kinds[i%len(kinds)]
+				e := SignIn{Time: base.Add(time.Duration(i) * 97 * time.Second), Source: k.source, Decision: k.decision,
+					App: []string{"bank", "wiki"}[i%2], UserID: "u1", Policies: results[i%len(results)]}
+				if err := l.Write(context.Background(), e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			closeLog(t, l)
+			written := totalsOf(t, st)
+			if len(written) < 10 {
+				t.Fatalf("only %d totals: the entries count too little to compare", len(written))
+			}
+			if _, err := st.(interface{ SQL() *sql.DB }).SQL().ExecContext(context.Background(), "DELETE FROM sign_in_totals_state"); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := st.RebuildSignInTotals(context.Background()); err != nil || !r.Rebuilt || r.Entries != 200 {
+				t.Fatalf("rebuild: %+v %v", r, err)
+			}
+			if reread := totalsOf(t, st); !maps.Equal(written, reread) {
+				t.Fatalf("totals as written %v,\nas read back from the log %v", written, reread)
+			}
+		})
+	}
+}
+
+func totalsOf(t *testing.T, st store.Store) map[string]int64 {
+	t.Helper()
+	rows, err := st.SignInTotals(context.Background(), store.SignInTotalsQuery{
+		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, r := range rows {
+		out[fmt.Sprint(r.Hour.UTC().Format(time.RFC3339), " ", r.Name, " ", r.Policy)] = r.N
+	}
+	return out
 }

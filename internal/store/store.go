@@ -232,6 +232,11 @@ type SignIn struct {
 	Decision string
 	Policies []string // policies that applied, for the policy filter
 	Body     []byte
+	// Counters are the running totals the entry adds one to, as
+	// tally.Outcome.Counters lists them from Body. The log's writer,
+	// which has the entry decoded, fills them in (never nil, even when
+	// empty); nil makes the store read them from Body.
+	Counters []SignInCounter
 }
 
 // SignInQuery selects sign-ins, newest first. Empty fields match all.
@@ -250,8 +255,60 @@ type SignIns interface {
 	// each entry once.
 	AppendSignIns(ctx context.Context, rows []SignIn) error
 	ListSignIns(ctx context.Context, q SignInQuery) ([]SignIn, error)
-	// DeleteSignInsBefore removes rows older than t (retention).
+	// DeleteSignInsBefore removes rows older than t (retention), and
+	// takes them off the running totals in the same transaction.
 	DeleteSignInsBefore(ctx context.Context, t time.Time) (int, error)
+	// SignInTotals sums the running totals of the hours q selects, per
+	// bucket, counter and policy. AppendSignIns and DeleteSignInsBefore
+	// keep them in the transaction that changes the log, so they always
+	// agree with it.
+	SignInTotals(ctx context.Context, q SignInTotalsQuery) ([]SignInTotal, error)
+	// RebuildSignInTotals counts the totals again from the whole log
+	// when they were never counted (a database from before they were
+	// kept) or counted by another version of the counting
+	// (SignInTotalsVersion). Writers wait while it runs; it reads the log
+	// a page at a time, so its memory does not grow with the log.
+	RebuildSignInTotals(ctx context.Context) (SignInRebuild, error)
+}
+
+// SignInTotalsHour is the width of one bucket of the running totals.
+const SignInTotalsHour = time.Hour
+
+// SignInTotalsVersion names the way entries are counted (audit.Tally):
+// a database whose totals another version counted is counted again.
+const SignInTotalsVersion = 1
+
+// SignInCounter is one running total an entry adds one to: the entry's
+// outcome ("allow", "step-up-success"), or what a policy did to it
+// ("challenged" by Policy).
+type SignInCounter struct {
+	Name   string
+	Policy string
+}
+
+// SignInTotal is how many entries of one bucket of hours added to one
+// counter.
+type SignInTotal struct {
+	Hour time.Time // the bucket's start, UTC
+	SignInCounter
+	N int64
+}
+
+// SignInTotalsQuery selects whole hours of totals: Since is rounded
+// down and Until up to SignInTotalsHour. App, when set, counts that
+// app's entries only. Bucket, a whole number of hours (default one),
+// sums the totals of each Bucket from Since: the store adds them up,
+// so a month of hourly totals comes back as a few hundred.
+type SignInTotalsQuery struct {
+	Since, Until time.Time
+	App          string
+	Bucket       time.Duration
+}
+
+// SignInRebuild says what RebuildSignInTotals did.
+type SignInRebuild struct {
+	Rebuilt bool // false: the totals were already counted
+	Entries int  // entries counted
 }
 
 // KV is a key/value space with expiry, compare-and-swap and quotas, for

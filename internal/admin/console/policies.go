@@ -20,7 +20,8 @@ type policiesView struct {
 	// ChangeRule is the built-in rule, shown read-only at the end.
 	ChangeRule     string
 	ChangeRuleYAML string
-	Truncated      bool
+	// Since is where the counts start: the period is whole hours.
+	Since time.Time
 }
 
 // policyRowView is one policy with what it did in the last 7 days.
@@ -52,7 +53,7 @@ func (c *Console) showPolicies(w http.ResponseWriter, r *http.Request, who *call
 	for _, s := range o.Policies {
 		stats[s.Policy] = s
 	}
-	v := policiesView{Documents: docs, ChangeRule: ChangeRuleName, ChangeRuleYAML: changeRuleYAML, Truncated: o.Truncated,
+	v := policiesView{Documents: docs, ChangeRule: ChangeRuleName, ChangeRuleYAML: changeRuleYAML, Since: o.Since,
 		States: []string{string(policy.StateEnabled), string(policy.StateReportOnly), string(policy.StateDisabled)}}
 	for _, p := range infos {
 		v.Policies = append(v.Policies, policyRowView{PolicyInfo: p, Stats: stats[p.Name]})

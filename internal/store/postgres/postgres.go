@@ -47,6 +47,9 @@ var Dialect = sqlstore.Dialect{
 	CaseInsensitiveLike:  "ILIKE",
 	MigrationLock:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
 	QuotaLock:            fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", quotaLockID),
+	// Appends take ROW EXCLUSIVE on the totals, which EXCLUSIVE waits
+	// for and then holds off.
+	TotalsLock: "LOCK TABLE sign_in_totals IN EXCLUSIVE MODE",
 	// Byte order whatever the database's collation, over the index
 	// migration 0005 builds for it.
 	NameRange: `name COLLATE "C" >= ? AND name COLLATE "C" < ?`,

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"github.com/stepgate/stepgate/internal/admin"
 	"os"
 	"strings"
 	"testing"
@@ -54,24 +55,56 @@ func TestSignInPoliciesMigration(t *testing.T) {
 	})
 }
 
+func TestSignInTotalsMigration(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunSignInTotalsMigration(t, db, postgres.Dialect, os.DirFS("migrations"), "0007_sign_in_totals.sql", func() store.Store {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
 
 func BenchmarkSignInLogAppend(b *testing.B) { storetest.BenchSignInAppend(b, opener) }
 
 func BenchmarkSignInLogQuery(b *testing.B) {
 	pgtest.Require(b)
-	storetest.BenchSignInQueries(b, "postgres", func() (store.Store, func(), error) {
-		dsn, drop, err := pgtest.NewSchema()
-		if err != nil {
-			return nil, nil, err
-		}
-		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
-		if err != nil {
-			drop()
-			return nil, nil, err
-		}
-		return s, func() { _ = s.Close(); drop() }, nil
-	}, analyze)
+	storetest.BenchSignInQueries(b, "postgres", longOpen, analyze)
+}
+
+// BenchmarkSignInLogOverview shares BenchmarkSignInLogQuery's million
+// entries when both run in one process.
+func BenchmarkSignInLogOverview(b *testing.B) {
+	pgtest.Require(b)
+	storetest.BenchOverview(b, "postgres", longOpen, analyze, overview)
+}
+
+// longOpen opens the store the sign-in log benchmarks seed.
+func longOpen() (store.Store, func(), error) {
+	dsn, drop, err := pgtest.NewSchema()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return s, func() { _ = s.Close(); drop() }, nil
+}
+
+// overview is the console's overview, through the admin service.
+func overview(ctx context.Context, s store.Store, now time.Time, period time.Duration) (int, error) {
+	o, err := admin.New(admin.Deps{Store: s, Now: func() time.Time { return now }}).Overview(ctx, period)
+	return o.Totals.Allow + o.Totals.Challenge + o.Totals.Block, err
 }
 
 // analyze does what autovacuum does soon after a million rows arrive:

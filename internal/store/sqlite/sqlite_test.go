@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/stepgate/stepgate/internal/admin"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,23 +59,55 @@ func TestSignInPoliciesMigration(t *testing.T) {
 	})
 }
 
+func TestSignInTotalsMigration(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunSignInTotalsMigration(t, db, sqlite.Dialect, os.DirFS("migrations"), "0006_sign_in_totals.sql", func() store.Store {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func BenchmarkSessionLookup(b *testing.B) { storetest.BenchSessionLookup(b, opener) }
 
 func BenchmarkSignInLogAppend(b *testing.B) { storetest.BenchSignInAppend(b, opener) }
 
 func BenchmarkSignInLogQuery(b *testing.B) {
-	storetest.BenchSignInQueries(b, "sqlite", func() (store.Store, func(), error) {
-		dir, err := os.MkdirTemp("", "stepgate-bench-")
-		if err != nil {
-			return nil, nil, err
-		}
-		s, err := sqlite.Open(context.Background(), filepath.Join(dir, sqlite.FileName), sqlite.Options{})
-		if err != nil {
-			_ = os.RemoveAll(dir)
-			return nil, nil, err
-		}
-		return s, func() { _ = s.Close(); _ = os.RemoveAll(dir) }, nil
-	}, nil) // Stepgate never runs ANALYZE: SQLite plans without statistics
+	storetest.BenchSignInQueries(b, "sqlite", longOpen, nil) // Stepgate never runs ANALYZE: SQLite plans without statistics
+}
+
+// BenchmarkSignInLogOverview shares BenchmarkSignInLogQuery's million
+// entries when both run in one process.
+func BenchmarkSignInLogOverview(b *testing.B) {
+	storetest.BenchOverview(b, "sqlite", longOpen, nil, overview)
+}
+
+// longOpen opens the store the sign-in log benchmarks seed.
+func longOpen() (store.Store, func(), error) {
+	dir, err := os.MkdirTemp("", "stepgate-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := sqlite.Open(context.Background(), filepath.Join(dir, sqlite.FileName), sqlite.Options{})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return s, func() { _ = s.Close(); _ = os.RemoveAll(dir) }, nil
+}
+
+// overview is the console's overview, through the admin service.
+func overview(ctx context.Context, s store.Store, now time.Time, period time.Duration) (int, error) {
+	o, err := admin.New(admin.Deps{Store: s, Now: func() time.Time { return now }}).Overview(ctx, period)
+	return o.Totals.Allow + o.Totals.Challenge + o.Totals.Block, err
 }
 
 // TestMain removes the query benchmarks' seeded database, which outlives

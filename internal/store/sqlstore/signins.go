@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit/tally"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -27,28 +28,38 @@ func (s *DB) AppendSignIns(ctx context.Context, rows []store.SignIn) error {
 		return nil
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		totals := counts{}
 		for chunk := range slices.Chunk(rows, rowsPerInsert) {
-			if err := s.appendSignIns(ctx, tx, chunk); err != nil {
+			if err := s.appendSignIns(ctx, tx, chunk, totals); err != nil {
 				return err
 			}
 		}
-		return nil
+		// The totals change in the transaction that writes the entries:
+		// they can never count an entry the log lacks, or miss one.
+		return s.applyTotals(ctx, tx, totals)
 	})
 }
 
 // appendSignIns inserts rows with one statement, then the policies of
-// the rows it inserted.
-func (s *DB) appendSignIns(ctx context.Context, tx *sql.Tx, rows []store.SignIn) error {
+// the rows it inserted, and adds those rows to totals.
+func (s *DB) appendSignIns(ctx context.Context, tx *sql.Tx, rows []store.SignIn, totals counts) error {
 	inserted, err := s.insertSignIns(ctx, tx, rows)
 	if err != nil {
 		return err
 	}
 	var pairs []any
 	for _, r := range rows {
+		// A row skipped as already stored was counted when it was
+		// stored: a retried batch must not count it twice.
 		if seq, ok := inserted[r.ID]; ok {
 			for _, p := range r.Policies {
 				pairs = append(pairs, p, seq)
 			}
+			counters := r.Counters
+			if counters == nil {
+				counters = tally.Row(r)
+			}
+			totals.add(floorHour(micros(r.Time)), r.App, counters, 1)
 		}
 	}
 	for chunk := range slices.Chunk(pairs, 2*policiesPerInsert) {
@@ -205,18 +216,73 @@ func (s *DB) loadPolicies(ctx context.Context, rows []store.SignIn) error {
 func (s *DB) DeleteSignInsBefore(ctx context.Context, t time.Time) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// No entry may be written to the hours being cut while they are:
+		// it would be deleted from the log but not from the totals, or
+		// the other way round.
+		if err := s.lockTotals(ctx, tx); err != nil {
+			return err
+		}
 		cut := micros(t)
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sign_in_policies WHERE sign_in_seq IN
 			(SELECT seq FROM sign_ins WHERE at < ?)`), cut); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.q("DELETE FROM sign_ins WHERE at < ?"), cut)
+		// Whole hours go with their totals; the entries of the hour the
+		// cut falls in are taken off its totals one by one.
+		hour := floorHour(cut)
+		res, err := tx.ExecContext(ctx, s.q("DELETE FROM sign_ins WHERE at < ?"), hour)
 		if err != nil {
 			return err
 		}
-		m, err := res.RowsAffected()
-		n = int(m)
+		whole, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		for _, table := range []string{"sign_in_totals", "sign_in_app_totals"} {
+			if _, err := tx.ExecContext(ctx, s.q("DELETE FROM "+table+" WHERE hour < ?"), hour); err != nil {
+				return err
+			}
+		}
+		part, err := s.deletePartialHour(ctx, tx, hour, cut)
+		n = int(whole) + part
 		return err
 	})
 	return n, err
+}
+
+// deletePartialHour deletes the entries in [hour, cut) and takes them
+// off the totals of hour.
+func (s *DB) deletePartialHour(ctx context.Context, tx *sql.Tx, hour, cut int64) (int, error) {
+	if cut == hour {
+		return 0, nil
+	}
+	rs, err := tx.QueryContext(ctx, s.q("DELETE FROM sign_ins WHERE at >= ? AND at < ? RETURNING id, app, body"), hour, cut)
+	if err != nil {
+		return 0, err
+	}
+	totals := counts{}
+	n := 0
+	for rs.Next() {
+		var row store.SignIn
+		var body string
+		if err := rs.Scan(&row.ID, &row.App, &body); err != nil {
+			_ = rs.Close()
+			return 0, err
+		}
+		row.Body = []byte(body)
+		totals.add(hour, row.App, tally.Row(row), -1)
+		n++
+	}
+	if err := rs.Err(); err != nil {
+		return 0, err
+	}
+	if err := s.applyTotals(ctx, tx, totals); err != nil {
+		return 0, err
+	}
+	for _, table := range []string{"sign_in_totals", "sign_in_app_totals"} {
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM "+table+" WHERE hour = ? AND n = 0"), hour); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }

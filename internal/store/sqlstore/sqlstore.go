@@ -37,6 +37,11 @@ type Dialect struct {
 	// nodes check and insert one at a time. SQLite needs none: its write
 	// transactions already exclude one another.
 	QuotaLock string
+	// TotalsLock, when set, runs first in a transaction that counts the
+	// sign-in log's totals again or cuts whole hours from the log, so no
+	// entry is written meanwhile. SQLite needs none: its write
+	// transactions already exclude one another.
+	TotalsLock string
 	// NameRange is the condition that a kv name lies in [?, ?) in byte
 	// order, using an index; empty means matching prefixes with substr,
 	// which reads every row.

@@ -3,10 +3,14 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	mrand "math/rand/v2"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,12 +179,28 @@ func seedBody(e store.SignIn, r *mrand.Rand) []byte {
 		if i > 0 {
 			policies += ","
 		}
-		policies += fmt.Sprintf(`{"policy":%q,"state":"enabled","result":"applied","satisfied":true}`, p)
+		policies += seedResult(e, p)
 	}
 	return fmt.Appendf(nil, `{"id":%q,"time":%q,"request_id":"%016x","source":"oidc","user_id":%q,"username":%q,`+
 		`"app":%q,"ip":"198.51.100.%d","country":"DE","client_app":"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",`+
 		`"risk_level":"none","decision":%q,"policies":[%s],"methods_completed":["pwd"],"latency_us":%d}`,
 		e.ID, e.Time.Format(time.RFC3339Nano), r.Uint64(), e.UserID, e.UserID, e.App, r.IntN(256), e.Decision, policies, 100+r.IntN(900))
+}
+
+// seedResult is what policy p did to entry e, so the totals have
+// policies to count: the enforced policies other than the baseline
+// asked for more in every entry not allowed, and the report-only one
+// would have of one user in ten.
+func seedResult(e store.SignIn, p string) string {
+	switch {
+	case p == "report-only-compliant-device" && strings.HasSuffix(e.UserID, "7"):
+		return fmt.Sprintf(`{"policy":%q,"state":"report-only","result":"report-only-user-action-required","satisfied":false}`, p)
+	case p == "report-only-compliant-device":
+		return fmt.Sprintf(`{"policy":%q,"state":"report-only","result":"report-only-success","satisfied":true}`, p)
+	case e.Decision != "allow" && p != "baseline-sign-in":
+		return fmt.Sprintf(`{"policy":%q,"state":"enabled","result":"applied","satisfied":false,"grant":"all-of"}`, p)
+	}
+	return fmt.Sprintf(`{"policy":%q,"state":"enabled","result":"applied","satisfied":true}`, p)
 }
 
 // signInQueries are the queries the API and the CLI make, each for the
@@ -264,4 +284,79 @@ func BenchSignInAppend(b *testing.B, opener Opener) {
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "entries/s")
 		})
 	}
+}
+
+// seedEnd is when the seeded log's newest entry was written.
+var seedEnd = seedStart.Add(seedSpan)
+
+// Overview answers the console's overview of period at now from s and
+// returns how many decisions it counted: the admin service's Overview,
+// which the backends' benchmarks pass in.
+type Overview func(ctx context.Context, s store.Store, now time.Time, period time.Duration) (decisions int, err error)
+
+// BenchOverview measures the console's overview and policies pages
+// (the overview of a day, a week and a month) over SeedSignIns entries,
+// then counting the totals again from the whole log, as an upgrade does
+// once, with the peak of the heap while it runs.
+func BenchOverview(b *testing.B, backend string, open LongOpener, settle func(store.Store) error, overview Overview) {
+	s := seededStore(b, backend, open, settle)
+	ctx := context.Background()
+	for _, p := range []struct {
+		name   string
+		period time.Duration
+	}{{"overview-24h", 24 * time.Hour}, {"policies-7d", 7 * 24 * time.Hour}, {"overview-30d", 30 * 24 * time.Hour}} {
+		b.Run(p.name, func(b *testing.B) {
+			var took []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				n, err := overview(ctx, s, seedEnd, p.period)
+				took = append(took, time.Since(start))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if want := int(int64(SeedSignIns) * int64(p.period) / int64(seedSpan)); n < want {
+					b.Fatalf("counted %d decisions, want at least %d", n, want)
+				}
+			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+		})
+	}
+	b.Run("rebuild", func(b *testing.B) { benchRebuild(b, s) })
+}
+
+// benchRebuild counts the totals again from the whole log.
+func benchRebuild(b *testing.B, s store.Store) {
+	db, ok := s.(interface{ SQL() *sql.DB })
+	if !ok {
+		b.Skip("the store has no SQL handle to forget its totals with")
+	}
+	ctx := context.Background()
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	for b.Loop() {
+		if _, err := db.SQL().ExecContext(ctx, "DELETE FROM sign_in_totals_state"); err != nil {
+			b.Fatal(err)
+		}
+		r, err := s.RebuildSignInTotals(ctx)
+		if err != nil || !r.Rebuilt || r.Entries != SeedSignIns {
+			b.Fatalf("rebuild: %+v %v, want all %d entries counted", r, err, SeedSignIns)
+		}
+	}
+	close(done)
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
 }

@@ -50,6 +50,8 @@ func RunTests(t *testing.T, opener Opener) {
 		{"kv-quota", testKVQuota, nil},
 		{"kv-quota-concurrent", testKVQuotaConcurrent, nil},
 		{"signins", testSignIns, nil},
+		{"signin-totals", testSignInTotals, nil},
+		{"signin-totals-concurrent", testSignInTotalsConcurrent, nil},
 		{"update-errors", testUpdateErrors, nil},
 		{"concurrent-cas", testConcurrentCAS, nil},
 	}
