@@ -111,7 +111,11 @@ func (e SignIn) Triggers() []Trigger { return e.Outcome().Triggers() }
 
 // Outcome is what the sign-in log's running totals count of e.
 func (e SignIn) Outcome() tally.Outcome {
-	return tally.Outcome{Source: e.Source, Decision: e.Decision, Policies: e.Policies}
+	out := tally.Outcome{Source: e.Source, Decision: e.Decision, Policies: make([]tally.PolicyResult, len(e.Policies))}
+	for i, r := range e.Policies {
+		out.Policies[i] = tally.PolicyResult{Policy: r.Policy, Result: string(r.Result), Satisfied: r.Satisfied, Grant: r.Grant}
+	}
+	return out
 }
 
 // Facts are the access request of a decision, authentication events

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/audit/tally"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres"
@@ -381,4 +382,25 @@ func totalsOf(t *testing.T, st store.Store) map[string]int64 {
 		out[fmt.Sprint(r.Hour.UTC().Format(time.RFC3339), " ", r.Name, " ", r.Policy)] = r.N
 	}
 	return out
+}
+
+// TestTallyReadsPolicyResults: the running totals read a policy's result
+// from an entry by their own copy of its JSON names and values (storage
+// must not depend on the policy engine); a renamed field or value in
+// package policy would make them count nothing.
+func TestTallyReadsPolicyResults(t *testing.T) {
+	t.Parallel()
+	for _, r := range []policy.Result{policy.ResultApplied, policy.ResultReportOnlyFailure, policy.ResultReportOnlyUserActionRequired} {
+		body, err := json.Marshal(SignIn{Source: "oidc", Decision: "block", Policies: []policy.PolicyResult{{Policy: "p", Result: r, Grant: "block"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o tally.Outcome
+		if err := json.Unmarshal(body, &o); err != nil {
+			t.Fatal(err)
+		}
+		if len(o.Triggers()) != 1 || o.Policies[0].Result != string(r) || o.Policies[0].Grant != "block" || o.Policies[0].Policy != "p" {
+			t.Fatalf("%s: tally read %+v", r, o.Policies)
+		}
+	}
 }

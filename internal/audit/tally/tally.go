@@ -8,7 +8,6 @@ package tally
 import (
 	"encoding/json"
 
-	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -31,10 +30,29 @@ const (
 // Outcome is what the totals count of an entry, under the JSON names of
 // the audit package's entry.
 type Outcome struct {
-	Source   string                `json:"source"`
-	Decision string                `json:"decision"`
-	Policies []policy.PolicyResult `json:"policies,omitempty"`
+	Source   string         `json:"source"`
+	Decision string         `json:"decision"`
+	Policies []PolicyResult `json:"policies,omitempty"`
 }
+
+// PolicyResult is the part of a policy's result in an entry that the
+// totals count, under the JSON names of policy.PolicyResult. The package
+// keeps its own copy of these few fields so that storage, which counts
+// entries as it writes them, never depends on the policy engine
+// (package audit's tests hold the two in step).
+type PolicyResult struct {
+	Policy    string `json:"policy"`
+	Result    string `json:"result"`
+	Satisfied bool   `json:"satisfied"`
+	Grant     string `json:"grant,omitempty"`
+}
+
+// Policy results the totals tell apart: the values of policy.Result.
+const (
+	ResultApplied                      = "applied"
+	ResultReportOnlyFailure            = "report-only-failure"
+	ResultReportOnlyUserActionRequired = "report-only-user-action-required"
+)
 
 // Trigger is what one policy did to a decision: asked for more
 // (challenge) or refused it (block), enforced or, in report-only mode,
@@ -58,11 +76,11 @@ func (o Outcome) Triggers() []Trigger {
 	refused := o.Decision == "block"
 	for _, r := range o.Policies {
 		switch {
-		case r.Result == policy.ResultApplied && !r.Satisfied:
+		case r.Result == ResultApplied && !r.Satisfied:
 			out = append(out, Trigger{Policy: r.Policy, Block: r.Grant == "block" || refused})
-		case r.Result == policy.ResultReportOnlyFailure:
+		case r.Result == ResultReportOnlyFailure:
 			out = append(out, Trigger{Policy: r.Policy, ReportOnly: true, Block: true})
-		case r.Result == policy.ResultReportOnlyUserActionRequired:
+		case r.Result == ResultReportOnlyUserActionRequired:
 			out = append(out, Trigger{Policy: r.Policy, ReportOnly: true})
 		}
 	}

@@ -5,14 +5,13 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
 func TestCounters(t *testing.T) {
 	t.Parallel()
-	applied := func(name, grant string, ok bool) policy.PolicyResult {
-		return policy.PolicyResult{Policy: name, Result: policy.ResultApplied, Grant: grant, Satisfied: ok}
+	applied := func(name, grant string, ok bool) PolicyResult {
+		return PolicyResult{Policy: name, Result: ResultApplied, Grant: grant, Satisfied: ok}
 	}
 	c := func(name, policy string) store.SignInCounter { return store.SignInCounter{Name: name, Policy: policy} }
 	for _, tc := range []struct {
@@ -20,16 +19,16 @@ func TestCounters(t *testing.T) {
 		o    Outcome
 		want []store.SignInCounter
 	}{
-		{"ok/allow-satisfied", Outcome{Source: "oidc", Decision: "allow", Policies: []policy.PolicyResult{applied("base", "all-of", true)}},
+		{"ok/allow-satisfied", Outcome{Source: "oidc", Decision: "allow", Policies: []PolicyResult{applied("base", "all-of", true)}},
 			[]store.SignInCounter{c(Allow, "")}},
-		{"ok/challenge-by-policy", Outcome{Source: "gateway", Decision: "challenge", Policies: []policy.PolicyResult{applied("mfa", "all-of", false)}},
+		{"ok/challenge-by-policy", Outcome{Source: "gateway", Decision: "challenge", Policies: []PolicyResult{applied("mfa", "all-of", false)}},
 			[]store.SignInCounter{c(Challenge, ""), c(Challenged, "mfa")}},
-		{"ok/block-of-unmeetable-grant", Outcome{Source: "oidc", Decision: "block", Policies: []policy.PolicyResult{applied("mfa", "all-of", false)}},
+		{"ok/block-of-unmeetable-grant", Outcome{Source: "oidc", Decision: "block", Policies: []PolicyResult{applied("mfa", "all-of", false)}},
 			[]store.SignInCounter{c(Block, ""), c(Blocked, "mfa")}},
-		{"ok/report-only", Outcome{Source: "oidc", Decision: "allow", Policies: []policy.PolicyResult{
-			{Policy: "trial", Result: policy.ResultReportOnlyUserActionRequired},
-			{Policy: "trial-block", Result: policy.ResultReportOnlyFailure},
-			{Policy: "quiet", Result: policy.ResultReportOnlySuccess},
+		{"ok/report-only", Outcome{Source: "oidc", Decision: "allow", Policies: []PolicyResult{
+			{Policy: "trial", Result: ResultReportOnlyUserActionRequired},
+			{Policy: "trial-block", Result: ResultReportOnlyFailure},
+			{Policy: "quiet", Result: "report-only-success"},
 		}}, []store.SignInCounter{c(Allow, ""), c(WouldChallenge, "trial"), c(WouldBlock, "trial-block")}},
 		{"ok/sign-in-failure", Outcome{Source: "sign-in", Decision: "throttled"}, []store.SignInCounter{c(Failure, "")}},
 		{"ok/step-up-success", Outcome{Source: "step-up", Decision: "success"}, []store.SignInCounter{c(StepUpSuccess, "")}},

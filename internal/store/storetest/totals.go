@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit/tally"
-	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/sqlstore"
 )
@@ -40,21 +39,21 @@ func totalsEntry(prefix string, i int) store.SignIn {
 	case 5:
 		o.Source, o.Decision = "step-up", "failure"
 	}
-	pol := func(name string, r policy.Result, satisfied bool, grant string) {
-		o.Policies = append(o.Policies, policy.PolicyResult{Policy: name, Result: r, Satisfied: satisfied, Grant: grant})
+	pol := func(name, r string, satisfied bool, grant string) {
+		o.Policies = append(o.Policies, tally.PolicyResult{Policy: name, Result: r, Satisfied: satisfied, Grant: grant})
 	}
-	pol("baseline", policy.ResultApplied, true, "all-of")
+	pol("baseline", tally.ResultApplied, true, "all-of")
 	if i%3 == 0 {
-		pol("mfa-on-risk", policy.ResultApplied, false, "all-of")
+		pol("mfa-on-risk", tally.ResultApplied, false, "all-of")
 	}
 	if i%4 == 0 {
-		pol("no-legacy", policy.ResultApplied, false, "block")
+		pol("no-legacy", tally.ResultApplied, false, "block")
 	}
 	if i%2 == 0 {
-		pol("trial-device", policy.ResultReportOnlyUserActionRequired, false, "")
+		pol("trial-device", tally.ResultReportOnlyUserActionRequired, false, "")
 	}
 	if i%6 == 1 {
-		pol("trial-block", policy.ResultReportOnlyFailure, false, "")
+		pol("trial-block", tally.ResultReportOnlyFailure, false, "")
 	}
 	body, err := json.Marshal(o)
 	if err != nil {
