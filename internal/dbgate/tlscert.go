@@ -21,6 +21,13 @@ import (
 // selfSignedLifetime is how long a generated certificate is valid.
 const selfSignedLifetime = 10 * 365 * 24 * time.Hour
 
+// selfSignedNotBefore is when a generated certificate starts to be
+// valid: a fixed point in the past rather than the generating machine's
+// clock, because clients pin the certificate itself as their root, so
+// its start protects nothing, while a client whose clock runs behind the
+// server's would refuse a certificate that starts "now".
+var selfSignedNotBefore = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // LoadOrCreateCert returns the certificate kept in dir for the database
 // name, generating a self-signed one (ECDSA P-256, for localhost and the
 // loopback addresses plus hosts) on first use. Its files are
@@ -66,7 +73,7 @@ func selfSigned(name string, hosts []string) (certPEM, keyPEM []byte, err error)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: "Stepgate database gateway " + name},
-		NotBefore:    now.Add(-time.Hour),
+		NotBefore:    selfSignedNotBefore,
 		NotAfter:     now.Add(selfSignedLifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
