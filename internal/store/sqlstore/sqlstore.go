@@ -78,10 +78,14 @@ func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
 
-// q rewrites '?' placeholders for the dialect. Our queries never contain a
-// literal '?', so a plain scan is exact.
-func (s *DB) q(query string) string {
-	if !s.dialect.NumberedPlaceholders {
+// q rewrites '?' placeholders for the dialect (Dialect.Rebind).
+func (s *DB) q(query string) string { return s.dialect.Rebind(query) }
+
+// Rebind rewrites '?' placeholders as the dialect numbers them ($1, $2,
+// ... on PostgreSQL). Our queries never contain a literal '?', so a plain
+// scan is exact.
+func (d Dialect) Rebind(query string) string {
+	if !d.NumberedPlaceholders {
 		return query
 	}
 	var b strings.Builder

@@ -326,7 +326,7 @@ func RunSignInTotalsMigration(t *testing.T, db *sql.DB, d sqlstore.Dialect, migr
 	}
 	rows := totalsBatch("old", 0, 120)
 	for _, r := range rows {
-		if _, err := db.ExecContext(ctx, sqlstoreQ(d, "INSERT INTO sign_ins (id, at, user_id, app, decision, body) VALUES (?, ?, ?, ?, ?, ?)"),
+		if _, err := db.ExecContext(ctx, d.Rebind("INSERT INTO sign_ins (id, at, user_id, app, decision, body) VALUES (?, ?, ?, ?, ?, ?)"),
 			r.ID, r.Time.UnixMicro(), r.UserID, r.App, r.Decision, string(r.Body)); err != nil {
 			t.Fatalf("write an entry of the old schema: %v", err)
 		}
@@ -351,22 +351,4 @@ func RunSignInTotalsMigration(t *testing.T, db *sql.DB, d sqlstore.Dialect, migr
 		t.Fatalf("second start: %+v %v, want no rebuild", r, err)
 	}
 	checkTotals(t, s, "after new entries")
-}
-
-// sqlstoreQ numbers placeholders for dialects that need it.
-func sqlstoreQ(d sqlstore.Dialect, q string) string {
-	if !d.NumberedPlaceholders {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
