@@ -176,6 +176,10 @@ func (r *Request) Validate() error {
 	if r.Country != "" && !isCountryCode(r.Country) {
 		errs = append(errs, fmt.Errorf("country %q is not an upper-case ISO 3166-1 alpha-2 code like DE", r.Country))
 	}
+	if st := r.Statement; st.Class == "" && (st.Command != "" || len(st.Tables)+len(st.Labels) > 0) {
+		errs = append(errs, fmt.Errorf("statement has no class; give one of %s (a request without a class is not a statement)", strings.Join(statementClasses, ", ")))
+	}
+	check("statement.class", r.Statement.Class, statementClasses)
 	if r.Subject.ID == "" && r.Subject.Username == "" {
 		errs = append(errs, errors.New("subject has neither id nor username"))
 	}
