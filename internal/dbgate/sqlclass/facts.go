@@ -86,6 +86,12 @@ type Hazards struct {
 	// Locks: takes row or table locks (SELECT ... FOR UPDATE/SHARE, LOCK
 	// TABLE, advisory locks) that can stall other sessions.
 	Locks bool `json:"locks,omitempty"`
+	// Destructive: DROP of any object (DROP TABLE, DROP SCHEMA, DROP
+	// DATABASE, DROP OWNED, DROP ROLE, ...), ALTER TABLE ... DROP COLUMN,
+	// or TRUNCATE: the statement destroys data or schema a backup must
+	// bring back. A string of several statements, an EXECUTE and a
+	// prepared statement carry it from their parts.
+	Destructive bool `json:"destructive,omitempty"`
 	// SearchPathDependent: names a table or function without a schema, so
 	// what it reaches depends on the session's search_path.
 	SearchPathDependent bool `json:"search_path_dependent,omitempty"`
@@ -104,6 +110,7 @@ func (h *Hazards) merge(o Hazards) {
 	h.Lexing = h.Lexing || o.Lexing
 	h.Locks = h.Locks || o.Locks
 	h.SearchPathDependent = h.SearchPathDependent || o.SearchPathDependent
+	h.Destructive = h.Destructive || o.Destructive
 }
 
 // Table is a relation a statement names: a table, view, sequence or index

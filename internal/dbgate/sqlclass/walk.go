@@ -99,6 +99,9 @@ func (w *walker) statement(node *pg.Node) {
 	}
 	w.top = m.Interface()
 	w.st.Command = commandName(m)
+	if destroys(m) {
+		w.st.Destructive = true
+	}
 	switch x := m.Interface().(type) {
 	case *pg.SelectStmt:
 		w.raise(ClassRead)
@@ -983,6 +986,25 @@ func (w *walker) drop(d *pg.DropStmt) {
 			}
 		}
 	}
+}
+
+// destroys reports a statement that drops an object (every node
+// PostgreSQL names Drop...: DropStmt, DropdbStmt, DropOwnedStmt,
+// DropRoleStmt, DropTableSpaceStmt, DropSubscriptionStmt, ...), drops a
+// column, or truncates.
+func destroys(m protoreflect.Message) bool {
+	switch x := m.Interface().(type) {
+	case *pg.TruncateStmt:
+		return true
+	case *pg.AlterTableStmt:
+		for _, n := range x.Cmds {
+			if n.GetAlterTableCmd().GetSubtype() == pg.AlterTableType_AT_DropColumn {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.HasPrefix(string(m.Descriptor().Name()), "Drop")
 }
 
 func alterTableClass(a *pg.AlterTableStmt) Class {

@@ -1,0 +1,64 @@
+//go:build cgo
+
+package sqlclass
+
+import "testing"
+
+// TestDestructive: every way to drop an object, drop a column or
+// truncate is flagged Destructive, alone or among other statements, so a
+// guardrail that refuses it cannot be passed by a rarer spelling.
+func TestDestructive(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, sql string
+		want      bool
+	}{
+		{"ok/drop-table", "DROP TABLE customers", true},
+		{"ok/drop-table-quoted-schema", `DROP TABLE IF EXISTS "Public"."Customers" CASCADE`, true},
+		{"ok/drop-view", "DROP VIEW v", true},
+		{"ok/drop-index", "DROP INDEX CONCURRENTLY i", true},
+		{"ok/drop-function", "DROP FUNCTION f(int)", true},
+		{"ok/drop-schema", "DROP SCHEMA app CASCADE", true},
+		{"ok/drop-database", "DROP DATABASE prod", true},
+		{"ok/drop-owned", "DROP OWNED BY bob", true},
+		{"ok/drop-role", "DROP ROLE bob", true},
+		{"ok/drop-tablespace", "DROP TABLESPACE ts", true},
+		{"ok/drop-policy", "DROP POLICY p ON t", true},
+		{"ok/drop-column", "ALTER TABLE customers ADD COLUMN x int, DROP COLUMN ssn", true},
+		{"ok/truncate", "TRUNCATE customers, orders RESTART IDENTITY", true},
+		{"ok/truncate-only", "TRUNCATE ONLY customers", true},
+		{"ok/multi-statement", "SELECT 1; DROP TABLE customers", true},
+		{"ok/comment-hides-nothing", "SELECT 1 /* ; */; TRUNCATE customers", true},
+		{"ok/in-transaction", "BEGIN; TRUNCATE customers; COMMIT", true},
+		{"fail/select", "SELECT * FROM customers", false},
+		{"fail/delete", "DELETE FROM customers WHERE id = 1", false},
+		{"fail/add-column", "ALTER TABLE customers ADD COLUMN x int", false},
+		{"fail/create", "CREATE TABLE t (id int)", false},
+		{"fail/dollar-quoted-text", "SELECT $$ DROP TABLE customers $$", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := Classify(tt.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Destructive != tt.want {
+				t.Errorf("Classify(%q).Destructive = %v, want %v", tt.sql, f.Destructive, tt.want)
+			}
+		})
+	}
+}
+
+// TestDestructivePrepared: a statement prepared through the protocol
+// keeps the flag for its Bind and Execute.
+func TestDestructivePrepared(t *testing.T) {
+	t.Parallel()
+	s := NewClassifier(CacheOptions{}).NewSession()
+	if _, err := s.Prepare("wipe", "TRUNCATE customers"); err != nil {
+		t.Fatal(err)
+	}
+	if f := s.Prepared("wipe"); !f.Destructive {
+		t.Errorf("Prepared(wipe) = %+v, want Destructive", f)
+	}
+}
