@@ -673,6 +673,15 @@ func TestConsoleReadPages(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `unknown user &#34;nobody&#34;`) {
 		t.Errorf("What-If for an unknown user: status %d\n%s", resp.StatusCode, body)
 	}
+	resp, body = get(t, c, s.base+"/admin/whatif?ask=1&user=bob&auth=pwd@-1m&statement_class=dml&statement_tables=customers,+public.accounts")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `statement.class &#34;dml&#34; is not one of`) ||
+		!strings.Contains(body, `name="statement_tables" value="customers, public.accounts"`) {
+		t.Errorf("What-If for a statement of an unknown class: status %d\n%s", resp.StatusCode, body)
+	}
+	_, body = get(t, c, s.base+"/admin/whatif?ask=1&user=bob&contexts=c2&auth=pwd@-1m&statement_class=ddl&statement_command=DROP+TABLE")
+	if !strings.Contains(body, `id="whatif-outcome">challenge<`) || !strings.Contains(body, `<option selected>ddl</option>`) {
+		t.Errorf("What-If for a statement:\n%s", body)
+	}
 
 	_, body = get(t, c, s.base+"/admin/catalog")
 	body = html.UnescapeString(body)
