@@ -695,6 +695,21 @@ func TestConsoleReadPages(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "There is no user named") {
 		t.Errorf("sign-in log for an unknown user: status %d\n%s", resp.StatusCode, body)
 	}
+	// bob's authorization is an entry of the app, not a statement on a
+	// database of the same name.
+	_, body = get(t, c, s.base+"/admin/signins?app="+rpClientID)
+	if !strings.Contains(body, `<tr data-seq="`) {
+		t.Errorf("the app filter lacks bob's authorization:\n%s", body)
+	}
+	_, body = get(t, c, s.base+"/admin/signins?database="+rpClientID+"&statement_class=ddl")
+	if strings.Contains(body, `<tr data-seq="`) || !strings.Contains(body, "No entries match.") ||
+		!strings.Contains(body, `<option selected>ddl</option>`) || !strings.Contains(body, `name="database" value="`+rpClientID+`"`) {
+		t.Errorf("the database filter shows an entry that is not a statement:\n%s", body)
+	}
+	resp, body = get(t, c, s.base+"/admin/signins?statement_class=dml")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "The statement class must be one of session, read, utility, write, ddl, privilege, unknown.") {
+		t.Errorf("an unknown statement class: status %d\n%s", resp.StatusCode, body)
+	}
 	resp, _ = get(t, c, s.base+"/admin/signins/999999")
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a missing entry: status %d, want 404", resp.StatusCode)
