@@ -126,7 +126,7 @@ func policyStatement(f sqlclass.Facts, labels []string) policy.Statement {
 	if f.SetRole && class < sqlclass.ClassPrivilege {
 		class = sqlclass.ClassPrivilege // as in contextsFor: a change of role is a change of privilege
 	}
-	st := policy.Statement{Class: class.String(), Command: commandOf(f), Labels: labels}
+	st := policy.Statement{Class: class.String(), Command: commandOf(f), Labels: labels, Modifies: f.Modifies}
 	for _, t := range f.Tables {
 		st.Tables = append(st.Tables, t.String())
 	}

@@ -30,6 +30,12 @@ policies:
     target: {apps: {include: [bank]}}
     conditions: {statements: {commands: [DELETE]}}
     grant: block
+  - name: no-updates
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [bank]}}
+    conditions: {statements: {commands: [update]}}
+    grant: block
   - name: no-drop-table
     state: enabled
     users: {include: {users: [all]}}
@@ -105,6 +111,9 @@ func TestAttackStatementConditionBypass(t *testing.T) {
 		{"commands/multi", nil, "SELECT 1; DELETE FROM orders WHERE id = 1", "no-deletes"},
 		{"commands/prepare-execute", nil, "PREPARE d AS DELETE FROM orders; EXECUTE d", "no-deletes"},
 		{"commands/execute-later", []string{"PREPARE d AS DELETE FROM orders"}, "EXECUTE d", "no-deletes"},
+		{"commands/merge-delete", nil, "MERGE INTO orders o USING (SELECT 1 AS id) s ON o.id = s.id WHEN MATCHED THEN DELETE", "no-deletes"},
+		{"commands/upsert-updates", nil, "INSERT INTO orders VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET amount = 2", "no-updates"},
+		{"commands/update-in-delete-cte", nil, "WITH u AS (UPDATE orders SET amount = 0 WHERE id = 1 RETURNING id) DELETE FROM orders WHERE id = 2", "no-updates"},
 		{"commands/drop-lower", nil, "drop table orders", "no-drop-table"},
 		{"commands/drop-behind-comment", nil, "SELECT 1 /* ; */; DROP TABLE orders", "no-drop-table"},
 		{"commands/drop-past-the-eighth", nil, many, "no-drop-table"},
@@ -139,6 +148,32 @@ func TestAttackStatementConditionBypass(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStatementConditionNotOverBroad: what a policy does not name flows;
+// erring towards a match does not make every write a DELETE.
+func TestStatementConditionNotOverBroad(t *testing.T) {
+	t.Parallel()
+	if !sqlclass.ParserAvailable {
+		t.Skip("no SQL parser in this build")
+	}
+	snap := compileForTest(t, statementPolicies)
+	labels := map[string][]string{"pii": {"customers.ssn"}}
+	for _, sql := range []string{
+		"SELECT amount FROM orders WHERE id = 1",
+		"INSERT INTO orders VALUES (1, 1)",
+		"INSERT INTO orders VALUES (1, 1) ON CONFLICT DO NOTHING",
+		"SELECT * FROM orders FOR UPDATE",
+		"CREATE INDEX ON orders (id)",
+		"SELECT name FROM customers_archive",
+	} {
+		f, _ := sqlclass.Classify(sql)
+		req := &policy.Request{Subject: policy.Subject{ID: "u-alice", Username: "alice"}, App: "bank", Now: testStart,
+			Statement: policyStatement(f, sqlclass.Label(f, labels))}
+		if d := snap.Evaluate(req, policy.EvaluateOptions{}); d.Outcome != policy.OutcomeAllow {
+			t.Errorf("%s: %s by %s, want allowed (statement %+v)", sql, d.Outcome, d.BlockedBy, req.Statement)
+		}
 	}
 }
 

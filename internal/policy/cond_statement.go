@@ -87,14 +87,6 @@ func (p tableName) covers(t tableName) bool {
 	return p.schema == "" || t.schema == "" || p.schema == t.schema
 }
 
-// hiddenDML are the commands a statement can run without naming them
-// first: WITH d AS (DELETE ...) SELECT, EXECUTE of a prepared DELETE,
-// EXPLAIN ANALYZE DELETE, COPY (DELETE ... RETURNING) TO STDOUT.
-var hiddenDML = []string{"INSERT", "UPDATE", "DELETE", "MERGE"}
-
-// dmlCarriers are the commands that may carry one of hiddenDML.
-var dmlCarriers = []string{"SELECT", "EXECUTE", "EXPLAIN ANALYZE", "COPY", "DECLARE CURSOR", "CREATE TABLE AS", "SELECT INTO", "CREATE MATERIALIZED VIEW"}
-
 // truncatedCommands ends a command list the gateway shortened: the
 // commands past it are not known.
 const truncatedCommands = "..."
@@ -129,26 +121,26 @@ func (sc *statementCond) match(st *Statement) Reason {
 
 // matchCommand reports whether one of the statement's commands is listed,
 // or may be: a listed "DROP" covers "DROP TABLE" and every other DROP; a
-// listed INSERT, UPDATE, DELETE or MERGE covers a statement of class write
-// or above whose commands include one that can carry it hidden; a list
-// the gateway cut short may hold anything.
+// data-modifying command the statement runs counts although another
+// command names it (WITH d AS (DELETE ...) SELECT, EXECUTE of a prepared
+// DELETE, the UPDATE of INSERT ... ON CONFLICT DO UPDATE); a list the
+// gateway cut short may hold anything.
 func (sc *statementCond) matchCommand(st *Statement) bool {
-	write := statementRank(st.Class) >= statementRank(StatementWrite)
-	for part := range strings.SplitSeq(st.Command, ";") {
-		cmd := normalizeCommand(part)
-		if cmd == truncatedCommands {
-			return true
-		}
+	listed := func(cmd string) bool {
 		for _, want := range sc.commands {
 			if cmd == want || strings.HasPrefix(cmd, want+" ") {
 				return true
 			}
-			if write && slices.Contains(hiddenDML, want) && slices.Contains(dmlCarriers, cmd) {
-				return true
-			}
+		}
+		return false
+	}
+	for part := range strings.SplitSeq(st.Command, ";") {
+		cmd := normalizeCommand(part)
+		if cmd == truncatedCommands || listed(cmd) {
+			return true
 		}
 	}
-	return false
+	return slices.ContainsFunc(st.Modifies, func(m string) bool { return listed(normalizeCommand(m)) })
 }
 
 func (sc *statementCond) matchTable(tables []string) bool {

@@ -2,7 +2,10 @@
 
 package sqlclass
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestDestructive: every way to drop an object, drop a column or
 // truncate is flagged Destructive, alone or among other statements, so a
@@ -60,5 +63,54 @@ func TestDestructivePrepared(t *testing.T) {
 	}
 	if f := s.Prepared("wipe"); !f.Destructive {
 		t.Errorf("Prepared(wipe) = %+v, want Destructive", f)
+	}
+}
+
+// TestModifies: the data-modifying commands a string runs are named
+// however they are nested, so a policy on DELETE sees the DELETE inside
+// a SELECT.
+func TestModifies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, sql string
+		want      []string
+	}{
+		{"ok/select", "SELECT * FROM t", nil},
+		{"ok/delete", "DELETE FROM t WHERE id = 1", []string{"DELETE"}},
+		{"ok/cte-delete", "WITH d AS (DELETE FROM t RETURNING *) SELECT count(*) FROM d", []string{"DELETE"}},
+		{"ok/cte-update-in-delete", "WITH u AS (UPDATE t SET a = 1 WHERE id = 2 RETURNING id) DELETE FROM o WHERE id IN (SELECT id FROM u)", []string{"DELETE", "UPDATE"}},
+		{"ok/upsert", "INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2", []string{"INSERT", "UPDATE"}},
+		{"ok/upsert-nothing", "INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", []string{"INSERT"}},
+		{"ok/merge", "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE WHEN NOT MATCHED THEN INSERT VALUES (s.id)", []string{"DELETE", "INSERT", "MERGE"}},
+		{"ok/explain-analyze", "EXPLAIN ANALYZE DELETE FROM t", []string{"DELETE"}},
+		{"ok/explain-runs-nothing", "EXPLAIN DELETE FROM t", nil},
+		{"ok/copy-returning", "COPY (DELETE FROM t RETURNING *) TO STDOUT", []string{"DELETE"}},
+		{"ok/prepare-execute", "PREPARE d AS DELETE FROM t; EXECUTE d", []string{"DELETE"}},
+		{"ok/multi", "SELECT 1; UPDATE t SET a = 1 WHERE id = 1", []string{"UPDATE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := Classify(tt.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(f.Modifies, tt.want) {
+				t.Errorf("Classify(%q).Modifies = %v, want %v", tt.sql, f.Modifies, tt.want)
+			}
+		})
+	}
+	s := NewClassifier(CacheOptions{}).NewSession()
+	if _, err := s.Classify("PREPARE d AS DELETE FROM t"); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := s.Classify("EXECUTE d"); err != nil || !slices.Equal(f.Modifies, []string{"DELETE"}) {
+		t.Errorf("EXECUTE of an earlier PREPARE: %v, %v", f.Modifies, err)
+	}
+	if _, err := s.Prepare("p", "UPDATE t SET a = 1 WHERE id = $1"); err != nil {
+		t.Fatal(err)
+	}
+	if f := s.Prepared("p"); !slices.Equal(f.Modifies, []string{"UPDATE"}) {
+		t.Errorf("Prepared(p).Modifies = %v", f.Modifies)
 	}
 }

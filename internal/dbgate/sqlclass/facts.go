@@ -168,6 +168,13 @@ type Statement struct {
 	Tables    []Table  `json:"tables,omitempty"`
 	Columns   []Column `json:"columns,omitempty"`
 	Functions []string `json:"functions,omitempty"`
+	// Modifies are the data-modifying commands the statement runs, its
+	// own and nested ones: INSERT, UPDATE, DELETE, MERGE. WITH d AS
+	// (DELETE ...) SELECT runs DELETE, INSERT ... ON CONFLICT DO UPDATE
+	// also UPDATE, a MERGE each of its actions, an EXECUTE what its
+	// prepared statement runs. A rule or trigger on a written table is
+	// not seen.
+	Modifies []string `json:"modifies,omitempty"`
 	// Prepares is the name PREPARE gives this statement, and Executes the
 	// prepared statement EXECUTE runs: a gateway that saw the PREPARE in
 	// an earlier query string classifies the EXECUTE as that statement.
@@ -194,6 +201,7 @@ type Facts struct {
 	Tables     []Table     `json:"tables,omitempty"`
 	Columns    []Column    `json:"columns,omitempty"`
 	Functions  []string    `json:"functions,omitempty"`
+	Modifies   []string    `json:"modifies,omitempty"`
 	// Fingerprint and Normalized cover the whole string; empty when it
 	// does not parse (the text is then never repeated).
 	Fingerprint string `json:"fingerprint,omitempty"`
@@ -215,8 +223,10 @@ func (f *Facts) summarize() {
 		f.Tables = append(f.Tables, st.Tables...)
 		f.Columns = append(f.Columns, st.Columns...)
 		f.Functions = append(f.Functions, st.Functions...)
+		f.Modifies = append(f.Modifies, st.Modifies...)
 	}
 	f.MultiStatement = len(f.Statements) > 1
+	f.Modifies = uniqueStrings(f.Modifies)
 	f.Tables = uniqueTables(f.Tables)
 	f.Columns = uniqueColumns(f.Columns)
 	f.Functions = uniqueStrings(f.Functions)
@@ -231,6 +241,7 @@ func (f Facts) clone() Facts {
 		st.Tables = slices.Clone(st.Tables)
 		st.Columns = slices.Clone(st.Columns)
 		st.Functions = slices.Clone(st.Functions)
+		st.Modifies = slices.Clone(st.Modifies)
 		out.Statements[i] = st
 	}
 	if f.Statements == nil {
@@ -239,6 +250,7 @@ func (f Facts) clone() Facts {
 	out.Tables = slices.Clone(f.Tables)
 	out.Columns = slices.Clone(f.Columns)
 	out.Functions = slices.Clone(f.Functions)
+	out.Modifies = slices.Clone(f.Modifies)
 	return out
 }
 
@@ -256,6 +268,7 @@ func (f Facts) size() int {
 		for _, fn := range st.Functions {
 			n += 16 + len(fn)
 		}
+		n += 16 * len(st.Modifies)
 	}
 	return 2 * n // the string-wide unions repeat the statements' lists
 }
