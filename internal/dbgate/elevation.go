@@ -11,21 +11,27 @@ import (
 // needsElevation returns why facts may not run for u without the
 // database's destructive_needs_elevation role, or "". A DROP, a DROP
 // COLUMN or a TRUNCATE needs the role through an active just-in-time
-// elevation; so does a statement the classifier cannot read (a DO block,
-// CALL, a function off the allow-list, text that does not parse), since
-// it may run either through dynamic SQL: refusing only what the parser
-// names DROP would let EXECUTE 'DROP TABLE ...' in a DO block through.
+// elevation. So do two ways to run one out of the classifier's sight:
+// a statement it cannot read (a DO block, CALL, a function off the
+// allow-list, text that does not parse), which may EXECUTE 'DROP TABLE
+// ...' through dynamic SQL; and a statement that defines code (a
+// function, a trigger, an extension), which a later INSERT or SELECT
+// can run without naming it (a trigger, a column default, a view).
 func (s *Server) needsElevation(u store.User, f sqlclass.Facts, now time.Time) string {
 	role := s.db.DestructiveNeedsElevation
-	if role == "" || !f.Destructive && f.Class != sqlclass.ClassUnknown {
+	if role == "" || !f.Destructive && !f.DefinesCode && f.Class != sqlclass.ClassUnknown {
 		return ""
 	}
 	if elevatedTo(u, role, now, s.db.Name) {
 		return ""
 	}
 	what := "DROP and TRUNCATE need"
-	if !f.Destructive {
+	switch {
+	case f.Destructive:
+	case f.Class == sqlclass.ClassUnknown:
 		what = "the gateway cannot read what this statement runs (a DO block, a procedure, a function that may write, or text that does not parse), so it may DROP or TRUNCATE, which need"
+	default:
+		what = "this statement defines code the database runs later where the gateway cannot see it (a function, a trigger, an extension), which may DROP or TRUNCATE; defining it needs"
 	}
 	return what + " the role " + role + " activated just in time on this database (holding the role all the time does not count): " +
 		"activate it on your roles page (/account/roles) or have an operator run `stepgate role activate " + role + " --user " + u.Username +

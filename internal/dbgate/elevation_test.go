@@ -27,7 +27,9 @@ func destructiveRig(t *testing.T) *rig {
 	})
 	r.mustDirect(`INSERT INTO orders VALUES (1, 10), (2, 20);
 		CREATE FUNCTION wipe() RETURNS void LANGUAGE plpgsql AS $$ BEGIN TRUNCATE orders; END $$;
-		CREATE PROCEDURE wipe_p() LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$`)
+		CREATE PROCEDURE wipe_p() LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$;
+		CREATE FUNCTION wipe_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN TRUNCATE orders; RETURN NULL; END $$;
+		CREATE FUNCTION wipe_text() RETURNS text LANGUAGE plpgsql AS $$ BEGIN TRUNCATE orders; RETURN 'x'; END $$`)
 	r.users.set(store.User{ID: "u-alice", Username: "alice", Roles: []string{"dba"},
 		Grants: []store.Grant{{Role: "dba"}}})
 	return r
@@ -68,6 +70,13 @@ var destructiveAttacks = []string{
 	"SELECT count(*) FROM orders WHERE wipe() IS NULL",
 	"CALL wipe_p()",
 	"PREPARE w AS SELECT wipe(); EXECUTE w",
+	// Code that a later, innocent statement would run.
+	"CREATE FUNCTION wipe2() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN TRUNCATE orders; RETURN NULL; END $$",
+	"CREATE OR REPLACE FUNCTION wipe() RETURNS void LANGUAGE sql AS 'DROP TABLE orders'",
+	"CREATE TRIGGER t AFTER INSERT ON customers FOR EACH STATEMENT EXECUTE FUNCTION wipe_trigger()",
+	"ALTER TABLE customers ALTER COLUMN name SET DEFAULT wipe_text()",
+	"CREATE VIEW innocent AS SELECT wipe()",
+	"CREATE EXTENSION IF NOT EXISTS plpgsql",
 }
 
 // TestAttackDestructiveWithoutElevation: with destructive_needs_elevation,
@@ -102,6 +111,14 @@ func TestAttackDestructiveWithoutElevation(t *testing.T) {
 	}
 	if n := r.countRows("orders"); n != 2 {
 		t.Fatalf("orders has %d rows, want 2: a destructive statement ran", n)
+	}
+	// Nothing was planted for a later statement to run: an INSERT into
+	// customers fires no trigger and fills no default.
+	if _, err := conn.Exec(ctx, "INSERT INTO customers (id) VALUES (3)"); err != nil {
+		t.Fatalf("an INSERT: %v", err)
+	}
+	if n := r.countRows("orders"); n != 2 {
+		t.Fatalf("orders has %d rows after an INSERT into customers, want 2: planted code ran", n)
 	}
 	// Everything else is untouched by the rule.
 	if _, err := conn.Exec(ctx, "DELETE FROM orders WHERE id = 2"); err != nil {
@@ -175,6 +192,7 @@ func TestNeedsElevation(t *testing.T) {
 		{"ok/elevated-role-case", sqlclass.Facts{Class: sqlclass.ClassUnknown}, store.User{Grants: []store.Grant{{Role: "DBA", Elevation: "e1", Until: now.Add(time.Hour)}}}, false},
 		{"fail/destructive", sqlclass.Facts{Class: sqlclass.ClassWrite, Hazards: sqlclass.Hazards{Destructive: true}}, store.User{}, true},
 		{"fail/unknown", sqlclass.Facts{Class: sqlclass.ClassUnknown}, store.User{}, true},
+		{"fail/defines-code", sqlclass.Facts{Class: sqlclass.ClassDDL, Hazards: sqlclass.Hazards{DefinesCode: true}}, store.User{}, true},
 		{"fail/standing-role", sqlclass.Facts{Class: sqlclass.ClassUnknown}, store.User{Roles: []string{"dba"}}, true},
 		{"fail/assignment", sqlclass.Facts{Class: sqlclass.ClassUnknown}, store.User{Grants: []store.Grant{{Role: "dba"}}}, true},
 		{"fail/other-role", sqlclass.Facts{Class: sqlclass.ClassUnknown}, store.User{Grants: []store.Grant{{Role: "admin", Elevation: "e1", Until: now.Add(time.Hour)}}}, true},

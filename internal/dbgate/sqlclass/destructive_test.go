@@ -114,3 +114,41 @@ func TestModifies(t *testing.T) {
 		t.Errorf("Prepared(p).Modifies = %v", f.Modifies)
 	}
 }
+
+// TestDefinesCode: every statement that leaves code for a later statement
+// to run out of sight (a trigger, a default, a cast) is flagged.
+func TestDefinesCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, sql string
+		want      bool
+	}{
+		{"ok/function", "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'TRUNCATE t'", true},
+		{"ok/or-replace", "CREATE OR REPLACE FUNCTION lower(text) RETURNS text LANGUAGE sql AS 'SELECT 1'", true},
+		{"ok/procedure", "CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN DROP TABLE t; END $$", true},
+		{"ok/trigger", "CREATE TRIGGER tr AFTER INSERT ON t EXECUTE FUNCTION f()", true},
+		{"ok/event-trigger", "CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION f()", true},
+		{"ok/extension", "CREATE EXTENSION dblink", true},
+		{"ok/extension-update", "ALTER EXTENSION dblink UPDATE", true},
+		{"ok/cast", "CREATE CAST (int AS mytype) WITH FUNCTION f(int)", true},
+		{"ok/operator", "CREATE OPERATOR === (FUNCTION = f, LEFTARG = int, RIGHTARG = int)", true},
+		{"ok/aggregate", "CREATE AGGREGATE a(int) (SFUNC = f, STYPE = int)", true},
+		{"ok/in-multi", "SELECT 1; CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", true},
+		{"fail/table", "CREATE TABLE t (id int)", false},
+		{"fail/index", "CREATE INDEX ON t (id)", false},
+		{"fail/enum", "CREATE TYPE mood AS ENUM ('ok')", false},
+		{"fail/select", "SELECT 1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := Classify(tt.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.DefinesCode != tt.want {
+				t.Errorf("Classify(%q).DefinesCode = %v, want %v", tt.sql, f.DefinesCode, tt.want)
+			}
+		})
+	}
+}

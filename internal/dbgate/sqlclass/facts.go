@@ -92,6 +92,14 @@ type Hazards struct {
 	// bring back. A string of several statements, an EXECUTE and a
 	// prepared statement carry it from their parts.
 	Destructive bool `json:"destructive,omitempty"`
+	// DefinesCode: defines code the database runs later, out of the
+	// classifier's sight: a function or procedure (its body may DROP or
+	// TRUNCATE, and a trigger, a column default, a view or an index can
+	// run it under an innocent INSERT or SELECT), a trigger or event
+	// trigger, an extension (its scripts run SQL), a cast, an operator,
+	// aggregate or base type, an operator class or family, a language, a
+	// transform or a conversion.
+	DefinesCode bool `json:"defines_code,omitempty"`
 	// SearchPathDependent: names a table or function without a schema, so
 	// what it reaches depends on the session's search_path.
 	SearchPathDependent bool `json:"search_path_dependent,omitempty"`
@@ -111,6 +119,7 @@ func (h *Hazards) merge(o Hazards) {
 	h.Locks = h.Locks || o.Locks
 	h.SearchPathDependent = h.SearchPathDependent || o.SearchPathDependent
 	h.Destructive = h.Destructive || o.Destructive
+	h.DefinesCode = h.DefinesCode || o.DefinesCode
 }
 
 // Table is a relation a statement names: a table, view, sequence or index

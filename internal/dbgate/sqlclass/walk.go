@@ -103,6 +103,9 @@ func (w *walker) statement(node *pg.Node) {
 	if destroys(m) {
 		w.st.Destructive = true
 	}
+	if codeDefinitions[string(m.Descriptor().Name())] {
+		w.st.DefinesCode = true
+	}
 	switch x := m.Interface().(type) {
 	case *pg.SelectStmt:
 		w.raise(ClassRead)
@@ -990,6 +993,14 @@ func (w *walker) drop(d *pg.DropStmt) {
 			}
 		}
 	}
+}
+
+// codeDefinitions are the statements that set DefinesCode, by node name.
+var codeDefinitions = map[string]bool{
+	"CreateFunctionStmt": true, "CreateTrigStmt": true, "CreateEventTrigStmt": true,
+	"CreateExtensionStmt": true, "AlterExtensionStmt": true, "AlterExtensionContentsStmt": true,
+	"CreateCastStmt": true, "DefineStmt": true, "CreateOpClassStmt": true, "CreateOpFamilyStmt": true,
+	"AlterOpFamilyStmt": true, "CreatePLangStmt": true, "CreateTransformStmt": true, "CreateConversionStmt": true,
 }
 
 // modifies names the data-modifying commands one INSERT, UPDATE, DELETE
