@@ -706,6 +706,25 @@ func TestConsoleReadPages(t *testing.T) {
 		!strings.Contains(body, `<option selected>ddl</option>`) || !strings.Contains(body, `name="database" value="`+rpClientID+`"`) {
 		t.Errorf("the database filter shows an entry that is not a statement:\n%s", body)
 	}
+	// A statement the database gateway refused: found by the database
+	// and class filters, its detail page shows the statement.
+	if err := s.app.SignIns.Write(context.Background(), audit.SignIn{Source: "database", Username: bobName, App: rpClientID,
+		Decision: "block", Reason: "statement-guardrail", Statement: &audit.Statement{Command: "DROP TABLE", Class: "ddl",
+			Tables: []string{"customers"}, Fingerprint: "fp-1", Guardrail: "DROP and TRUNCATE need the role dba"}}); err != nil {
+		t.Fatal(err)
+	}
+	stmt := s.lastEntry(t, store.SignInQuery{Database: rpClientID})
+	_, body = get(t, c, s.base+"/admin/signins?database="+rpClientID+"&statement_class=ddl")
+	if !strings.Contains(body, `<tr data-seq="`+strconv.FormatInt(stmt.Seq, 10)+`"`) || strings.Count(body, `<tr data-seq="`) != 1 ||
+		!strings.Contains(body, `data-statement-class="ddl">ddl: DROP TABLE<`) {
+		t.Errorf("the database filter should list the statement alone:\n%s", body)
+	}
+	_, body = get(t, c, s.base+"/admin/signins/"+strconv.FormatInt(stmt.Seq, 10))
+	for _, want := range []string{`id="statement-class">ddl<`, "DROP TABLE", "customers", "DROP and TRUNCATE need the role dba", "fp-1"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the statement's detail lacks %q:\n%s", want, body)
+		}
+	}
 	resp, body = get(t, c, s.base+"/admin/signins?statement_class=dml")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "The statement class must be one of session, read, utility, write, ddl, privilege, unknown.") {
 		t.Errorf("an unknown statement class: status %d\n%s", resp.StatusCode, body)
