@@ -11,30 +11,34 @@ type Reason = reason.Code
 // Why a policy did not apply: the first condition, in evaluation order,
 // that did not match.
 const (
-	ReasonPolicyDisabled              = reason.PolicyDisabled
-	ReasonUserNotIncluded             = reason.UserNotIncluded
-	ReasonUserExcluded                = reason.UserExcluded
-	ReasonAppNotTargeted              = reason.AppNotTargeted
-	ReasonAppExcluded                 = reason.AppExcluded
-	ReasonContextNotTargeted          = reason.ContextNotTargeted
-	ReasonActionNotTargeted           = reason.ActionNotTargeted
-	ReasonUserRiskBelowThreshold      = reason.UserRiskBelowThreshold
-	ReasonUserRiskNotIncluded         = reason.UserRiskNotIncluded
-	ReasonSignInRiskBelowThreshold    = reason.SignInRiskBelowThreshold
-	ReasonSignInRiskNotIncluded       = reason.SignInRiskNotIncluded
-	ReasonPlatformNotIncluded         = reason.PlatformNotIncluded
-	ReasonPlatformExcluded            = reason.PlatformExcluded
-	ReasonLocationNotIncluded         = reason.LocationNotIncluded
-	ReasonLocationExcluded            = reason.LocationExcluded
-	ReasonClientAppNotIncluded        = reason.ClientAppNotIncluded
+	ReasonPolicyDisabled           = reason.PolicyDisabled
+	ReasonUserNotIncluded          = reason.UserNotIncluded
+	ReasonUserExcluded             = reason.UserExcluded
+	ReasonAppNotTargeted           = reason.AppNotTargeted
+	ReasonAppExcluded              = reason.AppExcluded
+	ReasonContextNotTargeted       = reason.ContextNotTargeted
+	ReasonActionNotTargeted        = reason.ActionNotTargeted
+	ReasonUserRiskBelowThreshold   = reason.UserRiskBelowThreshold
+	ReasonUserRiskNotIncluded      = reason.UserRiskNotIncluded
+	ReasonSignInRiskBelowThreshold = reason.SignInRiskBelowThreshold
+	ReasonSignInRiskNotIncluded    = reason.SignInRiskNotIncluded
+	ReasonPlatformNotIncluded      = reason.PlatformNotIncluded
+	ReasonPlatformExcluded         = reason.PlatformExcluded
+	ReasonLocationNotIncluded      = reason.LocationNotIncluded
+	ReasonLocationExcluded         = reason.LocationExcluded
+	ReasonClientAppNotIncluded     = reason.ClientAppNotIncluded
+	ReasonDeviceFilterNotMatched   = reason.DeviceFilterNotMatched
+	ReasonDeviceFilterExcluded     = reason.DeviceFilterExcluded
+	ReasonConditionNotMatched      = reason.ConditionNotMatched
+)
+
+// Why a policy with a statements condition did not apply.
+const (
 	ReasonNoStatement                 = reason.NoStatement
 	ReasonStatementClassNotIncluded   = reason.StatementClassNotIncluded
 	ReasonStatementCommandNotIncluded = reason.StatementCommandNotIncluded
 	ReasonStatementTableNotIncluded   = reason.StatementTableNotIncluded
 	ReasonStatementLabelNotIncluded   = reason.StatementLabelNotIncluded
-	ReasonDeviceFilterNotMatched      = reason.DeviceFilterNotMatched
-	ReasonDeviceFilterExcluded        = reason.DeviceFilterExcluded
-	ReasonConditionNotMatched         = reason.ConditionNotMatched
 )
 
 // Why an applied policy, or the decision as a whole, did not allow.

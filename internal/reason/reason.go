@@ -18,30 +18,35 @@ type Code string
 // Why a policy did not apply: the first condition, in evaluation order,
 // that did not match.
 const (
-	PolicyDisabled              Code = "policy-disabled"
-	UserNotIncluded             Code = "user-not-included"
-	UserExcluded                Code = "user-excluded"
-	AppNotTargeted              Code = "app-not-targeted"
-	AppExcluded                 Code = "app-excluded"
-	ContextNotTargeted          Code = "context-not-targeted"
-	ActionNotTargeted           Code = "action-not-targeted"
-	UserRiskBelowThreshold      Code = "user-risk-below-threshold"
-	UserRiskNotIncluded         Code = "user-risk-not-included"
-	SignInRiskBelowThreshold    Code = "sign-in-risk-below-threshold"
-	SignInRiskNotIncluded       Code = "sign-in-risk-not-included"
-	PlatformNotIncluded         Code = "platform-not-included"
-	PlatformExcluded            Code = "platform-excluded"
-	LocationNotIncluded         Code = "location-not-included"
-	LocationExcluded            Code = "location-excluded"
-	ClientAppNotIncluded        Code = "client-app-not-included"
+	PolicyDisabled           Code = "policy-disabled"
+	UserNotIncluded          Code = "user-not-included"
+	UserExcluded             Code = "user-excluded"
+	AppNotTargeted           Code = "app-not-targeted"
+	AppExcluded              Code = "app-excluded"
+	ContextNotTargeted       Code = "context-not-targeted"
+	ActionNotTargeted        Code = "action-not-targeted"
+	UserRiskBelowThreshold   Code = "user-risk-below-threshold"
+	UserRiskNotIncluded      Code = "user-risk-not-included"
+	SignInRiskBelowThreshold Code = "sign-in-risk-below-threshold"
+	SignInRiskNotIncluded    Code = "sign-in-risk-not-included"
+	PlatformNotIncluded      Code = "platform-not-included"
+	PlatformExcluded         Code = "platform-excluded"
+	LocationNotIncluded      Code = "location-not-included"
+	LocationExcluded         Code = "location-excluded"
+	ClientAppNotIncluded     Code = "client-app-not-included"
+	DeviceFilterNotMatched   Code = "device-filter-not-matched"
+	DeviceFilterExcluded     Code = "device-filter-excluded"
+	ConditionNotMatched      Code = "condition-not-matched"
+)
+
+// Why a policy with a statements condition did not apply to a request
+// (the database gateway's SQL statements).
+const (
 	NoStatement                 Code = "no-statement"
 	StatementClassNotIncluded   Code = "statement-class-not-included"
 	StatementCommandNotIncluded Code = "statement-command-not-included"
 	StatementTableNotIncluded   Code = "statement-table-not-included"
 	StatementLabelNotIncluded   Code = "statement-label-not-included"
-	DeviceFilterNotMatched      Code = "device-filter-not-matched"
-	DeviceFilterExcluded        Code = "device-filter-excluded"
-	ConditionNotMatched         Code = "condition-not-matched"
 )
 
 // Why an applied policy, or the decision as a whole, did not allow.
@@ -139,30 +144,31 @@ const (
 // sentences say what each code means, for people reading a decision in
 // the console.
 var sentences = map[Code]string{
-	PolicyDisabled:              "The policy is disabled.",
-	UserNotIncluded:             "The user is in none of the policy's include lists.",
-	UserExcluded:                "The user is in one of the policy's exclude lists.",
-	AppNotTargeted:              "The policy does not target this app.",
-	AppExcluded:                 "The policy excludes this app.",
-	ContextNotTargeted:          "The request asks for none of the authentication contexts the policy targets.",
-	ActionNotTargeted:           "The policy does not target this user action.",
-	UserRiskBelowThreshold:      "The user's risk is below every level the policy lists.",
-	UserRiskNotIncluded:         "The user's risk is not one of the levels the policy lists.",
-	SignInRiskBelowThreshold:    "The sign-in risk is below every level the policy lists.",
-	SignInRiskNotIncluded:       "The sign-in risk is not one of the levels the policy lists.",
-	PlatformNotIncluded:         "The device platform is not one the policy includes.",
-	PlatformExcluded:            "The policy excludes the device platform.",
-	LocationNotIncluded:         "The request does not come from a location the policy includes.",
-	LocationExcluded:            "The request comes from a location the policy excludes.",
-	ClientAppNotIncluded:        "The client app type is not one the policy lists.",
+	PolicyDisabled:           "The policy is disabled.",
+	UserNotIncluded:          "The user is in none of the policy's include lists.",
+	UserExcluded:             "The user is in one of the policy's exclude lists.",
+	AppNotTargeted:           "The policy does not target this app.",
+	AppExcluded:              "The policy excludes this app.",
+	ContextNotTargeted:       "The request asks for none of the authentication contexts the policy targets.",
+	ActionNotTargeted:        "The policy does not target this user action.",
+	UserRiskBelowThreshold:   "The user's risk is below every level the policy lists.",
+	UserRiskNotIncluded:      "The user's risk is not one of the levels the policy lists.",
+	SignInRiskBelowThreshold: "The sign-in risk is below every level the policy lists.",
+	SignInRiskNotIncluded:    "The sign-in risk is not one of the levels the policy lists.",
+	PlatformNotIncluded:      "The device platform is not one the policy includes.",
+	PlatformExcluded:         "The policy excludes the device platform.",
+	LocationNotIncluded:      "The request does not come from a location the policy includes.",
+	LocationExcluded:         "The request comes from a location the policy excludes.",
+	ClientAppNotIncluded:     "The client app type is not one the policy lists.",
+	DeviceFilterNotMatched:   "The device does not match the policy's device filter (include mode).",
+	DeviceFilterExcluded:     "The device matches the policy's device filter, which excludes it.",
+	ConditionNotMatched:      "The policy's condition expression is false for this request.",
+
 	NoStatement:                 "The policy has a statements condition and the request is not a SQL statement.",
 	StatementClassNotIncluded:   "The SQL statement is less sensitive than every class the policy lists.",
 	StatementCommandNotIncluded: "The SQL statement runs none of the commands the policy lists.",
 	StatementTableNotIncluded:   "The SQL statement names none of the tables the policy lists.",
 	StatementLabelNotIncluded:   "The SQL statement hits none of the labels the policy lists.",
-	DeviceFilterNotMatched:      "The device does not match the policy's device filter (include mode).",
-	DeviceFilterExcluded:        "The device matches the policy's device filter, which excludes it.",
-	ConditionNotMatched:         "The policy's condition expression is false for this request.",
 
 	Blocked:              "The policy blocks access.",
 	ControlsNotSatisfied: "The session lacks proofs the policy requires; the user can still give them.",
