@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/stepgate/stepgate/internal/yamlnode"
 )
@@ -91,7 +92,15 @@ func (p tableName) covers(t tableName) bool {
 // commands past it are not known.
 const truncatedCommands = "..."
 
-func normalizeCommand(s string) string { return strings.Join(strings.Fields(strings.ToUpper(s)), " ") }
+// normalizeCommand is s upper case, single-spaced. The gateway's
+// commands are already ("DROP TABLE"), and come back without a copy.
+func normalizeCommand(s string) string {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if !strings.ContainsFunc(s, func(r rune) bool { return r != ' ' && unicode.IsSpace(r) }) && !strings.Contains(s, "  ") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
 
 func (sc *statementCond) match(st *Statement) Reason {
 	if !sc.set {

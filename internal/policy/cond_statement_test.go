@@ -18,7 +18,7 @@ func compileStatementCond(t *testing.T, in StatementConditions) statementCond {
 func TestStatementCond(t *testing.T) {
 	t.Parallel()
 	writes := compileStatementCond(t, StatementConditions{Classes: []string{"ddl", "write"}})
-	drops := compileStatementCond(t, StatementConditions{Commands: []string{"drop table", "TRUNCATE"}})
+	drops := compileStatementCond(t, StatementConditions{Commands: []string{" drop\t table ", "TRUNCATE"}})
 	anyDrop := compileStatementCond(t, StatementConditions{Commands: []string{"DROP"}})
 	deletes := compileStatementCond(t, StatementConditions{Commands: []string{"DELETE"}})
 	customers := compileStatementCond(t, StatementConditions{Tables: []string{"customers"}})
@@ -158,6 +158,21 @@ func TestWhatIfStatement(t *testing.T) {
 		w.Statement = bad
 		if _, err := w.Request(now, Subject{Username: "alice"}); err == nil || !strings.Contains(err.Error(), "class") {
 			t.Errorf("statement %+v: err = %v, want one about its class", bad, err)
+		}
+	}
+}
+
+// BenchmarkStatementCond is one statements condition (a class, two
+// commands, two tables, a label) against a three-table write.
+func BenchmarkStatementCond(b *testing.B) {
+	c := &compiler{}
+	sc := c.statementCond(nil, "s", StatementConditions{Classes: []string{"write"}, Commands: []string{"DELETE", "DROP TABLE"},
+		Tables: []string{"customers", "public.accounts"}, Labels: []string{"pii"}})
+	st := Statement{Class: "write", Command: "SELECT", Modifies: []string{"DELETE"}, Tables: []string{"orders", "public.invoices", "Customers"}, Labels: []string{"pii"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if sc.match(&st) != "" {
+			b.Fatal("no match")
 		}
 	}
 }
