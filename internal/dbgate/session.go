@@ -475,8 +475,11 @@ func (ss *session) relayUpstream() {
 		default:
 			be.Send(m)
 		}
-		if _, row := msg.(*pgproto3.DataRow); row {
-			continue // rows are flushed with what ends them
+		if ss.fe.ReadBufferLen() > 0 {
+			// The upstream sent more in the same read: it goes to the
+			// client in the same write. What waits is bounded by one
+			// read of the upstream (8 KiB, or one larger message).
+			continue
 		}
 		if err := be.Flush(); err != nil {
 			return
