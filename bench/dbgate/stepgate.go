@@ -88,8 +88,8 @@ func startStepgate(ctx context.Context, dir, upstream string, withTLS bool) (*st
 	cfg.OIDC.Clients = []config.OIDCClient{{ID: benchDB, Name: "pgbench", Secret: clientSecret, RedirectURIs: []string{clientRedirect}}}
 	cfg.Databases = []config.Database{{
 		Name: benchDB, Listen: dbAddr, InsecureLoopback: !withTLS,
-		Upstream: config.DatabaseUpstream{Address: upstream, Database: benchDB, User: pgUser, PasswordFile: pwFile},
-		Labels:   map[string][]string{"pii": {"pgbench_accounts.filler", "pgbench_branches.filler"}},
+		Upstream:               config.DatabaseUpstream{Address: upstream, Database: benchDB, User: pgUser, PasswordFile: pwFile},
+		Labels:                 map[string][]string{"pii": {"pgbench_accounts.filler", "pgbench_branches.filler"}},
 		LabelContexts:          map[string]string{"pii": "c1"},
 		ClassContexts:          map[string]string{"ddl": "c2"},
 		StatementWait:          config.Duration(2 * time.Minute),

@@ -142,7 +142,7 @@ func benchSession(b *testing.B) *session {
 		RefuseNoWhere: true,
 	}, Deps{
 		Policies: snap, Now: func() time.Time { return now },
-		SignIns:  func(context.Context, audit.SignIn) error { return nil },
+		SignIns: func(context.Context, audit.SignIn) error { return nil },
 	})
 	if err != nil {
 		b.Fatal(err)
