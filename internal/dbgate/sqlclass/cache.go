@@ -142,7 +142,13 @@ func (c *Classifier) cached(sql string, trustPath bool) (Facts, error) {
 // and whose normalized text kept none of them (pg_query's normalization
 // leaves a position such as ORDER BY 1 as it is).
 func numberFree(f Facts) bool {
-	if len(f.Statements) == 0 || f.Class == ClassUnknown || !numberless(f.Normalized) {
+	return dataStatements(f) && numberless(f.Normalized)
+}
+
+// dataStatements reports whether f holds only SELECT, INSERT, UPDATE and
+// DELETE statements, none of them unknown.
+func dataStatements(f Facts) bool {
+	if len(f.Statements) == 0 || f.Class == ClassUnknown {
 		return false
 	}
 	for _, st := range f.Statements {
