@@ -155,6 +155,15 @@ func run(o options) error {
 		pid := bouncer.cmd.Process.Pid
 		targets = append(targets, target{name: "pgbouncer", addr: bouncer.addr, user: pgUser, cpu: func() time.Duration { return processCPUOf(pid) }})
 	}
+	if !o.tls {
+		relay, err := startGoRelay(pg.addr)
+		if err != nil {
+			return err
+		}
+		defer relay.stop()
+		self := os.Getpid()
+		targets = append(targets, target{name: "go-relay", addr: relay.addr(), user: pgUser, cpu: func() time.Duration { return processCPUOf(self) }})
+	}
 	sg, err := startStepgate(ctx, sgDir, pg.addr, o.tls)
 	if err != nil {
 		return fmt.Errorf("start stepgate: %w", err)
@@ -249,7 +258,7 @@ func report(o options, bin string, workloads []workload, cells map[workload]map[
 		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tdirect tps\tpgbouncer tps\tstepgate tps\tstepgate/pgbouncer\tstepgate/direct\tpgbouncer cpu/tx\tstepgate cpu/tx\t")
+	fmt.Fprintln(tw, "workload\tdirect tps\tpgbouncer tps\tgo relay tps\tstepgate tps\tstepgate/pgbouncer\tstepgate/direct\tpgbouncer cpu/tx\tgo relay cpu/tx\tstepgate cpu/tx\t")
 	for _, w := range workloads {
 		get := func(name string) outcome {
 			if c, ok := cells[w][name]; ok {
@@ -257,12 +266,13 @@ func report(o options, bin string, workloads []workload, cells map[workload]map[
 			}
 			return outcome{}
 		}
-		d, b, s := get("direct"), get("pgbouncer"), get("stepgate")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", w, tps(d.tps), tps(b.tps), tps(s.tps),
-			ratio(s.tps, b.tps), ratio(s.tps, d.tps), cpu(b.cpuPerTx), cpu(s.cpuPerTx))
+		d, b, r, s := get("direct"), get("pgbouncer"), get("go-relay"), get("stepgate")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", w, tps(d.tps), tps(b.tps), tps(r.tps), tps(s.tps),
+			ratio(s.tps, b.tps), ratio(s.tps, d.tps), cpu(b.cpuPerTx), cpu(r.cpuPerTx), cpu(s.cpuPerTx))
 	}
 	_ = tw.Flush()
-	fmt.Println("\ncpu/tx: the proxy process's CPU time per transaction (Stepgate's includes this harness, idle while pgbench runs).")
+	fmt.Println("\ncpu/tx: the proxy process's CPU time per transaction (the Go relay and Stepgate run in this harness, idle otherwise while pgbench runs).")
+	fmt.Println("go relay: read and write both ways between each client and its own upstream connection, reading nothing (not with -tls).")
 }
 
 // version is a server's own one-line version, or its name.
