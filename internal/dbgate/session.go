@@ -430,7 +430,7 @@ func (ss *session) tokenProblem() string {
 	}
 	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
-	if err := ss.s.checkToken(ctx, ss.c, ss.c.user.Username); err != nil {
+	if err := ss.s.recheckToken(ctx, ss.c); err != nil {
 		return "your access token is no longer valid (" + err.Error() + ")"
 	}
 	return ""
