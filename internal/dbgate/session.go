@@ -478,7 +478,10 @@ func (ss *session) relayUpstream() {
 		if ss.fe.ReadBufferLen() > 0 {
 			// The upstream sent more in the same read: it goes to the
 			// client in the same write. What waits is bounded by one
-			// read of the upstream (8 KiB, or one larger message).
+			// read of the upstream (8 KiB, or one larger message); when
+			// that read ends inside a message, those before it wait for
+			// its rest, which the server sends when its own output
+			// buffer next fills or the command ends.
 			continue
 		}
 		if err := be.Flush(); err != nil {
