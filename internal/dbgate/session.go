@@ -475,7 +475,7 @@ func (ss *session) relayUpstream() {
 		default:
 			be.Send(m)
 		}
-		if ss.fe.ReadBufferLen() > 0 {
+		if ss.fe.ReadBufferLen() > 0 && !unprompted(msg) {
 			// The upstream sent more in the same read: it goes to the
 			// client in the same write. What waits is bounded by one
 			// read of the upstream (8 KiB, or one larger message); when
@@ -488,6 +488,17 @@ func (ss *session) relayUpstream() {
 			return
 		}
 	}
+}
+
+// unprompted reports whether m is one the server sends on its own
+// (a notice, a notification, a changed setting): it goes to the client
+// at once, never held for what the same read holds after it.
+func unprompted(m pgproto3.BackendMessage) bool {
+	switch m.(type) {
+	case *pgproto3.NoticeResponse, *pgproto3.NotificationResponse, *pgproto3.ParameterStatus:
+		return true
+	}
+	return false
 }
 
 // failedCycle notes an error in the cycle being answered and returns what
