@@ -216,23 +216,40 @@ func (f *Facts) summarize() {
 }
 
 // clone copies every slice, so a caller that edits its Facts cannot edit
-// the cached entry other callers receive.
+// the cached entry other callers receive. The copies of each kind share
+// one allocation, each capped at its own length, so that appending to
+// one reallocates it rather than writing over the next.
 func (f Facts) clone() Facts {
 	out := f
-	out.Statements = make([]Statement, len(f.Statements))
-	for i, st := range f.Statements {
-		st.Tables = slices.Clone(st.Tables)
-		st.Columns = slices.Clone(st.Columns)
-		st.Functions = slices.Clone(st.Functions)
-		out.Statements[i] = st
+	nt, nc, nf := len(f.Tables), len(f.Columns), len(f.Functions)
+	for _, st := range f.Statements {
+		nt, nc, nf = nt+len(st.Tables), nc+len(st.Columns), nf+len(st.Functions)
 	}
-	if f.Statements == nil {
-		out.Statements = nil
+	tables, columns, functions := make([]Table, 0, nt), make([]Column, 0, nc), make([]string, 0, nf)
+	if f.Statements != nil {
+		out.Statements = make([]Statement, len(f.Statements))
+		for i, st := range f.Statements {
+			st.Tables = cloneInto(&tables, st.Tables)
+			st.Columns = cloneInto(&columns, st.Columns)
+			st.Functions = cloneInto(&functions, st.Functions)
+			out.Statements[i] = st
+		}
 	}
-	out.Tables = slices.Clone(f.Tables)
-	out.Columns = slices.Clone(f.Columns)
-	out.Functions = slices.Clone(f.Functions)
+	out.Tables = cloneInto(&tables, f.Tables)
+	out.Columns = cloneInto(&columns, f.Columns)
+	out.Functions = cloneInto(&functions, f.Functions)
 	return out
+}
+
+// cloneInto copies src to the end of *buf, which has room for it, and
+// returns the copy capped at its length (nil for nil, as slices.Clone).
+func cloneInto[T any](buf *[]T, src []T) []T {
+	if src == nil {
+		return nil
+	}
+	start := len(*buf)
+	*buf = append(*buf, src...)
+	return (*buf)[start:len(*buf):len(*buf)]
 }
 
 // size estimates the bytes an entry holds, for the cache's budget.
