@@ -15,7 +15,10 @@ type DeviceRequest struct {
 	ClientID   string
 	ClientName string
 	Scopes     []string
-	Expires    time.Time
+	// Database is the database the device asks for a token for; empty
+	// when it asks for the client's own tokens.
+	Database string
+	Expires  time.Time
 }
 
 // DeviceStep is what comes of a user's answer to a device request.

@@ -90,7 +90,7 @@ func (p *Provider) mint(c *Client, u store.User, a authState, grantID string, wi
 	scope := strings.Join(a.Scope, " ")
 	at := AccessClaims{
 		Claims: jwt.Claims{
-			Issuer: p.Issuer, Subject: u.ID, Audience: jwt.Audience{c.ID},
+			Issuer: p.Issuer, Subject: u.ID, Audience: audience(c.ID, a),
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
 			Expiry: jwt.NewNumericDate(now.Add(p.Lifetimes.AccessToken)),
 			ID:     jtiFor(grantID),

@@ -32,6 +32,7 @@ type deviceView struct {
 	Client   string
 	ClientID string
 	Scopes   []string
+	Database string
 	Expires  time.Time
 }
 
@@ -71,7 +72,7 @@ func (p *Pages) deviceForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return p.deviceError(w, r, v, typed, err)
 	}
-	v.Device = &deviceView{State: "confirm", UserCode: req.UserCode, Client: req.ClientName, ClientID: req.ClientID, Expires: req.Expires}
+	v.Device = &deviceView{State: "confirm", UserCode: req.UserCode, Client: req.ClientName, ClientID: req.ClientID, Database: req.Database, Expires: req.Expires}
 	for _, sc := range req.Scopes {
 		if words, ok := scopeWords[sc]; ok {
 			v.Device.Scopes = append(v.Device.Scopes, words)
