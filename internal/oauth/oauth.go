@@ -55,6 +55,15 @@ func (c *AccessClaims) IssuedForResource() bool {
 	return true
 }
 
+// RolesApp is the app whose roles the token's roles claim holds: the
+// resource it was issued for (a database), or its client.
+func (c *AccessClaims) RolesApp() string {
+	if c.IssuedForResource() && len(c.Audience) == 1 {
+		return c.Audience[0]
+	}
+	return c.ClientID
+}
+
 // Proof is one authentication event behind a token, in a token's
 // compact form.
 type Proof struct {

@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/store"
 )
 
 // newDatabaseProvider is a device provider that serves the databases
@@ -199,5 +201,49 @@ func TestNoDatabasesServed(t *testing.T) {
 	wantOAuthError(t, r, http.StatusBadRequest, "invalid_target")
 	if !strings.Contains(r.str("error_description"), "serves none") {
 		t.Fatalf("description %q", r.str("error_description"))
+	}
+}
+
+// TestDatabaseTokenRoles: a database token's roles are those the user
+// holds for the database (an elevation scoped to bank), not for the
+// client that asked; the token expires with the elevation and is refused
+// once it is deactivated, as a client's token is for the client's roles.
+func TestDatabaseTokenRoles(t *testing.T) {
+	t.Parallel()
+	dp := newDatabaseProvider(t)
+	ctx := context.Background()
+	start := dp.clock.Now()
+	until := start.Add(3 * time.Minute)
+	if _, err := dp.db.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "ra_1", Role: "db-writer", Kind: store.AssignEligible,
+		Principal: store.UserPrincipal(dp.user.ID), Scope: []string{"bank"}}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := dp.db.CreateElevation(ctx, store.Elevation{ID: "elv_1", UserID: dp.user.ID, Role: "db-writer", Scope: []string{"bank"},
+		Duration: 3 * time.Minute, State: store.ElevationActive, RequestedAt: start, ActivatedAt: start, Until: until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := dp.databaseTokens(t, "openid groups")
+	c, err := dp.VerifyAccessToken(ctx, r.str("access_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.Roles, "db-writer") || c.Expiry.Time().After(until) {
+		t.Fatalf("roles %v, exp %v: want db-writer, expiring by %v", c.Roles, c.Expiry.Time(), until)
+	}
+	dc, uc := dp.start(t, cliClientID, "openid groups")
+	dp.approve(t, uc)
+	own, err := dp.VerifyAccessToken(ctx, dp.poll(t, cliClientID, dc).str("access_token"))
+	if err != nil || slices.Contains(own.Roles, "db-writer") {
+		t.Fatalf("the client's own token carries the database's role: %v %v", own.Roles, err)
+	}
+	if _, err := dp.db.UpdateElevation(ctx, e.ID, func(cur store.Elevation) (store.Elevation, error) {
+		cur.State, cur.EndedAt, cur.EndedBy, cur.EndReason = store.ElevationDeactivated, dp.clock.Now(), dp.user.ID, "by-holder"
+		return cur, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dp.VerifyAccessToken(ctx, r.str("access_token")); err == nil {
+		t.Fatal("the database token still verifies after its role ended")
 	}
 }
