@@ -110,7 +110,7 @@ func (c *cli) loginDatabase(ctx context.Context, o loginOptions) error {
 		return err
 	}
 	if o.printEnv {
-		for _, line := range s.env() {
+		for _, line := range s.shellLines() {
 			fmt.Fprintln(c.stdout, line)
 		}
 	}

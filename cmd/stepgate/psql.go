@@ -256,6 +256,18 @@ func (s pgSettings) env() []string {
 	return out
 }
 
+// shellLines lists the variables as lines a POSIX shell reads back with
+// eval: a value with anything but plain characters is single-quoted (a
+// certificate kept under "Application Support" holds a space).
+func (s pgSettings) shellLines() []string {
+	out := s.env()
+	for i, kv := range out {
+		k, v, _ := strings.Cut(kv, "=")
+		out[i] = k + "=" + shellQuote(v)
+	}
+	return out
+}
+
 // service is a pg_service.conf stanza for the database, without the
 // password, which is short-lived: libpq takes it from PGPASSWORD.
 func (s pgSettings) service(name string) string {

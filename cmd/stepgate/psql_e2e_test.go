@@ -181,8 +181,8 @@ func TestPsqlThroughTheGateway(t *testing.T) {
 			t.Fatalf("%v\n%s", err, login.stderr.String())
 		}
 		lines := strings.Split(strings.TrimSpace(login.stdout.String()), "\n")
-		if !slices.Equal(lines, pgEnviron(nil, pgSettings{Host: envValue(call.env, "PGHOST"), Port: atoi(t, envValue(call.env, "PGPORT")),
-			DBName: "bank", User: loginUser, Password: token, SSLMode: "verify-full", RootCert: ca})) {
+		if !slices.Equal(lines, pgSettings{Host: envValue(call.env, "PGHOST"), Port: atoi(t, envValue(call.env, "PGPORT")),
+			DBName: "bank", User: loginUser, Password: token, SSLMode: "verify-full", RootCert: ca}.shellLines()) {
 			t.Fatalf("login --print-env printed\n%s", login.stdout.String())
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -37,6 +38,29 @@ func TestPgEnviron(t *testing.T) {
 	stanza := s.service("bank")
 	if !strings.HasPrefix(stanza, "[bank]\nhost=db.example\nport=6432\ndbname=bank\nuser=alice\nsslmode=verify-full\nsslrootcert=/x/ca.crt\n") || strings.Contains(stanza, "tok") {
 		t.Fatalf("service stanza:\n%s", stanza)
+	}
+}
+
+// TestShellLines: what --print-env prints reads back in a shell as the
+// values themselves, whatever they hold.
+func TestShellLines(t *testing.T) {
+	t.Parallel()
+	s := pgSettings{Host: "db.example", Port: 6432, DBName: "bank", User: "o'brien", Password: "a.b-c_d", SSLMode: "verify-full",
+		RootCert: "/Users/al/Library/Application Support/stepgate/databases/x-bank.crt"}
+	script := "set -e\n"
+	for _, l := range s.shellLines() {
+		script += l + "\n"
+	}
+	script += `printf '%s|%s|%s\n' "$PGUSER" "$PGSSLROOTCERT" "$PGPASSWORD"`
+	out, err := exec.Command("sh", "-c", script).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(string(out)), s.User+"|"+s.RootCert+"|"+s.Password; got != want {
+		t.Fatalf("read back %q, want %q", got, want)
+	}
+	if lines := s.shellLines(); lines[0] != "PGHOST=db.example" {
+		t.Fatalf("a plain value is quoted: %q", lines[0])
 	}
 }
 
