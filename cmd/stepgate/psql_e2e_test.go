@@ -186,6 +186,23 @@ func TestPsqlThroughTheGateway(t *testing.T) {
 			t.Fatalf("login --print-env printed\n%s", login.stdout.String())
 		}
 	})
+	t.Run("ok/the-binary-runs-psql-in-its-place", func(t *testing.T) {
+		// The built command, its kept token found through
+		// XDG_CONFIG_HOME, replaces itself with psql. A PGHOSTADDR in the
+		// caller's environment would send the token elsewhere (here: to
+		// an address that answers nothing) and is not passed on.
+		cmd := exec.Command(buildStepgate(t), "psql", "--issuer", s.base, "bank", "-X", "-At", "-c", "SELECT 3")
+		cmd.Env = append(childEnv(), "XDG_CONFIG_HOME="+dir, "PATH="+filepath.Dir(psql)+":"+os.Getenv("PATH"),
+			"PGHOSTADDR=192.0.2.1", "PGCONNECT_TIMEOUT=5")
+		out, err := cmd.Output()
+		if err != nil || strings.TrimSpace(string(out)) != "3" {
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				t.Fatalf("stepgate psql: %v: %s %s", err, out, exit.Stderr)
+			}
+			t.Fatalf("stepgate psql: %q %v", out, err)
+		}
+	})
 	t.Run("fail/bank-token-at-shop", func(t *testing.T) {
 		host, port, _ := net.SplitHostPort(shopListen)
 		_, err := pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%s dbname=shop user=%s password=%s sslmode=require connect_timeout=10", host, port, loginUser, token))
