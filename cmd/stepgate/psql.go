@@ -120,6 +120,16 @@ func (c *cli) databaseEnv(ctx context.Context, o loginOptions) (pgSettings, erro
 		return pgSettings{}, err
 	}
 	info, err := c.connectionInfo(ctx, issuer, o.database, tok.AccessToken)
+	if errors.Is(err, errTokenRefused) && !o.force {
+		// A kept token the server no longer takes (revoked, the user
+		// signed out everywhere) would be refused by the gateway too.
+		fmt.Fprintln(c.stderr, "The kept token was refused by the server (revoked?); signing in again.")
+		o.force = true
+		if tok, issuer, err = c.keptOrNewToken(ctx, o); err != nil {
+			return pgSettings{}, err
+		}
+		info, err = c.connectionInfo(ctx, issuer, o.database, tok.AccessToken)
+	}
 	if err != nil {
 		return pgSettings{}, err
 	}
@@ -135,6 +145,10 @@ func (c *cli) databaseEnv(ctx context.Context, o loginOptions) (pgSettings, erro
 	}
 	return s, nil
 }
+
+// errTokenRefused is a 401 from the connection information: the token is
+// no longer good.
+var errTokenRefused = errors.New("the server refused the token")
 
 // databaseInfo is the server's connection information of a database
 // (GET /api/v1/databases/NAME).
@@ -169,6 +183,9 @@ func (c *cli) connectionInfo(ctx context.Context, issuer, name, token string) (d
 		_ = json.NewDecoder(body).Decode(&e)
 		if e.Description == "" {
 			e.Description = resp.Status
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			return info, fmt.Errorf("%w: %s", errTokenRefused, e.Description)
 		}
 		return info, fmt.Errorf("the server did not tell how to connect to %s: %s", name, e.Description)
 	}

@@ -211,6 +211,30 @@ func TestPsqlThroughTheGateway(t *testing.T) {
 			t.Fatalf("the bank token at shop: %v, want 28P01 naming shop", err)
 		}
 	})
+	t.Run("ok/revoked-kept-token-signs-in-again", func(t *testing.T) {
+		u, err := s.app.Store.GetUserByName(context.Background(), loginUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.app.Revoker.RevokeUser(context.Background(), u.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		// The kept token still looks valid on this machine; the server
+		// refuses it, and the command signs in again rather than hand
+		// psql a token the gateway would refuse.
+		again := startCLI(t, dir, psql, "psql", "--issuer", s.base, "bank", "-X", "-At", "-c", "SELECT 4")
+		code := again.userCode(t)
+		if !strings.Contains(again.stderr.String(), "refused by the server") {
+			t.Fatalf("the refusal is not explained:\n%s", again.stderr.String())
+		}
+		s.answerAs(t, code, "approve")
+		if err := again.wait(t); err != nil {
+			t.Fatalf("%v\n%s", err, again.stderr.String())
+		}
+		if c := again.call(t); strings.TrimSpace(c.out) != "4" {
+			t.Fatalf("after signing in again: %q", c.out)
+		}
+	})
 	t.Run("fail/unknown-database", func(t *testing.T) {
 		unknown := startCLI(t, t.TempDir(), psql, "psql", "--issuer", s.base, "payroll")
 		err := unknown.wait(t)

@@ -53,11 +53,11 @@ func (a *API) databaseCaller(r *http.Request, refusal error) (principal, error) 
 	claims, err := a.deps.Tokens.VerifyAccessToken(r.Context(), strings.TrimSpace(tok))
 	if err != nil {
 		return principal{}, &Error{Status: http.StatusUnauthorized, Code: "invalid_token",
-			Description: "the access token is not valid: expired, revoked, or not issued by this server; sign in again (stepgate login --database " + name + ")", Debug: err}
+			Description: "the access token is not valid: expired, revoked, or not issued by this server; get a new one for the database " + name, Debug: err}
 	}
 	if !slices.Contains(claims.Audience, name) {
 		return principal{}, &Error{Status: http.StatusForbidden, Code: "insufficient_scope",
-			Description: "the access token was not issued for the database " + name + ": get one for it (stepgate login --database " + name + ")"}
+			Description: "the access token was not issued for the database " + name + ": get one for it (stepgate psql " + name + ")"}
 	}
 	return principal{actor: admin.Actor("user:" + claims.Subject), database: name}, nil
 }
