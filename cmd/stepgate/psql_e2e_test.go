@@ -133,8 +133,8 @@ func TestPsqlThroughTheGateway(t *testing.T) {
 	shopListen := freeLoopback(t)
 	s := startLoginServer(t, func(cfg *config.Config) {
 		cfg.Databases = []config.Database{
-			{Name: "bank", Listen: freeLoopback(t), Upstream: upstream, StatementWait: config.Duration(time.Minute), MaxUpstreamConnections: 4},
-			{Name: "shop", Listen: shopListen, Upstream: upstream, StatementWait: config.Duration(time.Minute), MaxUpstreamConnections: 4},
+			{Name: "bank", Listen: freeLoopback(t), Upstream: upstream, StatementWait: config.Duration(time.Minute), StepUpWait: config.Duration(time.Minute), MaxUpstreamConnections: 4},
+			{Name: "shop", Listen: shopListen, Upstream: upstream, StatementWait: config.Duration(time.Minute), StepUpWait: config.Duration(time.Minute), MaxUpstreamConnections: 4},
 		}
 	})
 	dir := t.TempDir()

@@ -60,7 +60,7 @@ func TestInteropNodePgExtendedProtocol(t *testing.T) {
 			Name: "bank", Listen: listen, RefuseNoWhere: true,
 			Upstream: config.DatabaseUpstream{Address: net.JoinHostPort(base.Host, fmt.Sprint(base.Port)), Database: dbname,
 				User: base.User, PasswordFile: pwFile},
-			StatementWait: config.Duration(time.Minute), MaxUpstreamConnections: 4,
+			StatementWait: config.Duration(time.Minute), StepUpWait: config.Duration(time.Minute), MaxUpstreamConnections: 4,
 		}}
 	})
 	token := s.databaseToken(t, "bank")

@@ -2,6 +2,7 @@ package dbgate
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"strings"
@@ -35,6 +36,11 @@ type judgement struct {
 	refusal *pgproto3.ErrorResponse
 	// guardrail names the built-in rule that refused the statement.
 	guardrail string
+	// tokenRefused says the token itself no longer holds: no step-up in
+	// the session can help, only a new sign-in.
+	tokenRefused bool
+	// entry is the sign-in log entry written for it, when it was logged.
+	entry *audit.SignIn
 }
 
 // guardrail returns why a built-in rule refuses facts, or "".
@@ -85,12 +91,14 @@ func (s *Server) contextsFor(f sqlclass.Facts, labels []string) []string {
 	return slices.Compact(out)
 }
 
-// judge decides a statement with facts for the session's user.
-func (s *Server) judge(ss *session, f sqlclass.Facts) judgement {
+// judge decides a statement with facts for the session's user, on the
+// token's proofs and p's.
+func (s *Server) judge(ss *session, f sqlclass.Facts, p proofs) judgement {
 	j := judgement{facts: f, labels: sqlclass.Label(f, s.db.Labels)}
 	if why := ss.tokenProblem(); why != "" {
 		j.verdict = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.NewSignInRequired}
 		j.refusal = errorResponse(codeInvalidAuthorization, why, "")
+		j.tokenRefused = true
 		return j
 	}
 	if why := s.guardrail(f); why != "" {
@@ -101,11 +109,17 @@ func (s *Server) judge(ss *session, f sqlclass.Facts) judgement {
 	}
 	j.contexts = s.contextsFor(f, j.labels)
 	j.snap = s.Policies.Load()
-	j.req = ss.request(j.contexts, s.Now())
+	j.req = ss.request(j.contexts, s.Now(), p)
 	j.req.Statement = policyStatement(f, j.labels)
-	// No method source: the client cannot step up inside the session
-	// yet, so a challenge is answered with what is missing.
-	j.verdict, _ = access.Decide(access.Ask{Snapshot: j.snap, Request: j.req}, nil)
+	ask := access.Ask{Snapshot: j.snap, Request: j.req}
+	if !p.after.IsZero() && len(j.contexts) > 0 {
+		// Single use: only proofs made for this statement count.
+		ask.ReaskAfter, ask.Reask = p.after, access.ReaskSingleUse
+	}
+	// No method source: the user steps up in a browser, whose step-up
+	// page offers the methods; here a challenge only says what is
+	// missing.
+	j.verdict, _ = access.Decide(ask, nil)
 	switch j.verdict.Outcome {
 	case policy.OutcomeBlock:
 		msg := "refused by Stepgate's access policies"
@@ -158,8 +172,7 @@ func challengeHint(j judgement) string {
 	if len(j.contexts) > 0 {
 		acr = " with acr_values=" + strings.Join(j.contexts, "+")
 	}
-	return "Get a new access token for this database" + acr + " after proving it, and connect again with it. " +
-		"The gateway does not yet wait for a step-up inside a session."
+	return "Get a new access token for this database" + acr + " after proving it, and connect again with it."
 }
 
 func errorResponse(code, msg, hint string) *pgproto3.ErrorResponse {
@@ -188,14 +201,15 @@ func (j judgement) logged() bool {
 	return j.verdict.Outcome != policy.OutcomeAllow || len(j.contexts) > 0 || len(j.labels) > 0 || j.verdict.ReportOnlyUnmet > 0
 }
 
-// record writes j to the sign-in log when it is logged; an error means
-// the statement must not run.
-func (s *Server) record(ctx context.Context, ss *session, j judgement, command string, took time.Duration) error {
+// record writes j to the sign-in log when it is logged, and returns the
+// entry written; an error means the statement must not run.
+func (s *Server) record(ctx context.Context, ss *session, j judgement, command string, took time.Duration) (*audit.SignIn, error) {
 	if s.SignIns == nil || !j.logged() {
-		return nil
+		return nil, nil
 	}
+	u := ss.ident.Load().user
 	e := audit.SignIn{
-		Source: "database", UserID: ss.c.user.ID, Username: ss.c.user.Username, App: s.db.Name,
+		ID: rand.Text(), Time: s.Now().UTC(), Source: "database", UserID: u.ID, Username: u.Username, App: s.db.Name,
 		LatencyMicros: took.Microseconds(),
 	}
 	if j.req != nil && j.snap != nil {
@@ -208,7 +222,10 @@ func (s *Server) record(ctx context.Context, ss *session, j judgement, command s
 	}
 	e.ClientApp = "postgresql"
 	e.Statement = statementFacts(j, command)
-	return s.SignIns(ctx, e)
+	if err := s.SignIns(ctx, e); err != nil {
+		return nil, err
+	}
+	return &e, nil
 }
 
 // commandOf names a statement's command for the log ("SELECT", or

@@ -57,8 +57,9 @@ type rig struct {
 	certPEM  string
 	policies *staticPolicies
 
-	mu      sync.Mutex // guards signIns
+	mu      sync.Mutex // guards signIns and amends
 	signIns []audit.SignIn
+	amends  []audit.SignIn
 }
 
 type staticPolicies struct {
@@ -128,6 +129,13 @@ var testStart = time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
 // database holding customers (id, name, ssn) and orders (id, amount).
 func newRig(t testing.TB, edit ...func(*Database)) *rig {
 	t.Helper()
+	return newRigWith(t, nil, edit...)
+}
+
+// newRigWith is newRig with deps, when set, editing the gateway's
+// collaborators.
+func newRigWith(t testing.TB, deps func(*Deps), edit ...func(*Database)) *rig {
+	t.Helper()
 	pgtest.Require(t)
 	base, err := pgconn.ParseConfig(os.Getenv(pgtest.EnvDSN))
 	if err != nil {
@@ -185,7 +193,7 @@ func newRig(t testing.TB, edit ...func(*Database)) *rig {
 	nowFn := func() time.Time { return time.Unix(0, r.now.Load()).UTC() }
 	r.tokens = &fakeTokens{claims: map[string]*oauth.AccessClaims{}, revoked: map[string]bool{}, now: nowFn}
 	users := fakeUsers{"u-alice": {ID: "u-alice", Username: "alice"}, "u-bob": {ID: "u-bob", Username: "bob"}}
-	r.srv, err = New(db, Deps{
+	d := Deps{
 		Tokens: r.tokens, Users: users, Policies: r.policies,
 		SignIns: func(_ context.Context, e audit.SignIn) error {
 			r.mu.Lock()
@@ -193,8 +201,18 @@ func newRig(t testing.TB, edit ...func(*Database)) *rig {
 			r.signIns = append(r.signIns, e)
 			return nil
 		},
+		AmendSignIn: func(_ context.Context, e audit.SignIn) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.amends = append(r.amends, e)
+			return nil
+		},
 		Now: nowFn,
-	})
+	}
+	if deps != nil {
+		deps(&d)
+	}
+	r.srv, err = New(db, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,6 +294,22 @@ func (r *rig) entries() []audit.SignIn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]audit.SignIn(nil), r.signIns...)
+}
+
+// amended returns the amendments made so far, waiting up to a few
+// seconds for at least n: they are made as the answers are relayed.
+func (r *rig) amended(n int) []audit.SignIn {
+	r.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		out := append([]audit.SignIn(nil), r.amends...)
+		r.mu.Unlock()
+		if len(out) >= n || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // sqlState is the SQLSTATE of err, or "".

@@ -15,10 +15,18 @@ type DeviceRequest struct {
 	ClientID   string
 	ClientName string
 	Scopes     []string
-	// Database is the database the device asks for a token for; empty
-	// when it asks for the client's own tokens.
-	Database string
-	Expires  time.Time
+	Expires    time.Time
+	// TokenFor is the database the device asks for a token for (RFC 8707
+	// resource urn:stepgate:database:NAME); empty when it asks for the
+	// client's own tokens.
+	TokenFor string
+	// Database is set for a statement the database gateway holds for
+	// the user's approval, with what the statement does (never its
+	// text) and the database client's address.
+	Database       string
+	Command, Class string
+	Tables, Labels []string
+	From           string
 }
 
 // DeviceStep is what comes of a user's answer to a device request.
@@ -43,6 +51,8 @@ type DeviceAnswer struct {
 	Step    DeviceStep
 	Methods []string
 	Why     string
+	// Database is set when the answer was to a held statement.
+	Database string
 }
 
 // Why a user code leads to no request to answer. Each one is final for

@@ -68,8 +68,8 @@ func TestDatabaseToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.Database != "bank" {
-		t.Fatalf("the approval page is told database %q, want bank", req.Database)
+	if req.TokenFor != "bank" {
+		t.Fatalf("the approval page is told database %q, want bank", req.TokenFor)
 	}
 	r := dp.databaseTokens(t, "openid")
 	c, err := dp.VerifyAccessToken(context.Background(), r.str("access_token"))

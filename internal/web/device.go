@@ -32,8 +32,15 @@ type deviceView struct {
 	Client   string
 	ClientID string
 	Scopes   []string
-	Database string
+	// TokenFor is the database a device asks for a token for.
+	TokenFor string
 	Expires  time.Time
+	// Database is set for a statement the database gateway holds: what
+	// it does, and where it comes from.
+	Database       string
+	Command, Class string
+	Tables, Labels []string
+	From           string
 }
 
 // scopeWords say what each scope lets the device do, for the user who
@@ -72,7 +79,11 @@ func (p *Pages) deviceForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return p.deviceError(w, r, v, typed, err)
 	}
-	v.Device = &deviceView{State: "confirm", UserCode: req.UserCode, Client: req.ClientName, ClientID: req.ClientID, Database: req.Database, Expires: req.Expires}
+	v.Device = &deviceView{State: "confirm", UserCode: req.UserCode, Client: req.ClientName, ClientID: req.ClientID, Expires: req.Expires,
+		TokenFor: req.TokenFor, Database: req.Database, Command: req.Command, Class: req.Class, Tables: req.Tables, Labels: req.Labels, From: req.From}
+	if req.Database != "" {
+		v.Title = "Run a statement on " + req.Database
+	}
 	for _, sc := range req.Scopes {
 		if words, ok := scopeWords[sc]; ok {
 			v.Device.Scopes = append(v.Device.Scopes, words)
@@ -114,6 +125,7 @@ func (p *Pages) deviceAnswer(w http.ResponseWriter, r *http.Request) error {
 		if ans.Step == oauth.DeviceDenied {
 			v.Device.State = "denied"
 		}
+		v.Device.Database = ans.Database
 		p.render(w, r, http.StatusOK, "device", v)
 	case oauth.DeviceSignIn:
 		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(back), http.StatusSeeOther)
@@ -127,7 +139,11 @@ func (p *Pages) deviceAnswer(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/account/password?return_to="+url.QueryEscape(back), http.StatusSeeOther)
 	case oauth.DeviceBlocked:
 		v.Device.State = "blocked"
+		v.Device.Database = ans.Database
 		v.Error = "Your organisation's policy does not allow this: " + ans.Why + ". The device was told that access is denied."
+		if ans.Database != "" {
+			v.Error = "Your organisation's policy does not allow this: " + ans.Why + ". The statement was refused; nothing ran."
+		}
 		p.render(w, r, http.StatusForbidden, "device", v)
 	default:
 		return errors.New("device answer: unknown step")
