@@ -14,6 +14,7 @@ import (
 	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/demo"
 	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/scenario"
@@ -113,8 +114,9 @@ func (c *cli) policyLintCmd() *cobra.Command {
 
 func (c *cli) policyTestCmd() *cobra.Command {
 	var offline []string
+	var inDemo bool
 	cmd := &cobra.Command{
-		Use:   "test [FILE|DIR...] [--policies FILE|DIR]...",
+		Use:   "test [FILE|DIR...] [--policies FILE|DIR]... [--demo]",
 		Short: "Run the scenario tests (*.tests.yaml) against the policies and report what no scenario exercised",
 		Long: "Run every scenario of the scenario test files against the policy set and print each failure as\n" +
 			"file:line: scenario NAME: expected X, got Y, with a diff. A directory stands for every *.tests.yaml\n" +
@@ -135,17 +137,46 @@ func (c *cli) policyTestCmd() *cobra.Command {
 				return c.runScenarios(cmd, config.Config{}, app.ScenarioEnv(config.Config{}, nil, set, c.now), args)
 			}
 			ctx := cmd.Context()
-			return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
+			run := func(cfg config.Config, s store.Store) error {
 				set, err := app.LoadPolicies(ctx, cfg, s, app.AppSources(cfg, s))
 				if err != nil {
 					return c.badPolicies(err)
 				}
 				return c.runScenarios(cmd, cfg, app.ScenarioEnv(cfg, s, set, c.now), args)
-			})
+			}
+			if inDemo {
+				return c.withDemo(cmd, run)
+			}
+			return c.withStore(ctx, run)
 		},
 	}
 	cmd.Flags().StringArrayVar(&offline, "policies", nil, "test these policy files or directories offline instead of the configured set (repeatable)")
+	cmd.Flags().BoolVar(&inDemo, "demo", false, "test the policies of \"stepgate demo\" in "+demo.DefaultDataDir+" with its users and routes")
 	return cmd
+}
+
+// withDemo runs fn with the configuration and store of the demo in
+// demo.DefaultDataDir: its policy file, its bank route and its users.
+func (c *cli) withDemo(cmd *cobra.Command, fn func(cfg config.Config, s store.Store) error) error {
+	if c.flags.DataDir != "" || c.configPath != "" {
+		return usageError{errors.New("--demo stands for the demo in " + demo.DefaultDataDir + "; give --demo or --config/--data-dir, not both")}
+	}
+	dir, err := demoDataDir()
+	if err != nil {
+		return err
+	}
+	// The port only names the bank's public address, which scenarios do
+	// not use: they name the route.
+	cfg, err := demo.Config(demo.Params{Listen: "127.0.0.1:8080", DataDir: dir, BankUpstream: "http://127.0.0.1:9"})
+	if err != nil {
+		return err
+	}
+	s, err := app.OpenStore(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(cfg, s)
 }
 
 // badPolicies prints the problems of a policy set that does not compile

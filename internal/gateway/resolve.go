@@ -50,7 +50,7 @@ func Resolve(routes []Route, name, method, path string) (Target, error) {
 	}
 	p, err := normalize(path)
 	if err != nil {
-		return Target{}, fmt.Errorf("path %q: %w", path, err)
+		return Target{}, fmt.Errorf("the gateway refuses path %q (400): %w; write the path as a browser sends it, without dot segments, encoded slashes or backslashes", path, err)
 	}
 	if find(compiled, rt.host, p) == nil {
 		return Target{}, fmt.Errorf("path %q is not under route %s (it serves %s/...)", path, name, rt.prefix)

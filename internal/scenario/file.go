@@ -155,10 +155,19 @@ func (s *Scenario) Has(path string) bool {
 	return ok
 }
 
-// LineOf returns the line key path was written on, or the scenario's.
+// LineOf returns the line key path was written on. A key that is
+// missing (the usual subject of "needs") has no line of its own, so the
+// nearest enclosing key written stands in for it, then the scenario.
 func (s *Scenario) LineOf(path string) int {
-	if l, ok := s.set[path]; ok {
-		return l
+	for path != "" {
+		if l, ok := s.set[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
 	}
 	return s.Line
 }
@@ -464,7 +473,8 @@ func checkMethod(key, m string, at func(key, msg string)) {
 		return
 	}
 	if _, err := strength.ParseEvents(m, time.Unix(0, 0)); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "event ")
+		msg := strings.Replace(err.Error(), strength.ErrSyntax.Error()+": ", "", 1)
+		msg = strings.TrimPrefix(msg, "event ")
 		if s := yamlnode.Closest(m, strength.Methods()); s != "" {
 			msg += fmt.Sprintf("; did you mean %q?", s)
 		}
