@@ -77,8 +77,10 @@ func testEnv(t *testing.T) Env {
 		Methods: func(_ context.Context, u store.User) ([]string, error) {
 			return append(append([]string(nil), us[u.Username]...), "password"), nil
 		},
-		Resolve: func(name, method, path string) (gateway.Target, error) { return gateway.Resolve(routes, name, method, path) },
-		Now:     func() time.Time { return time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC) },
+		Resolve: func(name, method, path string) (gateway.Target, error) {
+			return gateway.Resolve(routes, name, method, path)
+		},
+		Now: func() time.Time { return time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC) },
 	}
 }
 
