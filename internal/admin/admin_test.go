@@ -166,10 +166,10 @@ func TestSaveValidatesImpactAndStateChange(t *testing.T) {
 	}
 
 	var e *Error
-	if _, err := s.Save(ctx, "user:root", "", Document{Name: "payroll", YAML: "policies:\n  - name: x\n    grant: sometimes\n"}); !errors.As(err, &e) || e.Kind != Invalid || len(e.Problems) == 0 || e.Problems[0].File != "store:payroll" {
+	if _, err := s.Save(ctx, "user:root", "", Document{Name: "payroll", YAML: "policies:\n  - name: x\n    grant: sometimes\n"}, ""); !errors.As(err, &e) || e.Kind != Invalid || len(e.Problems) == 0 || e.Problems[0].File != "store:payroll" {
 		t.Fatalf("an invalid document: %v, want Invalid with problems in store:payroll", err)
 	}
-	doc, err := s.Save(ctx, "user:root", "pilot", Document{Name: "payroll", YAML: mfaForPayroll})
+	doc, err := s.Save(ctx, "user:root", "pilot", Document{Name: "payroll", YAML: mfaForPayroll}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

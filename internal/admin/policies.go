@@ -126,10 +126,18 @@ func (s *Service) Validate(ctx context.Context, c Candidate) error {
 }
 
 // Save stores a document after checking that the whole set still
-// compiles with it, records the change in the audit trail, and makes
-// every node enforce it (this one at once, the others within seconds).
-func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Document) (Document, error) {
-	if _, _, err := s.check(ctx, Candidate{Doc: doc}); err != nil {
+// compiles with it and passes its scenario tests, records the change in
+// the audit trail, and makes every node enforce it (this one at once,
+// the others within seconds). A change that makes scenario tests fail
+// is refused unless overrideTests gives the reason to save it anyway;
+// the override and the failures it overrode are audited.
+func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Document, overrideTests string) (Document, error) {
+	set, _, err := s.check(ctx, Candidate{Doc: doc})
+	if err != nil {
+		return Document{}, err
+	}
+	failed, err := s.runTests(ctx, set, overrideTests)
+	if err != nil {
 		return Document{}, err
 	}
 	var before any
@@ -151,7 +159,36 @@ func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Docu
 	if doc.Version == 0 {
 		action = "policy.create"
 	}
-	return saved, s.afterChange(ctx, actor, action, saved.Source(), reason, before, saved.YAML)
+	var overrideErr error
+	if len(failed) > 0 {
+		overrideErr = s.record(ctx, actor, "policy.tests-overridden", saved.Source(), strings.TrimSpace(overrideTests), nil, map[string]any{"failed": failed})
+	}
+	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, action, saved.Source(), reason, before, saved.YAML))
+}
+
+// runTests runs the scenario tests against set: nothing when they pass;
+// the failures, when they fail and override gives a reason; a
+// TestsFailed error listing them otherwise.
+func (s *Service) runTests(ctx context.Context, set Compiled, override string) ([]string, error) {
+	if s.Test == nil {
+		return nil, nil
+	}
+	failed, err := s.Test(ctx, set)
+	if err != nil {
+		return nil, fmt.Errorf("run the scenario tests: %w", err)
+	}
+	if len(failed) == 0 {
+		return nil, nil
+	}
+	if strings.TrimSpace(override) == "" {
+		count := fmt.Sprintf("%d scenario tests fail", len(failed))
+		if len(failed) == 1 {
+			count = "1 scenario test fails"
+		}
+		return nil, &Error{Kind: TestsFailed, Scenarios: failed, Message: count +
+			" with this change, so it was not saved; fix the policy or the test file, or save anyway with a reason for overriding the tests"}
+	}
+	return failed, nil
 }
 
 // Delete removes a stored document.

@@ -235,6 +235,8 @@ type documentBody struct {
 	// conflict.
 	Version int64  `json:"version"`
 	Reason  string `json:"reason,omitempty"`
+	// OverrideTests is the reason to save although scenario tests fail.
+	OverrideTests string `json:"override_tests,omitempty"`
 	// Delete asks for the impact of deleting the document (impact only).
 	Delete bool `json:"delete,omitempty"`
 	// Days of the sign-in log to replay (impact only; default 7).
@@ -254,7 +256,7 @@ func (a *API) putDocument(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	saved, err := a.svc().Save(r.Context(), actorOf(r), in.Reason, doc)
+	saved, err := a.svc().Save(r.Context(), actorOf(r), in.Reason, doc, in.OverrideTests)
 	if err != nil {
 		return adminErr(err)
 	}

@@ -2,14 +2,17 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/access"
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/gateway"
+	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/scenario"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -69,4 +72,37 @@ func TestPolicies(ctx context.Context, cfg config.Config, env scenario.Env, path
 		return scenario.Report{}, probs.Sorted()
 	}
 	return scenario.RunAll(ctx, env, parsed), nil
+}
+
+// testCandidate runs the scenario tests beside policy.files against a
+// candidate set, before the console or the API saves a change: one entry
+// per failed scenario, with its diff. A test file with problems fails
+// as a whole, each problem an entry, so a broken test file cannot let a
+// change through unnoticed.
+func (a *App) testCandidate(ctx context.Context, set admin.Compiled) ([]string, error) {
+	env := ScenarioEnv(a.Config, a.Store, PolicySet{Snapshot: set.Snapshot, Documents: set.Documents}, time.Now)
+	rep, err := TestPolicies(ctx, a.Config, env, nil)
+	var probs policy.Problems
+	switch {
+	case errors.Is(err, scenario.ErrNoTests):
+		return nil, nil
+	case errors.As(err, &probs):
+		out := make([]string, len(probs))
+		for i, p := range probs {
+			out[i] = p.String()
+		}
+		return out, nil
+	case err != nil:
+		return nil, err
+	}
+	var out []string
+	for i := range rep.Results {
+		if rep.Results[i].Failed() {
+			var b strings.Builder
+			one := scenario.Report{Results: rep.Results[i : i+1]}
+			one.WriteFailures(&b)
+			out = append(out, strings.TrimRight(b.String(), "\n"))
+		}
+	}
+	return out, nil
 }

@@ -55,6 +55,9 @@ type documentView struct {
 	// Checked: the set compiles with this document.
 	Checked bool
 	Impact  *admin.Impact
+	// Failed are the scenario tests the change fails; the editor then
+	// offers to save anyway with a reason.
+	Failed []string
 	// Conflict is the version someone else saved meanwhile.
 	Conflict *admin.Document
 	Source   string
@@ -131,7 +134,7 @@ func (c *Console) submitDocument(w http.ResponseWriter, r *http.Request, who *ca
 		}
 		return c.documentResult(w, r, who, v, err)
 	case "save":
-		saved, err := c.Service.Save(ctx, who.actor(), r.PostFormValue("reason"), v.doc())
+		saved, err := c.Service.Save(ctx, who.actor(), r.PostFormValue("reason"), v.doc(), r.PostFormValue("override_tests"))
 		if err != nil {
 			return c.documentResult(w, r, who, v, err)
 		}
@@ -152,7 +155,7 @@ func (c *Console) documentResult(w http.ResponseWriter, r *http.Request, who *ca
 	msg := ""
 	if ae != nil {
 		status, msg = httpx.StatusOf(ae), ae.Message
-		v.Problems = ae.Problems
+		v.Problems, v.Failed = ae.Problems, ae.Scenarios
 		if ae.Kind == admin.Conflict {
 			msg = c.conflict(r, &v)
 		}
