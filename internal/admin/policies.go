@@ -159,11 +159,17 @@ func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Docu
 	if doc.Version == 0 {
 		action = "policy.create"
 	}
-	var overrideErr error
-	if len(failed) > 0 {
-		overrideErr = s.record(ctx, actor, "policy.tests-overridden", saved.Source(), strings.TrimSpace(overrideTests), nil, map[string]any{"failed": failed})
-	}
+	overrideErr := s.recordOverride(ctx, actor, saved.Source(), overrideTests, failed)
 	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, action, saved.Source(), reason, before, saved.YAML))
+}
+
+// recordOverride audits a change made although scenario tests failed:
+// who, the reason given for overriding them, and the failures.
+func (s *Service) recordOverride(ctx context.Context, actor Actor, target, override string, failed []string) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	return s.record(ctx, actor, "policy.tests-overridden", target, strings.TrimSpace(override), nil, map[string]any{"failed": failed})
 }
 
 // runTests runs the scenario tests against set: nothing when they pass;
@@ -191,13 +197,20 @@ func (s *Service) runTests(ctx context.Context, set Compiled, override string) (
 	return failed, nil
 }
 
-// Delete removes a stored document.
-func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, version int64) error {
+// Delete removes a stored document, after the same checks as Save: the
+// set must compile and pass its scenario tests without it (or the
+// failures be overridden with a reason).
+func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, version int64, overrideTests string) error {
 	old, err := s.Documents.Get(ctx, name)
 	if err != nil {
 		return s.notFound(err, name)
 	}
-	if _, _, err := s.check(ctx, Candidate{Doc: Document{Name: name}, Delete: true}); err != nil {
+	set, _, err := s.check(ctx, Candidate{Doc: Document{Name: name}, Delete: true})
+	if err != nil {
+		return err
+	}
+	failed, err := s.runTests(ctx, set, overrideTests)
+	if err != nil {
 		return err
 	}
 	if err := s.Documents.Delete(ctx, name, version); errors.Is(err, ErrVersion) {
@@ -205,12 +218,15 @@ func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, 
 	} else if err != nil {
 		return s.notFound(err, name)
 	}
-	return s.afterChange(ctx, actor, "policy.delete", old.Source(), reason, old.YAML, nil)
+	overrideErr := s.recordOverride(ctx, actor, old.Source(), overrideTests, failed)
+	return errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.delete", old.Source(), reason, old.YAML, nil))
 }
 
 // SetState enables, disables or switches to report-only the policy
-// named name, which must be defined in a stored document.
-func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state string) (Document, error) {
+// named name, which must be defined in a stored document. The switch
+// passes the same checks as Save, scenario tests included: enabling a
+// policy is the change that most often breaks one.
+func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state, overrideTests string) (Document, error) {
 	switch policy.State(state) {
 	case policy.StateEnabled, policy.StateDisabled, policy.StateReportOnly:
 	default:
@@ -232,7 +248,12 @@ func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state
 		return Document{}, err
 	}
 	doc.YAML = edited
-	if _, _, err := s.check(ctx, Candidate{Doc: doc}); err != nil {
+	set, _, err := s.check(ctx, Candidate{Doc: doc})
+	if err != nil {
+		return Document{}, err
+	}
+	failed, err := s.runTests(ctx, set, overrideTests)
+	if err != nil {
 		return Document{}, err
 	}
 	saved, err := s.Documents.Put(ctx, doc, doc.Version, string(actor))
@@ -242,7 +263,8 @@ func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state
 	if err != nil {
 		return Document{}, err
 	}
-	return saved, s.afterChange(ctx, actor, "policy.state", "policy:"+name, reason, map[string]string{"state": info.State}, map[string]string{"state": state})
+	overrideErr := s.recordOverride(ctx, actor, "policy:"+name, overrideTests, failed)
+	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.state", "policy:"+name, reason, map[string]string{"state": info.State}, map[string]string{"state": state}))
 }
 
 func (s *Service) afterChange(ctx context.Context, actor Actor, action, target, reason string, before, after any) error {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
@@ -141,8 +142,11 @@ func (e *Error) Unwrap() error {
 }
 
 func (e *Error) Error() string {
-	if len(e.Problems) > 0 {
+	switch {
+	case len(e.Problems) > 0:
 		return e.Message + ": " + e.Problems.Error()
+	case len(e.Scenarios) > 0:
+		return e.Message + ":\n" + strings.Join(e.Scenarios, "\n")
 	}
 	return e.Message
 }

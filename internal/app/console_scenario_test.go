@@ -8,12 +8,25 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/store"
 )
+
+// liveState is the state the live set has for the policy name.
+func liveState(t *testing.T, s *consoleRig, name string) string {
+	t.Helper()
+	for _, p := range s.app.Policies.Load().Policies() {
+		if p.Name == name {
+			return string(p.State)
+		}
+	}
+	t.Fatalf("no live policy %s", name)
+	return ""
+}
 
 // bobAllowedTests say that bob signs in to the web app with his password
 // alone; enabling an MFA policy for the web app breaks them.
@@ -77,6 +90,34 @@ func TestConsoleScenarioTestsGuardSaves(t *testing.T) {
 	if _, err := s.app.Documents.Get(ctx, "webapp"); err != nil {
 		t.Fatalf("the overridden change was not stored: %v", err)
 	}
+	// Switching a policy's state and deleting a document pass the same
+	// guard: neither is a way around it.
+	resp, body = s.postForm(t, c, "/admin/policies/webapp-mfa-trial/state", url.Values{"state": {"enabled"}, "reason": {"rollout"}})
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "Switching webapp-mfa-trial to enabled fails 1 scenario test") ||
+		!strings.Contains(body, `id="override-form"`) || !strings.Contains(body, `name="reason" value="rollout"`) {
+		t.Fatalf("a state switch that fails the tests: status %d\n%s", resp.StatusCode, body)
+	}
+	if st := liveState(t, s, "webapp-mfa-trial"); st != "report-only" {
+		t.Fatalf("a refused switch changed the state to %s", st)
+	}
+	resp, _ = s.postForm(t, c, "/admin/policies/webapp-mfa-trial/state", url.Values{"state": {"enabled"}, "reason": {"rollout"}, "override_tests": {"bob gets MFA now"}})
+	if resp.StatusCode != http.StatusSeeOther || liveState(t, s, "webapp-mfa-trial") != "enabled" {
+		t.Fatalf("a state switch with an override: status %d", resp.StatusCode)
+	}
+	doc, err := s.app.Documents.Get(ctx, "webapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	del := url.Values{"version": {strconv.FormatInt(doc.Version, 10)}, "confirm": {"yes"}, "reason": {"merged into trial"}}
+	resp, body = s.postForm(t, c, "/admin/documents/webapp/delete", del)
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, `id="delete-override-tests"`) || !strings.Contains(body, "bob signs in to the web app") {
+		t.Fatalf("a delete that fails the tests: status %d\n%s", resp.StatusCode, body)
+	}
+	del.Set("override_tests", "trial covers it")
+	if resp, _ = s.postForm(t, c, "/admin/documents/webapp/delete", del); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a delete with an override: status %d", resp.StatusCode)
+	}
+
 	entries, err := s.app.Audit.List(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +132,9 @@ func TestConsoleScenarioTestsGuardSaves(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"policy.create store:trial watch first", "policy.tests-overridden store:webapp the tests predate the MFA rollout", "policy.create store:webapp MFA for everyone"}
+	want := []string{"policy.create store:trial watch first", "policy.tests-overridden store:webapp the tests predate the MFA rollout", "policy.create store:webapp MFA for everyone",
+		"policy.tests-overridden policy:webapp-mfa-trial bob gets MFA now", "policy.state policy:webapp-mfa-trial rollout",
+		"policy.tests-overridden store:webapp trial covers it", "policy.delete store:webapp merged into trial"}
 	if !slices.Equal(trail, want) {
 		t.Errorf("audit trail %q, want %q", trail, want)
 	}
