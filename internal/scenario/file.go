@@ -203,6 +203,11 @@ func Parse(name string, data []byte) (*File, policy.Problems) {
 		return f, p.problems
 	}
 	p.mapping(root, reflect.ValueOf(f).Elem(), "")
+	if p.visited > maxValues {
+		// Checking what an alias bomb expanded to would only repeat the
+		// one problem that matters, once per copy.
+		return f, p.problems.Sorted()
+	}
 	for i := range f.Scenarios {
 		s := &f.Scenarios[i]
 		prefix := fmt.Sprintf("scenarios[%d]", i)
