@@ -62,6 +62,23 @@ func TestConsoleScenarioTestsGuardSaves(t *testing.T) {
 		t.Fatalf("a change the tests accept: status %d\n%s", resp.StatusCode, body)
 	}
 
+	// Scenarios are hypothetical: running them writes nothing to the
+	// sign-in log (which the overview counts and risk detectors read).
+	logged := func() int {
+		t.Helper()
+		entries, err := s.app.Store.ListSignIns(ctx, store.SignInQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	before := logged()
+	defer func() {
+		if after := logged(); after != before {
+			t.Errorf("running scenarios wrote %d sign-in log entries", after-before)
+		}
+	}()
+
 	enabled := strings.Replace(reportOnlyDoc, "state: report-only", "state: enabled", 1)
 	save := url.Values{"action": {"save"}, "name": {"webapp"}, "version": {"0"}, "yaml": {enabled}, "reason": {"MFA for everyone"}}
 	for _, override := range []string{"", "   "} {

@@ -91,6 +91,7 @@ scenarios:
 			`f.tests.yaml:7: scenarios[0].proofs: must be a list`}},
 		{"fail/syntax", "scenarios: [\n", []string{"f.tests.yaml:", "invalid YAML"}},
 		{"fail/empty", "", []string{"the file is empty"}},
+		{"fail/oversized", "scenarios: []\n#" + strings.Repeat("x", MaxFileSize), []string{"scenario test files are limited to"}},
 		{"fail/no-scenarios", "now: 2026-01-05T09:00:00Z\n", []string{"scenarios: no scenarios"}},
 	}
 	for _, tc := range cases {
