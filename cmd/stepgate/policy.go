@@ -14,14 +14,16 @@ import (
 	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/demo"
 	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/scenario"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
 func (c *cli) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Work with conditional access policy files"}
-	cmd.AddCommand(c.policyLintCmd(), c.policyExportCmd())
+	cmd.AddCommand(c.policyLintCmd(), c.policyExportCmd(), c.policyTestCmd())
 	return cmd
 }
 
@@ -108,6 +110,108 @@ func (c *cli) policyLintCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "also check user, group, role and app names against the store (needs --config or --data-dir)")
 	return cmd
+}
+
+func (c *cli) policyTestCmd() *cobra.Command {
+	var offline []string
+	var inDemo bool
+	cmd := &cobra.Command{
+		Use:   "test [FILE|DIR...] [--policies FILE|DIR]... [--demo]",
+		Short: "Run the scenario tests (*.tests.yaml) against the policies and report what no scenario exercised",
+		Long: "Run every scenario of the scenario test files against the policy set and print each failure as\n" +
+			"file:line: scenario NAME: expected X, got Y, with a diff. A directory stands for every *.tests.yaml\n" +
+			"and *.tests.yml file in it; without arguments, the test files beside the files of policy.files are run.\n" +
+			"The set is the configured one (policy.files and the documents stored by the console), with users,\n" +
+			"their methods and the gateway routes of the configuration. With --policies, the given policy files\n" +
+			"are tested offline instead, as policy lint checks them, and scenarios write their subject inline.\n" +
+			"Exit code: 0 when every scenario passes, 1 when one fails, 2 when a test or policy file is malformed.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(offline) > 0 {
+				set, err := app.CompilePolicies(offline, nil)
+				if err != nil {
+					return c.badPolicies(err)
+				}
+				if len(args) == 0 {
+					args = scenario.Beside(offline)
+				}
+				return c.runScenarios(cmd, config.Config{}, app.ScenarioEnv(config.Config{}, nil, set, c.now), args)
+			}
+			ctx := cmd.Context()
+			run := func(cfg config.Config, s store.Store) error {
+				set, err := app.LoadPolicies(ctx, cfg, s, app.AppSources(cfg, s))
+				if err != nil {
+					return c.badPolicies(err)
+				}
+				return c.runScenarios(cmd, cfg, app.ScenarioEnv(cfg, s, set, c.now), args)
+			}
+			if inDemo {
+				return c.withDemo(cmd, run)
+			}
+			return c.withStore(ctx, run)
+		},
+	}
+	cmd.Flags().StringArrayVar(&offline, "policies", nil, "test these policy files or directories offline instead of the configured set (repeatable)")
+	cmd.Flags().BoolVar(&inDemo, "demo", false, "test the policies of \"stepgate demo\" in "+demo.DefaultDataDir+" with its users and routes")
+	return cmd
+}
+
+// withDemo runs fn with the configuration and store of the demo in
+// demo.DefaultDataDir: its policy file, its bank route and its users.
+func (c *cli) withDemo(cmd *cobra.Command, fn func(cfg config.Config, s store.Store) error) error {
+	if c.flags.DataDir != "" || c.configPath != "" {
+		return usageError{errors.New("--demo stands for the demo in " + demo.DefaultDataDir + "; give --demo or --config/--data-dir, not both")}
+	}
+	dir, err := demoDataDir()
+	if err != nil {
+		return err
+	}
+	// The port only names the bank's public address, which scenarios do
+	// not use: they name the route.
+	cfg, err := demo.Config(demo.Params{Listen: "127.0.0.1:8080", DataDir: dir, BankUpstream: "http://127.0.0.1:9"})
+	if err != nil {
+		return err
+	}
+	s, err := app.OpenStore(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(cfg, s)
+}
+
+// badPolicies prints the problems of a policy set that does not compile
+// and returns the exit-2 error: there is nothing to test.
+func (c *cli) badPolicies(err error) error {
+	var probs policy.Problems
+	if !errors.As(err, &probs) {
+		return err
+	}
+	for _, p := range probs {
+		fmt.Fprintln(c.stdout, p.String())
+	}
+	return usageError{fmt.Errorf("%s in the policy files; fix %s (stepgate policy lint shows the same) and run the tests again", plural(len(probs), "problem", "problems"), them(len(probs)))}
+}
+
+func (c *cli) runScenarios(cmd *cobra.Command, cfg config.Config, env scenario.Env, paths []string) error {
+	rep, err := app.TestPolicies(cmd.Context(), cfg, env, paths)
+	var probs policy.Problems
+	switch {
+	case errors.As(err, &probs):
+		for _, p := range probs {
+			fmt.Fprintln(c.stdout, p.String())
+		}
+		return usageError{fmt.Errorf("%s in the scenario test files; fix %s and run the tests again", plural(len(probs), "problem", "problems"), them(len(probs)))}
+	case errors.Is(err, scenario.ErrNoTests):
+		return usageError{fmt.Errorf("%w; write one beside the policies (see Testing policies with scenarios in docs/policy.md) or name the files", err)}
+	case err != nil:
+		return usageError{err}
+	}
+	rep.WriteFailures(c.stdout)
+	rep.WriteSummary(c.stdout)
+	if n := rep.Failures(); n > 0 {
+		return fmt.Errorf("%s of %d failed", plural(n, "scenario", "scenarios"), len(rep.Results))
+	}
+	return nil
 }
 
 func (c *cli) whatifCmd() *cobra.Command {

@@ -166,10 +166,10 @@ func TestSaveValidatesImpactAndStateChange(t *testing.T) {
 	}
 
 	var e *Error
-	if _, err := s.Save(ctx, "user:root", "", Document{Name: "payroll", YAML: "policies:\n  - name: x\n    grant: sometimes\n"}); !errors.As(err, &e) || e.Kind != Invalid || len(e.Problems) == 0 || e.Problems[0].File != "store:payroll" {
+	if _, err := s.Save(ctx, "user:root", "", Document{Name: "payroll", YAML: "policies:\n  - name: x\n    grant: sometimes\n"}, ""); !errors.As(err, &e) || e.Kind != Invalid || len(e.Problems) == 0 || e.Problems[0].File != "store:payroll" {
 		t.Fatalf("an invalid document: %v, want Invalid with problems in store:payroll", err)
 	}
-	doc, err := s.Save(ctx, "user:root", "pilot", Document{Name: "payroll", YAML: mfaForPayroll})
+	doc, err := s.Save(ctx, "user:root", "pilot", Document{Name: "payroll", YAML: mfaForPayroll}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,13 +190,13 @@ func TestSaveValidatesImpactAndStateChange(t *testing.T) {
 		t.Fatal("measuring the impact changed the live set")
 	}
 
-	if _, err := s.SetState(ctx, "user:root", "pilot over", "payroll-mfa", "enabled"); err != nil {
+	if _, err := s.SetState(ctx, "user:root", "pilot over", "payroll-mfa", "enabled", ""); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Engine.Load().Policies()[0].State; got != policy.StateEnabled {
 		t.Fatalf("state after enabling: %s", got)
 	}
-	if _, err := s.SetState(ctx, "user:root", "", "payroll-mfa", "sometimes"); !errors.As(err, &e) || e.Kind != Invalid {
+	if _, err := s.SetState(ctx, "user:root", "", "payroll-mfa", "sometimes", ""); !errors.As(err, &e) || e.Kind != Invalid {
 		t.Fatalf("an unknown state: %v", err)
 	}
 	entries, err := s.Audit.List(ctx)

@@ -99,7 +99,7 @@ func TestCatalog(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	svc := newService(t, catalogFile)
-	if _, err := svc.Save(ctx, "user:root", "test", admin.Document{Name: "payroll", YAML: catalogStored}); err != nil {
+	if _, err := svc.Save(ctx, "user:root", "test", admin.Document{Name: "payroll", YAML: catalogStored}, ""); err != nil {
 		t.Fatal(err)
 	}
 	cat, err := svc.Catalog(ctx)

@@ -126,10 +126,18 @@ func (s *Service) Validate(ctx context.Context, c Candidate) error {
 }
 
 // Save stores a document after checking that the whole set still
-// compiles with it, records the change in the audit trail, and makes
-// every node enforce it (this one at once, the others within seconds).
-func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Document) (Document, error) {
-	if _, _, err := s.check(ctx, Candidate{Doc: doc}); err != nil {
+// compiles with it and passes its scenario tests, records the change in
+// the audit trail, and makes every node enforce it (this one at once,
+// the others within seconds). A change that makes scenario tests fail
+// is refused unless overrideTests gives the reason to save it anyway;
+// the override and the failures it overrode are audited.
+func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Document, overrideTests string) (Document, error) {
+	set, _, err := s.check(ctx, Candidate{Doc: doc})
+	if err != nil {
+		return Document{}, err
+	}
+	failed, err := s.runTests(ctx, set, overrideTests)
+	if err != nil {
 		return Document{}, err
 	}
 	var before any
@@ -151,16 +159,58 @@ func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Docu
 	if doc.Version == 0 {
 		action = "policy.create"
 	}
-	return saved, s.afterChange(ctx, actor, action, saved.Source(), reason, before, saved.YAML)
+	overrideErr := s.recordOverride(ctx, actor, saved.Source(), overrideTests, failed)
+	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, action, saved.Source(), reason, before, saved.YAML))
 }
 
-// Delete removes a stored document.
-func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, version int64) error {
+// recordOverride audits a change made although scenario tests failed:
+// who, the reason given for overriding them, and the failures.
+func (s *Service) recordOverride(ctx context.Context, actor Actor, target, override string, failed []string) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	return s.record(ctx, actor, "policy.tests-overridden", target, strings.TrimSpace(override), nil, map[string]any{"failed": failed})
+}
+
+// runTests runs the scenario tests against set: nothing when they pass;
+// the failures, when they fail and override gives a reason; a
+// TestsFailed error listing them otherwise.
+func (s *Service) runTests(ctx context.Context, set Compiled, override string) ([]string, error) {
+	if s.Test == nil {
+		return nil, nil
+	}
+	failed, err := s.Test(ctx, set)
+	if err != nil {
+		return nil, fmt.Errorf("run the scenario tests: %w", err)
+	}
+	if len(failed) == 0 {
+		return nil, nil
+	}
+	if strings.TrimSpace(override) == "" {
+		count := fmt.Sprintf("%d scenario tests fail", len(failed))
+		if len(failed) == 1 {
+			count = "1 scenario test fails"
+		}
+		return nil, &Error{Kind: TestsFailed, Scenarios: failed, Message: count +
+			" with this change, so it was not saved; fix the policy or the test file, or save anyway with a reason for overriding the tests"}
+	}
+	return failed, nil
+}
+
+// Delete removes a stored document, after the same checks as Save: the
+// set must compile and pass its scenario tests without it (or the
+// failures be overridden with a reason).
+func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, version int64, overrideTests string) error {
 	old, err := s.Documents.Get(ctx, name)
 	if err != nil {
 		return s.notFound(err, name)
 	}
-	if _, _, err := s.check(ctx, Candidate{Doc: Document{Name: name}, Delete: true}); err != nil {
+	set, _, err := s.check(ctx, Candidate{Doc: Document{Name: name}, Delete: true})
+	if err != nil {
+		return err
+	}
+	failed, err := s.runTests(ctx, set, overrideTests)
+	if err != nil {
 		return err
 	}
 	if err := s.Documents.Delete(ctx, name, version); errors.Is(err, ErrVersion) {
@@ -168,12 +218,15 @@ func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, 
 	} else if err != nil {
 		return s.notFound(err, name)
 	}
-	return s.afterChange(ctx, actor, "policy.delete", old.Source(), reason, old.YAML, nil)
+	overrideErr := s.recordOverride(ctx, actor, old.Source(), overrideTests, failed)
+	return errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.delete", old.Source(), reason, old.YAML, nil))
 }
 
 // SetState enables, disables or switches to report-only the policy
-// named name, which must be defined in a stored document.
-func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state string) (Document, error) {
+// named name, which must be defined in a stored document. The switch
+// passes the same checks as Save, scenario tests included: enabling a
+// policy is the change that most often breaks one.
+func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state, overrideTests string) (Document, error) {
 	switch policy.State(state) {
 	case policy.StateEnabled, policy.StateDisabled, policy.StateReportOnly:
 	default:
@@ -195,7 +248,12 @@ func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state
 		return Document{}, err
 	}
 	doc.YAML = edited
-	if _, _, err := s.check(ctx, Candidate{Doc: doc}); err != nil {
+	set, _, err := s.check(ctx, Candidate{Doc: doc})
+	if err != nil {
+		return Document{}, err
+	}
+	failed, err := s.runTests(ctx, set, overrideTests)
+	if err != nil {
 		return Document{}, err
 	}
 	saved, err := s.Documents.Put(ctx, doc, doc.Version, string(actor))
@@ -205,7 +263,8 @@ func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state
 	if err != nil {
 		return Document{}, err
 	}
-	return saved, s.afterChange(ctx, actor, "policy.state", "policy:"+name, reason, map[string]string{"state": info.State}, map[string]string{"state": state})
+	overrideErr := s.recordOverride(ctx, actor, "policy:"+name, overrideTests, failed)
+	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.state", "policy:"+name, reason, map[string]string{"state": info.State}, map[string]string{"state": state}))
 }
 
 func (s *Service) afterChange(ctx context.Context, actor Actor, action, target, reason string, before, after any) error {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
@@ -49,7 +50,11 @@ type Deps struct {
 	Compile func(ctx context.Context, stored []Document) (Compiled, error)
 	// Reload recompiles and swaps in the live set after a change.
 	Reload func(ctx context.Context) error
-	Audit  *audit.Log
+	// Test runs the scenario tests kept beside the policy files against
+	// a candidate set and returns one entry per failed scenario (none:
+	// they pass, or there are none); nil runs no tests.
+	Test  func(ctx context.Context, set Compiled) ([]string, error)
+	Audit *audit.Log
 	// Revoke ends a user's sessions and tokens.
 	Revoke func(ctx context.Context, userID, reason string) error
 	// SetUserRisk confirms a user compromised (true) or dismisses their
@@ -91,6 +96,8 @@ type Error struct {
 	Kind     ErrorKind
 	Message  string
 	Problems policy.Problems // for a policy document that does not compile
+	// Scenarios are the failed scenario tests that refused a change.
+	Scenarios []string
 }
 
 // ErrorKind classifies an Error.
@@ -104,6 +111,8 @@ const (
 	ReadOnly
 	Forbidden
 	Throttled
+	// TestsFailed: the change makes scenario tests fail.
+	TestsFailed
 )
 
 // kindErrors are what an Error unwraps to, one per ErrorKind, so that
@@ -118,6 +127,9 @@ var kindErrors = map[ErrorKind]error{
 	// role's approver group, a requester approving themself).
 	Forbidden: errkind.New(errkind.Forbidden, "forbidden"),
 	Throttled: errkind.New(errkind.Throttled, "throttled"),
+	// TestsFailed: the change conflicts with what the scenario tests
+	// say the policies must decide.
+	TestsFailed: errkind.New(errkind.Conflict, "scenario tests fail"),
 }
 
 // Unwrap gives the kind of e to errkind.Of; an Error of no kind is
@@ -130,8 +142,11 @@ func (e *Error) Unwrap() error {
 }
 
 func (e *Error) Error() string {
-	if len(e.Problems) > 0 {
+	switch {
+	case len(e.Problems) > 0:
 		return e.Message + ": " + e.Problems.Error()
+	case len(e.Scenarios) > 0:
+		return e.Message + ":\n" + strings.Join(e.Scenarios, "\n")
 	}
 	return e.Message
 }

@@ -200,6 +200,8 @@ type change struct {
 type stateChange struct {
 	State  string `json:"state"`
 	Reason string `json:"reason"`
+	// OverrideTests is the reason to switch although scenario tests fail.
+	OverrideTests string `json:"override_tests,omitempty"`
 }
 
 func (a *API) setState(w http.ResponseWriter, r *http.Request) error {
@@ -207,7 +209,7 @@ func (a *API) setState(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	doc, err := a.svc().SetState(r.Context(), actorOf(r), in.Reason, r.PathValue("name"), in.State)
+	doc, err := a.svc().SetState(r.Context(), actorOf(r), in.Reason, r.PathValue("name"), in.State, in.OverrideTests)
 	if err != nil {
 		return adminErr(err)
 	}
@@ -243,6 +245,8 @@ type documentBody struct {
 	// conflict.
 	Version int64  `json:"version"`
 	Reason  string `json:"reason,omitempty"`
+	// OverrideTests is the reason to save although scenario tests fail.
+	OverrideTests string `json:"override_tests,omitempty"`
 	// Delete asks for the impact of deleting the document (impact only).
 	Delete bool `json:"delete,omitempty"`
 	// Days of the sign-in log to replay (impact only; default 7).
@@ -262,7 +266,7 @@ func (a *API) putDocument(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	saved, err := a.svc().Save(r.Context(), actorOf(r), in.Reason, doc)
+	saved, err := a.svc().Save(r.Context(), actorOf(r), in.Reason, doc, in.OverrideTests)
 	if err != nil {
 		return adminErr(err)
 	}
@@ -282,7 +286,7 @@ func (a *API) deleteDocument(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || version <= 0 {
 		return badParam("version", "must be the version of the document you read (GET it first), so a change made since is not lost")
 	}
-	if err := a.svc().Delete(r.Context(), actorOf(r), q.Get("reason"), r.PathValue("name"), version); err != nil {
+	if err := a.svc().Delete(r.Context(), actorOf(r), q.Get("reason"), r.PathValue("name"), version, q.Get("override_tests")); err != nil {
 		return adminErr(err)
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -28,6 +28,7 @@ func (a *App) buildAdmin() {
 			set, err := CompileWith(ctx, a.Config, a.Store, a.sources(), stored)
 			return admin.Compiled{Snapshot: set.Snapshot, Documents: set.Documents}, err
 		},
+		Test:   a.testCandidate,
 		Reload: a.ReloadPolicies, Audit: a.Audit, Revoke: a.Revoker.RevokeUser,
 		SetUserRisk: a.Risk.SetUserRisk, Passes: a.Methods.Passes, Elevation: a.Elevation, CredentialDetail: a.Methods.CredentialDetail,
 		UserRisk: func(ctx context.Context, userID string) (string, error) {

@@ -337,7 +337,7 @@ func TestStoredPoliciesReachEveryNode(t *testing.T) {
 	b := serve(t, ln, cfg, nil)
 
 	const doc = "policies:\n  - name: block-the-web-app\n    state: enabled\n    users: {include: {users: [all]}}\n    target: {apps: {include: [webapp]}}\n    grant: block\n"
-	if _, err := a.app.Admin.Save(t.Context(), "user:root", "incident", admin.Document{Name: "incident", YAML: doc}); err != nil {
+	if _, err := a.app.Admin.Save(t.Context(), "user:root", "incident", admin.Document{Name: "incident", YAML: doc}, ""); err != nil {
 		t.Fatal(err)
 	}
 	has := func(s *server) bool {

@@ -239,7 +239,7 @@ const reportOnlyDoc = `policies:
 // saveDoc stores a document directly through the service.
 func (s *consoleRig) saveDoc(t *testing.T, name, yaml string) admin.Document {
 	t.Helper()
-	d, err := s.app.Admin.Save(context.Background(), "user:setup", "", admin.Document{Name: name, YAML: yaml})
+	d, err := s.app.Admin.Save(context.Background(), "user:setup", "", admin.Document{Name: name, YAML: yaml}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -800,7 +800,7 @@ func TestConsoleLivePolicies(t *testing.T) {
     users: {include: {users: [root]}}
     target: {apps: {include: [stepgate-console]}}
     grant: block
-`}); err != nil {
+`}, ""); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := get(t, c, s.base+"/admin")

@@ -17,6 +17,7 @@ import (
 	"github.com/stepgate/stepgate/internal/geoip"
 	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/scenario"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -105,7 +106,8 @@ var policyExts = []string{".yaml", ".yml"}
 // PolicyFiles expands policy.files entries: a file stands for itself, a
 // directory for every *.yaml and *.yml file directly in it, in name
 // order. Subdirectories and other files are skipped, so a README or an
-// editor's backup file beside the policies does no harm.
+// editor's backup file beside the policies does no harm; so are scenario
+// test files (*.tests.yaml), which hold scenarios, not policies.
 func PolicyFiles(paths []string) ([]string, error) {
 	var out []string
 	for _, p := range paths {
@@ -117,6 +119,9 @@ func PolicyFiles(paths []string) ([]string, error) {
 			return nil, fmt.Errorf("policy file: %w", err)
 		}
 		if !fi.IsDir() {
+			if scenario.IsTestFile(p) {
+				return nil, fmt.Errorf("policy file %s is a scenario test file; run it with stepgate policy test and list only policy files (or their directory) in policy.files", p)
+			}
 			out = append(out, p)
 			continue
 		}
@@ -125,7 +130,7 @@ func PolicyFiles(paths []string) ([]string, error) {
 			return nil, fmt.Errorf("policy directory %s: %w", p, err)
 		}
 		for _, e := range entries { // ReadDir sorts by name
-			if !e.IsDir() && slices.Contains(policyExts, strings.ToLower(filepath.Ext(e.Name()))) {
+			if !e.IsDir() && slices.Contains(policyExts, strings.ToLower(filepath.Ext(e.Name()))) && !scenario.IsTestFile(e.Name()) {
 				out = append(out, filepath.Join(p, e.Name()))
 			}
 		}
@@ -198,7 +203,7 @@ func CompilePolicies(paths []string, dir policy.Directory) (PolicySet, error) {
 	for i, d := range docs {
 		files[i] = d.File
 	}
-	return PolicySet{Snapshot: snap, Files: files}, nil
+	return PolicySet{Snapshot: snap, Files: files, Documents: docs}, nil
 }
 
 // PolicyStore is what loading the live policy set reads: the directory

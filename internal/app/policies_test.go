@@ -312,3 +312,21 @@ func TestWhatIfAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestPolicyFilesSkipScenarioTests: a policy directory's scenario test
+// files are not read as policies (they would not parse as ones), and a
+// test file named in policy.files is an error that says what it is.
+func TestPolicyFilesSkipScenarioTests(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writePolicy(t, filepath.Join(dir, "good.yaml"), goodPolicies)
+	tests := filepath.Join(dir, "good.tests.yaml")
+	writePolicy(t, tests, "scenarios: []\n")
+	files, err := app.PolicyFiles([]string{dir})
+	if err != nil || len(files) != 1 || filepath.Base(files[0]) != "good.yaml" {
+		t.Fatalf("policy files of the directory: %v, %v; want good.yaml alone", files, err)
+	}
+	if _, err := app.PolicyFiles([]string{tests}); err == nil || !strings.Contains(err.Error(), "is a scenario test file") {
+		t.Fatalf("a test file named in policy.files: %v", err)
+	}
+}

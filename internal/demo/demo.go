@@ -74,6 +74,15 @@ func ElevationRoles() []config.ElevationRole {
 	}}
 }
 
+// TestFile is the name of the scenario test file the demo writes beside
+// its policies ("stepgate policy test" runs it).
+const TestFile = "demo-policies.tests.yaml"
+
+// policyTests are the scenario tests of policies, written beside them.
+//
+//go:embed policies.tests.yaml
+var policyTests []byte
+
 // policies is the demo's policy set, written to the data directory so a
 // reader can open it, change it and reload with SIGHUP.
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -46,6 +47,9 @@ func Seed(ctx context.Context, cfg config.Config, log *slog.Logger) (Seeded, err
 	// demo, like its routes, which are not stored either.
 	if err := os.WriteFile(PolicyPath(cfg.Server.DataDir), policies, 0o600); err != nil {
 		return Seeded{}, fmt.Errorf("write the demo policies: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Server.DataDir, TestFile), policyTests, 0o600); err != nil {
+		return Seeded{}, fmt.Errorf("write the demo policies' scenario tests: %w", err)
 	}
 	st, err := app.OpenStore(ctx, cfg)
 	if err != nil {

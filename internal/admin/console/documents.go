@@ -55,6 +55,12 @@ type documentView struct {
 	// Checked: the set compiles with this document.
 	Checked bool
 	Impact  *admin.Impact
+	// Failed are the scenario tests the change fails; the editor then
+	// offers to save anyway with a reason.
+	Failed []string
+	// DeleteFailed: the failures are those of deleting the document, so
+	// the override goes with the delete form.
+	DeleteFailed bool
 	// Conflict is the version someone else saved meanwhile.
 	Conflict *admin.Document
 	Source   string
@@ -131,7 +137,7 @@ func (c *Console) submitDocument(w http.ResponseWriter, r *http.Request, who *ca
 		}
 		return c.documentResult(w, r, who, v, err)
 	case "save":
-		saved, err := c.Service.Save(ctx, who.actor(), r.PostFormValue("reason"), v.doc())
+		saved, err := c.Service.Save(ctx, who.actor(), r.PostFormValue("reason"), v.doc(), r.PostFormValue("override_tests"))
 		if err != nil {
 			return c.documentResult(w, r, who, v, err)
 		}
@@ -152,7 +158,7 @@ func (c *Console) documentResult(w http.ResponseWriter, r *http.Request, who *ca
 	msg := ""
 	if ae != nil {
 		status, msg = httpx.StatusOf(ae), ae.Message
-		v.Problems = ae.Problems
+		v.Problems, v.Failed = ae.Problems, ae.Scenarios
 		if ae.Kind == admin.Conflict {
 			msg = c.conflict(r, &v)
 		}
@@ -189,14 +195,17 @@ func (c *Console) deleteDocument(w http.ResponseWriter, r *http.Request, who *ca
 	name := r.PathValue("name")
 	version, _ := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
 	if r.PostFormValue("confirm") != "yes" {
-		return c.afterDeleteRefused(w, r, who, name, "Tick the box to confirm the deletion; nothing was deleted.")
+		return c.afterDeleteRefused(w, r, who, name, "Tick the box to confirm the deletion; nothing was deleted.", nil)
 	}
-	err := c.Service.Delete(r.Context(), who.actor(), r.PostFormValue("reason"), name, version)
+	err := c.Service.Delete(r.Context(), who.actor(), r.PostFormValue("reason"), name, version, r.PostFormValue("override_tests"))
 	if ae := adminError(err); ae != nil {
-		if ae.Kind == admin.Conflict {
-			return c.afterDeleteRefused(w, r, who, name, "Someone else saved this document since you opened it, so it was not deleted. Review their version below and delete again if you still mean to.")
+		switch ae.Kind {
+		case admin.Conflict:
+			return c.afterDeleteRefused(w, r, who, name, "Someone else saved this document since you opened it, so it was not deleted. Review their version below and delete again if you still mean to.", nil)
+		case admin.TestsFailed:
+			return c.afterDeleteRefused(w, r, who, name, ae.Message, ae.Scenarios)
 		}
-		return c.afterDeleteRefused(w, r, who, name, ae.Error())
+		return c.afterDeleteRefused(w, r, who, name, ae.Error(), nil)
 	}
 	if err != nil {
 		return err
@@ -204,12 +213,16 @@ func (c *Console) deleteDocument(w http.ResponseWriter, r *http.Request, who *ca
 	return redirect(withNotice("/admin/policies", "deleted"))
 }
 
-func (c *Console) afterDeleteRefused(w http.ResponseWriter, r *http.Request, who *caller, name, msg string) error {
+// afterDeleteRefused shows the document again with why it was not
+// deleted; failed are the scenario tests deleting it would fail, which
+// the delete form then offers to override.
+func (c *Console) afterDeleteRefused(w http.ResponseWriter, r *http.Request, who *caller, name, msg string, failed []string) error {
 	doc, err := c.Service.Documents.Get(r.Context(), name)
 	if err != nil {
 		return c.notFound(w, r, who)
 	}
-	return c.showDocument(w, r, who, http.StatusConflict, documentView{Name: doc.Name, YAML: doc.YAML, Version: doc.Version, Stored: &doc}, msg)
+	return c.showDocument(w, r, who, http.StatusConflict, documentView{Name: doc.Name, YAML: doc.YAML, Version: doc.Version, Stored: &doc,
+		Failed: failed, DeleteFailed: failed != nil}, msg)
 }
 
 // numberLines numbers the text and hangs each problem of the document on

@@ -22,6 +22,15 @@ type policiesView struct {
 	ChangeRuleYAML string
 	// Since is where the counts start: the period is whole hours.
 	Since time.Time
+	// Refused is a state switch the scenario tests refused, offered
+	// again with an override.
+	Refused *refusedSwitch
+}
+
+// refusedSwitch is a state switch that fails scenario tests.
+type refusedSwitch struct {
+	Policy, State, Reason string
+	Failed                []string
 }
 
 // policyRowView is one policy with what it did in the last 7 days.
@@ -32,10 +41,10 @@ type policyRowView struct {
 
 // policies lists the live policies with their sources and triggers.
 func (c *Console) policies(w http.ResponseWriter, r *http.Request, who *caller) error {
-	return c.showPolicies(w, r, who, http.StatusOK, "")
+	return c.showPolicies(w, r, who, http.StatusOK, "", nil)
 }
 
-func (c *Console) showPolicies(w http.ResponseWriter, r *http.Request, who *caller, status int, problem string) error {
+func (c *Console) showPolicies(w http.ResponseWriter, r *http.Request, who *caller, status int, problem string, refused *refusedSwitch) error {
 	ctx := r.Context()
 	infos, err := c.Service.Policies(ctx)
 	if err != nil {
@@ -54,7 +63,7 @@ func (c *Console) showPolicies(w http.ResponseWriter, r *http.Request, who *call
 		stats[s.Policy] = s
 	}
 	v := policiesView{Documents: docs, ChangeRule: ChangeRuleName, ChangeRuleYAML: changeRuleYAML, Since: o.Since,
-		States: []string{string(policy.StateEnabled), string(policy.StateReportOnly), string(policy.StateDisabled)}}
+		States: []string{string(policy.StateEnabled), string(policy.StateReportOnly), string(policy.StateDisabled)}, Refused: refused}
 	for _, p := range infos {
 		v.Policies = append(v.Policies, policyRowView{PolicyInfo: p, Stats: stats[p.Name]})
 	}
@@ -67,9 +76,13 @@ func (c *Console) showPolicies(w http.ResponseWriter, r *http.Request, who *call
 // conflict) is shown on the policies page.
 func (c *Console) setState(w http.ResponseWriter, r *http.Request, who *caller) error {
 	name, state := r.PathValue("name"), r.PostFormValue("state")
-	_, err := c.Service.SetState(r.Context(), who.actor(), r.PostFormValue("reason"), name, state)
+	_, err := c.Service.SetState(r.Context(), who.actor(), r.PostFormValue("reason"), name, state, r.PostFormValue("override_tests"))
 	if ae := adminError(err); ae != nil {
-		return c.showPolicies(w, r, who, httpx.StatusOf(ae), ae.Error())
+		if ae.Kind == admin.TestsFailed {
+			return c.showPolicies(w, r, who, httpx.StatusOf(ae), ae.Message,
+				&refusedSwitch{Policy: name, State: state, Reason: r.PostFormValue("reason"), Failed: ae.Scenarios})
+		}
+		return c.showPolicies(w, r, who, httpx.StatusOf(ae), ae.Error(), nil)
 	}
 	if err != nil {
 		return err
