@@ -71,8 +71,8 @@ type Deps struct {
 	// DeadEnds finds the users a policy set strands (package deadend);
 	// nil leaves the dead-end page and the impact's count out.
 	DeadEnds func(ctx context.Context, snap *policy.Snapshot) (deadend.Report, error)
-	Log       *slog.Logger
-	Now       func() time.Time
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Service is the administrators' operations.
