@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,4 +77,18 @@ func TestPolicyDeadEnds(t *testing.T) {
 		t.Errorf("the offline lint knows no users and must not warn:\n%s", offline)
 	}
 	sg("", "policy", "deadends", "extra").mustFail(t, 2, "no arguments")
+}
+
+// demoNotNow answers "Not now" to the registration offer at loc, which
+// the demo's campaign shows alice after she signs in, and returns where
+// that leads: on to where the sign-in was headed.
+func demoNotNow(t *testing.T, b *http.Client, base string, loc *url.URL) (*http.Response, string) {
+	t.Helper()
+	_, page := demoDo(t, b, "GET", loc.String(), nil)
+	csrf := demoCSRFRe.FindStringSubmatch(page)
+	if csrf == nil || !strings.Contains(page, `href="/account/security/add?method=webauthn"`) {
+		t.Fatalf("the registration offer has no form or offers no passkey:\n%s", page)
+	}
+	return demoDo(t, b, "POST", base+"/account/register-offer", url.Values{"csrf_token": {csrf[1]},
+		"return_to": {loc.Query().Get("return_to")}})
 }

@@ -50,7 +50,8 @@ var walkSteps = []walkStep{
 	},
 	{
 		Title: "Sign in as alice",
-		Cites: []string{"`alice-demo-password`", "bank's accounts page, which says you are `alice` and that your `amr` is `pwd`"},
+		Cites: []string{"`alice-demo-password`", "Stepgate first offers her a passkey", "choose *Not now*",
+			"bank's accounts page, which says you are `alice` and that your `amr` is `pwd`"},
 	},
 	{
 		Title:    "Make a transfer",

@@ -92,6 +92,10 @@ func TestBrowserWalkThrough(t *testing.T) {
 
 	// 2. Sign in as alice: the accounts page, amr pwd.
 	w.signIn(w.tab, "alice")
+	w.waitFor(w.tab, "the registration offer", `location.pathname === "/account/register-offer" && document.getElementById("offer-register") !== null`)
+	w.expectText(w.tab, "the registration offer", "Add passkey or security key to your account", "fixable by registering webauthn")
+	w.checkPage(w.tab, "registration-offer")
+	w.act(w.tab, "click Not now", `document.querySelector('#offer-snooze button').click()`)
 	w.waitFor(w.tab, "the bank's accounts page", `location.host === "`+hostOf(w.bank)+`" && document.body.innerText.includes("Current account")`)
 	w.expectText(w.tab, "the accounts page", "alice (alice@bank.example)", "pwd")
 	w.checkPage(w.tab, "accounts")
