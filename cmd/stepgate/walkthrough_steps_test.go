@@ -127,6 +127,7 @@ var walkSteps = []walkStep{
 			"http://localhost:8080/admin/signins",
 		},
 		Cites: []string{
+			"(*Not now* to the passkey offer: she adds one below)",
 			"write a justification (`INC-1234: payments stuck`) and *Ask for bank-admin* for 1 hour",
 			"Stepgate asks for a code from her authenticator app",
 			"*Confirm the request* sends it for approval",

@@ -3,11 +3,13 @@ package app_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"html"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stepgate/stepgate/internal/admin"
@@ -227,4 +229,37 @@ func TestAttackRegistrationOfferRedirect(t *testing.T) {
 func candidateDoc(t *testing.T, yaml string) admin.Candidate {
 	t.Helper()
 	return admin.Candidate{Doc: admin.Document{Name: "candidate", YAML: yaml}}
+}
+
+// brokenCredentials fails every listing of a user's methods once armed,
+// as a store that cannot answer would.
+type brokenCredentials struct {
+	store.Store
+	armed *atomic.Bool
+}
+
+func (b brokenCredentials) ListCredentials(ctx context.Context, userID string) ([]store.Credential, error) {
+	if b.armed.Load() {
+		return nil, errors.New("credentials unavailable")
+	}
+	return b.Store.ListCredentials(ctx, userID)
+}
+
+// TestRegistrationOfferNeverBlocksSignIn: when the offer cannot be worked
+// out, the sign-in goes straight on to where it was headed.
+func TestRegistrationOfferNeverBlocksSignIn(t *testing.T) {
+	armed := &atomic.Bool{}
+	s := startOIDCOver(t, func(st store.Store) store.Store { return brokenCredentials{st, armed} }, func(cfg *config.Config) {
+		cfg.Registration.Campaign.Enabled = true
+	})
+	armed.Store(true)
+	c := browser(t)
+	resp, _ := post(t, c, s.base+"/login", url.Values{"csrf_token": {csrfToken(t, c, s.base)}, "username": {testUser},
+		"password": {testPassword}, "return_to": {"/account?next"}})
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/account?next" {
+		t.Fatalf("sign-in with the offer failing: %d to %q, want straight on to /account?next", resp.StatusCode, loc)
+	}
+	if resp, _ := get(t, c, s.base+"/account/register-offer?return_to=%2Faccount%3Fnext"); resp.Header.Get("Location") != "/account?next" {
+		t.Errorf("the offer page with the offer failing: %d to %q, want straight on", resp.StatusCode, resp.Header.Get("Location"))
+	}
 }
