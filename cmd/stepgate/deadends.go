@@ -68,10 +68,10 @@ func (c *cli) deadEnds(ctx context.Context, cfg config.Config, s store.Store, sn
 // printDeadEnds writes the report as a table per policy that strands
 // someone, and a line for the rest.
 func printDeadEnds(w io.Writer, rep deadend.Report) error {
-	clear := 0
+	none := 0
 	for _, p := range rep.Policies {
 		if len(p.Stranded) == 0 {
-			clear++
+			none++
 			continue
 		}
 		fmt.Fprintf(w, "%s (%s): %d of %d in scope stranded, %d fixable, %d stuck%s\n", p.Policy, p.Targets,
@@ -89,10 +89,14 @@ func printDeadEnds(w io.Writer, rep deadend.Report) error {
 	}
 	if rep.Stranded() == 0 {
 		_, err := fmt.Fprintf(w, "no dead ends: every one of %s in scope of the %s can meet it\n",
-			plural(rep.Users, "enabled user", "enabled users"), plural(clear, "enabled policy", "enabled policies"))
+			plural(rep.Users, "enabled user", "enabled users"), plural(none, "enabled policy", "enabled policies"))
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%s stranded; %s strand nobody\n", plural(rep.Stranded(), "user", "users"), plural(clear, "other policy", "other policies"))
+	rest := ""
+	if none > 0 {
+		rest = "; no dead ends in " + plural(none, "other policy", "other policies")
+	}
+	_, err := fmt.Fprintf(w, "%s stranded%s\n", plural(rep.Stranded(), "user", "users"), rest)
 	return err
 }
 
