@@ -44,6 +44,9 @@ func (a *App) registrationOffer(ctx context.Context, u store.User) (web.Registra
 		}
 		if slices.Contains(f.Register, o.Method) {
 			o.Policies = append(o.Policies, f.Policy)
+			if !slices.Contains(o.For, f.Targets) {
+				o.For = append(o.For, f.Targets)
+			}
 		}
 	}
 	return o, o.Method != "", nil

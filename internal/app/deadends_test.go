@@ -164,6 +164,9 @@ func TestRegistrationOffer(t *testing.T) {
 			!strings.Contains(html.UnescapeString(body), "needs mfa; has password; fixable by registering webauthn") {
 			t.Fatalf("round %d: the offer page (%d):\n%s", round, resp.StatusCode, body)
 		}
+		if !strings.Contains(body, `<span id="offer-for">context c2 (High-value transaction); context c3 (Admin action)</span>`) || strings.Contains(body, "c2-mfa") {
+			t.Errorf("round %d: the offer must say what it opens in the contexts' words, never the policies' names:\n%s", round, body)
+		}
 		if !strings.Contains(body, `name="return_to" value="`+html.EscapeString(back)+`"`) {
 			t.Errorf("round %d: the offer does not carry the sign-in flow on:\n%s", round, body)
 		}

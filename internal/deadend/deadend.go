@@ -72,7 +72,10 @@ const (
 
 // Finding is one user stranded by one policy.
 type Finding struct {
-	Policy   string   `json:"policy"`
+	Policy string `json:"policy"`
+	// Targets is what the policy protects, like "context c3 (Admin
+	// action)": words a user may be shown, unlike the policy's name.
+	Targets  string   `json:"targets"`
 	Username string   `json:"username"`
 	UserID   string   `json:"user_id"`
 	Groups   []string `json:"groups,omitempty"`
@@ -255,7 +258,7 @@ func (a *Analyzer) judge(g policy.GrantView, all []policy.GrantView, f facts) (F
 	if !stranded {
 		return Finding{}, false
 	}
-	out := Finding{Policy: g.Name, Username: f.user.Username, UserID: f.user.ID, Groups: f.user.Groups,
+	out := Finding{Policy: g.Name, Targets: g.Targets, Username: f.user.Username, UserID: f.user.ID, Groups: f.user.Groups,
 		Needs: needs, Has: f.has, Register: register, Verdict: Stuck}
 	why := "needs " + strings.Join(needs, " and ") + "; has " + listOrNone(f.has)
 	switch blocker := a.registrationBlocker(all, f); {

@@ -23,8 +23,11 @@ const offerPath = "/account/register-offer"
 type RegistrationOffer struct {
 	// Method is the method to register (an authn registry name).
 	Method string
-	// Policies are the policies it would get the user through.
+	// Policies are the policies it would get the user through, for the
+	// log; For says what they protect ("context c3 (Admin action)"),
+	// which the page shows: policy names are the administrators' words.
 	Policies []string
+	For      []string
 	// Why says what is missing: "needs phishing-resistant; has password, totp".
 	Why string
 }
@@ -108,10 +111,11 @@ func (p *Pages) offerForm(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // httpx.SafeReturnTo admits local paths only
 		return nil
 	}
+	p.Log.InfoContext(r.Context(), "registration offered", "user", u.Username, "method", o.Method, "policies", o.Policies)
 	m, _ := p.Methods.Get(o.Method)
 	add := "/account/security/add?method=" + url.QueryEscape(m.Name())
 	p.render(w, r, http.StatusOK, "offer", view{Title: "Add a sign-in method", User: &u, Session: &sess, ReturnTo: returnTo,
-		Method: m.Name(), MethodLabel: m.Label(), Offer: &offerView{Policies: o.Policies, Why: o.Why, AddURL: add}})
+		Method: m.Name(), MethodLabel: m.Label(), Offer: &offerView{For: o.For, Why: o.Why, AddURL: add}})
 	return nil
 }
 
@@ -171,7 +175,7 @@ func offerReturn(s string) string {
 
 // offerView is what the offer page shows besides the method.
 type offerView struct {
-	Policies []string
-	Why      string
-	AddURL   string
+	For    []string
+	Why    string
+	AddURL string
 }
