@@ -43,6 +43,11 @@ func (f *fakeStore) user(name string, groups []string, types ...string) store.Us
 
 func compile(t *testing.T, src string) *policy.Snapshot {
 	t.Helper()
+	return compileB(t, src)
+}
+
+func compileB(t testing.TB, src string) *policy.Snapshot {
+	t.Helper()
 	doc, probs := policy.Parse("p.yaml", []byte(src))
 	if len(probs) > 0 {
 		t.Fatalf("parse: %v", probs)
