@@ -206,7 +206,8 @@ func TestAttackRegistrationOfferRedirect(t *testing.T) {
 	})
 	c := s.login(t, bobName, bobPassword)
 	for _, evil := range []string{"https://evil.example/", "//evil.example/x", "/\\evil.example", "http:/evil.example",
-		"/account/register-offer?return_to=%2F%2Fevil.example", "\t//evil.example", "javascript:alert(1)"} {
+		"/account/register-offer?return_to=%2F%2Fevil.example", "/account/./register-offer?return_to=%2F%2Fevil.example",
+		"/account//register-offer", "/account/%72egister-offer", "\t//evil.example", "javascript:alert(1)"} {
 		resp, body := get(t, c, s.base+"/account/register-offer?return_to="+url.QueryEscape(evil))
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `name="return_to" value="/account"`) {
 			t.Errorf("fail/page-%q: %d, the form must go on to /account:\n%s", evil, resp.StatusCode, body)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -78,7 +79,7 @@ func (p *Pages) offerFor(ctx context.Context, u store.User) (RegistrationOffer, 
 // browser goes straight on and the failure is only logged.
 func (p *Pages) afterSignIn(w http.ResponseWriter, r *http.Request, userID, returnTo string) {
 	next := returnTo
-	if p.Offer != nil && !strings.HasPrefix(returnTo, offerPath) {
+	if p.Offer != nil && !isOfferPath(returnTo) {
 		u, err := p.Store.GetUser(r.Context(), userID)
 		var ok bool
 		if err == nil {
@@ -167,10 +168,21 @@ func (p *Pages) countSnooze(ctx context.Context, userID string) error {
 // the offer page itself, so a crafted link cannot chain offers.
 func offerReturn(s string) string {
 	rt := httpx.SafeReturnTo(s)
-	if strings.HasPrefix(rt, offerPath) {
+	if isOfferPath(rt) {
 		return "/account"
 	}
 	return rt
+}
+
+// isOfferPath reports whether the local path rt leads to the offer page,
+// however it is spelled: "/account/./register-offer" and percent-encoded
+// letters reach the same page once the router has cleaned the path.
+func isOfferPath(rt string) bool {
+	u, err := url.Parse(rt)
+	if err != nil {
+		return true
+	}
+	return strings.HasPrefix(path.Clean(u.Path), offerPath)
 }
 
 // offerView is what the offer page shows besides the method.
