@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
@@ -73,6 +74,19 @@ func TestConsoleDeadEnds(t *testing.T) {
 	_, body = get(t, c, s.base+"/admin/policies/deadends")
 	if strings.Contains(body, `data-user="bob"`) {
 		t.Errorf("bob, with a passkey, is still listed")
+	}
+
+	// A policy that strands a directory lists the first 200 and counts
+	// the rest.
+	for i := range 200 {
+		if _, err := s.app.Store.CreateUser(context.Background(), store.User{ID: fmt.Sprintf("z%03d", i), Username: fmt.Sprintf("zz%03d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, body = get(t, c, s.base+"/admin/policies/deadends")
+	mfa = deadEndSection(body, "c2-mfa")
+	if n := strings.Count(mfa, "<tr data-user="); n != 200 || !strings.Contains(mfa, "and 1 more;") || !strings.Contains(mfa, `<strong class="stranded-count">201</strong>`) {
+		t.Errorf("c2-mfa over 201 stranded users: %d rows, want 200 and \"and 1 more\"", n)
 	}
 
 	// bob is no administrator: the page is behind the console's door.

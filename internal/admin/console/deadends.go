@@ -17,11 +17,18 @@ type deadEndsView struct {
 	Clear    int
 }
 
+// deadEndRows bounds the users listed per policy, so a policy that
+// strands a whole directory still gives a page that loads; the counts
+// cover everyone, and stepgate policy deadends lists them all.
+const deadEndRows = 200
+
 // deadEndPolicyView is one policy that strands users, with its group
-// counts in order.
+// counts in order and the first users.
 type deadEndPolicyView struct {
 	deadend.PolicyReport
 	Groups []groupCount
+	Shown  []deadend.Finding
+	More   int
 }
 
 // groupCount is how many stranded users are in a group.
@@ -43,7 +50,10 @@ func (c *Console) deadEnds(w http.ResponseWriter, r *http.Request, who *caller) 
 			v.Clear++
 			continue
 		}
-		pv := deadEndPolicyView{PolicyReport: p}
+		pv := deadEndPolicyView{PolicyReport: p, Shown: p.Stranded}
+		if len(pv.Shown) > deadEndRows {
+			pv.Shown, pv.More = pv.Shown[:deadEndRows], len(pv.Shown)-deadEndRows
+		}
 		for g, n := range p.Groups {
 			pv.Groups = append(pv.Groups, groupCount{Group: g, Count: n})
 		}
