@@ -104,7 +104,7 @@ func TestDemoWalkThrough(t *testing.T) {
 	demoRegistration(t, ln.Addr().String(), base, welcome)
 
 	b := demoBrowser(ln.Addr().String())
-	steps := 0
+	steps, offers := 0, 0
 	user := "alice"
 	// walk follows redirects as a browser b does, signing in as user and
 	// stepping up with alice's authenticator app when Stepgate asks.
@@ -139,6 +139,11 @@ func TestDemoWalkThrough(t *testing.T) {
 				}
 				resp, body = demoDo(t, b, "POST", base+"/stepup", url.Values{"csrf_token": {csrf[1]}, "ceremony": {cer[1]},
 					"code": {demoCode(t, secret, time.Now())}, "return_to": {loc.Query().Get("return_to")}})
+			case strings.HasPrefix(loc.String(), base+"/account/register-offer"):
+				// The registration campaign offers alice the passkey the
+				// admin pages ask for: "Not now" goes on to the bank.
+				offers++
+				resp, body = demoNotNow(t, b, base, loc)
 			default:
 				resp, body = demoDo(t, b, "GET", loc.String(), nil)
 			}
@@ -154,6 +159,9 @@ func TestDemoWalkThrough(t *testing.T) {
 	}
 	if steps != 0 || !strings.Contains(body, "<dd>pwd</dd>") {
 		t.Fatalf("the accounts page asked for %d step-ups, want none, and should show amr pwd:\n%s", steps, body)
+	}
+	if offers != 1 {
+		t.Errorf("alice's sign-in showed the registration offer %d times, want once", offers)
 	}
 
 	// 2. Make a transfer: the form needs only the sign-in, sending it

@@ -23,7 +23,7 @@ import (
 
 func (c *cli) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Work with conditional access policy files"}
-	cmd.AddCommand(c.policyLintCmd(), c.policyExportCmd(), c.policyTestCmd())
+	cmd.AddCommand(c.policyLintCmd(), c.policyExportCmd(), c.policyTestCmd(), c.policyDeadEndsCmd())
 	return cmd
 }
 
@@ -71,7 +71,8 @@ func (c *cli) policyLintCmd() *cobra.Command {
 		Long: "Check policy files the way the server does when it loads them, and print every problem.\n" +
 			"A directory stands for every *.yaml and *.yml file in it. Without --strict the check is\n" +
 			"offline: names of users, groups, roles and apps are not looked up. With --strict they are\n" +
-			"checked against the store the configuration names.",
+			"checked against the store the configuration names, and a policy that nobody in its scope can\n" +
+			"ever meet with the methods they have registered is warned about (see stepgate policy deadends).",
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("give the policy files or directories to check, like: stepgate policy lint policies/")}
@@ -105,7 +106,12 @@ func (c *cli) policyLintCmd() *cobra.Command {
 				return fmt.Errorf("no *.yaml or *.yml files in %v; give policy files or directories that contain them", args)
 			}
 			fmt.Fprintf(c.stdout, "ok: %s in %s\n", plural(len(set.Snapshot.Policies()), "policy", "policies"), plural(len(set.Files), "file", "files"))
-			return nil
+			if !strict {
+				return nil
+			}
+			return c.withStore(cmd.Context(), func(cfg config.Config, s store.Store) error {
+				return c.lintDeadEnds(cmd.Context(), cfg, s, set.Snapshot)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "also check user, group, role and app names against the store (needs --config or --data-dir)")

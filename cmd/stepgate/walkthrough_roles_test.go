@@ -24,6 +24,8 @@ func (w *walkthrough) elevationStep(lastCode, adminURL string) {
 	w.navigate(alice, w.url(8, "http://localhost:8080/account/roles"))
 	w.waitFor(alice, "the sign-in page", `location.pathname === "/login"`)
 	w.signIn(alice, "alice")
+	w.notNow(alice)
+	w.act(alice, "click Not now", `document.querySelector('#offer-snooze button').click()`)
 	w.waitFor(alice, "alice's roles page", `location.pathname === "/account/roles" && document.getElementById("ask-bank-admin") !== null`)
 	w.expectText(alice, "the roles page", "bank-admin", "1 hour", "One member of the group admins (never you) must approve")
 	w.checkPage(alice, "roles")

@@ -50,7 +50,8 @@ var walkSteps = []walkStep{
 	},
 	{
 		Title: "Sign in as alice",
-		Cites: []string{"`alice-demo-password`", "bank's accounts page, which says you are `alice` and that your `amr` is `pwd`"},
+		Cites: []string{"`alice-demo-password`", "Stepgate first offers her a passkey", "choose *Not now*",
+			"bank's accounts page, which says you are `alice` and that your `amr` is `pwd`"},
 	},
 	{
 		Title:    "Make a transfer",
@@ -126,6 +127,7 @@ var walkSteps = []walkStep{
 			"http://localhost:8080/admin/signins",
 		},
 		Cites: []string{
+			"(*Not now* to the passkey offer: she adds one below)",
 			"write a justification (`INC-1234: payments stuck`) and *Ask for bank-admin* for 1 hour",
 			"Stepgate asks for a code from her authenticator app",
 			"*Confirm the request* sends it for approval",

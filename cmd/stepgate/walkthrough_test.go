@@ -92,6 +92,8 @@ func TestBrowserWalkThrough(t *testing.T) {
 
 	// 2. Sign in as alice: the accounts page, amr pwd.
 	w.signIn(w.tab, "alice")
+	w.notNow(w.tab)
+	w.act(w.tab, "click Not now", `document.querySelector('#offer-snooze button').click()`)
 	w.waitFor(w.tab, "the bank's accounts page", `location.host === "`+hostOf(w.bank)+`" && document.body.innerText.includes("Current account")`)
 	w.expectText(w.tab, "the accounts page", "alice (alice@bank.example)", "pwd")
 	w.checkPage(w.tab, "accounts")
@@ -529,6 +531,14 @@ func (w *walkthrough) signIn(ctx context.Context, user string) {
 		chromedp.Submit(chromedp.ID("password")),
 	)
 	w.waitFor(ctx, "away from the sign-in page", `location.pathname !== "/login" && document.readyState === "complete"`)
+}
+
+// notNow waits for the registration campaign's offer of a passkey, which
+// the demo shows alice after she signs in.
+func (w *walkthrough) notNow(ctx context.Context) {
+	w.t.Helper()
+	w.waitFor(ctx, "the registration offer", `location.pathname === "/account/register-offer" && document.getElementById("offer-register") !== null`)
+	w.expectText(ctx, "the registration offer", "Add passkey or security key to your account", "fixable by registering webauthn")
 }
 
 func (w *walkthrough) sendTransfer(ctx context.Context, amount, to string) {

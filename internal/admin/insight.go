@@ -10,6 +10,8 @@ import (
 
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/audit/tally"
+	"github.com/stepgate/stepgate/internal/deadend"
+	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
@@ -58,6 +60,13 @@ type Impact struct {
 	// written before facts were kept): nothing to replay.
 	Skipped   int  `json:"skipped"`
 	Truncated bool `json:"truncated,omitempty"`
+	// Stranded are the users the change would leave in a dead end who
+	// are in none today: in scope of a policy they could never meet
+	// with the methods they have (package deadend). Counted only when
+	// the service finds dead ends.
+	Stranded []string `json:"stranded,omitempty"`
+	// DeadEndsChecked says Stranded was worked out.
+	DeadEndsChecked bool `json:"dead_ends_checked"`
 }
 
 // Transition counts decisions that would change from one outcome to
@@ -117,7 +126,53 @@ func (s *Service) Impact(ctx context.Context, c Candidate, days int) (Impact, er
 		out.Transitions = append(out.Transitions, Transition{From: k[0], To: k[1], Count: n})
 	}
 	slices.SortFunc(out.Transitions, func(a, b Transition) int { return cmp.Compare(b.Count, a.Count) })
+	if err != nil {
+		return out, err
+	}
+	out.Stranded, err = s.newlyStranded(ctx, cur, next.Snapshot)
+	out.DeadEndsChecked = err == nil && s.Deps.DeadEnds != nil
 	return out, err
+}
+
+// newlyStranded lists, by username, the users next leaves in a dead end
+// who are in none under cur.
+func (s *Service) newlyStranded(ctx context.Context, cur, next *policy.Snapshot) ([]string, error) {
+	if s.Deps.DeadEnds == nil {
+		return nil, nil
+	}
+	before, err := s.Deps.DeadEnds(ctx, cur)
+	if err != nil {
+		return nil, err
+	}
+	after, err := s.Deps.DeadEnds(ctx, next)
+	if err != nil {
+		return nil, err
+	}
+	had := before.StrandedUsers()
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range after.Policies {
+		for _, f := range p.Stranded {
+			if !had[f.UserID] && !seen[f.UserID] {
+				seen[f.UserID] = true
+				out = append(out, f.Username)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// ErrNoDeadEnds: the server was built without the dead-end analysis.
+var ErrNoDeadEnds = errkind.New(errkind.NotFound, "dead-end analysis is not available")
+
+// DeadEnds finds the users the live policies strand; ErrNoDeadEnds when
+// the service was built without the analysis.
+func (s *Service) DeadEnds(ctx context.Context) (deadend.Report, error) {
+	if s.Deps.DeadEnds == nil {
+		return deadend.Report{}, ErrNoDeadEnds
+	}
+	return s.Deps.DeadEnds(ctx, s.Engine.Load())
 }
 
 // Overview is what the policies did over a period: the charts of the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn/tap"
+	"github.com/stepgate/stepgate/internal/deadend"
 	"github.com/stepgate/stepgate/internal/elevate"
 	"github.com/stepgate/stepgate/internal/errkind"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -72,8 +73,11 @@ type Deps struct {
 	Passes *tap.Store
 	// Elevation runs just-in-time elevation; nil turns it off.
 	Elevation *elevate.Service
-	Log       *slog.Logger
-	Now       func() time.Time
+	// DeadEnds finds the users a policy set strands (package deadend);
+	// nil leaves the dead-end page and the impact's count out.
+	DeadEnds func(ctx context.Context, snap *policy.Snapshot) (deadend.Report, error)
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Service is the administrators' operations.

@@ -35,6 +35,7 @@ func (a *App) buildAdmin() {
 			return a.Risk.UserRisk(ctx, userID), nil
 		},
 		RiskDetail: a.Risk.Detail,
+		DeadEnds:   a.deadEnds().Analyze,
 		Log:        a.Log,
 	})
 }

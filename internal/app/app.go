@@ -280,6 +280,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	pages.UserRisk = a.Risk.UserRisk
 	pages.PasswordChanged = a.Risk.PasswordChanged
 	pages.RaiseRisk = a.Risk.SecurityChangeReported
+	if cfg.Registration.Campaign.Enabled {
+		pages.Offer, pages.OfferSnoozes = a.registrationOffer, cfg.Registration.Campaign.Snoozes
+	}
 	a.Risk.SetSignInLog(a.logDetection)
 	if cfg.Registration.Notify {
 		pages.Notifier = a.Methods.Notifier

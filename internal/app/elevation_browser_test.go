@@ -100,6 +100,9 @@ func TestBrowserElevation(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("password"), "alice-demo-password"),
 		chromedp.Submit(chromedp.ID("password")),
 	)
+	// The demo's registration campaign offers her a passkey first.
+	b.waitFor("the registration offer", `location.pathname === "/account/register-offer" && document.getElementById("offer-snooze") !== null`)
+	b.act("click Not now", `document.querySelector('#offer-snooze button').click()`)
 	b.waitFor("alice's roles page with bank-admin", `location.pathname === "/account/roles" && document.getElementById("ask-bank-admin") !== null`)
 	page := b.text()
 	for _, want := range []string{"bank-admin", "1 hour", "One member of the group admins (never you) must approve", "A second factor from the last 10 minutes"} {

@@ -25,12 +25,26 @@ type Registration struct {
 	Notify bool `yaml:"notify"`
 	// ReportLinkLifetime is how long a "this wasn't me" link works.
 	ReportLinkLifetime Duration `yaml:"report_link_lifetime"`
+	// Campaign offers users, right after they sign in, to register a
+	// method that would get them through a policy they cannot meet yet.
+	Campaign RegistrationCampaign `yaml:"campaign"`
+}
+
+// RegistrationCampaign is the offer after sign-in to register a method
+// that a policy in the user's scope needs and they lack.
+type RegistrationCampaign struct {
+	// Enabled turns the offer on.
+	Enabled bool `yaml:"enabled"`
+	// Snoozes is how many times a user may answer "Not now" before the
+	// offer stops.
+	Snoozes int `yaml:"snoozes"`
 }
 
 func defaultRegistration() Registration {
 	return Registration{
 		Freshness: Duration(10 * time.Minute), Window: Duration(14 * 24 * time.Hour), WindowMaxRisk: "none",
 		Notify: true, ReportLinkLifetime: Duration(7 * 24 * time.Hour),
+		Campaign: RegistrationCampaign{Snoozes: 3},
 	}
 }
 
@@ -48,5 +62,8 @@ func (r Registration) validate(ps *problems) {
 	}
 	if r.ReportLinkLifetime < Duration(time.Hour) || r.ReportLinkLifetime > Duration(30*24*time.Hour) {
 		ps.add("registration.report_link_lifetime", "must be from 1h to 720h (got %s); the default is 168h", r.ReportLinkLifetime)
+	}
+	if r.Campaign.Snoozes < 1 || r.Campaign.Snoozes > 100 {
+		ps.add("registration.campaign.snoozes", "must be from 1 to 100 (got %d); it is how many times a user may answer \"Not now\" before the offer stops; the default is 3", r.Campaign.Snoozes)
 	}
 }

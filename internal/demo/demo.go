@@ -123,6 +123,10 @@ func Config(p Params) (config.Config, error) {
 	// register a first method with its password alone. Registration
 	// takes a temporary access pass (admin gets one at every start).
 	cfg.Registration.Window = 0
+	// The registration campaign shows users a policy strands what to
+	// register: alice, who has an authenticator app, is offered a passkey
+	// for the admin pages.
+	cfg.Registration.Campaign.Enabled = true
 	cfg.Elevation.Roles = ElevationRoles()
 	cfg.OIDC.Clients = []config.OIDCClient{{
 		ID: BankApp, Name: "Demo bank API", Secret: BankClientSecret, GrantTypes: []string{"client_credentials"},

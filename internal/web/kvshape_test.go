@@ -13,6 +13,7 @@ func TestKVShapes(t *testing.T) {
 	}{
 		{"regProofs", regProofs.CheckSample},
 		{"reports", reports.CheckSample},
+		{"offerStates", offerStates.CheckSample},
 	} {
 		if err := ns.check(); err != nil {
 			t.Errorf("%s: %v", ns.name, err)

@@ -124,6 +124,6 @@ func (p *Pages) loginPasskey(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.Log.InfoContext(ctx, "signed in", "user_id", userID, "ip", ip, "method", proof.Method, "credential", proof.CredentialID)
 	p.Sessions.SetCookie(w, token)
-	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // httpx.SafeReturnTo admits local paths only
+	p.afterSignIn(w, r, userID, returnTo)
 	return nil
 }

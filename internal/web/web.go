@@ -144,6 +144,13 @@ type Deps struct {
 	// their methods as not theirs.
 	RaiseRisk func(ctx context.Context, userID string)
 
+	// Offer, when set, is the registration campaign: the method a user
+	// could register to meet policies they cannot meet now, offered
+	// right after sign-in until they have answered "Not now"
+	// OfferSnoozes times. It needs KV.
+	Offer        func(ctx context.Context, u store.User) (RegistrationOffer, bool, error)
+	OfferSnoozes int
+
 	// Devices approve device authorizations (RFC 8628) on the device
 	// page; nil leaves the page out.
 	Devices DeviceApprovals
@@ -197,9 +204,10 @@ func New(d Deps) (*Pages, error) {
 	funcs := template.FuncMap{
 		"fmtTime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"join":    strings.Join,
+		"lower":   strings.ToLower,
 	}
 	layout := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
-	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password", "report", "device", "roles", "roleconfirm"} {
+	for _, name := range []string{"login", "stepup", "account", "logout", "error", "security", "enroll", "password", "report", "device", "roles", "roleconfirm", "offer"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -220,6 +228,8 @@ func (p *Pages) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /logout", p.handle(p.logoutForm))
 	mux.Handle("POST /logout", p.handle(p.logout))
 	mux.Handle("GET /account", p.handle(p.account))
+	mux.Handle("GET "+offerPath, p.handle(p.offerForm))
+	mux.Handle("POST "+offerPath, p.handle(p.snooze))
 	mux.Handle("GET /stepup", p.handle(p.stepUpForm))
 	mux.Handle("POST /stepup", p.handle(p.stepUp))
 	mux.Handle("GET /account/security", p.handle(p.security))
@@ -341,6 +351,7 @@ type view struct {
 	Report      *reportView    // a "this wasn't me" link
 	Device      *deviceView    // a device authorization
 	Roles       *rolesView     // the roles pages
+	Offer       *offerView     // the registration campaign's offer
 	// RolesPage: the roles pages are served (the account pages link
 	// to them). Activated are the user's elevated roles now.
 	RolesPage bool
@@ -470,7 +481,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.Log.InfoContext(r.Context(), "signed in", "user", u.Username, "ip", ip)
 	p.Sessions.SetCookie(w, token)
-	http.Redirect(w, r, returnTo, http.StatusSeeOther) //nolint:gosec // httpx.SafeReturnTo admits local paths only
+	p.afterSignIn(w, r, u.ID, returnTo)
 	return nil
 }
 

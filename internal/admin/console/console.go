@@ -120,6 +120,7 @@ func (c *Console) routes() []route {
 	return []route{
 		{method: "GET", path: "/admin", page: c.overview},
 		{method: "GET", path: "/admin/policies", page: c.policies},
+		{method: "GET", path: "/admin/policies/deadends", page: c.deadEnds},
 		{method: "POST", path: "/admin/policies/{name}/state", page: c.setState},
 		{method: "GET", path: "/admin/documents/new", page: c.newDocument},
 		{method: "GET", path: "/admin/documents/{name}", page: c.editDocument},

@@ -37,7 +37,7 @@ type view struct {
 
 // pageNames are the console's pages, each rendered in layout.html with
 // the shared pieces of partials.html.
-var pageNames = []string{"overview", "policies", "document", "whatif", "signins", "signin", "users", "user", "elevations", "approvals", "catalog", "error", "refused"}
+var pageNames = []string{"overview", "policies", "document", "whatif", "signins", "signin", "users", "user", "elevations", "approvals", "catalog", "deadends", "error", "refused"}
 
 func parseTemplates() (map[string]*template.Template, error) {
 	layout, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")

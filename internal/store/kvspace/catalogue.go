@@ -135,6 +135,13 @@ var (
 		example(`{"user_id":"u1","added":true,"method":"totp","credential_id":"c1","time":`+sampleTime+`,"ip":"192.0.2.1","device":"Firefox on Linux","used_at":`+sampleTime+`}`, "NONCEABCDEFGHIJK")
 )
 
+// RegistrationOffer holds each user's answers to the registration
+// campaign's offer (package web).
+var RegistrationOffer = segments("registration-offer", "regoffer/", 1, 1).
+	describe(`per user, how many times they answered "Not now" to the offer after sign-in to register a method, and when last`,
+		"web.offerState as JSON", Never, "never; one small record per account", "web", UseCreateOnly|UseUpdate).
+	example(`{"snoozed":2,"last":`+sampleTime+`}`, "u1")
+
 // Secrets shared by every node (package app).
 var Secret = Raw(segments("secret", "secrets/", 1, 1).
 	describe("server secrets shared by every node (CSRF, report links, OIDC session ids), by name", "32 random bytes", Never,
@@ -227,7 +234,7 @@ func All() []Space {
 		PolicyDocument, PolicyGeneration.Space,
 		GatewayTicket, GatewaySession, GatewayKeptAnonymous.Space, GatewayKeptUser.Space, GatewayKeepRate.Space,
 		GatewayOnce.Space, GatewayAsked.Space, GatewayAnswer.Space,
-		RegistrationProof, ChangeReport, Secret.Space,
+		RegistrationProof, ChangeReport, RegistrationOffer, Secret.Space,
 		Throttle, ThrottleDigest, Ceremony, LoginSpent.Space, OTPCode, OTPSent.Space, PushApproval, PushFraud, AccessPass,
 		AuditEntry, AuditHead,
 		RiskRecent, RiskFailedUser, RiskFailedNetwork, UserRisk, RiskDetectionKey,
