@@ -66,6 +66,10 @@ func TestConsoleScenarioTestsGuardSaves(t *testing.T) {
 	// sign-in log (which the overview counts and risk detectors read).
 	logged := func() int {
 		t.Helper()
+		// Entries are written through a queue: count what is written.
+		if err := s.app.SignIns.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
 		entries, err := s.app.Store.ListSignIns(ctx, store.SignInQuery{})
 		if err != nil {
 			t.Fatal(err)
