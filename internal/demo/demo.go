@@ -90,6 +90,9 @@ type Params struct {
 	// BankUpstream is where the bank app listens, http://127.0.0.1:PORT.
 	BankUpstream string
 	LogFormat    string
+	// BankDatabase, when set, puts the bank's PostgreSQL database
+	// behind the database gateway (stepgate demo --with-postgres).
+	BankDatabase *BankDatabase
 }
 
 // Config returns the demo's configuration: the built-in defaults, the
@@ -132,6 +135,9 @@ func Config(p Params) (config.Config, error) {
 			{Path: "/public/*", Allow: "anonymous"},
 		},
 	}}
+	if p.BankDatabase != nil {
+		cfg.Databases = append(cfg.Databases, p.BankDatabase.DatabaseConfig())
+	}
 	if probs := cfg.Validate(); len(probs) > 0 {
 		return config.Config{}, &config.Errors{Problems: probs}
 	}
