@@ -376,7 +376,7 @@ func demoSignOut(t *testing.T, b *http.Client, base, bank string) {
 // working directory (--demo commands read it) on a random loopback port,
 // until the test ends; it returns the listener and the demo's output
 // once the welcome text is written.
-func startTestDemo(t *testing.T) (net.Listener, *lockedBuffer) {
+func startTestDemo(t *testing.T, opts ...func(*demoRun)) (net.Listener, *lockedBuffer) {
 	t.Helper()
 	t.Chdir(t.TempDir())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -386,9 +386,11 @@ func startTestDemo(t *testing.T) (net.Listener, *lockedBuffer) {
 	out, logs := &lockedBuffer{}, &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- runDemo(ctx, demoRun{ln: ln, dataDir: demo.DefaultDataDir, defaultDir: true, out: out, logOut: logs})
-	}()
+	run := demoRun{ln: ln, dataDir: demo.DefaultDataDir, defaultDir: true, out: out, logOut: logs}
+	for _, o := range opts {
+		o(&run)
+	}
+	go func() { done <- runDemo(ctx, run) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
