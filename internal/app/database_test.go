@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,17 +16,17 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
 )
 
-// TestDatabaseGatewayWithRealTokens: `stepgate serve` with a databases:
-// entry serves it; an access token the provider issued for the
-// database's audience signs in; a token for another client does not; a
-// write needs context c2 (MFA), which a password sign-in lacks, and the
-// refusal is in the sign-in log with the statement's facts.
-func TestDatabaseGatewayWithRealTokens(t *testing.T) {
+// startDatabase serves the test PostgreSQL as the database rpClientID
+// (so the relying party's tokens are for it), writes need context c2
+// (MFA), and returns the server and the gateway's address.
+func startDatabase(t *testing.T, stepUpWait time.Duration) (*oidcServer, string) {
+	t.Helper()
 	pgtest.Require(t)
 	base, err := pgconn.ParseConfig(os.Getenv(pgtest.EnvDSN))
 	if err != nil {
@@ -48,33 +49,78 @@ func TestDatabaseGatewayWithRealTokens(t *testing.T) {
 				User: base.User, PasswordFile: pwFile},
 			ClassContexts:          map[string]string{"write": "c2"},
 			StatementWait:          config.Duration(time.Minute),
+			StepUpWait:             config.Duration(stepUpWait),
 			MaxUpstreamConnections: 4,
 		}}
 	})
-	token := func(c *http.Client, clientID, secret, redirect string) string {
-		verifier, challenge := pkce()
-		cb := s.follow(t, c, s.authorizeURL(url.Values{"client_id": {clientID}, "redirect_uri": {redirect}, "scope": {"openid"},
-			"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
-		st, tok := s.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
-			"redirect_uri": {redirect}, "code_verifier": {verifier}}, clientID, secret)
-		if st != http.StatusOK {
-			t.Fatalf("token: %d %s", st, tok.ErrorDescription)
-		}
-		return tok.AccessToken
+	return s, listen
+}
+
+// accessToken signs c in (when it is not yet) and returns an access token
+// of clientID from the authorization code flow.
+func (s *oidcServer) accessToken(t *testing.T, c *http.Client, clientID, secret, redirect string) string {
+	t.Helper()
+	verifier, challenge := pkce()
+	cb := s.follow(t, c, s.authorizeURL(url.Values{"client_id": {clientID}, "redirect_uri": {redirect}, "scope": {"openid"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+	st, tok := s.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+		"redirect_uri": {redirect}, "code_verifier": {verifier}}, clientID, secret)
+	if st != http.StatusOK {
+		t.Fatalf("token: %d %s", st, tok.ErrorDescription)
 	}
-	b := browser(t)
-	dbToken := token(b, rpClientID, rpSecret, rpRedirect)
-	otherToken := token(b, otherClientID, otherSecret, otherRedirect)
+	return tok.AccessToken
+}
+
+// databaseDSN is a connection string to the gateway at listen.
+func databaseDSN(listen, token string) string {
 	host, port, _ := net.SplitHostPort(listen)
-	dsn := func(tok string) string {
-		return fmt.Sprintf("host=%s port=%s dbname=%s user=%s password=%s sslmode=disable", host, port, rpClientID, testUser, tok)
+	return fmt.Sprintf("host=%s port=%s dbname=%s user=%s password=%s sslmode=disable", host, port, rpClientID, testUser, token)
+}
+
+// databaseEntries returns the sign-in log's database entries, oldest
+// first, as decision:reason.
+func (s *oidcServer) databaseEntries(t *testing.T) []string {
+	t.Helper()
+	if err := s.app.SignIns.Flush(context.Background()); err != nil {
+		t.Fatal(err)
 	}
+	rows, err := s.app.Store.ListSignIns(context.Background(), store.SignInQuery{App: rpClientID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := len(rows) - 1; i >= 0; i-- {
+		if e, _ := audit.Decode(rows[i]); e.Source == "database" {
+			out = append(out, e.Decision+":"+string(e.Reason))
+		}
+	}
+	return out
+}
+
+// TestDatabaseGatewayWithRealTokens: `stepgate serve` with a databases:
+// entry serves it; an access token the provider issued for the
+// database's audience signs in; a token for another client does not; a
+// write needs context c2 (MFA), which a password sign-in lacks: it waits
+// for a step-up, the client is told so in a NOTICE naming c2, and with
+// no approval it is refused when the wait ends; the sign-in log has the
+// challenge and the timeout.
+func TestDatabaseGatewayWithRealTokens(t *testing.T) {
+	s, listen := startDatabase(t, time.Second)
+	b := browser(t)
+	dbToken := s.accessToken(t, b, rpClientID, rpSecret, rpRedirect)
+	otherToken := s.accessToken(t, b, otherClientID, otherSecret, otherRedirect)
 	ctx := context.Background()
-	_, err = pgx.Connect(ctx, dsn(otherToken))
+	_, err := pgx.Connect(ctx, databaseDSN(listen, otherToken))
 	if err == nil || !strings.Contains(err.Error(), "28P01") {
 		t.Fatalf("a token for another client: %v, want 28P01", err)
 	}
-	conn, err := pgx.Connect(ctx, dsn(dbToken))
+	cfg, err := pgx.ParseConfig(databaseDSN(listen, dbToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notices := make(chan *pgconn.Notice, 4)
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n }
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,24 +130,98 @@ func TestDatabaseGatewayWithRealTokens(t *testing.T) {
 		t.Fatalf("read: %v", err)
 	}
 	_, err = conn.Exec(ctx, "CREATE TEMP TABLE t (id int)")
-	if err == nil || !strings.Contains(err.Error(), "28000") || !strings.Contains(err.Error(), "c2") {
-		t.Fatalf("DDL without MFA: %v, want 28000 naming c2", err)
+	if err == nil || !strings.Contains(err.Error(), "28000") || !strings.Contains(err.Error(), "no proof came within 1s") {
+		t.Fatalf("DDL without MFA: %v, want 28000 once the wait ended", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rows, err := s.app.Store.ListSignIns(ctx, store.SignInQuery{App: rpClientID})
+	if n := <-notices; !strings.Contains(n.Message, "c2") || !strings.Contains(n.Message, s.base+"/device?user_code=") {
+		t.Fatalf("notice %q should name c2 and the approval link", n.Message)
+	}
+	if got := strings.Join(s.databaseEntries(t), ","); got != "challenge:controls-not-satisfied,challenge:step-up-timed-out" {
+		t.Fatalf("sign-in log %s", got)
+	}
+}
+
+var userCodeInLink = regexp.MustCompile(`/device\?user_code=([A-Z]{4}-[A-Z]{4})`)
+
+// TestDatabaseStatementWaitsForStepUp: the whole loop with the real
+// provider. A DDL statement from a password-only session waits; the
+// NOTICE's link opens the approval page in the user's browser, which
+// shows the statement's facts; approving sends the user to step up with
+// the authenticator app and back; the second approval releases the
+// statement, which runs and returns without being sent again. The next
+// DDL of the session runs at once on the same proofs; the log has the
+// challenge, the browser's approvals and the allows.
+func TestDatabaseStatementWaitsForStepUp(t *testing.T) {
+	s, listen := startDatabase(t, time.Minute)
+	b := browser(t)
+	dbToken := s.accessToken(t, b, rpClientID, rpSecret, rpRedirect)
+	secret := s.enrollTOTP(t, b)
+	approver := browser(t) // another browser of the same user, password only
+	s.signIn(t, approver, "/account")
+
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(databaseDSN(listen, dbToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notices := make(chan *pgconn.Notice, 4)
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n }
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := conn.Exec(ctx, "CREATE TEMP TABLE held (id int)"); done <- err }()
+	var n *pgconn.Notice
+	select {
+	case n = <-notices:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no notice for the held statement")
+	}
+	m := userCodeInLink.FindStringSubmatch(n.Message)
+	if m == nil {
+		t.Fatalf("notice %q has no approval link", n.Message)
+	}
+	code := m[1]
+	back := "/device?user_code=" + url.QueryEscape(code)
+	form := func() string {
+		t.Helper()
+		resp, body := get(t, approver, s.base+back)
+		c := csrfRe.FindStringSubmatch(body)
+		if resp.StatusCode != http.StatusOK || c == nil || !strings.Contains(body, "Run this statement?") || !strings.Contains(body, "CREATE TABLE") {
+			t.Fatalf("approval page: %d\n%s", resp.StatusCode, body)
+		}
+		return c[1]
+	}
+	resp, _ := s.deviceAnswer(t, approver, form(), code, "approve")
+	loc, _ := resp.Location()
+	if loc == nil || loc.Path != "/stepup" || loc.Query().Get("return_to") != back || loc.Query().Get("methods") != "totp" {
+		t.Fatalf("approval with a password only: redirect %v, want the step-up page with totp", loc)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the statement ended before the approval: %v", err)
+	default:
+	}
+	s.stepUpTOTP(t, approver, secret, back)
+	resp, body := s.deviceAnswer(t, approver, form(), code, "approve")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Statement approved") {
+		t.Fatalf("approval after the step-up: %d\n%s", resp.StatusCode, body)
+	}
+	select {
+	case err := <-done:
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("approved statement: %v", err)
 		}
-		for _, r := range rows {
-			if strings.Contains(string(r.Body), `"source":"database"`) && strings.Contains(string(r.Body), `"decision":"challenge"`) &&
-				strings.Contains(string(r.Body), `"class":"ddl"`) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no database challenge in the sign-in log: %d rows", len(rows))
-		}
-		time.Sleep(100 * time.Millisecond)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the approved statement did not run")
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO held VALUES (1)"); err != nil {
+		t.Fatalf("the next write, on the same proofs: %v", err)
+	}
+	want := []string{"challenge:controls-not-satisfied", "challenge:controls-not-satisfied", "allow:", "allow:", "allow:"}
+	if got := s.databaseEntries(t); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("sign-in log %v, want %v", got, want)
 	}
 }

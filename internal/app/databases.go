@@ -28,7 +28,7 @@ func (a *App) buildDatabases() error {
 		}
 		srv, err := dbgate.New(db, dbgate.Deps{
 			Tokens: a.OIDC, Users: a.Store, Policies: a.Policies, Classifier: classifier,
-			SignIns: a.writeSignIn, Log: a.Log.With("database", c.Name),
+			SignIns: a.writeSignIn, Log: a.Log.With("database", c.Name), StepUps: a.OIDC,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -50,6 +50,7 @@ func DatabaseOptions(c config.Database, path, dataDir string) (dbgate.Database, 
 		Name: c.Name, Listen: c.Listen, InsecureLoopback: c.InsecureLoopback, Labels: c.Labels,
 		Upstream:      dbgate.Upstream{Address: c.Upstream.Address, Database: c.Upstream.Database, User: c.Upstream.User, Password: pw},
 		RefuseNoWhere: c.RefuseNoWhere, StatementWait: c.StatementWait.D(), MaxUpstream: c.MaxUpstreamConnections,
+		StepUpWait: c.StepUpWait.D(), SingleUse: c.SingleUse,
 		Contexts: map[string]string{},
 	}
 	for label, ctx := range c.LabelContexts {

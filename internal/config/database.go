@@ -43,6 +43,11 @@ type Database struct {
 	// StatementWait bounds how long a statement waits on what it is
 	// judged on; default 2m.
 	StatementWait Duration `yaml:"statement_wait"`
+	// StepUpWait bounds how long a statement that needs more proof
+	// waits for its user's approval in a browser; default 2m.
+	StepUpWait Duration `yaml:"step_up_wait"`
+	// SingleUse makes each approval good for one statement only.
+	SingleUse bool `yaml:"single_use"`
 	// MaxUpstreamConnections bounds the connections open to the upstream
 	// (one per client session); default 20.
 	MaxUpstreamConnections int `yaml:"max_upstream_connections"`
@@ -74,6 +79,8 @@ type DatabaseTLS struct {
 const (
 	DefaultDatabaseListen         = "127.0.0.1:6432"
 	defaultStatementWait          = 2 * time.Minute
+	defaultStepUpWait             = 2 * time.Minute
+	maxStepUpWait                 = 15 * time.Minute
 	defaultMaxUpstreamConnections = 20
 )
 
@@ -87,6 +94,9 @@ func withDatabaseDefaults(dbs []Database) {
 		}
 		if dbs[i].StatementWait == 0 {
 			dbs[i].StatementWait = Duration(defaultStatementWait)
+		}
+		if dbs[i].StepUpWait == 0 {
+			dbs[i].StepUpWait = Duration(defaultStepUpWait)
 		}
 		if dbs[i].MaxUpstreamConnections == 0 {
 			dbs[i].MaxUpstreamConnections = defaultMaxUpstreamConnections
@@ -130,6 +140,12 @@ func validateDatabases(ps *problems, dbs []Database) {
 			checkContextID(ps, path+".class_contexts."+class, ctx)
 		}
 		ps.positive(path+".statement_wait", db.StatementWait, "2m")
+		ps.positive(path+".step_up_wait", db.StepUpWait, "2m")
+		if db.StepUpWait.D() > maxStepUpWait {
+			// A held statement keeps its transaction open, and with it
+			// the locks it holds, while its user is away.
+			ps.add(path+".step_up_wait", "must be at most %s: a waiting statement keeps its transaction and locks open (got %s)", maxStepUpWait, db.StepUpWait.D())
+		}
 		if db.MaxUpstreamConnections < 1 || db.MaxUpstreamConnections > 10000 {
 			ps.add(path+".max_upstream_connections", "must be between 1 and 10000 (got %d)", db.MaxUpstreamConnections)
 		}

@@ -173,8 +173,9 @@ func TestAttackCancelKeys(t *testing.T) {
 // rawSession is a client speaking the protocol message by message,
 // to send what a driver never would.
 type rawSession struct {
-	t  *testing.T
-	fe *pgproto3.Frontend
+	t    *testing.T
+	fe   *pgproto3.Frontend
+	conn net.Conn
 }
 
 func (r *rig) raw(t *testing.T, token string) *rawSession {
@@ -185,7 +186,7 @@ func (r *rig) raw(t *testing.T, token string) *rawSession {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	s := &rawSession{t: t, fe: pgproto3.NewFrontend(c, c)}
+	s := &rawSession{t: t, fe: pgproto3.NewFrontend(c, c), conn: c}
 	s.send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": "alice", "database": "bank"}})
 	if _, ok := s.recv().(*pgproto3.AuthenticationCleartextPassword); !ok {
 		t.Fatal("no password request")

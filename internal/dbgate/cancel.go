@@ -41,12 +41,14 @@ type cancelKeys struct {
 type cancelEntry struct {
 	secret   [4]byte
 	upstream upstreamKey
+	// wake abandons the session's wait for a step-up, if it waits.
+	wake chan<- struct{}
 }
 
 func newCancelKeys() *cancelKeys { return &cancelKeys{keys: map[uint32]cancelEntry{}} }
 
 // issue makes a fresh key for a session whose upstream key is up.
-func (k *cancelKeys) issue(up upstreamKey) cancelKey {
+func (k *cancelKeys) issue(up upstreamKey, wake chan<- struct{}) cancelKey {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for {
@@ -57,7 +59,7 @@ func (k *cancelKeys) issue(up upstreamKey) cancelKey {
 		if _, taken := k.keys[key.pid]; taken || key.pid == 0 {
 			continue
 		}
-		k.keys[key.pid] = cancelEntry{secret: key.secret, upstream: up}
+		k.keys[key.pid] = cancelEntry{secret: key.secret, upstream: up, wake: wake}
 		return key
 	}
 }
@@ -72,26 +74,32 @@ func (k *cancelKeys) forget(key cancelKey) {
 // lookup returns the upstream key of the session the client's key
 // names; the secret is compared in constant time, so timing does not
 // reveal how much of a guessed secret is right.
-func (k *cancelKeys) lookup(pid uint32, secret []byte) (upstreamKey, bool) {
+func (k *cancelKeys) lookup(pid uint32, secret []byte) (cancelEntry, bool) {
 	k.mu.Lock()
 	e, ok := k.keys[pid]
 	k.mu.Unlock()
 	if !ok || subtle.ConstantTimeCompare(e.secret[:], secret) != 1 {
-		return upstreamKey{}, false
+		return cancelEntry{}, false
 	}
-	return e.upstream, true
+	return e, true
 }
 
 // cancel forwards a client's CancelRequest to the upstream when its key
-// is one the gateway gave out. A request with any other key, such as a
-// guess or a key of another gateway, is dropped without an answer, as
-// PostgreSQL itself answers none.
+// is one the gateway gave out, and abandons the session's wait for a
+// step-up if it waits. A request with any other key, such as a guess or
+// a key of another gateway, is dropped without an answer, as PostgreSQL
+// itself answers none.
 func (s *Server) cancel(ctx context.Context, req *pgproto3.CancelRequest) {
-	up, ok := s.cancels.lookup(req.ProcessID, req.SecretKey)
+	e, ok := s.cancels.lookup(req.ProcessID, req.SecretKey)
 	if !ok {
 		s.Log.Info("database cancel request with an unknown key dropped", "database", s.db.Name)
 		return
 	}
+	select {
+	case e.wake <- struct{}{}:
+	default: // a cancel is already waiting to be seen
+	}
+	up := e.upstream
 	ctx, stop := context.WithTimeout(ctx, 10*time.Second)
 	defer stop()
 	var d net.Dialer

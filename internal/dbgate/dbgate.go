@@ -73,6 +73,14 @@ type Database struct {
 	// StatementWait bounds how long a statement waits for what it
 	// depends on (an earlier pipelined result it is judged on).
 	StatementWait time.Duration
+	// StepUpWait bounds how long a statement that needs more proof waits
+	// for its user to approve it in a browser.
+	StepUpWait time.Duration
+	// SingleUse makes each proof given for a held statement good for
+	// that statement alone: every statement that asks for a context
+	// waits for a proof made after it arrived, whatever the token or
+	// earlier approvals proved.
+	SingleUse bool
 	// MaxUpstream bounds the connections open to the upstream at once;
 	// a client past it is refused with SQLSTATE 53300.
 	MaxUpstream int
@@ -108,6 +116,10 @@ type Deps struct {
 	Users      Users
 	Policies   interface{ Load() *policy.Snapshot }
 	Classifier *sqlclass.Classifier
+	// StepUps hold a statement that needs more proof while its user
+	// approves it in a browser; nil refuses it at once, saying what to
+	// prove.
+	StepUps StepUps
 	// SignIns writes decisions to the sign-in log; when it fails the
 	// statement is refused, never run unrecorded. Nil writes none.
 	SignIns func(ctx context.Context, e audit.SignIn) error
@@ -138,6 +150,9 @@ func New(db Database, deps Deps) (*Server, error) {
 	}
 	if db.StatementWait <= 0 {
 		db.StatementWait = DefaultStatementWait
+	}
+	if db.StepUpWait <= 0 {
+		db.StepUpWait = DefaultStepUpWait
 	}
 	if db.MaxUpstream <= 0 {
 		db.MaxUpstream = DefaultMaxUpstream

@@ -35,6 +35,9 @@ type judgement struct {
 	refusal *pgproto3.ErrorResponse
 	// guardrail names the built-in rule that refused the statement.
 	guardrail string
+	// tokenRefused says the token itself no longer holds: no step-up in
+	// the session can help, only a new sign-in.
+	tokenRefused bool
 }
 
 // guardrail returns why a built-in rule refuses facts, or "".
@@ -85,12 +88,14 @@ func (s *Server) contextsFor(f sqlclass.Facts, labels []string) []string {
 	return slices.Compact(out)
 }
 
-// judge decides a statement with facts for the session's user.
-func (s *Server) judge(ss *session, f sqlclass.Facts) judgement {
+// judge decides a statement with facts for the session's user, on the
+// token's proofs and p's.
+func (s *Server) judge(ss *session, f sqlclass.Facts, p proofs) judgement {
 	j := judgement{facts: f, labels: sqlclass.Label(f, s.db.Labels)}
 	if why := ss.tokenProblem(); why != "" {
 		j.verdict = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.NewSignInRequired}
 		j.refusal = errorResponse(codeInvalidAuthorization, why, "")
+		j.tokenRefused = true
 		return j
 	}
 	if why := s.guardrail(f); why != "" {
@@ -101,11 +106,17 @@ func (s *Server) judge(ss *session, f sqlclass.Facts) judgement {
 	}
 	j.contexts = s.contextsFor(f, j.labels)
 	j.snap = s.Policies.Load()
-	j.req = ss.request(j.contexts, s.Now())
+	j.req = ss.request(j.contexts, s.Now(), p)
 	j.req.Statement = policyStatement(f, j.labels)
-	// No method source: the client cannot step up inside the session
-	// yet, so a challenge is answered with what is missing.
-	j.verdict, _ = access.Decide(access.Ask{Snapshot: j.snap, Request: j.req}, nil)
+	ask := access.Ask{Snapshot: j.snap, Request: j.req}
+	if !p.after.IsZero() && len(j.contexts) > 0 {
+		// Single use: only proofs made for this statement count.
+		ask.ReaskAfter, ask.Reask = p.after, access.ReaskSingleUse
+	}
+	// No method source: the user steps up in a browser, whose step-up
+	// page offers the methods; here a challenge only says what is
+	// missing.
+	j.verdict, _ = access.Decide(ask, nil)
 	switch j.verdict.Outcome {
 	case policy.OutcomeBlock:
 		msg := "refused by Stepgate's access policies"
@@ -158,8 +169,7 @@ func challengeHint(j judgement) string {
 	if len(j.contexts) > 0 {
 		acr = " with acr_values=" + strings.Join(j.contexts, "+")
 	}
-	return "Get a new access token for this database" + acr + " after proving it, and connect again with it. " +
-		"The gateway does not yet wait for a step-up inside a session."
+	return "Get a new access token for this database" + acr + " after proving it, and connect again with it."
 }
 
 func errorResponse(code, msg, hint string) *pgproto3.ErrorResponse {
@@ -195,7 +205,7 @@ func (s *Server) record(ctx context.Context, ss *session, j judgement, command s
 		return nil
 	}
 	e := audit.SignIn{
-		Source: "database", UserID: ss.c.user.ID, Username: ss.c.user.Username, App: s.db.Name,
+		Source: "database", UserID: ss.ident.Load().user.ID, Username: ss.ident.Load().user.Username, App: s.db.Name,
 		LatencyMicros: took.Microseconds(),
 	}
 	if j.req != nil && j.snap != nil {

@@ -50,8 +50,8 @@ func TestLabelledReadNeedsItsContext(t *testing.T) {
 		var ssn string
 		err := weak.QueryRow(ctx, "SELECT ssn FROM customers WHERE name = 'secret-name-42'", mode).Scan(&ssn)
 		pe := wantState(t, err, "28000")
-		if !strings.Contains(pe.Message, "c7") || !strings.Contains(pe.Message, "mfa") || !strings.Contains(pe.Hint, "does not yet wait") {
-			t.Errorf("mode %v: refusal %q (hint %q) should name the context, the missing proof and that the wait comes later", mode, pe.Message, pe.Hint)
+		if !strings.Contains(pe.Message, "c7") || !strings.Contains(pe.Message, "mfa") || !strings.Contains(pe.Hint, "acr_values=c7") {
+			t.Errorf("mode %v: refusal %q (hint %q) should name the context, the missing proof and how to get a token that has it", mode, pe.Message, pe.Hint)
 		}
 	}
 	// The session goes on after a refusal.

@@ -128,6 +128,13 @@ var testStart = time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
 // database holding customers (id, name, ssn) and orders (id, amount).
 func newRig(t testing.TB, edit ...func(*Database)) *rig {
 	t.Helper()
+	return newRigWith(t, nil, edit...)
+}
+
+// newRigWith is newRig with deps, when set, editing the gateway's
+// collaborators.
+func newRigWith(t testing.TB, deps func(*Deps), edit ...func(*Database)) *rig {
+	t.Helper()
 	pgtest.Require(t)
 	base, err := pgconn.ParseConfig(os.Getenv(pgtest.EnvDSN))
 	if err != nil {
@@ -185,7 +192,7 @@ func newRig(t testing.TB, edit ...func(*Database)) *rig {
 	nowFn := func() time.Time { return time.Unix(0, r.now.Load()).UTC() }
 	r.tokens = &fakeTokens{claims: map[string]*oauth.AccessClaims{}, revoked: map[string]bool{}, now: nowFn}
 	users := fakeUsers{"u-alice": {ID: "u-alice", Username: "alice"}, "u-bob": {ID: "u-bob", Username: "bob"}}
-	r.srv, err = New(db, Deps{
+	d := Deps{
 		Tokens: r.tokens, Users: users, Policies: r.policies,
 		SignIns: func(_ context.Context, e audit.SignIn) error {
 			r.mu.Lock()
@@ -194,7 +201,11 @@ func newRig(t testing.TB, edit ...func(*Database)) *rig {
 			return nil
 		},
 		Now: nowFn,
-	})
+	}
+	if deps != nil {
+		deps(&d)
+	}
+	r.srv, err = New(db, d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -15,6 +16,7 @@ import (
 	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/dbgate/sqlclass"
 	"github.com/stepgate/stepgate/internal/policy"
+	"github.com/stepgate/stepgate/internal/store"
 )
 
 // session relays one signed-in client to its own upstream connection.
@@ -42,6 +44,14 @@ type session struct {
 	up     net.Conn
 	marker string
 	key    cancelKey
+	// ident is the last check of the session's token; the watcher and
+	// the client reader both renew it.
+	ident atomic.Pointer[identity]
+	// wmu serialises writes to the client after sign-in: the upstream
+	// reader's relaying, a held statement's NOTICE, the watcher's FATAL.
+	wmu sync.Mutex
+	// wake carries a cancel request to a statement waiting for a step-up.
+	wake chan struct{}
 
 	// Owned by the client reader.
 	cycle     int                // cycles sent upstream
@@ -49,6 +59,7 @@ type session struct {
 	distrust  map[string]bool    // statements whose Parse or PREPARE may not have taken effect
 	portals   map[string]*portal // portals bound, with what they run
 	copyIn    int                // the cycle of a simple-query COPY FROM STDIN under way, or 0
+	extra     []store.AuthEvent  // proofs approvals gave the session (not single use)
 
 	mu       sync.Mutex // guards the fields below, shared with the upstream reader
 	changed  *sync.Cond // signalled when done grows
@@ -92,9 +103,11 @@ func (s *Server) runSession(ctx context.Context, c *client) {
 	ss := &session{
 		s: s, c: c, cls: s.Classifier.NewSession(), fe: hc.Frontend, up: hc.Conn, marker: newMarker(),
 		unsettled: map[string]int{}, distrust: map[string]bool{}, portals: map[string]*portal{}, failed: map[int]bool{},
+		wake: make(chan struct{}, 1),
 	}
+	ss.ident.Store(c.signedIn)
 	ss.changed = sync.NewCond(&ss.mu)
-	ss.key = s.cancels.issue(upstreamKey{pid: hc.PID, secret: hc.SecretKey})
+	ss.key = s.cancels.issue(upstreamKey{pid: hc.PID, secret: hc.SecretKey}, ss.wake)
 	defer s.cancels.forget(ss.key)
 	c.be.Send(&pgproto3.AuthenticationOk{})
 	for k, v := range hc.ParameterStatuses {
@@ -105,6 +118,9 @@ func (s *Server) runSession(ctx context.Context, c *client) {
 	if err := c.be.Flush(); err != nil {
 		return
 	}
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go ss.watch(watchDone)
 	relayDone := make(chan struct{})
 	go func() {
 		defer close(relayDone)
@@ -194,7 +210,7 @@ func (ss *session) handle(ctx context.Context, msg pgproto3.FrontendMessage) boo
 		_ = ss.fe.Flush()
 		return false
 	default:
-		ss.s.Log.Info("database client sent an unexpected message", "database", ss.s.db.Name, "user", ss.c.user.Username)
+		ss.s.Log.Info("database client sent an unexpected message", "database", ss.s.db.Name, "user", ss.ident.Load().user.Username)
 		return false
 	}
 	return true
@@ -388,16 +404,35 @@ func copyFrom(f sqlclass.Facts) bool {
 }
 
 // decide judges f and records the decision; ok says the statement may
-// run.
+// run. A statement that needs more proof is held for its user's approval
+// when it can be (hold), and its challenge is written to the log before
+// it waits.
 func (ss *session) decide(ctx context.Context, f sqlclass.Facts) (judgement, bool) {
-	start := time.Now()
-	j := ss.s.judge(ss, f)
-	if err := ss.s.record(ctx, ss, j, commandOf(f), time.Since(start)); err != nil {
+	start, arrived := time.Now(), ss.s.Now()
+	p := proofs{extra: ss.extra}
+	if ss.s.db.SingleUse {
+		p = proofs{after: singleUseAfter(arrived)}
+	}
+	j := ss.s.judge(ss, f, p)
+	if ss.s.holdable(j) {
+		if !ss.recorded(ctx, &j, f, time.Since(start)) {
+			return j, false
+		}
+		j = ss.hold(ctx, f, j, arrived)
+	}
+	ok := ss.recorded(ctx, &j, f, time.Since(start))
+	return j, ok && j.refusal == nil
+}
+
+// recorded writes j to the sign-in log; when that fails, j becomes a
+// refusal, since a statement never runs unrecorded.
+func (ss *session) recorded(ctx context.Context, j *judgement, f sqlclass.Facts, took time.Duration) bool {
+	if err := ss.s.record(ctx, ss, *j, commandOf(f), took); err != nil {
 		ss.s.Log.Error("write database decision to the sign-in log", "database", ss.s.db.Name, "err", err)
 		j.refusal = errorResponse("53000", "this statement could not be recorded in the sign-in log, so it was not run; try again in a moment", "")
-		return j, false
+		return false
 	}
-	return j, j.refusal == nil
+	return true
 }
 
 // refuse sends the upstream, in place of a refused statement, one that
@@ -418,28 +453,41 @@ func (ss *session) refuse(e *pgproto3.ErrorResponse, asQuery bool) {
 }
 
 // tokenProblem says why the session's token no longer lets it run
-// statements: expired, or (checked again at most every second) revoked,
-// its user disabled or a role it claims ended.
+// statements: expired, or (checked again at most every second, by the
+// watcher or here) revoked, its user disabled or a role it claims ended.
 func (ss *session) tokenProblem() string {
-	now := ss.s.Now()
-	if exp := ss.c.claims.Expiry; exp != nil && !now.Before(exp.Time()) {
+	id, now := ss.ident.Load(), ss.s.Now()
+	if expired(id, now) {
 		return "your access token has expired: get a new one and connect again"
 	}
-	if now.Sub(ss.c.verified) < reverifyEvery {
+	if now.Sub(id.verified) < reverifyEvery {
 		return ""
 	}
+	return ss.reverify()
+}
+
+// reverify checks the session's token again and keeps what it finds; it
+// returns why the token no longer holds, or "".
+func (ss *session) reverify() string {
 	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
-	if err := ss.s.checkToken(ctx, ss.c, ss.c.user.Username); err != nil {
+	id, err := ss.s.checkToken(ctx, ss.c.token, ss.ident.Load().user.Username)
+	if err != nil {
 		return "your access token is no longer valid (" + err.Error() + ")"
 	}
+	ss.ident.Store(id)
 	return ""
 }
 
-// request is the access request for a statement of this session.
-func (ss *session) request(contexts []string, now time.Time) *policy.Request {
-	events := access.TokenEvents(ss.c.claims.Proofs)
-	u := ss.c.user
+// request is the access request for a statement of this session, judged
+// on the token's proofs and those of p.
+func (ss *session) request(contexts []string, now time.Time, p proofs) *policy.Request {
+	id := ss.ident.Load()
+	events := access.TokenEvents(id.claims.Proofs)
+	if len(p.extra) > 0 {
+		events = append(events, p.extra...)
+	}
+	u := id.user
 	return &policy.Request{
 		Subject:      policy.Subject{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.RolesAt(now, ss.s.db.Name)},
 		App:          ss.s.db.Name,
@@ -464,24 +512,33 @@ func (ss *session) relayUpstream() {
 			}
 			return
 		}
-		switch m := msg.(type) {
-		case *pgproto3.ErrorResponse:
-			be.Send(ss.failedCycle(m))
-		case *pgproto3.ReadyForQuery:
-			ss.finishCycle()
-			be.Send(m)
-		case *pgproto3.BackendKeyData:
+		if _, ok := msg.(*pgproto3.BackendKeyData); ok {
 			continue // the client keeps the gateway's key
-		default:
-			be.Send(m)
 		}
-		if _, row := msg.(*pgproto3.DataRow); row {
-			continue // rows are flushed with what ends them
-		}
-		if err := be.Flush(); err != nil {
+		if !ss.relay(be, msg) {
 			return
 		}
 	}
+}
+
+// relay forwards one upstream message to the client; false means the
+// client is gone.
+func (ss *session) relay(be *pgproto3.Backend, msg pgproto3.BackendMessage) bool {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	switch m := msg.(type) {
+	case *pgproto3.ErrorResponse:
+		be.Send(ss.failedCycle(m))
+	case *pgproto3.ReadyForQuery:
+		ss.finishCycle()
+		be.Send(m)
+	case *pgproto3.DataRow:
+		be.Send(m)
+		return true // rows are flushed with what ends them
+	default:
+		be.Send(m)
+	}
+	return be.Flush() == nil
 }
 
 // failedCycle notes an error in the cycle being answered and returns what

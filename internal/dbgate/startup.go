@@ -24,17 +24,26 @@ const (
 	codeProtocolViolation    = "08P01"
 	codeTooManyConnections   = "53300"
 	codeConnectionFailure    = "08006"
+	codeAdminShutdown        = "57P01" // admin_shutdown
 )
 
 // client is a signed-in client before its session starts.
 type client struct {
-	conn     net.Conn
-	be       *pgproto3.Backend
-	addr     netip.Addr
+	conn   net.Conn
+	be     *pgproto3.Backend
+	addr   netip.Addr
+	token  string
+	params map[string]string
+	// signedIn is who the token signed in, as of its first check; the
+	// session keeps the checks after it (session.ident).
+	signedIn *identity
+}
+
+// identity is what one check of a session's token found: the user (with
+// the roles and grants they hold now), the token's claims, and when.
+type identity struct {
 	user     store.User
 	claims   *oauth.AccessClaims
-	token    string
-	params   map[string]string
 	verified time.Time
 }
 
@@ -148,11 +157,13 @@ func (s *Server) signIn(ctx context.Context, c *client, m *pgproto3.StartupMessa
 		return false
 	}
 	c.token = pw.Password
-	if err := s.checkToken(ctx, c, username); err != nil {
+	id, err := s.checkToken(ctx, c.token, username)
+	if err != nil {
 		s.Log.Info("database sign-in refused", "database", s.db.Name, "user", username, "ip", c.addr.String(), "err", err)
 		s.refuseStartup(c, codeInvalidPassword, err.Error())
 		return false
 	}
+	c.signedIn = id
 	return true
 }
 
@@ -164,33 +175,32 @@ var errBadToken = errors.New("the password is not a valid Stepgate access token 
 // named user's: a token issued for another app (another database, a web
 // app) is never a key to this one, and a user cannot sign in under
 // another's name with their own token.
-func (s *Server) checkToken(ctx context.Context, c *client, username string) error {
-	claims, err := s.Tokens.VerifyAccessToken(ctx, c.token)
+func (s *Server) checkToken(ctx context.Context, token, username string) (*identity, error) {
+	claims, err := s.Tokens.VerifyAccessToken(ctx, token)
 	if err != nil {
 		var ended *oauth.RoleEndedError
 		if errors.As(err, &ended) {
-			return fmt.Errorf("the token carries the role %s, which the user no longer holds: get a new token", ended.Role)
+			return nil, fmt.Errorf("the token carries the role %s, which the user no longer holds: get a new token", ended.Role)
 		}
-		return errBadToken
+		return nil, errBadToken
 	}
 	if !slices.Contains(claims.Audience, s.db.Name) {
-		return fmt.Errorf("the token was not issued for the database %s: get a token for it and connect again", s.db.Name)
+		return nil, fmt.Errorf("the token was not issued for the database %s: get a token for it and connect again", s.db.Name)
 	}
 	u, err := s.Users.GetUser(ctx, claims.Subject)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return errors.New("the token's user does not exist")
+			return nil, errors.New("the token's user does not exist")
 		}
-		return fmt.Errorf("look up the token's user: %w", err)
+		return nil, fmt.Errorf("look up the token's user: %w", err)
 	}
 	if u.Username != username {
-		return fmt.Errorf("the token was issued to another user than %q: connect with your own user name", username)
+		return nil, fmt.Errorf("the token was issued to another user than %q: connect with your own user name", username)
 	}
 	if u.Disabled {
-		return errors.New("the account is disabled")
+		return nil, errors.New("the account is disabled")
 	}
-	c.user, c.claims, c.verified = u, claims, s.Now()
-	return nil
+	return &identity{user: u, claims: claims, verified: s.Now()}, nil
 }
 
 // refuseStartup answers a client that may not start a session.

@@ -16,6 +16,13 @@ type DeviceRequest struct {
 	ClientName string
 	Scopes     []string
 	Expires    time.Time
+	// Database is set for a statement the database gateway holds for
+	// the user's approval, with what the statement does (never its
+	// text) and the database client's address.
+	Database       string
+	Command, Class string
+	Tables, Labels []string
+	From           string
 }
 
 // DeviceStep is what comes of a user's answer to a device request.
@@ -40,6 +47,8 @@ type DeviceAnswer struct {
 	Step    DeviceStep
 	Methods []string
 	Why     string
+	// Database is set when the answer was to a held statement.
+	Database string
 }
 
 // Why a user code leads to no request to answer. Each one is final for

@@ -76,6 +76,9 @@ type deviceRecord struct {
 	// GrantID is the grant the redemption made; set once, it marks the
 	// device code used.
 	GrantID string `json:"grant_id,omitempty"`
+	// Held, when set, makes the record a statement the database gateway
+	// holds for its user's approval (device_held.go), not a device grant.
+	Held *heldRecord `json:"held,omitempty"`
 }
 
 // userCodeRecord points from a user code to its device authorization.
@@ -407,6 +410,8 @@ func (p *Provider) redeemDevice(ctx context.Context, c *Client, form url.Values)
 		return issued{}, errInvalidGrant("the device code is invalid or expired", nil)
 	case errors.Is(err, errDeviceExpired):
 		return issued{}, errExpiredToken("the device code expired; start again")
+	case errors.Is(err, errHeldNotGrant):
+		return issued{}, errInvalidGrant("the device code is invalid or expired", err)
 	case errors.Is(err, errGrantUsed):
 		// A second redemption means the device code leaked: what the first
 		// one issued is revoked, as for a reused authorization code.
@@ -440,6 +445,8 @@ func poll(cur deviceRecord, client, grantID string, now time.Time) (deviceRecord
 		return cur, 0, errDeviceExpired
 	}
 	switch {
+	case cur.Held != nil:
+		return cur, 0, errHeldNotGrant
 	case cur.Status == deviceStatusRedeemed:
 		return cur, 0, errGrantUsed
 	case cur.ClientID != client:
@@ -553,6 +560,15 @@ func (p *Provider) findDevice(ctx context.Context, userID, typed string) (device
 	if err != nil {
 		return deviceRef{}, err
 	}
+	if rec.Held != nil && rec.Held.UserID != userID {
+		// Another user's held statement: as unknown as a wrong code, and
+		// counted as a wrong guess, so that nobody learns, approves or
+		// denies it but its own user.
+		for _, a := range attempts {
+			a.Failed()
+		}
+		return deviceRef{}, oauth.ErrDeviceUnknown
+	}
 	switch {
 	case rec.Status != deviceStatusPending:
 		return deviceRef{}, oauth.ErrDeviceAnswered
@@ -572,6 +588,10 @@ func (p *Provider) LookupDevice(ctx context.Context, userID, typed string) (oaut
 	code, _ := NormalizeUserCode(typed)
 	out := oauth.DeviceRequest{UserCode: FormatUserCode(code), ClientID: d.rec.ClientID, ClientName: d.rec.ClientID,
 		Scopes: slices.Clone(d.rec.Scope), Expires: d.rec.ExpiresAt}
+	if d.rec.Held != nil {
+		describeHeld(&out, d.rec.Held)
+		return out, nil
+	}
 	if c, err := p.Clients.Get(ctx, d.rec.ClientID); err == nil && c.Name != "" {
 		out.ClientName = c.Name
 	}

@@ -36,6 +36,9 @@ func (p *Provider) AnswerDevice(r *http.Request, typed string, approve bool) (oa
 	if err != nil {
 		return oauth.DeviceAnswer{}, err
 	}
+	if d.rec.Held != nil {
+		return p.answerHeld(r, d, s, u, approve)
+	}
 	if !approve {
 		entry := audit.SignIn{Source: "oidc", App: d.rec.ClientID, UserID: u.ID, Username: u.Username}
 		req := p.Access(r, u, &s, d.rec.ClientID, p.Now())

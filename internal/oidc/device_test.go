@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/access"
 	"github.com/stepgate/stepgate/internal/authn"
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
@@ -615,5 +616,79 @@ func BenchmarkDevicePoll(b *testing.B) {
 		if !strings.Contains(rec.Body.String(), "authorization_pending") {
 			b.Fatalf("poll: %d %s", rec.Code, rec.Body.String())
 		}
+	}
+}
+
+// TestHeldStatementIsItsUsersAlone: a statement the database gateway
+// holds is shown, approved or denied only by its own user: to anyone
+// else its code is as unknown as a wrong guess (and counted as one);
+// the token endpoint refuses its handle; an approval is handed to the
+// gateway once; a released hold leads nowhere.
+func TestHeldStatementIsItsUsersAlone(t *testing.T) {
+	t.Parallel()
+	dp := newDeviceProvider(t, DeviceOptions{})
+	ctx := context.Background()
+	held := access.HeldStatement{UserID: dp.user.ID, Database: "bank", Contexts: []string{"c1"},
+		Statement: policy.Statement{Class: "read", Command: "SELECT", Tables: []string{"customers"}, Labels: []string{"pii"}}, From: "127.0.0.1"}
+	tk, err := dp.HoldStatement(ctx, held, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !userCodeShape.MatchString(tk.UserCode) || tk.Link != dp.Issuer+"/device?user_code="+tk.UserCode {
+		t.Fatalf("ticket %+v", tk)
+	}
+	if _, err := dp.LookupDevice(ctx, "someone-else", tk.UserCode); !errors.Is(err, oauth.ErrDeviceUnknown) {
+		t.Fatalf("another user's lookup: %v, want ErrDeviceUnknown", err)
+	}
+	req, err := dp.LookupDevice(ctx, dp.user.ID, tk.UserCode)
+	if err != nil || req.Database != "bank" || req.Command != "SELECT" || strings.Join(req.Labels, ",") != "pii" {
+		t.Fatalf("own lookup: %+v, %v", req, err)
+	}
+	wantOAuthError(t, dp.poll(t, cliClientID, tk.Handle), http.StatusBadRequest, "invalid_grant")
+	if a, err := dp.HeldAnswer(ctx, tk.Handle); err != nil || a.State != access.HoldPending {
+		t.Fatalf("before an answer: %+v, %v", a, err)
+	}
+	d, err := dp.findDevice(ctx, dp.user.ID, tk.UserCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof := store.AuthEvent{Method: "totp", Time: dp.clock.Now(), AMR: []string{"otp"}}
+	if err := dp.answer(ctx, d, deviceStatusApproved, "", &authState{UserID: dp.user.ID, Proofs: []store.AuthEvent{proof}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := dp.HeldAnswer(ctx, tk.Handle)
+	if err != nil || a.State != access.HoldApproved || len(a.Proofs) != 1 || a.Proofs[0].Method != "totp" {
+		t.Fatalf("approved: %+v, %v", a, err)
+	}
+	if a, _ := dp.HeldAnswer(ctx, tk.Handle); a.State != access.HoldGone {
+		t.Fatalf("a second poll got %+v: an approval must be handed over once", a)
+	}
+	dp.ReleaseHeld(ctx, tk)
+	if _, err := dp.LookupDevice(ctx, dp.user.ID, tk.UserCode); !errors.Is(err, oauth.ErrDeviceUnknown) {
+		t.Fatalf("released hold: %v, want ErrDeviceUnknown", err)
+	}
+
+	denied, err := dp.HoldStatement(ctx, held, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = dp.findDevice(ctx, dp.user.ID, denied.UserCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dp.answer(ctx, d, deviceStatusDenied, "you denied the statement in the browser", nil); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := dp.HeldAnswer(ctx, denied.Handle); a.State != access.HoldDenied || !strings.Contains(a.Why, "denied") {
+		t.Fatalf("denied: %+v", a)
+	}
+	dp.clock.Add(3 * time.Minute)
+	expired, err := dp.HoldStatement(ctx, held, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp.clock.Add(2 * time.Minute)
+	if a, _ := dp.HeldAnswer(ctx, expired.Handle); a.State != access.HoldGone {
+		t.Fatalf("expired: %+v", a)
 	}
 }

@@ -129,6 +129,13 @@ const (
 	// refused the statement (COPY ... PROGRAM, a server file, UPDATE or
 	// DELETE without WHERE where the database refuses it).
 	StatementGuardrail Code = "statement-guardrail"
+	// StepUpTimedOut: a statement held for a step-up got no proof within
+	// the database's wait; StepUpCancelled: its client cancelled it
+	// while it waited; StepUpRefused: the user denied it on the approval
+	// page, or the proof given there did not meet its policies.
+	StepUpTimedOut  Code = "step-up-timed-out"
+	StepUpCancelled Code = "step-up-cancelled"
+	StepUpRefused   Code = "step-up-refused"
 )
 
 // sentences say what each code means, for people reading a decision in
@@ -193,6 +200,9 @@ var sentences = map[Code]string{
 	ElevationExpired:       "The elevation ended at its time, or the request lapsed before a decision.",
 	ElevationDeactivated:   "The elevation was ended early: by its holder, an administrator, or because the user is no longer eligible.",
 	StatementGuardrail:     "A built-in rule of the database gateway refused the statement, whatever the proofs.",
+	StepUpTimedOut:         "The statement waited for a step-up and no proof came in time.",
+	StepUpCancelled:        "The client cancelled the statement while it waited for a step-up.",
+	StepUpRefused:          "The statement waited for a step-up, and the user denied it or the proof did not meet its policies.",
 }
 
 // Sentence describes the code for people: "The policy does not target

@@ -33,6 +33,12 @@ type deviceView struct {
 	ClientID string
 	Scopes   []string
 	Expires  time.Time
+	// Database is set for a statement the database gateway holds: what
+	// it does, and where it comes from.
+	Database       string
+	Command, Class string
+	Tables, Labels []string
+	From           string
 }
 
 // scopeWords say what each scope lets the device do, for the user who
@@ -71,7 +77,11 @@ func (p *Pages) deviceForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return p.deviceError(w, r, v, typed, err)
 	}
-	v.Device = &deviceView{State: "confirm", UserCode: req.UserCode, Client: req.ClientName, ClientID: req.ClientID, Expires: req.Expires}
+	v.Device = &deviceView{State: "confirm", UserCode: req.UserCode, Client: req.ClientName, ClientID: req.ClientID, Expires: req.Expires,
+		Database: req.Database, Command: req.Command, Class: req.Class, Tables: req.Tables, Labels: req.Labels, From: req.From}
+	if req.Database != "" {
+		v.Title = "Run a statement on " + req.Database
+	}
 	for _, sc := range req.Scopes {
 		if words, ok := scopeWords[sc]; ok {
 			v.Device.Scopes = append(v.Device.Scopes, words)
@@ -113,6 +123,7 @@ func (p *Pages) deviceAnswer(w http.ResponseWriter, r *http.Request) error {
 		if ans.Step == oauth.DeviceDenied {
 			v.Device.State = "denied"
 		}
+		v.Device.Database = ans.Database
 		p.render(w, r, http.StatusOK, "device", v)
 	case oauth.DeviceSignIn:
 		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(back), http.StatusSeeOther)
@@ -126,7 +137,11 @@ func (p *Pages) deviceAnswer(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/account/password?return_to="+url.QueryEscape(back), http.StatusSeeOther)
 	case oauth.DeviceBlocked:
 		v.Device.State = "blocked"
+		v.Device.Database = ans.Database
 		v.Error = "Your organisation's policy does not allow this: " + ans.Why + ". The device was told that access is denied."
+		if ans.Database != "" {
+			v.Error = "Your organisation's policy does not allow this: " + ans.Why + ". The statement was refused; nothing ran."
+		}
 		p.render(w, r, http.StatusForbidden, "device", v)
 	default:
 		return errors.New("device answer: unknown step")
