@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -112,7 +113,7 @@ func bankToken(t *testing.T, base, addr string) string {
 	if userCode == "" || deviceCode == "" {
 		t.Fatalf("device authorization: %v", start)
 	}
-	approveDevice(t, base, addr, userCode, "alice", "")
+	approveDevice(t, base, addr, userCode, "alice", nil, "approve")
 	tok := post("/oauth2/token", url.Values{"grant_type": {config.DeviceCodeGrant}, "device_code": {deviceCode}})
 	at, _ := tok["access_token"].(string)
 	if at == "" {
@@ -121,9 +122,11 @@ func bankToken(t *testing.T, base, addr string) string {
 	return at
 }
 
-// approveDevice signs user in with a browser and approves the device
-// page for userCode; with a TOTP secret, it steps up when Stepgate asks.
-func approveDevice(t *testing.T, base, addr, userCode, user, totpSecret string) {
+// approveDevice signs user in with a browser and answers the device
+// page for userCode with decision (approve or deny). When Stepgate asks
+// for more proof first, it steps up with the authenticator app of
+// totpSecret and answers again. It returns the final page.
+func approveDevice(t *testing.T, base, addr, userCode, user string, codes *totpCodes, decision string) string {
 	t.Helper()
 	b := demoBrowser(addr)
 	back := "/device?user_code=" + url.QueryEscape(userCode)
@@ -134,36 +137,60 @@ func approveDevice(t *testing.T, base, addr, userCode, user, totpSecret string) 
 	}
 	resp, _ := demoDo(t, b, "POST", base+"/login", url.Values{"csrf_token": {csrf[1]}, "username": {user},
 		"password": {user + "-demo-password"}, "return_to": {back}})
-	loc := resp.Header.Get("Location")
-	for range 4 {
-		if !strings.HasPrefix(loc, "/stepup") && !strings.HasPrefix(loc, base+"/stepup") {
-			break
-		}
-		if totpSecret == "" {
-			t.Fatalf("Stepgate asks for a step-up (%s), and the test has no code", loc)
-		}
-		loc = stepUpWithTOTP(t, b, base, loc, totpSecret)
-	}
-	if loc != back && loc != base+back {
+	if loc := resp.Header.Get("Location"); loc != back && loc != base+back {
 		t.Fatalf("sign-in went to %q, want back to %q", loc, back)
 	}
-	_, confirm := demoDo(t, b, "GET", base+back, nil)
-	m := demoCSRFRe.FindStringSubmatch(confirm)
-	if m == nil || !strings.Contains(confirm, userCode) {
-		t.Fatalf("the device page does not show the code:\n%s", confirm)
+	for range 3 {
+		_, confirm := demoDo(t, b, "GET", base+back, nil)
+		m := demoCSRFRe.FindStringSubmatch(confirm)
+		if m == nil || !strings.Contains(confirm, userCode) {
+			t.Fatalf("the device page does not show the code:\n%s", confirm)
+		}
+		resp, body := demoDo(t, b, "POST", base+"/device", url.Values{"csrf_token": {m[1]}, "user_code": {userCode}, "decision": {decision}})
+		if resp.StatusCode == http.StatusOK {
+			return body
+		}
+		loc := resp.Header.Get("Location")
+		if !strings.Contains(loc, "/stepup") || codes == nil {
+			t.Fatalf("answer %s: status %d, to %q\n%s", decision, resp.StatusCode, loc, body)
+		}
+		if next := stepUpWithTOTP(t, b, base, loc, codes); next != back && next != base+back {
+			t.Fatalf("the step-up went to %q, want back to %q", next, back)
+		}
 	}
-	resp, body := demoDo(t, b, "POST", base+"/device", url.Values{"csrf_token": {m[1]}, "user_code": {userCode}, "decision": {"approve"}})
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("approve: status %d\n%s", resp.StatusCode, body)
-	}
+	t.Fatalf("answering %s for %s did not end", decision, userCode)
+	return ""
 }
 
-// stepUpWithTOTP answers the step-up page at loc with the current code
-// of secret and returns where Stepgate sends the browser next.
-func stepUpWithTOTP(t *testing.T, b *http.Client, base, loc, secret string) string {
+// totpCodes hands out codes of alice's authenticator app, each of a
+// later time step than the one before: a code once accepted is never
+// accepted again, and Stepgate accepts the steps just before and after
+// the current one, so three step-ups fit in one test.
+type totpCodes struct {
+	secret string
+	used   int
+}
+
+func (c *totpCodes) next(t *testing.T) string {
+	t.Helper()
+	if c.used > 2 {
+		t.Fatal("more step-ups than distinct codes around the current time")
+	}
+	code := demoCode(t, c.secret, time.Now().Add(time.Duration(c.used-1)*30*time.Second))
+	c.used++
+	return code
+}
+
+// stepUpWithTOTP answers the step-up page at loc with the next code of
+// codes and returns where Stepgate sends the browser next.
+func stepUpWithTOTP(t *testing.T, b *http.Client, base, loc string, codes *totpCodes) string {
 	t.Helper()
 	if strings.HasPrefix(loc, "/") {
 		loc = base + loc
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
 	}
 	_, page := demoDo(t, b, "GET", loc, nil)
 	csrf, cer := demoCSRFRe.FindStringSubmatch(page), demoCerRe.FindStringSubmatch(page)
@@ -171,7 +198,7 @@ func stepUpWithTOTP(t *testing.T, b *http.Client, base, loc, secret string) stri
 		t.Fatalf("the step-up page has no code form:\n%s", page)
 	}
 	resp, body := demoDo(t, b, "POST", base+"/stepup", url.Values{"csrf_token": {csrf[1]}, "ceremony": {cer[1]},
-		"method": {"totp"}, "code": {demoCode(t, secret, time.Now())}})
+		"code": {codes.next(t)}, "return_to": {u.Query().Get("return_to")}})
 	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
 		t.Fatalf("step-up: status %d\n%s", resp.StatusCode, body)
 	}
@@ -201,13 +228,20 @@ func (db bankDB) dsn(user, token string) string {
 		" sslmode=verify-full sslrootcert=" + db.cert + " connect_timeout=10"
 }
 
-// psql runs the real psql against the demo's bank database with the
+// psqlCmd is the real psql against the demo's bank database with the
 // token as its password, over TLS with the demo's certificate.
-func (db bankDB) psql(t *testing.T, token string, args ...string) (stdout, stderr string, err error) {
+func (db bankDB) psqlCmd(t *testing.T, token string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(psqlBinary(t), append([]string{"-X", "-At", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
 		"-h", db.host, "-p", db.port, "-U", "alice", "-d", "bank"}, args...)...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+token, "PGSSLMODE=verify-full", "PGSSLROOTCERT="+db.cert, "PGCONNECT_TIMEOUT=10")
+	return cmd
+}
+
+// psql runs psqlCmd to its end.
+func (db bankDB) psql(t *testing.T, token string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := db.psqlCmd(t, token, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
@@ -245,39 +279,127 @@ func wantPgError(t *testing.T, what string, err error, code string, mentions ...
 	}
 }
 
+var noticeCodeRe = regexp.MustCompile(`/device\?user_code=([A-Z]{4}-[A-Z]{4})`)
+
+// heldNotice waits for the NOTICE of a held statement and returns its
+// user code, checking the link is Stepgate's device page.
+func heldNotice(t *testing.T, base string, notices <-chan *pgconn.Notice) string {
+	t.Helper()
+	select {
+	case n := <-notices:
+		m := noticeCodeRe.FindStringSubmatch(n.Message)
+		if m == nil || !strings.Contains(n.Message, base+"/device?user_code=") || !strings.Contains(n.Message, "c1") {
+			t.Fatalf("notice %q has no link to %s/device naming c1", n.Message, base)
+		}
+		return m[1]
+	case <-time.After(20 * time.Second):
+		t.Fatal("no NOTICE for the held statement")
+		return ""
+	}
+}
+
+// noticeConn connects to the bank database through pgx and sends the
+// server's notices to the returned channel.
+func (db bankDB) noticeConn(t *testing.T, token string) (*pgx.Conn, <-chan *pgconn.Notice) {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(db.dsn("alice", token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notices := make(chan *pgconn.Notice, 8)
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n }
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn, notices
+}
+
+type queryResult struct {
+	values []string
+	err    error
+}
+
+// queryStrings runs sql in the background and sends its one text column.
+func queryStrings(conn *pgx.Conn, sql string) <-chan queryResult {
+	done := make(chan queryResult, 1)
+	go func() {
+		rows, err := conn.Query(context.Background(), sql)
+		if err != nil {
+			done <- queryResult{err: err}
+			return
+		}
+		v, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		done <- queryResult{v, err}
+	}()
+	return done
+}
+
+func waitResult(t *testing.T, what string, done <-chan queryResult) queryResult {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not end", what)
+		return queryResult{}
+	}
+}
+
 // TestDemoBankDatabase runs "stepgate demo --with-postgres=URL" against
 // a real PostgreSQL and follows the README's bank database walk-through
 // with pgx and the real psql, over TLS verified with the demo's
-// certificate: alice, signed in with her password, reads customer
-// names; reading their social security numbers asks for her
-// authenticator app (context c1); UPDATE and DELETE without WHERE, in
-// every disguise the classifier knows, are refused (42501) whatever she
-// proves, and the bank's data is unchanged afterwards.
+// certificate. alice, signed in with her password, reads customer names
+// at once. Reading their social security numbers waits: a NOTICE links
+// to the device page, where alice's password alone is not enough and
+// she steps up with her authenticator app; the waiting query then
+// returns, unsent again. bob cannot see or answer alice's code; a
+// denial ends the wait with 28000 and no row. UPDATE and DELETE without
+// WHERE, in every disguise the classifier knows, are refused (42501)
+// whatever she proves, and the bank's data is unchanged afterwards.
 func TestDemoBankDatabase(t *testing.T) {
-	base, addr, _, db := startBankDemo(t)
+	base, addr, welcome, db := startBankDemo(t)
+	secretMatch := demoSecretRe.FindStringSubmatch(welcome)
+	if secretMatch == nil {
+		t.Fatalf("no TOTP secret in the welcome text:\n%s", welcome)
+	}
+	codes := &totpCodes{secret: secretMatch[1]}
 	ctx := context.Background()
 	before := db.totals(t)
 	token := bankToken(t, base, addr)
 
-	conn, err := pgx.Connect(ctx, db.dsn("alice", token))
-	if err != nil {
-		t.Fatal(err)
+	conn, notices := db.noticeConn(t, token)
+	names := waitResult(t, "reading names", queryStrings(conn, "SELECT name FROM customers ORDER BY id"))
+	if names.err != nil || len(names.values) != 6 || names.values[0] != "Ada Okafor" {
+		t.Fatalf("customer names: %v %v", names.values, names.err)
 	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT name FROM customers ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
+	if len(notices) != 0 {
+		t.Fatalf("a routine read got a notice: %q", (<-notices).Message)
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(names) != 6 || names[0] != "Ada Okafor" {
-		t.Fatalf("customer names: %v %v", names, err)
+
+	held := queryStrings(conn, "SELECT ssn FROM customers ORDER BY id")
+	code := heldNotice(t, base, notices)
+	if page := bobLooksAt(t, base, addr, code); strings.Contains(page, "Run this statement?") || strings.Contains(page, "customers") {
+		t.Fatalf("bob sees alice's held statement:\n%s", page)
 	}
-	var ssn string
-	err = conn.QueryRow(ctx, "SELECT ssn FROM customers WHERE id = 1").Scan(&ssn)
-	wantPgError(t, "reading an ssn with a password only", err, "28000", "c1")
-	if ssn != "" {
-		t.Fatalf("the ssn was read: %q", ssn)
+	select {
+	case r := <-held:
+		t.Fatalf("the ssn read ended before alice approved it: %v %v", r.values, r.err)
+	default:
 	}
+	if page := approveDevice(t, base, addr, code, "alice", codes, "approve"); !strings.Contains(page, "Statement approved") {
+		t.Fatalf("the approval page:\n%s", page)
+	}
+	ssns := waitResult(t, "the approved ssn read", held)
+	if ssns.err != nil || len(ssns.values) != 6 || ssns.values[0] != "000-12-3401" {
+		t.Fatalf("the approved ssn read: %v %v", ssns.values, ssns.err)
+	}
+	emails := waitResult(t, "an email read after the approval", queryStrings(conn, "SELECT email FROM customers WHERE id = 1"))
+	if emails.err != nil || len(emails.values) != 1 || len(notices) != 0 {
+		t.Fatalf("a pii read after the approval, on the session's proofs: %v %v (notices %d)", emails.values, emails.err, len(notices))
+	}
+
 	for _, tc := range []struct{ name, sql string }{
 		{"fail/update-without-where", "UPDATE accounts SET balance = 0"},
 		{"fail/update-where-true", "UPDATE accounts SET balance = 0 WHERE true"},
@@ -291,26 +413,115 @@ func TestDemoBankDatabase(t *testing.T) {
 		_, err := conn.Exec(ctx, tc.sql)
 		wantPgError(t, tc.name, err, "42501")
 	}
-	_, err = conn.Prepare(ctx, "zero", "UPDATE accounts SET balance = 0")
+	_, err := conn.Prepare(ctx, "zero", "UPDATE accounts SET balance = 0")
 	if err == nil {
 		_, err = conn.Exec(ctx, "zero")
 	}
 	wantPgError(t, "fail/prepared-update-without-where", err, "42501")
 
-	out, stderr, err := db.psql(t, token, "-c", "SELECT name FROM customers ORDER BY id")
-	if err != nil || !strings.HasPrefix(out, "Ada Okafor\n") {
+	denied, deniedNotices := db.noticeConn(t, token)
+	deniedRead := queryStrings(denied, "SELECT ssn FROM customers")
+	deniedCode := heldNotice(t, base, deniedNotices)
+	approveDevice(t, base, addr, deniedCode, "alice", codes, "deny")
+	r := waitResult(t, "the denied ssn read", deniedRead)
+	wantPgError(t, "fail/denied", r.err, "28000")
+	if len(r.values) != 0 {
+		t.Fatalf("a denied read returned %v", r.values)
+	}
+
+	db.psqlWalkThrough(t, base, addr, token, codes)
+	if after := db.totals(t); after != before {
+		t.Fatalf("the bank's data changed: %+v, was %+v", after, before)
+	}
+}
+
+// bobLooksAt signs bob in and opens the device page for alice's code.
+func bobLooksAt(t *testing.T, base, addr, code string) string {
+	t.Helper()
+	b := demoBrowser(addr)
+	back := "/device?user_code=" + url.QueryEscape(code)
+	_, page := demoDo(t, b, "GET", base+"/login", nil)
+	csrf := demoCSRFRe.FindStringSubmatch(page)
+	if csrf == nil {
+		t.Fatalf("the sign-in page has no form:\n%s", page)
+	}
+	demoDo(t, b, "POST", base+"/login", url.Values{"csrf_token": {csrf[1]}, "username": {"bob"}, "password": {"bob-demo-password"}, "return_to": {back}})
+	_, page = demoDo(t, b, "GET", base+back, nil)
+	if m := demoCSRFRe.FindStringSubmatch(page); m != nil {
+		resp, body := demoDo(t, b, "POST", base+"/device", url.Values{"csrf_token": {m[1]}, "user_code": {code}, "decision": {"approve"}})
+		if resp.StatusCode == http.StatusOK && strings.Contains(body, "approved") {
+			t.Fatalf("bob approved alice's statement:\n%s", body)
+		}
+	}
+	return page
+}
+
+// psqlWalkThrough follows the README's steps with the real psql: the
+// read flows; the ssn read pauses, prints the NOTICE with the link at
+// once, and prints the numbers after the approval; the UPDATE without
+// WHERE is refused with 42501.
+func (db bankDB) psqlWalkThrough(t *testing.T, base, addr, token string, codes *totpCodes) {
+	t.Helper()
+	out, stderr, err := db.psql(t, token, "-c", "SELECT name FROM customers")
+	if err != nil || !strings.Contains(out, "Ada Okafor\n") {
 		t.Fatalf("psql read: %q %q %v", out, stderr, err)
 	}
 	out, stderr, err = db.psql(t, token, "-c", "UPDATE accounts SET balance = 0")
 	if err == nil || !strings.Contains(stderr, "42501") || strings.Contains(out, "UPDATE") {
 		t.Fatalf("psql UPDATE without WHERE: %q %q %v; want refused with 42501", out, stderr, err)
 	}
-	out, stderr, err = db.psql(t, token, "-c", "SELECT ssn FROM customers")
-	if err == nil || !strings.Contains(stderr, "28000") || !strings.Contains(stderr, "c1") || strings.Contains(out, "000-") {
-		t.Fatalf("psql ssn read: %q %q %v; want refused with 28000 naming c1", out, stderr, err)
-	}
 
-	if after := db.totals(t); after != before {
-		t.Fatalf("the bank's data changed: %+v, was %+v", after, before)
+	cmd := db.psqlCmd(t, token, "-c", "SELECT ssn FROM customers")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(errPipe)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var notice string
+	for notice == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("psql ended without a NOTICE: %v", cmd.Wait())
+			}
+			if strings.Contains(l, "NOTICE:") {
+				notice = l
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("psql printed no NOTICE for the held statement")
+		}
+	}
+	t.Logf("psql printed: %s", notice)
+	m := noticeCodeRe.FindStringSubmatch(notice)
+	if m == nil {
+		t.Fatalf("psql's NOTICE has no link: %q", notice)
+	}
+	approveDevice(t, base, addr, m[1], "alice", codes, "approve")
+	waited := make(chan error, 1)
+	go func() {
+		for range lines { //nolint:revive // drain stderr so psql never blocks on it
+		}
+		waited <- cmd.Wait()
+	}()
+	select {
+	case err := <-waited:
+		if err != nil || !strings.HasPrefix(stdout.String(), "000-12-3401\n") {
+			t.Fatalf("psql after the approval: %q %v", stdout.String(), err)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("psql did not finish after the approval")
 	}
 }

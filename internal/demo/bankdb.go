@@ -284,6 +284,7 @@ func (b BankDatabase) DatabaseConfig() config.Database {
 		// config.Resolve fills these for a file's databases; this one
 		// is added after it.
 		StatementWait:          config.Duration(2 * time.Minute),
+		StepUpWait:             config.Duration(2 * time.Minute),
 		MaxUpstreamConnections: 10,
 	}
 }
