@@ -525,3 +525,52 @@ func (db bankDB) psqlWalkThrough(t *testing.T, base, addr, token string, codes *
 		t.Fatal("psql did not finish after the approval")
 	}
 }
+
+// TestDemoPostgresArguments: --with-postgres takes its URL after "=" or
+// after a space; a URL without the flag, or any other argument, is an
+// error that says how to write it.
+func TestDemoPostgresArguments(t *testing.T) {
+	const u = "postgres://postgres:pw@127.0.0.1:5432/postgres"
+	for _, tc := range []struct {
+		name, flag string
+		args       []string
+		wantErr    string
+	}{
+		{"ok/no-flag", "", nil, ""},
+		{"ok/private", privatePostgres, nil, ""},
+		{"ok/url-after-equals", u, nil, ""},
+		{"ok/url-after-space", privatePostgres, []string{u}, ""},
+		{"ok/postgresql-scheme", privatePostgres, []string{"postgresql://h/db"}, ""},
+		{"fail/url-without-flag", "", []string{u}, "--with-postgres=" + u},
+		{"fail/url-twice", u, []string{u}, "--with-postgres=" + u},
+		{"fail/other-argument", privatePostgres, []string{"bank"}, "no arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			flag := tc.flag
+			err := demoArgs(&flag)(nil, tc.args)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want one saying %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestDemoSaysHowToAddTheBankDatabase: a demo started without
+// --with-postgres on a machine with PostgreSQL says in one line how to
+// add the bank database, and starts nothing.
+func TestDemoSaysHowToAddTheBankDatabase(t *testing.T) {
+	var out bytes.Buffer
+	printBankDatabase(demoRun{out: &out, self: "stepgate"}, nil)
+	if demo.FindPostgres() == "" {
+		if out.Len() != 0 {
+			t.Fatalf("without PostgreSQL, the demo still says: %q", out.String())
+		}
+		t.Skip("no local PostgreSQL programs")
+	}
+	if !strings.Contains(out.String(), "stepgate demo --with-postgres adds the bank's database") || strings.Count(out.String(), "\n") != 2 {
+		t.Fatalf("the demo says %q", out.String())
+	}
+}
