@@ -224,4 +224,13 @@ func TestDatabaseStatementWaitsForStepUp(t *testing.T) {
 	if got := s.databaseEntries(t); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("sign-in log %v, want %v", got, want)
 	}
+	// The INSERT's entry was amended with what it did once it ran.
+	rows, err := s.app.Store.ListSignIns(ctx, store.SignInQuery{App: rpClientID, Limit: 1})
+	if err != nil || len(rows) != 1 {
+		t.Fatal(rows, err)
+	}
+	e, err := audit.Decode(rows[0])
+	if err != nil || e.Statement == nil || e.Statement.Command != "INSERT" || !e.Statement.Ran || e.Statement.Rows != 1 || e.Statement.DurationMicros <= 0 {
+		t.Fatalf("newest entry %+v (%v): want the INSERT with one row and its duration", e.Statement, err)
+	}
 }

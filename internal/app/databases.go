@@ -28,7 +28,7 @@ func (a *App) buildDatabases() error {
 		}
 		srv, err := dbgate.New(db, dbgate.Deps{
 			Tokens: a.OIDC, Users: a.Store, Policies: a.Policies, Classifier: classifier,
-			SignIns: a.writeSignIn, Log: a.Log.With("database", c.Name), StepUps: a.OIDC,
+			SignIns: a.writeSignIn, AmendSignIn: a.SignIns.Amend, Log: a.Log.With("database", c.Name), StepUps: a.OIDC,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)

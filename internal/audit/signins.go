@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -88,6 +89,14 @@ type Statement struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// Guardrail is the built-in rule that refused the statement.
 	Guardrail string `json:"guardrail,omitempty"`
+	// What happened once it ran (added to the entry afterwards): the
+	// rows it returned or changed, how long the database took, and the
+	// SQLSTATE of an error that stopped it ("skipped" when an earlier
+	// error in its pipeline meant it never ran).
+	Ran            bool   `json:"ran,omitempty"`
+	Rows           int64  `json:"rows,omitempty"`
+	DurationMicros int64  `json:"duration_us,omitempty"`
+	SQLState       string `json:"sqlstate,omitempty"`
 }
 
 // ElevationFacts are what an entry of source elevation tells beyond the
@@ -240,6 +249,12 @@ func (l *SignInLog) Write(ctx context.Context, e SignIn) error {
 			row.Policies = append(row.Policies, p.Policy)
 		}
 	}
+	return l.enqueueCtx(ctx, row)
+}
+
+// enqueueCtx queues row, waiting for room (bounded by ctx) unless the log
+// fails closed.
+func (l *SignInLog) enqueueCtx(ctx context.Context, row store.SignIn) error {
 	// Writers share the read lock; only Close takes it exclusively, so
 	// no write can race the queue's closing.
 	l.mu.RLock()
@@ -263,6 +278,23 @@ func (l *SignInLog) Write(ctx context.Context, e SignIn) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("sign-in log buffer is full: %w", ctx.Err())
+	}
+}
+
+// enqueue queues an amendment without waiting: the statement has run,
+// so there is nothing to refuse, and a full log drops the amendment
+// rather than hold the session.
+func (l *SignInLog) enqueue(row store.SignIn) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return errLogClosed
+	}
+	select {
+	case l.queue <- row:
+		return nil
+	default:
+		return ErrLogFull
 	}
 }
 
@@ -368,6 +400,23 @@ func (l *SignInLog) write(batch []store.SignIn) {
 		time.Sleep(wait)
 		wait = min(wait*2, 5*time.Second)
 	}
+}
+
+// Amend replaces the stored body of the entry e.ID, written before with
+// Write, with e: what happened after the decision (a database
+// statement's rows and duration). It goes through the same queue, after
+// the entry, and changes neither the indexed fields nor the totals.
+func (l *SignInLog) Amend(ctx context.Context, e SignIn) error {
+	if e.ID == "" {
+		return errors.New("sign-in log: an amendment names the entry it amends")
+	}
+	e.Time = e.Time.UTC()
+	clamp(&e)
+	body, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode sign-in log entry: %w", err)
+	}
+	return l.enqueue(store.SignIn{ID: e.ID, Time: e.Time, UserID: e.UserID, App: e.App, Decision: e.Decision, Body: body, Amend: true})
 }
 
 // Decode reads a stored row back into its entry.

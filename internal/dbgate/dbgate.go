@@ -123,8 +123,11 @@ type Deps struct {
 	// SignIns writes decisions to the sign-in log; when it fails the
 	// statement is refused, never run unrecorded. Nil writes none.
 	SignIns func(ctx context.Context, e audit.SignIn) error
-	Log     *slog.Logger
-	Now     func() time.Time
+	// AmendSignIn adds what happened once a logged statement ran (rows,
+	// duration, error) to its entry; nil leaves entries as decided.
+	AmendSignIn func(ctx context.Context, e audit.SignIn) error
+	Log         *slog.Logger
+	Now         func() time.Time
 }
 
 // Server serves one Database.

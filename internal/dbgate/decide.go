@@ -2,6 +2,7 @@ package dbgate
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,6 +39,8 @@ type judgement struct {
 	// tokenRefused says the token itself no longer holds: no step-up in
 	// the session can help, only a new sign-in.
 	tokenRefused bool
+	// entry is the sign-in log entry written for it, when it was logged.
+	entry *audit.SignIn
 }
 
 // guardrail returns why a built-in rule refuses facts, or "".
@@ -198,14 +201,15 @@ func (j judgement) logged() bool {
 	return j.verdict.Outcome != policy.OutcomeAllow || len(j.contexts) > 0 || len(j.labels) > 0 || j.verdict.ReportOnlyUnmet > 0
 }
 
-// record writes j to the sign-in log when it is logged; an error means
-// the statement must not run.
-func (s *Server) record(ctx context.Context, ss *session, j judgement, command string, took time.Duration) error {
+// record writes j to the sign-in log when it is logged, and returns the
+// entry written; an error means the statement must not run.
+func (s *Server) record(ctx context.Context, ss *session, j judgement, command string, took time.Duration) (*audit.SignIn, error) {
 	if s.SignIns == nil || !j.logged() {
-		return nil
+		return nil, nil
 	}
+	u := ss.ident.Load().user
 	e := audit.SignIn{
-		Source: "database", UserID: ss.ident.Load().user.ID, Username: ss.ident.Load().user.Username, App: s.db.Name,
+		ID: rand.Text(), Time: s.Now().UTC(), Source: "database", UserID: u.ID, Username: u.Username, App: s.db.Name,
 		LatencyMicros: took.Microseconds(),
 	}
 	if j.req != nil && j.snap != nil {
@@ -218,7 +222,10 @@ func (s *Server) record(ctx context.Context, ss *session, j judgement, command s
 	}
 	e.ClientApp = "postgresql"
 	e.Statement = statementFacts(j, command)
-	return s.SignIns(ctx, e)
+	if err := s.SignIns(ctx, e); err != nil {
+		return nil, err
+	}
+	return &e, nil
 }
 
 // commandOf names a statement's command for the log ("SELECT", or

@@ -350,3 +350,48 @@ func TestAttackIdleSessionOutlivesRevocation(t *testing.T) {
 	}
 	t.Logf("session ended %s after the revocation", time.Since(revoked).Round(time.Millisecond))
 }
+
+// TestOutcomeInTheLog: a logged statement's entry gets what happened
+// once it ran: the rows it changed, the time the database took, or the
+// SQLSTATE that stopped it. Pipelined Executes each get their own
+// answer, however many routine statements run between them, and one
+// skipped after an earlier error says so.
+func TestOutcomeInTheLog(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	conn := r.mustConnect("alice", r.token("u-alice", "bank", "password", "totp"))
+	if _, err := conn.Exec(ctx, "UPDATE customers SET name = name WHERE id IN (1, 2)", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	b.Queue("SELECT 1")
+	b.Queue("UPDATE customers SET name = name WHERE id = 1")
+	b.Queue("SELECT name FROM customers WHERE id = 2")
+	b.Queue("DELETE FROM orders WHERE id = 999")
+	b.Queue("UPDATE customers SET name = (1/0)::text WHERE id = 1")
+	b.Queue("UPDATE customers SET name = name WHERE id = 2")
+	_ = conn.SendBatch(ctx, b).Close()
+
+	got := map[string]string{}
+	var order []string
+	for _, e := range r.amended(5) {
+		st := e.Statement
+		key := fmt.Sprintf("%s/%v/%d/%s", st.Command, st.Ran, st.Rows, st.SQLState)
+		order = append(order, key)
+		got[e.ID] = key
+		if st.Ran && st.DurationMicros <= 0 {
+			t.Errorf("%s: no duration", key)
+		}
+	}
+	want := "UPDATE/true/2/,UPDATE/true/1/,DELETE/true/0/,UPDATE/false/0/22012,UPDATE/false/0/skipped"
+	if strings.Join(order, ",") != want {
+		t.Fatalf("outcomes %v, want %s", order, want)
+	}
+	for _, e := range r.entries() {
+		if e.Statement != nil && e.Statement.Class == "write" {
+			if _, ok := got[e.ID]; !ok {
+				t.Errorf("entry %s (%s) got no outcome", e.ID, e.Statement.Command)
+			}
+		}
+	}
+}

@@ -57,8 +57,9 @@ type rig struct {
 	certPEM  string
 	policies *staticPolicies
 
-	mu      sync.Mutex // guards signIns
+	mu      sync.Mutex // guards signIns and amends
 	signIns []audit.SignIn
+	amends  []audit.SignIn
 }
 
 type staticPolicies struct {
@@ -200,6 +201,12 @@ func newRigWith(t testing.TB, deps func(*Deps), edit ...func(*Database)) *rig {
 			r.signIns = append(r.signIns, e)
 			return nil
 		},
+		AmendSignIn: func(_ context.Context, e audit.SignIn) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.amends = append(r.amends, e)
+			return nil
+		},
 		Now: nowFn,
 	}
 	if deps != nil {
@@ -287,6 +294,22 @@ func (r *rig) entries() []audit.SignIn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]audit.SignIn(nil), r.signIns...)
+}
+
+// amended returns the amendments made so far, waiting up to a few
+// seconds for at least n: they are made as the answers are relayed.
+func (r *rig) amended(n int) []audit.SignIn {
+	r.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		out := append([]audit.SignIn(nil), r.amends...)
+		r.mu.Unlock()
+		if len(out) >= n || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // sqlState is the SQLSTATE of err, or "".

@@ -60,6 +60,7 @@ type session struct {
 	portals   map[string]*portal // portals bound, with what they run
 	copyIn    int                // the cycle of a simple-query COPY FROM STDIN under way, or 0
 	extra     []store.AuthEvent  // proofs approvals gave the session (not single use)
+	executes  int                // Executes sent upstream in the current cycle
 
 	mu       sync.Mutex // guards the fields below, shared with the upstream reader
 	changed  *sync.Cond // signalled when done grows
@@ -67,6 +68,13 @@ type session struct {
 	failed   map[int]bool
 	refusals []refusal
 	broken   bool
+	outcomes []outcome // logged statements whose answer is awaited
+
+	// following counts outcomes, so the upstream reader skips the lock
+	// when there are none; completions is the upstream reader's own count
+	// of the Execute answers of the cycle it is relaying.
+	following   atomic.Int32
+	completions int
 }
 
 // portal is a bound portal: the facts of the statement it runs, as they
@@ -221,6 +229,7 @@ func (ss *session) flush() bool { return ss.fe.Flush() == nil }
 // endCycle counts a message that ends a cycle.
 func (ss *session) endCycle() {
 	ss.cycle++
+	ss.executes = 0
 	ss.settle()
 }
 
@@ -348,9 +357,14 @@ func (ss *session) execute(ctx context.Context, m *pgproto3.Execute) {
 		ss.refuse(errorResponse(codeInsufficientPrivs, "refused by Stepgate: COPY FROM STDIN goes through the simple query protocol only", ""), false)
 		return
 	}
-	if j, ok := ss.decide(ctx, f); !ok {
+	j, ok := ss.decide(ctx, f)
+	if !ok {
 		ss.refuse(j.refusal, false)
 		return
+	}
+	ss.executes++
+	if j.entry != nil {
+		ss.follow(*j.entry, false)
 	}
 	ss.fe.Send(m)
 }
@@ -376,6 +390,9 @@ func (ss *session) query(ctx context.Context, m *pgproto3.Query) {
 	}
 	if copyFrom(f) {
 		ss.copyIn = ss.current()
+	}
+	if j.entry != nil {
+		ss.follow(*j.entry, true)
 	}
 	ss.endCycle()
 	ss.fe.Send(m)
@@ -427,7 +444,9 @@ func (ss *session) decide(ctx context.Context, f sqlclass.Facts) (judgement, boo
 // recorded writes j to the sign-in log; when that fails, j becomes a
 // refusal, since a statement never runs unrecorded.
 func (ss *session) recorded(ctx context.Context, j *judgement, f sqlclass.Facts, took time.Duration) bool {
-	if err := ss.s.record(ctx, ss, *j, commandOf(f), took); err != nil {
+	e, err := ss.s.record(ctx, ss, *j, commandOf(f), took)
+	j.entry = e
+	if err != nil {
 		ss.s.Log.Error("write database decision to the sign-in log", "database", ss.s.db.Name, "err", err)
 		j.refusal = errorResponse("53000", "this statement could not be recorded in the sign-in log, so it was not run; try again in a moment", "")
 		return false
@@ -526,6 +545,7 @@ func (ss *session) relayUpstream() {
 func (ss *session) relay(be *pgproto3.Backend, msg pgproto3.BackendMessage) bool {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
+	ss.answered(msg)
 	switch m := msg.(type) {
 	case *pgproto3.ErrorResponse:
 		be.Send(ss.failedCycle(m))

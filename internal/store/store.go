@@ -237,6 +237,12 @@ type SignIn struct {
 	// which has the entry decoded, fills them in (never nil, even when
 	// empty); nil makes the store read them from Body.
 	Counters []SignInCounter
+	// Amend makes the row replace the Body of the stored row with its
+	// ID, written earlier, and nothing else: the indexed fields and the
+	// running totals stay as they are. It is how what happened after a
+	// decision is added to its entry (a database statement's rows and
+	// duration, known once it has run).
+	Amend bool
 }
 
 // SignInQuery selects sign-ins, newest first. Empty fields match all.
@@ -252,7 +258,8 @@ type SignInQuery struct {
 type SignIns interface {
 	// AppendSignIns writes a batch atomically: all rows or none. A row
 	// whose ID is already stored is skipped, so a retried batch writes
-	// each entry once.
+	// each entry once. Amending rows (SignIn.Amend) are applied after
+	// the batch's new rows; one whose entry is gone changes nothing.
 	AppendSignIns(ctx context.Context, rows []SignIn) error
 	ListSignIns(ctx context.Context, q SignInQuery) ([]SignIn, error)
 	// DeleteSignInsBefore removes rows older than t (retention), and

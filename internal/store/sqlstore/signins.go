@@ -27,17 +27,40 @@ func (s *DB) AppendSignIns(ctx context.Context, rows []store.SignIn) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	fresh, amends := rows, []store.SignIn(nil)
+	if slices.ContainsFunc(rows, func(r store.SignIn) bool { return r.Amend }) {
+		fresh = slices.DeleteFunc(slices.Clone(rows), func(r store.SignIn) bool { return r.Amend })
+		for _, r := range rows {
+			if r.Amend {
+				amends = append(amends, r)
+			}
+		}
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		totals := counts{}
-		for chunk := range slices.Chunk(rows, rowsPerInsert) {
+		for chunk := range slices.Chunk(fresh, rowsPerInsert) {
 			if err := s.appendSignIns(ctx, tx, chunk, totals); err != nil {
 				return err
 			}
 		}
 		// The totals change in the transaction that writes the entries:
 		// they can never count an entry the log lacks, or miss one.
-		return s.applyTotals(ctx, tx, totals)
+		if err := s.applyTotals(ctx, tx, totals); err != nil {
+			return err
+		}
+		return s.amendSignIns(ctx, tx, amends)
 	})
+}
+
+// amendSignIns replaces the bodies of stored entries, in order, so the
+// last amendment of an entry wins.
+func (s *DB) amendSignIns(ctx context.Context, tx *sql.Tx, amends []store.SignIn) error {
+	for _, r := range amends {
+		if _, err := tx.ExecContext(ctx, s.q("UPDATE sign_ins SET body = ? WHERE id = ?"), string(r.Body), r.ID); err != nil {
+			return s.classify(err)
+		}
+	}
+	return nil
 }
 
 // appendSignIns inserts rows with one statement, then the policies of

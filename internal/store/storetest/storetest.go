@@ -690,11 +690,53 @@ func testSignIns(t *testing.T, s store.Store) {
 		t.Fatalf("pagination: walked %v", walked)
 	}
 
+	testSignInAmend(t, s, all)
+
 	if n := must[int](t)(s.DeleteSignInsBefore(ctx, base.Add(10*time.Minute))); n != 10 {
 		t.Fatalf("retention removed %d, want 10", n)
 	}
 	if got := ids(list(store.SignInQuery{Policy: "wire-transfer"})); !slices.Equal(got, []string{"si-20", "si-15", "si-10"}) {
 		t.Fatalf("policy filter after retention: got %v", got)
+	}
+}
+
+// testSignInAmend: an amending row replaces the body of the entry it
+// names and nothing else (its indexed fields stay, so the filters still
+// find it); amendments apply in order, after the new rows of their own
+// batch; one for an entry that is gone changes nothing.
+func testSignInAmend(t *testing.T, s store.Store, all []store.SignIn) {
+	t.Helper()
+	ctx := context.Background()
+	target := all[3]
+	fresh := store.SignIn{ID: "si-new", Time: target.Time, UserID: "carol", App: "bank", Decision: "allow", Body: []byte(`{"v":1}`)}
+	batch := []store.SignIn{
+		{ID: target.ID, Time: target.Time, UserID: "mallory", App: "other", Decision: "block", Body: []byte(`{"v":"first"}`), Amend: true},
+		{ID: target.ID, Time: target.Time, Body: []byte(`{"v":"second"}`), Amend: true},
+		fresh,
+		{ID: "si-new", Time: target.Time, Body: []byte(`{"v":2}`), Amend: true},
+		{ID: "si-gone", Time: target.Time, Body: []byte(`{}`), Amend: true},
+	}
+	if err := s.AppendSignIns(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	got := must[[]store.SignIn](t)(s.ListSignIns(ctx, store.SignInQuery{UserID: target.UserID, App: target.App, Decision: target.Decision}))
+	var found *store.SignIn
+	for i := range got {
+		if got[i].ID == target.ID {
+			found = &got[i]
+		}
+	}
+	if found == nil || string(found.Body) != `{"v":"second"}` || found.Seq != target.Seq {
+		t.Fatalf("amended entry %+v: want the last body under its own indexed fields and place", found)
+	}
+	news := must[[]store.SignIn](t)(s.ListSignIns(ctx, store.SignInQuery{UserID: "carol"}))
+	if len(news) != 1 || string(news[0].Body) != `{"v":2}` {
+		t.Fatalf("an entry amended in its own batch: %+v", news)
+	}
+	for _, r := range must[[]store.SignIn](t)(s.ListSignIns(ctx, store.SignInQuery{})) {
+		if r.ID == "si-gone" {
+			t.Fatal("an amendment of a missing entry made one")
+		}
 	}
 }
 
