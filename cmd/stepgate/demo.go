@@ -78,6 +78,9 @@ the role stepgate_demo_bank_gateway afresh at every start.`,
 	return cmd
 }
 
+// defaultIssuer is the issuer of the demo on its default address.
+const defaultIssuer = "http://localhost:8080"
+
 // privatePostgres is --with-postgres without a URL: the demo starts a
 // PostgreSQL of its own.
 const privatePostgres = "private"
@@ -210,7 +213,7 @@ func printDemo(d demoRun, issuer, bankURL, bankAddr string, s demo.Seeded, bankD
 		fmt.Fprintf(w, "  sign in as admin at %s/account/security, enter the pass, then add a passkey\n", issuer)
 	}
 	fmt.Fprintf(w, "a password alone adds no sign-in method; give bob a pass with: %s\n\n", self+" user tap bob --lifetime 1h "+where)
-	printBankDatabase(d, bankDB)
+	printBankDatabase(d, issuer, bankDB)
 	fmt.Fprintf(w, "API client: %s / %s (client_credentials)\n", demo.BankApp, demo.BankClientSecret)
 	fmt.Fprintf(w, "Policies:   %s (edit it and send SIGHUP to reload; it is rewritten at every start)\n", demo.PolicyPath(d.dataDir))
 	fmt.Fprintf(w, "Data:       %s (kept between runs; delete it to start over)\n\n", d.dataDir)
@@ -269,12 +272,18 @@ func startBankDatabase(ctx context.Context, d demoRun) (*demo.BankDatabase, func
 // printBankDatabase says how to reach the bank database, or, when
 // PostgreSQL is installed here and the demo runs without it, how to add
 // it.
-func printBankDatabase(d demoRun, db *demo.BankDatabase) {
+func printBankDatabase(d demoRun, issuer string, db *demo.BankDatabase) {
 	self := cmp.Or(d.self, "stepgate")
 	w := d.out
+	psql := self + " psql bank"
+	if issuer != defaultIssuer {
+		// Without --issuer the command asks the issuer of the default
+		// configuration, the demo's on its default address.
+		psql = self + " psql --issuer " + issuer + " bank"
+	}
 	if db == nil {
 		if demo.FindPostgres() != "" {
-			fmt.Fprintf(w, "PostgreSQL is installed here: %s demo --with-postgres adds the bank's database behind the database gateway (%s psql bank).\n\n", self, self)
+			fmt.Fprintf(w, "PostgreSQL is installed here: %s demo --with-postgres adds the bank's database behind the database gateway (%s).\n\n", self, psql)
 		}
 		return
 	}
@@ -284,7 +293,7 @@ func printBankDatabase(d demoRun, db *demo.BankDatabase) {
 	}
 	host, port, _ := net.SplitHostPort(db.Listen)
 	fmt.Fprintf(w, "Bank database (PostgreSQL through Stepgate's database gateway on %s):\n", db.Listen)
-	fmt.Fprintf(w, "  connect:   %s psql bank   (sign in as alice; reading customers.ssn or .email asks for her authenticator app)\n", self)
+	fmt.Fprintf(w, "  connect:   %s   (sign in as alice; reading customers.ssn or .email asks for her authenticator app)\n", psql)
 	fmt.Fprintf(w, "  any client: user = your Stepgate user, password = an access token for \"bank\":\n")
 	fmt.Fprintf(w, "             PGPASSWORD=TOKEN psql \"host=%s port=%s dbname=bank user=alice sslmode=verify-full sslrootcert=%s\"\n", host, port, cert)
 	fmt.Fprintf(w, "  upstream:  database %s on %s (role %s; created afresh at every start)\n\n", db.Upstream.Database, db.Upstream.Address, db.Upstream.User)

@@ -56,7 +56,7 @@ func startBankDemo(t *testing.T) (base string, addr string, welcome string, db b
 	if m == nil || c == nil {
 		t.Fatalf("the welcome text does not say where the bank database is:\n%s", welcome)
 	}
-	for _, want := range []string{"stepgate psql bank", "user=alice", "sslmode=verify-full"} {
+	for _, want := range []string{"stepgate psql --issuer http://localhost:", "user=alice", "sslmode=verify-full"} {
 		if !strings.Contains(welcome, want) {
 			t.Errorf("the welcome text does not mention %q:\n%s", want, welcome)
 		}
@@ -563,7 +563,7 @@ func TestDemoPostgresArguments(t *testing.T) {
 // add the bank database, and starts nothing.
 func TestDemoSaysHowToAddTheBankDatabase(t *testing.T) {
 	var out bytes.Buffer
-	printBankDatabase(demoRun{out: &out, self: "stepgate"}, nil)
+	printBankDatabase(demoRun{out: &out, self: "stepgate"}, defaultIssuer, nil)
 	if demo.FindPostgres() == "" {
 		if out.Len() != 0 {
 			t.Fatalf("without PostgreSQL, the demo still says: %q", out.String())
