@@ -1,7 +1,9 @@
 // Package demo is "stepgate demo": a complete Stepgate with seeded users,
 // policies and a protected sample bank, running with nothing else
 // installed. It builds the configuration, seeds the store and serves the
-// bank; the command line wires them to a running Stepgate.
+// bank, and with PostgreSQL puts the bank's database behind the database
+// gateway (a private cluster it starts, or a given server); the command
+// line wires them to a running Stepgate.
 package demo
 
 import (
