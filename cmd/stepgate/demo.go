@@ -248,7 +248,7 @@ func startBankDatabase(ctx context.Context, d demoRun) (*demo.BankDatabase, func
 		bin := demo.FindPostgres()
 		if bin == "" {
 			return nil, noop, errors.New("--with-postgres: no local PostgreSQL found (initdb and pg_ctl, in /usr/lib/postgresql/*/bin or the PATH); " +
-				"install it (Debian: apt install postgresql), or give a server: --with-postgres=postgres://USER:PASSWORD@HOST:5432/postgres")
+				"install it (Debian: apt install postgresql), or give a server: --with-postgres=postgres://USER@HOST:5432/postgres")
 		}
 		fmt.Fprintf(d.out, "Starting a private PostgreSQL for the bank database (%s)...\n", bin)
 		cluster, err := demo.StartCluster(ctx, bin, d.dataDir)

@@ -80,7 +80,7 @@ func Provision(ctx context.Context, adminURL, dataDir, listen string, p BankProv
 	p = p.withDefaults()
 	cfg, err := pgconn.ParseConfig(adminURL)
 	if err != nil {
-		return BankDatabase{}, fmt.Errorf("the PostgreSQL URL: %w; write it like postgres://USER:PASSWORD@127.0.0.1:5432/postgres", err)
+		return BankDatabase{}, fmt.Errorf("the PostgreSQL URL: %w; write it like postgres://USER@127.0.0.1:5432/postgres", err)
 	}
 	if strings.HasPrefix(cfg.Host, "/") {
 		return BankDatabase{}, fmt.Errorf("the PostgreSQL URL names a Unix socket (%s); the database gateway connects over TCP: give host=127.0.0.1 (or the server's address) instead", cfg.Host)

@@ -281,4 +281,4 @@ func tail(s string, n int) string {
 
 // errNoPostgresUser says why a root demo cannot start PostgreSQL.
 var errNoPostgresUser = errors.New("PostgreSQL refuses to run as root, and this machine has no postgres user to run it as; " +
-	"run the demo as another user, or give it a server: stepgate demo --with-postgres=postgres://USER:PASSWORD@HOST:5432/postgres")
+	"run the demo as another user, or give it a server: stepgate demo --with-postgres=postgres://USER@HOST:5432/postgres")
