@@ -574,3 +574,43 @@ func TestDemoSaysHowToAddTheBankDatabase(t *testing.T) {
 		t.Fatalf("the demo says %q", out.String())
 	}
 }
+
+var demoUpstreamRe = regexp.MustCompile(`upstream:  database \S+ on (127\.0\.0\.1:[0-9]+)`)
+
+// TestDemoPrivatePostgres runs "stepgate demo --with-postgres" with no
+// URL: the demo starts PostgreSQL from the local programs (as the
+// postgres user when the test runs as root), the bank database answers
+// through the gateway, and once the demo stops, the server is gone.
+func TestDemoPrivatePostgres(t *testing.T) {
+	if demo.FindPostgres() == "" {
+		if os.Getenv(pgtest.EnvRequire) != "" {
+			t.Fatalf("%s is set but no PostgreSQL programs (initdb, pg_ctl) were found", pgtest.EnvRequire)
+		}
+		t.Skip("no local PostgreSQL programs (Debian: postgresql)")
+	}
+	var upstream string
+	// Registered first, so it runs after the demo has stopped.
+	t.Cleanup(func() {
+		if conn, err := net.DialTimeout("tcp", upstream, time.Second); err == nil {
+			conn.Close()
+			t.Errorf("the demo's PostgreSQL still answers on %s after the demo stopped", upstream)
+		}
+	})
+	ln, out := startTestDemo(t, func(d *demoRun) {
+		d.postgres = privatePostgres
+		d.configure = bankDeviceClient
+	})
+	welcome := out.String()
+	m, c, u := demoDBListenRe.FindStringSubmatch(welcome), demoDBCertRe.FindStringSubmatch(welcome), demoUpstreamRe.FindStringSubmatch(welcome)
+	if m == nil || c == nil || u == nil {
+		t.Fatalf("the welcome text does not say where the bank database is:\n%s", welcome)
+	}
+	upstream = u[1]
+	db := bankDB{host: "127.0.0.1", port: strings.TrimPrefix(m[1], "127.0.0.1:"), cert: c[1]}
+	base := "http://localhost:" + itoa(ln.Addr().(*net.TCPAddr).Port)
+	conn, _ := db.noticeConn(t, bankToken(t, base, ln.Addr().String()))
+	names := waitResult(t, "reading names", queryStrings(conn, "SELECT name FROM customers ORDER BY id"))
+	if names.err != nil || len(names.values) != 6 {
+		t.Fatalf("customer names: %v %v", names.values, names.err)
+	}
+}
