@@ -397,6 +397,23 @@ func startTestDemo(t *testing.T, opts ...func(*demoRun)) (net.Listener, *lockedB
 			t.Errorf("the demo did not shut down cleanly: %v\n%s", err, logs.String())
 		}
 	})
-	waitFor(t, "the demo's welcome text", func() bool { return strings.Contains(out.String(), "Data:") })
+	// Starting and filling a PostgreSQL takes longer than the rest on a
+	// loaded machine.
+	patience := 20 * time.Second
+	if run.postgres != "" {
+		patience = 2 * time.Minute
+	}
+	deadline := time.Now().Add(patience)
+	for !strings.Contains(out.String(), "Data:") {
+		select {
+		case err := <-done:
+			done <- err // for the clean-up
+			t.Fatalf("the demo stopped before its welcome text: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the demo's welcome text:\n%s", out.String())
+		}
+	}
 	return ln, out
 }
