@@ -45,11 +45,12 @@ when it stops; as root, it runs it as the postgres system user. With a
 URL (--with-postgres=postgres://USER@HOST:5432/postgres), it uses that
 server: the URL's role must be able to create databases and roles. Leave
 the password out of the URL, where other users of the machine can read
-it in the process list: PGPASSWORD or ~/.pgpass supply it, as for psql. Either way the demo creates the database stepgate_demo_bank and
-the role stepgate_demo_bank_gateway afresh at every start. Without the
-flag the demo starts no database server (it would be a surprise on a
-machine where PostgreSQL is installed for something else); it says how
-to add one when PostgreSQL is installed.`,
+it in the process list: PGPASSWORD or ~/.pgpass supply it, as for psql.
+Either way the demo creates the database stepgate_demo_bank and the role
+stepgate_demo_bank_gateway afresh at every start. Without the flag the
+demo starts no database server (it would be a surprise on a machine
+where PostgreSQL is installed for something else); it says how to add
+one when PostgreSQL is installed.`,
 		Args: demoArgs(&withPostgres),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
