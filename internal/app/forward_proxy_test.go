@@ -115,6 +115,17 @@ func testThroughProxy(t *testing.T, px frontProxy) {
 		}
 	}
 
+	// The documented configuration keeps connections to the application
+	// open: requests one after another do not each open one.
+	conns := upLog.conns.Load()
+	for range 5 {
+		resp := mustDo(t, b, "GET", app+"/public/rates", "")
+		resp.Body.Close()
+	}
+	if opened := upLog.conns.Load() - conns; opened >= 5 {
+		t.Errorf("%s opened %d connections to the application for 5 requests: its documented configuration must keep them alive", px.name, opened)
+	}
+
 	sgHost := strings.TrimPrefix(g.app, "http://")
 	attacks := []struct {
 		name, method, target string
@@ -215,7 +226,7 @@ func judged(resp *http.Response) string {
 func recordingUpstream(t *testing.T) (string, *upstreamLog) {
 	t.Helper()
 	log := &upstreamLog{}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log.mu.Lock()
 		log.reqs = append(log.reqs, seen{Method: r.Method, Path: r.URL.EscapedPath(),
 			User: r.Header.Get("X-Stepgate-User"), Groups: r.Header.Get("X-Stepgate-Groups"),
@@ -224,6 +235,12 @@ func recordingUpstream(t *testing.T) (string, *upstreamLog) {
 		log.mu.Unlock()
 		io.WriteString(w, "upstream: "+r.Method+" "+r.URL.Path)
 	}))
+	up.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			log.conns.Add(1)
+		}
+	}
+	up.Start()
 	t.Cleanup(up.Close)
 	return strings.TrimPrefix(up.URL, "http://"), log
 }

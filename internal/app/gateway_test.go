@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +33,9 @@ const (
 type upstreamLog struct {
 	mu   sync.Mutex
 	reqs []seen
+	// conns counts the connections the upstream accepted, where the
+	// upstream counts them (recordingUpstream).
+	conns atomic.Int64
 }
 
 type seen struct {
