@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,12 +15,14 @@ import (
 	"github.com/stepgate/stepgate/internal/audit"
 	"github.com/stepgate/stepgate/internal/authn/strength"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
 // signinFilter is what "logs signins" selects, as typed.
 type signinFilter struct {
 	user, app, decision, policy, since, until string
+	database, statementClass                  string
 	limit                                     int
 	asJSON                                    bool
 }
@@ -28,7 +31,7 @@ func (c *cli) logsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "logs", Short: "Read the sign-in log"}
 	var f signinFilter
 	signins := &cobra.Command{
-		Use:   "signins [--user NAME] [--app APP] [--decision D] [--policy P] [--since T] [--until T] [--limit N] [--json]",
+		Use:   "signins [--user NAME] [--app APP] [--database DB] [--statement-class C] [--decision D] [--policy P] [--since T] [--until T] [--limit N] [--json]",
 		Short: "List sign-ins and access decisions, newest first",
 		Long: `List sign-ins and access decisions, newest first.
 
@@ -45,6 +48,8 @@ prints all of them.`,
 	fl := signins.Flags()
 	fl.StringVar(&f.user, "user", "", "only this user (user name)")
 	fl.StringVar(&f.app, "app", "", "only this app or OIDC client")
+	fl.StringVar(&f.database, "database", "", "only SQL statements the database gateway decided on this database")
+	fl.StringVar(&f.statementClass, "statement-class", "", "only SQL statements of this class: "+strings.Join(policy.StatementClasses(), ", "))
 	fl.StringVar(&f.decision, "decision", "", "only this decision: allow, challenge, block, success, failure, throttled; or an elevation step: requested, proven, approved, denied, activated, expired, deactivated")
 	fl.StringVar(&f.policy, "policy", "", "only entries this policy applied to (report-only included)")
 	fl.StringVar(&f.since, "since", "", "only entries at or after this time or age")
@@ -57,7 +62,10 @@ prints all of them.`,
 
 // query turns the typed filter into a store query.
 func (f signinFilter) query(ctx context.Context, st store.Store, now time.Time) (store.SignInQuery, error) {
-	q := store.SignInQuery{App: f.app, Decision: f.decision, Policy: f.policy}
+	q := store.SignInQuery{App: f.app, Decision: f.decision, Policy: f.policy, Database: f.database, StatementClass: f.statementClass}
+	if c := f.statementClass; c != "" && !slices.Contains(policy.StatementClasses(), c) {
+		return q, usageError{fmt.Errorf("--statement-class %q: give one of %s", c, strings.Join(policy.StatementClasses(), ", "))}
+	}
 	if f.user != "" {
 		u, err := st.GetUserByName(ctx, f.user)
 		if errors.Is(err, store.ErrNotFound) {
@@ -103,7 +111,7 @@ func (c *cli) listSignIns(ctx context.Context, st store.Store, f signinFilter) e
 	var tw *tabwriter.Writer
 	if !f.asJSON {
 		tw = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tSOURCE\tUSER\tAPP\tDECISION\tREASON\tRISK\tIP\tPOLICIES")
+		fmt.Fprintln(tw, "TIME\tSOURCE\tUSER\tAPP\tDECISION\tREASON\tRISK\tIP\tPOLICIES\tSTATEMENT")
 	}
 	enc := json.NewEncoder(c.stdout)
 	err = audit.WalkSignIns(ctx, st, q, f.limit, func(row store.SignIn) error {
@@ -114,9 +122,9 @@ func (c *cli) listSignIns(ctx context.Context, st store.Store, f signinFilter) e
 		if f.asJSON {
 			return enc.Encode(e)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Source,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Source,
 			dash(firstOf(e.Username, e.UserID)), dash(e.App), e.Decision, dash(reasonText(e)),
-			dash(riskSummary(e)), dash(e.IP), dash(strings.Join(row.Policies, ",")))
+			dash(riskSummary(e)), dash(e.IP), dash(strings.Join(row.Policies, ",")), dash(statementText(e)))
 		return nil
 	})
 	if err != nil {
@@ -126,6 +134,17 @@ func (c *cli) listSignIns(ctx context.Context, st store.Store, f signinFilter) e
 		return tw.Flush()
 	}
 	return nil
+}
+
+// statementText is an entry's SQL statement as "class: command".
+func statementText(e audit.SignIn) string {
+	if e.Statement == nil {
+		return ""
+	}
+	if e.Statement.Command == "" {
+		return e.Statement.Class
+	}
+	return e.Statement.Class + ": " + e.Statement.Command
 }
 
 // reasonText is an entry's reason code, with the role for a step of an

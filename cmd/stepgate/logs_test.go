@@ -87,3 +87,57 @@ func TestLogsSignins(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsSigninsDatabase: --database lists the statements decided on a
+// database, not the sign-ins of its OIDC client of the same name, and
+// --statement-class narrows them to one class.
+func TestLogsSigninsDatabase(t *testing.T) {
+	dir := t.TempDir()
+	sg := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"--data-dir", dir}, args...), strings.NewReader(""), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "stepgate.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := audit.NewSignInLog(st, audit.SignInLogOptions{})
+	now := time.Now()
+	for _, e := range []audit.SignIn{
+		{Time: now.Add(-4 * time.Minute), Source: "oidc", Username: "erin", App: "bank", Decision: "allow"},
+		{Time: now.Add(-3 * time.Minute), Source: "database", Username: "erin", App: "bank", Decision: "block",
+			Statement: &audit.Statement{Command: "DROP TABLE", Class: "ddl", Tables: []string{"customers"}}},
+		{Time: now.Add(-2 * time.Minute), Source: "database", Username: "erin", App: "bank", Decision: "allow",
+			Statement: &audit.Statement{Command: "SELECT", Class: "read", Labels: []string{"pii"}}},
+		{Time: now.Add(-time.Minute), Source: "database", Username: "erin", App: "ledger", Decision: "block",
+			Statement: &audit.Statement{Command: "TRUNCATE", Class: "write"}},
+	} {
+		if err := log.Write(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	code, out, _ := sg("logs", "signins", "--database", "bank")
+	if code != 0 || strings.Count(out, "\n") != 3 || !strings.Contains(out, "ddl: DROP TABLE") || !strings.Contains(out, "read: SELECT") || strings.Contains(out, "oidc") {
+		t.Fatalf("logs signins --database bank: %d\n%s", code, out)
+	}
+	if _, out, _ := sg("logs", "signins", "--app", "bank"); !strings.Contains(out, "oidc") || strings.Count(out, "\n") != 4 {
+		t.Fatalf("--app bank should list the client's sign-in and the statements:\n%s", out)
+	}
+	if _, out, _ := sg("logs", "signins", "--database", "bank", "--statement-class", "ddl"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "DROP TABLE") {
+		t.Fatalf("--database bank --statement-class ddl:\n%s", out)
+	}
+	if _, out, _ := sg("logs", "signins", "--statement-class", "write"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "ledger") {
+		t.Fatalf("--statement-class write:\n%s", out)
+	}
+	code, _, errOut := sg("logs", "signins", "--statement-class", "dml")
+	if code != 2 || !strings.Contains(errOut, "--statement-class") || !strings.Contains(errOut, "session, read, utility, write, ddl, privilege, unknown") {
+		t.Fatalf("--statement-class dml: exit %d, %q", code, errOut)
+	}
+}

@@ -180,6 +180,10 @@ func (c *cli) whatifCmd() *cobra.Command {
 	f.StringVar(&w.Auth, "auth", "", "the session's sign-in history, like pwd@-5m,totp@-2m")
 	f.StringVar(&w.PasswordChanged, "password-changed", "", "when the password was changed, like -2m or an RFC 3339 time")
 	f.StringArrayVar(&w.Terms, "terms", nil, "id of terms of use the user has accepted (repeatable)")
+	f.StringVar(&w.Statement.Class, "statement-class", "", "a SQL statement through the database gateway (--app is the database): session, read, utility, write, ddl, privilege or unknown")
+	f.StringVar(&w.Statement.Command, "statement-command", "", `the statement's command, like DELETE or "DROP TABLE"`)
+	f.StringArrayVar(&w.Statement.Tables, "statement-table", nil, "a table the statement names, table or schema.table (repeatable)")
+	f.StringArrayVar(&w.Statement.Labels, "statement-label", nil, "a label of the database the statement hits, like pii (repeatable)")
 	f.BoolVar(&asJSON, "json", false, "print the decision as JSON")
 	return cmd
 }

@@ -215,3 +215,41 @@ func TestPolicyExport(t *testing.T) {
 		t.Fatalf("lint of the export: %s", lint.stdout)
 	}
 }
+
+// TestWhatIfStatement: the What-If takes a SQL statement, so a policy on
+// a database's statements can be tried before it is enforced.
+func TestWhatIfStatement(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pol := write(t, dir, "policies.yaml", `policies:
+  - name: no-drop-on-bank
+    state: enabled
+    users: {include: {users: [all]}}
+    target: {apps: {include: [bank]}}
+    conditions: {statements: {classes: [ddl], tables: [customers]}}
+    grant: block
+`)
+	data := filepath.Join(dir, "data")
+	cfg := write(t, dir, "stepgate.yaml", "server:\n  data_dir: "+data+"\npolicy:\n  files: ["+pol+"]\n")
+	conf := "--config=" + cfg
+	stepgate(t, "", "client", "add", "bank", "--redirect-uri", "https://bank.example/cb", conf).mustSucceed(t)
+	stepgate(t, "correct horse battery", "user", "add", "alice", "--password-stdin", conf).mustSucceed(t)
+	t.Run("ok/blocked", func(t *testing.T) {
+		r := stepgate(t, "", "whatif", conf, "--user", "alice", "--app", "bank", "--auth", "pwd@-1m",
+			"--statement-class", "ddl", "--statement-command", "DROP TABLE", "--statement-table", "public.Customers").mustSucceed(t)
+		if !strings.Contains(r.stdout, "outcome:     block (blocked-by-policy)") {
+			t.Errorf("stdout:\n%s", r.stdout)
+		}
+	})
+	t.Run("ok/read-not-applied", func(t *testing.T) {
+		r := stepgate(t, "", "whatif", conf, "--user", "alice", "--app", "bank", "--auth", "pwd@-1m",
+			"--statement-class", "read", "--statement-table", "customers").mustSucceed(t)
+		if !strings.Contains(r.stdout, "statement-class-not-included") {
+			t.Errorf("stdout:\n%s", r.stdout)
+		}
+	})
+	t.Run("fail/unknown-class", func(t *testing.T) {
+		stepgate(t, "", "whatif", conf, "--user", "alice", "--app", "bank", "--statement-class", "dml").
+			mustFail(t, 2, `statement.class "dml" is not one of session, read, utility, write, ddl, privilege, unknown`)
+	})
+}

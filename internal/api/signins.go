@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 )
 
@@ -79,10 +82,15 @@ func (a *API) exportSignIns(w http.ResponseWriter, r *http.Request, q store.Sign
 	return nil
 }
 
-// signInQuery reads the filters: user (a user name), app, decision,
-// policy, since and until (RFC 3339), cursor and limit.
+// signInQuery reads the filters: user (a user name), app, database,
+// statement_class, decision, policy, since and until (RFC 3339), cursor
+// and limit.
 func (a *API) signInQuery(r *http.Request, p url.Values) (store.SignInQuery, error) {
-	q := store.SignInQuery{App: p.Get("app"), Decision: p.Get("decision"), Policy: p.Get("policy"), Limit: defaultSignInPage}
+	q := store.SignInQuery{App: p.Get("app"), Decision: p.Get("decision"), Policy: p.Get("policy"), Limit: defaultSignInPage,
+		Database: p.Get("database"), StatementClass: p.Get("statement_class")}
+	if c := q.StatementClass; c != "" && !slices.Contains(policy.StatementClasses(), c) {
+		return q, badParam("statement_class", "must be one of "+strings.Join(policy.StatementClasses(), ", "))
+	}
 	if name := p.Get("user"); name != "" {
 		u, err := a.deps.Users.GetUserByName(r.Context(), name)
 		if errors.Is(err, store.ErrNotFound) {

@@ -146,3 +146,64 @@ func TestSignInsRefusesBadRequests(t *testing.T) {
 		t.Fatalf("POST /api/v1/signins: %d, want 405", rec.Code)
 	}
 }
+
+// TestSignInsDatabaseFilter: database= selects the statements decided on
+// a database (not its OIDC client's sign-ins), statement_class= one class,
+// and an unknown class is refused with the valid ones.
+func TestSignInsDatabaseFilter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "stepgate.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log := audit.NewSignInLog(st, audit.SignInLogOptions{})
+	for i, e := range []audit.SignIn{
+		{Source: "oidc", App: "bank", Decision: "allow"},
+		{Source: "database", App: "bank", Decision: "block", Statement: &audit.Statement{Command: "DROP TABLE", Class: "ddl"}},
+		{Source: "database", App: "bank", Decision: "allow", Statement: &audit.Statement{Command: "SELECT", Class: "read"}},
+		{Source: "database", App: "ledger", Decision: "block", Statement: &audit.Statement{Command: "DROP TABLE", Class: "ddl"}},
+	} {
+		e.Time, e.UserID = now.Add(time.Duration(i)*time.Minute), "u1"
+		if err := log.Write(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := api.New(api.Deps{Users: fakeUsers{}, Access: &access.Builder{}, Token: token, SignIns: st})
+	for _, tc := range []struct {
+		query string
+		want  []string // app:command of the entries, newest first
+	}{
+		{"database=bank", []string{"bank:SELECT", "bank:DROP TABLE"}},
+		{"database=bank&statement_class=ddl", []string{"bank:DROP TABLE"}},
+		{"statement_class=ddl", []string{"ledger:DROP TABLE", "bank:DROP TABLE"}},
+		{"app=bank", []string{"bank:SELECT", "bank:DROP TABLE", "bank:-"}},
+	} {
+		code, body := getSignIns(t, h, tc.query, "127.0.0.1:5000")
+		var p struct {
+			SignIns []audit.SignIn `json:"signins"`
+		}
+		if err := json.Unmarshal([]byte(body), &p); code != 200 || err != nil {
+			t.Fatalf("?%s: %d %s", tc.query, code, body)
+		}
+		var got []string
+		for _, e := range p.SignIns {
+			cmd := "-"
+			if e.Statement != nil {
+				cmd = e.Statement.Command
+			}
+			got = append(got, e.App+":"+cmd)
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("?%s: %v, want %v", tc.query, got, tc.want)
+		}
+	}
+	code, body := getSignIns(t, h, "statement_class=dml", "127.0.0.1:5000")
+	if code != 400 || !strings.Contains(body, "statement_class must be one of session, read, utility, write, ddl, privilege, unknown") {
+		t.Errorf("an unknown class: %d %s", code, body)
+	}
+}

@@ -673,6 +673,15 @@ func TestConsoleReadPages(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `unknown user &#34;nobody&#34;`) {
 		t.Errorf("What-If for an unknown user: status %d\n%s", resp.StatusCode, body)
 	}
+	resp, body = get(t, c, s.base+"/admin/whatif?ask=1&user=bob&auth=pwd@-1m&statement_class=dml&statement_tables=customers,+public.accounts")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `statement.class &#34;dml&#34; is not one of`) ||
+		!strings.Contains(body, `name="statement_tables" value="customers, public.accounts"`) {
+		t.Errorf("What-If for a statement of an unknown class: status %d\n%s", resp.StatusCode, body)
+	}
+	_, body = get(t, c, s.base+"/admin/whatif?ask=1&user=bob&contexts=c2&auth=pwd@-1m&statement_class=ddl&statement_command=DROP+TABLE")
+	if !strings.Contains(body, `id="whatif-outcome">challenge<`) || !strings.Contains(body, `<option selected>ddl</option>`) {
+		t.Errorf("What-If for a statement:\n%s", body)
+	}
 
 	_, body = get(t, c, s.base+"/admin/catalog")
 	body = html.UnescapeString(body)
@@ -685,6 +694,40 @@ func TestConsoleReadPages(t *testing.T) {
 	resp, body = get(t, c, s.base+"/admin/signins?user=nobody")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "There is no user named") {
 		t.Errorf("sign-in log for an unknown user: status %d\n%s", resp.StatusCode, body)
+	}
+	// bob's authorization is an entry of the app, not a statement on a
+	// database of the same name.
+	_, body = get(t, c, s.base+"/admin/signins?app="+rpClientID)
+	if !strings.Contains(body, `<tr data-seq="`) {
+		t.Errorf("the app filter lacks bob's authorization:\n%s", body)
+	}
+	_, body = get(t, c, s.base+"/admin/signins?database="+rpClientID+"&statement_class=ddl")
+	if strings.Contains(body, `<tr data-seq="`) || !strings.Contains(body, "No entries match.") ||
+		!strings.Contains(body, `<option selected>ddl</option>`) || !strings.Contains(body, `name="database" value="`+rpClientID+`"`) {
+		t.Errorf("the database filter shows an entry that is not a statement:\n%s", body)
+	}
+	// A statement the database gateway refused: found by the database
+	// and class filters, its detail page shows the statement.
+	if err := s.app.SignIns.Write(context.Background(), audit.SignIn{Source: "database", Username: bobName, App: rpClientID,
+		Decision: "block", Reason: "statement-guardrail", Statement: &audit.Statement{Command: "DROP TABLE", Class: "ddl",
+			Tables: []string{"customers"}, Fingerprint: "fp-1", Guardrail: "DROP and TRUNCATE need the role dba"}}); err != nil {
+		t.Fatal(err)
+	}
+	stmt := s.lastEntry(t, store.SignInQuery{Database: rpClientID})
+	_, body = get(t, c, s.base+"/admin/signins?database="+rpClientID+"&statement_class=ddl")
+	if !strings.Contains(body, `<tr data-seq="`+strconv.FormatInt(stmt.Seq, 10)+`"`) || strings.Count(body, `<tr data-seq="`) != 1 ||
+		!strings.Contains(body, `data-statement-class="ddl">ddl: DROP TABLE<`) {
+		t.Errorf("the database filter should list the statement alone:\n%s", body)
+	}
+	_, body = get(t, c, s.base+"/admin/signins/"+strconv.FormatInt(stmt.Seq, 10))
+	for _, want := range []string{`id="statement-class">ddl<`, "DROP TABLE", "customers", "DROP and TRUNCATE need the role dba", "fp-1"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the statement's detail lacks %q:\n%s", want, body)
+		}
+	}
+	resp, body = get(t, c, s.base+"/admin/signins?statement_class=dml")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "The statement class must be one of session, read, utility, write, ddl, privilege, unknown.") {
+		t.Errorf("an unknown statement class: status %d\n%s", resp.StatusCode, body)
 	}
 	resp, _ = get(t, c, s.base+"/admin/signins/999999")
 	if resp.StatusCode != http.StatusNotFound {

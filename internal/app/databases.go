@@ -49,7 +49,7 @@ func DatabaseOptions(c config.Database, path, dataDir string) (dbgate.Database, 
 	db := dbgate.Database{
 		Name: c.Name, Listen: c.Listen, InsecureLoopback: c.InsecureLoopback, Labels: c.Labels,
 		Upstream:      dbgate.Upstream{Address: c.Upstream.Address, Database: c.Upstream.Database, User: c.Upstream.User, Password: pw},
-		RefuseNoWhere: c.RefuseNoWhere, StatementWait: c.StatementWait.D(), MaxUpstream: c.MaxUpstreamConnections,
+		RefuseNoWhere: c.RefuseNoWhere, DestructiveNeedsElevation: c.DestructiveNeedsElevation, StatementWait: c.StatementWait.D(), MaxUpstream: c.MaxUpstreamConnections,
 		StepUpWait: c.StepUpWait.D(), SingleUse: c.SingleUse,
 		Contexts: map[string]string{},
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -298,4 +299,16 @@ func TestWhatIfAPI(t *testing.T) {
 			}
 		})
 	}
+	t.Run("fail/statement-without-class", func(t *testing.T) {
+		resp, err := http.Post(s.base+"/api/v1/whatif", "application/json",
+			strings.NewReader(`{"user": "alice", "app": "payroll", "statement": {"command": "DROP TABLE", "tables": ["customers"]}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "statement has no class") {
+			t.Fatalf("status %d: %s; want 400 naming the missing class", resp.StatusCode, b)
+		}
+	})
 }

@@ -244,6 +244,9 @@ func (l *SignInLog) Write(ctx context.Context, e SignIn) error {
 		counters = []store.SignInCounter{}
 	}
 	row := store.SignIn{ID: e.ID, Time: e.Time, UserID: e.UserID, App: e.App, Decision: e.Decision, Body: body, Counters: counters}
+	if e.Statement != nil {
+		row.StatementClass = e.Statement.Class
+	}
 	for _, p := range e.Policies {
 		if p.Result != policy.ResultNotApplied && p.Result != policy.ResultReportOnlyNotApplied {
 			row.Policies = append(row.Policies, p.Policy)

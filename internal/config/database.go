@@ -40,6 +40,10 @@ type Database struct {
 	ClassContexts map[string]string `yaml:"class_contexts"`
 	// RefuseNoWhere refuses UPDATE/DELETE without WHERE, and TRUNCATE.
 	RefuseNoWhere bool `yaml:"refuse_no_where"`
+	// DestructiveNeedsElevation, when set, is the role DROP and TRUNCATE
+	// need through an active just-in-time elevation: a standing
+	// assignment of the role does not count.
+	DestructiveNeedsElevation string `yaml:"destructive_needs_elevation"`
 	// StatementWait bounds how long a statement waits on what it is
 	// judged on; default 2m.
 	StatementWait Duration `yaml:"statement_wait"`
@@ -138,6 +142,9 @@ func validateDatabases(ps *problems, dbs []Database) {
 				ps.add(path+".class_contexts."+class, "is not a statement class; use session, read, utility, write, ddl, privilege or unknown")
 			}
 			checkContextID(ps, path+".class_contexts."+class, ctx)
+		}
+		if r := db.DestructiveNeedsElevation; r != "" && !roleNamePattern.MatchString(r) {
+			ps.add(path+".destructive_needs_elevation", "%q is not a role name: use lower-case letters, digits, '.', '_' and '-' as in stepgate role list (the role users activate for DROP and TRUNCATE)", r)
 		}
 		ps.positive(path+".statement_wait", db.StatementWait, "2m")
 		ps.positive(path+".step_up_wait", db.StepUpWait, "2m")

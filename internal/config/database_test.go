@@ -24,6 +24,7 @@ databases:
     class_contexts:
       write: c2
     refuse_no_where: true
+    destructive_needs_elevation: dba
 `
 	cfg, _, err := resolve("stepgate.yaml", []byte(file), Flags{}, nil)
 	if err != nil {
@@ -36,7 +37,8 @@ databases:
 	if db.Listen != DefaultDatabaseListen || db.StatementWait.D() != 2*time.Minute || db.MaxUpstreamConnections != 20 {
 		t.Errorf("defaults not applied: %+v", db)
 	}
-	if strings.Join(db.Labels["pii"], ",") != "customers.ssn,customers.email" || db.LabelContexts["pii"] != "c1" || db.ClassContexts["write"] != "c2" || !db.RefuseNoWhere {
+	if strings.Join(db.Labels["pii"], ",") != "customers.ssn,customers.email" || db.LabelContexts["pii"] != "c1" || db.ClassContexts["write"] != "c2" || !db.RefuseNoWhere ||
+		db.DestructiveNeedsElevation != "dba" {
 		t.Errorf("decoded %+v", db)
 	}
 	pw, err := db.Upstream.Password("databases[0].upstream", func(k string) string { return map[string]string{"BANK_PASSWORD": "s3cret"}[k] })
@@ -75,6 +77,7 @@ databases:
       read: high
     statement_wait: -1s
     max_upstream_connections: -3
+    destructive_needs_elevation: "DBA admins"
     bogus: 1
 `
 	got := problemsOf(t, file, Flags{}, nil)
@@ -87,6 +90,7 @@ databases:
 		"databases[0].upstream.database", "databases[0].upstream.user", "databases[0].upstream", "databases[0].tls",
 		"databases[0].labels", "databases[0].label_contexts.secret", "databases[0].class_contexts.writes",
 		"databases[0].class_contexts.read", "databases[0].statement_wait", "databases[0].max_upstream_connections",
+		"databases[0].destructive_needs_elevation",
 	} {
 		found := false
 		for _, p := range paths {

@@ -70,6 +70,14 @@ type Database struct {
 	// RefuseNoWhere refuses UPDATE and DELETE without a WHERE naming a
 	// column of their table, and TRUNCATE.
 	RefuseNoWhere bool
+	// DestructiveNeedsElevation, when set, names the role a user must
+	// hold through an active just-in-time elevation (store.Grant with an
+	// Elevation) for DROP, ALTER TABLE ... DROP COLUMN, TRUNCATE, any
+	// statement the classifier cannot read (which might be one of them)
+	// and any that defines code run later (a function, a trigger).
+	// A standing role or an active assignment does not count: the point
+	// is that destroying data takes a deliberate, time-boxed, logged step.
+	DestructiveNeedsElevation string
 	// StatementWait bounds how long a statement waits for what it
 	// depends on (an earlier pipelined result it is judged on).
 	StatementWait time.Duration

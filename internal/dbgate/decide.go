@@ -43,8 +43,9 @@ type judgement struct {
 	entry *audit.SignIn
 }
 
-// guardrail returns why a built-in rule refuses facts, or "".
-func (s *Server) guardrail(f sqlclass.Facts) string {
+// guardrail returns why a built-in rule refuses facts for the session's
+// user, or "".
+func (s *Server) guardrail(ss *session, f sqlclass.Facts) string {
 	switch {
 	case f.CopyProgram:
 		// COPY ... TO/FROM PROGRAM runs a shell command as the database
@@ -59,7 +60,7 @@ func (s *Server) guardrail(f sqlclass.Facts) string {
 	case s.db.RefuseNoWhere && f.NoWhere:
 		return "UPDATE and DELETE need a WHERE clause naming a column of their table, and TRUNCATE is refused, on this database"
 	}
-	return ""
+	return s.needsElevation(ss.ident.Load().user, f, s.Now())
 }
 
 // contextsFor lists the authentication contexts facts ask for: those of
@@ -101,7 +102,7 @@ func (s *Server) judge(ss *session, f sqlclass.Facts, p proofs) judgement {
 		j.tokenRefused = true
 		return j
 	}
-	if why := s.guardrail(f); why != "" {
+	if why := s.guardrail(ss, f); why != "" {
 		j.guardrail = why
 		j.verdict = access.Verdict{Outcome: policy.OutcomeBlock, Reason: reason.StatementGuardrail}
 		j.refusal = errorResponse(codeInsufficientPrivs, "refused by Stepgate: "+why, "")
@@ -135,7 +136,11 @@ func (s *Server) judge(ss *session, f sqlclass.Facts, p proofs) judgement {
 
 // policyStatement is what policies' conditions see of a statement.
 func policyStatement(f sqlclass.Facts, labels []string) policy.Statement {
-	st := policy.Statement{Class: f.Class.String(), Command: commandOf(f), Labels: labels}
+	class := f.Class
+	if f.SetRole && class < sqlclass.ClassPrivilege {
+		class = sqlclass.ClassPrivilege // as in contextsFor: a change of role is a change of privilege
+	}
+	st := policy.Statement{Class: class.String(), Command: commandOf(f), Labels: labels, Modifies: f.Modifies}
 	for _, t := range f.Tables {
 		st.Tables = append(st.Tables, t.String())
 	}

@@ -53,6 +53,7 @@ type rig struct {
 	dbname   string
 	direct   *pgx.Conn // to the upstream, past the gateway
 	tokens   *fakeTokens
+	users    *fakeUsers
 	now      atomic.Int64 // Unix nanoseconds of the gateway's clock
 	certPEM  string
 	policies *staticPolicies
@@ -114,13 +115,26 @@ func (f *fakeTokens) revoke(raw string) {
 	f.revoked[raw] = true
 }
 
-type fakeUsers map[string]store.User
+// fakeUsers is the gateway's user directory; a test changes a user
+// (their grants, say) with set while sessions run.
+type fakeUsers struct {
+	mu sync.Mutex // guards m
+	m  map[string]store.User
+}
 
-func (u fakeUsers) GetUser(_ context.Context, id string) (store.User, error) {
-	if x, ok := u[id]; ok {
+func (u *fakeUsers) GetUser(_ context.Context, id string) (store.User, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if x, ok := u.m[id]; ok {
 		return x, nil
 	}
 	return store.User{}, store.ErrNotFound
+}
+
+func (u *fakeUsers) set(x store.User) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.m[x.ID] = x
 }
 
 var testStart = time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
@@ -192,9 +206,9 @@ func newRigWith(t testing.TB, deps func(*Deps), edit ...func(*Database)) *rig {
 	r.usePolicies(t, testPolicies)
 	nowFn := func() time.Time { return time.Unix(0, r.now.Load()).UTC() }
 	r.tokens = &fakeTokens{claims: map[string]*oauth.AccessClaims{}, revoked: map[string]bool{}, now: nowFn}
-	users := fakeUsers{"u-alice": {ID: "u-alice", Username: "alice"}, "u-bob": {ID: "u-bob", Username: "bob"}}
+	r.users = &fakeUsers{m: map[string]store.User{"u-alice": {ID: "u-alice", Username: "alice"}, "u-bob": {ID: "u-bob", Username: "bob"}}}
 	d := Deps{
-		Tokens: r.tokens, Users: users, Policies: r.policies,
+		Tokens: r.tokens, Users: r.users, Policies: r.policies,
 		SignIns: func(_ context.Context, e audit.SignIn) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()

@@ -30,7 +30,7 @@ func goldenDirectory() Directory {
 	return NewDirectory(
 		[]string{"alice", "bob", "carol", "dave", "erin", "breakglass"},
 		[]string{"admin", "auditor", "developer"},
-		[]string{"payroll", "wiki", "crm", "admin-portal", "mail", "ci-bot", "batch-job", "hr"},
+		[]string{"payroll", "wiki", "crm", "admin-portal", "mail", "ci-bot", "batch-job", "hr", "bank"},
 		map[string][]string{
 			"staff":        nil,
 			"finance":      {"staff"},

@@ -59,7 +59,12 @@ func unconditional(in Conditions) bool {
 	}
 	allClientApps := len(in.ClientApps) == 0 || !slices.ContainsFunc(clientApps, func(a string) bool { return !slices.Contains(in.ClientApps, a) })
 	return everyLevel(in.UserRisk) && everyLevel(in.SignInRisk) && everything(in.Platforms) &&
-		everything(in.Locations) && allClientApps && in.DeviceFilter.Rule == "" && in.Expression == ""
+		everything(in.Locations) && allClientApps && in.DeviceFilter.Rule == "" && in.Expression == "" &&
+		!hasStatementConditions(in.Statements)
+}
+
+func hasStatementConditions(s StatementConditions) bool {
+	return len(s.Classes)+len(s.Commands)+len(s.Tables)+len(s.Labels) > 0
 }
 
 // mfaOnly reports a grant made only of strengths (mfa included).

@@ -139,10 +139,31 @@ type Conditions struct {
 	Platforms  IncludeExclude `yaml:"platforms,omitempty"`
 	Locations  IncludeExclude `yaml:"locations,omitempty"`
 	ClientApps []string       `yaml:"client_apps,omitempty"`
+	// Statements narrows the policy to SQL statements through the
+	// database gateway: their class, command, tables and labels.
+	Statements StatementConditions `yaml:"statements,omitempty"`
 	// DeviceFilter is a CEL rule over device.*, user.* and request.*.
 	DeviceFilter DeviceFilter `yaml:"device_filter,omitempty"`
 	// Expression is a free CEL condition that must be true.
 	Expression string `yaml:"expression,omitempty"`
+}
+
+// StatementConditions match a SQL statement through the database
+// gateway; a request that carries no statement never matches. Each list
+// that is set must match, and a list matches when the statement has any
+// of its values (see cond_statement.go for how each errs towards
+// matching).
+type StatementConditions struct {
+	// Classes match a statement of a listed class or a more sensitive
+	// one (session < read < utility < write < ddl < privilege < unknown).
+	Classes []string `yaml:"classes,omitempty"`
+	// Commands are commands as PostgreSQL names them (DELETE, "DROP
+	// TABLE"); a first word covers every command it begins (DROP).
+	Commands []string `yaml:"commands,omitempty"`
+	// Tables are table or schema.table, compared without case.
+	Tables []string `yaml:"tables,omitempty"`
+	// Labels are labels of the database's configuration (pii).
+	Labels []string `yaml:"labels,omitempty"`
 }
 
 // DeviceFilter picks devices by a CEL rule. In include mode the policy

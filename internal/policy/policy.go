@@ -29,6 +29,7 @@ type compiledPolicy struct {
 	platforms  platformCond
 	locations  locationCond
 	clientApps clientAppCond
+	statements statementCond
 	device     deviceFilter
 	expr       *celProgram
 	grant      grant
@@ -58,6 +59,9 @@ func (p *compiledPolicy) match(ctx *evalCtx, r *Request) (reason Reason, detail 
 		}
 	}
 	if reason = p.clientApps.match(r.ClientApp); reason != "" {
+		return reason, ""
+	}
+	if reason = p.statements.match(&r.Statement); reason != "" {
 		return reason, ""
 	}
 	return p.matchCEL(ctx, r)
@@ -92,6 +96,9 @@ func (c *compiler) policy(d *Document, i, index int) *compiledPolicy {
 	p.session = c.session(d, path+".session", in.Session)
 	p.grant = c.grant(d, path+".grant", in, p.session.freq)
 	c.checkClients(d, path, p)
+	if p.statements.set && p.target.kind == targetActions {
+		c.addf(d, path+".conditions.statements", "a user action is never a SQL statement, so this policy would never apply; target the database's app or an authentication context its statements ask for")
+	}
 	for j, a := range in.Acknowledge {
 		if !slices.Contains(acknowledgements, a) {
 			c.addf(d, fmt.Sprintf("%s.acknowledge[%d]", path, j), "unknown check %q%s", a, didYouMean(a, acknowledgements))
@@ -109,6 +116,7 @@ func (c *compiler) conditions(d *Document, path string, in Conditions, p *compil
 	p.platforms = c.platformCond(d, path+".platforms", in.Platforms)
 	p.locations = c.locationCond(d, path+".locations", in.Locations)
 	p.clientApps = c.clientAppCond(d, path+".client_apps", in.ClientApps)
+	p.statements = c.statementCond(d, path+".statements", in.Statements)
 	p.device = c.deviceFilter(d, path+".device_filter", in.DeviceFilter)
 	if in.Expression != "" {
 		p.expr = c.cel(d, path+".expression", in.Expression)

@@ -32,6 +32,15 @@ const (
 	ReasonConditionNotMatched      = reason.ConditionNotMatched
 )
 
+// Why a policy with a statements condition did not apply.
+const (
+	ReasonNoStatement                 = reason.NoStatement
+	ReasonStatementClassNotIncluded   = reason.StatementClassNotIncluded
+	ReasonStatementCommandNotIncluded = reason.StatementCommandNotIncluded
+	ReasonStatementTableNotIncluded   = reason.StatementTableNotIncluded
+	ReasonStatementLabelNotIncluded   = reason.StatementLabelNotIncluded
+)
+
 // Why an applied policy, or the decision as a whole, did not allow.
 const (
 	// ReasonBlocked: a block policy applied.

@@ -87,6 +87,10 @@ type Statement struct {
 	Tables []string `json:"tables,omitempty"`
 	// Labels are the database's labels it hits.
 	Labels []string `json:"labels,omitempty"`
+	// Modifies are the data-modifying commands it runs (INSERT, UPDATE,
+	// DELETE, MERGE), nested ones included: WITH d AS (DELETE ...)
+	// SELECT has the command SELECT and modifies DELETE.
+	Modifies []string `json:"modifies,omitempty"`
 }
 
 // Device is what is known about the device the request comes from.
@@ -176,6 +180,10 @@ func (r *Request) Validate() error {
 	if r.Country != "" && !isCountryCode(r.Country) {
 		errs = append(errs, fmt.Errorf("country %q is not an upper-case ISO 3166-1 alpha-2 code like DE", r.Country))
 	}
+	if st := r.Statement; st.Class == "" && (st.Command != "" || len(st.Tables)+len(st.Labels)+len(st.Modifies) > 0) {
+		errs = append(errs, fmt.Errorf("statement has no class; give one of %s (a request without a class is not a statement)", strings.Join(statementClasses, ", ")))
+	}
+	check("statement.class", r.Statement.Class, statementClasses)
 	if r.Subject.ID == "" && r.Subject.Username == "" {
 		errs = append(errs, errors.New("subject has neither id nor username"))
 	}

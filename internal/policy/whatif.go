@@ -45,6 +45,11 @@ type WhatIf struct {
 	// ("-2m") or an RFC 3339 time.
 	PasswordChanged string   `json:"password_changed,omitempty" yaml:"password_changed"`
 	Terms           []string `json:"terms,omitempty" yaml:"terms"`
+
+	// Statement is a SQL statement through the database gateway (App is
+	// then the database's name), as its classifier would describe it:
+	// class, command, tables and labels hit.
+	Statement Statement `json:"statement,omitzero" yaml:"statement"`
 }
 
 // Request builds the Request to evaluate at now for subject. For a
@@ -64,6 +69,7 @@ func (w *WhatIf) Request(now time.Time, subject Subject) (*Request, error) {
 		Device: Device{ID: w.DeviceID, IsCompliant: w.DeviceCompliant, TrustType: w.DeviceTrustType,
 			Attributes: w.DeviceAttributes},
 		SignInRisk: w.SignInRisk, UserRisk: w.UserRisk, AcceptedTerms: w.Terms, Now: now,
+		Statement: w.Statement,
 	}
 	if r.Platform == "" && w.UserAgent != "" {
 		r.Platform = PlatformFromUserAgent(w.UserAgent)

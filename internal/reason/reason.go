@@ -39,6 +39,16 @@ const (
 	ConditionNotMatched      Code = "condition-not-matched"
 )
 
+// Why a policy with a statements condition did not apply to a request
+// (the database gateway's SQL statements).
+const (
+	NoStatement                 Code = "no-statement"
+	StatementClassNotIncluded   Code = "statement-class-not-included"
+	StatementCommandNotIncluded Code = "statement-command-not-included"
+	StatementTableNotIncluded   Code = "statement-table-not-included"
+	StatementLabelNotIncluded   Code = "statement-label-not-included"
+)
+
 // Why an applied policy, or the decision as a whole, did not allow.
 const (
 	// Blocked: a block policy applied.
@@ -160,6 +170,12 @@ var sentences = map[Code]string{
 	DeviceFilterNotMatched:   "The device does not match the policy's device filter (include mode).",
 	DeviceFilterExcluded:     "The device matches the policy's device filter, which excludes it.",
 	ConditionNotMatched:      "The policy's condition expression is false for this request.",
+
+	NoStatement:                 "The policy has a statements condition and the request is not a SQL statement.",
+	StatementClassNotIncluded:   "The SQL statement is less sensitive than every class the policy lists.",
+	StatementCommandNotIncluded: "The SQL statement runs none of the commands the policy lists.",
+	StatementTableNotIncluded:   "The SQL statement names none of the tables the policy lists.",
+	StatementLabelNotIncluded:   "The SQL statement hits none of the labels the policy lists.",
 
 	Blocked:              "The policy blocks access.",
 	ControlsNotSatisfied: "The session lacks proofs the policy requires; the user can still give them.",

@@ -231,7 +231,10 @@ type SignIn struct {
 	App      string
 	Decision string
 	Policies []string // policies that applied, for the policy filter
-	Body     []byte
+	// StatementClass is the class of the SQL statement an entry of the
+	// database gateway decided; empty for every other entry.
+	StatementClass string
+	Body           []byte
 	// Counters are the running totals the entry adds one to, as
 	// tally.Outcome.Counters lists them from Body. The log's writer,
 	// which has the entry decoded, fills them in (never nil, even when
@@ -248,7 +251,11 @@ type SignIn struct {
 // SignInQuery selects sign-ins, newest first. Empty fields match all.
 type SignInQuery struct {
 	UserID, App, Decision, Policy string
-	Since, Until                  time.Time // Since inclusive, Until exclusive
+	// Database selects the SQL statements the database gateway decided
+	// on this database (not the sign-ins of its OIDC client of the same
+	// name); StatementClass, statements of this class.
+	Database, StatementClass string
+	Since, Until             time.Time // Since inclusive, Until exclusive
 	// Before is the pagination cursor: only rows with Seq < Before.
 	Before int64
 	Limit  int

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,9 @@ const filterTime = "2006-01-02T15:04"
 type signInsView struct {
 	Filter    url.Values
 	Decisions []string
-	Page      admin.SignInPage
+	// Classes are the SQL statement classes the class filter offers.
+	Classes []string
+	Page    admin.SignInPage
 	// NextURL is the next (older) page with the same filters.
 	NextURL string
 	Problem string
@@ -37,7 +40,8 @@ func (c *Console) signIns(w http.ResponseWriter, r *http.Request, who *caller) e
 	q := r.URL.Query()
 	v := signInsView{Filter: q, Decisions: []string{"allow", "challenge", "block", "success", "failure", "throttled",
 		// The steps of a just-in-time elevation (source elevation).
-		"requested", "proven", "approved", "denied", "activated", "expired", "deactivated"}}
+		"requested", "proven", "approved", "denied", "activated", "expired", "deactivated"},
+		Classes: policy.StatementClasses()}
 	status := http.StatusOK
 	query, err := c.signInQuery(r, q)
 	var fp filterProblem
@@ -74,7 +78,11 @@ func (filterProblem) Kind() errkind.Kind { return errkind.Invalid }
 // signInQuery reads the filters; a filterProblem names one to fix.
 func (c *Console) signInQuery(r *http.Request, q url.Values) (store.SignInQuery, error) {
 	sq := store.SignInQuery{App: strings.TrimSpace(q.Get("app")), Decision: q.Get("decision"),
-		Policy: strings.TrimSpace(q.Get("policy")), Limit: signInPageSize}
+		Policy: strings.TrimSpace(q.Get("policy")), Limit: signInPageSize,
+		Database: strings.TrimSpace(q.Get("database")), StatementClass: q.Get("statement_class")}
+	if c := sq.StatementClass; c != "" && !slices.Contains(policy.StatementClasses(), c) {
+		return sq, filterProblem("The statement class must be one of " + strings.Join(policy.StatementClasses(), ", ") + ".")
+	}
 	if name := strings.TrimSpace(q.Get("user")); name != "" {
 		u, err := c.Users.GetUserByName(r.Context(), strings.ToLower(name))
 		if errors.Is(err, store.ErrNotFound) {

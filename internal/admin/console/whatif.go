@@ -17,14 +17,17 @@ type whatIfView struct {
 	Form     policy.WhatIf
 	Contexts string
 	Terms    string
-	Asked    bool
-	Decision *policy.Decision
+	// StatementTables and StatementLabels are the statement's lists as
+	// typed.
+	StatementTables, StatementLabels string
+	Asked                            bool
+	Decision                         *policy.Decision
 	// Roles are the user's roles, active (what the policies were
 	// evaluated with), elevated and eligible apart; nil for a client.
 	Roles   *access.WhatIfRoles
 	Problem string
 	// Choices for the select fields.
-	Platforms, ClientApps, Risks, Actions []string
+	Platforms, ClientApps, Risks, Actions, StatementClasses []string
 }
 
 // whatIf evaluates a hypothetical request against the live policies,
@@ -34,10 +37,12 @@ type whatIfView struct {
 func (c *Console) whatIf(w http.ResponseWriter, r *http.Request, who *caller) error {
 	q := r.URL.Query()
 	v := whatIfView{Form: whatIfForm(q), Contexts: q.Get("contexts"), Terms: q.Get("terms"),
-		Platforms:  []string{policy.PlatformWindows, policy.PlatformMacOS, policy.PlatformLinux, policy.PlatformIOS, policy.PlatformAndroid, policy.PlatformChromeOS, policy.PlatformUnknown},
-		ClientApps: []string{policy.ClientBrowser, policy.ClientMobileDesktop, policy.ClientService, policy.ClientLegacy},
-		Risks:      []string{policy.RiskNone, policy.RiskLow, policy.RiskMedium, policy.RiskHigh},
-		Actions:    []string{policy.ActionRegisterSecurityInfo, policy.ActionRegisterDevice}}
+		StatementTables: q.Get("statement_tables"), StatementLabels: q.Get("statement_labels"),
+		StatementClasses: policy.StatementClasses(),
+		Platforms:        []string{policy.PlatformWindows, policy.PlatformMacOS, policy.PlatformLinux, policy.PlatformIOS, policy.PlatformAndroid, policy.PlatformChromeOS, policy.PlatformUnknown},
+		ClientApps:       []string{policy.ClientBrowser, policy.ClientMobileDesktop, policy.ClientService, policy.ClientLegacy},
+		Risks:            []string{policy.RiskNone, policy.RiskLow, policy.RiskMedium, policy.RiskHigh},
+		Actions:          []string{policy.ActionRegisterSecurityInfo, policy.ActionRegisterDevice}}
 	status := http.StatusOK
 	if q.Has("ask") {
 		v.Asked = true
@@ -68,6 +73,8 @@ func whatIfForm(q url.Values) policy.WhatIf {
 		SignInRisk:      q.Get("sign_in_risk"), UserRisk: q.Get("user_risk"),
 		Auth: strings.TrimSpace(q.Get("auth")), PasswordChanged: strings.TrimSpace(q.Get("password_changed")),
 		Terms: list(q.Get("terms")),
+		Statement: policy.Statement{Class: q.Get("statement_class"), Command: strings.TrimSpace(q.Get("statement_command")),
+			Tables: list(q.Get("statement_tables")), Labels: list(q.Get("statement_labels"))},
 	}
 }
 

@@ -86,6 +86,20 @@ type Hazards struct {
 	// Locks: takes row or table locks (SELECT ... FOR UPDATE/SHARE, LOCK
 	// TABLE, advisory locks) that can stall other sessions.
 	Locks bool `json:"locks,omitempty"`
+	// Destructive: DROP of any object (DROP TABLE, DROP SCHEMA, DROP
+	// DATABASE, DROP OWNED, DROP ROLE, ...), ALTER TABLE ... DROP COLUMN,
+	// or TRUNCATE: the statement destroys data or schema a backup must
+	// bring back. A string of several statements, an EXECUTE and a
+	// prepared statement carry it from their parts.
+	Destructive bool `json:"destructive,omitempty"`
+	// DefinesCode: defines code the database runs later, out of the
+	// classifier's sight: a function or procedure (its body may DROP or
+	// TRUNCATE, and a trigger, a column default, a view or an index can
+	// run it under an innocent INSERT or SELECT), a trigger or event
+	// trigger, an extension (its scripts run SQL), a cast, an operator,
+	// aggregate or base type, an operator class or family, a language, a
+	// transform or a conversion.
+	DefinesCode bool `json:"defines_code,omitempty"`
 	// SearchPathDependent: names a table or function without a schema, so
 	// what it reaches depends on the session's search_path.
 	SearchPathDependent bool `json:"search_path_dependent,omitempty"`
@@ -104,6 +118,8 @@ func (h *Hazards) merge(o Hazards) {
 	h.Lexing = h.Lexing || o.Lexing
 	h.Locks = h.Locks || o.Locks
 	h.SearchPathDependent = h.SearchPathDependent || o.SearchPathDependent
+	h.Destructive = h.Destructive || o.Destructive
+	h.DefinesCode = h.DefinesCode || o.DefinesCode
 }
 
 // Table is a relation a statement names: a table, view, sequence or index
@@ -161,6 +177,13 @@ type Statement struct {
 	Tables    []Table  `json:"tables,omitempty"`
 	Columns   []Column `json:"columns,omitempty"`
 	Functions []string `json:"functions,omitempty"`
+	// Modifies are the data-modifying commands the statement runs, its
+	// own and nested ones: INSERT, UPDATE, DELETE, MERGE. WITH d AS
+	// (DELETE ...) SELECT runs DELETE, INSERT ... ON CONFLICT DO UPDATE
+	// also UPDATE, a MERGE each of its actions, an EXECUTE what its
+	// prepared statement runs. A rule or trigger on a written table is
+	// not seen.
+	Modifies []string `json:"modifies,omitempty"`
 	// Prepares is the name PREPARE gives this statement, and Executes the
 	// prepared statement EXECUTE runs: a gateway that saw the PREPARE in
 	// an earlier query string classifies the EXECUTE as that statement.
@@ -187,6 +210,7 @@ type Facts struct {
 	Tables     []Table     `json:"tables,omitempty"`
 	Columns    []Column    `json:"columns,omitempty"`
 	Functions  []string    `json:"functions,omitempty"`
+	Modifies   []string    `json:"modifies,omitempty"`
 	// Fingerprint and Normalized cover the whole string; empty when it
 	// does not parse (the text is then never repeated).
 	Fingerprint string `json:"fingerprint,omitempty"`
@@ -208,8 +232,10 @@ func (f *Facts) summarize() {
 		f.Tables = append(f.Tables, st.Tables...)
 		f.Columns = append(f.Columns, st.Columns...)
 		f.Functions = append(f.Functions, st.Functions...)
+		f.Modifies = append(f.Modifies, st.Modifies...)
 	}
 	f.MultiStatement = len(f.Statements) > 1
+	f.Modifies = uniqueStrings(f.Modifies)
 	f.Tables = uniqueTables(f.Tables)
 	f.Columns = uniqueColumns(f.Columns)
 	f.Functions = uniqueStrings(f.Functions)
@@ -224,6 +250,7 @@ func (f Facts) clone() Facts {
 		st.Tables = slices.Clone(st.Tables)
 		st.Columns = slices.Clone(st.Columns)
 		st.Functions = slices.Clone(st.Functions)
+		st.Modifies = slices.Clone(st.Modifies)
 		out.Statements[i] = st
 	}
 	if f.Statements == nil {
@@ -232,6 +259,7 @@ func (f Facts) clone() Facts {
 	out.Tables = slices.Clone(f.Tables)
 	out.Columns = slices.Clone(f.Columns)
 	out.Functions = slices.Clone(f.Functions)
+	out.Modifies = slices.Clone(f.Modifies)
 	return out
 }
 
@@ -249,6 +277,7 @@ func (f Facts) size() int {
 		for _, fn := range st.Functions {
 			n += 16 + len(fn)
 		}
+		n += 16 * len(st.Modifies)
 	}
 	return 2 * n // the string-wide unions repeat the statements' lists
 }

@@ -64,6 +64,7 @@ func (w *walker) finish() Statement {
 	st.Tables = uniqueTables(st.Tables)
 	st.Columns = uniqueColumns(st.Columns)
 	st.Functions = uniqueStrings(st.Functions)
+	st.Modifies = uniqueStrings(st.Modifies)
 	st.SearchPathDependent = w.unqualified
 	for _, t := range st.Tables {
 		if t.Unqualified {
@@ -99,6 +100,12 @@ func (w *walker) statement(node *pg.Node) {
 	}
 	w.top = m.Interface()
 	w.st.Command = commandName(m)
+	if destroys(m) {
+		w.st.Destructive = true
+	}
+	if codeDefinitions[string(m.Descriptor().Name())] {
+		w.st.DefinesCode = true
+	}
 	switch x := m.Interface().(type) {
 	case *pg.SelectStmt:
 		w.raise(ClassRead)
@@ -291,6 +298,7 @@ func (w *walker) walkNodes(nodes []*pg.Node) {
 // itself, it is a write hidden inside another statement.
 func (w *walker) nested(m proto.Message) {
 	w.raise(ClassWrite)
+	w.st.Modifies = append(w.st.Modifies, modifies(m)...)
 	if m != w.top {
 		w.st.HiddenWrite = true
 	}
@@ -885,6 +893,7 @@ func (w *walker) explain(e *pg.ExplainStmt) {
 		w.st.Command = "EXPLAIN ANALYZE"
 		w.raise(got.Class)
 		w.st.merge(got.Hazards)
+		w.st.Modifies = append(w.st.Modifies, got.Modifies...)
 		return
 	}
 	w.raise(ClassUtility)
@@ -948,6 +957,7 @@ func (w *walker) execute(x *pg.ExecuteStmt) {
 		w.st.Tables = append(w.st.Tables, p.Tables...)
 		w.st.Columns = append(w.st.Columns, p.Columns...)
 		w.st.Functions = append(w.st.Functions, p.Functions...)
+		w.st.Modifies = append(w.st.Modifies, p.Modifies...)
 	} else {
 		w.raise(ClassUnknown)
 	}
@@ -983,6 +993,64 @@ func (w *walker) drop(d *pg.DropStmt) {
 			}
 		}
 	}
+}
+
+// codeDefinitions are the statements that set DefinesCode, by node name.
+var codeDefinitions = map[string]bool{
+	"CreateFunctionStmt": true, "CreateTrigStmt": true, "CreateEventTrigStmt": true,
+	"CreateExtensionStmt": true, "AlterExtensionStmt": true, "AlterExtensionContentsStmt": true,
+	"CreateCastStmt": true, "DefineStmt": true, "CreateOpClassStmt": true, "CreateOpFamilyStmt": true,
+	"AlterOpFamilyStmt": true, "CreatePLangStmt": true, "CreateTransformStmt": true, "CreateConversionStmt": true,
+}
+
+// modifies names the data-modifying commands one INSERT, UPDATE, DELETE
+// or MERGE runs: itself, the UPDATE of an INSERT ... ON CONFLICT DO
+// UPDATE, and each action of a MERGE.
+func modifies(m proto.Message) []string {
+	switch x := m.(type) {
+	case *pg.InsertStmt:
+		if x.GetOnConflictClause().GetAction() == pg.OnConflictAction_ONCONFLICT_UPDATE {
+			return []string{"INSERT", "UPDATE"}
+		}
+		return []string{"INSERT"}
+	case *pg.UpdateStmt:
+		return []string{"UPDATE"}
+	case *pg.DeleteStmt:
+		return []string{"DELETE"}
+	case *pg.MergeStmt:
+		out := []string{"MERGE"}
+		for _, n := range x.GetMergeWhenClauses() {
+			switch n.GetMergeWhenClause().GetCommandType() {
+			case pg.CmdType_CMD_INSERT:
+				out = append(out, "INSERT")
+			case pg.CmdType_CMD_UPDATE:
+				out = append(out, "UPDATE")
+			case pg.CmdType_CMD_DELETE:
+				out = append(out, "DELETE")
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// destroys reports a statement that drops an object (every node
+// PostgreSQL names Drop...: DropStmt, DropdbStmt, DropOwnedStmt,
+// DropRoleStmt, DropTableSpaceStmt, DropSubscriptionStmt, ...), drops a
+// column, or truncates.
+func destroys(m protoreflect.Message) bool {
+	switch x := m.Interface().(type) {
+	case *pg.TruncateStmt:
+		return true
+	case *pg.AlterTableStmt:
+		for _, n := range x.Cmds {
+			if n.GetAlterTableCmd().GetSubtype() == pg.AlterTableType_AT_DropColumn {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.HasPrefix(string(m.Descriptor().Name()), "Drop")
 }
 
 func alterTableClass(a *pg.AlterTableStmt) Class {

@@ -55,6 +55,22 @@ func TestSignInPoliciesMigration(t *testing.T) {
 	})
 }
 
+func TestSignInStatementClassMigration(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.RunSignInStatementClassMigration(t, db, postgres.Dialect, os.DirFS("migrations"), "0008_sign_in_statement_class.sql", func() store.Store {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func TestSignInTotalsMigration(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	db, err := sql.Open("pgx", dsn)

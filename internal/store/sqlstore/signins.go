@@ -19,7 +19,7 @@ const maxSignInPage = 1000
 // keep every statement far inside both engines' parameter limits
 // (SQLite 32766, PostgreSQL 65535).
 const (
-	rowsPerInsert     = 100  // sign_ins rows: 600 parameters
+	rowsPerInsert     = 100  // sign_ins rows: 700 parameters
 	policiesPerInsert = 1000 // sign_in_policies rows: 2000 parameters
 )
 
@@ -99,12 +99,12 @@ func (s *DB) appendSignIns(ctx context.Context, tx *sql.Tx, rows []store.SignIn,
 // stored (an earlier try of this batch) is skipped, and so are its
 // policies, so a retried batch writes each entry once.
 func (s *DB) insertSignIns(ctx context.Context, tx *sql.Tx, rows []store.SignIn) (map[string]int64, error) {
-	args := make([]any, 0, 6*len(rows))
+	args := make([]any, 0, 7*len(rows))
 	for _, r := range rows {
-		args = append(args, r.ID, micros(r.Time), r.UserID, r.App, r.Decision, string(r.Body))
+		args = append(args, r.ID, micros(r.Time), r.UserID, r.App, r.Decision, r.StatementClass, string(r.Body))
 	}
-	rs, err := tx.QueryContext(ctx, s.q("INSERT INTO sign_ins (id, at, user_id, app, decision, body) VALUES "+
-		placeholders(len(rows), 6)+" ON CONFLICT (id) DO NOTHING RETURNING id, seq"), args...)
+	rs, err := tx.QueryContext(ctx, s.q("INSERT INTO sign_ins (id, at, user_id, app, decision, statement_class, body) VALUES "+
+		placeholders(len(rows), 7)+" ON CONFLICT (id) DO NOTHING RETURNING id, seq"), args...)
 	if err != nil {
 		return nil, s.classify(err)
 	}
@@ -138,7 +138,7 @@ func (s *DB) ListSignIns(ctx context.Context, q store.SignInQuery) ([]store.Sign
 	// The page's seqs are chosen first, from the indexes alone, and only
 	// its rows are read: a filter whose index is not in seq order (a time
 	// window) then sorts seqs, not whole entries.
-	rs, err := s.db.QueryContext(ctx, s.q("SELECT s.seq, s.id, s.at, s.user_id, s.app, s.decision, s.body FROM ("+
+	rs, err := s.db.QueryContext(ctx, s.q("SELECT s.seq, s.id, s.at, s.user_id, s.app, s.decision, s.statement_class, s.body FROM ("+
 		page+") page JOIN sign_ins s ON s.seq = page.seq ORDER BY s.seq DESC"), args...)
 	if err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ func (s *DB) ListSignIns(ctx context.Context, q store.SignInQuery) ([]store.Sign
 		var r store.SignIn
 		var at int64
 		var body string
-		if err := rs.Scan(&r.Seq, &r.ID, &at, &r.UserID, &r.App, &r.Decision, &body); err != nil {
+		if err := rs.Scan(&r.Seq, &r.ID, &at, &r.UserID, &r.App, &r.Decision, &r.StatementClass, &body); err != nil {
 			return nil, err
 		}
 		r.Time, r.Body = fromMicros(at), []byte(body)
@@ -191,6 +191,15 @@ func signInPage(q store.SignInQuery, limit int) (string, []any) {
 	}
 	if q.Decision != "" {
 		add("decision = ?", q.Decision)
+	}
+	if q.Database != "" {
+		// A database's name is also its OIDC client's: its statements are
+		// the entries of the app that carry a class.
+		add("app = ?", q.Database)
+		where = append(where, "statement_class <> ''")
+	}
+	if q.StatementClass != "" {
+		add("statement_class = ?", q.StatementClass)
 	}
 	if !q.Since.IsZero() {
 		add("at >= ?", micros(q.Since))

@@ -50,6 +50,7 @@ func RunTests(t *testing.T, opener Opener) {
 		{"kv-quota", testKVQuota, nil},
 		{"kv-quota-concurrent", testKVQuotaConcurrent, nil},
 		{"signins", testSignIns, nil},
+		{"signin-statements", testSignInStatements, nil},
 		{"signin-totals", testSignInTotals, nil},
 		{"signin-totals-concurrent", testSignInTotalsConcurrent, nil},
 		{"update-errors", testUpdateErrors, nil},
