@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run check vet lint test test-future test-short screenshots interop-deps browser-deps proxy-deps cgo-deps bench bench-gateway fuzz clean
+.PHONY: help build run check vet lint test test-future test-short screenshots interop-deps browser-deps proxy-deps cgo-deps bench bench-gateway bench-db fuzz clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ bench: ## benchmarks (session lookup and the sign-in log on both backends, passw
 bench-gateway: ## gateway throughput against a direct upstream and nginx (installs nginx-light if missing)
 	scripts/install-deps.sh nginx-light
 	$(GO) run ./bench/gateway -duration 4s -rounds 3 -spread
+
+bench-db: cgo-deps ## the database gateway against PostgreSQL directly and PgBouncer, with pgbench (installs PgBouncer if missing)
+	scripts/install-deps.sh postgresql pgbouncer
+	$(GO) run ./bench/dbgate -duration 10s
 
 fuzz: ## run each fuzz target for 30s
 	@for t in $$(grep -rhoE 'func (Fuzz[A-Za-z]+)' --include='*_test.go' . | awk '{print $$2}'); do \

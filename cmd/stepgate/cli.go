@@ -36,6 +36,10 @@ type cli struct {
 	configDir string
 	http      *http.Client
 	sleep     func(ctx context.Context, d time.Duration) error
+	// lookPath and psqlRunner, when set, replace finding psql on PATH
+	// and running it in place of this process (`stepgate psql`).
+	lookPath   func(file string) (string, error)
+	psqlRunner func(path string, args, env []string) error
 }
 
 // run executes the command line args and returns the process exit code.
@@ -74,7 +78,7 @@ func (c *cli) root() *cobra.Command {
 	pf.StringVar(&c.flags.LogFormat, "log-format", "", "log format: text or json")
 	pf.StringVar(&c.reason, "reason", "", "why, for the audit trail of changes (a ticket number, say)")
 	root.AddCommand(c.serveCmd(), c.demoCmd(), c.versionCmd(), c.userCmd(), c.groupCmd(), c.roleCmd(),
-		c.clientCmd(), c.keysCmd(), c.auditCmd(), c.logsCmd(), c.policyCmd(), c.whatifCmd(), c.gatewayCmd(), c.loginCmd())
+		c.clientCmd(), c.keysCmd(), c.auditCmd(), c.logsCmd(), c.policyCmd(), c.whatifCmd(), c.gatewayCmd(), c.loginCmd(), c.psqlCmd())
 	return root
 }
 

@@ -28,14 +28,17 @@ const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
 // loginOptions are the flags of `stepgate login`.
 type loginOptions struct {
 	issuer, client, scope string
-	printEnv, force       bool
-	timeout               time.Duration
+	// database, when set, asks for a token for that database (resource
+	// urn:stepgate:database:NAME).
+	database                      string
+	printEnv, printService, force bool
+	timeout                       time.Duration
 }
 
 func (c *cli) loginCmd() *cobra.Command {
 	var o loginOptions
 	cmd := &cobra.Command{
-		Use:   "login [--issuer URL] [--client ID] [--scope SCOPES] [--print-env]",
+		Use:   "login [--issuer URL] [--client ID] [--scope SCOPES] [--database NAME] [--print-env]",
 		Short: "Sign in from the command line (device flow) and keep the token",
 		Long: `Sign in to a running Stepgate from the command line, with the OAuth 2.0
 device authorization grant (RFC 8628): the command prints an address and a
@@ -47,8 +50,18 @@ token is kept too, and renews the token when it expires (as long as the
 policies allow the refresh); otherwise an expired token means a new
 sign-in.
 
---print-env prints a PGPASSWORD=... line with the access token, for
-database clients:  export "$(stepgate login --print-env)"
+--database NAME asks for a token for the database NAME that Stepgate's
+database gateway serves: its only audience is that database, and it
+opens nothing else. With --print-env, the command then prints every
+libpq variable a client needs (PGHOST, PGPORT, PGDATABASE, PGUSER,
+PGPASSWORD, PGSSLMODE, PGSSLROOTCERT), one per line, to load with
+  set -a; eval "$(stepgate login --database bank --print-env)"; set +a
+--print-service prints a pg_service.conf stanza for it instead (the
+password stays in PGPASSWORD). stepgate psql NAME does all of this and
+runs psql.
+
+Without --database, --print-env prints a PGPASSWORD=... line with the
+access token.
 
 The issuer defaults to the configuration's server.issuer; the client must
 be a registered client with the grant
@@ -61,7 +74,9 @@ stepgate-cli).`,
 	fl.StringVar(&o.issuer, "issuer", "", "Stepgate's address (default: server.issuer of the configuration)")
 	fl.StringVar(&o.client, "client", defaultLoginClient, "client id to sign in with")
 	fl.StringVar(&o.scope, "scope", "openid", "scopes to ask for, separated by spaces")
-	fl.BoolVar(&o.printEnv, "print-env", false, "print PGPASSWORD=<access token> on standard output")
+	fl.StringVar(&o.database, "database", "", "get a token for this database of the database gateway")
+	fl.BoolVar(&o.printEnv, "print-env", false, "print PGPASSWORD=<access token> (with --database: every PG* variable) on standard output")
+	fl.BoolVar(&o.printService, "print-service", false, "with --database: print a pg_service.conf stanza for the database")
 	fl.BoolVar(&o.force, "force", false, "sign in again even if a kept token is still valid")
 	fl.DurationVar(&o.timeout, "timeout", 0, "give up waiting for approval after this long (default: when the code expires)")
 	return cmd
@@ -69,38 +84,69 @@ stepgate-cli).`,
 
 // login runs the device flow, or reuses a kept token.
 func (c *cli) login(ctx context.Context, o loginOptions) error {
-	issuer, err := c.loginIssuer(o.issuer)
+	if o.database != "" {
+		return c.loginDatabase(ctx, o)
+	}
+	if o.printService {
+		return usageError{errors.New("--print-service needs --database NAME")}
+	}
+	tok, _, err := c.keptOrNewToken(ctx, o)
 	if err != nil {
 		return err
-	}
-	if o.client == "" {
-		return usageError{errors.New("--client must not be empty")}
-	}
-	scope := strings.Join(strings.Fields(o.scope), " ")
-	cache, err := c.tokenCache()
-	if err != nil {
-		return err
-	}
-	key := tokenKey{Issuer: issuer, Client: o.client, Scope: scope}.String()
-	tok, ok := cache.Tokens[key]
-	switch {
-	case ok && !o.force && tok.validAt(c.now()):
-		fmt.Fprintf(c.stderr, "Using the kept token for %s (valid until %s).\n", issuer, tok.Expires.Local().Format(time.Kitchen))
-	default:
-		fresh, err := c.renew(ctx, issuer, o, scope, tok, ok && !o.force)
-		if err != nil {
-			return err
-		}
-		tok = fresh
-		cache.Tokens[key] = tok
-		if err := c.saveTokenCache(cache); err != nil {
-			return err
-		}
 	}
 	if o.printEnv {
 		fmt.Fprintf(c.stdout, "PGPASSWORD=%s\n", tok.AccessToken)
 	}
 	return nil
+}
+
+// loginDatabase gets a token for a database and prints how to connect.
+func (c *cli) loginDatabase(ctx context.Context, o loginOptions) error {
+	if err := checkDatabaseName(o.database); err != nil {
+		return err
+	}
+	s, err := c.databaseEnv(ctx, o)
+	if err != nil {
+		return err
+	}
+	if o.printEnv {
+		for _, line := range s.shellLines() {
+			fmt.Fprintln(c.stdout, line)
+		}
+	}
+	if o.printService {
+		fmt.Fprint(c.stdout, s.service(o.database))
+	}
+	return nil
+}
+
+// keptOrNewToken returns the kept token for o when it is still valid,
+// else renews it or signs in, and keeps the result.
+func (c *cli) keptOrNewToken(ctx context.Context, o loginOptions) (keptToken, string, error) {
+	issuer, err := c.loginIssuer(o.issuer)
+	if err != nil {
+		return keptToken{}, "", err
+	}
+	if o.client == "" {
+		return keptToken{}, "", usageError{errors.New("--client must not be empty")}
+	}
+	scope := strings.Join(strings.Fields(o.scope), " ")
+	cache, err := c.tokenCache()
+	if err != nil {
+		return keptToken{}, "", err
+	}
+	key := tokenKey{Issuer: issuer, Client: o.client, Scope: scope, Database: o.database}.String()
+	tok, ok := cache.Tokens[key]
+	if ok && !o.force && tok.validAt(c.now()) {
+		fmt.Fprintf(c.stderr, "Using the kept token for %s (valid until %s).\n", issuer, tok.Expires.Local().Format(time.Kitchen))
+		return tok, issuer, nil
+	}
+	tok, err = c.renew(ctx, issuer, o, scope, tok, ok && !o.force)
+	if err != nil {
+		return keptToken{}, "", err
+	}
+	cache.Tokens[key] = tok
+	return tok, issuer, c.saveTokenCache(cache)
 }
 
 // renew gets a new token: with the kept refresh token when there is
@@ -174,10 +220,16 @@ func (t keptToken) validAt(now time.Time) bool {
 }
 
 // tokenKey names a kept token: the issuer, client and scopes it was
-// asked for.
-type tokenKey struct{ Issuer, Client, Scope string }
+// asked for, and the database it is for.
+type tokenKey struct{ Issuer, Client, Scope, Database string }
 
-func (k tokenKey) String() string { return k.Issuer + " " + k.Client + " " + k.Scope }
+func (k tokenKey) String() string {
+	s := k.Issuer + " " + k.Client + " " + k.Scope
+	if k.Database != "" {
+		s += " " + databaseResourcePrefix + k.Database
+	}
+	return s
+}
 
 // tokenCacheFile is the cache, kept in the user's configuration
 // directory.
@@ -278,10 +330,12 @@ type deviceClient struct {
 	issuer        string
 	device, token string
 	client, scope string
-	sleep         func(ctx context.Context, d time.Duration) error
-	stderr        io.Writer
-	now           func() time.Time
-	timeout       time.Duration
+	// database is the database the tokens are asked for, or "".
+	database string
+	sleep    func(ctx context.Context, d time.Duration) error
+	stderr   io.Writer
+	now      func() time.Time
+	timeout  time.Duration
 }
 
 // deviceFlow signs in: discovery, the device authorization, the prompt,
@@ -302,7 +356,7 @@ func (c *cli) deviceFlow(ctx context.Context, issuer string, o loginOptions, sco
 }
 
 func (c *cli) newDeviceClient(issuer string, o loginOptions, scope string) *deviceClient {
-	return &deviceClient{http: c.httpClient(), issuer: issuer, client: o.client, scope: scope, sleep: c.sleepFn(), stderr: c.stderr, now: c.now, timeout: o.timeout}
+	return &deviceClient{http: c.httpClient(), issuer: issuer, client: o.client, scope: scope, database: o.database, sleep: c.sleepFn(), stderr: c.stderr, now: c.now, timeout: o.timeout}
 }
 
 func (c *cli) httpClient() *http.Client {
@@ -389,6 +443,9 @@ func (e *oauthError) Error() string {
 // returns the OAuth error.
 func (dc *deviceClient) postForm(ctx context.Context, endpoint string, form url.Values, out any) error {
 	form.Set("client_id", dc.client)
+	if dc.database != "" {
+		form.Set("resource", databaseResourcePrefix+dc.database)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return err
@@ -424,6 +481,8 @@ func (dc *deviceClient) start(ctx context.Context) (deviceStart, error) {
 			return s, fmt.Errorf("client %q may not use the device flow; add %s to its grant_types", dc.client, deviceCodeGrant)
 		case "slow_down":
 			return s, errors.New("the server has too many sign-ins waiting; try again in a minute")
+		case "invalid_target":
+			return s, unknownDatabase(dc.database, oe.Description)
 		}
 		return s, fmt.Errorf("the server refused to start a sign-in: %w", err)
 	}
@@ -437,6 +496,21 @@ func (dc *deviceClient) start(ctx context.Context) (deviceStart, error) {
 		s.VerificationURIComplete = s.VerificationURI
 	}
 	return s, nil
+}
+
+// unknownDatabase explains an invalid_target answer: the server serves
+// no database of that name, and these are the ones it serves.
+func unknownDatabase(name, desc string) error {
+	var served []string
+	for _, f := range strings.FieldsFunc(desc, func(r rune) bool { return r == ' ' || r == ',' || r == '"' }) {
+		if n, ok := strings.CutPrefix(f, databaseResourcePrefix); ok && n != name {
+			served = append(served, n)
+		}
+	}
+	if len(served) == 0 {
+		return fmt.Errorf("the server serves no database %q (%s)", name, desc)
+	}
+	return fmt.Errorf("the server serves no database %q; it serves: %s", name, strings.Join(served, ", "))
 }
 
 // poll polls the token endpoint every interval, five seconds more after

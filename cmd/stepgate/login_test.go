@@ -25,6 +25,8 @@ import (
 type loginServer struct {
 	app  *app.App
 	base string
+	// lastConfirm is the device page answerAs last approved or denied.
+	lastConfirm string
 }
 
 const (
@@ -32,7 +34,7 @@ const (
 	loginPassword = "correct horse battery"
 )
 
-func startLoginServer(t *testing.T) *loginServer {
+func startLoginServer(t *testing.T, edits ...func(*config.Config)) *loginServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,6 +49,9 @@ func startLoginServer(t *testing.T) *loginServer {
 	cfg.OIDC.Clients = []config.OIDCClient{
 		{ID: defaultLoginClient, Name: "Stepgate command line", Public: true, GrantTypes: []string{deviceCodeGrant, "refresh_token"}},
 		{ID: "spa", Name: "Single-page app", Public: true, RedirectURIs: []string{"http://127.0.0.1:9/cb"}},
+	}
+	for _, edit := range edits {
+		edit(&cfg)
 	}
 	if probs := cfg.Validate(); len(probs) > 0 {
 		t.Fatal(probs)
@@ -155,6 +160,7 @@ func (s *loginServer) answerAs(t *testing.T, code, decision string) string {
 		t.Fatalf("sign-in went to %q, want back to %q", loc, back)
 	}
 	confirm := page(s.base + back)
+	s.lastConfirm = confirm
 	m := csrf.FindStringSubmatch(confirm)
 	if m == nil || !strings.Contains(confirm, "Stepgate command line") || !strings.Contains(confirm, code) {
 		t.Fatalf("the device page does not show the client and the code:\n%s", confirm)

@@ -71,6 +71,7 @@ var routes = []route{
 	{admin: true, Method: "POST", Pattern: "/api/v1/elevations/{id}/approve", Change: true, handler: (*API).approve},
 	{admin: true, Method: "POST", Pattern: "/api/v1/elevations/{id}/deny", Change: true, handler: (*API).deny},
 	{admin: true, Method: "POST", Pattern: "/api/v1/elevations/{id}/revoke", Change: true, handler: (*API).revokeElevation},
+	{Method: "GET", Pattern: databasePattern, handler: (*API).database},
 }
 
 // principalKey carries who is calling to the handlers.
@@ -82,6 +83,10 @@ type principal struct {
 	// accountable is false for an anonymous request from this machine:
 	// it may read, but a change needs an identity the audit trail names.
 	accountable bool
+	// database is set for a person admitted with a database's token
+	// (databaseCaller): they may read that database's connection
+	// information and nothing else.
+	database string
 }
 
 func actorOf(r *http.Request) admin.Actor {
@@ -93,6 +98,9 @@ func actorOf(r *http.Request) admin.Actor {
 func (a *API) endpoint(rt route) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p, _ := r.Context().Value(principalKey{}).(principal)
+		if p.database != "" && rt.Pattern != databasePattern {
+			return &Error{Status: http.StatusForbidden, Code: "access_denied", Description: "a database's access token opens only its connection information", Debug: errDatabaseOnly}
+		}
 		if rt.Change && !p.accountable {
 			return &Error{Status: http.StatusForbidden, Code: "access_denied",
 				Description: "changes need an identity for the audit trail: send Authorization: Bearer with api.token, or an access token of a client with the " + adminScope + " scope"}

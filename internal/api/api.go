@@ -50,6 +50,9 @@ type Deps struct {
 	// Tokens verifies access tokens presented to the admin API; nil
 	// accepts only api.token.
 	Tokens TokenVerifier
+	// Databases are the databases the gateway serves, for their
+	// connection information.
+	Databases []Database
 	// Token is api.token; empty disables bearer-token access.
 	Token string
 	// TrustedProxies are server.trusted_proxies: a request from one was
@@ -125,6 +128,9 @@ func (a *API) Protect(h http.Handler) http.Handler {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpx.NoStore(w)
 	p, err := a.authorize(r)
+	if err != nil {
+		p, err = a.databaseCaller(r, err)
+	}
 	if err != nil {
 		a.writeError(w, r, err)
 		return

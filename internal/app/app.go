@@ -75,6 +75,8 @@ type App struct {
 	// Databases are the database gateway's servers, one per configured
 	// database; Serve starts them.
 	Databases []*dbgate.Server
+	// databaseConnections tell clients how to connect to each database.
+	databaseConnections []api.Database
 	// Revoker ends users' sessions and tokens at security events.
 	Revoker *revoke.Revoker
 	// Risk assesses sign-ins and keeps users' risk.
@@ -324,6 +326,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	apiMux := api.New(api.Deps{
 		Policies: a.Policies, Users: st, Access: a.Access, Token: cfg.API.Token,
 		TrustedProxies: trusted, Log: log, SignIns: st, Admin: a.Admin, Tokens: a.OIDC, Detections: a.Risk,
+		Databases: a.databaseConnections,
 	})
 
 	root := http.NewServeMux()

@@ -3,11 +3,17 @@ package app
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 
+	"github.com/stepgate/stepgate/internal/api"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/dbgate"
 	"github.com/stepgate/stepgate/internal/dbgate/sqlclass"
@@ -22,10 +28,16 @@ func (a *App) buildDatabases() error {
 	classifier := sqlclass.NewClassifier(sqlclass.CacheOptions{})
 	for i, c := range a.Config.Databases {
 		path := fmt.Sprintf("databases[%d]", i)
+		c.PublicAddress = PublicAddress(c, a.Config.Server.Issuer)
 		db, err := DatabaseOptions(c, path, a.Config.Server.DataDir)
 		if err != nil {
 			return err
 		}
+		conn, err := DatabaseConnection(c, path, a.Config.Server.DataDir)
+		if err != nil {
+			return err
+		}
+		a.databaseConnections = append(a.databaseConnections, conn)
 		srv, err := dbgate.New(db, dbgate.Deps{
 			Tokens: a.OIDC, Users: a.Store, Policies: a.Policies, Classifier: classifier,
 			SignIns: a.writeSignIn, AmendSignIn: a.SignIns.Amend, Log: a.Log.With("database", c.Name), StepUps: a.OIDC,
@@ -67,7 +79,8 @@ func DatabaseOptions(c config.Database, path, dataDir string) (dbgate.Database, 
 			return dbgate.Database{}, fmt.Errorf("%s.tls: set cert_file and key_file, or server.data_dir to keep a generated certificate in", path)
 		}
 		host, _, _ := net.SplitHostPort(c.Listen)
-		cert, _, err = dbgate.LoadOrCreateCert(dataDir, c.Name, []string{host})
+		public, _, _ := net.SplitHostPort(c.PublicAddress)
+		cert, _, err = dbgate.LoadOrCreateCert(dataDir, c.Name, []string{host, public})
 	}
 	if err != nil {
 		return dbgate.Database{}, fmt.Errorf("%s.tls: %w", path, err)
@@ -85,6 +98,58 @@ func DatabaseOptions(c config.Database, path, dataDir string) (dbgate.Database, 
 		db.Upstream.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return db, nil
+}
+
+// PublicAddress is the host:port clients connect to c at: its
+// public_address, or its listen address with an unspecified host
+// (0.0.0.0, ::, none) replaced by the issuer's host, which clients
+// already reach.
+func PublicAddress(c config.Database, issuer string) string {
+	if c.PublicAddress != "" {
+		return c.PublicAddress
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return c.Listen
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		if u, err := url.Parse(issuer); err == nil && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// DatabaseConnection is the connection information of c, whose
+// PublicAddress is resolved, for the API: its address, and the
+// certificate to verify the gateway with (tls.ca_file, or the generated
+// certificate DatabaseOptions keeps in dataDir).
+func DatabaseConnection(c config.Database, path, dataDir string) (api.Database, error) {
+	host, portText, err := net.SplitHostPort(c.PublicAddress)
+	if err != nil {
+		return api.Database{}, fmt.Errorf("%s.public_address: %w", path, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return api.Database{}, fmt.Errorf("%s.public_address: port %q is not a number", path, portText)
+	}
+	out := api.Database{Name: c.Name, Host: host, Port: port, DBName: c.Name, SSLMode: "verify-full"}
+	ca, key := c.TLS.CAFile, path+".tls.ca_file"
+	if c.TLS.CertFile == "" {
+		ca, key = filepath.Join(dataDir, "dbgate-"+c.Name+".crt"), path+".tls"
+	}
+	if ca == "" {
+		return out, nil
+	}
+	caPEM, err := os.ReadFile(ca) //nolint:gosec // a path from the configuration
+	if err != nil {
+		return api.Database{}, fmt.Errorf("%s: %w", key, err)
+	}
+	if block, _ := pem.Decode(caPEM); block == nil {
+		return api.Database{}, fmt.Errorf("%s: no PEM certificate in %s", key, ca)
+	}
+	out.CACertificate = string(caPEM)
+	return out, nil
 }
 
 // serveDatabases binds every database's listener and serves it; stop

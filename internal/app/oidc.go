@@ -52,7 +52,8 @@ func (a *App) buildOIDC(ctx context.Context, pages *web.Pages) error {
 			Lifetime: cfg.Device.Lifetime.D(), Interval: cfg.Device.Interval.D(),
 			MaxPending: cfg.Device.MaxPending, MaxBytes: int64(cfg.Device.MaxBytes), PerAddress: cfg.Device.PerAddress,
 		},
-		SIDKey: sidKey, Box: a.Methods.Box, ErrorPage: pages.ErrorPage, Log: a.Log, Metrics: a.Metrics, SignIns: a.writeSignIn,
+		Databases: a.Config.DatabaseNames(),
+		SIDKey:    sidKey, Box: a.Methods.Box, ErrorPage: pages.ErrorPage, Log: a.Log, Metrics: a.Metrics, SignIns: a.writeSignIn,
 	})
 	pages.Devices = a.OIDC
 	return nil

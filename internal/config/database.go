@@ -23,6 +23,12 @@ type Database struct {
 	Name string `yaml:"name"`
 	// Listen is where clients connect; default 127.0.0.1:6432.
 	Listen string `yaml:"listen"`
+	// PublicAddress is host:port that clients connect to, when it is not
+	// Listen (a listener on 0.0.0.0, a load balancer in front): the
+	// connection information (stepgate psql) hands it out, and a
+	// generated certificate names its host. Default: Listen, with an
+	// unspecified host (0.0.0.0, ::) replaced by server.issuer's host.
+	PublicAddress string `yaml:"public_address"`
 	// Upstream is the real database.
 	Upstream DatabaseUpstream `yaml:"upstream"`
 	// TLS is the certificate clients see; without cert_file and
@@ -77,6 +83,11 @@ type DatabaseUpstream struct {
 type DatabaseTLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// CAFile is the certificate authority that clients verify cert_file
+	// with, handed out in the connection information; without it,
+	// clients verify a configured certificate with their own roots. A
+	// generated certificate is its own authority.
+	CAFile string `yaml:"ca_file"`
 }
 
 // Database defaults.
@@ -125,6 +136,16 @@ func validateDatabases(ps *problems, dbs []Database) {
 		db.Upstream.validate(ps, path+".upstream")
 		if (db.TLS.CertFile == "") != (db.TLS.KeyFile == "") {
 			ps.add(path+".tls", "set both cert_file and key_file, or neither (a certificate is then generated in server.data_dir)")
+		}
+		if db.TLS.CAFile != "" && db.TLS.CertFile == "" {
+			ps.add(path+".tls.ca_file", "is the authority of cert_file: set cert_file and key_file too, or remove it (a generated certificate is its own authority)")
+		}
+		if db.PublicAddress != "" {
+			if host, port, err := net.SplitHostPort(db.PublicAddress); err != nil || host == "" || port == "" {
+				ps.add(path+".public_address", "must be host:port that clients connect to, like db.example.com:6432")
+			} else if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+				ps.add(path+".public_address", "%s is not an address clients can connect to: name the host they reach the gateway at", host)
+			}
 		}
 		if err := sqlclass.ValidateLabels(db.Labels); err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {

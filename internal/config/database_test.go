@@ -101,3 +101,37 @@ databases:
 		}
 	}
 }
+
+func TestDatabasePublicAddressProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name, keys, want string
+	}{
+		{"fail/not-host-port", "public_address: db.example.com", "databases[0].public_address"},
+		{"fail/no-host", "public_address: \":6432\"", "databases[0].public_address"},
+		{"fail/unspecified-host", "public_address: 0.0.0.0:6432", "databases[0].public_address"},
+		{"fail/ca-without-cert", "tls: {ca_file: ca.pem}", "databases[0].tls.ca_file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := `
+databases:
+  - name: bank
+    ` + tc.keys + `
+    upstream: {address: 127.0.0.1:5432, database: bank, user: gateway, password_env: BANK_PASSWORD}
+`
+			got := problemsOf(t, file, Flags{}, nil)
+			if len(got) != 1 || got[0].Path != tc.want {
+				t.Fatalf("problems %q, want one at %s", got, tc.want)
+			}
+		})
+	}
+	ok := `
+databases:
+  - name: bank
+    listen: 0.0.0.0:6432
+    public_address: db.example.com:6432
+    upstream: {address: 127.0.0.1:5432, database: bank, user: gateway, password_env: BANK_PASSWORD}
+`
+	if _, _, err := resolve("stepgate.yaml", []byte(ok), Flags{}, nil); err != nil {
+		t.Fatalf("ok/public-address: %v", err)
+	}
+}

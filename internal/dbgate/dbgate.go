@@ -146,6 +146,7 @@ type Server struct {
 	// startups holds a token per connection not yet signed in.
 	startups chan struct{}
 	cancels  *cancelKeys
+	checks   tokenChecks // the last check of each token in use
 
 	mu       sync.Mutex // guards the fields below
 	listener net.Listener

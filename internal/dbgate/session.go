@@ -490,7 +490,7 @@ func (ss *session) tokenProblem() string {
 func (ss *session) reverify() string {
 	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
-	id, err := ss.s.checkToken(ctx, ss.c.token, ss.ident.Load().user.Username)
+	id, err := ss.s.recheckToken(ctx, ss.c.token, ss.ident.Load().user.Username)
 	if err != nil {
 		return "your access token is no longer valid (" + err.Error() + ")"
 	}
@@ -541,7 +541,9 @@ func (ss *session) relayUpstream() {
 }
 
 // relay forwards one upstream message to the client; false means the
-// client is gone.
+// client is gone. The write lock covers the buffered messages as well as
+// the flush: a NOTICE or the watcher's FATAL goes between messages, never
+// into one.
 func (ss *session) relay(be *pgproto3.Backend, msg pgproto3.BackendMessage) bool {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
@@ -552,13 +554,30 @@ func (ss *session) relay(be *pgproto3.Backend, msg pgproto3.BackendMessage) bool
 	case *pgproto3.ReadyForQuery:
 		ss.finishCycle()
 		be.Send(m)
-	case *pgproto3.DataRow:
-		be.Send(m)
-		return true // rows are flushed with what ends them
 	default:
 		be.Send(m)
 	}
+	if ss.fe.ReadBufferLen() > 0 && !unprompted(msg) {
+		// The upstream sent more in the same read: it goes to the
+		// client in the same write. What waits is bounded by one read
+		// of the upstream (8 KiB, or one larger message); when that
+		// read ends inside a message, those before it wait for its
+		// rest, which the server sends when its own output buffer next
+		// fills or the command ends.
+		return true
+	}
 	return be.Flush() == nil
+}
+
+// unprompted reports whether m is one the server sends on its own
+// (a notice, a notification, a changed setting): it goes to the client
+// at once, never held for what the same read holds after it.
+func unprompted(m pgproto3.BackendMessage) bool {
+	switch m.(type) {
+	case *pgproto3.NoticeResponse, *pgproto3.NotificationResponse, *pgproto3.ParameterStatus:
+		return true
+	}
+	return false
 }
 
 // failedCycle notes an error in the cycle being answered and returns what

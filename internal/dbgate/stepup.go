@@ -81,6 +81,9 @@ func (ss *session) hold(ctx context.Context, f sqlclass.Facts, j judgement, arri
 	if s.db.SingleUse {
 		h.ProofsAfter = arrived
 	}
+	// A cancel request that came before the hold began was for what ran
+	// before; one that comes from here on abandons this wait.
+	ss.drainWake()
 	t, err := s.StepUps.HoldStatement(ctx, h, s.db.StepUpWait)
 	if err != nil {
 		s.Log.Warn("hold a statement for its step-up", "database", s.db.Name, "err", err)
@@ -88,7 +91,6 @@ func (ss *session) hold(ctx context.Context, f sqlclass.Facts, j judgement, arri
 		return j
 	}
 	defer s.StepUps.ReleaseHeld(ctx, t)
-	ss.drainWake()
 	ss.notice(heldNotice(s.challengeMessage(j), t, s.db.StepUpWait))
 	ans, no := ss.awaitAnswer(ctx, t)
 	if ans.State != access.HoldApproved {

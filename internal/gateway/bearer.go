@@ -52,7 +52,10 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 	claims := tok.claims
 	// A token for another app is not a token for this one, however valid:
 	// otherwise any client could spend its users' tokens here.
-	if !slices.Contains(claims.Audience, rt.app) {
+	// A token issued for a database (RFC 8707) names the database as its
+	// audience, which may share its name with an app here: it is a key to
+	// that database only.
+	if !slices.Contains(claims.Audience, rt.app) || claims.IssuedForResource() {
 		g.invalidToken(w, r, "the access token was not issued for this application")
 		return
 	}

@@ -605,7 +605,7 @@ func TestTokenSignInFrequencyPlainRule(t *testing.T) {
 		{name: "fail/token-without-proofs", proven: 30*24*time.Hour - 30*time.Minute, want: http.StatusUnauthorized, noProofs: true},
 	} {
 		c := &oauth.AccessClaims{Claims: jwt.Claims{ID: tc.name, Subject: rig.user.ID, Audience: jwt.Audience{"bank"},
-			Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))},
+			Expiry: jwt.NewNumericDate(rig.now.Add(5 * time.Minute))}, ClientID: "bank",
 			AuthTime: rig.at(tc.proven).Unix(), ProofTime: rig.at(tc.proven).Unix(), SID: "sid-1", ACR: "mfa"}
 		if !tc.noProofs {
 			c.Proofs = []oauth.Proof{{Method: "password", Time: rig.at(tc.proven).Unix(), AMR: []string{"pwd"}},
@@ -652,6 +652,40 @@ func TestTokenRegistrationOnlyProofs(t *testing.T) {
 		tok := &bearerEntry{claims: c, user: rig.user, found: true, proofs: &store.Session{Events: access.TokenEvents(c.Proofs)}}
 		if v, _ := rig.g.checkToken(r, rig.route, &rule{path: "/x"}, tok, &identity{user: rig.user, token: c}); passed(v) {
 			t.Errorf("fail/%s-as-mfa: a token with a password and a %s met MFA", m, m)
+		}
+	}
+}
+
+// TestDatabaseTokenAtRoute: a token Stepgate issued for the database
+// bank (RFC 8707 resource, audience [bank], issued to another client)
+// is refused at the route of an app of the same name; the app's own
+// token passes. The attack: a token handed to the database gateway as a
+// password, replayed against a web app.
+func TestDatabaseTokenAtRoute(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	rig.g.Policies = fixedPolicies{policytest.Snapshot(t, reaskPolicies)}
+	rig.g.Store = userKV{memKV: rig.kv, user: rig.user}
+	for _, tc := range []struct {
+		name, client string
+		want         int
+	}{
+		{"ok/the-apps-own-token", "bank", http.StatusOK},
+		{"fail/a-database-token-for-bank", "stepgate-cli", http.StatusUnauthorized},
+	} {
+		c := &oauth.AccessClaims{Claims: jwt.Claims{ID: tc.name, Subject: rig.user.ID, Audience: jwt.Audience{"bank"},
+			Expiry: jwt.NewNumericDate(rig.t0.Add(5 * time.Minute))}, ClientID: tc.client,
+			Proofs: []oauth.Proof{{Method: "password", Time: rig.t0.Unix(), AMR: []string{"pwd"}}}}
+		rig.g.Tokens = claimsVerifier{c}
+		rig.g.Forget("")
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "http://bank.example/x", nil)
+		r.Header.Set("Accept", "application/json")
+		rig.g.handleBearer(w, r, rig.route, &rule{path: "/x"}, "/x", "tok-"+tc.name, func(w http.ResponseWriter, _ *http.Request, _ *identity, _ string) {
+			w.WriteHeader(http.StatusOK)
+		})
+		if w.Code != tc.want {
+			t.Errorf("%s: status %d, want %d (%s)", tc.name, w.Code, tc.want, w.Header().Get("WWW-Authenticate"))
 		}
 	}
 }

@@ -16,6 +16,10 @@ type DeviceRequest struct {
 	ClientName string
 	Scopes     []string
 	Expires    time.Time
+	// TokenFor is the database the device asks for a token for (RFC 8707
+	// resource urn:stepgate:database:NAME); empty when it asks for the
+	// client's own tokens.
+	TokenFor string
 	// Database is set for a statement the database gateway holds for
 	// the user's approval, with what the statement does (never its
 	// text) and the database client's address.

@@ -40,6 +40,30 @@ type AccessClaims struct {
 	Proofs []Proof `json:"prf,omitempty"`
 }
 
+// IssuedForResource reports whether the token was issued for a resource
+// other than its client (RFC 8707: a database), whose audience then
+// leaves the client out. Such a token is good only at that resource,
+// never where the client's own token is expected (userinfo, a gateway
+// route): otherwise a token handed to a database, which keeps it as a
+// password, would work as the client's own.
+func (c *AccessClaims) IssuedForResource() bool {
+	for _, a := range c.Audience {
+		if a == c.ClientID {
+			return false
+		}
+	}
+	return true
+}
+
+// RolesApp is the app whose roles the token's roles claim holds: the
+// resource it was issued for (a database), or its client.
+func (c *AccessClaims) RolesApp() string {
+	if c.IssuedForResource() && len(c.Audience) == 1 {
+		return c.Audience[0]
+	}
+	return c.ClientID
+}
+
 // Proof is one authentication event behind a token, in a token's
 // compact form.
 type Proof struct {

@@ -79,6 +79,9 @@ type deviceRecord struct {
 	// Held, when set, makes the record a statement the database gateway
 	// holds for its user's approval (device_held.go), not a device grant.
 	Held *heldRecord `json:"held,omitempty"`
+	// Database is the database the tokens are asked for (the resource
+	// parameter), shown on the approval page; empty for the client.
+	Database string `json:"database,omitempty"`
 }
 
 // userCodeRecord points from a user code to its device authorization.
@@ -246,6 +249,11 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	db, err := p.requestedDatabase(form)
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
 	rate, ok, err := p.allowDeviceStart(r)
 	if err != nil {
 		p.writeError(w, r, err)
@@ -259,7 +267,7 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	now := p.Now()
 	rec := deviceRecord{
 		ClientID: c.ID, Scope: scope, CreatedAt: now.UTC(), ExpiresAt: now.Add(p.Device.Lifetime).UTC(),
-		Interval: int64(p.Device.Interval / time.Second), Status: deviceStatusPending,
+		Interval: int64(p.Device.Interval / time.Second), Status: deviceStatusPending, Database: db,
 	}
 	deviceCode, userCode, err := p.storeDevice(r.Context(), rec)
 	if errors.Is(err, store.ErrQuota) {
@@ -383,6 +391,10 @@ const (
 	pollIssue
 )
 
+// errWrongTarget ends a poll that names another resource than the one
+// the device code was made for.
+var errWrongTarget = errors.New("resource differs from the device authorization's")
+
 // errDeviceExpired ends a poll of an expired device code.
 var errDeviceExpired = errors.New("device code expired")
 
@@ -390,7 +402,7 @@ var errDeviceExpired = errors.New("device code expired")
 // 3.5). Every poll is one compare-and-swap on the device record, so the
 // poll rate, the single redemption and the answer can never be seen
 // half-changed, whichever node each poll reaches.
-func (p *Provider) redeemDevice(ctx context.Context, c *Client, form url.Values) (issued, error) {
+func (p *Provider) redeemDevice(ctx context.Context, c *Client, form url.Values, db string) (issued, error) {
 	code := form.Get("device_code")
 	if code == "" {
 		return issued{}, oauthErr("invalid_request", http.StatusBadRequest, "device_code is missing")
@@ -401,11 +413,18 @@ func (p *Provider) redeemDevice(ctx context.Context, c *Client, form url.Values)
 	var outcome pollOutcome
 	err := devices.At(code).Update(ctx, p.Store, func(cur deviceRecord) (deviceRecord, error) {
 		rec = cur
+		if db != "" && db != cur.Database {
+			// Checked before the poll changes anything: the device code
+			// stays good for what was approved.
+			return cur, errWrongTarget
+		}
 		var err error
 		cur, outcome, err = poll(cur, c.ID, grantID, now)
 		return cur, err
 	})
 	switch {
+	case errors.Is(err, errWrongTarget):
+		return issued{}, errInvalidTarget("the device code was approved for " + grantTarget(authState{Database: rec.Database}) + ", not the database " + db + "; start a device sign-in for " + db)
 	case errors.Is(err, store.ErrNotFound):
 		return issued{}, errInvalidGrant("the device code is invalid or expired", nil)
 	case errors.Is(err, errDeviceExpired):
@@ -587,7 +606,7 @@ func (p *Provider) LookupDevice(ctx context.Context, userID, typed string) (oaut
 	}
 	code, _ := NormalizeUserCode(typed)
 	out := oauth.DeviceRequest{UserCode: FormatUserCode(code), ClientID: d.rec.ClientID, ClientName: d.rec.ClientID,
-		Scopes: slices.Clone(d.rec.Scope), Expires: d.rec.ExpiresAt}
+		Scopes: slices.Clone(d.rec.Scope), TokenFor: d.rec.Database, Expires: d.rec.ExpiresAt}
 	if d.rec.Held != nil {
 		describeHeld(&out, d.rec.Held)
 		return out, nil
@@ -610,6 +629,13 @@ func (p *Provider) answer(ctx context.Context, d deviceRef, status, why string, 
 			return cur, oauth.ErrDeviceExpired
 		}
 		cur.Status, cur.Reason, cur.Auth, cur.AnsweredAt = status, why, auth, now.UTC()
+		if auth != nil {
+			// The tokens are for what the device asked for and the user
+			// saw on the page, taken from the stored request itself.
+			a := *auth
+			a.Database = cur.Database
+			cur.Auth = &a
+		}
 		return cur, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {

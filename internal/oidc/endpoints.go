@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,6 +33,14 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	c, err := p.VerifyAccessToken(r.Context(), raw)
 	if err != nil {
 		p.writeError(w, r, err)
+		return
+	}
+	if c.IssuedForResource() {
+		// A database's token: the database gateway keeps it as a
+		// password, and it must open nothing but that database.
+		p.writeError(w, r, &Error{Code: "invalid_token", Status: http.StatusUnauthorized,
+			Description: "the token was issued for a database, not for this client; use a token issued for the client itself",
+			Debug:       fmt.Errorf("audience %v of client %s", c.Audience, c.ClientID)})
 		return
 	}
 	scope := strings.Fields(c.Scope)

@@ -48,6 +48,10 @@ type authState struct {
 	// has none and does not refresh: its user signs in again once.
 	Proofs   []store.AuthEvent `json:"proofs,omitempty"`
 	Platform string            `json:"platform,omitempty"`
+	// Database is the database the grant's access tokens are for (RFC
+	// 8707 resource urn:stepgate:database:NAME), their only audience;
+	// empty for tokens for the client itself.
+	Database string `json:"database,omitempty"`
 }
 
 // codeRecord is an authorization code's grant.

@@ -71,6 +71,10 @@ type Deps struct {
 	// Device configures the device authorization grant; zero fields take
 	// DefaultDeviceOptions.
 	Device DeviceOptions
+	// Databases are the names of the databases the database gateway
+	// serves: the only audiences besides clients that tokens are issued
+	// for (resource urn:stepgate:database:NAME).
+	Databases []string
 	// SIDKey derives the sid claim from a session, so the claim is stable
 	// across step-ups (which rotate the session's id) and reveals nothing
 	// about the cookie.

@@ -90,7 +90,7 @@ func (p *Provider) mint(c *Client, u store.User, a authState, grantID string, wi
 	scope := strings.Join(a.Scope, " ")
 	at := AccessClaims{
 		Claims: jwt.Claims{
-			Issuer: p.Issuer, Subject: u.ID, Audience: jwt.Audience{c.ID},
+			Issuer: p.Issuer, Subject: u.ID, Audience: audience(c.ID, a),
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
 			Expiry: jwt.NewNumericDate(now.Add(p.Lifetimes.AccessToken)),
 			ID:     jtiFor(grantID),
@@ -104,16 +104,16 @@ func (p *Provider) mint(c *Client, u store.User, a authState, grantID string, wi
 	if !a.ProofTime.IsZero() {
 		at.ProofTime = a.ProofTime.Unix()
 	}
-	// The roles are those u holds for this client now; a token that
+	// The roles are those u holds now for the app the access token is
+	// for (the client, or the database it was issued for); a token that
 	// carries one from an elevation expires when the elevation ends, so
 	// no token outlives the role it claims.
-	roles := u.RolesAt(now, c.ID)
-	roleEnd := u.GrantsEndAt(now, c.ID)
 	life := p.Lifetimes.AccessToken
 	if slices.Contains(a.Scope, "groups") {
-		at.Groups, at.Roles = u.Groups, roles
-		if capExpiry(&at.Claims, roleEnd) {
-			life = roleEnd.Sub(now)
+		app := at.RolesApp()
+		at.Groups, at.Roles = u.Groups, u.RolesAt(now, app)
+		if end := u.GrantsEndAt(now, app); capExpiry(&at.Claims, end) {
+			life = end.Sub(now)
 		}
 	}
 	out := issued{TokenType: "Bearer", ExpiresIn: int64(life / time.Second), Scope: scope}
@@ -123,6 +123,8 @@ func (p *Provider) mint(c *Client, u store.User, a authState, grantID string, wi
 	if !withIDToken {
 		return out, nil
 	}
+	// The ID token is the client's, with the client's roles.
+	roles, roleEnd := u.RolesAt(now, c.ID), u.GrantsEndAt(now, c.ID)
 	id := idClaims{
 		Claims: jwt.Claims{
 			Issuer: p.Issuer, Subject: u.ID, Audience: jwt.Audience{c.ID},
@@ -242,7 +244,7 @@ func (p *Provider) checkRoles(ctx context.Context, c *AccessClaims) error {
 	if err != nil {
 		return err
 	}
-	held := u.RolesAt(p.Now(), c.ClientID)
+	held := u.RolesAt(p.Now(), c.RolesApp())
 	for _, role := range c.Roles {
 		if !slices.Contains(held, role) {
 			return errInvalidToken(&oauth.RoleEndedError{Role: role})

@@ -227,17 +227,27 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, oauthErr("unauthorized_client", http.StatusBadRequest, "this client may not use grant_type "+grant))
 		return
 	}
+	// RFC 8707 2.2: a resource at the token endpoint may only repeat (or
+	// narrow to) what the grant was made for; the database of a grant is
+	// fixed when the user approves it, so any other value is refused.
+	db, err := p.requestedDatabase(form)
+	if err == nil && db != "" && (grant == GrantAuthorizationCode || grant == GrantClientCredentials) {
+		err = errInvalidTarget("a database token is issued only through the device authorization grant: send resource with the device authorization request")
+	}
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
 	var out issued
-	var err error
 	switch grant {
 	case GrantAuthorizationCode:
 		out, err = p.exchangeCode(r.Context(), c, form)
 	case GrantRefreshToken:
-		out, err = p.refresh(r, c, form)
+		out, err = p.refresh(r, c, form, db)
 	case GrantClientCredentials:
 		out, err = p.clientCredentials(r, c, form)
 	case GrantDeviceCode:
-		out, err = p.redeemDevice(r.Context(), c, form)
+		out, err = p.redeemDevice(r.Context(), c, form, db)
 	}
 	if err != nil {
 		p.writeError(w, r, err)
@@ -336,9 +346,12 @@ func (p *Provider) newRefreshToken(ctx context.Context, clientID, grantID string
 // refresh rotates a refresh token. Presenting one that was already
 // rotated means it was copied: the whole family is revoked, so the thief
 // and the victim both lose access and the victim signs in again.
-func (p *Provider) refresh(r *http.Request, c *Client, form url.Values) (issued, error) {
+func (p *Provider) refresh(r *http.Request, c *Client, form url.Values, db string) (issued, error) {
 	ctx := r.Context()
 	rt := form.Get("refresh_token")
+	if err := p.checkRefreshTarget(ctx, rt, db); err != nil {
+		return issued{}, err
+	}
 	rec, err := claimOnce(ctx, p.Store, refreshes.At(rt), func(r *refreshRecord) *bool { return &r.Used })
 	switch {
 	case errors.Is(err, store.ErrNotFound) || rt == "":
@@ -393,6 +406,37 @@ func (p *Provider) refresh(r *http.Request, c *Client, form url.Values) (issued,
 	}
 	out.RefreshToken, err = p.newRefreshToken(ctx, c.ID, rec.GrantID, rec.Auth)
 	return out, err
+}
+
+// checkRefreshTarget refuses a refresh whose resource is not the
+// database its grant was made for: a refresh never changes a token's
+// audience, so a token for one database (or for the client) cannot be
+// turned into one for another. It reads the refresh token without using
+// it up, so the refusal costs the client nothing; a grant's database is
+// never changed, so the later redemption sees the same one.
+func (p *Provider) checkRefreshTarget(ctx context.Context, rt, db string) error {
+	if db == "" || rt == "" {
+		return nil
+	}
+	rec, err := refreshes.At(rt).Get(ctx, p.Store)
+	if errors.Is(err, store.ErrNotFound) {
+		return errInvalidGrant("the refresh token is invalid or expired", nil)
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Auth.Database != db {
+		return errInvalidTarget("the refresh token was issued for " + grantTarget(rec.Auth) + ", not the database " + db + ": a refresh keeps its audience; get a token for " + db + " with the device flow")
+	}
+	return nil
+}
+
+// grantTarget names what a grant's tokens are for, in error messages.
+func grantTarget(a authState) string {
+	if a.Database == "" {
+		return "the client itself"
+	}
+	return "the database " + a.Database
 }
 
 // clientCredentials issues a token to a service client for itself,

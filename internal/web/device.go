@@ -32,6 +32,8 @@ type deviceView struct {
 	Client   string
 	ClientID string
 	Scopes   []string
+	// TokenFor is the database a device asks for a token for.
+	TokenFor string
 	Expires  time.Time
 	// Database is set for a statement the database gateway holds: what
 	// it does, and where it comes from.
@@ -78,7 +80,7 @@ func (p *Pages) deviceForm(w http.ResponseWriter, r *http.Request) error {
 		return p.deviceError(w, r, v, typed, err)
 	}
 	v.Device = &deviceView{State: "confirm", UserCode: req.UserCode, Client: req.ClientName, ClientID: req.ClientID, Expires: req.Expires,
-		Database: req.Database, Command: req.Command, Class: req.Class, Tables: req.Tables, Labels: req.Labels, From: req.From}
+		TokenFor: req.TokenFor, Database: req.Database, Command: req.Command, Class: req.Class, Tables: req.Tables, Labels: req.Labels, From: req.From}
 	if req.Database != "" {
 		v.Title = "Run a statement on " + req.Database
 	}

@@ -410,6 +410,14 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Clai
 	if err := w.ValidateWithLeeway(exp, v.leeway); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRejected, err)
 	}
+	// Stepgate issues a client's tokens to the client itself (aud holds
+	// client_id); one whose audience leaves its client out was issued for
+	// a resource of Stepgate's (a database, which keeps it as a password)
+	// and is good only there, even when that resource shares a name with
+	// an audience this API accepts.
+	if !slices.Contains(w.Audience, w.ClientID) {
+		return nil, fmt.Errorf("%w: issued to client %q for the resource %v, not for a client", ErrRejected, w.ClientID, []string(w.Audience))
+	}
 	return &Claims{
 		Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, ClientID: w.ClientID, Scope: w.Scope,
 		AuthTime: timeOf(w.AuthTime), ProofTime: timeOf(w.ProofTime), ACR: w.ACR, AMR: w.AMR, ACRs: w.ACRs, SID: w.SID,

@@ -98,6 +98,11 @@ func TestVerify(t *testing.T) {
 		{"fail/other-audience", func(t *testing.T) string {
 			return sign(t, k1, "at+jwt", with(func(c *tokenClaims) { c.Audience = jwt.Audience{"other-client"} }))
 		}, "audience"},
+		{"fail/a-database-token-named-like-this-api", func(t *testing.T) string {
+			// A token Stepgate issued for its database "api-client" (to the
+			// command line client): the database keeps it as a password.
+			return sign(t, k1, "at+jwt", with(func(c *tokenClaims) { c.ClientID = "stepgate-cli" }))
+		}, "not for a client"},
 		{"fail/expired", func(t *testing.T) string {
 			return sign(t, k1, "at+jwt", with(func(c *tokenClaims) { c.Expiry = jwt.NewNumericDate(now.Add(-time.Minute)) }))
 		}, "expired"},

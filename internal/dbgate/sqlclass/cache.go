@@ -3,6 +3,7 @@ package sqlclass
 import (
 	"container/list"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/stepgate/stepgate/internal/errkind"
@@ -45,7 +46,10 @@ type CacheStats struct {
 
 // Classifier classifies query strings through a bounded
 // least-recently-used cache keyed by the exact text, so a statement a
-// client repeats costs one map lookup. It is safe for concurrent use.
+// client repeats costs one map lookup; a data statement is kept under
+// its text with its numbers set aside (numberKey), so the same statement
+// with other numbers written into it costs a scan and a lookup. It is
+// safe for concurrent use.
 //
 // Strings that do not parse are not cached: each one costs a parse again,
 // and none can push a good entry out.
@@ -103,26 +107,71 @@ func (c *Classifier) cached(sql string, trustPath bool) (Facts, error) {
 	if len(sql) > c.maxTextBytes {
 		return unknownFacts(), fmt.Errorf("%w: %d bytes, over the limit of %d; send smaller statements or raise the limit", ErrTooLong, len(sql), c.maxTextBytes)
 	}
+	if strings.IndexByte(sql, 0) >= 0 {
+		// Refused by the parser; checked first so that no such text can
+		// spell another one's key.
+		return c.classify(sql, trustPath)
+	}
 	key := sql
 	if !trustPath {
 		key = "\x00" + sql
 	}
-	if facts, ok := c.lookup(key); ok {
+	numKey, numbered := numberKey(sql, trustPath)
+	if facts, ok := c.lookup(key, !numbered); ok {
 		return facts, nil
+	}
+	if numbered {
+		if facts, ok := c.lookup(numKey, true); ok {
+			return facts, nil
+		}
 	}
 	facts, err := c.classify(sql, trustPath)
 	if err != nil {
 		return facts, err
 	}
+	if numbered && numberFree(facts) {
+		key = numKey
+	}
 	c.store(key, facts)
 	return facts.clone(), nil
 }
 
-func (c *Classifier) lookup(sql string) (Facts, bool) {
+// numberFree reports whether facts are those of data statements only,
+// whose facts do not depend on the values of their numeric constants
+// (numkey.go), so that they may be kept under the string's number key;
+// and whose normalized text kept none of them (pg_query's normalization
+// leaves a position such as ORDER BY 1 as it is).
+func numberFree(f Facts) bool {
+	return dataStatements(f) && numberless(f.Normalized)
+}
+
+// dataStatements reports whether f holds only SELECT, INSERT, UPDATE and
+// DELETE statements, none of them unknown.
+func dataStatements(f Facts) bool {
+	if len(f.Statements) == 0 || f.Class == ClassUnknown {
+		return false
+	}
+	for _, st := range f.Statements {
+		switch st.Command {
+		case "SELECT", "INSERT", "UPDATE", "DELETE":
+		default:
+			return false
+		}
+		if st.Prepares != "" || st.Executes != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup finds key's facts; count counts a miss (a hit always counts).
+func (c *Classifier) lookup(key string, count bool) (Facts, bool) {
 	c.mu.Lock()
-	el, ok := c.entries[sql]
+	el, ok := c.entries[key]
 	if !ok {
-		c.misses++
+		if count {
+			c.misses++
+		}
 		c.mu.Unlock()
 		return Facts{}, false
 	}

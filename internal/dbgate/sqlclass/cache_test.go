@@ -158,3 +158,30 @@ func TestClassifierRefusesHugeText(t *testing.T) {
 		t.Errorf("a short statement: %v", err)
 	}
 }
+
+// TestCloneAppendsApart: the slices of a copy share one allocation per
+// kind, yet appending to one never writes over another, in the copy or
+// in the cached entry.
+func TestCloneAppendsApart(t *testing.T) {
+	f := Facts{Statements: []Statement{
+		{Command: "SELECT", Class: ClassRead, Tables: []Table{{Name: "a"}}, Columns: []Column{{Table: "a", Name: "x"}}},
+		{Command: "SELECT", Class: ClassRead, Tables: []Table{{Name: "b"}}, Columns: []Column{{Table: "b", Name: "y"}}},
+	}}
+	f.summarize()
+	c := f.clone()
+	c.Statements[0].Tables = append(c.Statements[0].Tables, Table{Name: "evil"})
+	c.Statements[0].Columns = append(c.Statements[0].Columns, Column{Name: "evil"})
+	c.Statements[0].Functions = append(c.Statements[0].Functions, "evil")
+	if c.Statements[1].Tables[0].Name != "b" || c.Statements[1].Columns[0].Name != "y" || len(c.Statements[1].Functions) != 0 {
+		t.Errorf("appending to the first statement's slices changed the second: %+v", c.Statements[1])
+	}
+	if c.Tables[0].Name != "a" || c.Tables[1].Name != "b" || len(c.Functions) != 0 {
+		t.Errorf("appending to a statement's slices changed the string's: %+v", c)
+	}
+	if f.Statements[0].Tables[0].Name != "a" || len(f.Statements[0].Tables) != 1 {
+		t.Errorf("the original changed: %+v", f.Statements[0])
+	}
+	if c := (Facts{}).clone(); c.Statements != nil || c.Tables != nil {
+		t.Errorf("a clone of empty facts = %+v, want nil slices", c)
+	}
+}

@@ -242,25 +242,44 @@ func (f *Facts) summarize() {
 }
 
 // clone copies every slice, so a caller that edits its Facts cannot edit
-// the cached entry other callers receive.
+// the cached entry other callers receive. The copies of each kind share
+// one allocation, each capped at its own length, so that appending to
+// one reallocates it rather than writing over the next.
 func (f Facts) clone() Facts {
 	out := f
-	out.Statements = make([]Statement, len(f.Statements))
-	for i, st := range f.Statements {
-		st.Tables = slices.Clone(st.Tables)
-		st.Columns = slices.Clone(st.Columns)
-		st.Functions = slices.Clone(st.Functions)
-		st.Modifies = slices.Clone(st.Modifies)
-		out.Statements[i] = st
+	// One pool per kind of slice: Functions and Modifies share the
+	// strings' pool.
+	nt, nc, ns := len(f.Tables), len(f.Columns), len(f.Functions)+len(f.Modifies)
+	for _, st := range f.Statements {
+		nt, nc, ns = nt+len(st.Tables), nc+len(st.Columns), ns+len(st.Functions)+len(st.Modifies)
 	}
-	if f.Statements == nil {
-		out.Statements = nil
+	tables, columns, strs := make([]Table, 0, nt), make([]Column, 0, nc), make([]string, 0, ns)
+	if f.Statements != nil {
+		out.Statements = make([]Statement, len(f.Statements))
+		for i, st := range f.Statements {
+			st.Tables = cloneInto(&tables, st.Tables)
+			st.Columns = cloneInto(&columns, st.Columns)
+			st.Functions = cloneInto(&strs, st.Functions)
+			st.Modifies = cloneInto(&strs, st.Modifies)
+			out.Statements[i] = st
+		}
 	}
-	out.Tables = slices.Clone(f.Tables)
-	out.Columns = slices.Clone(f.Columns)
-	out.Functions = slices.Clone(f.Functions)
-	out.Modifies = slices.Clone(f.Modifies)
+	out.Tables = cloneInto(&tables, f.Tables)
+	out.Columns = cloneInto(&columns, f.Columns)
+	out.Functions = cloneInto(&strs, f.Functions)
+	out.Modifies = cloneInto(&strs, f.Modifies)
 	return out
+}
+
+// cloneInto copies src to the end of *buf, which has room for it, and
+// returns the copy capped at its length (nil for nil, as slices.Clone).
+func cloneInto[T any](buf *[]T, src []T) []T {
+	if src == nil {
+		return nil
+	}
+	start := len(*buf)
+	*buf = append(*buf, src...)
+	return (*buf)[start:len(*buf):len(*buf)]
 }
 
 // size estimates the bytes an entry holds, for the cache's budget.

@@ -27,14 +27,33 @@ const MaxPrepared = 1000
 // A Session belongs to one connection and is not safe for concurrent use.
 type Session struct {
 	classifier    *Classifier
-	prepared      map[string]Statement
+	prepared      map[string]*preparedStatement
 	pathChanged   bool
 	lexingChanged bool
 }
 
+// preparedStatement is a statement prepared under a name, with the facts
+// Prepared answers for it, made once.
+type preparedStatement struct {
+	st    Statement
+	facts Facts
+	// parse is set for a data statement prepared by a Parse: its text,
+	// the Facts Prepare returned, and the session's state then. A client
+	// of the extended protocol parses the same text under the same name
+	// for every execution; while the text and the state are the same,
+	// so are the facts, and they are not looked up again.
+	parse *parsedText
+}
+
+type parsedText struct {
+	sql                        string
+	facts                      Facts
+	pathChanged, lexingChanged bool
+}
+
 // NewSession starts the classification of one connection's statements.
 func (c *Classifier) NewSession() *Session {
-	return &Session{classifier: c, prepared: map[string]Statement{}}
+	return &Session{classifier: c, prepared: map[string]*preparedStatement{}}
 }
 
 // Classify classifies a query string sent on this connection (a simple
@@ -50,13 +69,22 @@ func (s *Session) Classify(sql string) (Facts, error) {
 // statement), replacing any earlier statement of that name. The
 // protocol allows one statement; more, or none, is ClassUnknown.
 func (s *Session) Prepare(name, sql string) (Facts, error) {
+	if p, ok := s.prepared[name]; ok && p.parse != nil && p.parse.sql == sql &&
+		p.parse.pathChanged == s.pathChanged && p.parse.lexingChanged == s.lexingChanged {
+		return p.parse.facts.clone(), nil
+	}
 	facts, err := s.classify(sql)
 	s.remember(facts)
 	st := Statement{Class: ClassUnknown}
 	if err == nil && len(facts.Statements) == 1 {
 		st = facts.Statements[0]
 	}
-	s.store(name, st)
+	p := s.store(name, st)
+	if p != nil && err == nil && len(facts.Statements) == 1 && dataStatements(facts) && !facts.SearchPath && !facts.Lexing {
+		// remember changed nothing for it: parsing it again would give
+		// the same facts and change nothing either.
+		p.parse = &parsedText{sql: sql, facts: facts.clone(), pathChanged: s.pathChanged, lexingChanged: s.lexingChanged}
+	}
 	return facts, err
 }
 
@@ -64,13 +92,11 @@ func (s *Session) Prepare(name, sql string) (Facts, error) {
 // the protocol's Bind and Execute; a name never prepared, or forgotten
 // past MaxPrepared, is ClassUnknown.
 func (s *Session) Prepared(name string) Facts {
-	st, ok := s.prepared[name]
+	p, ok := s.prepared[name]
 	if !ok {
 		return unknownFacts()
 	}
-	f := Facts{Statements: []Statement{st}, Fingerprint: st.Fingerprint, Normalized: st.Normalized}
-	f.summarize()
-	return f.clone()
+	return p.facts.clone()
 }
 
 func (s *Session) classify(sql string) (Facts, error) {
@@ -103,8 +129,11 @@ func executesEarlier(f Facts) bool {
 }
 
 func (s *Session) lookup(name string) (Statement, bool) {
-	st, ok := s.prepared[name]
-	return st, ok
+	p, ok := s.prepared[name]
+	if !ok {
+		return Statement{}, false
+	}
+	return p.st, true
 }
 
 func (s *Session) remember(f Facts) {
@@ -133,10 +162,16 @@ func (s *Session) remember(f Facts) {
 	s.lexingChanged = s.lexingChanged || f.Lexing
 }
 
-func (s *Session) store(name string, st Statement) {
+// store remembers st under name, and returns what it keeps (nil: not
+// remembered).
+func (s *Session) store(name string, st Statement) *preparedStatement {
 	if _, ok := s.prepared[name]; !ok && len(s.prepared) >= MaxPrepared {
-		return // not remembered: executing it is unknown
+		return nil // not remembered: executing it is unknown
 	}
 	st.Prepares = name
-	s.prepared[name] = st
+	f := Facts{Statements: []Statement{st}, Fingerprint: st.Fingerprint, Normalized: st.Normalized}
+	f.summarize()
+	p := &preparedStatement{st: st, facts: f}
+	s.prepared[name] = p
+	return p
 }

@@ -5,6 +5,7 @@ package sqlclass
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -162,6 +163,54 @@ func TestSessionForgetsWhatItCannotTrust(t *testing.T) {
 			}
 			if facts, _ := s.Classify("EXECUTE p"); facts.Class != ClassUnknown {
 				t.Errorf("EXECUTE p after %q: %s, want unknown", between, facts.Class)
+			}
+		})
+	}
+}
+
+// TestSessionRepeatedParse: the same text parsed again under the same
+// name (what the extended protocol does for every execution) is not
+// looked up again and gives the same facts; a new text under the name, a
+// change of search_path in between, or a statement that forgets the
+// prepared ones, each makes it classified again, as the first time.
+func TestSessionRepeatedParse(t *testing.T) {
+	const read = "SELECT name FROM customers WHERE id = $1"
+	c := NewClassifier(CacheOptions{})
+	s := c.NewSession()
+	first, err := s.Prepare("", read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookups := func() uint64 { st := c.Stats(); return st.Hits + st.Misses }
+	before := lookups()
+	again, err := s.Prepare("", read)
+	if err != nil || !reflect.DeepEqual(again, first) {
+		t.Fatalf("repeated Parse = %+v, %v; want %+v", again, err, first)
+	}
+	if lookups() != before {
+		t.Errorf("the repeated Parse was looked up in the cache")
+	}
+	steps := []struct {
+		name      string
+		between   func()
+		wantClass Class
+	}{
+		{"fail/new-text", func() { _, _ = s.Prepare("", "SELECT ssn FROM customers WHERE id = $1") }, ClassRead},
+		// The operator in the WHERE may now be the attacker's: unknown,
+		// where the repeated text was a read.
+		{"fail/search-path-changed", func() { _, _ = s.Classify("SET search_path = evil, public") }, ClassUnknown},
+		{"fail/discard-all", func() { _, _ = s.Classify("DISCARD ALL") }, ClassUnknown},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			step.between()
+			before := lookups()
+			got, err := s.Prepare("", read)
+			if err != nil || got.Class != step.wantClass {
+				t.Fatalf("Parse after %s = %+v, %v", step.name, got, err)
+			}
+			if lookups() == before {
+				t.Errorf("after %s the Parse was answered without classifying it again", step.name)
 			}
 		})
 	}
