@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stepgate/stepgate/internal/app"
-	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/demo"
 )
 
@@ -126,9 +125,6 @@ type demoRun struct {
 	// postgres asks for the bank database: "" none, privatePostgres on
 	// a PostgreSQL the demo starts, else the URL of a server to use.
 	postgres string
-	// configure, when set, changes the demo's configuration before it
-	// starts; tests use it.
-	configure func(*config.Config)
 }
 
 // runDemo seeds the demo, starts the bank on its own loopback port and
@@ -151,9 +147,6 @@ func runDemo(ctx context.Context, d demoRun) error {
 	})
 	if err != nil {
 		return err
-	}
-	if d.configure != nil {
-		d.configure(&cfg)
 	}
 	log := app.NewLogger(d.logOut, cfg.Log.Format, cfg.Log.Level)
 	seeded, err := demo.Seed(ctx, cfg, log)

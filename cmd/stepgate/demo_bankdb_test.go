@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +48,6 @@ func startBankDemo(t *testing.T) (base string, addr string, welcome string, db b
 	pgtest.Require(t)
 	ln, out := startTestDemo(t, func(d *demoRun) {
 		d.postgres = os.Getenv(pgtest.EnvDSN)
-		d.configure = bankDeviceClient
 	})
 	welcome = out.String()
 	m, c := demoDBListenRe.FindStringSubmatch(welcome), demoDBCertRe.FindStringSubmatch(welcome)
@@ -75,28 +73,19 @@ func startBankDemo(t *testing.T) (base string, addr string, welcome string, db b
 	return "http://localhost:" + itoa(ln.Addr().(*net.TCPAddr).Port), ln.Addr().String(), welcome, db
 }
 
-// bankDeviceClient lets the bank's client run the device flow, so a
-// test can get a token whose audience is the bank database.
-func bankDeviceClient(cfg *config.Config) {
-	for i, c := range cfg.OIDC.Clients {
-		if c.ID == demo.BankApp {
-			cfg.OIDC.Clients[i].GrantTypes = append(slices.Clone(c.GrantTypes), config.DeviceCodeGrant)
-		}
-	}
-}
-
 // bankToken signs alice in with her password through the device flow
-// and returns an access token for the bank database: her password is
-// the only proof it carries.
+// of the demo's stepgate-cli client, asking for a token for the bank
+// database (resource urn:stepgate:database:bank), as "stepgate psql
+// bank" does: her password is the only proof it carries.
 func bankToken(t *testing.T, base, addr string) string {
 	t.Helper()
 	api := &http.Client{Timeout: 10 * time.Second}
+	resource := databaseResourcePrefix + demo.BankDatabaseName
 	post := func(path string, form url.Values) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(demo.BankApp, demo.BankClientSecret)
-		resp, err := api.Do(req)
+		form.Set("client_id", defaultLoginClient)
+		form.Set("resource", resource)
+		resp, err := api.PostForm(base+path, form)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,26 +217,6 @@ func (db bankDB) dsn(user, token string) string {
 		" sslmode=verify-full sslrootcert=" + db.cert + " connect_timeout=10"
 }
 
-// psqlCmd is the real psql against the demo's bank database with the
-// token as its password, over TLS with the demo's certificate.
-func (db bankDB) psqlCmd(t *testing.T, token string, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(psqlBinary(t), append([]string{"-X", "-At", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
-		"-h", db.host, "-p", db.port, "-U", "alice", "-d", "bank"}, args...)...)
-	cmd.Env = append(os.Environ(), "PGPASSWORD="+token, "PGSSLMODE=verify-full", "PGSSLROOTCERT="+db.cert, "PGCONNECT_TIMEOUT=10")
-	return cmd
-}
-
-// psql runs psqlCmd to its end.
-func (db bankDB) psql(t *testing.T, token string, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	cmd := db.psqlCmd(t, token, args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	return out.String(), errOut.String(), err
-}
-
 // psqlBinary finds the real psql client, or skips.
 func psqlBinary(t *testing.T) string {
 	t.Helper()
@@ -349,8 +318,8 @@ func waitResult(t *testing.T, what string, done <-chan queryResult) queryResult 
 
 // TestDemoBankDatabase runs "stepgate demo --with-postgres=URL" against
 // a real PostgreSQL and follows the README's bank database walk-through
-// with pgx and the real psql, over TLS verified with the demo's
-// certificate. alice, signed in with her password, reads customer names
+// with pgx and with "stepgate psql bank" running the real psql, over
+// TLS verified with the demo's certificate. alice, signed in with her password, reads customer names
 // at once. Reading their social security numbers waits: a NOTICE links
 // to the device page, where alice's password alone is not enough and
 // she steps up with her authenticator app; the waiting query then
@@ -429,7 +398,7 @@ func TestDemoBankDatabase(t *testing.T) {
 		t.Fatalf("a denied read returned %v", r.values)
 	}
 
-	db.psqlWalkThrough(t, base, addr, token, codes)
+	psqlWalkThrough(t, base, addr, codes)
 	if after := db.totals(t); after != before {
 		t.Fatalf("the bank's data changed: %+v, was %+v", after, before)
 	}
@@ -456,73 +425,135 @@ func bobLooksAt(t *testing.T, base, addr, code string) string {
 	return page
 }
 
-// psqlWalkThrough follows the README's steps with the real psql: the
-// read flows; the ssn read pauses, prints the NOTICE with the link at
-// once, and prints the numbers after the approval; the UPDATE without
-// WHERE is refused with 42501.
-func (db bankDB) psqlWalkThrough(t *testing.T, base, addr, token string, codes *totpCodes) {
+// stepgatePsql is one "stepgate psql --issuer BASE bank ARGS..." under
+// way, running the real psql as a child (instead of in its place) and
+// passing on psql's standard error line by line as psql writes it.
+type stepgatePsql struct {
+	cliErr *lockedBuffer
+	out    *lockedBuffer
+	lines  chan string
+	done   chan error
+}
+
+func startStepgatePsql(t *testing.T, configDir, base string, args ...string) *stepgatePsql {
 	t.Helper()
-	out, stderr, err := db.psql(t, token, "-c", "SELECT name FROM customers")
-	if err != nil || !strings.Contains(out, "Ada Okafor\n") {
-		t.Fatalf("psql read: %q %q %v", out, stderr, err)
+	psql := psqlBinary(t)
+	r := &stepgatePsql{cliErr: &lockedBuffer{}, out: &lockedBuffer{}, lines: make(chan string, 64), done: make(chan error, 1)}
+	c := &cli{stdin: strings.NewReader(""), stdout: &lockedBuffer{}, stderr: r.cliErr, now: time.Now, configDir: configDir,
+		lookPath: func(string) (string, error) { return psql, nil },
+		psqlRunner: func(path string, args, env []string) error {
+			defer close(r.lines)
+			cmd := exec.Command(path, args...)
+			cmd.Env = append(env, "PGCONNECT_TIMEOUT=10")
+			cmd.Stdout = r.out
+			pipe, err := cmd.StderrPipe()
+			if err != nil {
+				return err
+			}
+			if err := cmd.Start(); err != nil {
+				return err
+			}
+			sc := bufio.NewScanner(pipe)
+			for sc.Scan() {
+				r.lines <- sc.Text()
+			}
+			return cmd.Wait()
+		}}
+	root := c.root()
+	root.SetArgs(append([]string{"psql", "--issuer", base, demo.BankDatabaseName, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose"}, args...))
+	root.SetOut(r.cliErr)
+	root.SetErr(r.cliErr)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	go func() { r.done <- root.ExecuteContext(ctx) }()
+	return r
+}
+
+// line waits for a line of psql's standard error containing want.
+func (r *stepgatePsql) line(t *testing.T, want string) string {
+	t.Helper()
+	for {
+		select {
+		case l, ok := <-r.lines:
+			if !ok {
+				t.Fatalf("psql ended without printing %q", want)
+			}
+			if strings.Contains(l, want) {
+				return l
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("psql printed no %q", want)
+		}
 	}
-	out, stderr, err = db.psql(t, token, "-c", "UPDATE accounts SET balance = 0")
-	if err == nil || !strings.Contains(stderr, "42501") || strings.Contains(out, "UPDATE") {
-		t.Fatalf("psql UPDATE without WHERE: %q %q %v; want refused with 42501", out, stderr, err)
+}
+
+// wait waits for the command to end; psql's output and the rest of its
+// standard error are returned.
+func (r *stepgatePsql) wait(t *testing.T) (stdout, stderr string, err error) {
+	t.Helper()
+	var rest []string
+	for {
+		select {
+		case l, ok := <-r.lines:
+			if ok {
+				rest = append(rest, l)
+				continue
+			}
+			r.lines = nil
+		case err = <-r.done:
+			// psqlRunner closed lines before the command returned.
+			if r.lines != nil {
+				for l := range r.lines {
+					rest = append(rest, l)
+				}
+			}
+			return r.out.String(), strings.Join(rest, "\n"), err
+		case <-time.After(60 * time.Second):
+			t.Fatalf("stepgate psql did not finish:\n%s", r.cliErr.String())
+		}
+	}
+}
+
+// psqlWalkThrough follows the README's steps with "stepgate psql bank"
+// and the real psql: the first run signs alice in with the device flow
+// (password only) and the read flows; the ssn read pauses, psql prints
+// the NOTICE with the link at once, and the numbers after alice approves
+// with her authenticator app; the UPDATE without WHERE is refused with
+// 42501. The later runs reuse the kept token.
+func psqlWalkThrough(t *testing.T, base, addr string, codes *totpCodes) {
+	t.Helper()
+	dir := t.TempDir()
+	read := startStepgatePsql(t, dir, base, "-c", "SELECT name FROM customers")
+	var code string
+	waitFor(t, "the device code of stepgate psql", func() bool {
+		if m := shownCode.FindStringSubmatch(read.cliErr.String()); m != nil {
+			code = m[1]
+		}
+		return code != ""
+	})
+	approveDevice(t, base, addr, code, "alice", nil, "approve")
+	if out, stderr, err := read.wait(t); err != nil || !strings.Contains(out, "Ada Okafor\n") {
+		t.Fatalf("stepgate psql read: %q %q %v\n%s", out, stderr, err, read.cliErr.String())
 	}
 
-	cmd := db.psqlCmd(t, token, "-c", "SELECT ssn FROM customers")
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	errPipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(errPipe)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	var notice string
-	for notice == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("psql ended without a NOTICE: %v", cmd.Wait())
-			}
-			if strings.Contains(l, "NOTICE:") {
-				notice = l
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("psql printed no NOTICE for the held statement")
-		}
-	}
+	held := startStepgatePsql(t, dir, base, "-c", "SELECT ssn FROM customers")
+	notice := held.line(t, "NOTICE:")
 	t.Logf("psql printed: %s", notice)
 	m := noticeCodeRe.FindStringSubmatch(notice)
 	if m == nil {
 		t.Fatalf("psql's NOTICE has no link: %q", notice)
 	}
 	approveDevice(t, base, addr, m[1], "alice", codes, "approve")
-	waited := make(chan error, 1)
-	go func() {
-		for range lines { //nolint:revive // drain stderr so psql never blocks on it
-		}
-		waited <- cmd.Wait()
-	}()
-	select {
-	case err := <-waited:
-		if err != nil || !strings.HasPrefix(stdout.String(), "000-12-3401\n") {
-			t.Fatalf("psql after the approval: %q %v", stdout.String(), err)
-		}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("psql did not finish after the approval")
+	if out, stderr, err := held.wait(t); err != nil || !strings.HasPrefix(out, "000-12-3401\n") {
+		t.Fatalf("psql after the approval: %q %q %v", out, stderr, err)
+	}
+
+	update := startStepgatePsql(t, dir, base, "-c", "UPDATE accounts SET balance = 0")
+	if out, stderr, err := update.wait(t); err == nil || !strings.Contains(stderr, "42501") || strings.Contains(out, "UPDATE") {
+		t.Fatalf("psql UPDATE without WHERE: %q %q %v; want refused with 42501", out, stderr, err)
+	}
+	if strings.Count(read.cliErr.String()+held.cliErr.String()+update.cliErr.String(), "enter the code") != 1 {
+		t.Errorf("stepgate psql asked for a device sign-in more than once")
 	}
 }
 
@@ -598,7 +629,6 @@ func TestDemoPrivatePostgres(t *testing.T) {
 	})
 	ln, out := startTestDemo(t, func(d *demoRun) {
 		d.postgres = privatePostgres
-		d.configure = bankDeviceClient
 	})
 	welcome := out.String()
 	m, c, u := demoDBListenRe.FindStringSubmatch(welcome), demoDBCertRe.FindStringSubmatch(welcome), demoUpstreamRe.FindStringSubmatch(welcome)
