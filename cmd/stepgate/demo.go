@@ -273,11 +273,12 @@ func startBankDatabase(ctx context.Context, d demoRun) (*demo.BankDatabase, func
 func printBankDatabase(d demoRun, issuer string, db *demo.BankDatabase) {
 	self := cmp.Or(d.self, "stepgate")
 	w := d.out
-	psql := self + " psql bank"
+	psql, login := self+" psql bank", self+" login --database bank --print-env"
 	if issuer != defaultIssuer {
 		// Without --issuer the command asks the issuer of the default
 		// configuration, the demo's on its default address.
 		psql = self + " psql --issuer " + issuer + " bank"
+		login = self + " login --issuer " + issuer + " --database bank --print-env"
 	}
 	if db == nil {
 		if demo.FindPostgres() != "" {
@@ -292,7 +293,7 @@ func printBankDatabase(d demoRun, issuer string, db *demo.BankDatabase) {
 	host, port, _ := net.SplitHostPort(db.Listen)
 	fmt.Fprintf(w, "Bank database (PostgreSQL through Stepgate's database gateway on %s):\n", db.Listen)
 	fmt.Fprintf(w, "  connect:   %s   (sign in as alice; reading customers.ssn or .email asks for her authenticator app)\n", psql)
-	fmt.Fprintf(w, "  any client: user = your Stepgate user, password = an access token for \"bank\":\n")
+	fmt.Fprintf(w, "  any client: user = your Stepgate user, password = an access token for \"bank\" (%s prints both):\n", login)
 	fmt.Fprintf(w, "             PGPASSWORD=TOKEN psql \"host=%s port=%s dbname=bank user=alice sslmode=verify-full sslrootcert=%s\"\n", host, port, cert)
 	fmt.Fprintf(w, "  upstream:  database %s on %s (role %s; created afresh at every start)\n\n", db.Upstream.Database, db.Upstream.Address, db.Upstream.User)
 }
