@@ -384,7 +384,7 @@ func demoSignOut(t *testing.T, b *http.Client, base, bank string) {
 // working directory (--demo commands read it) on a random loopback port,
 // until the test ends; it returns the listener and the demo's output
 // once the welcome text is written.
-func startTestDemo(t *testing.T) (net.Listener, *lockedBuffer) {
+func startTestDemo(t *testing.T, opts ...func(*demoRun)) (net.Listener, *lockedBuffer) {
 	t.Helper()
 	t.Chdir(t.TempDir())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -394,15 +394,34 @@ func startTestDemo(t *testing.T) (net.Listener, *lockedBuffer) {
 	out, logs := &lockedBuffer{}, &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- runDemo(ctx, demoRun{ln: ln, dataDir: demo.DefaultDataDir, defaultDir: true, out: out, logOut: logs})
-	}()
+	run := demoRun{ln: ln, dataDir: demo.DefaultDataDir, defaultDir: true, out: out, logOut: logs}
+	for _, o := range opts {
+		o(&run)
+	}
+	go func() { done <- runDemo(ctx, run) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("the demo did not shut down cleanly: %v\n%s", err, logs.String())
 		}
 	})
-	waitFor(t, "the demo's welcome text", func() bool { return strings.Contains(out.String(), "Data:") })
+	// Starting and filling a PostgreSQL takes longer than the rest on a
+	// loaded machine.
+	patience := 20 * time.Second
+	if run.postgres != "" {
+		patience = 2 * time.Minute
+	}
+	deadline := time.Now().Add(patience)
+	for !strings.Contains(out.String(), "Data:") {
+		select {
+		case err := <-done:
+			done <- err // for the clean-up
+			t.Fatalf("the demo stopped before its welcome text: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the demo's welcome text:\n%s", out.String())
+		}
+	}
 	return ln, out
 }

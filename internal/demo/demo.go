@@ -1,7 +1,9 @@
 // Package demo is "stepgate demo": a complete Stepgate with seeded users,
 // policies and a protected sample bank, running with nothing else
 // installed. It builds the configuration, seeds the store and serves the
-// bank; the command line wires them to a running Stepgate.
+// bank, and with PostgreSQL puts the bank's database behind the database
+// gateway (a private cluster it starts, or a given server); the command
+// line wires them to a running Stepgate.
 package demo
 
 import (
@@ -99,6 +101,9 @@ type Params struct {
 	// BankUpstream is where the bank app listens, http://127.0.0.1:PORT.
 	BankUpstream string
 	LogFormat    string
+	// BankDatabase, when set, puts the bank's PostgreSQL database
+	// behind the database gateway (stepgate demo --with-postgres).
+	BankDatabase *BankDatabase
 }
 
 // Config returns the demo's configuration: the built-in defaults, the
@@ -145,6 +150,9 @@ func Config(p Params) (config.Config, error) {
 			{Path: "/public/*", Allow: "anonymous"},
 		},
 	}}
+	if p.BankDatabase != nil {
+		cfg.Databases = append(cfg.Databases, p.BankDatabase.DatabaseConfig())
+	}
 	if probs := cfg.Validate(); len(probs) > 0 {
 		return config.Config{}, &config.Errors{Problems: probs}
 	}
