@@ -28,7 +28,7 @@ import (
 // startDatabase serves the test PostgreSQL as the database rpClientID
 // (so the relying party's tokens are for it), writes need context c2
 // (MFA), and returns the server and the gateway's address.
-func startDatabase(t *testing.T, stepUpWait time.Duration) (*oidcServer, string) {
+func startDatabase(t *testing.T, stepUpWait time.Duration, edit ...func(*config.Database)) (*oidcServer, string) {
 	t.Helper()
 	pgtest.Require(t)
 	base, err := pgconn.ParseConfig(os.Getenv(pgtest.EnvDSN))
@@ -55,6 +55,9 @@ func startDatabase(t *testing.T, stepUpWait time.Duration) (*oidcServer, string)
 			StepUpWait:             config.Duration(stepUpWait),
 			MaxUpstreamConnections: 4,
 		}}
+		for _, e := range edit {
+			e(&cfg.Databases[0])
+		}
 	})
 	return s, listen
 }
@@ -255,31 +258,9 @@ func TestDatabaseStatementWaitsForStepUp(t *testing.T) {
 // runs once she activates it (scoped to the database) in the same
 // session, and is refused again within a second of its deactivation.
 func TestDatabaseDestructiveNeedsRealElevation(t *testing.T) {
-	pgtest.Require(t)
-	base, err := pgconn.ParseConfig(os.Getenv(pgtest.EnvDSN))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(t.TempDir(), "upstream-password")
-	if err := os.WriteFile(pwFile, []byte(base.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	s := startOIDC(t, func(cfg *config.Config) {
-		cfg.Databases = []config.Database{{
-			Name: rpClientID, Listen: listen, InsecureLoopback: true,
-			Upstream: config.DatabaseUpstream{Address: net.JoinHostPort(base.Host, fmt.Sprint(base.Port)), Database: base.Database,
-				User: base.User, PasswordFile: pwFile},
-			DestructiveNeedsElevation: "dba",
-			StatementWait:             config.Duration(time.Minute),
-			StepUpWait:                config.Duration(time.Minute),
-			MaxUpstreamConnections:    4,
-		}}
+	s, listen := startDatabase(t, time.Minute, func(d *config.Database) {
+		d.ClassContexts = nil
+		d.DestructiveNeedsElevation = "dba"
 	})
 	ctx := context.Background()
 	if _, err := s.app.Users.AddRole(ctx, store.Role{Name: "dba"}); err != nil {
@@ -293,17 +274,8 @@ func TestDatabaseDestructiveNeedsRealElevation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	verifier, challenge := pkce()
-	b := browser(t)
-	cb := s.follow(t, b, s.authorizeURL(url.Values{"client_id": {rpClientID}, "redirect_uri": {rpRedirect}, "scope": {"openid"},
-		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
-	st, tok := s.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
-		"redirect_uri": {rpRedirect}, "code_verifier": {verifier}}, rpClientID, rpSecret)
-	if st != http.StatusOK {
-		t.Fatalf("token: %d %s", st, tok.ErrorDescription)
-	}
-	host, port, _ := net.SplitHostPort(listen)
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s dbname=%s user=%s password=%s sslmode=disable", host, port, rpClientID, testUser, tok.AccessToken))
+	tok := s.accessToken(t, browser(t), rpClientID, rpSecret, rpRedirect)
+	conn, err := pgx.Connect(ctx, databaseDSN(listen, tok))
 	if err != nil {
 		t.Fatal(err)
 	}
