@@ -40,6 +40,9 @@ const (
 	DefaultStepUpWait = 2 * time.Minute
 	// heldPoll is how often a waiting statement asks for its answer.
 	heldPoll = 250 * time.Millisecond
+	// heldGrace keeps a hold past the statement's wait, so the gateway's
+	// own timer, not the hold's expiry, ends an unanswered wait.
+	heldGrace = 10 * time.Second
 	// maxExtraProofs bounds the proofs a session keeps from approvals.
 	maxExtraProofs = 32
 	// codeQueryCanceled is what a cancelled wait answers, as PostgreSQL
@@ -84,7 +87,7 @@ func (ss *session) hold(ctx context.Context, f sqlclass.Facts, j judgement, arri
 	// A cancel request that came before the hold began was for what ran
 	// before; one that comes from here on abandons this wait.
 	ss.drainWake()
-	t, err := s.StepUps.HoldStatement(ctx, h, s.db.StepUpWait)
+	t, err := s.StepUps.HoldStatement(ctx, h, s.db.StepUpWait+heldGrace)
 	if err != nil {
 		s.Log.Warn("hold a statement for its step-up", "database", s.db.Name, "err", err)
 		j.refusal = errorResponse(codeInvalidAuthorization, s.challengeMessage(j)+"; the gateway could not hold it for a step-up now, try again in a minute", "")
@@ -126,8 +129,7 @@ func (ss *session) awaitAnswer(ctx context.Context, t access.HoldTicket) (access
 	for {
 		select {
 		case <-timeout.C:
-			return gone, heldRefusal{reason.StepUpTimedOut, errorResponse(codeInvalidAuthorization,
-				fmt.Sprintf("no proof came within %s, so the statement did not run: send it again to get a new code", s.db.StepUpWait), "")}
+			return gone, heldRefusal{reason.StepUpTimedOut, timedOut(s.db.StepUpWait)}
 		case <-ss.wake:
 			return gone, heldRefusal{reason.StepUpCancelled, errorResponse(codeQueryCanceled,
 				"canceling statement due to user request: it was waiting for a step-up and did not run", "")}
@@ -146,10 +148,18 @@ func (ss *session) awaitAnswer(ctx context.Context, t access.HoldTicket) (access
 		case access.HoldDenied:
 			return ans, heldRefusal{reason.StepUpRefused, errorResponse(codeInvalidAuthorization, "refused in the browser ("+ans.Why+"); the statement did not run", "")}
 		case access.HoldGone:
-			return ans, heldRefusal{reason.StepUpTimedOut, errorResponse(codeInvalidAuthorization,
-				"the approval expired before it came, so the statement did not run: send it again to get a new code", "")}
+			// The hold outlives the wait (heldGrace), so this is a hold
+			// lost another way (collected elsewhere, removed): the
+			// statement waited in vain, as on a timeout.
+			return ans, heldRefusal{reason.StepUpTimedOut, timedOut(s.db.StepUpWait)}
 		}
 	}
+}
+
+// timedOut is the refusal of a statement whose wait ended unanswered.
+func timedOut(wait time.Duration) *pgproto3.ErrorResponse {
+	return errorResponse(codeInvalidAuthorization,
+		fmt.Sprintf("no proof came within %s, so the statement did not run: send it again to get a new code", wait), "")
 }
 
 // heldRefusal is why a held statement did not run.
