@@ -1,0 +1,90 @@
+package app_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stepgate/stepgate/internal/admin"
+	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/config"
+)
+
+// stagingPolicies differ from goodPolicies by name, so a test sees which
+// set an engine holds.
+var stagingPolicies = strings.Replace(goodPolicies, "staff-mfa-outside-office", "staging-staff-mfa", 1)
+
+func TestPolicyEnvironments(t *testing.T) {
+	ln, cfg := testConfig(t)
+	dir := t.TempDir()
+	prodFile, stagingFile := filepath.Join(dir, "production.yaml"), filepath.Join(dir, "staging.yaml")
+	writePolicy(t, prodFile, goodPolicies)
+	writePolicy(t, stagingFile, stagingPolicies)
+	cfg.Policy.Files = []string{prodFile}
+	cfg.Policy.Environments = map[string]config.PolicyEnvironment{"staging": {Files: []string{stagingFile}}}
+	seed(t, cfg, addStaff(t))
+	s := serve(t, ln, cfg, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+
+	staging, ok := s.app.PoliciesFor("staging")
+	if !ok {
+		t.Fatal("no engine for staging")
+	}
+	if prod, _ := s.app.PoliciesFor(""); prod != s.app.Policies {
+		t.Fatal("the empty environment is not production")
+	}
+	if _, ok := s.app.PoliciesFor("preview"); ok {
+		t.Fatal("an environment nobody configured has an engine")
+	}
+	if got := policyNames(staging); got[0] != "staging-staff-mfa" {
+		t.Fatalf("staging policies = %q", got)
+	}
+	if got := policyNames(s.app.Policies); got[0] != "staff-mfa-outside-office" {
+		t.Fatalf("production policies = %q", got)
+	}
+
+	t.Run("ok/stored-document-stays-in-its-environment", func(t *testing.T) {
+		doc := admin.Document{Name: "staging-only", YAML: "policies:\n  - name: staging-extra\n    state: report-only\n    users: {include: {users: [all]}}\n    target: {apps: {include: [all]}}\n    grant: {controls: [mfa]}\n"}
+		if _, err := s.app.Documents.InEnvironment("staging").Put(ctx, doc, 0, "user:root"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.app.ReloadPolicies(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := policyNames(staging); !strings.Contains(strings.Join(got, ","), "staging-extra") {
+			t.Errorf("staging policies after the save = %q", got)
+		}
+		if got := policyNames(s.app.Policies); strings.Contains(strings.Join(got, ","), "staging-extra") {
+			t.Errorf("a staging document reached production: %q", got)
+		}
+	})
+	t.Run("fail/broken-staging-keeps-both-sets", func(t *testing.T) {
+		before, beforeProd := staging.Load(), s.app.Policies.Load()
+		writePolicy(t, prodFile, strings.Replace(goodPolicies, "staff-mfa-outside-office", "renamed", 1))
+		writePolicy(t, stagingFile, badPolicies)
+		err := s.app.ReloadPolicies(ctx)
+		if err == nil || !strings.Contains(err.Error(), "policy.environments.staging.files") {
+			t.Fatalf("ReloadPolicies = %v; want the problems naming the environment's key", err)
+		}
+		if staging.Load() != before || s.app.Policies.Load() != beforeProd {
+			t.Fatal("a reload that failed in one environment swapped a set")
+		}
+	})
+}
+
+func TestLoadEnvironmentUnknown(t *testing.T) {
+	_, cfg := testConfig(t)
+	seed(t, cfg, addStaff(t))
+	st, err := app.OpenStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = app.LoadEnvironment(context.Background(), cfg, "staging", st, app.AppSources(cfg, st))
+	if err == nil || !strings.Contains(err.Error(), "policy.environments") {
+		t.Fatalf("LoadEnvironment(staging) = %v; want an error naming policy.environments", err)
+	}
+}
+
