@@ -87,4 +87,3 @@ func TestLoadEnvironmentUnknown(t *testing.T) {
 		t.Fatalf("LoadEnvironment(staging) = %v; want an error naming policy.environments", err)
 	}
 }
-
