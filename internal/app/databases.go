@@ -39,7 +39,7 @@ func (a *App) buildDatabases() error {
 		}
 		a.databaseConnections = append(a.databaseConnections, conn)
 		srv, err := dbgate.New(db, dbgate.Deps{
-			Tokens: a.OIDC, Users: a.Store, Policies: a.Policies, Classifier: classifier,
+			Tokens: a.OIDC, Users: a.Store, Policies: a.environmentPolicies(c.Environment), Classifier: classifier,
 			SignIns: a.writeSignIn, AmendSignIn: a.SignIns.Amend, Log: a.Log.With("database", c.Name), StepUps: a.OIDC,
 		})
 		if err != nil {

@@ -3,6 +3,8 @@ package app_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,5 +87,73 @@ func TestLoadEnvironmentUnknown(t *testing.T) {
 	_, err = app.LoadEnvironment(context.Background(), cfg, "staging", st, app.AppSources(cfg, st))
 	if err == nil || !strings.Contains(err.Error(), "policy.environments") {
 		t.Fatalf("LoadEnvironment(staging) = %v; want an error naming policy.environments", err)
+	}
+}
+
+// blockForwardApps blocks every user on both forward-auth routes' apps:
+// only the routes whose environment holds it are blocked.
+const blockForwardApps = `policies:
+  - name: block-fa
+    state: enabled
+    users:
+      include: {users: [all]}
+    target:
+      apps: {include: [fa, fa-staging]}
+    grant: block
+`
+
+// TestRouteEnvironments runs a production and a staging route on the
+// same server, signed in to both, and proves each is decided by its own
+// environment's set: a policy in one set never reaches the other
+// environment's route, whichever way round.
+func TestRouteEnvironments(t *testing.T) {
+	dir := t.TempDir()
+	prodFile, stagingFile := filepath.Join(dir, "production.yaml"), filepath.Join(dir, "staging.yaml")
+	writePolicy(t, prodFile, "policies: []\n")
+	writePolicy(t, stagingFile, "policies: []\n")
+	g := startGateway(t, withForwardRoute, func(cfg *config.Config) {
+		fa := cfg.Gateway.Routes[len(cfg.Gateway.Routes)-1]
+		u, _ := url.Parse(fa.From)
+		staging := fa
+		staging.Name, staging.From, staging.Environment = "fa-staging", "http://fa-staging.localhost:"+u.Port(), "staging"
+		cfg.Gateway.Routes = append(cfg.Gateway.Routes, staging)
+		cfg.Policy.Files = []string{prodFile}
+		cfg.Policy.Environments = map[string]config.PolicyEnvironment{"staging": {Files: []string{stagingFile}}}
+	})
+	u, _ := url.Parse(g.app)
+	hosts := map[string]string{"production": forwardHost(g), "staging": "fa-staging.localhost:" + u.Port()}
+	cookies := map[string]string{}
+	for env, host := range hosts {
+		cookies[env] = g.forwardSignIn(t, gatewayBrowser(t, g.server), host)
+	}
+	ask := func(env string) int {
+		t.Helper()
+		resp := mustDo(t, &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+			"GET", g.base+"/gateway/forward-auth", "",
+			"X-Forwarded-Method", "GET", "X-Forwarded-Proto", "http", "X-Forwarded-Host", hosts[env], "X-Forwarded-Uri", "/accounts",
+			"Cookie", cookies[env])
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		name, blocked, allowed string
+	}{
+		{name: "ok/production-set-blocks-only-production", blocked: "production", allowed: "staging"},
+		{name: "ok/staging-set-blocks-only-staging", blocked: "staging", allowed: "production"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{"production": prodFile, "staging": stagingFile}
+			writePolicy(t, files[tc.blocked], blockForwardApps)
+			writePolicy(t, files[tc.allowed], "policies: []\n")
+			if err := g.server.app.ReloadPolicies(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if code := ask(tc.allowed); code != http.StatusOK {
+				t.Errorf("%s route: %d, want 200: the other environment's block reached it", tc.allowed, code)
+			}
+			if code := ask(tc.blocked); code != http.StatusForbidden {
+				t.Errorf("%s route: %d, want 403 from its own set's block", tc.blocked, code)
+			}
+		})
 	}
 }

@@ -301,6 +301,33 @@ func loadEnvironments(ctx context.Context, cfg config.Config, st PolicyStore, so
 	return sets, nil
 }
 
+// environmentPolicies returns the engine of env for a route, client or
+// database; Validate has checked that env is configured, and an
+// unchecked name falls back to production's rather than to no policies.
+func (a *App) environmentPolicies(env string) *policy.Engine {
+	if e, ok := a.PoliciesFor(env); ok {
+		return e
+	}
+	return a.Policies
+}
+
+// appPolicies are the engines of the OIDC clients and databases in an
+// environment other than production, by app id.
+func (a *App) appPolicies() map[string]interface{ Load() *policy.Snapshot } {
+	out := map[string]interface{ Load() *policy.Snapshot }{}
+	for _, c := range a.Config.OIDC.Clients {
+		if c.Environment != "" && c.Environment != config.ProductionEnvironment {
+			out[c.ID] = a.environmentPolicies(c.Environment)
+		}
+	}
+	for _, d := range a.Config.Databases {
+		if d.Environment != "" && d.Environment != config.ProductionEnvironment {
+			out[d.Name] = a.environmentPolicies(d.Environment)
+		}
+	}
+	return out
+}
+
 // PoliciesFor returns the engine of the policy environment env (empty:
 // production), or false when no such environment is configured.
 func (a *App) PoliciesFor(env string) (*policy.Engine, bool) {

@@ -52,7 +52,22 @@ func (c Config) Validate() []Problem {
 	c.Registration.validate(&ps)
 	c.Elevation.validate(&ps)
 	validateDatabases(&ps, c.Databases)
+	c.validateEnvironments(&ps)
 	return ps
+}
+
+// validateEnvironments checks every environment key names a configured
+// policy environment.
+func (c Config) validateEnvironments(ps *problems) {
+	for i, r := range c.Gateway.Routes {
+		c.Policy.validateEnvironment(fmt.Sprintf("gateway.routes[%d].environment", i), r.Environment, ps)
+	}
+	for i, cl := range c.OIDC.Clients {
+		c.Policy.validateEnvironment(fmt.Sprintf("oidc.clients[%d].environment", i), cl.Environment, ps)
+	}
+	for i, d := range c.Databases {
+		c.Policy.validateEnvironment(fmt.Sprintf("databases[%d].environment", i), d.Environment, ps)
+	}
 }
 
 // problems collects validation results.
