@@ -157,3 +157,43 @@ func TestRouteEnvironments(t *testing.T) {
 		})
 	}
 }
+
+// blockServices blocks both service clients' tokens.
+const blockServices = `policies:
+  - name: block-services
+    state: enabled
+    users:
+      include: {clients: [ops-prod, ops-staging]}
+    target:
+      apps: {include: [ops-prod, ops-staging]}
+    grant: block
+`
+
+// TestClientEnvironments proves an OIDC client is decided by its own
+// environment's set: production's block refuses the production client's
+// token and leaves the staging client's alone.
+func TestClientEnvironments(t *testing.T) {
+	dir := t.TempDir()
+	prodFile, stagingFile := filepath.Join(dir, "production.yaml"), filepath.Join(dir, "staging.yaml")
+	writePolicy(t, prodFile, blockServices)
+	writePolicy(t, stagingFile, "policies: []\n")
+	const secret = "0123456789abcdef0123456789abcdef-ops"
+	s := startOIDC(t, func(cfg *config.Config) {
+		cfg.Policy.Files = []string{prodFile}
+		cfg.Policy.Environments = map[string]config.PolicyEnvironment{"staging": {Files: []string{stagingFile}}}
+		for _, c := range []config.OIDCClient{{ID: "ops-prod"}, {ID: "ops-staging", Environment: "staging"}} {
+			c.Secret, c.GrantTypes = secret, []string{"client_credentials"}
+			cfg.OIDC.Clients = append(cfg.OIDC.Clients, c)
+		}
+	})
+	// startOIDC swaps in its own test policies; put the files' back.
+	if err := s.app.ReloadPolicies(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := s.serviceToken(t, "ops-staging", secret, ""); status != http.StatusOK {
+		t.Errorf("staging client: %d, want 200: production's block reached it", status)
+	}
+	if status, tok := s.serviceToken(t, "ops-prod", secret, ""); status != http.StatusBadRequest || tok.Error != "unauthorized_client" {
+		t.Errorf("production client: %d %q, want 400 unauthorized_client from its own set's block", status, tok.Error)
+	}
+}
