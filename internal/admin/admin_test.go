@@ -144,6 +144,20 @@ func TestDocumentsPerEnvironment(t *testing.T) {
 			t.Errorf("document name %q was accepted", bad)
 		}
 	}
+	// An environment name that would climb into another's keys reads
+	// and writes nothing.
+	for _, bad := range []string{"staging/mfa", "..", ""} {
+		d := &Documents{KV: st, Now: prod.Now, Env: bad}
+		if bad == "" {
+			continue // production
+		}
+		if docs, err := d.List(ctx); err == nil && len(docs) > 0 {
+			t.Errorf("environment %q lists %d documents", bad, len(docs))
+		}
+		if _, err := d.Put(ctx, Document{Name: "x", YAML: "policies: []\n"}, 0, "user:root"); err == nil {
+			t.Errorf("environment %q accepted a document", bad)
+		}
+	}
 	if gen, err := prod.Generation(ctx); err != nil || gen != 2 {
 		t.Errorf("generation = %d %v, want 2: every environment's change moves it", gen, err)
 	}

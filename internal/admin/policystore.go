@@ -81,9 +81,24 @@ func (d *Documents) Environment() string {
 // their own namespace.
 func (d *Documents) production() bool { return d.Env == "" || d.Env == ProductionEnvironment }
 
+// environmentName is the form of a policy environment's name, as the
+// configuration checks it; a name of another form (a store key with
+// separators in it) never reaches the store.
+var environmentName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+func (d *Documents) checkEnvironment() error {
+	if d.production() || environmentName.MatchString(d.Env) {
+		return nil
+	}
+	return fmt.Errorf("policy environment %q: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (like staging)", d.Env)
+}
+
 func (d *Documents) list(ctx context.Context) ([]kvspace.Item[Document], error) {
 	if d.production() {
 		return documents.List(ctx, d.KV)
+	}
+	if err := d.checkEnvironment(); err != nil {
+		return nil, err
 	}
 	return environmentDocuments.List(ctx, d.KV, d.Env)
 }
@@ -91,6 +106,9 @@ func (d *Documents) list(ctx context.Context) ([]kvspace.Item[Document], error) 
 func (d *Documents) at(name string) kvspace.Ref[Document] {
 	if d.production() {
 		return documents.At(name)
+	}
+	if d.checkEnvironment() != nil {
+		return environmentDocuments.At() // no key: every use fails
 	}
 	return environmentDocuments.At(d.Env, name)
 }
@@ -133,6 +151,9 @@ func (d *Documents) Get(ctx context.Context, name string) (Document, error) {
 // document.
 func (d *Documents) Put(ctx context.Context, doc Document, version int64, actor string) (Document, error) {
 	if err := CheckName(doc.Name); err != nil {
+		return Document{}, err
+	}
+	if err := d.checkEnvironment(); err != nil {
 		return Document{}, err
 	}
 	if len(doc.YAML) > policy.MaxFileSize {
