@@ -93,3 +93,43 @@ func TestPolicyExportEnvironment(t *testing.T) {
 		stepgate(t, "", "policy", "export", conf, "--env", "stagin").mustFail(t, 2, "no such policy environment", "production, staging")
 	})
 }
+
+// TestPolicyTestEnvironment: --env runs the scenario tests beside the
+// environment's own files against that environment's set; the same
+// tests run against production's (different) set fail.
+func TestPolicyTestEnvironment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	stagingDir := filepath.Join(dir, "staging")
+	mkdir(t, stagingDir)
+	write(t, stagingDir, "policies.yaml", lintGood)
+	tests := write(t, stagingDir, "good.tests.yaml", scenariosGood)
+	prod := write(t, dir, "production.yaml", "policies: []\n")
+	data := filepath.Join(dir, "data")
+	conf := "--config=" + write(t, dir, "stepgate.yaml", "server:\n  data_dir: "+data+"\npolicy:\n  files: ["+prod+"]\n  environments:\n    staging: {files: ["+stagingDir+"]}\n")
+	stepgate(t, "", "group", "add", "staff", conf).mustSucceed(t)
+	stepgate(t, "correct horse battery", "user", "add", "alice", "--password-stdin", "--group", "staff", conf).mustSucceed(t)
+
+	t.Run("ok/staging", func(t *testing.T) {
+		r := stepgate(t, "", "policy", "test", conf, "--env", "staging").mustSucceed(t)
+		if !strings.Contains(r.stdout, "2 scenarios: 2 passed, 0 failed") {
+			t.Errorf("stdout:\n%s", r.stdout)
+		}
+	})
+	t.Run("fail/same-tests-on-production", func(t *testing.T) {
+		stepgate(t, "", "policy", "test", conf, tests).mustFail(t, 1, "failed")
+	})
+	t.Run("fail/unknown-env", func(t *testing.T) {
+		stepgate(t, "", "policy", "test", conf, "--env", "qa").mustFail(t, 2, "no such policy environment")
+		stepgate(t, "", "policy", "deadends", conf, "--env", "qa").mustFail(t, 2, "no such policy environment")
+	})
+	t.Run("ok/deadends-staging", func(t *testing.T) {
+		// alice has only a password: staging's staff-mfa strands her,
+		// production's empty set strands nobody.
+		staging := stepgate(t, "", "policy", "deadends", conf, "--env", "staging").mustSucceed(t)
+		prod := stepgate(t, "", "policy", "deadends", conf).mustSucceed(t)
+		if !strings.Contains(staging.stdout, "staff-mfa") || strings.Contains(prod.stdout, "staff-mfa") {
+			t.Errorf("staging:\n%s\nproduction:\n%s", staging.stdout, prod.stdout)
+		}
+	})
+}
