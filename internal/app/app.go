@@ -305,11 +305,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if err != nil {
 		return nil, err
 	}
-	for i, r := range cfg.Gateway.Routes {
-		gatewayOptions.Routes[i].Policies = a.environmentPolicies(r.Environment)
-	}
 	if a.Gateway, err = gateway.New(gateway.Deps{
-		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Access: a.Access.Request, ReportedRisk: a.Risk.SessionRisks,
+		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Environments: a.environmentSet, Access: a.Access.Request, ReportedRisk: a.Risk.SessionRisks,
 		Tokens: a.OIDC, Signer: a.Keys, Box: a.Methods.Box, Methods: a.availableMethods,
 		ErrorPage: pages.ErrorPage, AppErrorPage: pages.AppErrorPage, Options: gatewayOptions, Log: log, Metrics: a.Metrics, SignIns: a.writeSignIn,
 		TokenFamilyLifetime: cfg.OIDC.RefreshTokenLifetime.D(),

@@ -311,6 +311,15 @@ func (a *App) environmentPolicies(env string) *policy.Engine {
 	return a.Policies
 }
 
+// environmentSet returns the engine of env as the gateway takes it.
+func (a *App) environmentSet(env string) (interface{ Load() *policy.Snapshot }, bool) {
+	e, ok := a.PoliciesFor(env)
+	if !ok {
+		return nil, false
+	}
+	return e, true
+}
+
 // appPolicies are the engines of the OIDC clients and databases in an
 // environment other than production, by app id.
 func (a *App) appPolicies() map[string]interface{ Load() *policy.Snapshot } {

@@ -3,8 +3,6 @@ package gateway
 import (
 	"net/netip"
 	"time"
-
-	"github.com/stepgate/stepgate/internal/policy"
 )
 
 // Options are what the gateway is set up with: its routes and the bounds
@@ -72,9 +70,9 @@ type Route struct {
 	// AllowNonASCIIPaths lets paths with characters outside ASCII
 	// through (rules then match them folded); refused with 400 otherwise.
 	AllowNonASCIIPaths bool
-	// Policies is the policy set of the route's environment; nil means
-	// Deps.Policies (production's).
-	Policies interface{ Load() *policy.Snapshot }
+	// Environment names the policy environment the route's requests are
+	// decided in (Deps.Environments); empty means Deps.Policies.
+	Environment string
 	// AssertionAudience is the aud of the route's assertion; empty means
 	// the origin of To, or of From for a forward-auth route.
 	AssertionAudience string

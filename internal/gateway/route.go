@@ -77,7 +77,6 @@ func compileRoutes(cfg []Route) ([]*route, error) {
 			name: c.Name, app: c.app(), host: strings.ToLower(from.Host), scheme: from.Scheme,
 			prefix: strings.TrimSuffix(from.Path, "/"), entra: c.Challenge == ChallengeEntra,
 			allowParams: c.AllowPathParameters, allowNonASCII: c.AllowNonASCIIPaths,
-			policies: c.Policies,
 		}
 		if r.prefixKey, err = ruleKey(r.prefix); err != nil {
 			return nil, fmt.Errorf("gateway route %s: from: %w", c.Name, err)
