@@ -197,3 +197,16 @@ func TestClientEnvironments(t *testing.T) {
 		t.Errorf("production client: %d %q, want 400 unauthorized_client from its own set's block", status, tok.Error)
 	}
 }
+
+// TestUnknownEnvironmentRefusesToStart: a client or database naming an
+// environment nobody configured stops the start (even without the
+// configuration check), rather than being decided by production's set.
+func TestUnknownEnvironmentRefusesToStart(t *testing.T) {
+	_, cfg := testConfig(t)
+	cfg.OIDC.Clients = append(cfg.OIDC.Clients, config.OIDCClient{ID: "ops", Secret: "0123456789abcdef0123456789abcdef-ops",
+		GrantTypes: []string{"client_credentials"}, Environment: "qa"})
+	_, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "oidc.clients[0].environment") {
+		t.Fatalf("app.New = %v; want an error naming the client's environment key", err)
+	}
+}

@@ -301,14 +301,14 @@ func loadEnvironments(ctx context.Context, cfg config.Config, st PolicyStore, so
 	return sets, nil
 }
 
-// environmentPolicies returns the engine of env for a route, client or
-// database; Validate has checked that env is configured, and an
-// unchecked name falls back to production's rather than to no policies.
-func (a *App) environmentPolicies(env string) *policy.Engine {
+// environmentPolicies returns the engine of env for a client or
+// database named key. An environment with no engine is an error, never
+// a fall-back: the app would be decided by another environment's set.
+func (a *App) environmentPolicies(key, env string) (*policy.Engine, error) {
 	if e, ok := a.PoliciesFor(env); ok {
-		return e
+		return e, nil
 	}
-	return a.Policies
+	return nil, fmt.Errorf("%s: policy environment %q is not configured; define it under policy.environments", key, env)
 }
 
 // environmentSet returns the engine of env as the gateway takes it.
@@ -322,19 +322,27 @@ func (a *App) environmentSet(env string) (interface{ Load() *policy.Snapshot }, 
 
 // appPolicies are the engines of the OIDC clients and databases in an
 // environment other than production, by app id.
-func (a *App) appPolicies() map[string]interface{ Load() *policy.Snapshot } {
+func (a *App) appPolicies() (map[string]interface{ Load() *policy.Snapshot }, error) {
 	out := map[string]interface{ Load() *policy.Snapshot }{}
-	for _, c := range a.Config.OIDC.Clients {
-		if c.Environment != "" && c.Environment != config.ProductionEnvironment {
-			out[c.ID] = a.environmentPolicies(c.Environment)
+	add := func(key, app, env string) error {
+		if env == "" || env == config.ProductionEnvironment {
+			return nil
+		}
+		e, err := a.environmentPolicies(key, env)
+		out[app] = e
+		return err
+	}
+	for i, c := range a.Config.OIDC.Clients {
+		if err := add(fmt.Sprintf("oidc.clients[%d].environment", i), c.ID, c.Environment); err != nil {
+			return nil, err
 		}
 	}
-	for _, d := range a.Config.Databases {
-		if d.Environment != "" && d.Environment != config.ProductionEnvironment {
-			out[d.Name] = a.environmentPolicies(d.Environment)
+	for i, d := range a.Config.Databases {
+		if err := add(fmt.Sprintf("databases[%d].environment", i), d.Name, d.Environment); err != nil {
+			return nil, err
 		}
 	}
-	return out
+	return out, nil
 }
 
 // PoliciesFor returns the engine of the policy environment env (empty:
