@@ -19,8 +19,9 @@ import (
 
 func (c *cli) policyDeadEndsCmd() *cobra.Command {
 	var asJSON bool
+	var env string
 	cmd := &cobra.Command{
-		Use:   "deadends [--json]",
+		Use:   "deadends [--json] [--env E]",
 		Short: "List the users each enabled policy strands: in its scope, unable to ever meet it",
 		Long: "Check every enabled policy of the live set (policy files and stored documents) against every\n" +
 			"enabled user in its scope and the sign-in methods they have registered, and list those who can\n" +
@@ -33,7 +34,11 @@ func (c *cli) policyDeadEndsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
-				rep, err := c.deadEnds(ctx, cfg, s, nil)
+				set, err := loadEnvironment(ctx, cfg, s, env)
+				if err != nil {
+					return err
+				}
+				rep, err := c.deadEnds(ctx, cfg, s, set.Snapshot)
 				if err != nil {
 					return err
 				}
@@ -45,6 +50,7 @@ func (c *cli) policyDeadEndsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	envFlag(cmd, &env)
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -27,19 +28,34 @@ func (c *cli) policyCmd() *cobra.Command {
 	return cmd
 }
 
+// envFlag adds --env, the policy environment a command works on.
+func envFlag(cmd *cobra.Command, env *string) {
+	cmd.Flags().StringVar(env, "env", config.ProductionEnvironment, "the policy environment (production, or one of policy.environments)")
+}
+
+// loadEnvironment compiles the live set of the policy environment env;
+// an environment the configuration does not define is a usage error.
+func loadEnvironment(ctx context.Context, cfg config.Config, s store.Store, env string) (app.PolicySet, error) {
+	if !cfg.Policy.HasEnvironment(env) {
+		return app.PolicySet{}, usageError{fmt.Errorf("--env %s: no such policy environment; the environments are %s", env, strings.Join(cfg.Policy.EnvironmentNames(), ", "))}
+	}
+	return app.LoadEnvironment(ctx, cfg, env, s, app.AppSources(cfg, s))
+}
+
 func (c *cli) policyExportCmd() *cobra.Command {
-	var out string
+	var out, env string
 	cmd := &cobra.Command{
-		Use:   "export [-o FILE]",
+		Use:   "export [-o FILE] [--env E]",
 		Short: "Write the live policy set (policy files and documents created in the console) as one YAML file",
 		Long: "Write the policy set the server enforces — every policy file of policy.files and every policy\n" +
 			"document created in the admin console or the admin API — as one YAML document, for keeping in\n" +
-			"git (GitOps). Load it back with policy.files.",
+			"git (GitOps). Load it back with policy.files. With --env, the set of that policy environment\n" +
+			"(its files and its stored documents), to load back with policy.environments.E.files.",
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
-				set, err := app.LoadPolicies(ctx, cfg, s, app.AppSources(cfg, s))
+				set, err := loadEnvironment(ctx, cfg, s, env)
 				if err != nil {
 					return err
 				}
@@ -60,6 +76,7 @@ func (c *cli) policyExportCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file instead of standard output")
+	envFlag(cmd, &env)
 	return cmd
 }
 
@@ -121,8 +138,9 @@ func (c *cli) policyLintCmd() *cobra.Command {
 func (c *cli) policyTestCmd() *cobra.Command {
 	var offline []string
 	var inDemo bool
+	var env string
 	cmd := &cobra.Command{
-		Use:   "test [FILE|DIR...] [--policies FILE|DIR]... [--demo]",
+		Use:   "test [FILE|DIR...] [--policies FILE|DIR]... [--demo] [--env E]",
 		Short: "Run the scenario tests (*.tests.yaml) against the policies and report what no scenario exercised",
 		Long: "Run every scenario of the scenario test files against the policy set and print each failure as\n" +
 			"file:line: scenario NAME: expected X, got Y, with a diff. A directory stands for every *.tests.yaml\n" +
@@ -144,9 +162,12 @@ func (c *cli) policyTestCmd() *cobra.Command {
 			}
 			ctx := cmd.Context()
 			run := func(cfg config.Config, s store.Store) error {
-				set, err := app.LoadPolicies(ctx, cfg, s, app.AppSources(cfg, s))
+				set, err := loadEnvironment(ctx, cfg, s, env)
 				if err != nil {
 					return c.badPolicies(err)
+				}
+				if len(args) == 0 { // the tests beside the environment's own files
+					args = scenario.Beside(cfg.Policy.FilesOf(env))
 				}
 				return c.runScenarios(cmd, cfg, app.ScenarioEnv(cfg, s, set, c.now), args)
 			}
@@ -158,6 +179,7 @@ func (c *cli) policyTestCmd() *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&offline, "policies", nil, "test these policy files or directories offline instead of the configured set (repeatable)")
 	cmd.Flags().BoolVar(&inDemo, "demo", false, "test the policies of \"stepgate demo\" in "+demo.DefaultDataDir+" with its users and routes")
+	envFlag(cmd, &env)
 	return cmd
 }
 

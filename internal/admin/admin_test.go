@@ -96,6 +96,73 @@ func TestDocumentsCompareAndSwap(t *testing.T) {
 	}
 }
 
+// TestDocumentsPerEnvironment proves that each policy environment keeps
+// its own documents: a change saved to staging can never reach
+// production's set, nor the other way round, and production's documents
+// stay where a deployment without environments kept them.
+func TestDocumentsPerEnvironment(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	prod := &Documents{KV: st, Now: func() time.Time { return now }}
+	staging := prod.InEnvironment("staging")
+	if staging.Environment() != "staging" || prod.Environment() != ProductionEnvironment || prod.InEnvironment(ProductionEnvironment).Env != "" {
+		t.Fatalf("environments: %q %q", staging.Environment(), prod.Environment())
+	}
+	if _, err := staging.Put(ctx, Document{Name: "mfa", YAML: "policies: []\n"}, 0, "user:root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prod.Put(ctx, Document{Name: "other", YAML: "policies: []\n"}, 0, "user:root"); err != nil {
+		t.Fatal(err)
+	}
+	names := func(d *Documents) []string {
+		t.Helper()
+		docs, err := d.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, doc := range docs {
+			out = append(out, doc.Name)
+		}
+		return out
+	}
+	if got := names(staging); len(got) != 1 || got[0] != "mfa" {
+		t.Errorf("staging documents = %q, want [mfa]", got)
+	}
+	if got := names(prod); len(got) != 1 || got[0] != "other" {
+		t.Errorf("production documents = %q, want [other]", got)
+	}
+	if got := names(prod.InEnvironment("preview")); len(got) != 0 {
+		t.Errorf("an environment with no documents lists %q", got)
+	}
+	if _, err := prod.Get(ctx, "mfa"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("production reads staging's document: %v", err)
+	}
+	// Names that would climb out of the environment are refused.
+	for _, bad := range []string{"../mfa", "a/b"} {
+		if _, err := staging.Put(ctx, Document{Name: bad}, 0, "user:root"); err == nil {
+			t.Errorf("document name %q was accepted", bad)
+		}
+	}
+	// An environment name that would climb into another's keys reads
+	// and writes nothing.
+	for _, bad := range []string{"staging/mfa", "..", ""} {
+		d := &Documents{KV: st, Now: prod.Now, Env: bad}
+		if bad == "" {
+			continue // production
+		}
+		if docs, err := d.List(ctx); err == nil && len(docs) > 0 {
+			t.Errorf("environment %q lists %d documents", bad, len(docs))
+		}
+		if _, err := d.Put(ctx, Document{Name: "x", YAML: "policies: []\n"}, 0, "user:root"); err == nil {
+			t.Errorf("environment %q accepted a document", bad)
+		}
+	}
+	if gen, err := prod.Generation(ctx); err != nil || gen != 2 {
+		t.Errorf("generation = %d %v, want 2: every environment's change moves it", gen, err)
+	}
+}
+
 func TestSetPolicyStateKeepsTheRestOfTheDocument(t *testing.T) {
 	const doc = `# Trial policies, owned by the security team.
 policies:

@@ -37,6 +37,12 @@ const StoreSource = "store:"
 // moves.
 var documents = kvspace.JSON[Document](kvspace.PolicyDocument)
 
+// environmentDocuments are the stored documents of the other policy
+// environments, under the environment's name. Production's stay where
+// they always were, so a deployment without environments reads exactly
+// what it read before.
+var environmentDocuments = kvspace.JSON[Document](kvspace.PolicyEnvironmentDocument)
+
 var documentName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // ErrVersion means the document changed since the caller read it.
@@ -46,6 +52,65 @@ var ErrVersion = errkind.New(errkind.Conflict, "the document was changed by some
 type Documents struct {
 	KV  store.KV
 	Now func() time.Time
+	// Env is the policy environment whose documents these are; empty is
+	// production.
+	Env string
+}
+
+// ProductionEnvironment is the environment of Documents with no Env.
+const ProductionEnvironment = "production"
+
+// InEnvironment returns the documents of the policy environment env, in
+// the same store.
+func (d *Documents) InEnvironment(env string) *Documents {
+	if env == ProductionEnvironment {
+		env = ""
+	}
+	return &Documents{KV: d.KV, Now: d.Now, Env: env}
+}
+
+// Environment names the policy environment of the documents.
+func (d *Documents) Environment() string {
+	if d.Env == "" {
+		return ProductionEnvironment
+	}
+	return d.Env
+}
+
+// production reports whether the documents are production's, kept in
+// their own namespace.
+func (d *Documents) production() bool { return d.Env == "" || d.Env == ProductionEnvironment }
+
+// environmentName is the form of a policy environment's name, as the
+// configuration checks it; a name of another form (a store key with
+// separators in it) never reaches the store.
+var environmentName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+func (d *Documents) checkEnvironment() error {
+	if d.production() || environmentName.MatchString(d.Env) {
+		return nil
+	}
+	return fmt.Errorf("policy environment %q: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (like staging)", d.Env)
+}
+
+func (d *Documents) list(ctx context.Context) ([]kvspace.Item[Document], error) {
+	if d.production() {
+		return documents.List(ctx, d.KV)
+	}
+	if err := d.checkEnvironment(); err != nil {
+		return nil, err
+	}
+	return environmentDocuments.List(ctx, d.KV, d.Env)
+}
+
+func (d *Documents) at(name string) kvspace.Ref[Document] {
+	if d.production() {
+		return documents.At(name)
+	}
+	if d.checkEnvironment() != nil {
+		return environmentDocuments.At() // no key: every use fails
+	}
+	return environmentDocuments.At(d.Env, name)
 }
 
 // CheckName reports a document name that is not a lowercase slug.
@@ -58,7 +123,7 @@ func CheckName(name string) error {
 
 // List returns every stored document, ordered by name.
 func (d *Documents) List(ctx context.Context) ([]Document, error) {
-	items, err := documents.List(ctx, d.KV)
+	items, err := d.list(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list policy documents: %w", err)
 	}
@@ -74,7 +139,7 @@ func (d *Documents) List(ctx context.Context) ([]Document, error) {
 
 // Get returns one document, or store.ErrNotFound.
 func (d *Documents) Get(ctx context.Context, name string) (Document, error) {
-	doc, err := documents.At(name).Get(ctx, d.KV)
+	doc, err := d.at(name).Get(ctx, d.KV)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Document{}, fmt.Errorf("policy document %s is not readable: %w", name, err)
 	}
@@ -88,11 +153,14 @@ func (d *Documents) Put(ctx context.Context, doc Document, version int64, actor 
 	if err := CheckName(doc.Name); err != nil {
 		return Document{}, err
 	}
+	if err := d.checkEnvironment(); err != nil {
+		return Document{}, err
+	}
 	if len(doc.YAML) > policy.MaxFileSize {
 		return Document{}, fmt.Errorf("document %s is %d bytes; the limit is %d", doc.Name, len(doc.YAML), policy.MaxFileSize)
 	}
 	doc.UpdatedAt, doc.UpdatedBy = d.Now().UTC(), actor
-	rec := documents.At(doc.Name)
+	rec := d.at(doc.Name)
 	if version == 0 {
 		doc.Version = 1
 		if err := rec.Create(ctx, d.KV, doc, time.Time{}); err != nil {
@@ -125,7 +193,7 @@ func (d *Documents) Delete(ctx context.Context, name string, version int64) erro
 	if cur.Version != version {
 		return ErrVersion
 	}
-	if err := documents.At(name).Delete(ctx, d.KV); err != nil {
+	if err := d.at(name).Delete(ctx, d.KV); err != nil {
 		return err
 	}
 	return d.bump(ctx)

@@ -63,8 +63,11 @@ type App struct {
 	Store    store.Store
 	Users    *users.Service
 	Sessions *session.Manager
-	// Policies holds the compiled policy set; ReloadPolicies swaps it.
-	Policies *policy.Engine
+	// Policies holds production's compiled policy set; ReloadPolicies
+	// swaps it. environments hold every environment's, production's
+	// included (see PoliciesFor).
+	Policies     *policy.Engine
+	environments map[string]*policy.Engine
 	// GeoIP is the geoip.database, or nil when none is configured.
 	GeoIP *geoip.DB
 	// Access builds policy requests from HTTP requests, with this
@@ -254,15 +257,19 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 	if a.policyGeneration, err = a.Documents.Generation(ctx); err != nil {
 		return nil, err
 	}
-	set, err := LoadPolicies(ctx, cfg, st, a.sources())
+	sets, err := loadEnvironments(ctx, cfg, st, a.sources())
 	if err != nil {
 		return nil, err
 	}
-	a.Policies = policy.NewEngine(set.Snapshot)
+	a.environments = make(map[string]*policy.Engine, len(sets))
+	for env, set := range sets {
+		a.environments[env] = policy.NewEngine(set.Snapshot)
+		log.InfoContext(ctx, "policies loaded", "environment", env, "policies", len(set.Snapshot.Policies()), "files", len(set.Files))
+	}
+	a.Policies = a.environments[config.ProductionEnvironment]
 	if a.Elevation, err = a.newElevation(); err != nil {
 		return nil, err
 	}
-	log.InfoContext(ctx, "policies loaded", "policies", len(set.Snapshot.Policies()), "files", len(set.Files))
 
 	if a.GeoIP, err = OpenGeoIP(cfg); err != nil {
 		return nil, err
@@ -299,7 +306,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	if a.Gateway, err = gateway.New(gateway.Deps{
-		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Access: a.Access.Request, ReportedRisk: a.Risk.SessionRisks,
+		Issuer: cfg.Server.Issuer, Store: st, Sessions: a.Sessions, Policies: a.Policies, Environments: a.environmentSet, Access: a.Access.Request, ReportedRisk: a.Risk.SessionRisks,
 		Tokens: a.OIDC, Signer: a.Keys, Box: a.Methods.Box, Methods: a.availableMethods,
 		ErrorPage: pages.ErrorPage, AppErrorPage: pages.AppErrorPage, Options: gatewayOptions, Log: log, Metrics: a.Metrics, SignIns: a.writeSignIn,
 		TokenFamilyLifetime: cfg.OIDC.RefreshTokenLifetime.D(),

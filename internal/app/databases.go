@@ -38,8 +38,12 @@ func (a *App) buildDatabases() error {
 			return err
 		}
 		a.databaseConnections = append(a.databaseConnections, conn)
+		policies, err := a.environmentPolicies(path+".environment", c.Environment)
+		if err != nil {
+			return err
+		}
 		srv, err := dbgate.New(db, dbgate.Deps{
-			Tokens: a.OIDC, Users: a.Store, Policies: a.Policies, Classifier: classifier,
+			Tokens: a.OIDC, Users: a.Store, Policies: policies, Classifier: classifier,
 			SignIns: a.writeSignIn, AmendSignIn: a.SignIns.Amend, Log: a.Log.With("database", c.Name), StepUps: a.OIDC,
 		})
 		if err != nil {

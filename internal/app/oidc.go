@@ -41,9 +41,13 @@ func (a *App) buildOIDC(ctx context.Context, pages *web.Pages) error {
 	if err != nil {
 		return fmt.Errorf("load session id key: %w", err)
 	}
+	appPolicies, err := a.appPolicies()
+	if err != nil {
+		return err
+	}
 	a.OIDC = oidc.New(oidc.Deps{
 		Issuer: a.Config.Server.Issuer, Store: a.Store, Sessions: a.Sessions, Clients: clients, Keys: a.Keys,
-		Policies: a.Policies, Access: a.Access.Request, Methods: a.Methods.Registry, Revocations: a.Revoker,
+		Policies: a.Policies, AppPolicies: appPolicies, Access: a.Access.Request, Methods: a.Methods.Registry, Revocations: a.Revoker,
 		Lifetimes: oidc.Lifetimes{
 			Code: cfg.CodeLifetime.D(), AccessToken: cfg.AccessTokenLifetime.D(),
 			IDToken: cfg.IDTokenLifetime.D(), RefreshToken: cfg.RefreshTokenLifetime.D(),

@@ -47,6 +47,7 @@ func gatewayRoute(r config.GatewayRoute) gateway.Route {
 		Name: r.Name, From: r.From, To: r.To, App: r.AppID(), IdentityHeaders: identityHeaders[r.IdentityHeaders],
 		AllowPathParameters: r.AllowPathParameters, AllowNonASCIIPaths: r.AllowNonASCIIPaths,
 		AssertionAudience: r.AssertionAudience, AssertionLifetime: r.AssertionLifetime.D(),
+		Environment: r.Environment,
 	}
 	if r.Challenge == "entra" {
 		out.Challenge = gateway.ChallengeEntra

@@ -25,7 +25,7 @@ func fullGateway() config.Gateway {
 		Routes: []config.GatewayRoute{{
 			Name: "bank", From: "https://bank.example/app", To: "http://127.0.0.1:9", App: "bank-app", Challenge: "entra",
 			IdentityHeaders: config.IdentityAssertion, AllowPathParameters: true, AllowNonASCIIPaths: true,
-			AssertionAudience: "bank-api", AssertionLifetime: config.Duration(5 * time.Second),
+			AssertionAudience: "bank-api", AssertionLifetime: config.Duration(5 * time.Second), Environment: "staging",
 			Rules: []config.GatewayRule{
 				{Path: "/admin/*", Methods: []string{"POST"}, Context: "c3", MaxAge: config.Duration(time.Minute), Elevation: "single-use"},
 				{Path: "/public/*", Allow: "anonymous"},
@@ -49,7 +49,7 @@ func TestGatewayOptions(t *testing.T) {
 		Routes: []gateway.Route{{
 			Name: "bank", From: "https://bank.example/app", To: "http://127.0.0.1:9", App: "bank-app", Challenge: gateway.ChallengeEntra,
 			IdentityHeaders: gateway.IdentityAssertion, AllowPathParameters: true, AllowNonASCIIPaths: true,
-			AssertionAudience: "bank-api", AssertionLifetime: 5 * time.Second,
+			AssertionAudience: "bank-api", AssertionLifetime: 5 * time.Second, Environment: "staging",
 			Rules: []gateway.Rule{
 				{Path: "/admin/*", Methods: []string{"POST"}, Context: "c3", MaxAge: time.Minute, SingleUse: true},
 				{Path: "/public/*", Anonymous: true},

@@ -217,41 +217,142 @@ type PolicyStore interface {
 // in the store (created in the console or the admin API) as one set,
 // against the directory read from st and sources: what the server does
 // at start and on reload, and what "stepgate whatif" does to answer as
-// the server would.
+// the server would. The set is production's; LoadEnvironment compiles
+// another environment's.
 func LoadPolicies(ctx context.Context, cfg config.Config, st PolicyStore, sources []AppSource) (PolicySet, error) {
-	stored, err := (&admin.Documents{KV: st}).List(ctx)
+	return LoadEnvironment(ctx, cfg, config.ProductionEnvironment, st, sources)
+}
+
+// LoadEnvironment compiles the policy set of the environment env: its
+// files and its stored documents.
+func LoadEnvironment(ctx context.Context, cfg config.Config, env string, st PolicyStore, sources []AppSource) (PolicySet, error) {
+	if !cfg.Policy.HasEnvironment(env) {
+		return PolicySet{}, unknownEnvironment(cfg, env)
+	}
+	stored, err := (&admin.Documents{KV: st}).InEnvironment(env).List(ctx)
 	if err != nil {
 		return PolicySet{}, err
 	}
-	return CompileWith(ctx, cfg, st, sources, stored)
+	return CompileEnvironment(ctx, cfg, env, st, sources, stored)
+}
+
+func unknownEnvironment(cfg config.Config, env string) error {
+	return fmt.Errorf("policy environment %q is not configured; the environments are %s (add others under policy.environments)",
+		env, strings.Join(cfg.Policy.EnvironmentNames(), ", "))
 }
 
 // CompileWith compiles policy.files with the given stored documents in
 // place of those in the store: how a change from the console is checked
 // (and its impact measured) before it is saved.
 func CompileWith(ctx context.Context, cfg config.Config, st DirectoryStore, sources []AppSource, stored []admin.Document) (PolicySet, error) {
-	if len(cfg.Policy.Files) == 0 && len(stored) == 0 {
+	return CompileEnvironment(ctx, cfg, config.ProductionEnvironment, st, sources, stored)
+}
+
+// CompileEnvironment compiles the files of the environment env with the
+// given stored documents.
+func CompileEnvironment(ctx context.Context, cfg config.Config, env string, st DirectoryStore, sources []AppSource, stored []admin.Document) (PolicySet, error) {
+	files, key := cfg.Policy.FilesOf(env), "policy.files"
+	if env != "" && env != config.ProductionEnvironment {
+		key = "policy.environments." + env + ".files"
+	}
+	if len(files) == 0 && len(stored) == 0 {
 		return PolicySet{Snapshot: policy.Empty()}, nil
 	}
 	dir, err := NewDirectory(ctx, st, sources)
 	if err != nil {
 		return PolicySet{}, err
 	}
-	docs, probs, err := ReadPolicies(cfg.Policy.Files)
+	docs, probs, err := ReadPolicies(files)
 	if err != nil {
-		return PolicySet{}, fmt.Errorf("load policies: %w; fix the path in policy.files (or STEPGATE_POLICY_FILES)", err)
+		return PolicySet{}, fmt.Errorf("load policies: %w; fix the path in %s", err, key)
 	}
 	sdocs, sprobs := admin.Parse(stored)
 	docs, probs = append(docs, sdocs...), append(probs, sprobs...)
 	snap, cprobs := policy.Compile(dir, docs...)
 	if probs = append(probs, cprobs...); len(probs) > 0 {
-		return PolicySet{}, fmt.Errorf("load policies (policy.files and stored documents): %w", probs.Sorted())
+		return PolicySet{}, fmt.Errorf("load policies of environment %s (%s and stored documents): %w", orProduction(env), key, probs.Sorted())
 	}
-	files := make([]string, len(docs))
+	names := make([]string, len(docs))
 	for i, d := range docs {
-		files[i] = d.File
+		names[i] = d.File
 	}
-	return PolicySet{Snapshot: snap, Files: files, Documents: docs}, nil
+	return PolicySet{Snapshot: snap, Files: names, Documents: docs}, nil
+}
+
+func orProduction(env string) string {
+	if env == "" {
+		return config.ProductionEnvironment
+	}
+	return env
+}
+
+// loadEnvironments compiles every environment's set, production first.
+// One failure fails them all, so a reload never leaves one environment
+// on a new set and another on an old one.
+func loadEnvironments(ctx context.Context, cfg config.Config, st PolicyStore, sources []AppSource) (map[string]PolicySet, error) {
+	sets := make(map[string]PolicySet, len(cfg.Policy.Environments)+1)
+	for _, env := range cfg.Policy.EnvironmentNames() {
+		set, err := LoadEnvironment(ctx, cfg, env, st, sources)
+		if err != nil {
+			return nil, err
+		}
+		sets[env] = set
+	}
+	return sets, nil
+}
+
+// environmentPolicies returns the engine of env for a client or
+// database named key. An environment with no engine is an error, never
+// a fall-back: the app would be decided by another environment's set.
+func (a *App) environmentPolicies(key, env string) (*policy.Engine, error) {
+	if e, ok := a.PoliciesFor(env); ok {
+		return e, nil
+	}
+	return nil, fmt.Errorf("%s: policy environment %q is not configured; define it under policy.environments", key, env)
+}
+
+// environmentSet returns the engine of env as the gateway takes it.
+func (a *App) environmentSet(env string) (interface{ Load() *policy.Snapshot }, bool) {
+	e, ok := a.PoliciesFor(env)
+	if !ok {
+		return nil, false
+	}
+	return e, true
+}
+
+// appPolicies are the engines of the OIDC clients and databases in an
+// environment other than production, by app id.
+func (a *App) appPolicies() (map[string]interface{ Load() *policy.Snapshot }, error) {
+	out := map[string]interface{ Load() *policy.Snapshot }{}
+	add := func(key, app, env string) error {
+		if env == "" || env == config.ProductionEnvironment {
+			return nil
+		}
+		e, err := a.environmentPolicies(key, env)
+		out[app] = e
+		return err
+	}
+	for i, c := range a.Config.OIDC.Clients {
+		if err := add(fmt.Sprintf("oidc.clients[%d].environment", i), c.ID, c.Environment); err != nil {
+			return nil, err
+		}
+	}
+	for i, d := range a.Config.Databases {
+		if err := add(fmt.Sprintf("databases[%d].environment", i), d.Name, d.Environment); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// PoliciesFor returns the engine of the policy environment env (empty:
+// production), or false when no such environment is configured.
+func (a *App) PoliciesFor(env string) (*policy.Engine, bool) {
+	if env == "" {
+		env = config.ProductionEnvironment
+	}
+	e, ok := a.environments[env]
+	return e, ok
 }
 
 // OpenGeoIP opens geoip.database, or returns nil when none is
@@ -297,7 +398,7 @@ func (a *App) ReloadPolicies(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reload policies: %w", err)
 	}
-	set, err := LoadPolicies(ctx, a.Config, a.Store, a.sources())
+	sets, err := loadEnvironments(ctx, a.Config, a.Store, a.sources())
 	if err != nil {
 		var probs policy.Problems
 		if errors.As(err, &probs) {
@@ -308,8 +409,10 @@ func (a *App) ReloadPolicies(ctx context.Context) error {
 		a.Log.ErrorContext(ctx, "policy reload failed; still enforcing the previous policies", "err", err)
 		return fmt.Errorf("reload policies: %w", err)
 	}
-	a.Policies.Swap(set.Snapshot)
+	for env, set := range sets {
+		a.environments[env].Swap(set.Snapshot)
+		a.Log.InfoContext(ctx, "policies reloaded", "environment", env, "policies", len(set.Snapshot.Policies()), "files", len(set.Files))
+	}
 	a.policyGeneration = gen
-	a.Log.InfoContext(ctx, "policies reloaded", "policies", len(set.Snapshot.Policies()), "files", len(set.Files))
 	return nil
 }

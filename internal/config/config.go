@@ -8,6 +8,7 @@
 package config
 
 import (
+	"slices"
 	"time"
 )
 
@@ -115,6 +116,49 @@ type Policy struct {
 	// relative to the working directory. Empty: no policies, every
 	// request is allowed.
 	Files []string `yaml:"files,omitempty"`
+	// Environments are the policy sets beside production's (whose files
+	// are Files), by name: a staging set that staging routes, clients
+	// and databases are evaluated against on the same server.
+	Environments map[string]PolicyEnvironment `yaml:"environments,omitempty"`
+}
+
+// ProductionEnvironment is the policy environment every route, client
+// and database is evaluated against unless it names another.
+const ProductionEnvironment = "production"
+
+// PolicyEnvironment is one named policy set.
+type PolicyEnvironment struct {
+	// Files are policy files or directories, as in policy.files.
+	Files []string `yaml:"files,omitempty"`
+}
+
+// EnvironmentNames lists the policy environments: production first, then
+// the others in name order.
+func (p Policy) EnvironmentNames() []string {
+	names := make([]string, 0, len(p.Environments)+1)
+	for name := range p.Environments {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return append([]string{ProductionEnvironment}, names...)
+}
+
+// FilesOf returns the policy files of the environment named env.
+func (p Policy) FilesOf(env string) []string {
+	if env == "" || env == ProductionEnvironment {
+		return p.Files
+	}
+	return p.Environments[env].Files
+}
+
+// HasEnvironment reports whether env names a policy environment; the
+// empty name is production.
+func (p Policy) HasEnvironment(env string) bool {
+	if env == "" || env == ProductionEnvironment {
+		return true
+	}
+	_, ok := p.Environments[env]
+	return ok
 }
 
 // GeoIP locates the IP-to-country database named locations use.

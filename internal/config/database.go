@@ -21,6 +21,9 @@ type Database struct {
 	// Name is the audience of the database's tokens and the app its
 	// policies target.
 	Name string `yaml:"name"`
+	// Environment is the policy environment the database's connections
+	// and statements are evaluated against (default production).
+	Environment string `yaml:"environment,omitempty"`
 	// Listen is where clients connect; default 127.0.0.1:6432.
 	Listen string `yaml:"listen"`
 	// PublicAddress is host:port that clients connect to, when it is not

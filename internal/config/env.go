@@ -60,6 +60,9 @@ func appendLeaves(out []leaf, t reflect.Type, prefix string, index []int) []leaf
 		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
 			continue // lists of records (oidc.clients) live in the file only
 		}
+		if ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct {
+			continue // so do maps of records (policy.environments)
+		}
 		out = append(out, leaf{path: path, env: envName(path), index: idx})
 	}
 	return out

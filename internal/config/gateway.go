@@ -93,6 +93,9 @@ type GatewayRoute struct {
 	To string `yaml:"to"`
 	// App is the app id policies target (defaults to the route name).
 	App string `yaml:"app"`
+	// Environment is the policy environment the route's requests are
+	// evaluated against (default production).
+	Environment string `yaml:"environment,omitempty"`
 	// Challenge is the form of API challenges: rfc9470 (default) or
 	// entra (insufficient_claims with a claims parameter).
 	Challenge string `yaml:"challenge"`

@@ -86,6 +86,9 @@ func (d OIDCDevice) validate(ps *problems) {
 type OIDCClient struct {
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
+	// Environment is the policy environment the client's sign-ins are
+	// evaluated against (default production).
+	Environment string `yaml:"environment,omitempty"`
 	// Secret is the client secret of a confidential client using
 	// client_secret_basic or client_secret_post (at least 32 characters).
 	Secret string `yaml:"secret"`

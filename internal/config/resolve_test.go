@@ -344,6 +344,11 @@ func TestResolveProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "fail/policy-environment-keys",
+			file: "policy:\n  environments:\n    staging:\n      file: [s.yaml]\n",
+			want: []Problem{{Path: "policy.environments.staging.file", Line: 4, Message: `unknown key; did you mean "files"?`}},
+		},
+		{
 			name: "fail/unknown-key",
 			file: "storage:\n  dns: sqlite\n",
 			want: []Problem{{Path: "storage.dns", Line: 2, Message: `unknown key; did you mean "dsn"?`}},

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -51,7 +52,22 @@ func (c Config) Validate() []Problem {
 	c.Registration.validate(&ps)
 	c.Elevation.validate(&ps)
 	validateDatabases(&ps, c.Databases)
+	c.validateEnvironments(&ps)
 	return ps
+}
+
+// validateEnvironments checks every environment key names a configured
+// policy environment.
+func (c Config) validateEnvironments(ps *problems) {
+	for i, r := range c.Gateway.Routes {
+		c.Policy.validateEnvironment(fmt.Sprintf("gateway.routes[%d].environment", i), r.Environment, ps)
+	}
+	for i, cl := range c.OIDC.Clients {
+		c.Policy.validateEnvironment(fmt.Sprintf("oidc.clients[%d].environment", i), cl.Environment, ps)
+	}
+	for i, d := range c.Databases {
+		c.Policy.validateEnvironment(fmt.Sprintf("databases[%d].environment", i), d.Environment, ps)
+	}
 }
 
 // problems collects validation results.
@@ -257,10 +273,36 @@ func (p Password) validate(ps *problems) {
 }
 
 func (p Policy) validate(ps *problems) {
-	for i, f := range p.Files {
-		if strings.TrimSpace(f) == "" {
-			ps.add(fmt.Sprintf("policy.files[%d]", i), "is empty; give the path of a policy file or of a directory of *.yaml files, or remove the entry")
+	validatePolicyFiles("policy.files", p.Files, ps)
+	for _, name := range p.EnvironmentNames()[1:] {
+		env, key := p.Environments[name], "policy.environments."+name
+		switch {
+		case name == ProductionEnvironment:
+			ps.add(key, "is production, whose files are policy.files; list them there and remove this entry")
+		case !environmentName.MatchString(name):
+			ps.add(key, "is not an environment name; use 1 to 32 lowercase letters, digits and dashes, starting with a letter (like staging)")
 		}
+		validatePolicyFiles(key+".files", env.Files, ps)
+	}
+}
+
+// environmentName is the form of a policy environment's name.
+var environmentName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+func validatePolicyFiles(key string, files []string, ps *problems) {
+	for i, f := range files {
+		if strings.TrimSpace(f) == "" {
+			ps.add(fmt.Sprintf("%s[%d]", key, i), "is empty; give the path of a policy file or of a directory of *.yaml files, or remove the entry")
+		}
+	}
+}
+
+// validateEnvironment reports an environment key naming no policy
+// environment: the route would otherwise be evaluated against a set
+// nobody configured.
+func (p Policy) validateEnvironment(key, env string, ps *problems) {
+	if !p.HasEnvironment(env) {
+		ps.add(key, "names policy environment %q, which policy.environments does not define; add it there or use production", env)
 	}
 }
 

@@ -44,6 +44,9 @@ func TestValidate(t *testing.T) {
 		{name: "ok/cookie-host-prefix", mutate: func(c *Config) { c.Sessions.CookieName = "__Host-sg" }},
 		{name: "ok/lifetime-equals-idle", mutate: func(c *Config) { c.Sessions.Lifetime = c.Sessions.IdleTimeout }},
 		{name: "ok/min-length-64", mutate: func(c *Config) { c.Password.MinLength = 64 }},
+		{name: "ok/policy-environments", mutate: func(c *Config) {
+			c.Policy.Environments = map[string]PolicyEnvironment{"staging": {Files: []string{"staging/"}}}
+		}},
 		{name: "ok/policy-files", mutate: func(c *Config) { c.Policy.Files = []string{"policies/", "extra.yaml"} }},
 		{name: "ok/geoip-database", mutate: func(c *Config) { c.GeoIP.Database = "/var/lib/GeoIP/GeoLite2-Country.mmdb" }},
 		{name: "ok/api-token", mutate: func(c *Config) { c.API.Token = strings.Repeat("k", 32) }},
@@ -119,6 +122,16 @@ func TestValidate(t *testing.T) {
 			c.Password.Argon2 = Argon2{Time: 0, Threads: 0, MemoryKiB: 7167}
 		}, want: []string{"password.argon2.time", "password.argon2.threads", "password.argon2.memory_kib"}},
 		{name: "fail/policy-file-empty", mutate: func(c *Config) { c.Policy.Files = []string{"a.yaml", " "} }, want: []string{"policy.files[1]"}, wantIn: "remove the entry"},
+		{name: "fail/policy-environment-production", mutate: func(c *Config) {
+			c.Policy.Environments = map[string]PolicyEnvironment{"production": {Files: []string{"p.yaml"}}}
+		}, want: []string{"policy.environments.production"}, wantIn: "policy.files"},
+		{name: "fail/policy-environment-name", mutate: func(c *Config) {
+			c.Policy.Environments = map[string]PolicyEnvironment{"Stage/1": {}, "staging": {Files: []string{""}}}
+		}, want: []string{"policy.environments.Stage/1", "policy.environments.staging.files[0]"}},
+		{name: "fail/environment-unknown", mutate: func(c *Config) {
+			c.Policy.Environments = map[string]PolicyEnvironment{"staging": {}}
+			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001", Environment: "stagin"}}
+		}, want: []string{"gateway.routes[0].environment"}, wantIn: "policy.environments"},
 		{name: "fail/api-token-short", mutate: func(c *Config) { c.API.Token = "secret" }, want: []string{"api.token"}, wantIn: "openssl rand"},
 		{name: "fail/api-token-space", mutate: func(c *Config) { c.API.Token = strings.Repeat("secret ", 6) }, want: []string{"api.token"}, wantIn: "Authorization header"},
 		{name: "fail/argon2-memory-recommends", mutate: func(c *Config) { c.Password.Argon2.MemoryKiB = 4096 }, want: []string{"password.argon2.memory_kib"}, wantIn: "19456"},

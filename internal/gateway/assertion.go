@@ -215,7 +215,7 @@ const maxMemoAssertions = 64
 func (m *identityMemo) view(g *Gateway, rt *route, id *identity) *identityView {
 	var snap *policy.Snapshot
 	if id.sess != nil {
-		snap = g.Policies.Load() // a token's acr is its own
+		snap = g.snapshot(rt) // a token's acr is its own
 	}
 	now := g.Now()
 	if m != nil {
@@ -335,7 +335,7 @@ func (g *Gateway) facts(rt *route, id *identity, now time.Time) assertionClaims 
 			a.Username, a.Subject = id.token.Subject, id.token.Subject // a service client
 		}
 	case id.sess != nil:
-		a.ACR = g.Policies.Load().Strengths().Strongest(access.Events(id.sess.Events), now)
+		a.ACR = g.snapshot(rt).Strengths().Strongest(access.Events(id.sess.Events), now)
 		for _, e := range id.sess.Events {
 			for _, v := range e.AMR {
 				if !contains(a.AMR, v) {

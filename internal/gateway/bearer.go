@@ -121,7 +121,7 @@ func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEn
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}
-	snap := g.Policies.Load()
+	snap := g.snapshot(rt)
 	// No method source: an API client cannot step up here; it follows
 	// the challenge to the authorization endpoint, which offers methods.
 	av, _ := access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)

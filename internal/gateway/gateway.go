@@ -30,6 +30,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -78,9 +79,12 @@ type Deps struct {
 	Store    Store
 	Sessions *session.Manager
 	Policies interface{ Load() *policy.Snapshot }
-	Access   access.RequestFunc
-	Tokens   TokenVerifier
-	Signer   Signer
+	// Environments returns the policy set of a named environment, for
+	// the routes that name one (Route.Environment).
+	Environments func(name string) (interface{ Load() *policy.Snapshot }, bool)
+	Access       access.RequestFunc
+	Tokens       TokenVerifier
+	Signer       Signer
 	// Box encrypts requests kept across a step-up (they hold form data).
 	Box *secrets.Box
 	// Methods lists the methods a user can prove, in prompt order, for
@@ -143,6 +147,9 @@ func New(d Deps) (*Gateway, error) {
 	}
 	routes, err := compileRoutes(d.Options.Routes)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.bindEnvironments(routes); err != nil {
 		return nil, err
 	}
 	g := &Gateway{Deps: d, routes: routes, upstreams: map[*route]*upstream{}, strip: map[string]bool{},
@@ -351,4 +358,25 @@ func bearer(r *http.Request) string {
 		return ""
 	}
 	return strings.TrimSpace(tok)
+}
+
+// bindEnvironments gives each route that names a policy environment that
+// environment's set. An environment with no set is an error: the route
+// would otherwise be decided by another environment's policies.
+func (d Deps) bindEnvironments(routes []*route) error {
+	for i, c := range d.Options.Routes {
+		if c.Environment == "" {
+			continue
+		}
+		var p interface{ Load() *policy.Snapshot }
+		ok := false
+		if d.Environments != nil {
+			p, ok = d.Environments(c.Environment)
+		}
+		if !ok {
+			return fmt.Errorf("gateway route %s: policy environment %q is not configured; define it under policy.environments", c.Name, c.Environment)
+		}
+		routes[i].policies = p
+	}
+	return nil
 }

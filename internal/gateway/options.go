@@ -70,6 +70,9 @@ type Route struct {
 	// AllowNonASCIIPaths lets paths with characters outside ASCII
 	// through (rules then match them folded); refused with 400 otherwise.
 	AllowNonASCIIPaths bool
+	// Environment names the policy environment the route's requests are
+	// decided in (Deps.Environments); empty means Deps.Policies.
+	Environment string
 	// AssertionAudience is the aud of the route's assertion; empty means
 	// the origin of To, or of From for a forward-auth route.
 	AssertionAudience string

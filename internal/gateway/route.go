@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stepgate/stepgate/internal/policy"
 )
 
 // route is a compiled gateway route.
@@ -33,6 +35,19 @@ type route struct {
 	audience      string
 	assertionLife time.Duration
 	rules         []rule
+	// policies is the set of the route's policy environment; nil is
+	// production's, Deps.Policies.
+	policies interface{ Load() *policy.Snapshot }
+}
+
+// snapshot returns the policy set the route's requests are decided by:
+// its environment's, so a staging route never borrows production's
+// policies nor the other way round.
+func (g *Gateway) snapshot(rt *route) *policy.Snapshot {
+	if rt.policies != nil {
+		return rt.policies.Load()
+	}
+	return g.Policies.Load()
 }
 
 // rule is a compiled gateway rule.

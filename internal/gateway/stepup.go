@@ -46,7 +46,7 @@ func (g *Gateway) StepUpFor(r *http.Request, u store.User, s store.Session, retu
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}
-	snap := g.Policies.Load()
+	snap := g.snapshot(rt)
 	out := access.StepUp{App: rt.app, Contexts: contextsNamed(snap, req.AuthContexts)}
 	a := access.Ask{Snapshot: snap, Request: req}
 	if ru.maxAge > 0 || ru.singleUse {

@@ -58,7 +58,7 @@ func (g *Gateway) decide(w http.ResponseWriter, r *http.Request, rt *route, ru *
 // kept request's time): the request passes only with proofs made after
 // it.
 func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elevatedAfter time.Time) verdict {
-	snap := g.Policies.Load()
+	snap := g.snapshot(rt)
 	now := g.Now()
 	reusable := memoable(ru, !elevatedAfter.IsZero())
 	if reusable {

@@ -68,7 +68,7 @@ func (p *Provider) decide(ctx context.Context, r *http.Request, f *flow, lg *aud
 		return verdict{}, err
 	}
 	now := p.Now()
-	snap := p.Policies.Load()
+	snap := p.snapshotFor(f.ClientID)
 	req := p.Access(r, u, &s, f.ClientID, now)
 	reqs := acrRequirements(f)
 	values := allValues(reqs)

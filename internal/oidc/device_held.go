@@ -132,7 +132,7 @@ func (p *Provider) answerHeld(r *http.Request, d deviceRef, s store.Session, u s
 	ctx := r.Context()
 	h := d.rec.Held
 	start := time.Now()
-	snap := p.Policies.Load()
+	snap := p.snapshotFor(h.Database)
 	req := p.Access(r, u, &s, h.Database, p.Now())
 	req.AuthContexts, req.Statement = h.Contexts, h.Statement
 	entry := audit.SignIn{Source: "database", App: h.Database, UserID: u.ID, Username: u.Username}

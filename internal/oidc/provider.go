@@ -59,7 +59,11 @@ type Deps struct {
 	Clients  *Clients
 	Keys     *KeyRing
 	Policies interface{ Load() *policy.Snapshot }
-	Access   AccessBuilder
+	// AppPolicies are the policy sets of apps (clients, databases) in a
+	// policy environment other than production, by app id; an app not
+	// listed is decided by Policies.
+	AppPolicies map[string]interface{ Load() *policy.Snapshot }
+	Access      AccessBuilder
 	// Revocations says whether a user's tokens issued at a time were
 	// revoked since by a security event (continuous access evaluation).
 	// Nil means nothing is ever revoked that way.
@@ -290,4 +294,14 @@ func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, err error)
 		w.Header().Set("WWW-Authenticate", `Bearer error="`+oe.Code+`", error_description="`+oe.Description+`"`)
 	}
 	writeJSON(w, oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+}
+
+// snapshotFor returns the policy set the app's requests are decided by:
+// its environment's, so a staging client's sign-ins never meet
+// production's policies nor the other way round.
+func (p *Provider) snapshotFor(app string) *policy.Snapshot {
+	if e, ok := p.AppPolicies[app]; ok {
+		return e.Load()
+	}
+	return p.Policies.Load()
 }

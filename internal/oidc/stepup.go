@@ -29,7 +29,7 @@ func (p *Provider) StepUpFor(r *http.Request, _ store.User, _ store.Session, ret
 	if c, err := p.Clients.Get(r.Context(), f.ClientID); err == nil && c.Name != "" {
 		out.App = c.Name
 	}
-	snap := p.Policies.Load()
+	snap := p.snapshotFor(f.ClientID)
 	ids := contextsOf(snap, allValues(acrRequirements(f)))
 	for _, c := range snap.AuthContexts() {
 		for _, want := range ids {

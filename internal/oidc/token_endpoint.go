@@ -452,7 +452,7 @@ func (p *Provider) clientCredentials(r *http.Request, c *Client, form url.Values
 	req.ClientApp = policy.ClientService
 	// A service cannot answer a challenge: no method source, and
 	// anything but allow refuses.
-	if v, _ := access.Decide(access.Ask{Snapshot: p.Policies.Load(), Request: req}, nil); v.Outcome != policy.OutcomeAllow {
+	if v, _ := access.Decide(access.Ask{Snapshot: p.snapshotFor(c.ID), Request: req}, nil); v.Outcome != policy.OutcomeAllow {
 		return issued{}, &Error{Code: "unauthorized_client", Status: http.StatusBadRequest,
 			Description: "conditional access does not allow this client to get a token", Debug: fmt.Errorf("%s (%s)", v.Reason, v.BlockedBy)}
 	}
@@ -493,7 +493,7 @@ func (p *Provider) refreshAllowed(r *http.Request, c *Client, u store.User, a au
 	if !c.Public {
 		req.Platform = a.Platform
 	}
-	snap := p.Policies.Load()
+	snap := p.snapshotFor(c.ID)
 	// A grant made before its proofs and platform were recorded: a block
 	// on a platform or a risky sign-in added since would never see it,
 	// so its user signs in again. Otherwise the core decides, with no

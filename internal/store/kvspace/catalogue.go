@@ -80,6 +80,10 @@ var (
 			describe("policy documents made in the console or API, as YAML with their version", "admin.Document as JSON", Never,
 			"never; deleted by an administrator", "admin", UseCreateOnly|UseUpdate|UseList).
 		example(`{"name":"mfa-for-admins","yaml":"policies: []\n","version":2,"updated_at":`+sampleTime+`,"updated_by":"user:alice"}`, "mfa-for-admins")
+	PolicyEnvironmentDocument = segments("policy-environment-document", "policy/env/", 2, 2).
+					describe("policy documents of a policy environment other than production, by environment and name", "admin.Document as JSON", Never,
+			"never; deleted by an administrator", "admin", UseCreateOnly|UseUpdate|UseList).
+		example(`{"name":"mfa-for-admins","yaml":"policies: []\n","version":1,"updated_at":`+sampleTime+`,"updated_by":"user:alice"}`, "staging", "mfa-for-admins")
 	PolicyGeneration = Namespace[int64]{Space: fixed("policy-generation", "policy/generation").
 				describe("a counter of changes to the stored policy documents, which every node polls", "int64 in decimal", Never,
 			"never", "admin", UseCreateOnly|UseUpdate).example("7"), codec: counterCodec()}
@@ -231,7 +235,7 @@ var RevokedBefore = Namespace[time.Time]{Space: segments("revoked-before", "revo
 func All() []Space {
 	return []Space{
 		OIDCKeyring, OIDCCode, OIDCGrant, OIDCRefresh, OIDCRevokedToken.Space, OIDCAssertion.Space, OIDCClient, OIDCDeviceCode, OIDCDeviceUser, OIDCDeviceRate.Space,
-		PolicyDocument, PolicyGeneration.Space,
+		PolicyDocument, PolicyEnvironmentDocument, PolicyGeneration.Space,
 		GatewayTicket, GatewaySession, GatewayKeptAnonymous.Space, GatewayKeptUser.Space, GatewayKeepRate.Space,
 		GatewayOnce.Space, GatewayAsked.Space, GatewayAnswer.Space,
 		RegistrationProof, ChangeReport, RegistrationOffer, Secret.Space,

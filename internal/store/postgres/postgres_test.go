@@ -39,6 +39,16 @@ func TestNamespaces(t *testing.T) {
 	})
 }
 
+func TestPolicyEnvironments(t *testing.T) {
+	storetest.RunPolicyEnvironmentTests(t, func(t testing.TB, now func() time.Time) store.Store {
+		s, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func TestSignInPoliciesMigration(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	db, err := sql.Open("pgx", dsn)

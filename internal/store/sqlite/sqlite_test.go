@@ -42,6 +42,16 @@ func TestNamespaces(t *testing.T) {
 	})
 }
 
+func TestPolicyEnvironments(t *testing.T) {
+	storetest.RunPolicyEnvironmentTests(t, func(t testing.TB, now func() time.Time) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName), sqlite.Options{Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func TestSignInPoliciesMigration(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), sqlite.FileName)
