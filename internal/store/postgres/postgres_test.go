@@ -3,12 +3,12 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
-	"github.com/stepgate/stepgate/internal/admin"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres"
 	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
@@ -31,16 +31,6 @@ func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
 
 func TestNamespaces(t *testing.T) {
 	storetest.RunNamespaceTests(t, func(t testing.TB, now func() time.Time) store.Store {
-		s, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{Now: now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
-}
-
-func TestPolicyEnvironments(t *testing.T) {
-	storetest.RunPolicyEnvironmentTests(t, func(t testing.TB, now func() time.Time) store.Store {
 		s, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{Now: now})
 		if err != nil {
 			t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/stepgate/stepgate/internal/admin"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 	"github.com/stepgate/stepgate/internal/store/storetest"
@@ -34,16 +34,6 @@ func TestConformance(t *testing.T) { storetest.RunTests(t, opener) }
 
 func TestNamespaces(t *testing.T) {
 	storetest.RunNamespaceTests(t, func(t testing.TB, now func() time.Time) store.Store {
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName), sqlite.Options{Now: now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
-}
-
-func TestPolicyEnvironments(t *testing.T) {
-	storetest.RunPolicyEnvironmentTests(t, func(t testing.TB, now func() time.Time) store.Store {
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName), sqlite.Options{Now: now})
 		if err != nil {
 			t.Fatal(err)
