@@ -93,6 +93,7 @@ func startStepgate(ctx context.Context, dir, upstream string, withTLS bool) (*st
 		LabelContexts:          map[string]string{"pii": "c1"},
 		ClassContexts:          map[string]string{"ddl": "c2"},
 		StatementWait:          config.Duration(2 * time.Minute),
+		StepUpWait:             config.Duration(2 * time.Minute),
 		MaxUpstreamConnections: 64,
 	}}
 	if probs := cfg.Validate(); len(probs) > 0 {
