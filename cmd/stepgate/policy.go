@@ -24,7 +24,8 @@ import (
 
 func (c *cli) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Work with conditional access policy files"}
-	cmd.AddCommand(c.policyLintCmd(), c.policyExportCmd(), c.policyTestCmd(), c.policyDeadEndsCmd())
+	cmd.AddCommand(c.policyLintCmd(), c.policyExportCmd(), c.policyTestCmd(), c.policyDeadEndsCmd(),
+		c.policyPromoteCmd(), c.policyRollbackCmd(), c.policyHistoryCmd())
 	return cmd
 }
 

@@ -31,14 +31,20 @@ func openStore(t testing.TB) store.Store {
 	return st
 }
 
-// newService is a service whose live set is the stored documents alone
-// (no policy files), with the audit trail in the same store.
+// newService is a service whose live sets are the stored documents
+// alone (no policy files), in production and staging, with the audit
+// trail in the same store.
 func newService(t testing.TB) *Service {
 	t.Helper()
-	st := openStore(t)
+	return newServiceOn(t, openStore(t))
+}
+
+// newServiceOn is newService over st.
+func newServiceOn(t testing.TB, st store.Store) *Service {
+	t.Helper()
 	docs := &Documents{KV: st, Now: func() time.Time { return now }}
-	engine := policy.NewEngine(nil)
-	compile := func(_ context.Context, stored []Document) (Compiled, error) {
+	engines := map[string]*policy.Engine{ProductionEnvironment: policy.NewEngine(nil), "staging": policy.NewEngine(nil)}
+	compile := func(_ context.Context, _ string, stored []Document) (Compiled, error) {
 		parsed, probs := Parse(stored)
 		snap, cprobs := policy.Compile(nil, parsed...)
 		if probs = append(probs, cprobs...); len(probs) > 0 {
@@ -46,18 +52,22 @@ func newService(t testing.TB) *Service {
 		}
 		return Compiled{Snapshot: snap, Documents: parsed}, nil
 	}
-	s := New(Deps{Store: st, Documents: docs, Engine: engine, Compile: compile, Audit: audit.New(st, func() time.Time { return now }),
-		Now: func() time.Time { return now }})
+	s := New(Deps{Store: st, Documents: docs, Engine: engines[ProductionEnvironment], Compile: compile, Audit: audit.New(st, func() time.Time { return now }),
+		Environments: func(env string) (*policy.Engine, bool) { e, ok := engines[env]; return e, ok },
+		EnvironmentNames: []string{ProductionEnvironment, "staging"},
+		Now:              func() time.Time { return now }})
 	s.Reload = func(ctx context.Context) error {
-		stored, err := docs.List(ctx)
-		if err != nil {
-			return err
+		for env, engine := range engines {
+			stored, err := docs.InEnvironment(env).List(ctx)
+			if err != nil {
+				return err
+			}
+			set, err := compile(ctx, env, stored)
+			if err != nil {
+				return err
+			}
+			engine.Swap(set.Snapshot)
 		}
-		set, err := compile(ctx, stored)
-		if err != nil {
-			return err
-		}
-		engine.Swap(set.Snapshot)
 		return nil
 	}
 	return s

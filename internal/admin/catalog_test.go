@@ -24,7 +24,7 @@ func newService(t *testing.T, fileYAML string) *admin.Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	compile := func(_ context.Context, stored []admin.Document) (admin.Compiled, error) {
+	compile := func(_ context.Context, _ string, stored []admin.Document) (admin.Compiled, error) {
 		file, probs := policy.Parse("policies.yaml", []byte(fileYAML))
 		docs, sprobs := admin.Parse(stored)
 		docs = append([]*policy.Document{file}, docs...)
@@ -44,7 +44,7 @@ func newService(t *testing.T, fileYAML string) *admin.Service {
 		if err != nil {
 			return err
 		}
-		set, err := compile(ctx, stored)
+		set, err := compile(ctx, "", stored)
 		if err == nil {
 			engine.Swap(set.Snapshot)
 		}

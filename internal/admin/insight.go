@@ -101,10 +101,20 @@ func (s *Service) Impact(ctx context.Context, c Candidate, days int) (Impact, er
 	if err != nil {
 		return Impact{}, err
 	}
+	return s.replay(ctx, next.Snapshot, days)
+}
+
+// replay replays the decisions of the last days in the environment
+// against the live set and against next.
+func (s *Service) replay(ctx context.Context, next *policy.Snapshot, days int) (Impact, error) {
 	cur := s.Engine.Load()
 	out := Impact{Since: s.Now().Add(-time.Duration(days) * 24 * time.Hour).UTC()}
 	counts := map[[2]string]int{}
+	var err error
 	_, out.Truncated, err = s.walk(ctx, out.Since, audit.Decode, func(row store.SignIn, e audit.SignIn) {
+		if !s.decidedHere(e.App) {
+			return
+		}
 		if e.Facts == nil {
 			out.Skipped++
 			return
@@ -112,7 +122,7 @@ func (s *Service) Impact(ctx context.Context, c Candidate, days int) (Impact, er
 		out.Replayed++
 		req := e.Facts.PolicyRequest()
 		before := cur.Evaluate(req, policy.EvaluateOptions{}).Outcome.String()
-		after := next.Snapshot.Evaluate(req, policy.EvaluateOptions{}).Outcome.String()
+		after := next.Evaluate(req, policy.EvaluateOptions{}).Outcome.String()
 		if before == after {
 			return
 		}
@@ -129,9 +139,21 @@ func (s *Service) Impact(ctx context.Context, c Candidate, days int) (Impact, er
 	if err != nil {
 		return out, err
 	}
-	out.Stranded, err = s.newlyStranded(ctx, cur, next.Snapshot)
+	out.Stranded, err = s.newlyStranded(ctx, cur, next)
 	out.DeadEndsChecked = err == nil && s.Deps.DeadEnds != nil
 	return out, err
+}
+
+// decidedHere reports whether the decisions of app are made in the
+// service's policy environment.
+func (s *Service) decidedHere(app string) bool {
+	env := ProductionEnvironment
+	if s.AppEnvironment != nil {
+		if e := s.AppEnvironment(app); e != "" {
+			env = e
+		}
+	}
+	return env == s.Environment()
 }
 
 // newlyStranded lists, by username, the users next leaves in a dead end

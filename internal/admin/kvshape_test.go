@@ -11,7 +11,9 @@ func TestKVShapes(t *testing.T) {
 		name  string
 		check func() error
 	}{
-		{"documents", documents.CheckSample},
+		{"releases", releases.CheckSample},
+		{"history", history.CheckSample},
+		{"legacy documents", legacyDocuments.CheckSample},
 	} {
 		if err := ns.check(); err != nil {
 			t.Errorf("%s: %v", ns.name, err)

@@ -78,7 +78,7 @@ func (s *Service) current(ctx context.Context) (Compiled, error) {
 	if err != nil {
 		return Compiled{}, err
 	}
-	return s.Compile(ctx, docs)
+	return s.Compile(ctx, s.Environment(), docs)
 }
 
 // Candidate is a change to the stored documents: Doc replaces the
@@ -110,12 +110,21 @@ func (s *Service) check(ctx context.Context, c Candidate) (Compiled, []Document,
 		return Compiled{}, nil, err
 	}
 	next := c.apply(stored)
-	set, err := s.Compile(ctx, next)
-	var probs policy.Problems
-	if errors.As(err, &probs) {
+	set, err := s.Compile(ctx, s.Environment(), next)
+	if probs := policyProblems(err); probs != nil {
 		return Compiled{}, nil, &Error{Kind: Invalid, Message: "the policies do not compile", Problems: probs}
 	}
 	return set, next, err
+}
+
+// policyProblems returns the problems err lists, if it is a set that
+// does not compile.
+func policyProblems(err error) policy.Problems {
+	var probs policy.Problems
+	if errors.As(err, &probs) && len(probs) > 0 {
+		return probs
+	}
+	return nil
 }
 
 // Validate compiles the live set with c applied and returns its problems
@@ -148,16 +157,13 @@ func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Docu
 		}
 		before = old.YAML
 	}
-	saved, err := s.Documents.Put(ctx, doc, doc.Version, string(actor))
-	if errors.Is(err, ErrVersion) {
-		return Document{}, &Error{Kind: Conflict, Message: err.Error()}
-	}
-	if err != nil {
-		return Document{}, s.notFound(err, doc.Name)
-	}
 	action := "policy.update"
 	if doc.Version == 0 {
 		action = "policy.create"
+	}
+	saved, err := s.Documents.Save(ctx, doc, doc.Version, s.change(actor, action, doc.Name, reason))
+	if err != nil {
+		return Document{}, s.storeErr(err, doc.Name)
 	}
 	overrideErr := s.recordOverride(ctx, actor, saved.Source(), overrideTests, failed)
 	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, action, saved.Source(), reason, before, saved.YAML))
@@ -179,7 +185,7 @@ func (s *Service) runTests(ctx context.Context, set Compiled, override string) (
 	if s.Test == nil {
 		return nil, nil
 	}
-	failed, err := s.Test(ctx, set)
+	failed, err := s.Test(ctx, s.Environment(), set)
 	if err != nil {
 		return nil, fmt.Errorf("run the scenario tests: %w", err)
 	}
@@ -213,10 +219,8 @@ func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, 
 	if err != nil {
 		return err
 	}
-	if err := s.Documents.Delete(ctx, name, version); errors.Is(err, ErrVersion) {
-		return &Error{Kind: Conflict, Message: err.Error()}
-	} else if err != nil {
-		return s.notFound(err, name)
+	if err := s.Documents.Remove(ctx, name, version, s.change(actor, "policy.delete", name, reason)); err != nil {
+		return s.storeErr(err, name)
 	}
 	overrideErr := s.recordOverride(ctx, actor, old.Source(), overrideTests, failed)
 	return errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.delete", old.Source(), reason, old.YAML, nil))
@@ -256,12 +260,9 @@ func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state
 	if err != nil {
 		return Document{}, err
 	}
-	saved, err := s.Documents.Put(ctx, doc, doc.Version, string(actor))
-	if errors.Is(err, ErrVersion) {
-		return Document{}, &Error{Kind: Conflict, Message: err.Error()}
-	}
+	saved, err := s.Documents.Save(ctx, doc, doc.Version, s.change(actor, "policy.state", doc.Name, reason))
 	if err != nil {
-		return Document{}, err
+		return Document{}, s.storeErr(err, doc.Name)
 	}
 	overrideErr := s.recordOverride(ctx, actor, "policy:"+name, overrideTests, failed)
 	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.state", "policy:"+name, reason, map[string]string{"state": info.State}, map[string]string{"state": state}))
@@ -273,6 +274,24 @@ func (s *Service) afterChange(ctx context.Context, actor Actor, action, target, 
 		return errors.Join(fmt.Errorf("the change is saved but this node could not reload the policies: %w", err), auditErr)
 	}
 	return auditErr
+}
+
+// change describes a change to the stored documents for their release.
+func (s *Service) change(actor Actor, action, target, reason string) Change {
+	return Change{Action: action, Target: target, Actor: string(actor), Reason: strings.TrimSpace(reason)}
+}
+
+// storeErr turns the store's refusals of a change into the service's:
+// a stale version or release is a conflict, a bound exceeded is
+// invalid, a missing document is not found.
+func (s *Service) storeErr(err error, name string) error {
+	switch {
+	case errors.Is(err, ErrVersion), errors.Is(err, ErrReleaseVersion):
+		return &Error{Kind: Conflict, Message: err.Error()}
+	case errors.Is(err, errReleaseBounds):
+		return &Error{Kind: Invalid, Message: err.Error()}
+	}
+	return s.notFound(err, name)
 }
 
 func (s *Service) notFound(err error, name string) error {

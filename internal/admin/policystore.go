@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/errkind"
@@ -32,23 +33,26 @@ func (d Document) Source() string { return StoreSource + d.Name }
 // StoreSource prefixes the source of documents kept in the store.
 const StoreSource = "store:"
 
-// documents are the stored policy documents. kvspace.PolicyGeneration
-// counts changes to them; every node polls it and recompiles when it
-// moves.
-var documents = kvspace.JSON[Document](kvspace.PolicyDocument)
-
-// environmentDocuments are the stored documents of the other policy
-// environments, under the environment's name. Production's stay where
-// they always were, so a deployment without environments reads exactly
-// what it read before.
-var environmentDocuments = kvspace.JSON[Document](kvspace.PolicyEnvironmentDocument)
+// legacyDocuments and legacyEnvironmentDocuments are where documents
+// were kept, one entry each, before an environment's documents became
+// one release; the first read of an environment moves them into it.
+var (
+	legacyDocuments            = kvspace.JSON[Document](kvspace.PolicyDocument)
+	legacyEnvironmentDocuments = kvspace.JSON[Document](kvspace.PolicyEnvironmentDocument)
+)
 
 var documentName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // ErrVersion means the document changed since the caller read it.
 var ErrVersion = errkind.New(errkind.Conflict, "the document was changed by someone else since it was read; reload it and apply your change again")
 
-// Documents keeps the stored policy documents.
+// ErrReleaseVersion means the environment's documents changed since the
+// caller looked at them (a promotion or rollback reviewed against an
+// older version).
+var ErrReleaseVersion = errkind.New(errkind.Conflict, "the policy environment was changed by someone else since it was reviewed; review the change again")
+
+// Documents keeps the stored policy documents of one policy environment,
+// as releases (see Release).
 type Documents struct {
 	KV  store.KV
 	Now func() time.Time
@@ -77,8 +81,7 @@ func (d *Documents) Environment() string {
 	return d.Env
 }
 
-// production reports whether the documents are production's, kept in
-// their own namespace.
+// production reports whether the documents are production's.
 func (d *Documents) production() bool { return d.Env == "" || d.Env == ProductionEnvironment }
 
 // environmentName is the form of a policy environment's name, as the
@@ -93,26 +96,6 @@ func (d *Documents) checkEnvironment() error {
 	return fmt.Errorf("policy environment %q: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (like staging)", d.Env)
 }
 
-func (d *Documents) list(ctx context.Context) ([]kvspace.Item[Document], error) {
-	if d.production() {
-		return documents.List(ctx, d.KV)
-	}
-	if err := d.checkEnvironment(); err != nil {
-		return nil, err
-	}
-	return environmentDocuments.List(ctx, d.KV, d.Env)
-}
-
-func (d *Documents) at(name string) kvspace.Ref[Document] {
-	if d.production() {
-		return documents.At(name)
-	}
-	if d.checkEnvironment() != nil {
-		return environmentDocuments.At() // no key: every use fails
-	}
-	return environmentDocuments.At(d.Env, name)
-}
-
 // CheckName reports a document name that is not a lowercase slug.
 func CheckName(name string) error {
 	if !documentName.MatchString(name) {
@@ -123,84 +106,99 @@ func CheckName(name string) error {
 
 // List returns every stored document, ordered by name.
 func (d *Documents) List(ctx context.Context) ([]Document, error) {
-	items, err := d.list(ctx)
+	head, err := d.Head(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list policy documents: %w", err)
+		return nil, err
 	}
-	out := make([]Document, 0, len(items))
-	for _, it := range items {
-		if it.Err != nil {
-			return nil, fmt.Errorf("policy document %s is not readable: %w", it.ID, it.Err)
-		}
-		out = append(out, it.Value)
-	}
-	return out, nil
+	return head.Documents, nil
 }
 
 // Get returns one document, or store.ErrNotFound.
 func (d *Documents) Get(ctx context.Context, name string) (Document, error) {
-	doc, err := d.at(name).Get(ctx, d.KV)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return Document{}, fmt.Errorf("policy document %s is not readable: %w", name, err)
+	docs, err := d.List(ctx)
+	if err != nil {
+		return Document{}, err
 	}
-	return doc, err
+	for _, doc := range docs {
+		if doc.Name == name {
+			return doc, nil
+		}
+	}
+	return Document{}, fmt.Errorf("policy document %s: %w", name, store.ErrNotFound)
 }
 
 // Put creates the document (version 0) or replaces the version the
 // caller read; any other version is ErrVersion. It returns the stored
 // document.
 func (d *Documents) Put(ctx context.Context, doc Document, version int64, actor string) (Document, error) {
-	if err := CheckName(doc.Name); err != nil {
-		return Document{}, err
+	action := "policy.update"
+	if version == 0 {
+		action = "policy.create"
 	}
-	if err := d.checkEnvironment(); err != nil {
+	return d.Save(ctx, doc, version, Change{Action: action, Target: doc.Name, Actor: actor})
+}
+
+// Save is Put recording change as the release's reason for being.
+func (d *Documents) Save(ctx context.Context, doc Document, version int64, change Change) (Document, error) {
+	if err := CheckName(doc.Name); err != nil {
 		return Document{}, err
 	}
 	if len(doc.YAML) > policy.MaxFileSize {
 		return Document{}, fmt.Errorf("document %s is %d bytes; the limit is %d", doc.Name, len(doc.YAML), policy.MaxFileSize)
 	}
-	doc.UpdatedAt, doc.UpdatedBy = d.Now().UTC(), actor
-	rec := d.at(doc.Name)
-	if version == 0 {
-		doc.Version = 1
-		if err := rec.Create(ctx, d.KV, doc, time.Time{}); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return Document{}, fmt.Errorf("a policy document named %s already exists; edit it or choose another name: %w", doc.Name, ErrVersion)
-			}
-			return Document{}, err
-		}
-		return doc, d.bump(ctx)
-	}
-	err := rec.Update(ctx, d.KV, func(cur Document) (Document, error) {
-		if cur.Version != version {
-			return cur, ErrVersion
-		}
-		doc.Version = version + 1
-		return doc, nil
+	doc.UpdatedAt, doc.UpdatedBy = d.Now().UTC(), change.Actor
+	rel, err := d.commit(ctx, change, anyVersion, func(docs []Document, _ int64) ([]Document, error) {
+		return putDocument(docs, doc, version)
 	})
 	if err != nil {
 		return Document{}, err
 	}
-	return doc, d.bump(ctx)
+	return rel.document(doc.Name), nil
+}
+
+// putDocument returns docs with doc put in place of the version the
+// caller read (0: a new document).
+func putDocument(docs []Document, doc Document, version int64) ([]Document, error) {
+	i := slices.IndexFunc(docs, func(d Document) bool { return d.Name == doc.Name })
+	switch {
+	case version == 0 && i >= 0:
+		return nil, fmt.Errorf("a policy document named %s already exists; edit it or choose another name: %w", doc.Name, ErrVersion)
+	case version == 0:
+		doc.Version = 1
+		return append(slices.Clone(docs), doc), nil
+	case i < 0:
+		return nil, fmt.Errorf("policy document %s: %w", doc.Name, store.ErrNotFound)
+	case docs[i].Version != version:
+		return nil, ErrVersion
+	}
+	out := slices.Clone(docs)
+	doc.Version = version + 1
+	out[i] = doc
+	return out, nil
 }
 
 // Delete removes the document if it is still at version.
 func (d *Documents) Delete(ctx context.Context, name string, version int64) error {
-	cur, err := d.Get(ctx, name)
-	if err != nil {
-		return err
-	}
-	if cur.Version != version {
-		return ErrVersion
-	}
-	if err := d.at(name).Delete(ctx, d.KV); err != nil {
-		return err
-	}
-	return d.bump(ctx)
+	return d.Remove(ctx, name, version, Change{Action: "policy.delete", Target: name})
+}
+
+// Remove is Delete recording change as the release's reason for being.
+func (d *Documents) Remove(ctx context.Context, name string, version int64, change Change) error {
+	_, err := d.commit(ctx, change, anyVersion, func(docs []Document, _ int64) ([]Document, error) {
+		i := slices.IndexFunc(docs, func(d Document) bool { return d.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("policy document %s: %w", name, store.ErrNotFound)
+		}
+		if docs[i].Version != version {
+			return nil, ErrVersion
+		}
+		return slices.Delete(slices.Clone(docs), i, i+1), nil
+	})
+	return err
 }
 
 // Generation is a counter that moves on every change to the stored
-// documents.
+// documents of any environment.
 func (d *Documents) Generation(ctx context.Context) (int64, error) {
 	n, err := kvspace.PolicyGeneration.At().Get(ctx, d.KV)
 	if errors.Is(err, store.ErrNotFound) {

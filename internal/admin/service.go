@@ -46,15 +46,26 @@ type Deps struct {
 	Store     store.Store
 	Documents *Documents
 	Engine    *policy.Engine
-	// Compile compiles policy.files with stored in place of the stored
-	// documents; an error lists every problem (policy.Problems).
-	Compile func(ctx context.Context, stored []Document) (Compiled, error)
+	// Compile compiles the policy files of the policy environment env
+	// with stored in place of its stored documents; an error lists every
+	// problem (policy.Problems).
+	Compile func(ctx context.Context, env string, stored []Document) (Compiled, error)
+	// Environments returns the live engine of a policy environment other
+	// than production (whose engine is Engine); nil: production only.
+	Environments func(env string) (*policy.Engine, bool)
+	// EnvironmentNames are every policy environment, production first.
+	EnvironmentNames []string
+	// AppEnvironment names the policy environment an app (client,
+	// gateway route or database) is decided in, so an impact replay
+	// replays only the environment's own decisions; nil: production.
+	AppEnvironment func(app string) string
 	// Reload recompiles and swaps in the live set after a change.
 	Reload func(ctx context.Context) error
-	// Test runs the scenario tests kept beside the policy files against
-	// a candidate set and returns one entry per failed scenario (none:
-	// they pass, or there are none); nil runs no tests.
-	Test  func(ctx context.Context, set Compiled) ([]string, error)
+	// Test runs the scenario tests kept beside the policy files of the
+	// environment env against a candidate set and returns one entry per
+	// failed scenario (none: they pass, or there are none); nil runs no
+	// tests.
+	Test  func(ctx context.Context, env string, set Compiled) ([]string, error)
 	Audit *audit.Log
 	// Revoke ends a user's sessions and tokens.
 	Revoke func(ctx context.Context, userID, reason string) error
@@ -80,8 +91,12 @@ type Deps struct {
 	Now      func() time.Time
 }
 
-// Service is the administrators' operations.
-type Service struct{ Deps }
+// Service is the administrators' operations, on the policies of one
+// policy environment (production unless In chose another).
+type Service struct {
+	Deps
+	env string
+}
 
 // New returns the service.
 func New(d Deps) *Service {
@@ -91,7 +106,43 @@ func New(d Deps) *Service {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{d}
+	if len(d.EnvironmentNames) == 0 {
+		d.EnvironmentNames = []string{ProductionEnvironment}
+	}
+	return &Service{Deps: d, env: ProductionEnvironment}
+}
+
+// In returns the service working on the policies of the policy
+// environment env: its stored documents, its live engine, its files and
+// its scenario tests. Everything else is shared.
+func (s *Service) In(env string) (*Service, error) {
+	if env == "" {
+		env = ProductionEnvironment
+	}
+	c := *s
+	c.env = env
+	if c.Documents != nil {
+		c.Documents = c.Documents.InEnvironment(env)
+	}
+	if env == ProductionEnvironment {
+		return &c, nil
+	}
+	if s.Environments != nil {
+		if e, ok := s.Environments(env); ok {
+			c.Engine = e
+			return &c, nil
+		}
+	}
+	return nil, &Error{Kind: NotFound, Message: fmt.Sprintf("policy environment %q is not configured; the environments are %s (add others under policy.environments)",
+		env, strings.Join(s.EnvironmentNames, ", "))}
+}
+
+// Environment names the policy environment the service works on.
+func (s *Service) Environment() string {
+	if s.env == "" {
+		return ProductionEnvironment
+	}
+	return s.env
 }
 
 // Error is a refusal the caller can fix: bad input, a conflict, or a

@@ -53,6 +53,12 @@ var routes = []route{
 	{admin: true, Method: "POST", Pattern: "/api/v1/policy-documents/{name}/validate", handler: (*API).validateDocument},
 	{admin: true, Method: "POST", Pattern: "/api/v1/policy-documents/{name}/impact", handler: (*API).impact},
 	{admin: true, Method: "GET", Pattern: "/api/v1/policy-export", handler: (*API).export},
+	{admin: true, Method: "GET", Pattern: "/api/v1/policy-environments", handler: (*API).environments},
+	{admin: true, Method: "GET", Pattern: "/api/v1/policy-environments/{env}/history", handler: (*API).history},
+	{admin: true, Method: "POST", Pattern: "/api/v1/policy-environments/{env}/promotion/review", handler: (*API).reviewPromotion},
+	{admin: true, Method: "POST", Pattern: "/api/v1/policy-environments/{env}/promotion", Change: true, handler: (*API).promote},
+	{admin: true, Method: "POST", Pattern: "/api/v1/policy-environments/{env}/rollback/review", handler: (*API).reviewRollback},
+	{admin: true, Method: "POST", Pattern: "/api/v1/policy-environments/{env}/rollback", Change: true, handler: (*API).rollback},
 	{admin: true, Method: "GET", Pattern: "/api/v1/users", handler: (*API).users},
 	{admin: true, Method: "GET", Pattern: "/api/v1/users/{name}", handler: (*API).user},
 	{admin: true, Method: "POST", Pattern: "/api/v1/users/{name}/revoke", Change: true, handler: (*API).revokeUser},
@@ -141,6 +147,16 @@ func adminErr(err error) error {
 
 func (a *API) svc() *admin.Service { return a.deps.Admin }
 
+// policySvc is the service working on the policy environment the
+// request names with ?env= (production when it names none).
+func (a *API) policySvc(r *http.Request) (*admin.Service, error) {
+	svc, err := a.svc().In(r.URL.Query().Get("env"))
+	if err != nil {
+		return nil, adminErr(err)
+	}
+	return svc, nil
+}
+
 func (a *API) signIn(w http.ResponseWriter, r *http.Request) error {
 	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
 	if err != nil || seq <= 0 {
@@ -175,7 +191,11 @@ func (a *API) overview(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) policies(w http.ResponseWriter, r *http.Request) error {
-	ps, err := a.svc().Policies(r.Context())
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
+	ps, err := svc.Policies(r.Context())
 	if err != nil {
 		return adminErr(err)
 	}
@@ -184,7 +204,11 @@ func (a *API) policies(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) policy(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.svc().Policy(r.Context(), r.PathValue("name"))
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
+	p, err := svc.Policy(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return adminErr(err)
 	}
@@ -205,11 +229,15 @@ type stateChange struct {
 }
 
 func (a *API) setState(w http.ResponseWriter, r *http.Request) error {
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
 	var in stateChange
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	doc, err := a.svc().SetState(r.Context(), actorOf(r), in.Reason, r.PathValue("name"), in.State, in.OverrideTests)
+	doc, err := svc.SetState(r.Context(), actorOf(r), in.Reason, r.PathValue("name"), in.State, in.OverrideTests)
 	if err != nil {
 		return adminErr(err)
 	}
@@ -218,7 +246,11 @@ func (a *API) setState(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) documents(w http.ResponseWriter, r *http.Request) error {
-	docs, err := a.svc().Documents.List(r.Context())
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
+	docs, err := svc.Documents.List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -227,7 +259,11 @@ func (a *API) documents(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) document(w http.ResponseWriter, r *http.Request) error {
-	doc, err := a.svc().Documents.Get(r.Context(), r.PathValue("name"))
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
+	doc, err := svc.Documents.Get(r.Context(), r.PathValue("name"))
 	if errors.Is(err, store.ErrNotFound) {
 		return &Error{Status: httpx.StatusOf(err), Code: "not_found", Description: "no stored policy document named " + strconv.Quote(r.PathValue("name"))}
 	}
@@ -262,11 +298,15 @@ func (a *API) readDocument(w http.ResponseWriter, r *http.Request) (documentBody
 }
 
 func (a *API) putDocument(w http.ResponseWriter, r *http.Request) error {
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
 	in, doc, err := a.readDocument(w, r)
 	if err != nil {
 		return err
 	}
-	saved, err := a.svc().Save(r.Context(), actorOf(r), in.Reason, doc, in.OverrideTests)
+	saved, err := svc.Save(r.Context(), actorOf(r), in.Reason, doc, in.OverrideTests)
 	if err != nil {
 		return adminErr(err)
 	}
@@ -281,12 +321,16 @@ func (a *API) putDocument(w http.ResponseWriter, r *http.Request) error {
 // deleteDocument takes the version read and the reason as query
 // parameters: a DELETE has no body.
 func (a *API) deleteDocument(w http.ResponseWriter, r *http.Request) error {
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	version, err := strconv.ParseInt(q.Get("version"), 10, 64)
 	if err != nil || version <= 0 {
 		return badParam("version", "must be the version of the document you read (GET it first), so a change made since is not lost")
 	}
-	if err := a.svc().Delete(r.Context(), actorOf(r), q.Get("reason"), r.PathValue("name"), version, q.Get("override_tests")); err != nil {
+	if err := svc.Delete(r.Context(), actorOf(r), q.Get("reason"), r.PathValue("name"), version, q.Get("override_tests")); err != nil {
 		return adminErr(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -294,11 +338,15 @@ func (a *API) deleteDocument(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) validateDocument(w http.ResponseWriter, r *http.Request) error {
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
 	_, doc, err := a.readDocument(w, r)
 	if err != nil {
 		return err
 	}
-	if err := a.svc().Validate(r.Context(), admin.Candidate{Doc: doc}); err != nil {
+	if err := svc.Validate(r.Context(), admin.Candidate{Doc: doc}); err != nil {
 		return adminErr(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"valid": true})
@@ -306,6 +354,10 @@ func (a *API) validateDocument(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) impact(w http.ResponseWriter, r *http.Request) error {
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
 	in, doc, err := a.readDocument(w, r)
 	if err != nil {
 		return err
@@ -313,7 +365,7 @@ func (a *API) impact(w http.ResponseWriter, r *http.Request) error {
 	if in.Days == 0 {
 		in.Days = 7
 	}
-	imp, err := a.svc().Impact(r.Context(), admin.Candidate{Doc: doc, Delete: in.Delete}, in.Days)
+	imp, err := svc.Impact(r.Context(), admin.Candidate{Doc: doc, Delete: in.Delete}, in.Days)
 	if err != nil {
 		return adminErr(err)
 	}
@@ -322,7 +374,11 @@ func (a *API) impact(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) export(w http.ResponseWriter, r *http.Request) error {
-	b, err := a.svc().Export(r.Context())
+	svc, err := a.policySvc(r)
+	if err != nil {
+		return err
+	}
+	b, err := svc.Export(r.Context())
 	if err != nil {
 		return adminErr(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/admin/console"
 	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/web"
@@ -24,11 +25,14 @@ const policyCheckInterval = 2 * time.Second
 func (a *App) buildAdmin() {
 	a.Admin = admin.New(admin.Deps{
 		Store: a.Store, Documents: a.Documents, Engine: a.Policies,
-		Compile: func(ctx context.Context, stored []admin.Document) (admin.Compiled, error) {
-			set, err := CompileWith(ctx, a.Config, a.Store, a.sources(), stored)
+		Compile: func(ctx context.Context, env string, stored []admin.Document) (admin.Compiled, error) {
+			set, err := CompileEnvironment(ctx, a.Config, env, a.Store, a.sources(), stored)
 			return admin.Compiled{Snapshot: set.Snapshot, Documents: set.Documents}, err
 		},
-		Test:   a.testCandidate,
+		Environments:     a.PoliciesFor,
+		EnvironmentNames: a.Config.Policy.EnvironmentNames(),
+		AppEnvironment:   AppEnvironments(a.Config),
+		Test:             a.testCandidate,
 		Reload: a.ReloadPolicies, Audit: a.Audit, Revoke: a.Revoker.RevokeUser,
 		SetUserRisk: a.Risk.SetUserRisk, Passes: a.Methods.Passes, Elevation: a.Elevation, CredentialDetail: a.Methods.CredentialDetail,
 		UserRisk: func(ctx context.Context, userID string) (string, error) {
@@ -132,4 +136,41 @@ func (a *App) recordAudit(ctx context.Context, actor, action, target string) {
 	if _, err := a.Audit.Record(ctx, actor, action, target, "", nil, nil); err != nil {
 		a.Log.ErrorContext(ctx, "write the audit trail", "action", action, "err", err)
 	}
+}
+
+// CommandLinePolicies builds, for a command that changes the stored
+// policies (promote, rollback), the administrators' service over st:
+// the same checks the console makes (the set compiles, its scenario
+// tests pass or are overridden), recorded in the audit trail. It
+// compiles every environment's live set once; the running servers
+// reload within seconds of the change, as they do for one made on
+// another node.
+func CommandLinePolicies(ctx context.Context, cfg config.Config, st store.Store) (*admin.Service, error) {
+	sources := AppSources(cfg, st)
+	sets, err := loadEnvironments(ctx, cfg, st, sources)
+	if err != nil {
+		return nil, err
+	}
+	engines := make(map[string]*policy.Engine, len(sets))
+	for env, set := range sets {
+		engines[env] = policy.NewEngine(set.Snapshot)
+	}
+	return admin.New(admin.Deps{
+		Store: st, Documents: &admin.Documents{KV: st, Now: time.Now}, Engine: engines[config.ProductionEnvironment],
+		Compile: func(ctx context.Context, env string, stored []admin.Document) (admin.Compiled, error) {
+			set, err := CompileEnvironment(ctx, cfg, env, st, sources, stored)
+			return admin.Compiled{Snapshot: set.Snapshot, Documents: set.Documents}, err
+		},
+		Environments: func(env string) (*policy.Engine, bool) {
+			e, ok := engines[env]
+			return e, ok
+		},
+		EnvironmentNames: cfg.Policy.EnvironmentNames(),
+		AppEnvironment:   AppEnvironments(cfg),
+		Test: func(ctx context.Context, env string, set admin.Compiled) ([]string, error) {
+			return TestCandidate(ctx, cfg, st, env, set)
+		},
+		Reload: func(context.Context) error { return nil },
+		Audit:  audit.New(st, nil),
+	}), nil
 }

@@ -416,3 +416,26 @@ func (a *App) ReloadPolicies(ctx context.Context) error {
 	a.policyGeneration = gen
 	return nil
 }
+
+// AppEnvironments returns the policy environment each app of cfg (an
+// OIDC client, a gateway route by its app id, a database) is decided
+// in; an app cfg does not name is production's. The impact replay of a
+// change replays only its environment's decisions.
+func AppEnvironments(cfg config.Config) func(app string) string {
+	envs := map[string]string{}
+	for _, c := range cfg.OIDC.Clients {
+		envs[c.ID] = c.Environment
+	}
+	for _, r := range cfg.Gateway.Routes {
+		envs[r.AppID()] = r.Environment
+	}
+	for _, d := range cfg.Databases {
+		envs[d.Name] = d.Environment
+	}
+	return func(app string) string {
+		if env := envs[app]; env != "" {
+			return env
+		}
+		return config.ProductionEnvironment
+	}
+}

@@ -79,9 +79,20 @@ func TestPolicies(ctx context.Context, cfg config.Config, env scenario.Env, path
 // per failed scenario, with its diff. A test file with problems fails
 // as a whole, each problem an entry, so a broken test file cannot let a
 // change through unnoticed.
-func (a *App) testCandidate(ctx context.Context, set admin.Compiled) ([]string, error) {
-	env := ScenarioEnv(a.Config, a.Store, PolicySet{Snapshot: set.Snapshot, Documents: set.Documents}, time.Now)
-	rep, err := TestPolicies(ctx, a.Config, env, nil)
+func (a *App) testCandidate(ctx context.Context, policyEnv string, set admin.Compiled) ([]string, error) {
+	return TestCandidate(ctx, a.Config, a.Store, policyEnv, set)
+}
+
+// TestCandidate runs the scenario tests beside the files of the policy
+// environment policyEnv against set, with the users of st (see
+// testCandidate).
+func TestCandidate(ctx context.Context, cfg config.Config, st ScenarioStore, policyEnv string, set admin.Compiled) ([]string, error) {
+	env := ScenarioEnv(cfg, st, PolicySet{Snapshot: set.Snapshot, Documents: set.Documents}, time.Now)
+	paths := scenario.Beside(cfg.Policy.FilesOf(policyEnv))
+	if len(paths) == 0 { // an environment with no files has no tests beside them
+		return nil, nil
+	}
+	rep, err := TestPolicies(ctx, cfg, env, paths)
 	var probs policy.Problems
 	switch {
 	case errors.Is(err, scenario.ErrNoTests):

@@ -77,13 +77,21 @@ var (
 // Policy documents (package admin).
 var (
 	PolicyDocument = segments("policy-document", "policy/doc/", 1, 1).
-			describe("policy documents made in the console or API, as YAML with their version", "admin.Document as JSON", Never,
-			"never; deleted by an administrator", "admin", UseCreateOnly|UseUpdate|UseList).
+			describe("policy documents made in the console or API before releases (policy-release) kept them; moved into production's release when it is first read", "admin.Document as JSON", Never,
+			"moved into the release, then deleted", "admin", UseCreateOnly|UseUpdate|UseList).
 		example(`{"name":"mfa-for-admins","yaml":"policies: []\n","version":2,"updated_at":`+sampleTime+`,"updated_by":"user:alice"}`, "mfa-for-admins")
 	PolicyEnvironmentDocument = segments("policy-environment-document", "policy/env/", 2, 2).
-					describe("policy documents of a policy environment other than production, by environment and name", "admin.Document as JSON", Never,
-			"never; deleted by an administrator", "admin", UseCreateOnly|UseUpdate|UseList).
+					describe("policy documents of a policy environment other than production, by environment and name, before releases kept them; moved into the environment's release when it is first read", "admin.Document as JSON", Never,
+			"moved into the release, then deleted", "admin", UseCreateOnly|UseUpdate|UseList).
 		example(`{"name":"mfa-for-admins","yaml":"policies: []\n","version":1,"updated_at":`+sampleTime+`,"updated_by":"user:alice"}`, "staging", "mfa-for-admins")
+	PolicyRelease = segments("policy-release", "policy/release/", 1, 1).
+			describe("per policy environment, its stored policy documents as one release: the whole set, its version and the change that made it; every change is one compare-and-swap of it",
+			"admin.Release as JSON", Never, "never", "admin", UseCreateOnly|UseUpdate).
+		example(`{"env":"production","version":3,"documents":[{"name":"mfa-for-admins","yaml":"policies: []\n","version":2,"updated_at":`+sampleTime+`,"updated_by":"user:alice"}],"action":"policy.update","target":"mfa-for-admins","actor":"user:alice","at":`+sampleTime+`}`, "production")
+	PolicyHistory = segments("policy-history", "policy/history/", 2, 2).
+			describe("every earlier release of a policy environment, by environment and zero-padded version, for the history and rollbacks",
+			"admin.Release as JSON", Never, "never; kept for rollbacks", "admin", UseCreateOnly|UseList).
+		example(`{"env":"production","version":2,"documents":[],"action":"policy.delete","target":"old","actor":"user:alice","at":`+sampleTime+`}`, "production", "000000000002")
 	PolicyGeneration = Namespace[int64]{Space: fixed("policy-generation", "policy/generation").
 				describe("a counter of changes to the stored policy documents, which every node polls", "int64 in decimal", Never,
 			"never", "admin", UseCreateOnly|UseUpdate).example("7"), codec: counterCodec()}
@@ -235,7 +243,7 @@ var RevokedBefore = Namespace[time.Time]{Space: segments("revoked-before", "revo
 func All() []Space {
 	return []Space{
 		OIDCKeyring, OIDCCode, OIDCGrant, OIDCRefresh, OIDCRevokedToken.Space, OIDCAssertion.Space, OIDCClient, OIDCDeviceCode, OIDCDeviceUser, OIDCDeviceRate.Space,
-		PolicyDocument, PolicyEnvironmentDocument, PolicyGeneration.Space,
+		PolicyDocument, PolicyEnvironmentDocument, PolicyRelease, PolicyHistory, PolicyGeneration.Space,
 		GatewayTicket, GatewaySession, GatewayKeptAnonymous.Space, GatewayKeptUser.Space, GatewayKeepRate.Space,
 		GatewayOnce.Space, GatewayAsked.Space, GatewayAnswer.Space,
 		RegistrationProof, ChangeReport, RegistrationOffer, Secret.Space,
