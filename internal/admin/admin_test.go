@@ -53,7 +53,7 @@ func newServiceOn(t testing.TB, st store.Store) *Service {
 		return Compiled{Snapshot: snap, Documents: parsed}, nil
 	}
 	s := New(Deps{Store: st, Documents: docs, Engine: engines[ProductionEnvironment], Compile: compile, Audit: audit.New(st, func() time.Time { return now }),
-		Environments: func(env string) (*policy.Engine, bool) { e, ok := engines[env]; return e, ok },
+		Environments:     func(env string) (*policy.Engine, bool) { e, ok := engines[env]; return e, ok },
 		EnvironmentNames: []string{ProductionEnvironment, "staging"},
 		Now:              func() time.Time { return now }})
 	s.Reload = func(ctx context.Context) error {

@@ -33,7 +33,7 @@ func (a *App) buildAdmin() {
 		EnvironmentNames: a.Config.Policy.EnvironmentNames(),
 		AppEnvironment:   AppEnvironments(a.Config),
 		Test:             a.testCandidate,
-		Reload: a.ReloadPolicies, Audit: a.Audit, Revoke: a.Revoker.RevokeUser,
+		Reload:           a.ReloadPolicies, Audit: a.Audit, Revoke: a.Revoker.RevokeUser,
 		SetUserRisk: a.Risk.SetUserRisk, Passes: a.Methods.Passes, Elevation: a.Elevation, CredentialDetail: a.Methods.CredentialDetail,
 		UserRisk: func(ctx context.Context, userID string) (string, error) {
 			return a.Risk.UserRisk(ctx, userID), nil
