@@ -69,35 +69,8 @@ func TestBrowserConsole(t *testing.T) {
 	seedTraffic(t, s)
 	b.run("set the window size", chromedp.EmulateViewport(1280, 900))
 
-	// 1. Sign in with a password: the console opens, read-only.
-	b.run("sign in to the console",
-		chromedp.Navigate(b.base+"/admin"),
-		chromedp.WaitVisible(chromedp.ID("username")),
-		chromedp.SendKeys(chromedp.ID("username"), adminName),
-		chromedp.SendKeys(chromedp.ID("password"), adminPassword),
-		chromedp.Submit(chromedp.ID("password")),
-	)
-	b.waitFor("the overview with the passkey banner", `location.pathname === "/admin" && document.getElementById("changes-banner") !== null`)
-
-	// 2. Register a passkey on the security page, after entering the
-	// temporary access pass: the password alone adds nothing.
-	b.run("open the security page", chromedp.Navigate(b.base+"/account/security"))
-	b.waitFor("the pass field", `document.getElementById("pass") !== null`)
-	b.run("enter the pass", chromedp.SendKeys(chromedp.ID("pass"), pass), chromedp.Click(chromedp.ID("pass-submit")))
-	b.waitFor("the registration opened", `document.body.textContent.includes("You can now add a sign-in method.")`)
-	b.waitFor("the add-a-passkey button", `document.getElementById("add-webauthn") !== null`)
-	b.act("add a passkey", `document.getElementById("add-webauthn").click()`)
-	b.waitFor("the passkey registration page", `document.getElementById("webauthn-start") !== null`)
-	b.act("register the passkey", `document.getElementById("webauthn-start").click()`)
-	b.waitFor("the registered passkey", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
-
-	// 3. Step up with it from the console's banner.
-	b.run("open the policies", chromedp.Navigate(b.base+"/admin/policies"))
-	b.waitFor("the passkey button", `document.getElementById("passkey-step-up") !== null`)
-	b.act("confirm with the passkey", `document.getElementById("passkey-step-up").click()`)
-	b.waitFor("the step-up page", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
-	b.act("use the passkey", `document.getElementById("webauthn-start").click()`)
-	b.waitFor("the policies page, changes allowed", `location.pathname === "/admin/policies" && document.getElementById("changes-banner") === null`)
+	// 1–3. Sign in, register a passkey, step up with it.
+	b.adminWithPasskey(pass)
 
 	// 4. Create the report-only policy in the editor.
 	// The page may still be settling after the step-up's redirects, so
@@ -281,4 +254,41 @@ func seedTraffic(t *testing.T, s *consoleRig) {
 	if err := s.app.SignIns.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// adminWithPasskey signs the administrator in to the console with a
+// password (read-only at first), registers a passkey on the security
+// page after entering the temporary access pass (the password alone adds
+// nothing), and steps up with it from the console's banner: the console
+// then allows changes.
+func (b *browserRig) adminWithPasskey(pass string) {
+	b.t.Helper()
+	b.run("sign in to the console",
+		chromedp.Navigate(b.base+"/admin"),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), adminName),
+		chromedp.SendKeys(chromedp.ID("password"), adminPassword),
+		chromedp.Submit(chromedp.ID("password")),
+	)
+	b.waitFor("the overview with the passkey banner", `location.pathname === "/admin" && document.getElementById("changes-banner") !== null`)
+
+	// 2. Register a passkey on the security page, after entering the
+	// temporary access pass: the password alone adds nothing.
+	b.run("open the security page", chromedp.Navigate(b.base+"/account/security"))
+	b.waitFor("the pass field", `document.getElementById("pass") !== null`)
+	b.run("enter the pass", chromedp.SendKeys(chromedp.ID("pass"), pass), chromedp.Click(chromedp.ID("pass-submit")))
+	b.waitFor("the registration opened", `document.body.textContent.includes("You can now add a sign-in method.")`)
+	b.waitFor("the add-a-passkey button", `document.getElementById("add-webauthn") !== null`)
+	b.act("add a passkey", `document.getElementById("add-webauthn").click()`)
+	b.waitFor("the passkey registration page", `document.getElementById("webauthn-start") !== null`)
+	b.act("register the passkey", `document.getElementById("webauthn-start").click()`)
+	b.waitFor("the registered passkey", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
+
+	// 3. Step up with it from the console's banner.
+	b.run("open the policies", chromedp.Navigate(b.base+"/admin/policies"))
+	b.waitFor("the passkey button", `document.getElementById("passkey-step-up") !== null`)
+	b.act("confirm with the passkey", `document.getElementById("passkey-step-up").click()`)
+	b.waitFor("the step-up page", `location.pathname === "/stepup" && document.getElementById("webauthn-start") !== null`)
+	b.act("use the passkey", `document.getElementById("webauthn-start").click()`)
+	b.waitFor("the policies page, changes allowed", `location.pathname === "/admin/policies" && document.getElementById("changes-banner") === null`)
 }

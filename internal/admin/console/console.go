@@ -126,6 +126,13 @@ func (c *Console) routes() []route {
 		{method: "GET", path: "/admin/documents/{name}", page: c.editDocument},
 		{method: "POST", path: "/admin/documents", page: c.submitDocument, keep: c.keepDocument},
 		{method: "POST", path: "/admin/documents/{name}/delete", page: c.deleteDocument},
+		{method: "GET", path: "/admin/environments", page: c.environments},
+		{method: "GET", path: "/admin/environments/promote", page: c.choosePromotion},
+		{method: "GET", path: "/admin/environments/{env}/history", page: c.history},
+		{method: "GET", path: "/admin/environments/{env}/promote", page: c.reviewPromotion},
+		{method: "POST", path: "/admin/environments/{env}/promote", page: c.promote, keep: c.keepPromotion},
+		{method: "GET", path: "/admin/environments/{env}/rollback", page: c.reviewRollback},
+		{method: "POST", path: "/admin/environments/{env}/rollback", page: c.rollBack, keep: c.keepRollback},
 		{method: "GET", path: "/admin/whatif", page: c.whatIf},
 		{method: "GET", path: "/admin/signins", page: c.signIns},
 		{method: "GET", path: "/admin/signins/{seq}", page: c.signIn},
@@ -214,6 +221,9 @@ func (c *Console) serve(rt route, door func(*http.Request) (*caller, error)) htt
 			err = c.enforceLive(r, who)
 		}
 		if err == nil {
+			err = c.checkEnvironment(r)
+		}
+		if err == nil {
 			who.change = c.changeState(r, who)
 			err = c.dispatch(w, r, rt, who)
 		}
@@ -233,6 +243,27 @@ func (c *Console) dispatch(w http.ResponseWriter, r *http.Request, rt route, who
 		return rt.keep(w, r, who)
 	}
 	return errChangeRefused
+}
+
+// checkEnvironment refuses a request naming a policy environment (env,
+// in the query or the form) that is not configured, before any page
+// acts on it: no page can fall back to another environment's policies.
+func (c *Console) checkEnvironment(r *http.Request) error {
+	if _, err := c.Service.In(r.FormValue("env")); err != nil {
+		return &pageError{status: http.StatusNotFound, msg: adminError(err).Message + "."}
+	}
+	return nil
+}
+
+// in is the service working on the policy environment the request
+// names (production when it names none); checkEnvironment has refused
+// one that is not configured.
+func (c *Console) in(r *http.Request) *admin.Service {
+	svc, err := c.Service.In(r.FormValue("env"))
+	if err != nil {
+		panic("console: an unchecked policy environment reached a page: " + err.Error())
+	}
+	return svc
 }
 
 func (c *Console) notFound(http.ResponseWriter, *http.Request, *caller) error {

@@ -40,7 +40,7 @@ type groupCount struct {
 // deadEnds lists, per enabled policy, the users in its scope who can
 // never meet it with the methods they have, and what would fix it.
 func (c *Console) deadEnds(w http.ResponseWriter, r *http.Request, who *caller) error {
-	rep, err := c.Service.DeadEnds(r.Context())
+	rep, err := c.in(r).DeadEnds(r.Context())
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func (c *Console) newDocument(w http.ResponseWriter, r *http.Request, who *calle
 }
 
 func (c *Console) editDocument(w http.ResponseWriter, r *http.Request, who *caller) error {
-	doc, err := c.Service.Documents.Get(r.Context(), r.PathValue("name"))
+	doc, err := c.in(r).Documents.Get(r.Context(), r.PathValue("name"))
 	if errors.Is(err, store.ErrNotFound) {
 		return &pageError{status: httpx.StatusOf(err), msg: "There is no stored policy document named " + strconv.Quote(r.PathValue("name")) + ". Policies from policy files are read-only here; change them in their file."}
 	}
@@ -127,21 +127,21 @@ func (c *Console) submitDocument(w http.ResponseWriter, r *http.Request, who *ca
 	ctx := r.Context()
 	switch r.PostFormValue("action") {
 	case "validate":
-		err := c.Service.Validate(ctx, admin.Candidate{Doc: v.doc()})
+		err := c.in(r).Validate(ctx, admin.Candidate{Doc: v.doc()})
 		v.Checked = err == nil
 		return c.documentResult(w, r, who, v, err)
 	case "impact":
-		imp, err := c.Service.Impact(ctx, admin.Candidate{Doc: v.doc()}, v.Days)
+		imp, err := c.in(r).Impact(ctx, admin.Candidate{Doc: v.doc()}, v.Days)
 		if err == nil {
 			v.Impact, v.Checked = &imp, true
 		}
 		return c.documentResult(w, r, who, v, err)
 	case "save":
-		saved, err := c.Service.Save(ctx, who.actor(), r.PostFormValue("reason"), v.doc(), r.PostFormValue("override_tests"))
+		saved, err := c.in(r).Save(ctx, who.actor(), r.PostFormValue("reason"), v.doc(), r.PostFormValue("override_tests"))
 		if err != nil {
 			return c.documentResult(w, r, who, v, err)
 		}
-		return redirect(withNotice("/admin/documents/"+saved.Name, "saved"))
+		return redirect(withNotice(inEnvironment(r, "/admin/documents/"+saved.Name), "saved"))
 	}
 	return &pageError{status: http.StatusBadRequest, msg: "Use the Validate, Show impact or Save button of the editor."}
 }
@@ -164,7 +164,7 @@ func (c *Console) documentResult(w http.ResponseWriter, r *http.Request, who *ca
 		}
 	}
 	if !v.New && v.Conflict == nil {
-		if stored, err := c.Service.Documents.Get(r.Context(), v.Name); err == nil {
+		if stored, err := c.in(r).Documents.Get(r.Context(), v.Name); err == nil {
 			v.Stored = &stored
 		}
 	}
@@ -174,7 +174,7 @@ func (c *Console) documentResult(w http.ResponseWriter, r *http.Request, who *ca
 // conflict explains a version conflict and offers the other version: the
 // form now carries its version, so saving again replaces it on purpose.
 func (c *Console) conflict(r *http.Request, v *documentView) string {
-	cur, err := c.Service.Documents.Get(r.Context(), v.Name)
+	cur, err := c.in(r).Documents.Get(r.Context(), v.Name)
 	if err != nil {
 		return "Someone else changed or deleted this document since you opened it. Your text is kept below; reload the document to see theirs."
 	}
@@ -197,7 +197,7 @@ func (c *Console) deleteDocument(w http.ResponseWriter, r *http.Request, who *ca
 	if r.PostFormValue("confirm") != "yes" {
 		return c.afterDeleteRefused(w, r, who, name, "Tick the box to confirm the deletion; nothing was deleted.", nil)
 	}
-	err := c.Service.Delete(r.Context(), who.actor(), r.PostFormValue("reason"), name, version, r.PostFormValue("override_tests"))
+	err := c.in(r).Delete(r.Context(), who.actor(), r.PostFormValue("reason"), name, version, r.PostFormValue("override_tests"))
 	if ae := adminError(err); ae != nil {
 		switch ae.Kind {
 		case admin.Conflict:
@@ -210,14 +210,14 @@ func (c *Console) deleteDocument(w http.ResponseWriter, r *http.Request, who *ca
 	if err != nil {
 		return err
 	}
-	return redirect(withNotice("/admin/policies", "deleted"))
+	return redirect(withNotice(inEnvironment(r, "/admin/policies"), "deleted"))
 }
 
 // afterDeleteRefused shows the document again with why it was not
 // deleted; failed are the scenario tests deleting it would fail, which
 // the delete form then offers to override.
 func (c *Console) afterDeleteRefused(w http.ResponseWriter, r *http.Request, who *caller, name, msg string, failed []string) error {
-	doc, err := c.Service.Documents.Get(r.Context(), name)
+	doc, err := c.in(r).Documents.Get(r.Context(), name)
 	if err != nil {
 		return c.notFound(w, r, who)
 	}

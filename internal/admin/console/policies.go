@@ -25,6 +25,10 @@ type policiesView struct {
 	// Refused is a state switch the scenario tests refused, offered
 	// again with an override.
 	Refused *refusedSwitch
+	// Environment is the policy environment shown; Environments all of
+	// them, for the tabs.
+	Environment  string
+	Environments []string
 }
 
 // refusedSwitch is a state switch that fails scenario tests.
@@ -46,15 +50,15 @@ func (c *Console) policies(w http.ResponseWriter, r *http.Request, who *caller) 
 
 func (c *Console) showPolicies(w http.ResponseWriter, r *http.Request, who *caller, status int, problem string, refused *refusedSwitch) error {
 	ctx := r.Context()
-	infos, err := c.Service.Policies(ctx)
+	infos, err := c.in(r).Policies(ctx)
 	if err != nil {
 		return err
 	}
-	o, err := c.Service.Overview(ctx, statsWindow)
+	o, err := c.in(r).Overview(ctx, statsWindow)
 	if err != nil {
 		return err
 	}
-	docs, err := c.Service.Documents.List(ctx)
+	docs, err := c.in(r).Documents.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -63,7 +67,8 @@ func (c *Console) showPolicies(w http.ResponseWriter, r *http.Request, who *call
 		stats[s.Policy] = s
 	}
 	v := policiesView{Documents: docs, ChangeRule: ChangeRuleName, ChangeRuleYAML: changeRuleYAML, Since: o.Since,
-		States: []string{string(policy.StateEnabled), string(policy.StateReportOnly), string(policy.StateDisabled)}, Refused: refused}
+		States: []string{string(policy.StateEnabled), string(policy.StateReportOnly), string(policy.StateDisabled)}, Refused: refused,
+		Environment: c.in(r).Environment(), Environments: c.Service.EnvironmentNames}
 	for _, p := range infos {
 		v.Policies = append(v.Policies, policyRowView{PolicyInfo: p, Stats: stats[p.Name]})
 	}
@@ -76,7 +81,7 @@ func (c *Console) showPolicies(w http.ResponseWriter, r *http.Request, who *call
 // conflict) is shown on the policies page.
 func (c *Console) setState(w http.ResponseWriter, r *http.Request, who *caller) error {
 	name, state := r.PathValue("name"), r.PostFormValue("state")
-	_, err := c.Service.SetState(r.Context(), who.actor(), r.PostFormValue("reason"), name, state, r.PostFormValue("override_tests"))
+	_, err := c.in(r).SetState(r.Context(), who.actor(), r.PostFormValue("reason"), name, state, r.PostFormValue("override_tests"))
 	if ae := adminError(err); ae != nil {
 		if ae.Kind == admin.TestsFailed {
 			return c.showPolicies(w, r, who, httpx.StatusOf(ae), ae.Message,
@@ -87,5 +92,5 @@ func (c *Console) setState(w http.ResponseWriter, r *http.Request, who *caller) 
 	if err != nil {
 		return err
 	}
-	return redirect(withNotice("/admin/policies", "state"))
+	return redirect(withNotice(inEnvironment(r, "/admin/policies"), "state"))
 }

@@ -28,6 +28,9 @@ type view struct {
 	Change changeState
 	Notice string
 	Error  string
+	// Env is the policy environment the page works on, when it is not
+	// production: the forms carry it and the links keep it.
+	Env string
 	// Data is the page's own.
 	Data any
 	// Approver: the page is the approvals page, seen by someone who
@@ -37,7 +40,7 @@ type view struct {
 
 // pageNames are the console's pages, each rendered in layout.html with
 // the shared pieces of partials.html.
-var pageNames = []string{"overview", "policies", "document", "whatif", "signins", "signin", "users", "user", "elevations", "approvals", "catalog", "deadends", "error", "refused"}
+var pageNames = []string{"overview", "policies", "document", "whatif", "signins", "signin", "users", "user", "elevations", "approvals", "catalog", "deadends", "environments", "history", "review", "error", "refused"}
 
 func parseTemplates() (map[string]*template.Template, error) {
 	layout, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
@@ -63,6 +66,9 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, who *caller, st
 		v.CSRF = c.Forms.CSRFToken(w, r)
 		v.Back = backTo(r)
 	}
+	if env := r.FormValue("env"); env != admin.ProductionEnvironment {
+		v.Env = env
+	}
 	var buf bytes.Buffer
 	if err := c.pages[name].ExecuteTemplate(&buf, "layout", v); err != nil {
 		c.Log.ErrorContext(r.Context(), "render console page", "page", name, "err", err)
@@ -79,6 +85,8 @@ var notices = map[string]string{
 	"state":              "The policy's state was changed. Every node enforces it within seconds.",
 	"saved":              "The document was saved. Every node enforces it within seconds.",
 	"deleted":            "The document was deleted.",
+	"promoted":           "The promotion was made: the environment's stored documents were replaced in one change. Every node enforces them within seconds.",
+	"rolled-back":        "The earlier version was restored as a new version. Every node enforces it within seconds.",
 	"revoked":            "Every session and token of the user was ended.",
 	"mfa-reset":          "The user's sign-in methods were removed (the password stays) and their sessions ended.",
 	"risk-confirmed":     "The user is confirmed compromised: user risk is high and their sessions ended.",
@@ -107,6 +115,20 @@ func withNotice(path, notice string) string {
 	return u.String()
 }
 
+// envQuery is the query that keeps a page on the policy environment
+// env ("" for production).
+func envQuery(env string) string {
+	if env == "" || env == admin.ProductionEnvironment {
+		return ""
+	}
+	return "?env=" + url.QueryEscape(env)
+}
+
+// inEnvironment is path in the policy environment the request names.
+func inEnvironment(r *http.Request, path string) string {
+	return path + envQuery(r.FormValue("env"))
+}
+
 func noticeOf(r *http.Request) string { return notices[r.URL.Query().Get("notice")] }
 
 var funcs = template.FuncMap{
@@ -128,6 +150,7 @@ var funcs = template.FuncMap{
 	"short":     func(source string, line int) string { return sourceText(filepath.Base(source), line) },
 	"problemAt": problemAt,
 	"dict":      dict,
+	"envq":      envQuery,
 	"latency": func(us int64) string {
 		return (time.Duration(us) * time.Microsecond).Round(100 * time.Microsecond).String()
 	},
