@@ -68,6 +68,38 @@ func (c Config) validateEnvironments(ps *problems) {
 	for i, d := range c.Databases {
 		c.Policy.validateEnvironment(fmt.Sprintf("databases[%d].environment", i), d.Environment, ps)
 	}
+	c.validateAppEnvironments(ps)
+}
+
+// validateAppEnvironments refuses one app id (a route's app, a client's
+// id, a database's name) decided in two environments: policies target
+// apps by id, so the id would be judged by whichever set was looked up
+// last, and a staging client could pick production's looser set, or the
+// reverse.
+func (c Config) validateAppEnvironments(ps *problems) {
+	type use struct{ key, env string }
+	seen := map[string]use{}
+	check := func(app, key, env string) {
+		if env == "" {
+			env = ProductionEnvironment
+		}
+		if first, ok := seen[app]; ok && first.env != env {
+			ps.add(key, "app %s is decided in environment %s here but in %s at %s; give the two different ids, or the same environment", quote(app), env, first.env, first.key)
+			return
+		}
+		if _, ok := seen[app]; !ok {
+			seen[app] = use{key, env}
+		}
+	}
+	for i, r := range c.Gateway.Routes {
+		check(r.AppID(), fmt.Sprintf("gateway.routes[%d].environment", i), r.Environment)
+	}
+	for i, cl := range c.OIDC.Clients {
+		check(cl.ID, fmt.Sprintf("oidc.clients[%d].environment", i), cl.Environment)
+	}
+	for i, d := range c.Databases {
+		check(d.Name, fmt.Sprintf("databases[%d].environment", i), d.Environment)
+	}
 }
 
 // problems collects validation results.

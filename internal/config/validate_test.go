@@ -132,6 +132,11 @@ func TestValidate(t *testing.T) {
 			c.Policy.Environments = map[string]PolicyEnvironment{"staging": {}}
 			c.Gateway.Routes = []GatewayRoute{{Name: "a", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001", Environment: "stagin"}}
 		}, want: []string{"gateway.routes[0].environment"}, wantIn: "policy.environments"},
+		{name: "fail/app-in-two-environments", mutate: func(c *Config) {
+			c.Policy.Environments = map[string]PolicyEnvironment{"staging": {}}
+			c.Gateway.Routes = []GatewayRoute{{Name: "ledger", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001", Environment: "staging"}}
+			c.OIDC.Clients = []OIDCClient{{ID: "ledger", Secret: strings.Repeat("s", 32), RedirectURIs: []string{"https://ledger.example/cb"}}}
+		}, want: []string{"oidc.clients[0].environment"}, wantIn: "gateway.routes[0].environment"},
 		{name: "fail/api-token-short", mutate: func(c *Config) { c.API.Token = "secret" }, want: []string{"api.token"}, wantIn: "openssl rand"},
 		{name: "fail/api-token-space", mutate: func(c *Config) { c.API.Token = strings.Repeat("secret ", 6) }, want: []string{"api.token"}, wantIn: "Authorization header"},
 		{name: "fail/argon2-memory-recommends", mutate: func(c *Config) { c.Password.Argon2.MemoryKiB = 4096 }, want: []string{"password.argon2.memory_kib"}, wantIn: "19456"},
