@@ -133,7 +133,7 @@ func TestAdminAPIRefusesNonAdmins(t *testing.T) {
 	// an identity for the audit trail.
 	for _, rt := range routes {
 		method, pattern, _ := strings.Cut(rt, " ")
-		if method == http.MethodGet || strings.HasSuffix(pattern, "/validate") || strings.HasSuffix(pattern, "/impact") || pattern == "/api/v1/whatif" {
+		if method == http.MethodGet || strings.HasSuffix(pattern, "/validate") || strings.HasSuffix(pattern, "/impact") || strings.HasSuffix(pattern, "/review") || pattern == "/api/v1/whatif" {
 			continue
 		}
 		status, body := apiCall(t, s.base, "", method, apiPath(pattern)+"?version=1", `{"reason": "x"}`)

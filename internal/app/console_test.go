@@ -55,6 +55,7 @@ func startConsole(t *testing.T, mutate ...func(*config.Config)) *consoleRig {
 			m(cfg)
 		}
 		cfg.Policy.Files = []string{file}
+		cfg.Policy.Environments = map[string]config.PolicyEnvironment{"staging": {}}
 		// Passkeys need a host name; the tests still dial 127.0.0.1.
 		_, port, _ := net.SplitHostPort(cfg.Server.Listen)
 		cfg.Server.Issuer = "http://localhost:" + port
@@ -290,6 +291,7 @@ func (s *consoleRig) changeCases(t *testing.T) []changeCase {
 			},
 			done: audited("user.tap-revoke")},
 	}
+	maps.Copy(byRoute, s.environmentChangeCases(t, audited))
 	maps.Copy(byRoute, s.elevationChangeCases(t))
 	var out []changeCase
 	for _, rt := range console.Routes() {
@@ -303,6 +305,38 @@ func (s *consoleRig) changeCases(t *testing.T) []changeCase {
 		out = append(out, cc)
 	}
 	return out
+}
+
+// environmentChangeCases are the promotion's and the rollback's: the
+// promotion makes staging's one document production's, the rollback
+// restores production's first version.
+func (s *consoleRig) environmentChangeCases(t *testing.T, audited func(string) func() bool) map[string]changeCase {
+	t.Helper()
+	ctx := context.Background()
+	staging, err := s.app.Admin.In("staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := staging.Save(ctx, "user:setup", "", admin.Document{Name: "staged", YAML: strings.ReplaceAll(reportOnlyDoc, "webapp-mfa", "staged-mfa")}, ""); err != nil {
+		t.Fatal(err)
+	}
+	head := func(env string) string {
+		in, _ := s.app.Admin.In(env)
+		rel, _ := in.Documents.Head(ctx)
+		return strconv.FormatInt(rel.Version, 10)
+	}
+	return map[string]changeCase{
+		"/admin/environments/{env}/promote": {path: "/admin/environments/production/promote",
+			form: func() url.Values {
+				return url.Values{"from": {"staging"}, "from_version": {head("staging")}, "to_version": {head("production")}, "reason": {"CHG-1"}}
+			},
+			done: audited("policy.promote")},
+		"/admin/environments/{env}/rollback": {path: "/admin/environments/production/rollback",
+			form: func() url.Values {
+				return url.Values{"version": {"1"}, "head_version": {head("production")}, "reason": {"INC-1"}}
+			},
+			done: audited("policy.rollback")},
+	}
 }
 
 // TestConsoleCSRF: every console form posted without its CSRF token, or
