@@ -8,16 +8,28 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
 )
 
 // TestPolicyScenarios runs the demo's scenario tests the way "stepgate
 // policy test" does (app.TestPolicies over the configured set, the
 // seeded store and the bank's routes): every scenario passes, and every
-// policy and condition of the demo is exercised by one.
+// policy and condition of the demo is exercised by one; on SQLite, and
+// on PostgreSQL, whose users and methods the scenarios read the same.
 func TestPolicyScenarios(t *testing.T) {
 	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) { runDemoScenarios(t, testConfig(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Storage.DSN = pgtest.DSN(t)
+		runDemoScenarios(t, cfg)
+	})
+}
+
+func runDemoScenarios(t *testing.T, cfg config.Config) {
+	t.Helper()
 	ctx := context.Background()
-	cfg := testConfig(t)
 	if _, err := Seed(ctx, cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
