@@ -89,11 +89,14 @@ func TestBrowserPolicyLifecycle(t *testing.T) {
 	if text := b.text(); !strings.Contains(text, "+    state: report-only") || !strings.Contains(text, "Replayed") {
 		t.Errorf("the review does not show the diff and the replay:\n%s", text)
 	}
+	b.screenshot("policy-promotion-review.png")
 	b.act("confirm with a reason", `document.getElementById("reason").value = "CHG-42"; document.getElementById("confirm").click()`)
 	b.waitFor("production's history", `location.pathname === "/admin/environments/production/history" && document.querySelector('#history tr[data-action="policy.promote"]') !== null`)
 	if got := liveState(t, s, "webapp-mfa"); got != "report-only" {
 		t.Fatalf("after the promotion production has webapp-mfa %q", got)
 	}
+
+	b.screenshot("policy-history.png")
 
 	// 4. Restore the version before the promotion.
 	b.act("review restoring version 1", `document.querySelector('#history tr[data-version="1"] a.rollback').click()`)
