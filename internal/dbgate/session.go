@@ -362,6 +362,7 @@ func (ss *session) execute(ctx context.Context, m *pgproto3.Execute) {
 		ss.refuse(j.refusal, false)
 		return
 	}
+	ss.cls.Sent(f, nil)
 	ss.executes++
 	if j.entry != nil {
 		ss.follow(*j.entry, false)
@@ -371,7 +372,7 @@ func (ss *session) execute(ctx context.Context, m *pgproto3.Execute) {
 
 // query judges a simple Query and forwards it, or its refusal.
 func (ss *session) query(ctx context.Context, m *pgproto3.Query) {
-	f, _ := ss.cls.Classify(m.String)
+	f, classifyErr := ss.cls.Classify(m.String)
 	for _, st := range f.Statements {
 		if st.Executes != "" && !ss.trusted(st.Executes) {
 			f = sqlclass.Facts{Class: sqlclass.ClassUnknown}
@@ -388,6 +389,7 @@ func (ss *session) query(ctx context.Context, m *pgproto3.Query) {
 		ss.refuse(j.refusal, true)
 		return
 	}
+	ss.cls.Sent(f, classifyErr)
 	if copyFrom(f) {
 		ss.copyIn = ss.current()
 	}
@@ -549,6 +551,17 @@ func (ss *session) relay(be *pgproto3.Backend, msg pgproto3.BackendMessage) bool
 	defer ss.wmu.Unlock()
 	ss.answered(msg)
 	switch m := msg.(type) {
+	case *pgproto3.ParameterStatus:
+		if repinned(m) {
+			ss.s.Log.Warn("database session ended: the server reads text differently from the classifier now", "database", ss.s.db.Name,
+				"user", ss.ident.Load().user.Username, "setting", m.Name, "value", m.Value)
+			be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: codeInsufficientPrivs,
+				Message: "refused by Stepgate: a statement changed " + m.Name + ", which the gateway keeps at " + pinnedParams[m.Name] + "; the session was ended"})
+			_ = be.Flush()
+			ss.up.Close()
+			return false
+		}
+		be.Send(m)
 	case *pgproto3.ErrorResponse:
 		be.Send(ss.failedCycle(m))
 	case *pgproto3.ReadyForQuery:
@@ -567,6 +580,21 @@ func (ss *session) relay(be *pgproto3.Backend, msg pgproto3.BackendMessage) bool
 		return true
 	}
 	return be.Flush() == nil
+}
+
+// repinned reports whether the server says a pinned setting changed.
+// The classifier flags every statement it sees change one (SET,
+// set_config, an UPDATE of pg_settings) and the gateway refuses those;
+// code it cannot see can still run set_config (a trigger, a rule, a
+// view's function, created earlier), after which the server would read
+// a string like 'a\', $$'; DROP TABLE t; -- $$' as a DROP where the
+// classifier read one harmless SELECT. client_encoding and
+// standard_conforming_strings are among the settings the server reports
+// whenever they change, so the session ends before the client can send
+// another statement once it has seen the change.
+func repinned(m *pgproto3.ParameterStatus) bool {
+	want, pinned := pinnedParams[m.Name]
+	return pinned && !strings.EqualFold(m.Value, want)
 }
 
 // unprompted reports whether m is one the server sends on its own

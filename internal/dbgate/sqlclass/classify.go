@@ -101,9 +101,9 @@ func parseError(err error) error {
 	var pgErr *pgparser.Error
 	if errors.As(err, &pgErr) {
 		msg, _, _ := strings.Cut(pgErr.Message, " at or near")
-		return fmt.Errorf("%w: %s at offset %d", ErrUnparsable, msg, pgErr.Cursorpos)
+		return fmt.Errorf("%w: %s at offset %d%w", ErrUnparsable, msg, pgErr.Cursorpos, errSyntax)
 	}
-	return fmt.Errorf("%w: %s", ErrUnparsable, "the parser refused it")
+	return fmt.Errorf("%w: %s%w", ErrUnparsable, "the parser refused it", errSyntax)
 }
 
 // statementText is the slice of sql one parsed statement came from.

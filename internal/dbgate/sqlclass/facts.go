@@ -35,6 +35,11 @@ import (
 // invalid UTF-8). Its Facts are ClassUnknown.
 var ErrUnparsable = errkind.New(errkind.Invalid, "sql: statement does not parse")
 
+// errSyntax marks an ErrUnparsable that the server's own grammar refuses
+// too: the text never runs, so it changes nothing on the connection. Its
+// text is empty, so it adds nothing to the message it is wrapped in.
+var errSyntax = errors.New("")
+
 // ErrNoParser is returned by a build without cgo, which has no SQL parser:
 // every string is ClassUnknown. Build with CGO_ENABLED=1 to classify.
 var ErrNoParser = errors.New("sql: this build has no SQL parser (built without cgo); every statement is unknown — build with CGO_ENABLED=1")

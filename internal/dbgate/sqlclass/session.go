@@ -1,6 +1,7 @@
 package sqlclass
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -160,6 +161,23 @@ func (s *Session) remember(f Facts) {
 	}
 	s.pathChanged = s.pathChanged || f.SearchPath
 	s.lexingChanged = s.lexingChanged || f.Lexing
+}
+
+// Sent tells the session that a statement it classified as f (with the
+// error err) was sent to the server, not refused. An unknown statement
+// (a DO block, a procedure, a user's function) may itself run SET through
+// dynamic SQL: "DO $$BEGIN PERFORM set_config('standard_conforming_strings',
+// 'off', false); END$$", approved once, would otherwise leave every later
+// string read one way by the classifier and another by the server, and
+// an approval of that one statement would cover all of them. So after it
+// the connection is read as after a change of search_path and of how
+// text is read. Text the server's grammar refuses too (a typo) runs
+// nothing and changes nothing; a refused statement is never sent.
+func (s *Session) Sent(f Facts, err error) {
+	if f.Class != ClassUnknown || errors.Is(err, errSyntax) {
+		return
+	}
+	s.pathChanged, s.lexingChanged = true, true
 }
 
 // store remembers st under name, and returns what it keeps (nil: not

@@ -71,7 +71,31 @@ func (w *walker) finish() Statement {
 			st.SearchPathDependent = true
 		}
 	}
+	if setsSettings(st) {
+		// Any setting may change, as with set_config of a name that is
+		// not a constant: SET ROLE, search_path and, refused outright,
+		// standard_conforming_strings or client_encoding, after which
+		// the server reads later text differently from the parser.
+		st.Class = maxClass(st.Class, ClassUnknown)
+		st.SetRole, st.SearchPath, st.Lexing = true, true, true
+	}
 	return st
+}
+
+// setsSettings reports whether st may change the session's settings
+// through pg_settings, whose UPDATE rule calls set_config for every row
+// it updates: "UPDATE pg_settings SET setting = 'off' WHERE name =
+// 'standard_conforming_strings'" is a SET that no SET statement shows.
+// A write to it counts, under any schema or case, and so does any DDL
+// naming it: a view over pg_settings is updatable through the same rule,
+// and a rule on another table may update it on every INSERT.
+func setsSettings(st Statement) bool {
+	for _, t := range st.Tables {
+		if strings.EqualFold(t.Name, "pg_settings") && (t.Written || st.Class >= ClassDDL) {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *walker) raise(c Class) { w.st.Class = maxClass(w.st.Class, c) }
