@@ -363,6 +363,11 @@ func (ss *session) execute(ctx context.Context, m *pgproto3.Execute) {
 		return
 	}
 	ss.cls.Sent(f, nil)
+	for _, st := range f.Statements {
+		if st.Declares != "" {
+			ss.sent(sqlclass.CursorKey(st.Declares)) // its Prepares is the protocol name, noted at its Parse
+		}
+	}
 	ss.executes++
 	if j.entry != nil {
 		ss.follow(*j.entry, false)
@@ -373,18 +378,11 @@ func (ss *session) execute(ctx context.Context, m *pgproto3.Execute) {
 // query judges a simple Query and forwards it, or its refusal.
 func (ss *session) query(ctx context.Context, m *pgproto3.Query) {
 	f, classifyErr := ss.cls.Classify(m.String)
-	for _, st := range f.Statements {
-		if st.Executes != "" && !ss.trusted(st.Executes) {
-			f = sqlclass.Facts{Class: sqlclass.ClassUnknown}
-			break
-		}
+	if !ss.trustsNames(f) {
+		f = sqlclass.Facts{Class: sqlclass.ClassUnknown}
 	}
 	j, ok := ss.decide(ctx, f)
-	for _, st := range f.Statements {
-		if st.Prepares != "" {
-			ss.sent(st.Prepares)
-		}
-	}
+	ss.sentNames(f)
 	if !ok {
 		ss.refuse(j.refusal, true)
 		return
@@ -398,6 +396,35 @@ func (ss *session) query(ctx context.Context, m *pgproto3.Query) {
 	}
 	ss.endCycle()
 	ss.fe.Send(m)
+}
+
+// trustsNames reports whether the prepared statements f EXECUTEs and the
+// cursors it FETCHes from are known to be what the classifier remembers
+// (see trusted): a DECLARE skipped after an error leaves the cursor of
+// that name an earlier one, such as a labelled read already approved.
+func (ss *session) trustsNames(f sqlclass.Facts) bool {
+	for _, st := range f.Statements {
+		if st.Executes != "" && !ss.trusted(st.Executes) {
+			return false
+		}
+		if st.Fetches != "" && !ss.trusted(sqlclass.CursorKey(st.Fetches)) {
+			return false
+		}
+	}
+	return true
+}
+
+// sentNames notes the statements and cursors f makes in the current
+// cycle.
+func (ss *session) sentNames(f sqlclass.Facts) {
+	for _, st := range f.Statements {
+		if st.Prepares != "" {
+			ss.sent(st.Prepares)
+		}
+		if st.Declares != "" {
+			ss.sent(sqlclass.CursorKey(st.Declares))
+		}
+	}
 }
 
 // inCopy reports whether a COPY FROM STDIN the client started may be

@@ -50,12 +50,15 @@ func classifyText(sql string, trustPath bool, earlier func(name string) (Stateme
 		return Statement{}, false
 	}
 	for _, raw := range tree.Stmts {
-		st := classifyStatement(raw.Stmt, trustPath, lookup)
+		st := classifyStatement(raw.Stmt, trustPath, earlier != nil, lookup)
 		if st.SearchPath {
 			trustPath = false
 		}
 		if st.Prepares != "" {
 			prepared[st.Prepares] = st
+		}
+		if st.Declares != "" {
+			prepared[CursorKey(st.Declares)] = st
 		}
 		if len(tree.Stmts) > 1 {
 			if err := describe(&st, statementText(sql, raw)); err != nil {

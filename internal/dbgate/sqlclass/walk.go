@@ -29,8 +29,12 @@ type walker struct {
 	// trustPath is false once the string has changed search_path: an
 	// unqualified function may then be the attacker's.
 	trustPath bool
-	// prepared finds a statement PREPAREd earlier.
+	// prepared finds a statement PREPAREd earlier, and a cursor DECLAREd
+	// earlier under CursorKey(name).
 	prepared func(name string) (Statement, bool)
+	// session: prepared also knows the connection's earlier strings, so
+	// a cursor it does not know was not declared by this client.
+	session bool
 	scopes   []*scope
 	// objectWrite: the relations named here are the objects of a DDL or
 	// privilege statement, so they are written and every column is hit.
@@ -53,8 +57,8 @@ type rangeEntry struct {
 	table string
 }
 
-func classifyStatement(node *pg.Node, trustPath bool, prepared func(name string) (Statement, bool)) Statement {
-	w := &walker{st: &Statement{}, trustPath: trustPath, prepared: prepared}
+func classifyStatement(node *pg.Node, trustPath, session bool, prepared func(name string) (Statement, bool)) Statement {
+	w := &walker{st: &Statement{}, trustPath: trustPath, session: session, prepared: prepared}
 	w.statement(node)
 	return w.finish()
 }
@@ -149,6 +153,7 @@ func (w *walker) statement(node *pg.Node) {
 	case *pg.DeclareCursorStmt:
 		w.statement(x.Query)
 		w.st.Command = "DECLARE CURSOR"
+		w.st.Declares = x.Portalname
 	case *pg.CreateTableAsStmt:
 		w.raise(ClassDDL)
 		w.target(x.Into.GetRel(), true)
@@ -170,11 +175,7 @@ func (w *walker) statement(node *pg.Node) {
 	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.ClosePortalStmt, *pg.ConstraintsSetStmt:
 		w.raise(ClassSession)
 	case *pg.FetchStmt:
-		if x.Ismove {
-			w.raise(ClassSession)
-		} else {
-			w.raise(ClassRead)
-		}
+		w.fetch(x)
 	case *pg.ListenStmt, *pg.UnlistenStmt, *pg.NotifyStmt, *pg.VacuumStmt, *pg.ClusterStmt, *pg.ReindexStmt, *pg.CheckPointStmt:
 		w.raise(ClassUtility)
 		w.walk(m)
@@ -976,16 +977,44 @@ func isFalse(arg *pg.Node) bool {
 func (w *walker) execute(x *pg.ExecuteStmt) {
 	w.st.Executes = x.Name
 	if p, ok := w.prepared(x.Name); ok {
-		w.raise(p.Class)
-		w.st.merge(p.Hazards)
-		w.st.Tables = append(w.st.Tables, p.Tables...)
-		w.st.Columns = append(w.st.Columns, p.Columns...)
-		w.st.Functions = append(w.st.Functions, p.Functions...)
-		w.st.Modifies = append(w.st.Modifies, p.Modifies...)
+		w.runs(p)
 	} else {
 		w.raise(ClassUnknown)
 	}
 	w.walkNodes(x.Params)
+}
+
+// runs gives the statement what p does: an EXECUTE of p, a FETCH from
+// a cursor over p.
+func (w *walker) runs(p Statement) {
+	w.raise(p.Class)
+	w.st.merge(p.Hazards)
+	w.st.Tables = append(w.st.Tables, p.Tables...)
+	w.st.Columns = append(w.st.Columns, p.Columns...)
+	w.st.Functions = append(w.st.Functions, p.Functions...)
+	w.st.Modifies = append(w.st.Modifies, p.Modifies...)
+}
+
+// fetch: FETCH and MOVE run the query of the cursor they name, FETCH
+// returning its rows, so each is the cursor's statement: a FETCH from a
+// cursor over a labelled read reads the label, however much later. SQL
+// names protocol portals as it names cursors, so a Bind of "SELECT ssn
+// FROM customers" under a name, fetched with FETCH and never executed,
+// must not pass as a plain read. Through a Session, a cursor not
+// DECLAREd by this client (a protocol portal, one a function opened) is
+// unknown.
+func (w *walker) fetch(x *pg.FetchStmt) {
+	if x.Ismove {
+		w.raise(ClassSession)
+	} else {
+		w.raise(ClassRead)
+	}
+	w.st.Fetches = x.Portalname
+	if c, ok := w.prepared(CursorKey(x.Portalname)); ok {
+		w.runs(c)
+	} else if w.session {
+		w.raise(ClassUnknown)
+	}
 }
 
 func (w *walker) drop(d *pg.DropStmt) {
