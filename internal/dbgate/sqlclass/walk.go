@@ -594,11 +594,33 @@ func (w *walker) target(rv *pg.RangeVar, written bool) string {
 		return ""
 	}
 	w.st.Tables = append(w.st.Tables, Table{Schema: rv.Schemaname, Name: rv.Relname, Unqualified: rv.Schemaname == "", Written: written})
+	if showsValuesOfEveryTable(rv) {
+		w.st.Tables = append(w.st.Tables, Table{Name: "*"})
+		w.st.Columns = append(w.st.Columns, Column{Table: "*", Name: "*"})
+	}
 	key := tableKey(rv)
 	if w.objectWrite {
 		w.column(key, "*")
 	}
 	return key
+}
+
+// valuesOfEveryTable are the system views and catalogs that show values
+// of other relations' columns: the planner's statistics (sample values
+// and most common values of every analysed column the reader may
+// select) and the text of the statements other sessions run, which
+// through the gateway are other people's, under the same upstream role.
+var valuesOfEveryTable = setOf("pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data",
+	"pg_stat_activity", "pg_stat_statements", "pg_largeobject")
+
+// showsValuesOfEveryTable reports whether reading rv reads the values of
+// any table's columns: "SELECT histogram_bounds FROM pg_stats WHERE
+// attname = 'ssn'" lists a labelled column's values without naming the
+// column. A name without a schema may be the system's; case is ignored,
+// so a quoted look-alike errs towards a hit.
+func showsValuesOfEveryTable(rv *pg.RangeVar) bool {
+	schema := strings.ToLower(rv.Schemaname)
+	return (schema == "" || schema == "pg_catalog" || schema == "public") && valuesOfEveryTable[strings.ToLower(rv.Relname)]
 }
 
 func (w *walker) column(table, name string) {
