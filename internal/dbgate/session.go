@@ -113,6 +113,11 @@ func (s *Server) runSession(ctx context.Context, c *client) {
 		unsettled: map[string]int{}, distrust: map[string]bool{}, portals: map[string]*portal{}, failed: map[int]bool{},
 		wake: make(chan struct{}, 1),
 	}
+	if hc.builtinsShadowed {
+		s.Log.Warn("the upstream session starts with a search_path that puts pg_catalog after another schema: unqualified functions are judged unknown",
+			"database", s.db.Name)
+		ss.cls.SearchPathChanged()
+	}
 	ss.ident.Store(c.signedIn)
 	ss.changed = sync.NewCond(&ss.mu)
 	ss.key = s.cancels.issue(upstreamKey{pid: hc.PID, secret: hc.SecretKey}, ss.wake)

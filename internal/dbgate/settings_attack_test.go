@@ -191,3 +191,28 @@ func TestAttackSettingsChangedOutOfSight(t *testing.T) {
 		t.Fatalf("a new session: standard_conforming_strings %q (%v), want on", scs, err)
 	}
 }
+
+// TestAttackSearchPathForNextSessions: "ALTER ROLE CURRENT_USER SET
+// search_path = evil, pg_catalog" (or ALTER DATABASE), approved once, is
+// applied to every later session when it starts, out of the sight of
+// those sessions' classifiers: lower() is then the attacker's function,
+// reading a labelled column under a statement judged a plain read. A
+// session that starts with pg_catalog after another schema judges
+// unqualified functions unknown; a qualified one stays a read.
+func TestAttackSearchPathForNextSessions(t *testing.T) {
+	r := newRig(t)
+	r.mustDirect(`CREATE SCHEMA evil;
+		CREATE FUNCTION evil.lower(text) RETURNS text LANGUAGE sql AS $$SELECT ssn FROM public.customers WHERE id = 1$$;
+		ALTER DATABASE ` + r.dbname + ` SET search_path = evil, pg_catalog, public`)
+	ctx := context.Background()
+	conn := r.mustConnect("alice", r.token("u-alice", "bank", "password"))
+	var got string
+	err := conn.QueryRow(ctx, "SELECT lower('X')").Scan(&got)
+	if got == "111-11-1111" {
+		t.Fatal("the attacker's lower() read a labelled column as a plain read")
+	}
+	wantState(t, err, "28000")
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.lower('X')").Scan(&got); err != nil || got != "x" {
+		t.Fatalf("a qualified built-in: %q %v, want x", got, err)
+	}
+}

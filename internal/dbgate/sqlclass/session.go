@@ -207,6 +207,11 @@ func (s *Session) Sent(f Facts, err error) {
 	s.pathChanged, s.lexingChanged = true, true
 }
 
+// SearchPathChanged tells the session that its connection's search_path
+// may put another schema before pg_catalog (it started that way), so an
+// unqualified function may be someone's own, as after a SET search_path.
+func (s *Session) SearchPathChanged() { s.pathChanged = true }
+
 // names are the names st makes: the statement it PREPAREs, the cursor
 // it DECLAREs (CursorKey).
 func (st Statement) names() []string {
