@@ -35,7 +35,7 @@ type walker struct {
 	// session: prepared also knows the connection's earlier strings, so
 	// a cursor it does not know was not declared by this client.
 	session bool
-	scopes   []*scope
+	scopes  []*scope
 	// objectWrite: the relations named here are the objects of a DDL or
 	// privilege statement, so they are written and every column is hit.
 	objectWrite bool
