@@ -334,6 +334,7 @@ func (ss *session) trusted(name string) bool {
 // an existing portal runs.
 func (ss *session) bind(m *pgproto3.Bind) {
 	if _, ok := ss.portals[m.DestinationPortal]; !ok && len(ss.portals) >= sqlclass.MaxPrepared {
+		ss.planned(ss.cls.Prepared(m.PreparedStatement).Class)
 		return // not remembered: executing it is judged unknown
 	}
 	p := &portal{facts: ss.cls.Prepared(m.PreparedStatement), parseCycle: ss.unsettled[m.PreparedStatement], bindCycle: ss.current()}
@@ -341,6 +342,21 @@ func (ss *session) bind(m *pgproto3.Bind) {
 		p.facts = sqlclass.Facts{Class: sqlclass.ClassUnknown}
 	}
 	ss.portals[m.DestinationPortal] = p
+	if p.facts.Class != sqlclass.ClassUnknown && p.parseCycle > 0 && p.parseCycle < ss.current() &&
+		(!ss.flush() || !ss.await(p.parseCycle)) {
+		ss.planned(sqlclass.ClassUnknown) // what the name holds is not known yet
+		return
+	}
+	ss.planned(p.facts.Class) // settled: unknown if the Parse was skipped
+}
+
+// planned notes that a Bind planned a statement of class c. Planning
+// runs IMMUTABLE functions of constants (and stable ones, to estimate),
+// so the Bind of an unknown statement, never executed, may already have
+// run someone's set_config. Only the class is passed on: what the
+// statement makes (a cursor) it makes when executed.
+func (ss *session) planned(c sqlclass.Class) {
+	ss.cls.Sent(sqlclass.Facts{Class: c}, nil)
 }
 
 // execute judges an Execute on the facts its portal was bound with, once

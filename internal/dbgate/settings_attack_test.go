@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/stepgate/stepgate/internal/access"
 )
@@ -214,5 +215,35 @@ func TestAttackSearchPathForNextSessions(t *testing.T) {
 	wantState(t, err, "28000")
 	if err := conn.QueryRow(ctx, "SELECT pg_catalog.lower('X')").Scan(&got); err != nil || got != "x" {
 		t.Fatalf("a qualified built-in: %q %v, want x", got, err)
+	}
+}
+
+// TestAttackSettingsChangedWhilePlanning: a Bind plans its statement, and
+// planning evaluates an IMMUTABLE function with constant arguments,
+// which may run set_config (a function made earlier, here by the
+// database's owner). A Bind is not judged, and its statement need never
+// be executed: the Bind of an unknown statement counts as a statement
+// that ran, so lower() after it is judged unknown, not the attacker's
+// lower() reading a labelled column as a plain read.
+func TestAttackSettingsChangedWhilePlanning(t *testing.T) {
+	r := newRig(t)
+	r.mustDirect(`CREATE SCHEMA evil;
+		CREATE FUNCTION evil.lower(text) RETURNS text LANGUAGE sql AS $$SELECT ssn FROM public.customers WHERE id = 1$$;
+		CREATE FUNCTION public.shadow() RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+			$$BEGIN PERFORM set_config('search_path', 'evil, pg_catalog, public', false); RETURN 1; END$$`)
+	s := r.raw(t, r.token("u-alice", "bank", "password"))
+	s.send(&pgproto3.Parse{Query: "SELECT public.shadow()"}, &pgproto3.Bind{}, &pgproto3.Sync{})
+	s.cycle()
+	s.send(&pgproto3.Query{String: "SELECT lower('X')"})
+	var leaked bool
+	errs := s.until(func(m pgproto3.BackendMessage) bool {
+		if d, ok := m.(*pgproto3.DataRow); ok && len(d.Values) == 1 && string(d.Values[0]) == "111-11-1111" {
+			leaked = true
+		}
+		_, ok := m.(*pgproto3.ReadyForQuery)
+		return ok
+	})
+	if leaked || len(errs) != 1 || errs[0].Code != "28000" {
+		t.Fatalf("lower() after a Bind that changed search_path: labelled value read %v, errors %v; want one 28000", leaked, errs)
 	}
 }
