@@ -233,15 +233,29 @@ func (s *Server) record(ctx context.Context, ss *session, j judgement, command s
 	return &e, nil
 }
 
-// commandOf names a statement's command for the log ("SELECT", or
-// "SELECT; DROP TABLE" for several).
+// maxCommands bounds the distinct commands a statement is named by; the
+// commands are a fixed vocabulary, so only a string made to hold more
+// kinds of statement than any script does reaches it.
+const maxCommands = 32
+
+// commandOf names a statement's commands, for the log, the approval
+// page and the policies (statement.command): "SELECT", or "SELECT; DROP
+// TABLE" for several. Each command is named once, in the order it first
+// comes: keeping only the first few statements would let nine SELECTs
+// push a DROP TABLE out of sight of a policy's
+// statement.command.contains("DROP") (the statements condition takes
+// the "..." that ends a longer list as every command).
 func commandOf(f sqlclass.Facts) string {
 	var cmds []string
 	for _, st := range f.Statements {
+		if slices.Contains(cmds, st.Command) {
+			continue
+		}
+		if len(cmds) == maxCommands {
+			cmds = append(cmds, "...")
+			break
+		}
 		cmds = append(cmds, st.Command)
-	}
-	if len(cmds) > 8 {
-		cmds = append(cmds[:8], "...")
 	}
 	return strings.Join(cmds, "; ")
 }

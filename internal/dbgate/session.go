@@ -113,6 +113,11 @@ func (s *Server) runSession(ctx context.Context, c *client) {
 		unsettled: map[string]int{}, distrust: map[string]bool{}, portals: map[string]*portal{}, failed: map[int]bool{},
 		wake: make(chan struct{}, 1),
 	}
+	if hc.builtinsShadowed {
+		s.Log.Warn("the upstream session starts with a search_path that puts pg_catalog after another schema: unqualified functions are judged unknown",
+			"database", s.db.Name)
+		ss.cls.SearchPathChanged()
+	}
 	ss.ident.Store(c.signedIn)
 	ss.changed = sync.NewCond(&ss.mu)
 	ss.key = s.cancels.issue(upstreamKey{pid: hc.PID, secret: hc.SecretKey}, ss.wake)
@@ -329,6 +334,7 @@ func (ss *session) trusted(name string) bool {
 // an existing portal runs.
 func (ss *session) bind(m *pgproto3.Bind) {
 	if _, ok := ss.portals[m.DestinationPortal]; !ok && len(ss.portals) >= sqlclass.MaxPrepared {
+		ss.planned(ss.cls.Prepared(m.PreparedStatement).Class)
 		return // not remembered: executing it is judged unknown
 	}
 	p := &portal{facts: ss.cls.Prepared(m.PreparedStatement), parseCycle: ss.unsettled[m.PreparedStatement], bindCycle: ss.current()}
@@ -336,6 +342,21 @@ func (ss *session) bind(m *pgproto3.Bind) {
 		p.facts = sqlclass.Facts{Class: sqlclass.ClassUnknown}
 	}
 	ss.portals[m.DestinationPortal] = p
+	if p.facts.Class != sqlclass.ClassUnknown && p.parseCycle > 0 && p.parseCycle < ss.current() &&
+		(!ss.flush() || !ss.await(p.parseCycle)) {
+		ss.planned(sqlclass.ClassUnknown) // what the name holds is not known yet
+		return
+	}
+	ss.planned(p.facts.Class) // settled: unknown if the Parse was skipped
+}
+
+// planned notes that a Bind planned a statement of class c. Planning
+// runs IMMUTABLE functions of constants (and stable ones, to estimate),
+// so the Bind of an unknown statement, never executed, may already have
+// run someone's set_config. Only the class is passed on: what the
+// statement makes (a cursor) it makes when executed.
+func (ss *session) planned(c sqlclass.Class) {
+	ss.cls.Sent(sqlclass.Facts{Class: c}, nil)
 }
 
 // execute judges an Execute on the facts its portal was bound with, once
@@ -362,6 +383,12 @@ func (ss *session) execute(ctx context.Context, m *pgproto3.Execute) {
 		ss.refuse(j.refusal, false)
 		return
 	}
+	ss.cls.Sent(f, nil)
+	for _, st := range f.Statements {
+		if st.Declares != "" {
+			ss.sent(sqlclass.CursorKey(st.Declares)) // its Prepares is the protocol name, noted at its Parse
+		}
+	}
 	ss.executes++
 	if j.entry != nil {
 		ss.follow(*j.entry, false)
@@ -371,23 +398,17 @@ func (ss *session) execute(ctx context.Context, m *pgproto3.Execute) {
 
 // query judges a simple Query and forwards it, or its refusal.
 func (ss *session) query(ctx context.Context, m *pgproto3.Query) {
-	f, _ := ss.cls.Classify(m.String)
-	for _, st := range f.Statements {
-		if st.Executes != "" && !ss.trusted(st.Executes) {
-			f = sqlclass.Facts{Class: sqlclass.ClassUnknown}
-			break
-		}
+	f, classifyErr := ss.cls.Classify(m.String)
+	if !ss.trustsNames(f) {
+		f = sqlclass.Facts{Class: sqlclass.ClassUnknown}
 	}
 	j, ok := ss.decide(ctx, f)
-	for _, st := range f.Statements {
-		if st.Prepares != "" {
-			ss.sent(st.Prepares)
-		}
-	}
+	ss.sentNames(f)
 	if !ok {
 		ss.refuse(j.refusal, true)
 		return
 	}
+	ss.cls.Sent(f, classifyErr)
 	if copyFrom(f) {
 		ss.copyIn = ss.current()
 	}
@@ -396,6 +417,35 @@ func (ss *session) query(ctx context.Context, m *pgproto3.Query) {
 	}
 	ss.endCycle()
 	ss.fe.Send(m)
+}
+
+// trustsNames reports whether the prepared statements f EXECUTEs and the
+// cursors it FETCHes from are known to be what the classifier remembers
+// (see trusted): a DECLARE skipped after an error leaves the cursor of
+// that name an earlier one, such as a labelled read already approved.
+func (ss *session) trustsNames(f sqlclass.Facts) bool {
+	for _, st := range f.Statements {
+		if st.Executes != "" && !ss.trusted(st.Executes) {
+			return false
+		}
+		if st.Fetches != "" && !ss.trusted(sqlclass.CursorKey(st.Fetches)) {
+			return false
+		}
+	}
+	return true
+}
+
+// sentNames notes the statements and cursors f makes in the current
+// cycle.
+func (ss *session) sentNames(f sqlclass.Facts) {
+	for _, st := range f.Statements {
+		if st.Prepares != "" {
+			ss.sent(st.Prepares)
+		}
+		if st.Declares != "" {
+			ss.sent(sqlclass.CursorKey(st.Declares))
+		}
+	}
 }
 
 // inCopy reports whether a COPY FROM STDIN the client started may be
@@ -549,6 +599,17 @@ func (ss *session) relay(be *pgproto3.Backend, msg pgproto3.BackendMessage) bool
 	defer ss.wmu.Unlock()
 	ss.answered(msg)
 	switch m := msg.(type) {
+	case *pgproto3.ParameterStatus:
+		if repinned(m) {
+			ss.s.Log.Warn("database session ended: the server reads text differently from the classifier now", "database", ss.s.db.Name,
+				"user", ss.ident.Load().user.Username, "setting", m.Name, "value", m.Value)
+			be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: codeInsufficientPrivs,
+				Message: "refused by Stepgate: a statement changed " + m.Name + ", which the gateway keeps at " + pinnedParams[m.Name] + "; the session was ended"})
+			_ = be.Flush()
+			ss.up.Close()
+			return false
+		}
+		be.Send(m)
 	case *pgproto3.ErrorResponse:
 		be.Send(ss.failedCycle(m))
 	case *pgproto3.ReadyForQuery:
@@ -567,6 +628,21 @@ func (ss *session) relay(be *pgproto3.Backend, msg pgproto3.BackendMessage) bool
 		return true
 	}
 	return be.Flush() == nil
+}
+
+// repinned reports whether the server says a pinned setting changed.
+// The classifier flags every statement it sees change one (SET,
+// set_config, an UPDATE of pg_settings) and the gateway refuses those;
+// code it cannot see can still run set_config (a trigger, a rule, a
+// view's function, created earlier), after which the server would read
+// a string like 'a\', $$'; DROP TABLE t; -- $$' as a DROP where the
+// classifier read one harmless SELECT. client_encoding and
+// standard_conforming_strings are among the settings the server reports
+// whenever they change, so the session ends before the client can send
+// another statement once it has seen the change.
+func repinned(m *pgproto3.ParameterStatus) bool {
+	want, pinned := pinnedParams[m.Name]
+	return pinned && !strings.EqualFold(m.Value, want)
 }
 
 // unprompted reports whether m is one the server sends on its own

@@ -3,6 +3,7 @@ package dbgate
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -31,16 +32,24 @@ var pinnedParams = map[string]string{
 // replication session.
 var passedParams = []string{"application_name", "DateStyle", "TimeZone", "IntervalStyle", "extra_float_digits"}
 
+// upstreamConn is a session's connection to the real database.
+type upstreamConn struct {
+	*pgconn.HijackedConn
+	// builtinsShadowed: the session starts with pg_catalog after another
+	// schema on its search_path.
+	builtinsShadowed bool
+}
+
 // connectUpstream opens a session's own connection to the real database
 // with the gateway's credentials, and takes over its socket.
-func (s *Server) connectUpstream(ctx context.Context, clientParams map[string]string) (*pgconn.HijackedConn, error) {
+func (s *Server) connectUpstream(ctx context.Context, clientParams map[string]string) (upstreamConn, error) {
 	host, portText, err := net.SplitHostPort(s.db.Upstream.Address)
 	if err != nil {
-		return nil, fmt.Errorf("upstream address: %w", err)
+		return upstreamConn{}, fmt.Errorf("upstream address: %w", err)
 	}
 	port, err := strconv.ParseUint(portText, 10, 16)
 	if err != nil {
-		return nil, fmt.Errorf("upstream port %q: %w", portText, err)
+		return upstreamConn{}, fmt.Errorf("upstream port %q: %w", portText, err)
 	}
 	sslmode := "sslmode=prefer"
 	if s.db.Upstream.TLS != nil {
@@ -48,7 +57,7 @@ func (s *Server) connectUpstream(ctx context.Context, clientParams map[string]st
 	}
 	cfg, err := pgconn.ParseConfig(sslmode)
 	if err != nil {
-		return nil, err
+		return upstreamConn{}, err
 	}
 	cfg.Host, cfg.Port = host, uint16(port)
 	cfg.Database, cfg.User, cfg.Password = s.db.Upstream.Database, s.db.Upstream.User, s.db.Upstream.Password
@@ -79,11 +88,36 @@ func (s *Server) connectUpstream(ctx context.Context, clientParams map[string]st
 	defer stop()
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return upstreamConn{}, err
 	}
-	if err := pc.SyncConn(ctx); err != nil {
+	shadowed, err := builtinsShadowed(ctx, pc)
+	if err == nil {
+		err = pc.SyncConn(ctx)
+	}
+	if err != nil {
 		pc.Close(ctx)
-		return nil, err
+		return upstreamConn{}, err
 	}
-	return pc.Hijack()
+	hc, err := pc.Hijack()
+	return upstreamConn{HijackedConn: hc, builtinsShadowed: shadowed}, err
+}
+
+// builtinsShadowed reports whether the session starts with pg_catalog
+// after another schema on its search_path, so that an unqualified
+// function may be someone's own. A SET search_path is seen by the
+// classifier, but one statement, approved once, can make it every later
+// session's: "ALTER ROLE CURRENT_USER SET search_path = evil,
+// pg_catalog" (or ALTER DATABASE) is applied when a session starts,
+// where the classifier would trust lower() to be the built-in one.
+// (client_encoding and standard_conforming_strings set that way are
+// overridden by the startup parameters.)
+func builtinsShadowed(ctx context.Context, pc *pgconn.PgConn) (bool, error) {
+	res, err := pc.Exec(ctx, "SELECT (pg_catalog.current_schemas(true))[1] = 'pg_catalog'").ReadAll()
+	if err != nil {
+		return false, fmt.Errorf("read the upstream session's search_path: %w", err)
+	}
+	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 1 {
+		return false, errors.New("read the upstream session's search_path: no answer")
+	}
+	return string(res[0].Rows[0][0]) != "t", nil
 }

@@ -50,12 +50,15 @@ func classifyText(sql string, trustPath bool, earlier func(name string) (Stateme
 		return Statement{}, false
 	}
 	for _, raw := range tree.Stmts {
-		st := classifyStatement(raw.Stmt, trustPath, lookup)
+		st := classifyStatement(raw.Stmt, trustPath, earlier != nil, lookup)
 		if st.SearchPath {
 			trustPath = false
 		}
 		if st.Prepares != "" {
 			prepared[st.Prepares] = st
+		}
+		if st.Declares != "" {
+			prepared[CursorKey(st.Declares)] = st
 		}
 		if len(tree.Stmts) > 1 {
 			if err := describe(&st, statementText(sql, raw)); err != nil {
@@ -101,9 +104,9 @@ func parseError(err error) error {
 	var pgErr *pgparser.Error
 	if errors.As(err, &pgErr) {
 		msg, _, _ := strings.Cut(pgErr.Message, " at or near")
-		return fmt.Errorf("%w: %s at offset %d", ErrUnparsable, msg, pgErr.Cursorpos)
+		return fmt.Errorf("%w: %s at offset %d%w", ErrUnparsable, msg, pgErr.Cursorpos, errSyntax)
 	}
-	return fmt.Errorf("%w: %s", ErrUnparsable, "the parser refused it")
+	return fmt.Errorf("%w: %s%w", ErrUnparsable, "the parser refused it", errSyntax)
 }
 
 // statementText is the slice of sql one parsed statement came from.

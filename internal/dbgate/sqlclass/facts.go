@@ -35,6 +35,17 @@ import (
 // invalid UTF-8). Its Facts are ClassUnknown.
 var ErrUnparsable = errkind.New(errkind.Invalid, "sql: statement does not parse")
 
+// CursorKey is the name the cursor name is kept under beside the
+// prepared statements, by a Session and by a caller that tracks them
+// together (the database gateway, which notes the cycle each was made
+// in): no statement name holds a NUL byte.
+func CursorKey(name string) string { return "\x00cursor\x00" + name }
+
+// errSyntax marks an ErrUnparsable that the server's own grammar refuses
+// too: the text never runs, so it changes nothing on the connection. Its
+// text is empty, so it adds nothing to the message it is wrapped in.
+var errSyntax = errors.New("")
+
 // ErrNoParser is returned by a build without cgo, which has no SQL parser:
 // every string is ClassUnknown. Build with CGO_ENABLED=1 to classify.
 var ErrNoParser = errors.New("sql: this build has no SQL parser (built without cgo); every statement is unknown — build with CGO_ENABLED=1")
@@ -189,6 +200,10 @@ type Statement struct {
 	// an earlier query string classifies the EXECUTE as that statement.
 	Prepares string `json:"prepares,omitempty"`
 	Executes string `json:"executes,omitempty"`
+	// Declares is the cursor DECLARE names, and Fetches the cursor FETCH
+	// or MOVE reads: a FETCH runs its cursor's query.
+	Declares string `json:"declares,omitempty"`
+	Fetches  string `json:"fetches,omitempty"`
 	// forgets is the prepared statement DEALLOCATE removes; forgetsAll:
 	// DEALLOCATE ALL or DISCARD ALL removes them all.
 	forgets    string

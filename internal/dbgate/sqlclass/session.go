@@ -1,6 +1,7 @@
 package sqlclass
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -60,7 +61,7 @@ func (c *Classifier) NewSession() *Session {
 // query) and remembers what it prepares and changes.
 func (s *Session) Classify(sql string) (Facts, error) {
 	facts, err := s.classify(sql)
-	s.remember(facts)
+	s.remember(facts, true)
 	return facts, err
 }
 
@@ -74,7 +75,12 @@ func (s *Session) Prepare(name, sql string) (Facts, error) {
 		return p.parse.facts.clone(), nil
 	}
 	facts, err := s.classify(sql)
-	s.remember(facts)
+	// A PREPARE or DECLARE in the text runs when the statement is
+	// executed, if ever: until then (Sent) the name still holds what the
+	// server holds under it, and the parse alone must not give it new
+	// facts ("PREPARE p AS SELECT 1" parsed and never executed, then
+	// "EXECUTE p" running the DELETE prepared as p before).
+	s.remember(facts, false)
 	st := Statement{Class: ClassUnknown}
 	if err == nil && len(facts.Statements) == 1 {
 		st = facts.Statements[0]
@@ -121,7 +127,13 @@ func executesEarlier(f Facts) bool {
 		if st.Prepares != "" {
 			own[st.Prepares] = true
 		}
+		if st.Declares != "" {
+			own[CursorKey(st.Declares)] = true
+		}
 		if st.Executes != "" && !own[st.Executes] {
+			return true
+		}
+		if st.Fetches != "" && !own[CursorKey(st.Fetches)] {
 			return true
 		}
 	}
@@ -136,7 +148,10 @@ func (s *Session) lookup(name string) (Statement, bool) {
 	return p.st, true
 }
 
-func (s *Session) remember(f Facts) {
+// remember keeps what f changes on the connection; names says whether
+// the names its PREPAREs and DECLAREs make are taken now (a query string
+// runs as it is sent) or forgotten until it is Sent (a Parse).
+func (s *Session) remember(f Facts, names bool) {
 	if f.Class == ClassUnknown && len(f.Statements) == 0 {
 		// Not read, so not known to leave the prepared statements alone.
 		clear(s.prepared)
@@ -154,12 +169,60 @@ func (s *Session) remember(f Facts) {
 		case st.forgets != "":
 			delete(s.prepared, st.forgets)
 		}
-		if st.Prepares != "" {
-			s.store(st.Prepares, st)
+		for _, name := range st.names() {
+			if names {
+				s.store(name, st)
+			} else {
+				delete(s.prepared, name)
+			}
 		}
 	}
 	s.pathChanged = s.pathChanged || f.SearchPath
 	s.lexingChanged = s.lexingChanged || f.Lexing
+}
+
+// Sent tells the session that a statement it classified as f (with the
+// error err) was sent to the server, not refused. A cursor it DECLAREs
+// exists from now on. An unknown statement
+// (a DO block, a procedure, a user's function) may itself run SET through
+// dynamic SQL: "DO $$BEGIN PERFORM set_config('standard_conforming_strings',
+// 'off', false); END$$", approved once, would otherwise leave every later
+// string read one way by the classifier and another by the server, and
+// an approval of that one statement would cover all of them. So after it
+// the connection is read as after a change of search_path and of how
+// text is read. Text the server's grammar refuses too (a typo) runs
+// nothing and changes nothing; a refused statement is never sent.
+func (s *Session) Sent(f Facts, err error) {
+	for _, st := range f.Statements {
+		if st.Declares != "" {
+			// A DECLARE executed through the protocol makes its cursor
+			// now. (A PREPARE inside a protocol statement is not kept:
+			// its name holds no facts, and an EXECUTE of it is unknown.)
+			s.store(CursorKey(st.Declares), st)
+		}
+	}
+	if f.Class != ClassUnknown || errors.Is(err, errSyntax) {
+		return
+	}
+	s.pathChanged, s.lexingChanged = true, true
+}
+
+// SearchPathChanged tells the session that its connection's search_path
+// may put another schema before pg_catalog (it started that way), so an
+// unqualified function may be someone's own, as after a SET search_path.
+func (s *Session) SearchPathChanged() { s.pathChanged = true }
+
+// names are the names st makes: the statement it PREPAREs, the cursor
+// it DECLAREs (CursorKey).
+func (st Statement) names() []string {
+	var out []string
+	if st.Prepares != "" {
+		out = append(out, st.Prepares)
+	}
+	if st.Declares != "" {
+		out = append(out, CursorKey(st.Declares))
+	}
+	return out
 }
 
 // store remembers st under name, and returns what it keeps (nil: not

@@ -29,9 +29,13 @@ type walker struct {
 	// trustPath is false once the string has changed search_path: an
 	// unqualified function may then be the attacker's.
 	trustPath bool
-	// prepared finds a statement PREPAREd earlier.
+	// prepared finds a statement PREPAREd earlier, and a cursor DECLAREd
+	// earlier under CursorKey(name).
 	prepared func(name string) (Statement, bool)
-	scopes   []*scope
+	// session: prepared also knows the connection's earlier strings, so
+	// a cursor it does not know was not declared by this client.
+	session bool
+	scopes  []*scope
 	// objectWrite: the relations named here are the objects of a DDL or
 	// privilege statement, so they are written and every column is hit.
 	objectWrite bool
@@ -53,8 +57,8 @@ type rangeEntry struct {
 	table string
 }
 
-func classifyStatement(node *pg.Node, trustPath bool, prepared func(name string) (Statement, bool)) Statement {
-	w := &walker{st: &Statement{}, trustPath: trustPath, prepared: prepared}
+func classifyStatement(node *pg.Node, trustPath, session bool, prepared func(name string) (Statement, bool)) Statement {
+	w := &walker{st: &Statement{}, trustPath: trustPath, session: session, prepared: prepared}
 	w.statement(node)
 	return w.finish()
 }
@@ -71,7 +75,31 @@ func (w *walker) finish() Statement {
 			st.SearchPathDependent = true
 		}
 	}
+	if setsSettings(st) {
+		// Any setting may change, as with set_config of a name that is
+		// not a constant: SET ROLE, search_path and, refused outright,
+		// standard_conforming_strings or client_encoding, after which
+		// the server reads later text differently from the parser.
+		st.Class = maxClass(st.Class, ClassUnknown)
+		st.SetRole, st.SearchPath, st.Lexing = true, true, true
+	}
 	return st
+}
+
+// setsSettings reports whether st may change the session's settings
+// through pg_settings, whose UPDATE rule calls set_config for every row
+// it updates: "UPDATE pg_settings SET setting = 'off' WHERE name =
+// 'standard_conforming_strings'" is a SET that no SET statement shows.
+// A write to it counts, under any schema or case, and so does any DDL
+// naming it: a view over pg_settings is updatable through the same rule,
+// and a rule on another table may update it on every INSERT.
+func setsSettings(st Statement) bool {
+	for _, t := range st.Tables {
+		if strings.EqualFold(t.Name, "pg_settings") && (t.Written || st.Class >= ClassDDL) {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *walker) raise(c Class) { w.st.Class = maxClass(w.st.Class, c) }
@@ -125,6 +153,7 @@ func (w *walker) statement(node *pg.Node) {
 	case *pg.DeclareCursorStmt:
 		w.statement(x.Query)
 		w.st.Command = "DECLARE CURSOR"
+		w.st.Declares = x.Portalname
 	case *pg.CreateTableAsStmt:
 		w.raise(ClassDDL)
 		w.target(x.Into.GetRel(), true)
@@ -146,11 +175,7 @@ func (w *walker) statement(node *pg.Node) {
 	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.ClosePortalStmt, *pg.ConstraintsSetStmt:
 		w.raise(ClassSession)
 	case *pg.FetchStmt:
-		if x.Ismove {
-			w.raise(ClassSession)
-		} else {
-			w.raise(ClassRead)
-		}
+		w.fetch(x)
 	case *pg.ListenStmt, *pg.UnlistenStmt, *pg.NotifyStmt, *pg.VacuumStmt, *pg.ClusterStmt, *pg.ReindexStmt, *pg.CheckPointStmt:
 		w.raise(ClassUtility)
 		w.walk(m)
@@ -569,11 +594,33 @@ func (w *walker) target(rv *pg.RangeVar, written bool) string {
 		return ""
 	}
 	w.st.Tables = append(w.st.Tables, Table{Schema: rv.Schemaname, Name: rv.Relname, Unqualified: rv.Schemaname == "", Written: written})
+	if showsValuesOfEveryTable(rv) {
+		w.st.Tables = append(w.st.Tables, Table{Name: "*"})
+		w.st.Columns = append(w.st.Columns, Column{Table: "*", Name: "*"})
+	}
 	key := tableKey(rv)
 	if w.objectWrite {
 		w.column(key, "*")
 	}
 	return key
+}
+
+// valuesOfEveryTable are the system views and catalogs that show values
+// of other relations' columns: the planner's statistics (sample values
+// and most common values of every analysed column the reader may
+// select) and the text of the statements other sessions run, which
+// through the gateway are other people's, under the same upstream role.
+var valuesOfEveryTable = setOf("pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data",
+	"pg_stat_activity", "pg_stat_statements", "pg_largeobject")
+
+// showsValuesOfEveryTable reports whether reading rv reads the values of
+// any table's columns: "SELECT histogram_bounds FROM pg_stats WHERE
+// attname = 'ssn'" lists a labelled column's values without naming the
+// column. A name without a schema may be the system's; case is ignored,
+// so a quoted look-alike errs towards a hit.
+func showsValuesOfEveryTable(rv *pg.RangeVar) bool {
+	schema := strings.ToLower(rv.Schemaname)
+	return (schema == "" || schema == "pg_catalog" || schema == "public") && valuesOfEveryTable[strings.ToLower(rv.Relname)]
 }
 
 func (w *walker) column(table, name string) {
@@ -952,16 +999,44 @@ func isFalse(arg *pg.Node) bool {
 func (w *walker) execute(x *pg.ExecuteStmt) {
 	w.st.Executes = x.Name
 	if p, ok := w.prepared(x.Name); ok {
-		w.raise(p.Class)
-		w.st.merge(p.Hazards)
-		w.st.Tables = append(w.st.Tables, p.Tables...)
-		w.st.Columns = append(w.st.Columns, p.Columns...)
-		w.st.Functions = append(w.st.Functions, p.Functions...)
-		w.st.Modifies = append(w.st.Modifies, p.Modifies...)
+		w.runs(p)
 	} else {
 		w.raise(ClassUnknown)
 	}
 	w.walkNodes(x.Params)
+}
+
+// runs gives the statement what p does: an EXECUTE of p, a FETCH from
+// a cursor over p.
+func (w *walker) runs(p Statement) {
+	w.raise(p.Class)
+	w.st.merge(p.Hazards)
+	w.st.Tables = append(w.st.Tables, p.Tables...)
+	w.st.Columns = append(w.st.Columns, p.Columns...)
+	w.st.Functions = append(w.st.Functions, p.Functions...)
+	w.st.Modifies = append(w.st.Modifies, p.Modifies...)
+}
+
+// fetch: FETCH and MOVE run the query of the cursor they name, FETCH
+// returning its rows, so each is the cursor's statement: a FETCH from a
+// cursor over a labelled read reads the label, however much later. SQL
+// names protocol portals as it names cursors, so a Bind of "SELECT ssn
+// FROM customers" under a name, fetched with FETCH and never executed,
+// must not pass as a plain read. Through a Session, a cursor not
+// DECLAREd by this client (a protocol portal, one a function opened) is
+// unknown.
+func (w *walker) fetch(x *pg.FetchStmt) {
+	if x.Ismove {
+		w.raise(ClassSession)
+	} else {
+		w.raise(ClassRead)
+	}
+	w.st.Fetches = x.Portalname
+	if c, ok := w.prepared(CursorKey(x.Portalname)); ok {
+		w.runs(c)
+	} else if w.session {
+		w.raise(ClassUnknown)
+	}
 }
 
 func (w *walker) drop(d *pg.DropStmt) {
