@@ -17,7 +17,7 @@ const (
 	// the access tokens it is sent (RFC 7662), authenticating with its
 	// secret as client_secret_basic.
 	apiID     = "api"
-	apiSecret = "api-secret-api-secret-api-secret-0123456"
+	apiSecret = "api-secret-api-secret-api-secret-0123456" //nolint:gosec // the throwaway Stepgate's client, on loopback
 )
 
 // stepgateConfig is the configuration file both Stepgates of a run are

@@ -112,8 +112,8 @@ func inProcessRows(sg *stepgate, upAddr, goProxy string, ng *nginx) []*inProcess
 		{row: row{name: rowBearer, t: httpload.Target{Addr: sg.addr, URL: sg.bank + "/", Header: http.Header{"Authorization": {"Bearer " + sg.token}}}, probe: true, check: identity}, ownProcess: rowBearer},
 		{row: row{name: "forward-auth decision", t: httpload.Target{Addr: sg.addr, URL: sg.base + "/gateway/forward-auth", Header: http.Header{
 			"Cookie": {"stepgate_gw=" + sg.faCookie}, "X-Forwarded-Method": {"GET"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {faHost}, "X-Forwarded-Uri": {"/"},
-		}}, check: func(resp *http.Response, _ string) error {
-			if u := resp.Header.Get("X-Stepgate-User"); u != benchUser || resp.Header.Get("X-Stepgate-Assertion") == "" {
+		}}, check: func(header http.Header, _ string) error {
+			if u := header.Get("X-Stepgate-User"); u != benchUser || header.Get("X-Stepgate-Assertion") == "" {
 				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, benchUser)
 			}
 			return nil

@@ -26,7 +26,7 @@ type row struct {
 	t    httpload.Target
 	// check validates one answer (nil: any 200); with probe, the answer
 	// to the upstream's probePath through the same path.
-	check   func(*http.Response, string) error
+	check   func(http.Header, string) error
 	probe   bool
 	skipped string // why the row could not run
 	rounds  []measurement
@@ -40,8 +40,8 @@ const (
 	rowBearer   = "gateway, bearer token"
 )
 
-func wantUpstreamSaw(want string) func(*http.Response, string) error {
-	return func(_ *http.Response, body string) error {
+func wantUpstreamSaw(want string) func(http.Header, string) error {
+	return func(_ http.Header, body string) error {
 		if body != want {
 			return fmt.Errorf("the upstream saw %q, want %q", body, want)
 		}
@@ -65,8 +65,8 @@ func mainRows(sg *stepgate, ng *nginx, upAddr, noNginx string) []*row {
 		{name: "nginx → gateway, session", t: httpload.Target{URL: sg.bank + "/", Header: session}, probe: true, check: identity},
 		{name: "auth-request decision alone", t: httpload.Target{Addr: sg.addr, URL: sg.base + "/gateway/auth-request", Header: http.Header{
 			"Cookie": {"stepgate_gw=" + sg.faCookie}, "X-Original-Method": {"GET"}, "X-Original-Host": {faHost}, "X-Original-URI": {"/"},
-		}}, check: func(resp *http.Response, _ string) error {
-			if u := resp.Header.Get("X-Stepgate-User"); u != benchUser || resp.Header.Get("X-Stepgate-Assertion") == "" {
+		}}, check: func(header http.Header, _ string) error {
+			if u := header.Get("X-Stepgate-User"); u != benchUser || header.Get("X-Stepgate-Assertion") == "" {
 				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, benchUser)
 			}
 			return nil
@@ -75,7 +75,7 @@ func mainRows(sg *stepgate, ng *nginx, upAddr, noNginx string) []*row {
 			Body: url.Values{"token": {sg.token}}.Encode(), Header: http.Header{
 				"Content-Type":  {"application/x-www-form-urlencoded"},
 				"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(apiID+":"+apiSecret))},
-			}}, check: func(_ *http.Response, body string) error {
+			}}, check: func(_ http.Header, body string) error {
 			if !strings.Contains(body, `"active":true`) || !strings.Contains(body, `"username":"`+benchUser+`"`) {
 				return fmt.Errorf("introspection answered %.200s, want the token active for %s", body, benchUser)
 			}
@@ -116,7 +116,7 @@ func checkRows(rows []*row) error {
 }
 
 // checkOnce sends t's request once: 200, and what check says of it.
-func checkOnce(t httpload.Target, check func(*http.Response, string) error) error {
+func checkOnce(t httpload.Target, check func(http.Header, string) error) error {
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, t.Addr)
 	}}
@@ -135,7 +135,7 @@ func checkOnce(t httpload.Target, check func(*http.Response, string) error) erro
 		return fmt.Errorf("status %d, want 200: %.200s", resp.StatusCode, body)
 	}
 	if check != nil {
-		return check(resp, string(body))
+		return check(resp.Header, string(body))
 	}
 	return nil
 }
