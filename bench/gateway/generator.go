@@ -24,8 +24,9 @@ type measurement struct {
 	rps              float64
 	p50, p90, p99    time.Duration
 	// stepgateCPU and nginxCPU are the CPU time those processes used
-	// during the run (zero when not read).
-	stepgateCPU, nginxCPU time.Duration
+	// during the run, and generatorCPU the load generator's (zero when
+	// not read).
+	stepgateCPU, nginxCPU, generatorCPU time.Duration
 	// load is the machine's one-minute load average when the run ended.
 	load float64
 }
@@ -110,7 +111,7 @@ func (g *generator) run(ctx context.Context, t httpload.Target, conns int, warmu
 		if err != nil {
 			return measurement{}, err
 		}
-		if _, err := runChild(ctx, g.name, exec.Command(g.path, args...), warmup+30*time.Second); err != nil { //nolint:gosec // wrk, with the harness's own arguments
+		if _, _, err := runChild(ctx, g.name, exec.Command(g.path, args...), warmup+30*time.Second); err != nil { //nolint:gosec // wrk, with the harness's own arguments
 			return measurement{}, err
 		}
 	}
@@ -118,14 +119,16 @@ func (g *generator) run(ctx context.Context, t httpload.Target, conns int, warmu
 	if err != nil {
 		return measurement{}, err
 	}
-	out, err := runChild(ctx, g.name, exec.Command(g.path, args...), warmup+d+30*time.Second) //nolint:gosec // wrk or bench/loadgen, with the harness's own arguments
+	out, cpu, err := runChild(ctx, g.name, exec.Command(g.path, args...), warmup+d+30*time.Second) //nolint:gosec // wrk or bench/loadgen, with the harness's own arguments
 	if err != nil {
 		return measurement{}, err
 	}
-	if g.wrk {
-		return parseWrk(string(out))
+	if !g.wrk {
+		return parseLoadgen(out) // its report counts its CPU time after the warm-up
 	}
-	return parseLoadgen(out)
+	m, err := parseWrk(string(out))
+	m.generatorCPU = cpu
+	return m, err
 }
 
 func parseLoadgen(out []byte) (measurement, error) {
@@ -135,7 +138,8 @@ func parseLoadgen(out []byte) (measurement, error) {
 	}
 	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
 	return measurement{requests: r.Requests, errors: r.Errors, elapsed: time.Duration(r.Seconds * float64(time.Second)),
-		rps: r.RequestsPerSecond, p50: us(r.P50Micros), p90: us(r.P90Micros), p99: us(r.P99Micros)}, nil
+		rps: r.RequestsPerSecond, p50: us(r.P50Micros), p90: us(r.P90Micros), p99: us(r.P99Micros),
+		generatorCPU: time.Duration(r.CPUSeconds * float64(time.Second))}, nil
 }
 
 var (

@@ -78,7 +78,7 @@ func TestParseLoadgen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.requests != 80000 || m.errors != 2 || m.rps != 10000 || m.p50 != 1500*time.Microsecond || m.p99 != 9*time.Millisecond || m.elapsed != 8*time.Second {
+	if m.requests != 80000 || m.errors != 2 || m.rps != 10000 || m.p50 != 1500*time.Microsecond || m.p99 != 9*time.Millisecond || m.elapsed != 8*time.Second || m.generatorCPU != 4200*time.Millisecond {
 		t.Errorf("parsed %+v", m)
 	}
 	if _, err := parseLoadgen([]byte("loadgen: want one URL\n")); err == nil {

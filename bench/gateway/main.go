@@ -247,10 +247,8 @@ func goBuild(ctx context.Context, root, out, pkg string) error {
 	}
 	cmd := exec.Command(goTool, "build", "-trimpath", "-o", out, pkg) //nolint:gosec // the Go tool building this checkout
 	cmd.Dir = root
-	if _, err := runChild(ctx, "go build "+pkg, cmd, 10*time.Minute); err != nil {
-		return err
-	}
-	return nil
+	_, _, err := runChild(ctx, "go build "+pkg, cmd, 10*time.Minute)
+	return err
 }
 
 // findGenerator picks the main table's load generator: wrk from PATH,

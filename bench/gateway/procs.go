@@ -62,14 +62,14 @@ func (c *child) stop() {
 // cpu is the CPU time the child's process group has used so far.
 func (c *child) cpu() time.Duration { return groupCPU(c.cmd.Process.Pid) }
 
-// runChild runs cmd to its end and returns its standard output, killing
-// it when ctx ends or after timeout.
-func runChild(ctx context.Context, name string, cmd *exec.Cmd, timeout time.Duration) ([]byte, error) {
+// runChild runs cmd to its end and returns its standard output and the
+// CPU time it used, killing it when ctx ends or after timeout.
+func runChild(ctx context.Context, name string, cmd *exec.Cmd, timeout time.Duration) ([]byte, time.Duration, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	c, err := startChild(name, cmd, syscall.SIGKILL, syscall.SIGKILL)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -77,15 +77,16 @@ func runChild(ctx context.Context, name string, cmd *exec.Cmd, timeout time.Dura
 	case <-c.done:
 	case <-ctx.Done():
 		c.stop()
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	case <-timer.C:
 		c.stop()
-		return nil, fmt.Errorf("%s ran past %s; killed", name, timeout)
+		return nil, 0, fmt.Errorf("%s ran past %s; killed", name, timeout)
 	}
-	if !c.cmd.ProcessState.Success() {
-		return nil, fmt.Errorf("%s: %s: %s", name, c.cmd.ProcessState, strings.TrimSpace(stderr.String()))
+	state := c.cmd.ProcessState
+	if !state.Success() {
+		return nil, 0, fmt.Errorf("%s: %s: %s", name, state, strings.TrimSpace(stderr.String()))
 	}
-	return stdout.Bytes(), nil
+	return stdout.Bytes(), state.UserTime() + state.SystemTime(), nil
 }
 
 // clockTick is the unit of /proc/PID/stat's CPU times (USER_HZ), 100 on

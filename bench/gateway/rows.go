@@ -238,10 +238,10 @@ func reportMain(w io.Writer, rows []*row, gen *generator, o options) {
 	fmt.Fprintf(w, "\nLoad generator %s in its own process; Stepgate (stepgate serve) and nginx in their own. %d keep-alive connections, %s per scenario after %s of warm-up, median of %d interleaved round(s), %d cores, load average %.1f–%.1f during the rounds.\n\n",
 		gen.name, o.conns, o.duration, o.warmup, o.rounds, runtime.NumCPU(), lo, hi)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\treq/s\trounds\tp50\tp99\terrors\tvs nginx plain\tvs no sign-in\tStepgate CPU/req\tnginx CPU/req\t")
+	fmt.Fprintln(tw, "scenario\treq/s\trounds\tp50\tp99\terrors\tvs nginx plain\tvs no sign-in\tStepgate CPU/req\tnginx CPU/req\tgenerator CPU/req\t")
 	for _, r := range rows {
 		if r.skipped != "" {
-			fmt.Fprintf(tw, "%s: %s\t\t\t\t\t\t\t\t\t\t\n", r.name, r.skipped)
+			fmt.Fprintf(tw, "%s: %s\t\t\t\t\t\t\t\t\t\t\t\n", r.name, r.skipped)
 			continue
 		}
 		m := med[r.name]
@@ -249,8 +249,9 @@ func reportMain(w io.Writer, rows []*row, gen *generator, o options) {
 		for _, x := range r.rounds {
 			minRPS, maxRPS = min(minRPS, x.rps), max(maxRPS, x.rps)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f–%.0f\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", r.name, m.rps, minRPS, maxRPS, m.p50, m.p99, m.errors,
-			ratio(m.rps, med[rowNginx].rps), ratio(m.rps, med[rowNoSignIn].rps), perRequestCell(m.perRequest(m.stepgateCPU)), perRequestCell(m.perRequest(m.nginxCPU)))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f–%.0f\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", r.name, m.rps, minRPS, maxRPS, m.p50, m.p99, m.errors,
+			ratio(m.rps, med[rowNginx].rps), ratio(m.rps, med[rowNoSignIn].rps), perRequestCell(m.perRequest(m.stepgateCPU)),
+			perRequestCell(m.perRequest(m.nginxCPU)), perRequestCell(m.perRequest(m.generatorCPU)))
 	}
 	_ = tw.Flush()
 	if !o.spread {

@@ -99,7 +99,7 @@ func startStepgate(ctx context.Context, cfgPath, nginxAddr string) (*stepgate, e
 func spawnStepgate(ctx context.Context, bin, cfgPath, addr, nginxAddr, logPath string) (*stepgate, error) {
 	add := exec.Command(bin, "--config", cfgPath, "user", "add", benchUser, "--email", "alice@example.com", "--password-stdin") //nolint:gosec // the binary this harness built
 	add.Stdin = strings.NewReader(benchPassword + "\n")
-	if _, err := runChild(ctx, "stepgate user add", add, time.Minute); err != nil {
+	if _, _, err := runChild(ctx, "stepgate user add", add, time.Minute); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(logPath) //nolint:gosec // the harness's own temporary directory
