@@ -2,8 +2,9 @@
 // load generator in a process of its own (Debian's wrk when it is
 // installed, bench/loadgen otherwise), against Stepgate in a process of
 // its own (`stepgate serve`, built from this checkout) and against
-// Debian's nginx, in one run on one machine, so that the ratios between
-// the rows hold whatever else the machine is doing.
+// Debian's nginx, in one run on one machine: the rows of one run share
+// whatever else the machine is doing, so their ratios are the figures to
+// compare.
 //
 // The main table's rows: nginx as a plain reverse proxy; Stepgate's
 // gateway on a route that asks for no sign-in, then with a browser
