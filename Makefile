@@ -63,9 +63,9 @@ cgo-deps: ## a C compiler: the SQL classifier (internal/dbgate/sqlclass) builds 
 bench: ## benchmarks (session lookup and the sign-in log on both backends, password hashing)
 	scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 
-bench-gateway: ## gateway throughput against a direct upstream and nginx (installs nginx-light if missing)
-	scripts/install-deps.sh nginx-light
-	$(GO) run ./bench/gateway -duration 4s -rounds 3 -spread
+bench-gateway: ## gateway throughput against nginx, measured by wrk in a process of its own (installs nginx-light and wrk if missing)
+	scripts/install-deps.sh nginx-light wrk
+	$(GO) run ./bench/gateway -duration 8s -rounds 3
 
 bench-db: cgo-deps ## the database gateway against PostgreSQL directly and PgBouncer, with pgbench (installs PgBouncer if missing)
 	scripts/install-deps.sh postgresql pgbouncer

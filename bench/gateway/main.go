@@ -1,25 +1,30 @@
-// Command gatewaybench measures the gateway against a direct upstream and
-// against nginx as a plain reverse proxy, in one run on one machine: the
-// upstream alone, nginx in front of it, Go's own httputil.ReverseProxy in
-// front of it (no authentication), Stepgate's gateway on a route that asks
-// for no sign-in (the proxying alone), then with a browser session (the
-// full decision; then the same decision on routes whose upstream is told
-// nothing of the user, or only through the signed assertion, which show
-// what the identity headers cost apart from the decision) and with a
-// bearer token, and the forward-auth decision alone. Everything listens on 127.0.0.1 with random ports; each scenario
-// first checks one response, so a broken path cannot post good numbers.
+// Command gatewaybench measures the gateway the way a user would: with a
+// load generator in a process of its own (Debian's wrk when it is
+// installed, bench/loadgen otherwise), against Stepgate in a process of
+// its own (`stepgate serve`, built from this checkout) and against
+// Debian's nginx, in one run on one machine: the rows of one run share
+// whatever else the machine is doing, so their ratios are the figures to
+// compare.
 //
-//	go run ./bench/gateway [-duration 8s] [-conns 32] [-rounds 3] [-only session,bearer] [-spread] [-cpuprofile gw.pprof -profile session] [-own-process] [-external]
+// The main table's rows: nginx as a plain reverse proxy; Stepgate's
+// gateway on a route that asks for no sign-in, then with a browser
+// session and the full decision (policies evaluated), then with a bearer
+// token; nginx's documented auth_request configuration asking Stepgate
+// (keep-alive to both); nginx in front of Stepgate's gateway; the
+// auth_request decision alone; and RFC 7662 introspection of one live
+// token by a resource server. Then, unless -in-process=false, the
+// harness's earlier table: the same Stepgate configuration, with the
+// load generator, the upstream and Stepgate in this one process.
 //
-// The load generator, the upstream and Stepgate run in this process (with
-// -own-process, Stepgate runs in a child process) and share the machine's
-// cores with everything they measure. The load generator drives each
-// connection from one goroutine, as wrk drives sockets from an event
-// loop, so that measuring takes as little from the measured as it can.
+// Everything listens on 127.0.0.1 with free ports; each scenario first
+// checks one answer, so a broken path cannot post good numbers.
+// Everything the harness starts is stopped when it ends, on an error or
+// an interrupt, and dies with it if it is killed.
+//
+//	go run ./bench/gateway [-duration 8s] [-conns 64] [-rounds 3] [-only session,bearer] [-generator auto|wrk|loadgen] [-in-process=false] [-spread] [-cpuprofile gw.pprof -profile session]
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -27,46 +32,46 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
-	"runtime/pprof"
-	"slices"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 )
 
 var errOut io.Writer = os.Stderr
 
+// options are the command line's.
+type options struct {
+	duration, warmup     time.Duration
+	conns, rounds        int
+	only, generator      string
+	inProcess, spread    bool
+	cpuprofile, profiled string
+}
+
 func main() {
-	duration := flag.Duration("duration", 8*time.Second, "how long to measure each scenario")
-	conns := flag.Int("conns", 32, "concurrent keep-alive connections")
-	only := flag.String("only", "", "comma-separated scenarios to run (default: all)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of one scenario to this file")
-	rounds := flag.Int("rounds", 1, "measure every scenario this many times, interleaved, and report the median")
-	profiled := flag.String("profile", "session", "the scenario -cpuprofile profiles (a part of its name)")
-	spread := flag.Bool("spread", false, "also print each scenario's latency quantiles from p5 to p99")
-	external := flag.Bool("external", false, "set everything up, print a wrk command for each scenario, and wait (until interrupted) for another load generator")
-	ownProcess := flag.Bool("own-process", false, "run Stepgate in a process of its own instead of inside this one")
-	serveDir := flag.String("serve-stepgate", "", "serve Stepgate with its data in this directory until standard input closes (how the harness starts its Stepgate process)")
-	upstream := flag.String("upstream", "", "with -serve-stepgate: the upstream URL of the route")
+	var o options
+	flag.DurationVar(&o.duration, "duration", 8*time.Second, "how long to measure each scenario in each round")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "how long to load each scenario before measuring it")
+	flag.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections")
+	flag.IntVar(&o.rounds, "rounds", 3, "measure every scenario this many times, interleaved, and report the median")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (a part of their names; default: all)")
+	flag.StringVar(&o.generator, "generator", "auto", "the load generator of the main table: wrk, loadgen (bench/loadgen), or auto (wrk when on PATH)")
+	flag.BoolVar(&o.inProcess, "in-process", true, "also measure with the load generator inside this process, as the harness used to")
+	flag.BoolVar(&o.spread, "spread", false, "also print each main scenario's p50, p90 and p99 for every round")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process table: Stepgate, upstream, generator) during one scenario")
+	flag.StringVar(&o.profiled, "profile", "session", "the in-process scenario -cpuprofile profiles (a part of its name)")
 	flag.Parse()
-	if *serveDir != "" {
-		if err := serveStepgate(*serveDir, *upstream); err != nil {
-			fmt.Fprintln(errOut, "gatewaybench: stepgate:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if *duration <= 0 || *duration > 5*time.Minute || *conns < 1 || *conns > 4096 || *rounds < 1 || *rounds > 9 {
-		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m], -conns in [1, 4096] and -rounds in [1, 9]")
+	if o.duration <= 0 || o.duration > 5*time.Minute || o.warmup < 0 || o.warmup > time.Minute || o.conns < 1 || o.conns > 4096 ||
+		o.rounds < 1 || o.rounds > 9 || (o.generator != "auto" && o.generator != "wrk" && o.generator != "loadgen") {
+		fmt.Fprintln(errOut, "gatewaybench: -duration must be in (0, 5m], -warmup in [0, 1m], -conns in [1, 4096], -rounds in [1, 9], -generator auto, wrk or loadgen")
 		os.Exit(2)
 	}
-	if err := run(*duration, *conns, *rounds, *only, *cpuprofile, *profiled, *ownProcess, *spread, *external); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(errOut, "gatewaybench:", err)
 		os.Exit(1)
 	}
@@ -89,35 +94,41 @@ func upstreamHandler(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, upstreamBody)
 }
 
-// scenario is one row of the table.
-type scenario struct {
-	name string
-	t    target
-	// check validates one response (nil: any 200), or why the scenario
-	// could not run at all.
-	check   func(*http.Response, string) error
-	skipped string
-	rounds  []result
-	res     result // the round with the median throughput
-	// cpu is the median round's CPU time per request (the median of
-	// that column, which may come from another round).
-	cpu time.Duration
-}
-
-func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled string, ownProcess, spread, external bool) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+func run(o options) (err error) {
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	go func() {
+		<-ctx.Done()
+		// A second interrupt ends the harness at once; the kernel then
+		// stops what it started.
+		stopSignals()
+	}()
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "gatewaybench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for _, sub := range []string{"nginx", "stepgate"} {
-		if err := os.Mkdir(dir+"/"+sub, 0o700); err != nil {
+	for _, sub := range []string{"nginx", "stepgate", "inprocess", "bin"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
 			return err
 		}
 	}
+	gen, err := findGenerator(ctx, o.generator, root, filepath.Join(dir, "bin"))
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "bin", "stepgate")
+	fmt.Fprintln(errOut, "building stepgate")
+	if err := goBuild(ctx, root, bin, "./cmd/stepgate"); err != nil {
+		return err
+	}
 
+	// The upstream runs in this process, which does nothing else while
+	// a load generator of its own process measures.
 	upLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -127,306 +138,155 @@ func run(duration time.Duration, conns, rounds int, only, cpuprofile, profiled s
 	defer up.Close()
 	upAddr := upLn.Addr().String()
 
-	start := startStepgate
-	if ownProcess {
-		start = spawnStepgate
-	}
-	sg, err := start(ctx, dir+"/stepgate", "http://"+upAddr)
-	if err != nil {
-		return fmt.Errorf("start stepgate: %w", err)
-	}
-	defer sg.stop()
-	b := sg.browser()
-	if err := sg.signIn(b); err != nil {
-		return fmt.Errorf("sign in through the gateway: %w", err)
-	}
-	if err := sg.fetchToken(b); err != nil {
-		return fmt.Errorf("get a token for client bank: %w", err)
-	}
-	faHost := strings.TrimPrefix(sg.fa, "http://")
-
-	identityCheck := func(resp *http.Response, body string) error {
-		if want := "user=" + benchUser + " assertion=true"; body != want {
-			return fmt.Errorf("the upstream saw %q, want %q", body, want)
+	var ports [5]string
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return err
 		}
-		return nil
 	}
-	anonymousCheck := func(resp *http.Response, body string) error {
-		if want := "user= assertion=false"; body != want {
-			return fmt.Errorf("the upstream saw %q, want %q", body, want)
-		}
-		return nil
-	}
-	assertionOnlyCheck := func(resp *http.Response, body string) error {
-		if want := "user= assertion=true"; body != want {
-			return fmt.Errorf("the upstream saw %q, want %q", body, want)
-		}
-		return nil
-	}
-	goProxy, err := startGoProxy(upAddr)
+	addrs := nginxAddrs{plain: ports[1], gateway: ports[2], authRequest: ports[3]}
+	_, authPort, _ := net.SplitHostPort(addrs.authRequest)
+	cfgPath, err := writeStepgateConfig(filepath.Join(dir, "stepgate"), ports[0], "http://"+upAddr, authPort)
 	if err != nil {
 		return err
 	}
-	defer goProxy.Close()
-	cookie := http.Header{"Cookie": {"stepgate_gw=" + sg.cookie}}
-	scenarios := []*scenario{
-		{name: "upstream direct", t: target{addr: upAddr, url: "http://" + upAddr + "/"}},
-		{name: "nginx plain proxy", t: target{url: "http://bank.localhost/"}},
-		{name: "Go httputil.ReverseProxy, plain", t: target{addr: goProxy.Addr, url: "http://" + goProxy.Addr + "/"}},
-		{name: "gateway, route with no sign-in", t: target{addr: sg.addr, url: sg.public + "/"}, check: anonymousCheck},
-		{name: "gateway, session cookie", t: target{addr: sg.addr, url: sg.bank + "/", header: cookie}, check: identityCheck},
-		{name: "gateway, session cookie, no identity headers", t: target{addr: sg.addr, url: sg.lean + "/", header: http.Header{"Cookie": {"stepgate_gw=" + sg.leanCookie}}}, check: anonymousCheck},
-		{name: "gateway, session cookie, assertion only", t: target{addr: sg.addr, url: sg.signed + "/", header: http.Header{"Cookie": {"stepgate_gw=" + sg.signedCookie}}}, check: assertionOnlyCheck},
-		{name: "gateway, bearer token", t: target{addr: sg.addr, url: sg.bank + "/", header: http.Header{"Authorization": {"Bearer " + sg.token}}}, check: identityCheck},
-		{name: "forward-auth decision", t: target{addr: sg.addr, url: sg.base + "/gateway/forward-auth", header: http.Header{
-			"Cookie": {"stepgate_gw=" + sg.faCookie}, "X-Forwarded-Method": {"GET"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {faHost}, "X-Forwarded-Uri": {"/"},
-		}}, check: func(resp *http.Response, _ string) error {
-			if u := resp.Header.Get("X-Stepgate-User"); u != benchUser || resp.Header.Get("X-Stepgate-Assertion") == "" {
-				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, benchUser)
-			}
-			return nil
-		}},
+	logPath := filepath.Join(dir, "stepgate", "stepgate.log")
+	sg, err := spawnStepgate(ctx, bin, cfgPath, ports[0], addrs.authRequest, logPath)
+	if err != nil {
+		return err
 	}
-	if only != "" {
-		scenarios = selectScenarios(scenarios, only)
+	defer func() {
+		sg.stop()
+		if err != nil {
+			log, _ := os.ReadFile(logPath) //nolint:gosec // the harness's own temporary directory
+			fmt.Fprintf(errOut, "gatewaybench: Stepgate's log:\n%s", log)
+		}
+	}()
+	if err := sg.prepare(); err != nil {
+		return err
 	}
 
-	for _, sc := range scenarios {
-		if sc.name != "nginx plain proxy" {
-			continue
-		}
-		ng, err := startNginx(dir+"/nginx", upAddr)
-		if errors.Is(err, errNoNginx) {
-			sc.skipped = "nginx: " + err.Error()
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		defer ng.stop()
-		sc.t.addr = ng.addr
+	var ng *nginx
+	noNginx := ""
+	authRequest, err := documentedAuthRequest(root, addrs.authRequest, sg.addr, upAddr)
+	if err != nil {
+		return err
 	}
-	for _, sc := range scenarios {
-		if sc.skipped == "" {
-			if err := checkOnce(sc.probe(), sc.check); err != nil {
-				return fmt.Errorf("%s: %w", sc.name, err)
-			}
+	ng, err = startNginx(ctx, filepath.Join(dir, "nginx"), addrs, upAddr, sg.addr, authRequest)
+	switch {
+	case errors.Is(err, errNoNginx):
+		noNginx = "nginx: " + err.Error()
+		ng = nil
+	case err != nil:
+		return err
+	default:
+		defer ng.proc.stop()
+		if err := sg.signInThroughNginx(sg.browser()); err != nil {
+			return fmt.Errorf("sign in through nginx's auth_request: %w", err)
 		}
 	}
-	if external {
-		return holdForExternalLoad(ctx, scenarios, conns, duration)
+
+	rows := mainRows(sg, ng, upAddr, noNginx)
+	if o.only != "" {
+		rows = selectRows(rows, o.only)
 	}
-	// Rounds interleave the scenarios, so a burst of other work on the
-	// machine spoils one round of each rather than one scenario.
-	for round := range rounds {
-		for _, sc := range scenarios {
-			if sc.skipped != "" {
-				continue
-			}
-			prof := ""
-			if round == 0 && cpuprofile != "" && strings.Contains(sc.name, profiled) {
-				prof = cpuprofile
-			}
-			fmt.Fprintf(errOut, "round %d/%d  %-26s %s, %d connections\n", round+1, rounds, sc.name, duration, conns)
-			res, err := measure(sc.t, conns, duration, prof)
-			if err != nil {
-				return fmt.Errorf("%s: %w", sc.name, err)
-			}
-			sc.rounds = append(sc.rounds, res)
-		}
+	if err := checkRows(rows); err != nil {
+		return err
 	}
-	for _, sc := range scenarios {
-		if sc.skipped == "" {
-			cpus := make([]time.Duration, 0, len(sc.rounds))
-			for i := range sc.rounds {
-				cpus = append(cpus, sc.rounds[i].cpuPerRequest())
-			}
-			slices.Sort(cpus)
-			sc.cpu = cpus[len(cpus)/2]
-			slices.SortFunc(sc.rounds, func(a, b result) int { return cmp.Compare(a.rps(), b.rps()) })
-			sc.res = sc.rounds[len(sc.rounds)/2]
-		}
+	if err := measureRows(ctx, rows, gen, sg, ng, o); err != nil {
+		return err
 	}
-	report(scenarios, conns, rounds, duration, spread)
+	reportMain(os.Stdout, rows, gen, o)
+
+	if !o.inProcess {
+		return nil
+	}
+	return runInProcess(ctx, o, filepath.Join(dir, "inprocess"), upAddr, addrs, ng, rows)
+}
+
+// prepare signs the browser in through every route's hand-off and gets
+// an access token for client bank.
+func (s *stepgate) prepare() error {
+	b := s.browser()
+	if err := s.signIn(b); err != nil {
+		return fmt.Errorf("sign in through the gateway: %w", err)
+	}
+	if err := s.fetchToken(b); err != nil {
+		return fmt.Errorf("get a token for client bank: %w", err)
+	}
 	return nil
 }
 
-// startGoProxy serves Go's own reverse proxy, with no authentication, in
-// front of the upstream: the row that shows what Go's HTTP server and
-// proxy cost before Stepgate adds anything.
-func startGoProxy(upAddr string) (*http.Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// repoRoot is the checkout this harness belongs to: the nearest
+// directory up from the working directory with cmd/stepgate and the
+// documented nginx configuration.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
 	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "cmd", "stepgate")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, nginxExample)); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run the harness inside a Stepgate checkout (no cmd/stepgate above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+// goBuild builds pkg of the checkout at root into out, in at most ten
+// minutes.
+func goBuild(ctx context.Context, root, out, pkg string) error {
+	goTool := os.Getenv("GO")
+	if goTool == "" {
+		goTool = "go"
+	}
+	cmd := exec.Command(goTool, "build", "-trimpath", "-o", out, pkg) //nolint:gosec // the Go tool building this checkout
+	cmd.Dir = root
+	_, _, err := runChild(ctx, "go build "+pkg, cmd, 10*time.Minute)
+	return err
+}
+
+// findGenerator picks the main table's load generator: wrk from PATH,
+// or bench/loadgen built into dir.
+func findGenerator(ctx context.Context, want, root, dir string) (*generator, error) {
+	if want != "loadgen" {
+		path, err := exec.LookPath("wrk")
+		if err == nil {
+			return &generator{name: "wrk", path: path, wrk: true, threads: runtime.NumCPU(), dir: dir}, nil
+		}
+		if want == "wrk" {
+			return nil, errors.New("wrk is not on PATH (apt-get install wrk), and -generator wrk asks for it")
+		}
+	}
+	path := filepath.Join(dir, "loadgen")
+	fmt.Fprintln(errOut, "building bench/loadgen (wrk is not on PATH)")
+	if err := goBuild(ctx, root, path, "./bench/loadgen"); err != nil {
 		return nil, err
 	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: upAddr})
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
-	proxy.Transport = tr
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return srv, nil
+	return &generator{name: "bench/loadgen", path: path, dir: dir}, nil
 }
 
-// holdForExternalLoad prints, for each scenario, the wrk command that
-// loads it as this program's load generator would, then keeps everything
-// running until the program is interrupted: a cross-check with a load
-// generator in a process (and a language) of its own.
-func holdForExternalLoad(ctx context.Context, scenarios []*scenario, conns int, duration time.Duration) error {
-	fmt.Println("Ready. Run any of these, then interrupt this program:")
-	for _, sc := range scenarios {
-		if sc.skipped != "" {
-			continue
-		}
-		u, err := url.Parse(sc.t.url)
-		if err != nil {
-			return err
-		}
-		cmd := fmt.Sprintf("wrk -t1 -c%d -d%s --latency -H 'Host: %s'", conns, duration, u.Host)
-		for k, vv := range sc.t.header {
-			for _, v := range vv {
-				cmd += fmt.Sprintf(" -H '%s: %s'", k, v)
-			}
-		}
-		fmt.Printf("\n# %s\n%s http://%s%s\n", sc.name, cmd, sc.t.addr, u.RequestURI())
-	}
-	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	<-interrupted.Done()
-	return nil
-}
-
-func selectScenarios(all []*scenario, only string) []*scenario {
-	var out []*scenario
-	for _, sc := range all {
-		for _, w := range strings.Split(only, ",") {
-			if w = strings.TrimSpace(w); w != "" && strings.Contains(sc.name, w) {
-				out = append(out, sc)
-				break
-			}
+func selectRows(all []*row, only string) []*row {
+	var out []*row
+	for _, r := range all {
+		if matchesAny(r.name, only) {
+			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// probe is the scenario's request for the correctness check: for the
-// gateway, the upstream's path that echoes the identity it received.
-func (sc *scenario) probe() target {
-	t := sc.t
-	if sc.check != nil && !strings.Contains(t.url, "/gateway/") {
-		t.url = strings.TrimSuffix(t.url, "/") + probePath
-	}
-	return t
-}
-
-// measure loads t, with a CPU profile written to cpuprofile unless empty.
-func measure(t target, conns int, duration time.Duration, cpuprofile string) (result, error) {
-	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile) //nolint:gosec // a path the user named on the command line
-		if err != nil {
-			return result{}, err
-		}
-		defer f.Close()
-		runtime.GC()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return result{}, err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	return load(t, conns, min(time.Second, duration/4), duration)
-}
-
-func checkOnce(t target, check func(*http.Response, string) error) error {
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, t.addr)
-	}}
-	defer tr.CloseIdleConnections()
-	req, err := http.NewRequest(http.MethodGet, t.url, nil)
-	if err != nil {
-		return err
-	}
-	for k, v := range t.header {
-		req.Header[k] = v
-	}
-	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d, want 200: %.200s", resp.StatusCode, body)
-	}
-	if check != nil {
-		return check(resp, string(body))
-	}
-	return nil
-}
-
-// cpuCell is a cpu/req cell: microseconds, or "-" when unknown.
-func cpuCell(d time.Duration) string {
-	if d <= 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
-}
-
-func report(scenarios []*scenario, conns, rounds int, duration time.Duration, spread bool) {
-	fmt.Printf("\n%d keep-alive connections, %s per scenario, median of %d round(s), GOMAXPROCS %d, %s\n\n",
-		conns, duration, rounds, runtime.GOMAXPROCS(0), runtime.Version())
-	var direct, nginx float64
-	for _, sc := range scenarios {
-		switch sc.name {
-		case "upstream direct":
-			direct = sc.res.rps()
-		case "nginx plain proxy":
-			if sc.skipped == "" {
-				nginx = sc.res.rps()
-			}
+func matchesAny(name, only string) bool {
+	for _, w := range strings.Split(only, ",") {
+		if w = strings.TrimSpace(w); w != "" && strings.Contains(name, w) {
+			return true
 		}
 	}
-	ratio := func(v, base float64) string {
-		if base == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.2fx", v/base)
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\terrors\tvs direct\tvs nginx\tcpu/req\t")
-	for _, sc := range scenarios {
-		if sc.skipped != "" {
-			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\n", sc.skipped)
-			continue
-		}
-		r := &sc.res
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t%s\t\n", sc.name, r.rps(), r.hist.percentile(0.50), r.hist.percentile(0.99),
-			r.errors, ratio(r.rps(), direct), ratio(r.rps(), nginx), cpuCell(sc.cpu))
-	}
-	_ = tw.Flush()
-	if !spread {
-		return
-	}
-	fmt.Println()
-	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	quantiles := []float64{0.05, 0.25, 0.50, 0.75, 0.90, 0.99}
-	fmt.Fprint(tw, "latency spread\tmean\t")
-	for _, q := range quantiles {
-		fmt.Fprintf(tw, "p%02.0f\t", q*100)
-	}
-	fmt.Fprintln(tw)
-	for _, sc := range scenarios {
-		if sc.skipped != "" {
-			continue
-		}
-		r := &sc.res
-		// With every connection always busy, the mean is the connection
-		// count over the throughput (Little's law); the quantiles show
-		// how the answers spread around it.
-		fmt.Fprintf(tw, "%s\t%s\t", sc.name, (time.Duration(float64(conns) / r.rps() * float64(time.Second))).Round(time.Microsecond))
-		for _, q := range quantiles {
-			fmt.Fprintf(tw, "%s\t", r.hist.percentile(q))
-		}
-		fmt.Fprintln(tw)
-	}
-	_ = tw.Flush()
+	return false
 }

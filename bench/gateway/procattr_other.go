@@ -2,8 +2,18 @@
 
 package main
 
-import "os/exec"
+import (
+	"os/exec"
+	"syscall"
+	"time"
+)
 
-// dieWithParent does nothing where the kernel offers no parent-death
-// signal; stop the harness with an interrupt there, which stops nginx.
-func dieWithParent(*exec.Cmd) {}
+// ownGroup does nothing where the kernel offers no parent-death signal;
+// stop the harness with an interrupt there, which stops its children.
+func ownGroup(*exec.Cmd, syscall.Signal) {}
+
+func killGroup(int) {}
+
+// groupCPU is zero where the harness does not read other processes' CPU
+// time: the CPU columns then stay empty.
+func groupCPU(int) time.Duration { return 0 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,19 +18,12 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/stepgate/stepgate/internal/app"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/users"
-)
-
-const (
-	benchUser     = "alice"
-	benchPassword = "correct horse battery staple"
-	bankID        = "bank"
-	bankSecret    = "bank-secret-bank-secret-bank-secret-0123"
-	bankRedirect  = "http://127.0.0.1:9/bank/callback" // nothing listens: the code is read from the redirect
 )
 
 // stepgate is a running Stepgate whose gateway protects the upstream at
@@ -47,45 +39,33 @@ type stepgate struct {
 	// bank, they show what the decision costs apart from the identity
 	// headers.
 	lean, signed string
-	stop         func()
-	cookie       string // the browser's gateway cookie for the route
+	// nginx is the route behind nginx's auth_request
+	// (http://nginx.localhost:NGINXPORT), and nginxAddr where nginx
+	// listens for it.
+	nginx, nginxAddr string
+	stop             func()
+	// proc is Stepgate's process when it runs in one of its own.
+	proc   *child
+	cookie string // the browser's gateway cookie for the route
 	// faCookie is the browser's gateway cookie for route fa.
 	faCookie string
-	// leanCookie and signedCookie are the gateway cookies for routes
-	// lean and signed.
-	leanCookie, signedCookie string
-	token                    string // an access token of client bank
+	// leanCookie, signedCookie and nginxCookie are the gateway cookies
+	// for routes lean, signed and nginx.
+	leanCookie, signedCookie, nginxCookie string
+	token                                 string // an access token of client bank
 }
 
-// startStepgate builds Stepgate with the same wiring as `stepgate serve`:
-// SQLite under dir, the cheapest valid argon2 cost, one user, the OIDC
-// client bank, and two routes to upstream: bank, whose default rule asks
-// for a signed-in user and no step-up, and public, which asks for nothing
-// (what the proxying costs without a decision).
-func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// startStepgate runs Stepgate inside this process, from the
+// configuration file at cfgPath, with the same wiring as `stepgate
+// serve`, and adds the bench user: the in-process rows.
+func startStepgate(ctx context.Context, cfgPath, nginxAddr string) (*stepgate, error) {
+	cfg, _, err := config.Resolve(cfgPath, config.Flags{}, nil)
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	s := onAddr(addr)
-
-	cfg := config.Default()
-	cfg.Server.DataDir = dir
-	cfg.Server.Listen = addr
-	cfg.Server.Issuer = s.base
-	cfg.Password.Argon2 = config.Argon2{Time: 1, MemoryKiB: 7168, Threads: 1}
-	cfg.OIDC.Clients = []config.OIDCClient{{ID: bankID, Name: "Bank", Secret: bankSecret, RedirectURIs: []string{bankRedirect}}}
-	cfg.Gateway.Routes = []config.GatewayRoute{
-		{Name: bankID, From: s.bank, To: upstream},
-		{Name: "public", From: s.public, To: upstream, Rules: []config.GatewayRule{{Path: "/*", Allow: "anonymous"}}},
-		{Name: "fa", From: s.fa},
-		{Name: "lean", App: bankID, From: s.lean, To: upstream, IdentityHeaders: config.IdentityNone},
-		{Name: "signed", App: bankID, From: s.signed, To: upstream, IdentityHeaders: config.IdentityAssertion},
-	}
-	if probs := cfg.Validate(); len(probs) > 0 {
-		_ = ln.Close()
-		return nil, fmt.Errorf("config: %v", probs)
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return nil, err
 	}
 	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -97,6 +77,7 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 		_ = ln.Close()
 		return nil, err
 	}
+	s := onAddr(cfg.Server.Listen, nginxAddr)
 	serveCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(serveCtx, ln) }()
@@ -110,85 +91,111 @@ func startStepgate(ctx context.Context, dir, upstream string) (*stepgate, error)
 	return s, nil
 }
 
-// spawnStepgate runs Stepgate in a process of its own, as it runs in
-// production and as nginx runs here: this program started again with
-// -serve-stepgate, which serves until its standard input closes. Its own
-// garbage collector and scheduler then work for Stepgate alone, not for
-// the load generator and the upstream as well.
-func spawnStepgate(ctx context.Context, dir, upstream string) (*stepgate, error) {
-	self, err := os.Executable()
+// spawnStepgate runs the stepgate binary at bin in a process of its own,
+// as it runs in production and as nginx runs here: `stepgate user add`
+// for the bench user, then `stepgate serve`, both with the configuration
+// file at cfgPath, whose server.listen is addr. Its log (warnings and
+// errors) goes to logPath.
+func spawnStepgate(ctx context.Context, bin, cfgPath, addr, nginxAddr, logPath string) (*stepgate, error) {
+	add := exec.Command(bin, "--config", cfgPath, "user", "add", benchUser, "--email", "alice@example.com", "--password-stdin") //nolint:gosec // the binary this harness built
+	add.Stdin = strings.NewReader(benchPassword + "\n")
+	if _, _, err := runChild(ctx, "stepgate user add", add, time.Minute); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(logPath) //nolint:gosec // the harness's own temporary directory
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "-serve-stepgate", dir, "-upstream", upstream) //nolint:gosec // this program itself
-	cmd.Stderr = errOut
-	stdin, err := cmd.StdinPipe()
+	cmd := exec.Command(bin, "--config", cfgPath, "serve") //nolint:gosec // as above
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// SIGTERM is how a service manager stops Stepgate: it shuts down
+	// gracefully, as it would if the harness died.
+	proc, err := startChild("stepgate", cmd, syscall.SIGTERM, syscall.SIGTERM)
+	_ = logFile.Close()
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
+	s := onAddr(addr, nginxAddr)
+	s.proc, s.stop = proc, proc.stop
+	if err := waitHealthy(ctx, addr, proc, 30*time.Second); err != nil {
+		proc.stop()
+		log, _ := os.ReadFile(logPath) //nolint:gosec // as above
+		return nil, fmt.Errorf("stepgate serve: %w: %s", err, log)
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	stop := func() {
-		_ = stdin.Close()
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("the Stepgate process did not start: %w", err)
-	}
-	addr := strings.TrimPrefix(strings.TrimSpace(line), "listening ")
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		stop()
-		return nil, fmt.Errorf("the Stepgate process said %q", line)
-	}
-	s := onAddr(addr)
-	s.stop = stop
 	return s, nil
 }
 
-// onAddr names Stepgate listening on addr and its routes' addresses.
-func onAddr(addr string) *stepgate {
-	_, port, _ := net.SplitHostPort(addr)
-	return &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port,
-		fa: "http://fa.localhost:" + port, lean: "http://lean.localhost:" + port, signed: "http://signed.localhost:" + port}
+// waitListening waits until something accepts connections on addr, for
+// at most limit, and fails at once if proc ends first.
+func waitListening(ctx context.Context, addr string, proc *child, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if proc.exited() {
+			return errors.New("the process ended")
+		}
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			_ = c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("nothing listens on %s after %s", addr, limit)
 }
 
-// serveStepgate is the -serve-stepgate process: Stepgate until standard
-// input closes.
-func serveStepgate(dir, upstream string) error {
-	s, err := startStepgate(context.Background(), dir, upstream)
-	if err != nil {
+// waitHealthy waits until Stepgate at addr answers /healthz, for at most
+// limit: it listens before it has read its configuration, and may still
+// refuse to start.
+func waitHealthy(ctx context.Context, addr string, proc *child, limit time.Duration) error {
+	if err := waitListening(ctx, addr, proc, limit); err != nil {
 		return err
 	}
-	defer s.stop()
-	fmt.Printf("listening %s\n", s.addr)
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	return nil
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && !proc.exited() {
+		resp, err := client.Get("http://" + addr + "/healthz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("no answer from http://%s/healthz", addr)
+}
+
+// onAddr names Stepgate listening on addr and its routes' addresses.
+func onAddr(addr, nginxAddr string) *stepgate {
+	_, port, _ := net.SplitHostPort(addr)
+	_, nginxPort, _ := net.SplitHostPort(nginxAddr)
+	return &stepgate{addr: addr, base: "http://" + addr, bank: "http://bank.localhost:" + port, public: "http://public.localhost:" + port,
+		fa: "http://fa.localhost:" + port, lean: "http://lean.localhost:" + port, signed: "http://signed.localhost:" + port,
+		nginx: "http://nginx.localhost:" + nginxPort, nginxAddr: nginxAddr}
 }
 
 // browser is a cookie-keeping client that reaches every host name on
-// Stepgate's listener, as a browser resolving *.localhost does, and shows
-// each redirect instead of following it.
+// Stepgate's listener, as a browser resolving *.localhost does, but for
+// the nginx route's, which it reaches through nginx; it shows each
+// redirect instead of following it.
 func (s *stepgate) browser() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{
 		Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, s.addr)
+		Transport: &http.Transport{DialContext: func(ctx context.Context, network, hostPort string) (net.Conn, error) {
+			addr := s.addr
+			if "http://"+hostPort == s.nginx {
+				addr = s.nginxAddr // the auth_request route is reached through nginx
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		}},
 	}
 }
@@ -211,6 +218,15 @@ func (s *stepgate) signIn(c *http.Client) error {
 		return err
 	}
 	s.signedCookie, err = s.handOff(c, s.signed)
+	return err
+}
+
+// signInThroughNginx takes the hand-off for the nginx route through
+// nginx, as a browser in front of it would: nginx answers the first
+// visit with Stepgate's sign-in address, and passes the route's
+// callback on to Stepgate.
+func (s *stepgate) signInThroughNginx(c *http.Client) (err error) {
+	s.nginxCookie, err = s.handOff(c, s.nginx)
 	return err
 }
 

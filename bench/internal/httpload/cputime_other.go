@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package httpload
 
 // processCPU is zero where the harness does not read the process's CPU
 // time: the cpu/req column then stays empty.
