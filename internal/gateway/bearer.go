@@ -26,7 +26,8 @@ import (
 // this route's app, and carry what the rule asks for; otherwise the
 // client gets a challenge it can follow at Stepgate's authorize endpoint.
 func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, p, raw string, allow pass) {
-	tok, err := g.verifyBearer(r, raw)
+	now := g.Now()
+	tok, err := g.verifyBearer(r, raw, now)
 	if err != nil {
 		var oe *oauth.Error
 		if !errors.As(err, &oe) {
@@ -63,7 +64,7 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 		g.invalidToken(w, r, "the account is disabled")
 		return
 	}
-	id := &identity{token: claims, acrs: claims.ACRs, memo: tok.memo}
+	id := &identity{token: claims, acrs: claims.ACRs, memo: tok.memo, now: now}
 	if tok.found {
 		id.user = tok.user
 	}
@@ -108,7 +109,7 @@ func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route
 // then held to what the rule asks of the token itself (bearerMissing).
 // why is, for a challenge, what the client is told.
 func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEntry, id *identity) (verdict, string) {
-	req := g.Access(r, id.user, tok.proofs, rt.app, g.Now())
+	req := g.Access(r, id.user, tok.proofs, rt.app, g.instant(id))
 	if tok.found && g.ReportedRisk != nil && tok.claims.ID != "" && tok.proofs != nil {
 		// A detection reported about this very token (a SIEM saw it
 		// replayed from elsewhere) raises the risk of its requests.
@@ -150,9 +151,8 @@ func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEn
 // service client's token). A verified token is reused until it expires,
 // and verified again, revocation included, at most every identityTTL:
 // a revoked token or a disabled user is refused within that bound.
-func (g *Gateway) verifyBearer(r *http.Request, raw string) (bearerEntry, error) {
+func (g *Gateway) verifyBearer(r *http.Request, raw string, now time.Time) (bearerEntry, error) {
 	sum := sha256.Sum256([]byte(raw))
-	now := g.Now()
 	if e, ok := g.bearers.get(sum, now); ok && now.Before(e.claims.Expiry.Time()) {
 		return e, nil
 	}
