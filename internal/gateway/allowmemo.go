@@ -10,11 +10,11 @@ import (
 	"github.com/stepgate/stepgate/internal/policy"
 )
 
-// allowMemo is a routine allow the decision core gave a browser's
-// cached identity, reused for the next request of the same lookup on
-// the same rule, under the same policies, from the same client: most of
-// a browsing session's requests are that, and the decision is then the
-// same. It lives in the identity's memo, so no longer than the lookup
+// allowMemo is a routine allow the decision core gave a cached identity
+// (a browser's gateway cookie, or an API client's token), reused for the
+// next request of the same lookup on the same rule, under the same
+// policies, from the same client: most of a browsing session's (or an
+// API client's) requests are that, and the decision is then the same. It lives in the identity's memo, so no longer than the lookup
 // it belongs to (identityTTL), and continuous access evaluation drops it
 // with the lookup (Forget).
 //

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/policy/policytest"
 	"github.com/stepgate/stepgate/internal/store"
@@ -143,5 +146,73 @@ func TestAllowMemoRace(t *testing.T) {
 	}
 	if v := rig.g.check(request(http.MethodPost, desktop), rig.route, post, id, time.Time{}); passed(v) {
 		t.Fatal("fail/write-on-a-read-allow: the c2 write rule passed on the read rule's allow")
+	}
+}
+
+// TestBearerAllowMemo: an API client's routine allow is reused only for
+// a request its token would be decided on the same way. The attack: get
+// an allow with a token from a desktop client, then send the same token
+// from an Android device (a blocked platform) and be let through on the
+// first request's decision; or keep the allow past a dropped lookup (a
+// reported detection, a revocation: Forget), a policy reload, or on a
+// rule that asks for a context, whose every request is decided.
+func TestBearerAllowMemo(t *testing.T) {
+	t.Parallel()
+	rig := newReaskRig(t)
+	rig.g.Policies = fixedPolicies{policytest.Snapshot(t, memoPolicies)}
+	rig.g.Store = userKV{memKV: rig.kv, user: rig.user}
+	at := rig.t0.Unix()
+	rig.g.Tokens = claimsVerifier{&oauth.AccessClaims{Claims: jwt.Claims{ID: "t-memo", Subject: rig.user.ID, Audience: jwt.Audience{"bank"},
+		Expiry: jwt.NewNumericDate(rig.t0.Add(5 * time.Minute))}, ClientID: "bank", AuthTime: at, ProofTime: at, ACR: "mfa", ACRs: []string{"c2"},
+		Proofs: []oauth.Proof{{Method: "password", Time: at, AMR: []string{"pwd"}}, {Method: "totp", Time: at, AMR: []string{"otp"}}}}}
+	built := 0
+	build := rig.g.Access
+	rig.g.Access = func(r *http.Request, u store.User, s *store.Session, app string, now time.Time) *policy.Request {
+		built++
+		return build(r, u, s, app, now)
+	}
+	const desktop = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
+	plain := &rule{path: "/accounts", wildcard: true}
+	transfer := &rule{path: "/transfers", context: "c2"}
+	send := func(ru *rule, ua string) int {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "http://bank.example"+ru.path, nil)
+		r.RemoteAddr = "203.0.113.7:40000"
+		r.Header.Set("User-Agent", ua)
+		r.Header.Set("Authorization", "Bearer tok-memo")
+		rig.g.handleBearer(w, r, rig.route, ru, ru.path, "tok-memo", func(w http.ResponseWriter, _ *http.Request, _ *identity, _ string) {
+			w.WriteHeader(http.StatusOK)
+		})
+		return w.Code
+	}
+	for _, step := range []struct {
+		name    string
+		before  func()
+		ru      *rule
+		ua      string
+		status  int
+		decided bool
+	}{
+		{name: "ok/first-request", ru: plain, ua: desktop, status: http.StatusOK, decided: true},
+		{name: "ok/same-client-again", ru: plain, ua: desktop, status: http.StatusOK},
+		{name: "fail/another-platform", ru: plain, ua: androidUA, status: http.StatusForbidden, decided: true},
+		{name: "fail/another-platform-again", ru: plain, ua: androidUA, status: http.StatusForbidden, decided: true},
+		{name: "ok/first-client-still-remembered", ru: plain, ua: desktop, status: http.StatusOK},
+		{name: "ok/after-forget", before: func() { rig.g.Forget("") }, ru: plain, ua: desktop, status: http.StatusOK, decided: true},
+		{name: "ok/after-a-policy-reload", before: func() { rig.g.Policies = fixedPolicies{policytest.Snapshot(t, memoPolicies)} },
+			ru: plain, ua: desktop, status: http.StatusOK, decided: true},
+		{name: "ok/context-rule", ru: transfer, ua: desktop, status: http.StatusOK, decided: true},
+		{name: "ok/context-rule-again", ru: transfer, ua: desktop, status: http.StatusOK, decided: true},
+	} {
+		if step.before != nil {
+			step.before()
+		}
+		before := built
+		if got := send(step.ru, step.ua); got != step.status {
+			t.Errorf("%s: status %d, want %d", step.name, got, step.status)
+		}
+		if decided := built > before; decided != step.decided {
+			t.Errorf("%s: decided anew %v, want %v", step.name, decided, step.decided)
+		}
 	}
 }

@@ -217,7 +217,7 @@ func (m *identityMemo) view(g *Gateway, rt *route, id *identity) *identityView {
 	if id.sess != nil {
 		snap = g.snapshot(rt) // a token's acr is its own
 	}
-	now := g.Now()
+	now := g.instant(id)
 	if m != nil {
 		if v := m.current.Load(); v != nil && v.rt == rt && v.snap == snap && !v.stale(now) {
 			return v
@@ -253,7 +253,7 @@ func headerLines(hs []headerValue) string {
 // signs.
 func (g *Gateway) memoAssertion(rt *route, id *identity, v *identityView, k requestKey) (string, error) {
 	m := id.memo
-	now := g.Now()
+	now := g.instant(id)
 	key := memoKey{rt, k}
 	if m != nil && safeMethod(k.method) {
 		if c := m.last.Load(); c.serves(key, id.acrs, now) {
@@ -380,7 +380,7 @@ const maxCachedAssertions = 10000
 // role in a ends: the assertion expires by then and is not reused after,
 // so an upstream never sees the role past its end.
 func (g *Gateway) assertion(rt *route, id *identity, a assertionClaims, req requestTarget, roleEnd time.Time) (string, time.Time, error) {
-	now := g.Now()
+	now := g.instant(id)
 	reusable := safeMethod(req.method)
 	var key string
 	if reusable {

@@ -26,7 +26,8 @@ import (
 // this route's app, and carry what the rule asks for; otherwise the
 // client gets a challenge it can follow at Stepgate's authorize endpoint.
 func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route, ru *rule, p, raw string, allow pass) {
-	tok, err := g.verifyBearer(r, raw)
+	now := g.Now()
+	tok, err := g.verifyBearer(r, raw, now)
 	if err != nil {
 		var oe *oauth.Error
 		if !errors.As(err, &oe) {
@@ -63,7 +64,7 @@ func (g *Gateway) handleBearer(w http.ResponseWriter, r *http.Request, rt *route
 		g.invalidToken(w, r, "the account is disabled")
 		return
 	}
-	id := &identity{token: claims, acrs: claims.ACRs, memo: tok.memo}
+	id := &identity{token: claims, acrs: claims.ACRs, memo: tok.memo, now: now}
 	if tok.found {
 		id.user = tok.user
 	}
@@ -107,8 +108,22 @@ func (g *Gateway) decideBearer(w http.ResponseWriter, r *http.Request, rt *route
 // blocked country or for a user now at high risk. A met decision is
 // then held to what the rule asks of the token itself (bearerMissing).
 // why is, for a challenge, what the client is told.
+//
+// A routine allow is reused for the token's next request on the same
+// rule from the same client, as a browser's is (allowMemo): the token's
+// claims, proofs and user are its cached lookup's own, and a detection
+// reported about it, a revocation or an elevation's end drop the lookup
+// (Forget), so the next request is decided anew.
 func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEntry, id *identity) (verdict, string) {
-	req := g.Access(r, id.user, tok.proofs, rt.app, g.Now())
+	snap := g.snapshot(rt)
+	now := g.instant(id)
+	reusable := memoable(ru, false)
+	if reusable {
+		if m, ok := remembered(id, snap, ru, r, now); ok {
+			return verdict{Verdict: access.Verdict{Outcome: policy.OutcomeAllow, ACRs: m.acrs}, snap: snap}, ""
+		}
+	}
+	req := g.Access(r, id.user, tok.proofs, rt.app, now)
 	if tok.found && g.ReportedRisk != nil && tok.claims.ID != "" && tok.proofs != nil {
 		// A detection reported about this very token (a SIEM saw it
 		// replayed from elsewhere) raises the risk of its requests.
@@ -121,7 +136,6 @@ func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEn
 	if ru.context != "" {
 		req.AuthContexts = []string{ru.context}
 	}
-	snap := g.snapshot(rt)
 	// No method source: an API client cannot step up here; it follows
 	// the challenge to the authorization endpoint, which offers methods.
 	av, _ := access.Decide(access.Ask{Snapshot: snap, Request: req}, nil)
@@ -143,6 +157,9 @@ func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEn
 		v.Outcome, v.Reason = policy.OutcomeChallenge, code
 		return v, why
 	}
+	if reusable {
+		rememberAllow(id, snap, ru, r, &v.Verdict, rt.app, now)
+	}
 	return v, ""
 }
 
@@ -150,9 +167,8 @@ func (g *Gateway) checkToken(r *http.Request, rt *route, ru *rule, tok *bearerEn
 // service client's token). A verified token is reused until it expires,
 // and verified again, revocation included, at most every identityTTL:
 // a revoked token or a disabled user is refused within that bound.
-func (g *Gateway) verifyBearer(r *http.Request, raw string) (bearerEntry, error) {
+func (g *Gateway) verifyBearer(r *http.Request, raw string, now time.Time) (bearerEntry, error) {
 	sum := sha256.Sum256([]byte(raw))
-	now := g.Now()
 	if e, ok := g.bearers.get(sum, now); ok && now.Before(e.claims.Expiry.Time()) {
 		return e, nil
 	}

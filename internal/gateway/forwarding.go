@@ -103,20 +103,31 @@ func underscored(k string) bool { return strings.IndexByte(k, '_') >= 0 }
 // clientAddr is the client's address as the gateway computes it: the
 // peer, or behind trusted proxies the address they report.
 func (g *Gateway) clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if g.ClientIP != nil {
 		if a := g.ClientIP(r); a.IsValid() {
-			return a.String()
+			return addrText(a, host)
 		}
 		return ""
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return ""
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		return a.Unmap().String()
+		return addrText(a.Unmap(), host)
 	}
 	return ""
+}
+
+// addrText is a's text: peer itself, without allocating, when that is
+// how peer (the TCP peer's address, as r.RemoteAddr has it) spells a —
+// the common case of a client with no proxy in front, on every request.
+func addrText(a netip.Addr, peer string) string {
+	var buf [64]byte
+	if text := a.AppendTo(buf[:0]); string(text) == peer {
+		return peer
+	}
+	return a.String()
 }
 
 // forwardingHeaders sets, through set, the gateway's own account of the

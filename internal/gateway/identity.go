@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/oauth"
 	"github.com/stepgate/stepgate/internal/session"
@@ -24,6 +25,18 @@ type identity struct {
 	// memo is the identity headers worked out for the cached lookup
 	// this identity came from (see identityMemo); nil computes them anew.
 	memo *identityMemo
+	// now is when the request was identified: the one reading of the
+	// clock that its decision, identity headers and assertion share, so
+	// that they speak of the same instant (zero: the clock is read).
+	now time.Time
+}
+
+// instant is the time id's request is decided at (identity.now).
+func (g *Gateway) instant(id *identity) time.Time {
+	if id == nil || id.now.IsZero() {
+		return g.Now()
+	}
+	return id.now
 }
 
 // gwSession binds a gateway cookie on an application's host to the
@@ -115,12 +128,13 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 	var secret [gatewayCookieLen]byte
 	copy(secret[:], value)
 	sum := sha256.Sum256(secret[:])
-	if e, ok := g.browsers.get(sum, g.Now()); ok {
+	now := g.Now()
+	if e, ok := g.browsers.get(sum, now); ok {
 		// A cookie minted for one application is worthless on another.
 		if e.route != rt.name || !g.Sessions.Live(*e.sess) {
 			return nil, session.ErrNoSession
 		}
-		return &identity{user: e.user, sess: e.sess, memo: e.memo}, nil
+		return &identity{user: e.user, sess: e.sess, memo: e.memo, now: now}, nil
 	}
 	gs, err := gwSessions.AtDigest(sum).Get(r.Context(), g.Store)
 	if err != nil {
@@ -144,6 +158,7 @@ func (g *Gateway) browserIdentity(r *http.Request, rt *route) (*identity, error)
 		return nil, err
 	}
 	memo := &identityMemo{}
-	g.browsers.put(sum, &browserEntry{route: gs.Route, sess: &s, user: u, memo: memo}, g.Now())
-	return &identity{user: u, sess: &s, memo: memo}, nil
+	now = g.Now() // after the store's answers
+	g.browsers.put(sum, &browserEntry{route: gs.Route, sess: &s, user: u, memo: memo}, now)
+	return &identity{user: u, sess: &s, memo: memo, now: now}, nil
 }

@@ -62,18 +62,23 @@ func normalize(rawPath string) (string, error) {
 // canonicalSegments reports whether path p has no dot segments and no
 // empty segment but a final one. With params, a segment's ';' parameters
 // are taken off first, as Tomcat, Jetty and Spring do before routing.
+// It walks the segments in place: it runs on every request, and a
+// split would allocate.
 func canonicalSegments(p string, params bool) bool {
-	segs := strings.Split(p[1:], "/")
-	for i, s := range segs {
+	rest := p[1:]
+	for {
+		s, after, more := strings.Cut(rest, "/")
 		if params {
 			s, _, _ = strings.Cut(s, ";")
 		}
-		last := i == len(segs)-1
-		if s == "." || s == ".." || (s == "" && !last) {
+		if s == "." || s == ".." || (s == "" && more) {
 			return false
 		}
+		if !more {
+			return true
+		}
+		rest = after
 	}
-	return true
 }
 
 // matchKey is the form of canonical path p that rules and route prefixes

@@ -81,6 +81,8 @@ type upstreamConn struct {
 	sendErr   error
 	peekOnce  func(uintptr) bool
 	idle      bool
+	// interruptOnce is c.interrupt, bound once for the same reason.
+	interruptOnce func()
 
 	// bodyDone is closed when the request body's writer returns, with
 	// bodyErr set; nil when the request has no body.
@@ -189,9 +191,12 @@ func (p *connPool) dial(ctx context.Context) (*upstreamConn, error) {
 		c.Conn = tc
 	}
 	c.br, c.bw = bufio.NewReaderSize(c.Conn, 4<<10), bufio.NewWriterSize(c.Conn, 4<<10)
-	c.flushOnce, c.peekOnce = c.flushThenWait, c.peek
+	c.flushOnce, c.peekOnce, c.interruptOnce = c.flushThenWait, c.peek, c.interrupt
 	return c, nil
 }
+
+// interrupt ends whatever waits on c at once: a deadline in the past.
+func (c *upstreamConn) interrupt() { _ = c.SetDeadline(time.Unix(1, 0)) }
 
 // alive reports whether an idle connection can take a request: the
 // upstream has not closed it, and has sent nothing since its last
@@ -257,7 +262,7 @@ func (p *connPool) Close() {
 func (p *connPool) exchange(c *upstreamConn, o *outgoing) (*http.Response, error) {
 	// A cancelled request (the client went away) interrupts whatever
 	// waits on the connection.
-	stop := context.AfterFunc(o.r.Context(), func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(o.r.Context(), c.interruptOnce)
 	resp, err := p.head(c, o)
 	if err != nil {
 		stop()

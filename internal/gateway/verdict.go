@@ -59,7 +59,7 @@ func (g *Gateway) decide(w http.ResponseWriter, r *http.Request, rt *route, ru *
 // it.
 func (g *Gateway) check(r *http.Request, rt *route, ru *rule, id *identity, elevatedAfter time.Time) verdict {
 	snap := g.snapshot(rt)
-	now := g.Now()
+	now := g.instant(id)
 	reusable := memoable(ru, !elevatedAfter.IsZero())
 	if reusable {
 		if m, ok := remembered(id, snap, ru, r, now); ok {
