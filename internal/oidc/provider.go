@@ -110,6 +110,9 @@ type RevokedError = oauth.RevokedError
 // Provider is the OpenID Provider.
 type Provider struct {
 	Deps
+	// verified caches verified access tokens; nil when the store cannot
+	// tell when to stop trusting them (store.AccessWatch).
+	verified *verifiedTokens
 }
 
 // New returns a provider.
@@ -121,7 +124,7 @@ func New(d Deps) *Provider {
 		d.Now = time.Now
 	}
 	d.Device = deviceDefaults(d.Device, d.Store, d.Now)
-	return &Provider{Deps: d}
+	return &Provider{Deps: d, verified: newVerifiedTokens(d.Store)}
 }
 
 // Mount registers the protocol endpoints on mux. They are not browser
