@@ -66,6 +66,9 @@ func newVerifiedTokens(st any) *verifiedTokens {
 	if !ok {
 		return nil
 	}
+	// The first read starts a backend's listening, so the cache is in
+	// use by the time the first resource servers call.
+	_, _ = w.AccessMark(context.Background())
 	return &verifiedTokens{watch: w, m: map[[sha256.Size]byte]*verifiedToken{}}
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/stepgate/stepgate/internal/revoke"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/kvspace"
+	"github.com/stepgate/stepgate/internal/store/postgres"
+	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
 	"github.com/stepgate/stepgate/internal/store/sqlite"
 	"github.com/stepgate/stepgate/internal/store/sqlstore"
 )
@@ -457,3 +459,47 @@ func TestIntrospectExpiryOnCachedToken(t *testing.T) {
 }
 
 func sha256Of(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// TestIntrospectExpiryAcrossNodes: two providers share one PostgreSQL
+// store and one injected clock. A token minted on node 1 and cached as
+// verified on node 2 answers active:false on node 2 as soon as the clock
+// passes its exp plus the skew: expiry needs no notification.
+func TestIntrospectExpiryAcrossNodes(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	clk := newClock()
+	open := func() *sqlstore.DB {
+		db, err := postgres.Open(context.Background(), dsn, postgres.Options{Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		return db
+	}
+	n1 := newProviderOn(t, open(), clk, true)
+	n2 := newProviderOn(t, open(), clk, false)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, ok := n2.verified.mark(context.Background()); !ok; _, ok = n2.verified.mark(context.Background()) {
+		if time.Now().After(deadline) {
+			t.Fatal("node 2 is not listening for changes")
+		}
+		time.Sleep(10 * time.Millisecond) // between polls, not an assertion
+	}
+	raw := n1.accessToken(t)
+	n2.requireCachedActive(t, raw)
+	tok, err := jwt.ParseSigned(raw, verifyAlgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(c.Expiry.Time().Add(clockSkew - time.Second))
+	if !n2.active(t, raw) {
+		t.Fatal("ok/within-skew: node 2 says inactive before exp plus the skew")
+	}
+	clk.Set(c.Expiry.Time().Add(clockSkew + time.Second))
+	if n2.active(t, raw) {
+		t.Fatal("fail/expired: node 2 says active after exp plus the skew")
+	}
+}
