@@ -68,27 +68,32 @@ type forwardedRequest struct {
 // read takes the request the proxy asks about from exactly this set's
 // headers. Every header must be there once: two values mean a client's
 // copy travelled beside the proxy's, and either could be the one judged.
+// The names are canonical (TestHeaderNamesCanonical), so the header map
+// is read directly: every request of a forward-auth proxy comes here.
 func (s headerSet) read(h http.Header, other headerSet) (forwardedRequest, error) {
-	for _, name := range other.names() {
-		if len(h.Values(name)) > 0 {
+	for _, name := range [...]string{other.method, other.uri, other.host, other.proto} {
+		if name != "" && len(h[name]) > 0 {
 			return forwardedRequest{}, badForwarded("%s is for %s, not for this endpoint, which reads only %s; the proxy in front must overwrite or remove it (see docs/gateway.md)",
 				name, other.proxy, strings.Join(s.names(), ", "))
 		}
 	}
-	vals := map[string]string{}
-	for _, name := range s.names() {
-		switch v := h.Values(name); len(v) {
-		case 0:
-			return forwardedRequest{}, badForwarded("%s is missing; %s must send %s (see docs/gateway.md)", name, s.proxy, strings.Join(s.names(), ", "))
-		case 1:
-			vals[name] = v[0]
-		default:
-			return forwardedRequest{}, badForwarded("%s is sent %d times; the proxy in front must set it once, overwriting any copy the client sent", name, len(v))
+	var f forwardedRequest
+	fields := [...]struct {
+		name string
+		to   *string
+	}{{s.method, &f.method}, {s.uri, &f.uri}, {s.host, &f.host}, {s.proto, &f.proto}}
+	for _, fd := range fields {
+		if fd.name == "" {
+			continue
 		}
-	}
-	f := forwardedRequest{method: vals[s.method], uri: vals[s.uri], host: vals[s.host]}
-	if s.proto != "" {
-		f.proto = vals[s.proto]
+		switch v := h[fd.name]; len(v) {
+		case 0:
+			return forwardedRequest{}, badForwarded("%s is missing; %s must send %s (see docs/gateway.md)", fd.name, s.proxy, strings.Join(s.names(), ", "))
+		case 1:
+			*fd.to = v[0]
+		default:
+			return forwardedRequest{}, badForwarded("%s is sent %d times; the proxy in front must set it once, overwriting any copy the client sent", fd.name, len(v))
+		}
 	}
 	if !canonicalMethod(f.method) {
 		// An upstream that upper-cases methods (Werkzeug does) would run
@@ -129,13 +134,15 @@ var (
 // rereadBy returns the header, if any, with which the application could
 // read the request as another method or path than the one judged.
 func rereadBy(h http.Header, method string) string {
+	// Canonical names (TestHeaderNamesCanonical), read from the map
+	// directly.
 	for _, k := range pathOverrides {
-		if len(h.Values(k)) > 0 {
+		if len(h[k]) > 0 {
 			return k
 		}
 	}
 	for _, k := range methodOverrides {
-		for _, v := range h.Values(k) {
+		for _, v := range h[k] {
 			if !strings.EqualFold(strings.TrimSpace(v), method) { // the method itself changes nothing
 				return k
 			}
@@ -276,10 +283,14 @@ var identityHeaderNames = []string{headerUser, headerEmail, headerGroups, header
 func nameEveryIdentityHeader(h http.Header) {
 	for _, k := range identityHeaderNames {
 		if _, ok := h[k]; !ok {
-			h[k] = []string{""}
+			h[k] = emptyHeaderValue
 		}
 	}
 }
+
+// emptyHeaderValue is one empty value, shared by every answer: its length
+// is its capacity, so an Add copies it rather than write into it.
+var emptyHeaderValue = []string{""}[:1:1]
 
 // redirectTo401 turns redirects into 401 with the target in
 // X-Stepgate-Login, for nginx's auth_request.
