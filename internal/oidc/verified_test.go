@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -501,5 +502,104 @@ func TestIntrospectExpiryAcrossNodes(t *testing.T) {
 	clk.Set(c.Expiry.Time().Add(clockSkew + time.Second))
 	if n2.active(t, raw) {
 		t.Fatal("fail/expired: node 2 says active after exp plus the skew")
+	}
+}
+
+// TestAttackRevocationRacesCachedVerifications: resource servers verify
+// a token from many goroutines while its client revokes it. Every
+// verification that starts after the revocation returned refuses the
+// token: no verification in flight can store an answer that outlives it.
+func TestAttackRevocationRacesCachedVerifications(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tp := newFileProvider(t)
+	raw := tp.accessToken(t)
+	tp.requireCachedActive(t, raw)
+	c, err := tp.VerifyAccessToken(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked atomic.Bool
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			after := 0
+			for after < 200 { // bounded: 200 verifications after the revocation
+				done := revoked.Load()
+				_, err := tp.VerifyAccessToken(ctx, raw)
+				if done {
+					after++
+					if err == nil {
+						t.Error("a verification that started after the revocation accepted the token")
+						return
+					}
+				}
+			}
+		})
+	}
+	time.Sleep(time.Millisecond) // let the verifiers run; not an assertion
+	if err := tp.revokeJTI(ctx, c.ID, c.Expiry.Time().Add(clockSkew)); err != nil {
+		t.Fatal(err)
+	}
+	revoked.Store(true)
+	wg.Wait()
+}
+
+// revokingStore revokes a token while its verification reads the deny
+// list, after the read: the verification goes on with what it read.
+type revokingStore struct {
+	*sqlstore.DB
+	// during runs once, inside the first read of a deny-list entry.
+	during func()
+}
+
+func (s *revokingStore) GetKV(ctx context.Context, key string) (store.KVEntry, error) {
+	e, err := s.DB.GetKV(ctx, key)
+	if strings.HasPrefix(key, "oidc/revoked/") && s.during != nil {
+		during := s.during
+		s.during = nil
+		during()
+	}
+	return e, err
+}
+
+// TestAttackRevocationDuringVerification: the token is revoked while a
+// verification is between its read of the deny list and storing what
+// it found. That verification may still answer active (it began
+// before), but what it stores must not be trusted afterwards: the mark
+// is read before the state, so the next verification refuses the token.
+func TestAttackRevocationDuringVerification(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := newClock()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"), sqlite.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	st := &revokingStore{DB: db}
+	tp := newProviderOn(t, st, clk, true)
+	raw := tp.accessToken(t)
+	tok, err := jwt.ParseSigned(raw, verifyAlgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c AccessClaims
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		t.Fatal(err)
+	}
+	st.during = func() {
+		if err := tp.revokeJTI(ctx, c.ID, c.Expiry.Time().Add(clockSkew)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := tp.VerifyAccessToken(ctx, raw); err != nil {
+		t.Fatalf("the verification in flight: %v", err)
+	}
+	if st.during != nil {
+		t.Fatal("the revocation did not run during the verification")
+	}
+	if tp.active(t, raw) {
+		t.Fatal("introspection says active after the revocation: the verification in flight stored an answer that outlived it")
 	}
 }
