@@ -78,21 +78,19 @@ func (s headerSet) read(h http.Header, other headerSet) (forwardedRequest, error
 		}
 	}
 	var f forwardedRequest
-	fields := [...]struct {
-		name string
-		to   *string
-	}{{s.method, &f.method}, {s.uri, &f.uri}, {s.host, &f.host}, {s.proto, &f.proto}}
-	for _, fd := range fields {
-		if fd.name == "" {
-			continue
-		}
-		switch v := h[fd.name]; len(v) {
-		case 0:
-			return forwardedRequest{}, badForwarded("%s is missing; %s must send %s (see docs/gateway.md)", fd.name, s.proxy, strings.Join(s.names(), ", "))
-		case 1:
-			*fd.to = v[0]
-		default:
-			return forwardedRequest{}, badForwarded("%s is sent %d times; the proxy in front must set it once, overwriting any copy the client sent", fd.name, len(v))
+	var err error
+	if f.method, err = s.one(h, s.method); err != nil {
+		return forwardedRequest{}, err
+	}
+	if f.uri, err = s.one(h, s.uri); err != nil {
+		return forwardedRequest{}, err
+	}
+	if f.host, err = s.one(h, s.host); err != nil {
+		return forwardedRequest{}, err
+	}
+	if s.proto != "" {
+		if f.proto, err = s.one(h, s.proto); err != nil {
+			return forwardedRequest{}, err
 		}
 	}
 	if !canonicalMethod(f.method) {
@@ -117,6 +115,18 @@ func (s headerSet) read(h http.Header, other headerSet) (forwardedRequest, error
 		return forwardedRequest{}, badForwarded("%s %q is neither http nor https", s.proto, f.proto)
 	}
 	return f, nil
+}
+
+// one is the single value of header name, which the set requires.
+func (s headerSet) one(h http.Header, name string) (string, error) {
+	switch v := h[name]; len(v) {
+	case 0:
+		return "", badForwarded("%s is missing; %s must send %s (see docs/gateway.md)", name, s.proxy, strings.Join(s.names(), ", "))
+	case 1:
+		return v[0], nil
+	default:
+		return "", badForwarded("%s is sent %d times; the proxy in front must set it once, overwriting any copy the client sent", name, len(v))
+	}
 }
 
 // Method and path overrides make common frameworks read a request as
