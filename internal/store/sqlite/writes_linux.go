@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/stepgate/stepgate/internal/store/sqlstore"
 )
@@ -61,7 +62,7 @@ func (w *dirWrites) Writes() (uint64, bool) {
 		}
 		w.n++
 		for off := 0; off+syscall.SizeofInotifyEvent <= n; {
-			ev := (*syscall.InotifyEvent)(unsafePointer(&buf[off]))
+			ev := (*syscall.InotifyEvent)(unsafe.Pointer(&buf[off])) //nolint:gosec // the kernel writes events in this layout
 			if ev.Mask&(syscall.IN_Q_OVERFLOW|syscall.IN_IGNORED|syscall.IN_DELETE_SELF|syscall.IN_MOVE_SELF|syscall.IN_UNMOUNT) != 0 {
 				w.broken = true
 			}
