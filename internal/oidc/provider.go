@@ -66,7 +66,10 @@ type Deps struct {
 	Access      AccessBuilder
 	// Revocations says whether a user's tokens issued at a time were
 	// revoked since by a security event (continuous access evaluation).
-	// Nil means nothing is ever revoked that way.
+	// Nil means nothing is ever revoked that way. Its answers must
+	// come from the store's records (package revoke's not-before
+	// times), whose changes raise the store's access mark: verified
+	// tokens are cached under that mark.
 	Revocations Revocations
 	// Methods are the registered authentication methods beyond the
 	// password, in prompt order.
