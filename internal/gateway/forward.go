@@ -68,27 +68,30 @@ type forwardedRequest struct {
 // read takes the request the proxy asks about from exactly this set's
 // headers. Every header must be there once: two values mean a client's
 // copy travelled beside the proxy's, and either could be the one judged.
+// The names are canonical (TestHeaderNamesCanonical), so the header map
+// is read directly: every request of a forward-auth proxy comes here.
 func (s headerSet) read(h http.Header, other headerSet) (forwardedRequest, error) {
-	for _, name := range other.names() {
-		if len(h.Values(name)) > 0 {
+	for _, name := range [...]string{other.method, other.uri, other.host, other.proto} {
+		if name != "" && len(h[name]) > 0 {
 			return forwardedRequest{}, badForwarded("%s is for %s, not for this endpoint, which reads only %s; the proxy in front must overwrite or remove it (see docs/gateway.md)",
 				name, other.proxy, strings.Join(s.names(), ", "))
 		}
 	}
-	vals := map[string]string{}
-	for _, name := range s.names() {
-		switch v := h.Values(name); len(v) {
-		case 0:
-			return forwardedRequest{}, badForwarded("%s is missing; %s must send %s (see docs/gateway.md)", name, s.proxy, strings.Join(s.names(), ", "))
-		case 1:
-			vals[name] = v[0]
-		default:
-			return forwardedRequest{}, badForwarded("%s is sent %d times; the proxy in front must set it once, overwriting any copy the client sent", name, len(v))
-		}
+	var f forwardedRequest
+	var err error
+	if f.method, err = s.one(h, s.method); err != nil {
+		return forwardedRequest{}, err
 	}
-	f := forwardedRequest{method: vals[s.method], uri: vals[s.uri], host: vals[s.host]}
+	if f.uri, err = s.one(h, s.uri); err != nil {
+		return forwardedRequest{}, err
+	}
+	if f.host, err = s.one(h, s.host); err != nil {
+		return forwardedRequest{}, err
+	}
 	if s.proto != "" {
-		f.proto = vals[s.proto]
+		if f.proto, err = s.one(h, s.proto); err != nil {
+			return forwardedRequest{}, err
+		}
 	}
 	if !canonicalMethod(f.method) {
 		// An upstream that upper-cases methods (Werkzeug does) would run
@@ -114,6 +117,18 @@ func (s headerSet) read(h http.Header, other headerSet) (forwardedRequest, error
 	return f, nil
 }
 
+// one is the single value of header name, which the set requires.
+func (s headerSet) one(h http.Header, name string) (string, error) {
+	switch v := h[name]; len(v) {
+	case 0:
+		return "", badForwarded("%s is missing; %s must send %s (see docs/gateway.md)", name, s.proxy, strings.Join(s.names(), ", "))
+	case 1:
+		return v[0], nil
+	default:
+		return "", badForwarded("%s is sent %d times; the proxy in front must set it once, overwriting any copy the client sent", name, len(v))
+	}
+}
+
 // Method and path overrides make common frameworks read a request as
 // another method or path than its request line says: Express's
 // method-override, Spring's and Symfony's method overrides, and the
@@ -129,13 +144,15 @@ var (
 // rereadBy returns the header, if any, with which the application could
 // read the request as another method or path than the one judged.
 func rereadBy(h http.Header, method string) string {
+	// Canonical names (TestHeaderNamesCanonical), read from the map
+	// directly.
 	for _, k := range pathOverrides {
-		if len(h.Values(k)) > 0 {
+		if len(h[k]) > 0 {
 			return k
 		}
 	}
 	for _, k := range methodOverrides {
-		for _, v := range h.Values(k) {
+		for _, v := range h[k] {
 			if !strings.EqualFold(strings.TrimSpace(v), method) { // the method itself changes nothing
 				return k
 			}
@@ -276,10 +293,14 @@ var identityHeaderNames = []string{headerUser, headerEmail, headerGroups, header
 func nameEveryIdentityHeader(h http.Header) {
 	for _, k := range identityHeaderNames {
 		if _, ok := h[k]; !ok {
-			h[k] = []string{""}
+			h[k] = emptyHeaderValue
 		}
 	}
 }
+
+// emptyHeaderValue is one empty value, shared by every answer: its length
+// is its capacity, so an Add copies it rather than write into it.
+var emptyHeaderValue = []string{""}[:1:1]
 
 // redirectTo401 turns redirects into 401 with the target in
 // X-Stepgate-Login, for nginx's auth_request.

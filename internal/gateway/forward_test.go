@@ -181,3 +181,19 @@ func FuzzForwardedHeaders(f *testing.F) {
 		_, _ = normalize(rawPath(o))
 	})
 }
+
+// TestHeaderNamesCanonical: the forward-auth adapters read their header
+// sets and the method and path overrides from the header map directly,
+// which holds the names Go's server received in canonical form. A name
+// written in any other form would never be found, so a client's own
+// X-Original-Uri beside the proxy's, or an X-HTTP-Method-Override,
+// would go unseen and unrefused.
+func TestHeaderNamesCanonical(t *testing.T) {
+	t.Parallel()
+	names := append(append(nginxHeaders.names(), forwardHeaders.names()...), append(methodOverrides, pathOverrides...)...)
+	for _, n := range names {
+		if c := http.CanonicalHeaderKey(n); c != n {
+			t.Errorf("header name %q is not canonical (%q): the map read would never find it", n, c)
+		}
+	}
+}

@@ -12,6 +12,32 @@ import (
 	"strings"
 )
 
+// secureHeader is a header SecureHeaders sets on every response. Its
+// name is canonical and its value a slice whose length is its capacity,
+// shared by every response: setting it allocates nothing, and a
+// handler's Add copies it before appending, Set replaces it, so no
+// response can change another's.
+type secureHeader struct {
+	name  string
+	value []string
+}
+
+func newSecureHeader(name, value string) secureHeader {
+	return secureHeader{name: http.CanonicalHeaderKey(name), value: []string{value}[:1:1]}
+}
+
+var (
+	secureHeaders = [...]secureHeader{
+		newSecureHeader("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+		newSecureHeader("X-Frame-Options", "DENY"),
+		newSecureHeader("X-Content-Type-Options", "nosniff"),
+		newSecureHeader("Referrer-Policy", "no-referrer"),
+		newSecureHeader("Cross-Origin-Opener-Policy", "same-origin"),
+	}
+	hstsHeader = newSecureHeader("Strict-Transport-Security", "max-age=63072000")
+)
+
 // SecureHeaders sets the headers every Stepgate response carries. The CSP
 // allows only our own scripts and styles and forbids framing, which stops
 // clickjacking of the sign-in and step-up pages.
@@ -24,14 +50,11 @@ import (
 func SecureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-			"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		for _, sh := range secureHeaders {
+			h[sh.name] = sh.value
+		}
 		if r.TLS != nil {
-			h.Set("Strict-Transport-Security", "max-age=63072000")
+			h[hstsHeader.name] = hstsHeader.value
 		}
 		next.ServeHTTP(w, r)
 	})

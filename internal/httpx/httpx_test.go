@@ -1,9 +1,12 @@
 package httpx
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -58,4 +61,41 @@ func TestSecureHeaders(t *testing.T) {
 	if csp := rec.Header().Get("Content-Security-Policy"); csp == "" || !strings.Contains(csp, "frame-ancestors 'none'") {
 		t.Errorf("CSP %q does not forbid framing", csp)
 	}
+}
+
+// TestSecureHeadersSharedValuesStayPut: the security headers' values are
+// shared by every response; handlers that add to or replace one, at the
+// same time, each change only their own response.
+func TestSecureHeadersSharedValuesStayPut(t *testing.T) {
+	t.Parallel()
+	h := SecureHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("add"); v != "" {
+			w.Header().Add("X-Frame-Options", v)
+		}
+		if r.URL.Query().Has("set") {
+			w.Header().Set("Content-Security-Policy", "default-src *")
+		}
+	}))
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 200 {
+				add := fmt.Sprintf("v%d-%d", i, j)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/?set&add="+add, nil))
+				if got := rec.Header()["X-Frame-Options"]; !slices.Equal(got, []string{"DENY", add}) {
+					t.Errorf("X-Frame-Options %q, want DENY and this response's own %s", got, add)
+					return
+				}
+				rec = httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+				if got := rec.Header()["X-Frame-Options"]; !slices.Equal(got, []string{"DENY"}) ||
+					!strings.HasPrefix(rec.Header().Get("Content-Security-Policy"), "default-src 'none'") {
+					t.Errorf("a plain response carries X-Frame-Options %q, CSP %q: another response changed them", got, rec.Header().Get("Content-Security-Policy"))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -1,12 +1,16 @@
 package oidc
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/stepgate/stepgate/internal/revoke"
 )
 
 // BenchmarkCodeExchange measures token issuance as a client sees it: a
@@ -69,4 +73,50 @@ func basicCredentials(id, secret string) string {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 	return strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
+}
+
+// BenchmarkIntrospectLiveToken measures a resource server introspecting
+// the same live token again and again, as RFC 7662 resource servers do:
+// a POST over a kept-alive loopback connection, client_secret_basic, the
+// continuous access evaluation check wired as the server wires it, and
+// the JSON answer read by the client.
+func BenchmarkIntrospectLiveToken(b *testing.B) {
+	tp := newTestProvider(b)
+	tp.Revocations = revoke.New(tp.db, nil, tp.clock.Now)
+	raw := tp.accessToken(b)
+	mux := http.NewServeMux()
+	tp.Mount(mux)
+	srv := httptest.NewServer(mux)
+	b.Cleanup(srv.Close)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	b.Cleanup(client.CloseIdleConnections)
+	body := url.Values{"token": {raw}}.Encode()
+	auth := "Basic " + basicCredentials(testClientID, testSecret)
+	want := []byte(`"active":true`)
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, err := http.NewRequest(http.MethodPost, srv.URL+pathIntrospect, strings.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", auth)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			got, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(got, want) {
+				b.Errorf("introspection: status %d, %s (%v)", resp.StatusCode, got, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }

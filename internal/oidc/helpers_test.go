@@ -59,14 +59,27 @@ type testProvider struct {
 
 func newTestProvider(tb testing.TB) *testProvider {
 	tb.Helper()
-	ctx := context.Background()
 	clk := newClock()
-	db, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "test.db"), sqlite.Options{Now: clk.Now})
+	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "test.db"), sqlite.Options{Now: clk.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = db.Close() })
-	u, err := db.CreateUser(ctx, store.User{ID: "u-alice", Username: "alice", Email: "alice@example.com", DisplayName: "Alice"})
+	return newProviderOn(tb, db, clk, true)
+}
+
+// newProviderOn is a provider over db, one node of several when they
+// share it; seed adds the user, which later nodes then find.
+func newProviderOn(tb testing.TB, db store.Store, clk *clock, seed bool) *testProvider {
+	tb.Helper()
+	ctx := context.Background()
+	var u store.User
+	var err error
+	if seed {
+		u, err = db.CreateUser(ctx, store.User{ID: "u-alice", Username: "alice", Email: "alice@example.com", DisplayName: "Alice"})
+	} else {
+		u, err = db.GetUser(ctx, "u-alice")
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}

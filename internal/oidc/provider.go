@@ -66,7 +66,10 @@ type Deps struct {
 	Access      AccessBuilder
 	// Revocations says whether a user's tokens issued at a time were
 	// revoked since by a security event (continuous access evaluation).
-	// Nil means nothing is ever revoked that way.
+	// Nil means nothing is ever revoked that way. Its answers must
+	// come from the store's records (package revoke's not-before
+	// times), whose changes raise the store's access mark: verified
+	// tokens are cached under that mark.
 	Revocations Revocations
 	// Methods are the registered authentication methods beyond the
 	// password, in prompt order.
@@ -110,6 +113,9 @@ type RevokedError = oauth.RevokedError
 // Provider is the OpenID Provider.
 type Provider struct {
 	Deps
+	// verified caches verified access tokens; nil when the store cannot
+	// tell when to stop trusting them (store.AccessWatch).
+	verified *verifiedTokens
 }
 
 // New returns a provider.
@@ -121,7 +127,7 @@ func New(d Deps) *Provider {
 		d.Now = time.Now
 	}
 	d.Device = deviceDefaults(d.Device, d.Store, d.Now)
-	return &Provider{Deps: d}
+	return &Provider{Deps: d, verified: newVerifiedTokens(d.Store)}
 }
 
 // Mount registers the protocol endpoints on mux. They are not browser

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -181,49 +182,78 @@ func errInvalidToken(debug error) *Error {
 // signature with a published key whose algorithm is pinned (alg from the
 // key, never from the token), typ at+jwt (so an ID token cannot pass as
 // an access token), issuer, lifetime, and revocation.
+//
+// A token verified before is answered from the cache of verified tokens
+// while the store's access mark is unchanged (see verifiedTokens); the
+// mark is read before anything the verification reads, so a revocation
+// that lands during a verification is never hidden by its result.
 func (p *Provider) VerifyAccessToken(ctx context.Context, raw string) (*AccessClaims, error) {
-	tok, err := jwt.ParseSigned(raw, verifyAlgs)
-	if err != nil {
-		return nil, errInvalidToken(err)
+	mark, trusted := p.verified.mark(ctx)
+	var key [sha256.Size]byte
+	if trusted {
+		key = sha256.Sum256([]byte(raw))
+		if c := p.cachedAccessToken(ctx, key, mark); c != nil {
+			return c, nil
+		}
 	}
-	if len(tok.Headers) != 1 {
-		return nil, errInvalidToken(errors.New("not exactly one signature"))
-	}
-	h := tok.Headers[0]
-	if typ, _ := h.ExtraHeaders["typ"].(string); !strings.EqualFold(typ, AccessTokenType) {
-		return nil, errInvalidToken(fmt.Errorf("typ %q is not %s", typ, AccessTokenType))
-	}
-	key, ok := p.Keys.verificationKey(ctx, h.KeyID)
-	if !ok {
-		return nil, errInvalidToken(fmt.Errorf("unknown key id %q", h.KeyID))
-	}
-	if h.Algorithm != key.Alg {
-		return nil, errInvalidToken(fmt.Errorf("alg %q does not match key %s (%s)", h.Algorithm, key.ID, key.Alg))
-	}
-	var c AccessClaims
-	if err := tok.Claims(key.public.Key, &c); err != nil {
-		return nil, errInvalidToken(err)
-	}
-	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: p.Issuer, Time: p.Now()}, clockSkew); err != nil {
-		return nil, errInvalidToken(err)
-	}
-	if c.Expiry == nil || c.ID == "" {
-		return nil, errInvalidToken(errors.New("missing exp or jti"))
-	}
-	issued, err := p.checkRevoked(ctx, c.ID)
+	c, f, err := p.verifyAccessToken(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
+	if trusted {
+		p.rememberAccessToken(key, mark, c, f)
+	}
+	return c, nil
+}
+
+// verifyAccessToken is VerifyAccessToken without the cache.
+func (p *Provider) verifyAccessToken(ctx context.Context, raw string) (*AccessClaims, facts, error) {
+	var f facts
+	tok, err := jwt.ParseSigned(raw, verifyAlgs)
+	if err != nil {
+		return nil, f, errInvalidToken(err)
+	}
+	if len(tok.Headers) != 1 {
+		return nil, f, errInvalidToken(errors.New("not exactly one signature"))
+	}
+	h := tok.Headers[0]
+	if typ, _ := h.ExtraHeaders["typ"].(string); !strings.EqualFold(typ, AccessTokenType) {
+		return nil, f, errInvalidToken(fmt.Errorf("typ %q is not %s", typ, AccessTokenType))
+	}
+	key, ok := p.Keys.verificationKey(ctx, h.KeyID)
+	if !ok {
+		return nil, f, errInvalidToken(fmt.Errorf("unknown key id %q", h.KeyID))
+	}
+	if h.Algorithm != key.Alg {
+		return nil, f, errInvalidToken(fmt.Errorf("alg %q does not match key %s (%s)", h.Algorithm, key.ID, key.Alg))
+	}
+	f.kid, f.alg = key.ID, key.Alg
+	var c AccessClaims
+	if err := tok.Claims(key.public.Key, &c); err != nil {
+		return nil, f, errInvalidToken(err)
+	}
+	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: p.Issuer, Time: p.Now()}, clockSkew); err != nil {
+		return nil, f, errInvalidToken(err)
+	}
+	if c.Expiry == nil || c.ID == "" {
+		return nil, f, errInvalidToken(errors.New("missing exp or jti"))
+	}
+	grant, err := p.checkRevoked(ctx, c.ID)
+	if err != nil {
+		return nil, f, err
+	}
+	issued := grant.CreatedAt
+	f.grantEnds = grant.ExpiresAt
 	if issued.IsZero() && c.IssuedAt != nil {
 		issued = c.IssuedAt.Time()
 	}
 	if err := p.checkEvents(ctx, c.Subject, issued); err != nil {
-		return nil, err
+		return nil, f, err
 	}
-	if err := p.checkRoles(ctx, &c); err != nil {
-		return nil, err
+	if f.user, err = p.checkRoles(ctx, &c); err != nil {
+		return nil, f, err
 	}
-	return &c, nil
+	return &c, f, nil
 }
 
 // checkRoles refuses a token whose roles claim names a role its user
@@ -233,49 +263,55 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, raw string) (*AccessCl
 // the elevation was ended; the same holds for a standing role taken
 // away. Introspection, the userinfo endpoint, the gateway and the SDK's
 // revocation check all verify tokens here, so all of them refuse it.
-func (p *Provider) checkRoles(ctx context.Context, c *AccessClaims) error {
+// It returns the user it read (nil for a token without roles).
+func (p *Provider) checkRoles(ctx context.Context, c *AccessClaims) (*store.User, error) {
 	if len(c.Roles) == 0 {
-		return nil
+		return nil, nil
 	}
 	u, err := p.Store.GetUser(ctx, c.Subject)
 	if errors.Is(err, store.ErrNotFound) {
-		return errInvalidToken(&oauth.RoleEndedError{Role: c.Roles[0]})
+		return nil, errInvalidToken(&oauth.RoleEndedError{Role: c.Roles[0]})
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	held := u.RolesAt(p.Now(), c.RolesApp())
 	for _, role := range c.Roles {
 		if !slices.Contains(held, role) {
-			return errInvalidToken(&oauth.RoleEndedError{Role: role})
+			return nil, errInvalidToken(&oauth.RoleEndedError{Role: role})
 		}
 	}
-	return nil
+	return &u, nil
 }
 
-// checkRevoked refuses a token on the deny list or of a revoked grant,
-// and returns its grant's creation time (zero without a grant), the most
-// precise time the token's authorization was made.
-func (p *Provider) checkRevoked(ctx context.Context, jti string) (time.Time, error) {
+// tokenGrant is what checkRevoked read of a token's grant: when it was
+// made (the most precise time the token's authorization was made) and
+// when it expires from the store; both zero for a token without one.
+type tokenGrant struct {
+	CreatedAt, ExpiresAt time.Time
+}
+
+// checkRevoked refuses a token on the deny list or of a revoked grant.
+func (p *Provider) checkRevoked(ctx context.Context, jti string) (tokenGrant, error) {
 	revoked, err := p.jtiRevoked(ctx, jti)
 	if err != nil {
-		return time.Time{}, err
+		return tokenGrant{}, err
 	}
 	if revoked {
-		return time.Time{}, errInvalidToken(errors.New("token revoked"))
+		return tokenGrant{}, errInvalidToken(errors.New("token revoked"))
 	}
 	g := grantOf(jti)
 	if g == "" {
-		return time.Time{}, nil
+		return tokenGrant{}, nil
 	}
-	rec, active, err := p.grantActive(ctx, g)
+	rec, entry, err := grants.At(g).Entry(ctx, p.Store)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && rec.Revoked) {
+		return tokenGrant{}, errInvalidToken(errors.New("grant revoked or expired"))
+	}
 	if err != nil {
-		return time.Time{}, err
+		return tokenGrant{}, err
 	}
-	if !active {
-		return time.Time{}, errInvalidToken(errors.New("grant revoked or expired"))
-	}
-	return rec.CreatedAt, nil
+	return tokenGrant{CreatedAt: rec.CreatedAt, ExpiresAt: entry.ExpiresAt}, nil
 }
 
 // checkEvents refuses what was issued to userID before a security event

@@ -358,6 +358,20 @@ type KV interface {
 	KVUsage(ctx context.Context, prefix string) (count int, bytes int64, err error)
 }
 
+// AccessWatch tells a cache of verified tokens whether it may still
+// trust what it holds. The mark changes whenever anything that can end
+// access already granted was written, by this process or any other
+// sharing the store: an access token put on the deny list, a grant
+// revoked, a user's not-before time set (continuous access evaluation),
+// a user, group, role, role assignment or elevation changed. ok is false
+// while the backend cannot vouch for the mark (a node that lost its
+// notification connection): the caller then trusts nothing it cached.
+// A caller reads the mark before the state it caches, so a write that
+// lands between the two changes the mark it compares with next time.
+type AccessWatch interface {
+	AccessMark(ctx context.Context) (mark uint64, ok bool)
+}
+
 // Store is everything a backend provides.
 type Store interface {
 	Users

@@ -28,6 +28,11 @@ type Options struct {
 	MaxOpenConns int
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
+	// FeedHeartbeat is how often the connection that listens for
+	// changes to access (AccessMark) proves it is alive, and FeedTrust
+	// how long after the last proof the node still trusts it; zero
+	// means 1s and 3s.
+	FeedHeartbeat, FeedTrust time.Duration
 }
 
 // migrationLockID is an arbitrary constant for pg_advisory_xact_lock, so
@@ -93,7 +98,16 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlstore.DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("migrate PostgreSQL database %s: %w", where, err)
 	}
-	return sqlstore.New(db, Dialect, opts.Now), nil
+	s := sqlstore.New(db, Dialect, opts.Now)
+	s.SetAccessFeed(newAccessFeed(cfg, orDefault(opts.FeedHeartbeat, defaultHeartbeat), orDefault(opts.FeedTrust, defaultTrust)))
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // reason shortens a connection error to its cause.

@@ -186,3 +186,5 @@ func TestInvalidDSNDoesNotEchoIt(t *testing.T) {
 		t.Fatalf("Open = %v; want an error that does not echo the DSN", err)
 	}
 }
+
+func TestAccessWatch(t *testing.T) { storetest.RunAccessWatchTests(t, opener) }

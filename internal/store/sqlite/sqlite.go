@@ -102,7 +102,13 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 		_ = db.Close()
 		return nil, explain(path, opts, err)
 	}
-	return sqlstore.New(db, Dialect, opts.Now), nil
+	s := sqlstore.New(db, Dialect, opts.Now)
+	// Watched before the first read of the access mark, so no write
+	// goes unseen.
+	if w := watchWrites(filepath.Dir(path)); w != nil {
+		s.SetWriteSignal(w)
+	}
+	return s, nil
 }
 
 // journalSizeLimit is the size (bytes) the write-ahead log is cut back

@@ -330,3 +330,5 @@ func checkpoint(t *testing.T, s interface{ SQL() *sql.DB }) {
 		t.Fatal(err)
 	}
 }
+
+func TestAccessWatch(t *testing.T) { storetest.RunAccessWatchTests(t, opener) }

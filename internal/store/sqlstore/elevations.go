@@ -95,6 +95,7 @@ func (s *DB) ListRoleAssignments(ctx context.Context, role string) ([]store.Role
 }
 
 func (s *DB) DeleteRoleAssignment(ctx context.Context, id string) error {
+	defer s.accessChanged()
 	return assignments.delete(ctx, s, id)
 }
 
@@ -116,6 +117,7 @@ func (s *DB) GetElevation(ctx context.Context, id string) (store.Elevation, erro
 // no way back from an end, no activation without the step-up, no
 // longer life) inside the compare-and-swap, against the stored record.
 func (s *DB) UpdateElevation(ctx context.Context, id string, fn func(store.Elevation) (store.Elevation, error)) (store.Elevation, error) {
+	defer s.accessChanged()
 	return elevations.update(ctx, s, id, func(cur store.Elevation) (store.Elevation, error) {
 		next, err := fn(cur)
 		if err != nil {

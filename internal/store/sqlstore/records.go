@@ -259,10 +259,12 @@ func (s *DB) FindUsers(ctx context.Context, q store.UserQuery) ([]store.User, er
 var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
 
 func (s *DB) UpdateUser(ctx context.Context, id string, fn func(store.User) (store.User, error)) (store.User, error) {
+	defer s.accessChanged()
 	return users.update(ctx, s, id, fn)
 }
 
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
+	defer s.accessChanged()
 	// A deleted user's sessions, credentials and role assignments go
 	// with it, in one transaction, so no orphaned session can outlive
 	// its account.
@@ -294,12 +296,14 @@ func (s *DB) ListGroups(ctx context.Context) ([]store.Group, error) {
 }
 
 func (s *DB) UpdateGroup(ctx context.Context, name string, fn func(store.Group) (store.Group, error)) (store.Group, error) {
+	defer s.accessChanged()
 	return groups.update(ctx, s, strings.ToLower(name), fn)
 }
 
 // DeleteGroup takes the group's role assignments along: a group made
 // later under the same name must not inherit the roles of the old one.
 func (s *DB) DeleteGroup(ctx context.Context, name string) error {
+	defer s.accessChanged()
 	name = strings.ToLower(name)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.deleteAssignments(ctx, tx, "principal = ?", store.GroupPrincipal(name)); err != nil {
@@ -324,6 +328,7 @@ func (s *DB) ListRoles(ctx context.Context) ([]store.Role, error) {
 }
 
 func (s *DB) UpdateRole(ctx context.Context, name string, fn func(store.Role) (store.Role, error)) (store.Role, error) {
+	defer s.accessChanged()
 	return roles.update(ctx, s, strings.ToLower(name), fn)
 }
 
@@ -331,6 +336,7 @@ func (s *DB) UpdateRole(ctx context.Context, name string, fn func(store.Role) (s
 // under the same name must not come back to those who held the old
 // one, actively or as eligible.
 func (s *DB) DeleteRole(ctx context.Context, name string) error {
+	defer s.accessChanged()
 	name = strings.ToLower(name)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.deleteAssignments(ctx, tx, "role = ?", name); err != nil {
@@ -430,6 +436,7 @@ func (s *DB) GetKV(ctx context.Context, key string) (store.KVEntry, error) {
 }
 
 func (s *DB) CreateKV(ctx context.Context, key string, value []byte, expiresAt time.Time) (store.KVEntry, error) {
+	defer s.accessKVChanged(key)
 	var out store.KVEntry
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// An expired entry no longer holds its key.
@@ -444,6 +451,7 @@ func (s *DB) CreateKV(ctx context.Context, key string, value []byte, expiresAt t
 }
 
 func (s *DB) UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, error)) (store.KVEntry, error) {
+	defer s.accessKVChanged(key)
 	return kv.update(ctx, s, key, func(e store.KVEntry) (store.KVEntry, error) {
 		if s.expired(e) {
 			return e, store.ErrNotFound
@@ -455,6 +463,7 @@ func (s *DB) UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, 
 }
 
 func (s *DB) RenewKV(ctx context.Context, key string, fn func([]byte) ([]byte, time.Time, error)) (store.KVEntry, error) {
+	defer s.accessKVChanged(key)
 	return kv.update(ctx, s, key, func(e store.KVEntry) (store.KVEntry, error) {
 		if s.expired(e) {
 			return e, store.ErrNotFound
@@ -492,6 +501,7 @@ func (s *DB) reclaim(ctx context.Context) error {
 }
 
 func (s *DB) CreateKVWithin(ctx context.Context, key string, value []byte, expiresAt time.Time, quotas ...store.Quota) (store.KVEntry, error) {
+	defer s.accessKVChanged(key)
 	var out store.KVEntry
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if s.dialect.QuotaLock != "" {
@@ -550,6 +560,7 @@ func (s *DB) namePrefix(prefix string) (string, []any) {
 }
 
 func (s *DB) DeleteKV(ctx context.Context, key string) error {
+	defer s.accessKVChanged(key)
 	return kv.delete(ctx, s, key)
 }
 

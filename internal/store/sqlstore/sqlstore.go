@@ -56,6 +56,7 @@ type DB struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
+	mark    accessMark
 }
 
 var _ store.Store = (*DB)(nil)
@@ -76,7 +77,13 @@ func (s *DB) SQL() *sql.DB { return s.db }
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	ferr := s.closeAccessMark()
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return ferr
+}
 
 // q rewrites '?' placeholders for the dialect (Dialect.Rebind).
 func (s *DB) q(query string) string { return s.dialect.Rebind(query) }
