@@ -1,0 +1,201 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stepgate/stepgate/internal/audit"
+)
+
+// dupDoc defines the policy named dup; two documents holding it make a
+// set that does not compile.
+const dupDoc = "policies:\n  - name: dup\n    state: report-only\n    users: {include: {users: [all]}}\n    target: {apps: {include: [all]}}\n    grant: {controls: [mfa]}\n"
+
+// betweenCheckAndCommit returns a copy of s whose compile runs meanwhile
+// once, after the first compile of its environment's candidate set: the
+// moment between a change's check and its commit.
+func betweenCheckAndCommit(t *testing.T, s *Service, meanwhile func(ctx context.Context) error) *Service {
+	t.Helper()
+	var once sync.Once
+	inner := s.Compile
+	c := *s
+	c.Compile = func(ctx context.Context, env string, stored []Document) (Compiled, error) {
+		set, err := inner(ctx, env, stored)
+		once.Do(func() {
+			if merr := meanwhile(ctx); merr != nil {
+				t.Errorf("the change made meanwhile: %v", merr)
+			}
+		})
+		return set, err
+	}
+	return &c
+}
+
+// storedSetCompiles fails t when the stored documents of every
+// environment do not compile together (what every node loads).
+func storedSetCompiles(t *testing.T, s *Service) {
+	t.Helper()
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatalf("the stored policy set no longer compiles, so no node can load it: %v", err)
+	}
+}
+
+// TestAttackChangeCommitsOnlyTheSetItChecked: a save checks (compiles
+// and tests) the environment's documents with its document in, then
+// commits. A promotion, or another administrator's save, landing in
+// between used to be kept under the save: the stored set was one that
+// was never compiled or tested, and here one that does not compile at
+// all (the same policy twice), so every node refused to reload and no
+// later change could be made. The change must commit over the release
+// it checked, and be checked again over a newer one.
+func TestAttackChangeCommitsOnlyTheSetItChecked(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Service) {
+		ctx := context.Background()
+		stg, err := s.In("staging")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stg.Save(ctx, "user:root", "stage", Document{Name: "staged", YAML: dupDoc}, ""); err != nil {
+			t.Fatal(err)
+		}
+		racing := betweenCheckAndCommit(t, s, func(ctx context.Context) error {
+			head, err := s.Documents.Head(ctx)
+			if err != nil {
+				return err
+			}
+			sh, err := stg.Documents.Head(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = s.Promote(ctx, "user:other", Promotion{From: "staging", To: ProductionEnvironment, FromVersion: sh.Version, ToVersion: head.Version, Reason: "release"})
+			return err
+		})
+		_, err = racing.Save(ctx, "user:root", "same policy here", Document{Name: "local", YAML: dupDoc}, "")
+		var ae *Error
+		if !errors.As(err, &ae) || ae.Kind != Invalid || !strings.Contains(ae.Error(), "already declared") {
+			t.Errorf("fail/save-over-promotion: the save over a promotion it was not checked with: %v", err)
+		}
+		storedSetCompiles(t, s)
+		if docs, _ := s.Documents.List(ctx); len(docs) != 1 || docs[0].Name != "staged" {
+			t.Errorf("production holds %+v, want the promotion alone", docs)
+		}
+	})
+}
+
+// TestAttackUpdateAndDeleteCommitOnlyTheSetTheyChecked: the same race
+// for an update and a delete, against another administrator's save.
+func TestAttackUpdateAndDeleteCommitOnlyTheSetTheyChecked(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Service) {
+		ctx := context.Background()
+		if _, err := s.Save(ctx, "user:root", "", Document{Name: "base", YAML: reportOnlyDoc}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Save(ctx, "user:root", "", Document{Name: "extra", YAML: "policies: []\n"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		// The other save lands a document whose policy clashes with one
+		// the state switch's check did not see.
+		racing := betweenCheckAndCommit(t, s, func(ctx context.Context) error {
+			_, err := s.Save(ctx, "user:other", "", Document{Name: "other", YAML: dupDoc}, "")
+			return err
+		})
+		cur, _ := s.Documents.Get(ctx, "base")
+		_, err := racing.Save(ctx, "user:root", "", Document{Name: "base", YAML: dupDoc, Version: cur.Version}, "")
+		if err == nil {
+			t.Errorf("fail/update-over-save: a save over a save it was not checked with was stored")
+		}
+		storedSetCompiles(t, s)
+
+		// A delete racing a save still lands when the set it makes is
+		// checked again and compiles: nothing is refused for nothing.
+		racing = betweenCheckAndCommit(t, s, func(ctx context.Context) error {
+			_, err := s.Save(ctx, "user:other", "", Document{Name: "another", YAML: "policies: []\n"}, "")
+			return err
+		})
+		extra, _ := s.Documents.Get(ctx, "extra")
+		if err := racing.Delete(ctx, "user:root", "", "extra", extra.Version, ""); err != nil {
+			t.Errorf("ok/delete-over-unrelated-save: %v", err)
+		}
+		storedSetCompiles(t, s)
+		if _, err := s.Documents.Get(ctx, "another"); err != nil {
+			t.Errorf("the other save was lost: %v", err)
+		}
+	})
+}
+
+// TestAttackRacingSavesAreCheckedAgainAndLand: saves of different
+// documents racing through the service are each checked again over the
+// release that beat them, and all land.
+func TestAttackRacingSavesAreCheckedAgainAndLand(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Service) {
+		ctx := context.Background()
+		const n = 6
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Go(func() {
+				_, err := s.Save(ctx, "user:root", "", Document{Name: fmt.Sprintf("doc-%d", i), YAML: "policies: []\n"}, "")
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("ok/racing-saves: %v", err)
+			}
+		}
+		if head, err := s.Documents.Head(ctx); err != nil || len(head.Documents) != n {
+			t.Fatalf("after %d racing saves: %d documents, %v", n, len(head.Documents), err)
+		}
+	})
+}
+
+// TestAttackAuditNamesTheEnvironment: the same document or policy name
+// exists in staging and production; a change to either used to be
+// audited as store:NAME or policy:NAME alone, so the audit trail could
+// not tell a production change from a staging one (a change to
+// production read as a harmless staging edit). Every change to an
+// environment other than production names it in its target.
+func TestAttackAuditNamesTheEnvironment(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t)
+	stg, err := s.In("staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range []*Service{s, stg} {
+		if _, err := svc.Save(ctx, "user:root", "", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.SetState(ctx, "user:root", "", "mfa", "enabled", ""); err != nil {
+			t.Fatal(err)
+		}
+		doc, _ := svc.Documents.Get(ctx, "mfa")
+		if err := svc.Delete(ctx, "user:root", "", "mfa", doc.Version, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := audit.New(s.Store, nil).List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := map[string][]string{}
+	for _, e := range entries {
+		targets[e.Action] = append(targets[e.Action], e.Target)
+	}
+	for _, action := range []string{"policy.create", "policy.state", "policy.delete"} {
+		got := targets[action]
+		if len(got) != 2 || got[0] == got[1] {
+			t.Errorf("fail/%s: targets %q do not tell production from staging", action, got)
+			continue
+		}
+		if strings.Contains(got[0], "staging") || !strings.Contains(got[1], "staging") {
+			t.Errorf("fail/%s: targets %q, want the staging one (second) to name staging", action, got)
+		}
+	}
+}
