@@ -199,3 +199,60 @@ func TestAttackAuditNamesTheEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackReasonForgesHistoryLines: a reason with a line break, a tab
+// or a terminal escape would forge lines of stepgate policy history (one
+// line per version) or rewrite the operator's terminal; every policy
+// change refuses it, stores nothing and audits nothing.
+func TestAttackReasonForgesHistoryLines(t *testing.T) {
+	forged := "CHG-1\n9  2026-05-04 12:00:00Z  user:ceo  promoted from staging v1  1  approved"
+	for _, tc := range []struct {
+		name   string
+		reason string
+	}{{"fail/newline", forged}, {"fail/carriage-return", "ok\rrolled back"}, {"fail/tab", "a\tb"}, {"fail/terminal-escape", "ok\x1b[2K\x1b[1A"}, {"fail/c1-control", "ok\u009b2K"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newService(t)
+			if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
+				t.Fatal(err)
+			}
+			staged(t, s, enabledDoc)
+			doc, _ := s.Documents.Get(ctx, "mfa")
+			head, _ := s.Documents.Head(ctx)
+			stg, _ := s.In("staging")
+			sh, _ := stg.Documents.Head(ctx)
+			changes := map[string]func() error{
+				"save": func() error {
+					_, err := s.Save(ctx, "user:root", tc.reason, Document{Name: "mfa", YAML: enabledDoc, Version: doc.Version}, "")
+					return err
+				},
+				"save-override": func() error {
+					_, err := s.Save(ctx, "user:root", "ok", Document{Name: "mfa", YAML: enabledDoc, Version: doc.Version}, tc.reason)
+					return err
+				},
+				"state": func() error {
+					_, err := s.SetState(ctx, "user:root", tc.reason, "mfa", "enabled", "")
+					return err
+				},
+				"delete": func() error { return s.Delete(ctx, "user:root", tc.reason, "mfa", doc.Version, "") },
+				"promote": func() error {
+					_, err := s.Promote(ctx, "user:root", Promotion{From: "staging", To: ProductionEnvironment, FromVersion: sh.Version, ToVersion: head.Version, Reason: tc.reason})
+					return err
+				},
+				"rollback": func() error {
+					_, err := s.RollBack(ctx, "user:root", Rollback{Env: "staging", Version: 1, HeadVersion: sh.Version + 1, Reason: tc.reason})
+					return err
+				},
+			}
+			for what, change := range changes {
+				var ae *Error
+				if err := change(); !errors.As(err, &ae) || ae.Kind != Invalid || !strings.Contains(ae.Message, "one line") {
+					t.Errorf("%s with reason %q: %v", what, tc.reason, err)
+				}
+			}
+			if after, _ := s.Documents.Head(ctx); after.Version != head.Version {
+				t.Errorf("a refused change stored release %d", after.Version)
+			}
+		})
+	}
+}

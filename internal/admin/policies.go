@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
@@ -177,6 +178,9 @@ func (s *Service) Validate(ctx context.Context, c Candidate) error {
 // is refused unless overrideTests gives the reason to save it anyway;
 // the override and the failures it overrode are audited.
 func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Document, overrideTests string) (Document, error) {
+	if err := plainReasons(reason, overrideTests); err != nil {
+		return Document{}, err
+	}
 	action := "policy.update"
 	if doc.Version == 0 {
 		action = "policy.create"
@@ -250,6 +254,9 @@ func (s *Service) runTests(ctx context.Context, set Compiled, override string) (
 // set must compile and pass its scenario tests without it (or the
 // failures be overridden with a reason).
 func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, version int64, overrideTests string) error {
+	if err := plainReasons(reason, overrideTests); err != nil {
+		return err
+	}
 	old, err := s.Documents.Get(ctx, name)
 	if err != nil {
 		return s.notFound(err, name)
@@ -271,6 +278,9 @@ func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, 
 // passes the same checks as Save, scenario tests included: enabling a
 // policy is the change that most often breaks one.
 func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state, overrideTests string) (Document, error) {
+	if err := plainReasons(reason, overrideTests); err != nil {
+		return Document{}, err
+	}
 	switch policy.State(state) {
 	case policy.StateEnabled, policy.StateDisabled, policy.StateReportOnly:
 	default:
@@ -311,6 +321,21 @@ func (s *Service) afterChange(ctx context.Context, actor Actor, action, target, 
 		return errors.Join(fmt.Errorf("the change is saved but this node could not reload the policies: %w", err), auditErr)
 	}
 	return auditErr
+}
+
+// plainReasons refuses a reason for a policy change that is not plain
+// text on one line. Attack: a reason is kept in the release and shown by
+// stepgate policy history, one line per version; a newline in it forged
+// whole history lines (a promotion that never happened, a rollback
+// passed off as a staging edit), and terminal escapes rewrote what the
+// operator's terminal showed.
+func plainReasons(reasons ...string) error {
+	for _, r := range reasons {
+		if strings.ContainsFunc(r, unicode.IsControl) {
+			return invalid("the reason must be plain text on one line (no line breaks, tabs or control characters)")
+		}
+	}
+	return nil
 }
 
 // change describes a change to the stored documents for their release.

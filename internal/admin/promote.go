@@ -104,6 +104,9 @@ func (s *Service) Promote(ctx context.Context, actor Actor, p Promotion) (Releas
 	if strings.TrimSpace(p.Reason) == "" {
 		return Release{}, invalid("a promotion needs a reason, for the audit trail")
 	}
+	if err := plainReasons(p.Reason, p.OverrideTests); err != nil {
+		return Release{}, err
+	}
 	src, dst, err := s.promotionEnds(p.From, p.To)
 	if err != nil {
 		return Release{}, err
@@ -126,6 +129,9 @@ func (s *Service) Promote(ctx context.Context, actor Actor, p Promotion) (Releas
 func (s *Service) RollBack(ctx context.Context, actor Actor, r Rollback) (Release, error) {
 	if strings.TrimSpace(r.Reason) == "" {
 		return Release{}, invalid("a rollback needs a reason, for the audit trail")
+	}
+	if err := plainReasons(r.Reason, r.OverrideTests); err != nil {
+		return Release{}, err
 	}
 	in, err := s.In(r.Env)
 	if err != nil {
