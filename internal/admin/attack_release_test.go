@@ -256,3 +256,22 @@ func TestAttackReasonForgesHistoryLines(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackInFromAnotherEnvironmentUsesProductionsEngine: the service
+// of staging asked for production's kept staging's live engine, so an
+// impact replay or review of a production change through it compared
+// against staging's set. In always hands production its own engine.
+func TestAttackInFromAnotherEnvironmentUsesProductionsEngine(t *testing.T) {
+	s := newService(t)
+	stg, err := s.In("staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := stg.In(ProductionEnvironment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stg.Engine == s.Engine || back.Engine != s.Engine || back.Environment() != ProductionEnvironment {
+		t.Fatalf("fail/engine-carried-over: production through staging has engine %p, production's is %p", back.Engine, s.Engine)
+	}
+}
