@@ -5,11 +5,22 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/elevate"
 )
+
+// TestBuiltinAppsAreStepgatesOwn: the app ids the configuration keeps
+// in production are those of the console and of role activation.
+func TestBuiltinAppsAreStepgatesOwn(t *testing.T) {
+	if !slices.Equal(config.BuiltinApps, []string{admin.ConsoleApp, elevate.App}) {
+		t.Fatalf("config.BuiltinApps %q are not the console's and role activation's", config.BuiltinApps)
+	}
+}
 
 // TestAttackAPIEnvironmentIsReadOneWay: a script means to change staging
 // but names it in a way the policy endpoints would not read (another
