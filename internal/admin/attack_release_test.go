@@ -275,3 +275,35 @@ func TestAttackInFromAnotherEnvironmentUsesProductionsEngine(t *testing.T) {
 		t.Fatalf("fail/engine-carried-over: production through staging has engine %p, production's is %p", back.Engine, s.Engine)
 	}
 }
+
+// TestAttackForgedVersionsAreConflicts: a promotion or rollback naming a
+// version below zero (the store's "whatever is current"), zero, or far
+// beyond the current one, is refused and stores nothing.
+func TestAttackForgedVersionsAreConflicts(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Service) {
+		ctx := context.Background()
+		if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
+			t.Fatal(err)
+		}
+		stg := staged(t, s, enabledDoc)
+		sh, _ := stg.Documents.Head(ctx)
+		head, _ := s.Documents.Head(ctx)
+		for _, v := range []int64{anyVersion, -2, 0, head.Version + 1, 1 << 62} {
+			if _, err := s.Promote(ctx, "user:root", Promotion{From: "staging", To: ProductionEnvironment, FromVersion: sh.Version, ToVersion: v, Reason: "r"}); err == nil {
+				t.Errorf("fail/promote-to-version-%d: promoted", v)
+			}
+			if _, err := s.Promote(ctx, "user:root", Promotion{From: "staging", To: ProductionEnvironment, FromVersion: v, ToVersion: head.Version, Reason: "r"}); err == nil {
+				t.Errorf("fail/promote-from-version-%d: promoted", v)
+			}
+			if _, err := s.RollBack(ctx, "user:root", Rollback{Env: ProductionEnvironment, Version: v, HeadVersion: head.Version, Reason: "r"}); err == nil {
+				t.Errorf("fail/rollback-to-version-%d: rolled back", v)
+			}
+			if _, err := s.Documents.Replace(ctx, nil, v, Change{Action: "policy.promote", Actor: "user:root"}); !errors.Is(err, ErrReleaseVersion) {
+				t.Errorf("fail/replace-over-version-%d: %v", v, err)
+			}
+		}
+		if after, _ := s.Documents.Head(ctx); after.Version != head.Version {
+			t.Fatalf("a forged version stored release %d", after.Version)
+		}
+	})
+}

@@ -231,6 +231,11 @@ func (d *Documents) At(ctx context.Context, version int64) (Release, error) {
 // or comes back gets a version above any it had, so an editor open on
 // an older text cannot save over it.
 func (d *Documents) Replace(ctx context.Context, docs []Document, expect int64, change Change) (Release, error) {
+	if expect < 0 {
+		// A forged version below zero would be anyVersion: the
+		// compare-and-swap a promotion or rollback rests on, skipped.
+		return Release{}, ErrReleaseVersion
+	}
 	for _, doc := range docs {
 		if err := CheckName(doc.Name); err != nil {
 			return Release{}, err
