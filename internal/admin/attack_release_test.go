@@ -7,8 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/audit"
+	"github.com/stepgate/stepgate/internal/store"
+	"github.com/stepgate/stepgate/internal/store/kvspace"
 )
 
 // dupDoc defines the policy named dup; two documents holding it make a
@@ -304,6 +307,75 @@ func TestAttackForgedVersionsAreConflicts(t *testing.T) {
 		}
 		if after, _ := s.Documents.Head(ctx); after.Version != head.Version {
 			t.Fatalf("a forged version stored release %d", after.Version)
+		}
+	})
+}
+
+// silentKV is a store whose writes of the policy generation (what tells
+// every node to reload) fail, as a store failing between two writes
+// would.
+type silentKV struct{ store.KV }
+
+func (k silentKV) generation(key string) error {
+	if gen, _ := kvspace.PolicyGeneration.At().Key(); key == gen {
+		return errors.New("connection reset")
+	}
+	return nil
+}
+
+func (k silentKV) UpdateKV(ctx context.Context, key string, fn func([]byte) ([]byte, error)) (store.KVEntry, error) {
+	if err := k.generation(key); err != nil {
+		return store.KVEntry{}, err
+	}
+	return k.KV.UpdateKV(ctx, key, fn)
+}
+
+func (k silentKV) CreateKV(ctx context.Context, key string, value []byte, expiresAt time.Time) (store.KVEntry, error) {
+	if err := k.generation(key); err != nil {
+		return store.KVEntry{}, err
+	}
+	return k.KV.CreateKV(ctx, key, value, expiresAt)
+}
+
+// TestAttackStoredChangeIsAlwaysAudited: the release is stored, then
+// telling the other nodes fails. The change was made, so it is audited
+// (who, why) and reloaded here, and the error says it is stored; it used
+// to look refused and go unaudited.
+func TestAttackStoredChangeIsAlwaysAudited(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Service) {
+		ctx := context.Background()
+		if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
+			t.Fatal(err)
+		}
+		stg := staged(t, s, enabledDoc)
+		sh, _ := stg.Documents.Head(ctx)
+		head, _ := s.Documents.Head(ctx)
+		s.Documents.KV = silentKV{s.Documents.KV}
+
+		rel, err := s.Promote(ctx, "user:mallory", Promotion{From: "staging", To: ProductionEnvironment, FromVersion: sh.Version, ToVersion: head.Version, Reason: "quiet change"})
+		if !Stored(err) || rel.Version != head.Version+1 {
+			t.Fatalf("promote over a failing announcement: release %d, %v", rel.Version, err)
+		}
+		promoted, err := auditOf(ctx, s, "policy.promote")
+		if err != nil || len(promoted) != 1 || promoted[0].Actor != "user:mallory" || promoted[0].Reason != "quiet change" {
+			t.Fatalf("fail/unaudited-promotion: %+v %v", promoted, err)
+		}
+		if got := s.Engine.Load().Policies(); len(got) != 1 || got[0].State != "enabled" {
+			t.Errorf("this node does not enforce the stored promotion")
+		}
+
+		doc, _ := s.Documents.Get(ctx, "mfa")
+		if _, err := s.Save(ctx, "user:mallory", "quiet edit", Document{Name: "mfa", YAML: reportOnlyDoc, Version: doc.Version}, ""); !Stored(err) {
+			t.Fatalf("save over a failing announcement: %v", err)
+		}
+		doc, _ = s.Documents.Get(ctx, "mfa")
+		if err := s.Delete(ctx, "user:mallory", "quiet delete", "mfa", doc.Version, ""); !Stored(err) {
+			t.Fatalf("delete over a failing announcement: %v", err)
+		}
+		for _, action := range []string{"policy.update", "policy.delete"} {
+			if got, _ := auditOf(ctx, s, action); len(got) != 1 || got[0].Actor != "user:mallory" {
+				t.Errorf("fail/unaudited-%s: %+v", action, got)
+			}
 		}
 	})
 }

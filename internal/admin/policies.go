@@ -132,7 +132,8 @@ const maxRechecks = 8
 // other release (SaveOver, RemoveOver), and a change that lost the race
 // is checked again over the new release, up to maxRechecks times, then
 // refused as a conflict. It returns the failed scenario tests that
-// overrideTests overrode.
+// overrideTests overrode, and with them an error that Stored reports a
+// stored change: the caller audits it all the same.
 func (s *Service) checkedCommit(ctx context.Context, c Candidate, overrideTests string, commit func(head Release) error) ([]string, error) {
 	for attempt := 1; ; attempt++ {
 		set, head, err := s.check(ctx, c)
@@ -147,10 +148,10 @@ func (s *Service) checkedCommit(ctx context.Context, c Candidate, overrideTests 
 		if errors.Is(err, ErrReleaseVersion) && attempt < maxRechecks {
 			continue
 		}
-		if err != nil {
+		if err != nil && !Stored(err) {
 			return nil, s.storeErr(err, c.Doc.Name)
 		}
-		return failed, nil
+		return failed, err
 	}
 }
 
@@ -196,12 +197,12 @@ func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Docu
 		saved, err = s.Documents.SaveOver(ctx, doc, doc.Version, head.Version, s.change(actor, action, doc.Name, reason))
 		return err
 	})
-	if err != nil {
+	if err != nil && !Stored(err) {
 		return Document{}, err
 	}
 	target := s.auditTarget(saved.Source())
 	overrideErr := s.recordOverride(ctx, actor, target, overrideTests, failed)
-	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, action, target, reason, before, saved.YAML))
+	return saved, errors.Join(err, overrideErr, s.afterChange(ctx, actor, action, target, reason, before, saved.YAML))
 }
 
 // auditTarget is target as the audit trail names it: in an environment
@@ -265,12 +266,12 @@ func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, 
 		old = head.document(name)
 		return s.Documents.RemoveOver(ctx, name, version, head.Version, s.change(actor, "policy.delete", name, reason))
 	})
-	if err != nil {
+	if err != nil && !Stored(err) {
 		return err
 	}
 	target := s.auditTarget(old.Source())
 	overrideErr := s.recordOverride(ctx, actor, target, overrideTests, failed)
-	return errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.delete", target, reason, old.YAML, nil))
+	return errors.Join(err, overrideErr, s.afterChange(ctx, actor, "policy.delete", target, reason, old.YAML, nil))
 }
 
 // SetState enables, disables or switches to report-only the policy
@@ -307,12 +308,12 @@ func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state
 		saved, err = s.Documents.SaveOver(ctx, doc, doc.Version, head.Version, s.change(actor, "policy.state", doc.Name, reason))
 		return err
 	})
-	if err != nil {
+	if err != nil && !Stored(err) {
 		return Document{}, err
 	}
 	target := s.auditTarget("policy:" + name)
 	overrideErr := s.recordOverride(ctx, actor, target, overrideTests, failed)
-	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.state", target, reason, map[string]string{"state": info.State}, map[string]string{"state": state}))
+	return saved, errors.Join(err, overrideErr, s.afterChange(ctx, actor, "policy.state", target, reason, map[string]string{"state": info.State}, map[string]string{"state": state}))
 }
 
 func (s *Service) afterChange(ctx context.Context, actor Actor, action, target, reason string, before, after any) error {

@@ -158,10 +158,10 @@ func (d *Documents) SaveOver(ctx context.Context, doc Document, version, release
 	rel, err := d.commit(ctx, change, release, func(docs []Document, _ int64) ([]Document, error) {
 		return putDocument(docs, doc, version)
 	})
-	if err != nil {
+	if err != nil && !Stored(err) {
 		return Document{}, err
 	}
-	return rel.document(doc.Name), nil
+	return rel.document(doc.Name), err
 }
 
 // putDocument returns docs with doc put in place of the version the

@@ -234,11 +234,11 @@ func (s *Service) replace(ctx context.Context, actor Actor, docs []Document, exp
 		return Release{}, &Error{Kind: Conflict, Message: fmt.Sprintf("%s is at version %d now, not %d as reviewed; review the change again", s.Environment(), before.Version, expect)}
 	}
 	rel, err := s.Documents.Replace(ctx, docs, expect, change)
-	if err != nil {
+	if err != nil && !Stored(err) {
 		return Release{}, s.storeErr(err, change.Target)
 	}
 	overrideErr := s.recordOverride(ctx, actor, change.Target, overrideTests, failed)
-	return rel, errors.Join(overrideErr, s.afterChange(ctx, actor, change.Action, change.Target, change.Reason, releaseSummary(before), releaseSummary(rel)))
+	return rel, errors.Join(err, overrideErr, s.afterChange(ctx, actor, change.Action, change.Target, change.Reason, releaseSummary(before), releaseSummary(rel)))
 }
 
 // releaseSummary is what the audit trail keeps of a release: its
