@@ -3,11 +3,13 @@ package app_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/config"
@@ -81,5 +83,62 @@ func TestAttackAPIEnvironmentIsReadOneWay(t *testing.T) {
 	}
 	if st, out := call("DELETE", "/api/v1/policy-documents/webapp?env=staging&version=1&reason=done", ""); st != http.StatusNoContent {
 		t.Fatalf("ok/delete-in-staging: %d %s", st, out)
+	}
+}
+
+// TestAttackConsoleEnvironmentNamedOnce: a console request naming the
+// policy environment twice (query and form, or twice in one) is refused
+// before any page runs, and changes nothing; a page reading the first
+// and a proxy in front reading the last would disagree on where a
+// change lands. Named once, the change lands in that environment alone.
+func TestAttackConsoleEnvironmentNamedOnce(t *testing.T) {
+	s := startConsole(t)
+	s.registerPasskey(t, s.admin)
+	c := s.login(t, adminName, adminPassword)
+	s.passkeyProof(t, c, time.Minute)
+	staging, err := s.app.Admin.In("staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := url.Values{"action": {"save"}, "name": {"twice"}, "yaml": {reportOnlyDoc}, "reason": {"try"}}
+	for _, tc := range []struct{ name, path, env string }{
+		{"fail/query-and-form-disagree", "/admin/documents?env=production", "staging"},
+		{"fail/query-and-form-agree", "/admin/documents?env=staging", "staging"},
+		{"fail/query-twice", "/admin/documents?env=staging&env=production", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := cloneValues(save)
+			if tc.env != "" {
+				form.Set("env", tc.env)
+			}
+			resp, body := s.postForm(t, c, tc.path, form)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "more than once") {
+				t.Errorf("POST %s env=%s: %d", tc.path, tc.env, resp.StatusCode)
+			}
+		})
+	}
+	form := cloneValues(save)
+	form["env"] = []string{"staging", "production"}
+	if resp, _ := s.postForm(t, c, "/admin/documents", form); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("fail/form-twice: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, c, s.base+"/admin/policies?env=staging&env=production"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("fail/page-twice: %d", resp.StatusCode)
+	}
+	for _, svc := range []*admin.Service{s.app.Admin, staging} {
+		if _, err := svc.Documents.Get(t.Context(), "twice"); err == nil {
+			t.Fatalf("a refused request stored the document in %s", svc.Environment())
+		}
+	}
+	form = cloneValues(save)
+	form.Set("env", "staging")
+	if resp, body := s.postForm(t, c, "/admin/documents", form); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ok/env-once: %d %s", resp.StatusCode, body)
+	}
+	if _, err := staging.Documents.Get(t.Context(), "twice"); err != nil {
+		t.Fatalf("the document is not in staging: %v", err)
+	}
+	if _, err := s.app.Admin.Documents.Get(t.Context(), "twice"); err == nil {
+		t.Fatal("the staging document landed in production")
 	}
 }
