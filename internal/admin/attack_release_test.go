@@ -379,3 +379,50 @@ func TestAttackStoredChangeIsAlwaysAudited(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackNodesMigratingAtOnce: nodes starting together each find the
+// documents kept one entry each and move them into a release at once;
+// one release is made, every node reads the same documents, nothing is
+// lost, and the history holds the move once. A legacy entry written
+// after the move (by a node not yet upgraded) changes nothing.
+func TestAttackNodesMigratingAtOnce(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Service) {
+		ctx := context.Background()
+		kv := s.Documents.KV
+		for _, d := range []Document{{Name: "a", YAML: "policies: []\n", Version: 3}, {Name: "b", YAML: "policies: []\n", Version: 7}} {
+			if err := legacyDocuments.At(d.Name).Create(ctx, kv, d, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const nodes = 4
+		heads := make(chan Release, nodes)
+		var wg sync.WaitGroup
+		for range nodes {
+			wg.Go(func() {
+				node := &Documents{KV: kv, Now: func() time.Time { return now }}
+				h, err := node.Head(ctx)
+				if err != nil {
+					t.Error(err)
+				}
+				heads <- h
+			})
+		}
+		wg.Wait()
+		close(heads)
+		for h := range heads {
+			if h.Version != 7 || len(h.Documents) != 2 {
+				t.Errorf("a node read version %d with %d documents, want 7 with 2", h.Version, len(h.Documents))
+			}
+		}
+		if err := legacyDocuments.At("late").Create(ctx, kv, Document{Name: "late", YAML: "policies: []\n", Version: 1}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if head, _ := s.Documents.Head(ctx); head.Version != 7 || len(head.Documents) != 2 {
+			t.Errorf("a legacy entry written after the move changed the release: %+v", head)
+		}
+		hist, err := s.History(ctx, ProductionEnvironment)
+		if err != nil || len(hist) != 1 || hist[0].Action != migrateAction {
+			t.Errorf("history after the racing moves: %+v %v", hist, err)
+		}
+	})
+}
