@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -171,9 +172,20 @@ func printHistory(w io.Writer, env string, rels []admin.Release) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tWHEN\tWHO\tCHANGE\tDOCUMENTS\tREASON")
 	for _, r := range rels {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", r.Version, r.At.Format("2006-01-02 15:04:05Z"), r.Actor, describeChange(r.Change), len(r.Documents), r.Reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", r.Version, r.At.Format("2006-01-02 15:04:05Z"), oneLine(r.Actor), oneLine(describeChange(r.Change)), len(r.Documents), oneLine(r.Reason))
 	}
 	return tw.Flush()
+}
+
+// oneLine is text for one line of the history: with a line break, a tab
+// or a terminal escape in it (a reason stored before such reasons were
+// refused), it is quoted, so it cannot forge lines or rewrite the
+// terminal.
+func oneLine(text string) string {
+	if strings.ContainsFunc(text, unicode.IsControl) {
+		return strconv.Quote(text)
+	}
+	return text
 }
 
 // describeChange says in a few words what made a release.

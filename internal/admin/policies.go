@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
@@ -100,21 +101,58 @@ func (c Candidate) apply(stored []Document) []Document {
 }
 
 // check compiles the live set with c applied; problems come back as an
-// *Error listing every one.
-func (s *Service) check(ctx context.Context, c Candidate) (Compiled, []Document, error) {
+// *Error listing every one. It returns the release it applied c to.
+func (s *Service) check(ctx context.Context, c Candidate) (Compiled, Release, error) {
 	if err := CheckName(c.Doc.Name); err != nil {
-		return Compiled{}, nil, &Error{Kind: Invalid, Message: err.Error()}
+		return Compiled{}, Release{}, &Error{Kind: Invalid, Message: err.Error()}
 	}
-	stored, err := s.Documents.List(ctx)
+	head, err := s.Documents.Head(ctx)
 	if err != nil {
-		return Compiled{}, nil, err
+		return Compiled{}, Release{}, err
 	}
-	next := c.apply(stored)
-	set, err := s.Compile(ctx, s.Environment(), next)
+	set, err := s.Compile(ctx, s.Environment(), c.apply(head.Documents))
 	if probs := policyProblems(err); probs != nil {
-		return Compiled{}, nil, &Error{Kind: Invalid, Message: "the policies do not compile", Problems: probs}
+		return Compiled{}, Release{}, &Error{Kind: Invalid, Message: "the policies do not compile", Problems: probs}
 	}
-	return set, next, err
+	return set, head, err
+}
+
+// maxRechecks bounds how often one change is checked again because other
+// changes kept landing between its check and its commit.
+const maxRechecks = 8
+
+// checkedCommit checks the environment's documents with c applied (the
+// set compiles, its scenario tests pass or overrideTests overrides
+// them) and has commit store c over exactly the release it checked.
+//
+// Attack: a change checked against one release and committed over a
+// newer one (a promotion or another administrator's save landing in
+// between) stored a set nobody compiled or tested, such as one policy
+// declared twice, which no node can load. So commit must refuse any
+// other release (SaveOver, RemoveOver), and a change that lost the race
+// is checked again over the new release, up to maxRechecks times, then
+// refused as a conflict. It returns the failed scenario tests that
+// overrideTests overrode, and with them an error that Stored reports a
+// stored change: the caller audits it all the same.
+func (s *Service) checkedCommit(ctx context.Context, c Candidate, overrideTests string, commit func(head Release) error) ([]string, error) {
+	for attempt := 1; ; attempt++ {
+		set, head, err := s.check(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		failed, err := s.runTests(ctx, set, overrideTests)
+		if err != nil {
+			return nil, err
+		}
+		err = commit(head)
+		if errors.Is(err, ErrReleaseVersion) && attempt < maxRechecks {
+			continue
+		}
+		if err != nil && !Stored(err) {
+			return nil, s.storeErr(err, c.Doc.Name)
+		}
+		return failed, err
+	}
 }
 
 // policyProblems returns the problems err lists, if it is a set that
@@ -141,32 +179,42 @@ func (s *Service) Validate(ctx context.Context, c Candidate) error {
 // is refused unless overrideTests gives the reason to save it anyway;
 // the override and the failures it overrode are audited.
 func (s *Service) Save(ctx context.Context, actor Actor, reason string, doc Document, overrideTests string) (Document, error) {
-	set, _, err := s.check(ctx, Candidate{Doc: doc})
-	if err != nil {
+	if err := plainReasons(reason, overrideTests); err != nil {
 		return Document{}, err
-	}
-	failed, err := s.runTests(ctx, set, overrideTests)
-	if err != nil {
-		return Document{}, err
-	}
-	var before any
-	if doc.Version > 0 {
-		old, err := s.Documents.Get(ctx, doc.Name)
-		if err != nil {
-			return Document{}, s.notFound(err, doc.Name)
-		}
-		before = old.YAML
 	}
 	action := "policy.update"
 	if doc.Version == 0 {
 		action = "policy.create"
 	}
-	saved, err := s.Documents.Save(ctx, doc, doc.Version, s.change(actor, action, doc.Name, reason))
-	if err != nil {
-		return Document{}, s.storeErr(err, doc.Name)
+	var (
+		before any
+		saved  Document
+	)
+	failed, err := s.checkedCommit(ctx, Candidate{Doc: doc}, overrideTests, func(head Release) (err error) {
+		if old := head.document(doc.Name); doc.Version > 0 && old.Name != "" {
+			before = old.YAML
+		}
+		saved, err = s.Documents.SaveOver(ctx, doc, doc.Version, head.Version, s.change(actor, action, doc.Name, reason))
+		return err
+	})
+	if err != nil && !Stored(err) {
+		return Document{}, err
 	}
-	overrideErr := s.recordOverride(ctx, actor, saved.Source(), overrideTests, failed)
-	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, action, saved.Source(), reason, before, saved.YAML))
+	target := s.auditTarget(saved.Source())
+	overrideErr := s.recordOverride(ctx, actor, target, overrideTests, failed)
+	return saved, errors.Join(err, overrideErr, s.afterChange(ctx, actor, action, target, reason, before, saved.YAML))
+}
+
+// auditTarget is target as the audit trail names it: in an environment
+// other than production, with the environment. Attack: the same
+// document or policy name in staging and production made a change to
+// production read, in the audit trail, exactly like a staging edit.
+// Production's targets stay as they were before environments.
+func (s *Service) auditTarget(target string) string {
+	if s.Environment() == ProductionEnvironment {
+		return target
+	}
+	return target + "@" + s.Environment()
 }
 
 // recordOverride audits a change made although scenario tests failed:
@@ -207,23 +255,23 @@ func (s *Service) runTests(ctx context.Context, set Compiled, override string) (
 // set must compile and pass its scenario tests without it (or the
 // failures be overridden with a reason).
 func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, version int64, overrideTests string) error {
+	if err := plainReasons(reason, overrideTests); err != nil {
+		return err
+	}
 	old, err := s.Documents.Get(ctx, name)
 	if err != nil {
 		return s.notFound(err, name)
 	}
-	set, _, err := s.check(ctx, Candidate{Doc: Document{Name: name}, Delete: true})
-	if err != nil {
+	failed, err := s.checkedCommit(ctx, Candidate{Doc: Document{Name: name}, Delete: true}, overrideTests, func(head Release) error {
+		old = head.document(name)
+		return s.Documents.RemoveOver(ctx, name, version, head.Version, s.change(actor, "policy.delete", name, reason))
+	})
+	if err != nil && !Stored(err) {
 		return err
 	}
-	failed, err := s.runTests(ctx, set, overrideTests)
-	if err != nil {
-		return err
-	}
-	if err := s.Documents.Remove(ctx, name, version, s.change(actor, "policy.delete", name, reason)); err != nil {
-		return s.storeErr(err, name)
-	}
-	overrideErr := s.recordOverride(ctx, actor, old.Source(), overrideTests, failed)
-	return errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.delete", old.Source(), reason, old.YAML, nil))
+	target := s.auditTarget(old.Source())
+	overrideErr := s.recordOverride(ctx, actor, target, overrideTests, failed)
+	return errors.Join(err, overrideErr, s.afterChange(ctx, actor, "policy.delete", target, reason, old.YAML, nil))
 }
 
 // SetState enables, disables or switches to report-only the policy
@@ -231,6 +279,9 @@ func (s *Service) Delete(ctx context.Context, actor Actor, reason, name string, 
 // passes the same checks as Save, scenario tests included: enabling a
 // policy is the change that most often breaks one.
 func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state, overrideTests string) (Document, error) {
+	if err := plainReasons(reason, overrideTests); err != nil {
+		return Document{}, err
+	}
 	switch policy.State(state) {
 	case policy.StateEnabled, policy.StateDisabled, policy.StateReportOnly:
 	default:
@@ -252,20 +303,17 @@ func (s *Service) SetState(ctx context.Context, actor Actor, reason, name, state
 		return Document{}, err
 	}
 	doc.YAML = edited
-	set, _, err := s.check(ctx, Candidate{Doc: doc})
-	if err != nil {
+	var saved Document
+	failed, err := s.checkedCommit(ctx, Candidate{Doc: doc}, overrideTests, func(head Release) (err error) {
+		saved, err = s.Documents.SaveOver(ctx, doc, doc.Version, head.Version, s.change(actor, "policy.state", doc.Name, reason))
+		return err
+	})
+	if err != nil && !Stored(err) {
 		return Document{}, err
 	}
-	failed, err := s.runTests(ctx, set, overrideTests)
-	if err != nil {
-		return Document{}, err
-	}
-	saved, err := s.Documents.Save(ctx, doc, doc.Version, s.change(actor, "policy.state", doc.Name, reason))
-	if err != nil {
-		return Document{}, s.storeErr(err, doc.Name)
-	}
-	overrideErr := s.recordOverride(ctx, actor, "policy:"+name, overrideTests, failed)
-	return saved, errors.Join(overrideErr, s.afterChange(ctx, actor, "policy.state", "policy:"+name, reason, map[string]string{"state": info.State}, map[string]string{"state": state}))
+	target := s.auditTarget("policy:" + name)
+	overrideErr := s.recordOverride(ctx, actor, target, overrideTests, failed)
+	return saved, errors.Join(err, overrideErr, s.afterChange(ctx, actor, "policy.state", target, reason, map[string]string{"state": info.State}, map[string]string{"state": state}))
 }
 
 func (s *Service) afterChange(ctx context.Context, actor Actor, action, target, reason string, before, after any) error {
@@ -274,6 +322,21 @@ func (s *Service) afterChange(ctx context.Context, actor Actor, action, target, 
 		return errors.Join(fmt.Errorf("the change is saved but this node could not reload the policies: %w", err), auditErr)
 	}
 	return auditErr
+}
+
+// plainReasons refuses a reason for a policy change that is not plain
+// text on one line. Attack: a reason is kept in the release and shown by
+// stepgate policy history, one line per version; a newline in it forged
+// whole history lines (a promotion that never happened, a rollback
+// passed off as a staging edit), and terminal escapes rewrote what the
+// operator's terminal showed.
+func plainReasons(reasons ...string) error {
+	for _, r := range reasons {
+		if strings.ContainsFunc(r, unicode.IsControl) {
+			return invalid("the reason must be plain text on one line (no line breaks, tabs or control characters)")
+		}
+	}
+	return nil
 }
 
 // change describes a change to the stored documents for their release.

@@ -140,6 +140,14 @@ func (d *Documents) Put(ctx context.Context, doc Document, version int64, actor 
 
 // Save is Put recording change as the release's reason for being.
 func (d *Documents) Save(ctx context.Context, doc Document, version int64, change Change) (Document, error) {
+	return d.SaveOver(ctx, doc, version, anyVersion, change)
+}
+
+// SaveOver is Save only while the environment's current release is
+// still release, the one the caller checked the change against; any
+// other is ErrReleaseVersion. The service saves this way so that the set
+// it stores is exactly the set it compiled and tested.
+func (d *Documents) SaveOver(ctx context.Context, doc Document, version, release int64, change Change) (Document, error) {
 	if err := CheckName(doc.Name); err != nil {
 		return Document{}, err
 	}
@@ -147,13 +155,13 @@ func (d *Documents) Save(ctx context.Context, doc Document, version int64, chang
 		return Document{}, fmt.Errorf("document %s is %d bytes; the limit is %d", doc.Name, len(doc.YAML), policy.MaxFileSize)
 	}
 	doc.UpdatedAt, doc.UpdatedBy = d.Now().UTC(), change.Actor
-	rel, err := d.commit(ctx, change, anyVersion, func(docs []Document, _ int64) ([]Document, error) {
+	rel, err := d.commit(ctx, change, release, func(docs []Document, _ int64) ([]Document, error) {
 		return putDocument(docs, doc, version)
 	})
-	if err != nil {
+	if err != nil && !Stored(err) {
 		return Document{}, err
 	}
-	return rel.document(doc.Name), nil
+	return rel.document(doc.Name), err
 }
 
 // putDocument returns docs with doc put in place of the version the
@@ -184,7 +192,13 @@ func (d *Documents) Delete(ctx context.Context, name string, version int64) erro
 
 // Remove is Delete recording change as the release's reason for being.
 func (d *Documents) Remove(ctx context.Context, name string, version int64, change Change) error {
-	_, err := d.commit(ctx, change, anyVersion, func(docs []Document, _ int64) ([]Document, error) {
+	return d.RemoveOver(ctx, name, version, anyVersion, change)
+}
+
+// RemoveOver is Remove only while the current release is still release
+// (see SaveOver).
+func (d *Documents) RemoveOver(ctx context.Context, name string, version, release int64, change Change) error {
+	_, err := d.commit(ctx, change, release, func(docs []Document, _ int64) ([]Document, error) {
 		i := slices.IndexFunc(docs, func(d Document) bool { return d.Name == name })
 		if i < 0 {
 			return nil, fmt.Errorf("policy document %s: %w", name, store.ErrNotFound)

@@ -104,6 +104,9 @@ func (s *Service) Promote(ctx context.Context, actor Actor, p Promotion) (Releas
 	if strings.TrimSpace(p.Reason) == "" {
 		return Release{}, invalid("a promotion needs a reason, for the audit trail")
 	}
+	if err := plainReasons(p.Reason, p.OverrideTests); err != nil {
+		return Release{}, err
+	}
 	src, dst, err := s.promotionEnds(p.From, p.To)
 	if err != nil {
 		return Release{}, err
@@ -126,6 +129,9 @@ func (s *Service) Promote(ctx context.Context, actor Actor, p Promotion) (Releas
 func (s *Service) RollBack(ctx context.Context, actor Actor, r Rollback) (Release, error) {
 	if strings.TrimSpace(r.Reason) == "" {
 		return Release{}, invalid("a rollback needs a reason, for the audit trail")
+	}
+	if err := plainReasons(r.Reason, r.OverrideTests); err != nil {
+		return Release{}, err
 	}
 	in, err := s.In(r.Env)
 	if err != nil {
@@ -228,11 +234,11 @@ func (s *Service) replace(ctx context.Context, actor Actor, docs []Document, exp
 		return Release{}, &Error{Kind: Conflict, Message: fmt.Sprintf("%s is at version %d now, not %d as reviewed; review the change again", s.Environment(), before.Version, expect)}
 	}
 	rel, err := s.Documents.Replace(ctx, docs, expect, change)
-	if err != nil {
+	if err != nil && !Stored(err) {
 		return Release{}, s.storeErr(err, change.Target)
 	}
 	overrideErr := s.recordOverride(ctx, actor, change.Target, overrideTests, failed)
-	return rel, errors.Join(overrideErr, s.afterChange(ctx, actor, change.Action, change.Target, change.Reason, releaseSummary(before), releaseSummary(rel)))
+	return rel, errors.Join(err, overrideErr, s.afterChange(ctx, actor, change.Action, change.Target, change.Reason, releaseSummary(before), releaseSummary(rel)))
 }
 
 // releaseSummary is what the audit trail keeps of a release: its

@@ -146,7 +146,32 @@ func (d *Documents) commit(ctx context.Context, change Change, expect int64, fn 
 		return Release{}, err
 	}
 	d.keep(ctx, next)
-	return next, d.bump(ctx)
+	if err := d.bump(ctx); err != nil {
+		return next, &unannouncedError{err: err}
+	}
+	return next, nil
+}
+
+// unannouncedError is the failure to tell every node about a change
+// that is stored all the same: the release is made, and the other
+// nodes enforce it after the next change. Attack: a store that failed
+// between the two writes (the release, then the generation) used to
+// make a promotion look refused, and the service then skipped its audit
+// entry and its reload, so production changed with no record of who or
+// why. A caller that gets it has made the change and audits it.
+type unannouncedError struct{ err error }
+
+func (e *unannouncedError) Error() string {
+	return "the change is stored, but the other nodes could not be told to reload (they enforce it after the next change): " + e.err.Error()
+}
+
+func (e *unannouncedError) Unwrap() error { return e.err }
+
+// Stored reports whether err, from a change, still means the change was
+// stored (only telling the other nodes failed).
+func Stored(err error) bool {
+	var u *unannouncedError
+	return errors.As(err, &u)
 }
 
 // keep writes rel to the history. A writer keeps its release right
@@ -231,6 +256,11 @@ func (d *Documents) At(ctx context.Context, version int64) (Release, error) {
 // or comes back gets a version above any it had, so an editor open on
 // an older text cannot save over it.
 func (d *Documents) Replace(ctx context.Context, docs []Document, expect int64, change Change) (Release, error) {
+	if expect < 0 {
+		// A forged version below zero would be anyVersion: the
+		// compare-and-swap a promotion or rollback rests on, skipped.
+		return Release{}, ErrReleaseVersion
+	}
 	for _, doc := range docs {
 		if err := CheckName(doc.Name); err != nil {
 			return Release{}, err

@@ -96,6 +96,12 @@ type Deps struct {
 type Service struct {
 	Deps
 	env string
+	// productionEngine is production's live engine, kept apart from
+	// Deps.Engine (which In replaces) so that In(production) on the
+	// service of another environment never keeps that environment's
+	// engine: the impact replay of a production change replayed against
+	// staging's set would show the wrong "before".
+	productionEngine *policy.Engine
 }
 
 // New returns the service.
@@ -109,7 +115,7 @@ func New(d Deps) *Service {
 	if len(d.EnvironmentNames) == 0 {
 		d.EnvironmentNames = []string{ProductionEnvironment}
 	}
-	return &Service{Deps: d, env: ProductionEnvironment}
+	return &Service{Deps: d, env: ProductionEnvironment, productionEngine: d.Engine}
 }
 
 // In returns the service working on the policies of the policy
@@ -125,6 +131,9 @@ func (s *Service) In(env string) (*Service, error) {
 		c.Documents = c.Documents.InEnvironment(env)
 	}
 	if env == ProductionEnvironment {
+		if s.productionEngine != nil {
+			c.Engine = s.productionEngine
+		}
 		return &c, nil
 	}
 	if s.Environments != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -148,9 +150,29 @@ func adminErr(err error) error {
 func (a *API) svc() *admin.Service { return a.deps.Admin }
 
 // policySvc is the service working on the policy environment the
-// request names with ?env= (production when it names none).
-func (a *API) policySvc(r *http.Request) (*admin.Service, error) {
-	svc, err := a.svc().In(r.URL.Query().Get("env"))
+// request names with ?env= (production when it names none). params are
+// the other query parameters the endpoint reads.
+//
+// Attack: a change meant for staging landing in production. A query the
+// endpoint would not read whole (?Env=staging, ?environment=staging,
+// env twice, or a pair that url.ParseQuery drops, as in ?x=1;env=staging
+// which other servers split at the semicolon) used to fall back to
+// production without a word. Only a query read exactly one way is
+// served: one env at most, and no parameter the endpoint does not take.
+func (a *API) policySvc(r *http.Request, params ...string) (*admin.Service, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badParam("query", "cannot be read one way only ("+err.Error()+"); separate parameters with & and percent-encode the rest")
+	}
+	for name := range q {
+		if name != "env" && !slices.Contains(params, name) {
+			return nil, badParam(strconv.Quote(name), "is not a parameter of this endpoint; name the policy environment with env, like ?env=staging")
+		}
+	}
+	if len(q["env"]) > 1 {
+		return nil, badParam("env", "is given more than once; name one policy environment")
+	}
+	svc, err := a.svc().In(q.Get("env"))
 	if err != nil {
 		return nil, adminErr(err)
 	}
@@ -321,7 +343,7 @@ func (a *API) putDocument(w http.ResponseWriter, r *http.Request) error {
 // deleteDocument takes the version read and the reason as query
 // parameters: a DELETE has no body.
 func (a *API) deleteDocument(w http.ResponseWriter, r *http.Request) error {
-	svc, err := a.policySvc(r)
+	svc, err := a.policySvc(r, "version", "reason", "override_tests")
 	if err != nil {
 		return err
 	}

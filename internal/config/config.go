@@ -126,6 +126,11 @@ type Policy struct {
 // and database is evaluated against unless it names another.
 const ProductionEnvironment = "production"
 
+// BuiltinApps are the app ids of Stepgate's own apps (admin.ConsoleApp,
+// elevate.App), always decided in production: no route, client or
+// database decided in another environment may take one.
+var BuiltinApps = []string{"stepgate-console", "stepgate-elevation"}
+
 // PolicyEnvironment is one named policy set.
 type PolicyEnvironment struct {
 	// Files are policy files or directories, as in policy.files.

@@ -79,6 +79,15 @@ func (c Config) validateEnvironments(ps *problems) {
 func (c Config) validateAppEnvironments(ps *problems) {
 	type use struct{ key, env string }
 	seen := map[string]use{}
+	// Attack: a staging client or route named like one of Stepgate's own
+	// apps (the console, role activation), which are always decided in
+	// production, shared their sign-in log entries: the impact replay of
+	// a production change counted the console's decisions as staging's
+	// and left them out, so a change that locks administrators out of
+	// the console showed no impact.
+	for _, app := range BuiltinApps {
+		seen[app] = use{"(Stepgate's own app)", ProductionEnvironment}
+	}
 	check := func(app, key, env string) {
 		if env == "" {
 			env = ProductionEnvironment

@@ -137,6 +137,20 @@ func TestValidate(t *testing.T) {
 			c.Gateway.Routes = []GatewayRoute{{Name: "ledger", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001", Environment: "staging"}}
 			c.OIDC.Clients = []OIDCClient{{ID: "ledger", Secret: strings.Repeat("s", 32), RedirectURIs: []string{"https://ledger.example/cb"}}}
 		}, want: []string{"oidc.clients[0].environment"}, wantIn: "gateway.routes[0].environment"},
+		// Attack: a staging client named like the console shared its
+		// sign-in log entries, so a production change's impact replay
+		// left the console's own decisions out.
+		{name: "fail/attack-staging-client-named-like-the-console", mutate: func(c *Config) {
+			c.Policy.Environments = map[string]PolicyEnvironment{"staging": {}}
+			c.OIDC.Clients = []OIDCClient{{ID: "stepgate-console", Secret: strings.Repeat("s", 32), RedirectURIs: []string{"https://c.example/cb"}, Environment: "staging"}}
+		}, want: []string{"oidc.clients[0].environment"}, wantIn: "Stepgate's own app"},
+		{name: "fail/attack-staging-route-named-like-role-activation", mutate: func(c *Config) {
+			c.Policy.Environments = map[string]PolicyEnvironment{"staging": {}}
+			c.Gateway.Routes = []GatewayRoute{{Name: "stepgate-elevation", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001", Environment: "staging"}}
+		}, want: []string{"gateway.routes[0].environment"}, wantIn: "Stepgate's own app"},
+		{name: "ok/production-route-named-like-the-console", mutate: func(c *Config) {
+			c.Gateway.Routes = []GatewayRoute{{Name: "stepgate-console", From: "http://a.localhost:8080", To: "http://127.0.0.1:9001"}}
+		}},
 		{name: "fail/api-token-short", mutate: func(c *Config) { c.API.Token = "secret" }, want: []string{"api.token"}, wantIn: "openssl rand"},
 		{name: "fail/api-token-space", mutate: func(c *Config) { c.API.Token = strings.Repeat("secret ", 6) }, want: []string{"api.token"}, wantIn: "Authorization header"},
 		{name: "fail/argon2-memory-recommends", mutate: func(c *Config) { c.Password.Argon2.MemoryKiB = 4096 }, want: []string{"password.argon2.memory_kib"}, wantIn: "19456"},

@@ -248,7 +248,16 @@ func (c *Console) dispatch(w http.ResponseWriter, r *http.Request, rt route, who
 // checkEnvironment refuses a request naming a policy environment (env,
 // in the query or the form) that is not configured, before any page
 // acts on it: no page can fall back to another environment's policies.
+//
+// Attack: env named twice (in the query and the form, or twice in
+// either) is read by each reader its own way (Go takes the form's
+// first, other servers and filters in front the last): a proxy rule
+// that guards production by env saw staging while the change landed in
+// production. A request naming it more than once is refused.
 func (c *Console) checkEnvironment(r *http.Request) error {
+	if r.FormValue("env"); len(r.Form["env"]) > 1 {
+		return &pageError{status: http.StatusBadRequest, msg: "The request names the policy environment (env) more than once. Open the page from the console's own links and try again."}
+	}
 	if _, err := c.Service.In(r.FormValue("env")); err != nil {
 		return &pageError{status: http.StatusNotFound, msg: adminError(err).Message + "."}
 	}
