@@ -97,6 +97,12 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := p.VerifyAccessToken(r.Context(), form.Get("token"))
+	if err == nil && c.IssuedForResource() {
+		// A database's token is that database's password and nothing
+		// else: a resource server that trusted "active" alone would
+		// accept one replayed at it, so it is inactive to every client.
+		err = &Error{Code: "invalid_token", Debug: fmt.Errorf("audience %v is a database, introspected by client %s", c.Audience, caller.ID)}
+	}
 	if err != nil {
 		var oe *Error
 		if !errors.As(err, &oe) {

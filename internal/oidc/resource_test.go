@@ -172,6 +172,25 @@ func TestDatabaseTokenAttacks(t *testing.T) {
 			form := url.Values{"grant_type": {GrantAuthorizationCode}, "code": {"c"}, "redirect_uri": {testRedirect}, "resource": {DatabaseResource("bank")}}
 			wantOAuthError(t, dp.post(t, pathToken, testClientID, form), http.StatusBadRequest, "invalid_target")
 		}},
+		{"fail/database-token-at-introspection", func(t *testing.T, dp *deviceProvider) {
+			// A resource server trusting "active" alone would accept a
+			// database's password replayed at it; every client, the token's
+			// own included, is told inactive. The client's own token of the
+			// same user and flow stays active, so the refusal is the audience's.
+			tok := dp.databaseTokens(t, "openid").str("access_token")
+			for _, caller := range []string{testClientID, tvClientID} {
+				r := dp.post(t, pathIntrospect, caller, url.Values{"token": {tok}})
+				if r.status != http.StatusOK || r.body["active"] != false || len(r.body) != 1 {
+					t.Fatalf("%s introspecting a database token: %d %v, want only active false", caller, r.status, r.body)
+				}
+			}
+			dc, uc := dp.start(t, cliClientID, "openid")
+			dp.approve(t, uc)
+			own := dp.poll(t, cliClientID, dc).str("access_token")
+			if r := dp.post(t, pathIntrospect, testClientID, url.Values{"token": {own}}); r.body["active"] != true {
+				t.Fatalf("introspecting the client's own token: %d %v, want active", r.status, r.body)
+			}
+		}},
 		{"fail/database-token-at-userinfo", func(t *testing.T, dp *deviceProvider) {
 			tok := dp.databaseTokens(t, "openid profile").str("access_token")
 			if code := dp.userinfo(t, tok); code != http.StatusUnauthorized {
