@@ -152,7 +152,7 @@ func (c *cli) policyHistoryCmd() *cobra.Command {
 		},
 	}
 	envFlag(cmd, &env)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the versions as JSON, documents included")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the versions as JSON, each document by name and version")
 	return cmd
 }
 

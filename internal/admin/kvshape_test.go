@@ -13,6 +13,7 @@ func TestKVShapes(t *testing.T) {
 	}{
 		{"releases", releases.CheckSample},
 		{"history", history.CheckSample},
+		{"history index", historyIndex.CheckSample},
 		{"legacy documents", legacyDocuments.CheckSample},
 	} {
 		if err := ns.check(); err != nil {

@@ -19,8 +19,10 @@ import (
 // so every node enforces it; policy files stay in the operator's hands
 // (and in git), and the console shows their content read-only.
 type Document struct {
-	Name      string    `json:"name"`
-	YAML      string    `json:"yaml"`
+	Name string `json:"name"`
+	// YAML is the document's text; a release of the history lists its
+	// documents without it.
+	YAML      string    `json:"yaml,omitempty"`
 	Version   int64     `json:"version"`
 	UpdatedAt time.Time `json:"updated_at"`
 	UpdatedBy string    `json:"updated_by"`

@@ -320,6 +320,9 @@ func TestDocumentsMoveIntoARelease(t *testing.T) {
 	if err != nil || len(stg) != 1 || stg[0].Name != "c" {
 		t.Fatalf("staging after the move: %+v %v", stg, err)
 	}
+	if left, _ := legacyEnvironmentDocuments.List(ctx, st); len(left) != 0 {
+		t.Errorf("%d old staging entries left", len(left))
+	}
 	// The next save builds on the moved release.
 	if _, err := prod.Put(ctx, Document{Name: "a", YAML: "policies: []\n# edited\n"}, 5, "user:root"); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,8 @@ const migrateAction = "policy.migrate"
 var (
 	releases = kvspace.JSON[Release](kvspace.PolicyRelease)
 	history  = kvspace.JSON[Release](kvspace.PolicyHistory)
+	// historyIndex holds each release without its documents' text.
+	historyIndex = kvspace.JSON[Release](kvspace.PolicyHistoryIndex)
 )
 
 func (d *Documents) releaseRef() kvspace.Ref[Release] {
@@ -74,10 +77,26 @@ func (d *Documents) releaseRef() kvspace.Ref[Release] {
 }
 
 func (d *Documents) historyRef(version int64) kvspace.Ref[Release] {
+	return d.versionRef(history, version)
+}
+
+func (d *Documents) versionRef(ns kvspace.Namespace[Release], version int64) kvspace.Ref[Release] {
 	if d.checkEnvironment() != nil {
-		return history.At()
+		return ns.At()
 	}
-	return history.At(d.Environment(), fmt.Sprintf("%012d", version))
+	return ns.At(d.Environment(), fmt.Sprintf("%012d", version))
+}
+
+// summary is r with its documents named and versioned but without their
+// text: what the history lists.
+func (r Release) summary() Release {
+	out := r
+	out.Documents = make([]Document, len(r.Documents))
+	for i, doc := range r.Documents {
+		doc.YAML = ""
+		out.Documents[i] = doc
+	}
+	return out
 }
 
 // document returns the release's document named name.
@@ -184,6 +203,7 @@ func (d *Documents) keep(ctx context.Context, rel Release) {
 		return
 	}
 	_ = d.historyRef(rel.Version).Create(ctx, d.KV, rel, time.Time{})
+	_ = d.versionRef(historyIndex, rel.Version).Create(ctx, d.KV, rel.summary(), time.Time{})
 }
 
 // checkRelease refuses a release past the bounds.
@@ -211,17 +231,19 @@ func sortedDocuments(docs []Document) []Document {
 }
 
 // History returns every kept release of the environment, newest first,
-// the current one included.
+// the current one included, each with its documents' names and versions
+// but not their text (At gives a whole release): listing a long history
+// reads a line per release, never every set.
 func (d *Documents) History(ctx context.Context) ([]Release, error) {
 	head, err := d.Head(ctx)
 	if err != nil || head.Version == 0 {
 		return nil, err
 	}
-	items, err := history.List(ctx, d.KV, d.Environment())
+	items, err := historyIndex.List(ctx, d.KV, d.Environment())
 	if err != nil {
 		return nil, err
 	}
-	out := []Release{head}
+	out := []Release{head.summary()}
 	for _, it := range items {
 		if it.Err != nil {
 			return nil, fmt.Errorf("policy history entry %s is not readable: %w", it.ID, it.Err)
@@ -230,7 +252,7 @@ func (d *Documents) History(ctx context.Context) ([]Release, error) {
 			out = append(out, it.Value)
 		}
 	}
-	slices.SortFunc(out, func(a, b Release) int { return int(b.Version - a.Version) })
+	slices.SortFunc(out, func(a, b Release) int { return cmp.Compare(b.Version, a.Version) })
 	return out, nil
 }
 
@@ -314,9 +336,18 @@ func (d *Documents) migrate(ctx context.Context) (Release, error) {
 	}
 	d.keep(ctx, first)
 	for _, it := range items {
-		_ = d.KV.DeleteKV(ctx, it.Entry.Key) // a leftover is ignored once the release exists
+		_ = d.legacyRef(it.ID).Delete(ctx, d.KV) // a leftover is ignored once the release exists
 	}
 	return first, nil
+}
+
+// legacyRef is the old entry of the listed id (a name, or for another
+// environment its name and the document's).
+func (d *Documents) legacyRef(id string) kvspace.Ref[Document] {
+	if d.production() {
+		return legacyDocuments.At(id)
+	}
+	return legacyEnvironmentDocuments.At(strings.Split(id, "/")...)
 }
 
 func (d *Documents) legacy(ctx context.Context) ([]kvspace.Item[Document], error) {

@@ -92,6 +92,10 @@ var (
 			describe("every earlier release of a policy environment, by environment and zero-padded version, for the history and rollbacks",
 			"admin.Release as JSON", Never, "never; kept for rollbacks", "admin", UseCreateOnly|UseList).
 		example(`{"env":"production","version":2,"documents":[],"action":"policy.delete","target":"old","actor":"user:alice","at":`+sampleTime+`}`, "production", "000000000002")
+	PolicyHistoryIndex = segments("policy-history-index", "policy/history-index/", 2, 2).
+				describe("a line per release of a policy environment: its version, the change, and each document's name and version without its text, so listing the history never reads every set",
+			"admin.Release as JSON, documents without their YAML", Never, "never; kept with the history", "admin", UseCreateOnly|UseList).
+		example(`{"env":"production","version":2,"documents":[{"name":"mfa","version":2,"updated_at":`+sampleTime+`,"updated_by":"user:alice"}],"action":"policy.update","target":"mfa","actor":"user:alice","at":`+sampleTime+`}`, "production", "000000000002")
 	PolicyGeneration = Namespace[int64]{Space: fixed("policy-generation", "policy/generation").
 				describe("a counter of changes to the stored policy documents, which every node polls", "int64 in decimal", Never,
 			"never", "admin", UseCreateOnly|UseUpdate).example("7"), codec: counterCodec()}
@@ -243,7 +247,7 @@ var RevokedBefore = Namespace[time.Time]{Space: segments("revoked-before", "revo
 func All() []Space {
 	return []Space{
 		OIDCKeyring, OIDCCode, OIDCGrant, OIDCRefresh, OIDCRevokedToken.Space, OIDCAssertion.Space, OIDCClient, OIDCDeviceCode, OIDCDeviceUser, OIDCDeviceRate.Space,
-		PolicyDocument, PolicyEnvironmentDocument, PolicyRelease, PolicyHistory, PolicyGeneration.Space,
+		PolicyDocument, PolicyEnvironmentDocument, PolicyRelease, PolicyHistory, PolicyHistoryIndex, PolicyGeneration.Space,
 		GatewayTicket, GatewaySession, GatewayKeptAnonymous.Space, GatewayKeptUser.Space, GatewayKeepRate.Space,
 		GatewayOnce.Space, GatewayAsked.Space, GatewayAnswer.Space,
 		RegistrationProof, ChangeReport, RegistrationOffer, Secret.Space,
