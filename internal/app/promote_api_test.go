@@ -20,19 +20,7 @@ import (
 // that are not the reviewed ones, unknown fields, a caller the audit
 // trail cannot name.
 func TestPolicyPromotionAPI(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "policies.yaml")
-	if err := os.WriteFile(file, []byte(testPolicies), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := startOIDC(t, func(cfg *config.Config) {
-		cfg.Policy.Files = []string{file}
-		cfg.Policy.Environments = map[string]config.PolicyEnvironment{"staging": {}}
-		cfg.API.Token = apiToken
-	})
-	call := func(method, path, body string) (int, string) {
-		t.Helper()
-		return apiCall(t, s.base, apiToken, method, path, body)
-	}
+	s, call := startEnvironmentsAPI(t)
 	doc, _ := json.Marshal(map[string]any{"yaml": reportOnlyDoc, "version": 0, "reason": "try on staging"})
 	if st, out := call("PUT", "/api/v1/policy-documents/webapp?env=staging", string(doc)); st != http.StatusCreated {
 		t.Fatalf("PUT in staging: %d %s", st, out)
@@ -101,4 +89,25 @@ func TestPolicyPromotionAPI(t *testing.T) {
 	if st, out := call("POST", "/api/v1/policy-environments/production/rollback/review", `{"version":0}`); st != http.StatusBadRequest || !strings.Contains(out, "version") {
 		t.Fatalf("fail/rollback-review-no-version: %d %s", st, out)
 	}
+}
+
+// startEnvironmentsAPI starts a server with a policy file, a staging
+// environment and the API token, and returns it with a function that
+// calls the API with that token.
+func startEnvironmentsAPI(t *testing.T) (*oidcServer, func(method, path, body string) (int, string)) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "policies.yaml")
+	if err := os.WriteFile(file, []byte(testPolicies), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startOIDC(t, func(cfg *config.Config) {
+		cfg.Policy.Files = []string{file}
+		cfg.Policy.Environments = map[string]config.PolicyEnvironment{"staging": {}}
+		cfg.API.Token = apiToken
+	})
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		return apiCall(t, s.base, apiToken, method, path, body)
+	}
+	return s, call
 }

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,19 +29,7 @@ func TestBuiltinAppsAreStepgatesOwn(t *testing.T) {
 // Each is refused with the problem named, and nothing reaches either
 // environment; the one spelling that is read lands in staging alone.
 func TestAttackAPIEnvironmentIsReadOneWay(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "policies.yaml")
-	if err := os.WriteFile(file, []byte(testPolicies), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := startOIDC(t, func(cfg *config.Config) {
-		cfg.Policy.Files = []string{file}
-		cfg.Policy.Environments = map[string]config.PolicyEnvironment{"staging": {}}
-		cfg.API.Token = apiToken
-	})
-	call := func(method, path, body string) (int, string) {
-		t.Helper()
-		return apiCall(t, s.base, apiToken, method, path, body)
-	}
+	_, call := startEnvironmentsAPI(t)
 	doc, _ := json.Marshal(map[string]any{"yaml": reportOnlyDoc, "version": 0, "reason": "try on staging"})
 	for _, tc := range []struct {
 		name, query string
