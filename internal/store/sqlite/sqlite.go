@@ -105,10 +105,26 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.DB, error) 
 	s := sqlstore.New(db, Dialect, opts.Now)
 	// Watched before the first read of the access mark, so no write
 	// goes unseen.
-	if w := watchWrites(filepath.Dir(path)); w != nil {
-		s.SetWriteSignal(w)
+	if dir := walDir(path); dir != "" {
+		if w := watchWrites(dir); w != nil {
+			s.SetWriteSignal(w)
+		}
 	}
 	return s, nil
+}
+
+// walDir is the directory SQLite writes the database's write-ahead log
+// in: the real file's, symbolic links resolved, as SQLite resolves them.
+// Watching the directory of a link instead would see no commit at all,
+// and a revocation made by another process (the command line, another
+// node on the file) would leave cached tokens trusted. "" (no watch:
+// the counter is read every time) when the path cannot be resolved.
+func walDir(path string) string {
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return ""
+	}
+	return filepath.Dir(resolved)
 }
 
 // journalSizeLimit is the size (bytes) the write-ahead log is cut back
