@@ -380,3 +380,54 @@ func TestAttackSymlinkedFileHidesRevocations(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // between polls, not an assertion
 	}
 }
+
+// TestAttackReadBetweenLogWriteAndCommitHidesRevocation races the access
+// mark of one handle against commits of another (the command line, a
+// second process on the file). A commit writes the write-ahead log
+// (the event the watch counts) before it publishes the new frames in
+// the shared-memory index, which the kernel does not report. A counter
+// read between the two sees the old value and is remembered as covering
+// the event, so the revocation stays unseen until some later write in
+// the directory: cached tokens stay trusted.
+func TestAttackReadBetweenLogWriteAndCommitHidesRevocation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	ctx := context.Background()
+	writer, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = writer.Close() })
+	watcher, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = watcher.Close() })
+	// A resource server introspecting all the time: the mark is read
+	// while the writer commits.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				watcher.AccessMark(ctx)
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	const writes = 1000
+	for i := range writes {
+		before, _ := watcher.AccessMark(ctx)
+		if _, err := writer.CreateKV(ctx, fmt.Sprintf("oidc/revoked/jti-%d", i), []byte(`{}`), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // past the commit, not an assertion
+		if after, ok := watcher.AccessMark(ctx); ok && after == before {
+			t.Fatalf("revocation %d committed, yet the other handle still vouches for its old mark %d", i, before)
+		}
+	}
+}
