@@ -188,3 +188,50 @@ func TestInvalidDSNDoesNotEchoIt(t *testing.T) {
 }
 
 func TestAccessWatch(t *testing.T) { storetest.RunAccessWatchTests(t, opener) }
+
+// TestAttackTruncateEndsCachedAccess empties, as an operator would in
+// SQL, each table whose rows keep access granted. TRUNCATE fires no
+// DELETE trigger, so without triggers of its own a table of elevations,
+// role assignments or grants emptied this way would leave every node
+// trusting the tokens it cached as verified until they expired.
+func TestAttackTruncateEndsCachedAccess(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	for _, table := range []string{"kv", "users", "groups", "roles", "role_assignments", "elevations"} {
+		t.Run("fail/truncate-"+table, func(t *testing.T) {
+			before := vouchedMark(t, s)
+			if _, err := s.SQL().ExecContext(ctx, "TRUNCATE "+table+" CASCADE"); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				if m, ok := s.AccessMark(ctx); !ok || m != before {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("TRUNCATE %s left the access mark at %d", table, before)
+				}
+				time.Sleep(10 * time.Millisecond) // between polls, not an assertion
+			}
+		})
+	}
+}
+
+// vouchedMark waits until w vouches for its access mark.
+func vouchedMark(t *testing.T, w store.AccessWatch) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if m, ok := w.AccessMark(context.Background()); ok {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the store did not vouch for its access mark")
+		}
+		time.Sleep(10 * time.Millisecond) // between polls, not an assertion
+	}
+}

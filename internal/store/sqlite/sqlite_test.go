@@ -332,3 +332,102 @@ func checkpoint(t *testing.T, s interface{ SQL() *sql.DB }) {
 }
 
 func TestAccessWatch(t *testing.T) { storetest.RunAccessWatchTests(t, opener) }
+
+// TestAttackSymlinkedFileHidesRevocations opens the database through a
+// symbolic link in one directory to a file in another, as a data
+// directory on a separate disk is often set up. SQLite keeps the
+// write-ahead log beside the real file, so a watch of the link's
+// directory would never see a commit: another process's revocation (the
+// command line's, another node's on the same file) would leave the
+// access mark, and every verified token cached under it, unchanged.
+func TestAttackSymlinkedFileHidesRevocations(t *testing.T) {
+	realDir, linkDir := t.TempDir(), t.TempDir()
+	realPath := filepath.Join(realDir, sqlite.FileName)
+	linkPath := filepath.Join(linkDir, sqlite.FileName)
+	ctx := context.Background()
+	writer, err := sqlite.Open(ctx, realPath, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = writer.Close() })
+	if err := os.Symlink(realPath, linkPath); err != nil {
+		t.Skipf("symbolic links unavailable: %v", err)
+	}
+	watcher, err := sqlite.Open(ctx, linkPath, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = watcher.Close() })
+	before, ok := watcher.AccessMark(ctx)
+	if !ok {
+		t.Fatal("the store did not vouch for its access mark")
+	}
+	// Read again so the counter read is remembered under the watch.
+	if again, _ := watcher.AccessMark(ctx); again != before {
+		t.Fatalf("mark moved without a write: %d then %d", before, again)
+	}
+	if _, err := writer.CreateKV(ctx, "oidc/revoked/jti-1", []byte(`{}`), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if m, ok := watcher.AccessMark(ctx); !ok || m != before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a revocation committed through the real path left the symlinked handle's access mark unchanged")
+		}
+		time.Sleep(5 * time.Millisecond) // between polls, not an assertion
+	}
+}
+
+// TestAttackReadBetweenLogWriteAndCommitHidesRevocation races the access
+// mark of one handle against commits of another (the command line, a
+// second process on the file). A commit writes the write-ahead log
+// (the event the watch counts) before it publishes the new frames in
+// the shared-memory index, which the kernel does not report. A counter
+// read between the two sees the old value and is remembered as covering
+// the event, so the revocation stays unseen until some later write in
+// the directory: cached tokens stay trusted.
+func TestAttackReadBetweenLogWriteAndCommitHidesRevocation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	ctx := context.Background()
+	writer, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = writer.Close() })
+	watcher, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = watcher.Close() })
+	// A resource server introspecting all the time: the mark is read
+	// while the writer commits.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				watcher.AccessMark(ctx)
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	const writes = 1000
+	for i := range writes {
+		before, _ := watcher.AccessMark(ctx)
+		if _, err := writer.CreateKV(ctx, fmt.Sprintf("oidc/revoked/jti-%d", i), []byte(`{}`), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // past the commit, not an assertion
+		if after, ok := watcher.AccessMark(ctx); ok && after == before {
+			t.Fatalf("revocation %d committed, yet the other handle still vouches for its old mark %d", i, before)
+		}
+	}
+}

@@ -22,23 +22,6 @@ type AccessFeed interface {
 	Close() error
 }
 
-// WriteSignal counts the writes to a database's files by any process,
-// as the kernel reports them (inotify on Linux), so that AccessMark reads
-// the counter table only after something was written. Writes returns
-// the number of writes seen so far, every write that completed before
-// the call included; ok is false when the signal cannot vouch for that
-// (the watch is gone), and the counter is then read every time.
-type WriteSignal interface {
-	Writes() (n uint64, ok bool)
-	Close() error
-}
-
-// counted is a read of the counter table, and the number of writes the
-// WriteSignal had seen before it began.
-type counted struct {
-	writes, n uint64
-}
-
 // accessMark is the access mark's state.
 type accessMark struct {
 	// local counts this process's own writes that can end access: they
@@ -46,10 +29,6 @@ type accessMark struct {
 	local atomic.Uint64
 	// feed replaces the counter table when set (SetAccessFeed).
 	feed AccessFeed
-	// signal, when set, spares reads of the counter table while nothing
-	// was written; last is the latest read.
-	signal WriteSignal
-	last   atomic.Pointer[counted]
 	// once prepares stmt, the read of the counter the database's
 	// triggers raise (migration access_mark).
 	once sync.Once
@@ -60,10 +39,6 @@ type accessMark struct {
 // SetAccessFeed makes f the source of AccessMark; Close closes it.
 func (s *DB) SetAccessFeed(f AccessFeed) { s.mark.feed = f }
 
-// SetWriteSignal makes AccessMark read the counter table only after w
-// saw a write; Close closes it.
-func (s *DB) SetWriteSignal(w WriteSignal) { s.mark.signal = w }
-
 // AccessMark implements store.AccessWatch: this process's own count of
 // such writes plus the database's (the feed's where one is set). Both
 // only grow, so their sum changes whenever either does.
@@ -73,19 +48,9 @@ func (s *DB) AccessMark(ctx context.Context) (uint64, bool) {
 		n, ok := s.mark.feed.Mark()
 		return local + n, ok
 	}
-	var writes uint64
-	signalled := false
-	if s.mark.signal != nil {
-		writes, signalled = s.mark.signal.Writes()
-		// A read that began after every write seen so far still holds.
-		if last := s.mark.last.Load(); signalled && last != nil && last.writes >= writes {
-			return local + last.n, true
-		}
-	}
+	// The counter is read every time: no cheaper signal (a kernel
+	// report of writes to the files) orders after the commit it reports.
 	n, ok := s.readCounter(ctx)
-	if ok && signalled {
-		s.mark.last.Store(&counted{writes: writes, n: n})
-	}
 	return local + n, ok
 }
 
@@ -127,9 +92,6 @@ func (s *DB) accessKVChanged(key string) {
 func (s *DB) closeAccessMark() error {
 	if s.mark.stmt != nil {
 		_ = s.mark.stmt.Close()
-	}
-	if s.mark.signal != nil {
-		_ = s.mark.signal.Close()
 	}
 	if s.mark.feed != nil {
 		return s.mark.feed.Close()
