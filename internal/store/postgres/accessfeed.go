@@ -133,11 +133,16 @@ func (f *accessFeed) listen(ctx context.Context) bool {
 		case ctx.Err() != nil:
 			return true
 		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-			// Quiet for a heartbeat: prove the connection still answers.
+			// Quiet for a heartbeat: prove the connection still answers
+			// and still listens. A ping alone would vouch for a session
+			// whose LISTEN is gone (an UNLISTEN or DISCARD ALL, or a
+			// transaction-mode pooler handing it another server
+			// connection), which would trust the cache while no
+			// revocation can reach it.
 			pctx, cancel := context.WithTimeout(ctx, f.heartbeat)
-			err = conn.Ping(pctx)
+			ok, err := stillListening(pctx, conn)
 			cancel()
-			if err != nil {
+			if err != nil || !ok {
 				return true
 			}
 		default:
@@ -155,6 +160,16 @@ func (f *accessFeed) vouch() {
 		f.count.Add(1)
 	}
 	f.trustedUntil.Store(now + int64(f.trust))
+}
+
+// stillListening reports whether conn's server session listens on the
+// access channel.
+func stillListening(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var n int
+	// The simple protocol: no prepared statement for a DISCARD ALL to
+	// take away, nothing for a pooler to route apart.
+	err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_listening_channels() AS c WHERE c = $1", pgx.QueryExecModeSimpleProtocol, accessChannel).Scan(&n)
+	return n == 1, err
 }
 
 func isTimeout(err error) bool {

@@ -86,3 +86,37 @@ func TestAccessFeedWithoutServerVouchesForNothing(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestAttackListenLostBehindTheFeed: a session whose LISTEN is gone (an
+// UNLISTEN or DISCARD ALL, a transaction-mode pooler that hands the
+// client another server connection) still answers a ping, but hears no
+// revocation; the heartbeat's check must tell it from a listening one.
+func TestAttackListenLostBehindTheFeed(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, step := range []struct {
+		name, sql string
+		want      bool
+	}{
+		{"fail/never-listened", "SELECT 1", false},
+		{"ok/listening", "LISTEN " + accessChannel, true},
+		{"fail/unlisten", "UNLISTEN *", false},
+		{"ok/listening-again", "LISTEN " + accessChannel, true},
+		{"fail/discard-all", "DISCARD ALL", false},
+		{"fail/another-channel", "LISTEN something_else", false},
+	} {
+		if _, err := conn.Exec(ctx, step.sql); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got, err := stillListening(ctx, conn); err != nil || got != step.want {
+			t.Errorf("%s: still listening = %v (%v), want %v", step.name, got, err, step.want)
+		}
+		if err := conn.Ping(ctx); err != nil {
+			t.Fatalf("%s: the session stopped answering pings: %v", step.name, err)
+		}
+	}
+}
