@@ -52,6 +52,10 @@ func (s slowThrottleStore) RenewKV(ctx context.Context, key string, fn func([]by
 func TestStepUpParallelTOTPGuesses(t *testing.T) {
 	s := startOIDCOver(t, func(st store.Store) store.Store { return slowThrottleStore{st} }, nil)
 	b := browser(t)
+	// Two hundred requests at once, each through a slowed store, on a
+	// machine that may be running other tests: the client waits as long
+	// as it takes, since the test counts answers, never time.
+	b.Timeout = 2 * time.Minute
 	s.signIn(t, b, "/account")
 	secret := s.enrollTOTP(t, b)
 
