@@ -86,7 +86,7 @@ func demoNotNow(t *testing.T, b *http.Client, base string, loc *url.URL) (*http.
 	t.Helper()
 	_, page := demoDo(t, b, "GET", loc.String(), nil)
 	csrf := demoCSRFRe.FindStringSubmatch(page)
-	if csrf == nil || !strings.Contains(page, `href="/account/security/add?method=webauthn"`) {
+	if csrf == nil || !strings.Contains(page, `href="/account/security/add?method=webauthn&amp;return_to=`) {
 		t.Fatalf("the registration offer has no form or offers no passkey:\n%s", page)
 	}
 	return demoDo(t, b, "POST", base+"/account/register-offer", url.Values{"csrf_token": {csrf[1]},

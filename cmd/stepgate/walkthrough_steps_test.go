@@ -78,6 +78,7 @@ var walkSteps = []walkStep{
 		Cites: []string{
 			"As alice, Stepgate refuses: she does not hold the role `bank-admin`",
 			"sign in as `admin` with `admin-demo-password`",
+			"(*Not now* to the passkey offer: you add one",
 			"*Add a passkey* is refused for now",
 			"*Temporary access pass from your administrator*",
 			"add a *Passkey or security key*",

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
+	"github.com/stepgate/stepgate/internal/authn/tap"
 	"github.com/stepgate/stepgate/internal/config"
 	"github.com/stepgate/stepgate/internal/deadend"
 	"github.com/stepgate/stepgate/internal/store"
@@ -15,10 +17,20 @@ import (
 // methods and its registration rules. The server and the command line
 // build it the same way.
 func DeadEnds(cfg config.Config, st store.Store, m *Methods, now func() time.Time) *deadend.Analyzer {
-	return &deadend.Analyzer{
+	a := &deadend.Analyzer{
 		Store: st, Methods: m.Registry.Names(), Now: now,
 		Rules: deadend.Rules{PhishingResistant: cfg.Registration.PhishingResistant, Window: cfg.Registration.Window.D()},
 	}
+	if m.Passes != nil {
+		a.HasPass = func(ctx context.Context, userID string) (bool, error) {
+			p, err := m.Passes.Get(ctx, userID)
+			if errors.Is(err, tap.ErrNone) {
+				return false, nil
+			}
+			return err == nil && p.Usable(now()), err
+		}
+	}
+	return a
 }
 
 // deadEnds is the analysis of the running server.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stepgate/stepgate/internal/admin"
 	"github.com/stepgate/stepgate/internal/config"
@@ -67,6 +68,25 @@ func TestConsoleDeadEnds(t *testing.T) {
 	if !strings.Contains(pr, `<span class="group" data-group=""><em>no group</em> <strong>3</strong>`) || !strings.Contains(pr, `<strong class="stranded-count">3</strong> of 3`) ||
 		!strings.Contains(pr, "nobody in scope can meet it") {
 		t.Errorf("c3-phishing-resistant should strand all three users, none in a group:\n%s", pr)
+	}
+
+	// A temporary access pass opens bob's registration: fixable now,
+	// and stuck again once it is revoked.
+	if _, err := s.app.Admin.IssuePass(context.Background(), admin.Actor(adminName), "", bobName, time.Hour, true); err != nil {
+		t.Fatal(err)
+	}
+	_, body = get(t, c, s.base+"/admin/policies/deadends")
+	bobRow := regexp.MustCompile(`(?s)<tr data-user="bob">.*?</tr>`).FindString(html.UnescapeString(deadEndSection(body, "c2-mfa")))
+	if !strings.Contains(bobRow, `data-verdict="fixable"`) {
+		t.Errorf("bob, holding a temporary access pass, should be fixable:\n%s", bobRow)
+	}
+	if err := s.app.Admin.RevokePass(context.Background(), admin.Actor(adminName), "", bobName); err != nil {
+		t.Fatal(err)
+	}
+	_, body = get(t, c, s.base+"/admin/policies/deadends")
+	bobRow = regexp.MustCompile(`(?s)<tr data-user="bob">.*?</tr>`).FindString(html.UnescapeString(deadEndSection(body, "c2-mfa")))
+	if !strings.Contains(bobRow, `data-verdict="stuck"`) {
+		t.Errorf("bob, his pass revoked, should be stuck again:\n%s", bobRow)
 	}
 
 	// A user with a passkey meets every policy and is listed nowhere.
@@ -174,7 +194,7 @@ func TestRegistrationOffer(t *testing.T) {
 			t.Fatalf("round %d: after sign-in to %s, want %s", round, loc, want)
 		}
 		resp, body := get(t, c, s.base+want)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="offer-register" href="/account/security/add?method=webauthn"`) ||
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="offer-register" href="`+html.EscapeString("/account/security/add?"+url.Values{"method": {"webauthn"}, "return_to": {back}}.Encode())+`"`) ||
 			!strings.Contains(html.UnescapeString(body), "needs mfa; has password; fixable by registering webauthn") {
 			t.Fatalf("round %d: the offer page (%d):\n%s", round, resp.StatusCode, body)
 		}

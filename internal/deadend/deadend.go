@@ -52,6 +52,10 @@ type Analyzer struct {
 	// methods anyone can register.
 	Methods []string
 	Rules   Rules
+	// HasPass reports whether the user holds a usable temporary access
+	// pass, which opens a registration whatever the rules; nil: nobody
+	// does.
+	HasPass func(ctx context.Context, userID string) (bool, error)
 	Now     func() time.Time
 }
 
@@ -218,6 +222,8 @@ type facts struct {
 	// has are the methods the user can prove with, in prompt order,
 	// password last (access.AvailableMethods).
 	has []string
+	// pass: the user holds a usable temporary access pass.
+	pass bool
 }
 
 func (a *Analyzer) factsOf(ctx context.Context, u store.User) (facts, error) {
@@ -229,11 +235,17 @@ func (a *Analyzer) factsOf(ctx context.Context, u store.User) (facts, error) {
 	if err != nil {
 		return facts{}, err
 	}
+	pass := false
+	if a.HasPass != nil {
+		if pass, err = a.HasPass(ctx, u.ID); err != nil {
+			return facts{}, fmt.Errorf("read the temporary access pass of %s: %w", u.Username, err)
+		}
+	}
 	now := a.now()
 	return facts{
 		user:    u,
 		subject: &policy.Subject{ID: u.ID, Username: u.Username, Groups: u.Groups, Roles: u.RolesAt(now, "")},
-		creds:   creds, has: has,
+		creds:   creds, has: has, pass: pass,
 	}, nil
 }
 
@@ -357,9 +369,10 @@ func listOrNone(methods []string) string {
 // registrationBlocker says why the user of f may not register a method
 // on their own, or "" when they may: with a fresh proof of a method they
 // have (passkeys only where the rules demand phishing-resistant proofs),
-// with a recovery code (not where they do), or, with no method at all, within the registration window of a new
-// account. It mirrors the security page's rules; a temporary access pass
-// from an administrator opens a registration in every case.
+// with a recovery code (not where they do), with a usable temporary
+// access pass from an administrator, or, with no method at all, within
+// the registration window of a new account. It mirrors the security
+// page's rules (web.Pages.addVerdict).
 func (a *Analyzer) registrationBlocker(all []policy.GrantView, f facts) string {
 	// A recovery code opens a registration too, except where proofs
 	// must be phishing-resistant.
@@ -370,7 +383,7 @@ func (a *Analyzer) registrationBlocker(all []policy.GrantView, f facts) string {
 		return true
 	})
 	inWindow := len(f.creds) == 0 && a.Rules.Window > 0 && a.now().Before(f.user.CreatedAt.Add(a.Rules.Window))
-	if !provers && !inWindow {
+	if !provers && !inWindow && !f.pass {
 		return "registering a method takes a temporary access pass from an administrator"
 	}
 	// The register-security-info policies must be met too.

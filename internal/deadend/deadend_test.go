@@ -290,3 +290,48 @@ func TestAnalyzeStoreFailure(t *testing.T) {
 		t.Fatal("a store failure must be an error, not an empty report")
 	}
 }
+
+// A usable temporary access pass opens a registration whatever the
+// rules, as the security page lets it: the holder is fixable, not stuck,
+// and a failure to read passes is an error, never a guess.
+func TestPassOpensTheRegistration(t *testing.T) {
+	t.Parallel()
+	snap := compile(t, policies)
+	tests := []struct {
+		name    string
+		rules   deadend.Rules
+		pass    bool
+		fail    error
+		verdict deadend.Verdict
+	}{
+		{name: "fixable/pass-opens-registration", pass: true, verdict: deadend.Fixable},
+		{name: "fixable/pass-where-passkeys-are-required", rules: deadend.Rules{PhishingResistant: true}, pass: true, verdict: deadend.Fixable},
+		{name: "fail/no-pass", verdict: deadend.Stuck},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fs := &fakeStore{}
+			u := fs.user("bob", nil)
+			a := analyzer(fs, tc.rules)
+			a.HasPass = func(_ context.Context, id string) (bool, error) { return tc.pass && id == u.ID, nil }
+			found, err := a.ForUser(context.Background(), snap, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(found) != 1 || found[0].Verdict != tc.verdict {
+				t.Fatalf("findings = %+v, want one, %s", found, tc.verdict)
+			}
+		})
+	}
+	t.Run("fail/pass-store-fails", func(t *testing.T) {
+		t.Parallel()
+		fs := &fakeStore{}
+		fs.user("bob", nil)
+		a := analyzer(fs, deadend.Rules{})
+		a.HasPass = func(context.Context, string) (bool, error) { return false, errors.New("disk on fire") }
+		if _, err := a.Analyze(context.Background(), snap); err == nil {
+			t.Fatal("a failure to read passes must be an error, not a verdict")
+		}
+	})
+}

@@ -12,8 +12,9 @@ import (
 
 // TestDemoDeadEnds: in the demo, bob (a password and nothing else, and no
 // registration window) can never open the customer records, and only a
-// temporary access pass gets him further; alice, with her authenticator
-// app, can add the passkey the admin pages ask for on her own.
+// temporary access pass gets him further; admin holds one; alice, with
+// her authenticator app, can add the passkey the admin pages ask for on
+// her own.
 func TestDemoDeadEnds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -44,6 +45,11 @@ func TestDemoDeadEnds(t *testing.T) {
 	bob, ok := find("pii-needs-mfa", "bob")
 	if !ok || bob.Verdict != deadend.Stuck || !strings.HasPrefix(bob.Why, "needs mfa; has password;") || !strings.Contains(bob.Why, "temporary access pass") {
 		t.Errorf("bob and the customer records: %+v (found %v), want stuck: needs mfa, has password, needs a pass", bob, ok)
+	}
+	// admin has a password alone too, but holds the pass the demo prints.
+	adm, ok := find("pii-needs-mfa", "admin")
+	if !ok || adm.Verdict != deadend.Fixable {
+		t.Errorf("admin and the customer records: %+v (found %v), want fixable: the printed pass opens a registration", adm, ok)
 	}
 	alice, ok := find("admin-actions-need-a-passkey", "alice")
 	if !ok || alice.Verdict != deadend.Fixable || alice.Why != "needs phishing-resistant; has totp, password; fixable by registering webauthn" {

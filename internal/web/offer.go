@@ -114,7 +114,9 @@ func (p *Pages) offerForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.Log.InfoContext(r.Context(), "registration offered", "user", u.Username, "method", o.Method, "policies", o.Policies)
 	m, _ := p.Methods.Get(o.Method)
-	add := "/account/security/add?method=" + url.QueryEscape(m.Name())
+	// Register now goes on to where the sign-in was headed once the
+	// method is added (enrollReturn).
+	add := "/account/security/add?" + url.Values{"method": {m.Name()}, "return_to": {returnTo}}.Encode()
 	p.render(w, r, http.StatusOK, "offer", view{Title: "Add a sign-in method", User: &u, Session: &sess, ReturnTo: returnTo,
 		Method: m.Name(), MethodLabel: m.Label(), Offer: &offerView{For: o.For, Why: o.Why, AddURL: add}})
 	return nil

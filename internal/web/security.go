@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -151,7 +152,8 @@ func (p *Pages) enrollForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id}
+	page := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id,
+		ReturnTo: enrollReturn(r.URL.Query().Get("return_to"))}
 	p.setShow(&page, ch.Show)
 	p.render(w, r, http.StatusOK, "enroll", page)
 	return nil
@@ -287,12 +289,37 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err := p.methodChanged(r, u, change{Added: true, Method: m.Name(), CredentialID: res.Credential.ID, Via: verdict.via}); err != nil {
 		return err
 	}
+	next := "/account/security?added"
+	if rt := enrollReturn(r.PostFormValue("return_to")); rt != "" {
+		next = rt
+	}
 	if wantsJSON(r) {
-		writeJSONStatus(w, http.StatusOK, map[string]string{"redirect": "/account/security?added"})
+		writeJSONStatus(w, http.StatusOK, map[string]string{"redirect": next})
 		return nil
 	}
-	http.Redirect(w, r, "/account/security?added", http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther) //nolint:gosec // enrollReturn admits local paths only
 	return nil
+}
+
+// enrollReturn is where a registration started from elsewhere (the
+// registration campaign's offer, on the way to an application) goes once
+// the method is added: a local path (httpx.SafeReturnTo), or "" for the
+// security page itself, where the added method is shown. The security
+// pages and the offer are never a way on, so no link can loop a user
+// through registrations.
+func enrollReturn(s string) string {
+	if s == "" {
+		return ""
+	}
+	rt := httpx.SafeReturnTo(s)
+	u, err := url.Parse(rt)
+	if err != nil || isOfferPath(rt) {
+		return ""
+	}
+	if p := path.Clean(u.Path); p == "/account" || p == "/account/security" || strings.HasPrefix(p, "/account/security/") {
+		return ""
+	}
+	return rt
 }
 
 // retryEnroll starts the registration over with an error message: a new
@@ -306,7 +333,8 @@ func (p *Pages) retryEnroll(w http.ResponseWriter, r *http.Request, u store.User
 	if err != nil {
 		return err
 	}
-	v := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id, Error: msg}
+	v := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id, Error: msg,
+		ReturnTo: enrollReturn(r.PostFormValue("return_to"))}
 	p.setShow(&v, ch.Show)
 	p.render(w, r, status, "enroll", v)
 	return nil
@@ -334,7 +362,8 @@ func (p *Pages) enrollStepOutcome(w http.ResponseWriter, r *http.Request, u stor
 			writeJSONStatus(w, http.StatusOK, map[string]any{"ceremony": id, "next": res.Show})
 			return true, nil
 		}
-		v := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id}
+		v := view{Title: "Add " + strings.ToLower(m.Label()), User: &u, Session: &sess, Method: m.Name(), MethodLabel: m.Label(), Ceremony: id,
+			ReturnTo: enrollReturn(r.PostFormValue("return_to"))}
 		p.setShow(&v, res.Show)
 		p.render(w, r, http.StatusOK, "enroll", v)
 		return true, nil
