@@ -426,3 +426,84 @@ func TestAttackNodesMigratingAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackInvisibleReasons: a reason, or the reason that overrides
+// failing scenario tests, made only of characters that show nothing (a
+// zero-width space, a word joiner, a byte order mark, a Braille blank)
+// passed as given, so the audit trail recorded an override whose reason
+// reads as empty; and a right-to-left override or a line separator made
+// the console and stepgate policy history show a reason other than the
+// one stored. Every policy change refuses them, stores nothing and
+// audits nothing.
+func TestAttackInvisibleReasons(t *testing.T) {
+	for _, tc := range []struct{ name, reason string }{
+		{"fail/zero-width-space", "\u200b"},
+		{"fail/word-joiner-and-bom", "\u2060\ufeff"},
+		{"fail/bidi-marks", "\u200e\u200f"},
+		{"fail/braille-blank", "\u2800\u2800"},
+		{"fail/hangul-filler", "\u3164"},
+		{"fail/right-to-left-override", "CHG-7 \u202edevorppa\u202c"},
+		{"fail/line-separator", "CHG-7\u2028v9 promoted from staging"},
+		{"fail/paragraph-separator", "CHG-7\u2029approved"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newService(t)
+			if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
+				t.Fatal(err)
+			}
+			stg := staged(t, s, enabledDoc)
+			if _, err := stg.Save(ctx, "user:root", "second", Document{Name: "other", YAML: "policies: []\n"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			// Every change from here on makes a scenario test fail, so
+			// each one needs an override.
+			s.Test = func(context.Context, string, Compiled) ([]string, error) {
+				return []string{"prod.tests.yaml:3: scenario admins: expected challenge, got allow"}, nil
+			}
+			stg.Test = s.Test
+			doc, _ := s.Documents.Get(ctx, "mfa")
+			head, _ := s.Documents.Head(ctx)
+			sh, _ := stg.Documents.Head(ctx)
+			changes := map[string]func(reason, override string) error{
+				"save": func(reason, override string) error {
+					_, err := s.Save(ctx, "user:root", reason, Document{Name: "mfa", YAML: enabledDoc, Version: doc.Version}, override)
+					return err
+				},
+				"state": func(reason, override string) error {
+					_, err := s.SetState(ctx, "user:root", reason, "mfa", "enabled", override)
+					return err
+				},
+				"delete": func(reason, override string) error {
+					return s.Delete(ctx, "user:root", reason, "mfa", doc.Version, override)
+				},
+				"promote": func(reason, override string) error {
+					_, err := s.Promote(ctx, "user:root", Promotion{From: "staging", To: ProductionEnvironment, FromVersion: sh.Version,
+						ToVersion: head.Version, Reason: reason, OverrideTests: override})
+					return err
+				},
+				"rollback": func(reason, override string) error {
+					_, err := stg.RollBack(ctx, "user:root", Rollback{Env: "staging", Version: 1, HeadVersion: sh.Version, Reason: reason, OverrideTests: override})
+					return err
+				},
+			}
+			for what, change := range changes {
+				if err := change("CHG-7", tc.reason); err == nil {
+					t.Errorf("%s overridden with %q: saved", what, tc.reason)
+				}
+				if err := change(tc.reason, "accepted by the security team"); err == nil {
+					t.Errorf("%s with reason %q: saved", what, tc.reason)
+				}
+			}
+			if after, _ := s.Documents.Head(ctx); after.Version != head.Version {
+				t.Errorf("a refused change stored production release %d", after.Version)
+			}
+			if after, _ := stg.Documents.Head(ctx); after.Version != sh.Version {
+				t.Errorf("a refused change stored staging release %d", after.Version)
+			}
+			if entries, _ := auditOf(ctx, s, "policy.tests-overridden"); len(entries) != 0 {
+				t.Errorf("overrides audited: %+v", entries)
+			}
+		})
+	}
+}
