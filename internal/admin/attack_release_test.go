@@ -507,3 +507,71 @@ func TestAttackInvisibleReasons(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackHistoryIsBounded: every change kept a whole copy of the
+// environment's documents in the history for ever, so a script or a
+// stolen API token saving in a loop grew the store without end and made
+// every history listing longer. The history keeps the last Keep
+// releases: older ones leave the store, are neither listed nor
+// restorable (refused as not found, naming the window), and one left
+// behind is dropped at the next listing.
+func TestAttackHistoryIsBounded(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Service) {
+		ctx := context.Background()
+		const keep, changes = 5, 12
+		s.Documents.Keep = keep
+		doc := Document{Name: "mfa", YAML: reportOnlyDoc}
+		for i := range changes {
+			doc.YAML = fmt.Sprintf("# change %d\n%s", i, reportOnlyDoc)
+			saved, err := s.Save(ctx, "user:root", "loop", doc, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc.Version = saved.Version
+		}
+		stored := func() (int, int) {
+			full, err := history.List(ctx, s.Store, ProductionEnvironment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, err := historyIndex.List(ctx, s.Store, ProductionEnvironment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(full), len(lines)
+		}
+		if full, lines := stored(); full > keep || lines > keep {
+			t.Fatalf("fail/unbounded: after %d changes the store keeps %d releases and %d history lines, want at most %d", changes, full, lines, keep)
+		}
+		hist, err := s.History(ctx, ProductionEnvironment)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) != keep || hist[0].Version != changes || hist[keep-1].Version != changes-keep+1 {
+			t.Fatalf("history lists %d releases from %d, want the last %d", len(hist), hist[0].Version, keep)
+		}
+		var ae *Error
+		if _, err := s.RollBack(ctx, "user:root", Rollback{Env: ProductionEnvironment, Version: changes - keep, HeadVersion: changes, Reason: "too old"}); !errors.As(err, &ae) || ae.Kind != NotFound || !strings.Contains(ae.Message, "keeps its last 5 versions") {
+			t.Fatalf("fail/restore-dropped: %v, want not found naming the window", err)
+		}
+		if _, err := s.ReviewRollback(ctx, ProductionEnvironment, changes-keep+1, 7); err != nil {
+			t.Fatalf("the oldest kept release cannot be reviewed: %v", err)
+		}
+
+		// A release left outside the window (a drop that failed, or a
+		// history from before the window) is dropped at the next listing.
+		left := Release{Env: ProductionEnvironment, Version: 2, Documents: []Document{}, Change: Change{Action: "policy.update", Actor: "user:root"}}
+		if err := s.Documents.historyRef(2).Create(ctx, s.Store, left, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Documents.versionRef(historyIndex, 2).Create(ctx, s.Store, left, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if hist, _ := s.History(ctx, ProductionEnvironment); len(hist) != keep {
+			t.Fatalf("a release outside the window is listed: %d releases", len(hist))
+		}
+		if full, lines := stored(); full > keep || lines > keep {
+			t.Fatalf("fail/left-behind: %d releases and %d lines kept after a listing, want at most %d", full, lines, keep)
+		}
+	})
+}
