@@ -575,3 +575,31 @@ func TestAttackHistoryIsBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackPromotionIntoItself: production named two ways (its name,
+// and empty, which the service reads as production) passed the check
+// that a promotion goes from one environment to another, so a
+// "promotion" of production into itself made a release and an audit
+// entry saying production was promoted from production. It is refused
+// however either end is spelt, and stores nothing.
+func TestAttackPromotionIntoItself(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t)
+	if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := s.Documents.Head(ctx)
+	for _, ends := range [][2]string{{ProductionEnvironment, ""}, {"", ProductionEnvironment}, {"", ""}, {ProductionEnvironment, ProductionEnvironment}} {
+		if _, err := s.ReviewPromotion(ctx, ends[0], ends[1], 7); err == nil {
+			t.Errorf("fail/review-%q-to-%q: reviewed", ends[0], ends[1])
+		}
+		_, err := s.Promote(ctx, "user:root", Promotion{From: ends[0], To: ends[1], FromVersion: head.Version, ToVersion: head.Version, Reason: "same"})
+		var ae *Error
+		if !errors.As(err, &ae) || ae.Kind != Invalid {
+			t.Errorf("fail/promote-%q-to-%q: %v, want refused as invalid", ends[0], ends[1], err)
+		}
+	}
+	if after, _ := s.Documents.Head(ctx); after.Version != head.Version {
+		t.Fatalf("a promotion into itself stored release %d", after.Version)
+	}
+}
