@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -177,12 +176,13 @@ func printHistory(w io.Writer, env string, rels []admin.Release) error {
 	return tw.Flush()
 }
 
-// oneLine is text for one line of the history: with a line break, a tab
-// or a terminal escape in it (a reason stored before such reasons were
+// oneLine is text for one line of the history: with a line break, a tab,
+// a terminal escape, a bidirectional override or another character that
+// is not shown as itself in it (a reason stored before such reasons were
 // refused), it is quoted, so it cannot forge lines or rewrite the
 // terminal.
 func oneLine(text string) string {
-	if strings.ContainsFunc(text, unicode.IsControl) {
+	if strings.ContainsFunc(text, func(r rune) bool { return !strconv.IsPrint(r) }) {
 		return strconv.Quote(text)
 	}
 	return text

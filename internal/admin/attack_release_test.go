@@ -426,3 +426,180 @@ func TestAttackNodesMigratingAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackInvisibleReasons: a reason, or the reason that overrides
+// failing scenario tests, made only of characters that show nothing (a
+// zero-width space, a word joiner, a byte order mark, a Braille blank)
+// passed as given, so the audit trail recorded an override whose reason
+// reads as empty; and a right-to-left override or a line separator made
+// the console and stepgate policy history show a reason other than the
+// one stored. Every policy change refuses them, stores nothing and
+// audits nothing.
+func TestAttackInvisibleReasons(t *testing.T) {
+	for _, tc := range []struct{ name, reason string }{
+		{"fail/zero-width-space", "\u200b"},
+		{"fail/word-joiner-and-bom", "\u2060\ufeff"},
+		{"fail/bidi-marks", "\u200e\u200f"},
+		{"fail/braille-blank", "\u2800\u2800"},
+		{"fail/hangul-filler", "\u3164"},
+		{"fail/right-to-left-override", "CHG-7 \u202edevorppa\u202c"},
+		{"fail/line-separator", "CHG-7\u2028v9 promoted from staging"},
+		{"fail/paragraph-separator", "CHG-7\u2029approved"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newService(t)
+			if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
+				t.Fatal(err)
+			}
+			stg := staged(t, s, enabledDoc)
+			if _, err := stg.Save(ctx, "user:root", "second", Document{Name: "other", YAML: "policies: []\n"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			// Every change from here on makes a scenario test fail, so
+			// each one needs an override.
+			s.Test = func(context.Context, string, Compiled) ([]string, error) {
+				return []string{"prod.tests.yaml:3: scenario admins: expected challenge, got allow"}, nil
+			}
+			stg.Test = s.Test
+			doc, _ := s.Documents.Get(ctx, "mfa")
+			head, _ := s.Documents.Head(ctx)
+			sh, _ := stg.Documents.Head(ctx)
+			changes := map[string]func(reason, override string) error{
+				"save": func(reason, override string) error {
+					_, err := s.Save(ctx, "user:root", reason, Document{Name: "mfa", YAML: enabledDoc, Version: doc.Version}, override)
+					return err
+				},
+				"state": func(reason, override string) error {
+					_, err := s.SetState(ctx, "user:root", reason, "mfa", "enabled", override)
+					return err
+				},
+				"delete": func(reason, override string) error {
+					return s.Delete(ctx, "user:root", reason, "mfa", doc.Version, override)
+				},
+				"promote": func(reason, override string) error {
+					_, err := s.Promote(ctx, "user:root", Promotion{From: "staging", To: ProductionEnvironment, FromVersion: sh.Version,
+						ToVersion: head.Version, Reason: reason, OverrideTests: override})
+					return err
+				},
+				"rollback": func(reason, override string) error {
+					_, err := stg.RollBack(ctx, "user:root", Rollback{Env: "staging", Version: 1, HeadVersion: sh.Version, Reason: reason, OverrideTests: override})
+					return err
+				},
+			}
+			for what, change := range changes {
+				if err := change("CHG-7", tc.reason); err == nil {
+					t.Errorf("%s overridden with %q: saved", what, tc.reason)
+				}
+				if err := change(tc.reason, "accepted by the security team"); err == nil {
+					t.Errorf("%s with reason %q: saved", what, tc.reason)
+				}
+			}
+			if after, _ := s.Documents.Head(ctx); after.Version != head.Version {
+				t.Errorf("a refused change stored production release %d", after.Version)
+			}
+			if after, _ := stg.Documents.Head(ctx); after.Version != sh.Version {
+				t.Errorf("a refused change stored staging release %d", after.Version)
+			}
+			if entries, _ := auditOf(ctx, s, "policy.tests-overridden"); len(entries) != 0 {
+				t.Errorf("overrides audited: %+v", entries)
+			}
+		})
+	}
+}
+
+// TestAttackHistoryIsBounded: every change kept a whole copy of the
+// environment's documents in the history for ever, so a script or a
+// stolen API token saving in a loop grew the store without end and made
+// every history listing longer. The history keeps the last Keep
+// releases: older ones leave the store, are neither listed nor
+// restorable (refused as not found, naming the window), and one left
+// behind is dropped at the next listing.
+func TestAttackHistoryIsBounded(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Service) {
+		ctx := context.Background()
+		const keep, changes = 5, 12
+		s.Documents.Keep = keep
+		doc := Document{Name: "mfa", YAML: reportOnlyDoc}
+		for i := range changes {
+			doc.YAML = fmt.Sprintf("# change %d\n%s", i, reportOnlyDoc)
+			saved, err := s.Save(ctx, "user:root", "loop", doc, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc.Version = saved.Version
+		}
+		stored := func() (int, int) {
+			full, err := history.List(ctx, s.Store, ProductionEnvironment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, err := historyIndex.List(ctx, s.Store, ProductionEnvironment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(full), len(lines)
+		}
+		if full, lines := stored(); full > keep || lines > keep {
+			t.Fatalf("fail/unbounded: after %d changes the store keeps %d releases and %d history lines, want at most %d", changes, full, lines, keep)
+		}
+		hist, err := s.History(ctx, ProductionEnvironment)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) != keep || hist[0].Version != changes || hist[keep-1].Version != changes-keep+1 {
+			t.Fatalf("history lists %d releases from %d, want the last %d", len(hist), hist[0].Version, keep)
+		}
+		var ae *Error
+		if _, err := s.RollBack(ctx, "user:root", Rollback{Env: ProductionEnvironment, Version: changes - keep, HeadVersion: changes, Reason: "too old"}); !errors.As(err, &ae) || ae.Kind != NotFound || !strings.Contains(ae.Message, "keeps its last 5 versions") {
+			t.Fatalf("fail/restore-dropped: %v, want not found naming the window", err)
+		}
+		if _, err := s.ReviewRollback(ctx, ProductionEnvironment, changes-keep+1, 7); err != nil {
+			t.Fatalf("the oldest kept release cannot be reviewed: %v", err)
+		}
+
+		// A release left outside the window (a drop that failed, or a
+		// history from before the window) is dropped at the next listing.
+		left := Release{Env: ProductionEnvironment, Version: 2, Documents: []Document{}, Change: Change{Action: "policy.update", Actor: "user:root"}}
+		if err := s.Documents.historyRef(2).Create(ctx, s.Store, left, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Documents.versionRef(historyIndex, 2).Create(ctx, s.Store, left, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if hist, _ := s.History(ctx, ProductionEnvironment); len(hist) != keep {
+			t.Fatalf("a release outside the window is listed: %d releases", len(hist))
+		}
+		if full, lines := stored(); full > keep || lines > keep {
+			t.Fatalf("fail/left-behind: %d releases and %d lines kept after a listing, want at most %d", full, lines, keep)
+		}
+	})
+}
+
+// TestAttackPromotionIntoItself: production named two ways (its name,
+// and empty, which the service reads as production) passed the check
+// that a promotion goes from one environment to another, so a
+// "promotion" of production into itself made a release and an audit
+// entry saying production was promoted from production. It is refused
+// however either end is spelt, and stores nothing.
+func TestAttackPromotionIntoItself(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t)
+	if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := s.Documents.Head(ctx)
+	for _, ends := range [][2]string{{ProductionEnvironment, ""}, {"", ProductionEnvironment}, {"", ""}, {ProductionEnvironment, ProductionEnvironment}} {
+		if _, err := s.ReviewPromotion(ctx, ends[0], ends[1], 7); err == nil {
+			t.Errorf("fail/review-%q-to-%q: reviewed", ends[0], ends[1])
+		}
+		_, err := s.Promote(ctx, "user:root", Promotion{From: ends[0], To: ends[1], FromVersion: head.Version, ToVersion: head.Version, Reason: "same"})
+		var ae *Error
+		if !errors.As(err, &ae) || ae.Kind != Invalid {
+			t.Errorf("fail/promote-%q-to-%q: %v, want refused as invalid", ends[0], ends[1], err)
+		}
+	}
+	if after, _ := s.Documents.Head(ctx); after.Version != head.Version {
+		t.Fatalf("a promotion into itself stored release %d", after.Version)
+	}
+}

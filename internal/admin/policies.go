@@ -329,14 +329,36 @@ func (s *Service) afterChange(ctx context.Context, actor Actor, action, target, 
 // stepgate policy history, one line per version; a newline in it forged
 // whole history lines (a promotion that never happened, a rollback
 // passed off as a staging edit), and terminal escapes rewrote what the
-// operator's terminal showed.
+// operator's terminal showed. Attack: characters that show nothing (a
+// zero-width space, a Braille blank) made an override of failing
+// scenario tests whose audited reason reads as empty, and a
+// right-to-left override or a line separator made the console and the
+// history show a reason other than the one stored. So a reason holds
+// none of them, and one that is not blank shows at least one letter,
+// digit, punctuation mark or symbol.
 func plainReasons(reasons ...string) error {
 	for _, r := range reasons {
-		if strings.ContainsFunc(r, unicode.IsControl) {
-			return invalid("the reason must be plain text on one line (no line breaks, tabs or control characters)")
+		if strings.ContainsFunc(r, unseen) || (strings.TrimSpace(r) != "" && !strings.ContainsFunc(r, shown)) {
+			return invalid("the reason must be plain text on one line that shows what it says (no line breaks, tabs, control, format or blank characters)")
 		}
 	}
 	return nil
+}
+
+// blanks are characters that are letters or symbols to Unicode yet draw
+// nothing: Hangul fillers and the Braille blank.
+var blanks = []rune{'\u115f', '\u1160', '\u2800', '\u3164', '\uffa0'}
+
+// unseen reports whether r changes how the text around it shows (a
+// control, a format character such as a bidirectional override or a
+// zero-width space, a line or paragraph separator) or draws nothing.
+func unseen(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co) || slices.Contains(blanks, r)
+}
+
+// shown reports whether r is something a reader sees on its own.
+func shown(r rune) bool {
+	return !unseen(r) && (unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsPunct(r) || unicode.IsSymbol(r))
 }
 
 // change describes a change to the stored documents for their release.

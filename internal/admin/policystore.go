@@ -61,6 +61,9 @@ type Documents struct {
 	// Env is the policy environment whose documents these are; empty is
 	// production.
 	Env string
+	// Keep is how many releases the history keeps, the current one
+	// included; 0 is MaxHistory.
+	Keep int
 }
 
 // ProductionEnvironment is the environment of Documents with no Env.
@@ -72,7 +75,7 @@ func (d *Documents) InEnvironment(env string) *Documents {
 	if env == ProductionEnvironment {
 		env = ""
 	}
-	return &Documents{KV: d.KV, Now: d.Now, Env: env}
+	return &Documents{KV: d.KV, Now: d.Now, Env: env, Keep: d.Keep}
 }
 
 // Environment names the policy environment of the documents.

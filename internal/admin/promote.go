@@ -158,15 +158,20 @@ func (s *Service) History(ctx context.Context, env string) ([]Release, error) {
 	return in.Documents.History(ctx)
 }
 
+// promotionEnds are the services of a promotion's two environments.
+// They are compared by the environments In resolved, not by the names
+// given: production spelt as its name at one end and empty at the other
+// used to pass for two environments, and production was "promoted" into
+// itself, with a release and an audit entry saying so.
 func (s *Service) promotionEnds(from, to string) (src, dst *Service, err error) {
-	if from == to || (from == "" && to == ProductionEnvironment) {
-		return nil, nil, invalid("promote from one policy environment to another (like staging to production), not %s to itself", to)
-	}
 	if src, err = s.In(from); err != nil {
 		return nil, nil, err
 	}
 	if dst, err = s.In(to); err != nil {
 		return nil, nil, err
+	}
+	if src.Environment() == dst.Environment() {
+		return nil, nil, invalid("promote from one policy environment to another (like staging to production), not %s to itself", dst.Environment())
 	}
 	return src, dst, nil
 }

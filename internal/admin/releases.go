@@ -51,6 +51,15 @@ const (
 	MaxReleaseBytes = 16 << 20
 )
 
+// MaxHistory is how many releases of an environment the history keeps,
+// the current one included: enough to roll back over months of changes.
+// Attack: every change kept a whole copy of the environment's documents
+// for ever, so a script or a stolen API token saving in a loop grew the
+// store without end (up to MaxReleaseBytes a change) and made every
+// history listing longer. Each change now drops the release that falls
+// out of the window; the audit trail still records every change.
+const MaxHistory = 500
+
 // errReleaseBounds marks a change refused for the bounds.
 var errReleaseBounds = errkind.New(errkind.Invalid, "too many or too large policy documents")
 
@@ -165,6 +174,7 @@ func (d *Documents) commit(ctx context.Context, change Change, expect int64, fn 
 		return Release{}, err
 	}
 	d.keep(ctx, next)
+	d.drop(ctx, next.Version-d.kept())
 	if err := d.bump(ctx); err != nil {
 		return next, &unannouncedError{err: err}
 	}
@@ -206,6 +216,30 @@ func (d *Documents) keep(ctx context.Context, rel Release) {
 	_ = d.versionRef(historyIndex, rel.Version).Create(ctx, d.KV, rel.summary(), time.Time{})
 }
 
+// kept is how many releases the history keeps.
+func (d *Documents) kept() int64 {
+	if d.Keep > 0 {
+		return int64(d.Keep)
+	}
+	return MaxHistory
+}
+
+// oldestKept is the oldest version the history keeps while head is the
+// current one.
+func (d *Documents) oldestKept(head int64) int64 { return max(1, head-d.kept()+1) }
+
+// drop removes release version from the history, once it has fallen out
+// of the kept window. Failing to drop is not failing the change: the
+// history never shows or restores a release outside the window, and the
+// next listing drops it again.
+func (d *Documents) drop(ctx context.Context, version int64) {
+	if version < 1 {
+		return
+	}
+	_ = d.historyRef(version).Delete(ctx, d.KV)
+	_ = d.versionRef(historyIndex, version).Delete(ctx, d.KV)
+}
+
 // checkRelease refuses a release past the bounds.
 func checkRelease(r Release) error {
 	if len(r.Documents) > MaxDocuments {
@@ -244,11 +278,17 @@ func (d *Documents) History(ctx context.Context) ([]Release, error) {
 		return nil, err
 	}
 	out := []Release{head.summary()}
+	oldest := d.oldestKept(head.Version)
 	for _, it := range items {
 		if it.Err != nil {
 			return nil, fmt.Errorf("policy history entry %s is not readable: %w", it.ID, it.Err)
 		}
-		if it.Value.Version < head.Version {
+		switch v := it.Value.Version; {
+		case v < oldest:
+			// Out of the window: left by a change whose drop failed, or
+			// kept before the history had one.
+			d.drop(ctx, v)
+		case v < head.Version:
 			out = append(out, it.Value)
 		}
 	}
@@ -264,6 +304,10 @@ func (d *Documents) At(ctx context.Context, version int64) (Release, error) {
 	}
 	if version == head.Version && version > 0 {
 		return head, nil
+	}
+	if version > 0 && version < d.oldestKept(head.Version) {
+		return Release{}, fmt.Errorf("policy environment %s keeps its last %d versions (%d to %d), not version %d; the audit trail records every change: %w",
+			d.Environment(), d.kept(), d.oldestKept(head.Version), head.Version, version, store.ErrNotFound)
 	}
 	rel, err := d.historyRef(version).Get(ctx, d.KV)
 	if errors.Is(err, store.ErrNotFound) {

@@ -89,12 +89,12 @@ var (
 			"admin.Release as JSON", Never, "never", "admin", UseCreateOnly|UseUpdate).
 		example(`{"env":"production","version":3,"documents":[{"name":"mfa-for-admins","yaml":"policies: []\n","version":2,"updated_at":`+sampleTime+`,"updated_by":"user:alice"}],"action":"policy.update","target":"mfa-for-admins","actor":"user:alice","at":`+sampleTime+`}`, "production")
 	PolicyHistory = segments("policy-history", "policy/history/", 2, 2).
-			describe("every earlier release of a policy environment, by environment and zero-padded version, for the history and rollbacks",
-			"admin.Release as JSON", Never, "never; kept for rollbacks", "admin", UseCreateOnly|UseList).
+			describe("the earlier releases of a policy environment, by environment and zero-padded version, for the history and rollbacks",
+			"admin.Release as JSON", Never, "the last admin.MaxHistory releases of each environment are kept for rollbacks; each change deletes the one that falls out", "admin", UseCreateOnly|UseList).
 		example(`{"env":"production","version":2,"documents":[],"action":"policy.delete","target":"old","actor":"user:alice","at":`+sampleTime+`}`, "production", "000000000002")
 	PolicyHistoryIndex = segments("policy-history-index", "policy/history-index/", 2, 2).
 				describe("a line per release of a policy environment: its version, the change, and each document's name and version without its text, so listing the history never reads every set",
-			"admin.Release as JSON, documents without their YAML", Never, "never; kept with the history", "admin", UseCreateOnly|UseList).
+			"admin.Release as JSON, documents without their YAML", Never, "deleted with its release in the history", "admin", UseCreateOnly|UseList).
 		example(`{"env":"production","version":2,"documents":[{"name":"mfa","version":2,"updated_at":`+sampleTime+`,"updated_by":"user:alice"}],"action":"policy.update","target":"mfa","actor":"user:alice","at":`+sampleTime+`}`, "production", "000000000002")
 	PolicyGeneration = Namespace[int64]{Space: fixed("policy-generation", "policy/generation").
 				describe("a counter of changes to the stored policy documents, which every node polls", "int64 in decimal", Never,

@@ -36,6 +36,7 @@ func (s *DB) AppendSignIns(ctx context.Context, rows []store.SignIn) error {
 			}
 		}
 	}
+	fresh = firstOfEachID(fresh)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		totals := counts{}
 		for chunk := range slices.Chunk(fresh, rowsPerInsert) {
@@ -50,6 +51,23 @@ func (s *DB) AppendSignIns(ctx context.Context, rows []store.SignIn) error {
 		}
 		return s.amendSignIns(ctx, tx, amends)
 	})
+}
+
+// firstOfEachID returns rows without the repeats of an id already in
+// them. Attack: an entry twice in one batch was stored once (the insert
+// skips the repeat) but counted once per appearance, so the totals
+// disagreed with the log. The first appearance is the one stored and
+// counted, as for a repeat in a later batch.
+func firstOfEachID(rows []store.SignIn) []store.SignIn {
+	seen := make(map[string]bool, len(rows))
+	out := rows[:0:0]
+	for _, r := range rows {
+		if !seen[r.ID] {
+			seen[r.ID] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // amendSignIns replaces the bodies of stored entries, in order, so the
@@ -75,6 +93,7 @@ func (s *DB) appendSignIns(ctx context.Context, tx *sql.Tx, rows []store.SignIn,
 		// A row skipped as already stored was counted when it was
 		// stored: a retried batch must not count it twice.
 		if seq, ok := inserted[r.ID]; ok {
+			delete(inserted, r.ID) // counted once, however often r.ID appears
 			for _, p := range r.Policies {
 				pairs = append(pairs, p, seq)
 			}

@@ -53,6 +53,7 @@ func RunTests(t *testing.T, opener Opener) {
 		{"signin-statements", testSignInStatements, nil},
 		{"signin-totals", testSignInTotals, nil},
 		{"signin-totals-concurrent", testSignInTotalsConcurrent, nil},
+		{"signin-totals-repeated-in-batch", testSignInTotalsRepeatedInBatch, nil},
 		{"update-errors", testUpdateErrors, nil},
 		{"concurrent-cas", testConcurrentCAS, nil},
 	}

@@ -352,3 +352,28 @@ func RunSignInTotalsMigration(t *testing.T, db *sql.DB, d sqlstore.Dialect, migr
 	}
 	checkTotals(t, s, "after new entries")
 }
+
+// testSignInTotalsRepeatedInBatch: an entry that appears twice in one
+// batch (a writer that queued it again after a retry, or a batch put
+// together from two queues) is stored once, and used to be counted once
+// per appearance, since the insert skips the repeat but the count went
+// by the batch. The totals must equal the log, whatever the batch holds,
+// retention included.
+func testSignInTotalsRepeatedInBatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	batch := totalsBatch("r", 0, 40)
+	// Repeats next to their first appearance, far from it, and one in
+	// another hour with other counters (what a forged or corrupted
+	// repeat could claim).
+	other := totalsEntry("r", 3)
+	other.Time = other.Time.Add(5 * time.Hour)
+	batch = append(batch, batch[0], batch[0], batch[17], other)
+	if err := s.AppendSignIns(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	checkTotals(t, s, "after a batch with repeated entries")
+	if n, err := s.DeleteSignInsBefore(ctx, totalsBase.Add(100*time.Minute)); err != nil || n == 0 {
+		t.Fatalf("retention removed %d entries: %v", n, err)
+	}
+	checkTotals(t, s, "after retention of repeated entries")
+}
