@@ -43,6 +43,18 @@ func loadEnvironment(ctx context.Context, cfg config.Config, s store.Store, env 
 	return app.LoadEnvironment(ctx, cfg, env, s, app.AppSources(cfg, s))
 }
 
+// withEnvironment runs fn with the configuration, the store and the live
+// set of the policy environment env.
+func (c *cli) withEnvironment(ctx context.Context, env string, fn func(cfg config.Config, s store.Store, set app.PolicySet) error) error {
+	return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
+		set, err := loadEnvironment(ctx, cfg, s, env)
+		if err != nil {
+			return err
+		}
+		return fn(cfg, s, set)
+	})
+}
+
 func (c *cli) policyExportCmd() *cobra.Command {
 	var out, env string
 	cmd := &cobra.Command{
@@ -54,12 +66,7 @@ func (c *cli) policyExportCmd() *cobra.Command {
 			"(its files and its stored documents), to load back with policy.environments.E.files.",
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
-				set, err := loadEnvironment(ctx, cfg, s, env)
-				if err != nil {
-					return err
-				}
+			return c.withEnvironment(cmd.Context(), env, func(_ config.Config, _ store.Store, set app.PolicySet) error {
 				b, err := admin.ExportDocuments(set.Documents)
 				if err != nil {
 					return err
