@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/bench/internal/httpload"
+	"github.com/stepgate/stepgate/bench/internal/rig"
 )
 
 // row is one scenario of the main table.
@@ -52,7 +53,7 @@ func wantUpstreamSaw(want string) func(http.Header, string) error {
 // mainRows are the main table's scenarios; ng is nil when nginx is not
 // installed (noNginx says so).
 func mainRows(sg *stepgate, ng *nginx, upAddr, noNginx string) []*row {
-	identity := wantUpstreamSaw("user=" + benchUser + " assertion=true")
+	identity := wantUpstreamSaw("user=" + rig.User + " assertion=true")
 	session := http.Header{"Cookie": {"stepgate_gw=" + sg.cookie}}
 	faHost := strings.TrimPrefix(sg.fa, "http://")
 	rows := []*row{
@@ -66,8 +67,8 @@ func mainRows(sg *stepgate, ng *nginx, upAddr, noNginx string) []*row {
 		{name: "auth-request decision alone", t: httpload.Target{Addr: sg.addr, URL: sg.base + "/gateway/auth-request", Header: http.Header{
 			"Cookie": {"stepgate_gw=" + sg.faCookie}, "X-Original-Method": {"GET"}, "X-Original-Host": {faHost}, "X-Original-URI": {"/"},
 		}}, check: func(header http.Header, _ string) error {
-			if u := header.Get("X-Stepgate-User"); u != benchUser || header.Get("X-Stepgate-Assertion") == "" {
-				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, benchUser)
+			if u := header.Get("X-Stepgate-User"); u != rig.User || header.Get("X-Stepgate-Assertion") == "" {
+				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, rig.User)
 			}
 			return nil
 		}},
@@ -76,8 +77,8 @@ func mainRows(sg *stepgate, ng *nginx, upAddr, noNginx string) []*row {
 				"Content-Type":  {"application/x-www-form-urlencoded"},
 				"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(apiID+":"+apiSecret))},
 			}}, check: func(_ http.Header, body string) error {
-			if !strings.Contains(body, `"active":true`) || !strings.Contains(body, `"username":"`+benchUser+`"`) {
-				return fmt.Errorf("introspection answered %.200s, want the token active for %s", body, benchUser)
+			if !strings.Contains(body, `"active":true`) || !strings.Contains(body, `"username":"`+rig.User+`"`) {
+				return fmt.Errorf("introspection answered %.200s, want the token active for %s", body, rig.User)
 			}
 			return nil
 		}},
