@@ -40,6 +40,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stepgate/stepgate/bench/internal/rig"
 	"github.com/stepgate/stepgate/internal/dbgate"
 )
 
@@ -170,7 +171,7 @@ func run(o options) error {
 	}
 	defer sg.stop()
 	self := os.Getpid()
-	targets = append(targets, target{name: "stepgate", addr: sg.dbAddr, user: benchUser, password: sg.token,
+	targets = append(targets, target{name: "stepgate", addr: sg.dbAddr, user: rig.User, password: sg.token,
 		cpu: func() time.Duration { return processCPUOf(self) }})
 
 	var workloads []workload

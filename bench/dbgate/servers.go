@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stepgate/stepgate/bench/internal/rig"
 )
 
 // benchDB is the database's name everywhere: on PostgreSQL, in
@@ -74,7 +76,7 @@ func startPostgres(bin, dir string, as *owner, certFile, keyFile string) (*serve
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
-	addr, err := freePort()
+	addr, err := rig.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +179,7 @@ func startPgBouncer(dir string, as *owner, upstream, certFile, keyFile string) (
 	if err := as.mkdir(dir); err != nil {
 		return nil, err
 	}
-	addr, err := freePort()
+	addr, err := rig.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -219,16 +221,6 @@ func startPgBouncer(dir string, as *owner, upstream, certFile, keyFile string) (
 	s.stop()
 	log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log")) //nolint:gosec // the harness's own temporary directory
 	return nil, fmt.Errorf("pgbouncer did not start listening on %s: %s", addr, log)
-}
-
-// freePort returns a loopback address nothing listens on right now.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // processCPUOf is the CPU time (user and system) process pid has used,

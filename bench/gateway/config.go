@@ -8,11 +8,9 @@ import (
 )
 
 const (
-	benchUser     = "alice"
-	benchPassword = "correct horse battery staple"
-	bankID        = "bank"
-	bankSecret    = "bank-secret-bank-secret-bank-secret-0123"
-	bankRedirect  = "http://127.0.0.1:9/bank/callback" // nothing listens: the code is read from the redirect
+	bankID       = "bank"
+	bankSecret   = "bank-secret-bank-secret-bank-secret-0123"
+	bankRedirect = "http://127.0.0.1:9/bank/callback" // nothing listens: the code is read from the redirect
 	// apiID is a resource server: a confidential client that introspects
 	// the access tokens it is sent (RFC 7662), authenticating with its
 	// secret as client_secret_basic.

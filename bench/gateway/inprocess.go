@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/bench/internal/httpload"
+	"github.com/stepgate/stepgate/bench/internal/rig"
 )
 
 // inProcessRow is one row of the in-process table: the load generator
@@ -34,7 +35,7 @@ type inProcessRow struct {
 // started inside this process from the same configuration, and prints
 // it beside the main table's medians.
 func runInProcess(ctx context.Context, o options, dir, upAddr string, addrs nginxAddrs, ng *nginx, main []*row) error {
-	addr, err := freePort()
+	addr, err := rig.FreePort()
 	if err != nil {
 		return err
 	}
@@ -61,17 +62,12 @@ func runInProcess(ctx context.Context, o options, dir, upAddr string, addrs ngin
 	if o.only != "" {
 		rows = slices.DeleteFunc(rows, func(r *inProcessRow) bool { return !matchesAny(r.name, o.only) })
 	}
-	for _, r := range rows {
-		if r.skipped != "" {
-			continue
-		}
-		t := r.t
-		if r.probe {
-			t.URL = strings.TrimSuffix(t.URL, "/") + probePath
-		}
-		if err := checkOnce(t, r.check); err != nil {
-			return fmt.Errorf("in process: %s: %w", r.name, err)
-		}
+	checked := make([]*row, len(rows))
+	for i, r := range rows {
+		checked[i] = &r.row
+	}
+	if err := checkRows(checked); err != nil {
+		return fmt.Errorf("in process: %w", err)
 	}
 	for round := range o.rounds {
 		for _, r := range rows {
@@ -98,7 +94,7 @@ func runInProcess(ctx context.Context, o options, dir, upAddr string, addrs ngin
 }
 
 func inProcessRows(sg *stepgate, upAddr, goProxy string, ng *nginx) []*inProcessRow {
-	identity := wantUpstreamSaw("user=" + benchUser + " assertion=true")
+	identity := wantUpstreamSaw("user=" + rig.User + " assertion=true")
 	anonymous := wantUpstreamSaw("user= assertion=false")
 	faHost := strings.TrimPrefix(sg.fa, "http://")
 	rows := []*inProcessRow{
@@ -112,12 +108,7 @@ func inProcessRows(sg *stepgate, upAddr, goProxy string, ng *nginx) []*inProcess
 		{row: row{name: rowBearer, t: httpload.Target{Addr: sg.addr, URL: sg.bank + "/", Header: http.Header{"Authorization": {"Bearer " + sg.token}}}, probe: true, check: identity}, ownProcess: rowBearer},
 		{row: row{name: "forward-auth decision", t: httpload.Target{Addr: sg.addr, URL: sg.base + "/gateway/forward-auth", Header: http.Header{
 			"Cookie": {"stepgate_gw=" + sg.faCookie}, "X-Forwarded-Method": {"GET"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {faHost}, "X-Forwarded-Uri": {"/"},
-		}}, check: func(header http.Header, _ string) error {
-			if u := header.Get("X-Stepgate-User"); u != benchUser || header.Get("X-Stepgate-Assertion") == "" {
-				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, benchUser)
-			}
-			return nil
-		}}},
+		}}, check: wantAllowedForUser}},
 	}
 	for _, r := range rows {
 		if r.name == rowNginx {

@@ -40,6 +40,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stepgate/stepgate/bench/internal/rig"
 )
 
 var errOut io.Writer = os.Stderr
@@ -140,7 +142,7 @@ func run(o options) (err error) {
 
 	var ports [5]string
 	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = rig.FreePort(); err != nil {
 			return err
 		}
 	}

@@ -145,13 +145,3 @@ func startNginx(ctx context.Context, dir string, addrs nginxAddrs, upstream, ste
 	}
 	return n, nil
 }
-
-// freePort returns a loopback address nothing listens on right now.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/bench/internal/httpload"
+	"github.com/stepgate/stepgate/bench/internal/rig"
 )
 
 // row is one scenario of the main table.
@@ -49,10 +50,19 @@ func wantUpstreamSaw(want string) func(http.Header, string) error {
 	}
 }
 
+// wantAllowedForUser checks a forward-auth decision's answer: it names
+// the bench user and carries an assertion for the upstream.
+func wantAllowedForUser(header http.Header, _ string) error {
+	if u := header.Get("X-Stepgate-User"); u != rig.User || header.Get("X-Stepgate-Assertion") == "" {
+		return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, rig.User)
+	}
+	return nil
+}
+
 // mainRows are the main table's scenarios; ng is nil when nginx is not
 // installed (noNginx says so).
 func mainRows(sg *stepgate, ng *nginx, upAddr, noNginx string) []*row {
-	identity := wantUpstreamSaw("user=" + benchUser + " assertion=true")
+	identity := wantUpstreamSaw("user=" + rig.User + " assertion=true")
 	session := http.Header{"Cookie": {"stepgate_gw=" + sg.cookie}}
 	faHost := strings.TrimPrefix(sg.fa, "http://")
 	rows := []*row{
@@ -65,19 +75,14 @@ func mainRows(sg *stepgate, ng *nginx, upAddr, noNginx string) []*row {
 		{name: "nginx → gateway, session", t: httpload.Target{URL: sg.bank + "/", Header: session}, probe: true, check: identity},
 		{name: "auth-request decision alone", t: httpload.Target{Addr: sg.addr, URL: sg.base + "/gateway/auth-request", Header: http.Header{
 			"Cookie": {"stepgate_gw=" + sg.faCookie}, "X-Original-Method": {"GET"}, "X-Original-Host": {faHost}, "X-Original-URI": {"/"},
-		}}, check: func(header http.Header, _ string) error {
-			if u := header.Get("X-Stepgate-User"); u != benchUser || header.Get("X-Stepgate-Assertion") == "" {
-				return fmt.Errorf("X-Stepgate-User %q (want %s) and an assertion", u, benchUser)
-			}
-			return nil
-		}},
+		}}, check: wantAllowedForUser},
 		{name: "token introspection, one live token", t: httpload.Target{Addr: sg.addr, URL: sg.base + "/oauth2/introspect", Method: http.MethodPost,
 			Body: url.Values{"token": {sg.token}}.Encode(), Header: http.Header{
 				"Content-Type":  {"application/x-www-form-urlencoded"},
 				"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(apiID+":"+apiSecret))},
 			}}, check: func(_ http.Header, body string) error {
-			if !strings.Contains(body, `"active":true`) || !strings.Contains(body, `"username":"`+benchUser+`"`) {
-				return fmt.Errorf("introspection answered %.200s, want the token active for %s", body, benchUser)
+			if !strings.Contains(body, `"active":true`) || !strings.Contains(body, `"username":"`+rig.User+`"`) {
+				return fmt.Errorf("introspection answered %.200s, want the token active for %s", body, rig.User)
 			}
 			return nil
 		}},

@@ -2,28 +2,21 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/stepgate/stepgate/internal/app"
+	"github.com/stepgate/stepgate/bench/internal/rig"
 	"github.com/stepgate/stepgate/internal/config"
-	"github.com/stepgate/stepgate/internal/users"
 )
 
 // stepgate is a running Stepgate whose gateway protects the upstream at
@@ -67,26 +60,15 @@ func startStepgate(ctx context.Context, cfgPath, nginxAddr string) (*stepgate, e
 	if err != nil {
 		return nil, err
 	}
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	stop, err := rig.Serve(ctx, cfg, ln)
 	if err != nil {
-		_ = ln.Close()
-		return nil, err
-	}
-	if _, err := a.Users.Add(ctx, users.NewUser{Username: benchUser, Email: "alice@example.com", DisplayName: "Alice", Password: benchPassword}); err != nil {
-		_ = a.Close()
-		_ = ln.Close()
 		return nil, err
 	}
 	s := onAddr(cfg.Server.Listen, nginxAddr)
-	serveCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(serveCtx, ln) }()
 	s.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			fmt.Fprintln(errOut, "gatewaybench: stepgate:", err)
 		}
-		_ = a.Close()
 	}
 	return s, nil
 }
@@ -97,8 +79,8 @@ func startStepgate(ctx context.Context, cfgPath, nginxAddr string) (*stepgate, e
 // file at cfgPath, whose server.listen is addr. Its log (warnings and
 // errors) goes to logPath.
 func spawnStepgate(ctx context.Context, bin, cfgPath, addr, nginxAddr, logPath string) (*stepgate, error) {
-	add := exec.Command(bin, "--config", cfgPath, "user", "add", benchUser, "--email", "alice@example.com", "--password-stdin") //nolint:gosec // the binary this harness built
-	add.Stdin = strings.NewReader(benchPassword + "\n")
+	add := exec.Command(bin, "--config", cfgPath, "user", "add", rig.User, "--email", rig.Email, "--password-stdin") //nolint:gosec // the binary this harness built
+	add.Stdin = strings.NewReader(rig.Password + "\n")
 	if _, _, err := runChild(ctx, "stepgate user add", add, time.Minute); err != nil {
 		return nil, err
 	}
@@ -200,8 +182,6 @@ func (s *stepgate) browser() *http.Client {
 	}
 }
 
-var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
-
 // signIn walks what a browser does on its first visit to each route: the
 // gateway sends it to /gateway/start, Stepgate to /login; after signing
 // in, /gateway/start mints a ticket and the route's callback turns it
@@ -246,7 +226,7 @@ func (s *stepgate) handOff(c *http.Client, route string) (string, error) {
 			break // the route's page (a forward-auth route has none here)
 		}
 		if loc.Path == "/login" {
-			if loc, err = s.login(c, loc.Query().Get("return_to")); err != nil {
+			if loc, err = rig.SignIn(c, s.base, loc.Query().Get("return_to")); err != nil {
 				return "", err
 			}
 		}
@@ -261,88 +241,9 @@ func (s *stepgate) handOff(c *http.Client, route string) (string, error) {
 	return "", fmt.Errorf("no gateway cookie for %s after signing in", route)
 }
 
-// login posts the sign-in form and returns where it redirects.
-func (s *stepgate) login(c *http.Client, returnTo string) (*url.URL, error) {
-	resp, err := c.Get(s.base + "/login")
-	if err != nil {
-		return nil, err
-	}
-	page, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	m := csrfRe.FindSubmatch(page)
-	if m == nil {
-		return nil, errors.New("the sign-in page has no CSRF token")
-	}
-	resp, err = c.PostForm(s.base+"/login", url.Values{
-		"csrf_token": {string(m[1])}, "username": {benchUser}, "password": {benchPassword}, "return_to": {returnTo},
-	})
-	if err != nil {
-		return nil, err
-	}
-	_ = resp.Body.Close()
-	loc, err := resp.Location()
-	if err != nil {
-		return nil, fmt.Errorf("sign-in: status %d without a redirect", resp.StatusCode)
-	}
-	return s.resolve(loc), nil
-}
-
-func (s *stepgate) resolve(loc *url.URL) *url.URL {
-	base, _ := url.Parse(s.base)
-	return base.ResolveReference(loc)
-}
-
 // fetchToken runs the authorization code flow with PKCE for client bank
 // in the signed-in browser c, and redeems the code for an access token.
-func (s *stepgate) fetchToken(c *http.Client) error {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	verifier := base64.RawURLEncoding.EncodeToString(b)
-	sum := sha256.Sum256([]byte(verifier))
-	q := url.Values{"client_id": {bankID}, "redirect_uri": {bankRedirect}, "response_type": {"code"}, "scope": {"openid"},
-		"state": {"bench"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	next := s.base + "/oauth2/authorize?" + q.Encode()
-	code := ""
-	for range 8 {
-		resp, err := c.Get(next)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		loc, err := resp.Location()
-		if err != nil {
-			return fmt.Errorf("authorize: status %d without a redirect", resp.StatusCode)
-		}
-		if e := loc.Query().Get("error"); e != "" {
-			return fmt.Errorf("authorize: %s: %s", e, loc.Query().Get("error_description"))
-		}
-		if code = loc.Query().Get("code"); code != "" {
-			break
-		}
-		next = s.resolve(loc).String()
-	}
-	if code == "" {
-		return errors.New("authorize did not return a code")
-	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {bankRedirect}, "code_verifier": {verifier}}
-	req, _ := http.NewRequest(http.MethodPost, s.base+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(bankID, bankSecret) // URL-safe id and secret: no form-encoding needed
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		Error       string `json:"error_description"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil {
-		return fmt.Errorf("token endpoint: status %d: %w", resp.StatusCode, err)
-	}
-	if tok.AccessToken == "" {
-		return fmt.Errorf("token endpoint: status %d: %s", resp.StatusCode, tok.Error)
-	}
-	s.token = tok.AccessToken
-	return nil
+func (s *stepgate) fetchToken(c *http.Client) (err error) {
+	s.token, err = rig.Token(c, s.base, rig.Client{ID: bankID, Secret: bankSecret, RedirectURI: bankRedirect})
+	return err
 }

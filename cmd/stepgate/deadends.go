@@ -33,11 +33,7 @@ func (c *cli) policyDeadEndsCmd() *cobra.Command {
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
-				set, err := loadEnvironment(ctx, cfg, s, env)
-				if err != nil {
-					return err
-				}
+			return c.withEnvironment(ctx, env, func(cfg config.Config, s store.Store, set app.PolicySet) error {
 				rep, err := c.deadEnds(ctx, cfg, s, set.Snapshot)
 				if err != nil {
 					return err

@@ -43,6 +43,18 @@ func loadEnvironment(ctx context.Context, cfg config.Config, s store.Store, env 
 	return app.LoadEnvironment(ctx, cfg, env, s, app.AppSources(cfg, s))
 }
 
+// withEnvironment runs fn with the configuration, the store and the live
+// set of the policy environment env.
+func (c *cli) withEnvironment(ctx context.Context, env string, fn func(cfg config.Config, s store.Store, set app.PolicySet) error) error {
+	return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
+		set, err := loadEnvironment(ctx, cfg, s, env)
+		if err != nil {
+			return err
+		}
+		return fn(cfg, s, set)
+	})
+}
+
 func (c *cli) policyExportCmd() *cobra.Command {
 	var out, env string
 	cmd := &cobra.Command{
@@ -54,12 +66,7 @@ func (c *cli) policyExportCmd() *cobra.Command {
 			"(its files and its stored documents), to load back with policy.environments.E.files.",
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
-				set, err := loadEnvironment(ctx, cfg, s, env)
-				if err != nil {
-					return err
-				}
+			return c.withEnvironment(cmd.Context(), env, func(_ config.Config, _ store.Store, set app.PolicySet) error {
 				b, err := admin.ExportDocuments(set.Documents)
 				if err != nil {
 					return err
@@ -98,42 +105,48 @@ func (c *cli) policyLintCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var dir policy.Directory
-			if strict {
-				err := c.withStore(cmd.Context(), func(cfg config.Config, s store.Store) error {
-					var err error
-					dir, err = app.NewDirectory(cmd.Context(), s, app.AppSources(cfg, s))
-					return err
-				})
+			if !strict {
+				_, err := c.lintFiles(args, nil)
+				return err
+			}
+			ctx := cmd.Context()
+			return c.withStore(ctx, func(cfg config.Config, s store.Store) error {
+				dir, err := app.NewDirectory(ctx, s, app.AppSources(cfg, s))
 				if err != nil {
 					return err
 				}
-			}
-			set, err := app.CompilePolicies(args, dir)
-			var probs policy.Problems
-			if errors.As(err, &probs) {
-				for _, p := range probs {
-					fmt.Fprintln(c.stdout, p.String())
+				set, err := c.lintFiles(args, dir)
+				if err != nil {
+					return err
 				}
-				return fmt.Errorf("%s in the policy files; fix %s and run the lint again", plural(len(probs), "problem", "problems"), them(len(probs)))
-			}
-			if err != nil {
-				return err
-			}
-			if len(set.Files) == 0 {
-				return fmt.Errorf("no *.yaml or *.yml files in %v; give policy files or directories that contain them", args)
-			}
-			fmt.Fprintf(c.stdout, "ok: %s in %s\n", plural(len(set.Snapshot.Policies()), "policy", "policies"), plural(len(set.Files), "file", "files"))
-			if !strict {
-				return nil
-			}
-			return c.withStore(cmd.Context(), func(cfg config.Config, s store.Store) error {
-				return c.lintDeadEnds(cmd.Context(), cfg, s, set.Snapshot)
+				return c.lintDeadEnds(ctx, cfg, s, set.Snapshot)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "also check user, group, role and app names against the store (needs --config or --data-dir)")
 	return cmd
+}
+
+// lintFiles compiles the policy files of paths, looking names up in dir
+// when it is not nil, and prints every problem, or a line that all is
+// well.
+func (c *cli) lintFiles(paths []string, dir policy.Directory) (app.PolicySet, error) {
+	set, err := app.CompilePolicies(paths, dir)
+	var probs policy.Problems
+	if errors.As(err, &probs) {
+		for _, p := range probs {
+			fmt.Fprintln(c.stdout, p.String())
+		}
+		return set, fmt.Errorf("%s in the policy files; fix %s and run the lint again", plural(len(probs), "problem", "problems"), them(len(probs)))
+	}
+	if err != nil {
+		return set, err
+	}
+	if len(set.Files) == 0 {
+		return set, fmt.Errorf("no *.yaml or *.yml files in %v; give policy files or directories that contain them", paths)
+	}
+	fmt.Fprintf(c.stdout, "ok: %s in %s\n", plural(len(set.Snapshot.Policies()), "policy", "policies"), plural(len(set.Files), "file", "files"))
+	return set, nil
 }
 
 func (c *cli) policyTestCmd() *cobra.Command {

@@ -137,17 +137,10 @@ func TestAttackRacingSavesAreCheckedAgainAndLand(t *testing.T) {
 	onBothBackends(t, func(t *testing.T, s *Service) {
 		ctx := context.Background()
 		const n = 6
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := range n {
-			wg.Go(func() {
-				_, err := s.Save(ctx, "user:root", "", Document{Name: fmt.Sprintf("doc-%d", i), YAML: "policies: []\n"}, "")
-				errs <- err
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+		for _, err := range atOnce(n, func(i int) error {
+			_, err := s.Save(ctx, "user:root", "", Document{Name: fmt.Sprintf("doc-%d", i), YAML: "policies: []\n"}, "")
+			return err
+		}) {
 			if err != nil {
 				t.Errorf("ok/racing-saves: %v", err)
 			}
@@ -216,14 +209,8 @@ func TestAttackReasonForgesHistoryLines(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			s := newService(t)
-			if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
-				t.Fatal(err)
-			}
-			staged(t, s, enabledDoc)
+			sh, head := readyToPromote(t, s)
 			doc, _ := s.Documents.Get(ctx, "mfa")
-			head, _ := s.Documents.Head(ctx)
-			stg, _ := s.In("staging")
-			sh, _ := stg.Documents.Head(ctx)
 			changes := map[string]func() error{
 				"save": func() error {
 					_, err := s.Save(ctx, "user:root", tc.reason, Document{Name: "mfa", YAML: enabledDoc, Version: doc.Version}, "")
@@ -285,12 +272,7 @@ func TestAttackInFromAnotherEnvironmentUsesProductionsEngine(t *testing.T) {
 func TestAttackForgedVersionsAreConflicts(t *testing.T) {
 	onBothBackends(t, func(t *testing.T, s *Service) {
 		ctx := context.Background()
-		if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
-			t.Fatal(err)
-		}
-		stg := staged(t, s, enabledDoc)
-		sh, _ := stg.Documents.Head(ctx)
-		head, _ := s.Documents.Head(ctx)
+		sh, head := readyToPromote(t, s)
 		for _, v := range []int64{anyVersion, -2, 0, head.Version + 1, 1 << 62} {
 			if _, err := s.Promote(ctx, "user:root", Promotion{From: "staging", To: ProductionEnvironment, FromVersion: sh.Version, ToVersion: v, Reason: "r"}); err == nil {
 				t.Errorf("fail/promote-to-version-%d: promoted", v)
@@ -344,12 +326,7 @@ func (k silentKV) CreateKV(ctx context.Context, key string, value []byte, expire
 func TestAttackStoredChangeIsAlwaysAudited(t *testing.T) {
 	onBothBackends(t, func(t *testing.T, s *Service) {
 		ctx := context.Background()
-		if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
-			t.Fatal(err)
-		}
-		stg := staged(t, s, enabledDoc)
-		sh, _ := stg.Documents.Head(ctx)
-		head, _ := s.Documents.Head(ctx)
+		sh, head := readyToPromote(t, s)
 		s.Documents.KV = silentKV{s.Documents.KV}
 
 		rel, err := s.Promote(ctx, "user:mallory", Promotion{From: "staging", To: ProductionEnvironment, FromVersion: sh.Version, ToVersion: head.Version, Reason: "quiet change"})

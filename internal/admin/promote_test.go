@@ -64,6 +64,37 @@ func staged(t *testing.T, s *Service, yaml string) *Service {
 	return stg
 }
 
+// readyToPromote saves mfa report-only in production and enabled in
+// staging, and returns the heads of staging and production: the
+// versions a promotion names.
+func readyToPromote(t *testing.T, s *Service) (staging, production Release) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Save(ctx, "user:root", "start", Document{Name: "mfa", YAML: reportOnlyDoc}, ""); err != nil {
+		t.Fatal(err)
+	}
+	staging, err := staged(t, s, enabledDoc).Documents.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if production, err = s.Documents.Head(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return staging, production
+}
+
+// atOnce runs fn(0) to fn(n-1) at the same time and returns their
+// errors.
+func atOnce(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
+	}
+	wg.Wait()
+	return errs
+}
+
 // TestPromotionReplacesProductionInOneChange: a promotion shows the
 // diff of every document, then makes staging's documents production's
 // as one new release, audited with its reason; production's engine
@@ -267,17 +298,10 @@ func TestConcurrentChangesLoseNothing(t *testing.T) {
 	onBothBackends(t, func(t *testing.T, s *Service) {
 		ctx := context.Background()
 		const n = 8
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := range n {
-			wg.Go(func() {
-				_, err := s.Documents.Put(ctx, Document{Name: fmt.Sprintf("doc-%d", i), YAML: "policies: []\n"}, 0, "user:root")
-				errs <- err
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+		for _, err := range atOnce(n, func(i int) error {
+			_, err := s.Documents.Put(ctx, Document{Name: fmt.Sprintf("doc-%d", i), YAML: "policies: []\n"}, 0, "user:root")
+			return err
+		}) {
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -76,24 +76,7 @@ func TestAttackNamesReuseApproval(t *testing.T) {
 	ctx := context.Background()
 	conn := r.mustConnect("alice", r.token("u-alice", "bank", "password"))
 	simple := pgx.QueryExecModeSimpleProtocol
-	run := func(sql string) <-chan queryResult {
-		res := make(chan queryResult, 1)
-		go func() {
-			rs, err := conn.PgConn().Exec(ctx, sql).ReadAll()
-			q := queryResult{err: err}
-			for _, rr := range rs {
-				for _, row := range rr.Rows {
-					for _, v := range row {
-						if string(v) == "111-11-1111" {
-							q.ssn = string(v)
-						}
-					}
-				}
-			}
-			res <- q
-		}()
-		return res
-	}
+	run := func(sql string) <-chan queryResult { return execAsync(ctx, conn, sql) }
 	approved := func(sql string) {
 		t.Helper()
 		res := run(sql)

@@ -143,6 +143,33 @@ type queryResult struct {
 	err error
 }
 
+// execAsync runs sql on conn in the simple protocol, in the background,
+// and sends what came back: the error, and the labelled SSN if a row
+// held it.
+func execAsync(ctx context.Context, conn *pgx.Conn, sql string) <-chan queryResult {
+	res := make(chan queryResult, 1)
+	go func() {
+		rs, err := conn.PgConn().Exec(ctx, sql).ReadAll()
+		res <- queryResult{ssn: ssnIn(rs), err: err}
+	}()
+	return res
+}
+
+// ssnIn is the labelled SSN when a row of rs holds it, and "" when none
+// does.
+func ssnIn(rs []*pgconn.Result) string {
+	for _, rr := range rs {
+		for _, row := range rr.Rows {
+			for _, v := range row {
+				if string(v) == "111-11-1111" {
+					return string(v)
+				}
+			}
+		}
+	}
+	return ""
+}
+
 // TestHeldStatementRunsOnApproval: a labelled read that needs MFA is
 // held, not refused: the client gets a NOTICE with the link and the
 // code at once and waits; the moment the user approves with a TOTP

@@ -5,7 +5,6 @@ package gateway
 import (
 	"bufio"
 	"crypto/sha256"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -36,23 +35,14 @@ func BenchmarkDecision(b *testing.B) {
 	user := store.User{ID: "VIPEGWUBMG7XDMINAMBNE7MZQW", Username: "alice", Email: "alice@example.com"}
 	at := now.Unix()
 	proofs := []oauth.Proof{{Method: "password", Time: at, AMR: []string{"pwd"}}}
-	g, err := New(Deps{
-		Issuer: "http://127.0.0.1:8080", Signer: newES256Signer(b), Log: slog.New(slog.DiscardHandler), Now: time.Now,
+	g, rt := bankGateway(b, Deps{
 		Policies: fixedPolicies{policytest.Snapshot(b, memoPolicies)}, Access: (&access.Builder{}).Request,
 		Sessions: session.NewManager(nil, session.Config{CookieName: "stepgate", IdleTimeout: time.Hour, Lifetime: time.Hour}, nil),
 		Store:    userKV{memKV: &memKV{now: time.Now, m: map[string]store.KVEntry{}}, user: user},
 		Tokens: claimsVerifier{&oauth.AccessClaims{Claims: jwt.Claims{ID: "jti-1", Subject: user.ID, Audience: jwt.Audience{"bank"},
 			Expiry: jwt.NewNumericDate(now.Add(time.Hour))}, ClientID: "bank", AuthTime: at, ProofTime: at, ACR: "single-factor",
 			AMR: []string{"pwd"}, Proofs: proofs}},
-		Options: Options{AssertionLifetime: 30 * time.Second, Routes: []Route{
-			{Name: "bank", From: "http://bank.localhost:8080", To: "http://127.0.0.1:9001"},
-		}},
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(g.Close)
-	rt := g.routes[0]
 	cookie := strings.Repeat("c", gatewayCookieLen)
 	entry := &browserEntry{route: rt.name, user: user, memo: &identityMemo{}, sess: &store.Session{ID: "s1", UserID: user.ID,
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour), Events: access.TokenEvents(proofs)}}

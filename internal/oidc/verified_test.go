@@ -132,12 +132,7 @@ func (c *kvCounter) GetKV(ctx context.Context, key string) (store.KVEntry, error
 func TestIntrospectLiveTokenFromCache(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"), sqlite.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	counter := &kvCounter{DB: db}
+	counter := &kvCounter{DB: openSQLite(t, filepath.Join(t.TempDir(), "test.db"), clk)}
 	tp := newProviderOn(t, counter, clk, true)
 	raw := tp.accessToken(t)
 	first := tp.postForm(t, pathIntrospect, "Basic "+basicCredentials(testClientID, testSecret), url.Values{"token": {raw}})
@@ -185,25 +180,15 @@ func TestAttackCachedAnswerOutlivesRevocation(t *testing.T) {
 			}
 		}},
 		{name: "fail/revoked-by-another-process", end: func(t *testing.T, tp fileProvider, _ string, c *AccessClaims) {
-			other, err := sqlite.Open(ctx, tp.path, sqlite.Options{Now: tp.clock.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer other.Close()
-			if err := kvspace.OIDCRevokedToken.At(c.ID).Create(ctx, other, kvspace.Mark{}, c.Expiry.Time().Add(clockSkew)); err != nil {
-				t.Fatal(err)
-			}
+			tp.inOtherProcess(t, func(other *sqlstore.DB) error {
+				return kvspace.OIDCRevokedToken.At(c.ID).Create(ctx, other, kvspace.Mark{}, c.Expiry.Time().Add(clockSkew))
+			})
 		}},
 		{name: "fail/user-disabled-by-another-process", end: func(t *testing.T, tp fileProvider, _ string, c *AccessClaims) {
-			other, err := sqlite.Open(ctx, tp.path, sqlite.Options{Now: tp.clock.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer other.Close()
-			tp.clock.Add(time.Second)
-			if err := revoke.New(other, nil, tp.clock.Now).RevokeUser(ctx, c.Subject, "disabled"); err != nil {
-				t.Fatal(err)
-			}
+			tp.inOtherProcess(t, func(other *sqlstore.DB) error {
+				tp.clock.Add(time.Second)
+				return revoke.New(other, nil, tp.clock.Now).RevokeUser(ctx, c.Subject, "disabled")
+			})
 		}},
 		{name: "fail/role-taken-away", groups: true, end: func(t *testing.T, tp fileProvider, _ string, c *AccessClaims) {
 			if len(c.Roles) == 0 {
@@ -257,14 +242,52 @@ func newFileProvider(t *testing.T) fileProvider {
 	t.Helper()
 	clk := newClock()
 	path := filepath.Join(t.TempDir(), "test.db")
+	db := openSQLite(t, path, clk)
+	tp := newProviderOn(t, db, clk, true)
+	tp.Revocations = revoke.New(db, nil, clk.Now)
+	return fileProvider{testProvider: tp, path: path}
+}
+
+// openSQLite opens the SQLite file at path on clk's time, closed when
+// the test ends.
+func openSQLite(t *testing.T, path string, clk *clock) *sqlstore.DB {
+	t.Helper()
 	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	tp := newProviderOn(t, db, clk, true)
-	tp.Revocations = revoke.New(db, nil, clk.Now)
-	return fileProvider{testProvider: tp, path: path}
+	return db
+}
+
+// inOtherProcess runs change on a handle of the provider's SQLite file
+// of its own, as another process (the command line) would, and closes
+// the handle before it returns.
+func (tp fileProvider) inOtherProcess(t *testing.T, change func(other *sqlstore.DB) error) {
+	t.Helper()
+	other, err := sqlite.Open(context.Background(), tp.path, sqlite.Options{Now: tp.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := change(other); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unverifiedClaims reads the claims of the access token raw without
+// checking its signature, to learn its expiry and id.
+func unverifiedClaims(t *testing.T, raw string) AccessClaims {
+	t.Helper()
+	tok, err := jwt.ParseSigned(raw, verifyAlgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c AccessClaims
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // mintAccess mints an access token of a new grant for the user as the
@@ -443,14 +466,7 @@ func TestIntrospectExpiryOnCachedToken(t *testing.T) {
 	tp := newTestProvider(t)
 	raw := tp.accessToken(t)
 	tp.requireCachedActive(t, raw)
-	tok, err := jwt.ParseSigned(raw, verifyAlgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
-		t.Fatal(err)
-	}
+	c := unverifiedClaims(t, raw)
 	tp.clock.Set(c.Expiry.Time().Add(clockSkew - time.Second))
 	if !tp.active(t, raw) {
 		t.Fatal("ok/within-skew: inactive before exp plus the skew")
@@ -489,14 +505,7 @@ func TestIntrospectExpiryAcrossNodes(t *testing.T) {
 	}
 	raw := n1.accessToken(t)
 	n2.requireCachedActive(t, raw)
-	tok, err := jwt.ParseSigned(raw, verifyAlgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
-		t.Fatal(err)
-	}
+	c := unverifiedClaims(t, raw)
 	clk.Set(c.Expiry.Time().Add(clockSkew - time.Second))
 	if !n2.active(t, raw) {
 		t.Fatal("ok/within-skew: node 2 says inactive before exp plus the skew")
@@ -574,22 +583,10 @@ func TestAttackRevocationDuringVerification(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clk := newClock()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"), sqlite.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	st := &revokingStore{DB: db}
+	st := &revokingStore{DB: openSQLite(t, filepath.Join(t.TempDir(), "test.db"), clk)}
 	tp := newProviderOn(t, st, clk, true)
 	raw := tp.accessToken(t)
-	tok, err := jwt.ParseSigned(raw, verifyAlgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c AccessClaims
-	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
-		t.Fatal(err)
-	}
+	c := unverifiedClaims(t, raw)
 	st.during = func() {
 		if err := tp.revokeJTI(ctx, c.ID, c.Expiry.Time().Add(clockSkew)); err != nil {
 			t.Error(err)

@@ -38,16 +38,15 @@ type nodeDecoder interface {
 	decodeNode(p *parser, n *yaml.Node, path string)
 }
 
-// maxValues bounds how many values one file may expand to. Aliases let a
-// small file name a big list many times; the bound keeps a hostile or
-// mistaken file from costing more than a legitimate one ever would.
+// maxValues bounds how many values one file may expand to through
+// aliases (see yamlnode.Budget).
 const maxValues = 200_000
 
 type parser struct {
 	file     string
 	lines    map[string]int
 	problems Problems
-	visited  int
+	budget   yamlnode.Budget
 }
 
 // Parse reads one policy file. It returns the document with every key it
@@ -55,10 +54,11 @@ type parser struct {
 // shapes). Meaning (unknown groups, bad CIDRs, CEL errors) is Compile's
 // job, so a lint runs Parse and then Compile and shows both.
 func Parse(filename string, data []byte) (*Document, Problems) {
-	p := &parser{file: filename, lines: make(map[string]int)}
+	p := &parser{file: filename, lines: make(map[string]int),
+		budget: yamlnode.Budget{MaxBytes: MaxFileSize, MaxValues: maxValues}}
 	doc := &Document{File: filename, lines: p.lines}
-	if len(data) > MaxFileSize {
-		p.add(0, "", fmt.Sprintf("the file is %d bytes; policy files are limited to %d", len(data), MaxFileSize))
+	if msg := p.budget.TooLarge(data, "policy files"); msg != "" {
+		p.add(0, "", msg)
 		return doc, p.problems
 	}
 	root := p.parseYAML(data)
@@ -119,9 +119,9 @@ func (p *parser) value(n *yaml.Node, v reflect.Value, path string) {
 	if n == nil || yamlnode.IsNull(n) {
 		return
 	}
-	if p.visited++; p.visited > maxValues {
-		if p.visited == maxValues+1 {
-			p.add(n.Line, path, fmt.Sprintf("the file expands to more than %d values (through aliases?); split it or write lists out", maxValues))
+	if ok, problem := p.budget.Visit(); !ok {
+		if problem != "" {
+			p.add(n.Line, path, problem+"; split it or write lists out")
 		}
 		return
 	}

@@ -179,16 +179,18 @@ var decisions = []string{policy.OutcomeAllow.String(), policy.OutcomeChallenge.S
 // gives a statement.
 var statementClasses = []string{"session", "read", "utility", "write", "ddl", "privilege", "unknown"}
 
-// maxValues bounds the values a file may expand to through aliases.
+// maxValues bounds the values a file may expand to through aliases (see
+// yamlnode.Budget).
 const maxValues = 100_000
 
 // Parse reads a scenario test file. It returns every problem at once,
 // each with its line and key path, as policy files do.
 func Parse(name string, data []byte) (*File, policy.Problems) {
-	p := &parser{file: name, lines: map[string]int{}}
+	p := &parser{file: name, lines: map[string]int{},
+		budget: yamlnode.Budget{MaxBytes: MaxFileSize, MaxValues: maxValues}}
 	f := &File{Name: name}
-	if len(data) > MaxFileSize {
-		p.add(0, "", fmt.Sprintf("the file is %d bytes; scenario test files are limited to %d; split it", len(data), MaxFileSize))
+	if msg := p.budget.TooLarge(data, "scenario test files"); msg != "" {
+		p.add(0, "", msg+"; split it")
 		return f, p.problems
 	}
 	root := p.parseYAML(data)
@@ -203,7 +205,7 @@ func Parse(name string, data []byte) (*File, policy.Problems) {
 		return f, p.problems
 	}
 	p.mapping(root, reflect.ValueOf(f).Elem(), "")
-	if p.visited > maxValues {
+	if p.budget.Exceeded() {
 		// Checking what an alias bomb expanded to would only repeat the
 		// one problem that matters, once per copy.
 		return f, p.problems.Sorted()
@@ -227,7 +229,7 @@ type parser struct {
 	file     string
 	lines    map[string]int
 	problems policy.Problems
-	visited  int
+	budget   yamlnode.Budget
 }
 
 func (p *parser) add(line int, path, msg string) {
@@ -261,9 +263,9 @@ func (p *parser) value(n *yaml.Node, v reflect.Value, path string) {
 	if n == nil || yamlnode.IsNull(n) {
 		return
 	}
-	if p.visited++; p.visited > maxValues {
-		if p.visited == maxValues+1 {
-			p.add(n.Line, path, fmt.Sprintf("the file expands to more than %d values (through aliases?); write lists out", maxValues))
+	if ok, problem := p.budget.Visit(); !ok {
+		if problem != "" {
+			p.add(n.Line, path, problem+"; write lists out")
 		}
 		return
 	}

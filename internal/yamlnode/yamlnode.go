@@ -1,7 +1,8 @@
-// Package yamlnode holds what Stepgate's two strict YAML readers — the
-// configuration file and the policy files — share: walking yaml.v3 node
-// trees beside Go struct types, and suggesting the key or value that was
-// probably meant.
+// Package yamlnode holds what Stepgate's strict YAML readers — the
+// configuration file, the policy files and the scenario test files —
+// share: walking yaml.v3 node trees beside Go struct types, bounding what
+// one file may cost, and suggesting the key or value that was probably
+// meant.
 //
 // Both readers walk nodes instead of using the decoder's KnownFields,
 // because the decoder stops at the first unknown key; walking reports
@@ -9,6 +10,7 @@
 package yamlnode
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 
@@ -17,6 +19,45 @@ import (
 
 // NullTag is the tag of an explicit null ("key:" or "key: ~").
 const NullTag = "!!null"
+
+// Budget bounds what a strict reader spends on one file. A file is
+// written by people: one larger than MaxBytes is a mistake, and parsing
+// cost grows with input that whoever may write the file chooses. Aliases
+// let a small file name a big list many times, so the values a walk
+// visits are bounded by MaxValues as well, keeping a hostile or mistaken
+// file from costing more than a legitimate one ever would.
+type Budget struct {
+	MaxBytes  int
+	MaxValues int
+	visited   int
+}
+
+// TooLarge returns the problem with data when it is over MaxBytes, and ""
+// when it is not; files names the kind of file, like "policy files".
+func (b *Budget) TooLarge(data []byte, files string) string {
+	if len(data) <= b.MaxBytes {
+		return ""
+	}
+	return fmt.Sprintf("the file is %d bytes; %s are limited to %d", len(data), files, b.MaxBytes)
+}
+
+// Visit counts one value of the walk and reports whether the walk may go
+// on, which it may not past MaxValues. The first value past it also gets
+// the problem to report, and later ones "", so a file that expands a
+// million times is told so once.
+func (b *Budget) Visit() (ok bool, problem string) {
+	b.visited++
+	switch {
+	case b.visited <= b.MaxValues:
+		return true, ""
+	case b.visited == b.MaxValues+1:
+		return false, fmt.Sprintf("the file expands to more than %d values (through aliases?)", b.MaxValues)
+	}
+	return false, ""
+}
+
+// Exceeded reports whether the walk went past MaxValues.
+func (b *Budget) Exceeded() bool { return b.visited > b.MaxValues }
 
 // Deref follows aliases (*name) to the anchored node. The bound guards
 // against a malformed tree; the parser itself never chains aliases.
