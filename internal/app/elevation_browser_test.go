@@ -191,8 +191,9 @@ func TestBrowserElevation(t *testing.T) {
 }
 
 // approveOnConsole signs admin in, in a private window with a passkey
-// device of its own, adds admin's passkey with the demo's temporary
-// access pass (the console's changes need a passkey), and approves the
+// device of its own, adds admin's passkey through the registration
+// campaign's offer with the demo's temporary access pass (the console's
+// changes need a passkey), and approves the
 // request id on the console's elevation page.
 func (r *demoRig) approveOnConsole(t *testing.T, alice *browserRig, id string) {
 	t.Helper()
@@ -207,11 +208,16 @@ func (r *demoRig) approveOnConsole(t *testing.T, alice *browserRig, id string) {
 		chromedp.SendKeys(chromedp.ID("password"), "admin-demo-password"),
 		chromedp.Submit(chromedp.ID("password")),
 	)
-	b.waitFor("the pass field", `location.pathname === "/account/security" && document.getElementById("pass") !== null`)
+	// admin holds a pass, so the registration campaign offers the
+	// passkey; Register now asks for the pass (a password alone adds
+	// nothing), then goes straight on to the passkey's registration.
+	b.waitFor("the registration offer", `location.pathname === "/account/register-offer" && document.getElementById("offer-register") !== null`)
+	b.act("click Register now", `document.getElementById("offer-register").click()`)
+	b.waitFor("the pass field", `location.pathname === "/account/security/add" && document.getElementById("pass") !== null &&
+		document.body.innerText.includes("enter the temporary access pass your administrator gave you")`)
 	b.run("enter the pass", chromedp.SendKeys(chromedp.ID("pass"), r.seeded.AdminPass), chromedp.Click(chromedp.ID("pass-submit")))
-	b.waitFor("the registration opened", `document.body.textContent.includes("You can now add a sign-in method.")`)
-	b.usePasskey("add a passkey", chromedp.Click(chromedp.ID("add-webauthn")))
-	b.waitFor("admin's passkey", `document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
+	b.usePasskey("add a passkey")
+	b.waitFor("admin's passkey", `location.pathname === "/account/security" && document.querySelector('#methods tr[data-type="webauthn"]') !== null`)
 
 	approve := `document.getElementById("approve-` + id + `")`
 	b.run("open the console's elevations", chromedp.Navigate(r.base+"/admin/elevations"))
