@@ -250,6 +250,9 @@ func (p *Provider) verifyAccessToken(ctx context.Context, raw string) (*AccessCl
 	if err := p.checkEvents(ctx, c.Subject, issued); err != nil {
 		return nil, f, err
 	}
+	if err := p.checkClient(ctx, c.ClientID, issued); err != nil {
+		return nil, f, err
+	}
 	if f.user, err = p.checkRoles(ctx, &c); err != nil {
 		return nil, f, err
 	}
@@ -282,6 +285,30 @@ func (p *Provider) checkRoles(ctx context.Context, c *AccessClaims) (*store.User
 		}
 	}
 	return &u, nil
+}
+
+// checkClient refuses a token whose client is no longer registered, or
+// was registered after the token's authorization was made (issued). An
+// administrator removes a client to end what it can do — decommissioned,
+// or its secret leaked — and its tokens, for users and for itself, would
+// otherwise stay good until they expire; a client registered later under
+// the same id, perhaps another application, would inherit them. Times
+// compare in whole seconds, as a token's iat counts them.
+func (p *Provider) checkClient(ctx context.Context, clientID string, issued time.Time) error {
+	if p.Clients == nil {
+		return nil
+	}
+	c, err := p.Clients.Get(ctx, clientID)
+	if errors.Is(err, ErrUnknownClient) {
+		return errInvalidToken(fmt.Errorf("client %q is no longer registered", clientID))
+	}
+	if err != nil {
+		return err
+	}
+	if !issued.IsZero() && c.CreatedAt.Unix() > issued.Unix() {
+		return errInvalidToken(fmt.Errorf("client %q was registered at %s, after the token's authorization at %s", clientID, c.CreatedAt, issued))
+	}
+	return nil
 }
 
 // tokenGrant is what checkRevoked read of a token's grant: when it was
