@@ -169,11 +169,17 @@ func upgradeType(h http.Header) string {
 }
 
 // carriesRequests reports whether upgrade protocol p (an Upgrade list
-// item, "name/version") is a version of HTTP, whose connection carries
-// requests of its own: "h2c", "h2", "HTTP/2.0", in any case.
+// item, "name/version") carries HTTP requests of its own: a version of
+// HTTP ("h2c", "h2", "HTTP/2.0", in any case), or TLS (RFC 2817), inside
+// which the client speaks HTTP again.
 func carriesRequests(p string) bool {
 	name, _, _ := strings.Cut(p, "/")
-	return strings.EqualFold(name, "h2c") || strings.EqualFold(name, "h2") || strings.EqualFold(name, "HTTP")
+	for _, n := range [...]string{"h2c", "h2", "HTTP", "TLS"} {
+		if strings.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeHead writes the request that goes upstream, all but its body: the

@@ -54,7 +54,11 @@ func h2cUpstream(t *testing.T) (addr string, seen func() []string) {
 				}
 				_, _ = io.Copy(io.Discard, req.Body)
 				if !strings.EqualFold(req.Header.Get("Upgrade"), "h2c") {
-					record("h1 " + req.URL.Path)
+					if up := req.Header.Get("Upgrade"); up != "" {
+						record("h1 " + req.URL.Path + " asked to upgrade to " + up)
+					} else {
+						record("h1 " + req.URL.Path)
+					}
 					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nh1")
 					c.Close()
 					return
@@ -127,8 +131,9 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // application over the tunnel: any path, any method, and identity
 // headers of its own choosing, none of them judged (the h2c smuggling
 // of reverse proxies). The gateway never asks an upstream to switch to
-// a protocol that carries HTTP requests of its own: the request goes
-// upstream as a plain HTTP/1.1 request, and is answered as one.
+// a protocol that carries HTTP requests of its own (h2c, HTTP/2, TLS):
+// the request goes upstream as a plain HTTP/1.1 request, without the
+// upgrade, and is answered as one.
 func TestAttackH2CUpgradeTunnelsPastRules(t *testing.T) {
 	t.Parallel()
 	t.Run("control/the-path-asked-directly-is-judged", func(t *testing.T) {
@@ -145,6 +150,8 @@ func TestAttackH2CUpgradeTunnelsPastRules(t *testing.T) {
 		{"fail/h2c-settings-not-listed", "Connection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"},
 		{"fail/h2c-upper-case", "Connection: upgrade\r\nUpgrade: H2C\r\n"},
 		{"fail/http2-token", "Connection: Upgrade\r\nUpgrade: HTTP/2.0\r\n"},
+		{"fail/h2c-after-websocket", "Connection: Upgrade\r\nUpgrade: websocket, h2c\r\n"},
+		{"fail/tls-rfc2817", "Connection: Upgrade\r\nUpgrade: TLS/1.2\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
