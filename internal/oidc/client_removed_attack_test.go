@@ -106,3 +106,65 @@ func TestAttackRemovedClientsTokensStayActive(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackDisabledUsersTokenWithoutRevocation: disabling an account
+// writes the user's disabled flag, then a revocation of their tokens: two
+// writes. Were the second to fail (the database went away between them,
+// the process was killed), or were the flag set by anything that writes
+// users alone, the account would read as disabled while its tokens,
+// cached as verified or not, still answered active. A token is refused
+// for its user's disabled flag itself.
+func TestAttackDisabledUsersTokenWithoutRevocation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name           string
+		roles, deleted bool
+	}{
+		{name: "fail/token-without-roles"},
+		{name: "fail/token-with-roles", roles: true},
+		// A user removed from the database (a clean-up beside the
+		// product) leaves a token whose subject is no user: it must not
+		// pass for a service client's token, whose subject is no user
+		// either, and be judged as one.
+		{name: "fail/user-deleted", deleted: true},
+	} {
+		roles := tc.roles
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tp := newFileProvider(t)
+			if roles {
+				if _, err := tp.db.UpdateUser(ctx, tp.user.ID, func(u store.User) (store.User, error) {
+					u.Roles = []string{"auditor"}
+					return u, nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raw := tp.mintAccess(t, roles)
+			tp.requireCachedActive(t, raw)
+			other, err := sqlite.Open(ctx, tp.path, sqlite.Options{Now: tp.clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if tc.deleted {
+				err = other.DeleteUser(ctx, tp.user.ID)
+			} else {
+				_, err = other.UpdateUser(ctx, tp.user.ID, func(u store.User) (store.User, error) {
+					u.Disabled = true
+					return u, nil
+				})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tp.active(t, raw) {
+				t.Fatal("introspection says active for the token of a user disabled or gone")
+			}
+			if _, err := tp.VerifyAccessToken(ctx, raw); err == nil {
+				t.Fatal("the token verifies (the gateway would judge it; with no user found, as a service client's)")
+			}
+		})
+	}
+}

@@ -253,30 +253,51 @@ func (p *Provider) verifyAccessToken(ctx context.Context, raw string) (*AccessCl
 	if err := p.checkClient(ctx, c.ClientID, issued); err != nil {
 		return nil, f, err
 	}
-	if f.user, err = p.checkRoles(ctx, &c); err != nil {
+	if f.user, err = p.checkUser(ctx, &c); err != nil {
 		return nil, f, err
 	}
 	return &c, f, nil
 }
 
-// checkRoles refuses a token whose roles claim names a role its user
-// does not hold now for the token's client. A token issued while an
-// elevation was active otherwise carries the role to every resource
-// server that trusts the claim until the token expires, however early
-// the elevation was ended; the same holds for a standing role taken
-// away. Introspection, the userinfo endpoint, the gateway and the SDK's
-// revocation check all verify tokens here, so all of them refuse it.
-// It returns the user it read (nil for a token without roles).
-func (p *Provider) checkRoles(ctx context.Context, c *AccessClaims) (*store.User, error) {
-	if len(c.Roles) == 0 {
-		return nil, nil
-	}
+// checkUser refuses a token whose user is disabled, and one whose roles
+// claim names a role its user does not hold now for the token's client.
+//
+// Disabling an account writes the flag and then revokes the user's
+// tokens; were the second write lost (the database gone between them,
+// the process killed), or the flag set by anything that writes users
+// alone, the account would read as disabled while its tokens stayed
+// good. The flag itself is therefore enough. Only a service client's
+// token for itself has no user behind it; any other token whose user is
+// gone is refused.
+//
+// A token issued while an elevation was active otherwise carries the
+// role to every resource server that trusts the claim until the token
+// expires, however early the elevation was ended; the same holds for a
+// standing role taken away. Introspection, the userinfo endpoint, the
+// gateway and the SDK's revocation check all verify tokens here, so all
+// of them refuse it. It returns the user it read when the token names
+// roles (nil otherwise), whose roles a cached verification checks again.
+func (p *Provider) checkUser(ctx context.Context, c *AccessClaims) (*store.User, error) {
 	u, err := p.Store.GetUser(ctx, c.Subject)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errInvalidToken(&oauth.RoleEndedError{Role: c.Roles[0]})
+		if len(c.Roles) > 0 {
+			return nil, errInvalidToken(&oauth.RoleEndedError{Role: c.Roles[0]})
+		}
+		if !serviceToken(c) {
+			// A user's token outlives no user: found by no one, it would
+			// pass elsewhere (the gateway) for a service client's.
+			return nil, errInvalidToken(fmt.Errorf("user %s no longer exists", c.Subject))
+		}
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if u.Disabled {
+		return nil, errInvalidToken(fmt.Errorf("user %s is disabled", u.ID))
+	}
+	if len(c.Roles) == 0 {
+		return nil, nil
 	}
 	held := u.RolesAt(p.Now(), c.RolesApp())
 	for _, role := range c.Roles {
@@ -285,6 +306,13 @@ func (p *Provider) checkRoles(ctx context.Context, c *AccessClaims) (*store.User
 		}
 	}
 	return &u, nil
+}
+
+// serviceToken reports whether c is a service client's token for
+// itself (client_credentials): its subject is the client, and no user
+// signed in for it.
+func serviceToken(c *AccessClaims) bool {
+	return c.Subject == c.ClientID && c.AuthTime == 0 && c.SID == ""
 }
 
 // checkClient refuses a token whose client is no longer registered, or
