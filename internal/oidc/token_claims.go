@@ -3,6 +3,7 @@ package oidc
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -209,6 +210,9 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, raw string) (*AccessCl
 // verifyAccessToken is VerifyAccessToken without the cache.
 func (p *Provider) verifyAccessToken(ctx context.Context, raw string) (*AccessClaims, facts, error) {
 	var f facts
+	if !canonicalSignature(raw) {
+		return nil, f, errInvalidToken(errors.New("the signature is not in canonical base64url"))
+	}
 	tok, err := jwt.ParseSigned(raw, verifyAlgs)
 	if err != nil {
 		return nil, f, errInvalidToken(err)
@@ -257,6 +261,21 @@ func (p *Provider) verifyAccessToken(ctx context.Context, raw string) (*AccessCl
 		return nil, f, err
 	}
 	return &c, f, nil
+}
+
+// canonicalSignature reports whether the signature segment of compact
+// token raw is base64url as the signer wrote it: no bits set that no
+// byte uses. A lenient decoder ignores them, so each signature would
+// have several spellings (sixteen for ES256's 86 characters) that all
+// verify, each of them a token of its own to every cache keyed by the
+// token's bytes.
+func canonicalSignature(raw string) bool {
+	i := strings.LastIndexByte(raw, '.')
+	if i < 0 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(raw[i+1:])
+	return err == nil
 }
 
 // checkUser refuses a token whose user is disabled, and one whose roles
