@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stepgate/stepgate/internal/config"
+	"github.com/stepgate/stepgate/internal/oidc"
 	"github.com/stepgate/stepgate/internal/policy"
 	"github.com/stepgate/stepgate/internal/store"
 	"github.com/stepgate/stepgate/internal/store/postgres/pgtest"
@@ -151,4 +152,59 @@ func (k *kvReads) wrap(st store.Store) store.Store {
 func (k *kvReads) GetKV(ctx context.Context, key string) (store.KVEntry, error) {
 	k.n.Add(1)
 	return k.DB.GetKV(ctx, key)
+}
+
+// TestAttackIntrospectionAcrossNodesAfterClientRemoval: two nodes share
+// one PostgreSQL store. A service client added at run time gets a token
+// for itself on node 1, which a resource server introspects on node 2
+// until node 2 holds it as verified. An administrator removes the client
+// on node 1 (its secret leaked, say): node 2 answers active:false within
+// a bound, not when the token would have expired.
+func TestAttackIntrospectionAcrossNodesAfterClientRemoval(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	n1 := startOIDCNode(t, dsn, "", true, nil)
+	reads := &kvReads{}
+	n2 := startOIDCNode(t, dsn, n1.base, false, reads.wrap)
+	deadline := time.Now().Add(introspectBound)
+	for _, ok := n2.app.Store.(store.AccessWatch).AccessMark(ctx); !ok; _, ok = n2.app.Store.(store.AccessWatch).AccessMark(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatal("node 2 is not listening for changes")
+		}
+		time.Sleep(10 * time.Millisecond) // between polls, not an assertion
+	}
+	_, secret, err := n1.app.Clients.Add(ctx, oidc.NewClient{ID: "batch", Name: "Batch jobs", GrantTypes: []string{"client_credentials"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, tok := n1.serviceToken(t, "batch", secret, "")
+	if status != http.StatusOK {
+		t.Fatalf("client_credentials: %d %s", status, tok.Error)
+	}
+	for range 2 {
+		if !n2.active(t, tok.AccessToken) {
+			t.Fatal("ok/live-on-node-2: node 2 says inactive before the removal")
+		}
+	}
+	before := reads.n.Load()
+	if !n2.active(t, tok.AccessToken) {
+		t.Fatal("ok/live-on-node-2: node 2 says inactive before the removal")
+	}
+	if n := reads.n.Load() - before; n != 0 {
+		t.Fatalf("node 2 read the store %d times for a token it verified before: it is not answering from its cache, and the test proves nothing", n)
+	}
+	from := time.Now()
+	if err := n1.app.Clients.Remove(ctx, "batch"); err != nil {
+		t.Fatal(err)
+	}
+	for n2.active(t, tok.AccessToken) {
+		if time.Since(from) > introspectBound {
+			t.Fatalf("node 2 still says active %s after the client's removal on node 1", introspectBound)
+		}
+		time.Sleep(10 * time.Millisecond) // between polls, not an assertion
+	}
+	t.Logf("node 2 answered inactive %s after the removal", time.Since(from))
+	if n1.active(t, tok.AccessToken) {
+		t.Error("node 1 says active after its own removal of the client")
+	}
 }

@@ -147,12 +147,39 @@ func replayableMethod(method string) bool {
 }
 
 // upgradeType is the protocol a request asks to switch to, when its
-// Connection header names Upgrade.
+// Connection header names Upgrade and the protocol is one the gateway
+// tunnels. A protocol that carries HTTP requests of its own (h2c, the
+// cleartext HTTP/2 of RFC 7540 section 3.2, or any HTTP version) is
+// never asked for: once the connections were joined, the client would
+// send the application requests for any path, with any method and any
+// identity headers, that no rule ever judged (h2c smuggling). The
+// request then goes upstream as the plain HTTP/1.1 request it also is,
+// which RFC 9110 lets a server answer without switching.
 func upgradeType(h http.Header) string {
 	if !listed(h["Connection"], "Upgrade") {
 		return ""
 	}
-	return h.Get("Upgrade")
+	up := h.Get("Upgrade")
+	for _, p := range strings.Split(up, ",") {
+		if carriesRequests(strings.TrimSpace(p)) {
+			return ""
+		}
+	}
+	return up
+}
+
+// carriesRequests reports whether upgrade protocol p (an Upgrade list
+// item, "name/version") carries HTTP requests of its own: a version of
+// HTTP ("h2c", "h2", "HTTP/2.0", in any case), or TLS (RFC 2817), inside
+// which the client speaks HTTP again.
+func carriesRequests(p string) bool {
+	name, _, _ := strings.Cut(p, "/")
+	for _, n := range [...]string{"h2c", "h2", "HTTP", "TLS"} {
+		if strings.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeHead writes the request that goes upstream, all but its body: the
@@ -401,7 +428,8 @@ func upstreamPath(rt *route, p string) string {
 func (g *Gateway) forwards(k string, connection []string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Expect", "Host":
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Expect", "Host",
+		"Http2-Settings": // the h2c upgrade's, of the connection only (RFC 7540 section 3.2.1)
 		return false
 	}
 	return !strings.HasPrefix(k, headerPrefix) && !g.strip[k] && !clientForwarding(k) && !underscored(k) && !listed(connection, k)

@@ -3,6 +3,7 @@ package oidc
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -209,6 +210,9 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, raw string) (*AccessCl
 // verifyAccessToken is VerifyAccessToken without the cache.
 func (p *Provider) verifyAccessToken(ctx context.Context, raw string) (*AccessClaims, facts, error) {
 	var f facts
+	if !canonicalSignature(raw) {
+		return nil, f, errInvalidToken(errors.New("the signature is not in canonical base64url"))
+	}
 	tok, err := jwt.ParseSigned(raw, verifyAlgs)
 	if err != nil {
 		return nil, f, errInvalidToken(err)
@@ -250,30 +254,69 @@ func (p *Provider) verifyAccessToken(ctx context.Context, raw string) (*AccessCl
 	if err := p.checkEvents(ctx, c.Subject, issued); err != nil {
 		return nil, f, err
 	}
-	if f.user, err = p.checkRoles(ctx, &c); err != nil {
+	if err := p.checkClient(ctx, c.ClientID, issued); err != nil {
+		return nil, f, err
+	}
+	if f.user, err = p.checkUser(ctx, &c); err != nil {
 		return nil, f, err
 	}
 	return &c, f, nil
 }
 
-// checkRoles refuses a token whose roles claim names a role its user
-// does not hold now for the token's client. A token issued while an
-// elevation was active otherwise carries the role to every resource
-// server that trusts the claim until the token expires, however early
-// the elevation was ended; the same holds for a standing role taken
-// away. Introspection, the userinfo endpoint, the gateway and the SDK's
-// revocation check all verify tokens here, so all of them refuse it.
-// It returns the user it read (nil for a token without roles).
-func (p *Provider) checkRoles(ctx context.Context, c *AccessClaims) (*store.User, error) {
-	if len(c.Roles) == 0 {
-		return nil, nil
+// canonicalSignature reports whether the signature segment of compact
+// token raw is base64url as the signer wrote it: no bits set that no
+// byte uses. A lenient decoder ignores them, so each signature would
+// have several spellings (sixteen for ES256's 86 characters) that all
+// verify, each of them a token of its own to every cache keyed by the
+// token's bytes.
+func canonicalSignature(raw string) bool {
+	i := strings.LastIndexByte(raw, '.')
+	if i < 0 {
+		return false
 	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(raw[i+1:])
+	return err == nil
+}
+
+// checkUser refuses a token whose user is disabled, and one whose roles
+// claim names a role its user does not hold now for the token's client.
+//
+// Disabling an account writes the flag and then revokes the user's
+// tokens; were the second write lost (the database gone between them,
+// the process killed), or the flag set by anything that writes users
+// alone, the account would read as disabled while its tokens stayed
+// good. The flag itself is therefore enough. Only a service client's
+// token for itself has no user behind it; any other token whose user is
+// gone is refused.
+//
+// A token issued while an elevation was active otherwise carries the
+// role to every resource server that trusts the claim until the token
+// expires, however early the elevation was ended; the same holds for a
+// standing role taken away. Introspection, the userinfo endpoint, the
+// gateway and the SDK's revocation check all verify tokens here, so all
+// of them refuse it. It returns the user it read when the token names
+// roles (nil otherwise), whose roles a cached verification checks again.
+func (p *Provider) checkUser(ctx context.Context, c *AccessClaims) (*store.User, error) {
 	u, err := p.Store.GetUser(ctx, c.Subject)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errInvalidToken(&oauth.RoleEndedError{Role: c.Roles[0]})
+		if len(c.Roles) > 0 {
+			return nil, errInvalidToken(&oauth.RoleEndedError{Role: c.Roles[0]})
+		}
+		if !serviceToken(c) {
+			// A user's token outlives no user: found by no one, it would
+			// pass elsewhere (the gateway) for a service client's.
+			return nil, errInvalidToken(fmt.Errorf("user %s no longer exists", c.Subject))
+		}
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if u.Disabled {
+		return nil, errInvalidToken(fmt.Errorf("user %s is disabled", u.ID))
+	}
+	if len(c.Roles) == 0 {
+		return nil, nil
 	}
 	held := u.RolesAt(p.Now(), c.RolesApp())
 	for _, role := range c.Roles {
@@ -282,6 +325,37 @@ func (p *Provider) checkRoles(ctx context.Context, c *AccessClaims) (*store.User
 		}
 	}
 	return &u, nil
+}
+
+// serviceToken reports whether c is a service client's token for
+// itself (client_credentials): its subject is the client, and no user
+// signed in for it.
+func serviceToken(c *AccessClaims) bool {
+	return c.Subject == c.ClientID && c.AuthTime == 0 && c.SID == ""
+}
+
+// checkClient refuses a token whose client is no longer registered, or
+// was registered after the token's authorization was made (issued). An
+// administrator removes a client to end what it can do — decommissioned,
+// or its secret leaked — and its tokens, for users and for itself, would
+// otherwise stay good until they expire; a client registered later under
+// the same id, perhaps another application, would inherit them. Times
+// compare in whole seconds, as a token's iat counts them.
+func (p *Provider) checkClient(ctx context.Context, clientID string, issued time.Time) error {
+	if p.Clients == nil {
+		return nil
+	}
+	c, err := p.Clients.Get(ctx, clientID)
+	if errors.Is(err, ErrUnknownClient) {
+		return errInvalidToken(fmt.Errorf("client %q is no longer registered", clientID))
+	}
+	if err != nil {
+		return err
+	}
+	if !issued.IsZero() && c.CreatedAt.Unix() > issued.Unix() {
+		return errInvalidToken(fmt.Errorf("client %q was registered at %s, after the token's authorization at %s", clientID, c.CreatedAt, issued))
+	}
+	return nil
 }
 
 // tokenGrant is what checkRevoked read of a token's grant: when it was

@@ -71,8 +71,9 @@ func (s *DB) readCounter(ctx context.Context) (uint64, bool) {
 
 // accessKVPrefixes are the key/value namespaces whose writes can end
 // access already granted (the deny list of access tokens, grants,
-// not-before times); the database's triggers name the same ones.
-var accessKVPrefixes = []string{"oidc/revoked/", "oidc/grant/", "revoke/not-before/"}
+// not-before times, the clients tokens were issued to); the database's
+// triggers name the same ones.
+var accessKVPrefixes = []string{"oidc/revoked/", "oidc/grant/", "revoke/not-before/", "oidc/clients/"}
 
 // accessChanged counts a write of this process that can end access.
 func (s *DB) accessChanged() { s.mark.local.Add(1) }

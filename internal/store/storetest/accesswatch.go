@@ -39,6 +39,7 @@ func RunAccessWatchTests(t *testing.T, opener Opener) {
 	must[store.KVEntry](t)(writer.CreateKV(ctx, "oidc/grant/g-1", []byte(`{}`), time.Time{}))
 	must[store.KVEntry](t)(writer.CreateKV(ctx, "oidc/grant/g-2", []byte(`{}`), time.Time{}))
 	must[store.KVEntry](t)(writer.CreateKV(ctx, "revoke/not-before/u-1", []byte(`"2030-01-01T00:00:00Z"`), time.Time{}))
+	must[store.KVEntry](t)(writer.CreateKV(ctx, "oidc/clients/bank", []byte(`{}`), time.Time{}))
 
 	tests := []struct {
 		name  string
@@ -61,6 +62,7 @@ func RunAccessWatchTests(t *testing.T, opener Opener) {
 			_, err := writer.RenewKV(ctx, "revoke/not-before/u-1", func(b []byte) ([]byte, time.Time, error) { return b, time.Time{}, nil })
 			return err
 		}},
+		{"ok/client-removed", func() error { return writer.DeleteKV(ctx, "oidc/clients/bank") }},
 		{"ok/user-disabled", func() error {
 			_, err := writer.UpdateUser(ctx, u.ID, func(u store.User) (store.User, error) { u.Disabled = true; return u, nil })
 			return err
