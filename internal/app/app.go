@@ -315,6 +315,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, st store.St
 		return nil, err
 	}
 	a.Revoker.Subscribe(a.Gateway.Forget)
+	a.OIDC.OnRevoke = a.Gateway.Forget
 	a.Risk.Subscribe(a.Gateway.Forget)
 	a.Elevation.Observers = append(a.Elevation.Observers, ForgetOnElevation(a.Gateway.Forget))
 	pages.StepUps = []web.StepUpSource{a.Gateway, a.OIDC}

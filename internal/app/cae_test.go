@@ -103,3 +103,60 @@ func (s *oidcServer) signInAs(t *testing.T, c *http.Client, pw string) {
 		t.Fatalf("sign-in: %d", resp.StatusCode)
 	}
 }
+
+// TestAttackRevokedTokenThroughGatewayCache: an access token revoked at
+// the revocation endpoint (RFC 7009), or whose refresh token was, is
+// refused by the gateway on the next request, though the gateway had just
+// looked it up and allowed it: the revocation drops this node's cached
+// lookups and allows at once instead of after their half second.
+func TestAttackRevokedTokenThroughGatewayCache(t *testing.T) {
+	g := startGateway(t)
+	api := gatewayBrowser(t, g.server)
+	b := browser(t)
+	g.signIn(t, b, "/account")
+	token := func() tokenResponse {
+		t.Helper()
+		verifier, challenge := pkce()
+		q := url.Values{"client_id": {bankClientID}, "redirect_uri": {bankRedirect}, "response_type": {"code"},
+			"scope": {"openid offline_access"}, "state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		cb := g.follow(t, b, g.base+"/oauth2/authorize?"+q.Encode())
+		st, tok := g.tokenRequest(t, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")},
+			"redirect_uri": {bankRedirect}, "code_verifier": {verifier}}, bankClientID, bankSecret)
+		if st != http.StatusOK {
+			t.Fatalf("token: %d %s", st, tok.ErrorDescription)
+		}
+		return tok
+	}
+	call := func(tok string) int {
+		resp := mustDo(t, api, "GET", g.app+"/accounts", "", "Authorization", "Bearer "+tok)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	revoke := func(tok string) {
+		t.Helper()
+		resp, body := post(t, http.DefaultClient, g.base+"/oauth2/revoke", url.Values{"token": {tok}}, "Authorization", basicAuth(bankClientID, bankSecret))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke: status %d: %s", resp.StatusCode, body)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		revoke func(tokenResponse) string
+	}{
+		{"fail/access-token-revoked", func(t tokenResponse) string { return t.AccessToken }},
+		{"fail/refresh-token-revoked", func(t tokenResponse) string { return t.RefreshToken }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := token()
+			for range 3 {
+				if st := call(tok.AccessToken); st != http.StatusOK {
+					t.Fatalf("a fresh token: %d", st)
+				}
+			}
+			revoke(tc.revoke(tok))
+			if st := call(tok.AccessToken); st != http.StatusUnauthorized {
+				t.Fatalf("the request right after the revocation: %d, want 401", st)
+			}
+		})
+	}
+}

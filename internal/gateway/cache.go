@@ -21,7 +21,8 @@ import (
 // Without it every proxied request costs three store reads (gateway
 // cookie, session, user) or a signature verification and two reads
 // (token, deny list, grant), several times the cost of proxying. On the
-// node where a security event happens, Forget drops the caches at once;
+// node where a security event or a token's revocation happens, Forget
+// drops the caches at once;
 // other nodes follow within this bound, well inside a second.
 const identityTTL = 500 * time.Millisecond
 

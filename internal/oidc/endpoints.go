@@ -149,7 +149,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if at, err := p.VerifyAccessToken(ctx, tok); err == nil && at.ClientID == c.ID {
-		p.revokeDone(w, r, p.revokeJTI(ctx, at.ID, at.Expiry.Time().Add(clockSkew)))
+		p.revokeDone(w, r, p.revokeJTI(ctx, at.ID, at.Subject, at.Expiry.Time().Add(clockSkew)))
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -121,16 +121,28 @@ func (p *Provider) grantLifetime() time.Duration {
 
 // revokeGrant revokes a grant and so every token minted from it.
 func (p *Provider) revokeGrant(ctx context.Context, id, reason string) error {
+	var user string
 	err := grants.At(id).Update(ctx, p.Store, func(g grantRecord) (grantRecord, error) {
 		if !g.Revoked {
 			g.Revoked, g.Reason = true, reason
 		}
+		user = g.UserID
 		return g, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // expired: nothing left to revoke
 	}
+	if err == nil {
+		p.revoked(user)
+	}
 	return err
+}
+
+// revoked tells OnRevoke of a revocation of user's token or grant.
+func (p *Provider) revoked(userID string) {
+	if p.OnRevoke != nil {
+		p.OnRevoke(userID)
+	}
 }
 
 // grantActive reports whether a grant exists and is not revoked.
@@ -142,11 +154,15 @@ func (p *Provider) grantActive(ctx context.Context, id string) (grantRecord, boo
 	return g, err == nil && !g.Revoked, err
 }
 
-// revokeJTI puts one access token on the deny list until it expires.
-func (p *Provider) revokeJTI(ctx context.Context, jti string, exp time.Time) error {
+// revokeJTI puts one access token of user on the deny list until it
+// expires.
+func (p *Provider) revokeJTI(ctx context.Context, jti, user string, exp time.Time) error {
 	err := kvspace.OIDCRevokedToken.At(jti).Create(ctx, p.Store, kvspace.Mark{}, exp)
 	if errors.Is(err, store.ErrConflict) {
-		return nil
+		err = nil // already denied
+	}
+	if err == nil {
+		p.revoked(user)
 	}
 	return err
 }

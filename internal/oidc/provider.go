@@ -97,8 +97,13 @@ type Deps struct {
 	// SignIns writes each authorization decision to the sign-in log;
 	// nil skips.
 	SignIns func(ctx context.Context, e audit.SignIn) error
-	Log     *slog.Logger
-	Now     func() time.Time
+	// OnRevoke is called with the token's subject (its user, or a
+	// client for its own token) after a token or grant is revoked here (RFC 7009, a reused
+	// code or refresh token), so caches on this node that trust earlier
+	// lookups (the gateway's) drop them at once; nil calls nothing.
+	OnRevoke func(userID string)
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Revocations answers continuous access evaluation (package revoke).

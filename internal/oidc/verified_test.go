@@ -454,7 +454,7 @@ func TestAttackUntrustedMarkServesNothingCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The revocation a lost notification carried: the mark stays as it was.
-	if err := tp.revokeJTI(ctx, c.ID, c.Expiry.Time().Add(clockSkew)); err != nil {
+	if err := tp.revokeJTI(ctx, c.ID, c.Subject, c.Expiry.Time().Add(clockSkew)); err != nil {
 		t.Fatal(err)
 	}
 	if tp.active(t, raw) {
@@ -560,7 +560,7 @@ func TestAttackRevocationRacesCachedVerifications(t *testing.T) {
 		})
 	}
 	time.Sleep(time.Millisecond) // let the verifiers run; not an assertion
-	if err := tp.revokeJTI(ctx, c.ID, c.Expiry.Time().Add(clockSkew)); err != nil {
+	if err := tp.revokeJTI(ctx, c.ID, c.Subject, c.Expiry.Time().Add(clockSkew)); err != nil {
 		t.Fatal(err)
 	}
 	revoked.Store(true)
@@ -599,7 +599,7 @@ func TestAttackRevocationDuringVerification(t *testing.T) {
 	raw := tp.accessToken(t)
 	c := unverifiedClaims(t, raw)
 	st.during = func() {
-		if err := tp.revokeJTI(ctx, c.ID, c.Expiry.Time().Add(clockSkew)); err != nil {
+		if err := tp.revokeJTI(ctx, c.ID, c.Subject, c.Expiry.Time().Add(clockSkew)); err != nil {
 			t.Error(err)
 		}
 	}
