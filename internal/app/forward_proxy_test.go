@@ -309,14 +309,21 @@ func fromExample(t *testing.T, path string, replace ...string) string {
 
 func startNginx(t *testing.T, listen, public, stepgate, upstream string) {
 	t.Helper()
+	startNginxEdited(t, listen, public, stepgate, upstream)
+}
+
+// startNginxEdited is startNginx with more replacements in the
+// documented configuration (old, new pairs), made first.
+func startNginxEdited(t *testing.T, listen, public, stepgate, upstream string, edits ...string) {
+	t.Helper()
 	dir := t.TempDir()
 	host, _, _ := net.SplitHostPort(public)
-	site := fromExample(t, nginxExample,
+	site := fromExample(t, nginxExample, append(edits,
 		"listen 80;", "listen "+listen+";",
 		"server_name bank.example.com;", "server_name "+host+";",
 		"bank.example.com", public,
 		"stepgate.internal:8080", stepgate,
-		"127.0.0.1:9001", upstream)
+		"127.0.0.1:9001", upstream)...)
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;\n" // workers as root can use the temporary directory

@@ -231,6 +231,13 @@ func (g *Gateway) checkForwarded(w http.ResponseWriter, r *http.Request, set, ot
 		g.refuse(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	if up := smugglingUpgrade(r.Header); up != "" {
+		// Were the application to switch, the client would send it
+		// requests for any path over the joined connections, none of
+		// them judged here (h2c smuggling).
+		g.refuse(w, r, http.StatusBadRequest, "The request asks to upgrade to "+up+", which carries requests of its own that no rule would judge; send it without the upgrade (curl: --http1.1), or have the proxy in front drop Upgrade: "+up+" (see docs/gateway.md).")
+		return
+	}
 	if k := rereadBy(r.Header, f.method); k != "" {
 		g.refuse(w, r, http.StatusBadRequest, "The request carries "+k+", with which the application could read it as another request than the one judged.")
 		return

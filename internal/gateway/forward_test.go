@@ -74,6 +74,24 @@ func TestForwardedHeaderSets(t *testing.T) {
 			cases = append(cases, tc{name: name + "/fail/override-" + h[0], set: ep.own, status: http.StatusBadRequest, msg: "another request than the one judged",
 				edit: func(hd http.Header) { hd.Add(h[0], h[1]) }})
 		}
+		// An upgrade to a protocol that carries requests of its own:
+		// the proxy in front would join the connections (Caddy does),
+		// and the client would send the application requests no rule
+		// judged. A WebSocket upgrade is judged as the request it is.
+		cases = append(cases, tc{name: name + "/ok/websocket-upgrade", set: ep.own, status: http.StatusOK,
+			edit: func(h http.Header) { h.Set("Connection", "Upgrade"); h.Set("Upgrade", "websocket") }})
+		for _, up := range [][2]string{{"h2c", "h2c"}, {"upper-case", "H2C"}, {"http2-token", "HTTP/2.0"}, {"h2", "h2"},
+			{"after-websocket", "websocket, h2c"}, {"tls-rfc2817", "TLS/1.2"}, {"no-connection-header", "h2c"}} {
+			cases = append(cases, tc{name: name + "/fail/upgrade-" + up[0], set: ep.own, status: http.StatusBadRequest, msg: "carries requests of its own",
+				edit: func(h http.Header) {
+					if up[0] != "no-connection-header" {
+						h.Set("Connection", "Upgrade, HTTP2-Settings")
+					}
+					h.Set("Upgrade", up[1])
+				}})
+		}
+		cases = append(cases, tc{name: name + "/fail/upgrade-second-line", set: ep.own, status: http.StatusBadRequest, msg: "carries requests of its own",
+			edit: func(h http.Header) { h.Set("Connection", "Upgrade"); h["Upgrade"] = []string{"websocket", "h2c"} }})
 		// Even naming the same method: applications read these headers
 		// differently, so none is let through.
 		cases = append(cases, tc{name: name + "/fail/override-to-same-method", set: ep.own, status: http.StatusBadRequest,

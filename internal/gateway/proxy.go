@@ -156,16 +156,28 @@ func replayableMethod(method string) bool {
 // request then goes upstream as the plain HTTP/1.1 request it also is,
 // which RFC 9110 lets a server answer without switching.
 func upgradeType(h http.Header) string {
-	if !listed(h["Connection"], "Upgrade") {
+	if !listed(h["Connection"], "Upgrade") || smugglingUpgrade(h) != "" {
 		return ""
 	}
-	up := h.Get("Upgrade")
-	for _, p := range strings.Split(up, ",") {
-		if carriesRequests(strings.TrimSpace(p)) {
-			return ""
+	return h.Get("Upgrade")
+}
+
+// smugglingUpgrade is the first protocol the request's Upgrade headers
+// (every line, every list item) ask for that carries HTTP requests of
+// its own, or "" when none does. It is the one rule for both modes: the
+// built-in proxy never asks an upstream for such an upgrade, and the
+// forward-auth decision refuses a request that asks for one, since there
+// the proxy in front would pass it on and join the connections (Caddy's
+// reverse_proxy does) with no way for Stepgate to drop it.
+func smugglingUpgrade(h http.Header) string {
+	for _, v := range h["Upgrade"] {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); carriesRequests(p) {
+				return p
+			}
 		}
 	}
-	return up
+	return ""
 }
 
 // carriesRequests reports whether upgrade protocol p (an Upgrade list

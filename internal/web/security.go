@@ -306,20 +306,38 @@ func (p *Pages) enroll(w http.ResponseWriter, r *http.Request) error {
 // the method is added: a local path (httpx.SafeReturnTo), or "" for the
 // security page itself, where the added method is shown. The security
 // pages and the offer are never a way on, so no link can loop a user
-// through registrations.
+// through registrations. Nor is a page that forwards there by its own
+// return_to (the step-up page, the sign-in page), however deeply
+// nested: /stepup?return_to=/account/security/add... would lead into
+// another registration as surely.
 func enrollReturn(s string) string {
 	if s == "" {
 		return ""
 	}
 	rt := httpx.SafeReturnTo(s)
-	u, err := url.Parse(rt)
-	if err != nil || isOfferPath(rt) {
-		return ""
-	}
-	if p := path.Clean(u.Path); p == "/account" || p == "/account/security" || strings.HasPrefix(p, "/account/security/") {
+	if !enrollWayOn(rt, 0) {
 		return ""
 	}
 	return rt
+}
+
+// enrollWayOn reports whether the local path rt, and every return_to it
+// carries on, stays off the security pages and the offer. A way on
+// nested deeper than any page of Stepgate's nests one is refused.
+func enrollWayOn(rt string, depth int) bool {
+	u, err := url.Parse(rt)
+	if err != nil || depth > 3 || isOfferPath(rt) {
+		return false
+	}
+	if p := path.Clean(u.Path); p == "/account" || p == "/account/security" || strings.HasPrefix(p, "/account/security/") {
+		return false
+	}
+	for _, next := range u.Query()["return_to"] {
+		if !enrollWayOn(httpx.SafeReturnTo(next), depth+1) {
+			return false
+		}
+	}
+	return true
 }
 
 // retryEnroll starts the registration over with an error message: a new
