@@ -131,7 +131,7 @@ func (w *walker) statement(node *pg.Node) {
 	if destroys(m) {
 		w.st.Destructive = true
 	}
-	if codeDefinitions[string(m.Descriptor().Name())] {
+	if codeDefinitions[string(m.Descriptor().Name())] || enablesCode(m) {
 		w.st.DefinesCode = true
 	}
 	switch x := m.Interface().(type) {
@@ -1112,20 +1112,42 @@ func modifies(m proto.Message) []string {
 // destroys reports a statement that drops an object (every node
 // PostgreSQL names Drop...: DropStmt, DropdbStmt, DropOwnedStmt,
 // DropRoleStmt, DropTableSpaceStmt, DropSubscriptionStmt, ...), drops a
-// column, or truncates.
+// column or a constraint, rewrites a column's values by changing its
+// type (its USING expression may replace every value, a narrower type
+// cuts them), or truncates.
 func destroys(m protoreflect.Message) bool {
 	switch x := m.Interface().(type) {
 	case *pg.TruncateStmt:
 		return true
 	case *pg.AlterTableStmt:
 		for _, n := range x.Cmds {
-			if n.GetAlterTableCmd().GetSubtype() == pg.AlterTableType_AT_DropColumn {
+			switch n.GetAlterTableCmd().GetSubtype() {
+			case pg.AlterTableType_AT_DropColumn, pg.AlterTableType_AT_DropConstraint, pg.AlterTableType_AT_AlterColumnType:
 				return true
 			}
 		}
 		return false
 	}
 	return strings.HasPrefix(string(m.Descriptor().Name()), "Drop")
+}
+
+// enablesCode reports an ALTER TABLE that turns on a trigger or a rule
+// already defined: code a later INSERT, UPDATE or DELETE runs out of the
+// classifier's sight, as if it had just been created.
+func enablesCode(m protoreflect.Message) bool {
+	a, ok := m.Interface().(*pg.AlterTableStmt)
+	if !ok {
+		return false
+	}
+	for _, n := range a.Cmds {
+		switch n.GetAlterTableCmd().GetSubtype() {
+		case pg.AlterTableType_AT_EnableTrig, pg.AlterTableType_AT_EnableAlwaysTrig, pg.AlterTableType_AT_EnableReplicaTrig,
+			pg.AlterTableType_AT_EnableTrigAll, pg.AlterTableType_AT_EnableTrigUser,
+			pg.AlterTableType_AT_EnableRule, pg.AlterTableType_AT_EnableAlwaysRule, pg.AlterTableType_AT_EnableReplicaRule:
+			return true
+		}
+	}
+	return false
 }
 
 func alterTableClass(a *pg.AlterTableStmt) Class {
