@@ -5,6 +5,7 @@ package dbgate
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -420,5 +421,68 @@ func TestOutcomeInTheLog(t *testing.T) {
 				t.Errorf("entry %s (%s) got no outcome", e.ID, e.Statement.Command)
 			}
 		}
+	}
+}
+
+// TestHeldStatementClientHangsUp: a client that goes away while its
+// statement waits for a step-up (psql killed, a laptop lid closed on a
+// connection that then resets) ends the wait at once, not when the
+// database's wait runs out: the hold is released so the browser's link
+// dies with it, the log says it was cancelled, and an approval that
+// comes afterwards runs nothing.
+func TestHeldStatementClientHangsUp(t *testing.T) {
+	r, f := newHoldRig(t, func(d *Database) { d.StepUpWait = 10 * time.Minute })
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		hangUp func(net.Conn)
+	}{
+		{"fail/closed", func(c net.Conn) { c.Close() }},
+		{"fail/reset", func(c net.Conn) {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // closes with a reset, not a goodbye
+			}
+			c.Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := f.releasedCount()
+			// The connection is taken from pgx so that nothing but the
+			// hang-up (no cancel request of the driver's) reaches the
+			// gateway.
+			hc, err := r.mustConnect("alice", r.token("u-alice", "bank", "password")).PgConn().Hijack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc.Frontend.Send(&pgproto3.Query{String: "UPDATE customers SET name = 'X' WHERE id = 1"})
+			if err := hc.Frontend.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			ask := f.next(t)
+			tc.hangUp(hc.Conn)
+			// Within a fraction of the ten minutes' wait; the bound only
+			// keeps a broken gateway from hanging the test.
+			deadline := time.Now().Add(30 * time.Second)
+			for f.releasedCount() == before {
+				if time.Now().After(deadline) {
+					t.Fatal("the held statement of a client that hung up is still held")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			f.answer(ask.handle, access.HoldAnswer{State: access.HoldApproved, Proofs: r.totpNow()})
+		})
+	}
+	var name string
+	if err := r.direct.QueryRow(ctx, "SELECT name FROM customers WHERE id = 1").Scan(&name); err != nil || name != "Ada" {
+		t.Fatalf("name = %q, %v: the statement of a client that hung up ran", name, err)
+	}
+	cancelled := 0
+	for _, e := range r.entries() {
+		if e.Reason == reason.StepUpCancelled {
+			cancelled++
+		}
+	}
+	if cancelled != 2 {
+		t.Errorf("%d waits logged as cancelled, want 2", cancelled)
 	}
 }

@@ -117,8 +117,9 @@ func (ss *session) hold(ctx context.Context, f sqlclass.Facts, j judgement, arri
 }
 
 // awaitAnswer polls the held statement until it is answered, its time
-// runs out, the client cancels it or the gateway closes; anything but an
-// approval comes with the refusal to answer in the statement's place.
+// runs out, the client cancels it or hangs up, or the gateway closes;
+// anything but an approval comes with the refusal to answer in the
+// statement's place.
 func (ss *session) awaitAnswer(ctx context.Context, t access.HoldTicket) (access.HoldAnswer, heldRefusal) {
 	s := ss.s
 	timeout := time.NewTimer(s.db.StepUpWait)
@@ -136,6 +137,10 @@ func (ss *session) awaitAnswer(ctx context.Context, t access.HoldTicket) (access
 		case <-ctx.Done():
 			return gone, heldRefusal{reason.StepUpCancelled, errorResponse(codeAdminShutdown, "the gateway is shutting down; the statement did not run", "")}
 		case <-tick.C:
+		}
+		if hungUp(ss.c.conn) {
+			return gone, heldRefusal{reason.StepUpCancelled, errorResponse(codeQueryCanceled,
+				"the client disconnected while its statement waited for a step-up; the statement did not run", "")}
 		}
 		ans, err := s.StepUps.HeldAnswer(ctx, t.Handle)
 		if err != nil {
